@@ -1,0 +1,178 @@
+"""Folios and their pages: refcount, mapcounts, AnonExclusive, pins, contents.
+
+Mirrors: include/linux/mm.h and include/linux/mm_types.h (struct folio / struct page),
+include/linux/page_ref.h (folio_ref_*), mm.h ``folio_maybe_dma_pinned``.
+Simplified: one int of data per 4 KiB page; no LRU, memcg or locking state.
+Taught in: notebooks/01-ptes-folios-vmas.ipynb
+
+Counting rules (as in the kernel):
+* every page-table mapping of a page holds one folio reference (a PMD mapping one);
+* a page-cache folio holds ``nr_pages`` references for the cache itself;
+* a FOLL_PIN adds ``GUP_PIN_COUNTING_BIAS`` (1024) to a small folio's refcount, and
+  1 to a large folio's refcount plus 1 to its ``pincount``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from .errors import KernelBug
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .machine import Machine
+
+GUP_PIN_COUNTING_BIAS = 1024
+FolioKind = Literal["anon", "file", "shmem", "zero", "huge_zero"]
+
+
+class Page:
+    """One 4 KiB page of a folio (``struct page``)."""
+
+    __slots__ = ("folio", "index", "_mapcount", "anon_exclusive", "data", "hwpoison")
+
+    def __init__(self, folio: Folio, index: int) -> None:
+        self.folio = folio
+        self.index = index
+        self._mapcount = 0          # PTE mappings of this page (logical, not -1 based)
+        self.anon_exclusive = False  # PG_anon_exclusive
+        self.data = 0               # the page contents, as one int
+        self.hwpoison = False       # an uncorrectable memory error sits in this page
+
+    @property
+    def pfn(self) -> int:
+        """``page_to_pfn``."""
+        return self.folio.pfn + self.index
+
+    @property
+    def mapcount(self) -> int:
+        """``page_mapcount``: PTE mappings of this page plus PMD mappings of its folio."""
+        return self._mapcount + self.folio.entire_mapcount
+
+    def __repr__(self) -> str:
+        return (f"Page(pfn={self.pfn:#x} mapcount={self.mapcount}"
+                f"{' AE' if self.anon_exclusive else ''})")
+
+
+class Folio:
+    """A physically contiguous, naturally aligned group of ``2**order`` pages."""
+
+    __slots__ = ("order", "pfn", "kind", "refcount", "_pincount", "pins",
+                 "entire_mapcount", "pages", "mm_mapcount", "ksm", "machine",
+                 "fresh", "freed", "uid")
+
+    def __init__(self, machine: Machine, order: int, pfn: int, kind: FolioKind,
+                 uid: int) -> None:
+        self.machine = machine
+        self.order = order
+        self.pfn = pfn
+        self.kind: FolioKind = kind
+        self.refcount = 0
+        self._pincount = 0          # large folios only (folio->_pincount)
+        self.pins = 0               # pkmm bookkeeping: FOLL_PIN references held
+        self.entire_mapcount = 0    # PMD mappings
+        self.pages = [Page(self, i) for i in range(1 << order)]
+        # CONFIG_MM_ID: per-mm mapcounts of a large folio ("maybe mapped shared")
+        self.mm_mapcount: dict[int, int] = {}
+        self.ksm = False
+        self.fresh = True           # allocated, never mapped yet
+        self.freed = False
+        self.uid = uid              # allocation number, stable across runs
+
+    # -- geometry ---------------------------------------------------------------------
+    @property
+    def nr_pages(self) -> int:
+        """``folio_nr_pages``."""
+        return 1 << self.order
+
+    def page(self, i: int) -> Page:
+        """Page ``i`` of the folio (0-based)."""
+        if not 0 <= i < self.nr_pages:
+            from .errors import LayoutError
+            raise LayoutError(f"page={i}: folio of order {self.order} has pages "
+                              f"0..{self.nr_pages - 1}")
+        return self.pages[i]
+
+    # -- counters ---------------------------------------------------------------------
+    @property
+    def mapcount(self) -> int:
+        """``folio_mapcount``: all PTE mappings of its pages plus its PMD mappings."""
+        return sum(p._mapcount for p in self.pages) + self.entire_mapcount
+
+    @property
+    def large_mapcount(self) -> int:
+        """``folio_large_mapcount`` (v6.11+): same total, kept for large folios."""
+        return self.mapcount
+
+    @property
+    def pincount(self) -> int:
+        """FOLL_PIN count: ``folio->_pincount`` for large folios, pkmm's count for small."""
+        return self._pincount if self.order else self.pins
+
+    @property
+    def maybe_mapped_shared(self) -> bool:
+        """CONFIG_MM_ID: more than one mm maps this large folio."""
+        return sum(1 for c in self.mm_mapcount.values() if c) > 1
+
+    def __repr__(self) -> str:
+        return (f"Folio({self.kind} order={self.order} pfn={self.pfn:#x} "
+                f"ref={self.refcount} map={self.mapcount}"
+                f"{' pin=' + str(self.pincount) if self.pincount else ''})")
+
+
+# --- predicates (include/linux/mm.h, page-flags.h) --------------------------------------
+
+def folio_test_large(folio: Folio) -> bool:
+    """More than one page."""
+    return folio.order > 0
+
+
+def folio_test_anon(folio: Folio) -> bool:
+    """Anonymous memory (including KSM); zero pages are not anon."""
+    return folio.kind == "anon"
+
+
+def folio_test_swapbacked(folio: Folio) -> bool:
+    """Anon or shmem: counts as MM_SHMEMPAGES when mapped from a file mapping."""
+    return folio.kind in ("anon", "shmem")
+
+
+def folio_maybe_dma_pinned(folio: Folio) -> bool:
+    """Mirrors include/linux/mm.h folio_maybe_dma_pinned() (v6.8..v6.17).
+
+    Large folios keep an exact ``pincount``; small folios use the fuzzy refcount test
+    (a FOLL_PIN adds 1024), so 1024 plain references look pinned too.
+    """
+    if folio_test_large(folio):
+        return folio._pincount > 0
+    return folio.refcount >= GUP_PIN_COUNTING_BIAS
+
+
+# --- references (include/linux/page_ref.h, mm/swap.c) -----------------------------------
+
+def folio_ref_add(folio: Folio, nr: int) -> None:
+    """Take ``nr`` references."""
+    folio.refcount += nr
+
+
+def folio_get(folio: Folio) -> None:
+    """Take one reference."""
+    folio.refcount += 1
+
+
+def folio_ref_sub(folio: Folio, nr: int) -> None:
+    """Drop ``nr`` references without freeing (the caller still holds one)."""
+    folio.refcount -= nr
+    if folio.refcount < 0:
+        raise KernelBug(f"folio_ref_sub: refcount of {folio!r} went negative")
+
+
+def folio_put_refs(folio: Folio, nr: int) -> None:
+    """Drop ``nr`` references; the last one frees the folio."""
+    folio_ref_sub(folio, nr)
+    if folio.refcount == 0 and folio.kind not in ("zero", "huge_zero"):
+        folio.machine.free_folio(folio)
+
+
+def folio_put(folio: Folio) -> None:
+    """Drop one reference; the last one frees the folio."""
+    folio_put_refs(folio, 1)

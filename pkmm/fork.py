@@ -1,0 +1,149 @@
+"""fork(): duplicate a process's VMAs and copy (or skip) their page tables.
+
+Mirrors: kernel/fork.c dup_mmap() (mm/ in the newest kernels), v6.8 .. v6.17: per VMA,
+VM_DONTCOPY leaves a hole, VM_WIPEONFORK an empty VMA, userfaultfd registration is kept
+only with UFFD_FEATURE_EVENT_FORK, mlock is not inherited, MMF_HAS_PINNED is not
+inherited; then copy_page_range(); finally one TLB flush of the parent.
+Taught in: notebooks/00-start-here.ipynb, notebooks/02-fork-one-pte-at-a-time.ipynb
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .errors import ForkError, LayoutError
+from .kernels import DEFAULT_KERNEL, get_kernel
+from .memory import ABLATIONS, ENOMEM, ForkContext, copy_page_range
+from .process import Process
+from .trace import Step, Trace
+from .vma import (VM_DONTCOPY, VM_LOCKED, VM_UFFD_WP, VM_WIPEONFORK, AnonVma, Vma,
+                  VmFlags)
+
+
+@dataclass
+class ForkResult:
+    """Everything one fork did.
+
+    ``steps``: one record per return of the present/non-present copy function;
+    ``eagain``: -EAGAIN lock-drop/preallocate/retry rounds; ``copies``: pages copied for
+    the child; ``wasted``: preallocated pages freed unused; ``passes``: copy_pte_range
+    passes (a pass ends at a lock break, an -EAGAIN or the end of the range);
+    ``ops``: operation counts for the cost model.
+    """
+
+    parent: Process
+    child: Process
+    kernel: str
+    without: frozenset[str]
+    trace: Trace
+    steps: list[Step]
+    eagain: int
+    copies: int
+    wasted: int
+    passes: int
+    lock_breaks: int
+    ops: Counter[str] = field(default_factory=Counter)
+    step_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    @property
+    def batches(self) -> list[int | str]:
+        """The spec's "batches" notation: what each present-copy call returned
+        (``"E"`` for -EAGAIN), non-present entries left out.
+
+        >>> import pkmm
+        >>> p = pkmm.Process(); _ = p.mmap(0, 16); f = p.alloc_folio(4); p.map(0, f)
+        >>> pkmm.fork(p, kernel="v6.9").batches
+        [16]
+        """
+        return ["E" if s.action == "eagain" else s.nr for s in self.steps
+                if s.action != "nonpresent"]
+
+    def actions(self) -> Counter[str]:
+        """Step counts per action (exact even when the trace is summarised)."""
+        c: Counter[str] = Counter()
+        for (action, _), n in self.step_counts.items():
+            c[action] += n
+        return c
+
+    def __repr__(self) -> str:
+        return (f"ForkResult(kernel={self.kernel}, steps={sum(self.step_counts.values())}, "
+                f"eagain={self.eagain}, copies={self.copies})")
+
+
+def _check_without(without: Iterable[str]) -> frozenset[str]:
+    if isinstance(without, str):
+        without = {without}
+    w = frozenset(without)
+    unknown = sorted(w - set(ABLATIONS))
+    if unknown:
+        raise LayoutError(f"without={sorted(w)!r}: unknown ablation(s) {unknown}; known: "
+                          + ", ".join(sorted(ABLATIONS)))
+    return w
+
+
+def dup_mmap(fc: ForkContext, child: Process, parent: Process) -> int:
+    """Duplicate every VMA of ``parent`` into ``child`` and copy page tables where needed.
+
+    Mirrors: dup_mmap(), v6.8 .. v6.17.  Returns 0 or -ENOMEM.
+    """
+    f = "dup_mmap"
+    for vma in parent.mm.vmas:
+        if vma.vm_flags & VM_DONTCOPY:
+            fc.emit(f, "skip:dontcopy", "VM_DONTCOPY (MADV_DONTFORK): the child gets no VMA "
+                    "here at all", vma.vm_start)
+            continue
+        flags = vma.vm_flags & ~VM_LOCKED
+        if vma.vm_flags & VM_UFFD_WP and not vma.uffd_fork:
+            flags &= ~VM_UFFD_WP
+            fc.emit(f, "uffd:cleared", "userfaultfd context without UFFD_FEATURE_EVENT_FORK: "
+                    "the child VMA is not uffd-wp registered", vma.vm_start)
+        tmp = Vma(child.mm, vma.vm_start, vma.vm_end, VmFlags(flags), vma.backing,
+                  vma.vm_file, vma.vm_pgoff, uffd_fork=vma.uffd_fork)
+        child.mm.insert_vma(tmp)
+        if vma.vm_flags & VM_WIPEONFORK:
+            fc.emit(f, "skip:wipeonfork", "VM_WIPEONFORK: the child VMA starts empty, without "
+                    "an anon_vma; it will fault in fresh zero-filled memory", vma.vm_start)
+            continue
+        if vma.anon_vma is not None:
+            tmp.anon_vma = AnonVma(vma.anon_vma)        # anon_vma_fork
+        if copy_page_range(fc, tmp, vma):
+            return -ENOMEM
+    fc.emit("dup_mmap", "flush_tlb_mm", "one TLB flush of the parent makes its newly "
+            "write-protected PTEs visible to every CPU")
+    return 0
+
+
+def fork(p: Process, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = frozenset(), *,
+         need_resched: bool = False, fail_prealloc: int | bool = False,
+         detail: bool = True) -> ForkResult:
+    """Fork ``p`` the way ``kernel`` does; returns the child and every decision made.
+
+    ``without`` switches rules off (see :data:`pkmm.memory.ABLATIONS`).
+    ``need_resched=True`` makes every lock-break check break (spec T27);
+    ``fail_prealloc=N`` fails the N-th preallocation (``True``: every one) so fork fails
+    with ENOMEM (:class:`pkmm.ForkError`; the partial child is torn down).
+    ``detail=False`` keeps only counts in the trace (for big layouts).
+    Both processes then run the fault path of ``kernel``.
+    """
+    version = get_kernel(kernel)
+    w = _check_without(without)
+    if not isinstance(p, Process):
+        raise LayoutError(f"p={p!r}: fork a pkmm.Process")
+    if p.exited:
+        raise LayoutError(f"fork: process {p.name!r} has exited; fork a live process")
+    if not isinstance(fail_prealloc, (bool, int)) or fail_prealloc < 0:
+        raise LayoutError(f"fail_prealloc={fail_prealloc!r}: False, True or a count >= 1")
+    fc = ForkContext(version, w, detail, need_resched, fail_prealloc)
+    for name in sorted(w):
+        fc.emit("fork", f"ablation:{name}", f"ABLATION: {ABLATIONS[name]}")
+    child = Process(version.name, machine=p.machine,
+                    name="child" if p.name == "parent" else f"{p.name}.child")
+    p.kernel = version.name
+    if dup_mmap(fc, child, p):
+        child.exit()
+        raise ForkError(f"fork with {version.name} failed with ENOMEM; the partial child was "
+                        "torn down (see .trace)", fc.trace)
+    return ForkResult(p, child, version.name, w, fc.trace, fc.steps, fc.eagain, fc.copies,
+                      fc.wasted, fc.passes, fc.lock_breaks, fc.ops, fc.step_counts)

@@ -1,0 +1,164 @@
+"""Invariant checks over the simulated machine (what VM_BUG_ON/VM_WARN_ON would catch).
+
+Simulator concept: recomputes every counter from the page tables of the live processes
+and compares it with what the model maintained incrementally.  Checked (spec §12):
+refcount = mappings + pins + page-cache references; per-page mapcount = mappings;
+rss = mapped pages by type; an AnonExclusive page is mapped by one process at most, and
+only anon pages are AE; a writable PTE in a COW mapping maps an AE page (so no private anon
+page is writable in two processes); MMF_HAS_PINNED is set on every mm holding a pin.
+Taught in: notebooks/04-pinned-pages.ipynb
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+from .errors import InvariantError
+from .folio import GUP_PIN_COUNTING_BIAS, Folio
+from .mm import MM_SWAPENTS, NR_MM_COUNTERS, mm_counter
+from .pgtable import Pmd
+from .process import Process
+from .pte import PMD_SIZE, PTRS_PER_PTE, is_migration_entry, is_swap_entry
+from .vma import is_cow_mapping
+
+
+def check_invariants(*processes: Process) -> None:
+    """Raise :class:`pkmm.InvariantError` listing every violation found.
+
+    Counts are recomputed over *all* live processes of the machines involved (a folio's
+    refcount includes mappings in every process); per-process checks (rss, writable
+    private pages) run for each process given.
+    """
+    bad: list[str] = []
+    machines = {id(p.machine): p.machine for p in processes}
+    for m in machines.values():
+        pte_maps: Counter[int] = Counter()            # pfn -> PTE mappings
+        pmd_maps: Counter[int] = Counter()            # head pfn -> PMD mappings
+        mappers: dict[int, set[int]] = defaultdict(set)   # pfn -> mm ids mapping it
+        writable_cow: list[tuple[str, int, int]] = []
+        for proc in m.processes:
+            _scan(proc, pte_maps, pmd_maps, mappers, writable_cow, bad,
+                  check_rss=proc in processes)
+        cache_refs = _page_cache_refs(m.processes)
+        for folio in list(m.folios.values()):
+            if folio.kind in ("zero", "huge_zero"):
+                continue
+            _check_folio(folio, pte_maps, pmd_maps, mappers, cache_refs, bad)
+        for name, addr, pfn in writable_cow:
+            found = m.pfn_folio(pfn)
+            if found is None:
+                continue
+            folio, i = found
+            page = folio.pages[i]
+            head_ae = folio.entire_mapcount > 0 and folio.pages[0].anon_exclusive
+            if folio.kind == "anon" and not (page.anon_exclusive or head_ae):
+                bad.append(f"{name}: writable PTE at {addr:#x} in a COW mapping maps "
+                           f"non-exclusive anon page {pfn:#x} (a write would be seen by "
+                           "another process)")
+        for proc in m.processes:
+            held = [f for f, _ in proc.pins]
+            if held and not proc.mm.has_pinned:
+                bad.append(f"{proc.name}: holds pins but MMF_HAS_PINNED is clear")
+    if bad:
+        raise InvariantError(bad)
+
+
+def _scan(proc: Process, pte_maps: Counter[int], pmd_maps: Counter[int],
+          mappers: dict[int, set[int]], writable_cow: list[tuple[str, int, int]],
+          bad: list[str], check_rss: bool) -> None:
+    mm = proc.mm
+    rss: Counter[str] = Counter()
+    for idx, ent in mm.pmds.items():
+        base = idx * PMD_SIZE
+        vma = mm.find_vma(base)
+        if isinstance(ent, Pmd):
+            if ent.huge_zero:
+                continue
+            found = mm.machine.pfn_folio(ent.pfn)
+            if found is None:
+                bad.append(f"{proc.name}: PMD at {base:#x} maps freed pfn {ent.pfn:#x}")
+                continue
+            pmd_maps[ent.pfn] += 1
+            for k in range(found[0].nr_pages):
+                mappers[ent.pfn + k].add(mm.mm_id)
+            rss[mm_counter(found[0])] += found[0].nr_pages
+            if ent.write and vma is not None and is_cow_mapping(vma.vm_flags) \
+                    and not found[0].pages[0].anon_exclusive:
+                bad.append(f"{proc.name}: writable PMD at {base:#x} maps a non-exclusive THP")
+            continue
+        for i in range(PTRS_PER_PTE):
+            pte = ent.ptes[i]
+            if pte is None:
+                continue
+            addr = base + i * 4096
+            v = mm.find_vma(addr)
+            if v is None:
+                bad.append(f"{proc.name}: PTE at {addr:#x} lies outside every VMA")
+                continue
+            if pte.present:
+                if pte.special:
+                    continue
+                found = mm.machine.pfn_folio(pte.pfn)
+                if found is None:
+                    bad.append(f"{proc.name}: PTE at {addr:#x} maps freed pfn {pte.pfn:#x}")
+                    continue
+                pte_maps[pte.pfn] += 1
+                mappers[pte.pfn].add(mm.mm_id)
+                rss[mm_counter(found[0])] += 1
+                if pte.write and is_cow_mapping(v.vm_flags):
+                    writable_cow.append((proc.name, addr, pte.pfn))
+            elif is_swap_entry(pte):
+                rss[MM_SWAPENTS] += 1
+            elif is_migration_entry(pte):
+                assert pte.swp is not None
+                found = mm.machine.pfn_folio(pte.swp.offset)
+                if found is not None:
+                    rss[mm_counter(found[0])] += 1
+    if check_rss:
+        for k in NR_MM_COUNTERS:
+            if mm.rss[k] != rss[k]:
+                bad.append(f"{proc.name}: rss {k} is {mm.rss[k]} but its page tables map "
+                           f"{rss[k]}")
+
+
+def _page_cache_refs(processes: list[Process]) -> set[int]:
+    """uids of folios that sit in some file's page cache (they hold nr_pages refs)."""
+    seen: set[int] = set()
+    for proc in processes:
+        for v in proc.mm.vmas:
+            if v.vm_file is not None:
+                for page in v.vm_file.cache.values():
+                    seen.add(page.folio.uid)
+    return seen
+
+
+def _check_folio(folio: Folio, pte_maps: Counter[int], pmd_maps: Counter[int],
+                 mappers: dict[int, set[int]], cache_refs: set[int], bad: list[str]) -> None:
+    name = f"folio {folio.kind} order {folio.order} at pfn {folio.pfn:#x}"
+    maps = sum(pte_maps[folio.pfn + i] for i in range(folio.nr_pages)) + pmd_maps[folio.pfn]
+    pin_refs = folio.pins if folio.order else folio.pins * GUP_PIN_COUNTING_BIAS
+    cache = folio.nr_pages if folio.kind != "anon" else 0
+    expected = maps + pin_refs + cache
+    if folio.refcount != expected:
+        bad.append(f"{name}: refcount {folio.refcount} != mappings {maps} + pin refs "
+                   f"{pin_refs} + page cache {cache}")
+    if folio.refcount < folio.mapcount + folio.pincount:
+        bad.append(f"{name}: refcount {folio.refcount} < mapcount {folio.mapcount} + "
+                   f"pincount {folio.pincount}")
+    if folio.order and folio._pincount != folio.pins:
+        bad.append(f"{name}: pincount {folio._pincount} != pins taken {folio.pins}")
+    if folio.entire_mapcount != pmd_maps[folio.pfn]:
+        bad.append(f"{name}: entire_mapcount {folio.entire_mapcount} != PMD mappings "
+                   f"{pmd_maps[folio.pfn]}")
+    for p in folio.pages:
+        n = pte_maps[p.pfn]
+        if p._mapcount != n:
+            bad.append(f"{name}: page {p.pfn:#x} mapcount {p._mapcount} != PTE mappings {n}")
+        if p.anon_exclusive:
+            if folio.kind != "anon":
+                bad.append(f"{name}: page {p.pfn:#x} is AnonExclusive but not anon")
+            elif len(mappers[p.pfn]) > 1 or p.mapcount > 1:
+                bad.append(f"{name}: page {p.pfn:#x} is AnonExclusive but mapped "
+                           f"{p.mapcount} times by {len(mappers[p.pfn])} processes")
+    if folio.kind != "anon" and folio.uid not in cache_refs and folio.mapcount:
+        bad.append(f"{name}: mapped file folio is not in any page cache")

@@ -1,0 +1,87 @@
+"""Pieces every variant's present-PTE copy uses: traced rmap duplication, batch stop reasons.
+
+Simulator helpers around the kernel's own calls: each wraps one kernel call and records
+the decision it made and why, so the variant modules read like the kernel.
+"""
+
+from __future__ import annotations
+
+from ..folio import Folio, Page, folio_maybe_dma_pinned
+from ..memory import ForkContext
+from ..pte import PTE_BITS, Pte
+from ..rmap import __folio_try_dup_anon_rmap, folio_dup_file_rmap_ptes
+from ..vma import Vma
+
+
+def try_dup_anon(fc: ForkContext, func: str, folio: Folio, page: Page, nr: int,
+                 dst_vma: Vma, src_vma: Vma, addr: int) -> int:
+    """Call the version's anon-rmap dup for pages [page, page+nr) and trace the outcome."""
+    fc.ops["anon_dup_checks"] += 1
+    ret = __folio_try_dup_anon_rmap(folio, page.index, nr, dst_vma, src_vma,
+                                    ignore_pins=fc.ablated("pinned-copy"))
+    if ret:
+        pinned = ("pincount > 0" if folio.order else
+                  f"refcount {folio.refcount} >= 1024 (GUP_PIN_COUNTING_BIAS)")
+        fc.emit(func, "anon-dup:busy",
+                f"folio may be DMA-pinned ({pinned}, parent mm has MMF_HAS_PINNED) and "
+                f"{'a page' if nr > 1 else 'the page'} is AnonExclusive: sharing would let "
+                "a later CoW fault replace the pinned page, so the child needs a copy",
+                addr, nr)
+    else:
+        fc.ops["mapcount_ops"] += nr
+        why = "AnonExclusive cleared, mapcount + 1 per page"
+        if fc.ablated("pinned-copy") and src_vma.vm_mm.has_pinned and \
+                folio_maybe_dma_pinned(folio):
+            why += " (ABLATION pinned-copy: the pin check was skipped)"
+        fc.emit(func, "anon-dup:ok", why, addr, nr)
+    return ret
+
+
+def dup_file(fc: ForkContext, func: str, folio: Folio, page: Page, nr: int,
+             dst_vma: Vma, addr: int) -> None:
+    """File rmap dup (cannot fail), traced."""
+    folio_dup_file_rmap_ptes(folio, page.index, nr, dst_vma)
+    fc.ops["mapcount_ops"] += nr
+    fc.emit(func, "file-dup", "page-cache page: mapcount + 1 per page, no exclusivity to "
+            "give up", addr, nr)
+
+
+def pte_diff(expected: Pte, p: Pte | None) -> str:
+    """Why PTE ``p`` does not continue a batch whose next entry should be ``expected``.
+
+    >>> pte_diff(Pte(pfn=5, dirty=True), Pte(pfn=5))
+    'bit:dirty'
+    >>> pte_diff(Pte(pfn=5), Pte(pfn=9))
+    'pfn-gap'
+    """
+    if p is None:
+        return "pte-none"
+    if not p.present:
+        return "not-present"
+    if p.pfn != expected.pfn:
+        return "pfn-gap"
+    for b in PTE_BITS:
+        if getattr(p, b) != getattr(expected, b):
+            return f"bit:{b}"
+    return "same"
+
+
+STOP_WORDS = {
+    "range-end": "reached the end of this PMD slice / VMA (max_nr)",
+    "folio-end": "reached the end of the folio",
+    "pfn-gap": "next PTE maps a page that does not follow (pfn gap)",
+    "pte-none": "next slot is empty",
+    "not-present": "next entry is not present",
+    "small-folio": "order-0 folio: nothing to batch",
+    "no-page": "no struct page: always a batch of 1",
+    "prealloc-held": "a preallocated page is held: per-PTE path first",
+    "max_nr-1": "only one slot left in this range",
+    "anon-dup-failed": "anon dup failed at a later page: batch truncated",
+}
+
+
+def stop_words(stop: str) -> str:
+    """A sentence for a stop reason id (``bit:<name>`` included)."""
+    if stop.startswith("bit:"):
+        return f"next PTE differs in the {stop[4:]} bit"
+    return STOP_WORDS.get(stop, stop)

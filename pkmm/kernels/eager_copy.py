@@ -1,0 +1,68 @@
+"""eager-copy: every present private page is copied at fork; no copy-on-write.
+
+Mirrors: xv6-riscv kernel/vm.c uvmcopy() -- the naive baseline that makes copy-on-write
+easy to appreciate -- grafted onto the v6.8 walk (same VMA skips, same shared-mapping
+handling) so that every variant shows a process the same data.
+Simplified: the copy is allocated inline (xv6 ``kalloc``); a failed allocation fails fork.
+Taught in: notebooks/08-cost.ipynb
+"""
+
+from __future__ import annotations
+
+import errno
+
+from ..folio import folio_test_anon
+from ..memory import ForkContext, Prealloc, vm_normal_page
+from ..mm import MM_ANONPAGES
+from ..pgtable import set_pte_at
+from ..pte import Pte, pte_clear_uffd_wp
+from ..rmap import folio_add_anon_rmap_ptes
+from ..vma import VM_WRITE, Vma, is_cow_mapping, userfaultfd_wp
+from . import KernelVersion
+from .v6_8 import copy_present_pte as share_present_pte
+
+NAME = "eager-copy"
+
+
+def uvmcopy_pte(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, addr: int,
+                max_nr: int, rss: dict[str, int], prealloc: Prealloc) -> int:
+    """Copy the page behind one PTE of a private mapping into a new page for the child.
+
+    Mirrors: xv6 uvmcopy() (``kalloc``; ``memmove``; ``mappages`` with the parent's flags).
+    Shared mappings and pages without a struct page are shared exactly as v6.8 does.
+    Returns 1, or -ENOMEM when the allocation fails.
+    """
+    f = "uvmcopy"
+    page = vm_normal_page(fc, src_vma, addr, pte)
+    if page is None or not is_cow_mapping(src_vma.vm_flags):
+        return share_present_pte(fc, dst_vma, src_vma, pte, addr, max_nr, rss, prealloc)
+    new = src_vma.vm_mm.machine.try_alloc_folio(0, "anon")
+    if new is None:
+        fc.emit(f, "alloc-failed", "kalloc failed: fork fails with ENOMEM", addr)
+        return -errno.ENOMEM
+    new.pages[0].data = page.data
+    folio_add_anon_rmap_ptes(new, 0, 1, dst_vma, exclusive=True)
+    new.refcount += 1
+    rss[MM_ANONPAGES] += 1
+    # xv6 keeps the parent's flags; the child's page is its own, so it may stay writable
+    child = Pte(pfn=new.pfn, write=pte.write and bool(dst_vma.vm_flags & VM_WRITE),
+                dirty=pte.dirty, young=pte.young, soft_dirty=pte.soft_dirty,
+                uffd_wp=pte.uffd_wp, protnone=pte.protnone)
+    if not userfaultfd_wp(dst_vma):
+        child = pte_clear_uffd_wp(child)
+    set_pte_at(dst_vma.vm_mm, addr, child)
+    fc.copies += 1
+    fc.ops["page_copies"] += 1
+    fc.ops["pte_writes"] += 1
+    fc.emit(f, "copied", "eager copy: the child gets its own page now; the parent's PTE "
+            f"is untouched ({'anon' if folio_test_anon(page.folio) else 'file'} page)",
+            addr, 1, new_pfn=new.pfn)
+    fc.step(addr, 1, "copy", "private page copied eagerly (no copy-on-write)", f)
+    return 1
+
+
+KERNEL = KernelVersion(
+    name=NAME, spec="-", title="eager copy (xv6 uvmcopy baseline)",
+    present_func="uvmcopy", batch_func="", copy_present=uvmcopy_pte,
+    guard_markers=False, large_folio_reuse=False, huge_zero_wp_thp=False,
+    hwpoison_copy=False)

@@ -1,0 +1,183 @@
+"""v6.9: batch PTEs of one large folio with folio_pte_batch() (spec version C).
+
+Mirrors: mm/memory.c copy_present_ptes(), __copy_present_ptes() and mm/internal.h
+folio_pte_batch() at torvalds/linux c6ec76a2ebc5 (David Hildenbrand's "mm/memory:
+optimize fork() with PTE-mapped THP", merged for v6.9).
+Simplified: generic arch, ``pte_batch_hint() == 1`` (no arm64 contpte skipping).
+Taught in: notebooks/06-upstream-batching.ipynb
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..folio import Folio, folio_get, folio_ref_add, folio_ref_sub, folio_test_anon, \
+    folio_test_large
+from ..memory import EAGAIN, ForkContext, Prealloc, copy_present_page, vm_normal_page
+from ..mm import MM_ANONPAGES, mm_counter_file
+from ..pgtable import pte_index, pte_offset_map, set_ptes, wrprotect_ptes
+from ..pte import (Pte, pte_advance_pfn, pte_clear_uffd_wp, pte_mkclean, pte_mkold,
+                   pte_mkwrite, pte_wrprotect)
+from ..vma import VM_SHARED, Vma, is_cow_mapping, userfaultfd_wp, vma_soft_dirty_enabled
+from . import KernelVersion
+from .common import dup_file, pte_diff, stop_words, try_dup_anon
+
+NAME = "v6.9"
+FPB_IGNORE_DIRTY = "FPB_IGNORE_DIRTY"
+FPB_IGNORE_SOFT_DIRTY = "FPB_IGNORE_SOFT_DIRTY"
+
+
+def __pte_batch_clear_ignored(pte: Pte, flags: frozenset[str]) -> Pte:
+    """Mask the bits a batch may differ in: always young and write, dirty/soft-dirty by flag."""
+    return replace(pte, young=False, write=False,
+                   dirty=pte.dirty and FPB_IGNORE_DIRTY not in flags,
+                   soft_dirty=pte.soft_dirty and FPB_IGNORE_SOFT_DIRTY not in flags)
+
+
+def folio_pte_batch(fc: ForkContext, folio: Folio, addr: int, src_vma: Vma, pte: Pte,
+                    max_nr: int, flags: frozenset[str]) -> tuple[int, bool, str]:
+    """Count consecutive PTEs from ``addr`` that map consecutive pages of ``folio``.
+
+    Mirrors: mm/internal.h folio_pte_batch(), v6.9.  Every bit not masked must be equal
+    (uffd-wp always; dirty in private mappings; soft-dirty when tracked).  The folio-end
+    test runs *after* the equality test.  Returns (nr, any_writable, stop reason);
+    ``any_writable`` looks only at PTEs after the first.
+    """
+    fc.ops["batch_scans"] += 1
+    folio_end_pfn = folio.pfn + folio.nr_pages
+    table = pte_offset_map(src_vma.vm_mm, addr)
+    assert table is not None
+    base = pte_index(addr)
+    any_writable = False
+    nr = 1  # pte_batch_hint(): generic arch
+    expected = __pte_batch_clear_ignored(pte_advance_pfn(pte, nr), flags)
+    stop = "range-end"
+    while nr < max_nr:
+        p = table.ptes[base + nr]
+        fc.ops["pte_reads"] += 1
+        masked = None if p is None else __pte_batch_clear_ignored(p, flags)
+        if masked != expected:
+            stop = pte_diff(expected, masked)
+            break
+        assert p is not None
+        # kernel: "Stop immediately once we reached the end of the folio."
+        if p.pfn >= folio_end_pfn:
+            stop = "folio-end"
+            break
+        any_writable |= p.write
+        expected = pte_advance_pfn(expected, 1)
+        nr += 1
+    fc.emit("folio_pte_batch", f"stop:{stop}", f"batch of {nr}: {stop_words(stop)}"
+            + ("; a later PTE is writable" if any_writable else ""), addr, nr,
+            flags=",".join(sorted(flags)) or "none")
+    return min(nr, max_nr), any_writable, stop
+
+
+def __copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, addr: int,
+                        nr: int) -> Pte:
+    """Write ``nr`` child PTEs from ``pte``; write-protect the parent's in COW mappings.
+
+    Mirrors: mm/memory.c __copy_present_ptes(), v6.9 .. v6.17.  Returns the child value.
+    """
+    f = "__copy_present_ptes"
+    src_mm = src_vma.vm_mm
+    # kernel: "If it's a COW mapping, write protect it both processes."
+    if is_cow_mapping(src_vma.vm_flags) and pte.write and not fc.ablated("cow-wrprotect"):
+        wrprotect_ptes(src_mm, addr, nr)
+        pte = pte_wrprotect(pte)
+        fc.ops["wrprotect_calls"] += 1
+        fc.emit(f, "cow-wrprotect", f"COW mapping: write-protect {nr} parent PTE(s) "
+                "(wrprotect_ptes) and the child's", addr, nr)
+    # kernel: "If it's a shared mapping, mark it clean in the child."
+    if src_vma.vm_flags & VM_SHARED:
+        pte = pte_mkclean(pte)
+    pte = pte_mkold(pte)
+    if not userfaultfd_wp(dst_vma):
+        pte = pte_clear_uffd_wp(pte)
+    set_ptes(dst_vma.vm_mm, addr, pte, nr)
+    fc.ops["pte_writes"] += nr
+    fc.ops["set_ptes_calls"] += 1
+    fc.emit(f, "set-ptes", f"{nr} child PTE(s): old"
+            + (", clean (shared)" if src_vma.vm_flags & VM_SHARED else "")
+            + ("" if userfaultfd_wp(dst_vma) else ", uffd-wp cleared"), addr, nr,
+            child=repr(pte))
+    return pte
+
+
+def copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, addr: int,
+                      max_nr: int, rss: dict[str, int], prealloc: Prealloc) -> int:
+    """Copy one present PTE, batching the following PTEs that map the same large folio.
+
+    Mirrors: mm/memory.c copy_present_ptes(), v6.9.
+    Returns -EAGAIN when a preallocated page is needed for the next PTE, else the number
+    of PTEs copied (>= 1).  The batch path is all-or-nothing: if any page of the batch
+    must be copied, nothing is changed and -EAGAIN sends the first PTE down the per-PTE
+    path on the retry.
+    """
+    f = "copy_present_ptes"
+    page = vm_normal_page(fc, src_vma, addr, pte)
+    if page is None:
+        __copy_present_ptes(fc, dst_vma, src_vma, pte, addr, 1)
+        fc.step(addr, 1, "raw", "no struct page (zero page / raw PFN): copied by value", f,
+                "no-page")
+        return 1
+    folio = page.folio
+    # kernel: "If we likely have to copy, just don't bother with batching. Make sure that
+    # the common "small folio" case is as fast as possible by keeping the batching logic
+    # separate."
+    if prealloc.folio is None and folio_test_large(folio) and max_nr != 1:
+        flags = set()
+        if src_vma.vm_flags & VM_SHARED:
+            flags.add(FPB_IGNORE_DIRTY)
+        if not vma_soft_dirty_enabled(src_vma):
+            flags.add(FPB_IGNORE_SOFT_DIRTY)
+        nr, any_writable, stop = folio_pte_batch(fc, folio, addr, src_vma, pte, max_nr,
+                                                 frozenset(flags))
+        folio_ref_add(folio, nr)
+        fc.ops["refcount_ops"] += 1
+        if folio_test_anon(folio):
+            if try_dup_anon(fc, "folio_try_dup_anon_rmap_ptes", folio, page, nr, dst_vma,
+                            src_vma, addr):
+                folio_ref_sub(folio, nr)
+                fc.step(addr, 0, "eagain", f"batch of {nr} needs a copy: nothing changed, "
+                        "retry per PTE with a preallocated page", f, "anon-dup-failed")
+                return -EAGAIN
+            rss[MM_ANONPAGES] += nr
+        else:
+            dup_file(fc, "folio_dup_file_rmap_ptes", folio, page, nr, dst_vma, addr)
+            rss[mm_counter_file(folio)] += nr
+        fc.ops["rss_updates"] += 1
+        if any_writable:
+            pte = pte_mkwrite(pte)
+        __copy_present_ptes(fc, dst_vma, src_vma, pte, addr, nr)
+        fc.step(addr, nr, "share", f"batch of {nr} shared: {stop_words(stop)}", f, stop)
+        return nr
+    why = ("prealloc-held" if prealloc.folio is not None else
+           "small-folio" if not folio_test_large(folio) else "max_nr-1")
+    folio_get(folio)
+    fc.ops["refcount_ops"] += 1
+    if folio_test_anon(folio):
+        if try_dup_anon(fc, "folio_try_dup_anon_rmap_pte", folio, page, 1, dst_vma, src_vma,
+                        addr):
+            folio_ref_sub(folio, 1)
+            err = copy_present_page(fc, dst_vma, src_vma, pte, addr, rss, prealloc, page)
+            if err:
+                fc.step(addr, 0, "eagain", "needs a preallocated page for the copy", f, why)
+                return err
+            fc.step(addr, 1, "copy", "maybe-pinned AnonExclusive page copied", f, why)
+            return 1
+        rss[MM_ANONPAGES] += 1
+    else:
+        dup_file(fc, "folio_dup_file_rmap_pte", folio, page, 1, dst_vma, addr)
+        rss[mm_counter_file(folio)] += 1
+    fc.ops["rss_updates"] += 1
+    __copy_present_ptes(fc, dst_vma, src_vma, pte, addr, 1)
+    fc.step(addr, 1, "share", f"one PTE shared: {stop_words(why)}", f, why)
+    return 1
+
+
+KERNEL = KernelVersion(
+    name=NAME, spec="C", title="v6.9: folio_pte_batch",
+    present_func="copy_present_ptes", batch_func="folio_pte_batch",
+    copy_present=copy_present_ptes, guard_markers=False, large_folio_reuse=False,
+    huge_zero_wp_thp=False, hwpoison_copy=False)

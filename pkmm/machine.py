@@ -1,0 +1,117 @@
+"""The simulated machine: physical page allocator, swap space and the zero pages.
+
+Simulator concept (no single kernel file): stands for mm/page_alloc.c (buddy allocator,
+``folio_alloc``), mm/swapfile.c (swap counts) and the shared zero pages.
+Taught in: notebooks/01-ptes-folios-vmas.ipynb
+
+Every :class:`pkmm.Process` belongs to one machine; ``fork`` puts the child on the
+parent's machine.  pfns come from a bump allocator with natural alignment, so two folios
+allocated one after the other are physically adjacent (as in spec scenario T12), and a
+freed pfn is never reused (labels in traces stay unambiguous).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .errors import LayoutError
+from .folio import Folio, FolioKind
+from .pte import MAX_PAGE_ORDER
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .mm import Process
+
+ZERO_PFN = 0x10          # my_zero_pfn()
+HUGE_ZERO_PFN = 0x200    # the huge zero folio (order 9, naturally aligned)
+FIRST_PFN = 0x1000
+
+
+@dataclass
+class SwapSlot:
+    """One swap slot: its swap count (``swap_map``) and the page data it holds."""
+
+    count: int
+    data: int
+    anon: bool = True
+
+
+class Machine:
+    """Physical memory and swap shared by a process tree."""
+
+    def __init__(self) -> None:
+        self._next_pfn = FIRST_PFN
+        self._next_uid = 0
+        self.folios: dict[int, Folio] = {}        # head pfn -> folio
+        self._pfn_to_head: dict[int, int] = {}
+        self.swap: dict[int, SwapSlot] = {}
+        self._next_swap = 1
+        self.processes: list[Process] = []        # live processes, in creation order
+        self._next_mm_id = 1
+        self.zero_folio = self._new_folio(0, "zero", ZERO_PFN)
+        self.huge_zero_folio = self._new_folio(MAX_PAGE_ORDER, "huge_zero", HUGE_ZERO_PFN)
+        self.fail_alloc = 0   # pkmm: fail the next N allocations (fault injection)
+
+    def _new_folio(self, order: int, kind: FolioKind, pfn: int) -> Folio:
+        f = Folio(self, order, pfn, kind, self._next_uid)
+        self._next_uid += 1
+        self.folios[pfn] = f
+        for i in range(f.nr_pages):
+            self._pfn_to_head[pfn + i] = pfn
+        return f
+
+    def alloc_folio(self, order: int, kind: FolioKind) -> Folio:
+        """``folio_alloc``: a fresh folio of ``2**order`` contiguous, aligned pages."""
+        if not isinstance(order, int) or not 0 <= order <= MAX_PAGE_ORDER:
+            raise LayoutError(f"order={order!r}: pkmm models folio orders 0..{MAX_PAGE_ORDER}"
+                              " (4 KiB .. 2 MiB); pick one in that range")
+        nr = 1 << order
+        pfn = (self._next_pfn + nr - 1) & ~(nr - 1)
+        self._next_pfn = pfn + nr
+        return self._new_folio(order, kind, pfn)
+
+    def try_alloc_folio(self, order: int, kind: FolioKind) -> Folio | None:
+        """An allocation that may fail (fault injection through ``fail_alloc``)."""
+        if self.fail_alloc:
+            self.fail_alloc -= 1
+            return None
+        return self.alloc_folio(order, kind)
+
+    def free_folio(self, folio: Folio) -> None:
+        """Return a folio whose last reference was dropped."""
+        folio.freed = True
+        self.folios.pop(folio.pfn, None)
+        for i in range(folio.nr_pages):
+            self._pfn_to_head.pop(folio.pfn + i, None)
+
+    def pfn_folio(self, pfn: int) -> tuple[Folio, int] | None:
+        """``pfn_to_page`` + ``page_folio``: the folio and page index at ``pfn``."""
+        head = self._pfn_to_head.get(pfn)
+        if head is None:
+            return None
+        return self.folios[head], pfn - head
+
+    def new_mm_id(self) -> int:
+        """A fresh mm id (CONFIG_MM_ID)."""
+        i = self._next_mm_id
+        self._next_mm_id += 1
+        return i
+
+    # -- swap (mm/swapfile.c) ------------------------------------------------------------
+    def swap_alloc(self, data: int) -> int:
+        """Allocate a swap slot holding ``data``; returns its offset."""
+        off = self._next_swap
+        self._next_swap += 1
+        self.swap[off] = SwapSlot(1, data)
+        return off
+
+    def swap_duplicate(self, offset: int) -> None:
+        """``swap_duplicate``: one more PTE refers to the slot."""
+        self.swap[offset].count += 1
+
+    def swap_free(self, offset: int) -> None:
+        """``swap_free``: one PTE fewer refers to the slot."""
+        slot = self.swap[offset]
+        slot.count -= 1
+        if slot.count == 0:
+            del self.swap[offset]

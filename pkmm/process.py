@@ -1,0 +1,480 @@
+"""A simulated process: the learner's handle on one mm.
+
+Simulator concept.  Every method validates its arguments first and raises
+:class:`pkmm.LayoutError` (naming the argument and the fix) before changing anything,
+then calls the kernel-named functions that change state.
+Taught in: notebooks/01-ptes-folios-vmas.ipynb
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from .errors import LayoutError, need
+from .folio import GUP_PIN_COUNTING_BIAS, Folio, folio_test_anon
+from .kernels import DEFAULT_KERNEL, get_kernel
+from .machine import Machine
+from .mm import MM_SWAPENTS, MmStruct, mm_counter
+from .pgtable import Pmd, PteTable, pmd_index, pte_index, ptep_get, set_pte_at
+from .pte import (MARKERS, PAGE_SIZE, PMD_SIZE, Pte, make_pte_marker, mk_swap_pte)
+from .rmap import folio_add_anon_rmap_ptes, folio_add_file_rmap_ptes, folio_add_rmap_pmd
+from .vma import (VM_DONTCOPY, VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_PFNMAP, VM_READ,
+                  VM_SHARED, VM_SOFTDIRTY, VM_UFFD_WP, VM_WIPEONFORK, VM_WRITE, AnonVma,
+                  Backing, File, Vma, VmFlags)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .fault import FaultResult
+
+BACKINGS = ("anon", "file", "shmem")
+
+
+def _page_aligned(name: str, addr: object) -> int:
+    need(isinstance(addr, int) and not isinstance(addr, bool),
+         f"{name}={addr!r}: addresses are ints in bytes")
+    assert isinstance(addr, int)
+    need(addr >= 0, f"{name}={addr:#x}: addresses are non-negative")
+    need(addr % PAGE_SIZE == 0,
+         f"{name}={addr:#x} is not page-aligned; use a multiple of {PAGE_SIZE:#x} "
+         f"(e.g. {addr - addr % PAGE_SIZE:#x})")
+    return addr
+
+
+class Process:
+    """One process (its mm), on a :class:`~pkmm.machine.Machine` shared with its family."""
+
+    def __init__(self, kernel: str = DEFAULT_KERNEL, *, machine: Machine | None = None,
+                 name: str = "parent") -> None:
+        self.kernel = get_kernel(kernel).name
+        self.machine = machine if machine is not None else Machine()
+        self.mm = MmStruct(self.machine)
+        self.name = name
+        self.exited = False
+        self.pins: list[tuple[Folio, int]] = []     # FOLL_PIN references this process took
+        self.faults: list[FaultResult] = []
+        self.machine.processes.append(self)
+        self._nfiles = 0
+
+    def __repr__(self) -> str:
+        state = " exited" if self.exited else ""
+        return f"Process({self.name}, {len(self.mm.vmas)} VMAs, kernel={self.kernel}{state})"
+
+    def _alive(self, what: str) -> None:
+        if self.exited:
+            raise LayoutError(f"{what}: process {self.name!r} has exited; use a live process")
+
+    # -- address space ---------------------------------------------------------------
+    def mmap(self, start: int, npages: int, *, backing: Backing = "anon",
+             shared: bool = False, write: bool = True, uffd_wp: bool = False,
+             uffd_fork: bool = False, pfnmap: bool = False, dontfork: bool = False,
+             wipeonfork: bool = False, soft_dirty_tracking: bool = False,
+             file: File | None = None, pgoff: int = 0) -> Vma:
+        """Create a VMA of ``npages`` pages at ``start`` (``mmap`` + ``madvise``).
+
+        ``shared`` with ``backing="anon"`` is MAP_SHARED|MAP_ANONYMOUS, i.e. shmem.
+        ``uffd_wp`` registers userfaultfd write-protect; ``uffd_fork`` says the context
+        has UFFD_FEATURE_EVENT_FORK (the child keeps its uffd-wp registration).
+        ``soft_dirty_tracking`` clears VM_SOFTDIRTY (tracking on; the kernel default is off).
+        """
+        self._alive("mmap")
+        _page_aligned("start", start)
+        need(isinstance(npages, int) and npages >= 1,
+             f"npages={npages!r}: a VMA needs at least one page")
+        need(backing in BACKINGS, f"backing={backing!r}: use one of {', '.join(BACKINGS)}")
+        need(not uffd_fork or uffd_wp, "uffd_fork=True needs uffd_wp=True (EVENT_FORK is a "
+             "feature of the userfaultfd context the VMA is registered with)")
+        need(not wipeonfork or (backing == "anon" and not shared),
+             "wipeonfork=True: MADV_WIPEONFORK applies only to private anonymous VMAs")
+        end = start + npages * PAGE_SIZE
+        for v in self.mm.vmas:
+            need(end <= v.vm_start or start >= v.vm_end,
+                 f"mmap(start={start:#x}, npages={npages}) overlaps {v.describe()}; "
+                 f"pick a free range (e.g. start={max(x.vm_end for x in self.mm.vmas):#x})")
+        flags = VM_READ | VM_MAYREAD | VM_MAYWRITE
+        if write:
+            flags |= VM_WRITE
+        if shared:
+            flags |= VM_SHARED | VM_MAYSHARE
+        if not soft_dirty_tracking:
+            flags |= VM_SOFTDIRTY
+        for on, bit in ((uffd_wp, VM_UFFD_WP), (pfnmap, VM_PFNMAP), (dontfork, VM_DONTCOPY),
+                        (wipeonfork, VM_WIPEONFORK)):
+            if on:
+                flags |= bit
+        kind: Backing = "shmem" if backing == "anon" and shared else backing
+        vfile = file
+        if kind != "anon" and vfile is None:
+            self._nfiles += 1
+            vfile = File(f"{self.name}-{kind}{self._nfiles}", "shmem" if kind == "shmem"
+                         else "file")
+        need(vfile is None or vfile.kind == ("shmem" if kind == "shmem" else "file"),
+             f"file={vfile!r} does not match backing={backing!r}")
+        vma = Vma(self.mm, start, end, VmFlags(flags), kind, vfile, pgoff,
+                  uffd_fork=uffd_fork)
+        self.mm.insert_vma(vma)
+        return vma
+
+    def alloc_folio(self, order: int = 0, *, backing: Backing = "anon") -> Folio:
+        """A fresh folio of ``2**order`` physically contiguous pages (not mapped yet)."""
+        self._alive("alloc_folio")
+        need(backing in BACKINGS, f"backing={backing!r}: use one of {', '.join(BACKINGS)}")
+        f = self.machine.alloc_folio(order, backing)
+        if backing != "anon":
+            f.refcount += f.nr_pages    # the page cache's references
+        return f
+
+    def vma(self, addr: int) -> Vma | None:
+        """The VMA containing ``addr``."""
+        return self.mm.find_vma(addr)
+
+    @property
+    def vmas(self) -> list[Vma]:
+        """The VMAs in address order."""
+        return list(self.mm.vmas)
+
+    def _range_vma(self, what: str, addr: int, nr: int) -> Vma:
+        vma = self.mm.find_vma(addr)
+        need(vma is not None, f"{what}: addr={addr:#x} is not inside any VMA of "
+             f"{self.name!r}; mmap a region there first")
+        assert vma is not None
+        last = addr + nr * PAGE_SIZE
+        need(last <= vma.vm_end, f"{what}: {nr} page(s) from addr={addr:#x} run past the VMA "
+             f"end {vma.vm_end:#x}; map fewer pages or enlarge the VMA")
+        return vma
+
+    def _slots_free(self, what: str, addr: int, nr: int) -> None:
+        for k in range(nr):
+            a = addr + k * PAGE_SIZE
+            need(not isinstance(self.mm.pmds.get(pmd_index(a)), Pmd),
+                 f"{what}: {a:#x} is inside a PMD mapping; pick another address")
+            need(ptep_get(self.mm, a) is None,
+                 f"{what}: a PTE is already present at {a:#x}; each slot can be mapped once")
+
+    # -- building PTEs ---------------------------------------------------------------
+    def map(self, addr: int, f: Folio, page: int = 0, nr: int | None = None, *,
+            write: bool = True, dirty: bool = True, young: bool = True,
+            soft_dirty: bool = False, uffd_wp: bool = False, protnone: bool = False,
+            anon_exclusive: bool = True) -> None:
+        """Map ``nr`` pages of ``f`` starting at page ``page``, at consecutive addresses.
+
+        Anon pages become AnonExclusive (``anon_exclusive=False`` builds a page that an
+        earlier fork left shared; it cannot be writable).
+        """
+        self._alive("map")
+        _page_aligned("addr", addr)
+        need(isinstance(f, Folio) and not f.freed, f"f={f!r}: pass a live folio from "
+             "alloc_folio()")
+        need(f.kind not in ("zero", "huge_zero"), "f: use map_zero_page() for the zero page")
+        need(isinstance(page, int) and 0 <= page < f.nr_pages,
+             f"page={page!r}: folio of order {f.order} has pages 0..{f.nr_pages - 1}")
+        nr = f.nr_pages - page if nr is None else nr
+        need(isinstance(nr, int) and nr >= 1, f"nr={nr!r}: map at least one page")
+        need(page + nr <= f.nr_pages, f"page={page}, nr={nr} maps past the folio's end "
+             f"(order {f.order} has {f.nr_pages} pages); use nr <= {f.nr_pages - page}")
+        vma = self._range_vma("map", addr, nr)
+        self._check_backing(vma, f)
+        need(not (write and not vma.vm_flags & VM_WRITE),
+             f"write=True but the VMA at {vma.vm_start:#x} is read-only; pass write=False")
+        need(not (protnone and write), "protnone=True PTEs are never writable (NUMA hinting "
+             "removed access); pass write=False")
+        anon = folio_test_anon(f)
+        need(not (anon and write and not anon_exclusive and not vma.vm_flags & VM_SHARED),
+             "anon_exclusive=False with write=True: a writable private anon PTE always maps "
+             "an exclusive page; pass write=False")
+        if anon:
+            for i in range(page, page + nr):
+                need(f.pages[i].mapcount == 0 or not anon_exclusive,
+                     f"page {i} of this anon folio is already mapped; an anon page is mapped "
+                     "once per mm (fork shares it for you)")
+        self._slots_free("map", addr, nr)
+        if vma.vm_file is not None and not anon:
+            for k in range(nr):
+                off = vma.linear_page_index(addr + k * PAGE_SIZE)
+                cached = vma.vm_file.cache.get(off)
+                need(cached is None or cached is f.pages[page + k],
+                     f"map: file offset {off} of {vma.vm_file.name} already caches another "
+                     "page; a file page can only be mapped at its own offset")
+        # state changes from here on
+        for k in range(nr):
+            set_pte_at(self.mm, addr + k * PAGE_SIZE,
+                       Pte(pfn=f.pfn + page + k, write=write, dirty=dirty, young=young,
+                           soft_dirty=soft_dirty, uffd_wp=uffd_wp, protnone=protnone))
+        f.refcount += nr
+        if anon:
+            if vma.anon_vma is None:
+                vma.anon_vma = AnonVma()        # anon_vma_prepare
+            folio_add_anon_rmap_ptes(f, page, nr, vma, exclusive=anon_exclusive)
+        else:
+            folio_add_file_rmap_ptes(f, page, nr, vma)
+            assert vma.vm_file is not None
+            for k in range(nr):
+                vma.vm_file.cache[vma.linear_page_index(addr + k * PAGE_SIZE)] = \
+                    f.pages[page + k]
+        self.mm.add_mm_counter(mm_counter(f), nr)
+
+    def _check_backing(self, vma: Vma, f: Folio) -> None:
+        if folio_test_anon(f):
+            need(not vma.vm_flags & VM_SHARED, f"an anon folio cannot be mapped into the "
+                 f"shared VMA at {vma.vm_start:#x}; shared memory is shmem: allocate with "
+                 "backing='shmem'")
+        elif vma.backing == "anon":
+            need(False, f"a {f.kind} folio cannot be mapped into the anonymous VMA at "
+                 f"{vma.vm_start:#x}; mmap it with backing={f.kind!r}")
+        else:
+            need(f.kind == vma.backing, f"a {f.kind} folio cannot be mapped into the "
+                 f"{vma.backing} VMA at {vma.vm_start:#x}; allocate it with "
+                 f"backing={vma.backing!r}")
+
+    def map_pmd(self, addr: int, f: Folio, *, write: bool = True, dirty: bool = True) -> None:
+        """Map an order-9 folio with one PMD at a 2 MiB-aligned address."""
+        self._alive("map_pmd")
+        _page_aligned("addr", addr)
+        need(addr % PMD_SIZE == 0, f"map_pmd: addr={addr:#x} is not 2 MiB aligned; use "
+             f"{addr - addr % PMD_SIZE:#x} or {addr - addr % PMD_SIZE + PMD_SIZE:#x}")
+        need(isinstance(f, Folio) and f.order == 9 and not f.freed,
+             f"map_pmd: f must be a live order-9 folio (got order "
+             f"{getattr(f, 'order', '?')}); alloc_folio(9)")
+        need(f.mapcount == 0, "map_pmd: folio already mapped; map a fresh folio")
+        vma = self._range_vma("map_pmd", addr, 512)
+        self._check_backing(vma, f)
+        need(not (write and not vma.vm_flags & VM_WRITE),
+             "write=True but the VMA is read-only; pass write=False")
+        need(pmd_index(addr) not in self.mm.pmds,
+             f"map_pmd: the 2 MiB range at {addr:#x} already has PTEs or a PMD")
+        anon = folio_test_anon(f)
+        self.mm.pmds[pmd_index(addr)] = Pmd(pfn=f.pfn, write=write, dirty=dirty, young=True)
+        if anon:
+            self.mm.deposited[pmd_index(addr)] = True
+            self.mm.nr_ptes += 1
+            if vma.anon_vma is None:
+                vma.anon_vma = AnonVma()
+        f.refcount += 1
+        folio_add_rmap_pmd(f, vma, exclusive=True)
+        self.mm.add_mm_counter(mm_counter(f), f.nr_pages)
+
+    def map_zero_page(self, addr: int) -> None:
+        """Map the shared zero page read-only (what a read fault in private anon memory does)."""
+        self._alive("map_zero_page")
+        _page_aligned("addr", addr)
+        vma = self._range_vma("map_zero_page", addr, 1)
+        need(vma.backing == "anon" and not vma.vm_flags & VM_SHARED,
+             "map_zero_page: the zero page is mapped only in private anonymous VMAs")
+        self._slots_free("map_zero_page", addr, 1)
+        set_pte_at(self.mm, addr, Pte(pfn=self.machine.zero_folio.pfn, special=True,
+                                      young=True))
+
+    def map_huge_zero_pmd(self, addr: int) -> None:
+        """Map the huge zero page with a read-only PMD (a read fault in a THP region)."""
+        self._alive("map_huge_zero_pmd")
+        _page_aligned("addr", addr)
+        need(addr % PMD_SIZE == 0, f"addr={addr:#x} is not 2 MiB aligned")
+        vma = self._range_vma("map_huge_zero_pmd", addr, 512)
+        need(vma.backing == "anon" and not vma.vm_flags & VM_SHARED,
+             "the huge zero page is mapped only in private anonymous VMAs")
+        need(pmd_index(addr) not in self.mm.pmds, "the 2 MiB range already has PTEs or a PMD")
+        self.mm.pmds[pmd_index(addr)] = Pmd(pfn=self.machine.huge_zero_folio.pfn,
+                                             young=True, huge_zero=True)
+        self.mm.deposited[pmd_index(addr)] = True
+        self.mm.nr_ptes += 1
+        self.mm.huge_zero_ref = True
+
+    def map_pfn(self, addr: int, pfn: int, *, write: bool = True, dirty: bool = False) -> None:
+        """A raw PFN-map entry (``remap_pfn_range``): a special PTE with no struct page."""
+        self._alive("map_pfn")
+        _page_aligned("addr", addr)
+        vma = self._range_vma("map_pfn", addr, 1)
+        need(vma.vm_flags & VM_PFNMAP, "map_pfn: the VMA must be created with pfnmap=True")
+        need(isinstance(pfn, int) and pfn >= 0, f"pfn={pfn!r}: a non-negative int")
+        need(self.machine.pfn_folio(pfn) is None, f"pfn={pfn:#x} belongs to a folio pkmm "
+             "allocated; PFN maps point at device memory (pick a pfn below 0x1000)")
+        need(not (write and not vma.vm_flags & VM_WRITE), "write=True in a read-only VMA")
+        self._slots_free("map_pfn", addr, 1)
+        set_pte_at(self.mm, addr, Pte(pfn=pfn, write=write, dirty=dirty, young=True,
+                                      special=True))
+
+    def map_swap(self, addr: int, value: int = 0, *, exclusive: bool = True,
+                 soft_dirty: bool = False, uffd_wp: bool = False) -> int:
+        """A swap entry at ``addr`` whose slot holds ``value``; returns the swap offset."""
+        self._alive("map_swap")
+        _page_aligned("addr", addr)
+        vma = self._range_vma("map_swap", addr, 1)
+        need(vma.backing == "anon" or not vma.vm_flags & VM_SHARED,
+             "map_swap: shmem keeps swapped pages in the page cache, not in PTEs; use a "
+             "private mapping")
+        self._slots_free("map_swap", addr, 1)
+        off = self.machine.swap_alloc(value)
+        set_pte_at(self.mm, addr, mk_swap_pte("swap", off, exclusive=exclusive,
+                                              soft_dirty=soft_dirty, uffd_wp=uffd_wp))
+        self.mm.add_mm_counter(MM_SWAPENTS, 1)
+        if vma.anon_vma is None:
+            vma.anon_vma = AnonVma()
+        return off
+
+    def map_migration(self, addr: int, f: Folio, page: int = 0, *, kind: str = "write",
+                      soft_dirty: bool = False, uffd_wp: bool = False) -> None:
+        """A migration entry for page ``page`` of ``f`` (the page is being migrated)."""
+        self._alive("map_migration")
+        _page_aligned("addr", addr)
+        need(kind in ("read", "read_exclusive", "write"),
+             f"kind={kind!r}: use 'read', 'read_exclusive' or 'write'")
+        need(isinstance(f, Folio) and 0 <= page < f.nr_pages, f"page={page!r} out of range")
+        vma = self._range_vma("map_migration", addr, 1)
+        self._check_backing(vma, f)
+        self._slots_free("map_migration", addr, 1)
+        set_pte_at(self.mm, addr, mk_swap_pte(f"migration_{kind}", f.pfn + page,  # type: ignore[arg-type]
+                                              soft_dirty=soft_dirty, uffd_wp=uffd_wp))
+        self.mm.add_mm_counter(mm_counter(f), 1)
+        f.fresh = False
+        if folio_test_anon(f) and vma.anon_vma is None:
+            vma.anon_vma = AnonVma()
+
+    def map_marker(self, addr: int, *markers: str) -> None:
+        """A PTE marker (``uffd_wp``, ``poisoned`` and/or ``guard``) at ``addr``."""
+        self._alive("map_marker")
+        _page_aligned("addr", addr)
+        need(markers and all(m in MARKERS for m in markers),
+             f"markers={markers!r}: give one or more of {', '.join(MARKERS)}")
+        self._range_vma("map_marker", addr, 1)
+        self._slots_free("map_marker", addr, 1)
+        set_pte_at(self.mm, addr, make_pte_marker(frozenset(markers)))
+
+    # -- pins (GUP FOLL_PIN | FOLL_LONGTERM) -----------------------------------------
+    def _maps_page(self, f: Folio, page: int) -> bool:
+        pfn = f.pfn + page
+        for i, t in self.mm.pmds.items():
+            if isinstance(t, Pmd):
+                if not t.huge_zero and t.pfn <= pfn < t.pfn + 512:
+                    return True
+            elif any(p is not None and p.present and p.pfn == pfn for p in t.ptes):
+                return True
+            del i
+        return False
+
+    def pin(self, f: Folio, page: int = 0) -> None:
+        """Take a FOLL_PIN|FOLL_LONGTERM reference on page ``page`` of ``f`` (like io_uring
+        fixed buffers or RDMA).  Sets MMF_HAS_PINNED on this mm, for good."""
+        self._alive("pin")
+        need(isinstance(f, Folio) and not f.freed, "pin: pass a live folio")
+        need(isinstance(page, int) and 0 <= page < f.nr_pages, f"page={page!r} out of range")
+        need(self._maps_page(f, page), f"pin: {self.name!r} does not map page {page} of "
+             "this folio; GUP pins pages through the pinning process's page tables")
+        need(not folio_test_anon(f) or f.pages[page].anon_exclusive
+             or (f.entire_mapcount and f.pages[0].anon_exclusive),
+             f"pin: page {page} is not AnonExclusive (it is shared after a fork); GUP would "
+             "first unshare it with a fault -- write to it first, then pin")
+        f.pins += 1
+        if f.order:
+            f._pincount += 1
+            f.refcount += 1
+        else:
+            f.refcount += GUP_PIN_COUNTING_BIAS
+        self.mm.has_pinned = True
+        self.pins.append((f, page))
+
+    def unpin(self, f: Folio, page: int = 0) -> None:
+        """Drop a pin taken with :meth:`pin` (MMF_HAS_PINNED stays set)."""
+        self._alive("unpin")
+        need((f, page) in self.pins, f"unpin: {self.name!r} holds no pin on page {page} of "
+             "this folio")
+        self.pins.remove((f, page))
+        _unpin(f)
+
+    # -- looking at state ------------------------------------------------------------
+    def pte(self, addr: int) -> Pte | None:
+        """The PTE at ``addr`` (None for an empty slot).  Inside a PMD mapping: a read-only
+        view of the PMD for that page (``.pmd`` is True)."""
+        _page_aligned("addr", addr)
+        t = self.mm.pmds.get(pmd_index(addr))
+        if isinstance(t, Pmd):
+            return Pte(pfn=t.pfn + (0 if t.huge_zero else pte_index(addr)), write=t.write,
+                       dirty=t.dirty, young=t.young, soft_dirty=t.soft_dirty,
+                       uffd_wp=t.uffd_wp, special=t.huge_zero, pmd=True)
+        if isinstance(t, PteTable):
+            return t.ptes[pte_index(addr)]
+        return None
+
+    def pmd(self, addr: int) -> Pmd | None:
+        """The PMD leaf covering ``addr`` (None when PTE-mapped or empty)."""
+        t = self.mm.pmds.get(pmd_index(addr))
+        return t if isinstance(t, Pmd) else None
+
+    def page_at(self, addr: int) -> tuple[Folio, int] | None:
+        """The (folio, page index) mapped at ``addr``, if any."""
+        p = self.pte(addr)
+        if p is None or not p.present:
+            return None
+        return self.machine.pfn_folio(p.pfn)
+
+    def ptes(self, start: int | None = None, end: int | None = None) -> Iterator[
+            tuple[int, Pte | None]]:
+        """(addr, pte) for every slot of every VMA in [start, end)."""
+        for v in self.mm.vmas:
+            a = max(v.vm_start, start or 0)
+            e = min(v.vm_end, end if end is not None else v.vm_end)
+            while a < e:
+                yield a, self.pte(a)
+                a += PAGE_SIZE
+
+    @property
+    def rss(self) -> Mapping[str, int]:
+        """The mm's rss counters (read-only view)."""
+        return MappingProxyType(self.mm.rss)
+
+    @property
+    def has_pinned(self) -> bool:
+        """MMF_HAS_PINNED."""
+        return self.mm.has_pinned
+
+    @property
+    def last_fault(self) -> FaultResult | None:
+        """What the last read/write did (None before any)."""
+        return self.faults[-1] if self.faults else None
+
+    # -- running ---------------------------------------------------------------------
+    def read(self, addr: int) -> int:
+        """Load from ``addr`` (page-granular data), faulting as the kernel would."""
+        from .fault import handle_mm_fault
+        self._alive("read")
+        need(isinstance(addr, int) and addr >= 0, f"addr={addr!r}: a non-negative int")
+        return handle_mm_fault(self, addr - addr % PAGE_SIZE, write=False)
+
+    def write(self, addr: int, value: int) -> None:
+        """Store ``value`` at ``addr``'s page, faulting (CoW copy or reuse) as needed."""
+        from .fault import handle_mm_fault
+        self._alive("write")
+        need(isinstance(addr, int) and addr >= 0, f"addr={addr!r}: a non-negative int")
+        need(isinstance(value, int), f"value={value!r}: pages hold ints")
+        handle_mm_fault(self, addr - addr % PAGE_SIZE, write=True, value=value)
+
+    def exit(self) -> None:
+        """Tear the process down: unmap everything, drop its pins (``exit_mmap``)."""
+        from .fault import exit_mmap
+        self._alive("exit")
+        exit_mmap(self)
+
+
+def _unpin(f: Folio) -> None:
+    from .folio import folio_put_refs
+    f.pins -= 1
+    if f.order:
+        f._pincount -= 1
+        folio_put_refs(f, 1)
+    else:
+        folio_put_refs(f, GUP_PIN_COUNTING_BIAS)
+
+
+def dma_write(f: Folio, page: int, value: int) -> None:
+    """A device writes ``value`` into page ``page`` of ``f`` through its long-term pin.
+
+    The device does not look at page tables: whichever process still maps this page sees
+    the write; one that CoW-replaced it does not (the fork-vs-GUP data-loss story).
+    Taught in: notebooks/04-pinned-pages.ipynb
+    """
+    need(isinstance(f, Folio) and not f.freed, "dma_write: pass a live folio")
+    need(isinstance(page, int) and 0 <= page < f.nr_pages, f"page={page!r} out of range")
+    need(f.pins > 0, "dma_write: the folio is not pinned; a device may only write into "
+         "pinned memory (p.pin(f, page) first)")
+    need(isinstance(value, int), f"value={value!r}: pages hold ints")
+    f.pages[page].data = value
+

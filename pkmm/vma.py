@@ -1,0 +1,145 @@
+"""Virtual memory areas and the VMA predicates the fork path tests.
+
+Mirrors: include/linux/mm_types.h (struct vm_area_struct), include/linux/mm.h
+(VM_* flags, is_cow_mapping, vma_is_anonymous), include/linux/userfaultfd_k.h
+(userfaultfd_wp), mm/internal.h (vma_soft_dirty_enabled).
+Simplified: no vm_ops, mempolicy or locking; ``anon_vma`` is an identity token.
+Taught in: notebooks/01-ptes-folios-vmas.ipynb
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from .pte import PAGE_SIZE
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .folio import Page
+    from .mm import MmStruct
+
+Backing = Literal["anon", "file", "shmem"]
+
+
+class VmFlags(enum.IntFlag):
+    """The ``vm_flags`` bits pkmm models (values are pkmm's own, names are the kernel's)."""
+
+    VM_NONE = 0
+    VM_READ = 1 << 0
+    VM_WRITE = 1 << 1
+    VM_SHARED = 1 << 3
+    VM_MAYREAD = 1 << 4
+    VM_MAYWRITE = 1 << 5
+    VM_MAYSHARE = 1 << 7
+    VM_UFFD_WP = 1 << 12
+    VM_PFNMAP = 1 << 10
+    VM_LOCKED = 1 << 13
+    VM_DONTCOPY = 1 << 17
+    VM_MIXEDMAP = 1 << 28
+    VM_WIPEONFORK = 1 << 26
+    VM_SOFTDIRTY = 1 << 27
+
+
+VM_READ = VmFlags.VM_READ
+VM_WRITE = VmFlags.VM_WRITE
+VM_SHARED = VmFlags.VM_SHARED
+VM_MAYREAD = VmFlags.VM_MAYREAD
+VM_MAYWRITE = VmFlags.VM_MAYWRITE
+VM_MAYSHARE = VmFlags.VM_MAYSHARE
+VM_UFFD_WP = VmFlags.VM_UFFD_WP
+VM_PFNMAP = VmFlags.VM_PFNMAP
+VM_MIXEDMAP = VmFlags.VM_MIXEDMAP
+VM_LOCKED = VmFlags.VM_LOCKED
+VM_DONTCOPY = VmFlags.VM_DONTCOPY
+VM_WIPEONFORK = VmFlags.VM_WIPEONFORK
+VM_SOFTDIRTY = VmFlags.VM_SOFTDIRTY
+
+
+class AnonVma:
+    """``struct anon_vma``: exists once a VMA may hold private anonymous pages."""
+
+    def __init__(self, parent: AnonVma | None = None) -> None:
+        self.parent = parent    # anon_vma_fork links the child's to the parent's
+
+    def __repr__(self) -> str:
+        return "AnonVma(child)" if self.parent else "AnonVma()"
+
+
+@dataclass(eq=False)
+class File:
+    """A file (or shmem inode) and its page cache: file offset (in pages) -> page."""
+
+    name: str
+    kind: Literal["file", "shmem"]
+    cache: dict[int, Page] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class Vma:
+    """``struct vm_area_struct``: [vm_start, vm_end) of one mm."""
+
+    vm_mm: MmStruct
+    vm_start: int
+    vm_end: int
+    vm_flags: VmFlags
+    backing: Backing
+    vm_file: File | None = None
+    vm_pgoff: int = 0
+    anon_vma: AnonVma | None = None
+    uffd_fork: bool = False     # the userfaultfd context has UFFD_FEATURE_EVENT_FORK
+
+    @property
+    def npages(self) -> int:
+        """Size in pages."""
+        return (self.vm_end - self.vm_start) // PAGE_SIZE
+
+    def contains(self, addr: int) -> bool:
+        """``vm_start <= addr < vm_end``."""
+        return self.vm_start <= addr < self.vm_end
+
+    def linear_page_index(self, addr: int) -> int:
+        """``linear_page_index``: the file offset (in pages) that ``addr`` maps."""
+        return self.vm_pgoff + (addr - self.vm_start) // PAGE_SIZE
+
+    def describe(self) -> str:
+        """A one-line summary for tables: kind, range and the flags that matter at fork."""
+        kind = ("shared " if self.vm_flags & VM_SHARED else "private ") + self.backing
+        extra = [n for n, f in (("uffd-wp", VM_UFFD_WP), ("pfnmap", VM_PFNMAP),
+                                ("dontfork", VM_DONTCOPY), ("wipeonfork", VM_WIPEONFORK))
+                 if self.vm_flags & f]
+        if self.anon_vma is not None:
+            extra.append("anon_vma")
+        if not self.vm_flags & VM_WRITE:
+            extra.append("read-only")
+        return (f"{kind} [{self.vm_start:#x}, {self.vm_end:#x})"
+                + (f" {' '.join(extra)}" if extra else ""))
+
+    def __repr__(self) -> str:
+        return f"Vma({self.describe()})"
+
+
+def is_cow_mapping(flags: VmFlags) -> bool:
+    """``is_cow_mapping``: private and may become writable.
+
+    >>> is_cow_mapping(VM_READ | VM_WRITE | VM_MAYWRITE)
+    True
+    >>> is_cow_mapping(VM_SHARED | VM_MAYSHARE | VM_WRITE | VM_MAYWRITE)
+    False
+    """
+    return (flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE
+
+
+def vma_is_anonymous(vma: Vma) -> bool:
+    """No ``vm_ops``: a private or shared-less anonymous VMA (shmem has vm_ops)."""
+    return vma.backing == "anon" and not vma.vm_flags & VM_SHARED
+
+
+def userfaultfd_wp(vma: Vma) -> bool:
+    """The VMA is registered for userfaultfd write-protect."""
+    return bool(vma.vm_flags & VM_UFFD_WP)
+
+
+def vma_soft_dirty_enabled(vma: Vma) -> bool:
+    """Soft-dirty tracking is on: VM_SOFTDIRTY *clear* (set means "all dirty")."""
+    return not vma.vm_flags & VM_SOFTDIRTY
