@@ -1,0 +1,124 @@
+"""Fixtures for the real-browser test: one JupyterLab server and one Chromium per session.
+
+Why one of each: on a 2-core CI machine, starting JupyterLab costs ~5 s and Chromium ~1 s;
+notebooks then run sequentially against them, each in a fresh browser context, with its
+kernel shut down afterwards so kernels never pile up.
+
+The browser is Debian's `chromium` driven by Python Playwright through `executable_path`:
+`playwright install` downloads a browser, which this project's CI cannot do.
+When chromium is missing the tests skip with the reason, unless PKMM_REQUIRE_BROWSER=1
+(set by .ci/run), in which case they fail: in CI a skipped browser test is a hole.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from labdriver import LabDriver, NotebookReport
+from labserver import CHROMIUM_ARGS, LabServer, lab_env, make_server_root, require_browser
+
+
+def _skip_or_fail(reason: str) -> None:
+    if require_browser():
+        pytest.fail(f"browser test required (PKMM_REQUIRE_BROWSER=1) but {reason}",
+                    pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """Debian's chromium, or skip/fail with the reason (see module docstring)."""
+    path = shutil.which("chromium")
+    if path is None:
+        _skip_or_fail("chromium is not installed (Debian: apt-get install -y chromium; "
+                      "./dev test installs it when run as root)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError as exc:
+        _skip_or_fail(f"Python playwright is not importable ({exc}); "
+                      "install the test extra: pip install -e '.[test]'")
+    assert path is not None
+    return path
+
+
+@pytest.fixture(scope="session")
+def lab_server(chromium_path: str, request: pytest.FixtureRequest) -> Iterator[LabServer]:
+    """One JupyterLab for the whole session, serving a temp copy of notebooks/."""
+    request.config.stash[_START] = time.monotonic()
+    base = Path(tempfile.mkdtemp(prefix="pkmm-lab-"))
+    server = LabServer(make_server_root(base), lab_env(base), base / "jupyter-lab.log")
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def lab(lab_server: LabServer, chromium_path: str) -> Iterator[LabDriver]:
+    """A LabDriver bound to the session's server and one headless Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    timeout = float(os.environ.get("PKMM_BROWSER_RUN_TIMEOUT", "180"))
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS,
+                                     headless=True)
+        try:
+            yield LabDriver(browser, lab_server.url, run_timeout_s=timeout)
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def check_notebook(lab: LabDriver, lab_server: LabServer,
+                   request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Return check(rel_path, screenshot) -> NotebookReport; kernels are cleaned up after."""
+    reports: list[NotebookReport] = request.config.stash.setdefault(_REPORTS, [])
+
+    def check(rel_path: str, screenshot: Path | None) -> NotebookReport:
+        report = lab.check(rel_path, screenshot)
+        reports.append(report)
+        request.config.stash[_END] = time.monotonic()
+        if report.problems:
+            report.problems.append(f"(server log tail)\n{lab_server.log_tail(15)}")
+        return report
+
+    yield check
+    lab_server.delete_sessions()
+
+
+_REPORTS = pytest.StashKey[list[NotebookReport]]()
+_START = pytest.StashKey[float]()
+_END = pytest.StashKey[float]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Print per-notebook results and the browser test's total duration (CI records it)."""
+    reports = config.stash.get(_REPORTS, [])
+    if not reports:
+        return
+    terminalreporter.section("pkmm browser test")
+    for report in reports:
+        terminalreporter.write_line(report.summary())
+    per_notebook = sum(r.seconds for r in reports)
+    wall = config.stash[_END] - config.stash[_START]
+    terminalreporter.write_line(
+        f"browser test total: {wall:.1f}s wall for {len(reports)} notebook(s) "
+        f"({per_notebook:.1f}s in notebooks, the rest JupyterLab and Chromium start-up)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "browser: needs Chromium and a JupyterLab server")
+
+
+# The fixture notebooks are inputs to the harness tests, not notebooks for nbval to run
+# (harness-broken.ipynb fails on purpose).
+collect_ignore_glob = ["fixtures/*"]

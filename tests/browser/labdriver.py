@@ -1,0 +1,242 @@
+"""Drive one notebook in a live JupyterLab page and report what a learner would see.
+
+Used by tests/browser/test_browser.py.  Everything here waits on JupyterLab's own state
+(`window.jupyterapp`, the kernel's status, the run-all promise) rather than on DOM
+attributes that hold misleading defaults; see ../shared/spec/jupyter-practice.md §4.1.
+
+The checks are generic: they know nothing about a notebook except the CSS contract the
+pkmm widgets promise (`pkmm-widget`, `pkmm-layout-builder` + `pkmm-toggle-bit` +
+`pkmm-pte-grid`, `pkmm-fork-stepper` + `pkmm-step-next` + `pkmm-stepper-panel`).
+Problems are collected, not raised, so one run reports everything that is wrong.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+if TYPE_CHECKING:  # playwright is imported lazily so doctest collection never needs it
+    from playwright.sync_api import Locator, Page
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+BAD_WIDGET_TEXTS = ("Error displaying widget", "Loading widget...")
+
+# (root class, clickable class, class whose text must change): the interaction contract.
+INTERACTIONS: tuple[tuple[str, str, str], ...] = (
+    ("pkmm-layout-builder", "pkmm-toggle-bit", "pkmm-pte-grid"),
+    ("pkmm-fork-stepper", "pkmm-step-next", "pkmm-stepper-panel"),
+)
+
+_JS_CURRENT = "window.jupyterapp.shell.currentWidget"
+
+# Ready = the notebook at `path` is current and its kernel is connected and idle.
+_JS_KERNEL_READY = f"""(path) => {{
+    const w = {_JS_CURRENT};
+    if (!w || !w.context || w.context.path !== path) return false;
+    const k = w.sessionContext?.session?.kernel;
+    return !!k && k.connectionStatus === 'connected' && k.status === 'idle';
+}}"""
+
+# Start run-all without awaiting it in evaluate() (which has no timeout); the promise
+# settles into window.__pkmmRun, which wait_for_function can poll with a timeout.
+_JS_START_RUN_ALL = """() => {
+    window.__pkmmRun = undefined;
+    window.jupyterapp.commands.execute('notebook:run-all-cells').then(
+        (ok) => { window.__pkmmRun = {ok: ok !== false}; },
+        (err) => { window.__pkmmRun = {ok: false, error: String(err)}; });
+}"""
+
+_JS_RUN_SETTLED = f"""() => {{
+    const w = {_JS_CURRENT};
+    const k = w?.sessionContext?.session?.kernel;
+    return window.__pkmmRun !== undefined && !!k && k.status === 'idle';
+}}"""
+
+# The model's view of every code cell: what ran, and which errors it stored.
+_JS_CELL_STATES = f"""() => {{
+    const w = {_JS_CURRENT};
+    return w.content.widgets.map((c, i) => {{
+        if (c.model.type !== 'code') return null;
+        const outs = c.model.outputs.toJSON();
+        return {{
+            index: i,
+            source: c.model.sharedModel.getSource(),
+            executionCount: c.model.executionCount,
+            errors: outs.filter(o => o.output_type === 'error')
+                        .map(o => `${{o.ename}}: ${{o.evalue}}`),
+            widgetOutputs: outs.filter(o => o.data && o.data['{WIDGET_MIME}']).length,
+        }};
+    }}).filter(c => c !== null);
+}}"""
+
+_JS_SHUTDOWN = f"""async () => {{
+    const w = {_JS_CURRENT};
+    if (w && w.sessionContext) await w.sessionContext.shutdown();
+    if (w && w.context) w.context.model.dirty = false;
+}}"""
+
+
+@dataclass
+class NotebookReport:
+    """What happened to one notebook: problems found and what was actually exercised."""
+
+    path: str
+    problems: list[str] = field(default_factory=list)
+    interactions: list[str] = field(default_factory=list)
+    widget_outputs: int = 0
+    screenshot: Path | None = None
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        """One line for the terminal summary; says what was skipped, not only what passed."""
+        inter = ", ".join(self.interactions) or "no interactive pkmm widgets (skipped)"
+        status = "ok" if not self.problems else f"{len(self.problems)} problem(s)"
+        return (f"{self.path}: {status} in {self.seconds:.1f}s; {self.widget_outputs} "
+                f"widget output(s); interactions: {inter}")
+
+
+class LabDriver:
+    """Open notebooks one at a time in fresh browser contexts against one JupyterLab server.
+
+    A fresh context per notebook costs ~1 s of page load but means a crashed or wedged page
+    can never leak into the next notebook's verdict.
+    """
+
+    def __init__(self, browser: Any, base_url: str, *, run_timeout_s: float = 180.0,
+                 interaction_timeout_s: float = 15.0) -> None:
+        self.browser = browser
+        self.base_url = base_url.rstrip("/")
+        self.run_timeout_ms = run_timeout_s * 1000
+        self.interaction_timeout_ms = interaction_timeout_s * 1000
+
+    def check(self, rel_path: str, screenshot_to: Path | None) -> NotebookReport:
+        """Open `rel_path` (relative to the server root), run all cells, check, screenshot."""
+        report = NotebookReport(rel_path)
+        start = time.monotonic()
+        context = self.browser.new_context(viewport={"width": 1280, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        console_errors: list[str] = []
+        page.on("pageerror", lambda exc: console_errors.append(str(exc)))
+        try:
+            self._open(page, rel_path)
+            self._run_all(page, report)
+            self._check_widgets_rendered(page, report)
+            if screenshot_to is not None:  # before clicking: show the state the author chose
+                report.screenshot = self._screenshot(page, screenshot_to, report)
+            self._check_interactions(page, report)
+        except Exception as exc:  # a harness failure is itself a finding for this notebook
+            report.problems.append(f"harness could not finish: {type(exc).__name__}: {exc}")
+        finally:
+            try:
+                page.evaluate(_JS_SHUTDOWN)
+            except Exception:  # the server fixture still deletes leftover sessions
+                pass
+            context.close()
+        report.problems.extend(f"uncaught page error: {e}" for e in console_errors)
+        report.seconds = time.monotonic() - start
+        return report
+
+    def _open(self, page: Page, rel_path: str) -> None:
+        """Load the lab on `rel_path` and wait until its kernel is connected and idle."""
+        # ?reset: ignore any saved workspace so only this notebook is open.
+        page.goto(f"{self.base_url}/lab/tree/{quote(rel_path)}?reset")
+        page.wait_for_function("() => window.jupyterapp !== undefined")
+        page.evaluate("async () => { await window.jupyterapp.started;"
+                      " await window.jupyterapp.restored; }")
+        deadline = time.monotonic() + 90
+        while not page.evaluate(_JS_KERNEL_READY, rel_path):
+            # A notebook without kernelspec metadata asks which kernel to use: take the default.
+            accept = page.locator(".jp-Dialog .jp-mod-accept")
+            if accept.count() and accept.first.is_visible():
+                accept.first.click()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"kernel for {rel_path} never became connected and idle")
+            page.wait_for_timeout(200)
+
+    def _run_all(self, page: Page, report: NotebookReport) -> None:
+        """Run every cell and record cell errors; JupyterLab stops at the first error."""
+        page.evaluate(_JS_START_RUN_ALL)
+        page.wait_for_function(_JS_RUN_SETTLED, timeout=self.run_timeout_ms, polling=250)
+        run = page.evaluate("() => window.__pkmmRun")
+        cells = page.evaluate(_JS_CELL_STATES)
+        report.widget_outputs = sum(c["widgetOutputs"] for c in cells)
+        for cell in cells:
+            for err in cell["errors"]:
+                report.problems.append(f"cell {cell['index']} raised {err}")
+        if not run.get("ok") and not any(c["errors"] for c in cells):
+            report.problems.append(f"run-all did not complete: {run.get('error', 'stopped')}")
+        if run.get("ok"):
+            unrun = [c["index"] for c in cells
+                     if c["source"].strip() and c["executionCount"] is None]
+            if unrun:
+                report.problems.append(f"cells never ran: {unrun}")
+
+    def _check_widgets_rendered(self, page: Page, report: NotebookReport) -> None:
+        """Every widget output shows a view: no error text, no loader left, nonzero size."""
+        outputs = ".jp-NotebookPanel .jp-OutputArea-output"
+        # The widget renderer *is* the output node; a rendered view is its direct child.
+        views = page.locator(f"{outputs} > .jupyter-widgets")
+        try:  # views render asynchronously after the kernel goes idle
+            page.wait_for_function(
+                f"""() => [...document.querySelectorAll('{outputs}')].every(
+                        n => !(n.textContent || '').includes('Loading widget...'))""",
+                timeout=20_000, polling=250)
+        except Exception:
+            pass  # reported below with the offending text
+        area = page.locator(outputs)
+        for i in range(area.count()):
+            text = area.nth(i).text_content() or ""
+            for bad in BAD_WIDGET_TEXTS:
+                if bad in text:
+                    report.problems.append(f"output {i} shows {text.strip()[:120]!r}")
+        if views.count() < report.widget_outputs:
+            report.problems.append(f"{report.widget_outputs} widget outputs in the model but "
+                                   f"only {views.count()} rendered widget views on the page")
+        for i in range(views.count()):
+            box = views.nth(i).bounding_box()
+            if box is None or box["height"] < 1:
+                report.problems.append(f"widget view {i} rendered with no visible size")
+
+    def _check_interactions(self, page: Page, report: NotebookReport) -> None:
+        """Click each pkmm control and require the paired view in the same root to change."""
+        for root_cls, click_cls, view_cls in INTERACTIONS:
+            roots = page.locator(f".jp-OutputArea-output .{root_cls}")
+            for i in range(roots.count()):
+                root = roots.nth(i)
+                label = f"{root_cls}[{i}]: .{click_cls} -> .{view_cls}"
+                report.problems.extend(self._click_changes(root, click_cls, view_cls, label))
+                report.interactions.append(label)
+
+    def _click_changes(self, root: Locator, click_cls: str, view_cls: str,
+                       label: str) -> list[str]:
+        """Return problems (empty if clicking `click_cls` changed the text of `view_cls`)."""
+        from playwright.sync_api import expect
+
+        button, view = root.locator(f".{click_cls}"), root.locator(f".{view_cls}")
+        if not button.count() or not view.count():
+            return [f"{label}: root lacks .{click_cls} or .{view_cls}"]
+        before = view.first.text_content() or ""
+        button.first.scroll_into_view_if_needed()
+        button.first.click()
+        try:
+            expect(view.first).not_to_have_text(before, timeout=self.interaction_timeout_ms)
+        except AssertionError:
+            return [f"{label}: text unchanged after click ({before.strip()[:80]!r})"]
+        return []
+
+    def _screenshot(self, page: Page, path: Path, report: NotebookReport) -> Path | None:
+        """Save the notebook's main widget (first .pkmm-widget, else first output)."""
+        target = page.locator(".jp-OutputArea-output .pkmm-widget").first
+        if not target.count():
+            target = page.locator(".jp-NotebookPanel .jp-OutputArea-output").first
+        if not target.count():
+            report.interactions.append("no output to screenshot")
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        target.scroll_into_view_if_needed()
+        target.screenshot(path=str(path), animations="disabled")
+        return path
