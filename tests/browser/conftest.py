@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labdriver import LabDriver, NotebookReport
-from labserver import CHROMIUM_ARGS, LabServer, lab_env, make_server_root, require_browser
+
+from .labdriver import LabDriver, NotebookReport
+from .labserver import CHROMIUM_ARGS, LabServer, lab_env, make_server_root, require_browser
 
 
 def _skip_or_fail(reason: str) -> None:

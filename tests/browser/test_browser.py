@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from labserver import FIXTURES_IN_ROOT, REPO, project_notebooks
+
+from .labserver import FIXTURES_IN_ROOT, REPO, project_notebooks
 
 pytestmark = pytest.mark.browser
 
