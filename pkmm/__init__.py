@@ -21,8 +21,15 @@ Pte(pfn=0x1000 P D)
 
 from __future__ import annotations
 
-from .errors import (FaultError, ForkError, InvariantError, KernelBug, LayoutError,
-                     PkmmError, ScenarioError)
+from .errors import (
+                     FaultError,
+                     ForkError,
+                     InvariantError,
+                     KernelBug,
+                     LayoutError,
+                     PkmmError,
+                     ScenarioError,
+)
 from .fault import FaultResult
 from .folio import GUP_PIN_COUNTING_BIAS, Folio, Page
 from .fork import ForkResult, fork

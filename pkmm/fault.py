@@ -22,10 +22,13 @@ from .kernels import KernelVersion, get_kernel
 from .mm import MM_ANONPAGES, MM_SWAPENTS, mm_counter, mm_counter_file
 from .pgtable import Pmd, PteTable, pmd_index, pte_index, ptep_get, set_pte_at
 from .pte import PMD_SIZE, Pte, is_migration_entry, is_pte_marker, is_swap_entry
-from .rmap import (folio_add_anon_rmap_ptes, folio_add_file_rmap_ptes, folio_add_rmap_pmd,
-                   folio_remove_rmap_ptes)
-from .vma import (VM_MAYSHARE, VM_PFNMAP, VM_SHARED, VM_WRITE, AnonVma, Vma,
-                  userfaultfd_wp)
+from .rmap import (
+    folio_add_anon_rmap_ptes,
+    folio_add_file_rmap_ptes,
+    folio_add_rmap_pmd,
+    folio_remove_rmap_ptes,
+)
+from .vma import VM_MAYSHARE, VM_PFNMAP, VM_SHARED, VM_WRITE, AnonVma, Vma, userfaultfd_wp
 
 if TYPE_CHECKING:  # pragma: no cover
     from .process import Process
@@ -266,17 +269,20 @@ def wp_can_reuse_anon_folio(folio: Folio, kernel: KernelVersion,
     __wp_can_reuse_large_anon_folio() in v6.17 only.
     """
     f = "wp_can_reuse_anon_folio"
-    if folio_test_large(folio) and kernel.large_folio_reuse:
-        return __wp_can_reuse_large_anon_folio(folio, fr)
+    if folio_test_large(folio):
+        if kernel.large_folio_reuse:
+            return __wp_can_reuse_large_anon_folio(folio, fr)
+        # kernel (<= v6.14): "let's just consistently not reuse subpages even if we could
+        # reuse in that scenario, and give back a large folio a bit sooner."
+        fr.note(f, "no:large", "large folio: this version never reuses a subpage; copy")
+        return False
     if folio.ksm or folio.refcount > 3:
         fr.note(f, "no:refcount", f"refcount {folio.refcount} > 3 (or KSM): someone else "
                 "holds the page; copy")
         return False
     if folio.refcount > 1:
-        why = ("large folio: every mapped page holds a reference, so the small-folio rule "
-               "almost never reuses it" if folio_test_large(folio)
-               else "another process still maps (or pins) it")
-        fr.note(f, "no:refcount", f"refcount {folio.refcount} > 1: {why}; copy")
+        fr.note(f, "no:refcount", f"refcount {folio.refcount} > 1: another process still "
+                "maps it, or it is pinned/referenced; copy")
         return False
     fr.note(f, "yes", "refcount == 1: the only reference is this mapping; reuse")
     return True
@@ -432,6 +438,10 @@ def exit_mmap(proc: Process) -> None:
     for f, _ in proc.pins:
         _unpin(f)
     proc.pins.clear()
+    for f, _ in proc.gup_refs:
+        f.gup_refs -= 1
+        folio_put(f)
+    proc.gup_refs.clear()
     proc.exited = True
     if proc in proc.machine.processes:
         proc.machine.processes.remove(proc)

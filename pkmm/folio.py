@@ -56,7 +56,7 @@ class Page:
 class Folio:
     """A physically contiguous, naturally aligned group of ``2**order`` pages."""
 
-    __slots__ = ("order", "pfn", "kind", "refcount", "_pincount", "pins",
+    __slots__ = ("order", "pfn", "kind", "refcount", "_pincount", "pins", "gup_refs",
                  "entire_mapcount", "pages", "mm_mapcount", "ksm", "machine",
                  "fresh", "freed", "uid")
 
@@ -69,6 +69,7 @@ class Folio:
         self.refcount = 0
         self._pincount = 0          # large folios only (folio->_pincount)
         self.pins = 0               # pkmm bookkeeping: FOLL_PIN references held
+        self.gup_refs = 0           # plain FOLL_GET references (vmsplice, O_DIRECT, ...)
         self.entire_mapcount = 0    # PMD mappings
         self.pages = [Page(self, i) for i in range(1 << order)]
         # CONFIG_MM_ID: per-mm mapcounts of a large folio ("maybe mapped shared")

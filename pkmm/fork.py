@@ -18,8 +18,7 @@ from .kernels import DEFAULT_KERNEL, get_kernel
 from .memory import ABLATIONS, ENOMEM, ForkContext, copy_page_range
 from .process import Process
 from .trace import Step, Trace
-from .vma import (VM_DONTCOPY, VM_LOCKED, VM_UFFD_WP, VM_WIPEONFORK, AnonVma, Vma,
-                  VmFlags)
+from .vma import VM_DONTCOPY, VM_LOCKED, VM_UFFD_WP, VM_WIPEONFORK, AnonVma, Vma, VmFlags
 
 
 @dataclass

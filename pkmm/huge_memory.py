@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 
 from .folio import folio_get, folio_put
 from .mm import MM_ANONPAGES
-from .pgtable import (Pmd, PteTable, pmd_clear_uffd_wp, pmd_index, pmd_mkold,
-                      pmd_wrprotect)
+from .pgtable import Pmd, PteTable, pmd_clear_uffd_wp, pmd_index, pmd_mkold, pmd_wrprotect
 from .pte import HPAGE_PMD_ORDER, PMD_SIZE, Pte
 from .rmap import folio_try_dup_anon_rmap_pmd
 from .vma import Vma, userfaultfd_wp, vma_is_anonymous

@@ -138,10 +138,10 @@ def _check_folio(folio: Folio, pte_maps: Counter[int], pmd_maps: Counter[int],
     maps = sum(pte_maps[folio.pfn + i] for i in range(folio.nr_pages)) + pmd_maps[folio.pfn]
     pin_refs = folio.pins if folio.order else folio.pins * GUP_PIN_COUNTING_BIAS
     cache = folio.nr_pages if folio.kind != "anon" else 0
-    expected = maps + pin_refs + cache
+    expected = maps + pin_refs + cache + folio.gup_refs
     if folio.refcount != expected:
         bad.append(f"{name}: refcount {folio.refcount} != mappings {maps} + pin refs "
-                   f"{pin_refs} + page cache {cache}")
+                   f"{pin_refs} + page cache {cache} + plain GUP refs {folio.gup_refs}")
     if folio.refcount < folio.mapcount + folio.pincount:
         bad.append(f"{name}: refcount {folio.refcount} < mapcount {folio.mapcount} + "
                    f"pincount {folio.pincount}")

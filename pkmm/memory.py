@@ -19,14 +19,20 @@ from typing import TYPE_CHECKING
 
 from .folio import Page, folio_put
 from .mm import MM_ANONPAGES, MM_SWAPENTS, mm_counter, new_rss
-from .pgtable import (Pmd, pmd_addr_end, pmd_index, pte_alloc, pte_index, pte_offset_map,
-                      set_pte_at)
-from .pte import (PAGE_SIZE, Pte, is_migration_entry, is_pte_marker, is_swap_entry,
-                  make_pte_marker, pte_clear_uffd_wp, pte_swp_clear_exclusive)
+from .pgtable import Pmd, pmd_addr_end, pmd_index, pte_alloc, pte_index, pte_offset_map, set_pte_at
+from .pte import (
+    PAGE_SIZE,
+    Pte,
+    is_migration_entry,
+    is_pte_marker,
+    is_swap_entry,
+    make_pte_marker,
+    pte_clear_uffd_wp,
+    pte_swp_clear_exclusive,
+)
 from .rmap import folio_add_anon_rmap_ptes
 from .trace import Action, Step, Trace
-from .vma import (VM_MIXEDMAP, VM_PFNMAP, VM_SHARED, VM_WRITE, Vma, is_cow_mapping,
-                  userfaultfd_wp)
+from .vma import VM_MIXEDMAP, VM_PFNMAP, VM_SHARED, VM_WRITE, Vma, is_cow_mapping, userfaultfd_wp
 
 if TYPE_CHECKING:  # pragma: no cover
     from .kernels import KernelVersion

@@ -18,11 +18,26 @@ from .kernels import DEFAULT_KERNEL, get_kernel
 from .machine import Machine
 from .mm import MM_SWAPENTS, MmStruct, mm_counter
 from .pgtable import Pmd, PteTable, pmd_index, pte_index, ptep_get, set_pte_at
-from .pte import (MARKERS, PAGE_SIZE, PMD_SIZE, Pte, make_pte_marker, mk_swap_pte)
+from .pte import MARKERS, PAGE_SIZE, PMD_SIZE, Pte, make_pte_marker, mk_swap_pte
 from .rmap import folio_add_anon_rmap_ptes, folio_add_file_rmap_ptes, folio_add_rmap_pmd
-from .vma import (VM_DONTCOPY, VM_MAYREAD, VM_MAYSHARE, VM_MAYWRITE, VM_PFNMAP, VM_READ,
-                  VM_SHARED, VM_SOFTDIRTY, VM_UFFD_WP, VM_WIPEONFORK, VM_WRITE, AnonVma,
-                  Backing, File, Vma, VmFlags)
+from .vma import (
+    VM_DONTCOPY,
+    VM_MAYREAD,
+    VM_MAYSHARE,
+    VM_MAYWRITE,
+    VM_PFNMAP,
+    VM_READ,
+    VM_SHARED,
+    VM_SOFTDIRTY,
+    VM_UFFD_WP,
+    VM_WIPEONFORK,
+    VM_WRITE,
+    AnonVma,
+    Backing,
+    File,
+    Vma,
+    VmFlags,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .fault import FaultResult
@@ -52,6 +67,7 @@ class Process:
         self.name = name
         self.exited = False
         self.pins: list[tuple[Folio, int]] = []     # FOLL_PIN references this process took
+        self.gup_refs: list[tuple[Folio, int]] = []  # plain references (vmsplice), per ref
         self.faults: list[FaultResult] = []
         self.machine.processes.append(self)
         self._nfiles = 0
@@ -278,6 +294,10 @@ class Process:
         self.mm.deposited[pmd_index(addr)] = True
         self.mm.nr_ptes += 1
         self.mm.huge_zero_ref = True
+        if vma.anon_vma is None:
+            # kernel: do_huge_pmd_anonymous_page() prepares the anon_vma *before* it maps
+            # the huge zero page (unlike the 4 KiB zero page), so such a VMA is copied
+            vma.anon_vma = AnonVma()
 
     def map_pfn(self, addr: int, pfn: int, *, write: bool = True, dirty: bool = False) -> None:
         """A raw PFN-map entry (``remap_pfn_range``): a special PTE with no struct page."""
@@ -379,6 +399,20 @@ class Process:
              "this folio")
         self.pins.remove((f, page))
         _unpin(f)
+
+    def vmsplice(self, f: Folio, page: int = 0, refs: int = 1) -> None:
+        """Hold ``refs`` plain (FOLL_GET) references on a mapped page, as vmsplice() into a
+        pipe does.  Unlike :meth:`pin` this does *not* set MMF_HAS_PINNED; 1024 of them
+        make a small folio look pinned to ``folio_maybe_dma_pinned`` (spec T03, h5)."""
+        self._alive("vmsplice")
+        need(isinstance(f, Folio) and not f.freed, "vmsplice: pass a live folio")
+        need(isinstance(page, int) and 0 <= page < f.nr_pages, f"page={page!r} out of range")
+        need(isinstance(refs, int) and refs >= 1, f"refs={refs!r}: at least 1")
+        need(self._maps_page(f, page), f"vmsplice: {self.name!r} does not map page {page} "
+             "of this folio")
+        f.refcount += refs
+        f.gup_refs += refs
+        self.gup_refs.extend([(f, page)] * refs)
 
     # -- looking at state ------------------------------------------------------------
     def pte(self, addr: int) -> Pte | None:

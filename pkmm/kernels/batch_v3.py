@@ -11,8 +11,16 @@ from ..folio import Folio, Page, folio_ref_add, folio_ref_sub, folio_test_anon, 
 from ..memory import ForkContext, Prealloc, copy_present_page, vm_normal_page
 from ..mm import MM_ANONPAGES, mm_counter_file
 from ..pgtable import pte_index, pte_offset_map, set_ptes, wrprotect_ptes
-from ..pte import (PAGE_SIZE, Pte, pte_clear_soft_dirty, pte_clear_uffd_wp, pte_mkclean,
-                   pte_mkdirty, pte_mkold, pte_wrprotect)
+from ..pte import (
+    PAGE_SIZE,
+    Pte,
+    pte_clear_soft_dirty,
+    pte_clear_uffd_wp,
+    pte_mkclean,
+    pte_mkdirty,
+    pte_mkold,
+    pte_wrprotect,
+)
 from ..vma import VM_SHARED, Vma, userfaultfd_wp
 from . import KernelVersion
 from .common import dup_file, stop_words, try_dup_anon

@@ -14,8 +14,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..folio import Folio, folio_get, folio_ref_add, folio_ref_sub, folio_test_anon, \
-    folio_test_large
+from ..folio import (
+    Folio,
+    folio_get,
+    folio_ref_add,
+    folio_ref_sub,
+    folio_test_anon,
+    folio_test_large,
+)
 from ..memory import EAGAIN, ForkContext, Prealloc, copy_present_page, vm_normal_page
 from ..mm import MM_ANONPAGES, mm_counter_file
 from ..pgtable import pte_index, pte_offset_map

@@ -11,13 +11,26 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..folio import Folio, folio_get, folio_ref_add, folio_ref_sub, folio_test_anon, \
-    folio_test_large
+from ..folio import (
+    Folio,
+    folio_get,
+    folio_ref_add,
+    folio_ref_sub,
+    folio_test_anon,
+    folio_test_large,
+)
 from ..memory import EAGAIN, ForkContext, Prealloc, copy_present_page, vm_normal_page
 from ..mm import MM_ANONPAGES, mm_counter_file
 from ..pgtable import pte_index, pte_offset_map, set_ptes, wrprotect_ptes
-from ..pte import (Pte, pte_advance_pfn, pte_clear_uffd_wp, pte_mkclean, pte_mkold,
-                   pte_mkwrite, pte_wrprotect)
+from ..pte import (
+    Pte,
+    pte_advance_pfn,
+    pte_clear_uffd_wp,
+    pte_mkclean,
+    pte_mkold,
+    pte_mkwrite,
+    pte_wrprotect,
+)
 from ..vma import VM_SHARED, Vma, is_cow_mapping, userfaultfd_wp, vma_soft_dirty_enabled
 from . import KernelVersion
 from .common import dup_file, pte_diff, stop_words, try_dup_anon

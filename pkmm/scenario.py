@@ -1,0 +1,229 @@
+"""Scenario files: a whole layout (VMAs, folios, PTEs, pins) as plain data.
+
+Simulator concept.  A scenario is a dict (or a JSON file) that builds a
+:class:`pkmm.Process`; the widgets export and import them, the quiz and exercises generate
+them.  Every field is validated before anything is built; a bad field raises
+:class:`pkmm.ScenarioError` naming its path (``ptes[2].folio``) and the fix.
+
+>>> s = Scenario.from_dict({"name": "T05", "vmas": [{"start": "0x200000", "npages": 16}],
+...     "folios": {"F": {"order": 4}}, "ptes": [{"addr": "0x200000", "folio": "F"}]})
+>>> p, folios = s.build()
+>>> folios["F"].refcount, p.pte(0x200000)
+(16, Pte(pfn=0x1000 P W D A))
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import LayoutError, ScenarioError
+from .folio import Folio
+from .kernels import DEFAULT_KERNEL, KERNELS
+from .process import Process
+
+_VMA_KEYS = {"start": int, "npages": int, "backing": str, "shared": bool, "write": bool,
+             "uffd_wp": bool, "uffd_fork": bool, "pfnmap": bool, "dontfork": bool,
+             "wipeonfork": bool, "soft_dirty_tracking": bool}
+_PTE_KEYS = {"addr": int, "folio": str, "page": int, "nr": int, "write": bool, "dirty": bool,
+             "young": bool, "soft_dirty": bool, "uffd_wp": bool, "protnone": bool,
+             "anon_exclusive": bool}
+_SECTIONS = {"name", "kernel", "description", "vmas", "folios", "ptes", "pmds", "zero",
+             "huge_zero", "swap", "markers", "pins", "vmsplice"}
+
+
+def _int(path: str, v: Any) -> int:
+    if isinstance(v, bool):
+        raise ScenarioError(f"{path}: expected an int, got {v!r}")
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str):
+        try:
+            return int(v, 0)
+        except ValueError:
+            pass
+    raise ScenarioError(f"{path}: expected an int (or a string like '0x200000'), got {v!r}")
+
+
+def _fields(path: str, d: Any, spec: dict[str, type], required: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(d, dict):
+        raise ScenarioError(f"{path}: expected an object with keys {sorted(spec)}, got {d!r}")
+    unknown = sorted(set(d) - set(spec))
+    if unknown:
+        raise ScenarioError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(spec)}")
+    for k in required:
+        if k not in d:
+            raise ScenarioError(f"{path}: missing required key {k!r}")
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        t = spec[k]
+        if t is int:
+            out[k] = _int(f"{path}.{k}", v)
+        elif t is bool:
+            if not isinstance(v, bool):
+                raise ScenarioError(f"{path}.{k}: expected true/false, got {v!r}")
+            out[k] = v
+        else:
+            if not isinstance(v, str):
+                raise ScenarioError(f"{path}.{k}: expected a string, got {v!r}")
+            out[k] = v
+    return out
+
+
+def _list(path: str, v: Any) -> list[Any]:
+    if not isinstance(v, list):
+        raise ScenarioError(f"{path}: expected a list, got {type(v).__name__}")
+    return v
+
+
+@dataclass
+class Scenario:
+    """A validated layout description; :meth:`build` turns it into a process."""
+
+    name: str
+    kernel: str = DEFAULT_KERNEL
+    description: str = ""
+    vmas: list[dict[str, Any]] = field(default_factory=list)
+    folios: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ptes: list[dict[str, Any]] = field(default_factory=list)
+    pmds: list[dict[str, Any]] = field(default_factory=list)
+    zero: list[int] = field(default_factory=list)
+    huge_zero: list[int] = field(default_factory=list)
+    swap: list[dict[str, Any]] = field(default_factory=list)
+    markers: list[dict[str, Any]] = field(default_factory=list)
+    pins: list[dict[str, Any]] = field(default_factory=list)
+    vmsplice: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Scenario:
+        """Validate ``d`` field by field (ScenarioError names the first bad one)."""
+        if not isinstance(d, dict):
+            raise ScenarioError(f"scenario: expected an object, got {type(d).__name__}")
+        unknown = sorted(set(d) - _SECTIONS)
+        if unknown:
+            raise ScenarioError(f"scenario: unknown section(s) {unknown}; allowed: "
+                                f"{sorted(_SECTIONS)}")
+        name = d.get("name", "scenario")
+        if not isinstance(name, str):
+            raise ScenarioError(f"name: expected a string, got {name!r}")
+        kernel = d.get("kernel", DEFAULT_KERNEL)
+        if kernel not in KERNELS:
+            raise ScenarioError(f"kernel: {kernel!r} is not one of {', '.join(KERNELS)}")
+        s = cls(name=name, kernel=kernel, description=str(d.get("description", "")))
+        s.vmas = [_fields(f"vmas[{i}]", v, _VMA_KEYS, ("start", "npages"))
+                  for i, v in enumerate(_list("vmas", d.get("vmas", [])))]
+        folios = d.get("folios", {})
+        if not isinstance(folios, dict):
+            raise ScenarioError("folios: expected an object mapping names to "
+                                "{order, backing}")
+        s.folios = {str(k): _fields(f"folios.{k}", v, {"order": int, "backing": str},
+                                    ("order",)) for k, v in folios.items()}
+        s.ptes = [_fields(f"ptes[{i}]", v, _PTE_KEYS, ("addr", "folio"))
+                  for i, v in enumerate(_list("ptes", d.get("ptes", [])))]
+        s.pmds = [_fields(f"pmds[{i}]", v, {"addr": int, "folio": str, "write": bool,
+                                             "dirty": bool}, ("addr", "folio"))
+                  for i, v in enumerate(_list("pmds", d.get("pmds", [])))]
+        s.zero = [_int(f"zero[{i}]", v) for i, v in enumerate(_list("zero", d.get("zero", [])))]
+        s.huge_zero = [_int(f"huge_zero[{i}]", v)
+                       for i, v in enumerate(_list("huge_zero", d.get("huge_zero", [])))]
+        s.swap = [_fields(f"swap[{i}]", v, {"addr": int, "value": int, "exclusive": bool,
+                                             "soft_dirty": bool, "uffd_wp": bool}, ("addr",))
+                  for i, v in enumerate(_list("swap", d.get("swap", [])))]
+        s.markers = []
+        for i, v in enumerate(_list("markers", d.get("markers", []))):
+            if not isinstance(v, dict) or set(v) != {"addr", "markers"} or \
+                    not isinstance(v["markers"], list):
+                raise ScenarioError(f"markers[{i}]: expected {{addr, markers: [...]}}")
+            s.markers.append({"addr": _int(f"markers[{i}].addr", v["addr"]),
+                              "markers": [str(m) for m in v["markers"]]})
+        s.pins = [_fields(f"pins[{i}]", v, {"folio": str, "page": int}, ("folio",))
+                  for i, v in enumerate(_list("pins", d.get("pins", [])))]
+        s.vmsplice = [_fields(f"vmsplice[{i}]", v, {"folio": str, "page": int, "refs": int},
+                              ("folio",))
+                      for i, v in enumerate(_list("vmsplice", d.get("vmsplice", [])))]
+        for sec in ("ptes", "pmds", "pins", "vmsplice"):
+            for i, e in enumerate(getattr(s, sec)):
+                if e["folio"] not in s.folios:
+                    raise ScenarioError(f"{sec}[{i}].folio: {e['folio']!r} is not declared "
+                                        f"in folios ({sorted(s.folios) or 'none'})")
+        return s
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready); ``Scenario.from_dict(s.to_dict())`` round-trips."""
+        d: dict[str, Any] = {"name": self.name, "kernel": self.kernel}
+        if self.description:
+            d["description"] = self.description
+        for sec in ("vmas", "folios", "ptes", "pmds", "zero", "huge_zero", "swap", "markers",
+                    "pins", "vmsplice"):
+            v = getattr(self, sec)
+            if v:
+                d[sec] = v
+        return d
+
+    def build(self) -> tuple[Process, dict[str, Folio]]:
+        """A fresh process laid out as described, and its folios by name.
+
+        Layout mistakes (overlaps, out-of-VMA addresses, ...) surface as ScenarioError with
+        the offending entry named; nothing is half-built (the process is discarded).
+        """
+        p = Process(self.kernel)
+        folios: dict[str, Folio] = {}
+        step = "vmas"
+        try:
+            for i, v in enumerate(self.vmas):
+                step = f"vmas[{i}]"
+                p.mmap(**v)
+            for name, fd in self.folios.items():
+                step = f"folios.{name}"
+                folios[name] = p.alloc_folio(fd["order"], backing=fd.get("backing", "anon"))
+            for i, e in enumerate(self.ptes):
+                step = f"ptes[{i}]"
+                kw = {k: v for k, v in e.items() if k not in ("addr", "folio")}
+                p.map(e["addr"], folios[e["folio"]], **kw)
+            for i, e in enumerate(self.pmds):
+                step = f"pmds[{i}]"
+                p.map_pmd(e["addr"], folios[e["folio"]], write=e.get("write", True),
+                          dirty=e.get("dirty", True))
+            for i, a in enumerate(self.zero):
+                step = f"zero[{i}]"
+                p.map_zero_page(a)
+            for i, a in enumerate(self.huge_zero):
+                step = f"huge_zero[{i}]"
+                p.map_huge_zero_pmd(a)
+            for i, e in enumerate(self.swap):
+                step = f"swap[{i}]"
+                p.map_swap(e["addr"], e.get("value", 0), exclusive=e.get("exclusive", True),
+                           soft_dirty=e.get("soft_dirty", False),
+                           uffd_wp=e.get("uffd_wp", False))
+            for i, e in enumerate(self.markers):
+                step = f"markers[{i}]"
+                p.map_marker(e["addr"], *e["markers"])
+            for i, e in enumerate(self.pins):
+                step = f"pins[{i}]"
+                p.pin(folios[e["folio"]], e.get("page", 0))
+            for i, e in enumerate(self.vmsplice):
+                step = f"vmsplice[{i}]"
+                p.vmsplice(folios[e["folio"]], e.get("page", 0), e.get("refs", 1))
+        except LayoutError as err:
+            raise ScenarioError(f"{step}: {err}") from None
+        return p, folios
+
+
+def load_scenario(source: str | Path | dict[str, Any]) -> Scenario:
+    """A scenario from a dict, a JSON string, or a path to a JSON file."""
+    if isinstance(source, dict):
+        return Scenario.from_dict(source)
+    text = str(source)
+    if isinstance(source, Path) or not text.lstrip().startswith("{"):
+        path = Path(text)
+        if not path.is_file():
+            raise ScenarioError(f"scenario file {text!r} does not exist")
+        text = path.read_text()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ScenarioError(f"scenario is not valid JSON: {e.msg} at line {e.lineno} "
+                            f"column {e.colno}") from None
+    return Scenario.from_dict(data)

@@ -1,0 +1,51 @@
+"""Small builders for the spec's scenario conventions (kernel-fork-spec.md §11).
+
+P-ANON: private anonymous VMA, read/write, with an anon_vma, VM_SOFTDIRTY set (soft-dirty
+tracking off), child not uffd-wp, parent without MMF_HAS_PINNED.
+"""
+
+from __future__ import annotations
+
+import pkmm
+
+A, B, C, D = "v6.8", "batch-v3", "v6.9", "v6.17"
+COW_VARIANTS = (A, B, C, D)
+BASE = 0x200000        # start of a PMD slice, so listed PTEs lie in one slice
+
+
+def bitlist(value: int | list[int] | list[bool], n: int) -> list[bool]:
+    """Expand a scalar or a per-PTE list of 0/1 to ``n`` booleans."""
+    if isinstance(value, list):
+        assert len(value) == n
+        return [bool(v) for v in value]
+    return [bool(value)] * n
+
+
+def p_anon_folio(order: int, n: int | None = None, *, kernel: str = D, npages: int = 64,
+                 W=1, D_=1, A_=1, SD=0, UW=0, PN=0, AE=1, uffd_wp: bool = False,
+                 uffd_fork: bool = False, soft_dirty_tracking: bool = False,
+                 start: int = BASE) -> tuple[pkmm.Process, pkmm.Folio]:
+    """One anon folio of ``order`` whose first ``n`` pages sit on consecutive PTEs at BASE,
+    with per-PTE bits given as scalars or lists."""
+    p = pkmm.Process(kernel)
+    p.mmap(start, npages, uffd_wp=uffd_wp, uffd_fork=uffd_fork,
+           soft_dirty_tracking=soft_dirty_tracking)
+    f = p.alloc_folio(order)
+    n = f.nr_pages if n is None else n
+    bits = {k: bitlist(v, n) for k, v in dict(W=W, D=D_, A=A_, SD=SD, UW=UW, PN=PN,
+                                               AE=AE).items()}
+    for i in range(n):
+        p.map(start + i * 4096, f, i, 1, write=bits["W"][i], dirty=bits["D"][i],
+              young=bits["A"][i], soft_dirty=bits["SD"][i], uffd_wp=bits["UW"][i],
+              protnone=bits["PN"][i], anon_exclusive=bits["AE"][i])
+    return p, f
+
+
+def child_bits(r: pkmm.ForkResult, bit: str, n: int, start: int = BASE) -> list[int]:
+    """One bit of the child's first ``n`` PTEs, as 0/1."""
+    return [int(getattr(r.child.pte(start + i * 4096), bit)) for i in range(n)]
+
+
+def parent_bits(r: pkmm.ForkResult, bit: str, n: int, start: int = BASE) -> list[int]:
+    """One bit of the parent's first ``n`` PTEs, as 0/1."""
+    return [int(getattr(r.parent.pte(start + i * 4096), bit)) for i in range(n)]
