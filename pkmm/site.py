@@ -1,0 +1,307 @@
+"""Render the lab's executed notebooks to a static site: `python -m pkmm.site [--out _site]`.
+
+Why nbconvert (and not Jupyter Book 2): it builds offline, and this project's CI has no
+network; JB2 downloads its theme at build time and cannot show ipywidgets statically
+(../shared/spec/jupyter-practice.md §5.3).
+
+Why pages show each widget's *fallback*: a pkmm widget's mimebundle carries a `text/html`
+(or `image/png`) snapshot next to its `widget-view+json` entry.  With saved widget state,
+nbconvert would pick the widget view, which only appears once a script from unpkg.com has
+loaded; offline, on an intranet or in a PDF the reader would see nothing.  So, for every
+output that has a fallback, the widget view is dropped and the fallback is rendered as
+plain HTML; a widget without one is drawn from the widget state nbclient saved (its HTML
+children, labels, images, Output contents).  Only a widget with neither keeps its view and
+the saved state, so it still renders where the CDN is reachable; the build warns about it.
+
+Notebooks are read from notebooks/ and notebooks/exercises/; one that has not been run is
+executed first with nbclient (`--execute auto`, the default).  The sources are never
+modified.  Output: one page per notebook (same relative path, `.html`) and `index.html`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import re
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Page", "build_site", "find_notebooks", "main", "notebook_title", "state_html"]
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+FALLBACK_TYPES = ("text/html", "image/svg+xml", "image/png", "image/jpeg")
+MARKER = ".pkmm-site"  # marks a directory this tool built, so a rebuild may replace it
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+
+
+class SiteError(Exception):
+    """The site cannot be built; the message says which notebook or path and why."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One rendered notebook: where it came from, where it went, what the index calls it."""
+
+    source: Path
+    href: str  # relative to the site root, e.g. "exercises/ex1.html"
+    title: str
+    widgets_without_fallback: int
+    notebook: Any = field(default=None, repr=False, compare=False)  # as rendered
+
+
+def find_notebooks(root: Path) -> list[Path]:
+    """The lab's notebooks in reading order: notebooks/*.ipynb, then notebooks/exercises/."""
+    return sorted(root.glob("*.ipynb")) + sorted(root.glob("exercises/*.ipynb"))
+
+
+def notebook_title(nb: Any, default: str) -> str:
+    """The first markdown heading, as plain text, else `default`.
+
+    >>> from types import SimpleNamespace as C
+    >>> nb = C(cells=[C(cell_type="code", source="# comment"),
+    ...               C(cell_type="markdown", source="Intro\\n## 01 · *PTEs* and `folios`")])
+    >>> notebook_title(nb, "01-ptes")
+    '01 · PTEs and folios'
+    >>> notebook_title(C(cells=[]), "00-start")
+    '00-start'
+    """
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            match = _HEADING.search(cell.source)
+            if match:
+                return re.sub(r"[`*_]", "", match.group(1)).strip() or default
+    return default
+
+
+def needs_execution(nb: Any) -> bool:
+    """True if some non-empty code cell was never run (its outputs would be missing)."""
+    return any(c.cell_type == "code" and c.source.strip() and c.get("execution_count") is None
+               for c in nb.cells)
+
+
+def prefer_fallbacks(nb: Any) -> int:
+    """Replace widget views by static HTML; return how many views had nothing to show.
+
+    The widget's own fallback (text/html, SVG, PNG) wins; failing that, the view is drawn
+    from the widget state nbclient saved (HTML children, labels, images, Output contents).
+    Saved state is dropped when no widget view is left, so the page does not carry the
+    state JSON or load the widget script for nothing.
+    """
+    state = nb.metadata.get("widgets", {}).get(
+        "application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    without = 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if WIDGET_VIEW not in data:
+                continue
+            if not any(t in data for t in FALLBACK_TYPES):
+                drawn = state_html(state, data[WIDGET_VIEW].get("model_id", ""))
+                if not drawn:
+                    without += 1
+                    continue
+                data["text/html"] = drawn
+            del data[WIDGET_VIEW]
+    if without == 0:
+        nb.metadata.pop("widgets", None)
+    return without
+
+
+_BOX_ROW = {"HBoxModel", "GridBoxModel"}
+_BUTTONS = {"ButtonModel", "ToggleButtonModel"}
+
+
+def state_html(state: dict[str, Any], model_id: str, depth: int = 0) -> str:
+    """Static HTML for one saved widget model and its children ("" if nothing to show).
+
+    Only what is visible without a kernel is drawn; controls that need one (sliders, text
+    boxes) are left out.  The widgets' CSS classes are kept, so pkmm styling still applies.
+
+    >>> st = {"a": {"model_name": "VBoxModel", "state": {"_dom_classes": ["pkmm-widget"],
+    ...            "children": ["IPY_MODEL_b", "IPY_MODEL_c"]}},
+    ...       "b": {"model_name": "HTMLModel", "state": {"value": "<b>PTE</b>"}},
+    ...       "c": {"model_name": "ButtonModel", "state": {"description": "next"}}}
+    >>> print(state_html(st, "a"))  # doctest: +NORMALIZE_WHITESPACE
+    <div class="pkmm-widget" style="display:flex;flex-direction:column;gap:4px"><div
+    class=""><b>PTE</b></div><button class="" disabled>next</button></div>
+    """
+    model = state.get(model_id)
+    if model is None or depth > 32:
+        return ""
+    name, st = model.get("model_name", ""), model.get("state", {})
+    cls = html.escape(" ".join(st.get("_dom_classes", [])))
+    if "children" in st:
+        kids = [str(c).removeprefix("IPY_MODEL_") for c in st["children"]]
+        if name == "StackModel" and isinstance(st.get("selected_index"), int):
+            kids = kids[st["selected_index"]:st["selected_index"] + 1]
+        inner = "".join(state_html(state, k, depth + 1) for k in kids)
+        flow = "row" if name in _BOX_ROW else "column"
+        return (f'<div class="{cls}" style="display:flex;flex-direction:{flow};gap:4px">'
+                f"{inner}</div>") if inner else ""
+    if name in ("HTMLModel", "HTMLMathModel"):
+        return f'<div class="{cls}">{st.get("value", "")}</div>'
+    if name == "LabelModel":
+        return f'<span class="{cls}">{html.escape(str(st.get("value", "")))}</span>'
+    if name in _BUTTONS:
+        return f'<button class="{cls}" disabled>{html.escape(st.get("description", ""))}</button>'
+    if name == "ImageModel":
+        return _state_image(model, cls)
+    if name == "OutputModel":
+        return "".join(_output_html(o) for o in st.get("outputs", []))
+    return ""
+
+
+def _state_image(model: dict[str, Any], cls: str) -> str:
+    """An Image widget's PNG/JPEG/SVG bytes, which nbclient saves as a base64 buffer."""
+    for buf in model.get("buffers", []):
+        if buf.get("path") == ["value"] and buf.get("encoding") == "base64":
+            fmt = model["state"].get("format", "png")
+            mime = "image/svg+xml" if fmt == "svg" else f"image/{fmt}"
+            return f'<img class="{cls}" src="data:{mime};base64,{buf["data"]}">'
+    return ""
+
+
+def _output_html(out: dict[str, Any]) -> str:
+    """One output captured inside an Output widget, in nbconvert's order of preference."""
+    data = out.get("data", {})
+    if "text/html" in data:
+        return "".join(data["text/html"]) if isinstance(data["text/html"], list) \
+            else str(data["text/html"])
+    for mime in ("image/png", "image/jpeg"):
+        if mime in data:
+            return f'<img src="data:{mime};base64,{str(data[mime]).strip()}">'
+    text = out.get("text") or data.get("text/plain") or ""
+    text = "".join(text) if isinstance(text, list) else str(text)
+    return f"<pre>{html.escape(text)}</pre>" if text else ""
+
+
+def execute(nb: Any, cwd: Path, timeout_s: int) -> None:
+    """Run `nb` in place with nbclient (storing widget state); errors name the cell."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    client = NotebookClient(nb, timeout=timeout_s, kernel_name="python3",
+                            resources={"metadata": {"path": str(cwd)}})
+    try:
+        client.execute()
+    except CellExecutionError as exc:
+        raise SiteError(f"execution failed:\n{exc}") from exc
+
+
+def _nav(pages: Sequence[Page], i: int) -> str:
+    up = "../" * pages[i].href.count("/")
+    links = [f'<a href="{up}index.html">pkmm lab: all notebooks</a>']
+    if i > 0:
+        links.append(f'<a href="{up}{pages[i - 1].href}">← {html.escape(pages[i - 1].title)}</a>')
+    if i + 1 < len(pages):
+        links.append(f'<a href="{up}{pages[i + 1].href}">{html.escape(pages[i + 1].title)} →</a>')
+    style = "padding:0.5em 1em;border-bottom:1px solid #ddd;font-family:sans-serif"
+    return f'<nav class="pkmm-site-nav" style="{style}">{" · ".join(links)}</nav>'
+
+
+def render_page(nb: Any, title: str, source: Path) -> str:
+    """HTML for one notebook (JupyterLab look, markdown images embedded)."""
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab", embed_images=True)
+    resources = {"metadata": {"name": title, "path": str(source.parent)}}
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
+    return str(body)
+
+
+def render_index(pages: Sequence[Page]) -> str:
+    """The landing page: every notebook by title, lessons first, then exercises."""
+    sections: dict[str, list[str]] = {"Notebooks": [], "Exercises": []}
+    for page in pages:
+        key = "Exercises" if page.href.startswith("exercises/") else "Notebooks"
+        sections[key].append(f'<li><a href="{html.escape(page.href)}">'
+                             f'{html.escape(page.title)}</a> '
+                             f'<small>({html.escape(page.source.name)})</small></li>')
+    body = "".join(f"<h2>{name}</h2><ul>{''.join(items)}</ul>"
+                   for name, items in sections.items() if items)
+    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<title>pkmm lab: how Linux copies page tables at fork()</title>"
+            "<style>body{font-family:sans-serif;max-width:50em;margin:2em auto;"
+            "line-height:1.5}</style></head><body>"
+            "<h1>pkmm lab: how Linux copies page tables at fork()</h1>"
+            f"{body}</body></html>\n")
+
+
+def _prepare_out(out: Path) -> None:
+    """Create `out`, replacing it only if this tool built it (never a user's directory)."""
+    if out.exists():
+        if (out / MARKER).exists():
+            shutil.rmtree(out)
+        elif any(out.iterdir()):
+            raise SiteError(f"--out {out} exists, is not empty and was not built by "
+                            f"pkmm.site; choose another directory or remove it")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("built by python -m pkmm.site; safe to delete\n")
+
+
+def build_site(notebooks: Path, out: Path, *, execute_mode: str = "auto",
+               timeout_s: int = 600) -> list[Page]:
+    """Render every notebook under `notebooks` into `out`; return the pages in order."""
+    import nbformat
+
+    sources = find_notebooks(notebooks)
+    if not sources:
+        raise SiteError(f"no notebooks found in {notebooks} (looked for *.ipynb and "
+                        f"exercises/*.ipynb)")
+    _prepare_out(out)
+    pages: list[Page] = []
+    for src in sources:
+        nb = nbformat.read(src, as_version=4)
+        if execute_mode == "always" or (execute_mode == "auto" and needs_execution(nb)):
+            try:
+                execute(nb, src.parent, timeout_s)
+            except SiteError as exc:
+                raise SiteError(f"{src}: {exc}") from exc
+        href = src.relative_to(notebooks).with_suffix(".html").as_posix()
+        pages.append(Page(src, href, notebook_title(nb, src.stem), prefer_fallbacks(nb), nb))
+    for i, page in enumerate(pages):
+        nav = _nav(pages, i)
+        text = render_page(page.notebook, page.title, page.source)
+        body = re.search(r"<body[^>]*>", text)
+        if body:
+            text = text[:body.end()] + nav + text[body.end():]
+        target = out / page.href
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    (out / "index.html").write_text(render_index(pages), encoding="utf-8")
+    return pages
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: build the site, print one line per page, return a process exit code."""
+    parser = argparse.ArgumentParser(prog="python -m pkmm.site", description=__doc__.split(
+        "\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("_site"),
+                        help="output directory (default: _site)")
+    parser.add_argument("--notebooks", type=Path, default=Path("notebooks"),
+                        help="where the notebooks are (default: notebooks)")
+    parser.add_argument("--execute", choices=("auto", "always", "never"), default="auto",
+                        help="run notebooks first: auto = only those never run (default)")
+    parser.add_argument("--timeout", type=int, default=600,
+                        help="seconds allowed per cell when executing (default: 600)")
+    args = parser.parse_args(argv)
+    try:
+        pages = build_site(args.notebooks, args.out, execute_mode=args.execute,
+                           timeout_s=args.timeout)
+    except SiteError as exc:
+        print(f"pkmm.site: {exc}", file=sys.stderr)
+        return 1
+    for page in pages:
+        warn = (f"  (warning: {page.widgets_without_fallback} widget(s) without a static "
+                f"fallback)" if page.widgets_without_fallback else "")
+        print(f"{args.out / page.href}: {page.title}{warn}")
+    print(f"{args.out / 'index.html'}: index of {len(pages)} page(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""The static site (`python -m pkmm.site`, `make site`): every notebook gets a page that shows
+its figures and widget fallbacks without any script from the network, plus an index.
+
+Two levels: a hand-built executed notebook pins down the rendering rules (fast, no kernel,
+no network allowed), and the project's own notebooks are built and checked output by output
+against what the notebooks contain.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import socket
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from pkmm import site
+
+REPO = Path(__file__).resolve().parent.parent
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+PNG_1x1 = base64.b64encode(bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cfc0000003010100c9fe92ef"
+    "0000000049454e44ae426082")).decode()
+TABLE = '<table class="pkmm-fallback-table"><tr><td>0:W</td></tr></table>'
+
+
+class _Tags(HTMLParser):
+    """Collect <img src> and <a href> values from a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.img_src: list[str] = []
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "img" and values.get("src"):
+            self.img_src.append(re.sub(r"\s+", "", values["src"] or ""))
+        if tag == "a" and values.get("href"):
+            self.hrefs.append(values["href"] or "")
+
+
+def _tags(text: str) -> _Tags:
+    parser = _Tags()
+    parser.feed(text)
+    return parser
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _widget_output(model_id: str, **extra: str) -> Any:
+    data = {WIDGET_VIEW: {"model_id": model_id, "version_major": 2, "version_minor": 0},
+            "text/plain": f"Widget({model_id})", **extra}
+    return new_output("display_data", data=data)
+
+
+def _fixture_notebooks(root: Path) -> None:
+    """An executed lesson (widget with fallback, widget with state only, figure) + exercises."""
+    state = {
+        "stepper": {"model_name": "VBoxModel", "state": {
+            "_dom_classes": ["pkmm-widget", "pkmm-fork-stepper"],
+            "children": ["IPY_MODEL_panel", "IPY_MODEL_next"]}},
+        "panel": {"model_name": "HTMLModel", "state": {
+            "_dom_classes": ["pkmm-stepper-panel"], "value": "<p>copy_pte_range</p>"}},
+        "next": {"model_name": "ButtonModel", "state": {"description": "next"}},
+    }
+    lesson = new_notebook(cells=[
+        new_markdown_cell("Intro text\n\n# 01 · PTEs and `folios`"),
+        new_code_cell("builder", execution_count=1,
+                      outputs=[_widget_output("builder", **{"text/html": TABLE})]),
+        new_code_cell("stepper", execution_count=2, outputs=[_widget_output("stepper")]),
+        new_code_cell("plot()", execution_count=3, outputs=[
+            new_output("display_data", data={"image/png": PNG_1x1, "text/plain": "<Figure>"})]),
+    ])
+    lesson.metadata["widgets"] = {WIDGET_STATE: {"version_major": 2, "version_minor": 0,
+                                                 "state": state}}
+    (root / "exercises").mkdir(parents=True)
+    nbformat.write(lesson, root / "01-ptes.ipynb")
+    nbformat.write(new_notebook(cells=[new_markdown_cell("## Exercise: batch sizes")]),
+                   root / "exercises" / "ex1-batches.ipynb")
+    nbformat.write(new_notebook(cells=[new_code_cell("1", execution_count=1)]),
+                   root / "exercises" / "ex2-untitled.ipynb")
+
+
+def test_site_rules_on_a_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_network(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"site build tried to open a network connection: {args}")
+
+    _fixture_notebooks(tmp_path / "nb")
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    pages = site.build_site(tmp_path / "nb", tmp_path / "out", execute_mode="never")
+
+    assert [(p.href, p.title) for p in pages] == [
+        ("01-ptes.html", "01 · PTEs and folios"),
+        ("exercises/ex1-batches.html", "Exercise: batch sizes"),
+        ("exercises/ex2-untitled.html", "ex2-untitled"),
+    ]
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert _tags(index).hrefs == [p.href for p in pages]
+    lesson = (tmp_path / "out" / "01-ptes.html").read_text()
+    assert TABLE in lesson  # the widget's own fallback, as live HTML
+    assert '<div class="pkmm-stepper-panel"><p>copy_pte_range</p></div>' in lesson  # from state
+    assert f"data:image/png;base64,{PNG_1x1}" in _tags(lesson).img_src
+    assert WIDGET_VIEW not in lesson and WIDGET_STATE not in lesson
+    assert "html-manager" not in lesson  # nothing to fetch to see the widgets
+    assert 'href="../index.html"' in (tmp_path / "out/exercises/ex1-batches.html").read_text()
+
+
+def test_site_main_rebuilds_its_own_dir_only(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    _fixture_notebooks(tmp_path / "nb")
+    args = ["--notebooks", str(tmp_path / "nb"), "--out", str(tmp_path / "out"),
+            "--execute", "never"]
+    assert site.main(args) == 0
+    assert site.main(args) == 0  # a rebuild replaces the previous site
+    assert "index of 3 page(s)" in capsys.readouterr().out
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    assert site.main(args[:2] + ["--out", str(foreign), "--execute", "never"]) == 1
+    assert "was not built by pkmm.site" in capsys.readouterr().err
+    assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def _expected_outputs(nb: Any) -> tuple[list[str], list[str]]:
+    """Every PNG (base64) and every HTML table a notebook's outputs carry."""
+    pngs, tables = [], []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if "image/png" in data:
+                pngs.append(re.sub(r"\s+", "", data["image/png"]))
+            if "<table" in data.get("text/html", ""):
+                tables.append(data["text/html"])
+    return pngs, tables
+
+
+@pytest.mark.skipif(not site.find_notebooks(REPO / "notebooks"),
+                    reason="no notebooks/*.ipynb yet")
+def test_site_for_project_notebooks(tmp_path: Path) -> None:
+    pages = site.build_site(REPO / "notebooks", tmp_path)
+    sources = site.find_notebooks(REPO / "notebooks")
+    assert [p.source for p in pages] == sources
+    index = (tmp_path / "index.html").read_text()
+    assert sorted(_tags(index).hrefs) == sorted(p.href for p in pages)
+    for page in pages:
+        text = (tmp_path / page.href).read_text()
+        assert page.title in index, f"index lacks the title of {page.source.name}"
+        stored = nbformat.read(page.source, as_version=4)
+        # Check against the committed outputs when there are any (independent of
+        # pkmm.site), else against the outputs the build produced.
+        nb = page.notebook if site.needs_execution(stored) else stored
+        pngs, tables = _expected_outputs(nb)
+        shown = set(_tags(text).img_src)
+        for png in pngs:
+            assert f"data:image/png;base64,{png}" in shown, f"{page.href}: a figure is missing"
+        for table in tables:
+            assert _squash(table) in _squash(text), f"{page.href}: a table is missing"
+        assert page.widgets_without_fallback == 0, (
+            f"{page.source.name}: {page.widgets_without_fallback} widget(s) show nothing "
+            f"without a live kernel; give them a text/html fallback")
