@@ -61,9 +61,15 @@ _JS_CELL_STATES = f"""() => {{
     return w.content.widgets.map((c, i) => {{
         if (c.model.type !== 'code') return null;
         const outs = c.model.outputs.toJSON();
+        const tags = c.model.getMetadata('tags') || [];
+        const src = c.model.sharedModel.getSource();
         return {{
             index: i,
-            source: c.model.sharedModel.getSource(),
+            source: src,
+            // nbval's and JupyterLab's markers for a cell whose error is the lesson
+            expectsError: tags.includes('raises-exception')
+                || tags.includes('nbval-raises-exception')
+                || /^\\s*#\\s*NBVAL_RAISES_EXCEPTION/m.test(src),
             executionCount: c.model.executionCount,
             errors: outs.filter(o => o.output_type === 'error')
                         .map(o => `${{o.ename}}: ${{o.evalue}}`),
@@ -158,22 +164,27 @@ class LabDriver:
             page.wait_for_timeout(200)
 
     def _run_all(self, page: Page, report: NotebookReport) -> None:
-        """Run every cell and record cell errors; JupyterLab stops at the first error."""
+        """Run every cell; record errors, except in cells tagged to raise (the lesson's point)."""
         page.evaluate(_JS_START_RUN_ALL)
         page.wait_for_function(_JS_RUN_SETTLED, timeout=self.run_timeout_ms, polling=250)
         run = page.evaluate("() => window.__pkmmRun")
         cells = page.evaluate(_JS_CELL_STATES)
         report.widget_outputs = sum(c["widgetOutputs"] for c in cells)
+        unexpected = [(c["index"], err) for c in cells if not c["expectsError"]
+                      for err in c["errors"]]
+        report.problems.extend(f"cell {i} raised {err}" for i, err in unexpected)
         for cell in cells:
-            for err in cell["errors"]:
-                report.problems.append(f"cell {cell['index']} raised {err}")
-        if not run.get("ok") and not any(c["errors"] for c in cells):
+            if cell["expectsError"] and cell["executionCount"] and not cell["errors"]:
+                report.problems.append(f"cell {cell['index']} is tagged raises-exception "
+                                       f"but raised nothing")
+        if unexpected:
+            return  # JupyterLab stopped at the error; later cells did not run, as expected
+        # run-all also reports failure when a tagged cell raised, though it carried on.
+        if not run.get("ok") and not any(c["expectsError"] and c["errors"] for c in cells):
             report.problems.append(f"run-all did not complete: {run.get('error', 'stopped')}")
-        if run.get("ok"):
-            unrun = [c["index"] for c in cells
-                     if c["source"].strip() and c["executionCount"] is None]
-            if unrun:
-                report.problems.append(f"cells never ran: {unrun}")
+        unrun = [c["index"] for c in cells if c["source"].strip() and c["executionCount"] is None]
+        if unrun:
+            report.problems.append(f"cells never ran: {unrun}")
 
     def _check_widgets_rendered(self, page: Page, report: NotebookReport) -> None:
         """Every widget output shows a view: no error text, no loader left, nonzero size."""

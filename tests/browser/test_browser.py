@@ -65,6 +65,7 @@ def test_harness_reports_every_defect(check_notebook: Any, lab: Any, tmp_path: P
         lab.interaction_timeout_ms = 15_000
     text = "\n".join(report.problems)
     assert "raised RuntimeError: fixture: deliberate failure" in text
+    assert "is tagged raises-exception but raised nothing" in text
     # A view whose model does not exist: JupyterLab shows one of these, never the widget.
     assert "Error displaying widget" in text or "shows 'Loading widget...'" in text
     assert "pkmm-layout-builder[0]: .pkmm-toggle-bit -> .pkmm-pte-grid: text unchanged" in text
