@@ -56,9 +56,16 @@ def check_invariants(*processes: Process) -> None:
                            f"non-exclusive anon page {pfn:#x} (a write would be seen by "
                            "another process)")
         for proc in m.processes:
-            held = [f for f, _ in proc.pins]
-            if held and not proc.mm.has_pinned:
+            if proc.pins and not proc.mm.has_pinned:
                 bad.append(f"{proc.name}: holds pins but MMF_HAS_PINNED is clear")
+            for f, i in proc.pins:
+                # spec §12.3: a maybe-pinned exclusive page is never shared at fork, so the
+                # pinning process keeps mapping the very page the device writes to
+                pfn = f.pfn + i
+                if f.kind == "anon" and mappers[pfn] != {proc.mm.mm_id}:
+                    bad.append(f"{proc.name}: pinned page {pfn:#x} is mapped by "
+                               f"{len(mappers[pfn])} process(es) other than just its pinner: "
+                               "device writes are lost to the pinning process")
     if bad:
         raise InvariantError(bad)
 
@@ -115,10 +122,10 @@ def _scan(proc: Process, pte_maps: Counter[int], pmd_maps: Counter[int],
                 if found is not None:
                     rss[mm_counter(found[0])] += 1
     if check_rss:
-        for k in NR_MM_COUNTERS:
-            if mm.rss[k] != rss[k]:
-                bad.append(f"{proc.name}: rss {k} is {mm.rss[k]} but its page tables map "
-                           f"{rss[k]}")
+        for counter in NR_MM_COUNTERS:
+            if mm.rss[counter] != rss[counter]:
+                bad.append(f"{proc.name}: rss {counter} is {mm.rss[counter]} but its page "
+                           f"tables map {rss[counter]}")
 
 
 def _page_cache_refs(processes: list[Process]) -> set[int]:

@@ -20,7 +20,7 @@ from .folio import Folio, FolioKind
 from .pte import MAX_PAGE_ORDER
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .mm import Process
+    from .process import Process
 
 ZERO_PFN = 0x10          # my_zero_pfn()
 HUGE_ZERO_PFN = 0x200    # the huge zero folio (order 9, naturally aligned)
