@@ -1,0 +1,291 @@
+"""Real fork() latency of a private anonymous region, per folio layout (spec §6).
+
+Kernel interfaces: fork(2) timed with CLOCK_MONOTONIC (``time.perf_counter_ns``), mmap +
+MADV_HUGEPAGE/NOHUGEPAGE + MADV_POPULATE_WRITE, the mTHP ``hugepages-*kB/enabled`` knobs
+(exactly one size enabled while measuring, restored afterwards), mprotect to PTE-map a
+PMD THP, and pagemap/kpageflags/smaps to check the layout really was obtained.
+Taught in: notebooks/09-real-kernel-lab.ipynb
+
+Python's ``os.fork`` costs more than a C fork (a bigger process to copy, interpreter
+hooks), so every measurement also times forking the same worker *before* the region
+exists (``baseline_ns``) and reports the region's share, ``net_ns = median - baseline``.
+Measurements run in a forked worker process that dies with its caller; its children
+exit at once and are reaped before the next sample.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import libc as lc
+from . import thp
+
+FOLIOS = ("4K", "16K", "32K", "64K", "128K", "256K", "512K", "1M", "2M-pte", "2M-pmd")
+DATA = Path(__file__).resolve().parent.parent / "data" / "forktiming-6.18.json"
+MODES = ("fresh", "repeat")
+
+
+def folio_pages(folio: str) -> int:
+    """Base pages per folio for a layout name.
+
+    >>> folio_pages("4K"), folio_pages("64K"), folio_pages("1M"), folio_pages("2M-pmd")
+    (1, 16, 256, 512)
+    """
+    if folio not in FOLIOS:
+        raise ValueError(f"folio={folio!r}: use one of {', '.join(FOLIOS)}")
+    if folio.startswith("2M"):
+        return 512
+    return (1024 if folio.endswith("M") else 1) * int(folio[:-1]) // 4
+
+
+def _knobs(folio: str) -> dict[str, str]:
+    if folio == "4K":
+        return {}
+    if folio.startswith("2M"):
+        return thp.only_size(None, pmd=True)
+    return thp.only_size(folio_pages(folio) * 4)
+
+
+def unavailable(size_bytes: int, folio: str) -> str | None:
+    """Why :func:`measure_fork` cannot run this layout here, or None."""
+    if not sys.platform.startswith("linux"):
+        return f"not Linux ({sys.platform})"
+    if folio != "4K":
+        kb = 2048 if folio.startswith("2M") else folio_pages(folio) * 4
+        if kb not in thp.anon_sizes_kb():
+            return f"kernel has no {kb}K anonymous THP size"
+        if not thp.writable():
+            return "THP sysfs knobs not writable (need root)"
+    avail = _mem_available()
+    if avail is not None and size_bytes * 5 // 4 > avail:
+        return f"needs {size_bytes >> 20} MiB, only {avail >> 20} MiB available"
+    return None
+
+
+def _mem_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _fork_ns() -> int:
+    t0 = time.perf_counter_ns()
+    pid = os.fork()
+    t1 = time.perf_counter_ns()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return t1 - t0
+
+
+class _Region:
+    """A 2 MiB-aligned anon region between PROT_NONE guards, populated as ``folio`` says."""
+
+    def __init__(self, size: int, folio: str) -> None:
+        self.size, self.folio = size, folio
+        self.total = size + 2 * lc.PMD_SIZE
+        self.base = lc.mmap(0, self.total, lc.PROT_NONE,
+                            lc.MAP_PRIVATE | lc.MAP_ANONYMOUS | lc.MAP_NORESERVE)
+        self.addr = (self.base + lc.PMD_SIZE) & ~(lc.PMD_SIZE - 1)
+        self.populate()
+
+    def populate(self) -> None:
+        lc.mmap(self.addr, self.size, lc.PROT_RW,
+                lc.MAP_PRIVATE | lc.MAP_ANONYMOUS | lc.MAP_FIXED)
+        huge = self.folio != "4K"
+        lc.madvise(self.addr, self.size, lc.MADV_HUGEPAGE if huge else lc.MADV_NOHUGEPAGE)
+        lc.madvise(self.addr, self.size, lc.MADV_POPULATE_WRITE)
+        if self.folio == "2M-pte":
+            # split each PMD (the folio stays whole), then keep khugepaged away (spec §6)
+            for a in range(self.addr, self.addr + self.size, lc.PMD_SIZE):
+                lc.mprotect(a, lc.PAGE_SIZE, lc.PROT_READ)
+                lc.mprotect(a, lc.PAGE_SIZE, lc.PROT_RW)
+            lc.madvise(self.addr, self.size, lc.MADV_NOHUGEPAGE)
+
+    def check(self) -> str | None:
+        """None if the folio layout is as asked (sampled), else what was found."""
+        from .procfs import KPF_COMPOUND_HEAD, KPF_THP, PageReader, anon_huge_kb
+        ahp = anon_huge_kb(self.addr, self.addr + self.size) * 1024
+        want_ahp = self.size if self.folio == "2M-pmd" else 0
+        if ahp != want_ahp:
+            return f"AnonHugePages {ahp >> 10} kB, expected {want_ahp >> 10} kB"
+        n = folio_pages(self.folio)
+        try:
+            reader = PageReader()
+        except OSError:
+            return None            # not root: only the smaps check is possible
+        try:
+            pages = reader.read(self.addr, min(self.size // lc.PAGE_SIZE, 4096))
+        finally:
+            reader.close()
+        for i, p in enumerate(pages):
+            head = p.kflag(KPF_COMPOUND_HEAD)
+            if p.pfn and (p.kflag(KPF_THP) != (n > 1) or (n > 1 and head != (i % n == 0))):
+                return f"page {i} is not in a {n * 4}K folio"
+        return None
+
+    def close(self) -> None:
+        lc.munmap(self.base, self.total)
+
+
+def _measure(size: int, folio: str, mode: str, repeats: int) -> dict[str, Any]:
+    """In the worker: baseline forks, then the region's forks."""
+    _fork_ns()
+    baseline = [_fork_ns() for _ in range(repeats)]
+    region = _Region(size, folio)
+    try:
+        layout = region.check()
+        samples = []
+        if mode == "repeat":
+            _fork_ns()          # warm-up: PTEs read-only, no longer AnonExclusive
+        for _ in range(repeats):
+            if mode == "fresh":
+                region.populate()
+            samples.append(_fork_ns())
+        layout = layout or region.check()
+    finally:
+        region.close()
+    pages = size // lc.PAGE_SIZE
+    base, med = statistics.median(baseline), statistics.median(samples)
+    return {"size_bytes": size, "folio": folio, "mode": mode, "repeats": repeats,
+            "median_ns": med, "baseline_ns": base, "net_ns": med - base,
+            "ns_per_page": (med - base) / pages,
+            "ns_per_folio": (med - base) / (pages // folio_pages(folio)),
+            "samples_ns": samples, "layout_ok": layout is None, "layout": layout or "ok"}
+
+
+def measure_fork(size_bytes: int, folio: str, *, mode: str = "repeat",
+                 repeats: int = 11, timeout: float = 120.0) -> dict[str, Any] | None:
+    """Median real fork() time of a ``size_bytes`` private anon region of ``folio`` pages.
+
+    ``folio``: "4K", "16K" ... "1M", "2M-pte" (PTE-mapped 2M THP) or "2M-pmd".
+    ``mode``: "repeat" (PTEs already read-only from an earlier fork) or "fresh"
+    (re-populated before every sample: every PTE writable and AnonExclusive).
+    Returns None when the machine cannot do it (:func:`unavailable` says why).
+    A 1 GiB "4K" "repeat" measurement with 11 repeats takes about a second.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r}: use 'fresh' or 'repeat'")
+    if folio_pages(folio) and unavailable(size_bytes, folio):
+        return None
+    from .probe import _kill_and_reap, _read_all, _write_all
+    with thp.thp_settings(_knobs(folio)):
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(r)
+                lc.set_pdeathsig(signal.SIGKILL)
+                _write_all(w, json.dumps(_measure(size_bytes, folio, mode, repeats)).encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        try:
+            data = _read_all(r, timeout, f"fork timing {folio}")
+        finally:
+            os.close(r)
+            _kill_and_reap(pid)
+    if not data:
+        raise RuntimeError(f"measure_fork: the worker died measuring {folio}")
+    result: dict[str, Any] = json.loads(data)
+    return result
+
+
+def available_folios() -> list[str]:
+    """The layouts this machine offers (4K always on Linux; mTHP sizes with a knob)."""
+    sizes = thp.anon_sizes_kb()
+    out = ["4K"] + [f for f in FOLIOS[1:-2] if folio_pages(f) * 4 in sizes]
+    return out + (["2M-pte", "2M-pmd"] if 2048 in sizes else [])
+
+
+def measure_matrix(sizes: list[int], folios: list[str] | None = None,
+                   modes: tuple[str, ...] = MODES, repeats: int = 11) -> list[dict[str, Any]]:
+    """:func:`measure_fork` for every size x folio x mode the machine allows."""
+    out = []
+    for size in sizes:
+        for folio in folios or available_folios():
+            for mode in modes:
+                r = measure_fork(size, folio, mode=mode, repeats=repeats)
+                if r is not None:
+                    out.append(r)
+    return out
+
+
+def fit_batch_cost(results: list[dict[str, Any]], mode: str,
+                   size_bytes: int = 1 << 30) -> dict[str, float]:
+    """Fit ``ns per folio = per_batch + per_pte * n`` over the PTE-mapped large folios.
+
+    The cost model of the batched copy path (spec §6: ~115 ns per batch + 43 ns per PTE
+    FRESH on the 6.18 VM).  Fitted as ns per page = per_pte + per_batch / n, so every
+    order weighs the same; ``max_rel_err`` says how well one line fits them all.
+    """
+    pts = [(folio_pages(r["folio"]), r["ns_per_page"]) for r in results
+           if r["mode"] == mode and r["size_bytes"] == size_bytes
+           and r["folio"] not in ("4K", "2M-pmd")]
+    if len(pts) < 2:
+        raise ValueError(f"fit_batch_cost: need two large-folio results for mode={mode!r}")
+    xs, ys = [1 / n for n, _ in pts], [y for _, y in pts]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    per_batch = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / \
+        sum((x - mx) ** 2 for x in xs)
+    per_pte = my - per_batch * mx
+    err = max(abs(per_pte + per_batch * x - y) / y for x, y in zip(xs, ys, strict=True))
+    return {"per_batch_ns": per_batch, "per_pte_ns": per_pte, "max_rel_err": err}
+
+
+def load_stored(path: Path = DATA) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def render(results: list[dict[str, Any]]) -> str:
+    """One line per measurement: median, Python baseline, and the region's ns per page."""
+    ref = {(r["size_bytes"], r["mode"]): r["net_ns"] for r in results if r["folio"] == "4K"}
+    lines = [f"{'layout':8s} {'size':>6s} {'mode':6s} {'median ms':>10s} {'baseline ms':>11s} "
+             f"{'ns/4K page':>10s} {'ns/folio':>9s} {'vs 4K':>6s}  layout check"]
+    for r in results:
+        base4k = ref.get((r["size_bytes"], r["mode"]))
+        speed = f"{base4k / r['net_ns']:.2f}x" if base4k and r["net_ns"] > 0 else "-"
+        lines.append(f"{r['folio']:8s} {_size(r['size_bytes']):>6s} {r['mode']:6s} "
+                     f"{r['median_ns'] / 1e6:10.2f} {r['baseline_ns'] / 1e6:11.3f} "
+                     f"{r['ns_per_page']:10.1f} {r['ns_per_folio']:9.0f} {speed:>6s}  "
+                     f"{r['layout']}")
+    return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    return f"{n >> 30}G" if n >= 1 << 30 else f"{n >> 20}M"
+
+
+def parse_size(text: str) -> int:
+    """``"256M"`` / ``"1G"`` -> bytes.
+
+    >>> parse_size("256M"), parse_size("1G")
+    (268435456, 1073741824)
+    """
+    unit = {"M": 1 << 20, "G": 1 << 30}[text[-1].upper()]
+    return int(text[:-1]) * unit
+
+
+def main(sizes: str, stored: bool) -> None:
+    """Print the timing table: live (REPEAT, 1 size per run) or the stored 6.18 results."""
+    if stored:
+        data = load_stored()
+        print(f"fork() timing, stored: Linux {data['machine']['kernel']}, "
+              f"{data['machine']['cpus']} CPUs {data['machine']['cpu']}")
+        print(render(data["results"]))
+        return
+    results = measure_matrix([parse_size(s) for s in sizes.split(",")], modes=("repeat",))
+    print("fork() timing, live (REPEAT, median of 11):")
+    print(render(results))
