@@ -236,7 +236,11 @@ class LabDriver:
         try:
             expect(view.first).not_to_have_text(before, timeout=self.interaction_timeout_ms)
         except AssertionError:
-            return [f"{label}: text unchanged after click ({before.strip()[:80]!r})"]
+            errors = root.locator(".pkmm-error")  # the widget may say why it refused
+            why = " ".join((errors.nth(i).text_content() or "").strip()
+                           for i in range(errors.count()))
+            return [f"{label}: text unchanged after click ({before.strip()[:80]!r})"
+                    + (f"; the widget says: {why[:200]!r}" if why else "")]
         return []
 
     def _screenshot(self, page: Page, path: Path, report: NotebookReport) -> Path | None:

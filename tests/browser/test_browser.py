@@ -42,7 +42,8 @@ def _notebook_params() -> list[Any]:
 @pytest.mark.parametrize("rel_path", _notebook_params())
 def test_notebook_in_browser(rel_path: str, check_notebook: Any) -> None:
     report = check_notebook(rel_path, SCREENSHOTS / screenshot_name(rel_path))
-    assert not report.problems, f"{rel_path}:\n- " + "\n- ".join(report.problems)
+    if report.problems:
+        pytest.fail(f"{rel_path}:\n- " + "\n- ".join(report.problems), pytrace=False)
 
 
 def test_harness_accepts_working_widgets(check_notebook: Any, tmp_path: Path) -> None:
