@@ -1,0 +1,172 @@
+"""The graded-exercise contract: a seeded generator that is also its own solver.
+
+Simulator concept (OSTEP homework style: *predict, then check*).  An :class:`Exercise` is
+built from a seed; all randomness goes through one ``random.Random(seed)``, so the same
+seed (and kernel) gives the same problem.  The problem is plain data (a
+:class:`~pkmm.scenario.Scenario` plus parameters) and a question; :meth:`Exercise.solve`
+computes the answer by running the model, never from a table; :meth:`Exercise.check`
+grades a plain-value answer with partial credit and an explanation that names the
+kernel rule.  Answers are lists, ints and dicts, so nbgrader / otter-grader hidden
+tests can be plain asserts.
+Taught in: notebooks/exercises/README.md
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ..errors import LayoutError
+from ..folio import Folio
+from ..process import Process
+from ..scenario import Scenario
+from .layout import describe
+
+#: The kernel versions that share pages at fork (eager-copy copies everything).
+COW_KERNELS: tuple[str, ...] = ("v6.8", "batch-v3", "v6.9", "v6.17")
+
+
+@dataclass(frozen=True)
+class Result:
+    """A grade: ``score`` in [0, ``max``] and why.
+
+    >>> r = Result(0.5, 1.0, "half right")
+    >>> r.full, str(r).splitlines()[0]
+    (False, 'score 0.50 / 1.00')
+    """
+
+    score: float
+    max: float
+    explanation: str
+
+    @property
+    def full(self) -> bool:
+        """Full marks."""
+        return self.score >= self.max
+
+    def __str__(self) -> str:
+        return f"score {self.score:.2f} / {self.max:.2f}\n{self.explanation}"
+
+
+def seed_for(student: str, assignment: str = "") -> int:
+    """A stable per-student seed (Python's ``hash()`` changes between runs; this does not).
+
+    >>> seed_for("alice", "lab3") == seed_for("alice", "lab3") != seed_for("bob", "lab3")
+    True
+    """
+    digest = hashlib.sha256(f"{assignment}:{student}".encode()).hexdigest()
+    return int(digest[:8], 16)
+
+
+def jaccard(got: set[Any], want: set[Any]) -> float:
+    """Overlap score of two sets (1.0 when equal, also when both are empty).
+
+    >>> jaccard({1, 2}, {2, 3})
+    0.3333333333333333
+    """
+    if not got and not want:
+        return 1.0
+    return len(got & want) / len(got | want)
+
+
+def as_bits(value: Any, n: int) -> list[int] | None:
+    """``value`` as a list of ``n`` 0/1 ints, or None if it is not one.
+
+    >>> as_bits([True, 0, 1], 3), as_bits([2], 1), as_bits("11", 2)
+    ([1, 0, 1], None, None)
+    """
+    if not isinstance(value, (list, tuple)) or len(value) != n:
+        return None
+    if not all(isinstance(v, (bool, int)) and v in (0, 1) for v in value):
+        return None
+    return [int(v) for v in value]
+
+
+class Exercise:
+    """One seeded problem.  Subclasses set the class attributes and implement
+    :meth:`generate`, :meth:`question`, :meth:`solve` and :meth:`check`."""
+
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    kernels: ClassVar[tuple[str, ...]] = COW_KERNELS   # the versions it accepts
+    draw: ClassVar[tuple[str, ...]] = ()   # drawn from when none is given (default: kernels)
+    answer_format: ClassVar[str] = ""
+
+    def __init__(self, seed: int, kernel: str | None = None) -> None:
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise LayoutError(f"seed={seed!r}: a seed is an int (use "
+                              "pkmm.exercises.seed_for(student_id) for a name)")
+        rng = random.Random(seed)
+        # The version is drawn first and always, so a given seed lays out the same
+        # problem whichever kernel the instructor picks.
+        drawn = rng.choice(self.draw or self.kernels)
+        if kernel is not None and kernel not in self.kernels:
+            raise LayoutError(f"kernel={kernel!r}: exercise {self.name!r} takes one of "
+                              f"{', '.join(self.kernels)}")
+        self.seed = seed
+        self.kernel = kernel if kernel is not None else drawn
+        self.scenario = self.generate(rng)
+
+    # -- what subclasses provide --------------------------------------------------
+    def generate(self, rng: random.Random) -> Scenario:
+        """Draw the problem (layout and parameters) from ``rng`` only."""
+        raise NotImplementedError
+
+    def question(self) -> str:
+        """The question text."""
+        raise NotImplementedError
+
+    def solve(self) -> Any:
+        """The answer, computed by running the model."""
+        raise NotImplementedError
+
+    def check(self, answer: Any) -> Result:
+        """Grade ``answer`` (a plain value) against :meth:`solve`."""
+        raise NotImplementedError
+
+    # -- shared helpers -------------------------------------------------------------
+    def build(self) -> tuple[Process, dict[str, Folio]]:
+        """A fresh parent process laid out as the problem says (nothing forked yet)."""
+        return Scenario.from_dict(self.scenario.to_dict()).build()
+
+    def show(self) -> str:
+        """The whole problem as text: arguments, layout table, question, answer format."""
+        head = [f"EXERCISE {self.name}: {self.title}",
+                f"ARG seed {self.seed}", f"ARG kernel {self.kernel}", ""]
+        return "\n".join(head + [describe(self.scenario), "", self.question(), "",
+                                 "Answer format: " + self.answer_format])
+
+    def __str__(self) -> str:
+        return self.show()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(seed={self.seed}, kernel={self.kernel!r})"
+
+    def _shape_error(self, answer: Any) -> Result:
+        return Result(0.0, 1.0, f"answer {answer!r} does not have the expected shape; "
+                      f"expected {self.answer_format}")
+
+
+def ptes_of(s: Scenario) -> list[dict[str, Any]]:
+    """The scenario's PTE entries, one per slot, in address order."""
+    return sorted(s.ptes, key=lambda e: e["addr"])
+
+
+def index_of(s: Scenario, addr: int) -> int:
+    """The table row (0-based) of the PTE at ``addr``."""
+    for i, e in enumerate(ptes_of(s)):
+        if e["addr"] == addr:
+            return i
+    raise LayoutError(f"index_of: no PTE at {addr:#x} in scenario {s.name!r}")
+
+
+def fmt_list(xs: Sequence[Any]) -> str:
+    """Compact list text for explanations.
+
+    >>> fmt_list([1, 'E', 2])
+    "[1, 'E', 2]"
+    """
+    return "[" + ", ".join(repr(x) for x in xs) + "]"

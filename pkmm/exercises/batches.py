@@ -1,0 +1,109 @@
+"""Exercise (a): the batch sizes fork's present-PTE copy returns for a layout.
+
+Simulator concept; the answer comes from :func:`pkmm.fork` (``ForkResult.batches``).
+Rules: spec §5.2-§5.4 and §10 rows 1-4 (what breaks a batch in each version).
+Taught in: notebooks/exercises/a-batch-sizes.ipynb
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from ..fork import fork
+from ..kernels import get_kernel
+from ..scenario import Scenario
+from .base import Exercise, Result, index_of, ptes_of
+from .layout import BITS, LETTERS, random_ptes, scenario
+from .rules import continues_batch, starts_batch
+
+_SINGLE = ("small-folio", "no-page")
+
+
+def starts(batches: list[int]) -> set[int]:
+    """The PTE indices where each batch starts.
+
+    >>> sorted(starts([2, 2, 1]))
+    [0, 2, 4]
+    """
+    out, i = set(), 0
+    for b in batches:
+        out.add(i)
+        i += b
+    return out
+
+
+class BatchSizes(Exercise):
+    """Predict ``ForkResult.batches`` for a random layout (no pins: no -EAGAIN)."""
+
+    name = "batches"
+    title = "batch sizes of the present-PTE copy"
+    draw = ("batch-v3", "v6.9", "v6.17")
+    answer_format = "a list of ints, one per call, e.g. [4, 1, 2, 1]"
+
+    def generate(self, rng: random.Random) -> Scenario:
+        n = rng.randint(6, 12)
+        vma: dict[str, Any] = {}
+        if rng.random() < 0.25:
+            vma["soft_dirty_tracking"] = True
+        if rng.random() < 0.2:
+            vma.update(uffd_wp=True, uffd_fork=True)
+        folios, ptes = random_ptes(rng, n)
+        return scenario(f"batches-{self.seed}", folios, ptes, vma=vma)
+
+    def question(self) -> str:
+        k = get_kernel(self.kernel)
+        return (f"fork() this process under {self.kernel}. copy_pte_range() calls "
+                f"{k.present_func}() again and again over these PTEs; each call returns how "
+                "many PTEs it handled (its batch). List the returns in order.")
+
+    def solve(self) -> list[int]:
+        p, _ = self.build()
+        return [int(b) for b in fork(p, self.kernel).batches]
+
+    def _reasons(self) -> tuple[dict[int, str], list[dict[str, Any]]]:
+        """Per batch-start index, the stop reason that made it a start."""
+        p, _ = self.build()
+        r = fork(p, self.kernel)
+        s = self.scenario
+        own = {index_of(s, st.addr): st for st in r.steps}
+        ends = {index_of(s, st.addr) + st.nr: st for st in r.steps}
+        why: dict[int, str] = {}
+        for i, st in own.items():
+            prev = ends.get(i)
+            if st.stop in _SINGLE:
+                why[i] = st.stop
+            elif prev is not None and prev.stop in _SINGLE:
+                why[i] = "prev-single"
+            else:
+                why[i] = prev.stop if prev is not None else "pte-none"
+        return why, ptes_of(s)
+
+    def check(self, answer: Any) -> Result:
+        if not isinstance(answer, (list, tuple)) or not answer or not all(
+                isinstance(b, int) and not isinstance(b, bool) and b >= 1 for b in answer):
+            return self._shape_error(answer)
+        want = self.solve()
+        got = [int(b) for b in answer]
+        if got == want:
+            return Result(1.0, 1.0, f"correct: {self.kernel} returns {want}")
+        why, entries = self._reasons()
+        shared = bool(self.scenario.vmas[0].get("shared"))
+        ws, gs = starts(want), starts(got)
+        score = len(ws & gs) / len(ws | gs)
+        notes = []
+        if sum(got) != sum(want):
+            notes.append(f"your batches cover {sum(got)} PTEs; the layout has {sum(want)} "
+                         "present PTEs")
+            score *= 0.5
+        groups: dict[str, list[int]] = {}
+        for i in sorted(ws - gs):
+            groups.setdefault("start a new batch: " + starts_batch(self.kernel, why[i]),
+                              []).append(i)
+        for i in sorted(i for i in gs - ws if i < len(entries)):
+            diff = [LETTERS[b] for b in BITS if entries[i][b] != entries[i - 1][b]]
+            groups.setdefault("continue the batch: " + continues_batch(
+                self.kernel, diff, shared), []).append(i)
+        for text, idx in groups.items():
+            notes.append(f"PTE {', '.join(map(str, idx))}: {text}")
+        return Result(round(score, 4), 1.0, "\n".join("- " + n for n in notes))

@@ -1,0 +1,101 @@
+"""Exercise (b): one bit of every child PTE, under two kernel versions.
+
+Simulator concept; answers come from the child's PTEs after :func:`pkmm.fork`.
+Rules: spec §5.5 (child/parent bit outcome per version), scenarios T06, T08, T30.
+Taught in: notebooks/exercises/b-child-pte-bits.ipynb
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from ..fork import fork
+from ..scenario import Scenario
+from .base import COW_KERNELS, Exercise, Result, as_bits, fmt_list, ptes_of
+from .layout import LETTERS, random_ptes, scenario
+from .rules import child_bit
+
+#: variant -> (the bit asked about, mmap options, folio backing)
+VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "dirty": ("dirty", {}, "anon"),
+    "soft-dirty-off": ("soft_dirty", {}, "anon"),
+    "soft-dirty-on": ("soft_dirty", {"soft_dirty_tracking": True}, "anon"),
+    "shared-write": ("write", {"shared": True, "uffd_wp": True, "uffd_fork": True}, "shmem"),
+}
+
+
+class ChildBits(Exercise):
+    """Predict one bit (dirty, soft-dirty or write) of each child PTE under two versions."""
+
+    name = "child-bits"
+    title = "child PTE bits under two versions"
+    answer_format = ('a dict {version: list of 0/1 per PTE row}, e.g. '
+                     '{"batch-v3": [1, 1, 1, 1], "v6.9": [1, 1, 0, 0]}')
+
+    def generate(self, rng: random.Random) -> Scenario:
+        self.variant = rng.choice(sorted(VARIANTS))
+        bit, vma, backing = VARIANTS[self.variant]
+        twist = "write" if bit == "write" else bit
+        for _ in range(50):
+            folios, ptes = random_ptes(rng, rng.randint(4, 8), orders=(1, 2, 3),
+                                       twists=(twist,), gap=0.0)
+            for fd in folios.values():
+                fd["backing"] = backing
+            s = scenario(f"child-bits-{self.seed}", folios, ptes, vma=vma)
+            others = [k for k in COW_KERNELS if k != self.kernel
+                      and self._bits(s, k) != self._bits(s, self.kernel)]
+            if others:
+                break
+        self.other = rng.choice(others or [k for k in COW_KERNELS if k != self.kernel])
+        return s
+
+    @property
+    def bit(self) -> str:
+        """The PTE bit the question asks about."""
+        return VARIANTS[self.variant][0]
+
+    @property
+    def versions(self) -> tuple[str, str]:
+        """The two versions asked about, in the order the question names them."""
+        return (self.kernel, self.other)
+
+    def _bits(self, s: Scenario, kernel: str) -> list[int]:
+        p, _ = s.build()
+        r = fork(p, kernel)
+        return [int(getattr(r.child.pte(e["addr"]), self.bit)) for e in ptes_of(s)]
+
+    def question(self) -> str:
+        a, b = self.versions
+        return (f"fork() this process. What is the {self.bit} bit ({LETTERS[self.bit]}) of "
+                f"each CHILD PTE (rows 0..{len(self.scenario.ptes) - 1}) under {a}, and "
+                f"under {b}?")
+
+    def solve(self) -> dict[str, list[int]]:
+        return {k: self._bits(self.scenario, k) for k in self.versions}
+
+    def check(self, answer: Any) -> Result:
+        n = len(self.scenario.ptes)
+        if not isinstance(answer, dict) or set(answer) != set(self.versions):
+            return self._shape_error(answer)
+        got = {k: as_bits(v, n) for k, v in answer.items()}
+        if any(v is None for v in got.values()):
+            return self._shape_error(answer)
+        want = self.solve()
+        v = self.scenario.vmas[0]
+        shared, tracking = bool(v.get("shared")), bool(v.get("soft_dirty_tracking"))
+        child_uffd = bool(v.get("uffd_wp") and v.get("uffd_fork"))
+        right, notes = 0, []
+        for k in self.versions:
+            g, w = got[k], want[k]
+            assert g is not None
+            wrong = [i for i in range(n) if g[i] != w[i]]
+            right += n - len(wrong)
+            if wrong:
+                notes.append(f"{k}: rows {fmt_list(wrong)} wrong. "
+                             + child_bit(k, self.bit, shared, tracking, child_uffd))
+        score = right / (2 * n)
+        if score == 1.0:
+            return Result(1.0, 1.0, "correct: " + "; ".join(
+                child_bit(k, self.bit, shared, tracking, child_uffd) for k in self.versions))
+        return Result(round(score, 4), 1.0, "\n".join("- " + x for x in notes))

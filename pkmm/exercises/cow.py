@@ -1,0 +1,104 @@
+"""Exercise (e): after fork, does each write copy the page, reuse it, or not fault at all?
+
+Simulator concept; answers are ``last_fault.kind`` of each write after :func:`pkmm.fork`.
+Rules: spec §9.1 (do_wp_page: AnonExclusive reuse, wp_can_reuse_anon_folio refcount
+rule, v6.17's __wp_can_reuse_large_anon_folio); scenarios T34, T35.
+Taught in: notebooks/exercises/e-cow-or-reuse.ipynb
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from ..fork import fork
+from ..pte import PAGE_SIZE
+from ..scenario import Scenario
+from .base import Exercise, Result, fmt_list
+from .layout import BASE, folio_name, scenario
+
+KINDS = {"cow-copy": "copy", "reuse": "reuse", "none": "none"}
+
+
+class CowAfterFork(Exercise):
+    """Predict copy / reuse / none for a sequence of writes (and a child exit) after fork."""
+
+    name = "cow-after-fork"
+    title = "CoW copy or reuse after a sequence of writes"
+    draw = ("v6.8", "v6.9", "v6.17")
+    answer_format = ('a list with one of "copy", "reuse", "none" per write, e.g. '
+                     '["copy", "reuse", "none"]')
+
+    def generate(self, rng: random.Random) -> Scenario:
+        folios: dict[str, dict[str, Any]] = {}
+        ptes: list[dict[str, Any]] = []
+        addr = BASE
+        for j, order in enumerate([rng.choice((2, 3))] + [0] * rng.randint(1, 2)):
+            name = folio_name(j)
+            folios[name] = {"order": order}
+            for i in range(1 << order):
+                ptes.append({"addr": addr, "folio": name, "page": i, "nr": 1})
+                addr += PAGE_SIZE
+        large = 1 << folios["A"]["order"]
+        nops = rng.randint(4, 6)
+        exit_at = rng.randint(1, nops - 1) if rng.random() < 0.6 else -1
+        ops: list[list[Any]] = []
+        for j in range(nops):
+            if j == exit_at:
+                ops.append(["child", "exit"])
+            who = "parent" if exit_at != -1 and j >= exit_at else rng.choice(
+                ("parent", "child"))
+            row = (rng.randrange(large) if who == "parent" and exit_at != -1
+                   and rng.random() < 0.7 else rng.randrange(len(ptes)))
+            ops.append([who, "write", row])
+        self.ops = ops
+        return scenario(f"cow-{self.seed}", folios, ptes)
+
+    def question(self) -> str:
+        lines = [f"fork() this process under {self.kernel}, then run, in order:"]
+        w = 0
+        for op in self.ops:
+            if op[1] == "exit":
+                lines.append("      the child exits")
+            else:
+                lines.append(f"  {w}.  the {op[0]} writes to PTE row {op[2]}")
+                w += 1
+        lines.append('For each write: does the write fault COPY the page ("copy"), REUSE it '
+                     'in place ("reuse"), or not fault at all because the PTE is already '
+                     'writable ("none")?')
+        return "\n".join(lines)
+
+    def _run(self) -> list[tuple[str, list[tuple[str, str, str]]]]:
+        p, _ = self.build()
+        child = fork(p, self.kernel).child
+        out: list[tuple[str, list[tuple[str, str, str]]]] = []
+        for op in self.ops:
+            proc = p if op[0] == "parent" else child
+            if op[1] == "exit":
+                proc.exit()
+                continue
+            proc.write(BASE + op[2] * PAGE_SIZE, len(out) + 1)
+            fr = proc.last_fault
+            assert fr is not None
+            out.append((KINDS.get(fr.kind, fr.kind), list(fr.events)))
+        return out
+
+    def solve(self) -> list[str]:
+        return [kind for kind, _ in self._run()]
+
+    def check(self, answer: Any) -> Result:
+        run = self._run()
+        if not isinstance(answer, (list, tuple)) or len(answer) != len(run) or \
+                not all(isinstance(a, str) for a in answer):
+            return self._shape_error(answer)
+        wrong = [i for i, (kind, _) in enumerate(run) if answer[i] != kind]
+        notes = []
+        for i in wrong:
+            kind, events = run[i]
+            why = "; ".join(f"{f}: {reason}" for f, _, reason in events) or (
+                "the PTE is already writable (an earlier fault made it so): no fault")
+            notes.append(f"write {i} is {kind!r}, not {answer[i]!r}: {self.kernel} {why}")
+        if not wrong:
+            return Result(1.0, 1.0, f"correct: {fmt_list([k for k, _ in run])}")
+        return Result(round(1 - len(wrong) / len(run), 4), 1.0,
+                      "\n".join("- " + x for x in notes))

@@ -1,0 +1,140 @@
+"""Exercise (c): which PTEs a pin makes fork copy, and how many -EAGAIN rounds it takes.
+
+Simulator concept; answers come from the ``copy`` steps and ``eagain`` of
+:func:`pkmm.fork`.  Rules: spec §7.2-§8 (folio_maybe_dma_pinned, AnonExclusive,
+copy_present_page) and §10 row 10; scenarios T02-T04, T14, T15.
+Taught in: notebooks/exercises/c-pin-copies.ipynb
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from ..folio import Folio, folio_maybe_dma_pinned
+from ..fork import fork
+from ..pte import PAGE_SIZE
+from ..scenario import Scenario
+from .base import Exercise, Result, fmt_list, index_of, jaccard, ptes_of
+from .layout import BASE, folio_name, scenario
+
+ROUNDS = {
+    "v6.8": "v6.8 handles one PTE per call: one -EAGAIN round (drop the lock, "
+            "preallocate, retry) per copied page",
+    "batch-v3": "batch-v3 truncates a batch at the first page that needs copying and copies "
+                "that page on its own call: one -EAGAIN round per copied page",
+    "v6.9": "v6.9 folio_try_dup_anon_rmap_ptes is all-or-nothing: a batch that contains a "
+            "page needing a copy fails as a whole with -EAGAIN, even when its first page "
+            "could be shared; the retry handles one PTE per-PTE (prealloc held), then batching "
+            "starts again at the next PTE",
+    "v6.17": "v6.17 (like v6.9) fails a whole batch with -EAGAIN when any page of it needs a "
+             "copy; the retry handles one PTE per-PTE, then batching starts again",
+}
+
+
+def _folio_plan(rng: random.Random, name: str, first: bool) -> tuple[int, list[bool], int]:
+    """(order, AE per page, pinned page or -1) for one folio of the layout."""
+    order = rng.choice((2, 3)) if first else rng.choice((0, 0, 1, 2))
+    n = 1 << order
+    ae = [True] * n
+    if n > 1 and rng.random() < 0.5:
+        k = rng.randint(1, n - 1)               # a prefix already shared by an earlier fork
+        ae = [False] * k + [True] * (n - k)
+        if rng.random() < 0.3:
+            ae.reverse()
+    pin = -1
+    if first or rng.random() < 0.4:
+        pin = rng.choice([i for i in range(n) if ae[i]])
+    return order, ae, pin
+
+
+class PinCopies(Exercise):
+    """Predict the PTE rows whose page fork copies for the child, and the -EAGAIN rounds."""
+
+    name = "pin-copies"
+    title = "which pages a pin copies"
+    answer_format = 'a dict {"copied": list of PTE rows, "eagain": int}, e.g. ' \
+                    '{"copied": [2, 3], "eagain": 2}'
+
+    def generate(self, rng: random.Random) -> Scenario:
+        folios: dict[str, dict[str, Any]] = {}
+        ptes: list[dict[str, Any]] = []
+        pins: list[dict[str, Any]] = []
+        splices: list[dict[str, Any]] = []
+        nfolios = rng.randint(2, 3)
+        big = rng.randrange(nfolios)          # which folio is the pinned large one
+        addr = BASE
+        for j in range(nfolios):
+            name = folio_name(j)
+            order, ae, pin = _folio_plan(rng, name, j == big)
+            folios[name] = {"order": order}
+            for i, excl in enumerate(ae):
+                ptes.append({"addr": addr, "folio": name, "page": i, "nr": 1,
+                             "write": excl, "dirty": excl or rng.random() < 0.5,
+                             "anon_exclusive": excl})
+                addr += PAGE_SIZE
+            if pin >= 0:
+                pins.append({"folio": name, "page": pin})
+            elif order == 0 and ae[0] and rng.random() < 0.5:
+                splices.append({"folio": name, "page": 0, "refs": 1024})
+        return scenario(f"pin-copies-{self.seed}", folios, ptes, pins=pins,
+                        vmsplice=splices)
+
+    def question(self) -> str:
+        return (f"fork() this process under {self.kernel}. Which PTE rows does the child get "
+                "a private COPY of (instead of sharing the parent's page)? And how many "
+                "-EAGAIN rounds (drop the lock, preallocate a page, retry) does fork take?")
+
+    def solve(self) -> dict[str, Any]:
+        p, _ = self.build()
+        r = fork(p, self.kernel)
+        copied = sorted(index_of(self.scenario, s.addr) for s in r.steps if s.action == "copy")
+        return {"copied": copied, "eagain": r.eagain}
+
+    def _why(self, row: int, f: Folio, page: int, copied: bool, name: str) -> str:
+        ae = f.page(page).anon_exclusive
+        pinned = folio_maybe_dma_pinned(f)
+        test = (f"pincount {f.pins} > 0" if f.order else
+                f"refcount {f.refcount} >= 1024 (GUP_PIN_COUNTING_BIAS)") if pinned else (
+            "pincount 0" if f.order else f"refcount {f.refcount} < 1024")
+        if copied:
+            extra = (" (every exclusive page of a maybe-pinned large folio is copied, not "
+                     "only the pinned one)" if f.order else "")
+            return (f"row {row} ({name}.{page}) is copied: it is AnonExclusive, the parent "
+                    f"has MMF_HAS_PINNED and folio_maybe_dma_pinned({name}) holds ({test}), "
+                    f"so the anon rmap dup refuses to share it and copy_present_page gives "
+                    f"the child its own page{extra}")
+        if not ae:
+            return (f"row {row} ({name}.{page}) is shared: it is not AnonExclusive (an earlier "
+                    "fork already shares it), and non-exclusive pages skip the pin test")
+        return (f"row {row} ({name}.{page}) is shared: folio_maybe_dma_pinned({name}) is false "
+                f"({test}), so fork just clears AnonExclusive and shares it")
+
+    def check(self, answer: Any) -> Result:
+        if not isinstance(answer, dict) or set(answer) != {"copied", "eagain"} or \
+                not isinstance(answer["copied"], (list, tuple)) or \
+                not isinstance(answer["eagain"], int) or \
+                not all(isinstance(i, int) for i in answer["copied"]):
+            return self._shape_error(answer)
+        want = self.solve()
+        got = set(answer["copied"])
+        score = 0.75 * jaccard(got, set(want["copied"]))
+        notes = []
+        _, folios = self.build()
+        entries = ptes_of(self.scenario)
+        for row in sorted(got ^ set(want["copied"])):
+            if 0 <= row < len(entries):
+                e = entries[row]
+                notes.append(self._why(row, folios[e["folio"]], e["page"],
+                                       row in want["copied"], e["folio"]))
+            else:
+                notes.append(f"row {row} does not exist (rows 0..{len(entries) - 1})")
+        if answer["eagain"] == want["eagain"]:
+            score += 0.25
+        else:
+            notes.append(f"-EAGAIN rounds: {answer['eagain']} is wrong. "
+                         + ROUNDS[self.kernel])
+        if not notes:
+            return Result(1.0, 1.0, f"correct: rows {fmt_list(want['copied'])} copied, "
+                          f"{want['eagain']} -EAGAIN round(s). " + ROUNDS[self.kernel])
+        return Result(round(score, 4), 1.0, "\n".join("- " + x for x in notes))
