@@ -37,6 +37,7 @@ from .vma import (
     File,
     Vma,
     VmFlags,
+    is_cow_mapping,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -195,14 +196,22 @@ class Process:
         need(not (protnone and write), "protnone=True PTEs are never writable (NUMA hinting "
              "removed access); pass write=False")
         anon = folio_test_anon(f)
+        cow = is_cow_mapping(vma.vm_flags)
+        need(not (write and cow and not anon),
+             f"write=True: a {f.kind} page-cache page in a private mapping is always mapped "
+             "read-only (a write must CoW it into an anon page first); pass write=False")
+        need(not (write and uffd_wp), "uffd_wp=True PTEs are write-protected (that is how "
+             "userfaultfd catches the write); pass write=False")
         need(not (anon and write and not anon_exclusive and not vma.vm_flags & VM_SHARED),
              "anon_exclusive=False with write=True: a writable private anon PTE always maps "
              "an exclusive page; pass write=False")
         if anon:
             for i in range(page, page + nr):
-                need(f.pages[i].mapcount == 0 or not anon_exclusive,
+                need((f.pages[i].mapcount == 0 or not anon_exclusive)
+                     and not self._maps_page(f, i),
                      f"page {i} of this anon folio is already mapped; an anon page is mapped "
-                     "once per mm (fork shares it for you)")
+                     "once per mm, and an AnonExclusive one by one mm (fork shares it for "
+                     "you)")
         self._slots_free("map", addr, nr)
         if vma.vm_file is not None and not anon:
             for k in range(nr):

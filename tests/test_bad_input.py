@@ -42,6 +42,9 @@ def proc() -> tuple[pkmm.Process, pkmm.Folio]:
     (lambda p, f: p.map(BASE + 8 * 4096, p.alloc_folio(0), protnone=True), "protnone"),
     (lambda p, f: p.map(BASE + 8 * 4096, p.alloc_folio(0), anon_exclusive=False),
      "anon_exclusive=False"),
+    (lambda p, f: p.map(BASE + 8 * 4096, p.alloc_folio(0), uffd_wp=True), "uffd_wp=True"),
+    (lambda p, f: p.map(BASE + 8 * 4096, f, 0, 1, anon_exclusive=False, write=False),
+     "already mapped"),
     (lambda p, f: p.alloc_folio(10), "order"),
     (lambda p, f: p.alloc_folio(-1), "order"),
     (lambda p, f: p.mmap(BASE + 4096, 4), "overlaps"),
@@ -69,6 +72,17 @@ def test_layout_errors_are_typed_and_change_nothing(proc, call, words: str) -> N
     # alloc_folio inside the lambda may add a fresh, unmapped folio: ignore those
     assert after[0] == before[0] and after[2:] == before[2:]
     assert {x for x in after[1] if x[2]} == {x for x in before[1] if x[2]}
+
+
+def test_writable_page_cache_page_in_private_mapping_is_impossible() -> None:
+    p = pkmm.Process()
+    p.mmap(BASE, 4, backing="file")
+    with pytest.raises(pkmm.LayoutError, match="page-cache page in a private mapping"):
+        p.map(BASE, p.alloc_folio(0, backing="file"))
+    assert p.pte(BASE) is None
+    p.mmap(0x800000, 4, backing="file", shared=True)
+    p.map(0x800000, p.alloc_folio(0, backing="file"))      # shared: writable is fine
+    assert p.pte(0x800000).write
 
 
 def test_layout_error_is_a_value_error() -> None:
