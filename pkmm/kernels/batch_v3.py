@@ -8,7 +8,7 @@ Taught in: notebooks/03-seed-patch-batching.ipynb
 from __future__ import annotations
 
 from ..folio import Folio, Page, folio_ref_add, folio_ref_sub, folio_test_anon, folio_test_large
-from ..memory import ForkContext, Prealloc, copy_present_page, vm_normal_page
+from ..memory import ForkContext, Prealloc, vm_normal_page
 from ..mm import MM_ANONPAGES, mm_counter_file
 from ..pgtable import pte_index, pte_offset_map, set_ptes, wrprotect_ptes
 from ..pte import (
@@ -23,7 +23,7 @@ from ..pte import (
 )
 from ..vma import VM_SHARED, Vma, userfaultfd_wp
 from . import KernelVersion
-from .common import dup_file, stop_words, try_dup_anon
+from .common import copy_for_child, dup_file, stop_words, try_dup_anon
 
 NAME = "batch-v3"
 
@@ -113,13 +113,8 @@ def copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, add
                     if i != 0:
                         break
                     folio_ref_sub(folio, nr)
-                    ret = copy_present_page(fc, dst_vma, src_vma, pte, addr, rss, prealloc,
-                                            page)
-                    if ret == 0:
-                        fc.step(addr, 1, "copy", "maybe-pinned AnonExclusive page copied", f)
-                        return 1
-                    fc.step(addr, 0, "eagain", "needs a preallocated page for the copy", f)
-                    return ret
+                    return copy_for_child(fc, f, dst_vma, src_vma, pte, addr, rss,
+                                          prealloc, page)
                 rss[MM_ANONPAGES] += 1
             else:
                 dup_file(fc, "page_dup_file_rmap", folio, pg, 1, dst_vma, addr + i * PAGE_SIZE)

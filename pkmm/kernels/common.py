@@ -7,7 +7,7 @@ the decision it made and why, so the variant modules read like the kernel.
 from __future__ import annotations
 
 from ..folio import Folio, Page, folio_maybe_dma_pinned
-from ..memory import ForkContext
+from ..memory import EAGAIN, ForkContext, Prealloc, copy_present_page
 from ..pte import PTE_BITS, Pte
 from ..rmap import __folio_try_dup_anon_rmap, folio_dup_file_rmap_ptes
 from ..vma import Vma
@@ -34,6 +34,22 @@ def try_dup_anon(fc: ForkContext, func: str, folio: Folio, page: Page, nr: int,
                 folio_maybe_dma_pinned(folio):
             why += " (ABLATION pinned-copy: the pin check was skipped)"
         fc.emit(func, "anon-dup:ok", why, addr, nr)
+    return ret
+
+
+def copy_for_child(fc: ForkContext, func: str, dst_vma: Vma, src_vma: Vma, pte: Pte,
+                   addr: int, rss: dict[str, int], prealloc: Prealloc, page: Page,
+                   stop: str = "") -> int:
+    """copy_present_page() for one PTE, recording the step: 1 when copied, else the error
+    (-EAGAIN: no preallocated page yet; -EHWPOISON: memory error in the source page)."""
+    ret = copy_present_page(fc, dst_vma, src_vma, pte, addr, rss, prealloc, page)
+    if ret == 0:
+        fc.step(addr, 1, "copy", "maybe-pinned AnonExclusive page copied", func, stop)
+        return 1
+    if ret == -EAGAIN:
+        fc.step(addr, 0, "eagain", "needs a preallocated page for the copy", func, stop)
+    else:
+        fc.step(addr, 0, "copy", "memory error while copying: -EHWPOISON", func, stop)
     return ret
 
 

@@ -22,13 +22,13 @@ from ..folio import (
     folio_test_anon,
     folio_test_large,
 )
-from ..memory import EAGAIN, ForkContext, Prealloc, copy_present_page, vm_normal_page
+from ..memory import EAGAIN, ForkContext, Prealloc, vm_normal_page
 from ..mm import MM_ANONPAGES, mm_counter_file
 from ..pgtable import pte_index, pte_offset_map
 from ..pte import Pte, pte_advance_pfn, pte_mkwrite
 from ..vma import VM_SHARED, Vma, vma_soft_dirty_enabled
 from . import KernelVersion
-from .common import dup_file, pte_diff, stop_words, try_dup_anon
+from .common import copy_for_child, dup_file, pte_diff, stop_words, try_dup_anon
 from .v6_9 import __copy_present_ptes
 
 NAME = "v6.17"
@@ -134,14 +134,8 @@ def copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, add
         if try_dup_anon(fc, "folio_try_dup_anon_rmap_pte", folio, page, 1, dst_vma, src_vma,
                         addr):
             folio_ref_sub(folio, 1)
-            err = copy_present_page(fc, dst_vma, src_vma, pte, addr, rss, prealloc, page)
-            if err:
-                fc.step(addr, 0, "eagain" if err == -EAGAIN else "copy",
-                        "needs a preallocated page for the copy" if err == -EAGAIN else
-                        "memory error while copying: -EHWPOISON", f, why)
-                return err
-            fc.step(addr, 1, "copy", "maybe-pinned AnonExclusive page copied", f, why)
-            return 1
+            return copy_for_child(fc, f, dst_vma, src_vma, pte, addr, rss, prealloc, page,
+                                  why)
         rss[MM_ANONPAGES] += 1
     else:
         dup_file(fc, "folio_dup_file_rmap_pte", folio, page, 1, dst_vma, addr)

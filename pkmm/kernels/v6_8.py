@@ -8,13 +8,13 @@ Taught in: notebooks/02-fork-one-pte-at-a-time.ipynb
 from __future__ import annotations
 
 from ..folio import folio_get, folio_ref_sub, folio_test_anon
-from ..memory import ForkContext, Prealloc, copy_present_page, vm_normal_page
+from ..memory import ForkContext, Prealloc, vm_normal_page
 from ..mm import MM_ANONPAGES, mm_counter_file
 from ..pgtable import ptep_set_wrprotect, set_pte_at
 from ..pte import Pte, pte_clear_uffd_wp, pte_mkclean, pte_mkold, pte_wrprotect
 from ..vma import VM_SHARED, Vma, is_cow_mapping, userfaultfd_wp
 from . import KernelVersion
-from .common import dup_file, try_dup_anon
+from .common import copy_for_child, dup_file, try_dup_anon
 
 NAME = "v6.8"
 
@@ -41,12 +41,7 @@ def copy_present_pte(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, addr
         if try_dup_anon(fc, "folio_try_dup_anon_rmap_pte", folio, page, 1, dst_vma, src_vma,
                         addr):
             folio_ref_sub(folio, 1)
-            ret = copy_present_page(fc, dst_vma, src_vma, pte, addr, rss, prealloc, page)
-            if ret == 0:
-                fc.step(addr, 1, "copy", "maybe-pinned AnonExclusive page copied", f)
-                return 1
-            fc.step(addr, 0, "eagain", "needs a preallocated page for the copy", f)
-            return ret
+            return copy_for_child(fc, f, dst_vma, src_vma, pte, addr, rss, prealloc, page)
         rss[MM_ANONPAGES] += 1
         reason = "anon page shared with the child"
     elif page is not None:
