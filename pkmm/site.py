@@ -35,6 +35,7 @@ __all__ = ["Page", "build_site", "find_notebooks", "main", "notebook_title", "st
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 FALLBACK_TYPES = ("text/html", "image/svg+xml", "image/png", "image/jpeg")
 MARKER = ".pkmm-site"  # marks a directory this tool built, so a rebuild may replace it
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
 
@@ -188,8 +189,8 @@ def execute(nb: Any, cwd: Path, timeout_s: int) -> None:
                             resources={"metadata": {"path": str(cwd)}})
     try:
         client.execute()
-    except CellExecutionError as exc:
-        raise SiteError(f"execution failed:\n{exc}") from exc
+    except CellExecutionError as exc:  # IPython colours its traceback; a log is plain text
+        raise SiteError(f"execution failed:\n{_ANSI.sub('', str(exc))}") from exc
 
 
 def _nav(pages: Sequence[Page], i: int) -> str:
