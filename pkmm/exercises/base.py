@@ -23,7 +23,7 @@ from ..errors import LayoutError
 from ..folio import Folio
 from ..process import Process
 from ..scenario import Scenario
-from .layout import describe
+from .layout import describe, per_slot
 
 #: The kernel versions that share pages at fork (eager-copy copies everything).
 COW_KERNELS: tuple[str, ...] = ("v6.8", "batch-v3", "v6.9", "v6.17")
@@ -106,9 +106,26 @@ class Exercise:
         if kernel is not None and kernel not in self.kernels:
             raise LayoutError(f"kernel={kernel!r}: exercise {self.name!r} takes one of "
                               f"{', '.join(self.kernels)}")
-        self.seed = seed
+        self.seed: int | None = seed
         self.kernel = kernel if kernel is not None else drawn
         self.scenario = self.generate(rng)
+
+    @classmethod
+    def from_scenario(cls, s: Scenario | dict[str, Any], kernel: str,
+                      **params: Any) -> Exercise:
+        """A hand-built problem: the layout ``s`` instead of a seeded one (``seed`` is
+        None).  ``params`` are the exercise's other parameters (``other`` and ``variant``
+        for child-bits, ``ops`` for cow-after-fork, ``order`` for fork-cost)."""
+        if kernel not in cls.kernels:
+            raise LayoutError(f"kernel={kernel!r}: exercise {cls.name!r} takes one of "
+                              f"{', '.join(cls.kernels)}")
+        ex = cls.__new__(cls)
+        ex.seed = None
+        ex.kernel = kernel
+        ex.scenario = per_slot(s if isinstance(s, Scenario) else Scenario.from_dict(s))
+        for k, v in params.items():
+            setattr(ex, k, v)
+        return ex
 
     # -- what subclasses provide --------------------------------------------------
     def generate(self, rng: random.Random) -> Scenario:

@@ -85,5 +85,5 @@ class ForkCost(Exercise):
                                                             for k in COUNTS))
         notes = [f"{k} = {answer[k]!r} is wrong: {_rule(self.kernel, k, n, per)}"
                  for k in wrong]
-        return Result(round(1 - len(wrong) / len(COUNTS), 4), 1.0,
+        return Result(1 - len(wrong) / len(COUNTS), 1.0,
                       "\n".join("- " + x for x in notes))

@@ -107,4 +107,4 @@ class Refcounts(Exercise):
                 notes.append(why)
         if not notes:
             return Result(1.0, 1.0, "correct")
-        return Result(round(score, 4), 1.0, "\n".join("- " + x for x in notes))
+        return Result(score, 1.0, "\n".join("- " + x for x in notes))

@@ -100,5 +100,5 @@ class CowAfterFork(Exercise):
             notes.append(f"write {i} is {kind!r}, not {answer[i]!r}: {self.kernel} {why}")
         if not wrong:
             return Result(1.0, 1.0, f"correct: {fmt_list([k for k, _ in run])}")
-        return Result(round(1 - len(wrong) / len(run), 4), 1.0,
+        return Result(1 - len(wrong) / len(run), 1.0,
                       "\n".join("- " + x for x in notes))

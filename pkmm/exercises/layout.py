@@ -24,6 +24,24 @@ TWISTS = ("none", "dirty", "young", "write", "uffd_wp", "protnone", "soft_dirty"
           "reverse", "partial")
 
 
+#: The bits of a PTE entry that a scenario leaves out (Process.map's defaults).
+DEFAULTS = {"write": True, "dirty": True, "young": True, "soft_dirty": False,
+            "uffd_wp": False, "protnone": False, "anon_exclusive": True}
+
+
+def per_slot(s: Scenario) -> Scenario:
+    """``s`` with one PTE entry per slot, every bit spelled out, in address order (entries
+    with ``nr`` > 1 are split), so row numbers and bit lookups are simple."""
+    ptes = []
+    for e in sorted(s.ptes, key=lambda e: e["addr"]):
+        for k in range(e.get("nr", 1)):
+            ptes.append({**DEFAULTS, **e, "addr": e["addr"] + k * PAGE_SIZE,
+                         "page": e.get("page", 0) + k, "nr": 1})
+    d = s.to_dict()
+    d["ptes"] = ptes
+    return Scenario.from_dict(d)
+
+
 def folio_name(i: int) -> str:
     """Folio names: A..Z, then F26, F27, ...
 

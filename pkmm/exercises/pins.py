@@ -23,8 +23,8 @@ ROUNDS = {
             "preallocate, retry) per copied page",
     "batch-v3": "batch-v3 truncates a batch at the first page that needs copying and copies "
                 "that page on its own call: one -EAGAIN round per copied page",
-    "v6.9": "v6.9 folio_try_dup_anon_rmap_ptes is all-or-nothing: a batch that contains a "
-            "page needing a copy fails as a whole with -EAGAIN, even when its first page "
+    "v6.9": "v6.9 folio_try_dup_anon_rmap_ptes is all-or-nothing: a whole batch that "
+            "contains a page needing a copy fails with -EAGAIN, even when its first page "
             "could be shared; the retry handles one PTE per-PTE (prealloc held), then batching "
             "starts again at the next PTE",
     "v6.17": "v6.17 (like v6.9) fails a whole batch with -EAGAIN when any page of it needs a "
@@ -137,4 +137,4 @@ class PinCopies(Exercise):
         if not notes:
             return Result(1.0, 1.0, f"correct: rows {fmt_list(want['copied'])} copied, "
                           f"{want['eagain']} -EAGAIN round(s). " + ROUNDS[self.kernel])
-        return Result(round(score, 4), 1.0, "\n".join("- " + x for x in notes))
+        return Result(score, 1.0, "\n".join("- " + x for x in notes))

@@ -1,0 +1,263 @@
+"""Graded exercises: seeded generation, self-consistent solving, and grading.
+
+Hand-built layouts assert answers read from shared/spec/kernel-fork-spec.md §11
+(A = v6.8, B = batch-v3, C = v6.9, D = v6.17), independently of the solver.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from spec_helpers import BASE
+
+import pkmm
+from pkmm.exercises import (
+    EXERCISES,
+    BatchSizes,
+    ChildBits,
+    CowAfterFork,
+    ForkCost,
+    PinCopies,
+    Refcounts,
+    make,
+    seed_for,
+)
+
+SEEDS = (0, 1, 2, 7, 42, 1234)
+A, B, C, D = "v6.8", "batch-v3", "v6.9", "v6.17"
+
+
+def layout(order: int, n: int | None = None, *, vma: dict[str, Any] | None = None,
+           backing: str = "anon", pins: list[int] = (), **bits: list[int]) -> dict[str, Any]:
+    """A one-folio scenario dict: pages 0..n-1 on consecutive PTEs at BASE, per-PTE bits."""
+    n = (1 << order) if n is None else n
+    fd: dict[str, Any] = {"order": order}
+    if backing != "anon":
+        fd["backing"] = backing
+    ptes = []
+    for i in range(n):
+        e: dict[str, Any] = {"addr": BASE + i * 4096, "folio": "A", "page": i, "nr": 1}
+        e.update({k: bool(v[i]) for k, v in bits.items()})
+        ptes.append(e)
+    return {"name": "hand", "vmas": [{"start": BASE, "npages": 64, **(vma or {})}],
+            "folios": {"A": fd}, "ptes": ptes,
+            "pins": [{"folio": "A", "page": p} for p in pins]}
+
+
+# --- every exercise, several seeds ------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+@pytest.mark.parametrize("seed", SEEDS)
+def test_same_seed_same_problem_and_solve_scores_full(name: str, seed: int) -> None:
+    e1, e2 = make(name, seed), make(name, seed)
+    assert e1.scenario.to_dict() == e2.scenario.to_dict()
+    assert e1.show() == e2.show() and e1.kernel == e2.kernel
+    assert f"ARG seed {seed}" in e1.show()
+    r = e1.check(e1.solve())
+    assert r.full and r.score == r.max == 1.0, r
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_different_seeds_give_different_problems(name: str) -> None:
+    shown = {make(name, s).show() for s in range(8)}
+    assert len(shown) >= 6
+
+
+@pytest.mark.parametrize("name", ["batches", "pin-copies", "refcounts", "cow-after-fork",
+                                  "fork-cost"])
+def test_kernel_override_keeps_the_layout(name: str) -> None:
+    layouts = {str(make(name, 5, kernel=k).scenario.to_dict()) for k in (A, C, D)}
+    assert len(layouts) == 1
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_malformed_answers_score_zero_and_say_the_format(name: str) -> None:
+    e = make(name, 3)
+    for bad in (None, "x", 3.5, [], {}):
+        r = e.check(bad)
+        assert r.score == 0.0 and not r.full
+        assert "expected" in r.explanation
+
+
+def test_bad_arguments_are_learner_errors() -> None:
+    with pytest.raises(pkmm.LayoutError, match="choose one of"):
+        make("nope", 1)
+    with pytest.raises(pkmm.LayoutError, match="kernel='v9'"):
+        make("batches", 1, kernel="v9")
+    with pytest.raises(pkmm.LayoutError, match="seed"):
+        make("batches", "alice")  # type: ignore[arg-type]
+    assert seed_for("alice", "lab3") == seed_for("alice", "lab3")
+    assert seed_for("alice", "lab3") != seed_for("bob", "lab3")
+
+
+# --- (a) batch sizes ------------------------------------------------------------------
+
+T06 = layout(2, write=[1] * 4, dirty=[1, 1, 0, 0])
+
+
+@pytest.mark.parametrize("kernel,want", [(A, [1, 1, 1, 1]), (B, [4]), (C, [2, 2]),
+                                         (D, [2, 2])])
+def test_batches_T06_dirty_split(kernel: str, want: list[int]) -> None:
+    e = BatchSizes.from_scenario(T06, kernel)
+    assert e.solve() == want
+    assert e.check(want).full
+
+
+def test_batches_wrong_answers_name_the_rule() -> None:
+    r = BatchSizes.from_scenario(T06, C).check([4])
+    assert 0 < r.score < 1
+    assert "folio_pte_batch compares the dirty bit in private mappings" in r.explanation
+    assert "PTE 2" in r.explanation
+    r = BatchSizes.from_scenario(T06, B).check([2, 2])
+    assert 0 < r.score < 1 and "folio_nr_pages_cont_mapped ignores dirty" in r.explanation
+    r = BatchSizes.from_scenario(T06, D).check([4])
+    assert "FPB_RESPECT_DIRTY" in r.explanation
+    r = BatchSizes.from_scenario(T06, C).check([1, 1, 1, 1])
+    assert r.score == 0.5 and "continues the batch" in r.explanation
+
+
+def test_batches_T12_adjacent_folios_and_T09b_uffd_wp() -> None:
+    t12 = {"name": "T12", "vmas": [{"start": BASE, "npages": 64}],
+           "folios": {"F1": {"order": 4}, "F2": {"order": 2}},
+           "ptes": [{"addr": BASE, "folio": "F1", "page": 12, "nr": 4},
+                    {"addr": BASE + 4 * 4096, "folio": "F2", "page": 0, "nr": 4}]}
+    for k in (B, C, D):
+        e = BatchSizes.from_scenario(t12, k)
+        assert e.solve() == [4, 4]
+        r = e.check([8])
+        assert r.score == 0.5 and "end of its folio" in r.explanation
+    t09b = layout(2, write=[0, 0, 1, 1], uffd_wp=[1, 1, 0, 0])
+    assert BatchSizes.from_scenario(t09b, B).solve() == [4]
+    e = BatchSizes.from_scenario(t09b, C)
+    assert e.solve() == [2, 2]
+    assert "always, even when the child VMA is not uffd-wp" in e.check([4]).explanation
+
+
+# --- (b) child bits ---------------------------------------------------------------------
+
+def test_child_bits_T06_dirty_B_vs_C() -> None:
+    e = ChildBits.from_scenario(T06, B, other=C, variant="dirty")
+    want = {B: [1, 1, 1, 1], C: [1, 1, 0, 0]}
+    assert e.solve() == want and e.check(want).full
+    r = e.check({B: [1, 1, 0, 0], C: [1, 1, 0, 0]})
+    assert r.score == 0.75 and "nr_dirty" in r.explanation and "rows [2, 3]" in r.explanation
+
+
+def test_child_bits_T08_shared_write_all_versions() -> None:
+    t08 = layout(2, write=[1, 0, 1, 0], dirty=[1, 0, 1, 0], backing="shmem",
+                 vma={"shared": True, "uffd_wp": True, "uffd_fork": True})
+    e = ChildBits.from_scenario(t08, A, other=B, variant="shared-write")
+    assert e.solve() == {A: [1, 0, 1, 0], B: [0, 0, 0, 0]}
+    e = ChildBits.from_scenario(t08, C, other=D, variant="shared-write")
+    assert e.solve() == {C: [1, 1, 1, 1], D: [1, 1, 1, 1]}
+    r = e.check({C: [1, 0, 1, 0], D: [1, 1, 1, 1]})
+    assert r.score == 0.75 and "ANY" in r.explanation
+
+
+def test_child_bits_T30b_soft_dirty_untracked() -> None:
+    t30 = layout(2, soft_dirty=[1, 1, 0, 0])
+    e = ChildBits.from_scenario(t30, A, other=C, variant="soft-dirty-off")
+    assert e.solve() == {A: [1, 1, 0, 0], C: [1, 1, 1, 1]}
+    assert "FIRST PTE's SD" in e.check({A: [1, 1, 0, 0], C: [1, 1, 0, 0]}).explanation
+    e = ChildBits.from_scenario(t30, B, other=D, variant="soft-dirty-off")
+    assert e.solve()[B] == [0, 0, 0, 0]
+
+
+# --- (c) pin copies ----------------------------------------------------------------------
+
+def test_pin_copies_T14_every_exclusive_page_is_copied() -> None:
+    t14 = layout(2, pins=[2])
+    for k in (A, B, C, D):
+        e = PinCopies.from_scenario(t14, k)
+        assert e.solve() == {"copied": [0, 1, 2, 3], "eagain": 4}
+    r = e.check({"copied": [2], "eagain": 1})
+    assert r.score == pytest.approx(0.75 * 0.25)
+    assert "not only the pinned one" in r.explanation and "all-or-nothing" not in r.explanation
+    assert "-EAGAIN" in r.explanation
+
+
+# T15 as printed has D = [0,0,1,1], which splits C/D's batch on dirty before the pinned
+# pages (see test_spec_present.py); T15u (uniform dirty) shows the all-or-nothing rounds.
+@pytest.mark.parametrize("dirty,rounds", [([0, 0, 1, 1], {A: 2, B: 2, C: 2, D: 2}),
+                                          ([1, 1, 1, 1], {A: 2, B: 2, C: 4, D: 4})],
+                         ids=["T15", "T15u"])
+@pytest.mark.parametrize("kernel", [A, B, C, D])
+def test_pin_copies_T15_shared_prefix(kernel: str, dirty: list[int],
+                                      rounds: dict[str, int]) -> None:
+    t15 = layout(2, pins=[2], write=[0, 0, 1, 1], dirty=dirty, anon_exclusive=[0, 0, 1, 1])
+    e = PinCopies.from_scenario(t15, kernel)
+    assert e.solve() == {"copied": [2, 3], "eagain": rounds[kernel]}
+    r = e.check({"copied": [0, 1, 2, 3], "eagain": 1})
+    assert r.score == pytest.approx(0.75 * 0.5)
+    assert "not AnonExclusive" in r.explanation
+    if kernel in (C, D):
+        assert "-EAGAIN" in r.explanation and "whole batch" in r.explanation
+
+
+# --- (d) refcount / mapcount -------------------------------------------------------------
+
+def test_refcounts_T05_T14_T02() -> None:
+    e = Refcounts.from_scenario(layout(4), C)
+    want = {"A": {"refcount": 32, "mapcount": [2] * 16}}
+    assert e.solve() == want and e.check(want).full
+    r = e.check({"A": {"refcount": 17, "mapcount": [2] * 16}})
+    assert r.score == 0.5 and "refcount 16 before fork" in r.explanation
+    e = Refcounts.from_scenario(layout(2, pins=[2]), D)
+    assert e.solve() == {"A": {"refcount": 5, "mapcount": [1] * 4}}
+    r = e.check({"A": {"refcount": 9, "mapcount": [2] * 4}})
+    assert r.score == 0 and "copied for the child" in r.explanation
+    e = Refcounts.from_scenario(layout(0, pins=[0]), A)
+    assert e.solve() == {"A": {"refcount": 1025, "mapcount": [1]}}
+
+
+# --- (e) CoW copy or reuse ---------------------------------------------------------------
+
+def test_cow_T34_small_page_copy_then_reuse() -> None:
+    e = CowAfterFork.from_scenario(layout(0), C, ops=[["parent", "write", 0],
+                                                     ["child", "write", 0],
+                                                     ["parent", "write", 0]])
+    assert e.solve() == ["copy", "reuse", "none"]
+    r = e.check(["copy", "copy", "none"])
+    assert r.score == pytest.approx(2 / 3) and "refcount == 1" in r.explanation
+
+
+@pytest.mark.parametrize("kernel,want", [(A, "copy"), (B, "copy"), (C, "copy"),
+                                         (D, "reuse")])
+def test_cow_T35_large_folio_after_child_exit(kernel: str, want: str) -> None:
+    e = CowAfterFork.from_scenario(layout(4), kernel, ops=[["child", "exit"],
+                                                          ["parent", "write", 5]])
+    assert e.solve() == [want]
+    r = e.check(["reuse" if want == "copy" else "copy"])
+    assert r.score == 0
+    assert ("never reuses" in r.explanation) if want == "copy" else \
+        ("exclusive" in r.explanation)
+
+
+# --- (f) fork cost -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("kernel", [A, B, C, D])
+@pytest.mark.parametrize("order", [0, 2, 4])
+def test_fork_cost_formulas(kernel: str, order: int) -> None:
+    n, per = 16, 1 << order
+    ptes = [{"addr": BASE + i * 4096, "folio": f"F{i // per}", "page": i % per, "nr": 1}
+            for i in range(n)]
+    s = {"name": "cost", "vmas": [{"start": BASE, "npages": n}],
+         "folios": {f"F{j}": {"order": order} for j in range(n // per)}, "ptes": ptes}
+    e = ForkCost.from_scenario(s, kernel, order=order)
+    batched = n if kernel == A else n // per
+    want = {"calls": batched, "set_ptes_calls": batched, "pte_writes": n,
+            "anon_dup_checks": n if kernel in (A, B) else batched}
+    assert e.solve() == want
+    if order:
+        r = e.check({**want, "calls": n + 1})
+        assert r.score == 0.75 and "calls" in r.explanation
+
+
+def test_fork_cost_explanation_names_batch_v3_per_page_dup() -> None:
+    e = make("fork-cost", 0, kernel=B)
+    while e.order == 0:
+        e = make("fork-cost", e.seed + 1, kernel=B)
+    want = e.solve()
+    r = e.check({**want, "anon_dup_checks": want["calls"]})
+    assert r.score == 0.75 and "page by page" in r.explanation
