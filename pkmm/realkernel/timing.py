@@ -278,6 +278,25 @@ def parse_size(text: str) -> int:
     return int(text[:-1]) * unit
 
 
+def save_stored(path: Path = DATA, repeats: int = 21) -> dict[str, Any]:
+    """Measure spec §6's matrix on this machine and store it (for maintainers).
+
+    256 MiB and 1 GiB: every layout, FRESH and REPEAT; 4 GiB: 4K, 64K and PMD-mapped 2M.
+    """
+    from .support import detect
+    results = measure_matrix([256 << 20, 1 << 30], repeats=repeats)
+    results += measure_matrix([4 << 30], folios=[f for f in ("4K", "64K", "2M-pmd")
+                                                 if f in available_folios()], repeats=repeats)
+    data = {"format": 1, "repeats": repeats, "machine": detect().describe(),
+            "loadavg": Path("/proc/loadavg").read_text().split()[:3],
+            "thp_knobs": thp.snapshot(),
+            "fit_1G": {m: fit_batch_cost(results, m) for m in MODES},
+            "fit_256M": {m: fit_batch_cost(results, m, 256 << 20) for m in MODES},
+            "results": results}
+    path.write_text(json.dumps(data, indent=1) + "\n")
+    return data
+
+
 def main(sizes: str, stored: bool) -> None:
     """Print the timing table: live (REPEAT, 1 size per run) or the stored 6.18 results."""
     if stored:
