@@ -89,7 +89,7 @@ def check_notebook(lab: LabDriver, lab_server: LabServer,
         reports.append(report)
         request.config.stash[_END] = time.monotonic()
         if report.problems:
-            report.problems.append(f"(server log tail)\n{lab_server.log_tail(15)}")
+            report.server_log = lab_server.log_tail(15)
         return report
 
     yield check

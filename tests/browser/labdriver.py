@@ -95,6 +95,12 @@ class NotebookReport:
     widget_outputs: int = 0
     screenshot: Path | None = None
     seconds: float = 0.0
+    server_log: str = ""  # the server's last lines, to read next to any problem
+
+    def failure_message(self) -> str:
+        """The problems, then the server log tail that may explain them."""
+        return (f"{self.path}:\n- " + "\n- ".join(self.problems)
+                + f"\n(jupyter lab log, last lines)\n{self.server_log}")
 
     def summary(self) -> str:
         """One line for the terminal summary; says what was skipped, not only what passed."""

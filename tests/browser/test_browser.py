@@ -43,13 +43,14 @@ def _notebook_params() -> list[Any]:
 def test_notebook_in_browser(rel_path: str, check_notebook: Any) -> None:
     report = check_notebook(rel_path, SCREENSHOTS / screenshot_name(rel_path))
     if report.problems:
-        pytest.fail(f"{rel_path}:\n- " + "\n- ".join(report.problems), pytrace=False)
+        pytest.fail(report.failure_message(), pytrace=False)
 
 
 def test_harness_accepts_working_widgets(check_notebook: Any, tmp_path: Path) -> None:
     shot = tmp_path / "ok.png"
     report = check_notebook(f"{FIXTURES_IN_ROOT}/harness-ok.ipynb", shot)
-    assert not report.problems, "\n- ".join(report.problems)
+    if report.problems:
+        pytest.fail(report.failure_message(), pytrace=False)
     assert report.widget_outputs == 2
     assert report.interactions == [
         "pkmm-layout-builder[0]: .pkmm-toggle-bit -> .pkmm-pte-grid",
