@@ -63,10 +63,12 @@ class Refcounts(Exercise):
         if f.gup_refs:
             extra.append(f"{f.gup_refs} vmsplice reference(s)")
         shared = after["refcount"] - before["refcount"]
+        sharing = (f"the child shares {shared} page(s), +1 reference and +1 mapcount each "
+                   "(folio_ref_add + rmap dup)" if shared else "the child shares none of "
+                   "its pages")
         text = (f"folio {name}: refcount {before['refcount']} before fork ({mapped} mapped "
-                f"PTE(s), one reference each" + "".join(", " + x for x in extra) + "); the "
-                f"child shares {shared} page(s), +1 reference and +1 mapcount each "
-                f"(folio_ref_add + rmap dup), giving refcount {after['refcount']}")
+                f"PTE(s), one reference each" + "".join(", " + x for x in extra) + "); "
+                f"{sharing}, giving refcount {after['refcount']}")
         if copied:
             text += (f"; {copied} page(s) were copied for the child (pinned, AnonExclusive): "
                      "the copy is a new folio, the original keeps refcount and mapcount")
