@@ -4,7 +4,7 @@ Simulator concept (views layer).  :func:`compare_forks` forks two fresh builds o
 same scenario and lists, slot by slot, where the final parent or child PTEs differ, and
 the batch sequences each kernel returned.  Nothing is predicted here: both sides are the
 model's results.
-Taught in: notebooks/06-what-upstream-merged.ipynb
+Taught in: notebooks/06-upstream-batching.ipynb
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def comparison_html(c: Comparison) -> str:
 class VersionCompare(PkmmWidget):
     """Widget: the same layout forked under two kernels, differences highlighted.
 
-    Taught in: notebooks/06-what-upstream-merged.ipynb
+    Taught in: notebooks/06-upstream-batching.ipynb
     """
 
     def __init__(self, layout: Any, a: str = "batch-v3", b: str = "v6.9") -> None:

@@ -260,7 +260,7 @@ class LayoutBuilder(PkmmWidget):
         self._toggles = []
         for bit, letter in BITS:
             b = button(letter, "pkmm-toggle-bit", tooltip=f"toggle {bit} on PTE #", width="44px")
-            b.on_click(lambda _b, bit=bit: self._do(self.model.toggle, self._slot.value, bit))
+            b.on_click(lambda _b, bit=bit: self.do("toggle", self._slot.value, bit))
             self._toggles.append(b)
         self._page = widgets.BoundedIntText(value=0, min=0, max=511, description="page")
         self._pin = button("pin page")
@@ -268,15 +268,15 @@ class LayoutBuilder(PkmmWidget):
         self._error = html_box()
         self._grid = html_box()
         self._table = html_box()
-        self._kind.observe(lambda c: self._do(self.model.set_kind, c["new"]), names="value")
-        self._npages.observe(lambda c: self._do(self.model.set_npages, c["new"]),
+        self._kind.observe(lambda c: self.do("set_kind", c["new"]), names="value")
+        self._npages.observe(lambda c: self.do("set_npages", c["new"]),
                              names="value")
-        self._add.on_click(lambda _b: self._do(self.model.add_folio, self._order.value))
-        self._map.on_click(lambda _b: self._do(self.model.map, self._folio.value,
+        self._add.on_click(lambda _b: self.do("add_folio", self._order.value))
+        self._map.on_click(lambda _b: self.do("map", self._folio.value,
                                                self._at.value, self._pattern.value))
-        self._pin.on_click(lambda _b: self._do(self.model.pin, self._folio.value,
+        self._pin.on_click(lambda _b: self.do("pin", self._folio.value,
                                                self._page.value))
-        self._clear.on_click(lambda _b: self._do(self.model.clear))
+        self._clear.on_click(lambda _b: self.do("clear"))
         row = widgets.HBox
         self.children = [
             html_box(CSS),
@@ -301,13 +301,19 @@ class LayoutBuilder(PkmmWidget):
         """The message shown in the error box ("" when the last action worked)."""
         return self._error.value
 
-    def _do(self, action: Any, *args: Any) -> None:
+    def do(self, action: str, *args: Any) -> bool:
+        """Run a :class:`LayoutModel` method by name (``"map"``, ``"toggle"``, ``"pin"``,
+        ...); an impossible choice shows its LayoutError message in the error box.
+        Returns whether it worked."""
+        ok = True
         try:
-            action(*args)
+            getattr(self.model, action)(*args)
             self._error.value = ""
         except (LayoutError, ScenarioError) as e:
             self._error.value = error_box(str(e))
+            ok = False
         self.redraw()
+        return ok
 
     def grid_html(self) -> str:
         """The PTE grid of the current layout."""
