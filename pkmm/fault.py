@@ -160,7 +160,6 @@ def do_pte_missing(proc: Process, vma: Vma, addr: int, write: bool, fr: FaultRes
                 f"exclusive page {new.pfn:#x}")
         return
     page = _filemap_fault(proc, vma, addr)
-    folio = page.folio
     if write and not vma.vm_flags & VM_SHARED:
         _anon_vma_prepare(vma)
         new = _new_anon_page(proc, vma, addr, page.data)
@@ -168,15 +167,52 @@ def do_pte_missing(proc: Process, vma: Vma, addr: int, write: bool, fr: FaultRes
         fr.note("do_cow_fault", "copy", f"write to a private file mapping: copy page-cache "
                 f"page {page.pfn:#x} into new anon page {new.pfn:#x}")
         return
-    writable = write or (vma.backing == "shmem" and bool(vma.vm_flags & VM_SHARED))
-    writable = writable and bool(vma.vm_flags & VM_WRITE)
-    set_pte_at(mm, addr, Pte(pfn=page.pfn, write=writable, dirty=write, young=True))
-    folio.refcount += 1
-    folio_add_file_rmap_ptes(folio, page.index, 1, vma)
-    mm.add_mm_counter(mm_counter_file(folio), 1)
+    if not write:
+        do_fault_around(proc, vma, addr, fr)
+    _map_cached_page(proc, vma, addr, page, write)
     fr.kind = "shared-write" if write else "file-read"
     fr.note("do_read_fault" if not write else "do_shared_fault", "page-cache",
             f"map page-cache page {page.pfn:#x} (same page every process sees)")
+
+
+def _map_cached_page(proc: Process, vma: Vma, addr: int, page: Page, write: bool) -> None:
+    """Map a page-cache page with the VMA's protection (``set_pte_range``): writable only
+    for a shared writable shmem mapping (no write-notify) or on a write fault."""
+    writable = write or (vma.backing == "shmem" and bool(vma.vm_flags & VM_SHARED))
+    writable = writable and bool(vma.vm_flags & VM_WRITE)
+    set_pte_at(proc.mm, addr, Pte(pfn=page.pfn, write=writable, dirty=write, young=True))
+    page.folio.refcount += 1
+    folio_add_file_rmap_ptes(page.folio, page.index, 1, vma)
+    proc.mm.add_mm_counter(mm_counter_file(page.folio), 1)
+
+
+FAULT_AROUND_BYTES = 64 * 1024
+
+
+def do_fault_around(proc: Process, vma: Vma, addr: int, fr: FaultResult) -> None:
+    """Also map the neighbours of a read-faulted file page that are already in the page
+    cache, within a 64 KiB-aligned window clipped to the VMA and the PMD slice.
+
+    Mirrors: mm/memory.c do_fault_around() -> filemap_map_pages(), v6.8 .. v6.17
+    (fault_around_bytes = 64 KiB default).  Pages not in the cache are not read in.
+    """
+    assert vma.vm_file is not None
+    start = max(addr & ~(FAULT_AROUND_BYTES - 1), vma.vm_start, addr & ~(PMD_SIZE - 1))
+    end = min((addr & ~(FAULT_AROUND_BYTES - 1)) + FAULT_AROUND_BYTES, vma.vm_end,
+              (addr & ~(PMD_SIZE - 1)) + PMD_SIZE)
+    mapped = 0
+    for a in range(start, end, 4096):
+        if a == addr or ptep_get(proc.mm, a) is not None:
+            continue
+        page = vma.vm_file.cache.get(vma.linear_page_index(a))
+        if page is None or page.folio.freed:
+            continue
+        _map_cached_page(proc, vma, a, page, write=False)
+        mapped += 1
+    if mapped:
+        fr.note("do_fault_around", "fault-around", f"also mapped {mapped} neighbouring "
+                "page-cache page(s) already in the cache, so their first access will not "
+                "fault")
 
 
 def _filemap_fault(proc: Process, vma: Vma, addr: int) -> Page:

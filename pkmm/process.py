@@ -430,7 +430,7 @@ class Process:
         _page_aligned("addr", addr)
         t = self.mm.pmds.get(pmd_index(addr))
         if isinstance(t, Pmd):
-            return Pte(pfn=t.pfn + (0 if t.huge_zero else pte_index(addr)), write=t.write,
+            return Pte(pfn=t.pfn + pte_index(addr), write=t.write,
                        dirty=t.dirty, young=t.young, soft_dirty=t.soft_dirty,
                        uffd_wp=t.uffd_wp, special=t.huge_zero, pmd=True)
         if isinstance(t, PteTable):

@@ -93,9 +93,9 @@ def compare(sc: Scenario, kernel_steps: list[dict[str, Any]], model_steps: list[
     return row
 
 
-FAULT_AROUND = ("fault path, not fork: the kernel's read fault also mapped the neighbouring "
-                "page-cache pages (mm/memory.c do_fault_around, 64K window); the model maps "
-                "only the faulting page")
+FAULT_AROUND = ("fault path, not fork: the read fault mapped different neighbouring "
+                "page-cache pages in the kernel than in the model (mm/memory.c "
+                "do_fault_around, 64K window)")
 
 
 def _fault_around_shaped(kc: list[str], mc: list[str]) -> bool:
