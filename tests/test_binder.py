@@ -25,15 +25,17 @@ NETWORK_ERRORS = ("NewConnectionError", "Temporary failure in name resolution",
 
 def notebook_imports() -> set[str]:
     """Top-level modules imported by code cells of notebooks/0*.ipynb (mine: 00-07)."""
-    mods = {"ipykernel", "matplotlib_inline"}   # %matplotlib inline needs these
+    mods = {"ipykernel", "matplotlib_inline", "matplotlib"}   # for %matplotlib inline
     for nb in sorted((REPO / "notebooks").glob("0*.ipynb")):
         for cell in json.loads(nb.read_text())["cells"]:
             if cell["cell_type"] != "code":
                 continue
             for line in "".join(cell["source"]).splitlines():
-                m = re.match(r"\s*(?:from|import)\s+([\w.]+)", line)
+                m = re.match(r"\s*(?:from|import)\s+([\w.]+)(?:\s+import\s+(\w+))?", line)
                 if m:
                     mods.add(m.group(1))
+                    if m.group(1) == "pkmm" and m.group(2):   # from pkmm import check
+                        mods.add(f"pkmm.{m.group(2)}")
     return mods
 
 
