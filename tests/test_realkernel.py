@@ -22,6 +22,16 @@ STORED = load_stored()
 KERNEL = stored_kernel(STORED)
 
 
+@pytest.fixture
+def no_new_children():
+    """Fail if the test leaves a child process behind.  Other tests of the same session
+    (the browser test's JupyterLab, nbval kernels) may own children already: only new
+    ones count."""
+    before = set(_children())
+    yield
+    assert set(_children()) - before == set()
+
+
 def _children() -> list[int]:
     me = str(os.getpid())
     kids = []
@@ -126,7 +136,7 @@ live = pytest.mark.skipif(LIVE is not None, reason=f"real-kernel probes: {LIVE}"
 
 
 @live
-def test_live_kernel_agrees_with_model() -> None:
+def test_live_kernel_agrees_with_model(no_new_children: None) -> None:
     from pkmm.realkernel.run import probe_all
     before = thp.snapshot()
     results = probe_all()
@@ -137,15 +147,13 @@ def test_live_kernel_agrees_with_model() -> None:
                   for d in r.diffs] for r in rows if r.diffs}
     assert not {k: v for k, v in bad.items() if v}, bad
     assert len(rows) - len(skipped) >= 1
-    assert _children() == []
 
 
 @live
-def test_probe_timeout_kills_and_reaps_the_runner() -> None:
+def test_probe_timeout_kills_and_reaps_the_runner(no_new_children: None) -> None:
     from pkmm.realkernel.probe import probe
     with pytest.raises(RuntimeError, match="timed out"):
         probe(BY_ID["a"], timeout=1e-4)
-    assert _children() == []
 
 
 @pytest.mark.skipif(not thp.writable(), reason="THP sysfs knobs not writable (need root)")
@@ -167,7 +175,7 @@ def test_thp_knobs_restored_on_error_and_sigterm() -> None:
 
 @pytest.mark.skipif(LIVE is not None or not thp.writable(),
                     reason=f"fork timing needs Linux and root: {LIVE or 'THP knobs'}")
-def test_measure_fork_pmd_is_far_cheaper_than_4k() -> None:
+def test_measure_fork_pmd_is_far_cheaper_than_4k(no_new_children: None) -> None:
     from pkmm.realkernel.timing import measure_fork
     before = thp.snapshot()
     small = measure_fork(256 << 20, "4K", repeats=5)
@@ -177,4 +185,3 @@ def test_measure_fork_pmd_is_far_cheaper_than_4k() -> None:
     # rule 3: one PMD is shared instead of 512 PTEs
     assert small["net_ns"] > 5 * max(huge["net_ns"], 1)
     assert thp.snapshot() == before
-    assert _children() == []
