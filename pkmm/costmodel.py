@@ -154,3 +154,81 @@ def check(question: str, answer: object) -> str:
     if ok:
         return f"Right ({want}): {EXPLAIN[question]}"
     return f"Not quite: you said {got}, the answer is {want}. Why: {EXPLAIN[question]}"
+
+
+# --- tables and figures for notebooks/08-cost.ipynb ------------------------------------
+
+def ops_table(size_bytes: int, kernels: tuple[str, ...] = ("v6.8", "batch-v3", "v6.9", "v6.17"),
+              folios: tuple[str, ...] = FOLIOS) -> list[dict[str, Any]]:
+    """Operation counts of one FRESH fork per kernel and folio layout."""
+    return [{"kernel": k, "folio": f, **fork_counts(size_bytes, f, k)}
+            for k in kernels for f in folios]
+
+
+def render_ops(rows: list[dict[str, Any]], keys: tuple[str, ...] = (
+        "pte_reads", "set_ptes_calls", "batch_scans", "refcount_ops", "wrprotect_calls",
+        "pmd_copies")) -> str:
+    """A fixed-width text table of :func:`ops_table` rows."""
+    out = [f"{'kernel':9s}{'folio':8s}" + "".join(f"{k:>16s}" for k in keys)]
+    for r in rows:
+        out.append(f"{r['kernel']:9s}{r['folio']:8s}"
+                   + "".join(f"{r.get(k, 0):16d}" for k in keys))
+    return "\n".join(out)
+
+
+def render_fit(f: Fit) -> str:
+    """The fitted costs and measured vs predicted time per layout (1 GiB)."""
+    lines = ["fitted on " + ", ".join(f.train) + " (FRESH and REPEAT): "
+             + ", ".join(f"{k}={v:.1f}" for k, v in f.params.items()),
+             f"{'folio':8s}{'mode':7s}{'measured ms':>12s}{'predicted ms':>13s}{'error':>8s}"]
+    for r in f.rows:
+        lines.append(f"{r['folio']:8s}{r['mode']:7s}{r['measured_ms']:12.2f}"
+                     f"{r['predicted_ms']:13.2f}{r['rel_err']:+8.1%}"
+                     + ("  (fitted)" if r["trained"] else ""))
+    lines.append(f"max error: fitted layouts {f.max_err(True):.0%}, "
+                 f"held-out layouts {f.max_err(False):.0%}")
+    return "\n".join(lines)
+
+
+def plot_ops(rows: list[dict[str, Any]], key: str = "set_ptes_calls") -> Any:
+    """Bar chart: ``key`` per folio layout, one group of bars per kernel (log scale)."""
+    import matplotlib.pyplot as plt
+    kernels = list(dict.fromkeys(r["kernel"] for r in rows))
+    folios = list(dict.fromkeys(r["folio"] for r in rows))
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    w = 0.8 / len(kernels)
+    for i, k in enumerate(kernels):
+        ys = [next(r.get(key, 0) for r in rows if r["kernel"] == k and r["folio"] == f)
+              for f in folios]
+        ax.bar([j + i * w for j in range(len(folios))], [max(y, 0.5) for y in ys], w, label=k)
+    ax.set_xticks([j + 0.4 - w / 2 for j in range(len(folios))], folios)
+    ax.set_yscale("log")
+    ax.set_ylabel(key)
+    ax.legend(fontsize=8)
+    ax.set_title(f"{key} per fork, by folio layout and kernel")
+    return fig
+
+
+def plot_fit(f: Fit) -> Any:
+    """Measured vs predicted fork time (1 GiB) and the speed-up over 4K per layout."""
+    import matplotlib.pyplot as plt
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for mode, mk in (("fresh", "o"), ("repeat", "s")):
+        rs = [r for r in f.rows if r["mode"] == mode]
+        xs = range(len(rs))
+        a1.plot(xs, [r["measured_ms"] for r in rs], mk + "-", label=f"measured {mode}")
+        a1.plot(xs, [r["predicted_ms"] for r in rs], mk + "--", label=f"predicted {mode}")
+        base = rs[0]["measured_ms"]
+        a2.plot(xs, [base / r["measured_ms"] for r in rs], mk + "-", label=f"measured {mode}")
+        a2.plot(xs, [rs[0]["predicted_ms"] / r["predicted_ms"] for r in rs], mk + "--",
+                label=f"predicted {mode}")
+    for ax in (a1, a2):
+        ax.set_xticks(range(len(FOLIOS)), FOLIOS, rotation=45, fontsize=8)
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    a1.set_ylabel("fork() ms, 1 GiB")
+    a2.set_ylabel("speed-up vs 4K")
+    a1.set_title("cost model vs stored 6.18 timings")
+    a2.set_title("speed-up saturates near 2x; PMD ~40x")
+    fig.tight_layout()
+    return fig
