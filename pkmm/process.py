@@ -86,13 +86,16 @@ class Process:
              shared: bool = False, write: bool = True, uffd_wp: bool = False,
              uffd_fork: bool = False, pfnmap: bool = False, dontfork: bool = False,
              wipeonfork: bool = False, soft_dirty_tracking: bool = False,
-             file: File | None = None, pgoff: int = 0) -> Vma:
+             file: File | None = None, pgoff: int = 0, anon_vma: bool = False) -> Vma:
         """Create a VMA of ``npages`` pages at ``start`` (``mmap`` + ``madvise``).
 
         ``shared`` with ``backing="anon"`` is MAP_SHARED|MAP_ANONYMOUS, i.e. shmem.
         ``uffd_wp`` registers userfaultfd write-protect; ``uffd_fork`` says the context
         has UFFD_FEATURE_EVENT_FORK (the child keeps its uffd-wp registration).
         ``soft_dirty_tracking`` clears VM_SOFTDIRTY (tracking on; the kernel default is off).
+        ``anon_vma`` starts the VMA with an anon_vma, as if a page had been CoWed in it
+        before, or as a VMA split hands one down (real-kernel scenario b3): fork then
+        copies its page tables even when it holds no anonymous page.
         """
         self._alive("mmap")
         _page_aligned("start", start)
@@ -128,7 +131,7 @@ class Process:
         need(vfile is None or vfile.kind == ("shmem" if kind == "shmem" else "file"),
              f"file={vfile!r} does not match backing={backing!r}")
         vma = Vma(self.mm, start, end, VmFlags(flags), kind, vfile, pgoff,
-                  uffd_fork=uffd_fork)
+                  anon_vma=AnonVma() if anon_vma else None, uffd_fork=uffd_fork)
         self.mm.insert_vma(vma)
         return vma
 

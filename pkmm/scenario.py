@@ -26,7 +26,7 @@ from .process import Process
 
 _VMA_KEYS = {"start": int, "npages": int, "backing": str, "shared": bool, "write": bool,
              "uffd_wp": bool, "uffd_fork": bool, "pfnmap": bool, "dontfork": bool,
-             "wipeonfork": bool, "soft_dirty_tracking": bool}
+             "wipeonfork": bool, "soft_dirty_tracking": bool, "anon_vma": bool}
 _PTE_KEYS = {"addr": int, "folio": str, "page": int, "nr": int, "write": bool, "dirty": bool,
              "young": bool, "soft_dirty": bool, "uffd_wp": bool, "protnone": bool,
              "anon_exclusive": bool}

@@ -61,7 +61,11 @@ def test_rule1_b3_inherited_anon_vma_copies_zero_pages() -> None:
     p2.map_zero_page(R)
     assert pkmm.fork(p2, K).child.pte(R) is None                    # b1
     p.map_zero_page(R)
-    assert pkmm.fork(p, K).child.pte(R).special                     # b2/b3
+    assert pkmm.fork(p, K).child.pte(R).special                     # b2
+    p3 = pkmm.Process(K)
+    p3.mmap(R, 16, anon_vma=True)                                   # b3: inherited by a split
+    p3.map_zero_page(R)
+    assert pkmm.fork(p3, K).child.pte(R).special
 
 
 # Rules 2 and 3: copied private anon PTEs and PMDs ---
