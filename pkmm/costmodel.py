@@ -43,7 +43,7 @@ def load_stored(path: Path = DATA) -> dict[str, Any]:
 def stored_fork_seconds(size_bytes: int, folio: str, mode: str = "fresh") -> float | None:
     """The stored real fork() time for this size and layout, or None if not measured.
 
-    >>> stored_fork_seconds(1 << 30, "64K")
+    >>> round(stored_fork_seconds(1 << 30, "64K"), 5)
     0.01356
     """
     d = load_stored()
