@@ -1,8 +1,8 @@
 """Fixtures for the real-browser test: one JupyterLab server and one Chromium per session.
 
 Why one of each: on a 2-core CI machine, starting JupyterLab costs ~5 s and Chromium ~1 s;
-notebooks then run sequentially against them, each in a fresh browser context, with its
-kernel shut down afterwards so kernels never pile up.
+notebooks then run sequentially in one loaded lab page, each closed with its kernel shut
+down afterwards so kernels never pile up (a page that misbehaves is replaced).
 
 The browser is Debian's `chromium` driven by Python Playwright through `executable_path`:
 `playwright install` downloads a browser, which this project's CI cannot do.
@@ -72,9 +72,11 @@ def lab(lab_server: LabServer, chromium_path: str) -> Iterator[LabDriver]:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS,
                                      headless=True)
+        driver = LabDriver(browser, lab_server.url, run_timeout_s=timeout)
         try:
-            yield LabDriver(browser, lab_server.url, run_timeout_s=timeout)
+            yield driver
         finally:
+            driver.close()
             browser.close()
 
 

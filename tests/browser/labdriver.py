@@ -16,7 +16,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 if TYPE_CHECKING:  # playwright is imported lazily so doctest collection never needs it
     from playwright.sync_api import Locator, Page
@@ -31,6 +30,8 @@ INTERACTIONS: tuple[tuple[str, str, str], ...] = (
 )
 
 _JS_CURRENT = "window.jupyterapp.shell.currentWidget"
+UNDER_TEST_ATTR = "data-pkmm-under-test"
+SCOPE = f"[{UNDER_TEST_ATTR}]"  # the notebook panel being checked
 
 # Ready = the notebook at `path` is current and its kernel is connected and idle.
 _JS_KERNEL_READY = f"""(path) => {{
@@ -78,11 +79,30 @@ _JS_CELL_STATES = f"""() => {{
     }}).filter(c => c !== null);
 }}"""
 
-_JS_SHUTDOWN = f"""async () => {{
-    const w = {_JS_CURRENT};
-    if (w && w.sessionContext) await w.sessionContext.shutdown();
-    if (w && w.context) w.context.model.dirty = false;
+# Open a notebook, make it current, and mark its panel so every locator below is scoped
+# to it.  Raced against a timer because evaluate() itself never times out.
+_JS_OPEN = f"""async (path) => {{
+    const app = window.jupyterapp;
+    const open = (async () => {{
+        const w = await app.commands.execute('docmanager:open', {{path, factory: 'Notebook'}});
+        await w.context.ready;
+        app.shell.activateById(w.id);
+        w.node.setAttribute('{UNDER_TEST_ATTR}', path);
+    }})();
+    const timer = new Promise((_, reject) =>
+        setTimeout(() => reject(new Error('docmanager:open timed out')), 60000));
+    await Promise.race([open, timer]);
 }}"""
+
+# Shut down every open notebook's kernel and close it without a "save changes?" dialog.
+_JS_CLOSE_NOTEBOOKS = """async () => {
+    for (const w of Array.from(window.jupyterapp.shell.widgets('main'))) {
+        if (!w.sessionContext) continue;
+        await w.sessionContext.shutdown();
+        w.context.model.dirty = false;
+        w.dispose();
+    }
+}"""
 
 
 @dataclass
@@ -111,10 +131,12 @@ class NotebookReport:
 
 
 class LabDriver:
-    """Open notebooks one at a time in fresh browser contexts against one JupyterLab server.
+    """Check notebooks one at a time in one JupyterLab page against one server.
 
-    A fresh context per notebook costs ~1 s of page load but means a crashed or wedged page
-    can never leak into the next notebook's verdict.
+    The lab is loaded once (~2 s) and each notebook is opened in it, checked, then closed
+    with its kernel shut down.  If anything goes wrong mid-notebook the page is thrown away
+    and the next notebook gets a freshly loaded one, so a wedged page never leaks into the
+    next verdict.
     """
 
     def __init__(self, browser: Any, base_url: str, *, run_timeout_s: float = 180.0,
@@ -123,42 +145,57 @@ class LabDriver:
         self.base_url = base_url.rstrip("/")
         self.run_timeout_ms = run_timeout_s * 1000
         self.interaction_timeout_ms = interaction_timeout_s * 1000
+        self._context: Any = None
+        self._page: Page | None = None
+        self._page_errors: list[str] = []
 
     def check(self, rel_path: str, screenshot_to: Path | None) -> NotebookReport:
         """Open `rel_path` (relative to the server root), run all cells, check, screenshot."""
         report = NotebookReport(rel_path)
         start = time.monotonic()
-        context = self.browser.new_context(viewport={"width": 1280, "height": 1000})
-        page = context.new_page()
-        page.set_default_timeout(60_000)
-        console_errors: list[str] = []
-        page.on("pageerror", lambda exc: console_errors.append(str(exc)))
         try:
+            page = self._lab_page()
+            self._page_errors.clear()
             self._open(page, rel_path)
             self._run_all(page, report)
             self._check_widgets_rendered(page, report)
             if screenshot_to is not None:  # before clicking: show the state the author chose
                 report.screenshot = self._screenshot(page, screenshot_to, report)
             self._check_interactions(page, report)
+            page.evaluate(_JS_CLOSE_NOTEBOOKS)
         except Exception as exc:  # a harness failure is itself a finding for this notebook
             report.problems.append(f"harness could not finish: {type(exc).__name__}: {exc}")
-        finally:
-            try:
-                page.evaluate(_JS_SHUTDOWN)
-            except Exception:  # the server fixture still deletes leftover sessions
-                pass
-            context.close()
-        report.problems.extend(f"uncaught page error: {e}" for e in console_errors)
+            self.close()  # the server fixture deletes any kernel left behind
+        report.problems.extend(f"uncaught page error: {e}" for e in self._page_errors)
         report.seconds = time.monotonic() - start
         return report
 
+    def close(self) -> None:
+        """Drop the current page (the next check() loads a fresh one)."""
+        if self._context is not None:
+            try:
+                self._context.close()
+            finally:
+                self._context, self._page = None, None
+
+    def _lab_page(self) -> Page:
+        """The page with JupyterLab loaded and restored; loaded on first use."""
+        if self._page is None:
+            self._context = self.browser.new_context(viewport={"width": 1280, "height": 1200})
+            page = self._context.new_page()
+            page.set_default_timeout(60_000)
+            page.on("pageerror", lambda exc: self._page_errors.append(str(exc)))
+            # ?reset: ignore any saved workspace, so no notebook is open yet.
+            page.goto(f"{self.base_url}/lab?reset")
+            page.wait_for_function("() => window.jupyterapp !== undefined")
+            page.evaluate("async () => { await window.jupyterapp.started;"
+                          " await window.jupyterapp.restored; }")
+            self._page = page
+        return self._page
+
     def _open(self, page: Page, rel_path: str) -> None:
-        """Load the lab on `rel_path` and wait until its kernel is connected and idle."""
-        # ?reset: ignore any saved workspace so only this notebook is open.
-        page.goto(f"{self.base_url}/lab/tree/{quote(rel_path)}?reset")
-        page.wait_for_function("() => window.jupyterapp !== undefined")
-        page.evaluate("async () => { await window.jupyterapp.started;"
-                      " await window.jupyterapp.restored; }")
+        """Open `rel_path` in the lab and wait until its kernel is connected and idle."""
+        page.evaluate(_JS_OPEN, rel_path)
         deadline = time.monotonic() + 90
         while not page.evaluate(_JS_KERNEL_READY, rel_path):
             # A notebook without kernelspec metadata asks which kernel to use: take the default.
@@ -194,7 +231,7 @@ class LabDriver:
 
     def _check_widgets_rendered(self, page: Page, report: NotebookReport) -> None:
         """Every widget output shows a view: no error text, no loader left, nonzero size."""
-        outputs = ".jp-NotebookPanel .jp-OutputArea-output"
+        outputs = f"{SCOPE} .jp-OutputArea-output"
         # The widget renderer *is* the output node; a rendered view is its direct child.
         views = page.locator(f"{outputs} > .jupyter-widgets")
         try:  # views render asynchronously after the kernel goes idle
@@ -221,7 +258,7 @@ class LabDriver:
     def _check_interactions(self, page: Page, report: NotebookReport) -> None:
         """Click each pkmm control and require the paired view in the same root to change."""
         for root_cls, click_cls, view_cls in INTERACTIONS:
-            roots = page.locator(f".jp-OutputArea-output .{root_cls}")
+            roots = page.locator(f"{SCOPE} .jp-OutputArea-output .{root_cls}")
             for i in range(roots.count()):
                 root = roots.nth(i)
                 label = f"{root_cls}[{i}]: .{click_cls} -> .{view_cls}"
@@ -250,14 +287,28 @@ class LabDriver:
         return []
 
     def _screenshot(self, page: Page, path: Path, report: NotebookReport) -> Path | None:
-        """Save the notebook's main widget (first .pkmm-widget, else first output)."""
-        target = page.locator(".jp-OutputArea-output .pkmm-widget").first
-        if not target.count():
-            target = page.locator(".jp-NotebookPanel .jp-OutputArea-output").first
-        if not target.count():
+        """Save the notebook's main widget: the first live pkmm widget, else the first
+        .pkmm-widget (pkmm's static HTML reprs carry the class too), else the first figure
+        (a plot says more in a README than a line of text), else the first output."""
+        outputs = f"{SCOPE} .jp-OutputArea-output"
+        for selector in (f"{outputs} > .pkmm-widget.jupyter-widgets",
+                         f"{outputs} .pkmm-widget", f"{outputs}.jp-RenderedImage", outputs):
+            target = page.locator(selector).first
+            if target.count():
+                break
+        else:
             report.interactions.append("no output to screenshot")
             return None
         path.parent.mkdir(parents=True, exist_ok=True)
-        target.scroll_into_view_if_needed()
-        target.screenshot(path=str(path), animations="disabled")
+        # The notebook scrolls inside a panel under the lab's toolbars, so an element taller
+        # than that panel cannot be captured whole: align its top with the panel's and clip
+        # to what is visible (a long text output is shown from its start).
+        target.evaluate("el => el.scrollIntoView({block: 'start'})")
+        box = target.bounding_box()
+        viewport = page.viewport_size
+        if box is None or viewport is None:
+            raise RuntimeError("screenshot target has no layout box")
+        height = min(box["height"], viewport["height"] - box["y"])
+        clip = {"x": box["x"], "y": box["y"], "width": box["width"], "height": height}
+        page.screenshot(path=str(path), clip=clip, animations="disabled")
         return path
