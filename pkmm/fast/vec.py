@@ -32,9 +32,7 @@ def plan_vectorised(r: Run, sl: Slices) -> np.ndarray:
         s = np.fromiter(mm.nonpresent, np.int64)
         k = np.searchsorted(sl.lo, s, "right") - 1
         ok[k[(k >= 0) & (s < sl.hi[np.maximum(k, 0)])]] = False
-        if r.version == "eager-copy" and not ok.all():
-            return np.zeros(n, bool)   # pkmm: keeps the copies' pfns in address order
-    if mm.has_pinned and not r.ignore_pins and r.version != "eager-copy":
+    if mm.has_pinned and not r.ignore_pins:   # eager-copy too: copy_huge_pmd splits
         small = m.folio_order == 0
         pinned = np.where(small, m.refcount >= 1024, m.pincount > 0)
         nslots = len(mm.bits)
@@ -43,6 +41,8 @@ def plan_vectorised(r: Run, sl: Slices) -> np.ndarray:
         bad = _slots_of_pinned_ae(r, pinned)
         cs = np.concatenate([[0], np.cumsum(bad)])
         ok &= (cs[sl.hi] - cs[sl.lo]) == 0
+    if r.version == "eager-copy" and not ok.all():
+        return np.zeros(n, bool)   # pkmm: keeps the copies' pfns in address order
     return ok
 
 
