@@ -4,6 +4,9 @@ Mirrors: xv6-riscv kernel/vm.c uvmcopy() -- the naive baseline that makes copy-o
 easy to appreciate -- grafted onto the v6.8 walk (same VMA skips, same shared-mapping
 handling) so that every variant shows a process the same data.
 Simplified: the copy is allocated inline (xv6 ``kalloc``); a failed allocation fails fork.
+pkmm: xv6 has no huge pages, so a PMD-mapped THP goes through the v6.8 copy_huge_pmd()
+(shared copy-on-write, or split and copied per page when pinned); only PTE-mapped private
+pages are copied eagerly.
 Taught in: notebooks/08-cost.ipynb
 """
 

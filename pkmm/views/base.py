@@ -49,8 +49,9 @@ def html_box(value: str = "", css: str = "") -> widgets.HTML:
 def button(description: str, css: str = "", tooltip: str = "", width: str = "auto"
            ) -> widgets.Button:
     """A compact button with an optional CSS class."""
+    # min_width: inside an HBox flexbox would otherwise shrink labels to "ad..."
     b = widgets.Button(description=description, tooltip=tooltip,
-                       layout=widgets.Layout(width=width))
+                       layout=widgets.Layout(width=width, min_width="max-content"))
     if css:
         b.add_class(css)
     return b

@@ -263,7 +263,7 @@ class LayoutBuilder(PkmmWidget):
             b.on_click(lambda _b, bit=bit: self.do("toggle", self._slot.value, bit))
             self._toggles.append(b)
         self._page = widgets.BoundedIntText(value=0, min=0, max=511, description="page")
-        self._pin = button("pin page")
+        self._pin = button("pin page", "pkmm-pin")
         self._clear = button("clear")
         self._error = html_box()
         self._grid = html_box()

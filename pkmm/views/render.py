@@ -125,12 +125,14 @@ def grid_html(cells: Sequence[Cell], *, base: int | None = None,
     out = [f'<div class="{css_class}">']
     for c in cells:
         cls = f"pkmm-cell {c.kind} {classes.get(c.addr, '')}"
+        mark = ""
         if c.label in pin:
             cls += " pin"
+            mark = ' <span class="pinmark">PIN</span>'   # text too: visible without CSS
         slot = (c.addr - base) // PAGE_SIZE
         out.append(f'<div class="{cls.strip()}" title="{c.addr:#x}"><span class="a">'
                    f'#{slot} {c.addr:#x}</span><br><span class="l">{esc(c.label)}</span>'
-                   f'<br><b>{esc(c.bits)}</b> {esc(c.extra)}</div>')
+                   f'<br><b>{esc(c.bits)}</b> {esc(c.extra)}{mark}</div>')
     out.append("</div>")
     return "".join(out)
 

@@ -26,6 +26,7 @@ BAD_WIDGET_TEXTS = ("Error displaying widget", "Loading widget...")
 # (root class, clickable class, class whose text must change): the interaction contract.
 INTERACTIONS: tuple[tuple[str, str, str], ...] = (
     ("pkmm-layout-builder", "pkmm-toggle-bit", "pkmm-pte-grid"),
+    ("pkmm-layout-builder", "pkmm-pin", "pkmm-pte-grid"),
     ("pkmm-fork-stepper", "pkmm-step-next", "pkmm-stepper-panel"),
 )
 
