@@ -44,7 +44,8 @@ CSS = """<style>
  border-radius:4px;margin:4px 0}
 .pkmm-stepper-panel,.pkmm-panel{border:1px solid #adb5bd;border-radius:4px;padding:4px 8px;
  background:#f8f9fa;margin:4px 0;white-space:normal}
-.pkmm-side{display:flex;gap:14px;flex-wrap:wrap}.pkmm-side>div{flex:1;min-width:300px}
+.pkmm-side{display:flex;gap:14px;flex-wrap:wrap}
+.pkmm-side>div{flex:1 1 600px;min-width:0;overflow-x:auto}
 .pkmm-legend{color:#555;font-size:11px}
 </style>"""
 

@@ -1,0 +1,38 @@
+"""Re-execute every notebook in place, the way they are committed.
+
+Outputs are kept (readers on a static page see the figures and tables); execution
+timestamps are not recorded, so a re-run changes a notebook only where its outputs change.
+Usage: .venv/bin/python scripts/execute_notebooks.py [NOTEBOOK ...]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def execute(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=False,
+                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+    nbformat.write(nb, path)
+
+
+def main(argv: list[str]) -> int:
+    paths = [Path(a) for a in argv] or sorted((ROOT / "notebooks").glob("*.ipynb")) + \
+        sorted((ROOT / "notebooks" / "exercises").glob("*.ipynb"))
+    for p in paths:
+        print(f"executing {p.relative_to(ROOT) if p.is_absolute() else p}", flush=True)
+        execute(p)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
