@@ -142,3 +142,21 @@ def test_redraw_512_ptes_under_100ms(kernel: str) -> None:
     stepper_ms = min(_ms(lambda k=k: s.go(k)) for k in range(100, 600, 100))
     print(f"512-PTE redraw: builder {builder_ms:.1f} ms, stepper ({kernel}) {stepper_ms:.1f} ms")
     assert builder_ms < 100 and stepper_ms < 100
+
+
+def test_builder_buttons_work_with_their_default_choices() -> None:
+    # what a learner (and the browser test) does: click without touching the dropdowns
+    b = LayoutBuilder(npages=16, orders=(3, 2, 0))
+    assert b._folio.value == "F0"
+    before = b._grid.value
+    b._pin.click()                                  # pins the page at PTE #0
+    assert b.error == "" and "PIN" in b._grid.value and b._grid.value != before
+    assert b.model.pins == [("F0", 0)]
+    b._slot.value = 15
+    b._pin.click()
+    assert "PTE #15 is empty" in b.error
+    b._add.click()                                  # the new folio becomes the choice
+    assert b._folio.value == "F3"
+    b._slot.value = 0
+    b._toggles[0].click()
+    assert b.error == ""

@@ -198,6 +198,12 @@ class LayoutModel:
             self.pins.append((folio, page))
         self._transaction(change)
 
+    def pin_slot(self, slot: int) -> None:
+        """FOLL_PIN the page mapped at PTE ``slot`` (what the "pin" button does)."""
+        if slot not in self.slots:
+            raise LayoutError(f"PTE #{slot} is empty; pick a mapped PTE to pin its page")
+        self.pin(self.slots[slot]["folio"], self.slots[slot]["page"])
+
     def clear(self) -> None:
         """Forget folios, mappings and pins (the VMA kind and size stay)."""
         self.folios, self.slots, self.pins = [], {}, []
@@ -262,8 +268,7 @@ class LayoutBuilder(PkmmWidget):
             b = button(letter, "pkmm-toggle-bit", tooltip=f"toggle {bit} on PTE #", width="44px")
             b.on_click(lambda _b, bit=bit: self.do("toggle", self._slot.value, bit))
             self._toggles.append(b)
-        self._page = widgets.BoundedIntText(value=0, min=0, max=511, description="page")
-        self._pin = button("pin page", "pkmm-pin")
+        self._pin = button("pin its page", "pkmm-pin", tooltip="FOLL_PIN the page at PTE #")
         self._clear = button("clear")
         self._error = html_box()
         self._grid = html_box()
@@ -274,15 +279,14 @@ class LayoutBuilder(PkmmWidget):
         self._add.on_click(lambda _b: self.do("add_folio", self._order.value))
         self._map.on_click(lambda _b: self.do("map", self._folio.value,
                                                self._at.value, self._pattern.value))
-        self._pin.on_click(lambda _b: self.do("pin", self._folio.value,
-                                               self._page.value))
+        self._pin.on_click(lambda _b: self.do("pin_slot", self._slot.value))
         self._clear.on_click(lambda _b: self.do("clear"))
         row = widgets.HBox
         self.children = [
             html_box(CSS),
             row([self._kind, self._npages]),
             row([self._order, self._add, self._folio, self._pattern, self._at, self._map]),
-            row([self._slot, *self._toggles, self._page, self._pin, self._clear]),
+            row([self._slot, *self._toggles, self._pin, self._clear]),
             self._error, self._grid, self._table]
         self.redraw()
 
@@ -325,8 +329,15 @@ class LayoutBuilder(PkmmWidget):
     def redraw(self) -> None:
         """Re-render the grid and the folio table from the model."""
         names = [n for n, _ in self.model.folios]
-        if list(self._folio.options) != names:
+        old = list(self._folio.options)
+        if old != names:
+            keep = self._folio.value
             self._folio.options = names
+            # ipywidgets leaves value None after new options: pick the folio just added,
+            # else keep the choice, else the first one
+            added = [n for n in names if n not in old]
+            self._folio.value = (added[-1] if old and added else keep if keep in names
+                                 else names[0] if names else None)
         grid, table = self.grid_html()
         self._grid.value = (f"<b>{self.model.kind}</b>, {self.model.npages} slots from "
                             f"{START:#x}" + grid)
