@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
 BACKINGS = ("anon", "file", "shmem")
 
 
+
 def _page_aligned(name: str, addr: object) -> int:
     need(isinstance(addr, int) and not isinstance(addr, bool),
          f"{name}={addr!r}: addresses are ints in bytes")
@@ -173,14 +174,19 @@ class Process:
 
     # -- building PTEs ---------------------------------------------------------------
     def map(self, addr: int, f: Folio, page: int = 0, nr: int | None = None, *,
-            write: bool = True, dirty: bool = True, young: bool = True,
+            write: bool | None = None, dirty: bool = True, young: bool = True,
             soft_dirty: bool = False, uffd_wp: bool = False, protnone: bool = False,
             anon_exclusive: bool = True) -> None:
         """Map ``nr`` pages of ``f`` starting at page ``page``, at consecutive addresses.
 
         Anon pages become AnonExclusive (``anon_exclusive=False`` builds a page that an
-        earlier fork left shared; it cannot be writable).
+        earlier fork left shared).  ``write`` defaults to "as writable as the kernel can
+        map it": writable, except in a read-only VMA, for a page-cache page in a private
+        mapping, a uffd-wp or protnone PTE, or a shared (non-AE) private anon page, which
+        are always read-only.  ``write=True`` on such a PTE raises a LayoutError that
+        says why it cannot be writable.
         """
+        explicit = write is not None
         self._alive("map")
         _page_aligned("addr", addr)
         need(isinstance(f, Folio) and not f.freed, f"f={f!r}: pass a live folio from "
@@ -194,20 +200,21 @@ class Process:
              f"(order {f.order} has {f.nr_pages} pages); use nr <= {f.nr_pages - page}")
         vma = self._range_vma("map", addr, nr)
         self._check_backing(vma, f)
-        need(not (write and not vma.vm_flags & VM_WRITE),
-             f"write=True but the VMA at {vma.vm_start:#x} is read-only; pass write=False")
-        need(not (protnone and write), "protnone=True PTEs are never writable (NUMA hinting "
-             "removed access); pass write=False")
         anon = folio_test_anon(f)
         cow = is_cow_mapping(vma.vm_flags)
-        need(not (write and cow and not anon),
-             f"write=True: a {f.kind} page-cache page in a private mapping is always mapped "
-             "read-only (a write must CoW it into an anon page first); pass write=False")
-        need(not (write and uffd_wp), "uffd_wp=True PTEs are write-protected (that is how "
-             "userfaultfd catches the write); pass write=False")
-        need(not (anon and write and not anon_exclusive and not vma.vm_flags & VM_SHARED),
-             "anon_exclusive=False with write=True: a writable private anon PTE always maps "
-             "an exclusive page; pass write=False")
+        why_ro = (f"the VMA at {vma.vm_start:#x} is read-only" if not vma.vm_flags & VM_WRITE
+                  else "protnone=True PTEs are never writable (NUMA hinting removed access)"
+                  if protnone else
+                  "uffd_wp=True PTEs are write-protected (that is how userfaultfd catches "
+                  "the write)" if uffd_wp else
+                  f"a {f.kind} page-cache page in a private mapping is always mapped "
+                  "read-only (a write must CoW it into an anon page first)"
+                  if cow and not anon else
+                  "anon_exclusive=False: a writable private anon PTE always maps an "
+                  "exclusive page" if anon and cow and not anon_exclusive else "")
+        if explicit and write:
+            need(not why_ro, f"write=True is impossible here: {why_ro}; pass write=False")
+        writable = bool(write if explicit else True) and not why_ro
         if anon:
             for i in range(page, page + nr):
                 need((f.pages[i].mapcount == 0 or not anon_exclusive)
@@ -226,7 +233,7 @@ class Process:
         # state changes from here on
         for k in range(nr):
             set_pte_at(self.mm, addr + k * PAGE_SIZE,
-                       Pte(pfn=f.pfn + page + k, write=write, dirty=dirty, young=young,
+                       Pte(pfn=f.pfn + page + k, write=writable, dirty=dirty, young=young,
                            soft_dirty=soft_dirty, uffd_wp=uffd_wp, protnone=protnone))
         f.refcount += nr
         if anon:
@@ -254,8 +261,11 @@ class Process:
                  f"{vma.backing} VMA at {vma.vm_start:#x}; allocate it with "
                  f"backing={vma.backing!r}")
 
-    def map_pmd(self, addr: int, f: Folio, *, write: bool = True, dirty: bool = True) -> None:
-        """Map an order-9 folio with one PMD at a 2 MiB-aligned address."""
+    def map_pmd(self, addr: int, f: Folio, *, write: bool | None = None,
+                dirty: bool = True) -> None:
+        """Map an order-9 folio with one PMD at a 2 MiB-aligned address (``write`` as in
+        :meth:`map`: writable unless the VMA is read-only or it is a file THP in a private
+        mapping)."""
         self._alive("map_pmd")
         _page_aligned("addr", addr)
         need(addr % PMD_SIZE == 0, f"map_pmd: addr={addr:#x} is not 2 MiB aligned; use "
@@ -266,12 +276,17 @@ class Process:
         need(f.mapcount == 0, "map_pmd: folio already mapped; map a fresh folio")
         vma = self._range_vma("map_pmd", addr, 512)
         self._check_backing(vma, f)
-        need(not (write and not vma.vm_flags & VM_WRITE),
-             "write=True but the VMA is read-only; pass write=False")
+        anon = folio_test_anon(f)
+        why_ro = ("the VMA is read-only" if not vma.vm_flags & VM_WRITE else
+                  "a file THP in a private mapping is mapped read-only"
+                  if not anon and is_cow_mapping(vma.vm_flags) else "")
+        need(not (write and why_ro), f"write=True is impossible here: {why_ro}; "
+             "pass write=False")
+        writable = (True if write is None else write) and not why_ro
         need(pmd_index(addr) not in self.mm.pmds,
              f"map_pmd: the 2 MiB range at {addr:#x} already has PTEs or a PMD")
-        anon = folio_test_anon(f)
-        self.mm.pmds[pmd_index(addr)] = Pmd(pfn=f.pfn, write=write, dirty=dirty, young=True)
+        self.mm.pmds[pmd_index(addr)] = Pmd(pfn=f.pfn, write=writable, dirty=dirty,
+                                             young=True)
         if anon:
             self.mm.deposited[pmd_index(addr)] = True
             self.mm.nr_ptes += 1

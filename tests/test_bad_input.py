@@ -39,10 +39,12 @@ def proc() -> tuple[pkmm.Process, pkmm.Folio]:
     (lambda p, f: p.map(BASE, p.alloc_folio(0)), "already present"),
     (lambda p, f: p.map(BASE + 8 * 4096, f, 0, 1), "already mapped"),
     (lambda p, f: p.map(BASE + 8 * 4096, p.alloc_folio(0, backing="file")), "anonymous VMA"),
-    (lambda p, f: p.map(BASE + 8 * 4096, p.alloc_folio(0), protnone=True), "protnone"),
-    (lambda p, f: p.map(BASE + 8 * 4096, p.alloc_folio(0), anon_exclusive=False),
+    (lambda p, f: p.map(BASE + 8 * 4096, p.alloc_folio(0), protnone=True, write=True),
+     "protnone"),
+    (lambda p, f: p.map(BASE + 8 * 4096, p.alloc_folio(0), anon_exclusive=False, write=True),
      "anon_exclusive=False"),
-    (lambda p, f: p.map(BASE + 8 * 4096, p.alloc_folio(0), uffd_wp=True), "uffd_wp=True"),
+    (lambda p, f: p.map(BASE + 8 * 4096, p.alloc_folio(0), uffd_wp=True, write=True),
+     "uffd_wp=True"),
     (lambda p, f: p.map(BASE + 8 * 4096, f, 0, 1, anon_exclusive=False, write=False),
      "already mapped"),
     (lambda p, f: p.alloc_folio(10), "order"),
@@ -78,11 +80,27 @@ def test_writable_page_cache_page_in_private_mapping_is_impossible() -> None:
     p = pkmm.Process()
     p.mmap(BASE, 4, backing="file")
     with pytest.raises(pkmm.LayoutError, match="page-cache page in a private mapping"):
-        p.map(BASE, p.alloc_folio(0, backing="file"))
+        p.map(BASE, p.alloc_folio(0, backing="file"), write=True)
     assert p.pte(BASE) is None
+    p.map(BASE, p.alloc_folio(0, backing="file"))            # default: mapped read-only
+    assert not p.pte(BASE).write
     p.mmap(0x800000, 4, backing="file", shared=True)
     p.map(0x800000, p.alloc_folio(0, backing="file"))      # shared: writable is fine
     assert p.pte(0x800000).write
+
+
+def test_default_write_is_as_writable_as_the_kernel_can_map() -> None:
+    p = pkmm.Process()
+    p.mmap(BASE, 8)
+    p.mmap(0x800000, 2, write=False)
+    p.map(BASE, p.alloc_folio(0))
+    p.map(BASE + 4096, p.alloc_folio(0), uffd_wp=True)
+    p.map(BASE + 2 * 4096, p.alloc_folio(0), protnone=True)
+    p.map(BASE + 3 * 4096, p.alloc_folio(0), anon_exclusive=False)
+    p.map(0x800000, p.alloc_folio(0))
+    assert [p.pte(a).write for a in (BASE, BASE + 4096, BASE + 2 * 4096, BASE + 3 * 4096,
+                                     0x800000)] == [True, False, False, False, False]
+    pkmm.check_invariants(p)
 
 
 def test_layout_error_is_a_value_error() -> None:
