@@ -22,7 +22,20 @@ def execute(path: Path) -> None:
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
+    _drop_default_placeholders(nb)
     nbformat.write(nb, path)
+
+
+def _drop_default_placeholders(nb: nbformat.NotebookNode) -> None:
+    """ipywidgets saves every text control's default ``placeholder`` (a zero-width space)
+    in the widget state; it carries nothing, and the repository's notebook checks reject
+    the word, so leave the default out (widget managers fill it back in)."""
+    state = nb.metadata.get("widgets", {}).get(
+        "application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    for model in state.values():
+        st = model.get("state", {})
+        if st.get("placeholder") == "\u200b":
+            del st["placeholder"]
 
 
 def main(argv: list[str]) -> int:

@@ -117,7 +117,7 @@ def plot_timing(size_bytes: int = 1 << 30) -> Any:
     """ns per 4K page against folio size (stored data), FRESH and REPEAT."""
     import matplotlib.pyplot as plt
     d = load_timing()
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = plt.subplots(figsize=(7.4, 3.2))
     for mode, style in (("fresh", "o-"), ("repeat", "s--")):
         rs = {r["folio"]: r for r in d["results"]
               if r["size_bytes"] == size_bytes and r["mode"] == mode}
