@@ -15,11 +15,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import LayoutError
 from .fork import ForkResult, fork
 from .kernels.common import stop_words
 from .pte import PAGE_SIZE
-from .scenario import Scenario
+from .scenario import as_scenario
 
 __all__ = ["Verdict", "batches", "child_bits", "copies", "eagain", "fault_kind",
            "parent_bits", "read_after", "refcount", "vma_copied"]
@@ -55,20 +54,8 @@ class Verdict:
                 f"<code>{e(repr(self.expected))}</code><br>{e(self.explanation)}</div>")
 
 
-def _scenario(layout: Any) -> Scenario:
-    if isinstance(layout, Scenario):
-        return layout
-    if isinstance(layout, dict):
-        return Scenario.from_dict(layout)
-    sc = getattr(layout, "scenario", None)
-    if isinstance(sc, Scenario):
-        return sc
-    raise LayoutError(f"layout={type(layout).__name__}: pass a pkmm.scenario.Scenario, a "
-                      "scenario dict or a LayoutBuilder")
-
-
 def _fork(layout: Any, kernel: str, without: Iterable[str] = ()) -> tuple[Any, Any, ForkResult]:
-    p, folios = _scenario(layout).build()
+    p, folios = as_scenario(layout).build()
     return p, folios, fork(p, kernel=kernel, without=frozenset(without))
 
 
@@ -237,7 +224,7 @@ def read_after(layout: Any, kernel: str, ops: Sequence[tuple[str, str, int]], wh
     from .process import dma_write
     p, folios, r = _fork(layout, kernel, without)
     procs = {"parent": p, "child": r.child}
-    sc = _scenario(layout)
+    sc = as_scenario(layout)
     base = p.vmas[0].vm_start
     for w, op, s in ops:
         if op.startswith("dma="):

@@ -227,3 +227,17 @@ def load_scenario(source: str | Path | dict[str, Any]) -> Scenario:
         raise ScenarioError(f"scenario is not valid JSON: {e.msg} at line {e.lineno} "
                             f"column {e.colno}") from None
     return Scenario.from_dict(data)
+
+
+def as_scenario(layout: Any) -> Scenario:
+    """Accept a Scenario, a scenario dict, or anything with a ``.scenario`` attribute (a
+    LayoutBuilder): what the checkers and widgets take as "a layout"."""
+    if isinstance(layout, Scenario):
+        return layout
+    if isinstance(layout, dict):
+        return Scenario.from_dict(layout)
+    sc = getattr(layout, "scenario", None)
+    if isinstance(sc, Scenario):
+        return sc
+    raise LayoutError(f"layout={type(layout).__name__}: pass a pkmm.scenario.Scenario, a "
+                      "scenario dict or a LayoutBuilder")

@@ -8,13 +8,14 @@ Taught in: notebooks/00-start-here.ipynb
 
 from __future__ import annotations
 
+from ..scenario import as_scenario
 from .compare import Comparison, VersionCompare, compare_forks, comparison_html
 from .frames import ForkFrames, Snapshot
 from .layout import LayoutBuilder, LayoutModel
 from .playground import AfterForkPlayground, PlaygroundModel
 from .render import folio_table, grid_html, process_cells
 from .static import process_html, steps_table
-from .stepper import ForkStepper, as_scenario
+from .stepper import ForkStepper
 
 __all__ = [
     "AfterForkPlayground", "Comparison", "ForkFrames", "ForkStepper", "LayoutBuilder",

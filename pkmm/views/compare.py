@@ -19,10 +19,9 @@ import ipywidgets as widgets
 from ..fork import ForkResult, fork
 from ..kernels import KERNELS
 from ..pte import PAGE_SIZE
-from ..scenario import Scenario
+from ..scenario import Scenario, as_scenario
 from .base import PkmmWidget, html_box
 from .render import CSS, Cell, esc, grid_html, process_cells, pte_cell, table_html
-from .stepper import as_scenario
 
 _NEW = re.compile(r"^f\d+:")
 

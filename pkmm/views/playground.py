@@ -20,9 +20,9 @@ from ..kernels import KERNELS
 from ..memory import ABLATIONS
 from ..process import Process, dma_write
 from ..pte import PAGE_SIZE
+from ..scenario import as_scenario
 from .base import PkmmWidget, button, html_box
 from .render import CSS, esc, folio_table, grid_html, process_cells
-from .stepper import as_scenario
 
 ACTIONS = ("read", "write", "exit", "DMA write (device)")
 

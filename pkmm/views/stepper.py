@@ -16,24 +16,10 @@ import ipywidgets as widgets
 
 from ..kernels import KERNELS
 from ..kernels.common import stop_words
-from ..scenario import Scenario
+from ..scenario import as_scenario
 from .base import PkmmWidget, button, html_box
 from .frames import ForkFrames, Snapshot
 from .render import CSS, esc, grid_html, table_html
-
-
-def as_scenario(layout: Any) -> Scenario:
-    """Accept a Scenario, a scenario dict or anything with a ``.scenario`` (LayoutBuilder)."""
-    if isinstance(layout, Scenario):
-        return layout
-    if isinstance(layout, dict):
-        return Scenario.from_dict(layout)
-    sc = getattr(layout, "scenario", None)
-    if isinstance(sc, Scenario):
-        return sc
-    from ..errors import LayoutError
-    raise LayoutError(f"layout={type(layout).__name__}: pass a pkmm.scenario.Scenario, a "
-                      "scenario dict or a LayoutBuilder")
 
 
 def panel_html(ff: ForkFrames, snap: Snapshot) -> str:
@@ -151,4 +137,4 @@ class ForkStepper(PkmmWidget):
                 + table_html(("addr", "action", "nr", "why"), steps))
 
 
-__all__ = ["ForkStepper", "as_scenario", "panel_html", "tables_html"]
+__all__ = ["ForkStepper", "panel_html", "tables_html"]
