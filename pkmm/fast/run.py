@@ -49,6 +49,9 @@ class Run:
         self.eagain = self.copies = self.wasted = self.passes = self.lock_breaks = 0
         self.prealloc_calls = 0
         self.prealloc: int | None = None
+        z = np.zeros(0, np.int64)
+        # PMD leaves the vectorised path shared: (pmd index, pfn, child bits)
+        self.vec_pmds: tuple[np.ndarray, np.ndarray, np.ndarray] = (z, z, z)
         self.copy_present: CopyPresent
 
     def dst_uffd(self, vma: int) -> bool:

@@ -41,7 +41,7 @@ def page_obs(p: pkmm.Process, addr: int) -> PageObs:
     if pte is None:
         return PageObs()
     if not pte.present:
-        return PageObs(uwp="uffd_wp" in pte.markers)
+        return PageObs(uwp=pte.uffd_wp or (pte.swp is not None and "uffd_wp" in pte.swp.markers))
     pfn = pte.pfn
     pmd = p.pmd(addr) if pte.pmd else None
     if pmd is not None:   # pagemap: pmd_pfn + index, for the huge zero PMD too
