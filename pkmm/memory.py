@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from .folio import Page, folio_put
+from .folio import Page
 from .mm import MM_ANONPAGES, MM_SWAPENTS, mm_counter, new_rss
 from .pgtable import Pmd, pmd_addr_end, pmd_index, pte_alloc, pte_index, pte_offset_map, set_pte_at
 from .pte import (
@@ -405,8 +405,3 @@ def copy_page_range(fc: ForkContext, dst_vma: Vma, src_vma: Vma) -> int:
                 "pages while fork decides what to share; notify secondary MMUs",
                 src_vma.vm_start)
     return copy_pmd_range(fc, dst_vma, src_vma, src_vma.vm_start, src_vma.vm_end)
-
-
-def release_page(page: Page) -> None:
-    """Drop one reference to ``page``'s folio (used by teardown paths)."""
-    folio_put(page.folio)

@@ -25,10 +25,6 @@ class PteTable:
     def __init__(self) -> None:
         self.ptes: list[Pte | None] = [None] * PTRS_PER_PTE
 
-    def used(self) -> int:
-        """Number of non-none slots."""
-        return sum(1 for p in self.ptes if p is not None)
-
 
 @dataclass(frozen=True, slots=True)
 class Pmd:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import errno
 
-from .folio import Folio, Page, folio_maybe_dma_pinned, folio_test_anon
+from .folio import Folio, folio_maybe_dma_pinned, folio_test_anon
 from .mm import MmStruct
 from .vma import Vma
 
@@ -134,8 +134,3 @@ def folio_dup_file_rmap_ptes(folio: Folio, first: int, nr: int, dst_vma: Vma) ->
     for p in folio.pages[first:first + nr]:
         p._mapcount += 1
     _mm_track(folio, dst_vma.vm_mm, nr)
-
-
-def page_anon_exclusive_any(pages: list[Page]) -> bool:
-    """Whether any of ``pages`` is AnonExclusive (used in trace reasons)."""
-    return any(p.anon_exclusive for p in pages)
