@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 pytest.importorskip("ipywidgets")
@@ -127,21 +125,14 @@ def test_playground_dma_and_ablation() -> None:
     assert "(exited)" in pg._view.value and "pkmm-cell" in pg.static_html()
 
 
-def _ms(fn: object) -> float:
-    t = time.perf_counter()
-    fn()  # type: ignore[operator]
-    return (time.perf_counter() - t) * 1000
-
-
 @pytest.mark.parametrize("kernel", ["v6.8", "v6.17"])
-def test_redraw_512_ptes_under_100ms(kernel: str) -> None:
+def test_512_pte_layout_renders_every_slot(kernel: str) -> None:
+    # the redraw *time* is measured by scripts/redraw_bench.py, not asserted here
     b = LayoutBuilder(npages=512, orders=(9,))
     s = ForkStepper(b, kernel=kernel)
-    # best of 5: the 2-core CI box runs other jobs; the minimum is the redraw's own cost
-    builder_ms = min(_ms(b.redraw) for _ in range(5))
-    stepper_ms = min(_ms(lambda k=k: s.go(k)) for k in range(100, 600, 100))
-    print(f"512-PTE redraw: builder {builder_ms:.1f} ms, stepper ({kernel}) {stepper_ms:.1f} ms")
-    assert builder_ms < 100 and stepper_ms < 100
+    assert b._grid.value.count('class="pkmm-cell') == 512
+    s.go(len(s.frames) - 1)
+    assert "pkmm-stepper-panel" in s.panel and s.panel.count("<tr") >= 2
 
 
 def test_builder_buttons_work_with_their_default_choices() -> None:
