@@ -353,7 +353,7 @@ def copy_pmd_range(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int, end: 
         nxt = pmd_addr_end(addr, end)
         entry = src_mm.pmds.get(pmd_index(addr))
         if isinstance(entry, Pmd):
-            err = copy_huge_pmd(fc, dst_vma, src_vma, addr)
+            err = (fc.kernel.copy_huge or copy_huge_pmd)(fc, dst_vma, src_vma, addr)
             if err == -ENOMEM:
                 return -ENOMEM
             if err == 0:

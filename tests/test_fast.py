@@ -163,3 +163,16 @@ def test_fork_enomem_is_forkerror() -> None:
     p.pin(f)
     with pytest.raises(pkmm.ForkError):
         fork_bulk(from_process(p), "v6.17", fail_prealloc=True)
+
+
+@pytest.mark.parametrize("pinned", [False, True])
+def test_same_answer_eager_copy_of_a_pmd_thp(pinned: bool) -> None:
+    p = pkmm.Process("eager-copy")
+    p.mmap(0x200000, 8)
+    p.map(0x200000, p.alloc_folio(2))
+    p.mmap(0x400000, 512)
+    f = p.alloc_folio(9)
+    p.map_pmd(0x400000, f)
+    if pinned:
+        p.pin(f, 9)
+    check_same(p, "eager-copy", True)

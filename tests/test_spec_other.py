@@ -464,3 +464,23 @@ def test_T38_mmf_has_pinned_is_not_inherited(kernel: str) -> None:
     c1.vmsplice(g, 0, refs=1100)                  # >= 1024 refs for unrelated reasons
     r2 = pkmm.fork(c1, kernel)
     assert r2.copies == 0 and r2.child.pte(BASE).pfn == g.pfn
+
+
+# --- eager-copy baseline: a PMD-mapped THP is copied whole ---------------------------
+
+@pytest.mark.parametrize("pinned", [False, True])
+def test_eager_copy_copies_a_pmd_thp_whole(pinned: bool) -> None:
+    p, f = _thp("eager-copy", pinned=pinned)
+    f.page(3).data = 7
+    before = p.pmd(HUGE)
+    r = pkmm.fork(p, "eager-copy")
+    c = r.child.pmd(HUGE)
+    g, _ = r.child.page_at(HUGE)
+    assert c is not None and c.pfn != f.pfn and g.order == 9 and c.write
+    assert p.pmd(HUGE) == before and f.refcount == 1 + pinned and f.entire_mapcount == 1
+    assert (g.refcount, g.entire_mapcount, g.page(0).anon_exclusive) == (1, 1, True)
+    assert r.copies == 512 and r.child.rss["MM_ANONPAGES"] == 512
+    assert r.child.read(HUGE + 3 * 4096) == 7
+    r.child.write(HUGE, 1)
+    assert r.child.last_fault.kind == "none"          # no copy-on-write in this baseline
+    pkmm.check_invariants(p, r.child)

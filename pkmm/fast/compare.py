@@ -74,5 +74,7 @@ def snapshot_bulk(b: Bulk) -> Snapshot:
     for first, n in m.copies:
         for pfn in range(first, first + n):
             folios[pfn] = (0, 1, 0, 0, (1,), (True,))
+    for pfn in m.thp_copies:
+        folios[pfn] = (9, 1, 0, 1, (0,) * 512, (True,) + (False,) * 511)
     snap.update(folios=folios, next_pfn=m.next_pfn, swap={k: v for k, v in m.swap.items()})
     return snap

@@ -142,6 +142,19 @@ def copy_huge_pmd(r: Run, j: int, lo: int, vma: int, child_pmds: list[tuple[int,
     """
     mm, m = r.parent, r.machine
     pfn, bits = int(mm.pmd_pfn[j]), int(mm.pmd_bits[j])
+    if r.version == "eager-copy" and not bits & PMD_ZERO:
+        # xv6 uvmcopy of a 2 MiB page (pkmm.kernels.eager_copy.uvmcopy_pmd)
+        new = m.alloc_thp_copy()
+        if not r.dst_write(vma):
+            bits &= ~PMD_W
+        if not r.dst_uffd(vma):
+            bits &= ~PMD_UW
+        child_pmds.append((int(mm.pmd_idx[j]), new, bits))
+        r.child.rss[MM_ANONPAGES] = r.child.rss.get(MM_ANONPAGES, 0) + 512
+        r.copies += 512
+        r.ops["page_copies"] += 512
+        r.ops["pmd_copies"] += 1
+        return 0
     if bits & PMD_ZERO:
         r.child.huge_zero_ref = True
     else:

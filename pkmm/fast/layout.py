@@ -82,6 +82,7 @@ class BulkMachine:
     huge_zero_pfn: int = 0x200
     swap: dict[int, int] = field(default_factory=dict)   # swap offset -> swap count
     copies: list[tuple[int, int]] = field(default_factory=list)  # runs of order-0 copies
+    thp_copies: list[int] = field(default_factory=list)  # head pfns of order-9 copies
                                                                   # made by fork: (pfn, n)
 
     def add_copies(self, pfn: int, n: int) -> None:
@@ -90,6 +91,14 @@ class BulkMachine:
             self.copies[-1] = (self.copies[-1][0], self.copies[-1][1] + n)
         elif n:
             self.copies.append((pfn, n))
+
+    def alloc_thp_copy(self) -> int:
+        """An order-9 eager copy (refcount 1, one PMD mapping, head AE): its head pfn,
+        naturally aligned as pkmm.Machine.alloc_folio places it."""
+        pfn = (self.next_pfn + 511) & ~511
+        self.next_pfn = pfn + 512
+        self.thp_copies.append(pfn)
+        return pfn
 
     def page_head(self) -> np.ndarray:
         """True for the first page of each folio (pages without a folio: True)."""

@@ -41,6 +41,11 @@ def plan_vectorised(r: Run, sl: Slices) -> np.ndarray:
         bad = _slots_of_pinned_ae(r, pinned)
         cs = np.concatenate([[0], np.cumsum(bad)])
         ok &= (cs[sl.hi] - cs[sl.lo]) == 0
+    if r.version == "eager-copy":
+        # PMD leaves of anon THPs are copied whole (uvmcopy_pmd), in address order
+        zero = (mm.pmd_bits & PMD_ZERO) != 0
+        if (~zero).any():
+            ok &= ~np.isin(sl.pmd, mm.pmd_idx[~zero]) | (sl.kind != 2)
     if r.version == "eager-copy" and not ok.all():
         return np.zeros(n, bool)   # pkmm: keeps the copies' pfns in address order
     return ok

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 CopyPresent = Callable[["ForkContext", "Vma", "Vma", "Pte", int, int, dict[str, int],
                         "Prealloc"], int]
+CopyHuge = Callable[["ForkContext", "Vma", "Vma", int], int]
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class KernelVersion:
     large_folio_reuse: bool  # do_wp_page reuses exclusively mapped large folios (~v6.15+)
     huge_zero_wp_thp: bool  # write to the huge zero PMD allocates a whole THP (v6.17)
     hwpoison_copy: bool     # copy_present_page() returns -EHWPOISON on a memory error
+    copy_huge: CopyHuge | None = None   # PMD leaves: None = huge_memory.copy_huge_pmd
 
 
 KERNELS: tuple[str, ...] = ("eager-copy", "v6.8", "batch-v3", "v6.9", "v6.17")

@@ -4,9 +4,8 @@ Mirrors: xv6-riscv kernel/vm.c uvmcopy() -- the naive baseline that makes copy-o
 easy to appreciate -- grafted onto the v6.8 walk (same VMA skips, same shared-mapping
 handling) so that every variant shows a process the same data.
 Simplified: the copy is allocated inline (xv6 ``kalloc``); a failed allocation fails fork.
-pkmm: xv6 has no huge pages, so a PMD-mapped THP goes through the v6.8 copy_huge_pmd()
-(shared copy-on-write, or split and copied per page when pinned); only PTE-mapped private
-pages are copied eagerly.
+pkmm: xv6 has no huge pages; a PMD-mapped anon THP is copied whole into a new order-9
+folio mapped by the child's PMD (a file THP or the huge zero page is handled as v6.8 does).
 Taught in: notebooks/08-cost.ipynb
 """
 
@@ -15,12 +14,13 @@ from __future__ import annotations
 import errno
 
 from ..folio import folio_test_anon
+from ..huge_memory import copy_huge_pmd
 from ..memory import ForkContext, Prealloc, vm_normal_page
 from ..mm import MM_ANONPAGES
-from ..pgtable import set_pte_at
-from ..pte import Pte, pte_clear_uffd_wp
-from ..rmap import folio_add_anon_rmap_ptes
-from ..vma import VM_WRITE, Vma, is_cow_mapping, userfaultfd_wp
+from ..pgtable import Pmd, pmd_index, set_pte_at
+from ..pte import PMD_SIZE, Pte, pte_clear_uffd_wp
+from ..rmap import folio_add_anon_rmap_ptes, folio_add_rmap_pmd
+from ..vma import VM_WRITE, Vma, is_cow_mapping, userfaultfd_wp, vma_is_anonymous
 from . import KernelVersion
 from .v6_8 import copy_present_pte as share_present_pte
 
@@ -64,8 +64,47 @@ def uvmcopy_pte(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, addr: int
     return 1
 
 
+def uvmcopy_pmd(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int) -> int:
+    """Copy a PMD-mapped anon THP into a new order-9 folio for the child, eagerly.
+
+    Mirrors: xv6 uvmcopy() applied to a 2 MiB page.  Returns 0, or -ENOMEM when the
+    allocation fails.  File THPs and the huge zero page go through copy_huge_pmd().
+    """
+    f = "uvmcopy"
+    haddr = addr & ~(PMD_SIZE - 1)
+    src_mm, dst_mm = src_vma.vm_mm, dst_vma.vm_mm
+    pmd = src_mm.pmds[pmd_index(haddr)]
+    assert isinstance(pmd, Pmd)
+    if pmd.huge_zero or not vma_is_anonymous(dst_vma):
+        return copy_huge_pmd(fc, dst_vma, src_vma, addr)
+    found = src_mm.machine.pfn_folio(pmd.pfn)
+    assert found is not None
+    new = src_mm.machine.try_alloc_folio(9, "anon")
+    if new is None:
+        fc.emit(f, "alloc-failed", "kalloc of a 2 MiB copy failed: fork fails with ENOMEM",
+                haddr)
+        return -errno.ENOMEM
+    for old_page, new_page in zip(found[0].pages, new.pages, strict=True):
+        new_page.data = old_page.data
+    new.refcount += 1
+    folio_add_rmap_pmd(new, dst_vma, exclusive=True)
+    dst_mm.pmds[pmd_index(haddr)] = Pmd(
+        pfn=new.pfn, write=pmd.write and bool(dst_vma.vm_flags & VM_WRITE), dirty=pmd.dirty,
+        young=pmd.young, soft_dirty=pmd.soft_dirty,
+        uffd_wp=pmd.uffd_wp and userfaultfd_wp(dst_vma))
+    dst_mm.nr_ptes += 1
+    dst_mm.deposited[pmd_index(haddr)] = True
+    dst_mm.add_mm_counter(MM_ANONPAGES, new.nr_pages)
+    fc.copies += new.nr_pages
+    fc.ops["page_copies"] += new.nr_pages
+    fc.ops["pmd_copies"] += 1
+    fc.emit(f, "copied", "eager copy of a PMD-mapped THP: the child gets its own 2 MiB "
+            "folio now; the parent's PMD is untouched", haddr, new.nr_pages, new_pfn=new.pfn)
+    return 0
+
+
 KERNEL = KernelVersion(
     name=NAME, spec="-", title="eager copy (xv6 uvmcopy baseline)",
     present_func="uvmcopy", batch_func="", copy_present=uvmcopy_pte,
     guard_markers=False, large_folio_reuse=False, huge_zero_wp_thp=False,
-    hwpoison_copy=False)
+    hwpoison_copy=False, copy_huge=uvmcopy_pmd)
