@@ -5,8 +5,9 @@ do_read_fault(), do_cow_fault(), do_shared_fault(), do_swap_page(), do_wp_page()
 wp_can_reuse_anon_folio(), __wp_can_reuse_large_anon_folio() (v6.17 only),
 wp_page_reuse(), wp_page_copy(); mm/huge_memory.c do_huge_pmd_wp_page();
 mm/mmap.c exit_mmap().  Version differences come from :class:`pkmm.kernels.KernelVersion`.
-Simplified: no fault-around, no swap cache (each swap-in gets its own page), no LRU
-batches holding extra references, migration completes when the entry is touched.
+Simplified: fault-around maps only pages already in the page cache; no swap cache (each
+swap-in gets its own page), no LRU batches holding extra references; migration completes
+when the entry is touched.
 Taught in: notebooks/07-after-fork.ipynb
 """
 

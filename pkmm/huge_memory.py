@@ -17,7 +17,7 @@ from .folio import folio_get, folio_put
 from .mm import MM_ANONPAGES
 from .pgtable import Pmd, PteTable, pmd_clear_uffd_wp, pmd_index, pmd_mkold, pmd_wrprotect
 from .pte import HPAGE_PMD_ORDER, PMD_SIZE, Pte
-from .rmap import folio_try_dup_anon_rmap_pmd
+from .rmap import folio_add_anon_rmap_ptes, folio_remove_rmap_pmd, folio_try_dup_anon_rmap_pmd
 from .vma import Vma, userfaultfd_wp, vma_is_anonymous
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -103,12 +103,11 @@ def __split_huge_pmd(mm: MmStruct, vma: Vma, haddr: int) -> None:
         assert found is not None
         folio = found[0]
         ae = folio.pages[0].anon_exclusive
-        folio.entire_mapcount -= 1
-        for p in folio.pages:
-            p._mapcount += 1
-            p.anon_exclusive = ae and folio.kind == "anon"
+        # kernel: the PMD mapping becomes 512 PTE mappings of the same folio, each subpage
+        # AnonExclusive iff the head was; one reference per new mapping
+        folio_remove_rmap_pmd(folio, mm)
+        folio_add_anon_rmap_ptes(folio, 0, HPAGE_PMD_NR, vma, exclusive=ae)
         folio.refcount += HPAGE_PMD_NR - 1
-        folio.mm_mapcount[mm.mm_id] = folio.mm_mapcount.get(mm.mm_id, 0) + HPAGE_PMD_NR - 1
     mm.pmds[pmd_index(haddr)] = table
     if not mm.deposited.pop(pmd_index(haddr), False):
         mm.nr_ptes += 1

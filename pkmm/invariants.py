@@ -18,7 +18,7 @@ from .folio import GUP_PIN_COUNTING_BIAS, Folio
 from .mm import MM_SWAPENTS, NR_MM_COUNTERS, mm_counter
 from .pgtable import Pmd
 from .process import Process
-from .pte import PMD_SIZE, PTRS_PER_PTE, is_migration_entry, is_swap_entry
+from .pte import PAGE_SIZE, PMD_SIZE, PTRS_PER_PTE, is_migration_entry, is_swap_entry
 from .vma import is_cow_mapping
 
 
@@ -97,7 +97,7 @@ def _scan(proc: Process, pte_maps: Counter[int], pmd_maps: Counter[int],
             pte = ent.ptes[i]
             if pte is None:
                 continue
-            addr = base + i * 4096
+            addr = base + i * PAGE_SIZE
             v = mm.find_vma(addr)
             if v is None:
                 bad.append(f"{proc.name}: PTE at {addr:#x} lies outside every VMA")

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from .folio import Page
+from .folio import Folio, Page
 from .mm import MM_ANONPAGES, MM_SWAPENTS, mm_counter, new_rss
 from .pgtable import Pmd, pmd_addr_end, pmd_index, pte_alloc, pte_index, pte_offset_map, set_pte_at
 from .pte import (
@@ -56,7 +56,7 @@ class Prealloc:
     __slots__ = ("folio",)
 
     def __init__(self) -> None:
-        self.folio: object | None = None
+        self.folio: Folio | None = None
 
 
 class ForkContext:
@@ -123,7 +123,7 @@ def vm_normal_page(fc: ForkContext | None, vma: Vma, addr: int, pte: Pte) -> Pag
 
 # --- preallocation and the pinned-page copy ---------------------------------------------
 
-def page_copy_prealloc(fc: ForkContext, src_vma: Vma, addr: int) -> object | None:
+def page_copy_prealloc(fc: ForkContext, src_vma: Vma, addr: int) -> Folio | None:
     """Mirrors: mm/memory.c page_copy_prealloc() (v6.8) / folio_prealloc() (v6.9+).
 
     Allocated with the locks dropped, charged to the *parent's* memcg; may fail.
@@ -150,13 +150,11 @@ def copy_present_page(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, add
     Returns 0 when copied, -EAGAIN when no preallocated page is held.
     Taught in: notebooks/04-pinned-pages.ipynb
     """
-    from .folio import Folio
     new = prealloc.folio
     if new is None:
         fc.emit("copy_present_page", "need-prealloc",
                 "page must be copied but no preallocated page is held: return -EAGAIN", addr)
         return -EAGAIN
-    assert isinstance(new, Folio)
     if page.hwpoison and fc.kernel.hwpoison_copy:
         fc.emit("copy_present_page", "hwpoison",
                 "copy_mc_user_highpage hit a memory error: -EHWPOISON, fork fails", addr)
@@ -327,10 +325,8 @@ def copy_pte_range(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int, end: 
 
 def _free_prealloc(fc: ForkContext, prealloc: Prealloc, addr: int, wasted: bool) -> None:
     """Free an unconsumed preallocated page (it is never carried to a later slot)."""
-    from .folio import Folio
     if prealloc.folio is None:
         return
-    assert isinstance(prealloc.folio, Folio)
     prealloc.folio.machine.free_folio(prealloc.folio)
     prealloc.folio = None
     if wasted:

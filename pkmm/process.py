@@ -389,13 +389,12 @@ class Process:
     # -- pins (GUP FOLL_PIN | FOLL_LONGTERM) -----------------------------------------
     def _maps_page(self, f: Folio, page: int) -> bool:
         pfn = f.pfn + page
-        for i, t in self.mm.pmds.items():
+        for t in self.mm.pmds.values():
             if isinstance(t, Pmd):
                 if not t.huge_zero and t.pfn <= pfn < t.pfn + 512:
                     return True
             elif any(p is not None and p.present and p.pfn == pfn for p in t.ptes):
                 return True
-            del i
         return False
 
     def pin(self, f: Folio, page: int = 0) -> None:

@@ -96,10 +96,6 @@ class Trace:
                 if (func is None or e.func == func)
                 and (rule is None or e.rule.startswith(rule))]
 
-    def rules(self) -> list[str]:
-        """The rule ids in order (handy in tests and quizzes)."""
-        return [e.rule for e in self.events]
-
     def to_text(self, limit: int | None = None) -> str:
         """One line per event."""
         ev = self.events if limit is None else self.events[:limit]
