@@ -1,0 +1,43 @@
+"""A summarised trace (detail=False) keeps exact counts; eager-copy's kalloc failure."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from random_layouts import random_layout
+
+import pkmm
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), kernel=st.sampled_from(pkmm.KERNELS))
+def test_summarised_trace_counts_equal_the_detailed_ones(seed: int, kernel: str) -> None:
+    lay = random_layout(seed)
+    full = pkmm.fork(lay.build()[0], kernel, detail=True)
+    summ = pkmm.fork(lay.build()[0], kernel, detail=False)
+    assert summ.trace.events == [] and summ.steps == []
+    assert summ.trace.counts == Counter((e.func, e.rule) for e in full.trace)
+    assert summ.step_counts == full.step_counts
+    assert summ.actions() == Counter(s.action for s in full.steps)
+    assert (summ.eagain, summ.copies, summ.wasted, summ.ops) == \
+        (full.eagain, full.copies, full.wasted, full.ops)
+
+
+@pytest.mark.parametrize("thp", [False, True])
+def test_eager_copy_allocation_failure_fails_fork_without_leaks(thp: bool) -> None:
+    p = pkmm.Process("eager-copy")
+    p.mmap(0x200000, 512)
+    if thp:
+        p.map_pmd(0x200000, p.alloc_folio(9))
+    else:
+        p.map(0x200000, p.alloc_folio(2))
+    folios = set(p.machine.folios)
+    p.machine.fail_alloc = 1                      # the next kalloc fails
+    with pytest.raises(pkmm.ForkError) as e:
+        pkmm.fork(p, "eager-copy")
+    assert e.value.trace is not None and e.value.trace.filter(rule="alloc-failed")
+    assert set(p.machine.folios) == folios and p.machine.processes == [p]
+    pkmm.check_invariants(p)
