@@ -16,6 +16,17 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: What JupyterLab writes into a notebook it opens with ipykernel's `python3` kernel.  A
+#: notebook committed with anything else (nbclient writes "Python 3") is rewritten and
+#: marked unsaved the moment a learner opens it, so autosave changes the tracked file.
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+
+def set_kernelspec(nb: nbformat.NotebookNode) -> None:
+    """Give ``nb`` the kernelspec JupyterLab would write (see :data:`KERNELSPEC`)."""
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+
+
 def execute(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=False,
@@ -23,6 +34,7 @@ def execute(path: Path) -> None:
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
     _drop_default_placeholders(nb)
+    set_kernelspec(nb)
     nbformat.write(nb, path)
 
 
