@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LayoutError
-from .exercises import EXERCISES, make
+from .exercises import EXERCISES, make, seed_for
 from .exercises.notebooks import CHECK_MD, INTROS, dumps, intro, new_cell, new_notebook
 from .exercises.student import PREVIEW
-from .exercises.base import seed_for
 
 POINTS = 4                     # per exercise
 THRESHOLDS = (0.25, 0.5, 0.75, 1.0)   # otter: one hidden test (1 point) per threshold
