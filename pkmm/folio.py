@@ -148,21 +148,33 @@ def folio_maybe_dma_pinned(folio: Folio) -> bool:
     return folio.refcount >= GUP_PIN_COUNTING_BIAS
 
 
+def folio_touched(folio: Folio) -> None:
+    """pkmm: note that a counter of ``folio`` changed, for a recorder (pkmm.replay).
+
+    Every helper that changes a refcount, mapcount, AnonExclusive bit or pin calls it.
+    """
+    watch = folio.machine.watch
+    if watch is not None:
+        watch.add(folio.pfn)
+
+
 # --- references (include/linux/page_ref.h, mm/swap.c) -----------------------------------
 
 def folio_ref_add(folio: Folio, nr: int) -> None:
     """Take ``nr`` references."""
     folio.refcount += nr
+    folio_touched(folio)
 
 
 def folio_get(folio: Folio) -> None:
     """Take one reference."""
-    folio.refcount += 1
+    folio_ref_add(folio, 1)
 
 
 def folio_ref_sub(folio: Folio, nr: int) -> None:
     """Drop ``nr`` references without freeing (the caller still holds one)."""
     folio.refcount -= nr
+    folio_touched(folio)
     if folio.refcount < 0:
         raise KernelBug(f"folio_ref_sub: refcount of {folio!r} went negative")
 

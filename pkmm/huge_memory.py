@@ -13,7 +13,7 @@ import errno
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from .folio import folio_get, folio_put
+from .folio import folio_get, folio_put, folio_ref_add, folio_ref_sub
 from .mm import MM_ANONPAGES
 from .pgtable import Pmd, PteTable, pmd_clear_uffd_wp, pmd_index, pmd_mkold, pmd_wrprotect
 from .pte import HPAGE_PMD_ORDER, PMD_SIZE, Pte
@@ -48,7 +48,7 @@ def copy_huge_pmd(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int) -> int
     if pmd.huge_zero:
         dst_mm.huge_zero_ref = True
         fc.emit(f, "huge-zero", "huge zero PMD: the child takes its mm-level reference; "
-                "no rss, no folio refcount", haddr)
+                "no rss, no folio refcount", haddr, nr=HPAGE_PMD_NR)
     else:
         found = src_mm.machine.pfn_folio(pmd.pfn)
         assert found is not None
@@ -57,7 +57,7 @@ def copy_huge_pmd(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int) -> int
         fc.ops["refcount_ops"] += 1
         if folio_try_dup_anon_rmap_pmd(folio, dst_vma, src_vma,
                                        ignore_pins=fc.ablated("pinned-copy")):
-            folio.refcount -= 1
+            folio_ref_sub(folio, 1)
             fc.emit(f, "split:pinned", "head page is AnonExclusive and the folio may be "
                     "pinned: split the parent's PMD into 512 PTEs and copy per page",
                     haddr, nr=HPAGE_PMD_NR)
@@ -77,7 +77,7 @@ def copy_huge_pmd(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int) -> int
     dst_mm.pmds[pmd_index(haddr)] = pmd_mkold(pmd)
     fc.ops["pmd_copies"] += 1
     fc.emit(f, "set-pmd", "parent PMD write-protected (always: only private anon VMAs get "
-            "here); child PMD read-only and old, dirty kept", haddr)
+            "here); child PMD read-only and old, dirty kept", haddr, nr=HPAGE_PMD_NR)
     return 0
 
 
@@ -107,7 +107,7 @@ def __split_huge_pmd(mm: MmStruct, vma: Vma, haddr: int) -> None:
         # AnonExclusive iff the head was; one reference per new mapping
         folio_remove_rmap_pmd(folio, mm)
         folio_add_anon_rmap_ptes(folio, 0, HPAGE_PMD_NR, vma, exclusive=ae)
-        folio.refcount += HPAGE_PMD_NR - 1
+        folio_ref_add(folio, HPAGE_PMD_NR - 1)
     mm.pmds[pmd_index(haddr)] = table
     if not mm.deposited.pop(pmd_index(haddr), False):
         mm.nr_ptes += 1

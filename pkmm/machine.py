@@ -48,6 +48,9 @@ class Machine:
         self._next_swap = 1
         self.processes: list[Process] = []        # live processes, in creation order
         self._next_mm_id = 1
+        # pkmm: head pfns of folios whose counters changed since a recorder last looked
+        # (pkmm.replay); None while nobody records.  Every counter change marks it.
+        self.watch: set[int] | None = None
         self.zero_folio = self._new_folio(0, "zero", ZERO_PFN)
         self.huge_zero_folio = self._new_folio(MAX_PAGE_ORDER, "huge_zero", HUGE_ZERO_PFN)
         self.fail_alloc = 0   # pkmm: fail the next N allocations (fault injection)
@@ -58,6 +61,8 @@ class Machine:
         self.folios[pfn] = f
         for i in range(f.nr_pages):
             self._pfn_to_head[pfn + i] = pfn
+        if self.watch is not None:
+            self.watch.add(pfn)
         return f
 
     def alloc_folio(self, order: int, kind: FolioKind) -> Folio:
@@ -81,6 +86,8 @@ class Machine:
         """Return a folio whose last reference was dropped."""
         folio.freed = True
         self.folios.pop(folio.pfn, None)
+        if self.watch is not None:
+            self.watch.add(folio.pfn)
         for i in range(folio.nr_pages):
             self._pfn_to_head.pop(folio.pfn + i, None)
 

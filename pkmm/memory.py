@@ -16,7 +16,7 @@ import errno
 from dataclasses import replace
 
 from .context import ForkContext, Prealloc
-from .folio import Folio, Page
+from .folio import Folio, Page, folio_get
 from .huge_memory import copy_huge_pmd
 from .mm import MM_ANONPAGES, MM_SWAPENTS, mm_counter, new_rss
 from .pgtable import Pmd, pmd_addr_end, pmd_index, pte_alloc, pte_index, pte_offset_map, set_pte_at
@@ -103,7 +103,7 @@ def copy_present_page(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, add
     prealloc.folio = None
     new.pages[0].data = page.data
     folio_add_anon_rmap_ptes(new, 0, 1, dst_vma, exclusive=True)
-    new.refcount += 1
+    folio_get(new)
     rss[MM_ANONPAGES] += 1
     child = Pte(pfn=new.pfn, young=True, dirty=True,
                 write=bool(dst_vma.vm_flags & VM_WRITE))  # maybe_mkwrite
@@ -204,7 +204,7 @@ def copy_pte_range(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int, end: 
     ret = 0
     while True:  # again:
         progress = 0
-        rss = new_rss()
+        rss = fc.rss = new_rss()
         src_table = pte_offset_map(src_mm, addr)
         if src_table is None:
             return 0
@@ -244,6 +244,7 @@ def copy_pte_range(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int, end: 
             if addr == end:
                 break
         dst_mm.add_mm_rss_vec(rss)
+        fc.rss = None
         fc.ops["rss_updates"] += 1
         if ret == -EAGAIN:
             fc.eagain += 1

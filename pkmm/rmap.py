@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import errno
 
-from .folio import Folio, folio_maybe_dma_pinned, folio_test_anon
+from .folio import Folio, folio_maybe_dma_pinned, folio_test_anon, folio_touched
 from .mm import MmStruct
 from .vma import Vma
 
@@ -21,7 +21,11 @@ EBUSY = errno.EBUSY
 
 
 def _mm_track(folio: Folio, mm: MmStruct, delta: int) -> None:
-    """CONFIG_MM_ID: per-mm mapcount of the folio (drives "maybe mapped shared")."""
+    """CONFIG_MM_ID: per-mm mapcount of the folio (drives "maybe mapped shared").
+
+    Every rmap change ends here, so this is also where a recorder learns of it.
+    """
+    folio_touched(folio)
     c = folio.mm_mapcount.get(mm.mm_id, 0) + delta
     if c:
         folio.mm_mapcount[mm.mm_id] = c

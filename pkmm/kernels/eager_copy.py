@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 
 from ..context import ForkContext, KernelVersion, Prealloc
-from ..folio import folio_test_anon
+from ..folio import folio_get, folio_test_anon
 from ..huge_memory import copy_huge_pmd
 from ..memory import vm_normal_page
 from ..mm import MM_ANONPAGES
@@ -45,7 +45,7 @@ def uvmcopy_pte(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, addr: int
         return -errno.ENOMEM
     new.pages[0].data = page.data
     folio_add_anon_rmap_ptes(new, 0, 1, dst_vma, exclusive=True)
-    new.refcount += 1
+    folio_get(new)
     rss[MM_ANONPAGES] += 1
     # xv6 keeps the parent's flags; the child's page is its own, so it may stay writable
     child = Pte(pfn=new.pfn, write=pte.write and bool(dst_vma.vm_flags & VM_WRITE),
@@ -86,7 +86,7 @@ def uvmcopy_pmd(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int) -> int:
         return -errno.ENOMEM
     for old_page, new_page in zip(found[0].pages, new.pages, strict=True):
         new_page.data = old_page.data
-    new.refcount += 1
+    folio_get(new)
     folio_add_rmap_pmd(new, dst_vma, exclusive=True)
     dst_mm.pmds[pmd_index(haddr)] = Pmd(
         pfn=new.pfn, write=pmd.write and bool(dst_vma.vm_flags & VM_WRITE), dirty=pmd.dirty,
