@@ -139,7 +139,7 @@ def parent_bits(layout: Any, kernel: str, bit: str, answer: Sequence[int],
 
 
 def _pin_story(r: ForkResult) -> str:
-    if any(e.func == "uvmcopy" for e in r.trace):
+    if not get_kernel(r.kernel).copy_on_write:
         return (f"uvmcopy() (eager-copy, the xv6 baseline) copied all {r.copies} present "
                 "private page(s) at fork; nothing is shared, so no CoW fault ever happens")
     busy = [e for e in r.trace if e.rule == "anon-dup:busy"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from .errors import LayoutError
@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .pte import Pte
     from .vma import Vma
 
-__all__ = ["ABLATIONS", "CopyHuge", "CopyPresent", "FolioEnd", "ForkContext",
+__all__ = ["ABLATIONS", "CopyHuge", "CopyPresent", "FaultResult", "FolioEnd", "ForkContext",
            "KernelVersion", "Observer", "Prealloc", "Release", "AnonDup", "check_ablations"]
 
 #: Ablations a learner can switch off with ``pkmm.fork(p, without={...})``.
@@ -172,3 +172,32 @@ class ForkContext:
     def ablated(self, name: str) -> bool:
         """Whether the learner switched rule ``name`` off."""
         return name in self.without
+
+
+@dataclass
+class FaultResult:
+    """What one read/write did: ``kind`` names the path, ``events`` the decisions.
+
+    The fault path's counterpart of a fork's trace: every fault function notes the rule
+    it applied and why.
+    """
+
+    addr: int
+    write: bool
+    kind: str = "none"          # "none" = no fault: the PTE allowed the access
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def faulted(self) -> bool:
+        """Whether the access took a page fault (what a minor-fault counter would see)."""
+        return self.kind != "none"
+
+    def note(self, func: str, rule: str, reason: str) -> None:
+        """Record a decision."""
+        self.events.append((func, rule, reason))
+
+    def __str__(self) -> str:
+        op = "write" if self.write else "read"
+        lines = [f"{op} {self.addr:#x}: {self.kind}"]
+        lines += [f"  {f}: {r} -- {why}" for f, r, why in self.events]
+        return "\n".join(lines)
