@@ -28,7 +28,6 @@ from ..process import Process
 from ..scenario import Scenario
 from .layout import describe, per_slot
 
-
 #: Set (by pkmm.exercises.for_student) in a kernel running a graded course notebook.
 GRADED_ENV = "PKMM_GRADED_NOTEBOOK"
 

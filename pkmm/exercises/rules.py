@@ -1,105 +1,138 @@
-"""The kernel rules, one sentence each, that exercise explanations cite.
+"""The words exercise verdicts use: a plain sentence first, then the kernel detail.
 
-Simulator concept.  Sentences only: every decision is made by the model; these words
-say *which* rule made it, per version (spec: shared/spec/kernel-fork-spec.md §5, §7-§10;
-A = v6.8, B = batch-v3, C = v6.9, D = v6.17).
+Simulator concept.  Nothing here decides a rule or keeps a table of versions: every
+sentence is built from what a fork of the problem *did* (its steps, the stop reason of
+each batch, the trace events of the copy) and from what the variant declares in the
+registry (its copy and batch functions).  So a verdict never states a clause that does not
+apply to the layout, and a new variant needs no new words.
 Taught in: notebooks/exercises/README.md
 """
 
 from __future__ import annotations
 
-BATCH_FUNC = {"eager-copy": "copy_one_pte", "v6.8": "copy_present_pte",
-              "batch-v3": "folio_nr_pages_cont_mapped", "v6.9": "folio_pte_batch",
-              "v6.17": "folio_pte_batch_flags"}
+import re
+from collections.abc import Sequence
 
-_NO_BATCH = "{k} copies one PTE per call ({f} has no batching): every PTE is its own call"
+from ..fork import ForkResult
+from ..kernels import get_kernel
+from ..pte import PTE_BIT
+from ..trace import Event
+
+#: Why a PTE starts a new call, by the stop reason of the batch before it (or, for
+#: single-PTE calls, by why the PTE itself is one): (plain sentence, kernel detail).
+STARTS: dict[str, tuple[str, str]] = {
+    "folio-end": ("the batch before it reached the end of its folio",
+                  "a batch never crosses into another folio, even a physically adjacent one"),
+    "pfn-gap": ("it does not map the page right after the previous PTE's page",
+                "a batch needs consecutive pages (pfns) of one folio"),
+    "pte-none": ("an empty slot comes right before it", "a batch covers present PTEs only"),
+    "not-present": ("a non-present entry comes right before it",
+                    "a batch covers present PTEs only"),
+    "small-folio": ("it maps a single-page (order-0) folio",
+                    "there is nothing to batch: folio_test_large() is false"),
+    "prev-single": ("the PTE before it maps a single-page folio and was a call of its own",
+                    "the next call starts here"),
+    "no-page": ("it has no struct page (vm_normal_page() is NULL)",
+                "such a PTE is always a call of its own"),
+    "range-end": ("the batch before it reached the end of the range being copied",
+                  "a batch stops at the end of the PMD slice or VMA (max_nr)"),
+    "prealloc-held": ("fork holds a page it preallocated after an -EAGAIN",
+                      "the retry copies one PTE before batching again"),
+    "anon-dup-failed": ("the batch before it was cut where a page needed copying",
+                        "the page that needs copying gets a call of its own"),
+}
+
+
+def bit_words(names: Sequence[str]) -> str:
+    """PTE bits by letter and meaning, e.g. ``D (dirty: written since ...)``.
+
+    >>> bit_words(["young"]).split(" (")[0]
+    'A'
+    """
+    return ", ".join(f"{PTE_BIT[n].letter} ({PTE_BIT[n].meaning})" for n in names)
+
+
+def no_batching(kernel: str) -> str:
+    """The one sentence for a variant without a batch function (or None if it has one)."""
+    k = get_kernel(kernel)
+    return (f"{kernel} copies one PTE per call: its {k.present_func}() has no batching, so "
+            "every present PTE is a call of its own.")
 
 
 def starts_batch(kernel: str, stop: str) -> str:
-    """Why a PTE starts a new batch, given the stop reason of the batch before it
-    (or ``small-folio`` / ``no-page`` / ``prev-single`` for single-PTE steps)."""
-    f = BATCH_FUNC[kernel]
-    if kernel in ("v6.8", "eager-copy"):
-        return _NO_BATCH.format(k=kernel, f=f)
-    k = f"{kernel} {f}"
+    """Why a PTE starts a new call under ``kernel``, given the model's stop reason."""
+    k = get_kernel(kernel)
     if stop.startswith("bit:"):
         bit = stop[4:]
-        if bit == "dirty":
-            flag = ("FPB_IGNORE_DIRTY is set only for shared mappings" if kernel == "v6.9"
-                    else "FPB_RESPECT_DIRTY is passed for private mappings")
-            return f"{k} compares the dirty bit in private mappings ({flag})"
-        if bit == "soft_dirty":
-            return f"soft-dirty tracking is on for this VMA, so {k} compares soft-dirty"
-        if bit == "uffd_wp":
-            return f"{k} compares uffd-wp: " + (
-                "the child VMA is uffd-wp" if kernel == "batch-v3"
-                else "always, even when the child VMA is not uffd-wp")
-        return f"{k} breaks a batch where the {bit} bit changes"
-    words = {
-        "folio-end": f"the previous batch reached the end of its folio ({k} never crosses "
-                     "a folio boundary, even into a physically adjacent folio)",
-        "pfn-gap": f"it does not map the page after the previous PTE's page (pfn gap); {k} "
-                   "needs consecutive pfns",
-        "pte-none": f"an empty slot ends the previous batch ({k} needs present PTEs)",
-        "not-present": f"a non-present entry ends the previous batch ({k} needs present "
-                       "PTEs)",
-        "small-folio": "it maps an order-0 folio: nothing to batch (folio_test_large() is "
-                       "false)",
-        "prev-single": "the PTE before it maps an order-0 folio and was a call of its own",
-        "no-page": "it has no struct page: always a batch of 1",
-        "range-end": "the previous batch reached the end of the VMA / PMD slice (max_nr)",
-        "prealloc-held": f"{kernel} holds a preallocated page after -EAGAIN, so it takes "
-                         "the per-PTE path",
-        "anon-dup-failed": "the previous batch was cut where a page needed copying",
-    }
-    return words.get(stop, f"{k} stopped the previous batch ({stop})")
+        return (f"its {PTE_BIT[bit].letter} bit differs from the PTE before. {kernel}'s "
+                f"{k.batch_func}() compares {bit_words([bit])} here, so the batch before "
+                "it stopped.")
+    plain, detail = STARTS.get(stop, (f"the batch before it stopped ({stop})", ""))
+    return f"{plain}. {kernel}'s {k.batch_func}(): {detail}." if detail else f"{plain}."
 
 
-def continues_batch(kernel: str, diff: list[str], shared: bool = False) -> str:
-    """Why a PTE does *not* start a new batch although it differs in ``diff``."""
-    f = BATCH_FUNC[kernel]
-    d = f"; it differs from the PTE before only in {', '.join(diff)}" if diff else ""
-    if kernel == "batch-v3":
-        return (f"batch-v3 {f} ignores dirty, write, young and soft-dirty (and uffd-wp unless "
-                "the child VMA is uffd-wp), so the next page of the same folio continues "
-                f"the batch{d}")
-    masked = "young and write" + (", dirty (shared mapping)" if shared else "")
-    return (f"{kernel} {f} ignores {masked}, and soft-dirty unless tracking is on, so the "
-            f"next page of the same folio continues the batch{d}")
+def continues_batch(kernel: str, diff: list[str], subject: str = "it") -> str:
+    """Why a PTE continues the batch before it although it differs in the bits ``diff``
+    (observed: the model batched it); ``subject`` is "it" or "each"."""
+    k = get_kernel(kernel)
+    if not diff:
+        return (f"{subject} maps the next page of the same folio with the same bits, so "
+                "the batch runs on.")
+    letters = ", ".join(PTE_BIT[b].letter for b in diff)
+    return (f"{subject} maps the next page of the same folio, and its different {letters} "
+            f"does not end the batch. Kernel: {kernel}'s {k.batch_func}() does not compare "
+            f"it here: {bit_words(diff)}.")
 
 
-def child_bit(kernel: str, bit: str, shared: bool, tracking: bool, child_uffd: bool) -> str:
-    """How ``kernel`` sets ``bit`` in a child PTE that shares the parent's page (§5.5)."""
-    if bit == "young":
-        return f"{kernel}: every child PTE is made old (pte_mkold): A = 0"
-    if bit == "uffd_wp":
-        return (f"{kernel}: the child VMA is uffd-wp, so each child PTE keeps the parent's UW"
-                if child_uffd else f"{kernel}: the child VMA is not uffd-wp, so UW is "
-                "cleared in every child PTE")
+_BIT_KEYS = {"write": ("writ",), "dirty": ("dirty", "clean"), "soft_dirty": ("soft-dirty",),
+             "young": ("old", "young"), "uffd_wp": ("uffd-wp",)}
+
+
+def _about(text: str, bit: str) -> bool:
+    low = text.lower()
     if bit == "dirty":
-        if shared:
-            return f"{kernel}: shared mapping, so child PTEs are made clean (pte_mkclean): D = 0"
-        return {"v6.8": "v6.8 copy_present_pte copies each PTE's own dirty bit",
-                "batch-v3": "batch-v3 counts dirty PTEs over the whole scanned range "
-                            "(nr_dirty) and, if any is dirty, marks the whole child batch dirty",
-                }.get(kernel, f"{kernel} keeps the parent's dirty bit exactly: in private "
-                      f"mappings {BATCH_FUNC[kernel]} splits batches where D changes")
-    if bit == "soft_dirty":
-        if kernel == "v6.8":
-            return "v6.8 copy_present_pte: the child inherits each PTE's soft-dirty bit"
-        if kernel == "batch-v3":
-            return "batch-v3 always clears soft-dirty in the child"
-        return (f"{kernel}: soft-dirty tracking is on, so batches split on SD and each child "
-                "PTE keeps its own SD" if tracking else
-                f"{kernel}: soft-dirty tracking is off, so {BATCH_FUNC[kernel]} ignores SD "
-                "and the whole child batch gets the FIRST PTE's SD")
-    if bit == "write":
-        if not shared:
-            return (f"{kernel}: private (COW) mapping, so parent and child PTEs are "
-                    "write-protected: child W = 0")
-        return {"v6.8": "v6.8: shared mapping, the child PTE keeps each PTE's own W",
-                "batch-v3": "batch-v3: shared mapping, the child batch is writable only if "
-                            "ALL its PTEs are writable (0 < nr_writable < nr makes it read-only)",
-                }.get(kernel, f"{kernel}: shared mapping, the child batch is writable if ANY "
-                      "of its PTEs is writable (any_writable / FPB_MERGE_WRITE)")
-    return f"{kernel}: child {bit} = parent's"
+        low = low.replace("soft-dirty", "")
+    return any(key in low for key in _BIT_KEYS.get(bit, (bit,)))
+
+
+def bit_events(r: ForkResult, bit: str, addr: int) -> list[str]:
+    """The trace events of the call at ``addr`` (its copy and batch functions) about
+    ``bit``, each cut to the clauses about that bit ("func: reason")."""
+    k = get_kernel(r.kernel)
+    out = []
+    for e in r.trace:
+        if e.addr == addr and e.func in (k.present_func, k.batch_func):
+            text = _clauses_about(e, bit)
+            if text:
+                out.append(f"{e.func}: {text}")
+    return out
+
+
+def _clauses_about(e: Event, bit: str) -> str:
+    head, _, rest = e.reason.partition(": ")
+    if not rest:
+        return e.reason if _about(e.reason, bit) else ""
+    parts = [p for p in re.split(r"[,;] ", rest) if _about(p, bit)]
+    if parts:
+        return f"{head}: {', '.join(parts)}"
+    return e.reason if _about(head, bit) else ""
+
+
+def child_pattern(parent: list[int], child: list[int], note_first: bool = True) -> str:
+    """What one call gave the child, against the parent's bits, in words (observed only:
+    the trace events say why; ``note_first``: say so when the batch took its first PTE's
+    value, for a call whose events do not explain it).
+
+    >>> child_pattern([1, 0], [1, 0])
+    "each child PTE kept its parent PTE's value"
+    >>> child_pattern([0, 1], [1, 1])
+    'every child PTE has 1 (parent PTEs: [0, 1])'
+    >>> child_pattern([0, 1], [0, 0])
+    "every child PTE has 0, the first PTE's value (parent PTEs: [0, 1])"
+    """
+    if child == parent:
+        return "each child PTE kept its parent PTE's value"
+    if len(set(child)) == 1:
+        first = ", the first PTE's value" if note_first and child[0] == parent[0] else ""
+        return f"every child PTE has {child[0]}{first} (parent PTEs: {parent})"
+    return f"the child PTEs have {child} (parent PTEs: {parent})"
