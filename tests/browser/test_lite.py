@@ -1,6 +1,7 @@
 """The zero-install lab: `tools/lite.py` builds a JupyterLite site, headless Chromium opens it
-from 127.0.0.1 with every other host unreachable, and the lessons 00-07 and every exercise
-run with no error in the in-browser (Pyodide) kernel.
+from 127.0.0.1 with every request to another host refused (any such request fails the
+test), and the lessons 00-07 and every exercise run with no error in the in-browser
+(Pyodide) kernel.
 
 Two levels, to stay inside the test budget (each Pyodide kernel takes ~20 s to start here):
 - 00-start-here (it shows every kind of pkmm widget) goes through the same LabDriver as
@@ -27,7 +28,7 @@ import pytest
 
 from .conftest import _skip_or_fail
 from .labdriver import LabDriver
-from .labserver import CHROMIUM_ARGS, REPO
+from .labserver import REPO
 
 pytestmark = pytest.mark.browser
 
@@ -38,8 +39,6 @@ LESSONS = [f"{p.name}" for p in sorted((REPO / "notebooks").glob("0[0-7]-*.ipynb
 EXERCISES = [f"exercises/{p.name}" for p in sorted((REPO / "notebooks" / "exercises")
                                                      .glob("*.ipynb"))]
 FULL_CHECK = LESSONS[:1]   # 00-start-here: every kind of pkmm widget, clicked
-# Every host but the local server fails to resolve: the site must work offline.
-OFFLINE = ["--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"]
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -81,17 +80,36 @@ def lite_url(lite_site: Path) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def browser(chromium_path: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+class _OfflineBrowser:
+    """The session's Chromium (one Playwright per process), with every context it makes
+    refusing requests to any host but 127.0.0.1 and recording them: the site must work
+    with no network."""
 
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS + OFFLINE,
-                               headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
+    def __init__(self, browser: Any) -> None:
+        self._browser = browser
+        self.outside: list[str] = []
+
+    def new_context(self, **kwargs: Any) -> Any:
+        context = self._browser.new_context(**kwargs)
+        context.route("**/*", self._route)
+        return context
+
+    def _route(self, route: Any) -> None:
+        url = route.request.url
+        if url.startswith(("http://127.0.0.1:", "blob:", "data:")):
+            route.continue_()
+        else:
+            self.outside.append(url)
+            route.abort()
+
+
+@pytest.fixture
+def browser(lab: LabDriver) -> Iterator[_OfflineBrowser]:
+    # The JupyterLab browser test's Chromium: a second sync Playwright in one process is
+    # refused, and one browser start is cheaper.
+    offline = _OfflineBrowser(lab.browser)
+    yield offline
+    assert not offline.outside, f"the JupyterLite site asked the network for {offline.outside}"
 
 
 def _kernel_idle_js() -> str:
@@ -101,7 +119,7 @@ def _kernel_idle_js() -> str:
 
 
 @pytest.mark.parametrize("rel_path", FULL_CHECK)
-def test_lite_notebook_runs_and_its_widgets_answer(rel_path: str, browser: Any,
+def test_lite_notebook_runs_and_its_widgets_answer(rel_path: str, browser: _OfflineBrowser,
                                                    lite_url: str) -> None:
     driver = LabDriver(browser, lite_url, run_timeout_s=300)   # it opens {url}/lab?reset
     start = time.monotonic()
@@ -148,15 +166,11 @@ def _code_cells(rel_path: str) -> list[tuple[int, str, bool]]:
     return cells
 
 
-def test_lite_lessons_and_exercises_run_without_errors(browser: Any, lite_url: str,
+def test_lite_lessons_and_exercises_run_without_errors(browser: _OfflineBrowser, lite_url: str,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     rest = [p for p in LESSONS + EXERCISES if p not in FULL_CHECK]
     assert len(LESSONS) == 8 and EXERCISES, (LESSONS, EXERCISES)
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    outside: list[str] = []
-    context.on("request", lambda r: outside.append(r.url)
-               if not r.url.startswith(lite_url) and not r.url.startswith("blob:")
-               and not r.url.startswith("data:") else None)
     page = context.new_page()
     page.set_default_timeout(120_000)
     try:
@@ -184,4 +198,3 @@ def test_lite_lessons_and_exercises_run_without_errors(browser: Any, lite_url: s
     finally:
         context.close()
     assert not failures, failures
-    assert not [u for u in outside if "cdn" in u or u.startswith("http")], outside
