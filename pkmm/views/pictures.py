@@ -10,6 +10,6 @@ Taught in: notebooks/00-start-here.ipynb
 
 from __future__ import annotations
 
-from .svg import Picture, batch_strip, memory_map
+from .svg import Picture, batch_strip, decision_flow, memory_map
 
-__all__ = ["Picture", "batch_strip", "memory_map"]
+__all__ = ["Picture", "batch_strip", "decision_flow", "memory_map"]

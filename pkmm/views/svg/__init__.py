@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from .batches import batch_strip
 from .core import Picture
+from .flow import decision_flow
 from .memmap import memory_map
 
-__all__ = ["Picture", "batch_strip", "memory_map"]
+__all__ = ["Picture", "batch_strip", "decision_flow", "memory_map"]

@@ -180,7 +180,8 @@ class Canvas:
                 f'<title id="{uid}-t">{esc(title)}</title><desc id="{uid}-d">{esc(desc)}'
                 f"</desc><style>{STYLE}</style>"
                 f'<defs><marker id="{uid}-arrow" viewBox="0 0 8 8" refX="7" refY="4" '
-                'markerWidth="7" markerHeight="7" orient="auto-start-reverse">'
+                'markerWidth="8" markerHeight="8" markerUnits="userSpaceOnUse" '
+                'orient="auto-start-reverse">'
                 '<path d="M0,0 L8,4 L0,8 z" class="pk-t" fill="#1a1a1a"/></marker>'
                 f'<pattern id="{uid}-hatch" width="5" height="5" patternUnits="userSpaceOnUse" '
                 'patternTransform="rotate(45)"><path d="M0,0 L0,5" class="pk-s-hot" '
