@@ -68,8 +68,11 @@ def decision_flow(layout: Any, kernel: str = "v6.9", slot: int = 0, *,
 
     >>> pic = decision_flow({"vmas": [{"start": 0, "npages": 4}],
     ...     "folios": {"F": {"order": 2}}, "ptes": [{"addr": 0, "folio": "F"}]}, "v6.9")
-    >>> pic.data["lit"]
-    [['folio_pte_batch:stop', 'folio_try_dup_anon_rmap_ptes:anon-dup:ok', '__copy_present_ptes:cow-wrprotect', '__copy_present_ptes:set-ptes']]
+    >>> for step in pic.data["lit"][0]: print(step)
+    folio_pte_batch:stop
+    folio_try_dup_anon_rmap_ptes:anon-dup:ok
+    __copy_present_ptes:cow-wrprotect
+    __copy_present_ptes:set-ptes
     """
     need_kernel(kernel, "decision_flow")
     _, procs, _, r = build_fork(layout, kernel, without)
@@ -137,7 +140,7 @@ def _draw(kernel: str, paths: Sequence[Sequence[Node]], lit: Sequence[Sequence[N
         role = "lit" if on else ("hot" if n == ("return", "-EAGAIN") else "none")
         t1, t2 = _label(n)
         c.rect(x, y, width[n], NODE_H, role, rx=6 if n[0] != "return" else 14,
-               tip=("taken by PTE #%d" % slot if on else "not taken by this PTE"),
+               tip=(f"taken by PTE #{slot}" if on else "not taken by this PTE"),
                extra=' stroke-width="2.5"' if on else "")
         c.text(x + width[n] / 2, y + 14, t1, "pk-t", anchor="middle",
                extra=' font-weight="bold"' if on else "")
