@@ -10,6 +10,16 @@ Taught in: notebooks/00-start-here.ipynb
 
 from __future__ import annotations
 
-from .svg import Picture, batch_strip, decision_flow, memory_map
+from .svg import (
+    Picture,
+    batch_strip,
+    decision_flow,
+    dma_timeline,
+    eagain_loop,
+    masked_compare,
+    memory_map,
+    rule_grid,
+)
 
-__all__ = ["Picture", "batch_strip", "decision_flow", "memory_map"]
+__all__ = ["Picture", "batch_strip", "decision_flow", "dma_timeline", "eagain_loop",
+           "masked_compare", "memory_map", "rule_grid"]

@@ -16,7 +16,11 @@ from __future__ import annotations
 
 from .batches import batch_strip
 from .core import Picture
+from .dma import dma_timeline
 from .flow import decision_flow
+from .loop import eagain_loop
 from .memmap import memory_map
+from .rules import masked_compare, rule_grid
 
-__all__ = ["Picture", "batch_strip", "decision_flow", "memory_map"]
+__all__ = ["Picture", "batch_strip", "decision_flow", "dma_timeline", "eagain_loop",
+           "masked_compare", "memory_map", "rule_grid"]
