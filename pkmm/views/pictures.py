@@ -18,8 +18,11 @@ from .svg import (
     eagain_loop,
     masked_compare,
     memory_map,
+    page_state_machine,
+    per_page_cost,
     rule_grid,
 )
 
 __all__ = ["Picture", "batch_strip", "decision_flow", "dma_timeline", "eagain_loop",
-           "masked_compare", "memory_map", "rule_grid"]
+           "masked_compare", "memory_map", "page_state_machine", "per_page_cost",
+           "rule_grid"]
