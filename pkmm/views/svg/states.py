@@ -61,7 +61,8 @@ def page_state_machine(layout: Any, kernel: str = "v6.17", slot: int = 0,
                                                              ("parent", "write")), *,
                        without: Iterable[str] = ()) -> Picture:
     """The page at ``slot`` in parent and child: before fork, after fork, after each
-    action (``("parent" | "child", "read" | "write")``), with the fault path taken.
+    action (``("parent" | "child", "read" | "write" | "exit")``), with the fault path
+    taken.
 
     >>> pic = page_state_machine({"vmas": [{"start": 0, "npages": 1}],
     ...     "folios": {"F": {"order": 0}}, "ptes": [{"addr": 0, "folio": "F"}]})
@@ -72,10 +73,10 @@ def page_state_machine(layout: Any, kernel: str = "v6.17", slot: int = 0,
     need_kernel(kernel, "page_state_machine")
     bad = [a for a in actions if not (isinstance(a, (tuple, list)) and len(a) == 2
                                        and a[0] in ("parent", "child")
-                                       and a[1] in ("read", "write"))]
+                                       and a[1] in ("read", "write", "exit"))]
     if bad or not actions:
         raise LayoutError(f"actions={list(actions)!r}: give pairs like ('child', 'write'); "
-                          "who is 'parent' or 'child', what is 'read' or 'write'")
+                          "who is 'parent' or 'child', what is 'read', 'write' or 'exit'")
     sc = as_scenario(layout)
     parent, folios = sc.build()
     if not parent.vmas:
@@ -98,6 +99,11 @@ def page_state_machine(layout: Any, kernel: str = "v6.17", slot: int = 0,
     faults = []
     for n, (who, what) in enumerate(actions, 1):
         p = procs[who]
+        if what == "exit":
+            p.exit()
+            faults.append(f"{who} exit")
+            cols.append((f"{who} exits", states(), who, "its mappings are gone"))
+            continue
         try:
             if what == "write":
                 p.write(addr, 100 + n)
