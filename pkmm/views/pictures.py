@@ -16,13 +16,15 @@ from .svg import (
     decision_flow,
     dma_timeline,
     eagain_loop,
+    fork_step,
     masked_compare,
     memory_map,
     page_state_machine,
     per_page_cost,
     rule_grid,
+    version_compare,
 )
 
 __all__ = ["Picture", "batch_strip", "decision_flow", "dma_timeline", "eagain_loop",
-           "masked_compare", "memory_map", "page_state_machine", "per_page_cost",
-           "rule_grid"]
+           "fork_step", "masked_compare", "memory_map", "page_state_machine",
+           "per_page_cost", "rule_grid", "version_compare"]
