@@ -59,10 +59,11 @@ def _flow(widths: Sequence[float], y0: float, h: float) -> list[_Box]:
 class _Memory:
     """Physical memory: one block per folio (or zero page, raw pfn, swap slot)."""
 
-    def __init__(self, procs: Sequence[Process], names: Mapping[int, str]) -> None:
+    def __init__(self, procs: Sequence[Process], names: Mapping[int, str],
+                 extra: Iterable[Folio] = ()) -> None:
         self.procs, self.names = procs, names
         self.pins = page_pins(procs)
-        self.folios: dict[int, Folio] = {}
+        self.folios: dict[int, Folio] = {f.pfn: f for f in extra if not f.freed}
         self.swaps: list[int] = []
         self.raw: list[int] = []
         for p in procs:
@@ -102,7 +103,8 @@ def _slot_tip(who: str, s: Slot) -> str:
     return f"{who} PTE #{s.index} at {s.addr:#x}: " + (repr(s.pte) if s.pte else "empty")
 
 
-def _draw_cell(c: Canvas, who: str, run: Run, slots: Sequence[Slot], b: _Box) -> None:
+def _draw_cell(c: Canvas, who: str, run: Run, slots: Sequence[Slot], b: _Box,
+               pins: Mapping[tuple[int, int], int]) -> None:
     s = run.head
     role = s.kind if s.kind != "none" else "none"
     pmd = s.pte is not None and s.pte.pmd
@@ -121,17 +123,24 @@ def _draw_cell(c: Canvas, who: str, run: Run, slots: Sequence[Slot], b: _Box) ->
         c.text(b.x + 3, b.y + 42, " ".join(letters[3:]), "pk-t2", extra=' font-weight="bold"')
     if run.n > 1:
         c.text(b.x + b.w - 3, b.y + 10, f"×{run.n}", "pk-t2", anchor="end")
+    pinned = s.folio is not None and any(
+        pins.get((s.folio.pfn, i), 0) for i in range(s.page, s.page + run.n))
+    if pinned:   # the page behind this PTE is pinned: say so here too
+        c.text(b.x + b.w - 3, b.y + 42, "PIN", "pk-t2", anchor="end",
+               extra=' font-weight="bold"')
 
 
 def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str] = (),
                names: Mapping[int, str] | None = None, title: str = "",
-               clickable: bool = False, selected: int | None = None) -> Picture:
+               clickable: bool = False, selected: int | None = None,
+               folios: Iterable[Folio] = ()) -> Picture:
     """Page tables (parent above, child below) with a line from each PTE to its page.
 
     ``source``: a layout (Scenario, scenario dict or LayoutBuilder) -- with ``kernel``
     it is forked and both processes are drawn, without it the parent before fork; a
     :class:`pkmm.ForkResult`; one :class:`pkmm.Process`; or a (parent, child) pair.
     ``names`` maps folio head pfns to names (a layout supplies its own).
+    ``folios``: also draw these (allocated but maybe unmapped) folios.
     ``clickable`` (live widgets) makes every PTE cell a keyboard-operable button whose
     token is ``pte:<process>:<vma>:<slot>``; ``selected`` outlines that slot of VMA 0.
 
@@ -143,7 +152,7 @@ def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str]
     <memory-map: parent and child: 2 page tables, 1 folio(s) in physical memory>
     """
     procs, names = _procs(source, kernel, without, names)
-    mem = _Memory(procs, names)
+    mem = _Memory(procs, names, folios)
     c = Canvas(MAX_W)
     who = ["parent", "child"] if len(procs) == 2 else [procs[0].name]
     y = 14.0
@@ -151,7 +160,7 @@ def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str]
                               if len(procs) == 2 else f"{procs[0].name}'s page table"),
            "pk-h")
     tables: list[list[tuple[Slot, Run, _Box, Sequence[Slot]]]] = []
-    opts = {"clickable": clickable, "selected": selected}
+    opts = {"clickable": clickable, "selected": selected, "pins": mem.pins}
     y, top = _table(c, procs[0], who[0], names, y + 8, 0, **opts)
     tables.append(top)
     y, pages = _memory(c, mem, y + 34)
@@ -185,7 +194,8 @@ def _procs(source: Any, kernel: str | None, without: Iterable[str],
 
 
 def _table(c: Canvas, p: Process, who: str, names: Mapping[int, str], y: float,
-           k: int, clickable: bool = False, selected: int | None = None
+           k: int, clickable: bool = False, selected: int | None = None,
+           pins: Mapping[tuple[int, int], int] | None = None
            ) -> tuple[float, list[tuple[Slot, Run, _Box, Sequence[Slot]]]]:
     out = []
     c.raw(f'<g role="group" class="pkmm-pte-grid" aria-label="{who}\'s page table">')
@@ -200,7 +210,7 @@ def _table(c: Canvas, p: Process, who: str, names: Mapping[int, str], y: float,
                 c.raw(f'<g data-pk-click="pte:{k}:{vi}:{r.head.index}" '
                       f'aria-label="{who} PTE #{r.head.index}: {r.head.label} '
                       f'{r.head.letters}">')
-            _draw_cell(c, who, r, slots, b)
+            _draw_cell(c, who, r, slots, b, pins or {})
             if vi == 0 and selected is not None and r.first <= selected <= r.last:
                 c.path(f"M{b.x - 2:g},{b.y - 2:g} h{b.w + 4:g} v{b.h + 4:g} h{-b.w - 4:g} z",
                        "lit", width=3, tip=f"selected: PTE #{selected}")
