@@ -184,6 +184,7 @@ class LabDriver:
             if screenshot_to is not None:  # before clicking: show the state the author chose
                 report.screenshot = self._screenshot(page, screenshot_to, report)
             self._check_axe(page, report)
+            self._check_fits(page, report)
             self._check_interactions(page, report)
             page.evaluate(_JS_CLOSE_NOTEBOOKS, self.front == "lab")
         except Exception as exc:  # a harness failure is itself a finding for this notebook
@@ -220,7 +221,8 @@ class LabDriver:
     def _lab_page(self) -> Page:
         """The page with JupyterLab loaded and restored; loaded on first use."""
         if self._page is None:
-            self._context = self.browser.new_context(viewport={"width": 1280, "height": 1200})
+            # 1024 px wide, the lab's file browser open: the smallest screen we support
+            self._context = self.browser.new_context(viewport={"width": 1024, "height": 1000})
             page = self._context.new_page()
             page.set_default_timeout(60_000)
             page.on("pageerror", lambda exc: self._page_errors.append(str(exc)))
@@ -325,6 +327,19 @@ class LabDriver:
                 if v["impact"] in AXE_FAIL:
                     report.problems.append(f"axe {v['impact']}: {v['id']} ({v['help']}) on "
                                            f"output {i}: {v['html']}")
+
+    def _check_fits(self, page: Page, report: NotebookReport) -> None:
+        """No pkmm widget is wider than the notebook gives it (nothing hides behind a
+        scroll bar at 1024 px with the file browser open)."""
+        views = page.locator(f"{SCOPE} .jp-OutputArea-output > .pkmm-live")
+        for i in range(views.count()):
+            over = views.nth(i).evaluate(
+                "el => [...el.querySelectorAll('.pkmm-controls, .pkmm-picture-live, svg')]"
+                ".filter(n => n.scrollWidth > n.clientWidth + 2 || "
+                "n.getBoundingClientRect().right > el.getBoundingClientRect().right + 2)"
+                ".map(n => `${n.className.baseVal ?? n.className}: ${n.scrollWidth}px in "
+                "${n.clientWidth}px`)")
+            report.problems.extend(f"widget view {i} overflows: {o}" for o in over)
 
     def _check_interactions(self, page: Page, report: NotebookReport) -> None:
         """Click each pkmm control and require the paired view in the same root to change."""
