@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import LayoutError, ScenarioError
 from ..process import Process
 from ..scenario import Scenario
+from .render import BIT_LETTERS
 
 START = 0x200000   # 2 MiB aligned: up to 512 slots stay inside one PMD slice
 
@@ -30,8 +31,7 @@ VMA_KINDS: dict[str, tuple[dict[str, Any], str]] = {
                                            "uffd_wp": True, "uffd_fork": True}, "shmem"),
 }
 PATTERNS = ("contiguous", "shuffled", "partial", "across two folios")
-BITS = (("write", "W"), ("dirty", "D"), ("young", "A"), ("soft_dirty", "SD"),
-        ("uffd_wp", "UW"), ("protnone", "PN"))
+BITS = BIT_LETTERS   # (name, letter) of every bit a PTE cell shows, named once
 
 
 class LayoutModel:
