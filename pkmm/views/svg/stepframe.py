@@ -49,6 +49,8 @@ def _groups(f: Frame, cells: Sequence[Cell]) -> list[tuple[int, int]]:
                                              _tag(f, cells[i - 1].addr), _tag(f, cells[i].addr)):
             out.append((start, i - 1))
             start = i
+    if len(out) > 48:   # a fragmented table: bins of 16 slots keep the frame small
+        return [(lo, min(lo + 15, len(cells) - 1)) for lo in range(0, len(cells), 16)]
     return out
 
 
@@ -66,7 +68,10 @@ def _strip(c: Canvas, f: Frame, who: str, cells: Sequence[Cell], y: float,
         cell = cells[first]
         n = last - first + 1
         w = unit * (min(4, n) if len(cells) > 24 else 1)
-        tag = _tag(f, cell.addr)
+        span = cells[first:last + 1]
+        mixed = any(not _continues(a, b, _tag(f, a.addr), _tag(f, b.addr))
+                    for a, b in zip(span, span[1:], strict=False))
+        tag = "".join(sorted({_tag(f, x.addr) for x in span})) if mixed else _tag(f, cell.addr)
         lo = (cell.addr - f.base) // PAGE_SIZE
         slot = f"#{lo}" if n == 1 else f"#{lo}-{lo + n - 1}"
         tip = f"{who} PTE {slot}: {cell.label} {cell.bits} {cell.extra}".strip()
@@ -78,9 +83,11 @@ def _strip(c: Canvas, f: Frame, who: str, cells: Sequence[Cell], y: float,
             c.rect(x + 3, y + CH - 5, w - 6, 3, "ok", rx=0, tip="changed by this event")
         if w >= 30:
             c.text(x + 3, y + 10, slot, "pk-t2")
-            c.text(x + 3, y + 21, cell.label if n == 1 else f"{cell.label} ×{n}", "pk-t2")
-            c.text(x + 3, y + 32, cell.bits, "pk-t2", extra=' font-weight="bold"')
-            if cell.extra:
+            c.text(x + 3, y + 21, "mixed" if mixed else
+                   cell.label if n == 1 else f"{cell.label} ×{n}", "pk-t2")
+            c.text(x + 3, y + 32, "" if mixed else cell.bits, "pk-t2",
+                   extra=' font-weight="bold"')
+            if cell.extra and not mixed:
                 c.text(x + 3, y + 42, cell.extra, "pk-t2")
         if clickable:
             c.raw("</g>")
