@@ -236,3 +236,15 @@ def test_512_pte_layout_renders_compactly(kernel: str) -> None:
     assert "#0-511" in b.svg
     s.go(len(s.frames) // 2)
     assert "step " in s.words and len(s.svg) < 50_000
+
+
+def test_fragmented_512_pte_layout_stays_small() -> None:
+    # every other PTE clean: 512 runs of one PTE; the picture bins them (size, not time)
+    b = LayoutBuilder(npages=512, orders=(9,))
+    for slot in range(0, 512, 2):
+        b.model.toggle(slot, "dirty")
+    b.refresh()
+    assert "mixed: 16 runs" in b.svg and len(b.svg) < 50_000
+    s = ForkStepper(b, kernel="v6.9")
+    s.go(len(s.frames) // 2)
+    assert "mixed" in s.svg and len(s.svg) < 50_000
