@@ -81,7 +81,7 @@ def _strip(c: Canvas, f: Frame, who: str, cells: Sequence[Cell], y: float,
                extra=' stroke-width="3"' if "cur" in tag else "")
         if "chg" in tag:
             c.rect(x + 3, y + CH - 5, w - 6, 3, "ok", rx=0, tip="changed by this event")
-        if w >= 30:
+        if w >= 26:
             c.text(x + 3, y + 10, slot, "pk-t2")
             c.text(x + 3, y + 21, "mixed" if mixed else
                    cell.label if n == 1 else f"{cell.label} ×{n}", "pk-t2")
