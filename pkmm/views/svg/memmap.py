@@ -64,11 +64,11 @@ def _draw_cell(c: Canvas, who: str, run: Run, slots: Sequence[Slot], b: Box,
         c.text(b.x + 3, b.y + 42, " ".join(letters[3:]), "pk-t2", extra=' font-weight="bold"')
     if run.n > 1:
         c.text(b.x + b.w - 3, b.y + 10, f"×{run.n}", "pk-t2", anchor="end")
-    pinned = s.folio is not None and any(
+    pinned = 0 if s.folio is None else sum(
         pins.get((s.folio.pfn, i), 0) for i in range(s.page, s.page + run.n))
-    if pinned:   # the page behind this PTE is pinned: say so here too
-        c.text(b.x + b.w - 3, b.y + 42, "PIN", "pk-t2", anchor="end",
-               extra=' font-weight="bold"')
+    if pinned:   # the page behind this PTE is pinned: say so here too (and how often)
+        c.text(b.x + b.w - 3, b.y + 42, "PIN" if pinned == 1 else f"PIN×{pinned}", "pk-t2",
+               anchor="end", extra=' font-weight="bold"')
 
 
 def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str] = (),
