@@ -17,6 +17,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
     from .vma import Vma
 
+__all__ = ["MM_ANONPAGES", "MM_FILEPAGES", "MM_SHMEMPAGES", "MM_SWAPENTS", "MmStruct",
+           "NR_MM_COUNTERS", "mm_counter", "mm_counter_file", "new_rss"]
+
 MM_FILEPAGES = "MM_FILEPAGES"
 MM_ANONPAGES = "MM_ANONPAGES"
 MM_SWAPENTS = "MM_SWAPENTS"
