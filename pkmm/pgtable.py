@@ -145,7 +145,7 @@ def pte_alloc(mm: MmStruct, addr: int) -> PteTable:
         raise KernelBug(f"pte_alloc: {addr:#x} is covered by a huge PMD")
     t = PteTable()
     mm.pmds[i] = t
-    mm.nr_ptes += 1
+    mm.nr_ptes += 1                 # mm_inc_nr_ptes()
     return t
 
 
@@ -189,7 +189,7 @@ def pmdp_huge_get_and_clear(mm: MmStruct, addr: int) -> Pmd:
 def pgtable_trans_huge_deposit(mm: MmStruct, addr: int) -> None:
     """Deposit a page table with a new PMD mapping (so a later split cannot fail)."""
     mm.deposited[pmd_index(addr)] = True
-    mm.nr_ptes += 1
+    mm.nr_ptes += 1                 # mm_inc_nr_ptes(): the deposited table is a page table
 
 
 def pgtable_trans_huge_withdraw(mm: MmStruct, addr: int) -> bool:
