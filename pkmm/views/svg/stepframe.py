@@ -13,12 +13,12 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ...kernels import DEFAULT_KERNEL
 from ...kernels.common import stop_words
 from ...pte import PAGE_SIZE
 from ..render import Cell
 from ..stepframes import Frame, StepFrames
-from .core import Canvas, Picture
-from .flow import _wrap
+from .core import Canvas, Picture, wrap
 from .scene import need_kernel
 
 W_MAX, LEFT, CH = 952, 8, 46
@@ -106,7 +106,7 @@ def draw_frame(c: Canvas, f: Frame, kernel: str, y: float, *, clickable: bool = 
     y += 18
     lines = frame_words(f) if explain else []
     for cls, line in lines:
-        for part in _wrap(line, words):
+        for part in wrap(line, words):
             c.text(LEFT, y + 10, part, "pk-t" if cls == "head" else "pk-t2",
                    extra=' font-weight="bold"' if cls == "head" else "")
             y += 12
@@ -138,7 +138,7 @@ def frame_words(f: Frame) -> list[tuple[str, str]]:
     return out
 
 
-def fork_step(layout: Any, kernel: str = "v6.9", step: int = 0, *,
+def fork_step(layout: Any, kernel: str = DEFAULT_KERNEL, step: int = 0, *,
               without: Iterable[str] = ()) -> Picture:
     """One frame of the fork of ``layout``: the state after its first ``step`` events.
 
