@@ -18,6 +18,7 @@ from typing import Any
 from .fork import ForkResult, fork
 from .kernels import get_kernel
 from .kernels.common import stop_words
+from .process import dma_write
 from .pte import PAGE_SIZE
 from .scenario import as_scenario
 
@@ -222,7 +223,6 @@ def read_after(layout: Any, kernel: str, ops: Sequence[tuple[str, str, int]], wh
                slot: int, answer: int, without: Iterable[str] = ()) -> Verdict:
     """After fork and ``ops`` (``"dma=V"`` is a device write into the first pinned page),
     predict what ``who`` reads at ``slot``."""
-    from .process import dma_write
     p, folios, r = _fork(layout, kernel, without)
     procs = {"parent": p, "child": r.child}
     sc = as_scenario(layout)

@@ -21,6 +21,11 @@ from .errors import KernelBug, LayoutError
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
 
+__all__ = ["Folio", "FolioKind", "GUP_PIN_COUNTING_BIAS", "Page", "folio_get",
+           "folio_maybe_dma_pinned", "folio_pin", "folio_put", "folio_put_refs", "folio_ref_add",
+           "folio_ref_sub", "folio_test_anon", "folio_test_large", "folio_test_swapbacked",
+           "folio_touched", "folio_unpin"]
+
 GUP_PIN_COUNTING_BIAS = 1024
 FolioKind = Literal["anon", "file", "shmem", "zero", "huge_zero"]
 

@@ -22,6 +22,8 @@ from .process import Process
 from .trace import Event, Step, Trace
 from .vma import VM_DONTCOPY, VM_LOCKED, VM_UFFD_WP, VM_WIPEONFORK, AnonVma, Vma, VmFlags
 
+__all__ = ["ForkObserver", "ForkResult", "dup_mmap", "fork"]
+
 #: ``observer(parent, child, fc, item)``: see :func:`fork`.
 ForkObserver = Callable[[Process, Process, ForkContext, "Event | Step"], None]
 

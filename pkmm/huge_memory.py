@@ -14,7 +14,7 @@ import errno
 from .context import FaultResult, ForkContext, KernelVersion
 from .errors import KernelBug
 from .folio import Folio, folio_get, folio_put, folio_ref_add, folio_ref_sub, folio_test_anon
-from .mm import MM_ANONPAGES, MmStruct, mm_counter
+from .mm import MM_ANONPAGES, MmStruct, mm_counter, mm_dec_nr_ptes, mm_inc_nr_ptes
 from .pgtable import (
     Pmd,
     PteTable,
@@ -131,7 +131,7 @@ def __split_huge_pmd(mm: MmStruct, vma: Vma, haddr: int) -> None:
         folio_add_anon_rmap_ptes(folio, 0, HPAGE_PMD_NR, vma, exclusive=ae)
         folio_ref_add(folio, HPAGE_PMD_NR - 1)
     if not pgtable_trans_huge_withdraw(mm, haddr):
-        mm.nr_ptes += 1             # no deposited table (file THP): a new one
+        mm_inc_nr_ptes(mm)          # no deposited table (file THP): a new one
     pmd_populate(mm, haddr, table)
 
 
@@ -148,7 +148,7 @@ def zap_huge_pmd(mm: MmStruct, haddr: int) -> None:
     """
     pmd = pmdp_huge_get_and_clear(mm, haddr)
     if pgtable_trans_huge_withdraw(mm, haddr):
-        mm.nr_ptes -= 1
+        mm_dec_nr_ptes(mm)          # pte_free() of the deposited table
     if pmd.huge_zero:
         return
     folio = pmd_folio(mm, pmd)

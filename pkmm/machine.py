@@ -23,6 +23,8 @@ from .pte import MAX_PAGE_ORDER
 if TYPE_CHECKING:  # pragma: no cover
     from .mm import MmStruct
 
+__all__ = ["FIRST_PFN", "HUGE_ZERO_PFN", "Machine", "SwapSlot", "ZERO_PFN"]
+
 ZERO_PFN = 0x10          # my_zero_pfn()
 HUGE_ZERO_PFN = 0x200    # the huge zero folio (order 9, naturally aligned)
 FIRST_PFN = 0x1000

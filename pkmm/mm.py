@@ -17,6 +17,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
     from .vma import Vma
 
+__all__ = ["MM_ANONPAGES", "MM_FILEPAGES", "MM_SHMEMPAGES", "MM_SWAPENTS", "MmStruct",
+           "NR_MM_COUNTERS", "mm_counter", "mm_counter_file", "mm_dec_nr_ptes",
+           "mm_inc_nr_ptes", "new_rss"]
+
 MM_FILEPAGES = "MM_FILEPAGES"
 MM_ANONPAGES = "MM_ANONPAGES"
 MM_SWAPENTS = "MM_SWAPENTS"
@@ -32,6 +36,16 @@ def new_rss() -> dict[str, int]:
 def mm_counter_file(folio: Folio) -> str:
     """``mm_counter_file``: shmem (swap-backed) pages count as SHMEM, others as FILE."""
     return MM_SHMEMPAGES if folio_test_swapbacked(folio) else MM_FILEPAGES
+
+
+def mm_inc_nr_ptes(mm: MmStruct) -> None:
+    """``mm_inc_nr_ptes``: one more page-table page."""
+    mm.nr_ptes += 1
+
+
+def mm_dec_nr_ptes(mm: MmStruct) -> None:
+    """``mm_dec_nr_ptes``: one page-table page fewer."""
+    mm.nr_ptes -= 1
 
 
 def mm_counter(folio: Folio) -> str:

@@ -33,6 +33,13 @@ from .pte import (
 if TYPE_CHECKING:  # pragma: no cover
     from .mm import MmStruct
 
+__all__ = ["Pmd", "PteTable", "free_pgtables", "pgtable_trans_huge_deposit",
+           "pgtable_trans_huge_withdraw", "pmd_addr_end", "pmd_clear_uffd_wp", "pmd_index",
+           "pmd_mkdirty", "pmd_mkold", "pmd_mkwrite", "pmd_mkyoung", "pmd_populate",
+           "pmd_wrprotect", "pmdp_get", "pmdp_huge_get_and_clear", "pmdp_set_wrprotect",
+           "pte_alloc", "pte_index", "pte_offset_map", "ptep_get", "ptep_get_and_clear",
+           "ptep_set_wrprotect", "set_pmd_at", "set_pte_at", "set_ptes", "wrprotect_ptes"]
+
 
 class PteTable:
     """One page-table page: 512 slots, ``None`` for pte_none."""
@@ -138,7 +145,7 @@ def pte_alloc(mm: MmStruct, addr: int) -> PteTable:
         raise KernelBug(f"pte_alloc: {addr:#x} is covered by a huge PMD")
     t = PteTable()
     mm.pmds[i] = t
-    mm.nr_ptes += 1
+    mm.nr_ptes += 1                 # mm_inc_nr_ptes()
     return t
 
 
@@ -182,7 +189,7 @@ def pmdp_huge_get_and_clear(mm: MmStruct, addr: int) -> Pmd:
 def pgtable_trans_huge_deposit(mm: MmStruct, addr: int) -> None:
     """Deposit a page table with a new PMD mapping (so a later split cannot fail)."""
     mm.deposited[pmd_index(addr)] = True
-    mm.nr_ptes += 1
+    mm.nr_ptes += 1                 # mm_inc_nr_ptes(): the deposited table is a page table
 
 
 def pgtable_trans_huge_withdraw(mm: MmStruct, addr: int) -> bool:

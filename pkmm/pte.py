@@ -17,6 +17,15 @@ from typing import Literal
 
 from .errors import KernelBug
 
+__all__ = ["BULK_NONPRESENT", "BULK_PRESENT", "HPAGE_PMD_NR", "HPAGE_PMD_ORDER", "MARKERS",
+           "MAX_PAGE_ORDER", "PAGE_SHIFT", "PAGE_SIZE", "PMD_BULK_HUGE_ZERO", "PMD_SHIFT",
+           "PMD_SIZE", "PTE_BIT", "PTE_BITS", "PTRS_PER_PTE", "Pte", "PteBit", "SETTABLE_BITS",
+           "SwpEntry", "SwpKind", "is_migration_entry", "is_pte_marker", "is_swap_entry",
+           "make_pte_marker", "make_readable_migration_entry", "mk_swap_pte", "pte_advance_pfn",
+           "pte_clear_protnone", "pte_clear_soft_dirty", "pte_clear_uffd_wp", "pte_mkclean",
+           "pte_mkdirty", "pte_mkold", "pte_mkuffd_wp", "pte_mkwrite", "pte_mkyoung",
+           "pte_swp_clear_exclusive", "pte_wrprotect"]
+
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
 PTRS_PER_PTE = 512

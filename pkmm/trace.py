@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+__all__ = ["ACTIONS", "Action", "Event", "Step", "Trace"]
+
 Action = Literal["share", "copy", "raw", "eagain", "nonpresent"]
 ACTIONS: tuple[Action, ...] = ("share", "copy", "raw", "eagain", "nonpresent")
 

@@ -26,6 +26,8 @@ from ..pte import (
 from ..vma import VM_SHARED, Vma, userfaultfd_wp
 from .common import copy_for_child, dup_file, stop_words, try_dup_anon
 
+__all__ = ["KERNEL", "NAME", "copy_present_ptes", "folio_nr_pages_cont_mapped"]
+
 NAME = "batch-v3"
 
 

@@ -38,6 +38,9 @@ from .common import (
     try_dup_anon,
 )
 
+__all__ = ["FPB_MERGE_WRITE", "FPB_RESPECT_DIRTY", "FPB_RESPECT_SOFT_DIRTY", "KERNEL", "NAME",
+           "__pte_batch_clear_ignored", "copy_present_ptes", "folio_pte_batch_flags"]
+
 NAME = "v6.17"
 FPB_RESPECT_DIRTY = "FPB_RESPECT_DIRTY"
 FPB_RESPECT_SOFT_DIRTY = "FPB_RESPECT_SOFT_DIRTY"

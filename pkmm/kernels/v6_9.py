@@ -35,6 +35,9 @@ from .common import (
     try_dup_anon,
 )
 
+__all__ = ["FPB_IGNORE_DIRTY", "FPB_IGNORE_SOFT_DIRTY", "KERNEL", "NAME",
+           "__pte_batch_clear_ignored", "copy_present_ptes", "folio_pte_batch"]
+
 NAME = "v6.9"
 FPB_IGNORE_DIRTY = "FPB_IGNORE_DIRTY"
 FPB_IGNORE_SOFT_DIRTY = "FPB_IGNORE_SOFT_DIRTY"
