@@ -1,7 +1,8 @@
 """Graded exercises: seeded generation, self-consistent solving, and grading.
 
-Hand-built layouts assert answers read from shared/spec/kernel-fork-spec.md §11
-(A = v6.8, B = batch-v3, C = v6.9, D = v6.17), independently of the solver.
+Hand-built layouts (the fork spec's scenarios T02-T35, read from the kernel source of
+each version: A = v6.8, B = batch-v3, C = v6.9, D = v6.17) assert answers independently of
+the solver; the verdicts are checked for what they say and what they must not say.
 """
 
 from __future__ import annotations
