@@ -22,6 +22,7 @@ from typing import Any
 from .errors import LayoutError, ScenarioError
 from .folio import Folio
 from .kernels import DEFAULT_KERNEL, KERNELS
+from .perf import cyclic_gc_paused
 from .process import Process
 
 __all__ = ["Scenario", "as_scenario", "load_scenario"]
@@ -170,6 +171,10 @@ class Scenario:
         Layout mistakes (overlaps, out-of-VMA addresses, ...) surface as ScenarioError with
         the offending entry named; nothing is half-built (the process is discarded).
         """
+        with cyclic_gc_paused():
+            return self._build()
+
+    def _build(self) -> tuple[Process, dict[str, Folio]]:
         p = Process(self.kernel)
         folios: dict[str, Folio] = {}
         step = "vmas"
