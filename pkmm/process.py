@@ -23,6 +23,7 @@ from .mm import MM_SWAPENTS, MmStruct, mm_counter
 from .mmap import exit_mmap
 from .pgtable import (
     Pmd,
+    PteTable,
     pgtable_trans_huge_deposit,
     pmd_index,
     pmdp_get,
@@ -35,6 +36,7 @@ from .pte import (
     MARKERS,
     PAGE_SIZE,
     PMD_SIZE,
+    PTRS_PER_PTE,
     Pte,
     make_pte_marker,
     mk_swap_pte,
@@ -180,7 +182,8 @@ class Process:
 
     def alloc_folio(self, order: int = 0, *, backing: Backing = "anon") -> Folio:
         """A fresh folio of ``2**order`` physically contiguous pages (not mapped yet)."""
-        self._alive("alloc_folio")
+        if self.exited:
+            self._alive("alloc_folio")
         if backing not in BACKINGS:
             raise LayoutError(f"backing={backing!r}: use one of {', '.join(BACKINGS)}")
         if type(order) is not int:
@@ -210,6 +213,11 @@ class Process:
         return vma
 
     def _slots_free(self, what: str, addr: int, nr: int) -> None:
+        table = self.mm.pmds.get(pmd_index(addr))
+        if table is None or (isinstance(table, PteTable) and
+                             pte_index(addr) + nr <= PTRS_PER_PTE and
+                             not any(table.ptes[pte_index(addr):pte_index(addr) + nr])):
+            return          # the common case: one table (or none yet), every slot empty
         for k in range(nr):
             a = addr + k * PAGE_SIZE
             if pmdp_get(self.mm, a) is not None:
@@ -234,7 +242,8 @@ class Process:
         says why it cannot be writable.
         """
         explicit = write is not None
-        self._alive("map")
+        if self.exited:
+            self._alive("map")
         _page_aligned("addr", addr)
         if not isinstance(f, Folio) or f.freed:
             raise LayoutError(f"f={f!r}: pass a live folio from alloc_folio()")
