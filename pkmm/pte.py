@@ -20,11 +20,11 @@ from .errors import KernelBug
 __all__ = ["BULK_NONPRESENT", "BULK_PRESENT", "HPAGE_PMD_NR", "HPAGE_PMD_ORDER", "MARKERS",
            "MAX_PAGE_ORDER", "PAGE_SHIFT", "PAGE_SIZE", "PMD_BULK_HUGE_ZERO", "PMD_SHIFT",
            "PMD_SIZE", "PTE_BIT", "PTE_BITS", "PTRS_PER_PTE", "Pte", "PteBit", "SETTABLE_BITS",
-           "SwpEntry", "SwpKind", "is_migration_entry", "is_pte_marker", "is_swap_entry",
-           "make_pte_marker", "make_readable_migration_entry", "mk_swap_pte", "pte_advance_pfn",
-           "pte_clear_protnone", "pte_clear_soft_dirty", "pte_clear_uffd_wp", "pte_mkclean",
-           "pte_mkdirty", "pte_mkold", "pte_mkuffd_wp", "pte_mkwrite", "pte_mkyoung",
-           "pte_swp_clear_exclusive", "pte_wrprotect"]
+           "SwpEntry", "SwpKind", "bit_table", "is_migration_entry", "is_pte_marker",
+           "is_swap_entry", "make_pte_marker", "make_readable_migration_entry", "mk_swap_pte",
+           "pte_advance_pfn", "pte_clear_protnone", "pte_clear_soft_dirty", "pte_clear_uffd_wp",
+           "pte_mkclean", "pte_mkdirty", "pte_mkold", "pte_mkuffd_wp", "pte_mkwrite",
+           "pte_mkyoung", "pte_swp_clear_exclusive", "pte_wrprotect"]
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -70,6 +70,19 @@ PTE_BITS: tuple[PteBit, ...] = (
     PteBit("special", "SP", "special: no refcounted page behind it (zero page, PFN map)",
            128, 0, False),
 )
+
+
+def bit_table() -> str:
+    """The bit table as Markdown (README.md carries this very text; a test compares).
+
+    >>> bit_table().splitlines()[2]
+    '| W | `write` | writable: a store goes through without a fault |'
+    """
+    rows = ["| letter | field | meaning |", "|---|---|---|"]
+    rows += [f"| {b.letter} | `{b.name}` | {b.meaning} |" for b in PTE_BITS]
+    return "\n".join(rows)
+
+
 #: The same bits by name.
 PTE_BIT: dict[str, PteBit] = {b.name: b for b in PTE_BITS}
 #: Bits a layout sets on a PTE (scenario files, builders, exercises).

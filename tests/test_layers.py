@@ -71,3 +71,11 @@ def test_core_modules_declare_their_api(path: Path) -> None:
     assert exported, f"{name} has no __all__"
     missing = [n for n in exported if not hasattr(mod, n)]
     assert not missing, missing
+
+
+def test_readme_bit_table_is_the_one_in_pte_py() -> None:
+    from pkmm.pte import PTE_BITS, bit_table
+    readme = (PKG.parent / "README.md").read_text()
+    assert bit_table() in readme
+    assert len({b.letter for b in PTE_BITS}) == len(PTE_BITS)       # letters are unique
+    assert len({b.bulk for b in PTE_BITS}) == len(PTE_BITS)

@@ -2,7 +2,8 @@
 
 Mirrors: mm/memory.c copy_present_ptes() and mm/internal.h folio_pte_batch_flags() at
 torvalds/linux 7ae7e811f0a6 ("mm: folio_pte_batch() improvements", v6.17 merge window);
-the live Linux 6.18 kernel behaves the same (shared/spec/real-kernel-6.18.md).
+a live Linux 6.18 kernel behaves the same (notebooks/09-real-kernel-lab.ipynb,
+``python -m pkmm realkernel``).
 Versus v6.9: ``max_nr`` is clamped to the folio end before scanning (the XEN PV fix,
 7b08b74f3d99, v6.15); the merged write bit is applied inside the batch function; rmap
 dups take ``dst_vma`` (per-mm large-folio tracking); copy_present_page() can fail with
