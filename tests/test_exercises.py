@@ -126,7 +126,7 @@ def test_batches_T12_adjacent_folios_and_T09b_uffd_wp() -> None:
         e = BatchSizes.from_scenario(t12, k)
         assert e.solve() == [4, 4]
         r = e.check([8])
-        assert r.score == 0.5 and "end of its folio" in r.explanation
+        assert r.score == 0.5 and "reached the end of the folio" in r.explanation
     t09b = layout(2, write=[0, 0, 1, 1], uffd_wp=[1, 1, 0, 0])
     assert BatchSizes.from_scenario(t09b, B).solve() == [4]
     e = BatchSizes.from_scenario(t09b, C)
