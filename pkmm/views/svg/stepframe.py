@@ -75,6 +75,8 @@ def _strip(c: Canvas, f: Frame, who: str, cells: Sequence[Cell], y: float,
         lo = (cell.addr - f.base) // PAGE_SIZE
         slot = f"#{lo}" if n == 1 else f"#{lo}-{lo + n - 1}"
         tip = f"{who} PTE {slot}: {cell.label} {cell.bits} {cell.extra}".strip()
+        if "cur" in tag and f.event is not None:   # hover: why the kernel touched it
+            tip += f" -- {f.event.func}: {f.event.reason}"
         if clickable:
             c.raw(f'<g data-pk-click="slot:{lo}" aria-label="{who} PTE {slot}">')
         c.rect(x + 1, y, w - 2, CH, cell.kind if cell.kind != "none" else "none", tip=tip,
