@@ -77,7 +77,7 @@ class VersionCompare(LiveWidget):
                   + (f", in the {' and '.join(sides)} table" if sides else "")]]
         rows = [[select("a", "kernel A", self.a, [(k, k) for k in KERNELS]),
                  select("b", "kernel B", self.b, [(k, k) for k in KERNELS])]]
-        return comparison_picture(c), panel, rows
+        return comparison_picture(c, self.width), panel, rows
 
     def static_html(self) -> str:
         """The comparison as static HTML."""

@@ -68,6 +68,7 @@ class LiveWidget(anywidget.AnyWidget):  # type: ignore[misc]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.width: int | None = None      # px the front end gives the picture
         self.add_class("pkmm-widget")
         self.on_msg(self._on_msg)
 
@@ -127,6 +128,12 @@ class LiveWidget(anywidget.AnyWidget):  # type: ignore[misc]
             self.attempt(self.on_key, str(content.get("key")))
         elif kind == "tick":
             self.attempt(self.on_tick)
+        elif kind == "width":
+            px = content.get("value")
+            if isinstance(px, (int, float)) and px >= 1 and (
+                    self.width is None or abs(self.width - px) > 24):
+                self.width = int(px)   # lay the picture out for it (not an action)
+                self.refresh()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         data = super()._repr_mimebundle_(**kwargs)

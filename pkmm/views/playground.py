@@ -128,7 +128,7 @@ class AfterForkPlayground(LiveWidget):
         ]
         pic = memory_map((m.parent, m.child), names=m.names, clickable=True,
                          title=f"after fork ({m.kernel}): click a PTE to act on it",
-                         selected=None)
+                         selected=None, width=self.width)
         return pic, panel, rows
 
     def static_html(self) -> str:
