@@ -106,7 +106,7 @@ def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str]
                               if len(procs) == 2 else f"{procs[0].name}'s page table"),
            "pk-h")
     tables: list[list[tuple[Slot, Run, Box, Sequence[Slot]]]] = []
-    opts = {"clickable": clickable, "selected": selected, "pins": mem.pins}
+    opts: dict[str, Any] = {"clickable": clickable, "selected": selected, "pins": mem.pins}
     y, top = _table(c, procs[0], who[0], names, y + 8, 0, **opts)
     tables.append(top)
     y, pages = draw_memory(c, mem, y + 34)
@@ -143,7 +143,7 @@ def _table(c: Canvas, p: Process, who: str, names: Mapping[int, str], y: float,
            k: int, clickable: bool = False, selected: int | None = None,
            pins: Mapping[tuple[int, int], int] | None = None
            ) -> tuple[float, list[tuple[Slot, Run, Box, Sequence[Slot]]]]:
-    out = []
+    out: list[tuple[Slot, Run, Box, Sequence[Slot]]] = []
     c.raw(f'<g role="group" class="pkmm-pte-grid" aria-label="{who}\'s page table">')
     for vi, (v, slots) in enumerate(vma_slots(p, names)):
         y += 14

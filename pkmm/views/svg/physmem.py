@@ -36,7 +36,8 @@ class Box:
 
 def flow(widths: Sequence[float], y0: float, h: float, max_w: float = MAX_W) -> list[Box]:
     """Place boxes left to right, wrapping at ``max_w``."""
-    out, x, y = [], LEFT, y0
+    out: list[Box] = []
+    x, y = float(LEFT), y0
     for w in widths:
         if x + w > max_w - LEFT and x > LEFT:
             x, y = LEFT, y + h + GAP + 4

@@ -63,7 +63,7 @@ def _strip(c: Canvas, f: Frame, who: str, cells: Sequence[Cell], y: float,
     if len(cells) > 24:   # widths proportional to the run, at least one unit... scaled
         total = sum(min(4, 1 + (last - first)) for first, last in groups)
         unit = (c.width - 2 * LEFT) / max(total, 1)
-    x = LEFT
+    x = float(LEFT)
     for first, last in groups:
         cell = cells[first]
         n = last - first + 1
