@@ -9,7 +9,8 @@ and in a PDF.  See :mod:`pkmm.views.svg` for how they are drawn.
 The pictures (each docstring has a runnable example):
 
 * ``memory_map(source, kernel=None, *, without=(), names=None, title="", clickable=False,
-  selected=None, folios=())`` -- parent and child page tables, lines to folios in memory;
+  selected=None, folios=(), width=None)`` -- parent and child page tables, lines to
+  folios in memory;
 * ``batch_strip(layout, kernel=DEFAULT_KERNEL, *, without=(), vma=0)`` -- a bracket per copy call;
 * ``decision_flow(layout, kernel=DEFAULT_KERNEL, slot=0, *, without=(), vma=0)`` -- the copy
   path's decisions, the path of PTE ``slot`` lit;

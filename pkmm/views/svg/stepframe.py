@@ -59,11 +59,11 @@ def _strip(c: Canvas, f: Frame, who: str, cells: Sequence[Cell], y: float,
     c.text(LEFT, y + 10, who, "pk-h")
     y += 20
     groups = _groups(f, cells)
-    unit = min(60.0, (W_MAX - 2 * LEFT) / max(len(cells), 1))
+    unit = min(60.0, (c.width - 2 * LEFT) / max(len(cells), 1))
     if len(cells) > 24:   # widths proportional to the run, at least one unit... scaled
         total = sum(min(4, 1 + (last - first)) for first, last in groups)
-        unit = (W_MAX - 2 * LEFT) / max(total, 1)
-    x = LEFT
+        unit = (c.width - 2 * LEFT) / max(total, 1)
+    x = float(LEFT)
     for first, last in groups:
         cell = cells[first]
         n = last - first + 1
@@ -75,6 +75,8 @@ def _strip(c: Canvas, f: Frame, who: str, cells: Sequence[Cell], y: float,
         lo = (cell.addr - f.base) // PAGE_SIZE
         slot = f"#{lo}" if n == 1 else f"#{lo}-{lo + n - 1}"
         tip = f"{who} PTE {slot}: {cell.label} {cell.bits} {cell.extra}".strip()
+        if "cur" in tag and f.event is not None:   # hover: why the kernel touched it
+            tip += f" -- {f.event.func}: {f.event.reason}"
         if clickable:
             c.raw(f'<g data-pk-click="slot:{lo}" aria-label="{who} PTE {slot}">')
         c.rect(x + 1, y, w - 2, CH, cell.kind if cell.kind != "none" else "none", tip=tip,
@@ -154,9 +156,9 @@ def fork_step(layout: Any, kernel: str = DEFAULT_KERNEL, step: int = 0, *,
 
 
 def frame_picture(f: Frame, kernel: str, clickable: bool = False,
-                  explain: bool = True) -> Picture:
+                  explain: bool = True, width: int | None = None) -> Picture:
     """A frame as its own picture (the live stepper's view, without the words)."""
-    c = Canvas(W_MAX)
+    c = Canvas(max(320, min(width or W_MAX, 1600)))
     draw_frame(c, f, kernel, 0, clickable=clickable, explain=explain)
     e = f.event
     text = (f"step {f.index}/{f.total} of a {kernel} fork"
