@@ -15,32 +15,9 @@ from collections.abc import Sequence
 
 from ..fork import ForkResult
 from ..kernels import get_kernel
+from ..kernels.common import STOPS
 from ..pte import PTE_BIT
 from ..trace import Event
-
-#: Why a PTE starts a new call, by the stop reason of the batch before it (or, for
-#: single-PTE calls, by why the PTE itself is one): (plain sentence, kernel detail).
-STARTS: dict[str, tuple[str, str]] = {
-    "folio-end": ("the batch before it reached the end of its folio",
-                  "a batch never crosses into another folio, even a physically adjacent one"),
-    "pfn-gap": ("it does not map the page right after the previous PTE's page",
-                "a batch needs consecutive pages (pfns) of one folio"),
-    "pte-none": ("an empty slot comes right before it", "a batch covers present PTEs only"),
-    "not-present": ("a non-present entry comes right before it",
-                    "a batch covers present PTEs only"),
-    "small-folio": ("it maps a single-page (order-0) folio",
-                    "there is nothing to batch: folio_test_large() is false"),
-    "prev-single": ("the PTE before it maps a single-page folio and was a call of its own",
-                    "the next call starts here"),
-    "no-page": ("it has no struct page (vm_normal_page() is NULL)",
-                "such a PTE is always a call of its own"),
-    "range-end": ("the batch before it reached the end of the range being copied",
-                  "a batch stops at the end of the PMD slice or VMA (max_nr)"),
-    "prealloc-held": ("fork holds a page it preallocated after an -EAGAIN",
-                      "the retry copies one PTE before batching again"),
-    "anon-dup-failed": ("the batch before it was cut where a page needed copying",
-                        "the page that needs copying gets a call of its own"),
-}
 
 
 def bit_words(names: Sequence[str]) -> str:
@@ -67,7 +44,9 @@ def starts_batch(kernel: str, stop: str) -> str:
         return (f"its {PTE_BIT[bit].letter} bit differs from the PTE before. {kernel}'s "
                 f"{k.batch_func}() compares {bit_words([bit])} here, so the batch before "
                 "it stopped.")
-    plain, detail = STARTS.get(stop, (f"the batch before it stopped ({stop})", ""))
+    known = STOPS.get(stop)
+    plain, detail = (known.starts, known.detail) if known else (
+        f"the batch before it stopped ({stop})", "")
     return f"{plain}. {kernel}'s {k.batch_func}(): {detail}." if detail else f"{plain}."
 
 
