@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..context import ForkContext, KernelVersion
 from ..folio import Folio
-from ..kernels import KernelVersion
 from ..machine import Machine, SwapSlot
-from ..memory import ForkContext, copy_pmd_range
+from ..memory import copy_pmd_range
 from ..mm import MmStruct
 from ..pgtable import Pmd, PteTable
 from ..pte import PMD_SHIFT, PTRS_PER_PTE, Pte
@@ -87,7 +87,7 @@ class SliceModel:
         self.src, self.dst = MmStruct(self.m), MmStruct(self.m)
         self.src.has_pinned = b.mm.has_pinned
         self.folios: dict[int, Folio] = {}          # bulk folio row -> model folio
-        self.before: dict[int, tuple[int, int, list[int]]] = {}
+        self.before: dict[int, tuple[int, int, list[int], list[bool]]] = {}
         self.swap_rows: dict[int, int] = {}          # swap offset -> bulk row
         self.vmas: dict[int, tuple[Vma, Vma]] = {}
         self.rows: dict[int, int] = {}               # PMD index -> parent table row
@@ -148,11 +148,12 @@ class SliceModel:
         f._pincount, f.pins = int(mach.pincount[i]), int(mach.pins[i])
         f.gup_refs, f.ksm, f.fresh = int(mach.gup_refs[i]), bool(mach.ksm[i]), False
         maps = mach.mapcount[lo:lo + f.nr_pages].tolist()
-        for pg, mc, ae, hw in zip(f.pages, maps, mach.ae[lo:lo + f.nr_pages].tolist(),
-                                  mach.hwpoison[lo:lo + f.nr_pages].tolist(), strict=True):
+        aes = mach.ae[lo:lo + f.nr_pages].tolist()
+        for pg, mc, ae, hw in zip(f.pages, maps, aes, mach.hwpoison[lo:lo + f.nr_pages].tolist(),
+                                  strict=True):
             pg._mapcount, pg.anon_exclusive, pg.hwpoison = mc, ae, hw
         self.folios[i] = f
-        self.before[i] = (f.refcount, f.entire_mapcount, maps)
+        self.before[i] = (f.refcount, f.entire_mapcount, maps, aes)
 
     def _add_swap(self, off: int) -> None:
         mach = self.b.machine
@@ -192,14 +193,15 @@ class SliceModel:
         """Folio, page and swap counters as differences; new folios; the child's rss."""
         mach = self.b.machine
         for i, f in self.folios.items():
-            ref, ent, maps = self.before[i]
+            ref, ent, maps, aes = self.before[i]
             lo = f.pfn - mach.base
             mach.refcount[i] += f.refcount - ref
             mach.entire[i] += f.entire_mapcount - ent
             now = [pg._mapcount for pg in f.pages]
             mach.mapcount[lo:lo + f.nr_pages] += np.array(now, np.int32) - np.array(maps, np.int32)
-            for k, pg in enumerate(f.pages):
-                mach.ae[lo + k] = pg.anon_exclusive
+            for k, (pg, was) in enumerate(zip(f.pages, aes, strict=True)):
+                if pg.anon_exclusive != was:
+                    mach.ae[lo + k] = pg.anon_exclusive
         for off, k in self.swap_rows.items():
             mach.swap_count[k] = self.m.swap[off].count if off in self.m.swap else 0
         known = {f.pfn for f in self.folios.values()}
