@@ -22,7 +22,7 @@ from ..errors import ForkError, LayoutError
 from ..kernels import DEFAULT_KERNEL, get_kernel
 from ..pgtable import Pmd, PteTable
 from ..pte import PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
-from . import huge, vector
+from . import huge, periodic, vector
 from .convert import dup_vmas
 from .hard import Slice, SliceModel, table_codes
 from .layout import Bulk, BulkMM, BulkVma, pmd_code
@@ -110,13 +110,16 @@ def fork_bulk(b: Bulk, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = fr
     # allocations may fail, or when asked to
     everything = not vectorise or b.machine.fail_alloc > 0
     ptes = [s for s in slices if not s.leaf and not everything and not need_resched]
-    p = vector.plan(b, ptes, ctxs)
-    kept = {id(s) for k, s in enumerate(ptes) if k not in p.refused}
-    lp = huge.plan(b, [] if everything else [s for s in slices if s.leaf], ctxs)
+    al = periodic.plan_alike(b, ptes, ctxs)
+    bad = None if al or everything else vector.pinned_folios(b)
+    p = vector.plan(b, [] if al else ptes, ctxs, bad)
+    kept = {id(s) for k, s in enumerate(ptes) if al or k not in p.refused}
+    lp = huge.plan(b, [] if everything else [s for s in slices if s.leaf], ctxs, bad)
     kept_leaves = lp.ids()
     hard = [s for s in slices if id(s) not in kept and id(s) not in kept_leaves]
     run = _Run(b, child, child_vmas, version, w, need_resched, fail_prealloc)
-    allocs = dict(zip([id(s) for s in ptes], vector.allocations(p).tolist(), strict=True))
+    per = al.allocs if al else vector.allocations(p)
+    allocs = dict(zip([id(s) for s in ptes], per.tolist(), strict=True))
     cursor = b.machine.next_pfn
     base = np.zeros(len(ptes), np.int64)
     pos = {id(s): k for k, s in enumerate(ptes)}
@@ -127,7 +130,7 @@ def fork_bulk(b: Bulk, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = fr
         elif id(s) not in kept_leaves:
             cursor = run.hard(s, cursor)
     run.finish_hard(cursor)
-    counts = vector.apply(p, b, child, base)
+    counts = periodic.write_alike(al, b, child, base) if al else vector.apply(p, b, child, base)
     lc = huge.apply(b, child, lp)
     for s in ptes:
         if id(s) in kept:
@@ -212,9 +215,10 @@ def _finish(mm: BulkMM, child: BulkMM, tables: np.ndarray,
             child_split: dict[int, tuple[np.ndarray, np.ndarray]],
             leaves: list[tuple[int, int, int]], deposited: list[int]) -> None:
     """The child's tables, leaves and deposited tables; the parent's split leaves."""
-    keep = np.repeat(tables, PTRS_PER_PTE)
-    child.tables, child.pfn, child.bits = child.tables[tables], child.pfn[keep], \
-        child.bits[keep]
+    if not tables.all():
+        keep = np.repeat(tables, PTRS_PER_PTE)
+        child.tables, child.pfn, child.bits = child.tables[tables], child.pfn[keep], \
+            child.bits[keep]
     _insert_tables(child, child_split)
     lv = np.array(sorted(leaves), np.int64).reshape(-1, 3)
     child.pmd_idx, child.pmd_pfn = lv[:, 0].copy(), lv[:, 1].copy()

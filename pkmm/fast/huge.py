@@ -47,8 +47,10 @@ class LeafCounts:
     deposited: list[int] = field(default_factory=list)
 
 
-def plan(b: Bulk, slices: list[Slice], ctxs: list[Context]) -> LeafPlan:
-    """Classify the leaf ``slices`` and keep those the tables can do."""
+def plan(b: Bulk, slices: list[Slice], ctxs: list[Context],
+         bad: np.ndarray | None = None) -> LeafPlan:
+    """Classify the leaf ``slices`` and keep those the tables can do (``bad``: the
+    engine's :func:`~pkmm.fast.vector.pinned_folios`, computed here when not given)."""
     if not slices:
         return LeafPlan()
     mm, m = b.mm, b.machine
@@ -68,7 +70,8 @@ def plan(b: Bulk, slices: list[Slice], ctxs: list[Context]) -> LeafPlan:
     inv = inv.ravel()
     ok = np.array([e.ok for e in effects], bool)[inv]
     if len(m.folio_pfn):
-        ok &= ~((fol >= 0) & pinned_folios(b)[f])
+        bad = pinned_folios(b) if bad is None else bad
+        ok &= ~((fol >= 0) & bad[f])
     keep = np.flatnonzero(ok)
     return LeafPlan([slices[k] for k in keep.tolist()], rows[keep], fol[keep], inv[keep],
                     effects)

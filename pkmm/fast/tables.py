@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -41,11 +42,15 @@ NO_RELATION, NEXT_SAME, NEXT_OTHER, GAP_SAME, GAP_OTHER = range(5)
 Affine = dict[str, tuple[int, int]]     # counter -> (a, b): the value is a + b * nr
 
 
-def page_class(kind: int, large: bool, ae: bool) -> int:
+def page_class(kind: Any, large: Any, ae: Any) -> Any:
     """The page class of a page of folio kind ``kind`` (a FOLIO_KINDS index): one bit
     each for "has a folio", large and AnonExclusive, two for the kind, so that the OR and
-    AND of a step's patterns are patterns too."""
-    return 1 | kind << 1 | int(large) << 3 | int(ae) << 4
+    AND of a step's patterns are patterns too.  Works on ints and on numpy arrays.
+
+    >>> page_class(0, True, True)
+    25
+    """
+    return 1 | kind << 1 | (large * 1) << 3 | (ae * 1) << 4
 
 
 def unpack_page_class(pclass: int) -> tuple[str, bool, bool]:

@@ -27,7 +27,7 @@ from ..memory import PROGRESS_BREAK, PROGRESS_ENTRY, PROGRESS_NONE
 from ..pte import PTRS_PER_PTE
 from . import tables
 from .hard import Slice
-from .layout import NP, Bulk, BulkMM, P, swp_kind
+from .layout import NP, Bulk, BulkMachine, BulkMM, P, swp_kind
 from .probe import Context
 from .tables import GAP_OTHER, GAP_SAME, NEXT_OTHER, NEXT_SAME, NO_RELATION, PAGE_CLASS_SHIFT
 
@@ -64,101 +64,206 @@ def _slots(slices: list[Slice]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return at, np.repeat(np.arange(len(slices)), n), first
 
 
+def may_test_pinned(small: np.ndarray, refcount: np.ndarray, head_mapcount: np.ndarray,
+                    pincount: np.ndarray) -> np.ndarray:
+    """Per folio: it might test maybe-pinned at some point of this fork.  Conservative on
+    purpose: the exact test (folio_maybe_dma_pinned: a large folio by its pincount, a small
+    one by a refcount of at least GUP_PIN_COUNTING_BIAS, which this fork's own references
+    -- at most one per mapping -- could reach) runs in the traced path on any slice that
+    maps such a folio."""
+    return np.where(small, refcount + head_mapcount >= GUP_PIN_COUNTING_BIAS, pincount > 0)
+
+
 def pinned_folios(b: Bulk) -> np.ndarray:
-    """Per folio: it might test maybe-pinned at some point of this fork, or holds pages
-    the engine does not take (hwpoison, KSM).  Conservative on purpose: the exact test
-    (folio_maybe_dma_pinned: large folios by pincount, small ones by a refcount of at
-    least GUP_PIN_COUNTING_BIAS, which this fork's own references could reach) runs in
-    the traced path on any slice that maps such a folio."""
+    """Per folio: :func:`may_test_pinned`, or it holds pages the engine does not take
+    (hwpoison, KSM)."""
     m = b.machine
-    small = m.folio_order == 0
     heads = m.folio_pfn - m.base
-    reach = m.refcount + np.where(small, m.mapcount[heads] if len(heads) else 0, 0)
-    bad = np.where(small, reach >= GUP_PIN_COUNTING_BIAS, m.pincount > 0) | m.ksm
+    bad = may_test_pinned(m.folio_order == 0, m.refcount,
+                          m.mapcount[heads] if len(heads) else heads, m.pincount) | m.ksm
     if m.hwpoison.any():
         bad |= np.bincount(m.page_folio[m.hwpoison & (m.page_folio >= 0)],
                            minlength=len(bad)).astype(bool)
     return bad
 
 
-def plan(b: Bulk, slices: list[Slice], ctxs: list[Context]) -> Plan:
-    """Classify the slots and steps of ``slices`` (``ctxs``: one per VMA)."""
+def few_unique(key: np.ndarray, limit: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(key, return_inverse=True)``, without sorting when ``key`` holds at most
+    ``limit`` distinct values (the common case: a few classes over many slots)."""
+    if not len(key):
+        return key[:0], np.zeros(0, np.int64)
+    inv = np.zeros(len(key), np.int64)
+    seen: list[int] = []
+    rest = None
+    for k in range(limit):
+        v = key[0] if rest is None else key[int(np.argmax(rest))]
+        seen.append(int(v))
+        hit = key == v
+        if k:
+            inv[hit] = k
+        rest = ~hit if rest is None else rest & ~hit
+        if not rest.any():
+            order = np.argsort(seen)
+            rank = np.empty(len(seen), np.int64)
+            rank[order] = np.arange(len(seen))
+            return np.array(seen, key.dtype)[order], rank[inv]
+    uniq, inv = np.unique(key, return_inverse=True)
+    return uniq, inv.ravel()
+
+
+def plan(b: Bulk, slices: list[Slice], ctxs: list[Context],
+         bad: np.ndarray | None = None) -> Plan:
+    """Classify the slots and steps of ``slices`` (``ctxs``: one per VMA; ``bad``:
+    :func:`pinned_folios`, computed here when not given)."""
     mm, m = b.mm, b.machine
+    if not slices:
+        z = np.zeros(0, np.int64)
+        return Plan([], ctxs, z, set(), z, z, z, z, z, z, z, z, z)
     at, sl, first = _slots(slices)
-    code, pfn = mm.bits[at], mm.pfn[at]
+    span: np.ndarray | slice = at
+    if len(at) and at[-1] - at[0] == len(at) - 1:
+        span = slice(int(at[0]), int(at[-1]) + 1)       # pkmm: one run, no fancy indexing
+    code, pfn = mm.bits[span], mm.pfn[span]
     present = (code & P) != 0
-    page = np.where(present, pfn - m.base, 0)
-    inside = present & (page >= 0) & (page < len(m.page_folio))
-    page = np.where(inside, page, 0)
-    fol = np.where(inside, m.page_folio[page] if len(m.page_folio) else -1, -1)
+    page, fol = _pages(m, pfn, present)
     real = fol >= 0
-    f = np.where(real, fol, 0)
-    pclass = np.where(real, 1 | (m.folio_kind[f].astype(np.int64) << 1)
-                      | ((m.folio_order[f] > 0).astype(np.int64) << 3)
-                      | (m.ae[page].astype(np.int64) << 4), 0) if len(m.folio_pfn) else 0
-    pattern = code.astype(np.int64) | (np.asarray(pclass, np.int64) << PAGE_CLASS_SHIFT)
-    ctx_of_slice = np.array([s.vma for s in slices], np.int64)
-    ctx = ctx_of_slice[sl]
-    refused = set(np.unique(sl[real & pinned_folios(b)[f]]).tolist()) if len(m.folio_pfn) else set()
-    c = _continues(pattern, pfn, fol, present, ctx, first, ctxs)
+    cp = _compact(m, code, page, fol, real)
+    vctx = _contexts(ctxs)
+    ctx = np.array([vctx[s.vma] for s in slices], np.int64)[sl]
+    refused: set[int] = set()
+    if len(m.folio_pfn) and real.any():
+        bad = pinned_folios(b) if bad is None else bad
+        if bad.any():
+            refused = set(np.unique(sl[real & bad[np.maximum(fol, 0)]]).tolist())
+    c = _continues(cp, pfn, fol, present, ctx, first, ctxs)
     starts = np.flatnonzero(present & ~c)
     p = Plan(slices, ctxs, first, refused, at, sl, code, pfn, page, fol, starts,
              np.zeros(0, np.int64), np.zeros(0, np.int64))
-    _steps(p, pattern, present, ctx, m.folio_end())
+    _steps(p, cp, present, ctx, m.folio_end())
     _nonpresent(p, b, ctx, ctxs)
     return p
 
 
-def _continues(pattern: np.ndarray, pfn: np.ndarray, fol: np.ndarray, present: np.ndarray,
+def _pages(m: BulkMachine, pfn: np.ndarray, present: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Per slot: the page index (pfn - base) and the folio row (-1: no folio, or not a
+    present PTE)."""
+    n = len(pfn)
+    if n and present.all() and pfn[-1] - pfn[0] == n - 1 and m.base <= pfn[0] \
+            and pfn[-1] < m.base + len(m.page_folio) and (np.diff(pfn) == 1).all():
+        lo = int(pfn[0]) - m.base
+        return np.arange(lo, lo + n), m.page_folio[lo:lo + n].astype(np.int64)
+    page = np.where(present, pfn - m.base, 0)
+    inside = present & (page >= 0) & (page < len(m.page_folio))
+    page = np.where(inside, page, 0)
+    fol = np.where(inside, m.page_folio[page] if len(m.page_folio) else -1, -1)
+    return page, fol.astype(np.int64)
+
+
+def _compact(m: BulkMachine, code: np.ndarray, page: np.ndarray, fol: np.ndarray,
+             real: np.ndarray) -> np.ndarray:
+    """Per present slot its compact pattern: the low byte of its code and its page class
+    from bit 8 (see tables.page_class); the code itself for other slots."""
+    if not len(m.folio_pfn) or not real.any():
+        return code.astype(np.int64)
+    f = np.maximum(fol, 0)
+    kinds, orders = m.folio_kind, m.folio_order
+    if kinds.min() == kinds.max() and (orders.min() > 0) == (orders.max() > 0):
+        cls = tables.page_class(int(kinds[0]), bool(orders[0]), False)
+    else:
+        cls = tables.page_class(kinds[f].astype(np.int64), orders[f] > 0, False)
+    ae = m.ae[page]
+    pc = (np.asarray(cls, np.int64) | (ae.astype(np.int64) << 4)) if ae.any() else \
+        np.asarray(cls, np.int64)
+    return np.where(real, (code & 0xFF).astype(np.int64) | (pc << 8), code.astype(np.int64))
+
+
+def _pattern(cp: int) -> int:
+    """The tables' pattern of a compact present pattern (0 or a non-present code: as is)."""
+    return (cp & 0xFF) | (cp >> 8) << PAGE_CLASS_SHIFT if cp & P else cp
+
+
+def _contexts(ctxs: list[Context]) -> list[int]:
+    """Per VMA, the index of its context among the distinct ones (first VMA wins)."""
+    ids: dict[Context, int] = {}
+    out = []
+    for k, c in enumerate(ctxs):
+        out.append(ids.setdefault(c, k))
+    return out
+
+
+def _continues(cp: np.ndarray, pfn: np.ndarray, fol: np.ndarray, present: np.ndarray,
                ctx: np.ndarray, first: np.ndarray, ctxs: list[Context]) -> np.ndarray:
     """Per slot: it continues the step of the slot before (tables.continues)."""
-    c = np.zeros(len(pattern), bool)
-    if len(pattern) < 2:
+    c = np.zeros(len(cp), bool)
+    if len(cp) < 2:
         return c
-    cand = (present[1:] & present[:-1] & (fol[1:] >= 0) & (fol[1:] == fol[:-1])
-            & (pfn[1:] == pfn[:-1] + 1))
+    cand = (fol[1:] >= 0) & (fol[1:] == fol[:-1]) & present[1:] & present[:-1]
     cand[first[1:] - 1] = False           # a slice's first slot starts afresh
+    if not cand.any():
+        return c
+    cand &= pfn[1:] == pfn[:-1] + 1
     idx = np.flatnonzero(cand) + 1
     if not len(idx):
         return c
-    key = (ctx[idx] << 42) | (pattern[idx - 1] << 21) | pattern[idx]
-    uniq, inv = np.unique(key, return_inverse=True)
-    mask = (1 << 21) - 1
-    ok = np.array([tables.continues(ctxs[int(k >> 42)], int(k >> 21) & mask, int(k) & mask)
-                   for k in uniq.tolist()], bool)
+    key = (ctx[idx] << 26) | (cp[idx - 1] << 13) | cp[idx]
+    uniq, inv = few_unique(key)
+    ok = np.array([tables.continues(ctxs[int(k >> 26)], _pattern(int(k >> 13) & 0x1FFF),
+                                    _pattern(int(k) & 0x1FFF)) for k in uniq.tolist()], bool)
     c[idx] = ok[inv]
     return c
 
 
-def _steps(p: Plan, pattern: np.ndarray, present: np.ndarray, ctx: np.ndarray,
+def _steps(p: Plan, cp: np.ndarray, present: np.ndarray, ctx: np.ndarray,
            folio_end: np.ndarray) -> None:
     """Each step's length, end and class, and its measured effect."""
     s = p.starts
     if not len(s):
         p.nr = p.step_class = np.zeros(0, np.int64)
         return
-    nr = np.add.reduceat(present.astype(np.int64), s)
-    orp = np.bitwise_or.reduceat(np.where(present, pattern, 0), s)
-    andp = np.bitwise_and.reduceat(np.where(present, pattern, -1), s)
+    n_all = len(cp)
+    single = len(s) == int(present.sum())
+    if single:                            # every step one PTE: no reductions needed
+        nr = np.ones(len(s), np.int64)
+        first = orp = andp = cp[s]
+    else:
+        nr = np.add.reduceat(present.astype(np.int64), s)
+        first = cp[s]
+        orp = np.bitwise_or.reduceat(np.where(present, cp, 0), s)
+        andp = np.bitwise_and.reduceat(np.where(present, cp, -1), s)
     e = s + nr - 1
-    hi = np.append(p.first[1:], len(pattern))[p.sl[e]]
-    ase = e + 1 == hi
+    ends = np.append(p.first[1:], n_all)
+    ase = e + 1 == ends[p.sl[e]]
     fe = p.fol[e]
-    afe = (fe >= 0) & (p.pfn[e] + 1 == np.where(fe >= 0, folio_end[np.maximum(fe, 0)], -1))
-    n = np.minimum(e + 1, len(pattern) - 1)
+    afe = (fe >= 0) & (p.pfn[e] + 1 == folio_end[np.maximum(fe, 0)]) if len(folio_end) \
+        else np.zeros(len(s), bool)
+    n = np.minimum(e + 1, n_all - 1)
     npres = present[n] & ~ase
     same = (p.fol[n] == fe) & (fe >= 0)
     consec = p.pfn[n] == p.pfn[e] + 1
     rel = np.where(~npres, NO_RELATION, np.where(consec, np.where(same, NEXT_SAME, NEXT_OTHER),
                                                  np.where(same, GAP_SAME, GAP_OTHER)))
-    nxt = np.where(ase, 0, np.where(npres, pattern[n], p.code[n]))
-    cols = np.stack([ctx[s], pattern[s], orp, andp, np.minimum(nr, 3), ase, afe, nxt, rel])
-    uniq, inv = np.unique(cols, axis=1, return_inverse=True)
-    p.effects = [tables.step(p.ctxs[int(k[0])], int(k[1]), int(k[2]), int(k[3]), int(k[4]),
-                             bool(k[5]), bool(k[6]), int(k[7]), int(k[8])) for k in uniq.T]
+    nxt = np.where(ase, 0, cp[n])
+    nxt_u, nxt_d = few_unique(nxt, 8)
+    key = (first | orp << 13 | andp << 26 | np.minimum(nr, 3) << 39 | ase.astype(np.int64) << 41
+           | afe.astype(np.int64) << 42 | rel.astype(np.int64) << 43 | nxt_d << 46
+           | ctx[s] << 54) if len(nxt_u) < 256 and len(p.ctxs) < 512 else None
+    if key is not None:
+        uniq, inv = few_unique(key, 6)
+        cols = [(int(k >> 54), int(k) & 0x1FFF, int(k >> 13) & 0x1FFF, int(k >> 26) & 0x1FFF,
+                 int(k >> 39) & 3, bool(k >> 41 & 1), bool(k >> 42 & 1),
+                 int(nxt_u[int(k >> 46) & 0xFF]), int(k >> 43) & 7) for k in uniq.tolist()]
+    else:
+        stack = np.stack([ctx[s], first, orp, andp, np.minimum(nr, 3), ase, afe, nxt, rel])
+        uq, inv = np.unique(stack, axis=1, return_inverse=True)
+        cols = [tuple(int(x) for x in k) for k in uq.T]      # type: ignore[misc]
+    p.effects = [tables.step(p.ctxs[c[0]], _pattern(c[1]), _pattern(c[2]), _pattern(c[3]),
+                             c[4], bool(c[5]), bool(c[6]), _pattern(c[7]), c[8])
+                 for c in cols]
     p.nr, p.step_class = nr, inv.ravel()
     bad = np.array([not eff.ok for eff in p.effects], bool)
-    p.refused |= set(np.unique(p.sl[s[bad[p.step_class]]]).tolist())
+    if bad.any():
+        p.refused |= set(np.unique(p.sl[s[bad[p.step_class]]]).tolist())
 
 
 def _nonpresent(p: Plan, b: Bulk, ctx: np.ndarray, ctxs: list[Context]) -> None:
@@ -173,10 +278,11 @@ def _nonpresent(p: Plan, b: Bulk, ctx: np.ndarray, ctxs: list[Context]) -> None:
     cols = np.stack([ctx[idx], p.code[idx].astype(np.int64), target])
     uniq, inv = np.unique(cols, axis=1, return_inverse=True)
     p.np_effects = [tables.nonpresent(ctxs[int(k[0])], int(k[1]), int(k[2])) for k in uniq.T]
+    inv = inv.ravel()
     p.np_class = np.full(len(p.code), -1, np.int64)
-    p.np_class[idx] = inv.ravel()
+    p.np_class[idx] = inv
     bad = np.array([not eff.ok for eff in p.np_effects], bool)
-    p.refused |= set(np.unique(p.sl[idx[bad[inv.ravel()]]]).tolist())
+    p.refused |= set(np.unique(p.sl[idx[bad[inv]]]).tolist())
 
 
 def _page_class_at(b: Bulk, pfn: int) -> int:
