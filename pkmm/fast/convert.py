@@ -288,7 +288,9 @@ def pte_of(b: Bulk, addr: int) -> Pte | None:
 
 # --- what dup_mmap decides per VMA ------------------------------------------------------
 
-_DUP_CACHE: dict[tuple[object, ...], tuple[BulkVma | None, bool]] = {}
+#: A kind of VMA for dup_mmap: (kernel, ablations, flags, backing, anon_vma, uffd_fork).
+DupKey = tuple[str, frozenset[str], int, str, bool, bool]
+_DUP_CACHE: dict[DupKey, tuple[BulkVma | None, bool]] = {}
 
 
 def dup_vmas(b: Bulk, kernel: str, without: frozenset[str]
@@ -300,7 +302,8 @@ def dup_vmas(b: Bulk, kernel: str, without: frozenset[str]
     its first page, holding one PTE marker, so dup_mmap() and vma_needs_copy() decide as
     they would for the real VMA; the decisions are cached per kind of VMA.
     """
-    keys = [(kernel, without, v.flags, v.backing, v.anon_vma, v.uffd_fork) for v in b.mm.vmas]
+    keys: list[DupKey] = [(kernel, without, v.flags, v.backing, v.anon_vma, v.uffd_fork)
+                          for v in b.mm.vmas]
     todo = [k for k in dict.fromkeys(keys) if k not in _DUP_CACHE]
     if todo:
         _dup_skeleton(kernel, without, todo)
@@ -315,7 +318,7 @@ def dup_vmas(b: Bulk, kernel: str, without: frozenset[str]
 
 
 def _dup_skeleton(kernel: str, without: frozenset[str],
-                  keys: list[tuple[object, ...]]) -> None:
+                  keys: list[DupKey]) -> None:
     from ..fork import fork
     from ..pgtable import ptep_get, set_pte_at
     from ..pte import PAGE_SIZE, PMD_SIZE, make_pte_marker

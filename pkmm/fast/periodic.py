@@ -132,9 +132,10 @@ def write_alike(a: Alike, b: Bulk, child: BulkMM, alloc_base: np.ndarray) -> vec
     counts = a.counts
     counts.copies *= k
     counts.passes *= k
-    for c in (counts.ops, counts.steps):
-        for key in c:
-            c[key] *= k
+    for key in counts.ops:
+        counts.ops[key] *= k
+    for st in counts.steps:
+        counts.steps[st] *= k
     for key, v in a.tchild.rss.items():
         child.rss[key] = child.rss.get(key, 0) + v * k
     child.on_mmlist |= a.tchild.on_mmlist

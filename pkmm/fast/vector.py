@@ -79,7 +79,7 @@ def pinned_folios(b: Bulk) -> np.ndarray:
     (hwpoison, KSM)."""
     m = b.machine
     heads = m.folio_pfn - m.base
-    bad = may_test_pinned(m.folio_order == 0, m.refcount,
+    bad: np.ndarray = may_test_pinned(m.folio_order == 0, m.refcount,
                           m.mapcount[heads] if len(heads) else heads, m.pincount) | m.ksm
     if m.hwpoison.any():
         bad |= np.bincount(m.page_folio[m.hwpoison & (m.page_folio >= 0)],
@@ -291,7 +291,8 @@ def _page_class_at(b: Bulk, pfn: int) -> int:
     if not 0 <= page < len(m.page_folio) or m.page_folio[page] < 0:
         return 0
     i = int(m.page_folio[page])
-    return tables.page_class(int(m.folio_kind[i]), bool(m.folio_order[i]), bool(m.ae[page]))
+    return int(tables.page_class(int(m.folio_kind[i]), bool(m.folio_order[i]),
+                                 bool(m.ae[page])))
 
 
 # --- writing the planned slices ------------------------------------------------------
