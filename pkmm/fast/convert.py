@@ -11,6 +11,7 @@ Taught in: notebooks/08-cost.ipynb
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,15 @@ from .layout import (
 )
 
 Snapshot = dict[str, Any]
+#: What an entry's code depends on: every field of a Pte but its pfn, and of its swap
+#: payload all but the offset.
+_PTE = attrgetter("present", "write", "dirty", "young", "soft_dirty", "uffd_wp", "protnone",
+                  "special", "pmd")
+_SWP = attrgetter("kind", "exclusive", "markers")
+
+
+def _fields(pte: Pte) -> tuple[object, ...]:
+    return _PTE(pte) if pte.swp is None else _PTE(pte) + _SWP(pte.swp)
 
 
 def from_process(p: Process) -> Bulk:
@@ -107,18 +117,23 @@ def _mm_from(mm: MmStruct, vmas: list[BulkVma]) -> BulkMM:
     tables = sorted(i for i, t in mm.pmds.items() if isinstance(t, PteTable))
     pfn = np.zeros(len(tables) * PTRS_PER_PTE, np.int64)
     bits = np.zeros(len(tables) * PTRS_PER_PTE, np.uint16)
+    codes: dict[tuple[object, ...], int] = {}
     for k, i in enumerate(tables):
         t = mm.pmds[i]
         assert isinstance(t, PteTable)
         for j, pte in enumerate(t.ptes):
             if pte is None:
                 continue
-            if not encodable(pte):
-                raise LayoutError(f"from_process: the entry {pte!r} at "
-                                  f"{(i << PMD_SHIFT) + (j << PAGE_SHIFT):#x} has no bulk "
-                                  "encoding; fork this process with pkmm.fork")
+            key = _fields(pte)
+            code = codes.get(key)
+            if code is None:        # pkmm: encode each distinct kind of entry once
+                if not encodable(pte):
+                    raise LayoutError(f"from_process: the entry {pte!r} at "
+                                      f"{(i << PMD_SHIFT) + (j << PAGE_SHIFT):#x} has no "
+                                      "bulk encoding; fork this process with pkmm.fork")
+                code = codes[key] = encode(pte)
             s = k * PTRS_PER_PTE + j
-            bits[s] = encode(pte)
+            bits[s] = code
             pfn[s] = pte.pfn if pte.present else (pte.swp.offset if pte.swp else 0)
     leaves = sorted((i, t) for i, t in mm.pmds.items() if isinstance(t, Pmd))
     b = BulkMM(vmas, np.array(tables, np.int64), pfn, bits,
