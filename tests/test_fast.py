@@ -32,7 +32,10 @@ from pkmm.fast import (
     snapshot_process,
     to_process,
 )
+from pkmm.folio import folio_ref_sub, page_restore
 from pkmm.kernels import ALL, get_kernel
+from pkmm.pgtable import PteTable
+from pkmm.pte import pte_mkclean, pte_wrprotect
 
 KERNELS = [k.name for k in ALL]
 PMD = 0x200000
@@ -453,3 +456,35 @@ def test_counts_come_from_the_variant() -> None:
               for k in KERNELS}
     assert counts == traced and len(set(counts.values())) > 1
     assert int(np.count_nonzero(b.mm.bits)) == 1024
+
+
+def _perturb(p: pkmm.Process, how: str) -> None:
+    """Change one slot of an otherwise alike region (the alike path must notice)."""
+    a = 0x40000000 + 2 * PMD + 77 * PAGE
+    f, i = p.page_at(a)
+    table = p.mm.pmds[a >> 21]
+    assert isinstance(table, PteTable)
+    old = table.ptes[(a >> 12) & 511]
+    assert old is not None
+    if how == "bits":
+        table.ptes[(a >> 12) & 511] = pte_mkclean(old)
+    elif how == "ae":
+        page_restore(f.pages[i], mapcount=1, anon_exclusive=False, hwpoison=False)
+        table.ptes[(a >> 12) & 511] = pte_wrprotect(old)
+    elif how == "pin":
+        p.pin(f, i)
+    elif how == "hole":
+        table.ptes[(a >> 12) & 511] = None
+        page_restore(f.pages[i], mapcount=0, anon_exclusive=False, hwpoison=False)
+        folio_ref_sub(f, 1)
+        p.mm.add_mm_counter("MM_ANONPAGES", -1)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("folio", ["4K", "64K", "2M-pte"])
+@pytest.mark.parametrize("how", ["bits", "ae", "pin", "hole"])
+def test_nearly_alike_regions(kernel: str, folio: str, how: str) -> None:
+    """A benchmark region with one slot changed: forked right by both engines."""
+    p = to_process(build_region(8 << 20, folio), kernel)
+    _perturb(p, how)
+    check_same(p, kernel)
