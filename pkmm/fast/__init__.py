@@ -8,9 +8,10 @@ Taught in: notebooks/08-cost.ipynb
 
 from __future__ import annotations
 
-from .convert import from_process, pte_of, snapshot_bulk, snapshot_process, to_process
+from .convert import from_process, to_process
 from .engine import FastForkResult, fork_bulk
 from .layout import Bulk, BulkMachine, BulkMM, BulkVma, build_region
+from .snapshot import pte_of, snapshot_bulk, snapshot_process
 
 __all__ = ["Bulk", "BulkMM", "BulkMachine", "BulkVma", "FastForkResult", "build_region",
            "fork_bulk", "from_process", "pte_of", "snapshot_bulk", "snapshot_process",

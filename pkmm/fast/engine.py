@@ -22,7 +22,7 @@ from ..errors import ForkError, LayoutError
 from ..kernels import DEFAULT_KERNEL, get_kernel
 from ..pgtable import Pmd, PteTable
 from ..pte import PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
-from . import huge, periodic, vector
+from . import huge, periodic, vector, write
 from .convert import dup_vmas
 from .hard import Slice, SliceModel, table_codes
 from .layout import Bulk, BulkMM, BulkVma, pmd_code
@@ -124,9 +124,9 @@ def fork_bulk(b: Bulk, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = fr
     done = {id(s) for s, k in zip(ptes, keep, strict=True) if k} | lp.ids()
     hard = [(k, s) for k, s in enumerate(slices) if id(s) not in done]
     run = _Run(b, child, child_vmas, version, w, need_resched, fail_prealloc)
-    per = np.where(keep, al.allocs if al else vector.allocations(p), 0)
+    per = np.where(keep, al.allocs if al else write.allocations(p), 0)
     base = _alloc_bases(run, at, per, hard, len(slices), b.machine.next_pfn)
-    counts = periodic.write_alike(al, b, child, base) if al else vector.apply(p, b, child, base)
+    counts = periodic.write_alike(al, b, child, base) if al else write.apply(p, b, child, base)
     lc = huge.apply(b, child, lp)
     run.tables[np.array([s.row for s in ptes], np.int64)[keep]] = True
     (eagain, copies, wasted, passes, breaks), ops, steps = run.counters()
