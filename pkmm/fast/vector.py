@@ -61,7 +61,6 @@ class Plan:
     effects: list[tables.StepEffect] = field(default_factory=list)
     np_class: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     np_effects: list[tables.EntryEffect] = field(default_factory=list)
-    allocs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # per slice
 
 
 def _slots(slices: list[Slice]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
