@@ -113,6 +113,8 @@ def __copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, a
     if src_vma.vm_flags & VM_SHARED:
         pte = pte_mkclean(pte)
     pte = pte_mkold(pte)
+    # Say "uffd-wp cleared" only when there was a uffd-wp bit to clear.
+    uffd_cleared = pte.uffd_wp and not userfaultfd_wp(dst_vma)
     if not userfaultfd_wp(dst_vma):
         pte = pte_clear_uffd_wp(pte)
     set_ptes(dst_vma.vm_mm, addr, pte, nr)
@@ -120,7 +122,8 @@ def __copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, a
     fc.ops["set_ptes_calls"] += 1
     fc.emit(f, "set-ptes", f"{nr} child PTE(s): old"
             + (", clean (shared)" if src_vma.vm_flags & VM_SHARED else "")
-            + ("" if userfaultfd_wp(dst_vma) else ", uffd-wp cleared"), addr, nr,
+            + (", uffd-wp cleared (child not uffd-wp registered)" if uffd_cleared else ""),
+            addr, nr,
             child=pte)
     return pte
 
