@@ -247,6 +247,34 @@ def test_site_for_project_notebooks(tmp_path: Path) -> None:
             assert f"data:image/png;base64,{png}" in shown, f"{page.href}: a figure is missing"
         for table in tables:
             assert _visible_text(table) in _visible_text(text), f"{page.href}: a table is missing"
+        for href in _tags(text).hrefs:     # every link between pages lands somewhere real
+            if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*:|#|$", href):
+                continue
+            path, _, anchor = href.partition("#")
+            target = (tmp_path / page.href).parent / path
+            assert target.is_file(), f"{page.href}: link {href} opens no page"
+            if anchor:
+                assert f'id="{anchor}"' in target.read_text(), \
+                    f"{page.href}: link {href} names no place on its page"
         assert page.widgets_without_fallback == 0, (
             f"{page.source.name}: {page.widgets_without_fallback} widget(s) show nothing "
             f"without a live kernel; give them a text/html fallback")
+
+
+def test_links_between_notebooks_open_pages(tmp_path: Path) -> None:
+    """A learner clicking a glossary link on the static site lands on the entry itself: a
+    relative ``X.ipynb#id`` link becomes ``X.html#id``, the page exists and has the id."""
+    nbs = tmp_path / "nbs"
+    (nbs / "exercises").mkdir(parents=True)
+    gloss = new_notebook(cells=[new_markdown_cell('# Glossary\n<a id="folio"></a>**folio**')])
+    lesson = new_notebook(cells=[new_markdown_cell(
+        "# Lesson\nA [folio](glossary.ipynb#folio), the [lab](https://example.org/x.ipynb).")])
+    ex = new_notebook(cells=[new_markdown_cell("# Ex\nSee [the glossary](../glossary.ipynb).")])
+    for name, nb in (("glossary", gloss), ("01-lesson", lesson), ("exercises/e", ex)):
+        nbformat.write(nb, nbs / f"{name}.ipynb")
+    out = tmp_path / "site"
+    site.build_site(nbs, out, execute_mode="never")
+    hrefs = _tags((out / "01-lesson.html").read_text()).hrefs
+    assert "glossary.html#folio" in hrefs and "https://example.org/x.ipynb" in hrefs
+    assert "../glossary.html" in _tags((out / "exercises/e.html").read_text()).hrefs
+    assert 'id="folio"' in (out / "glossary.html").read_text()

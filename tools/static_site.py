@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["AUDIENCES", "Page", "build_site", "find_notebooks", "main", "notebook_title",
-           "prepare", "state_html"]
+           "prepare", "relink", "state_html"]
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 FALLBACK_TYPES = ("text/html", "image/svg+xml", "image/png", "image/jpeg")
@@ -283,6 +283,23 @@ def render_index(pages: Sequence[Page], audience: str = "student") -> str:
             f"{body}</body></html>\n")
 
 
+# A relative link to another notebook (`glossary.ipynb#folio`, `../04-pinned-pages.ipynb`);
+# links with a scheme (https://...) or to other file types are left alone.
+_NOTEBOOK_LINK = re.compile(r'(href=")(?![a-zA-Z][a-zA-Z0-9+.-]*:)([^"#?]*)\.ipynb([#?][^"]*)?"')
+
+
+def relink(page_html: str) -> str:
+    """Point links between notebooks at their pages: ``X.ipynb#a`` becomes ``X.html#a``.
+
+    In the lab a link opens the notebook; on the site it must open the rendered page.
+
+    >>> relink('<a href="glossary.ipynb#folio">folio</a> <a href="https://x.org/a.ipynb">')
+    '<a href="glossary.html#folio">folio</a> <a href="https://x.org/a.ipynb">'
+    """
+    return _NOTEBOOK_LINK.sub(lambda m: f'{m.group(1)}{m.group(2)}.html{m.group(3) or ""}"',
+                              page_html)
+
+
 def _prepare_out(out: Path) -> None:
     """Create `out`, replacing it only if this tool built it (never a user's directory)."""
     if out.exists():
@@ -320,7 +337,7 @@ def build_site(notebooks: Path, out: Path, *, execute_mode: str = "auto",
         pages.append(Page(src, href, notebook_title(nb, src.stem), prefer_fallbacks(nb), nb))
     for i, page in enumerate(pages):
         nav = _nav(pages, i)
-        text = render_page(page.notebook, page.title, page.source)
+        text = relink(render_page(page.notebook, page.title, page.source))
         body = re.search(r"<body[^>]*>", text)
         if body:
             text = text[:body.end()] + nav + text[body.end():]
