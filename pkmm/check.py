@@ -38,7 +38,8 @@ from .scenario import as_scenario
 from .vma import VM_SHARED, vma_soft_dirty_enabled
 
 __all__ = ["Verdict", "batches", "child_bits", "copies", "eagain", "fault_kind",
-           "mapcount", "parent_bits", "predicted", "read_after", "refcount", "vma_copied"]
+           "mapcount", "parent_bits", "predicted", "read_after", "refcount", "rss",
+           "vma_copied"]
 
 BITS = ("write", "dirty", "young", "soft_dirty", "uffd_wp", "protnone")
 
@@ -547,6 +548,36 @@ def mapcount(layout: Any, kernel: str, folio: str, answer: Sequence[int] | None 
                              if e.rule in ("anon-dup:ok", "file-dup")}))
     return _verdict(f"mapcount of each page of {folio} after fork under {kernel}", answer, got,
                     summary, detail, "a list with one number per page of the folio")
+
+
+_RSS_WORDS = {"MM_ANONPAGES": "anonymous pages", "MM_FILEPAGES": "file pages",
+              "MM_SHMEMPAGES": "shmem pages", "MM_SWAPENTS": "swap entries"}
+
+
+def rss(layout: Any, kernel: str, counter: str, answer: int | None = None) -> Verdict:
+    """Predict one of the child's rss counters right after fork (``"MM_ANONPAGES"``,
+    ``"MM_FILEPAGES"``, ``"MM_SHMEMPAGES"``, ``"MM_SWAPENTS"``)."""
+    if counter not in _RSS_WORDS:
+        from .errors import LayoutError
+        raise LayoutError(f"counter={counter!r}: choose one of {', '.join(_RSS_WORDS)}")
+    p, _, r = _fork(layout, kernel)
+    got = r.child.rss[counter]
+    raw = sum(s.nr for s in r.steps if s.action == "raw")
+    summary = (f"The child's {counter} counts the {_RSS_WORDS[counter]} its page tables map; "
+               f"fork adds one for each such entry it copies: {got} in all.")
+    if raw and counter == "MM_ANONPAGES":
+        summary += (f" {ex.n_of(raw, 'PTE')} copied by value (zero page, raw PFN) "
+                    f"{'is' if raw == 1 else 'are'} not counted: no counted page is behind "
+                    f"{'it' if raw == 1 else 'them'}.")
+    skipped = [e for e in r.trace if e.func == "vma_needs_copy" and e.rule == "skip"]
+    if skipped:
+        summary += (f" {ex.n_of(len(skipped), 'VMA')} {'was' if len(skipped) == 1 else 'were'}"
+                    " not copied at all and count nothing until the child faults pages in.")
+    steps = [s for s in r.steps if s.action in ("share", "copy", "nonpresent")]
+    detail = (f"{ex.n_of(len(steps), 'copy call')} added to the child's counters "
+              "(add_mm_rss_vec() at the end of each copy_pte_range() pass)")
+    return _verdict(f"child {counter} after fork under {kernel}", answer, got, summary, detail,
+                    "a whole number")
 
 
 # --- after fork -----------------------------------------------------------------------------

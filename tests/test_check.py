@@ -163,3 +163,13 @@ def test_bad_bit_is_a_pkmm_error() -> None:
     import pkmm
     with pytest.raises(pkmm.LayoutError, match="bit='dirt'"):
         check.child_bits(T06, "v6.9", "dirt", [1])
+
+
+def test_rss_counts_what_was_copied_and_not_by_value() -> None:
+    zero = {"vmas": [{"start": 0, "npages": 3}], "folios": {"A": {"order": 1}},
+            "ptes": [{"addr": 0, "folio": "A"}], "zero": [0x2000]}
+    v = check.rss(zero, "v6.8", "MM_ANONPAGES", 3)
+    assert v.expected == 2 and "1 PTE copied by value" in v.summary
+    assert check.rss(SHARED, "v6.9", "MM_SHMEMPAGES", 0)
+    assert "not copied at all" in check.rss(SHARED, "v6.9", "MM_SHMEMPAGES", 4).summary
+    assert "by value" not in check.rss(zero, "v6.8", "MM_FILEPAGES", 0).summary
