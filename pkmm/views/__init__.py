@@ -18,10 +18,10 @@ from .pictures import __all__ as _PICTURES
 
 # name -> submodule that defines it (imported lazily: widget modules need ipywidgets)
 _LAZY = {
-    "AfterForkPlayground": "playground", "PlaygroundModel": "playground",
-    "Comparison": "compare", "VersionCompare": "compare", "compare_forks": "compare",
-    "comparison_html": "compare",
-    "ForkFrames": "frames", "Snapshot": "frames",
+    "AfterForkPlayground": "playground", "PlaygroundModel": "playground_model",
+    "Comparison": "compare_model", "VersionCompare": "compare",
+    "compare_forks": "compare_model", "comparison_html": "compare",
+    "ForkFrames": "frames", "Snapshot": "frames", "StepFrames": "stepframes",
     "ForkStepper": "stepper", "StepperModel": "stepper_model",
     "LayoutBuilder": "layout", "LayoutModel": "layout_model",
     "folio_table": "render", "grid_html": "render", "process_cells": "render",

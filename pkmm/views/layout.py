@@ -1,85 +1,82 @@
 """LayoutBuilder: build a VMA, folios, PTEs (with their bits) and pins by clicking.
 
-Simulator concept (views layer).  :class:`LayoutModel` is plain Python: it holds the
-learner's choices and turns them into a :class:`pkmm.scenario.Scenario`; every change is
-validated by building that scenario with the model, so an impossible layout is refused
-with the model's own :class:`pkmm.LayoutError` message.  :class:`LayoutBuilder` is the
-ipywidgets view over it.
+Simulator concept (views layer).  The state and every rule check live in the plain
+:class:`~pkmm.views.layout_model.LayoutModel`; this widget draws the layout as the
+memory map (click a PTE to select it, toggle a bit or pin its page, as the "clicking a
+PTE" tool says) and offers the same actions as labelled buttons for the keyboard.  A
+refused change shows the model's reason in the widget and every control is redrawn from
+the model, so the control that asked for it is rolled back.
 Taught in: notebooks/01-ptes-folios-vmas.ipynb
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
-import ipywidgets as widgets
-
-from ..errors import LayoutError, ScenarioError
+from ..errors import LayoutError
 from ..scenario import Scenario
-from .base import PkmmWidget, button, html_box
 from .layout_model import BITS, PATTERNS, START, VMA_KINDS, LayoutModel
-from .render import CSS, error_box, folio_table, grid_html, process_cells
+from .live import Control, LiveWidget, button, number, select, whole
+from .svg.core import Picture
+from .svg.memmap import memory_map
+
+#: what a click on a PTE does: tool id -> words
+TOOLS = {"select": "select it", **{bit: f"toggle {letter}" for bit, letter in BITS},
+         "pin": "pin its page"}
 
 
-class LayoutBuilder(PkmmWidget):
+def phrase(message: str) -> str:
+    """The model's message in the builder's words (buttons, not keyword arguments).
+
+    >>> phrase("write=True is impossible here: uffd_wp=True PTEs are write-protected; "
+    ...        "pass write=False")
+    'W cannot stay set: uffd-wp PTEs are write-protected; toggle W off first'
+    """
+    m = re.sub(r"npages=(\d+)", r"\1 slots", message)
+    m = re.sub(r"\bslot (\d+) is", r"PTE #\1 is", m)
+    m = re.sub(r"\bat=(-?\d+)", r"at slot \1", m)
+    m = m.replace("write=True is impossible here: ", "W cannot stay set: ")
+    m = m.replace("; pass write=False", "; toggle W off first")
+    for bit, letter in BITS:
+        m = m.replace(f"{bit}=True PTEs", f"{bit.replace('_', '-')} PTEs")
+        m = m.replace(f"{bit}=True", f"{letter} set")
+    return m
+
+
+class LayoutBuilder(LiveWidget):
     """Widget: pick a VMA kind, add folios, map pages, toggle PTE bits, pin pages.
 
     ``LayoutBuilder(npages=16, orders=(4,))`` starts with one order-4 folio mapped
-    contiguously from slot 0.  ``.scenario`` exports the layout.
+    contiguously from slot 0.  ``.scenario`` exports the layout; steppers, comparisons
+    and playgrounds made from a builder follow its changes.
     Taught in: notebooks/01-ptes-folios-vmas.ipynb
     """
 
     def __init__(self, npages: int = 16, kind: str = "private anon",
                  orders: Sequence[int] = (), pattern: str = "contiguous") -> None:
-        super().__init__("pkmm-layout-builder")
-        self.model = LayoutModel(npages, kind)
+        if isinstance(orders, (str, bytes)) or not isinstance(orders, Sequence):
+            raise LayoutError(f"orders={orders!r}: a list of folio orders, e.g. (4,) or "
+                              "(3, 2, 0)")
+        if pattern not in PATTERNS:
+            raise LayoutError(f"pattern={pattern!r}: choose one of {', '.join(PATTERNS)}")
+        model = LayoutModel(npages, kind)
         at = 0
+        first = "contiguous" if pattern == "across two folios" else pattern
         for o in orders:
-            name = self.model.add_folio(o)
-            seq = self.model.pages_for(name, pattern if pattern != "across two folios"
-                                       else "contiguous")
-            self.model.map(name, at, pattern if pattern != "across two folios"
-                           else "contiguous")
+            name = model.add_folio(o)
+            seq = model.pages_for(name, first)
+            model.map(name, at, first)
             at += len(seq)
-        self._kind = widgets.Dropdown(options=list(VMA_KINDS), value=kind,
-                                      description="VMA")
-        self._npages = widgets.BoundedIntText(value=npages, min=1, max=512,
-                                              description="slots")
-        self._order = widgets.Dropdown(options=list(range(10)), value=2,
-                                       description="order")
-        self._add = button("add folio")
-        self._folio = widgets.Dropdown(options=[], description="folio")
-        self._pattern = widgets.Dropdown(options=list(PATTERNS), description="pattern")
-        self._at = widgets.BoundedIntText(value=at, min=0, max=511, description="at slot")
-        self._map = button("map")
-        self._slot = widgets.BoundedIntText(value=0, min=0, max=511, description="PTE #")
-        self._toggles = []
-        for bit, letter in BITS:
-            b = button(letter, "pkmm-toggle-bit", tooltip=f"toggle {bit} on PTE #", width="44px")
-            b.on_click(lambda _b, bit=bit: self.do("toggle", self._slot.value, bit))
-            self._toggles.append(b)
-        self._pin = button("pin its page", "pkmm-pin", tooltip="FOLL_PIN the page at PTE #")
-        self._clear = button("clear")
-        self._error = html_box()
-        self._grid = html_box()
-        self._table = html_box()
-        self._kind.observe(lambda c: self.do("set_kind", c["new"]), names="value")
-        self._npages.observe(lambda c: self.do("set_npages", c["new"]),
-                             names="value")
-        self._add.on_click(lambda _b: self.do("add_folio", self._order.value))
-        self._map.on_click(lambda _b: self.do("map", self._folio.value,
-                                               self._at.value, self._pattern.value))
-        self._pin.on_click(lambda _b: self.do("pin_slot", self._slot.value))
-        self._clear.on_click(lambda _b: self.do("clear"))
-        row = widgets.HBox
-        self.children = [
-            html_box(CSS),
-            row([self._kind, self._npages]),
-            row([self._order, self._add, self._folio, self._pattern, self._at, self._map]),
-            row([self._slot, *self._toggles, self._pin, self._clear]),
-            self._error, self._grid, self._table]
-        self.redraw()
+        super().__init__(label="pkmm layout builder: a VMA, its folios and PTEs")
+        self.add_class("pkmm-layout-builder")
+        self.model = model
+        self.slot, self.order, self.pattern = 0, 2, "contiguous"
+        self.at = min(at, model.npages - 1)
+        self.folio = model.folios[0][0] if model.folios else ""
+        self.tool = "select"
+        self.refresh()
 
     def __repr__(self) -> str:
         m = self.model
@@ -91,48 +88,114 @@ class LayoutBuilder(PkmmWidget):
         """The current layout as a Scenario (build it, fork it, step through it)."""
         return self.model.scenario()
 
-    @property
-    def error(self) -> str:
-        """The message shown in the error box ("" when the last action worked)."""
-        return self._error.value
-
+    # -- actions (the model does the work) ---------------------------------------------
     def do(self, action: str, *args: Any) -> bool:
         """Run a :class:`LayoutModel` method by name (``"map"``, ``"toggle"``, ``"pin"``,
-        ...); an impossible choice shows its LayoutError message in the error box.
-        Returns whether it worked."""
-        ok = True
-        try:
-            getattr(self.model, action)(*args)
-            self._error.value = ""
-        except (LayoutError, ScenarioError) as e:
-            self._error.value = error_box(str(e))
-            ok = False
-        self.redraw()
+        ...); an impossible choice shows its message in the widget.  Returns whether it
+        worked."""
+        fn = getattr(self.model, action, None) if not action.startswith("_") else None
+        if fn is None or not callable(fn) or action in ("scenario", "validate", "subscribe"):
+            self.error = f"action={action!r} is not a layout change"
+            return False
+        ok = self.attempt(fn, *args)
+        if ok and action == "add_folio":
+            self.folio = self.model.folios[-1][0]
         return ok
 
-    def grid_html(self) -> str:
-        """The PTE grid of the current layout."""
-        p, folios = self.model.scenario().build()
-        names = {f.pfn: n for n, f in folios.items()}
-        pinned = {f"{f}:{i}" for f, i in self.model.pins}
-        return grid_html(process_cells(p, names), pinned=pinned), folio_table(folios)
+    def phrase(self, message: str) -> str:
+        return phrase(message)
 
-    def redraw(self) -> None:
-        """Re-render the grid and the folio table from the model."""
-        names = [n for n, _ in self.model.folios]
-        old = list(self._folio.options)
-        if old != names:
-            keep = self._folio.value
-            self._folio.options = names
-            # ipywidgets leaves value None after new options: pick the folio just added,
-            # else keep the choice, else the first one
-            added = [n for n in names if n not in old]
-            self._folio.value = (added[-1] if old and added else keep if keep in names
-                                 else names[0] if names else None)
-        grid, table = self.grid_html()
-        self._grid.value = (f"<b>{self.model.kind}</b>, {self.model.npages} slots from "
-                            f"{START:#x}" + grid)
-        self._table.value = table
+    def on_control(self, cid: str, value: Any) -> None:
+        m = self.model
+        if cid == "kind":
+            m.set_kind(str(value))
+        elif cid == "npages":
+            m.set_npages(whole(value, "slots"))
+        elif cid == "order":
+            self.order = whole(value, "order")
+        elif cid == "add":
+            m.add_folio(self.order)
+            self.folio = m.folios[-1][0]
+        elif cid == "folio":
+            self.folio = str(value)
+        elif cid == "pattern":
+            self.pattern = str(value)
+        elif cid == "at":
+            self.at = whole(value, "at slot")
+        elif cid == "map":
+            m.map(self.folio, self.at, self.pattern)
+        elif cid == "slot":
+            slot = whole(value, "PTE #")
+            m._check_slot(slot)
+            self.slot = slot
+        elif cid in dict(BITS):
+            m.toggle(self.slot, cid)
+        elif cid == "pin":
+            m.pin_slot(self.slot)
+        elif cid == "clear":
+            m.clear()
+        elif cid == "tool":
+            if value not in TOOLS:
+                raise LayoutError(f"tool={value!r}: one of {', '.join(TOOLS)}")
+            self.tool = str(value)
+
+    def on_click(self, token: str) -> None:
+        parts = token.split(":")
+        if len(parts) != 4 or parts[0] != "pte":
+            raise LayoutError(f"click {token!r}: not a PTE of this layout")
+        slot = int(parts[3])
+        self.slot = slot
+        if self.tool in dict(BITS):
+            self.model.toggle(slot, self.tool)
+        elif self.tool == "pin":
+            self.model.pin_slot(slot)
+
+    # -- drawing -------------------------------------------------------------------------
+    def picture(self) -> Picture:
+        """The layout before fork, as the memory map."""
+        return memory_map(self.model.scenario(), title=f"{self.model.kind}, "
+                          f"{self.model.npages} slots from {START:#x}", clickable=True,
+                          selected=self.slot)
+
+    def draw(self) -> tuple[Picture, list[list[str]], list[list[Control]]]:
+        m = self.model
+        if self.slot >= m.npages:
+            self.slot = m.npages - 1
+        names = [n for n, _ in m.folios]
+        if self.folio not in names:
+            self.folio = names[0] if names else ""
+        entry = m.slots.get(self.slot)
+        bits = [button(bit, letter, f"toggle {bit} on PTE #{self.slot}",
+                       css="pkmm-toggle-bit", pressed=bool(entry and entry[bit]),
+                       aria=f"{bit} bit of PTE #{self.slot}")
+                for bit, letter in BITS]
+        rows = [
+            [select("kind", "VMA", m.kind, [(k, k) for k in VMA_KINDS], "the VMA's kind"),
+             number("npages", "slots", m.npages, 1, 512, "PTE slots in the VMA")],
+            [select("order", "order", self.order,
+                    [(o, f"{o} ({4 << o} KiB)") for o in range(10)], "folio order"),
+             button("add", "add folio", "allocate a folio of this order", css="pkmm-add"),
+             select("folio", "folio", self.folio, [(n, n) for n in names] or [("", "none")],
+                    "folio to map"),
+             select("pattern", "pattern", self.pattern, [(p, p) for p in PATTERNS]),
+             number("at", "at slot", self.at, 0, m.npages - 1, "first PTE to map at"),
+             button("map", "map", "map the folio's pages from that slot", css="pkmm-map")],
+            [number("slot", "PTE #", self.slot, 0, m.npages - 1, "the PTE the buttons act on"),
+             *bits,
+             button("pin", "pin its page", f"FOLL_PIN the page at PTE #{self.slot}",
+                    css="pkmm-pin"),
+             button("clear", "clear", "forget folios, mappings and pins"),
+             select("tool", "clicking a PTE:", self.tool, list(TOOLS.items()),
+                    "what a click on a PTE in the picture does")],
+        ]
+        return self.picture(), [], rows
 
     def static_html(self) -> str:
-        return self._error.value + self._grid.value + self._table.value
+        """The layout as static HTML (the picture, and the error if the last change was
+        refused)."""
+        err = f'<div class="pkmm-error">Not possible: {self.error}</div>' if self.error else ""
+        return err + self.picture()._repr_html_()
+
+    def redraw(self) -> None:
+        """Redraw from the model (kept for notebooks written for earlier versions)."""
+        self.refresh()

@@ -50,18 +50,36 @@ class LayoutModel:
     """
 
     def __init__(self, npages: int = 16, kind: str = "private anon") -> None:
+        self._check_kind(kind)
+        self._check_npages(npages)
         self.kind = kind
         self.npages = npages
         self.folios: list[tuple[str, int]] = []
         self.slots: dict[int, dict[str, Any]] = {}
         self.pins: list[tuple[str, int]] = []
-        self._check_kind(kind)
+        self.revision = 0                      # bumped by every change that sticks
+        self._listeners: list[Any] = []
         self.validate()
+
+    def subscribe(self, fn: Any) -> None:
+        """Call ``fn()`` after every change that sticks (widgets made from this layout
+        follow it)."""
+        self._listeners.append(fn)
+
+    def _changed(self) -> None:
+        self.revision += 1
+        for fn in list(self._listeners):
+            fn()
 
     # -- helpers -------------------------------------------------------------------------
     @staticmethod
-    def _check_kind(kind: str) -> None:
-        if kind not in VMA_KINDS:
+    def _check_npages(npages: object) -> None:
+        if isinstance(npages, bool) or not isinstance(npages, int) or not 1 <= npages <= 512:
+            raise LayoutError(f"npages={npages!r}: a VMA of 1..512 slots (one PMD slice)")
+
+    @staticmethod
+    def _check_kind(kind: object) -> None:
+        if not isinstance(kind, str) or kind not in VMA_KINDS:
             raise LayoutError(f"kind={kind!r}: choose one of {', '.join(VMA_KINDS)}")
 
     @property
@@ -86,6 +104,7 @@ class LayoutModel:
         except (LayoutError, ScenarioError):
             self.kind, self.npages, self.folios, self.slots, self.pins = saved
             raise
+        self._changed()
 
     def validate(self) -> Process:
         """Build the scenario (raises LayoutError with the model's message if impossible)."""
@@ -102,12 +121,15 @@ class LayoutModel:
 
         def change() -> None:
             self.kind = kind
-        self._transaction(change)
+        try:
+            self._transaction(change)
+        except LayoutError as e:
+            raise LayoutError(f"kind={kind!r} cannot hold this layout ({e}); clear the "
+                              "layout first, or pick another kind") from None
 
     def set_npages(self, npages: int) -> None:
         """Resize the VMA (1..512 slots; mapped slots must stay inside)."""
-        if not isinstance(npages, int) or not 1 <= npages <= 512:
-            raise LayoutError(f"npages={npages!r}: a VMA of 1..512 slots (one PMD slice)")
+        self._check_npages(npages)
         if self.slots and max(self.slots) >= npages:
             raise LayoutError(f"npages={npages}: slot {max(self.slots)} is mapped; "
                               "clear it first or keep the VMA larger")
@@ -118,7 +140,7 @@ class LayoutModel:
 
     def add_folio(self, order: int) -> str:
         """Allocate a folio of ``order`` (0..9); returns its name (F0, F1, ...)."""
-        if not isinstance(order, int) or not 0 <= order <= 9:
+        if isinstance(order, bool) or not isinstance(order, int) or not 0 <= order <= 9:
             raise LayoutError(f"order={order!r}: folio orders are 0..9 (4 KiB .. 2 MiB)")
         name = f"F{len(self.folios)}"
 
@@ -178,8 +200,10 @@ class LayoutModel:
         """Flip one bit of the PTE in ``slot``."""
         if bit not in dict(BITS):
             raise LayoutError(f"bit={bit!r}: one of {', '.join(dict(BITS))}")
+        self._check_slot(slot)
         if slot not in self.slots:
-            raise LayoutError(f"slot {slot} is empty; map a folio there before toggling bits")
+            raise LayoutError(f"PTE #{slot} is empty; map a folio there before setting its "
+                              "bits")
 
         def change() -> None:
             self.slots[slot][bit] = not self.slots[slot][bit]
@@ -195,13 +219,20 @@ class LayoutModel:
 
     def pin_slot(self, slot: int) -> None:
         """FOLL_PIN the page mapped at PTE ``slot`` (what the "pin" button does)."""
+        self._check_slot(slot)
         if slot not in self.slots:
             raise LayoutError(f"PTE #{slot} is empty; pick a mapped PTE to pin its page")
         self.pin(self.slots[slot]["folio"], self.slots[slot]["page"])
 
+    def _check_slot(self, slot: object) -> None:
+        if isinstance(slot, bool) or not isinstance(slot, int) or not 0 <= slot < self.npages:
+            raise LayoutError(f"PTE #{slot!r} is outside this {self.npages}-slot VMA; pick "
+                              f"0..{self.npages - 1}")
+
     def clear(self) -> None:
         """Forget folios, mappings and pins (the VMA kind and size stay)."""
         self.folios, self.slots, self.pins = [], {}, []
+        self._changed()
 
     # -- export --------------------------------------------------------------------------
     def scenario(self, name: str = "layout") -> Scenario:

@@ -10,6 +10,21 @@ Taught in: notebooks/00-start-here.ipynb
 
 from __future__ import annotations
 
-from .svg import Picture, batch_strip, decision_flow, memory_map
+from .svg import (
+    Picture,
+    batch_strip,
+    decision_flow,
+    dma_timeline,
+    eagain_loop,
+    fork_step,
+    masked_compare,
+    memory_map,
+    page_state_machine,
+    per_page_cost,
+    rule_grid,
+    version_compare,
+)
 
-__all__ = ["Picture", "batch_strip", "decision_flow", "memory_map"]
+__all__ = ["Picture", "batch_strip", "decision_flow", "dma_timeline", "eagain_loop",
+           "fork_step", "masked_compare", "memory_map", "page_state_machine",
+           "per_page_cost", "rule_grid", "version_compare"]

@@ -15,8 +15,17 @@ Taught in: notebooks/00-start-here.ipynb
 from __future__ import annotations
 
 from .batches import batch_strip
+from .compare import version_compare
 from .core import Picture
+from .cost import per_page_cost
+from .dma import dma_timeline
 from .flow import decision_flow
+from .loop import eagain_loop
 from .memmap import memory_map
+from .rules import masked_compare, rule_grid
+from .states import page_state_machine
+from .stepframe import fork_step
 
-__all__ = ["Picture", "batch_strip", "decision_flow", "memory_map"]
+__all__ = ["Picture", "batch_strip", "decision_flow", "dma_timeline", "eagain_loop",
+           "fork_step", "masked_compare", "memory_map", "page_state_machine",
+           "per_page_cost", "rule_grid", "version_compare"]

@@ -167,13 +167,17 @@ class Canvas:
         self.parts.append("</g>")
 
     def picture(self, kind: str, title: str, desc: str, *, pad: float = 8,
-                data: dict[str, object] | None = None) -> Picture:
-        """The finished picture: role=img, <title>/<desc>, a background, a viewBox."""
+                data: dict[str, object] | None = None, interactive: bool = False) -> Picture:
+        """The finished picture: role=img, <title>/<desc>, a background, a viewBox.
+
+        ``interactive``: it holds clickable elements, so it is a labelled group (an
+        image's children are hidden from assistive technology)."""
         h = self.bottom + pad
         body = "".join(self.under) + "".join(self.parts)
         # deterministic (same cells, same ids) yet unique when one page shows two pictures
         uid = f"pk-{kind}-{zlib.crc32(body.encode()):08x}-{next(_SERIAL)}"
-        head = (f'<svg xmlns="http://www.w3.org/2000/svg" role="img" '
+        role = "group" if interactive else "img"
+        head = (f'<svg xmlns="http://www.w3.org/2000/svg" role="{role}" '
                 f'viewBox="0 0 {self.width:g} {h:g}" width="{self.width:g}" '
                 f'style="max-width:100%;height:auto" '
                 f'aria-labelledby="{uid}-t {uid}-d" class="pkmm-svg pkmm-svg-{kind}">'

@@ -124,13 +124,16 @@ def _draw_cell(c: Canvas, who: str, run: Run, slots: Sequence[Slot], b: _Box) ->
 
 
 def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str] = (),
-               names: Mapping[int, str] | None = None, title: str = "") -> Picture:
+               names: Mapping[int, str] | None = None, title: str = "",
+               clickable: bool = False, selected: int | None = None) -> Picture:
     """Page tables (parent above, child below) with a line from each PTE to its page.
 
     ``source``: a layout (Scenario, scenario dict or LayoutBuilder) -- with ``kernel``
     it is forked and both processes are drawn, without it the parent before fork; a
     :class:`pkmm.ForkResult`; one :class:`pkmm.Process`; or a (parent, child) pair.
     ``names`` maps folio head pfns to names (a layout supplies its own).
+    ``clickable`` (live widgets) makes every PTE cell a keyboard-operable button whose
+    token is ``pte:<process>:<vma>:<slot>``; ``selected`` outlines that slot of VMA 0.
 
     >>> pic = memory_map({"vmas": [{"start": 0, "npages": 4}],
     ...     "folios": {"F": {"order": 2}}, "ptes": [{"addr": 0, "folio": "F"}]}, "v6.9")
@@ -148,18 +151,19 @@ def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str]
                               if len(procs) == 2 else f"{procs[0].name}'s page table"),
            "pk-h")
     tables: list[list[tuple[Slot, Run, _Box, Sequence[Slot]]]] = []
-    y, top = _table(c, procs[0], who[0], names, y + 8)
+    opts = {"clickable": clickable, "selected": selected}
+    y, top = _table(c, procs[0], who[0], names, y + 8, 0, **opts)
     tables.append(top)
     y, pages = _memory(c, mem, y + 34)
     if len(procs) == 2:
-        y, bottom = _table(c, procs[1], who[1], names, y + 30)
+        y, bottom = _table(c, procs[1], who[1], names, y + 30, 1, **opts)
         tables.append(bottom)
     for k, cells in enumerate(tables):
         for s, run, b, _ in cells:
             _link(c, s, run, b, pages, below=k == 1)
     desc = (f"{' and '.join(who)}: {len(procs)} page table"
             f"{'s' if len(procs) > 1 else ''}, {len(mem.order)} folio(s) in physical memory")
-    return c.picture("memory-map", title or "memory map", desc)
+    return c.picture("memory-map", title or "memory map", desc, interactive=clickable)
 
 
 def _procs(source: Any, kernel: str | None, without: Iterable[str],
@@ -180,18 +184,28 @@ def _procs(source: Any, kernel: str | None, without: Iterable[str],
     return procs, names or {f.pfn: n for n, f in folios.items()}
 
 
-def _table(c: Canvas, p: Process, who: str, names: Mapping[int, str], y: float
+def _table(c: Canvas, p: Process, who: str, names: Mapping[int, str], y: float,
+           k: int, clickable: bool = False, selected: int | None = None
            ) -> tuple[float, list[tuple[Slot, Run, _Box, Sequence[Slot]]]]:
     out = []
-    c.group(f"{who}'s page table")
-    for v, slots in vma_slots(p, names):
+    c.raw(f'<g role="group" class="pkmm-pte-grid" aria-label="{who}\'s page table">')
+    for vi, (v, slots) in enumerate(vma_slots(p, names)):
         y += 14
         c.text(LEFT, y, f"{who}: {v.describe()}", "pk-t")
         cells = _cells(slots)
         widths = [CW if r.n == 1 else WIDE * CW + (WIDE - 1) * GAP for r in cells]
         boxes = _flow(widths, y + 6, CH)
         for r, b in zip(cells, boxes, strict=True):
+            if clickable:
+                c.raw(f'<g data-pk-click="pte:{k}:{vi}:{r.head.index}" '
+                      f'aria-label="{who} PTE #{r.head.index}: {r.head.label} '
+                      f'{r.head.letters}">')
             _draw_cell(c, who, r, slots, b)
+            if vi == 0 and selected is not None and r.first <= selected <= r.last:
+                c.path(f"M{b.x - 2:g},{b.y - 2:g} h{b.w + 4:g} v{b.h + 4:g} h{-b.w - 4:g} z",
+                       "lit", width=3, tip=f"selected: PTE #{selected}")
+            if clickable:
+                c.raw("</g>")
             out.append((r.head, r, b, slots))
         y = (boxes[-1].y + CH) if boxes else y + 4
     if not p.vmas:
