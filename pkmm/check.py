@@ -38,7 +38,7 @@ from .scenario import as_scenario
 from .vma import VM_SHARED, vma_soft_dirty_enabled
 
 __all__ = ["Verdict", "batches", "child_bits", "copies", "eagain", "fault_kind",
-           "mapcount", "parent_bits", "predicted", "read_after", "refcount", "rss",
+           "mapcount", "ops", "parent_bits", "predicted", "read_after", "refcount", "rss",
            "vma_copied"]
 
 BITS = ("write", "dirty", "young", "soft_dirty", "uffd_wp", "protnone")
@@ -577,6 +577,38 @@ def rss(layout: Any, kernel: str, counter: str, answer: int | None = None) -> Ve
     detail = (f"{ex.n_of(len(steps), 'copy call')} added to the child's counters "
               "(add_mm_rss_vec() at the end of each copy_pte_range() pass)")
     return _verdict(f"child {counter} after fork under {kernel}", answer, got, summary, detail,
+                    "a whole number")
+
+
+#: What each operation count of a fork counts, for a learner.
+OP_WORDS = {
+    "pte_reads": "PTE reads: each PTE the copy loop looks at, plus each PTE a batch function "
+                 "reads while it grows a batch",
+    "pte_writes": "child PTEs written",
+    "set_ptes_calls": "calls that write child PTEs (one per batch)",
+    "batch_scans": "times a batch function scanned ahead (large folios only)",
+    "refcount_ops": "atomic updates of a folio's refcount (one per call, however many pages)",
+    "wrprotect_calls": "write-protect operations on the parent's PTEs (one per batch)",
+    "page_copies": "pages copied for the child at fork",
+}
+
+
+def ops(layout: Any, kernel: str, op: str, answer: int | None = None) -> Verdict:
+    """Predict one operation count of the fork (``r.ops[op]``; see :data:`OP_WORDS`)."""
+    if op not in OP_WORDS:
+        from .errors import LayoutError
+        raise LayoutError(f"op={op!r}: choose one of {', '.join(OP_WORDS)}")
+    p, _, r = _fork(layout, kernel)
+    got = r.ops.get(op, 0)
+    calls = sum(1 for s in r.steps if s.action != "nonpresent")
+    summary = (f"{kernel} counted {got} {OP_WORDS[op]}; it made {ex.n_of(calls, 'call')} for "
+               f"{ex.n_of(sum(s.nr for s in r.steps if s.action != 'eagain'), 'PTE')}.")
+    stops = [e for e in r.trace if e.rule.startswith("stop:")]
+    detail = (_grouped((e.func, ex.slot_of(e.addr, p.vmas[0].vm_start), 1,
+                        f"batch of {e.nr}, {ex.stop_text(e.rule[5:])}") for e in stops
+                       if e.addr is not None)
+              or f"{get_kernel(kernel).present_func}() once per PTE")
+    return _verdict(f"{op} of the fork under {kernel}", answer, got, summary, detail,
                     "a whole number")
 
 

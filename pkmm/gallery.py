@@ -100,14 +100,13 @@ class StopTable:
                        for k in self.kernels)
         body = []
         for sit, cells in self.rows.items():
-            words = [cells[k][1] for k in self.kernels]
-            differ = len(set(words)) > 1
+            differ = len({str(cells[k][0]) for k in self.kernels}) > 1
             tds = "".join(f"<td><code>{e(str(cells[k][0]))}</code> {e(cells[k][1])}</td>"
                           for k in self.kernels)
             style = ' style="font-weight:bold"' if differ else ""
             body.append(f"<tr{style}><td>{e(sit)}</td>{tds}</tr>")
         note = ("<caption style='caption-side:bottom;text-align:left'>Rows in bold: the "
-                "kernels disagree.</caption>" if len(self.kernels) > 1 else "")
+                "kernels make different batches.</caption>" if len(self.kernels) > 1 else "")
         return (f'<table class="pkmm-stop-table">{note}<tr><th>at PTE 2 …</th>{head}</tr>'
                 + "".join(body) + "</table>")
 

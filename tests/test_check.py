@@ -173,3 +173,17 @@ def test_rss_counts_what_was_copied_and_not_by_value() -> None:
     assert check.rss(SHARED, "v6.9", "MM_SHMEMPAGES", 0)
     assert "not copied at all" in check.rss(SHARED, "v6.9", "MM_SHMEMPAGES", 4).summary
     assert "by value" not in check.rss(zero, "v6.8", "MM_FILEPAGES", 0).summary
+
+
+def test_ops_counts_follow_the_variant() -> None:
+    four = {"vmas": [{"start": 0, "npages": 16}],
+            "folios": {f"F{i}": {"order": 2} for i in range(4)},
+            "ptes": [{"addr": i * 0x4000, "folio": f"F{i}"} for i in range(4)]}
+    # v6.9 tests the folio end after comparing the next PTE: one extra read at each of the
+    # three inner folio boundaries; v6.17 clamps max_nr to the folio first
+    assert check.ops(four, "v6.9", "pte_reads", 19) and check.ops(four, "v6.17", "pte_reads", 16)
+    assert check.ops(four, "v6.8", "set_ptes_calls", 16)
+    assert check.ops(four, "v6.9", "set_ptes_calls", 4).summary.startswith("v6.9 counted 4")
+    import pkmm
+    with pytest.raises(pkmm.LayoutError, match="op='reads'"):
+        check.ops(four, "v6.9", "reads", 1)
