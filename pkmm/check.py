@@ -615,7 +615,8 @@ def ops(layout: Any, kernel: str, op: str, answer: int | None = None) -> Verdict
 # --- after fork -----------------------------------------------------------------------------
 
 def _apply(procs: dict[str, Any], folios: dict[str, Any], pin: dict[str, Any] | None,
-           base: int, who: str, op: str, slot: int) -> Any:
+           base: int, who: str, op: str, slot: int) -> str | None:
+    """Run one after-fork action; returns the plain words for what the access did."""
     from .process import dma_write
     addr = base + slot * PAGE_SIZE
     if op.startswith("dma="):
@@ -627,22 +628,34 @@ def _apply(procs: dict[str, Any], folios: dict[str, Any], pin: dict[str, Any] | 
     if op == "exit":
         procs[who].exit()
         return None
+    was = procs[who].pte(addr)
     if op == "read":
         procs[who].read(addr)
     else:
         procs[who].write(addr, int(op.split("=")[1]) if "=" in op else 1)
     fr = procs[who].last_fault
-    return "no fault" if fr is None or not fr.faulted else fr.kind
+    kind = "no fault" if fr is None or not fr.faulted else fr.kind
+    if kind == "cow-copy" and was is not None and was.present and was.special:
+        kind = "cow-zero"
+    words = ex.fault_words(kind)
+    if fr is not None and any(rule.startswith("split") for _, rule, _ in fr.events):
+        words = ex.fault_words("split-pmd") + "; " + words
+    return words
 
 
-def _op_text(who: str, op: str, slot: int, kind: Any) -> str:
+def _kind(proc: Any) -> str:
+    fr = proc.last_fault
+    return "no fault" if fr is None or not fr.faulted else str(fr.kind)
+
+
+def _op_text(who: str, op: str, slot: int, words: str | None) -> str:
     if op.startswith("dma="):
         return f"the device writes {op[4:]} into the pinned page"
     if op == "exit":
         return f"the {who} exits (its mappings go away)"
     verb = "reads" if op == "read" else f"writes {op.split('=')[1]} to" if "=" in op \
         else "writes to"
-    return f"the {who} {verb} PTE {slot}: {ex.fault_words(kind)}"
+    return f"the {who} {verb} PTE {slot}: {words}"
 
 
 def fault_kind(layout: Any, kernel: str, ops: Sequence[tuple[str, str, int]],
@@ -654,15 +667,13 @@ def fault_kind(layout: Any, kernel: str, ops: Sequence[tuple[str, str, int]],
     procs = {"parent": p, "child": r.child}
     base = p.vmas[0].vm_start
     pin = sc.pins[0] if sc.pins else None
-    story, kind = [], None
-    for who, op, slot in ops:
-        kind = _apply(procs, folios, pin, base, who, op, slot)
-        story.append(_op_text(who, op, slot, kind))
+    story = [_op_text(who, op, slot, _apply(procs, folios, pin, base, who, op, slot))
+             for who, op, slot in ops]
     who = ops[-1][0]
     fr = procs[who].last_fault
-    kind = "no fault" if fr is None or not fr.faulted else fr.kind
+    kind = _kind(procs[who])
     summary = "After fork, " + "; then ".join(story) + "."
-    detail = ("the PTE allowed the access" if kind == "no fault" else
+    detail = ("the PTE allowed the access" if fr is None or kind == "no fault" else
               ex.join([f"{f}(): {reason}" for f, _, reason in fr.events[:4]]))
     w, o, s = ops[-1]
     return _verdict(f"what the last access ({w} {o} PTE {s}) did under {kernel}", answer, kind,

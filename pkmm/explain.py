@@ -30,9 +30,11 @@ FAULT_WORDS = {
                 "kernel copies it (4 KiB) and maps the copy, writable, for the writer only",
     "reuse": "no copy: the writer is the only user left, so the kernel just makes its PTE "
              "writable again",
+    "cow-zero": "a write to the zero page: the kernel gives the writer a new zero-filled page, "
+                "mapped writable (the zero page itself is never written)",
     "thp-reuse": "no copy: the writer is the only user of the whole 2 MiB huge page, so its "
                  "PMD is made writable again",
-    "split-pmd": "the 2 MiB mapping is split into 512 PTEs, then one 4 KiB page is handled",
+    "split-pmd": "the writer's 2 MiB PMD mapping is split into 512 PTEs first",
     "huge-zero-thp": "a write to the huge zero page: the kernel allocates a whole new zeroed "
                      "2 MiB huge page for the writer",
     "zero": "a read of memory never written: the kernel maps the shared zero page",
