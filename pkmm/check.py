@@ -38,8 +38,8 @@ from .scenario import as_scenario
 from .vma import VM_SHARED, vma_soft_dirty_enabled
 
 __all__ = ["Verdict", "batches", "child_bits", "copies", "eagain", "fault_kind",
-           "mapcount", "ops", "parent_bits", "predicted", "read_after", "refcount", "rss",
-           "vma_copied"]
+           "fork_ops", "mapcount", "ops", "parent_bits", "predicted", "read_after", "refcount",
+           "rss", "speedup", "vma_copied"]
 
 BITS = ("write", "dirty", "young", "soft_dirty", "uffd_wp", "protnone")
 
@@ -63,6 +63,7 @@ class Verdict:
     summary: str            # plain words: what happened and why
     detail: str             # the kernel functions and rules, from the trace
     hint: str = ""          # how to write a prediction
+    within: float = 0.0     # a numeric answer counts as right within this fraction
 
     @property
     def asked(self) -> bool:
@@ -71,8 +72,12 @@ class Verdict:
 
     @property
     def correct(self) -> bool:
-        """The prediction equals the model's answer."""
-        return not self.asked and self.answer == self.expected
+        """The prediction equals the model's answer (or is within ``within`` of it)."""
+        if self.asked:
+            return False
+        if self.within and isinstance(self.answer, (int, float)):
+            return bool(abs(self.answer - self.expected) <= self.within * abs(self.expected))
+        return bool(self.answer == self.expected)
 
     @property
     def explanation(self) -> str:
@@ -115,10 +120,11 @@ def _show(v: Any) -> str:
 
 
 def _verdict(question: str, answer: Any, expected: Any, summary: str, detail: str,
-             hint: str) -> Verdict:
+             hint: str, within: float = 0.0) -> Verdict:
     if isinstance(answer, (list, tuple)):
         answer = [a if isinstance(a, str) else int(a) for a in answer]
-    return Verdict(question, answer, expected, summary, detail or "no rule applied", hint)
+    return Verdict(question, answer, expected, summary, detail or "no rule applied", hint,
+                   within)
 
 
 def _fork(layout: Any, kernel: str, without: Iterable[str] = ()) -> tuple[Any, Any, ForkResult]:
@@ -610,6 +616,66 @@ def ops(layout: Any, kernel: str, op: str, answer: int | None = None) -> Verdict
               or f"{get_kernel(kernel).present_func}() once per PTE")
     return _verdict(f"{op} of the fork under {kernel}", answer, got, summary, detail,
                     "a whole number")
+
+
+_SIZES = {"16M": 16 << 20, "256M": 256 << 20, "1G": 1 << 30}
+
+
+def _size(size: str) -> int:
+    if size not in _SIZES:
+        from .errors import LayoutError
+        raise LayoutError(f"size={size!r}: choose one of {', '.join(_SIZES)}")
+    return _SIZES[size]
+
+
+def fork_ops(size: str, folio: str, kernel: str, op: str, answer: int | None = None
+             ) -> Verdict:
+    """Predict one operation count of forking a whole region of ``size`` (``"16M"``,
+    ``"256M"``, ``"1G"``) filled with folios of one ``folio`` size (``"4K"``, ``"64K"``,
+    ``"2M-pte"``, ``"2M-pmd"``, ...), from the bulk fork :mod:`pkmm.fast`."""
+    from . import costmodel
+    if op not in OP_WORDS:
+        from .errors import LayoutError
+        raise LayoutError(f"op={op!r}: choose one of {', '.join(OP_WORDS)}")
+    nbytes = _size(size)
+    c = costmodel.fork_counts(nbytes, folio, kernel)
+    got = int(c.get(op, 0))
+    ptes, pmds = c.get("pte_writes", 0), c.get("pmd_copies", 0)
+    calls = c.get("set_ptes_calls", 0)
+    summary = (f"Forking {size} of {folio} folios under {kernel}: {ex.n_of(ptes, 'child PTE')} "
+               f"written in {ex.n_of(calls, 'call')}"
+               + (f", and {ex.n_of(pmds, 'PMD entry', 'PMD entries')} copied whole" if pmds
+                  else "") + f"; {got} {OP_WORDS[op]}.")
+    if ptes and calls and ptes != calls:
+        summary += f" That is {ptes // calls} PTEs per call: one call per folio."
+    detail = ", ".join(f"{k} {v}" for k, v in sorted(c.items()) if v)
+    return _verdict(f"{op} to fork {size} of {folio} folios under {kernel}", answer, got,
+                    summary, f"counts of the bulk fork: {detail}", "a whole number")
+
+
+def speedup(folio: str, answer: float | None = None, mode: str = "fresh",
+            within: float = 0.25) -> Verdict:
+    """Predict how many times faster than 4K pages the real kernel forked 1 GiB of
+    ``folio`` folios (stored timings); right within ``within`` (a fraction)."""
+    from . import costmodel
+    base = costmodel.stored_fork_seconds(1 << 30, "4K", mode)
+    t = costmodel.stored_fork_seconds(1 << 30, folio, mode)
+    if base is None or t is None:
+        from .errors import LayoutError
+        raise LayoutError(f"folio={folio!r}, mode={mode!r}: no stored 1 GiB timing; choose a "
+                          f"folio of {', '.join(costmodel.FOLIOS)} and mode fresh or repeat")
+    got = round(base / t, 2)
+    d = costmodel.load_stored()["machine"]
+    summary = (f"The stored fork() of 1 GiB took {base * 1e3:.2f} ms with 4K pages and "
+               f"{t * 1e3:.2f} ms with {folio} folios ({mode.upper()}), {got}x faster. "
+               + ("One PMD entry replaces 512 PTEs, so almost all per-PTE work disappears."
+                  if folio.endswith("pmd") else
+                  "The per-PTE work stays; batching removes only the per-call part, so the "
+                  "gain levels off as folios grow."))
+    detail = (f"Linux {d['kernel']} on {d['cpus']} CPUs ({d['cpu']}); "
+              f"counted right within {within:.0%}")
+    return _verdict(f"speed-up of {folio} over 4K ({mode}, 1 GiB, stored timings)", answer,
+                    got, summary, detail, "a number (how many times faster)", within)
 
 
 # --- after fork -----------------------------------------------------------------------------

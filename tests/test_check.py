@@ -187,3 +187,20 @@ def test_ops_counts_follow_the_variant() -> None:
     import pkmm
     with pytest.raises(pkmm.LayoutError, match="op='reads'"):
         check.ops(four, "v6.9", "reads", 1)
+
+
+def test_cost_checkers_read_the_bulk_fork_and_the_stored_timings() -> None:
+    from pkmm import costmodel
+    calls = check.fork_ops("1G", "64K", "v6.17", "set_ptes_calls", 16384)
+    assert calls.correct and "one call per folio" in calls.summary
+    assert check.fork_ops("16M", "4K", "v6.9", "batch_scans", 0)
+    assert check.fork_ops("16M", "4K", "v6.8", "set_ptes_calls", 4096)
+    want = costmodel.stored_fork_seconds(1 << 30, "4K") / costmodel.stored_fork_seconds(
+        1 << 30, "2M-pmd")
+    pmd = check.speedup("2M-pmd", round(want))
+    assert pmd.correct and abs(pmd.expected - want) < 0.01
+    assert not check.speedup("2M-pmd", want * 2) and check.speedup("2M-pmd", want * 1.2)
+    assert check.speedup("2M-pmd").asked and "ms" not in str(check.speedup("2M-pmd"))
+    import pkmm
+    with pytest.raises(pkmm.LayoutError, match="size='2G'"):
+        check.fork_ops("2G", "4K", "v6.9", "batch_scans", 0)
