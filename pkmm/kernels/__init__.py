@@ -2,7 +2,7 @@
 
 Each variant is one module holding that version's present-PTE copy path, so two modules
 can be diffed to see the upstream change.  :data:`KERNELS` lists them oldest-idea first.
-Taught in: notebooks/06-upstream-batching.ipynb
+Taught in: notebooks/00-start-here.ipynb
 """
 
 from __future__ import annotations
