@@ -108,7 +108,8 @@ def test_terms_are_linked_to_the_glossary_at_first_use(path: Path) -> None:
     text, spans = _linked_text(_markdown(path))
     bad = []
     for term, anchor in TERMS.items():
-        pat = re.compile(rf"(?<![\w-]){re.escape(term)}s?(?![\w/-])")
+        words = r"\s+".join(re.escape(w) for w in term.split())
+        pat = re.compile(rf"(?<![\w-]){words}s?(?![\w/-])")
         for m in pat.finditer(text):
             if term in NOT_TERM and re.match(NOT_TERM[term], text[m.start():m.end() + 3]):
                 continue
