@@ -153,6 +153,17 @@ def test_stepper_refused_kernel_keeps_the_old_choice() -> None:
         ForkStepper(42)
 
 
+@pytest.mark.parametrize("make", [
+    lambda: ForkStepper(T06, without=5), lambda: ForkStepper(T06, kernel=None),
+    lambda: AfterForkPlayground(T06, without=[1]), lambda: AfterForkPlayground(object()),
+    lambda: VersionCompare(object()), lambda: VersionCompare(T06, without="nope"),
+    lambda: LayoutBuilder(npages=True), lambda: LayoutBuilder(orders=[1.5]),
+])
+def test_widget_constructors_raise_pkmm_errors(make: Any) -> None:
+    with pytest.raises(LayoutError):
+        make()
+
+
 def test_frames_counters_follow_the_model() -> None:
     ff = ForkFrames(Scenario.from_dict(T06), "v6.8")
     s0, s1 = ff.snapshot(0), ff.snapshot(len(ff) - 1)

@@ -153,9 +153,11 @@ class LayoutBuilder(LiveWidget):
     # -- drawing -------------------------------------------------------------------------
     def picture(self) -> Picture:
         """The layout before fork, as the memory map."""
-        return memory_map(self.model.scenario(), title=f"{self.model.kind}, "
-                          f"{self.model.npages} slots from {START:#x}", clickable=True,
-                          selected=self.slot)
+        proc, folios = self.model.built()
+        return memory_map(proc, names={f.pfn: n for n, f in folios.items()},
+                          title=f"{self.model.kind}, {self.model.npages} slots from "
+                          f"{START:#x}", clickable=True, selected=self.slot,
+                          folios=folios.values())
 
     def draw(self) -> tuple[Picture, list[list[str]], list[list[Control]]]:
         m = self.model

@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import LayoutError, ScenarioError
 from ..process import Process
 from ..scenario import Scenario
+from .render import BIT_LETTERS
 
 START = 0x200000   # 2 MiB aligned: up to 512 slots stay inside one PMD slice
 
@@ -30,8 +31,7 @@ VMA_KINDS: dict[str, tuple[dict[str, Any], str]] = {
                                            "uffd_wp": True, "uffd_fork": True}, "shmem"),
 }
 PATTERNS = ("contiguous", "shuffled", "partial", "across two folios")
-BITS = (("write", "W"), ("dirty", "D"), ("young", "A"), ("soft_dirty", "SD"),
-        ("uffd_wp", "UW"), ("protnone", "PN"))
+BITS = BIT_LETTERS   # (name, letter) of every bit a PTE cell shows, named once
 
 
 class LayoutModel:
@@ -105,14 +105,25 @@ class LayoutModel:
             self.kind, self.npages, self.folios, self.slots, self.pins = saved
             raise
         self._changed()
+        self._built, self._built_at = self._pending, self.revision
 
     def validate(self) -> Process:
         """Build the scenario (raises LayoutError with the model's message if impossible)."""
         try:
-            return self.scenario().build()[0]
+            built = self.scenario().build()
         except ScenarioError as e:
             msg = str(e).split(": ", 1)[-1]
             raise LayoutError(msg) from None
+        self._pending = built
+        return built[0]
+
+    def built(self) -> tuple[Process, dict[str, Any]]:
+        """The layout built by the model (the last successful validation; read it, do not
+        change it): what the pictures draw."""
+        if getattr(self, "_built_at", None) != self.revision:
+            self.validate()
+            self._built, self._built_at = self._pending, self.revision
+        return self._built
 
     # -- mutators ------------------------------------------------------------------------
     def set_kind(self, kind: str) -> None:
@@ -241,8 +252,17 @@ class LayoutModel:
         d: dict[str, Any] = {"name": name, "vmas": [{"start": START, "npages": self.npages,
                                                        **kw}]}
         folios = {n: {"order": o, "backing": backing} for n, o in self.folios}
-        ptes = [{"addr": START + s * 4096, "nr": 1, **e}
-                for s, e in sorted(self.slots.items())]
+        ptes: list[dict[str, Any]] = []
+        for s, e in sorted(self.slots.items()):
+            last = ptes[-1] if ptes else None
+            # one entry per run of slots mapping consecutive pages with the same bits
+            # (a 512-slot layout builds with one map() call, not 512)
+            if last is not None and last["addr"] + last["nr"] * 4096 == START + s * 4096 \
+                    and last["folio"] == e["folio"] and last["page"] + last["nr"] == e["page"] \
+                    and all(last[b] == e[b] for b, _ in BITS):
+                last["nr"] += 1
+            else:
+                ptes.append({"addr": START + s * 4096, "nr": 1, **e})
         if self.kind.startswith("private file + anon_vma"):
             # pkmm: one private anon page (a COWed copy) in the last slot gives the VMA
             # its anon_vma, so vma_needs_copy() copies the whole VMA.

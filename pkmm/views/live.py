@@ -68,6 +68,7 @@ class LiveWidget(anywidget.AnyWidget):  # type: ignore[misc]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.add_class("pkmm-widget")
         self.on_msg(self._on_msg)
 
     # -- what subclasses provide -------------------------------------------------------

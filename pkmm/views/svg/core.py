@@ -104,13 +104,13 @@ class Canvas:
 
     def rect(self, x: float, y: float, w: float, h: float, role: str = "", *,
              rx: float = 2, tip: str = "", extra: str = "") -> None:
-        """A box; ``role`` is a PALETTE key ("" = background box with a frame)."""
+        """A box; ``role`` is a PALETTE key ("" = an empty frame)."""
         if role:
             fill, stroke = PALETTE[role]
             attrs = (f'class="pk-{role}" fill="{fill}" fill-opacity="{TINT}" '
                      f'stroke="{stroke}"')
         else:
-            attrs = 'class="pk-bg pk-frame" fill="#ffffff" stroke="#8a8a8a"'
+            attrs = 'class="pk-frame" fill="none" stroke="#8a8a8a"'
         body = f"<title>{esc(tip)}</title>" if tip else ""
         tag = f'<rect x="{x:g}" y="{y:g}" width="{w:g}" height="{h:g}" rx="{rx:g}" {attrs}{extra}'
         self.parts.append(f"{tag}>{body}</rect>" if body else f"{tag}/>")
@@ -125,13 +125,13 @@ class Canvas:
     def text(self, x: float, y: float, s: object, cls: str = "pk-t", *,
              anchor: str = "start", tip: str = "", extra: str = "") -> None:
         """Real text (greppable, read by screen readers)."""
-        fill = "#4d4d4d" if cls == "pk-t2" else "#1a1a1a"
-        size = {"pk-t2": 9, "pk-h": 12}.get(cls, 11)
-        weight = ' font-weight="bold"' if cls == "pk-h" else ""
+        # plain fallbacks only where they differ from the root group's defaults
+        fallback = {"pk-t2": ' fill="#4d4d4d" font-size="9"',
+                    "pk-h": ' font-size="12" font-weight="bold"'}.get(cls, "")
+        anchor_attr = "" if anchor == "start" else f' text-anchor="{anchor}"'
         body = esc(s) + (f"<title>{esc(tip)}</title>" if tip else "")
-        self.parts.append(f'<text x="{x:g}" y="{y:g}" class="{cls}" fill="{fill}" '
-                          f'font-size="{size}" font-family="monospace"{weight} '
-                          f'text-anchor="{anchor}"{extra}>{body}</text>')
+        self.parts.append(f'<text x="{x:g}" y="{y:g}" class="{cls}"{fallback}{anchor_attr}'
+                          f"{extra}>{body}</text>")
         self._grow(y + 4)
 
     def line(self, x1: float, y1: float, x2: float, y2: float, role: str = "", *,
@@ -190,5 +190,7 @@ class Canvas:
                 f'<pattern id="{uid}-hatch" width="5" height="5" patternUnits="userSpaceOnUse" '
                 'patternTransform="rotate(45)"><path d="M0,0 L0,5" class="pk-s-hot" '
                 'stroke="#b42318" stroke-width="1.6"/></pattern></defs>'
-                f'<rect width="{self.width:g}" height="{h:g}" class="pk-bg" fill="#ffffff"/>')
-        return Picture(kind, head + body.replace(UID, uid) + "</svg>", desc, data or {})
+                f'<rect width="{self.width:g}" height="{h:g}" class="pk-bg" fill="#ffffff"/>'
+                # defaults every text inherits where <style> is stripped
+                '<g fill="#1a1a1a" font-family="monospace" font-size="11">')
+        return Picture(kind, head + body.replace(UID, uid) + "</g></svg>", desc, data or {})

@@ -17,11 +17,13 @@ from ...errors import LayoutError
 from ...fork import fork
 from ...process import Process
 from ...pte import Pte
+from ..render import BIT_LETTERS
 from .core import Canvas, Picture
 from .scene import build_fork, need_kernel
 
-GRID_BITS = (("write", "W"), ("dirty", "D"), ("young", "A"), ("soft_dirty", "SD"),
-             ("uffd_wp", "UW"))
+# the bit table is named once (render.BIT_LETTERS); the grid shows the bits fork's rules
+# act on (protnone is a NUMA-hinting state, not a fork rule)
+GRID_BITS = tuple((n, ch) for n, ch in BIT_LETTERS if n != "protnone")
 MAPPINGS = ("private", "shared")
 
 
@@ -111,9 +113,8 @@ def rule_grid(kernel: str = "v6.17", *, uffd_fork: bool = True) -> Picture:
 
 # --- masked compare ----------------------------------------------------------------------
 
-CMP_BITS = ("write", "dirty", "young", "soft_dirty", "uffd_wp", "protnone")
-LETTER = {"write": "W", "dirty": "D", "young": "A", "soft_dirty": "SD", "uffd_wp": "UW",
-          "protnone": "PN"}
+CMP_BITS = tuple(n for n, _ in BIT_LETTERS)
+LETTER = dict(BIT_LETTERS)
 
 
 @lru_cache(maxsize=64)

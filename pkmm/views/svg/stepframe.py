@@ -91,12 +91,13 @@ def _strip(c: Canvas, f: Frame, who: str, cells: Sequence[Cell], y: float,
 
 
 def draw_frame(c: Canvas, f: Frame, kernel: str, y: float, *, clickable: bool = False,
-               words: int = 150) -> float:
-    """Draw frame ``f`` on ``c`` from height ``y``; returns the height below it."""
+               words: int = 150, explain: bool = True) -> float:
+    """Draw frame ``f`` on ``c`` from height ``y``; returns the height below it.
+    ``explain=False`` leaves the words out (a live stepper shows them in its panel)."""
     e = f.event
     c.text(LEFT, y + 12, f"step {f.index}/{f.total} · {kernel}", "pk-h")
     y += 18
-    lines = frame_words(f)
+    lines = frame_words(f) if explain else []
     for cls, line in lines:
         for part in _wrap(line, words):
             c.text(LEFT, y + 10, part, "pk-t" if cls == "head" else "pk-t2",
@@ -145,10 +146,11 @@ def fork_step(layout: Any, kernel: str = "v6.9", step: int = 0, *,
     return frame_picture(sf.frame(step), kernel)
 
 
-def frame_picture(f: Frame, kernel: str, clickable: bool = False) -> Picture:
-    """A frame as its own picture (the live stepper's view)."""
+def frame_picture(f: Frame, kernel: str, clickable: bool = False,
+                  explain: bool = True) -> Picture:
+    """A frame as its own picture (the live stepper's view, without the words)."""
     c = Canvas(W_MAX)
-    draw_frame(c, f, kernel, 0, clickable=clickable)
+    draw_frame(c, f, kernel, 0, clickable=clickable, explain=explain)
     e = f.event
     text = (f"step {f.index}/{f.total} of a {kernel} fork"
             + (f": {e.func} {e.rule}" if e else ": before fork"))
