@@ -236,3 +236,19 @@ def test_512_pte_layout_renders_compactly(kernel: str) -> None:
     assert "#0-511" in b.svg
     s.go(len(s.frames) // 2)
     assert "step " in s.words and len(s.svg) < 50_000
+
+
+def test_fragmented_512_pte_layout_stays_small() -> None:
+    # every other PTE clean: a run per PTE; the pictures bin them (size, not time)
+    b = LayoutBuilder(npages=512, orders=(9,))
+    for slot in range(0, 50, 2):
+        b.model.toggle(slot, "dirty")
+    b.refresh()
+    assert "mixed: 16 runs" in b.svg and len(b.svg) < 50_000
+    alternating = {"vmas": [{"start": "0x200000", "npages": 512}],
+                   "folios": {"F": {"order": 9}},
+                   "ptes": [{"addr": 0x200000 + i * 4096, "folio": "F", "page": i, "nr": 1,
+                             "dirty": i % 2 == 0} for i in range(512)]}
+    s = ForkStepper(alternating, kernel="v6.9")
+    s.go(len(s.frames) // 2)
+    assert "mixed" in s.svg and len(s.svg) < 50_000

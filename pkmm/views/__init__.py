@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .pictures import __all__ as _PICTURES
+from . import pictures as _pictures_module
 
 # name -> submodule that defines it (imported lazily: widget modules need ipywidgets)
 _LAZY = {
@@ -27,7 +27,7 @@ _LAZY = {
     "folio_table": "render", "grid_html": "render", "process_cells": "render",
     "process_html": "static", "steps_table": "static",
     "as_scenario": "_scenario",
-    **{name: "pictures" for name in _PICTURES},
+    **{name: "pictures" for name in _pictures_module.__all__},
 }
 
 __all__ = sorted(_LAZY)

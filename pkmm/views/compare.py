@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ..kernels import KERNELS
+from ..kernels import COMPARE_PAIR, KERNELS
 from ..scenario import Scenario, as_scenario
 from .compare_model import Comparison, compare_forks
 from .live import Control, LiveWidget, select
@@ -35,7 +35,7 @@ class VersionCompare(LiveWidget):
     Taught in: notebooks/06-upstream-batching.ipynb
     """
 
-    def __init__(self, layout: Any, a: str = "batch-v3", b: str = "v6.9",
+    def __init__(self, layout: Any, a: str = COMPARE_PAIR[0], b: str = COMPARE_PAIR[1],
                  without: Iterable[str] = frozenset()) -> None:
         self.a, self.b = need_kernel(a, "VersionCompare"), need_kernel(b, "VersionCompare")
         self.without = check_without(without)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..fork import ForkResult, fork
+from ..kernels import COMPARE_PAIR
 from ..pte import PAGE_SIZE
 from ..scenario import Scenario, as_scenario
 from .render import Cell, process_cells, pte_cell
@@ -50,7 +51,7 @@ class Comparison:
         return {(d[1], d[0]) for d in self.diffs}
 
 
-def compare_forks(layout: Any, a: str = "batch-v3", b: str = "v6.9",
+def compare_forks(layout: Any, a: str = COMPARE_PAIR[0], b: str = COMPARE_PAIR[1],
                   without: Iterable[str] = frozenset()) -> Comparison:
     """Fork ``layout`` under kernels ``a`` and ``b``; list the final PTE differences.
 

@@ -31,7 +31,7 @@ VMA_KINDS: dict[str, tuple[dict[str, Any], str]] = {
                                            "uffd_wp": True, "uffd_fork": True}, "shmem"),
 }
 PATTERNS = ("contiguous", "shuffled", "partial", "across two folios")
-BITS = BIT_LETTERS   # (name, letter) of every bit a PTE cell shows, named once
+BITS = BIT_LETTERS   # (name, letter) of every settable bit (pkmm.pte.SETTABLE_BITS)
 
 
 class LayoutModel:

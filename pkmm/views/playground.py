@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ..kernels import KERNELS
-from ..memory import ABLATIONS
+from ..context import ABLATIONS
+from ..kernels import DEFAULT_KERNEL, KERNELS
 from .live import Control, LiveWidget, button, checkbox, number, select, whole
 from .playground_model import ACTIONS, PlaygroundModel
 from .svg.core import Picture
@@ -26,7 +26,7 @@ class AfterForkPlayground(LiveWidget):
     Taught in: notebooks/07-after-fork.ipynb
     """
 
-    def __init__(self, layout: Any, kernel: str = "v6.17",
+    def __init__(self, layout: Any, kernel: str = DEFAULT_KERNEL,
                  without: Iterable[str] = frozenset()) -> None:
         model = PlaygroundModel(layout, kernel, without)
         super().__init__(label="pkmm after-fork playground: parent, child and a device")

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import LayoutError
 from ..fork import fork
+from ..kernels import DEFAULT_KERNEL
 from ..process import Process, dma_write
 from ..pte import PAGE_SIZE
 from ..scenario import as_scenario
@@ -41,7 +42,7 @@ class PlaygroundModel:
     'parent read slot 0 -> 0: no fault'
     """
 
-    def __init__(self, layout: Any, kernel: str = "v6.17",
+    def __init__(self, layout: Any, kernel: str = DEFAULT_KERNEL,
                  without: Iterable[str] = frozenset()) -> None:
         self.scenario = as_scenario(layout)
         self.kernel = need_kernel(kernel, "AfterForkPlayground")

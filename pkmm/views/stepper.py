@@ -17,7 +17,7 @@ from typing import Any
 
 import traitlets
 
-from ..kernels import KERNELS
+from ..kernels import DEFAULT_KERNEL, KERNELS
 from ..scenario import Scenario
 from .live import Control, LiveWidget, button, number, select, whole
 from .stepframes import StepFrames
@@ -36,7 +36,7 @@ class ForkStepper(LiveWidget):
 
     panel_css = traitlets.Unicode("pkmm-stepper-panel").tag(sync=True)
 
-    def __init__(self, layout: Any, kernel: str = "v6.9",
+    def __init__(self, layout: Any, kernel: str = DEFAULT_KERNEL,
                  without: Iterable[str] = frozenset()) -> None:
         model = StepperModel(layout, kernel, without)
         super().__init__(label="pkmm fork stepper: one fork, decision by decision")

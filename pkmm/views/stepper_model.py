@@ -11,27 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ..context import check_ablations
 from ..errors import LayoutError
-from ..memory import ABLATIONS
+from ..kernels import DEFAULT_KERNEL
 from ..scenario import Scenario, as_scenario
 from .stepframes import Frame, StepFrames
 from .svg.scene import need_kernel
 
 
 def check_without(without: Any) -> frozenset[str]:
-    """Validate an ablation set (names from :data:`pkmm.memory.ABLATIONS`)."""
-    if isinstance(without, str):
-        without = {without}
-    try:
-        w = frozenset(without)
-    except TypeError:
-        raise LayoutError(f"without={without!r}: a set of rule names, e.g. "
-                          "{'pinned-copy'}") from None
-    unknown = sorted(str(x) for x in w - set(ABLATIONS))
-    if unknown:
-        raise LayoutError(f"without: unknown rule(s) {unknown}; known: "
-                          f"{', '.join(sorted(ABLATIONS))}")
-    return w
+    """Validate an ablation set (:func:`pkmm.context.check_ablations`)."""
+    return check_ablations(without)
 
 
 class StepperModel:
@@ -45,7 +35,7 @@ class StepperModel:
     'set-ptes'
     """
 
-    def __init__(self, layout: Any, kernel: str = "v6.9",
+    def __init__(self, layout: Any, kernel: str = DEFAULT_KERNEL,
                  without: Iterable[str] = frozenset()) -> None:
         self.kernel = need_kernel(kernel, "ForkStepper")
         self.without = check_without(without)

@@ -71,13 +71,13 @@ class Drivers:
         self.browser, self.url, self.timeout, self.axe_script = browser, url, timeout, axe_script
         self.current: LabDriver | None = None
 
-    def get(self, front: str, theme: str) -> LabDriver:
+    def get(self, front: str) -> LabDriver:
         cur = self.current
-        if cur is None or (cur.front, cur.theme) != (front, theme):
+        if cur is None or cur.front != front:
             if cur is not None:
                 cur.close()
             self.current = LabDriver(self.browser, self.url, run_timeout_s=self.timeout,
-                                     front=front, theme=theme, axe_script=self.axe_script)
+                                     front=front, axe_script=self.axe_script)
         return self.current
 
     def close(self) -> None:
@@ -116,19 +116,21 @@ def drivers(lab_server: LabServer, chromium_path: str) -> Iterator[Drivers]:
 @pytest.fixture
 def lab(drivers: Drivers) -> LabDriver:
     """The JupyterLab (light theme) driver."""
-    return drivers.get("lab", "light")
+    return drivers.get("lab")
 
 
 @pytest.fixture
 def check_notebook(drivers: Drivers, lab_server: LabServer,
                    request: pytest.FixtureRequest) -> Iterator[Any]:
-    """Return check(rel_path, screenshot, front="lab", theme="light") -> NotebookReport;
+    """Return check(rel_path, screenshot, front="lab", shots=None) -> NotebookReport:
+    ``shots`` maps each theme to check in to its screenshot (light only by default);
     kernels are cleaned up after."""
     reports: list[NotebookReport] = request.config.stash.setdefault(_REPORTS, [])
 
     def check(rel_path: str, screenshot: Path | None, front: str = "lab",
-              theme: str = "light") -> NotebookReport:
-        report = drivers.get(front, theme).check(rel_path, screenshot)
+              shots: dict[str, Path | None] | None = None) -> NotebookReport:
+        themes = tuple(shots) if shots else ("light",)
+        report = drivers.get(front).check(rel_path, screenshot, themes, shots)
         reports.append(report)
         request.config.stash[_END] = time.monotonic()
         if report.problems:

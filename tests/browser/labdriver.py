@@ -171,9 +171,14 @@ class LabDriver:
         self._page: Page | None = None
         self._page_errors: list[str] = []
 
-    def check(self, rel_path: str, screenshot_to: Path | None) -> NotebookReport:
-        """Open `rel_path` (relative to the server root), run all cells, check, screenshot."""
-        report = NotebookReport(rel_path, f"{self.front}/{self.theme}")
+    def check(self, rel_path: str, screenshot_to: Path | None,
+              themes: tuple[str, ...] = ("light",),
+              shots: dict[str, Path | None] | None = None) -> NotebookReport:
+        """Open `rel_path` (relative to the server root), run all cells, then in each of
+        `themes` (the live widgets re-theme without a re-run): screenshot (`shots`, or
+        `screenshot_to` for the first theme), axe-core, fit, clicks."""
+        report = NotebookReport(rel_path, f"{self.front}/{'+'.join(themes)}")
+        shots = dict(shots or {themes[0]: screenshot_to})
         start = time.monotonic()
         try:
             page = self._lab_page()
@@ -181,11 +186,20 @@ class LabDriver:
             self._open(page, rel_path)
             self._run_all(page, report)
             self._check_widgets_rendered(page, report)
-            if screenshot_to is not None:  # before clicking: show the state the author chose
-                report.screenshot = self._screenshot(page, screenshot_to, report)
-            self._check_axe(page, report)
-            self._check_fits(page, report)
-            self._check_interactions(page, report)
+            for theme in themes:
+                if theme != self.theme:
+                    self._set_theme(page, theme)
+                    self.theme = theme
+                shot = shots.get(theme)
+                if shot is not None:  # before clicking: show the state the author chose
+                    report.screenshot = self._screenshot(page, shot, report)
+                self._check_axe(page, report, theme)
+                self._check_fits(page, report)
+                self._check_interactions(page, report,
+                                         "" if theme == themes[0] else f"[{theme}] ")
+            if self.theme != themes[0]:
+                self._set_theme(page, themes[0])
+                self.theme = themes[0]
             page.evaluate(_JS_CLOSE_NOTEBOOKS, self.front == "lab")
         except Exception as exc:  # a harness failure is itself a finding for this notebook
             report.problems.append(f"harness could not finish: {type(exc).__name__}: {exc}")
@@ -309,7 +323,7 @@ class LabDriver:
             if box is None or box["height"] < 1:
                 report.problems.append(f"widget view {i} rendered with no visible size")
 
-    def _check_axe(self, page: Page, report: NotebookReport) -> None:
+    def _check_axe(self, page: Page, report: NotebookReport, theme: str = "light") -> None:
         """axe-core on every pkmm widget and picture: serious/critical violations fail."""
         if not self.axe_script:
             return
@@ -326,7 +340,7 @@ class LabDriver:
                 report.axe[v["impact"] or "unknown"] += v["n"]
                 if v["impact"] in AXE_FAIL:
                     report.problems.append(f"axe {v['impact']}: {v['id']} ({v['help']}) on "
-                                           f"output {i}: {v['html']}")
+                                           f"output {i} ({theme} theme): {v['html']}")
 
     def _check_fits(self, page: Page, report: NotebookReport) -> None:
         """No pkmm widget is wider than the notebook gives it (nothing hides behind a
@@ -341,13 +355,13 @@ class LabDriver:
                 "${n.clientWidth}px`)")
             report.problems.extend(f"widget view {i} overflows: {o}" for o in over)
 
-    def _check_interactions(self, page: Page, report: NotebookReport) -> None:
+    def _check_interactions(self, page: Page, report: NotebookReport, prefix: str = "") -> None:
         """Click each pkmm control and require the paired view in the same root to change."""
         for root_cls, click_cls, view_cls in INTERACTIONS:
             roots = page.locator(f"{SCOPE} .jp-OutputArea-output .{root_cls}")
             for i in range(roots.count()):
                 root = roots.nth(i)
-                label = f"{root_cls}[{i}]: .{click_cls} -> .{view_cls}"
+                label = f"{prefix}{root_cls}[{i}]: .{click_cls} -> .{view_cls}"
                 report.problems.extend(self._click_changes(root, click_cls, view_cls, label))
                 report.interactions.append(label)
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ...errors import LayoutError
-from ...kernels import get_kernel
+from ...kernels import DEFAULT_KERNEL, get_kernel
 from ...kernels.common import stop_words
 from ...pte import PAGE_SIZE
 from ...trace import Step
@@ -57,7 +57,7 @@ def step_groups(steps: Sequence[Step]) -> list[tuple[int, int, str]]:
     return out
 
 
-def batch_strip(layout: Any, kernel: str = "v6.9", *, without: Iterable[str] = (),
+def batch_strip(layout: Any, kernel: str = DEFAULT_KERNEL, *, without: Iterable[str] = (),
                 vma: int = 0) -> Picture:
     """The PTEs of VMA ``vma`` as the kernel scanned them, with one bracket per call.
 

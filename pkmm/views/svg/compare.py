@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ...kernels import COMPARE_PAIR
 from ..compare_model import Comparison, compare_forks
 from ..render import Cell
 from .core import Canvas, Picture
@@ -70,7 +71,7 @@ def comparison_picture(cmp: Comparison) -> Picture:
                      data={"differing": sorted(differ)})
 
 
-def version_compare(layout: Any, a: str = "batch-v3", b: str = "v6.9", *,
+def version_compare(layout: Any, a: str = COMPARE_PAIR[0], b: str = COMPARE_PAIR[1], *,
                     without: Iterable[str] = ()) -> Picture:
     """Fork ``layout`` under kernels ``a`` and ``b``; mark what differs, where.
 

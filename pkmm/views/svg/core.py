@@ -194,3 +194,19 @@ class Canvas:
                 # defaults every text inherits where <style> is stripped
                 '<g fill="#1a1a1a" font-family="monospace" font-size="11">')
         return Picture(kind, head + body.replace(UID, uid) + "</g></svg>", desc, data or {})
+
+
+def wrap(s: str, n: int) -> list[str]:
+    """Split ``s`` into lines of at most ``n`` characters at spaces.
+
+    >>> wrap("aa bb cc", 5)
+    ['aa bb', 'cc']
+    """
+    out, line = [], ""
+    for word in s.split():
+        if line and len(line) + 1 + len(word) > n:
+            out.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return out + ([line] if line else [])

@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from ...errors import LayoutError
 from ...fork import fork
+from ...kernels import DEFAULT_KERNEL
 from ...process import Process
 from .core import Canvas, Picture
 from .scene import need_kernel
@@ -41,7 +42,7 @@ def _fitted() -> tuple[tuple[str, float], ...]:
     return tuple(sorted(fit().params.items()))
 
 
-def per_page_cost(kernel: str = "v6.17", sizes: Sequence[int] = (1, 4, 16, 512), *,
+def per_page_cost(kernel: str = DEFAULT_KERNEL, sizes: Sequence[int] = (1, 4, 16, 512), *,
                   params: Mapping[str, float] | None = None) -> Picture:
     """Stacked bars: ns per page = per-PTE part + per-batch part, for batch sizes ``sizes``.
 

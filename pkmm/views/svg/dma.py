@@ -15,9 +15,9 @@ from typing import Any
 
 from ...errors import LayoutError
 from ...fork import fork
+from ...kernels import DEFAULT_KERNEL
 from ...process import Process, dma_write
-from .core import Canvas, Picture
-from .flow import _wrap
+from .core import Canvas, Picture, wrap
 from .scene import folio_name, need_kernel
 
 DEFAULT = {"name": "one pinned page", "vmas": [{"start": "0x200000", "npages": 1}],
@@ -33,7 +33,7 @@ def _mapped(p: Process, addr: int) -> int | None:
     return pte.pfn if pte is not None and pte.present else None
 
 
-def dma_timeline(layout: Any = None, kernel: str = "v6.17", *,
+def dma_timeline(layout: Any = None, kernel: str = DEFAULT_KERNEL, *,
                  without: Iterable[str] = (), write: int = 5, dma: int = 9) -> Picture:
     """Fork, the parent writes ``write``, the device writes ``dma``, both read: who sees it?
 
@@ -117,7 +117,7 @@ def _draw(kernel: str, without: frozenset[str], cols: list[dict[str, Any]],
     for j, col in enumerate(cols):
         x = LEFT + j * COL_W
         c.text(x + 4, top + 12, f"{j}. {col['label']}", "pk-t", extra=' font-weight="bold"')
-        for k, line in enumerate(_wrap(col["what"], 26)[:2]):
+        for k, line in enumerate(wrap(col["what"], 26)[:2]):
             c.text(x + 4, top + 24 + 10 * k, line, "pk-t2")
         for i, who in enumerate(("device", "parent", "child")):
             y = top + 44 + i * LANE_H

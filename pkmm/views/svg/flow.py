@@ -13,10 +13,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ...errors import LayoutError
-from ...kernels import get_kernel
+from ...kernels import DEFAULT_KERNEL, get_kernel
 from ...pte import PAGE_SIZE
 from .calls import Call, Node, call_path, observed_paths, present_calls
-from .core import Canvas, Picture
+from .core import Canvas, Picture, wrap
 from .scene import build_fork, need_kernel
 
 NODE_H, RANK_H, PAD = 34, 58, 14
@@ -62,7 +62,7 @@ def _label(n: Node) -> tuple[str, str]:
     return f"{func}()", outcome
 
 
-def decision_flow(layout: Any, kernel: str = "v6.9", slot: int = 0, *,
+def decision_flow(layout: Any, kernel: str = DEFAULT_KERNEL, slot: int = 0, *,
                   without: Iterable[str] = (), vma: int = 0) -> Picture:
     """Every decision ``kernel``'s present-PTE copy can take, the path of PTE ``slot`` lit.
 
@@ -153,12 +153,12 @@ def _draw(kernel: str, paths: Sequence[Sequence[Node]], lit: Sequence[Sequence[N
     for k_, call in enumerate(calls, 1):
         s = call.step
         head = f"call {k_}" if len(calls) > 1 else "the call"
-        for line in _wrap(f"{head}: {s.func}() at {s.addr:#x} -> {s.action} {s.nr}: "
+        for line in wrap(f"{head}: {s.func}() at {s.addr:#x} -> {s.action} {s.nr}: "
                           f"{s.reason}", int((c.width - 16) / 6.6)):
             c.text(8, y, line, "pk-t")
             y += 14
         for e in call.events:
-            for line in _wrap(f"{e.func}: {e.rule} -- {e.reason}", int((c.width - 30) / 5.5)):
+            for line in wrap(f"{e.func}: {e.rule} -- {e.reason}", int((c.width - 30) / 5.5)):
                 c.text(20, y, line, "pk-t2")
                 y += 11
         y += 4
@@ -175,19 +175,3 @@ def _repeats(c: Call) -> set[Node]:
     from .calls import node_of
     nodes = [node_of(e) for e in c.events]
     return {a for a, b in zip(nodes, nodes[1:], strict=False) if a == b}
-
-
-def _wrap(s: str, n: int) -> list[str]:
-    """Split ``s`` into lines of at most ``n`` characters at spaces.
-
-    >>> _wrap("aa bb cc", 5)
-    ['aa bb', 'cc']
-    """
-    out, line = [], ""
-    for word in s.split():
-        if line and len(line) + 1 + len(word) > n:
-            out.append(line)
-            line = word
-        else:
-            line = f"{line} {word}" if line else word
-    return out + ([line] if line else [])

@@ -15,11 +15,10 @@ from typing import Any
 
 from ...errors import LayoutError
 from ...fork import ForkResult
-from ...kernels import get_kernel
+from ...kernels import DEFAULT_KERNEL, get_kernel
 from ...pte import PAGE_SIZE
 from .calls import present_calls
-from .core import Canvas, Picture
-from .flow import _wrap
+from .core import Canvas, Picture, wrap
 from .scene import build_fork, need_kernel
 
 
@@ -61,7 +60,7 @@ def eagain_rounds(r: ForkResult) -> list[Round]:
     return out
 
 
-def eagain_loop(layout: Any, kernel: str = "v6.9", round: int = 1, *,
+def eagain_loop(layout: Any, kernel: str = DEFAULT_KERNEL, round: int = 1, *,
                 without: Iterable[str] = ()) -> Picture:
     """The copy loop of ``copy_pte_range()`` with round ``round`` of the fork lit.
 
@@ -104,7 +103,7 @@ def eagain_loop(layout: Any, kernel: str = "v6.9", round: int = 1, *,
                extra=' stroke-width="2"' if cur else "")
         c.text(x + 10, y + 18, f"{i + 1}. {func}", "pk-h")
         c.text(x + 10, y + 34, what, "pk-t")
-        for j, line in enumerate(_wrap(detail, 66)[:5]):
+        for j, line in enumerate(wrap(detail, 66)[:5]):
             c.text(x + 10, y + 50 + 12 * j, line, "pk-t2")
     role = "lit" if cur else ""
     c.path("M420,96 L478,96", role, width=2, arrow=True)

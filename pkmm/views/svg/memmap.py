@@ -19,7 +19,7 @@ from ...fork import ForkResult
 from ...process import Process
 from .core import Canvas, Picture
 from .physmem import MAX_W, Box, Memory, Pages, draw_memory, flow
-from .scene import Run, Slot, build_fork, need_kernel, runs, vma_slots
+from .scene import Run, Slot, bounded, build_fork, need_kernel, runs, vma_slots
 
 CW, CH, GAP = 36, 46, 3          # one slot cell
 ROW = 24                         # cells per row
@@ -31,7 +31,7 @@ def _cells(slots: Sequence[Slot]) -> list[Run]:
     # few slots: one cell each; many: one cell per run (a 512-PTE table is a few boxes)
     if len(slots) <= 2 * ROW:
         return [Run(i, i, s) for i, s in enumerate(slots)]
-    return runs(slots)
+    return bounded(slots, 2 * ROW)
 
 
 def _slot_tip(who: str, s: Slot) -> str:
@@ -46,23 +46,29 @@ def _draw_cell(c: Canvas, who: str, run: Run, slots: Sequence[Slot], b: Box,
     tip = _slot_tip(who, s) if run.n == 1 else (
         f"{who} PTEs #{s.index}-#{slots[run.last].index}: {run.n} x {s.label} "
         f"{s.letters or 'no bits'}")
+    if run.parts > 1:
+        tip = f"{who} PTEs #{s.index}-#{slots[run.last].index}: " + "; ".join(
+            f"#{r.head.index}: {r.head.label} {r.head.letters}"
+            for r in runs(slots[run.first:run.last + 1])[:8])
     c.rect(b.x, b.y, b.w, b.h, role, tip=tip, extra=' stroke-width="2.5"' if pmd else "")
     idx = f"#{s.index}" if run.n == 1 else f"#{s.index}-{slots[run.last].index}"
     c.text(b.x + 3, b.y + 10, idx, "pk-t2")
     label = s.label if run.n == 1 else (
         f"{s.label}-{slots[run.last].page}" if s.folio is not None else s.label)
+    if run.parts > 1:
+        label = f"mixed: {run.parts} runs"
     c.text(b.x + 3, b.y + 21, label + (" PMD" if pmd and run.n > 1 else ""), "pk-t2")
-    letters = s.letters.split()
+    letters = s.letters.split() if run.parts == 1 else []
     c.text(b.x + 3, b.y + 32, " ".join(letters[:3]), "pk-t2", extra=' font-weight="bold"')
     if letters[3:]:
         c.text(b.x + 3, b.y + 42, " ".join(letters[3:]), "pk-t2", extra=' font-weight="bold"')
     if run.n > 1:
         c.text(b.x + b.w - 3, b.y + 10, f"×{run.n}", "pk-t2", anchor="end")
-    pinned = s.folio is not None and any(
+    pinned = 0 if s.folio is None else sum(
         pins.get((s.folio.pfn, i), 0) for i in range(s.page, s.page + run.n))
-    if pinned:   # the page behind this PTE is pinned: say so here too
-        c.text(b.x + b.w - 3, b.y + 42, "PIN", "pk-t2", anchor="end",
-               extra=' font-weight="bold"')
+    if pinned:   # the page behind this PTE is pinned: say so here too (and how often)
+        c.text(b.x + b.w - 3, b.y + 42, "PIN" if pinned == 1 else f"PIN×{pinned}", "pk-t2",
+               anchor="end", extra=' font-weight="bold"')
 
 
 def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str] = (),

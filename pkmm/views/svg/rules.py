@@ -15,6 +15,7 @@ from typing import Any
 
 from ...errors import LayoutError
 from ...fork import fork
+from ...kernels import BATCHING_KERNELS, DEFAULT_KERNEL
 from ...process import Process
 from ...pte import Pte
 from ..render import BIT_LETTERS
@@ -66,7 +67,7 @@ def bit_outcomes(kernel: str, uffd_fork: bool = True) -> tuple[tuple[str, str, s
     return tuple(out)
 
 
-def rule_grid(kernel: str = "v6.17", *, uffd_fork: bool = True) -> Picture:
+def rule_grid(kernel: str = DEFAULT_KERNEL, *, uffd_fork: bool = True) -> Picture:
     """What fork does to each bit of a PTE that had it: private/shared x parent/child.
 
     The shared column uses a shmem VMA registered for userfaultfd write-protect (with
@@ -150,7 +151,7 @@ def ignored_bits(kernel: str, vma_kw: tuple[tuple[str, Any], ...] = ()) -> dict[
     return out
 
 
-def masked_compare(layout: Any, kernels: str | Sequence[str] = ("batch-v3", "v6.9", "v6.17"),
+def masked_compare(layout: Any, kernels: str | Sequence[str] = BATCHING_KERNELS,
                    slot: int = 0) -> Picture:
     """PTE ``slot`` and the next one as bit fields, per kernel: ignored bits greyed,
     each compared bit marked = or differs, and whether the batch went on.

@@ -107,6 +107,7 @@ class Run:
     first: int
     last: int
     head: Slot
+    parts: int = 1        # > 1: a bin of that many different runs ("mixed")
 
     @property
     def n(self) -> int:
@@ -138,6 +139,25 @@ def runs(slots: Sequence[Slot]) -> list[Run]:
         if i == len(slots) or not _continues(slots[i - 1], slots[i]):
             out.append(Run(start, i - 1, slots[start]))
             start = i
+    return out
+
+
+def bounded(slots: Sequence[Slot], most: int = 48) -> list[Run]:
+    """Runs, or -- when even runs are more than ``most`` -- bins of 16 slots, each one
+    run if its slots continue each other, else a "mixed" bin (the drawing stays small for
+    any 512-PTE table).
+
+    >>> s = [Slot(i, i * 4096, None, "none", None, -1, "--") for i in range(64)]
+    >>> [(r.first, r.last, r.parts) for r in bounded(s, most=2)]
+    [(0, 63, 1)]
+    """
+    rs = runs(slots)
+    if len(rs) <= most:
+        return rs
+    out = []
+    for lo in range(0, len(slots), 16):
+        part = runs(slots[lo:lo + 16])
+        out.append(Run(lo, lo + len(slots[lo:lo + 16]) - 1, slots[lo], len(part)))
     return out
 
 

@@ -15,10 +15,10 @@ from typing import Any
 
 from ...errors import FaultError, LayoutError
 from ...fork import fork
+from ...kernels import DEFAULT_KERNEL
 from ...process import Process
 from ...pte import PAGE_SIZE
-from .core import Canvas, Picture
-from .flow import _wrap
+from .core import Canvas, Picture, wrap
 from .scene import folio_name, need_kernel
 
 
@@ -56,7 +56,7 @@ def page_state(p: Process, addr: int, original: int, names: dict[int, str]) -> P
                      + (", AnonExclusive" if pg.anon_exclusive else ""))
 
 
-def page_state_machine(layout: Any, kernel: str = "v6.17", slot: int = 0,
+def page_state_machine(layout: Any, kernel: str = DEFAULT_KERNEL, slot: int = 0,
                        actions: Sequence[tuple[str, str]] = (("child", "write"),
                                                              ("parent", "write")), *,
                        without: Iterable[str] = ()) -> Picture:
@@ -140,14 +140,14 @@ def _draw(kernel: str, cols: list[tuple[str, dict[str, PageState], str, str]],
                    f"{s.detail}", extra=' stroke-width="2.5"' if on else "")
             c.text(x + 10, y + 15, s.state, "pk-t", extra=' font-weight="bold"')
             c.text(x + 10, y + 29, s.page, "pk-t2")
-            for k, line in enumerate(_wrap(s.detail, 30)[:2]):
+            for k, line in enumerate(wrap(s.detail, 30)[:2]):
                 c.text(x + 10, y + 41 + 10 * k, line, "pk-t2")
             prev = cols[j - 1][1].get(who) if j else None
             if prev is not None:
                 c.path(f"M{x - 24:g},{y + h / 2:g} L{x + 2:g},{y + h / 2:g}",
                        "lit" if on else "", width=2 if on else 1, arrow=True)
         if why:
-            for k, line in enumerate(_wrap(why, 34)[:3]):
+            for k, line in enumerate(wrap(why, 34)[:3]):
                 c.text(x + 4, 40 + 2 * h + 48 + 14 + 11 * k, line, "pk-t2",
                        extra=' font-weight="bold"' if k == 0 else "")
     desc = f"{kernel}: " + "; ".join(faults)

@@ -13,12 +13,12 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ...kernels import DEFAULT_KERNEL
 from ...kernels.common import stop_words
 from ...pte import PAGE_SIZE
 from ..render import Cell
 from ..stepframes import Frame, StepFrames
-from .core import Canvas, Picture
-from .flow import _wrap
+from .core import Canvas, Picture, wrap
 from .scene import need_kernel
 
 W_MAX, LEFT, CH = 952, 8, 46
@@ -49,6 +49,8 @@ def _groups(f: Frame, cells: Sequence[Cell]) -> list[tuple[int, int]]:
                                              _tag(f, cells[i - 1].addr), _tag(f, cells[i].addr)):
             out.append((start, i - 1))
             start = i
+    if len(out) > 48:   # a fragmented table: bins of 16 slots keep the frame small
+        return [(lo, min(lo + 15, len(cells) - 1)) for lo in range(0, len(cells), 16)]
     return out
 
 
@@ -66,21 +68,28 @@ def _strip(c: Canvas, f: Frame, who: str, cells: Sequence[Cell], y: float,
         cell = cells[first]
         n = last - first + 1
         w = unit * (min(4, n) if len(cells) > 24 else 1)
-        tag = _tag(f, cell.addr)
+        span = cells[first:last + 1]
+        mixed = any(not _continues(a, b, _tag(f, a.addr), _tag(f, b.addr))
+                    for a, b in zip(span, span[1:], strict=False))
+        tag = "".join(sorted({_tag(f, x.addr) for x in span})) if mixed else _tag(f, cell.addr)
         lo = (cell.addr - f.base) // PAGE_SIZE
         slot = f"#{lo}" if n == 1 else f"#{lo}-{lo + n - 1}"
         tip = f"{who} PTE {slot}: {cell.label} {cell.bits} {cell.extra}".strip()
+        if "cur" in tag and f.event is not None:   # hover: why the kernel touched it
+            tip += f" -- {f.event.func}: {f.event.reason}"
         if clickable:
             c.raw(f'<g data-pk-click="slot:{lo}" aria-label="{who} PTE {slot}">')
         c.rect(x + 1, y, w - 2, CH, cell.kind if cell.kind != "none" else "none", tip=tip,
                extra=' stroke-width="3"' if "cur" in tag else "")
         if "chg" in tag:
             c.rect(x + 3, y + CH - 5, w - 6, 3, "ok", rx=0, tip="changed by this event")
-        if w >= 30:
+        if w >= 26:
             c.text(x + 3, y + 10, slot, "pk-t2")
-            c.text(x + 3, y + 21, cell.label if n == 1 else f"{cell.label} ×{n}", "pk-t2")
-            c.text(x + 3, y + 32, cell.bits, "pk-t2", extra=' font-weight="bold"')
-            if cell.extra:
+            c.text(x + 3, y + 21, "mixed" if mixed else
+                   cell.label if n == 1 else f"{cell.label} ×{n}", "pk-t2")
+            c.text(x + 3, y + 32, "" if mixed else cell.bits, "pk-t2",
+                   extra=' font-weight="bold"')
+            if cell.extra and not mixed:
                 c.text(x + 3, y + 42, cell.extra, "pk-t2")
         if clickable:
             c.raw("</g>")
@@ -99,7 +108,7 @@ def draw_frame(c: Canvas, f: Frame, kernel: str, y: float, *, clickable: bool = 
     y += 18
     lines = frame_words(f) if explain else []
     for cls, line in lines:
-        for part in _wrap(line, words):
+        for part in wrap(line, words):
             c.text(LEFT, y + 10, part, "pk-t" if cls == "head" else "pk-t2",
                    extra=' font-weight="bold"' if cls == "head" else "")
             y += 12
@@ -131,7 +140,7 @@ def frame_words(f: Frame) -> list[tuple[str, str]]:
     return out
 
 
-def fork_step(layout: Any, kernel: str = "v6.9", step: int = 0, *,
+def fork_step(layout: Any, kernel: str = DEFAULT_KERNEL, step: int = 0, *,
               without: Iterable[str] = ()) -> Picture:
     """One frame of the fork of ``layout``: the state after its first ``step`` events.
 
