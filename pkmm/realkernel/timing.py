@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -139,67 +141,167 @@ class _Region:
         lc.munmap(self.base, self.total)
 
 
-def _measure(size: int, folio: str, mode: str, repeats: int) -> dict[str, Any]:
-    """In the worker: baseline forks, then the region's forks."""
-    _fork_ns()
-    baseline = [_fork_ns() for _ in range(repeats)]
-    region = _Region(size, folio)
+def _sample(size: int, layout: str, mode: str) -> tuple[int, str | None]:
+    """One timed fork of a freshly built ``layout`` region (REPEAT: after one warm-up fork)."""
+    region = _Region(size, layout)
     try:
-        layout = region.check()
-        samples = []
         if mode == "repeat":
-            _fork_ns()          # warm-up: PTEs read-only, no longer AnonExclusive
-        for _ in range(repeats):
-            if mode == "fresh":
-                region.populate()
-            samples.append(_fork_ns())
-        layout = layout or region.check()
+            _fork_ns()          # PTEs read-only, no longer AnonExclusive
+        ns = _fork_ns()
+        return ns, region.check()
     finally:
         region.close()
+
+
+def _pair_worker(out: int, size: int, folio: str, ref: str, mode: str, rounds: int) -> None:
+    """In the worker: per round a baseline fork, then ``ref`` and ``folio`` alternately
+    (ref first in even rounds, second in odd ones, so a drift in machine load hits both)."""
+    _fork_ns()
+    for k in range(rounds):
+        msgs = [{"layout": "baseline", "ns": _fork_ns(), "layout_check": None}]
+        for lay in ((ref, folio) if k % 2 == 0 else (folio, ref)):
+            ns, check = _sample(size, lay, mode)
+            msgs.append({"layout": lay, "ns": ns, "layout_check": check})
+        _write_all(out, ("".join(json.dumps(m) + "\n" for m in msgs)).encode())
+
+
+def measure_pair(size_bytes: int, folio: str, *, ref: str = "4K", mode: str = "fresh",
+                 rounds: int = 15, timeout: float = 600.0,
+                 progress: bool | None = None) -> dict[str, Any] | None:
+    """Fork-time ``folio`` and ``ref`` regions of ``size_bytes`` alternately, ``rounds`` times.
+
+    Each sample builds its region afresh (FRESH: populated and forked; REPEAT: populated,
+    forked once, then timed), so the two layouts see the same machine load; one baseline
+    fork (the worker without a region) per round.  THP knobs: those ``folio`` needs
+    (``ref`` must not need any: 4K regions are MADV_NOHUGEPAGE).  Returns the samples and
+    their minima (see :func:`summarise`), or None when the machine cannot (see
+    :func:`unavailable`).  1 GiB FRESH, 15 rounds: about 15 s.
+    """
+    from ..progress import bar
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r}: use 'fresh' or 'repeat'")
+    if _knobs(ref):
+        raise ValueError(f"ref={ref!r}: the reference layout must need no THP knobs (4K)")
+    if unavailable(size_bytes, folio) or unavailable(size_bytes, ref):
+        return None
+    samples: dict[str, list[int]] = {"baseline": [], ref: [], folio: []}
+    bad: dict[str, str] = {}
+    with thp.thp_settings(_knobs(folio)), bar(total=rounds, enabled=progress,
+                                              desc=f"fork {folio} vs {ref} {mode}") as b:
+        for msg in _run_worker(lambda w: _pair_worker(w, size_bytes, folio, ref, mode, rounds),
+                               timeout, f"fork timing {folio} vs {ref}"):
+            if msg["layout_check"]:
+                bad.setdefault(msg["layout"], msg["layout_check"])
+            else:
+                samples[msg["layout"]].append(msg["ns"])
+            if msg["layout"] == "baseline":
+                b.update(1)
+    if any(len(v) < rounds for v in samples.values()) and not bad:
+        raise RuntimeError(f"measure_pair: the worker died measuring {folio} vs {ref}")
+    return {"size_bytes": size_bytes, "folio": folio, "ref": ref, "mode": mode,
+            "rounds": rounds, "samples_ns": samples, "layout_failures": bad,
+            **summarise(samples, folio, ref)}
+
+
+def summarise(samples: dict[str, list[int]], folio: str, ref: str) -> dict[str, Any]:
+    """Minima and medians of interleaved samples, net of the baseline, and the speed-up.
+
+    ``net = min(layout) - min(baseline)``: on a shared machine every disturbance only
+    adds time, so the minimum of many interleaved runs is the steadiest estimate.
+
+    >>> s = summarise({"baseline": [5, 4], "4K": [24, 30], "64K": [14, 12]}, "64K", "4K")
+    >>> s["net_min_ns"], s["speedup"]
+    ({'4K': 20, '64K': 8}, 2.5)
+    """
+    base = min(samples["baseline"]) if samples["baseline"] else 0
+    net = {lay: min(samples[lay]) - base for lay in (ref, folio) if samples[lay]}
+    med = {lay: statistics.median(samples[lay]) - statistics.median(samples["baseline"])
+           for lay in (ref, folio) if samples[lay] and samples["baseline"]}
+    ok = folio in net and ref in net and net[folio] > 0
+    return {"baseline_min_ns": base, "net_min_ns": net, "net_median_ns": med,
+            "speedup": net[ref] / net[folio] if ok else None}
+
+
+def _run_worker(body: Any, timeout: float, what: str) -> Iterator[dict[str, Any]]:
+    """Fork a worker that runs ``body(write_fd)`` and dies with us; yield its JSON lines."""
+    from .probe import _kill_and_reap
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            lc.set_pdeathsig(signal.SIGKILL)
+            body(w)
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        with os.fdopen(r, "rb", buffering=0) as f:
+            yield from _json_lines(f, timeout, what)
+    finally:
+        _kill_and_reap(pid)
+
+
+def _json_lines(f: Any, timeout: float, what: str) -> Iterator[dict[str, Any]]:
+    deadline, buf = time.monotonic() + timeout, b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([f], [], [], left)[0]:
+            raise RuntimeError(f"{what}: worker timed out after {timeout:.0f} s")
+        chunk = f.read(1 << 16)
+        if not chunk:
+            return
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            yield json.loads(line)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def _measure(size: int, folio: str, mode: str, repeats: int) -> dict[str, Any]:
+    """In the worker: baseline forks, then the region's forks (medians)."""
+    _fork_ns()
+    baseline = [_fork_ns() for _ in range(repeats)]
+    samples, layout = [], None
+    for _ in range(repeats):
+        ns, check = _sample(size, folio, mode)
+        samples.append(ns)
+        layout = layout or check
     pages = size // lc.PAGE_SIZE
     base, med = statistics.median(baseline), statistics.median(samples)
     return {"size_bytes": size, "folio": folio, "mode": mode, "repeats": repeats,
             "median_ns": med, "baseline_ns": base, "net_ns": med - base,
+            "min_net_ns": min(samples) - min(baseline),
             "ns_per_page": (med - base) / pages,
             "ns_per_folio": (med - base) / (pages // folio_pages(folio)),
             "samples_ns": samples, "layout_ok": layout is None, "layout": layout or "ok"}
 
 
 def measure_fork(size_bytes: int, folio: str, *, mode: str = "repeat",
-                 repeats: int = 11, timeout: float = 120.0) -> dict[str, Any] | None:
+                 repeats: int = 11, timeout: float = 300.0) -> dict[str, Any] | None:
     """Median real fork() time of a ``size_bytes`` private anon region of ``folio`` pages.
 
     ``folio``: "4K", "16K" ... "1M", "2M-pte" (PTE-mapped 2M THP) or "2M-pmd".
     ``mode``: "repeat" (PTEs already read-only from an earlier fork) or "fresh"
-    (re-populated before every sample: every PTE writable and AnonExclusive).
+    (every PTE writable and AnonExclusive).  Every sample builds its region afresh.
     Returns None when the machine cannot do it (:func:`unavailable` says why).
-    A 1 GiB "4K" "repeat" measurement with 11 repeats takes about a second.
+    For speed-ups between layouts use :func:`measure_pair` (interleaved minima).
     """
     if mode not in MODES:
         raise ValueError(f"mode={mode!r}: use 'fresh' or 'repeat'")
     if folio_pages(folio) and unavailable(size_bytes, folio):
         return None
-    from .probe import _kill_and_reap, _read_all, _write_all
     with thp.thp_settings(_knobs(folio)):
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.close(r)
-                lc.set_pdeathsig(signal.SIGKILL)
-                _write_all(w, json.dumps(_measure(size_bytes, folio, mode, repeats)).encode())
-            finally:
-                os._exit(0)
-        os.close(w)
-        try:
-            data = _read_all(r, timeout, f"fork timing {folio}")
-        finally:
-            os.close(r)
-            _kill_and_reap(pid)
-    if not data:
+        out = list(_run_worker(lambda w: _write_all(w, (json.dumps(
+            _measure(size_bytes, folio, mode, repeats)) + "\n").encode()), timeout,
+            f"fork timing {folio}"))
+    if not out:
         raise RuntimeError(f"measure_fork: the worker died measuring {folio}")
-    result: dict[str, Any] = json.loads(data)
-    return result
+    return out[0]
 
 
 def available_folios() -> list[str]:
