@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .fork import ForkResult, fork
+from .kernels import get_kernel
 from .kernels.common import stop_words
 from .pte import PAGE_SIZE
 from .scenario import as_scenario
@@ -79,7 +80,7 @@ def _batch_story(r: ForkResult) -> str:
     if not parts:
         per = {s.stop or s.reason for s in r.steps}
         parts.append(f"{r.kernel} copies one PTE per call ({'; '.join(sorted(per))})"
-                     if r.kernel in ("v6.8", "eager-copy") else "no batch was scanned")
+                     if not get_kernel(r.kernel).batch_func else "no batch was scanned")
     return "; ".join(parts)
 
 

@@ -13,9 +13,10 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .context import ABLATIONS, ForkContext, check_ablations
 from .errors import ForkError, LayoutError
 from .kernels import DEFAULT_KERNEL, get_kernel
-from .memory import ABLATIONS, ENOMEM, ForkContext, copy_page_range
+from .memory import ENOMEM, copy_page_range
 from .process import Process
 from .trace import Step, Trace
 from .vma import VM_DONTCOPY, VM_LOCKED, VM_UFFD_WP, VM_WIPEONFORK, AnonVma, Vma, VmFlags
@@ -71,17 +72,6 @@ class ForkResult:
                 f"eagain={self.eagain}, copies={self.copies})")
 
 
-def _check_without(without: Iterable[str]) -> frozenset[str]:
-    if isinstance(without, str):
-        without = {without}
-    w = frozenset(without)
-    unknown = sorted(w - set(ABLATIONS))
-    if unknown:
-        raise LayoutError(f"without={sorted(w)!r}: unknown ablation(s) {unknown}; known: "
-                          + ", ".join(sorted(ABLATIONS)))
-    return w
-
-
 def dup_mmap(fc: ForkContext, child: Process, parent: Process) -> int:
     """Duplicate every VMA of ``parent`` into ``child`` and copy page tables where needed.
 
@@ -119,7 +109,7 @@ def fork(p: Process, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = froz
          detail: bool = True) -> ForkResult:
     """Fork ``p`` the way ``kernel`` does; returns the child and every decision made.
 
-    ``without`` switches rules off (see :data:`pkmm.memory.ABLATIONS`).
+    ``without`` switches rules off (see :data:`pkmm.ABLATIONS`).
     ``need_resched=True`` makes every lock-break check break (spec T27);
     ``fail_prealloc=N`` fails the N-th preallocation (``True``: every one) so fork fails
     with ENOMEM (:class:`pkmm.ForkError`; the partial child is torn down).
@@ -127,7 +117,7 @@ def fork(p: Process, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = froz
     Both processes then run the fault path of ``kernel``.
     """
     version = get_kernel(kernel)
-    w = _check_without(without)
+    w = check_ablations(without)
     if not isinstance(p, Process):
         raise LayoutError(f"p={p!r}: fork a pkmm.Process")
     if p.exited:

@@ -21,7 +21,7 @@ from .rmap import folio_add_anon_rmap_ptes, folio_remove_rmap_pmd, folio_try_dup
 from .vma import Vma, userfaultfd_wp, vma_is_anonymous
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .memory import ForkContext
+    from .context import ForkContext
     from .mm import MmStruct
 
 EAGAIN = errno.EAGAIN

@@ -13,11 +13,11 @@ Taught in: notebooks/02-fork-one-pte-at-a-time.ipynb
 from __future__ import annotations
 
 import errno
-from collections import Counter
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
+from .context import ForkContext, Prealloc
 from .folio import Folio, Page
+from .huge_memory import copy_huge_pmd
 from .mm import MM_ANONPAGES, MM_SWAPENTS, mm_counter, new_rss
 from .pgtable import Pmd, pmd_addr_end, pmd_index, pte_alloc, pte_index, pte_offset_map, set_pte_at
 from .pte import (
@@ -31,71 +31,11 @@ from .pte import (
     pte_swp_clear_exclusive,
 )
 from .rmap import folio_add_anon_rmap_ptes
-from .trace import Action, Step, Trace
 from .vma import VM_MIXEDMAP, VM_PFNMAP, VM_SHARED, VM_WRITE, Vma, is_cow_mapping, userfaultfd_wp
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .kernels import KernelVersion
 
 EAGAIN = errno.EAGAIN
 ENOMEM = errno.ENOMEM
 EHWPOISON = errno.EHWPOISON if hasattr(errno, "EHWPOISON") else 133
-
-#: Ablations a learner can switch off with ``pkmm.fork(p, without={...})``.
-ABLATIONS = {
-    "pinned-copy": "share maybe-pinned AnonExclusive pages instead of copying them "
-                   "(folio_needs_cow_for_dma ignored): the parent can lose DMA writes",
-    "cow-wrprotect": "leave COW PTEs writable in parent and child: a write by one "
-                     "process becomes visible to the other",
-}
-
-
-class Prealloc:
-    """The ``struct folio **prealloc`` slot of copy_pte_range: at most one order-0 page."""
-
-    __slots__ = ("folio",)
-
-    def __init__(self) -> None:
-        self.folio: Folio | None = None
-
-
-class ForkContext:
-    """pkmm-only state of one fork: the version, ablations, trace, steps and counters."""
-
-    def __init__(self, kernel: KernelVersion, without: frozenset[str], detail: bool,
-                 need_resched: bool, fail_prealloc: int | bool) -> None:
-        self.kernel = kernel
-        self.version = kernel.name
-        self.without = without
-        self.trace = Trace(kernel.name, detail)
-        self.steps: list[Step] = []
-        self.step_counts: Counter[tuple[str, str]] = Counter()
-        self.need_resched = need_resched
-        self.fail_prealloc = fail_prealloc
-        self.eagain = 0
-        self.copies = 0
-        self.wasted = 0
-        self.passes = 0
-        self.lock_breaks = 0
-        self.prealloc_calls = 0
-        self.ops: Counter[str] = Counter()
-
-    def emit(self, func: str, rule: str, reason: str, addr: int | None = None,
-             nr: int = 0, **data: object) -> None:
-        """Record a decision (see :class:`pkmm.trace.Trace`)."""
-        self.trace.emit(func, rule, reason, addr, nr, **data)
-
-    def step(self, addr: int, nr: int, action: Action, reason: str, func: str,
-             stop: str = "") -> None:
-        """Record one return of the present/non-present copy function."""
-        self.step_counts[(action, stop or reason)] += 1
-        if self.trace.detail:
-            self.steps.append(Step(addr, nr, action, reason, func, stop))
-
-    def ablated(self, name: str) -> bool:
-        """Whether the learner switched rule ``name`` off."""
-        return name in self.without
-
 
 # --- vm_normal_page -----------------------------------------------------------------------
 
@@ -343,7 +283,6 @@ def copy_pmd_range(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int, end: 
 
     Mirrors: mm/memory.c copy_pmd_range(), v6.8 .. v6.17.  Any failure below becomes -ENOMEM.
     """
-    from .huge_memory import copy_huge_pmd
     src_mm = src_vma.vm_mm
     while addr < end:
         nxt = pmd_addr_end(addr, end)

@@ -11,7 +11,7 @@ import random
 from typing import Any
 
 from ..fork import fork
-from ..kernels import get_kernel
+from ..kernels import BATCHING_KERNELS, get_kernel
 from ..scenario import Scenario
 from .base import Exercise, Result, index_of, ptes_of
 from .layout import BITS, LETTERS, random_ptes, scenario
@@ -38,7 +38,7 @@ class BatchSizes(Exercise):
 
     name = "batches"
     title = "batch sizes of the present-PTE copy"
-    draw = ("batch-v3", "v6.9", "v6.17")
+    draw = BATCHING_KERNELS
     answer_format = "a list of ints, one per call, e.g. [4, 1, 2, 1]"
 
     def generate(self, rng: random.Random) -> Scenario:

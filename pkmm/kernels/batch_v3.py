@@ -7,8 +7,9 @@ Taught in: notebooks/03-seed-patch-batching.ipynb
 
 from __future__ import annotations
 
+from ..context import ForkContext, KernelVersion, Prealloc
 from ..folio import Folio, Page, folio_ref_add, folio_ref_sub, folio_test_anon, folio_test_large
-from ..memory import ForkContext, Prealloc, vm_normal_page
+from ..memory import vm_normal_page
 from ..mm import MM_ANONPAGES, mm_counter_file
 from ..pgtable import pte_index, pte_offset_map, set_ptes, wrprotect_ptes
 from ..pte import (
@@ -22,7 +23,6 @@ from ..pte import (
     pte_wrprotect,
 )
 from ..vma import VM_SHARED, Vma, userfaultfd_wp
-from . import KernelVersion
 from .common import copy_for_child, dup_file, stop_words, try_dup_anon
 
 NAME = "batch-v3"
@@ -169,4 +169,4 @@ KERNEL = KernelVersion(
     name=NAME, spec="B", title="seed patch v3: folio_nr_pages_cont_mapped",
     present_func="copy_present_ptes", batch_func="folio_nr_pages_cont_mapped",
     copy_present=copy_present_ptes, guard_markers=False, large_folio_reuse=False,
-    huge_zero_wp_thp=False, hwpoison_copy=False)
+    huge_zero_wp_thp=False, hwpoison_copy=False, folio_end="clamp", anon_dup="truncate")

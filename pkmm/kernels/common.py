@@ -6,11 +6,13 @@ the decision it made and why, so the variant modules read like the kernel.
 
 from __future__ import annotations
 
+from ..context import ForkContext, Prealloc
 from ..folio import Folio, Page, folio_maybe_dma_pinned
-from ..memory import EAGAIN, ForkContext, Prealloc, copy_present_page
-from ..pte import PTE_BITS, Pte
+from ..memory import EAGAIN, copy_present_page
+from ..pgtable import set_ptes, wrprotect_ptes
+from ..pte import PTE_BITS, Pte, pte_clear_uffd_wp, pte_mkclean, pte_mkold, pte_wrprotect
 from ..rmap import __folio_try_dup_anon_rmap, folio_dup_file_rmap_ptes
-from ..vma import Vma
+from ..vma import VM_SHARED, Vma, is_cow_mapping, userfaultfd_wp
 
 
 def try_dup_anon(fc: ForkContext, func: str, folio: Folio, page: Page, nr: int,
@@ -60,6 +62,37 @@ def dup_file(fc: ForkContext, func: str, folio: Folio, page: Page, nr: int,
     fc.ops["mapcount_ops"] += nr
     fc.emit(func, "file-dup", "page-cache page: mapcount + 1 per page, no exclusivity to "
             "give up", addr, nr)
+
+
+def __copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, addr: int,
+                        nr: int) -> Pte:
+    """Write ``nr`` child PTEs from ``pte``; write-protect the parent's in COW mappings.
+
+    Mirrors: mm/memory.c __copy_present_ptes(), v6.9 .. v6.17.  Returns the child value.
+    """
+    f = "__copy_present_ptes"
+    src_mm = src_vma.vm_mm
+    # kernel: "If it's a COW mapping, write protect it both processes."
+    if is_cow_mapping(src_vma.vm_flags) and pte.write and not fc.ablated("cow-wrprotect"):
+        wrprotect_ptes(src_mm, addr, nr)
+        pte = pte_wrprotect(pte)
+        fc.ops["wrprotect_calls"] += 1
+        fc.emit(f, "cow-wrprotect", f"COW mapping: write-protect {nr} parent PTE(s) "
+                "(wrprotect_ptes) and the child's", addr, nr)
+    # kernel: "If it's a shared mapping, mark it clean in the child."
+    if src_vma.vm_flags & VM_SHARED:
+        pte = pte_mkclean(pte)
+    pte = pte_mkold(pte)
+    if not userfaultfd_wp(dst_vma):
+        pte = pte_clear_uffd_wp(pte)
+    set_ptes(dst_vma.vm_mm, addr, pte, nr)
+    fc.ops["pte_writes"] += nr
+    fc.ops["set_ptes_calls"] += 1
+    fc.emit(f, "set-ptes", f"{nr} child PTE(s): old"
+            + (", clean (shared)" if src_vma.vm_flags & VM_SHARED else "")
+            + ("" if userfaultfd_wp(dst_vma) else ", uffd-wp cleared"), addr, nr,
+            child=repr(pte))
+    return pte
 
 
 def pte_diff(expected: Pte, p: Pte | None) -> str:

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import errno
 
+from ..context import ForkContext, KernelVersion, Prealloc
 from ..folio import folio_test_anon
 from ..huge_memory import copy_huge_pmd
-from ..memory import ForkContext, Prealloc, vm_normal_page
+from ..memory import vm_normal_page
 from ..mm import MM_ANONPAGES
 from ..pgtable import Pmd, pmd_index, set_pte_at
 from ..pte import PMD_SIZE, Pte, pte_clear_uffd_wp
 from ..rmap import folio_add_anon_rmap_ptes, folio_add_rmap_pmd
 from ..vma import VM_WRITE, Vma, is_cow_mapping, userfaultfd_wp, vma_is_anonymous
-from . import KernelVersion
 from .v6_8 import copy_present_pte as share_present_pte
 
 NAME = "eager-copy"
@@ -107,4 +107,4 @@ KERNEL = KernelVersion(
     name=NAME, spec="-", title="eager copy (xv6 uvmcopy baseline)",
     present_func="uvmcopy", batch_func="", copy_present=uvmcopy_pte,
     guard_markers=False, large_folio_reuse=False, huge_zero_wp_thp=False,
-    hwpoison_copy=False, copy_huge=uvmcopy_pmd)
+    hwpoison_copy=False, copy_huge=uvmcopy_pmd, copy_on_write=False)

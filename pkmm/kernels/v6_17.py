@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ..context import ForkContext, KernelVersion, Prealloc
 from ..folio import (
     Folio,
     folio_get,
@@ -22,14 +23,19 @@ from ..folio import (
     folio_test_anon,
     folio_test_large,
 )
-from ..memory import EAGAIN, ForkContext, Prealloc, vm_normal_page
+from ..memory import EAGAIN, vm_normal_page
 from ..mm import MM_ANONPAGES, mm_counter_file
 from ..pgtable import pte_index, pte_offset_map
 from ..pte import Pte, pte_advance_pfn, pte_mkwrite
 from ..vma import VM_SHARED, Vma, vma_soft_dirty_enabled
-from . import KernelVersion
-from .common import copy_for_child, dup_file, pte_diff, stop_words, try_dup_anon
-from .v6_9 import __copy_present_ptes
+from .common import (
+    __copy_present_ptes,
+    copy_for_child,
+    dup_file,
+    pte_diff,
+    stop_words,
+    try_dup_anon,
+)
 
 NAME = "v6.17"
 FPB_RESPECT_DIRTY = "FPB_RESPECT_DIRTY"
@@ -150,4 +156,5 @@ KERNEL = KernelVersion(
     name=NAME, spec="D", title="v6.17: folio_pte_batch_flags",
     present_func="copy_present_ptes", batch_func="folio_pte_batch_flags",
     copy_present=copy_present_ptes, guard_markers=True, large_folio_reuse=True,
-    huge_zero_wp_thp=True, hwpoison_copy=True)
+    huge_zero_wp_thp=True, hwpoison_copy=True, since=(6, 17), checked=(6, 18),
+    folio_end="clamp", anon_dup="all-or-nothing")

@@ -1,0 +1,182 @@
+"""fork() of a bulk process: dup_mmap -> copy_page_range -> copy_pmd_range over PMD slices.
+
+Simulator concept.  :func:`fork_bulk` asks the model what dup_mmap() and
+vma_needs_copy() decide for each VMA (:func:`pkmm.fast.convert.dup_vmas`), cuts the VMAs
+that are copied into PMD slices, lets the vectorised engine (:mod:`pkmm.fast.vector`) take
+every slice it can do exactly, and runs the traced copy path on the others
+(:mod:`pkmm.fast.hard`), in address order.  Both leave the state and counts
+:func:`pkmm.fork` leaves.
+Taught in: notebooks/08-cost.ipynb
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ForkError, LayoutError
+from ..kernels import DEFAULT_KERNEL, get_kernel
+from ..memory import ABLATIONS
+from ..pgtable import Pmd, PteTable
+from ..pte import PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
+from .convert import dup_vmas
+from .hard import Slice, SliceModel, table_codes
+from .layout import Bulk, BulkMM, pmd_code
+
+
+@dataclass
+class FastForkResult:
+    """What a bulk fork did: the counters of :class:`pkmm.ForkResult` (no event list),
+    and how many slices each engine took."""
+
+    parent: Bulk
+    child: Bulk
+    kernel: str
+    eagain: int
+    copies: int
+    wasted: int
+    passes: int
+    lock_breaks: int
+    ops: Counter[str] = field(default_factory=Counter)
+    step_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    vectorised_slices: int = 0
+    hard_slices: int = 0
+
+    def actions(self) -> Counter[str]:
+        """Step counts per action."""
+        c: Counter[str] = Counter()
+        for (action, _), n in self.step_counts.items():
+            c[action] += n
+        return c
+
+
+def slices_of(mm: BulkMM, copied: list[bool]) -> list[Slice]:
+    """copy_page_range() + copy_pmd_range(): the PMD slices that hold a PTE table or a
+    PMD leaf, of every VMA whose page tables fork copies, in address order."""
+    out = []
+    for k, v in enumerate(mm.vmas):
+        if not copied[k]:
+            continue
+        first, last = v.start >> PMD_SHIFT, (v.end - 1) >> PMD_SHIFT
+        rows = range(int(np.searchsorted(mm.tables, first)),
+                     int(np.searchsorted(mm.tables, last, "right")))
+        leaves = range(int(np.searchsorted(mm.pmd_idx, first)),
+                       int(np.searchsorted(mm.pmd_idx, last, "right")))
+        for pmd, row, leaf in sorted([(int(mm.tables[r]), r, False) for r in rows]
+                                     + [(int(mm.pmd_idx[j]), j, True) for j in leaves]):
+            start, end = max(v.start, pmd << PMD_SHIFT), min(v.end, (pmd + 1) << PMD_SHIFT)
+            lo = (start >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
+            out.append(Slice(k, pmd, start, end, leaf, row, lo,
+                             lo + ((end - start) >> PAGE_SHIFT)))
+    return out
+
+
+def _check(b: object, without: Iterable[str], need_resched: object,
+           fail_prealloc: object) -> frozenset[str]:
+    if not isinstance(b, Bulk):
+        raise LayoutError(f"fork_bulk: b={b!r} is not a pkmm.fast.Bulk; build one with "
+                          "build_region() or from_process()")
+    if isinstance(without, str):
+        without = {without}
+    if not isinstance(without, Iterable) or not all(isinstance(w, str) for w in without):
+        raise LayoutError(f"without={without!r}: a set of ablation names; known: "
+                          + ", ".join(sorted(ABLATIONS)))
+    w = frozenset(without)
+    if w - set(ABLATIONS):
+        raise LayoutError(f"without={sorted(w)!r}: unknown ablation(s) "
+                          f"{sorted(w - set(ABLATIONS))}; known: " + ", ".join(sorted(ABLATIONS)))
+    if not isinstance(need_resched, bool):
+        raise LayoutError(f"need_resched={need_resched!r}: True or False")
+    if not isinstance(fail_prealloc, (bool, int)) or fail_prealloc < 0:
+        raise LayoutError(f"fail_prealloc={fail_prealloc!r}: False, True or a count >= 1")
+    return w
+
+
+def fork_bulk(b: Bulk, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = frozenset(), *,
+              need_resched: bool = False, fail_prealloc: int | bool = False,
+              vectorise: bool = True) -> FastForkResult:
+    """Fork the bulk process ``b`` the way ``kernel`` does, changing ``b`` in place (parent
+    write-protect, folio counters) and returning the child.  Same arguments and the same
+    answer as :func:`pkmm.fork`; ``vectorise=False`` runs the traced path on every slice
+    (for checking).  Raises :class:`pkmm.ForkError` when fork fails (ENOMEM).
+    """
+    version = get_kernel(kernel)
+    w = _check(b, without, need_resched, fail_prealloc)
+    child_vmas, copied = dup_vmas(b, version.name, w)
+    mm = b.mm
+    child = BulkMM([c for c in child_vmas if c is not None], mm.tables.copy(),
+                   np.zeros(len(mm.pfn), np.int64), np.zeros(len(mm.bits), np.uint16))
+    slices = slices_of(mm, copied)
+    model = SliceModel(b, child_vmas, version, w, need_resched, fail_prealloc)
+    hard = slices
+    model.add(hard)
+    split: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    child_split: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    leaves: list[tuple[int, int, int]] = []
+    deposited: list[int] = []
+    tables = np.zeros(len(mm.tables), bool)
+    next_pfn = b.machine.next_pfn
+    for s in hard:
+        ret, next_pfn = model.run(s, next_pfn)
+        if ret:
+            raise ForkError(f"fork with {version.name} failed with ENOMEM; the partial child "
+                            "was discarded", None)
+        if not s.leaf:
+            model.write_entries(s, child)
+            tables[s.row] = True
+            continue
+        parent_now, child_now, dep = model.leaf_result(s)
+        if isinstance(parent_now, PteTable):
+            split[s.pmd] = table_codes(parent_now)
+        else:
+            mm.pmd_bits[s.row] = pmd_code(parent_now)
+        if isinstance(child_now, Pmd):
+            leaves.append((s.pmd, child_now.pfn, pmd_code(child_now)))
+        elif isinstance(child_now, PteTable):
+            child_split[s.pmd] = table_codes(child_now)
+        if dep:
+            deposited.append(s.pmd)
+    b.machine.next_pfn = next_pfn
+    model.write_counters(child)
+    (eagain, copies, wasted, passes, breaks), ops, steps = model.counters()
+    _finish(mm, child, tables, split, child_split, leaves, deposited)
+    return FastForkResult(b, Bulk(child, b.machine, version.name), version.name, eagain,
+                          copies, wasted, passes, breaks, Counter(ops), Counter(steps),
+                          0, len(hard))
+
+
+def _finish(mm: BulkMM, child: BulkMM, tables: np.ndarray,
+            split: dict[int, tuple[np.ndarray, np.ndarray]],
+            child_split: dict[int, tuple[np.ndarray, np.ndarray]],
+            leaves: list[tuple[int, int, int]], deposited: list[int]) -> None:
+    """The child's tables, leaves and deposited tables; the parent's split leaves."""
+    keep = np.repeat(tables, PTRS_PER_PTE)
+    child.tables, child.pfn, child.bits = child.tables[tables], child.pfn[keep], \
+        child.bits[keep]
+    _insert_tables(child, child_split)
+    lv = np.array(sorted(leaves), np.int64).reshape(-1, 3)
+    child.pmd_idx, child.pmd_pfn = lv[:, 0].copy(), lv[:, 1].copy()
+    child.pmd_bits = lv[:, 2].astype(np.uint8)
+    child.deposited = np.array(sorted(deposited), np.int64)
+    if split:
+        gone = np.isin(mm.pmd_idx, list(split))
+        mm.pmd_idx, mm.pmd_pfn, mm.pmd_bits = mm.pmd_idx[~gone], mm.pmd_pfn[~gone], \
+            mm.pmd_bits[~gone]
+        mm.deposited = np.setdiff1d(mm.deposited, np.array(list(split), np.int64))
+        _insert_tables(mm, split)
+
+
+def _insert_tables(mm: BulkMM, new: dict[int, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Add PTE tables (PMD index -> (pfn, bits) rows) to ``mm``, keeping rows sorted."""
+    if not new:
+        return
+    idx = np.array(sorted(new), np.int64)
+    pos = np.searchsorted(mm.tables, idx)
+    at = np.repeat(pos * PTRS_PER_PTE, PTRS_PER_PTE)
+    mm.pfn = np.insert(mm.pfn, at, np.concatenate([new[i][0] for i in idx.tolist()]))
+    mm.bits = np.insert(mm.bits, at, np.concatenate([new[i][1] for i in idx.tolist()]))
+    mm.tables = np.insert(mm.tables, pos, idx)
+
