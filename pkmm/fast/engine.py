@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ForkError, LayoutError
 from ..kernels import DEFAULT_KERNEL, get_kernel
-from ..memory import ABLATIONS
+from ..context import ABLATIONS
 from ..pgtable import Pmd, PteTable
 from ..pte import PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
 from .convert import dup_vmas
@@ -44,6 +44,7 @@ class FastForkResult:
     step_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     vectorised_slices: int = 0
     hard_slices: int = 0
+    batch_sizes: Counter[int] = field(default_factory=Counter)
 
     def actions(self) -> Counter[str]:
         """Step counts per action."""
@@ -145,7 +146,7 @@ def fork_bulk(b: Bulk, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = fr
     _finish(mm, child, tables, split, child_split, leaves, deposited)
     return FastForkResult(b, Bulk(child, b.machine, version.name), version.name, eagain,
                           copies, wasted, passes, breaks, Counter(ops), Counter(steps),
-                          0, len(hard))
+                          0, len(hard), Counter(model.fc.batch_sizes))
 
 
 def _finish(mm: BulkMM, child: BulkMM, tables: np.ndarray,

@@ -47,8 +47,11 @@ READ_CHUNK = 1 << 18      # pages of pagemap read at once (2 MiB of entries)
 __all__ = ["SnapshotError", "snapshot", "summary"]
 
 
-def snapshot(pid: int | None = None, *, progress: bool | None = None) -> Scenario:
+def snapshot(pid: int | None = None, *, within: list[tuple[int, int]] | None = None,
+             progress: bool | None = None) -> Scenario:
     """A :class:`pkmm.scenario.Scenario` of process ``pid`` (default: this process).
+
+    ``within``: only the VMAs inside these [start, end) address ranges.
 
     Raises :class:`SnapshotError` for a PID that does not exist, a process that exits
     while it is read, or one this user may not inspect.
@@ -56,7 +59,8 @@ def snapshot(pid: int | None = None, *, progress: bool | None = None) -> Scenari
     from ..progress import bar
     pid = os.getpid() if pid is None else pid
     ident = process_identity(pid)
-    vmas = read_smaps(pid)
+    vmas = [v for v in read_smaps(pid) if within is None
+            or any(lo <= v.start and v.end <= hi for lo, hi in within)]
     pm = Pagemap(pid)
     kp, kp_why = open_kpages()
     notes: Counter[str] = Counter()

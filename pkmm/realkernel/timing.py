@@ -153,78 +153,121 @@ def _sample(size: int, layout: str, mode: str) -> tuple[int, str | None]:
         region.close()
 
 
-def _pair_worker(out: int, size: int, folio: str, ref: str, mode: str, rounds: int) -> None:
-    """In the worker: per round a baseline fork, then ``ref`` and ``folio`` alternately
-    (ref first in even rounds, second in odd ones, so a drift in machine load hits both)."""
+def _sample_server(out: int, cmds: int, size: int, mode: str) -> None:
+    """In the worker: for each command line ``{"layout": L}`` build L afresh, time one
+    fork, reply ``{"layout", "ns", "layout_check"}``; "baseline" forks with no region."""
     _fork_ns()
+    with os.fdopen(cmds, "r") as f:
+        for line in f:
+            lay = json.loads(line)["layout"]
+            ns, check = (_fork_ns(), None) if lay == "baseline" else _sample(size, lay, mode)
+            _write_all(out, (json.dumps({"layout": lay, "ns": ns, "layout_check": check})
+                             + "\n").encode())
+
+
+def interleaving(folios: list[str], ref: str, rounds: int) -> list[str]:
+    """The order of samples: per round one baseline, then ``ref`` before every other
+    layout, the other layouts rotated by one each round.
+
+    >>> interleaving(["16K", "64K"], "4K", 2)
+    ['baseline', '4K', '16K', '4K', '64K', 'baseline', '4K', '64K', '4K', '16K']
+    """
+    out = []
     for k in range(rounds):
-        msgs = [{"layout": "baseline", "ns": _fork_ns(), "layout_check": None}]
-        for lay in ((ref, folio) if k % 2 == 0 else (folio, ref)):
-            ns, check = _sample(size, lay, mode)
-            msgs.append({"layout": lay, "ns": ns, "layout_check": check})
-        _write_all(out, ("".join(json.dumps(m) + "\n" for m in msgs)).encode())
+        out.append("baseline")
+        for i in range(len(folios)):
+            out += [ref, folios[(i + k) % len(folios)]]
+    return out
 
 
-def measure_pair(size_bytes: int, folio: str, *, ref: str = "4K", mode: str = "fresh",
-                 rounds: int = 15, timeout: float = 600.0,
-                 progress: bool | None = None) -> dict[str, Any] | None:
-    """Fork-time ``folio`` and ``ref`` regions of ``size_bytes`` alternately, ``rounds`` times.
+def measure_interleaved(size_bytes: int, folios: list[str], *, ref: str = "4K",
+                        mode: str = "fresh", rounds: int = 15, timeout: float = 1800.0,
+                        progress: bool | None = None) -> dict[str, Any] | None:
+    """Fork-time regions of ``size_bytes`` of every layout in ``folios``, with a ``ref``
+    (4K) sample before each, for ``rounds`` rounds (see :func:`interleaving`).
 
-    Each sample builds its region afresh (FRESH: populated and forked; REPEAT: populated,
-    forked once, then timed), so the two layouts see the same machine load; one baseline
-    fork (the worker without a region) per round.  THP knobs: those ``folio`` needs
-    (``ref`` must not need any: 4K regions are MADV_NOHUGEPAGE).  Returns the samples and
-    their minima (see :func:`summarise`), or None when the machine cannot (see
-    :func:`unavailable`).  1 GiB FRESH, 15 rounds: about 15 s.
+    Every sample builds its region afresh (FRESH: populated and forked; REPEAT: populated,
+    forked once, then timed) under the THP knobs its layout needs, switched through
+    :func:`pkmm.realkernel.thp.thp_settings` sample by sample; a slow drift of the machine
+    (load, fragmentation) thus hits every layout alike.  Returns the samples, their minima
+    and the speed-ups over ``ref`` (see :func:`summarise`), or None when the machine cannot
+    (:func:`unavailable` says why).  1 GiB FRESH, one layout, 15 rounds: about 20 s.
     """
     from ..progress import bar
     if mode not in MODES:
         raise ValueError(f"mode={mode!r}: use 'fresh' or 'repeat'")
     if _knobs(ref):
         raise ValueError(f"ref={ref!r}: the reference layout must need no THP knobs (4K)")
-    if unavailable(size_bytes, folio) or unavailable(size_bytes, ref):
+    folios = [f for f in folios if not unavailable(size_bytes, f)]
+    if not folios or unavailable(size_bytes, ref):
         return None
-    samples: dict[str, list[int]] = {"baseline": [], ref: [], folio: []}
+    order = interleaving(folios, ref, rounds)
+    samples: dict[str, list[int]] = {lay: [] for lay in ["baseline", ref, *folios]}
     bad: dict[str, str] = {}
-    with thp.thp_settings(_knobs(folio)), bar(total=rounds, enabled=progress,
-                                              desc=f"fork {folio} vs {ref} {mode}") as b:
-        for msg in _run_worker(lambda w: _pair_worker(w, size_bytes, folio, ref, mode, rounds),
-                               timeout, f"fork timing {folio} vs {ref}"):
-            if msg["layout_check"]:
-                bad.setdefault(msg["layout"], msg["layout_check"])
-            else:
-                samples[msg["layout"]].append(msg["ns"])
-            if msg["layout"] == "baseline":
+    cmd_r, cmd_w = os.pipe()
+
+    def serve(w: int) -> None:
+        os.close(cmd_w)
+        _sample_server(w, cmd_r, size_bytes, mode)
+    replies = _run_worker(serve, timeout, f"fork timing {mode}", close_in_parent=cmd_r)
+    try:
+        with bar(total=len(order), desc=f"fork timing {mode}", enabled=progress) as b:
+            for lay in order:
+                with thp.thp_settings(_knobs(lay) if lay != "baseline" else {}):
+                    _write_all(cmd_w, (json.dumps({"layout": lay}) + "\n").encode())
+                    msg = next(replies, None)
+                if msg is None:
+                    raise RuntimeError(f"measure_interleaved: the worker died at {lay}")
+                if msg["layout_check"]:
+                    bad.setdefault(lay, msg["layout_check"])
+                else:
+                    samples[lay].append(msg["ns"])
                 b.update(1)
-    if any(len(v) < rounds for v in samples.values()) and not bad:
-        raise RuntimeError(f"measure_pair: the worker died measuring {folio} vs {ref}")
-    return {"size_bytes": size_bytes, "folio": folio, "ref": ref, "mode": mode,
-            "rounds": rounds, "samples_ns": samples, "layout_failures": bad,
-            **summarise(samples, folio, ref)}
+    finally:
+        os.close(cmd_w)
+        replies.close()
+    return {"size_bytes": size_bytes, "mode": mode, "rounds": rounds, "ref": ref,
+            "folios": folios, "samples_ns": samples, "layout_failures": bad,
+            **summarise(samples, folios, ref)}
 
 
-def summarise(samples: dict[str, list[int]], folio: str, ref: str) -> dict[str, Any]:
-    """Minima and medians of interleaved samples, net of the baseline, and the speed-up.
+def measure_pair(size_bytes: int, folio: str, *, ref: str = "4K", mode: str = "fresh",
+                 rounds: int = 15, progress: bool | None = None) -> dict[str, Any] | None:
+    """:func:`measure_interleaved` of one layout against ``ref``."""
+    return measure_interleaved(size_bytes, [folio], ref=ref, mode=mode, rounds=rounds,
+                               progress=progress)
+
+
+def summarise(samples: dict[str, list[int]], folios: list[str], ref: str) -> dict[str, Any]:
+    """Minima and medians of interleaved samples, net of the baseline, and the speed-ups.
 
     ``net = min(layout) - min(baseline)``: on a shared machine every disturbance only
-    adds time, so the minimum of many interleaved runs is the steadiest estimate.
+    adds time, so the minimum of many interleaved runs is the steadiest estimate; every
+    speed-up divides by the one ``ref`` minimum of the whole run.
 
-    >>> s = summarise({"baseline": [5, 4], "4K": [24, 30], "64K": [14, 12]}, "64K", "4K")
+    >>> s = summarise({"baseline": [5, 4], "4K": [24, 30], "64K": [14, 12]}, ["64K"], "4K")
     >>> s["net_min_ns"], s["speedup"]
-    ({'4K': 20, '64K': 8}, 2.5)
+    ({'4K': 20, '64K': 8}, {'64K': 2.5})
     """
     base = min(samples["baseline"]) if samples["baseline"] else 0
-    net = {lay: min(samples[lay]) - base for lay in (ref, folio) if samples[lay]}
+    lays = [ref, *folios]
+    net = {lay: min(samples[lay]) - base for lay in lays if samples[lay]}
     med = {lay: statistics.median(samples[lay]) - statistics.median(samples["baseline"])
-           for lay in (ref, folio) if samples[lay] and samples["baseline"]}
-    ok = folio in net and ref in net and net[folio] > 0
+           for lay in lays if samples[lay] and samples["baseline"]}
+    speed = {f: net[ref] / net[f] for f in folios if ref in net and net.get(f, 0) > 0}
     return {"baseline_min_ns": base, "net_min_ns": net, "net_median_ns": med,
-            "speedup": net[ref] / net[folio] if ok else None}
+            "speedup": speed}
 
 
-def _run_worker(body: Any, timeout: float, what: str) -> Iterator[dict[str, Any]]:
-    """Fork a worker that runs ``body(write_fd)`` and dies with us; yield its JSON lines."""
-    from .probe import _kill_and_reap
+def _run_worker(body: Any, timeout: float, what: str,
+                close_in_parent: int | None = None) -> Iterator[dict[str, Any]]:
+    """Fork a worker *now* that runs ``body(write_fd)`` and dies with us; return an
+    iterator over its JSON lines that kills and reaps it when closed or exhausted.
+
+    The fork happens before the caller takes the THP lock: a worker forked inside
+    :func:`~pkmm.realkernel.thp.thp_settings` would share the lock's open file and keep
+    the lock held after the caller released it.
+    """
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -235,10 +278,17 @@ def _run_worker(body: Any, timeout: float, what: str) -> Iterator[dict[str, Any]
         finally:
             os._exit(0)
     os.close(w)
+    if close_in_parent is not None:
+        os.close(close_in_parent)
+    return _reap_after(pid, os.fdopen(r, "rb", buffering=0), timeout, what)
+
+
+def _reap_after(pid: int, f: Any, timeout: float, what: str) -> Iterator[dict[str, Any]]:
+    from .probe import _kill_and_reap
     try:
-        with os.fdopen(r, "rb", buffering=0) as f:
-            yield from _json_lines(f, timeout, what)
+        yield from _json_lines(f, timeout, what)
     finally:
+        f.close()
         _kill_and_reap(pid)
 
 
@@ -296,6 +346,7 @@ def measure_fork(size_bytes: int, folio: str, *, mode: str = "repeat",
     if folio_pages(folio) and unavailable(size_bytes, folio):
         return None
     with thp.thp_settings(_knobs(folio)):
+        # forked inside the knob context (it must fault under them) and reaped in it
         out = list(_run_worker(lambda w: _write_all(w, (json.dumps(
             _measure(size_bytes, folio, mode, repeats)) + "\n").encode()), timeout,
             f"fork timing {folio}"))
