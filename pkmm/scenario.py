@@ -34,11 +34,12 @@ _PTE_KEYS = {"addr": int, "folio": str, "page": int, "nr": int, "write": bool, "
 # A run: ``npages`` consecutive pages from ``addr`` mapping consecutive pages of fresh
 # folios of ``order`` (from page ``page`` of the first), each PTE with the same bits; with
 # ``continue`` it goes on with the folio the previous run ended in; ``pmd`` maps each
-# order-9 folio with one PMD.  Real processes are written this way (see
+# order-9 folio with one PMD; ``pinned`` takes a FOLL_PIN on every page it maps (as an
+# io_uring fixed buffer over the run would).  Real processes are written this way (see
 # pkmm.realkernel.snapshot); hand-made layouts can too.
 _RUN_KEYS = {"addr": int, "npages": int, "order": int, "page": int, "backing": str,
              "pmd": bool, "continue": bool, "write": bool, "dirty": bool, "young": bool,
-             "soft_dirty": bool, "uffd_wp": bool, "anon_exclusive": bool}
+             "soft_dirty": bool, "uffd_wp": bool, "anon_exclusive": bool, "pinned": bool}
 _RANGE_KEYS = {"addr": int, "npages": int}
 _SECTIONS = {"name", "kernel", "description", "vmas", "folios", "ptes", "pmds", "zero",
              "huge_zero", "swap", "markers", "pins", "vmsplice", "runs", "pfnmaps",
@@ -314,6 +315,8 @@ class _RunBuilder:
                 self.p.map_pmd(addr, folio, write=kw.get("write"), dirty=kw.get("dirty", True))
             else:
                 self.p.map(addr, folio, idx, take, **kw)
+            for k in range(idx, idx + take) if e.get("pinned") else ():
+                self.p.pin(folio, k)
             addr, left, idx = addr + take * PAGE_SIZE, left - take, idx + take
             if idx == 1 << order:
                 folio, idx = None, 0

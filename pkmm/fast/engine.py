@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..context import ABLATIONS
 from ..errors import ForkError, LayoutError
 from ..kernels import DEFAULT_KERNEL, get_kernel
-from ..context import ABLATIONS
 from ..pgtable import Pmd, PteTable
 from ..pte import PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
 from .convert import dup_vmas

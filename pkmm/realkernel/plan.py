@@ -56,7 +56,8 @@ class Plan:
     vmas: list[PlanVma]
     chains: list[list[int]]                  # runs of touching VMAs, placed together
     groups: list[Group]
-    finish: list[tuple[Any, int, int, int]]  # (madvise advice | "readonly", vma, page, n)
+    finish: list[tuple[Any, int, int, int]]  # (madvise advice | "readonly" | "pin", vma,
+    #                                          page, n)
     left_out: list[str]
 
 
@@ -104,10 +105,14 @@ def plan_replay(sc: Scenario) -> Plan:
             g.ops.append(("split", k, page, n))
         wanted.setdefault(k, []).append((page, page + n))
 
+    pins = []
     for r in sc.runs:
         anon = r.get("backing", "anon") == "anon"
         order = r.get("order", 0) if anon else 0   # page-cache folio sizes: the fs decides
         place(r["addr"], r["npages"], "write" if anon else "read", order, r.get("pmd", False))
+        k = _find(vmas, r["addr"])
+        if r.get("pinned") and k is not None:      # an io_uring fixed buffer over the run
+            pins.append(("pin", k, (r["addr"] - vmas[k].start) // PAGE, r["npages"]))
     for z in sc.zero:
         a, n = (z, 1) if isinstance(z, int) else (z["addr"], z["npages"])
         place(a, n, "read", 0, False)
@@ -116,7 +121,7 @@ def plan_replay(sc: Scenario) -> Plan:
     ordered = sorted(groups.items(), key=lambda kv: -kv[0][0])
     for i, (_, g) in enumerate(ordered):
         g.index = i
-    return Plan(vmas, _chains(vmas), [g for _, g in ordered], _finish(sc, vmas, wanted),
+    return Plan(vmas, _chains(vmas), [g for _, g in ordered], _finish(sc, vmas, wanted) + pins,
                 [f"{why} ({n})" for why, n in sorted(left.items())])
 
 
@@ -137,7 +142,8 @@ def _chains(vmas: list[PlanVma]) -> list[list[int]]:
     return out
 
 
-def _finish(sc: Scenario, vmas: list[PlanVma], wanted: dict[int, list[tuple[int, int]]]) -> list[tuple[Any, int, int, int]]:
+def _finish(sc: Scenario, vmas: list[PlanVma], wanted: dict[int, list[tuple[int, int]]]
+            ) -> list[tuple[Any, int, int, int]]:
     out: list[tuple[Any, int, int, int]] = []
     for k, v in enumerate(vmas):
         npages = (v.end - v.start) // PAGE

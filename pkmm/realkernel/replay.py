@@ -12,7 +12,8 @@ The layout is rebuilt as far as a process can ask for it: anon folios of each or
 knobs of one size at a time), PMD-mapped and PTE-mapped THPs, zero pages, page-cache pages
 and their anonymous CoW copies in private file mappings.  What fork() never copies (VMAs
 without an anon_vma) is mapped but not populated; what cannot be asked for (raw PFN maps,
-swap entries, uffd-wp, pins) is left out and listed in ``left_out``.  The prediction is
+swap entries, uffd-wp) is left out and listed in ``left_out``; runs marked ``pinned`` are
+pinned by an io_uring fixed buffer, as the probe scenarios h1-h7 pin pages.  The prediction is
 then made on what was really obtained: the probe is snapshotted after the build.
 """
 
@@ -46,6 +47,7 @@ class LiveLayout:
     spans: list[tuple[int, int]] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)
     baseline_ns: list[int] = field(default_factory=list)
+    pinned: list[tuple[int, int]] = field(default_factory=list)   # live pinned ranges
     _cmd: int = -1
     _replies: Any = None
 
@@ -77,7 +79,7 @@ class LiveLayout:
             for g in bar(plan.groups, desc="replay", enabled=progress):
                 with thp.thp_settings(g.knobs):
                     self._ask({"do": "populate", "group": g.index})
-            self._ask({"do": "finish"})
+            self.pinned = [tuple(p) for p in self._ask({"do": "finish"})["pinned"]]
         except BaseException:
             self.close()
             raise
@@ -93,7 +95,15 @@ class LiveLayout:
     def obtained(self) -> Scenario:
         """A snapshot of what the probe really holds, restricted to the replayed VMAs."""
         from .snapshot import snapshot
-        return snapshot(self.pid, within=self.spans)
+        got = snapshot(self.pid, within=self.spans)
+        if self.pinned:   # pins are not exported: mark the runs we pinned ourselves
+            for r in got.runs:
+                end = r["addr"] + r["npages"] * lc.PAGE_SIZE
+                if any(lo <= r["addr"] and end <= hi for lo, hi in self.pinned):
+                    r["pinned"] = True
+            got.approximations.append("pinned: the runs this replay pinned with io_uring "
+                                      "fixed buffers (pins are not exported)")
+        return got
 
     def fork_ns(self, n: int = 15, *, warm: bool = True) -> list[int]:
         """``n`` timed forks of the probe (after one untimed warm-up fork when ``warm``:
@@ -140,6 +150,7 @@ class _Probe:
         self.base: list[int] = []          # live address of each planned VMA
         self.reservations: list[tuple[int, int]] = []
         self.fds: list[int] = []
+        self.pins: list[Any] = []          # io_uring fixed buffers: pins that live with us
 
     def serve(self, cmd_fd: int) -> None:
         with os.fdopen(cmd_fd, "r") as cmds:
@@ -172,7 +183,8 @@ class _Probe:
             for k in chain:
                 self.base[k] = at + self.plan.vmas[k].start - first.start
                 self._map(k)
-            spans.append((at, at + size))
+            # the snapshot takes the guards too: they are VMAs fork duplicates
+            spans.append((res, res + total))
         return {"spans": spans}
 
     def _map(self, k: int) -> None:
@@ -211,15 +223,23 @@ class _Probe:
         return {"ok": True}
 
     def do_finish(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        pinned = []
         for advice, k, page, n in self.plan.finish:
             addr = self.base[k] + page * lc.PAGE_SIZE
             if advice == "readonly":
                 lc.mprotect(addr, n * lc.PAGE_SIZE, lc.PROT_READ)
+            elif advice == "pin":
+                from .pins import IoUringPin
+                self.pins.append(IoUringPin(addr, n * lc.PAGE_SIZE))
+                pinned.append((addr, addr + n * lc.PAGE_SIZE))
             else:
                 lc.madvise(addr, n * lc.PAGE_SIZE, advice)
-        return {"ok": True}
+        return {"pinned": pinned}
 
     def do_teardown_time(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        for pin in self.pins:
+            pin.close()
+        self.pins.clear()
         for res, total in self.reservations:
             lc.munmap(res, total)
         self.reservations.clear()

@@ -320,3 +320,40 @@ def summary(sc: Scenario) -> str:
         lines += [f"   - {a}" for a in sc.approximations]
     return "\n".join(lines)
 
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pkmm snapshot PID [-o FILE]``: the scenario as JSON (stdout, or FILE
+    plus a summary on stdout); the summary also goes to stderr with JSON on stdout."""
+    import argparse
+    import json
+    import sys
+    ap = argparse.ArgumentParser(prog="python -m pkmm snapshot",
+                                 description="Snapshot a running process into a pkmm "
+                                             "scenario (JSON).")
+    ap.add_argument("pid", help="the PID of a running process")
+    ap.add_argument("-o", "--output", help="write the scenario to this file")
+    ap.add_argument("--progress", action="store_true", default=None,
+                    help="draw a progress bar even when stderr is not a terminal")
+    try:
+        a = ap.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    try:
+        if not a.pid.isdigit():
+            raise SnapshotError(f"pid={a.pid!r}: a process id is a positive number")
+        sc = snapshot(int(a.pid), progress=a.progress)
+        text = json.dumps(sc.to_dict(), indent=1) + "\n"
+        if a.output:
+            with open(a.output, "w") as f:
+                f.write(text)
+    except (SnapshotError, OSError) as e:
+        print(f"pkmm snapshot: error: {e}", file=sys.stderr)
+        return 2
+    if a.output:
+        print(summary(sc))
+        print(f"wrote {a.output}")
+    else:
+        sys.stdout.write(text)
+        print(summary(sc), file=sys.stderr)
+    return 0

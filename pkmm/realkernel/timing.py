@@ -30,7 +30,6 @@ from . import libc as lc
 from . import thp
 
 FOLIOS = ("4K", "16K", "32K", "64K", "128K", "256K", "512K", "1M", "2M-pte", "2M-pmd")
-DATA = Path(__file__).resolve().parent.parent / "data" / "forktiming-6.18.json"
 MODES = ("fresh", "repeat")
 
 
@@ -362,28 +361,32 @@ def available_folios() -> list[str]:
     return out + (["2M-pte", "2M-pmd"] if 2048 in sizes else [])
 
 
-def measure_matrix(sizes: list[int], folios: list[str] | None = None,
-                   modes: tuple[str, ...] = MODES, repeats: int = 11) -> list[dict[str, Any]]:
-    """:func:`measure_fork` for every size x folio x mode the machine allows."""
+def records(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per layout of each interleaved run (:func:`measure_interleaved` results):
+    net minimum and median, per 4K page and per folio, speed-up over the run's 4K."""
     out = []
-    for size in sizes:
-        for folio in folios or available_folios():
-            for mode in modes:
-                r = measure_fork(size, folio, mode=mode, repeats=repeats)
-                if r is not None:
-                    out.append(r)
+    for run in runs:
+        pages = run["size_bytes"] // lc.PAGE_SIZE
+        for lay, net in run["net_min_ns"].items():
+            out.append({"size_bytes": run["size_bytes"], "folio": lay, "mode": run["mode"],
+                        "net_ns": net, "median_ns": run["net_median_ns"].get(lay),
+                        "ns_per_page": net / pages,
+                        "ns_per_folio": net / (pages // folio_pages(lay)),
+                        "speedup": run["speedup"].get(lay, 1.0 if lay == run["ref"] else None),
+                        "samples": len(run["samples_ns"][lay]),
+                        "layout": run["layout_failures"].get(lay, "ok")})
     return out
 
 
-def fit_batch_cost(results: list[dict[str, Any]], mode: str,
+def fit_batch_cost(rows: list[dict[str, Any]], mode: str,
                    size_bytes: int = 1 << 30) -> dict[str, float]:
-    """Fit ``ns per folio = per_batch + per_pte * n`` over the PTE-mapped large folios.
+    """Fit ``ns per folio = per_batch + per_pte * n`` over the PTE-mapped large folios
+    (:func:`records` rows): the shape of the batched copy path's cost.
 
-    The cost model of the batched copy path (spec §6: ~115 ns per batch + 43 ns per PTE
-    FRESH on the 6.18 VM).  Fitted as ns per page = per_pte + per_batch / n, so every
-    order weighs the same; ``max_rel_err`` says how well one line fits them all.
+    Fitted as ns per page = per_pte + per_batch / n, so every order weighs the same;
+    ``max_rel_err`` says how well one line fits them all.
     """
-    pts = [(folio_pages(r["folio"]), r["ns_per_page"]) for r in results
+    pts = [(folio_pages(r["folio"]), r["ns_per_page"]) for r in rows
            if r["mode"] == mode and r["size_bytes"] == size_bytes
            and r["folio"] not in ("4K", "2M-pmd")]
     if len(pts) < 2:
@@ -397,23 +400,16 @@ def fit_batch_cost(results: list[dict[str, Any]], mode: str,
     return {"per_batch_ns": per_batch, "per_pte_ns": per_pte, "max_rel_err": err}
 
 
-def load_stored(path: Path = DATA) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
-
-
-def render(results: list[dict[str, Any]]) -> str:
-    """One line per measurement: median, Python baseline, and the region's ns per page."""
-    ref = {(r["size_bytes"], r["mode"]): r["net_ns"] for r in results if r["folio"] == "4K"}
-    lines = [f"{'layout':8s} {'size':>6s} {'mode':6s} {'median ms':>10s} {'baseline ms':>11s} "
-             f"{'ns/4K page':>10s} {'ns/folio':>9s} {'vs 4K':>6s}  layout check"]
-    for r in results:
-        base4k = ref.get((r["size_bytes"], r["mode"]))
-        speed = f"{base4k / r['net_ns']:.2f}x" if base4k and r["net_ns"] > 0 else "-"
+def render(rows: list[dict[str, Any]]) -> str:
+    """One line per layout: net minimum and median ms, ns per page and folio, speed-up."""
+    lines = [f"{'layout':8s} {'size':>6s} {'mode':6s} {'min ms':>8s} {'median ms':>10s} "
+             f"{'ns/4K page':>10s} {'ns/folio':>9s} {'vs 4K':>7s}  layout check"]
+    for r in rows:
+        speed = f"{r['speedup']:.2f}x" if r["speedup"] else "-"
+        med = f"{r['median_ns'] / 1e6:10.2f}" if r["median_ns"] is not None else f"{'-':>10s}"
         lines.append(f"{r['folio']:8s} {_size(r['size_bytes']):>6s} {r['mode']:6s} "
-                     f"{r['median_ns'] / 1e6:10.2f} {r['baseline_ns'] / 1e6:11.3f} "
-                     f"{r['ns_per_page']:10.1f} {r['ns_per_folio']:9.0f} {speed:>6s}  "
-                     f"{r['layout']}")
+                     f"{r['net_ns'] / 1e6:8.2f} {med} {r['ns_per_page']:10.1f} "
+                     f"{r['ns_per_folio']:9.0f} {speed:>7s}  {r['layout']}")
     return "\n".join(lines)
 
 
@@ -431,33 +427,18 @@ def parse_size(text: str) -> int:
     return int(text[:-1]) * unit
 
 
-def save_stored(path: Path = DATA, repeats: int = 21) -> dict[str, Any]:
-    """Measure spec §6's matrix on this machine and store it (for maintainers).
-
-    256 MiB and 1 GiB: every layout, FRESH and REPEAT; 4 GiB: 4K, 64K and PMD-mapped 2M.
-    """
-    from .support import detect
-    results = measure_matrix([256 << 20, 1 << 30], repeats=repeats)
-    results += measure_matrix([4 << 30], folios=[f for f in ("4K", "64K", "2M-pmd")
-                                                 if f in available_folios()], repeats=repeats)
-    data = {"format": 1, "repeats": repeats, "machine": detect().describe(),
-            "loadavg": Path("/proc/loadavg").read_text().split()[:3],
-            "thp_knobs": thp.snapshot(),
-            "fit_1G": {m: fit_batch_cost(results, m) for m in MODES},
-            "fit_256M": {m: fit_batch_cost(results, m, 256 << 20) for m in MODES},
-            "results": results}
-    path.write_text(json.dumps(data, indent=1) + "\n")
-    return data
-
-
 def main(sizes: str, stored: bool) -> None:
-    """Print the timing table: live (REPEAT, 1 size per run) or the stored 6.18 results."""
+    """Print the timing table: live (REPEAT, interleaved) or this machine's stored runs."""
+    from .calibrate import load
     if stored:
-        data = load_stored()
+        data = load()
         print(f"fork() timing, stored: Linux {data['machine']['kernel']}, "
-              f"{data['machine']['cpus']} CPUs {data['machine']['cpu']}")
-        print(render(data["results"]))
+              f"{data['machine']['cpus']} CPUs {data['machine']['cpu']}, minimum of "
+              f"{data['rounds']} interleaved rounds")
+        print(render(records(data["runs"])))
         return
-    results = measure_matrix([parse_size(s) for s in sizes.split(",")], modes=("repeat",))
-    print("fork() timing, live (REPEAT, median of 11):")
-    print(render(results))
+    runs = [r for s in sizes.split(",") if (r := measure_interleaved(
+        parse_size(s), [f for f in available_folios() if f != "4K"], mode="repeat",
+        rounds=7)) is not None]
+    print("fork() timing, live (REPEAT, minimum of 7 interleaved rounds):")
+    print(render(records(runs)))
