@@ -51,7 +51,7 @@ def runs(data: dict[str, Any], mode: str, size_bytes: int = 1 << 30) -> list[dic
     return [r for r in data["runs"] if r["mode"] == mode and r["size_bytes"] == size_bytes]
 
 
-def measure(rounds: int = 21, *, other_sizes: tuple[str, ...] = ("256M", "4G"),
+def measure(rounds: int = 21, *, other_sizes: tuple[str, ...] = ("256M",),
             progress: bool | None = None) -> dict[str, Any]:
     """Measure every folio layout at 1 GiB (both modes), and 4K/64K/2M-pmd at
     ``other_sizes``, interleaved as :func:`pkmm.realkernel.timing.measure_interleaved`

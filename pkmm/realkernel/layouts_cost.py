@@ -121,5 +121,5 @@ def measure_layouts(rounds: int = 21, names: tuple[str, ...] = tuple(LAYOUTS),
         out.append({"name": name, "net_min_ns": r["net_min_ns"],
                     "net_median_ns": r["net_median_ns"], "samples_ns": r["samples_ns"],
                     "baseline_ns": r["baseline_ns"], "left_out": r["left_out"],
-                    "obtained": r["obtained"].to_dict()})
+                    "obtained": r["obtained"].to_dict(), "bare": r["bare"].to_dict()})
     return out

@@ -48,6 +48,7 @@ class LiveLayout:
     left_out: list[str] = field(default_factory=list)
     baseline_ns: list[int] = field(default_factory=list)
     pinned: list[tuple[int, int]] = field(default_factory=list)   # live pinned ranges
+    bare: Scenario | None = None       # the probe before the build (its baseline's layout)
     _cmd: int = -1
     _replies: Any = None
 
@@ -75,6 +76,8 @@ class LiveLayout:
                                     "replay probe")
         try:
             self.baseline_ns = self._ask({"do": "time", "n": 9})["ns"]
+            from .snapshot import snapshot
+            self.bare = snapshot(self.pid)     # the probe itself, before any build
             self.spans = [tuple(s) for s in self._ask({"do": "place"})["spans"]]
             for g in bar(plan.groups, desc="replay", enabled=progress):
                 with thp.thp_settings(g.knobs):
@@ -125,7 +128,8 @@ def replay_fork(sc: Scenario, *, rounds: int = 15,
     """Rebuild ``sc`` live, warm it up with one fork, snapshot it, time ``rounds`` forks.
 
     Returns ``obtained`` (the snapshot scenario, REPEAT state), the samples, the probe's
-    baseline (fork before anything was built) and ``net_min_ns`` = min(samples) -
+    baseline (fork before anything was built, and after the teardown), ``bare`` (the
+    probe's own layout when its baseline was taken) and ``net_min_ns`` = min(samples) -
     min(baseline), plus what was ``left_out``.
     """
     live = LiveLayout(sc).start(progress)
@@ -136,7 +140,7 @@ def replay_fork(sc: Scenario, *, rounds: int = 15,
         base = live.baseline_ns + live._ask({"do": "teardown_time", "n": 9})["ns"]
     finally:
         live.close()
-    return {"obtained": got, "samples_ns": samples, "baseline_ns": base,
+    return {"obtained": got, "bare": live.bare, "samples_ns": samples, "baseline_ns": base,
             "net_min_ns": min(samples) - min(base),
             "net_median_ns": statistics.median(samples) - statistics.median(base),
             "left_out": live.left_out}

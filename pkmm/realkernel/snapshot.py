@@ -202,7 +202,7 @@ class _Context:
         private = not vma.get("shared")
         evidence = kinds[ANON] + kinds[SWAP] + kinds[HUGE_ZERO] + v.kb.get("Anonymous", 0) \
             + v.kb.get("Swap", 0)
-        if private and evidence and not vma.get("wipeonfork"):
+        if private and evidence:
             vma["anon_vma"] = True
         elif private and kinds[ZERO] and vma["backing"] == "anon":
             self.notes["a private VMA holding only zero pages is taken to have no anon_vma "
