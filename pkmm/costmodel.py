@@ -43,8 +43,8 @@ GIB = 1 << 30
 NOISE_NS = 2e5     # the baseline's spread: small measurements weigh less in the fit
 
 __all__ = ["FEATURES", "PARAMS", "PRICED", "SHARED", "Fit", "check", "features", "fit",
-           "fork_counts", "fork_features", "held_out", "predict_seconds",
-           "stored_fork_seconds", "writable_share"]
+           "fixed_cost", "fork_counts", "fork_features", "held_out", "predict_seconds",
+           "scenario_counts", "stored_fork_seconds", "writable_share"]
 
 
 def features(r: Any, wrprotected: int = 0) -> dict[str, int]:
@@ -169,6 +169,7 @@ class Fit:
     train: tuple[str, ...]
     rows: list[dict[str, Any]]   # label, mode, kind, measured_ms, predicted_ms, rel_err,
     #                              trained, speedup_measured, speedup_predicted
+    fixed_ns: float = 0.0        # forking a process at all (see :func:`fixed_cost`)
 
     @property
     def params(self) -> dict[str, float]:
@@ -197,12 +198,16 @@ def _shared_used(obs: list[Obs]) -> tuple[str, ...]:
 def fit(train: tuple[str, ...] = TRAIN, *, data: dict[str, Any] | None = None,
         layouts: tuple[str, ...] | None = None) -> Fit:
     """Fit the prices on the 1 GiB runs of the ``train`` folio sizes (both states) and on
-    the rebuilt ``layouts`` (default: all stored ones); then predict every observation."""
+    the rebuilt ``layouts`` (default: every stored one but the real process, which is kept
+    for the held-out check); then predict every observation."""
     import numpy as np
     obs = observations(data)
     shared = _shared_used(obs)
+    if layouts is None:
+        from .realkernel.layouts_cost import HELD_OUT
+        layouts = tuple(o.label for o in obs if o.kind == "layout" and o.label not in HELD_OUT)
     use = [o.kind == "folio" and o.label in train and o.size_bytes == GIB
-           or o.kind == "layout" and (layouts is None or o.label in layouts) for o in obs]
+           or o.kind == "layout" and o.label in layouts for o in obs]
     x = np.array([_row(o.counts, shared) for o in obs])
     y = np.array([o.measured_ns for o in obs])
     w = 1.0 / (y + NOISE_NS)
@@ -225,7 +230,23 @@ def fit(train: tuple[str, ...] = TRAIN, *, data: dict[str, Any] | None = None,
                      "rel_err": float(p - o.measured_ns) / o.measured_ns, "trained": bool(t),
                      "speedup_measured": r4[0] / o.measured_ns if r4 else None,
                      "speedup_predicted": float(r4[1] / p) if r4 else None})
-    return Fit(prices, tuple(train), rows)
+    fitted = Fit(prices, tuple(train), rows)
+    return Fit(prices, tuple(train), rows, fixed_cost(fitted, data))
+
+
+def fixed_cost(fitted: Fit, data: dict[str, Any] | None = None) -> float:
+    """The fixed cost of one fork: each replay probe's own fork, timed before it built
+    anything, minus the price of the probe's own layout (its snapshot ``bare``); the
+    median over the stored layouts (0 when none is stored)."""
+    import statistics
+
+    from .realkernel.calibrate import load
+    from .scenario import Scenario
+    d = data or load()
+    left = [min(lay["baseline_ns"]) - predict_seconds(
+        scenario_counts(Scenario.from_dict(lay["bare"])), fitted, baseline=False) * 1e9
+        for lay in d.get("layouts", []) if lay.get("bare")]
+    return max(statistics.median(left), 0.0) if left else 0.0
 
 
 @functools.lru_cache(maxsize=1)
@@ -236,7 +257,7 @@ def _stored_fit() -> Fit:
 def predict_seconds(f: Mapping[str, int], prices: Fit | None = None, *,
                     baseline: bool = True) -> float:
     """Predicted fork() time (s) for the :func:`features` ``f`` (default: the stored fit);
-    ``baseline`` adds the fixed cost of forking a process at all (the stored fit's)."""
+    ``baseline`` adds the fixed cost of forking a process at all (:func:`fixed_cost`)."""
     fitted = prices or _stored_fit()
     w = writable_share(f)
     ns = 0.0
@@ -244,14 +265,8 @@ def predict_seconds(f: Mapping[str, int], prices: Fit | None = None, *,
         ns += share * sum(fitted.prices[mode][p] * f.get(k, 0) for k, p in PRICED.items())
     ns += sum(fitted.prices["fresh"].get(p, 0.0) * f.get(k, 0) for k, p in SHARED.items())
     if baseline:
-        ns += fixed_ns()
+        ns += fitted.fixed_ns
     return ns / 1e9
-
-
-def fixed_ns() -> float:
-    """The fixed cost of one fork (the process without any user memory), as stored."""
-    from .realkernel.calibrate import load
-    return float(load().get("fixed_ns", 0.0))
 
 
 def held_out(f: Fit | None = None) -> list[dict[str, Any]]:
