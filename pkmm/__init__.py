@@ -21,7 +21,7 @@ Pte(pfn=0x1000 P D)
 
 from __future__ import annotations
 
-from .context import ABLATIONS
+from .context import ABLATIONS, FaultResult
 from .errors import (
                      FaultError,
                      ForkError,
@@ -31,7 +31,6 @@ from .errors import (
                      PkmmError,
                      ScenarioError,
 )
-from .fault import FaultResult
 from .folio import GUP_PIN_COUNTING_BIAS, Folio, Page
 from .fork import ForkResult, fork
 from .invariants import check_invariants

@@ -16,19 +16,19 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from .errors import LayoutError
-from .trace import Action, Step, Trace
+from .trace import Action, Event, Step, Trace
 
 if TYPE_CHECKING:  # pragma: no cover
     from .folio import Folio
     from .pte import Pte
     from .vma import Vma
 
-__all__ = ["ABLATIONS", "CopyHuge", "CopyPresent", "FolioEnd", "ForkContext",
-           "KernelVersion", "Prealloc", "Release", "AnonDup", "check_ablations"]
+__all__ = ["ABLATIONS", "CopyHuge", "CopyPresent", "FaultResult", "FolioEnd", "ForkContext",
+           "KernelVersion", "Observer", "Prealloc", "Release", "AnonDup", "check_ablations"]
 
 #: Ablations a learner can switch off with ``pkmm.fork(p, without={...})``.
 ABLATIONS = {
@@ -75,6 +75,8 @@ AnonDup = Literal["per-pte", "truncate", "all-or-nothing"]
 CopyPresent = Callable[["ForkContext", "Vma", "Vma", "Pte", int, int, dict[str, int],
                         "Prealloc"], int]
 CopyHuge = Callable[["ForkContext", "Vma", "Vma", int], int]
+#: Called after every recorded trace event and copy step (see :mod:`pkmm.replay`).
+Observer = Callable[["ForkContext", "Event | Step"], None]
 
 
 @dataclass(frozen=True)
@@ -123,7 +125,12 @@ class Prealloc:
 
 
 class ForkContext:
-    """pkmm-only state of one fork: the version, ablations, trace, steps and counters."""
+    """pkmm-only state of one fork: the version, ablations, trace, steps and counters.
+
+    ``observer`` (None unless a replay is recording) is called after each event and step;
+    ``rss`` is the running copy_pte_range pass's local ``rss[]`` vector (None between
+    passes), so an observer sees counts the kernel has not yet added to the child's mm.
+    """
 
     def __init__(self, kernel: KernelVersion, without: frozenset[str], detail: bool,
                  need_resched: bool, fail_prealloc: int | bool) -> None:
@@ -143,11 +150,15 @@ class ForkContext:
         self.lock_breaks = 0
         self.prealloc_calls = 0
         self.ops: Counter[str] = Counter()
+        self.observer: Observer | None = None
+        self.rss: dict[str, int] | None = None
 
     def emit(self, func: str, rule: str, reason: str, addr: int | None = None,
              nr: int = 0, **data: object) -> None:
         """Record a decision (see :class:`pkmm.trace.Trace`)."""
-        self.trace.emit(func, rule, reason, addr, nr, **data)
+        ev = self.trace.emit(func, rule, reason, addr, nr, **data)
+        if self.observer is not None and ev is not None:
+            self.observer(self, ev)
 
     def step(self, addr: int, nr: int, action: Action, reason: str, func: str,
              stop: str = "") -> None:
@@ -156,8 +167,40 @@ class ForkContext:
         if action in ("share", "copy", "raw"):
             self.batch_sizes[nr] += 1
         if self.trace.detail:
-            self.steps.append(Step(addr, nr, action, reason, func, stop))
+            st = Step(addr, nr, action, reason, func, stop)
+            self.steps.append(st)
+            if self.observer is not None:
+                self.observer(self, st)
 
     def ablated(self, name: str) -> bool:
         """Whether the learner switched rule ``name`` off."""
         return name in self.without
+
+
+@dataclass
+class FaultResult:
+    """What one read/write did: ``kind`` names the path, ``events`` the decisions.
+
+    The fault path's counterpart of a fork's trace: every fault function notes the rule
+    it applied and why.
+    """
+
+    addr: int
+    write: bool
+    kind: str = "none"          # "none" = no fault: the PTE allowed the access
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def faulted(self) -> bool:
+        """Whether the access took a page fault (what a minor-fault counter would see)."""
+        return self.kind != "none"
+
+    def note(self, func: str, rule: str, reason: str) -> None:
+        """Record a decision."""
+        self.events.append((func, rule, reason))
+
+    def __str__(self) -> str:
+        op = "write" if self.write else "read"
+        lines = [f"{op} {self.addr:#x}: {self.kind}"]
+        lines += [f"  {f}: {r} -- {why}" for f, r, why in self.events]
+        return "\n".join(lines)

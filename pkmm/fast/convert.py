@@ -24,6 +24,7 @@ from ..pgtable import Pmd, PteTable
 from ..process import Process
 from ..pte import PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE, Pte
 from ..vma import AnonVma, File, Vma, VmFlags
+from .hard import rebuild_folio
 from .layout import (
     FOLIO_KINDS,
     Bulk,
@@ -72,7 +73,7 @@ def from_process(p: Process) -> Bulk:
 
 
 def _machine_from(m: Machine, folios: list[Folio]) -> BulkMachine:
-    base = folios[0].pfn if folios else m._next_pfn
+    base = folios[0].pfn if folios else m.next_pfn
     top = max((f.pfn + f.nr_pages for f in folios), default=base)
     npg = top - base
     mach = BulkMachine(
@@ -80,19 +81,19 @@ def _machine_from(m: Machine, folios: list[Folio]) -> BulkMachine:
         ae=np.zeros(npg, bool), folio_pfn=np.array([f.pfn for f in folios], np.int64),
         folio_order=np.array([f.order for f in folios], np.int8),
         refcount=np.array([f.refcount for f in folios], np.int64),
-        pincount=np.array([f._pincount for f in folios], np.int64),
+        pincount=np.array([f.pincount if f.order else 0 for f in folios], np.int64),
         entire=np.array([f.entire_mapcount for f in folios], np.int32),
-        next_pfn=m._next_pfn,
+        next_pfn=m.next_pfn,
         folio_kind=np.array([FOLIO_KINDS.index(f.kind) for f in folios], np.uint8),
         pins=np.array([f.pins for f in folios], np.int64),
         gup_refs=np.array([f.gup_refs for f in folios], np.int64),
         ksm=np.array([f.ksm for f in folios], bool), hwpoison=np.zeros(npg, bool),
         zero_pfn=m.zero_folio.pfn, huge_zero_pfn=m.huge_zero_folio.pfn,
-        next_swap=m._next_swap, fail_alloc=m.fail_alloc)
+        next_swap=m.next_swap, fail_alloc=m.fail_alloc)
     for i, f in enumerate(folios):
         lo = f.pfn - base
         mach.page_folio[lo:lo + f.nr_pages] = i
-        mach.mapcount[lo:lo + f.nr_pages] = [pg._mapcount for pg in f.pages]
+        mach.mapcount[lo:lo + f.nr_pages] = [pg.pte_mapcount for pg in f.pages]
         mach.ae[lo:lo + f.nr_pages] = [pg.anon_exclusive for pg in f.pages]
         mach.hwpoison[lo:lo + f.nr_pages] = [pg.hwpoison for pg in f.pages]
     offs = sorted(m.swap)
@@ -143,20 +144,11 @@ def to_process(b: Bulk, kernel: str | None = None) -> Process:
     m = Machine()
     folios = []
     for i in range(len(mach.folio_pfn)):
-        m._next_pfn = int(mach.folio_pfn[i])  # pkmm: place the folio at its recorded pfn
-        f = m.alloc_folio(int(mach.folio_order[i]), FOLIO_KINDS[int(mach.folio_kind[i])])
-        lo = f.pfn - mach.base
-        f.refcount, f.entire_mapcount = int(mach.refcount[i]), int(mach.entire[i])
-        f._pincount, f.pins = int(mach.pincount[i]), int(mach.pins[i])
-        f.gup_refs, f.ksm, f.fresh = int(mach.gup_refs[i]), bool(mach.ksm[i]), False
-        for k, pg in enumerate(f.pages):
-            pg._mapcount, pg.anon_exclusive = int(mach.mapcount[lo + k]), bool(mach.ae[lo + k])
-            pg.hwpoison = bool(mach.hwpoison[lo + k])
-        folios.append(f)
-    m._next_pfn = mach.next_pfn
+        folios.append(rebuild_folio(m, mach, i))
+    m.next_pfn = mach.next_pfn
     m.swap = {int(o): SwapSlot(int(c), int(d)) for o, c, d in
               zip(mach.swap_offset, mach.swap_count, mach.swap_data, strict=True)}
-    m._next_swap = mach.next_swap
+    m.next_swap = mach.next_swap
     m.fail_alloc = mach.fail_alloc
     p = Process(name, machine=m)
     files = [File(f.name, "shmem" if f.kind == "shmem" else "file",
@@ -167,8 +159,8 @@ def to_process(b: Bulk, kernel: str | None = None) -> Process:
                             anon_vma=AnonVma() if v.anon_vma else None,
                             uffd_fork=v.uffd_fork))
     _fill_mm(p.mm, b.mm)
-    p.pins = [(folios[i], pg) for i, pg in b.pins]
-    p.gup_refs = [(folios[i], pg) for i, pg in b.gup_refs]
+    p.mm.pins[:] = [(folios[i], pg) for i, pg in b.pins]
+    p.mm.gup_refs[:] = [(folios[i], pg) for i, pg in b.gup_refs]
     _mm_ids(p.mm, folios)
     return p
 
@@ -232,7 +224,7 @@ def snapshot_process(p: Process) -> Snapshot:
                 if pte is not None:
                     ptes[(i << PMD_SHIFT) + (j << PAGE_SHIFT)] = pte
     folios = {f.pfn: (f.kind, f.order, f.refcount, f.pincount, f.pins, f.gup_refs,
-                      f.entire_mapcount, tuple(pg._mapcount for pg in f.pages),
+                      f.entire_mapcount, tuple(pg.pte_mapcount for pg in f.pages),
                       tuple(pg.anon_exclusive for pg in f.pages))
               for f in m.folios.values() if f.kind in FOLIO_KINDS}
     files = {}
@@ -248,7 +240,7 @@ def snapshot_process(p: Process) -> Snapshot:
             "rss": {k: v for k, v in mm.rss.items() if v}, "nr_ptes": mm.nr_ptes,
             "has_pinned": mm.has_pinned, "huge_zero_ref": mm.huge_zero_ref,
             "on_mmlist": mm.on_mmlist, "folios": folios, "files": files,
-            "next_pfn": m._next_pfn,
+            "next_pfn": m.next_pfn,
             "swap": {off: s.count for off, s in m.swap.items()},
             "pins": sorted((f.pfn, i) for f, i in p.pins),
             "hwpoison": sorted(f.pfn + pg.index for f in m.folios.values()

@@ -17,14 +17,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..context import ABLATIONS
+from ..context import KernelVersion, check_ablations
 from ..errors import ForkError, LayoutError
 from ..kernels import DEFAULT_KERNEL, get_kernel
 from ..pgtable import Pmd, PteTable
 from ..pte import PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
+from . import huge, periodic, vector
 from .convert import dup_vmas
 from .hard import Slice, SliceModel, table_codes
-from .layout import Bulk, BulkMM, pmd_code
+from .layout import Bulk, BulkMM, BulkVma, pmd_code
+from .probe import Context
 
 
 @dataclass
@@ -44,7 +46,7 @@ class FastForkResult:
     step_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     vectorised_slices: int = 0
     hard_slices: int = 0
-    batch_sizes: Counter[int] = field(default_factory=Counter)
+    batch_sizes: Counter[int] = field(default_factory=Counter)   # as ForkResult's
 
     def actions(self) -> Counter[str]:
         """Step counts per action."""
@@ -80,15 +82,7 @@ def _check(b: object, without: Iterable[str], need_resched: object,
     if not isinstance(b, Bulk):
         raise LayoutError(f"fork_bulk: b={b!r} is not a pkmm.fast.Bulk; build one with "
                           "build_region() or from_process()")
-    if isinstance(without, str):
-        without = {without}
-    if not isinstance(without, Iterable) or not all(isinstance(w, str) for w in without):
-        raise LayoutError(f"without={without!r}: a set of ablation names; known: "
-                          + ", ".join(sorted(ABLATIONS)))
-    w = frozenset(without)
-    if w - set(ABLATIONS):
-        raise LayoutError(f"without={sorted(w)!r}: unknown ablation(s) "
-                          f"{sorted(w - set(ABLATIONS))}; known: " + ", ".join(sorted(ABLATIONS)))
+    w = check_ablations(without)
     if not isinstance(need_resched, bool):
         raise LayoutError(f"need_resched={need_resched!r}: True or False")
     if not isinstance(fail_prealloc, (bool, int)) or fail_prealloc < 0:
@@ -111,42 +105,112 @@ def fork_bulk(b: Bulk, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = fr
     child = BulkMM([c for c in child_vmas if c is not None], mm.tables.copy(),
                    np.zeros(len(mm.pfn), np.int64), np.zeros(len(mm.bits), np.uint16))
     slices = slices_of(mm, copied)
-    model = SliceModel(b, child_vmas, version, w, need_resched, fail_prealloc)
-    hard = slices
-    model.add(hard)
-    split: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    child_split: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    leaves: list[tuple[int, int, int]] = []
-    deposited: list[int] = []
-    tables = np.zeros(len(mm.tables), bool)
-    next_pfn = b.machine.next_pfn
-    for s in hard:
-        ret, next_pfn = model.run(s, next_pfn)
-        if ret:
-            raise ForkError(f"fork with {version.name} failed with ENOMEM; the partial child "
-                            "was discarded", None)
-        if not s.leaf:
-            model.write_entries(s, child)
-            tables[s.row] = True
-            continue
-        parent_now, child_now, dep = model.leaf_result(s)
-        if isinstance(parent_now, PteTable):
-            split[s.pmd] = table_codes(parent_now)
-        else:
-            mm.pmd_bits[s.row] = pmd_code(parent_now)
-        if isinstance(child_now, Pmd):
-            leaves.append((s.pmd, child_now.pfn, pmd_code(child_now)))
-        elif isinstance(child_now, PteTable):
-            child_split[s.pmd] = table_codes(child_now)
-        if dep:
-            deposited.append(s.pmd)
-    b.machine.next_pfn = next_pfn
-    model.write_counters(child)
-    (eagain, copies, wasted, passes, breaks), ops, steps = model.counters()
-    _finish(mm, child, tables, split, child_split, leaves, deposited)
+    ctxs = [_context(version, w, mm.has_pinned, v, c) for v, c in zip(mm.vmas, child_vmas,
+                                                                       strict=True)]
+    # pkmm: the traced path takes everything when lock breaks reshape the passes, when
+    # allocations may fail, or when asked to
+    everything = not vectorise or b.machine.fail_alloc > 0
+    ptes = [s for s in slices if not s.leaf and not everything and not need_resched]
+    al = periodic.plan_alike(b, ptes, ctxs)
+    bad = None if al or everything else vector.pinned_folios(b)
+    p = vector.plan(b, [] if al else ptes, ctxs, bad)
+    kept = {id(s) for k, s in enumerate(ptes) if al or k not in p.refused}
+    lp = huge.plan(b, [] if everything else [s for s in slices if s.leaf], ctxs, bad)
+    kept_leaves = lp.ids()
+    hard = [s for s in slices if id(s) not in kept and id(s) not in kept_leaves]
+    run = _Run(b, child, child_vmas, version, w, need_resched, fail_prealloc)
+    per = al.allocs if al else vector.allocations(p)
+    allocs = dict(zip([id(s) for s in ptes], per.tolist(), strict=True))
+    cursor = b.machine.next_pfn
+    base = np.zeros(len(ptes), np.int64)
+    pos = {id(s): k for k, s in enumerate(ptes)}
+    for s in slices:
+        if id(s) in kept:
+            base[pos[id(s)]] = cursor
+            cursor += allocs[id(s)]
+        elif id(s) not in kept_leaves:
+            cursor = run.hard(s, cursor)
+    run.finish_hard(cursor)
+    counts = periodic.write_alike(al, b, child, base) if al else vector.apply(p, b, child, base)
+    lc = huge.apply(b, child, lp)
+    for s in ptes:
+        if id(s) in kept:
+            run.tables[s.row] = True
+    (eagain, copies, wasted, passes, breaks), ops, steps = run.counters()
+    ops = Counter(ops)
+    ops.update(counts.ops)
+    ops.update(lc.ops)
+    steps = Counter(steps)
+    steps.update(counts.steps)
+    run.leaves += lc.leaves
+    run.deposited += lc.deposited
+    _finish(mm, child, run.tables, run.split, run.child_split, run.leaves, run.deposited)
+    sizes = Counter(run.model.fc.batch_sizes) if run.model is not None else Counter()
+    sizes.update(counts.sizes)
     return FastForkResult(b, Bulk(child, b.machine, version.name), version.name, eagain,
-                          copies, wasted, passes, breaks, Counter(ops), Counter(steps),
-                          0, len(hard), Counter(model.fc.batch_sizes))
+                          copies + counts.copies, wasted, passes + counts.passes, breaks,
+                          +ops, +steps, len(kept) + len(kept_leaves), len(hard), +sizes)
+
+
+def _context(version: KernelVersion, w: frozenset[str], has_pinned: bool, v: BulkVma,
+             c: BulkVma | None) -> Context:
+    ck = (0, "", False, False) if c is None else (c.flags, c.backing, c.anon_vma, c.uffd_fork)
+    return (version, w, has_pinned, (v.flags, v.backing, v.anon_vma, v.uffd_fork), ck)
+
+
+class _Run:
+    """The traced part of one bulk fork: hard slices, in address order."""
+
+    def __init__(self, b: Bulk, child: BulkMM, child_vmas: list[BulkVma | None],
+                 version: KernelVersion, w: frozenset[str], need_resched: bool,
+                 fail_prealloc: int | bool) -> None:
+        self.b, self.child, self.version = b, child, version
+        self.args = (child_vmas, version, w, need_resched, fail_prealloc)
+        self.model: SliceModel | None = None     # made on the first hard slice
+        self.tables = np.zeros(len(b.mm.tables), bool)
+        self.split: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.child_split: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.leaves: list[tuple[int, int, int]] = []
+        self.deposited: list[int] = []
+
+    def hard(self, s: Slice, next_pfn: int) -> int:
+        """Run slice ``s`` traced with the allocator at ``next_pfn``; the next pfn after."""
+        if self.model is None:
+            self.model = SliceModel(self.b, *self.args)
+        self.model.add([s])
+        ret, next_pfn = self.model.run(s, next_pfn)
+        if ret:
+            raise ForkError(f"fork with {self.version.name} failed with ENOMEM; the partial "
+                            "child was discarded", None)
+        if not s.leaf:
+            self.model.write_entries(s, self.child)
+            self.tables[s.row] = True
+            return next_pfn
+        parent_now, child_now, dep = self.model.leaf_result(s)
+        if isinstance(parent_now, PteTable):
+            self.split[s.pmd] = table_codes(parent_now)
+        else:
+            self.b.mm.pmd_bits[s.row] = pmd_code(parent_now)
+        if isinstance(child_now, Pmd):
+            self.leaves.append((s.pmd, child_now.pfn, pmd_code(child_now)))
+        elif isinstance(child_now, PteTable):
+            self.child_split[s.pmd] = table_codes(child_now)
+        if dep:
+            self.deposited.append(s.pmd)
+        return next_pfn
+
+    def finish_hard(self, next_pfn: int) -> None:
+        """Counters of the traced slices; the allocator's position after the fork."""
+        self.b.machine.next_pfn = next_pfn
+        if self.model is not None:
+            self.model.write_counters(self.child)
+
+    def counters(self) -> tuple[tuple[int, int, int, int, int], Counter[str],
+                                Counter[tuple[str, str]]]:
+        """(eagain, copies, wasted, passes, lock_breaks), ops and steps of the traced slices."""
+        if self.model is None:
+            return (0, 0, 0, 0, 0), Counter(), Counter()
+        return self.model.counters()
 
 
 def _finish(mm: BulkMM, child: BulkMM, tables: np.ndarray,
@@ -154,9 +218,10 @@ def _finish(mm: BulkMM, child: BulkMM, tables: np.ndarray,
             child_split: dict[int, tuple[np.ndarray, np.ndarray]],
             leaves: list[tuple[int, int, int]], deposited: list[int]) -> None:
     """The child's tables, leaves and deposited tables; the parent's split leaves."""
-    keep = np.repeat(tables, PTRS_PER_PTE)
-    child.tables, child.pfn, child.bits = child.tables[tables], child.pfn[keep], \
-        child.bits[keep]
+    if not tables.all():
+        keep = np.repeat(tables, PTRS_PER_PTE)
+        child.tables, child.pfn, child.bits = child.tables[tables], child.pfn[keep], \
+            child.bits[keep]
     _insert_tables(child, child_split)
     lv = np.array(sorted(leaves), np.int64).reshape(-1, 3)
     child.pmd_idx, child.pmd_pfn = lv[:, 0].copy(), lv[:, 1].copy()

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..folio import Folio
-from ..kernels import KernelVersion
+from ..context import ForkContext, KernelVersion
+from ..folio import Folio, folio_restore, page_restore
 from ..machine import Machine, SwapSlot
-from ..memory import ForkContext, copy_pmd_range
+from ..memory import copy_pmd_range
 from ..mm import MmStruct
 from ..pgtable import Pmd, PteTable
 from ..pte import PMD_SHIFT, PTRS_PER_PTE, Pte
@@ -32,6 +32,7 @@ from .layout import (
     FOLIO_KINDS,
     NP,
     Bulk,
+    BulkMachine,
     BulkMM,
     BulkVma,
     P,
@@ -74,6 +75,21 @@ def _vma_pair(src_mm: MmStruct, dst_mm: MmStruct, v: BulkVma, c: BulkVma,
     return src, dst
 
 
+def rebuild_folio(m: Machine, mach: BulkMachine, i: int) -> Folio:
+    """Folio row ``i`` of ``mach`` as a model folio of machine ``m``, at its pfn."""
+    f = m.alloc_folio_at(int(mach.folio_order[i]), FOLIO_KINDS[int(mach.folio_kind[i])],
+                         int(mach.folio_pfn[i]))
+    folio_restore(f, refcount=int(mach.refcount[i]), pincount=int(mach.pincount[i]),
+                  pins=int(mach.pins[i]), gup_refs=int(mach.gup_refs[i]),
+                  entire_mapcount=int(mach.entire[i]), ksm=bool(mach.ksm[i]))
+    lo = f.pfn - mach.base
+    for pg, mc, ae, hw in zip(f.pages, mach.mapcount[lo:lo + f.nr_pages].tolist(),
+                              mach.ae[lo:lo + f.nr_pages].tolist(),
+                              mach.hwpoison[lo:lo + f.nr_pages].tolist(), strict=True):
+        page_restore(pg, mapcount=mc, anon_exclusive=ae, hwpoison=hw)
+    return f
+
+
 class SliceModel:
     """Model objects for some slices of ``b`` (see the module docstring)."""
 
@@ -87,7 +103,7 @@ class SliceModel:
         self.src, self.dst = MmStruct(self.m), MmStruct(self.m)
         self.src.has_pinned = b.mm.has_pinned
         self.folios: dict[int, Folio] = {}          # bulk folio row -> model folio
-        self.before: dict[int, tuple[int, int, list[int]]] = {}
+        self.before: dict[int, tuple[int, int, list[int], list[bool]]] = {}
         self.swap_rows: dict[int, int] = {}          # swap offset -> bulk row
         self.vmas: dict[int, tuple[Vma, Vma]] = {}
         self.rows: dict[int, int] = {}               # PMD index -> parent table row
@@ -141,18 +157,12 @@ class SliceModel:
         i = int(mach.page_folio[page])
         if i in self.folios:
             return
-        self.m._next_pfn = int(mach.folio_pfn[i])   # pkmm: place it at its recorded pfn
-        f = self.m.alloc_folio(int(mach.folio_order[i]), FOLIO_KINDS[int(mach.folio_kind[i])])
+        f = rebuild_folio(self.m, mach, i)
         lo = f.pfn - mach.base
-        f.refcount, f.entire_mapcount = int(mach.refcount[i]), int(mach.entire[i])
-        f._pincount, f.pins = int(mach.pincount[i]), int(mach.pins[i])
-        f.gup_refs, f.ksm, f.fresh = int(mach.gup_refs[i]), bool(mach.ksm[i]), False
         maps = mach.mapcount[lo:lo + f.nr_pages].tolist()
-        for pg, mc, ae, hw in zip(f.pages, maps, mach.ae[lo:lo + f.nr_pages].tolist(),
-                                  mach.hwpoison[lo:lo + f.nr_pages].tolist(), strict=True):
-            pg._mapcount, pg.anon_exclusive, pg.hwpoison = mc, ae, hw
+        aes = mach.ae[lo:lo + f.nr_pages].tolist()
         self.folios[i] = f
-        self.before[i] = (f.refcount, f.entire_mapcount, maps)
+        self.before[i] = (f.refcount, f.entire_mapcount, maps, aes)
 
     def _add_swap(self, off: int) -> None:
         mach = self.b.machine
@@ -167,10 +177,10 @@ class SliceModel:
     def run(self, s: Slice, next_pfn: int) -> tuple[int, int]:
         """copy_pmd_range() of slice ``s`` with the allocator at ``next_pfn``; returns
         (its return value, the allocator's next pfn afterwards)."""
-        self.m._next_pfn = next_pfn
+        self.m.next_pfn = next_pfn
         src, dst = self.vmas[s.vma]
         ret = copy_pmd_range(self.fc, dst, src, s.start, s.end)
-        return ret, self.m._next_pfn
+        return ret, self.m.next_pfn
 
     # -- writing back -------------------------------------------------------------------
     def write_entries(self, s: Slice, child: BulkMM) -> None:
@@ -192,21 +202,22 @@ class SliceModel:
         """Folio, page and swap counters as differences; new folios; the child's rss."""
         mach = self.b.machine
         for i, f in self.folios.items():
-            ref, ent, maps = self.before[i]
+            ref, ent, maps, aes = self.before[i]
             lo = f.pfn - mach.base
             mach.refcount[i] += f.refcount - ref
             mach.entire[i] += f.entire_mapcount - ent
-            now = [pg._mapcount for pg in f.pages]
+            now = [pg.pte_mapcount for pg in f.pages]
             mach.mapcount[lo:lo + f.nr_pages] += np.array(now, np.int32) - np.array(maps, np.int32)
-            for k, pg in enumerate(f.pages):
-                mach.ae[lo + k] = pg.anon_exclusive
+            for k, (pg, was) in enumerate(zip(f.pages, aes, strict=True)):
+                if pg.anon_exclusive != was:
+                    mach.ae[lo + k] = pg.anon_exclusive
         for off, k in self.swap_rows.items():
             mach.swap_count[k] = self.m.swap[off].count if off in self.m.swap else 0
         known = {f.pfn for f in self.folios.values()}
         for f in sorted(self.m.folios.values(), key=lambda f: f.pfn):
             if f.kind == "anon" and f.pfn not in known:
                 mach.add_folios(np.array([f.pfn]), f.order, f.kind, f.refcount,
-                                np.array([pg._mapcount for pg in f.pages], np.int32),
+                                np.array([pg.pte_mapcount for pg in f.pages], np.int32),
                                 np.array([pg.anon_exclusive for pg in f.pages]),
                                 f.entire_mapcount)
         for key, v in self.dst.rss.items():

@@ -37,22 +37,33 @@ from ..folio import FolioKind
 from ..machine import FIRST_PFN, HUGE_ZERO_PFN, ZERO_PFN
 from ..mm import MM_ANONPAGES, NR_MM_COUNTERS
 from ..pgtable import Pmd
-from ..pte import MARKERS, PAGE_SHIFT, PMD_SHIFT, PTE_BITS, PTRS_PER_PTE, Pte, SwpEntry, SwpKind
+from ..pte import (
+    BULK_NONPRESENT,
+    BULK_PRESENT,
+    MARKERS,
+    PAGE_SHIFT,
+    PMD_BULK_HUGE_ZERO,
+    PMD_SHIFT,
+    PTE_BITS,
+    PTRS_PER_PTE,
+    Pte,
+    SwpEntry,
+    SwpKind,
+)
 from ..vma import VM_MAYREAD, VM_MAYWRITE, VM_READ, VM_SOFTDIRTY, VM_WRITE
 
-P = 1
-#: One code bit per named PTE bit, in pkmm.pte.PTE_BITS order.
-BIT: dict[str, int] = {name: 1 << (1 + i) for i, name in enumerate(PTE_BITS)}
-W, D, A, SD, UW, PN, SP = (BIT[n] for n in PTE_BITS)
-NP = 1 << 8
+P, NP = BULK_PRESENT, BULK_NONPRESENT
+#: The code bit of each named PTE bit (pkmm.pte.PTE_BITS, its ``bulk`` flag).
+BIT: dict[str, int] = {b.name: b.bulk for b in PTE_BITS}
+W, D, A, SD, UW, PN, SP = (b.bulk for b in PTE_BITS)
 #: Non-present entry kinds, coded in bits 9-11 of an entry with ``NP`` set.
 SWP_KINDS: tuple[SwpKind, ...] = ("swap", "migration_read", "migration_read_exclusive",
                                   "migration_write", "marker", "hwpoison")
 KIND_SHIFT, EXCLUSIVE, MARKER_SHIFT = 9, 1 << 12, 13
 SWP_BITS = ("soft_dirty", "uffd_wp")       # the swap-PTE bits a non-present entry keeps
-#: PMD leaf bits: the fields of pkmm.pgtable.Pmd after its pfn.
-PMD_BIT: dict[str, int] = {f.name: 1 << i for i, f in
-                           enumerate(f for f in fields(Pmd) if f.name != "pfn")}
+#: PMD leaf bits: each bit a PMD has (its ``pmd_bulk`` flag), and the huge zero page.
+PMD_BIT: dict[str, int] = {b.name: b.pmd_bulk for b in PTE_BITS if b.pmd} | {
+    "huge_zero": PMD_BULK_HUGE_ZERO}
 #: Folio kinds the bulk form holds (the zero folios are pfns, not rows).
 FOLIO_KINDS: tuple[FolioKind, ...] = ("anon", "file", "shmem")
 

@@ -8,6 +8,7 @@ Taught in: notebooks/03-seed-patch-batching.ipynb
 from __future__ import annotations
 
 from ..context import ForkContext, KernelVersion, Prealloc
+from ..errors import KernelBug
 from ..folio import Folio, Page, folio_ref_add, folio_ref_sub, folio_test_anon, folio_test_large
 from ..memory import vm_normal_page
 from ..mm import MM_ANONPAGES, mm_counter_file
@@ -24,6 +25,8 @@ from ..pte import (
 )
 from ..vma import VM_SHARED, Vma, userfaultfd_wp
 from .common import copy_for_child, dup_file, stop_words, try_dup_anon
+
+__all__ = ["KERNEL", "NAME", "copy_present_ptes", "folio_nr_pages_cont_mapped"]
 
 NAME = "batch-v3"
 
@@ -47,7 +50,8 @@ def folio_nr_pages_cont_mapped(fc: ForkContext, folio: Folio, page: Page, src_vm
     to_folio_end = folio.pfn + folio.nr_pages - page.pfn
     floops = min(floops, to_folio_end)
     table = pte_offset_map(src_vma.vm_mm, addr)
-    assert table is not None
+    if table is None:
+        raise KernelBug(f"folio_nr_pages_cont_mapped: no PTE table at {addr:#x}")
     base = pte_index(addr)
     pfn = page.pfn + 1
     i = 1

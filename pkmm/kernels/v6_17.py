@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..context import ForkContext, KernelVersion, Prealloc
+from ..errors import KernelBug
 from ..folio import (
     Folio,
     folio_get,
@@ -36,6 +37,9 @@ from .common import (
     stop_words,
     try_dup_anon,
 )
+
+__all__ = ["FPB_MERGE_WRITE", "FPB_RESPECT_DIRTY", "FPB_RESPECT_SOFT_DIRTY", "KERNEL", "NAME",
+           "__pte_batch_clear_ignored", "copy_present_ptes", "folio_pte_batch_flags"]
 
 NAME = "v6.17"
 FPB_RESPECT_DIRTY = "FPB_RESPECT_DIRTY"
@@ -64,7 +68,8 @@ def folio_pte_batch_flags(fc: ForkContext, folio: Folio, src_vma: Vma, addr: int
     limit_stop = "folio-end" if to_folio_end <= max_nr else "range-end"
     max_nr = min(max_nr, to_folio_end)
     table = pte_offset_map(src_vma.vm_mm, addr)
-    assert table is not None
+    if table is None:
+        raise KernelBug(f"folio_pte_batch_flags: no PTE table at {addr:#x}")
     base = pte_index(addr)
     any_writable = False
     nr = 1  # pte_batch_hint(): generic arch
@@ -77,7 +82,8 @@ def folio_pte_batch_flags(fc: ForkContext, folio: Folio, src_vma: Vma, addr: int
         if masked != expected:
             stop = pte_diff(expected, masked)
             break
-        assert p is not None
+        if p is None:   # pte_none() never equals a present expected value
+            raise KernelBug("folio_pte_batch_flags: empty slot passed the batch compare")
         if FPB_MERGE_WRITE in flags:
             any_writable |= p.write
         expected = pte_advance_pfn(expected, 1)

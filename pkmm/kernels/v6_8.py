@@ -16,6 +16,8 @@ from ..pte import Pte, pte_clear_uffd_wp, pte_mkclean, pte_mkold, pte_wrprotect
 from ..vma import VM_SHARED, Vma, is_cow_mapping, userfaultfd_wp
 from .common import copy_for_child, dup_file, try_dup_anon
 
+__all__ = ["KERNEL", "NAME", "copy_present_pte"]
+
 NAME = "v6.8"
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..context import ForkContext, KernelVersion, Prealloc
+from ..errors import KernelBug
 from ..folio import (
     Folio,
     folio_get,
@@ -33,6 +34,9 @@ from .common import (
     stop_words,
     try_dup_anon,
 )
+
+__all__ = ["FPB_IGNORE_DIRTY", "FPB_IGNORE_SOFT_DIRTY", "KERNEL", "NAME",
+           "__pte_batch_clear_ignored", "copy_present_ptes", "folio_pte_batch"]
 
 NAME = "v6.9"
 FPB_IGNORE_DIRTY = "FPB_IGNORE_DIRTY"
@@ -58,7 +62,8 @@ def folio_pte_batch(fc: ForkContext, folio: Folio, addr: int, src_vma: Vma, pte:
     fc.ops["batch_scans"] += 1
     folio_end_pfn = folio.pfn + folio.nr_pages
     table = pte_offset_map(src_vma.vm_mm, addr)
-    assert table is not None
+    if table is None:
+        raise KernelBug(f"folio_pte_batch: no PTE table at {addr:#x}")
     base = pte_index(addr)
     any_writable = False
     nr = 1  # pte_batch_hint(): generic arch
@@ -71,7 +76,8 @@ def folio_pte_batch(fc: ForkContext, folio: Folio, addr: int, src_vma: Vma, pte:
         if masked != expected:
             stop = pte_diff(expected, masked)
             break
-        assert p is not None
+        if p is None:   # pte_none() never equals a present expected value
+            raise KernelBug("folio_pte_batch: empty slot passed the batch compare")
         # kernel: "Stop immediately once we reached the end of the folio."
         if p.pfn >= folio_end_pfn:
             stop = "folio-end"
