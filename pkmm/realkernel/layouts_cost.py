@@ -97,8 +97,8 @@ def real_process(array_mib: int = 512) -> Scenario:
         sc = snapshot(pid)
     finally:
         os.close(r)
-        from .probe import _kill_and_reap
-        _kill_and_reap(pid)
+        from .probe import kill_and_reap
+        kill_and_reap(pid)
     d = sc.to_dict()
     d["name"] = f"real (Python + NumPy, {array_mib} MiB array)"
     return Scenario.from_dict(d)

@@ -31,7 +31,8 @@ from ..scenario import Scenario
 from . import libc as lc
 from . import thp
 from .plan import Group, Plan, plan_replay
-from .timing import _fork_ns, _json_lines, _write_all
+from .probe import kill_and_reap, write_all
+from .timing import fork_ns, json_lines
 
 TIMEOUT_S = 600.0
 
@@ -72,7 +73,7 @@ class LiveLayout:
                 os._exit(code)
         os.close(cmd_r)
         os.close(out_w)
-        self._replies = _json_lines(os.fdopen(out_r, "rb", buffering=0), TIMEOUT_S,
+        self._replies = json_lines(os.fdopen(out_r, "rb", buffering=0), TIMEOUT_S,
                                     "replay probe")
         try:
             self.baseline_ns = self._ask({"do": "time", "n": 9})["ns"]
@@ -89,7 +90,7 @@ class LiveLayout:
         return self
 
     def _ask(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        _write_all(self._cmd, (json.dumps(cmd) + "\n").encode())
+        write_all(self._cmd, (json.dumps(cmd) + "\n").encode())
         reply: dict[str, Any] = next(self._replies, {"error": "the probe died"})
         if "error" in reply:
             raise RuntimeError(f"replay probe: {cmd['do']}: {reply['error']}")
@@ -115,8 +116,7 @@ class LiveLayout:
 
     def close(self) -> None:
         if self.pid:
-            from .probe import _kill_and_reap
-            _kill_and_reap(self.pid)
+            kill_and_reap(self.pid)
             self.pid = 0
         if self._cmd >= 0:
             os.close(self._cmd)
@@ -164,12 +164,12 @@ class _Probe:
                     reply = getattr(self, "do_" + cmd["do"])(cmd)
                 except OSError as e:
                     reply = {"error": f"{type(e).__name__}: {e}"}
-                _write_all(self.out, (json.dumps(reply) + "\n").encode())
+                write_all(self.out, (json.dumps(reply) + "\n").encode())
 
     def do_time(self, cmd: dict[str, Any]) -> dict[str, Any]:
         if cmd.get("warm"):
-            _fork_ns()
-        return {"ns": [_fork_ns() for _ in range(cmd["n"])]}
+            fork_ns()
+        return {"ns": [fork_ns() for _ in range(cmd["n"])]}
 
     def do_place(self, cmd: dict[str, Any]) -> dict[str, Any]:
         """Reserve each chain of touching VMAs, keeping addr % 2 MiB, then map its VMAs."""

@@ -28,6 +28,7 @@ from typing import Any
 
 from . import libc as lc
 from . import thp
+from .probe import kill_and_reap, write_all
 
 FOLIOS = ("4K", "16K", "32K", "64K", "128K", "256K", "512K", "1M", "2M-pte", "2M-pmd")
 MODES = ("fresh", "repeat")
@@ -80,7 +81,7 @@ def _mem_available() -> int | None:
     return None
 
 
-def _fork_ns() -> int:
+def fork_ns() -> int:
     """One fork() timed alone; the child exits at once.  Where allowed (root) the parent
     runs SCHED_FIFO for just that call, so the other users of a shared machine cannot
     preempt it half-way (the measurement is then the fork's own work)."""
@@ -163,8 +164,8 @@ def _sample(size: int, layout: str, mode: str) -> tuple[int, str | None]:
     region = _Region(size, layout)
     try:
         if mode == "repeat":
-            _fork_ns()          # PTEs read-only, no longer AnonExclusive
-        ns = _fork_ns()
+            fork_ns()          # PTEs read-only, no longer AnonExclusive
+        ns = fork_ns()
         return ns, region.check()
     finally:
         region.close()
@@ -173,12 +174,12 @@ def _sample(size: int, layout: str, mode: str) -> tuple[int, str | None]:
 def _sample_server(out: int, cmds: int, size: int, mode: str) -> None:
     """In the worker: for each command line ``{"layout": L}`` build L afresh, time one
     fork, reply ``{"layout", "ns", "layout_check"}``; "baseline" forks with no region."""
-    _fork_ns()
+    fork_ns()
     with os.fdopen(cmds, "r") as f:
         for line in f:
             lay = json.loads(line)["layout"]
-            ns, check = (_fork_ns(), None) if lay == "baseline" else _sample(size, lay, mode)
-            _write_all(out, (json.dumps({"layout": lay, "ns": ns, "layout_check": check})
+            ns, check = (fork_ns(), None) if lay == "baseline" else _sample(size, lay, mode)
+            write_all(out, (json.dumps({"layout": lay, "ns": ns, "layout_check": check})
                              + "\n").encode())
 
 
@@ -231,7 +232,7 @@ def measure_interleaved(size_bytes: int, folios: list[str], *, ref: str = "4K",
         with bar(total=len(order), desc=f"fork timing {mode}", enabled=progress) as b:
             for lay in order:
                 with thp.thp_settings(_knobs(lay) if lay != "baseline" else {}):
-                    _write_all(cmd_w, (json.dumps({"layout": lay}) + "\n").encode())
+                    write_all(cmd_w, (json.dumps({"layout": lay}) + "\n").encode())
                     msg = next(replies, None)
                 if msg is None:
                     raise RuntimeError(f"measure_interleaved: the worker died at {lay}")
@@ -301,15 +302,14 @@ def _run_worker(body: Any, timeout: float, what: str,
 
 
 def _reap_after(pid: int, f: Any, timeout: float, what: str) -> Iterator[dict[str, Any]]:
-    from .probe import _kill_and_reap
     try:
-        yield from _json_lines(f, timeout, what)
+        yield from json_lines(f, timeout, what)
     finally:
         f.close()
-        _kill_and_reap(pid)
+        kill_and_reap(pid)
 
 
-def _json_lines(f: Any, timeout: float, what: str) -> Iterator[dict[str, Any]]:
+def json_lines(f: Any, timeout: float, what: str) -> Iterator[dict[str, Any]]:
     deadline, buf = time.monotonic() + timeout, b""
     while True:
         left = deadline - time.monotonic()
@@ -324,15 +324,10 @@ def _json_lines(f: Any, timeout: float, what: str) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        data = data[os.write(fd, data):]
-
-
 def _measure(size: int, folio: str, mode: str, repeats: int) -> dict[str, Any]:
     """In the worker: baseline forks, then the region's forks (medians)."""
-    _fork_ns()
-    baseline = [_fork_ns() for _ in range(repeats)]
+    fork_ns()
+    baseline = [fork_ns() for _ in range(repeats)]
     samples, layout = [], None
     for _ in range(repeats):
         ns, check = _sample(size, folio, mode)
@@ -364,7 +359,7 @@ def measure_fork(size_bytes: int, folio: str, *, mode: str = "repeat",
         return None
     with thp.thp_settings(_knobs(folio)):
         # forked inside the knob context (it must fault under them) and reaped in it
-        out = list(_run_worker(lambda w: _write_all(w, (json.dumps(
+        out = list(_run_worker(lambda w: write_all(w, (json.dumps(
             _measure(size_bytes, folio, mode, repeats)) + "\n").encode()), timeout,
             f"fork timing {folio}"))
     if not out:

@@ -2,8 +2,8 @@
 (or the stored one), its memory map as a picture, the five variants side by side,
 predict-then-check questions about them, and this process's own fork() time.
 
-Kernel interfaces: those of :mod:`pkmm.realkernel.snapshot`, and fork(2) timed with
-CLOCK_MONOTONIC for :func:`fork_time`.
+Teaching layer: reads a live process through :mod:`pkmm.realkernel.snapshot`, forks it
+through :mod:`pkmm.forksim`, and times this process's fork(2) for :func:`fork_time`.
 Taught in: notebooks/10-real-process.ipynb
 
 Where /proc cannot be read (not Linux, JupyterLite) the stored snapshot of a Python
@@ -19,9 +19,9 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from ..scenario import Scenario, load_scenario
+from .scenario import Scenario, load_scenario
 
-STORED = Path(__file__).resolve().parent.parent / "data" / "snapshot-python-6.18.json"
+STORED = Path(__file__).resolve().parent / "data" / "snapshot-python-6.18.json"
 KINDS = ("private anon", "private file", "shared file", "shmem", "raw PFN map")
 
 __all__ = ["QUESTIONS", "check", "copied_vmas", "fork_time", "kind", "plot_map",
@@ -31,8 +31,8 @@ __all__ = ["QUESTIONS", "check", "copied_vmas", "fork_time", "kind", "plot_map",
 def this_process() -> tuple[Scenario, str]:
     """A snapshot of this process, or the stored one where /proc is not readable; and a
     sentence saying which, and what the kernel would not show."""
-    from .procpid import SnapshotError
-    from .snapshot import snapshot
+    from .realkernel.procpid import SnapshotError
+    from .realkernel.snapshot import snapshot
     if sys.platform.startswith("linux"):
         try:
             sc = snapshot(os.getpid())
@@ -63,8 +63,8 @@ _COPIED: dict[int, tuple[Any, list[bool]]] = {}     # id -> (weak reference, ans
 def copied_vmas(sc: Scenario) -> list[bool]:
     """For each VMA: does fork copy its page tables (the model's vma_needs_copy, under
     the scenario's kernel)?"""
-    from ..fast import from_process
-    from ..fast.convert import dup_vmas
+    from .fast import from_process
+    from .fast.convert import dup_vmas
     ref, copied = _COPIED.get(id(sc), (None, []))
     if ref is None or ref() is not sc:
         p, _ = sc.build()
@@ -153,7 +153,7 @@ QUESTIONS = {
 
 
 def _answer(question: str, sc: Scenario) -> tuple[int, str]:
-    from ..forksim import forksim
+    from .forksim import forksim
     if question == "copied":
         n = sum(copied_vmas(sc))
         return n, ("only VMAs with an anon_vma (private memory that ever had an anonymous "
@@ -188,6 +188,6 @@ def fork_time(n: int = 7) -> float | None:
     """The fastest of ``n`` fork() calls of this very process (ms), or None off Linux."""
     if not hasattr(os, "fork") or not sys.platform.startswith("linux"):
         return None
-    from .timing import _fork_ns
-    return min(_fork_ns() for _ in range(n)) / 1e6
+    from .realkernel.timing import fork_ns
+    return min(fork_ns() for _ in range(n)) / 1e6
 
