@@ -38,9 +38,9 @@ def _tqdm(enabled: bool | None) -> Any:
         return None
     try:
         if enabled and "ipykernel" in sys.modules:
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm  # type: ignore[import-untyped]
         else:
-            from tqdm import tqdm
+            from tqdm import tqdm  # type: ignore[import-untyped]
     except ImportError:
         return None
     return tqdm

@@ -42,7 +42,7 @@ _PTE_KEYS = {"addr": int, "folio": str, "page": int, "nr": int, "write": bool, "
 _RUN_KEYS = {"addr": int, "npages": int, "order": int, "page": int, "backing": str,
              "pmd": bool, "continue": bool, "write": bool, "dirty": bool, "young": bool,
              "soft_dirty": bool, "uffd_wp": bool, "anon_exclusive": bool, "pinned": bool}
-_RANGE_KEYS = {"addr": int, "npages": int}
+_RANGE_KEYS: dict[str, type] = {"addr": int, "npages": int}
 _SECTIONS = {"name", "kernel", "description", "vmas", "folios", "ptes", "pmds", "zero",
              "huge_zero", "swap", "markers", "pins", "vmsplice", "runs", "pfnmaps",
              "approximations", "source"}
@@ -311,7 +311,7 @@ class _RunBuilder:
                                                    "uffd_wp", "anon_exclusive")}
         addr, left = e["addr"], npages
         while left:
-            folio = folio or self.p.alloc_folio(order, backing=backing)  # type: ignore[arg-type]
+            folio = folio or self.p.alloc_folio(order, backing=backing)
             take = min((1 << order) - idx, left)
             if pmd:
                 self.p.map_pmd(addr, folio, write=kw.get("write"), dirty=kw.get("dirty", True))

@@ -69,7 +69,7 @@ def measure(rounds: int = 21, *, other_sizes: tuple[str, ...] = ("256M",),
         if r is not None:
             out["runs"].append(r)
     for size in other_sizes:
-        small = [f for f in ("64K", "2M-pmd") if f in folios]
+        small: list[str] = [f for f in ("64K", "2M-pmd") if f in folios]
         for mode in MODES:
             r = measure_interleaved(parse_size(size), small, mode=mode,
                                     rounds=max(7, rounds // 2), progress=progress)

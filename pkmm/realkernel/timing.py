@@ -22,7 +22,7 @@ import signal
 import statistics
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -278,7 +278,8 @@ def summarise(samples: dict[str, list[int]], folios: list[str], ref: str) -> dic
 
 
 def _run_worker(body: Any, timeout: float, what: str,
-                close_in_parent: int | None = None) -> Iterator[dict[str, Any]]:
+                close_in_parent: int | None = None
+                ) -> Generator[dict[str, Any], None, None]:
     """Fork a worker *now* that runs ``body(write_fd)`` and dies with us; return an
     iterator over its JSON lines that kills and reaps it when closed or exhausted.
 
@@ -301,7 +302,8 @@ def _run_worker(body: Any, timeout: float, what: str,
     return _reap_after(pid, os.fdopen(r, "rb", buffering=0), timeout, what)
 
 
-def _reap_after(pid: int, f: Any, timeout: float, what: str) -> Iterator[dict[str, Any]]:
+def _reap_after(pid: int, f: Any, timeout: float, what: str
+                ) -> Generator[dict[str, Any], None, None]:
     try:
         yield from json_lines(f, timeout, what)
     finally:
