@@ -138,9 +138,10 @@ def observations(data: dict[str, Any] | None = None) -> list[Obs]:
     from .realkernel.calibrate import load
     from .scenario import Scenario
     d = data or load()
+    # pkmm.realkernel.timing maps each region between two PROT_NONE guard VMAs
     out = [Obs(lay, run["mode"], run["size_bytes"],
-               fork_counts(run["size_bytes"], lay, DEFAULT_KERNEL, run["mode"]), float(net),
-               "folio")
+               {**(c := fork_counts(run["size_bytes"], lay, DEFAULT_KERNEL, run["mode"])),
+                "vmas": c["vmas"] + 2}, float(net), "folio")
            for run in d["runs"] for lay, net in run["net_min_ns"].items()]
     for lay in d.get("layouts", []):
         out.append(Obs(lay["name"], "replay", 0, scenario_counts(
@@ -175,10 +176,13 @@ class Fit:
     def params(self) -> dict[str, float]:
         return dict(self.prices["fresh"])
 
-    def max_err(self, trained: bool, kind: str = "folio") -> float:
-        """Largest relative time error over the fitted (True) or left-out layouts."""
+    def max_err(self, trained: bool, kind: str = "folio",
+                size_bytes: int | None = GIB) -> float:
+        """Largest relative time error over the fitted (True) or left-out layouts of
+        ``kind`` (folio runs of ``size_bytes``; None: every size)."""
         errs = [abs(r["rel_err"]) for r in self.rows
-                if r["trained"] == trained and r["kind"] == kind]
+                if r["trained"] == trained and r["kind"] == kind
+                and (kind != "folio" or size_bytes is None or r["size_bytes"] == size_bytes)]
         return max(errs, default=0.0)
 
     def speedup_errors(self, folios: tuple[str, ...] = REQUIRED,
@@ -376,9 +380,20 @@ def render_fit(f: Fit) -> str:
                      f"{r['speedup_measured']:19.2f}{r['speedup_predicted']:10.2f}"
                      + ("  (fitted)" if r["trained"] else ""))
     worst = max((abs(v) for v in f.speedup_errors().values()), default=0.0)
-    lines.append(f"max time error: fitted {f.max_err(True):.0%}, held out "
+    lines.append(f"max time error at 1 GiB: fitted {f.max_err(True):.0%}, held out "
                  f"{f.max_err(False):.0%}; speed-up error at {', '.join(REQUIRED)}: "
                  f"at most {worst:.2f}")
+    other = [r for r in f.rows if r["kind"] == "folio" and r["size_bytes"] != GIB]
+    if other:
+        lines.append("other region sizes (held out): " + ", ".join(
+            f"{r['label']} {r['mode']} {r['size_bytes'] >> 20}M {r['rel_err']:+.0%}"
+            for r in other))
+    for r in f.rows:
+        if r["kind"] == "layout":
+            lines.append(f"rebuilt layout {r['label']:7s}: measured {r['measured_ms']:.2f} ms,"
+                         f" predicted {r['predicted_ms']:.2f} ms ({r['rel_err']:+.0%})"
+                         + ("" if r["trained"] else ", held out"))
+    lines.append(f"fixed cost of a fork: {f.fixed_ns / 1e3:.0f} us")
     return "\n".join(lines)
 
 

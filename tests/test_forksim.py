@@ -93,13 +93,14 @@ def test_cli_json_and_bad_arguments(tmp_path, capsys: pytest.CaptureFixture[str]
 
 
 def test_forksim_of_a_process_seen_without_root() -> None:
-    from pkmm.realkernel import snapshot as snap
     from realproc import in_child, nobody
+
+    from pkmm.realkernel import snapshot
     uid = nobody()
     if uid is None:
         pytest.skip("needs root to drop to 'nobody'")
     with target(as_user=uid) as (pid, _):
-        d = in_child(lambda: snap.snapshot(pid).to_dict(), as_user=uid)
+        d = in_child(lambda: snapshot(pid).to_dict(), as_user=uid)
     sc, out = fs.forksim(Scenario.from_dict(d), ("v6.8", "v6.17"))
     assert not sc.source["pfns_visible"]
     # without kpageflags every PTE-mapped page is its own 4K folio: no batch above 1

@@ -3,6 +3,7 @@ exports it, with and without root, and the errors for bad, vanished and forbidde
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -10,12 +11,13 @@ import sys
 import pytest
 from realproc import in_child, nobody, target
 
-from pkmm.realkernel import snapshot as snap
+from pkmm import realkernel
 from pkmm.realkernel.procpid import SnapshotError
 from pkmm.scenario import Scenario
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="snapshots read /proc (Linux only)")
+snap = importlib.import_module("pkmm.realkernel.snapshot")   # the package exports the function
 NOBODY = nobody()
 as_nobody = pytest.mark.skipif(NOBODY is None, reason="needs root to drop to 'nobody'")
 
@@ -131,7 +133,7 @@ def test_another_users_process_is_a_permission_error() -> None:
 @pytest.mark.parametrize("pid", [0, -3, True, "12", 4_000_000_000])
 def test_bad_pid_names_the_argument(pid: object) -> None:
     with pytest.raises(SnapshotError, match=r"pid="):
-        snap.snapshot(pid)  # type: ignore[arg-type]
+        realkernel.snapshot(pid)  # type: ignore[arg-type]
 
 
 def test_an_exited_process_is_reported() -> None:
