@@ -99,7 +99,14 @@ class LiveLayout:
     def obtained(self) -> Scenario:
         """A snapshot of what the probe really holds, restricted to the replayed VMAs."""
         from .snapshot import snapshot
-        got = snapshot(self.pid, within=self.spans)
+        # touching reservations merge their PROT_NONE guards into one VMA: take the union
+        spans: list[tuple[int, int]] = []
+        for lo, hi in sorted(self.spans):
+            if spans and lo <= spans[-1][1]:
+                spans[-1] = (spans[-1][0], max(hi, spans[-1][1]))
+            else:
+                spans.append((lo, hi))
+        got = snapshot(self.pid, within=spans)
         if self.pinned:   # pins are not exported: mark the runs we pinned ourselves
             for r in got.runs:
                 end = r["addr"] + r["npages"] * lc.PAGE_SIZE
