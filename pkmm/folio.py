@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Folio", "FolioKind", "GUP_PIN_COUNTING_BIAS", "Page", "folio_get",
            "folio_maybe_dma_pinned", "folio_pin", "folio_put", "folio_put_refs", "folio_ref_add",
            "folio_ref_sub", "folio_test_anon", "folio_test_large", "folio_test_swapbacked",
-           "folio_touched", "folio_unpin"]
+           "folio_restore", "folio_touched", "folio_unpin", "page_restore"]
 
 GUP_PIN_COUNTING_BIAS = 1024
 FolioKind = Literal["anon", "file", "shmem", "zero", "huge_zero"]
@@ -236,3 +236,21 @@ def folio_unpin(folio: Folio) -> None:
         folio_put_refs(folio, 1)
     else:
         folio_put_refs(folio, GUP_PIN_COUNTING_BIAS)
+
+
+# --- rebuilding a recorded layout (pkmm only; no kernel path calls these) -----------------
+
+def folio_restore(folio: Folio, *, refcount: int, pincount: int, pins: int, gup_refs: int,
+                  entire_mapcount: int, ksm: bool = False) -> None:
+    """pkmm: give a folio the counters of a recorded one (``pincount``: ``_pincount``, 0
+    for a small folio).  :mod:`pkmm.fast` rebuilds model objects from its arrays with it."""
+    folio.refcount, folio._pincount, folio.pins = refcount, pincount, pins
+    folio.gup_refs, folio.entire_mapcount, folio.ksm = gup_refs, entire_mapcount, ksm
+    folio.fresh = False
+    folio_touched(folio)
+
+
+def page_restore(page: Page, *, mapcount: int, anon_exclusive: bool, hwpoison: bool) -> None:
+    """pkmm: give a page a recorded state (``mapcount``: its :attr:`Page.pte_mapcount`)."""
+    page._mapcount, page.anon_exclusive, page.hwpoison = mapcount, anon_exclusive, hwpoison
+    folio_touched(page.folio)

@@ -1,0 +1,512 @@
+"""The vectorised engine: many PTE-table slices at once with numpy, from measured tables.
+
+Simulator concept.  What it knows is the shape of copy_pte_range(): the loop visits the
+slots of a slice in order; a none slot is skipped, a non-present entry is copied alone,
+and a present PTE starts a *step* that may take the PTEs after it that map the next pages
+of the same folio.  Everything a version decides -- whether a step goes on, what the
+child's entry is, which parent bits are cleared, what happens to the folio, the pages and
+the rss, the operations and the step recorded -- is read from :mod:`pkmm.fast.tables`,
+which measured it on the variant's own code.  Only the lock-break progress count uses the
+loop's named constants (:data:`pkmm.memory.PROGRESS_BREAK` and friends).
+
+:func:`plan` classifies every slot and step without changing anything and refuses the
+slices it cannot do exactly (a class whose probe failed, a folio that might test pinned,
+hwpoisoned or KSM pages); :func:`apply` then writes the slices it kept.
+Taught in: notebooks/08-cost.ipynb
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..folio import GUP_PIN_COUNTING_BIAS
+from ..memory import PROGRESS_BREAK, PROGRESS_ENTRY, PROGRESS_NONE
+from ..pte import PTRS_PER_PTE
+from . import tables
+from .hard import Slice
+from .layout import NP, Bulk, BulkMachine, BulkMM, P, swp_kind
+from .probe import Context
+from .tables import GAP_OTHER, GAP_SAME, NEXT_OTHER, NEXT_SAME, NO_RELATION, PAGE_CLASS_SHIFT
+
+
+@dataclass
+class Plan:
+    """The slots and steps of the slices the engine takes, with their measured effects."""
+
+    slices: list[Slice]
+    ctxs: list[Context]             # per VMA
+    first: np.ndarray               # position of each slice's first slot
+    refused: set[int]               # indexes into ``slices`` that must run traced
+    at: np.ndarray                  # mm slot of every planned slot
+    sl: np.ndarray                  # slice index of every planned slot
+    code: np.ndarray
+    pfn: np.ndarray
+    page: np.ndarray                # page index (pfn - base) of present slots, else 0
+    fol: np.ndarray                 # folio row of present slots, -1 without a folio
+    starts: np.ndarray              # slot position of every step's first PTE
+    nr: np.ndarray                  # PTEs per step
+    step_class: np.ndarray          # per step, index into ``effects``
+    effects: list[tables.StepEffect] = field(default_factory=list)
+    np_class: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    np_effects: list[tables.EntryEffect] = field(default_factory=list)
+    allocs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # per slice
+
+
+def _slots(slices: list[Slice]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every slot of the slices (mm slot numbers), its slice index, and slice bounds."""
+    lo = np.array([s.row * PTRS_PER_PTE + s.lo for s in slices], np.int64)
+    n = np.array([s.hi - s.lo for s in slices], np.int64)
+    first = np.concatenate([[0], np.cumsum(n)[:-1]])
+    at = np.repeat(lo - first, n) + np.arange(int(n.sum()))
+    return at, np.repeat(np.arange(len(slices)), n), first
+
+
+def may_test_pinned(small: np.ndarray, refcount: np.ndarray, head_mapcount: np.ndarray,
+                    pincount: np.ndarray) -> np.ndarray:
+    """Per folio: it might test maybe-pinned at some point of this fork.  Conservative on
+    purpose: the exact test (folio_maybe_dma_pinned: a large folio by its pincount, a small
+    one by a refcount of at least GUP_PIN_COUNTING_BIAS, which this fork's own references
+    -- at most one per mapping -- could reach) runs in the traced path on any slice that
+    maps such a folio."""
+    return np.where(small, refcount + head_mapcount >= GUP_PIN_COUNTING_BIAS, pincount > 0)
+
+
+def pinned_folios(b: Bulk) -> np.ndarray:
+    """Per folio: :func:`may_test_pinned`, or it holds pages the engine does not take
+    (hwpoison, KSM)."""
+    m = b.machine
+    heads = m.folio_pfn - m.base
+    bad = may_test_pinned(m.folio_order == 0, m.refcount,
+                          m.mapcount[heads] if len(heads) else heads, m.pincount) | m.ksm
+    if m.hwpoison.any():
+        bad |= np.bincount(m.page_folio[m.hwpoison & (m.page_folio >= 0)],
+                           minlength=len(bad)).astype(bool)
+    return bad
+
+
+def few_unique(key: np.ndarray, limit: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(key, return_inverse=True)``, without sorting when ``key`` holds at most
+    ``limit`` distinct values (the common case: a few classes over many slots)."""
+    if not len(key):
+        return key[:0], np.zeros(0, np.int64)
+    inv = np.zeros(len(key), np.int64)
+    seen: list[int] = []
+    rest = None
+    for k in range(limit):
+        v = key[0] if rest is None else key[int(np.argmax(rest))]
+        seen.append(int(v))
+        hit = key == v
+        if k:
+            inv[hit] = k
+        rest = ~hit if rest is None else rest & ~hit
+        if not rest.any():
+            order = np.argsort(seen)
+            rank = np.empty(len(seen), np.int64)
+            rank[order] = np.arange(len(seen))
+            return np.array(seen, key.dtype)[order], rank[inv]
+    uniq, inv = np.unique(key, return_inverse=True)
+    return uniq, inv.ravel()
+
+
+def plan(b: Bulk, slices: list[Slice], ctxs: list[Context],
+         bad: np.ndarray | None = None) -> Plan:
+    """Classify the slots and steps of ``slices`` (``ctxs``: one per VMA; ``bad``:
+    :func:`pinned_folios`, computed here when not given)."""
+    mm, m = b.mm, b.machine
+    if not slices:
+        z = np.zeros(0, np.int64)
+        return Plan([], ctxs, z, set(), z, z, z, z, z, z, z, z, z)
+    at, sl, first = _slots(slices)
+    span: np.ndarray | slice = at
+    if len(at) and at[-1] - at[0] == len(at) - 1:
+        span = slice(int(at[0]), int(at[-1]) + 1)       # pkmm: one run, no fancy indexing
+    code, pfn = mm.bits[span], mm.pfn[span]
+    present = (code & P) != 0
+    page, fol = _pages(m, pfn, present)
+    real = fol >= 0
+    cp = _compact(m, code, page, fol, real)
+    vctx = _contexts(ctxs)
+    ctx = np.array([vctx[s.vma] for s in slices], np.int64)[sl]
+    refused: set[int] = set()
+    if len(m.folio_pfn) and real.any():
+        bad = pinned_folios(b) if bad is None else bad
+        if bad.any():
+            refused = set(np.unique(sl[real & bad[np.maximum(fol, 0)]]).tolist())
+    c = _continues(cp, pfn, fol, present, ctx, first, ctxs)
+    starts = np.flatnonzero(present & ~c)
+    p = Plan(slices, ctxs, first, refused, at, sl, code, pfn, page, fol, starts,
+             np.zeros(0, np.int64), np.zeros(0, np.int64))
+    _steps(p, cp, present, ctx, m.folio_end())
+    _nonpresent(p, b, ctx, ctxs)
+    return p
+
+
+def _pages(m: BulkMachine, pfn: np.ndarray, present: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Per slot: the page index (pfn - base) and the folio row (-1: no folio, or not a
+    present PTE)."""
+    n = len(pfn)
+    if n and present.all() and pfn[-1] - pfn[0] == n - 1 and m.base <= pfn[0] \
+            and pfn[-1] < m.base + len(m.page_folio) and (np.diff(pfn) == 1).all():
+        lo = int(pfn[0]) - m.base
+        return np.arange(lo, lo + n), m.page_folio[lo:lo + n].astype(np.int64)
+    page = np.where(present, pfn - m.base, 0)
+    inside = present & (page >= 0) & (page < len(m.page_folio))
+    page = np.where(inside, page, 0)
+    fol = np.where(inside, m.page_folio[page] if len(m.page_folio) else -1, -1)
+    return page, fol.astype(np.int64)
+
+
+def _compact(m: BulkMachine, code: np.ndarray, page: np.ndarray, fol: np.ndarray,
+             real: np.ndarray) -> np.ndarray:
+    """Per present slot its compact pattern: the low byte of its code and its page class
+    from bit 8 (see tables.page_class); the code itself for other slots."""
+    if not len(m.folio_pfn) or not real.any():
+        return code.astype(np.int64)
+    f = np.maximum(fol, 0)
+    kinds, orders = m.folio_kind, m.folio_order
+    if kinds.min() == kinds.max() and (orders.min() > 0) == (orders.max() > 0):
+        cls = tables.page_class(int(kinds[0]), bool(orders[0]), False)
+    else:
+        cls = tables.page_class(kinds[f].astype(np.int64), orders[f] > 0, False)
+    ae = m.ae[page]
+    pc = (np.asarray(cls, np.int64) | (ae.astype(np.int64) << 4)) if ae.any() else \
+        np.asarray(cls, np.int64)
+    return np.where(real, (code & 0xFF).astype(np.int64) | (pc << 8), code.astype(np.int64))
+
+
+def _pattern(cp: int) -> int:
+    """The tables' pattern of a compact present pattern (0 or a non-present code: as is)."""
+    return (cp & 0xFF) | (cp >> 8) << PAGE_CLASS_SHIFT if cp & P else cp
+
+
+def _contexts(ctxs: list[Context]) -> list[int]:
+    """Per VMA, the index of its context among the distinct ones (first VMA wins)."""
+    ids: dict[Context, int] = {}
+    out = []
+    for k, c in enumerate(ctxs):
+        out.append(ids.setdefault(c, k))
+    return out
+
+
+def _continues(cp: np.ndarray, pfn: np.ndarray, fol: np.ndarray, present: np.ndarray,
+               ctx: np.ndarray, first: np.ndarray, ctxs: list[Context]) -> np.ndarray:
+    """Per slot: it continues the step of the slot before (tables.continues)."""
+    c = np.zeros(len(cp), bool)
+    if len(cp) < 2:
+        return c
+    cand = (fol[1:] >= 0) & (fol[1:] == fol[:-1]) & present[1:] & present[:-1]
+    cand[first[1:] - 1] = False           # a slice's first slot starts afresh
+    if not cand.any():
+        return c
+    cand &= pfn[1:] == pfn[:-1] + 1
+    idx = np.flatnonzero(cand) + 1
+    if not len(idx):
+        return c
+    key = (ctx[idx] << 26) | (cp[idx - 1] << 13) | cp[idx]
+    uniq, inv = few_unique(key)
+    ok = np.array([tables.continues(ctxs[int(k >> 26)], _pattern(int(k >> 13) & 0x1FFF),
+                                    _pattern(int(k) & 0x1FFF)) for k in uniq.tolist()], bool)
+    c[idx] = ok[inv]
+    return c
+
+
+def _steps(p: Plan, cp: np.ndarray, present: np.ndarray, ctx: np.ndarray,
+           folio_end: np.ndarray) -> None:
+    """Each step's length, end and class, and its measured effect."""
+    s = p.starts
+    if not len(s):
+        p.nr = p.step_class = np.zeros(0, np.int64)
+        return
+    n_all = len(cp)
+    single = len(s) == int(present.sum())
+    if single:                            # every step one PTE: no reductions needed
+        nr = np.ones(len(s), np.int64)
+        first = orp = andp = cp[s]
+    else:
+        nr = np.add.reduceat(present.astype(np.int64), s)
+        first = cp[s]
+        orp = np.bitwise_or.reduceat(np.where(present, cp, 0), s)
+        andp = np.bitwise_and.reduceat(np.where(present, cp, -1), s)
+    e = s + nr - 1
+    ends = np.append(p.first[1:], n_all)
+    ase = e + 1 == ends[p.sl[e]]
+    fe = p.fol[e]
+    afe = (fe >= 0) & (p.pfn[e] + 1 == folio_end[np.maximum(fe, 0)]) if len(folio_end) \
+        else np.zeros(len(s), bool)
+    n = np.minimum(e + 1, n_all - 1)
+    npres = present[n] & ~ase
+    same = (p.fol[n] == fe) & (fe >= 0)
+    consec = p.pfn[n] == p.pfn[e] + 1
+    rel = np.where(~npres, NO_RELATION, np.where(consec, np.where(same, NEXT_SAME, NEXT_OTHER),
+                                                 np.where(same, GAP_SAME, GAP_OTHER)))
+    nxt = np.where(ase, 0, cp[n])
+    nxt_u, nxt_d = few_unique(nxt, 8)
+    key = (first | orp << 13 | andp << 26 | np.minimum(nr, 3) << 39 | ase.astype(np.int64) << 41
+           | afe.astype(np.int64) << 42 | rel.astype(np.int64) << 43 | nxt_d << 46
+           | ctx[s] << 54) if len(nxt_u) < 256 and len(p.ctxs) < 512 else None
+    if key is not None:
+        uniq, inv = few_unique(key, 6)
+        cols = [(int(k >> 54), int(k) & 0x1FFF, int(k >> 13) & 0x1FFF, int(k >> 26) & 0x1FFF,
+                 int(k >> 39) & 3, bool(k >> 41 & 1), bool(k >> 42 & 1),
+                 int(nxt_u[int(k >> 46) & 0xFF]), int(k >> 43) & 7) for k in uniq.tolist()]
+    else:
+        stack = np.stack([ctx[s], first, orp, andp, np.minimum(nr, 3), ase, afe, nxt, rel])
+        uq, inv = np.unique(stack, axis=1, return_inverse=True)
+        cols = [tuple(int(x) for x in k) for k in uq.T]      # type: ignore[misc]
+    p.effects = [tables.step(p.ctxs[c[0]], _pattern(c[1]), _pattern(c[2]), _pattern(c[3]),
+                             c[4], bool(c[5]), bool(c[6]), _pattern(c[7]), c[8])
+                 for c in cols]
+    p.nr, p.step_class = nr, inv.ravel()
+    bad = np.array([not eff.ok for eff in p.effects], bool)
+    if bad.any():
+        p.refused |= set(np.unique(p.sl[s[bad[p.step_class]]]).tolist())
+
+
+def _nonpresent(p: Plan, b: Bulk, ctx: np.ndarray, ctxs: list[Context]) -> None:
+    """The class and measured effect of every non-present entry."""
+    idx = np.flatnonzero(p.code & NP)
+    if not len(idx):
+        return
+    target = np.zeros(len(idx), np.int64)
+    for k, i in enumerate(idx.tolist()):
+        if swp_kind(int(p.code[i])).startswith("migration"):
+            target[k] = _page_class_at(b, int(p.pfn[i]))
+    cols = np.stack([ctx[idx], p.code[idx].astype(np.int64), target])
+    uniq, inv = np.unique(cols, axis=1, return_inverse=True)
+    p.np_effects = [tables.nonpresent(ctxs[int(k[0])], int(k[1]), int(k[2])) for k in uniq.T]
+    inv = inv.ravel()
+    p.np_class = np.full(len(p.code), -1, np.int64)
+    p.np_class[idx] = inv
+    bad = np.array([not eff.ok for eff in p.np_effects], bool)
+    p.refused |= set(np.unique(p.sl[idx[bad[inv]]]).tolist())
+
+
+def _page_class_at(b: Bulk, pfn: int) -> int:
+    m = b.machine
+    page = pfn - m.base
+    if not 0 <= page < len(m.page_folio) or m.page_folio[page] < 0:
+        return 0
+    i = int(m.page_folio[page])
+    return tables.page_class(int(m.folio_kind[i]), bool(m.folio_order[i]), bool(m.ae[page]))
+
+
+# --- writing the planned slices ------------------------------------------------------
+
+@dataclass
+class Counts:
+    """The fork counters the vectorised slices add."""
+
+    ops: Counter[str] = field(default_factory=Counter)
+    steps: Counter[tuple[str, str]] = field(default_factory=Counter)
+    sizes: Counter[int] = field(default_factory=Counter)   # PTEs per share/copy/raw step
+    rss: Counter[str] = field(default_factory=Counter)
+    copies: int = 0
+    passes: int = 0
+    flags: tuple[bool, bool] = (False, False)
+
+
+def allocations(p: Plan) -> np.ndarray:
+    """New pages each planned slice allocates (eager copies), per slice."""
+    out = np.zeros(len(p.slices), np.int64)
+    if not len(p.starts):
+        return out
+    a = np.array([eff.counts.get("alloc", (0, 0))[0] for eff in p.effects], np.int64)
+    bb = np.array([eff.counts.get("alloc", (0, 0))[1] for eff in p.effects], np.int64)
+    per = a[p.step_class] + bb[p.step_class] * p.nr
+    np.add.at(out, p.sl[p.starts], per)
+    return out
+
+
+def apply(p: Plan, b: Bulk, child: BulkMM, alloc_base: np.ndarray) -> Counts:
+    """Write the kept slices: child entries, parent entries, pages, folios, counters.
+    ``alloc_base``: per slice, the pfn its first new page gets."""
+    keep = np.ones(len(p.slices), bool)
+    keep[list(p.refused)] = False
+    out = Counts()
+    ok = keep[p.sl]
+    _apply_steps(p, b, child, keep, ok, alloc_base, out)
+    _apply_nonpresent(p, b, child, ok, out)
+    _loop_counts(p, keep, ok, out)
+    for k, v in out.rss.items():
+        child.rss[k] = child.rss.get(k, 0) + v
+    child.on_mmlist |= out.flags[0]
+    child.huge_zero_ref |= out.flags[1]
+    return out
+
+
+def _affine(effects: list[tables.StepEffect], cls: np.ndarray, nr: np.ndarray,
+            out: Counts) -> None:
+    """Add every class's counters: a per step plus b per PTE."""
+    cnt = np.bincount(cls, minlength=len(effects))
+    snr = np.bincount(cls, weights=nr, minlength=len(effects)).astype(np.int64)
+    sized = np.array([e.step[0] in ("share", "copy", "raw") for e in effects], bool)
+    if sized.any():
+        for size, n in zip(*np.unique(nr[sized[cls]], return_counts=True), strict=True):
+            out.sizes[int(size)] += int(n)
+    for k, eff in enumerate(effects):
+        if not cnt[k]:
+            continue
+        out.steps[eff.step] += int(cnt[k])
+        for name, (a, bb) in eff.counts.items():
+            v = a * int(cnt[k]) + bb * int(snr[k])
+            if not v or name in ("ref", "alloc"):
+                continue
+            if name.startswith("ops:"):
+                out.ops[name[4:]] += v
+            elif name.startswith("rss:"):
+                out.rss[name[4:]] += v
+            elif name == "copies":
+                out.copies += v
+
+
+def _apply_steps(p: Plan, b: Bulk, child: BulkMM, keep: np.ndarray, ok: np.ndarray,
+                 alloc_base: np.ndarray, out: Counts) -> None:
+    if not len(p.starts):
+        return
+    mm, m = b.mm, b.machine
+    good = keep[p.sl[p.starts]]
+    starts, nr, cls = p.starts[good], p.nr[good], p.step_class[good]
+    if not len(starts):
+        return
+    effects = p.effects
+    _affine(effects, cls, nr, out)
+    off = np.concatenate([[0], np.cumsum(nr)[:-1]])
+    total = int(nr.sum())
+    pos = np.arange(total) - np.repeat(off, nr)
+    slot = np.repeat(starts, nr) + pos
+    scls = np.repeat(cls, nr)
+    childtab = np.array([[e.child[0], e.child[min(1, len(e.child) - 1)]] for e in effects],
+                        np.int64)
+    clear = np.array([e.clear for e in effects], np.int64)
+    at = p.at[slot]
+    code = p.code[slot].astype(np.int64)
+    child.bits[at] = childtab[scls, np.minimum(pos, 1)]
+    child.pfn[at] = p.pfn[slot]
+    mm.bits[at] = code & ~clear[scls]
+    fol = p.fol[slot]
+    real = fol >= 0
+    if real.any():
+        md = np.array([e.map_delta for e in effects], np.int64)[scls]
+        pg = p.page[slot][real]
+        np.add.at(m.mapcount, pg, md[real].astype(np.int32))
+        keep_ae = np.array([e.ae_keep for e in effects], bool)[scls][real]
+        m.ae[pg] &= keep_ae
+        ra = np.array([e.counts.get("ref", (0, 0))[0] for e in effects], np.int64)
+        rb = np.array([e.counts.get("ref", (0, 0))[1] for e in effects], np.int64)
+        sf = p.fol[starts]
+        has = sf >= 0
+        np.add.at(m.refcount, sf[has], (ra[cls] + rb[cls] * nr)[has])
+    _new_pages(p, b, child, starts, nr, cls, slot, at, alloc_base)
+
+
+def _new_pages(p: Plan, b: Bulk, child: BulkMM, starts: np.ndarray, nr: np.ndarray,
+               cls: np.ndarray, slot: np.ndarray, at: np.ndarray,
+               alloc_base: np.ndarray) -> None:
+    """Steps whose child gets new pages (eager copies): pfns in address order."""
+    effects = p.effects
+    copying = np.array([not e.shared for e in effects], bool)
+    if not copying[cls].any():
+        return
+    per_step = np.where(copying[cls], nr, 0)
+    ssl = p.sl[starts]
+    csum = np.cumsum(per_step) - per_step            # new pages before each step ...
+    idx = np.flatnonzero(np.r_[True, ssl[1:] != ssl[:-1]])
+    slice_off = np.zeros(len(p.slices), np.int64)
+    slice_off[ssl[idx]] = csum[idx]                   # ... and before the step's slice
+    step_base = alloc_base[ssl] + csum - slice_off[ssl]
+    sc = np.repeat(cls, nr)
+    new = copying[sc]
+    pos = slot - np.repeat(starts, nr)
+    pfns = (np.repeat(step_base, nr) + pos)[new]
+    child.pfn[at[new]] = pfns
+    ref = np.array([e.new_page[0] for e in effects], np.int64)[sc[new]]
+    mapc = np.array([e.new_page[1] for e in effects], np.int32)[sc[new]]
+    ae = np.array([e.new_page[2] for e in effects], bool)[sc[new]]
+    order = np.argsort(pfns, kind="stable")
+    for r in np.unique(ref).tolist():
+        sel = order[ref[order] == r]
+        b.machine.add_folios(pfns[sel], 0, "anon", r, mapc[sel], ae[sel])
+
+
+def _apply_nonpresent(p: Plan, b: Bulk, child: BulkMM, ok: np.ndarray, out: Counts) -> None:
+    if not len(p.np_effects):
+        return
+    idx = np.flatnonzero((p.np_class >= 0) & ok)
+    if not len(idx):
+        return
+    cls = p.np_class[idx]
+    effects = p.np_effects
+    ctab = np.array([e.child for e in effects], np.int64)[cls]
+    at = p.at[idx]
+    has = ctab >= 0
+    child.bits[at[has]] = ctab[has]
+    child.pfn[at[has]] = p.pfn[idx][has]
+    b.mm.bits[at] = np.array([e.parent for e in effects], np.int64)[cls]
+    swap = np.array([e.counts.get("swap", 0) for e in effects], np.int64)[cls]
+    if swap.any():
+        m = b.machine
+        rows = np.searchsorted(m.swap_offset, p.pfn[idx][swap != 0])
+        np.add.at(m.swap_count, rows, swap[swap != 0])
+    cnt = np.bincount(cls, minlength=len(effects))
+    for k, e in enumerate(effects):
+        if not cnt[k]:
+            continue
+        if e.step is not None:
+            out.steps[e.step] += int(cnt[k])
+        for name, v in e.counts.items():
+            if name.startswith("ops:"):
+                out.ops[name[4:]] += v * int(cnt[k])
+            elif name.startswith("rss:"):
+                out.rss[name[4:]] += v * int(cnt[k])
+        out.flags = (out.flags[0] or e.flags[0], out.flags[1] or e.flags[1])
+
+
+def _loop_counts(p: Plan, keep: np.ndarray, ok: np.ndarray, out: Counts) -> None:
+    """copy_pte_range()'s own counts for every kept slice (tables.loop: per slice, per
+    none slot, per present step), and its lock-break checks."""
+    n = len(p.slices)
+    none = np.bincount(p.sl[(p.code == 0) & ok], minlength=n)
+    steps = np.bincount(p.sl[p.starts], minlength=n)
+    vma = np.array([s.vma for s in p.slices], np.int64)
+    for v in np.unique(vma[keep]).tolist():
+        sel = keep & (vma == v)
+        costs = tables.loop(p.ctxs[v])
+        for part, count in (("slice", int(sel.sum())), ("none", int(none[sel].sum())),
+                            ("present", int(steps[sel].sum()))):
+            for name, val in costs[part].items():
+                if name == "passes":
+                    out.passes += val * count
+                elif name != "lock_breaks" and val:
+                    out.ops[name] += val * count
+    inc = np.where(p.code == 0, PROGRESS_NONE, np.where(p.code & NP, PROGRESS_ENTRY, 0))
+    inc[p.starts] = PROGRESS_ENTRY * p.nr
+    out.ops["lockbreak_checks"] += _lock_break_checks(inc, p.first, keep)
+
+
+def _lock_break_checks(inc: np.ndarray, first: np.ndarray, keep: np.ndarray) -> int:
+    """How often copy_pte_range's ``progress`` reached PROGRESS_BREAK in the kept slices:
+    ``inc`` is each loop iteration's progress (0 on slots a step covered), ``first`` each
+    slice's first position."""
+    if not len(inc):
+        return 0
+    it = inc > 0
+    iters = np.add.reduceat(it.astype(np.int64), first)
+    big = np.where(it, inc, 0)
+    hi = np.maximum.reduceat(big, first)
+    lo = np.minimum.reduceat(np.where(it, inc, np.iinfo(np.int64).max), first)
+    uniform = keep & (hi == lo) & (iters > 0)
+    q = -(-PROGRESS_BREAK // np.maximum(hi, 1))
+    checks = int(((iters[uniform] - 1) // q[uniform]).sum())
+    ends = np.append(first[1:], len(inc))
+    for k in np.flatnonzero(keep & ~uniform & (iters > 0)).tolist():
+        progress = 0
+        for d in inc[first[k]:ends[k]][it[first[k]:ends[k]]].tolist():
+            if progress >= PROGRESS_BREAK:
+                checks += 1
+                progress = 0
+            progress += d
+    return checks
