@@ -661,8 +661,9 @@ def speedup(folio: str, answer: float | None = None, mode: str = "fresh",
         raise LayoutError(f"folio={folio!r}, mode={mode!r}: no stored 1 GiB timing; choose a "
                           f"folio of {', '.join(costmodel.FOLIOS)} and mode fresh or repeat")
     got = round(base / t, 2)
-    summary = (f"The stored fork() of 1 GiB took {base * 1e3:.2f} ms with 4K pages and "
-               f"{t * 1e3:.2f} ms with {folio} folios ({mode.upper()}), {got}x faster. "
+    summary = (f"Forking 1 GiB took {base * 1e3:.2f} ms with 4K pages and {t * 1e3:.2f} ms "
+               f"with {folio} folios ({mode.upper()}, stored timings, net of forking the "
+               f"process itself): {got}x faster. "
                + ("One PMD entry replaces 512 PTEs, so almost all per-PTE work disappears."
                   if folio.endswith("pmd") else
                   "The per-PTE work stays; batching removes only the per-call part, so the "
