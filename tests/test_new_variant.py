@@ -90,8 +90,6 @@ def test_live_kernel_newer_than_v6_17_is_now_modelled_by_the_new_variant(copy: P
     assert r.returncode == 0 and r.stdout.split() == ["v6.19", "v6.17"], r.stdout + r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="pkmm.fast picks the copy path by kernel name until "
-                   "the bulk path runs the rulebook (branch fast); then drop this marker")
 def test_new_variant_bulk_path(copy: Path) -> None:
     r = _run(copy, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "v6.19",
              *BULK_TESTS)
