@@ -3,6 +3,7 @@ the picture, the controls (rollback after a refusal) and the static fallback."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -252,3 +253,19 @@ def test_fragmented_512_pte_layout_stays_small() -> None:
     s = ForkStepper(alternating, kernel="v6.9")
     s.go(len(s.frames) // 2)
     assert "mixed" in s.svg and len(s.svg) < 50_000
+
+
+def test_pictures_are_laid_out_for_the_width_the_front_end_reports() -> None:
+    b = LayoutBuilder(npages=16, orders=(4,))
+    wide = b.svg
+    assert 'viewBox="0 0 952 ' in wide
+    send(b, type="width", value=600)
+    assert b.width == 600 and 'viewBox="0 0 600 ' in b.svg
+    # 16 cells no longer fit one row at 600 px: PTE numbers on more rows, same text size
+    slot_text = re.compile(r'<text x="[\d.]+" y="([\d.]+)" class="pk-t2"[^>]*>#\d+<')
+    assert len(slot_text.findall(b.svg)) == len(slot_text.findall(wide)) == 16
+    assert len(set(slot_text.findall(b.svg))) > len(set(slot_text.findall(wide)))
+    assert b.error == ""
+    with pytest.raises(LayoutError):
+        from pkmm.views import memory_map
+        memory_map(T06, width="wide")

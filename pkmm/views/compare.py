@@ -43,9 +43,11 @@ class VersionCompare(LiveWidget):
         self.comparison = compare_forks(self._scenario, self.a, self.b, self.without)
         super().__init__(label="pkmm version compare: one layout, two kernels")
         self.add_class("pkmm-version-compare")
-        self.source = getattr(layout, "model", None)
-        if hasattr(self.source, "subscribe"):
+        self.source: Any = getattr(layout, "model", None)
+        if self.source is not None and hasattr(self.source, "subscribe"):
             self.source.subscribe(self._layout_changed)
+        else:
+            self.source = None
         self.refresh()
 
     def __repr__(self) -> str:
@@ -77,7 +79,7 @@ class VersionCompare(LiveWidget):
                   + (f", in the {' and '.join(sides)} table" if sides else "")]]
         rows = [[select("a", "kernel A", self.a, [(k, k) for k in KERNELS]),
                  select("b", "kernel B", self.b, [(k, k) for k in KERNELS])]]
-        return comparison_picture(c), panel, rows
+        return comparison_picture(c, self.width), panel, rows
 
     def static_html(self) -> str:
         """The comparison as static HTML."""

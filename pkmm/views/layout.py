@@ -157,7 +157,7 @@ class LayoutBuilder(LiveWidget):
         return memory_map(proc, names={f.pfn: n for n, f in folios.items()},
                           title=f"{self.model.kind}, {self.model.npages} slots from "
                           f"{START:#x}", clickable=True, selected=self.slot,
-                          folios=folios.values())
+                          folios=folios.values(), width=self.width)
 
     def draw(self) -> tuple[Picture, list[list[str]], list[list[Control]]]:
         m = self.model

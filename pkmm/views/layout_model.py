@@ -266,11 +266,11 @@ class LayoutModel:
         if self.kind.startswith("private file + anon_vma"):
             # pkmm: one private anon page (a COWed copy) in the last slot gives the VMA
             # its anon_vma, so vma_needs_copy() copies the whole VMA.
-            last = self.npages - 1
-            if last in self.slots:
-                raise LayoutError(f"slot {last} holds this VMA's COWed anon page; keep it free")
+            cow = self.npages - 1
+            if cow in self.slots:
+                raise LayoutError(f"slot {cow} holds this VMA's COWed anon page; keep it free")
             folios["COW"] = {"order": 0, "backing": "anon"}
-            ptes.append({"addr": START + last * 4096, "folio": "COW"})
+            ptes.append({"addr": START + cow * 4096, "folio": "COW"})
         d["folios"] = folios
         d["ptes"] = ptes
         d["pins"] = [{"folio": f, "page": p} for f, p in self.pins]

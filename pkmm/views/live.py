@@ -52,14 +52,14 @@ def checkbox(cid: str, label: str, value: bool, help: str = "") -> Control:
             "help": help or label}
 
 
-class LiveWidget(anywidget.AnyWidget):  # type: ignore[misc]
+class LiveWidget(anywidget.AnyWidget):
     """Base of the pkmm widgets: picture + panel + controls + error, all from Python."""
 
     _esm = ASSETS / "widget.js"
     _css = ASSETS / "widget.css"
     svg = traitlets.Unicode("").tag(sync=True)
-    panel = traitlets.List([]).tag(sync=True)        # [css class, text] lines
-    controls = traitlets.List([]).tag(sync=True)     # rows of Control dicts
+    panel: Any = traitlets.List([]).tag(sync=True)        # [css class, text] lines
+    controls: Any = traitlets.List([]).tag(sync=True)     # rows of Control dicts
     error = traitlets.Unicode("").tag(sync=True)
     label = traitlets.Unicode("pkmm widget").tag(sync=True)
     playing = traitlets.Bool(False).tag(sync=True)
@@ -68,6 +68,7 @@ class LiveWidget(anywidget.AnyWidget):  # type: ignore[misc]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.width: int | None = None      # px the front end gives the picture
         self.add_class("pkmm-widget")
         self.on_msg(self._on_msg)
 
@@ -127,13 +128,19 @@ class LiveWidget(anywidget.AnyWidget):  # type: ignore[misc]
             self.attempt(self.on_key, str(content.get("key")))
         elif kind == "tick":
             self.attempt(self.on_tick)
+        elif kind == "width":
+            px = content.get("value")
+            if isinstance(px, (int, float)) and px >= 1 and (
+                    self.width is None or abs(self.width - px) > 24):
+                self.width = int(px)   # lay the picture out for it (not an action)
+                self.refresh()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        data = super()._repr_mimebundle_(**kwargs)
+        bundle: Any = super()._repr_mimebundle_(**kwargs)
         meta: dict[str, Any] = {}
-        if isinstance(data, tuple):
-            data, meta = data
-        data = dict(data or {})
+        if isinstance(bundle, tuple):
+            bundle, meta = bundle
+        data: dict[str, Any] = dict(bundle or {})
         pic = self.static_picture()
         data["text/html"] = pic._repr_html_()
         data["image/svg+xml"] = pic.svg

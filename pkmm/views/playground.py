@@ -34,9 +34,11 @@ class AfterForkPlayground(LiveWidget):
         self.model = model
         self.who, self.action, self.slot, self.value = "parent", "read", 0, 1
         self.note = "Forked. Pick who does what (or click a PTE), then press go."
-        self.source = getattr(layout, "model", None)
-        if hasattr(self.source, "subscribe"):
+        self.source: Any = getattr(layout, "model", None)
+        if self.source is not None and hasattr(self.source, "subscribe"):
             self.source.subscribe(self._layout_changed)
+        else:
+            self.source = None
         self.refresh()
 
     def __repr__(self) -> str:
@@ -128,7 +130,7 @@ class AfterForkPlayground(LiveWidget):
         ]
         pic = memory_map((m.parent, m.child), names=m.names, clickable=True,
                          title=f"after fork ({m.kernel}): click a PTE to act on it",
-                         selected=None)
+                         selected=None, width=self.width)
         return pic, panel, rows
 
     def static_html(self) -> str:

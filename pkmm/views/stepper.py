@@ -134,7 +134,7 @@ class ForkStepper(LiveWidget):
              select("speed", "speed", self.interval, list(SPEEDS.items())),
              number("step", "step", f.index, 0, m.last, "jump to a step", kind="range")],
         ]
-        return frame_picture(f, m.kernel, explain=False), panel, rows
+        return frame_picture(f, m.kernel, explain=False, width=self.width), panel, rows
 
     def static_picture(self) -> Picture:
         """A filmstrip of the fork's key frames (not just the current one)."""

@@ -176,7 +176,7 @@ class LabDriver:
               shots: dict[str, Path | None] | None = None) -> NotebookReport:
         """Open `rel_path` (relative to the server root), run all cells, then in each of
         `themes` (the live widgets re-theme without a re-run): screenshot (`shots`, or
-        `screenshot_to` for the first theme), axe-core, fit, clicks."""
+        `screenshot_to` for the first theme), axe-core, fit; then click the widgets."""
         report = NotebookReport(rel_path, f"{self.front}/{'+'.join(themes)}")
         shots = dict(shots or {themes[0]: screenshot_to})
         start = time.monotonic()
@@ -186,17 +186,16 @@ class LabDriver:
             self._open(page, rel_path)
             self._run_all(page, report)
             self._check_widgets_rendered(page, report)
-            for theme in themes:
+            for theme in themes:   # the state the author chose, in every theme
                 if theme != self.theme:
                     self._set_theme(page, theme)
                     self.theme = theme
                 shot = shots.get(theme)
-                if shot is not None:  # before clicking: show the state the author chose
+                if shot is not None:
                     report.screenshot = self._screenshot(page, shot, report)
                 self._check_axe(page, report, theme)
                 self._check_fits(page, report)
-                self._check_interactions(page, report,
-                                         "" if theme == themes[0] else f"[{theme}] ")
+            self._check_interactions(page, report)   # then click (in the last theme)
             if self.theme != themes[0]:
                 self._set_theme(page, themes[0])
                 self.theme = themes[0]
@@ -355,13 +354,13 @@ class LabDriver:
                 "${n.clientWidth}px`)")
             report.problems.extend(f"widget view {i} overflows: {o}" for o in over)
 
-    def _check_interactions(self, page: Page, report: NotebookReport, prefix: str = "") -> None:
+    def _check_interactions(self, page: Page, report: NotebookReport) -> None:
         """Click each pkmm control and require the paired view in the same root to change."""
         for root_cls, click_cls, view_cls in INTERACTIONS:
             roots = page.locator(f"{SCOPE} .jp-OutputArea-output .{root_cls}")
             for i in range(roots.count()):
                 root = roots.nth(i)
-                label = f"{prefix}{root_cls}[{i}]: .{click_cls} -> .{view_cls}"
+                label = f"{root_cls}[{i}]: .{click_cls} -> .{view_cls}"
                 report.problems.extend(self._click_changes(root, click_cls, view_cls, label))
                 report.interactions.append(label)
 

@@ -128,9 +128,20 @@ function render({ model, el: root }) {
   model.on("change:label", drawAll);
   model.on("change:playing", play);
   model.on("change:interval", play);
+  // tell Python how wide the picture may be: it lays the PTE rows out for that width
+  // (the text keeps its size instead of shrinking with the whole picture)
+  let sent = 0;
+  const observer = new ResizeObserver(() => {
+    const px = Math.floor(picture.clientWidth);
+    if (px > 0 && Math.abs(px - sent) > 24) {
+      sent = px;
+      model.send({ type: "width", value: px });
+    }
+  });
+  observer.observe(picture);
   drawAll();
   play();
-  return () => { if (timer) clearInterval(timer); };
+  return () => { observer.disconnect(); if (timer) clearInterval(timer); };
 }
 
 export default { render };

@@ -170,8 +170,8 @@ def _brackets(c: Canvas, slots: Sequence[Slot], steps: Sequence[Step],
         if (x1 - x0) > 24:
             c.text((x0 + x1) / 2, y + 20, s.action if s.nr == 1 else f"{s.action} {s.nr}",
                    "pk-t2", anchor="middle")
-        n = end_of.get(i)
-        if n is not None and (len(groups) <= 40):
-            c.text(x1, y + 32, f"({n})", "pk-t2", anchor="end",
-                   tip=groups[n - 1][2])
+        mark = end_of.get(i)
+        if mark is not None and (len(groups) <= 40):
+            c.text(x1, y + 32, f"({mark})", "pk-t2", anchor="end",
+                   tip=groups[mark - 1][2])
     c.end()

@@ -23,7 +23,7 @@ LEFT, W_MAX, CH = 8, 952, 40
 def _row(c: Canvas, cells: Sequence[Cell], marks: set[int], y: float, who: str,
          kernel: str) -> float:
     n = max(len(cells), 1)
-    w = min(56.0, (W_MAX - 2 * LEFT - 60) / n)
+    w = min(56.0, (c.width - 2 * LEFT - 60) / n)
     c.text(LEFT, y + 22, who, "pk-t")
     for i, cell in enumerate(cells):
         x = LEFT + 60 + i * w
@@ -42,9 +42,9 @@ def _row(c: Canvas, cells: Sequence[Cell], marks: set[int], y: float, who: str,
     return y + CH + (12 if w < 30 else 4)
 
 
-def comparison_picture(cmp: Comparison) -> Picture:
+def comparison_picture(cmp: Comparison, width: int | None = None) -> Picture:
     """Draw a :class:`Comparison` (both kernels, both tables, differences marked)."""
-    c = Canvas(W_MAX)
+    c = Canvas(max(320, min(width or W_MAX, 1600)))
     c.text(LEFT, 14, f"{cmp.a} vs {cmp.b}: the same layout forked twice", "pk-h")
     y = 24.0
     differ = cmp.differing

@@ -14,8 +14,9 @@ from __future__ import annotations
 import html
 import itertools
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 #: role -> (light fallback fill, stroke).  Tints are drawn at low opacity over the
 #: background, so one mid-tone colour reads on a light and on a dark background.
@@ -78,7 +79,7 @@ class Picture:
     kind: str
     svg: str
     text: str
-    data: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+    data: Mapping[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def _repr_svg_(self) -> str:
         return self.svg
@@ -167,7 +168,7 @@ class Canvas:
         self.parts.append("</g>")
 
     def picture(self, kind: str, title: str, desc: str, *, pad: float = 8,
-                data: dict[str, object] | None = None, interactive: bool = False) -> Picture:
+                data: Mapping[Any, Any] | None = None, interactive: bool = False) -> Picture:
         """The finished picture: role=img, <title>/<desc>, a background, a viewBox.
 
         ``interactive``: it holds clickable elements, so it is a labelled group (an

@@ -74,7 +74,7 @@ def _draw_cell(c: Canvas, who: str, run: Run, slots: Sequence[Slot], b: Box,
 def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str] = (),
                names: Mapping[int, str] | None = None, title: str = "",
                clickable: bool = False, selected: int | None = None,
-               folios: Iterable[Folio] = ()) -> Picture:
+               folios: Iterable[Folio] = (), width: int | None = None) -> Picture:
     """Page tables (parent above, child below) with a line from each PTE to its page.
 
     ``source``: a layout (Scenario, scenario dict or LayoutBuilder) -- with ``kernel``
@@ -82,6 +82,8 @@ def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str]
     :class:`pkmm.ForkResult`; one :class:`pkmm.Process`; or a (parent, child) pair.
     ``names`` maps folio head pfns to names (a layout supplies its own).
     ``folios``: also draw these (allocated but maybe unmapped) folios.
+    ``width``: the width to lay out for, in px (a live widget passes what it has; rows
+    of PTEs wrap, the text keeps its size).
     ``clickable`` (live widgets) makes every PTE cell a keyboard-operable button whose
     token is ``pte:<process>:<vma>:<slot>``; ``selected`` outlines that slot of VMA 0.
 
@@ -94,14 +96,17 @@ def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str]
     """
     procs, names = _procs(source, kernel, without, names)
     mem = Memory(procs, names, folios)
-    c = Canvas(MAX_W)
+    if width is not None and (isinstance(width, bool) or not isinstance(width, int)
+                              or width < 1):
+        raise LayoutError(f"width={width!r}: a width in pixels")
+    c = Canvas(max(320, min(width or MAX_W, 1600)))
     who = ["parent", "child"] if len(procs) == 2 else [procs[0].name]
     y = 14.0
     c.text(LEFT, y, title or ("fork(): the child's page table maps the parent's pages"
                               if len(procs) == 2 else f"{procs[0].name}'s page table"),
            "pk-h")
     tables: list[list[tuple[Slot, Run, Box, Sequence[Slot]]]] = []
-    opts = {"clickable": clickable, "selected": selected, "pins": mem.pins}
+    opts: dict[str, Any] = {"clickable": clickable, "selected": selected, "pins": mem.pins}
     y, top = _table(c, procs[0], who[0], names, y + 8, 0, **opts)
     tables.append(top)
     y, pages = draw_memory(c, mem, y + 34)
@@ -138,14 +143,14 @@ def _table(c: Canvas, p: Process, who: str, names: Mapping[int, str], y: float,
            k: int, clickable: bool = False, selected: int | None = None,
            pins: Mapping[tuple[int, int], int] | None = None
            ) -> tuple[float, list[tuple[Slot, Run, Box, Sequence[Slot]]]]:
-    out = []
+    out: list[tuple[Slot, Run, Box, Sequence[Slot]]] = []
     c.raw(f'<g role="group" class="pkmm-pte-grid" aria-label="{who}\'s page table">')
     for vi, (v, slots) in enumerate(vma_slots(p, names)):
         y += 14
         c.text(LEFT, y, f"{who}: {v.describe()}", "pk-t")
         cells = _cells(slots)
         widths = [CW if r.n == 1 else WIDE * CW + (WIDE - 1) * GAP for r in cells]
-        boxes = flow(widths, y + 6, CH)
+        boxes = flow(widths, y + 6, CH, c.width)
         for r, b in zip(cells, boxes, strict=True):
             if clickable:
                 c.raw(f'<g data-pk-click="pte:{k}:{vi}:{r.head.index}" '

@@ -34,11 +34,12 @@ class Box:
     h: float
 
 
-def flow(widths: Sequence[float], y0: float, h: float) -> list[Box]:
-    """Place boxes left to right, wrapping at MAX_W."""
-    out, x, y = [], LEFT, y0
+def flow(widths: Sequence[float], y0: float, h: float, max_w: float = MAX_W) -> list[Box]:
+    """Place boxes left to right, wrapping at ``max_w``."""
+    out: list[Box] = []
+    x, y = float(LEFT), y0
     for w in widths:
-        if x + w > MAX_W - LEFT and x > LEFT:
+        if x + w > max_w - LEFT and x > LEFT:
             x, y = LEFT, y + h + GAP + 4
         out.append(Box(x, y, w, h))
         x += w + GAP
@@ -106,10 +107,11 @@ def draw_memory(c: Canvas, mem: Memory, y: float) -> tuple[float, Pages]:
             widths.append(max(n * (CW + GAP) - GAP, 170 if obj.nr_pages > BIG else 0, text))
         else:
             widths.append(CW * 3)
-    boxes = flow(widths, y + 8, PAGE_H + 24)
+    widths = [min(w, c.width - 2 * LEFT) for w in widths]
+    boxes = flow(widths, y + 8, PAGE_H + 24, c.width)
     if boxes:
         bottom = boxes[-1].y + PAGE_H + 28
-        c.rect(2, y - 12, MAX_W - 4, bottom - y + 12, rx=4)
+        c.rect(2, y - 12, c.width - 4, bottom - y + 12, rx=4)
     for (kind, obj), b in zip(blocks, boxes, strict=True):
         if kind == "folio":
             _folio_block(c, mem, obj, b, pages)

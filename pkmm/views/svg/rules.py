@@ -18,6 +18,7 @@ from ...fork import fork
 from ...kernels import BATCHING_KERNELS, DEFAULT_KERNEL
 from ...process import Process
 from ...pte import Pte
+from ...vma import Backing
 from ..render import BIT_LETTERS
 from .core import Canvas, Picture
 from .scene import build_fork, need_kernel
@@ -124,7 +125,7 @@ def ignored_bits(kernel: str, vma_kw: tuple[tuple[str, Any], ...] = ()) -> dict[
     "compared" if the batch stopped there, "n/a" if such a PTE cannot exist in this VMA.
     Found by forking two-PTE probes (one order-1 folio) under ``kernel``."""
     kw = dict(vma_kw)
-    backing = "shmem" if kw.get("shared") else kw.get("backing", "anon")
+    backing: Backing = "shmem" if kw.get("shared") else kw.get("backing", "anon")
     if backing == "file":
         kw["anon_vma"] = True        # else vma_needs_copy() skips the VMA: nothing to see
 
@@ -181,8 +182,8 @@ def masked_compare(layout: Any, kernels: str | Sequence[str] = BATCHING_KERNELS,
     kw = tuple(sorted((k, val) for k, val in vma_kw.items() if k not in ("start", "npages")))
     c = Canvas(760)
     c.text(8, 14, f"mask, then compare: PTE #{slot} with PTE #{slot + 1}", "pk-h")
-    y = 30
-    verdicts = {}
+    verdicts: dict[str, str] = {}
+    y = 30.0
     for k in ks:
         mask = ignored_bits(k, kw)
         words = _verdict(layout, k, a)
@@ -216,17 +217,18 @@ def _pair(c: Canvas, kernel: str, a: Pte, b: Pte, mask: dict[str, str], words: s
         m = mask.get(bit, "n/a")
         rel = m if m in ("ignored", "no batching", "n/a") else ("=" if va == vb else "differs")
         fields.append((LETTER[bit], str(va), str(vb), rel))
-    for j, (name, va, vb, rel) in enumerate(fields):
+    for j, (name, text_a, text_b, rel) in enumerate(fields):
         x = x0 + j * w
         dim = rel in ("ignored", "no batching", "n/a")
         role = "none" if dim else ("hot" if rel in ("differs", "gap") else "ok")
         extra = ' class="pk-dim" opacity=".35"' if dim else ""
         c.text(x + w / 2, y + 12, name, "pk-t", anchor="middle")
         c.raw(f"<g{extra}>")
-        c.rect(x + 2, y + 16, w - 6, 18, role, tip=f"{name}: PTE A {va}, PTE B {vb}: {rel}")
-        c.text(x + w / 2, y + 29, va, "pk-t", anchor="middle")
+        c.rect(x + 2, y + 16, w - 6, 18, role,
+               tip=f"{name}: PTE A {text_a}, PTE B {text_b}: {rel}")
+        c.text(x + w / 2, y + 29, text_a, "pk-t", anchor="middle")
         c.rect(x + 2, y + 36, w - 6, 18, role, tip=f"{name}: {rel}")
-        c.text(x + w / 2, y + 49, vb, "pk-t", anchor="middle")
+        c.text(x + w / 2, y + 49, text_b, "pk-t", anchor="middle")
         c.raw("</g>")
         c.text(x + w / 2, y + 66, rel, "pk-t2", anchor="middle")
     c.text(x0 - 8, y + 29, "A", "pk-t", anchor="end")

@@ -59,11 +59,11 @@ def _strip(c: Canvas, f: Frame, who: str, cells: Sequence[Cell], y: float,
     c.text(LEFT, y + 10, who, "pk-h")
     y += 20
     groups = _groups(f, cells)
-    unit = min(60.0, (W_MAX - 2 * LEFT) / max(len(cells), 1))
+    unit = min(60.0, (c.width - 2 * LEFT) / max(len(cells), 1))
     if len(cells) > 24:   # widths proportional to the run, at least one unit... scaled
         total = sum(min(4, 1 + (last - first)) for first, last in groups)
-        unit = (W_MAX - 2 * LEFT) / max(total, 1)
-    x = LEFT
+        unit = (c.width - 2 * LEFT) / max(total, 1)
+    x = float(LEFT)
     for first, last in groups:
         cell = cells[first]
         n = last - first + 1
@@ -156,9 +156,9 @@ def fork_step(layout: Any, kernel: str = DEFAULT_KERNEL, step: int = 0, *,
 
 
 def frame_picture(f: Frame, kernel: str, clickable: bool = False,
-                  explain: bool = True) -> Picture:
+                  explain: bool = True, width: int | None = None) -> Picture:
     """A frame as its own picture (the live stepper's view, without the words)."""
-    c = Canvas(W_MAX)
+    c = Canvas(max(320, min(width or W_MAX, 1600)))
     draw_frame(c, f, kernel, 0, clickable=clickable, explain=explain)
     e = f.event
     text = (f"step {f.index}/{f.total} of a {kernel} fork"
