@@ -151,9 +151,8 @@ def observations(data: dict[str, Any] | None = None) -> list[Obs]:
 
 def scenario_counts(sc: Any, kernel: str = DEFAULT_KERNEL) -> dict[str, int]:
     """The :func:`features` of forking scenario ``sc`` under ``kernel``."""
-    from .fast import from_process
-    p, _ = sc.build()
-    return fork_features(from_process(p), kernel)[1]
+    from .scenario_bulk import bulk_of
+    return fork_features(bulk_of(sc), kernel)[1]
 
 
 # --- the fit ---------------------------------------------------------------------------
