@@ -2,11 +2,12 @@
 
 Simulator concept.  The layout is a scenario file, or a live process snapshotted on the
 spot (:func:`pkmm.realkernel.snapshot.snapshot`).  It is built once in the bulk form
-(:mod:`pkmm.scenario_bulk`, :mod:`pkmm.fast`) and forked under each variant; per variant this reports what the
-model counted -- PTEs copied, batches (count and size histogram), pages copied at fork,
--EAGAIN rounds, operations -- the cost model's predicted fork() time
-(:mod:`pkmm.costmodel`) and the child's rss.  ``--live`` rebuilds the layout in a probe
-process on this kernel and times its fork() (:mod:`pkmm.realkernel.replay`).
+(:mod:`pkmm.scenario_bulk`, :mod:`pkmm.fast`) and forked under each variant; per variant
+this reports what the model counted -- PTEs copied, batches (count and size
+histogram), pages copied at fork, -EAGAIN rounds, operations -- the cost model's
+predicted fork() time (:mod:`pkmm.costmodel`) and the child's rss.  ``--live``
+rebuilds the layout in a probe process on this kernel and times its fork()
+(:mod:`pkmm.realkernel.replay`).
 Taught in: notebooks/10-real-process.ipynb
 """
 
