@@ -98,8 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--save", action="store_true", help=f"write {DATA.name}")
     ap.add_argument("--out", type=Path, default=None, help="write to this file instead")
     ap.add_argument("--rounds", type=int, default=21)
+    ap.add_argument("--layouts-only", type=Path, default=None, metavar="DATA",
+                    help="re-measure only the rebuilt layouts, keeping DATA's folio runs")
     a = ap.parse_args(argv)
-    data = measure(a.rounds, progress=True)
+    if a.layouts_only:
+        from .layouts_cost import measure_layouts
+        data = load(a.layouts_only)
+        data["layouts"] = measure_layouts(rounds=a.rounds, progress=True)
+        data["layouts_measured"] = time.strftime("%Y-%m-%d")
+    else:
+        data = measure(a.rounds, progress=True)
     if a.save or a.out:
         (a.out or DATA).write_text(dump(data))
     else:
