@@ -203,3 +203,14 @@ def test_interleaved_runs_alternate_4k_with_every_layout() -> None:
     rounds = [order[i:i + 7] for i in range(0, len(order), 7)]
     assert all(r[0] == "baseline" and r[1::2] == ["4K"] * 3 for r in rounds)
     assert [r[2] for r in rounds] == ["16K", "64K", "2M-pmd"]      # rotated each round
+
+
+def test_calibration_data_is_one_versioned_file(tmp_path: Path) -> None:
+    from pkmm.realkernel import calibrate
+    data = calibrate.load()
+    assert data["format"] == 2 and data["how"] and data["machine"]["kernel"].startswith("6.18")
+    assert {r["mode"] for r in data["runs"]} == {"fresh", "repeat"}
+    old = tmp_path / "old.json"
+    old.write_text('{"format": 1}')
+    with pytest.raises(ValueError, match="format 1, expected 2; re-measure"):
+        calibrate.load(old)
