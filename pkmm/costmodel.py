@@ -11,7 +11,9 @@ and REPEAT (read-only from an earlier fork).  A layout with a share ``w`` of wri
 entries pays ``w`` of the FRESH prices and ``1 - w`` of the REPEAT ones.  Priced counts:
 child PTEs written, folio refcount updates (one per copy call or PMD), batch scans (the
 large-folio path only), PMDs copied; and, shared by both states, PTE slots read but not
-written (empty slots), page tables the child gets, VMAs duplicated, pages copied at fork.
+written (empty slots), page tables the child gets, VMAs duplicated (and of those, the ones
+with an anon_vma to fork and the file-backed ones to link into their file), pages copied
+at fork.
 The prices are fitted by least squares on this machine's stored interleaved timings
 (:mod:`pkmm.realkernel.calibrate`): on some folio sizes (:data:`TRAIN`) and rebuilt
 layouts, and checked on those left out (:func:`held_out`).
@@ -32,7 +34,8 @@ PRICED = {"pte_writes": "ns_per_pte", "refcount_ops": "ns_per_refcount_op",
           "batch_scans": "ns_per_batch_scan", "pmd_copies": "ns_per_pmd"}
 #: Counts priced the same in both states -> price name (fitted on rebuilt layouts).
 SHARED = {"empty_reads": "ns_per_empty_slot", "page_tables": "ns_per_page_table",
-          "vmas": "ns_per_vma", "page_copies": "ns_per_page_copy"}
+          "vmas": "ns_per_vma", "anon_vmas": "ns_per_anon_vma", "file_vmas": "ns_per_file_vma",
+          "page_copies": "ns_per_page_copy"}
 FEATURES = tuple(PRICED) + tuple(SHARED)
 PARAMS = tuple(PRICED.values())
 TRAIN = ("4K", "16K", "256K", "2M-pmd")
@@ -58,6 +61,8 @@ def features(r: Any, wrprotected: int = 0) -> dict[str, int]:
             "batch_scans": ops.get("batch_scans", 0), "pmd_copies": ops.get("pmd_copies", 0),
             "empty_reads": max(ops.get("pte_reads", 0) - ops.get("pte_writes", 0), 0),
             "page_tables": tables, "vmas": len(child.vmas),
+            "anon_vmas": sum(1 for v in child.vmas if v.anon_vma),
+            "file_vmas": sum(1 for v in child.vmas if v.backing != "anon"),
             "page_copies": ops.get("page_copies", 0), "wrprotected": wrprotected}
 
 
@@ -100,14 +105,17 @@ def _row(f: Mapping[str, int], shared: tuple[str, ...]) -> list[float]:
 def fork_counts(size_bytes: int, folio: str, kernel: str = DEFAULT_KERNEL,
                 mode: str = "fresh") -> dict[str, int]:
     """The counts of forking a ``size_bytes`` region of ``folio`` folios: its ``ops`` and
-    :func:`features`.  Every count of these periodic layouts is affine in the size, so
-    they are counted at 4 and 8 MiB and extended exactly."""
-    if size_bytes <= 8 << 20:
-        return _full(folio, mode, size_bytes, kernel)
-    a, b = (_full(folio, mode, s, kernel) for s in (4 << 20, 8 << 20))
-    k = (size_bytes - (4 << 20)) // (4 << 20)
-    return {key: a.get(key, 0) + (b.get(key, 0) - a.get(key, 0)) * k
-            for key in sorted(set(a) | set(b))}
+    :func:`features`.  These layouts repeat every 2 MiB page table, so every count but
+    the VMA counts is the one of a 2 MiB region times the number of tables (checked in
+    tests/test_costmodel.py); they are counted at 2 MiB and scaled."""
+    one = _full_cached(folio, mode, 2 << 20, kernel)
+    k = size_bytes // (2 << 20)
+    if k * (2 << 20) != size_bytes or k < 1:
+        return dict(_full_cached(folio, mode, size_bytes, kernel))
+    return {key: v if key in VMA_COUNTS else v * k for key, v in one}
+
+
+VMA_COUNTS = ("vmas", "anon_vmas", "file_vmas")
 
 
 @functools.lru_cache(maxsize=128)
@@ -115,10 +123,6 @@ def _full_cached(folio: str, mode: str, size: int, kernel: str) -> tuple[tuple[s
     from .fast import build_region
     r, f = fork_features(build_region(size, folio, mode), kernel)
     return tuple(sorted({**dict(r.ops), **f}.items()))
-
-
-def _full(folio: str, mode: str, size: int, kernel: str) -> dict[str, int]:
-    return dict(_full_cached(folio, mode, size, kernel))
 
 
 @dataclass(frozen=True)
@@ -151,9 +155,8 @@ def observations(data: dict[str, Any] | None = None) -> list[Obs]:
 
 def scenario_counts(sc: Any, kernel: str = DEFAULT_KERNEL) -> dict[str, int]:
     """The :func:`features` of forking scenario ``sc`` under ``kernel``."""
-    from .fast import from_process
-    p, _ = sc.build()
-    return fork_features(from_process(p), kernel)[1]
+    from .scenario_bulk import bulk_of
+    return fork_features(bulk_of(sc), kernel)[1]
 
 
 # --- the fit ---------------------------------------------------------------------------
@@ -216,7 +219,7 @@ def fit(train: tuple[str, ...] = TRAIN, *, data: dict[str, Any] | None = None,
     y = np.array([o.measured_ns for o in obs])
     w = 1.0 / (y + NOISE_NS)
     m = np.array(use)
-    coef = np.linalg.lstsq(x[m] * w[m, None], y[m] * w[m], rcond=None)[0]
+    coef = _nonnegative_lstsq(x[m] * w[m, None], y[m] * w[m])
     n = len(PRICED)
     common = {SHARED[k]: float(c) for k, c in zip(shared, coef[2 * n:], strict=True)}
     prices = {mode: {**{p: float(c) for p, c in zip(PRICED.values(), coef[i * n:(i + 1) * n],
@@ -251,6 +254,19 @@ def fixed_cost(fitted: Fit, data: dict[str, Any] | None = None) -> float:
         scenario_counts(Scenario.from_dict(lay["bare"])), fitted, baseline=False) * 1e9
         for lay in d.get("layouts", []) if lay.get("bare")]
     return max(statistics.median(left), 0.0) if left else 0.0
+
+
+def _nonnegative_lstsq(a: Any, b: Any) -> Any:
+    """Least squares with every price >= 0 (an operation cannot save time): solve, drop
+    the most negative price, solve again on the others, until none is negative."""
+    import numpy as np
+    free = np.ones(a.shape[1], bool)
+    while True:
+        coef = np.zeros(a.shape[1])
+        coef[free] = np.linalg.lstsq(a[:, free], b, rcond=None)[0]
+        if (coef >= 0).all():
+            return coef
+        free[int(np.argmin(np.where(free, coef, np.inf)))] = False
 
 
 @functools.lru_cache(maxsize=1)

@@ -81,7 +81,7 @@ class Folio:
         self.pins = 0               # pkmm bookkeeping: FOLL_PIN references held
         self.gup_refs = 0           # plain FOLL_GET references (vmsplice, O_DIRECT, ...)
         self.entire_mapcount = 0    # PMD mappings
-        self.pages = [Page(self, i) for i in range(1 << order)]
+        self.pages = [Page(self, i) for i in range(1 << order)] if order else [Page(self, 0)]
         # CONFIG_MM_ID: per-mm mapcounts of a large folio ("maybe mapped shared")
         self.mm_mapcount: dict[int, int] = {}
         self.ksm = False

@@ -1,12 +1,13 @@
 """``python -m pkmm forksim SCENARIO|PID``: fork one layout under every kernel variant.
 
 Simulator concept.  The layout is a scenario file, or a live process snapshotted on the
-spot (:func:`pkmm.realkernel.snapshot.snapshot`).  It is built once, turned into the bulk
-form (:mod:`pkmm.fast`) and forked under each variant; per variant this reports what the
-model counted -- PTEs copied, batches (count and size histogram), pages copied at fork,
--EAGAIN rounds, operations -- the cost model's predicted fork() time
-(:mod:`pkmm.costmodel`) and the child's rss.  ``--live`` rebuilds the layout in a probe
-process on this kernel and times its fork() (:mod:`pkmm.realkernel.replay`).
+spot (:func:`pkmm.realkernel.snapshot.snapshot`).  It is built once in the bulk form
+(:mod:`pkmm.scenario_bulk`, :mod:`pkmm.fast`) and forked under each variant; per variant
+this reports what the model counted -- PTEs copied, batches (count and size
+histogram), pages copied at fork, -EAGAIN rounds, operations -- the cost model's
+predicted fork() time (:mod:`pkmm.costmodel`) and the child's rss.  ``--live``
+rebuilds the layout in a probe process on this kernel and times its fork()
+(:mod:`pkmm.realkernel.replay`).
 Taught in: notebooks/10-real-process.ipynb
 """
 
@@ -66,20 +67,18 @@ def forksim(layout: Scenario | str | int, kernels: tuple[str, ...] = KERNELS, *,
     """Fork ``layout`` (a scenario, a scenario file, or a PID to snapshot) under each of
     ``kernels``; returns the scenario and one :class:`VariantFork` per kernel."""
     from . import costmodel
-    from .fast import fork_bulk, from_process
     from .progress import progress as bar
+    from .scenario_bulk import bulk_of
     sc = _scenario(layout, progress)
-    p, _ = sc.build()
-    base = from_process(p)
+    base = bulk_of(sc)
     out = []
     for k in bar(kernels, desc="forksim", enabled=progress):
-        r = fork_bulk(base.copy(), k)
+        r, f = costmodel.fork_features(base.copy(), k)
         child = r.child.mm
         out.append(VariantFork(
             k, r.ops.get("pte_writes", 0), r.ops.get("pmd_copies", 0),
             sum(r.batch_sizes.values()), dict(sorted(r.batch_sizes.items())), r.copies,
-            r.eagain, dict(sorted(r.ops.items())),
-            costmodel.predict_seconds(costmodel.features(r)) * 1e3,
+            r.eagain, dict(sorted(r.ops.items())), costmodel.predict_seconds(f) * 1e3,
             {key: child.rss.get(key, 0) for key in RSS_KEYS}, len(child.vmas)))
     return sc, out
 
@@ -121,14 +120,12 @@ def live(sc: Scenario, rounds: int, progress: bool | None) -> dict[str, Any]:
     """Replay ``sc`` on this kernel and time its fork (REPEAT state), with the model's
     prediction for the layout really obtained."""
     from . import costmodel
-    from .fast import fork_bulk, from_process
     from .realkernel.model import model_kernel
     from .realkernel.replay import replay_fork
     from .realkernel.support import detect
     r = replay_fork(sc, rounds=rounds, progress=progress)
     kernel = model_kernel(detect().kernel)
-    p, _ = r["obtained"].build()
-    pred = costmodel.predict_seconds(costmodel.features(fork_bulk(from_process(p), kernel)),
+    pred = costmodel.predict_seconds(costmodel.scenario_counts(r["obtained"], kernel),
                                      baseline=False) * 1e3
     return {"kernel": kernel, "measured_ms": r["net_min_ns"] / 1e6, "predicted_ms": pred,
             "rounds": rounds, "left_out": r["left_out"],

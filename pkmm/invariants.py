@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from .errors import InvariantError
 from .folio import GUP_PIN_COUNTING_BIAS, Folio
 from .mm import MM_SWAPENTS, NR_MM_COUNTERS, MmStruct, mm_counter
+from .perf import cyclic_gc_paused
 from .pgtable import Pmd
 from .process import Process
 from .pte import PAGE_SIZE, PMD_SIZE, PTRS_PER_PTE, is_migration_entry, is_swap_entry
@@ -32,6 +33,13 @@ def check_invariants(*processes: Process) -> None:
     refcount includes mappings in every process); per-process checks (rss, writable
     private pages) run for each process given.
     """
+    with cyclic_gc_paused():
+        bad = _violations(processes)
+    if bad:
+        raise InvariantError(bad)
+
+
+def _violations(processes: tuple[Process, ...]) -> list[str]:
     bad: list[str] = []
     machines = {id(p.machine): p.machine for p in processes}
     given = {id(p.mm) for p in processes}
@@ -70,8 +78,7 @@ def check_invariants(*processes: Process) -> None:
                     bad.append(f"{mm.owner}: pinned page {pfn:#x} is mapped by "
                                f"{len(mappers[pfn])} process(es) other than just its pinner: "
                                "device writes are lost to the pinning process")
-    if bad:
-        raise InvariantError(bad)
+    return bad
 
 
 def _scan(mm: MmStruct, pte_maps: Counter[int], pmd_maps: Counter[int],

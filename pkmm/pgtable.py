@@ -15,8 +15,7 @@ scans read a table's slots directly (``table.ptes[i]``), as the kernel reads thr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import KernelBug
 from .pte import (
@@ -50,8 +49,7 @@ class PteTable:
         self.ptes: list[Pte | None] = [None] * PTRS_PER_PTE
 
 
-@dataclass(frozen=True, slots=True)
-class Pmd:
+class Pmd(NamedTuple):
     """A PMD leaf (``pmd_trans_huge``) mapping an order-9 folio or the huge zero page."""
 
     pfn: int
@@ -95,27 +93,27 @@ def pmd_addr_end(addr: int, end: int) -> int:
 
 def pmd_wrprotect(pmd: Pmd) -> Pmd:
     """Clear the write bit of a PMD value."""
-    return replace(pmd, write=False)
+    return pmd._replace(write=False)
 
 
 def pmd_mkold(pmd: Pmd) -> Pmd:
     """Clear the accessed bit of a PMD value."""
-    return replace(pmd, young=False)
+    return pmd._replace(young=False)
 
 
 def pmd_clear_uffd_wp(pmd: Pmd) -> Pmd:
     """Clear the uffd-wp bit of a PMD value."""
-    return replace(pmd, uffd_wp=False)
+    return pmd._replace(uffd_wp=False)
 
 
 def pmd_mkyoung(pmd: Pmd) -> Pmd:
     """Set the accessed bit of a PMD value."""
-    return replace(pmd, young=True)
+    return pmd._replace(young=True)
 
 
 def pmd_mkdirty(pmd: Pmd) -> Pmd:
     """Set the dirty bit of a PMD value."""
-    return replace(pmd, dirty=True)
+    return pmd._replace(dirty=True)
 
 
 def pmd_mkwrite(pmd: Pmd) -> Pmd:
@@ -124,7 +122,7 @@ def pmd_mkwrite(pmd: Pmd) -> Pmd:
     >>> pmd_mkwrite(Pmd(pfn=0x200))
     Pmd(pfn=0x200 W)
     """
-    return replace(pmd, write=True)
+    return pmd._replace(write=True)
 
 
 # --- table slot access: only these functions change a page table ---------------------

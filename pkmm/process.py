@@ -23,6 +23,7 @@ from .mm import MM_SWAPENTS, MmStruct, mm_counter
 from .mmap import exit_mmap
 from .pgtable import (
     Pmd,
+    PteTable,
     pgtable_trans_huge_deposit,
     pmd_index,
     pmdp_get,
@@ -31,7 +32,16 @@ from .pgtable import (
     set_pmd_at,
     set_pte_at,
 )
-from .pte import MARKERS, PAGE_SIZE, PMD_SIZE, Pte, make_pte_marker, mk_swap_pte
+from .pte import (
+    MARKERS,
+    PAGE_SIZE,
+    PMD_SIZE,
+    PTRS_PER_PTE,
+    Pte,
+    make_pte_marker,
+    mk_swap_pte,
+    pte_advance_pfn,
+)
 from .rmap import folio_add_anon_rmap_ptes, folio_add_file_rmap_ptes, folio_add_rmap_pmd
 from .vma import (
     VM_DONTCOPY,
@@ -49,7 +59,6 @@ from .vma import (
     Backing,
     File,
     Vma,
-    VmFlags,
     is_cow_mapping,
 )
 
@@ -58,13 +67,18 @@ __all__ = ["BACKINGS", "Process", "dma_write"]
 BACKINGS = ("anon", "file", "shmem")
 
 
+# Checks on the build path raise explicitly instead of calling need(): its message would
+# be formatted on every call, and a million-PTE layout makes a million calls.
+
 def _page_aligned(name: str, addr: object) -> int:
-    if not isinstance(addr, int) or isinstance(addr, bool):
-        raise LayoutError(f"{name}={addr!r}: addresses are ints in bytes")
-    need(addr >= 0, f"{name}={addr:#x}: addresses are non-negative")
-    need(addr % PAGE_SIZE == 0,
-         f"{name}={addr:#x} is not page-aligned; use a multiple of {PAGE_SIZE:#x} "
-         f"(e.g. {addr - addr % PAGE_SIZE:#x})")
+    if type(addr) is not int:
+        if not isinstance(addr, int) or isinstance(addr, bool):
+            raise LayoutError(f"{name}={addr!r}: addresses are ints in bytes")
+    if addr < 0:
+        raise LayoutError(f"{name}={addr:#x}: addresses are non-negative")
+    if addr % PAGE_SIZE:
+        raise LayoutError(f"{name}={addr:#x} is not page-aligned; use a multiple of "
+                          f"{PAGE_SIZE:#x} (e.g. {addr - addr % PAGE_SIZE:#x})")
     return addr
 
 
@@ -161,15 +175,19 @@ class Process:
                          else "file")
         need(vfile is None or vfile.kind == ("shmem" if kind == "shmem" else "file"),
              f"file={vfile!r} does not match backing={backing!r}")
-        vma = Vma(self.mm, start, end, VmFlags(flags), kind, vfile, pgoff,
+        vma = Vma(self.mm, start, end, flags, kind, vfile, pgoff,
                   anon_vma=AnonVma() if anon_vma else None, uffd_fork=uffd_fork)
         self.mm.insert_vma(vma)
         return vma
 
     def alloc_folio(self, order: int = 0, *, backing: Backing = "anon") -> Folio:
         """A fresh folio of ``2**order`` physically contiguous pages (not mapped yet)."""
-        self._alive("alloc_folio")
-        need(backing in BACKINGS, f"backing={backing!r}: use one of {', '.join(BACKINGS)}")
+        if self.exited:
+            self._alive("alloc_folio")
+        if backing not in BACKINGS:
+            raise LayoutError(f"backing={backing!r}: use one of {', '.join(BACKINGS)}")
+        if type(order) is not int:
+            raise LayoutError(f"order={order!r}: a folio order is an int 0..9")
         f = self.machine.alloc_folio(order, backing)
         if backing != "anon":
             folio_ref_add(f, f.nr_pages)    # the page cache's references
@@ -186,22 +204,28 @@ class Process:
 
     def _range_vma(self, what: str, addr: int, nr: int) -> Vma:
         vma = self.mm.find_vma(addr)
-        need(vma is not None, f"{what}: addr={addr:#x} is not inside any VMA of "
-             f"{self.name!r}; mmap a region there first")
         if vma is None:
-            raise LayoutError(f"{what}: addr={addr:#x} is not inside any VMA")
-        last = addr + nr * PAGE_SIZE
-        need(last <= vma.vm_end, f"{what}: {nr} page(s) from addr={addr:#x} run past the VMA "
-             f"end {vma.vm_end:#x}; map fewer pages or enlarge the VMA")
+            raise LayoutError(f"{what}: addr={addr:#x} is not inside any VMA of "
+                              f"{self.name!r}; mmap a region there first")
+        if addr + nr * PAGE_SIZE > vma.vm_end:
+            raise LayoutError(f"{what}: {nr} page(s) from addr={addr:#x} run past the VMA "
+                              f"end {vma.vm_end:#x}; map fewer pages or enlarge the VMA")
         return vma
 
     def _slots_free(self, what: str, addr: int, nr: int) -> None:
+        table = self.mm.pmds.get(pmd_index(addr))
+        if table is None or (isinstance(table, PteTable) and
+                             pte_index(addr) + nr <= PTRS_PER_PTE and
+                             not any(table.ptes[pte_index(addr):pte_index(addr) + nr])):
+            return          # the common case: one table (or none yet), every slot empty
         for k in range(nr):
             a = addr + k * PAGE_SIZE
-            need(not isinstance(self.mm.pmds.get(pmd_index(a)), Pmd),
-                 f"{what}: {a:#x} is inside a PMD mapping; pick another address")
-            need(ptep_get(self.mm, a) is None,
-                 f"{what}: a PTE is already present at {a:#x}; each slot can be mapped once")
+            if pmdp_get(self.mm, a) is not None:
+                raise LayoutError(f"{what}: {a:#x} is inside a PMD mapping; pick another "
+                                  "address")
+            if ptep_get(self.mm, a) is not None:
+                raise LayoutError(f"{what}: a PTE is already present at {a:#x}; each slot "
+                                  "can be mapped once")
 
     # -- building PTEs ---------------------------------------------------------------
     def map(self, addr: int, f: Folio, page: int = 0, nr: int | None = None, *,
@@ -218,54 +242,57 @@ class Process:
         says why it cannot be writable.
         """
         explicit = write is not None
-        self._alive("map")
+        if self.exited:
+            self._alive("map")
         _page_aligned("addr", addr)
-        need(isinstance(f, Folio) and not f.freed, f"f={f!r}: pass a live folio from "
-             "alloc_folio()")
-        need(f.kind not in ("zero", "huge_zero"), "f: use map_zero_page() for the zero page")
-        need(isinstance(page, int) and 0 <= page < f.nr_pages,
-             f"page={page!r}: folio of order {f.order} has pages 0..{f.nr_pages - 1}")
-        nr = f.nr_pages - page if nr is None else nr
-        need(isinstance(nr, int) and nr >= 1, f"nr={nr!r}: map at least one page")
-        need(page + nr <= f.nr_pages, f"page={page}, nr={nr} maps past the folio's end "
-             f"(order {f.order} has {f.nr_pages} pages); use nr <= {f.nr_pages - page}")
+        if not isinstance(f, Folio) or f.freed:
+            raise LayoutError(f"f={f!r}: pass a live folio from alloc_folio()")
+        if f.kind in ("zero", "huge_zero"):
+            raise LayoutError("f: use map_zero_page() for the zero page")
+        npg = f.nr_pages
+        if type(page) is not int or not 0 <= page < npg:
+            raise LayoutError(f"page={page!r}: folio of order {f.order} has pages "
+                              f"0..{npg - 1}")
+        nr = npg - page if nr is None else nr
+        if type(nr) is not int or nr < 1:
+            raise LayoutError(f"nr={nr!r}: map at least one page")
+        if page + nr > npg:
+            raise LayoutError(f"page={page}, nr={nr} maps past the folio's end (order "
+                              f"{f.order} has {npg} pages); use nr <= {npg - page}")
+        if not (type(dirty) is bool and type(young) is bool and type(soft_dirty) is bool
+                and type(uffd_wp) is bool and type(protnone) is bool
+                and type(anon_exclusive) is bool and (write is None or type(write) is bool)):
+            for name, bit in (("write", write), ("dirty", dirty), ("young", young),
+                              ("soft_dirty", soft_dirty), ("uffd_wp", uffd_wp),
+                              ("protnone", protnone), ("anon_exclusive", anon_exclusive)):
+                if bit is not None and type(bit) is not bool:
+                    raise LayoutError(f"{name}={bit!r}: pass True or False")
         vma = self._range_vma("map", addr, nr)
         self._check_backing(vma, f)
         anon = folio_test_anon(f)
-        cow = is_cow_mapping(vma.vm_flags)
-        why_ro = (f"the VMA at {vma.vm_start:#x} is read-only" if not vma.vm_flags & VM_WRITE
-                  else "protnone=True PTEs are never writable (NUMA hinting removed access)"
-                  if protnone else
-                  "uffd_wp=True PTEs are write-protected (that is how userfaultfd catches "
-                  "the write)" if uffd_wp else
-                  f"a {f.kind} page-cache page in a private mapping is always mapped "
-                  "read-only (a write must CoW it into an anon page first)"
-                  if cow and not anon else
-                  "anon_exclusive=False: a writable private anon PTE always maps an "
-                  "exclusive page" if anon and cow and not anon_exclusive else "")
-        if explicit and write:
-            need(not why_ro, f"write=True is impossible here: {why_ro}; pass write=False")
+        why_ro = self._why_read_only(vma, f, protnone, uffd_wp, anon_exclusive)
+        if explicit and write and why_ro:
+            raise LayoutError(f"write=True is impossible here: {why_ro}; pass write=False")
         writable = bool(write if explicit else True) and not why_ro
-        if anon:
+        if anon and not f.fresh:     # a fresh folio maps nowhere yet
             for i in range(page, page + nr):
-                need((f.pages[i].mapcount == 0 or not anon_exclusive)
-                     and not self._maps_page(f, i),
-                     f"page {i} of this anon folio is already mapped; an anon page is mapped "
-                     "once per mm, and an AnonExclusive one by one mm (fork shares it for "
-                     "you)")
+                if (f.pages[i].mapcount and anon_exclusive) or self._maps_page(f, i):
+                    raise LayoutError(f"page {i} of this anon folio is already mapped; an "
+                                      "anon page is mapped once per mm, and an AnonExclusive "
+                                      "one by one mm (fork shares it for you)")
         self._slots_free("map", addr, nr)
         if vma.vm_file is not None and not anon:
             for k in range(nr):
                 off = vma.linear_page_index(addr + k * PAGE_SIZE)
                 cached = vma.vm_file.cache.get(off)
-                need(cached is None or cached is f.pages[page + k],
-                     f"map: file offset {off} of {vma.vm_file.name} already caches another "
-                     "page; a file page can only be mapped at its own offset")
+                if cached is not None and cached is not f.pages[page + k]:
+                    raise LayoutError(f"map: file offset {off} of {vma.vm_file.name} "
+                                      "already caches another page; a file page can only be "
+                                      "mapped at its own offset")
         # state changes from here on
+        first = Pte(f.pfn + page, True, writable, dirty, young, soft_dirty, uffd_wp, protnone)
         for k in range(nr):
-            set_pte_at(self.mm, addr + k * PAGE_SIZE,
-                       Pte(pfn=f.pfn + page + k, write=writable, dirty=dirty, young=young,
-                           soft_dirty=soft_dirty, uffd_wp=uffd_wp, protnone=protnone))
+            set_pte_at(self.mm, addr + k * PAGE_SIZE, pte_advance_pfn(first, k) if k else first)
         folio_ref_add(f, nr)
         if anon:
             if vma.anon_vma is None:
@@ -280,11 +307,33 @@ class Process:
                 file.cache[vma.linear_page_index(addr + k * PAGE_SIZE)] = f.pages[page + k]
         self.mm.add_mm_counter(mm_counter(f), nr)
 
+    @staticmethod
+    def _why_read_only(vma: Vma, f: Folio, protnone: bool, uffd_wp: bool,
+                       anon_exclusive: bool) -> str:
+        """Why no PTE of ``f`` in ``vma`` with these bits can be writable ("" if it can)."""
+        anon = folio_test_anon(f)
+        cow = is_cow_mapping(vma.vm_flags)
+        if not vma.vm_flags & VM_WRITE:
+            return f"the VMA at {vma.vm_start:#x} is read-only"
+        if protnone:
+            return "protnone=True PTEs are never writable (NUMA hinting removed access)"
+        if uffd_wp:
+            return ("uffd_wp=True PTEs are write-protected (that is how userfaultfd catches "
+                    "the write)")
+        if cow and not anon:
+            return (f"a {f.kind} page-cache page in a private mapping is always mapped "
+                    "read-only (a write must CoW it into an anon page first)")
+        if anon and cow and not anon_exclusive:
+            return ("anon_exclusive=False: a writable private anon PTE always maps an "
+                    "exclusive page")
+        return ""
+
     def _check_backing(self, vma: Vma, f: Folio) -> None:
         if folio_test_anon(f):
-            need(not vma.vm_flags & VM_SHARED, f"an anon folio cannot be mapped into the "
-                 f"shared VMA at {vma.vm_start:#x}; shared memory is shmem: allocate with "
-                 "backing='shmem'")
+            if vma.vm_flags & VM_SHARED:
+                raise LayoutError(f"an anon folio cannot be mapped into the shared VMA at "
+                                  f"{vma.vm_start:#x}; shared memory is shmem: allocate "
+                                  "with backing='shmem'")
         elif vma.backing == "anon":
             need(False, f"a {f.kind} folio cannot be mapped into the anonymous VMA at "
                  f"{vma.vm_start:#x}; mmap it with backing={f.kind!r}")

@@ -63,12 +63,11 @@ _COPIED: dict[int, tuple[Any, list[bool]]] = {}     # id -> (weak reference, ans
 def copied_vmas(sc: Scenario) -> list[bool]:
     """For each VMA: does fork copy its page tables (the model's vma_needs_copy, under
     the scenario's kernel)?"""
-    from .fast import from_process
     from .fast.convert import dup_vmas
+    from .scenario_bulk import bulk_of
     ref, copied = _COPIED.get(id(sc), (None, []))
     if ref is None or ref() is not sc:
-        p, _ = sc.build()
-        copied = list(dup_vmas(from_process(p), sc.kernel, frozenset())[1])
+        copied = list(dup_vmas(bulk_of(sc), sc.kernel, frozenset())[1])
         _COPIED[id(sc)] = (weakref.ref(sc), copied)
     return copied
 

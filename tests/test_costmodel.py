@@ -25,12 +25,14 @@ def test_counts_follow_the_batching_rules() -> None:
     assert cm.writable_share(cm.fork_counts(MIB8, "4K", "v6.17", "repeat")) == 0.0
 
 
-def test_large_sizes_extend_the_small_counts_exactly() -> None:
-    # the 1 GiB counts are extended from 4 and 8 MiB: check the extension on 16 MiB
+@pytest.mark.parametrize("kernel", ["eager-copy", "v6.8", "v6.17"])
+@pytest.mark.parametrize("mode", cm.MODES)
+def test_large_sizes_extend_the_small_counts_exactly(kernel: str, mode: str) -> None:
+    # the 1 GiB counts are a 2 MiB region's scaled: check the scaling against 16 MiB
     from pkmm.fast import build_region
-    for folio in ("4K", "64K", "2M-pmd"):
-        r, f = cm.fork_features(build_region(16 << 20, folio), "v6.17")
-        assert cm.fork_counts(16 << 20, folio, "v6.17") == {**dict(r.ops), **f}
+    for folio in ("4K", "64K", "2M-pte", "2M-pmd"):
+        r, f = cm.fork_features(build_region(16 << 20, folio, mode), kernel)
+        assert cm.fork_counts(16 << 20, folio, kernel, mode) == {**dict(r.ops), **f}
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Graded exercises: seeded generation, self-consistent solving, and grading.
 
-Hand-built layouts assert answers read from shared/spec/kernel-fork-spec.md §11
+Hand-built layouts assert answers read from the fork spec's scenario tables
 (A = v6.8, B = batch-v3, C = v6.9, D = v6.17), independently of the solver.
 """
 

@@ -1,6 +1,7 @@
 """Spec scenarios T01-T15 and T39 (present PTEs), per kernel variant.
 
-Every expected value is read from shared/spec/kernel-fork-spec.md §11 (A = v6.8,
+Every expected value is read from the fork spec's scenario tables (kernel source at the
+commits each variant module names; A = v6.8,
 B = batch-v3, C = v6.9, D = v6.17); every registered variant runs the row of its own spec
 label (spec_helpers.by_spec); comments cite the scenario.
 """

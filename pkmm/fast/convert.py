@@ -11,6 +11,7 @@ Taught in: notebooks/08-cost.ipynb
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,15 @@ from .layout import (
 )
 
 Snapshot = dict[str, Any]
+#: What an entry's code depends on: every field of a Pte but its pfn, and of its swap
+#: payload all but the offset.
+_PTE = attrgetter("present", "write", "dirty", "young", "soft_dirty", "uffd_wp", "protnone",
+                  "special", "pmd")
+_SWP = attrgetter("kind", "exclusive", "markers")
+
+
+def _fields(pte: Pte) -> tuple[object, ...]:
+    return _PTE(pte) if pte.swp is None else _PTE(pte) + _SWP(pte.swp)
 
 
 def from_process(p: Process) -> Bulk:
@@ -107,18 +117,23 @@ def _mm_from(mm: MmStruct, vmas: list[BulkVma]) -> BulkMM:
     tables = sorted(i for i, t in mm.pmds.items() if isinstance(t, PteTable))
     pfn = np.zeros(len(tables) * PTRS_PER_PTE, np.int64)
     bits = np.zeros(len(tables) * PTRS_PER_PTE, np.uint16)
+    codes: dict[tuple[object, ...], int] = {}
     for k, i in enumerate(tables):
         t = mm.pmds[i]
         assert isinstance(t, PteTable)
         for j, pte in enumerate(t.ptes):
             if pte is None:
                 continue
-            if not encodable(pte):
-                raise LayoutError(f"from_process: the entry {pte!r} at "
-                                  f"{(i << PMD_SHIFT) + (j << PAGE_SHIFT):#x} has no bulk "
-                                  "encoding; fork this process with pkmm.fork")
+            key = _fields(pte)
+            code = codes.get(key)
+            if code is None:        # pkmm: encode each distinct kind of entry once
+                if not encodable(pte):
+                    raise LayoutError(f"from_process: the entry {pte!r} at "
+                                      f"{(i << PMD_SHIFT) + (j << PAGE_SHIFT):#x} has no "
+                                      "bulk encoding; fork this process with pkmm.fork")
+                code = codes[key] = encode(pte)
             s = k * PTRS_PER_PTE + j
-            bits[s] = encode(pte)
+            bits[s] = code
             pfn[s] = pte.pfn if pte.present else (pte.swp.offset if pte.swp else 0)
     leaves = sorted((i, t) for i, t in mm.pmds.items() if isinstance(t, Pmd))
     b = BulkMM(vmas, np.array(tables, np.int64), pfn, bits,
@@ -288,7 +303,9 @@ def pte_of(b: Bulk, addr: int) -> Pte | None:
 
 # --- what dup_mmap decides per VMA ------------------------------------------------------
 
-_DUP_CACHE: dict[tuple[object, ...], tuple[BulkVma | None, bool]] = {}
+#: A kind of VMA for dup_mmap: (kernel, ablations, flags, backing, anon_vma, uffd_fork).
+DupKey = tuple[str, frozenset[str], int, str, bool, bool]
+_DUP_CACHE: dict[DupKey, tuple[BulkVma | None, bool]] = {}
 
 
 def dup_vmas(b: Bulk, kernel: str, without: frozenset[str]
@@ -300,7 +317,8 @@ def dup_vmas(b: Bulk, kernel: str, without: frozenset[str]
     its first page, holding one PTE marker, so dup_mmap() and vma_needs_copy() decide as
     they would for the real VMA; the decisions are cached per kind of VMA.
     """
-    keys = [(kernel, without, v.flags, v.backing, v.anon_vma, v.uffd_fork) for v in b.mm.vmas]
+    keys: list[DupKey] = [(kernel, without, v.flags, v.backing, v.anon_vma, v.uffd_fork)
+                          for v in b.mm.vmas]
     todo = [k for k in dict.fromkeys(keys) if k not in _DUP_CACHE]
     if todo:
         _dup_skeleton(kernel, without, todo)
@@ -315,7 +333,7 @@ def dup_vmas(b: Bulk, kernel: str, without: frozenset[str]
 
 
 def _dup_skeleton(kernel: str, without: frozenset[str],
-                  keys: list[tuple[object, ...]]) -> None:
+                  keys: list[DupKey]) -> None:
     from ..fork import fork
     from ..pgtable import ptep_get, set_pte_at
     from ..pte import PAGE_SIZE, PMD_SIZE, make_pte_marker

@@ -59,18 +59,21 @@ class FastForkResult:
 def slices_of(mm: BulkMM, copied: list[bool]) -> list[Slice]:
     """copy_page_range() + copy_pmd_range(): the PMD slices that hold a PTE table or a
     PMD leaf, of every VMA whose page tables fork copies, in address order."""
-    out = []
+    out: list[Slice] = []
+    pmd_size = 1 << PMD_SHIFT
     for k, v in enumerate(mm.vmas):
         if not copied[k]:
             continue
         first, last = v.start >> PMD_SHIFT, (v.end - 1) >> PMD_SHIFT
-        rows = range(int(np.searchsorted(mm.tables, first)),
-                     int(np.searchsorted(mm.tables, last, "right")))
-        leaves = range(int(np.searchsorted(mm.pmd_idx, first)),
-                       int(np.searchsorted(mm.pmd_idx, last, "right")))
-        for pmd, row, leaf in sorted([(int(mm.tables[r]), r, False) for r in rows]
-                                     + [(int(mm.pmd_idx[j]), j, True) for j in leaves]):
-            start, end = max(v.start, pmd << PMD_SHIFT), min(v.end, (pmd + 1) << PMD_SHIFT)
+        r0, r1 = np.searchsorted(mm.tables, [first, last + 1]).tolist()
+        j0, j1 = np.searchsorted(mm.pmd_idx, [first, last + 1]).tolist()
+        entries = [(pmd, row, False) for row, pmd in enumerate(mm.tables[r0:r1].tolist(), r0)]
+        if j1 > j0:
+            entries = sorted(entries + [(pmd, j, True) for j, pmd in
+                                        enumerate(mm.pmd_idx[j0:j1].tolist(), j0)])
+        for pmd, row, leaf in entries:
+            start = max(v.start, pmd * pmd_size)
+            end = min(v.end, (pmd + 1) * pmd_size)
             lo = (start >> PAGE_SHIFT) & (PTRS_PER_PTE - 1)
             out.append(Slice(k, pmd, start, end, leaf, row, lo,
                              lo + ((end - start) >> PAGE_SHIFT)))
@@ -110,32 +113,23 @@ def fork_bulk(b: Bulk, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = fr
     # pkmm: the traced path takes everything when lock breaks reshape the passes, when
     # allocations may fail, or when asked to
     everything = not vectorise or b.machine.fail_alloc > 0
-    ptes = [s for s in slices if not s.leaf and not everything and not need_resched]
+    take = not everything and not need_resched
+    at = np.array([k for k, s in enumerate(slices) if take and not s.leaf], np.int64)
+    ptes = [slices[k] for k in at.tolist()]      # the PTE-table slices and their places
     al = periodic.plan_alike(b, ptes, ctxs)
     bad = None if al or everything else vector.pinned_folios(b)
     p = vector.plan(b, [] if al else ptes, ctxs, bad)
-    kept = {id(s) for k, s in enumerate(ptes) if al or k not in p.refused}
+    keep = np.ones(len(ptes), bool)
+    keep[list(p.refused) if not al else []] = False
     lp = huge.plan(b, [] if everything else [s for s in slices if s.leaf], ctxs, bad)
-    kept_leaves = lp.ids()
-    hard = [s for s in slices if id(s) not in kept and id(s) not in kept_leaves]
+    done = {id(s) for s, k in zip(ptes, keep, strict=True) if k} | lp.ids()
+    hard = [(k, s) for k, s in enumerate(slices) if id(s) not in done]
     run = _Run(b, child, child_vmas, version, w, need_resched, fail_prealloc)
-    per = al.allocs if al else vector.allocations(p)
-    allocs = dict(zip([id(s) for s in ptes], per.tolist(), strict=True))
-    cursor = b.machine.next_pfn
-    base = np.zeros(len(ptes), np.int64)
-    pos = {id(s): k for k, s in enumerate(ptes)}
-    for s in slices:
-        if id(s) in kept:
-            base[pos[id(s)]] = cursor
-            cursor += allocs[id(s)]
-        elif id(s) not in kept_leaves:
-            cursor = run.hard(s, cursor)
-    run.finish_hard(cursor)
+    per = np.where(keep, al.allocs if al else vector.allocations(p), 0)
+    base = _alloc_bases(run, at, per, hard, len(slices), b.machine.next_pfn)
     counts = periodic.write_alike(al, b, child, base) if al else vector.apply(p, b, child, base)
     lc = huge.apply(b, child, lp)
-    for s in ptes:
-        if id(s) in kept:
-            run.tables[s.row] = True
+    run.tables[np.array([s.row for s in ptes], np.int64)[keep]] = True
     (eagain, copies, wasted, passes, breaks), ops, steps = run.counters()
     ops = Counter(ops)
     ops.update(counts.ops)
@@ -149,7 +143,29 @@ def fork_bulk(b: Bulk, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = fr
     sizes.update(counts.sizes)
     return FastForkResult(b, Bulk(child, b.machine, version.name), version.name, eagain,
                           copies + counts.copies, wasted, passes + counts.passes, breaks,
-                          +ops, +steps, len(kept) + len(kept_leaves), len(hard), +sizes)
+                          +ops, +steps, int(keep.sum()) + len(lp.slices), len(hard), +sizes)
+
+
+def _alloc_bases(run: _Run, at: np.ndarray, per: np.ndarray, hard: list[tuple[int, Slice]],
+                 nslices: int, cursor: int) -> np.ndarray:
+    """Run the hard slices in address order, and give each vectorised slice the pfn its
+    first new page gets (``at``: the vectorised slices' places among all slices, ``per``:
+    their new pages): the allocator hands out pfns in address order, whichever engine
+    forks a slice."""
+    before = np.cumsum(per) - per           # new pages of earlier vectorised slices
+    base = np.zeros(len(per), np.int64)
+    done = 0                                # vectorised slices placed so far
+    stops: list[tuple[int, Slice | None]] = [*hard, (nslices, None)]
+    for place, s in stops:
+        upto = int(np.searchsorted(at, place))
+        if upto > done:
+            base[done:upto] = cursor + before[done:upto] - before[done]
+            cursor += int(per[done:upto].sum())
+            done = upto
+        if s is not None:
+            cursor = run.hard(s, cursor)
+    run.finish_hard(cursor)
+    return base
 
 
 def _context(version: KernelVersion, w: frozenset[str], has_pinned: bool, v: BulkVma,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -44,8 +44,7 @@ from .layout import (
 )
 
 
-@dataclass(frozen=True)
-class Slice:
+class Slice(NamedTuple):
     """One PMD slice of VMA ``vma``: slots ``[lo, hi)`` of table row ``row`` (a PTE table),
     or the leaf in row ``row`` of the PMD leaf arrays (``leaf``)."""
 

@@ -91,11 +91,13 @@ def decode(code: int, pfn: int) -> Pte | None:
     if not code:
         return None
     if code & P:
-        return Pte(pfn=pfn, **{name: bool(code & b) for name, b in BIT.items()})
+        return Pte(pfn=pfn, write=bool(code & W), dirty=bool(code & D), young=bool(code & A),
+                   soft_dirty=bool(code & SD), uffd_wp=bool(code & UW),
+                   protnone=bool(code & PN), special=bool(code & SP))
     kind = swp_kind(code)
     markers = frozenset(m for i, m in enumerate(MARKERS) if code >> (MARKER_SHIFT + i) & 1)
     swp = SwpEntry(kind, 0 if kind == "marker" else pfn, bool(code & EXCLUSIVE), markers)
-    return Pte(present=False, swp=swp, **{n: bool(code & BIT[n]) for n in SWP_BITS})
+    return Pte(present=False, swp=swp, soft_dirty=bool(code & SD), uffd_wp=bool(code & UW))
 
 
 def encodable(pte: Pte) -> bool:
@@ -193,7 +195,8 @@ class BulkMachine:
 
     def folio_end(self) -> np.ndarray:
         """Per folio: the pfn after its last page."""
-        return self.folio_pfn + (np.int64(1) << self.folio_order.astype(np.int64))
+        end: np.ndarray = self.folio_pfn + (np.int64(1) << self.folio_order.astype(np.int64))
+        return end
 
     def grow(self, top: int) -> None:
         """Extend the page arrays to cover pfns below ``top``."""

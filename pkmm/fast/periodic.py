@@ -49,7 +49,7 @@ def alike(b: Bulk, slices: list[Slice], ctxs: list[Context]) -> tuple[int, int, 
     rows = slice(f0, f0 + nf)
     if f1 != f0 + nf - 1 or m.folio_pfn[f0] != pfn[0] or \
             (m.folio_order[rows] != order).any() or \
-            (m.folio_pfn[rows] != pfn[0] + (np.arange(nf) << order)).any() or \
+            not (np.diff(m.folio_pfn[rows]) == 1 << order).all() or \
             (m.folio_kind[rows] != m.folio_kind[f0]).any():
         return None
     ae = m.ae[p0:p0 + n]
@@ -132,9 +132,12 @@ def write_alike(a: Alike, b: Bulk, child: BulkMM, alloc_base: np.ndarray) -> vec
     counts = a.counts
     counts.copies *= k
     counts.passes *= k
-    for c in (counts.ops, counts.steps, counts.sizes):
-        for key in c:
-            c[key] *= k
+    for key in counts.ops:
+        counts.ops[key] *= k
+    for st in counts.steps:
+        counts.steps[st] *= k
+    for size in counts.sizes:
+        counts.sizes[size] *= k
     for key, v in a.tchild.rss.items():
         child.rss[key] = child.rss.get(key, 0) + v * k
     child.on_mmlist |= a.tchild.on_mmlist

@@ -102,10 +102,10 @@ class Fixture:
         start = FIXTURE_PMD << (PAGE_SHIFT + 9)
         end = start + (PTRS_PER_PTE << PAGE_SHIFT)
         v = BulkVma(start, end, src[0], src[1], -1, 0, src[2], src[3])
-        c = BulkVma(start, end, dst[0], dst[1], -1, 0, dst[2], dst[3])
+        cv = BulkVma(start, end, dst[0], dst[1], -1, 0, dst[2], dst[3])
         mm = BulkMM([v], np.array([FIXTURE_PMD], np.int64), pfns, slots)
         mm.has_pinned = has_pinned
-        return Bulk(mm, mach, kernel.name), [c]
+        return Bulk(mm, mach, kernel.name), [cv]
 
 
 @dataclass
@@ -177,8 +177,8 @@ def run_fixture(fx: Fixture, length: int, measure: bool = True, leaf: bool = Fal
     ret, nxt = model.run(s, b.machine.next_pfn)
     if ret:
         return None
-    child = BulkMM(child_vmas, b.mm.tables.copy(), np.zeros(len(b.mm.pfn), np.int64),
-                   np.zeros(len(b.mm.bits), np.uint16))
+    child = BulkMM([c for c in child_vmas if c is not None], b.mm.tables.copy(),
+                   np.zeros(len(b.mm.pfn), np.int64), np.zeros(len(b.mm.bits), np.uint16))
     if not leaf:
         model.write_entries(s, child)
     b.machine.next_pfn = nxt

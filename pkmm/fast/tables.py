@@ -25,7 +25,7 @@ Taught in: notebooks/08-cost.ipynb
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -199,16 +199,14 @@ def _step_effect(runs: list[tuple[int, Run | None]], flags: tuple[bool, bool]) -
             return StepEffect(False)
         counts, this = got
         if len(runs) > 1:               # measured at two lengths: one child entry for all
-            child = this[0]
-            if len(set(child)) != 1:     # type: ignore[arg-type]
+            if len(set(this.child)) != 1:
                 return StepEffect(False)
-            this = (child[:1],) + this[1:]   # type: ignore[index]
+            this = replace(this, child=this.child[:1])
         if shape is not None and this != shape:
             return StepEffect(False)
         shape = this
         values.append((n, counts))
     assert shape is not None
-    child, shared, clear, map_delta, ae_keep, new_page, st = shape
     if len(values) == 1:
         affine = {k: (v, 0) for k, v in values[0][1].items()}
     else:
@@ -218,11 +216,25 @@ def _step_effect(runs: list[tuple[int, Run | None]], flags: tuple[bool, bool]) -
         for k in keys:
             b = (c2.get(k, 0) - c1.get(k, 0)) // (n2 - n1)
             affine[k] = (c1.get(k, 0) - b * n1, b)
-    return StepEffect(True, child, shared, clear, map_delta, ae_keep, affine, st, new_page)
+    return StepEffect(True, shape.child, shape.shared, shape.clear, shape.map_delta,
+                      shape.ae_keep, affine, shape.step, shape.new_page)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What a probe's step did to each slot, page and new page (its counters apart)."""
+
+    child: tuple[int, ...]
+    shared: bool
+    clear: int
+    map_delta: int
+    ae_keep: bool
+    new_page: tuple[int, int, bool]
+    step: tuple[str, str]
 
 
 def _step_state(r: Run, n: int, flags: tuple[bool, bool]
-                ) -> tuple[dict[str, int], tuple[object, ...]] | None:
+                ) -> tuple[dict[str, int], _Shape] | None:
     """The counters of the probe's first step, and the shape of its per-slot effect."""
     pm, cm, mach, old = r.b.mm, r.child, r.b.machine, r.before.machine
     child = tuple(int(c) for c in cm.bits[:n])
@@ -273,7 +285,7 @@ def _step_state(r: Run, n: int, flags: tuple[bool, bool]
     if (r.child.on_mmlist, r.child.huge_zero_ref) != flags:
         return None
     st = next(iter(r.steps))
-    return counts, (child, shared, clear, md, ae_keep, new_page, st)
+    return counts, _Shape(child, shared, clear, md, ae_keep, new_page, st)
 
 
 # --- non-present entries and PMD leaves ----------------------------------------------

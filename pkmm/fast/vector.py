@@ -27,9 +27,12 @@ from ..memory import PROGRESS_BREAK, PROGRESS_ENTRY, PROGRESS_NONE
 from ..pte import PTRS_PER_PTE
 from . import tables
 from .hard import Slice
-from .layout import NP, Bulk, BulkMachine, BulkMM, P, swp_kind
+from .layout import KIND_SHIFT, NP, SWP_KINDS, Bulk, BulkMachine, BulkMM, P
 from .probe import Context
 from .tables import GAP_OTHER, GAP_SAME, NEXT_OTHER, NEXT_SAME, NO_RELATION, PAGE_CLASS_SHIFT
+
+#: The entry kinds (SWP_KINDS indexes) of migration entries: they stand for a page.
+MIGRATION_KINDS = [k for k, name in enumerate(SWP_KINDS) if name.startswith("migration")]
 
 
 @dataclass
@@ -79,7 +82,7 @@ def pinned_folios(b: Bulk) -> np.ndarray:
     (hwpoison, KSM)."""
     m = b.machine
     heads = m.folio_pfn - m.base
-    bad = may_test_pinned(m.folio_order == 0, m.refcount,
+    bad: np.ndarray = may_test_pinned(m.folio_order == 0, m.refcount,
                           m.mapcount[heads] if len(heads) else heads, m.pincount) | m.ksm
     if m.hwpoison.any():
         bad |= np.bincount(m.page_folio[m.hwpoison & (m.page_folio >= 0)],
@@ -271,27 +274,34 @@ def _nonpresent(p: Plan, b: Bulk, ctx: np.ndarray, ctxs: list[Context]) -> None:
     idx = np.flatnonzero(p.code & NP)
     if not len(idx):
         return
+    code = p.code[idx].astype(np.int64)
+    kind = (code >> KIND_SHIFT) & 7
     target = np.zeros(len(idx), np.int64)
-    for k, i in enumerate(idx.tolist()):
-        if swp_kind(int(p.code[i])).startswith("migration"):
-            target[k] = _page_class_at(b, int(p.pfn[i]))
-    cols = np.stack([ctx[idx], p.code[idx].astype(np.int64), target])
-    uniq, inv = np.unique(cols, axis=1, return_inverse=True)
-    p.np_effects = [tables.nonpresent(ctxs[int(k[0])], int(k[1]), int(k[2])) for k in uniq.T]
-    inv = inv.ravel()
+    mig = np.isin(kind, MIGRATION_KINDS)
+    if mig.any():
+        target[mig] = _page_classes(b, p.pfn[idx][mig])
+    uniq, inv = few_unique(ctx[idx] << 40 | code << 20 | target, 8)
+    p.np_effects = [tables.nonpresent(ctxs[int(k >> 40)], int(k >> 20) & 0xFFFFF,
+                                      int(k) & 0xFFFFF) for k in uniq.tolist()]
     p.np_class = np.full(len(p.code), -1, np.int64)
     p.np_class[idx] = inv
     bad = np.array([not eff.ok for eff in p.np_effects], bool)
-    p.refused |= set(np.unique(p.sl[idx[bad[inv]]]).tolist())
+    if bad.any():
+        p.refused |= set(np.unique(p.sl[idx[bad[inv]]]).tolist())
 
 
-def _page_class_at(b: Bulk, pfn: int) -> int:
+def _page_classes(b: Bulk, pfn: np.ndarray) -> np.ndarray:
+    """The page class of the page at each pfn (0: no folio there)."""
     m = b.machine
     page = pfn - m.base
-    if not 0 <= page < len(m.page_folio) or m.page_folio[page] < 0:
-        return 0
-    i = int(m.page_folio[page])
-    return tables.page_class(int(m.folio_kind[i]), bool(m.folio_order[i]), bool(m.ae[page]))
+    inside = (page >= 0) & (page < len(m.page_folio))
+    page = np.where(inside, page, 0)
+    fol = np.where(inside, m.page_folio[page] if len(m.page_folio) else -1, -1)
+    f = np.maximum(fol, 0)
+    if not len(m.folio_pfn):
+        return np.zeros(len(pfn), np.int64)
+    cls = tables.page_class(m.folio_kind[f].astype(np.int64), m.folio_order[f] > 0, m.ae[page])
+    return np.where(fol >= 0, cls, 0).astype(np.int64)
 
 
 # --- writing the planned slices ------------------------------------------------------

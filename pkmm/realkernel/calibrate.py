@@ -53,6 +53,7 @@ def runs(data: dict[str, Any], mode: str, size_bytes: int = 1 << 30) -> list[dic
 
 
 def measure(rounds: int = 21, *, other_sizes: tuple[str, ...] = ("256M",),
+            modes: tuple[str, ...] = MODES, layouts: bool = True,
             progress: bool | None = None) -> dict[str, Any]:
     """Measure every folio layout at 1 GiB (both modes), and 4K/64K/2M-pmd at
     ``other_sizes``, interleaved as :func:`pkmm.realkernel.timing.measure_interleaved`
@@ -64,18 +65,18 @@ def measure(rounds: int = 21, *, other_sizes: tuple[str, ...] = ("256M",),
                            "loadavg_before": _loadavg(), "started": time.strftime("%Y-%m-%d"),
                            "runs": []}
     folios = [f for f in available_folios() if f != "4K"]
-    for mode in MODES:
+    for mode in modes:
         r = measure_interleaved(1 << 30, folios, mode=mode, rounds=rounds, progress=progress)
         if r is not None:
             out["runs"].append(r)
     for size in other_sizes:
         small: list[str] = [f for f in ("64K", "2M-pmd") if f in folios]
-        for mode in MODES:
+        for mode in modes:
             r = measure_interleaved(parse_size(size), small, mode=mode,
                                     rounds=max(7, rounds // 2), progress=progress)
             if r is not None:
                 out["runs"].append(r)
-    out["layouts"] = measure_layouts(rounds=rounds, progress=progress)
+    out["layouts"] = measure_layouts(rounds=rounds, progress=progress) if layouts else []
     out["loadavg_after"] = _loadavg()
     return out
 
@@ -98,8 +99,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--save", action="store_true", help=f"write {DATA.name}")
     ap.add_argument("--out", type=Path, default=None, help="write to this file instead")
     ap.add_argument("--rounds", type=int, default=21)
+    ap.add_argument("--layouts-only", type=Path, default=None, metavar="DATA",
+                    help="re-measure only the rebuilt layouts, keeping DATA's folio runs")
+    ap.add_argument("--mode-only", nargs=2, default=None, metavar=("MODE", "DATA"),
+                    help="re-measure only the folio runs of MODE (fresh/repeat) in DATA")
     a = ap.parse_args(argv)
-    data = measure(a.rounds, progress=True)
+    if a.mode_only:
+        mode, base = a.mode_only[0], Path(a.mode_only[1])
+        data = load(base)
+        kept = [r for r in data["runs"] if r["mode"] != mode]
+        new = measure(a.rounds, modes=(mode,), layouts=False, progress=True)
+        data["runs"] = kept + new["runs"]
+        data[f"{mode}_measured"] = {k: new[k] for k in ("started", "loadavg_before",
+                                                        "loadavg_after", "rounds")}
+    elif a.layouts_only:
+        from .layouts_cost import measure_layouts
+        data = load(a.layouts_only)
+        data["layouts"] = measure_layouts(rounds=a.rounds, progress=True)
+        data["layouts_measured"] = time.strftime("%Y-%m-%d")
+    else:
+        data = measure(a.rounds, progress=True)
     if a.save or a.out:
         (a.out or DATA).write_text(dump(data))
     else:

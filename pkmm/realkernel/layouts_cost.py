@@ -5,7 +5,7 @@ Kernel interfaces: those of :mod:`pkmm.realkernel.replay` (each layout is a scen
 rebuilt in a probe process, snapshotted, then fork-timed in the REPEAT state).
 Taught in: notebooks/08-cost.ipynb
 
-Each layout exercises one count the cost model prices (see :mod:`pkmm.costmodel`); the
+Each layout exercises counts the cost model prices (see :mod:`pkmm.costmodel`); the
 ``real`` layout is a snapshot of a Python process holding a NumPy array and is never
 fitted on: it is the held-out check that the prices add up on a real process's layout.
 """
@@ -62,6 +62,14 @@ def many_vmas(count: int = 2048) -> Scenario:
                                         for i in range(0, count, 2)]})
 
 
+def empty_vmas(count: int = 2048, backing: str = "anon") -> Scenario:
+    """``count`` one-page VMAs with no page and no anon_vma (``backing="file"``: private
+    mappings of a file, like a library's): what dup_mmap costs per VMA alone."""
+    vmas = [{"start": BASE + i * 4096, "npages": 1, "backing": backing,
+             **({"write": False} if i % 2 else {})} for i in range(count)]
+    return Scenario.from_dict({"name": f"empty {backing} VMAs", "vmas": vmas})
+
+
 def pinned(size: int = 32 * MIB) -> Scenario:
     """4K pages pinned by an io_uring fixed buffer: fork copies every one of them
     (copy_present_page) and the parent keeps them writable, fork after fork."""
@@ -106,6 +114,7 @@ def real_process(array_mib: int = 512) -> Scenario:
 
 LAYOUTS: dict[str, Callable[[], Scenario]] = {
     "zero": zero_pages, "file": page_cache, "sparse": sparse, "vmas": many_vmas,
+    "empty-vmas": empty_vmas, "file-vmas": lambda: empty_vmas(backing="file"),
     "pinned": pinned, "real": real_process}
 HELD_OUT = ("real",)
 

@@ -160,7 +160,6 @@ class _Probe:
         self.plan, self.out = plan, out
         self.base: list[int] = []          # live address of each planned VMA
         self.reservations: list[tuple[int, int]] = []
-        self.fds: list[int] = []
         self.pins: list[Any] = []          # io_uring fixed buffers: pins that live with us
 
     def serve(self, cmd_fd: int) -> None:
@@ -210,9 +209,12 @@ class _Probe:
         else:
             fd, path = tempfile.mkstemp(prefix="pkmm-replay-", dir=_disk_tmp())
             os.unlink(path)
-        self.fds.append(fd)
-        os.ftruncate(fd, size)         # sparse: reading it fills the page cache, no disk I/O
-        lc.mmap(self.base[k], size, lc.PROT_RW, flags, fd)
+        try:
+            os.ftruncate(fd, size)     # sparse: reading it fills the page cache, no disk I/O
+            lc.mmap(self.base[k], size, lc.PROT_RW, flags, fd)
+        finally:
+            os.close(fd)               # the mapping keeps the file; a process may have
+            #                            more file VMAs than open descriptors
 
     def do_populate(self, cmd: dict[str, Any]) -> dict[str, Any]:
         g: Group = self.plan.groups[cmd["group"]]
@@ -254,9 +256,6 @@ class _Probe:
         for res, total in self.reservations:
             lc.munmap(res, total)
         self.reservations.clear()
-        for fd in self.fds:
-            os.close(fd)
-        self.fds.clear()
         return self.do_time(cmd)
 
 
