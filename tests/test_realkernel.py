@@ -185,3 +185,32 @@ def test_measure_fork_pmd_is_far_cheaper_than_4k(no_new_children: None) -> None:
     # rule 3: one PMD is shared instead of 512 PTEs
     assert small["net_ns"] > 5 * max(huge["net_ns"], 1)
     assert thp.snapshot() == before
+
+
+def test_cli_stored_timing_reads_the_one_dataset(capsys: pytest.CaptureFixture[str]) -> None:
+    from pkmm.realkernel.calibrate import load
+    data = load()
+    cli_main(["--stored", "--only", "a", "--timing"])
+    out = capsys.readouterr().out
+    assert "fork() timing, stored" in out and f"minimum of {data['rounds']}" in out
+    four = next(r for r in data["runs"] if r["mode"] == "fresh" and r["size_bytes"] == 1 << 30)
+    assert f"{four['net_min_ns']['4K'] / 1e6:8.2f}" in out     # the stored minimum, as is
+
+
+def test_interleaved_runs_alternate_4k_with_every_layout() -> None:
+    from pkmm.realkernel.timing import interleaving
+    order = interleaving(["16K", "64K", "2M-pmd"], "4K", 3)
+    rounds = [order[i:i + 7] for i in range(0, len(order), 7)]
+    assert all(r[0] == "baseline" and r[1::2] == ["4K"] * 3 for r in rounds)
+    assert [r[2] for r in rounds] == ["16K", "64K", "2M-pmd"]      # rotated each round
+
+
+def test_calibration_data_is_one_versioned_file(tmp_path: Path) -> None:
+    from pkmm.realkernel import calibrate
+    data = calibrate.load()
+    assert data["format"] == 2 and data["how"] and data["machine"]["kernel"].startswith("6.18")
+    assert {r["mode"] for r in data["runs"]} == {"fresh", "repeat"}
+    old = tmp_path / "old.json"
+    old.write_text('{"format": 1}')
+    with pytest.raises(ValueError, match="format 1, expected 2; re-measure"):
+        calibrate.load(old)
