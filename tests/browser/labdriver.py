@@ -134,6 +134,7 @@ class NotebookReport:
     server_log: str = ""  # the server's last lines, to read next to any problem
     axe: Counter[str] = field(default_factory=Counter)  # violations by impact
     axe_checked: int = 0  # widget and picture outputs axe looked at
+    retried: list[str] = field(default_factory=list)  # page errors of a first run that did not recur
 
     def failure_message(self) -> str:
         """The problems, then the server log tail that may explain them."""
@@ -145,6 +146,8 @@ class NotebookReport:
         inter = ", ".join(self.interactions) or "no interactive pkmm widgets (skipped)"
         status = "ok" if not self.problems else f"{len(self.problems)} problem(s)"
         axe = ", ".join(f"{k} {v}" for k, v in sorted(self.axe.items())) or "none"
+        if self.retried:
+            status += f" (on a second run; the first had: {'; '.join(self.retried)})"
         return (f"[{self.front}] {self.path}: {status} in {self.seconds:.1f}s; "
                 f"{self.widget_outputs} widget output(s); axe on {self.axe_checked} "
                 f"output(s), violations: {axe}; interactions: {inter}")

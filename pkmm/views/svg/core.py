@@ -48,7 +48,10 @@ def _style() -> str:
              f".pk-h{{fill:{FG};font-family:{FONT};font-size:12px;font-weight:bold}}",
              f".pk-line{{stroke:{FG2};fill:none}}",
              f".pk-frame{{stroke:{BORDER};fill:none}}",
-             ".pk-dim{opacity:.35}"]
+             ".pk-dim{opacity:.35}",
+             # a label that lines may cross: a background-coloured outline keeps it legible
+             f".pk-halo{{paint-order:stroke;stroke:{BG};stroke-width:3px;"
+             "stroke-linejoin:round}"]
     for role, (fill, stroke) in PALETTE.items():
         rules.append(f".pk-{role}{{fill:{fill};fill-opacity:{TINT};stroke:{stroke}}}")
         rules.append(f".pk-s-{role}{{stroke:{stroke};fill:none}}")
@@ -124,14 +127,17 @@ class Canvas:
                           f'fill="url(#{UID}-hatch)" stroke="none">{body}</rect>')
 
     def text(self, x: float, y: float, s: object, cls: str = "pk-t", *,
-             anchor: str = "start", tip: str = "", extra: str = "") -> None:
-        """Real text (greppable, read by screen readers)."""
+             anchor: str = "start", tip: str = "", extra: str = "",
+             halo: bool = False) -> None:
+        """Real text (greppable, read by screen readers); ``halo``: it floats where
+        connecting lines pass, so it gets an outline in the background colour."""
         # plain fallbacks only where they differ from the root group's defaults
         fallback = {"pk-t2": ' fill="#4d4d4d" font-size="9"',
                     "pk-h": ' font-size="12" font-weight="bold"'}.get(cls, "")
         anchor_attr = "" if anchor == "start" else f' text-anchor="{anchor}"'
         body = esc(s) + (f"<title>{esc(tip)}</title>" if tip else "")
-        self.parts.append(f'<text x="{x:g}" y="{y:g}" class="{cls}"{fallback}{anchor_attr}'
+        klass = f"{cls} pk-halo" if halo else cls
+        self.parts.append(f'<text x="{x:g}" y="{y:g}" class="{klass}"{fallback}{anchor_attr}'
                           f"{extra}>{body}</text>")
         self._grow(y + 4)
 

@@ -3,7 +3,8 @@
 Simulator concept (views layer).  For each batch size n the model forks 512 PTEs mapped
 by folios of n pages and counts its operations (PTE writes, folio refcount updates,
 batch scans); the fitted per-operation costs of :mod:`pkmm.costmodel` turn the counts
-into nanoseconds per page: ``a`` per PTE, plus ``(b + c) / n`` per batch.
+into nanoseconds per page: ``a`` per PTE, plus ``(b + c) / n`` per batch of n > 1 pages
+(a batch of one page runs no scan: ``a + b``).
 Taught in: notebooks/08-cost.ipynb
 """
 
@@ -96,8 +97,11 @@ def per_page_cost(kernel: str = DEFAULT_KERNEL, sizes: Sequence[int] = (1, 4, 16
         c.text(x0 + w1 + w2 + 6, y + 17, f"{pte + batch:.1f} ns", "pk-t")
     y = 30 + len(rows) * 40 + 8
     c.text(8, y, f"a = {a:.1f} ns per PTE written; per batch: b = {b:.1f} ns refcount "
-           f"update + c = {cc:.1f} ns batch scan (large folios only); cost = a + (b + c) / n",
-           "pk-t2")
+           f"update + c = {cc:.1f} ns batch scan", "pk-t2")
+    # The scan only runs for a large folio (a batch of one page needs none), so the two
+    # cases have different formulas; the bars above come from counted operations.
+    c.text(8, y + 16, "cost per page = a + (b + c) / n when n > 1; a single page "
+           "(n = 1) costs a + b (no batch scan)", "pk-t2")
     data = {row[0]: row[1] + row[2] for row in rows}
     desc = f"{kernel}: " + ", ".join(f"n={n}: {v:.1f} ns/page" for n, v in data.items())
     return c.picture("per-page-cost", "fork cost per page", desc,

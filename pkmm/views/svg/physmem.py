@@ -95,7 +95,7 @@ Pages = dict[tuple[int, int], Box]   # (folio pfn or -raw pfn / -swap, page) -> 
 def draw_memory(c: Canvas, mem: Memory, y: float) -> tuple[float, Pages]:
     c.group("physical memory")
     c.text(LEFT, y, "physical memory: folios in pfn order (number = mapcount of the page)",
-           "pk-t")
+           "pk-t", halo=True)
     pages: Pages = {}
     blocks: list[tuple[str, Any]] = [("folio", f) for f in mem.order]
     blocks += [("raw", pfn) for pfn in mem.raw] + [("swap", off) for off in mem.swaps]
@@ -124,7 +124,7 @@ def draw_memory(c: Canvas, mem: Memory, y: float) -> tuple[float, Pages]:
 def _folio_block(c: Canvas, mem: Memory, f: Folio, b: Box, pages: Pages) -> None:
     special = f.kind in ("zero", "huge_zero")
     for k, line in enumerate(_folio_head(mem, f)):
-        c.text(b.x, b.y + 9 + 10 * k, line, "pk-t2")
+        c.text(b.x, b.y + 9 + 10 * k, line, "pk-t2", halo=True)
     prs = mem.page_runs(f)
     total = sum(last - first + 1 for first, last in prs)
     x = b.x
