@@ -134,7 +134,7 @@ class NotebookReport:
     server_log: str = ""  # the server's last lines, to read next to any problem
     axe: Counter[str] = field(default_factory=Counter)  # violations by impact
     axe_checked: int = 0  # widget and picture outputs axe looked at
-    retried: list[str] = field(default_factory=list)  # page errors of a first run that did not recur
+    retried: list[str] = field(default_factory=list)  # first-run page errors that did not recur
 
     def failure_message(self) -> str:
         """The problems, then the server log tail that may explain them."""
