@@ -256,9 +256,60 @@ def test_site_for_project_notebooks(tmp_path: Path) -> None:
             if anchor:
                 assert f'id="{anchor}"' in target.read_text(), \
                     f"{page.href}: link {href} names no place on its page"
+        folded = _hidden_answers(text)
+        assert all(folded), f"{page.href}: a <details> block is empty (its answer shows openly)"
         assert page.widgets_without_fallback == 0, (
             f"{page.source.name}: {page.widgets_without_fallback} widget(s) show nothing "
             f"without a live kernel; give them a text/html fallback")
+
+
+class _Details(HTMLParser):
+    """The text inside each <details> element, apart from its <summary>."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth, self.in_summary, self.inside = 0, False, [""]
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag == "details":
+            self.depth += 1
+            if self.depth == 1:
+                self.inside.append("")
+        elif tag == "summary":
+            self.in_summary = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "details":
+            self.depth -= 1
+        elif tag == "summary":
+            self.in_summary = False
+
+    def handle_data(self, data: str) -> None:
+        if self.depth and not self.in_summary:
+            self.inside[-1] += data
+
+
+def _hidden_answers(page_html: str) -> list[str]:
+    parser = _Details()
+    parser.feed(page_html)
+    return [t.strip() for t in parser.inside[1:]]
+
+
+def test_answers_stay_inside_their_details(tmp_path: Path) -> None:
+    """An "Answer (open it after you predicted)" block is folded on the site: the markdown
+    inside <details> renders inside it, not as open text after an empty <details>."""
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    nbformat.write(new_notebook(cells=[new_markdown_cell(
+        "# L\n<details><summary><b>Answer</b></summary>\n\nThe **child** copies no page; "
+        "see [the glossary](glossary.ipynb).\n\nSecond paragraph.\n\n</details>\n\nAfter.")]),
+        nbs / "01-l.ipynb")
+    out = tmp_path / "site"
+    site.build_site(nbs, out, execute_mode="never")
+    answers = _hidden_answers((out / "01-l.html").read_text())
+    assert len(answers) == 1
+    assert "child copies no page" in answers[0] and "Second paragraph." in answers[0]
+    assert "After." not in answers[0]
 
 
 def test_links_between_notebooks_open_pages(tmp_path: Path) -> None:

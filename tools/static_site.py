@@ -254,10 +254,14 @@ def _nav(pages: Sequence[Page], i: int) -> str:
 
 
 def render_page(nb: Any, title: str, source: Path) -> str:
-    """HTML for one notebook (JupyterLab look, markdown images embedded)."""
+    """HTML for one notebook (JupyterLab look)."""
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(template_name="lab", embed_images=True)
+    # embed_images=True would send every raw-HTML block of a markdown cell through an HTML
+    # parser that closes what the block opens: "<details><summary>..</summary>" then became
+    # an empty <details> with the answer printed openly below it.  The notebooks' figures
+    # are outputs (already inline); their markdown links no image files.
+    exporter = HTMLExporter(template_name="lab", embed_images=False)
     resources = {"metadata": {"name": title, "path": str(source.parent)}}
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     return str(body)
