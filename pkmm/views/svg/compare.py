@@ -36,7 +36,9 @@ def _row(c: Canvas, cells: Sequence[Cell], marks: set[int], y: float, who: str,
             c.text(x + 3, y + 10, f"#{i}" + (" ≠" if diff else ""), "pk-t2",
                    extra=' font-weight="bold"' if diff else "")
             c.text(x + 3, y + 21, cell.label, "pk-t2")
-            c.text(x + 3, y + 32, cell.bits, "pk-t2", extra=' font-weight="bold"')
+            # "no bits" in words: a lone "-" read like the empty slot's "--"
+            c.text(x + 3, y + 32, "no bits" if cell.bits == "-" else cell.bits, "pk-t2",
+                   extra=' font-weight="bold"')
         elif diff:
             c.text(x + w / 2, y + CH + 9, "≠", "pk-t2", anchor="middle")
     return y + CH + (12 if w < 30 else 4)

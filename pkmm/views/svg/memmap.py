@@ -19,7 +19,7 @@ from ...fork import ForkResult
 from ...process import Process
 from .core import Canvas, Picture
 from .physmem import MAX_W, Box, Memory, Pages, draw_memory, flow
-from .scene import Run, Slot, bounded, build_fork, need_kernel, runs, vma_slots
+from .scene import Run, Slot, bounded, build_fork, layout_names, need_kernel, runs, vma_slots
 
 CW, CH, GAP = 36, 46, 3          # one slot cell
 ROW = 24                         # cells per row
@@ -59,9 +59,13 @@ def _draw_cell(c: Canvas, who: str, run: Run, slots: Sequence[Slot], b: Box,
         label = f"mixed: {run.parts} runs"
     c.text(b.x + 3, b.y + 21, label + (" PMD" if pmd and run.n > 1 else ""), "pk-t2")
     letters = s.letters.split() if run.parts == 1 else []
-    c.text(b.x + 3, b.y + 32, " ".join(letters[:3]), "pk-t2", extra=' font-weight="bold"')
-    if letters[3:]:
-        c.text(b.x + 3, b.y + 42, " ".join(letters[3:]), "pk-t2", extra=' font-weight="bold"')
+    # fill the first line up to 5 characters: "D A UW" on one line ran into the border
+    first: list[str] = []
+    while letters and len(" ".join(first + letters[:1])) <= 5:
+        first.append(letters.pop(0))
+    c.text(b.x + 3, b.y + 32, " ".join(first), "pk-t2", extra=' font-weight="bold"')
+    if letters:
+        c.text(b.x + 3, b.y + 42, " ".join(letters), "pk-t2", extra=' font-weight="bold"')
     if run.n > 1:
         c.text(b.x + b.w - 3, b.y + 10, f"×{run.n}", "pk-t2", anchor="end")
     pinned = 0 if s.folio is None else sum(
@@ -136,7 +140,7 @@ def _procs(source: Any, kernel: str | None, without: Iterable[str],
     if kernel is not None:
         need_kernel(kernel, "memory_map")
     _, procs, folios, _ = build_fork(source, kernel, without)
-    return procs, names or {f.pfn: n for n, f in folios.items()}
+    return procs, names or layout_names(folios, procs)
 
 
 def _table(c: Canvas, p: Process, who: str, names: Mapping[int, str], y: float,
