@@ -109,7 +109,18 @@ class StepFrames:
         ends = [pos[c.events[-1].seq] for c in calls]
         last = len(self) - 1
         if len(ends) <= most - 2:
-            return sorted({0, *ends, last})
+            # few calls: spend the spare frames inside them, on each decision's first
+            # occurrence (a one-call batch fork shows its scan and its counted bits)
+            keep = {0, *ends, last}
+            rules: set[str] = set()
+            # decisions about the whole batch first, per-page ones (rmap dups) after
+            events = [e for c in calls for e in c.events if e.nr == c.step.nr]
+            events += [e for c in calls for e in c.events if e.nr != c.step.nr]
+            for e in events:
+                if len(keep) < most and e.rule not in rules:
+                    rules.add(e.rule)
+                    keep.add(pos[e.seq])
+            return sorted(keep)
         # a static page cannot step: show each kind of decision once before repeats
         seen: set[tuple[str, ...]] = set()
         pick: list[int] = []

@@ -176,7 +176,7 @@ def filmstrip(sf: StepFrames, most: int = 6) -> Picture:
     >>> s = Scenario.from_dict({"vmas": [{"start": 0, "npages": 4}],
     ...     "folios": {"F": {"order": 2}}, "ptes": [{"addr": 0, "folio": "F"}]})
     >>> filmstrip(StepFrames(s, "v6.9")).data["frames"]
-    [0, 6, 7]
+    [0, 3, 4, 5, 6, 7]
     """
     keys = sf.key_frames(most)
     c = Canvas(W_MAX)
