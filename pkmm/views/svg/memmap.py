@@ -25,6 +25,7 @@ CW, CH, GAP = 36, 46, 3          # one slot cell
 ROW = 24                         # cells per row
 WIDE = 3                         # a run cell is this many cells wide
 LEFT = 8
+LABEL_H = 54                     # the band's frame, heading and a folio's label lines above its pages
 
 
 def _cells(slots: Sequence[Slot]) -> list[Run]:
@@ -195,8 +196,16 @@ def _link(c: Canvas, s: Slot, run: Run, b: Box, pages: Pages, below: bool) -> No
     x1 = b.x + b.w / 2
     y1 = b.y if below else b.y + b.h
     y2 = t.y + t.h if below else t.y
-    bend = (y2 - y1) / 2
-    d = f"M{x1:g},{y1:g} C{x1:g},{y1 + bend:g} {t.x:g},{y2 - bend:g} {t.x:g},{y2:g}"
+    if below:
+        bend = (y2 - y1) / 2
+        d = f"M{x1:g},{y1:g} C{x1:g},{y1 + bend:g} {t.x:g},{y2 - bend:g} {t.x:g},{y2:g}"
+    else:
+        # reach the page's x above the folio labels, then drop straight down: a curve still
+        # travelling sideways there ran diagonally through the "refcount" lines
+        knee = max(y1, y2 - LABEL_H)
+        bend = (knee - y1) / 2
+        d = (f"M{x1:g},{y1:g} C{x1:g},{y1 + bend:g} {t.x:g},{knee - bend:g} {t.x:g},{knee:g}"
+             f" L{t.x:g},{y2:g}")
     pmd = s.pte is not None and s.pte.pmd
     dash = "4 3" if s.kind == "nonpresent" else ""
     role = s.kind if s.kind not in ("none", "nonpresent") else "nonpresent"
