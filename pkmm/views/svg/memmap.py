@@ -25,7 +25,7 @@ CW, CH, GAP = 36, 46, 3          # one slot cell
 ROW = 24                         # cells per row
 WIDE = 3                         # a run cell is this many cells wide
 LEFT = 8
-LABEL_H = 54                     # the band's frame, heading and a folio's label lines above its pages
+LABEL_H = 54                     # the band's frame, heading and folio labels above a page
 
 
 def _cells(slots: Sequence[Slot]) -> list[Run]:
