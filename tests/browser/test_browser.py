@@ -5,10 +5,9 @@ For each notebooks/*.ipynb (and notebooks/exercises/*.ipynb), in each front end:
 cells, require no cell error and no "Error displaying widget" / "Loading widget..." left
 on the page, require every widget output to render, run axe-core (WCAG 2.1 A/AA) on every
 pkmm widget and picture with no serious or critical violation, click each pkmm control
-and require its view to change, and save a screenshot of the main widget (light and dark)
-to build/screenshots/.  The README shows docs/screenshots/: refresh those on purpose with
-``PKMM_SCREENSHOTS_DIR=docs/screenshots ./dev test tests/browser`` (a test run never
-rewrites tracked files).
+and require its view to change, and save a screenshot of the main widget to
+docs/screenshots/ (light) and docs/screenshots/dark/ (the README shows them; commit them
+when a picture changed on purpose).
 
 The harness itself is tested on two fixture notebooks, one that must pass and one whose
 every defect must be reported, so a harness that silently checks nothing cannot pass.
@@ -26,9 +25,9 @@ from .labserver import FIXTURES_IN_ROOT, REPO, project_notebooks
 
 pytestmark = pytest.mark.browser
 
-# PKMM_SCREENSHOTS_DIR=docs/screenshots refreshes the README's pictures; by default they go
-# to build/ (ignored by git), so a test run leaves the checkout clean.
-SCREENSHOTS = Path(os.environ.get("PKMM_SCREENSHOTS_DIR", REPO / "build" / "screenshots"))
+# PKMM_SCREENSHOTS_DIR: keep screenshots of a scratch notebook set (or a run whose pictures
+# should not replace the committed ones) out of docs/.
+SCREENSHOTS = Path(os.environ.get("PKMM_SCREENSHOTS_DIR", REPO / "docs" / "screenshots"))
 
 
 def screenshot_name(rel_path: str) -> str:

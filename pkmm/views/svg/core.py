@@ -59,6 +59,10 @@ def _style() -> str:
 
 
 STYLE = _style()
+# Plain presentation attributes for renderers that strip <style> (only where they differ
+# from the root group's defaults).
+_FALLBACK = {"pk-t2": ' fill="#4d4d4d" font-size="9"',
+             "pk-h": ' font-size="12" font-weight="bold"'}
 
 
 def esc(s: object) -> str:
@@ -131,13 +135,11 @@ class Canvas:
              halo: bool = False) -> None:
         """Real text (greppable, read by screen readers); ``halo``: it floats where
         connecting lines pass, so it gets an outline in the background colour."""
-        # plain fallbacks only where they differ from the root group's defaults
-        fallback = {"pk-t2": ' fill="#4d4d4d" font-size="9"',
-                    "pk-h": ' font-size="12" font-weight="bold"'}.get(cls, "")
         anchor_attr = "" if anchor == "start" else f' text-anchor="{anchor}"'
         body = esc(s) + (f"<title>{esc(tip)}</title>" if tip else "")
-        klass = f"{cls} pk-halo" if halo else cls
-        self.parts.append(f'<text x="{x:g}" y="{y:g}" class="{klass}"{fallback}{anchor_attr}'
+        klass = " ".join(k for k in (cls, "pk-halo" if halo else "") if k)
+        head = f' class="{klass}"{_FALLBACK.get(cls, "")}' if klass else ""
+        self.parts.append(f'<text x="{x:g}" y="{y:g}"{head}{anchor_attr}'
                           f"{extra}>{body}</text>")
         self._grow(y + 4)
 
@@ -163,6 +165,12 @@ class Canvas:
         """Insert pre-built markup (used for <g> wrappers)."""
         self.parts.append(svg)
         self._grow(bottom)
+
+    def text_group(self, cls: str = "pk-t2") -> None:
+        """Open a group whose texts share ``cls`` (close with :meth:`end`); draw them with
+        ``cls=""``.  A 512-PTE map holds hundreds of small labels: saying their style once
+        keeps a live redraw's message small."""
+        self.parts.append(f'<g class="{cls}"{_FALLBACK.get(cls, "")}>')
 
     def group(self, label: str, items: Iterable[str] = ()) -> None:
         """Open a labelled group (close with :meth:`end`); screen readers announce it."""

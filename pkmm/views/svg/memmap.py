@@ -52,28 +52,30 @@ def _draw_cell(c: Canvas, who: str, run: Run, slots: Sequence[Slot], b: Box,
             f"#{r.head.index}: {r.head.label} {r.head.letters}"
             for r in runs(slots[run.first:run.last + 1])[:8])
     c.rect(b.x, b.y, b.w, b.h, role, tip=tip, extra=' stroke-width="2.5"' if pmd else "")
+    c.text_group("pk-t2")
     idx = f"#{s.index}" if run.n == 1 else f"#{s.index}-{slots[run.last].index}"
-    c.text(b.x + 3, b.y + 10, idx, "pk-t2")
+    c.text(b.x + 3, b.y + 10, idx, "")
     label = s.label if run.n == 1 else (
         f"{s.label}-{slots[run.last].page}" if s.folio is not None else s.label)
     if run.parts > 1:
         label = f"mixed: {run.parts} runs"
-    c.text(b.x + 3, b.y + 21, label + (" PMD" if pmd and run.n > 1 else ""), "pk-t2")
+    c.text(b.x + 3, b.y + 21, label + (" PMD" if pmd and run.n > 1 else ""), "")
     letters = s.letters.split() if run.parts == 1 else []
     # fill the first line up to 5 characters: "D A UW" on one line ran into the border
     first: list[str] = []
     while letters and len(" ".join(first + letters[:1])) <= 5:
         first.append(letters.pop(0))
-    c.text(b.x + 3, b.y + 32, " ".join(first), "pk-t2", extra=' font-weight="bold"')
+    c.text(b.x + 3, b.y + 32, " ".join(first), "", extra=' font-weight="bold"')
     if letters:
-        c.text(b.x + 3, b.y + 42, " ".join(letters), "pk-t2", extra=' font-weight="bold"')
+        c.text(b.x + 3, b.y + 42, " ".join(letters), "", extra=' font-weight="bold"')
     if run.n > 1:
-        c.text(b.x + b.w - 3, b.y + 10, f"×{run.n}", "pk-t2", anchor="end")
+        c.text(b.x + b.w - 3, b.y + 10, f"×{run.n}", "", anchor="end")
     pinned = 0 if s.folio is None else sum(
         pins.get((s.folio.pfn, i), 0) for i in range(s.page, s.page + run.n))
     if pinned:   # the page behind this PTE is pinned: say so here too (and how often)
-        c.text(b.x + b.w - 3, b.y + 42, "PIN" if pinned == 1 else f"PIN×{pinned}", "pk-t2",
+        c.text(b.x + b.w - 3, b.y + 42, "PIN" if pinned == 1 else f"PIN×{pinned}", "",
                anchor="end", extra=' font-weight="bold"')
+    c.end()
 
 
 def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str] = (),
