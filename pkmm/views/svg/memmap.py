@@ -25,6 +25,7 @@ CW, CH, GAP = 36, 46, 3          # one slot cell
 ROW = 24                         # cells per row
 WIDE = 3                         # a run cell is this many cells wide
 LEFT = 8
+MIN_BEND = 40                    # height a line needs to move sideways without a tangle
 LABEL_H = 54                     # the band's frame, heading and folio labels above a page
 
 
@@ -116,7 +117,7 @@ def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str]
     opts: dict[str, Any] = {"clickable": clickable, "selected": selected, "pins": mem.pins}
     y, top = _table(c, procs[0], who[0], names, y + 8, 0, **opts)
     tables.append(top)
-    y, pages = draw_memory(c, mem, y + 34)
+    y, pages = draw_memory(c, mem, y + 50)     # room for the lines to bend above the band
     if len(procs) == 2:
         y, bottom = _table(c, procs[1], who[1], names, y + 30, 1, **opts)
         tables.append(bottom)
@@ -204,7 +205,7 @@ def _link(c: Canvas, s: Slot, run: Run, b: Box, pages: Pages, below: bool) -> No
     else:
         # reach the page's x above the folio labels, then drop straight down: a curve still
         # travelling sideways there ran diagonally through the "refcount" lines
-        knee = max(y1, y2 - LABEL_H)
+        knee = y2 - min(LABEL_H, max(0.0, y2 - y1 - MIN_BEND))
         bend = (knee - y1) / 2
         d = (f"M{x1:g},{y1:g} C{x1:g},{y1 + bend:g} {t.x:g},{knee - bend:g} {t.x:g},{knee:g}"
              f" L{t.x:g},{y2:g}")
