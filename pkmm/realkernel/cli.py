@@ -15,10 +15,27 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..errors import PkmmError
 from . import thp
 from .model import model_kernel
-from .report import STORED, load_stored, render, report, rows_json, steps_json
+from .report import (
+    STORED,
+    StoredDataError,
+    load_stored,
+    render,
+    report,
+    rows_json,
+    steps_json,
+)
+from .scenarios import BY_ID
 from .support import detect
+
+#: --timing --sizes: each region size is a number of MiB or GiB, at most this much.
+MAX_TIMING_BYTES = 64 << 30
+
+
+class CliError(PkmmError, ValueError):
+    """A bad command-line argument (exit status 2)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,19 +89,68 @@ def _as_step(s: dict[str, Any]) -> Any:
     return step
 
 
+def parse_sizes(text: str) -> list[int]:
+    """``--sizes``: ``"256M,1G"`` -> bytes; a CliError naming the bad item otherwise.
+
+    >>> parse_sizes("256M,1G")
+    [268435456, 1073741824]
+    """
+    out = []
+    for item in [x.strip() for x in text.split(",") if x.strip()] or [text]:
+        unit = {"M": 1 << 20, "G": 1 << 30}.get(item[-1:].upper())
+        digits = item[:-1]
+        if unit is None or not digits.isdigit() or len(digits) > 6:
+            raise CliError(f"--sizes {text!r}: {item!r} is not a size; write a number of "
+                           "MiB or GiB such as 256M or 1G")
+        size = int(digits) * unit
+        if not 1 << 20 <= size <= MAX_TIMING_BYTES:
+            raise CliError(f"--sizes {text!r}: {item} is out of range; use 1M .. "
+                           f"{MAX_TIMING_BYTES >> 30}G")
+        out.append(size)
+    return out
+
+
+def _only(text: str) -> list[str] | None:
+    only = [x.strip() for x in text.split(",") if x.strip()]
+    unknown = [x for x in only if x not in BY_ID]
+    if unknown:
+        raise CliError(f"--only {text!r}: no scenario {', '.join(map(repr, unknown))}; "
+                       f"known ids: {','.join(BY_ID)}")
+    if text.strip() and not only:
+        raise CliError(f"--only {text!r}: give one or more scenario ids, e.g. a,c,h1")
+    return only or None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    only = [x for x in args.only.split(",") if x] or None
+    """Entry point; returns the exit status (2 for a bad argument, 1 for a disagreement)."""
+    try:
+        return _main(_parser().parse_args(argv))
+    except (CliError, StoredDataError) as e:
+        print(f"pkmm realkernel: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(args: argparse.Namespace) -> int:
+    only = _only(args.only)
+    if args.timing:
+        parse_sizes(args.sizes)
+    if args.save and args.stored:
+        raise CliError("--save --stored: --save writes fresh live results; drop --stored")
     reason = detect().probe_ready()
+    if args.save and reason:
+        raise CliError(f"--save needs live probing, which is not possible here: {reason}")
     if args.stored or reason:
         data = load_stored(args.data)
         m = data["machine"]
-        source = (f"stored results: Linux {m['kernel']} ({m['arch']}, {m['cpus']} CPUs, "
+        source = (f"stored results: Linux {m['kernel']} ({m['arch']}, {m.get('cpus', '?')} CPUs, "
                   f"{m['cpu']}) from {args.data.name}")
         if reason and not args.stored:
             source = f"live probing skipped: {reason}; showing {source}"
         if only:
             data["scenarios"] = {k: v for k, v in data["scenarios"].items() if k in only}
+            if not data["scenarios"]:
+                raise CliError(f"--only {args.only!r}: {args.data.name} holds no results "
+                               "for these scenarios; probe them live or pick stored ones")
     else:
         data = live_results(only)
         source = f"live: this machine, Linux {data['machine']['kernel']}"
