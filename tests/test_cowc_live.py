@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pkmm.realkernel import cowc
+from pkmm.realkernel import cowc, sysconf
 
 DATA = Path(__file__).resolve().parent.parent / "pkmm" / "data" / "cowc-6.18.json"
 
@@ -83,8 +83,8 @@ def test_knobs_and_hugetlb_pools_are_restored(tmp_path, monkeypatch) -> None:
     pools = tmp_path / "hugepages"
     (pools / "hugepages-2048kB").mkdir(parents=True)
     (pools / "hugepages-2048kB" / "nr_hugepages").write_text("1\n")
-    monkeypatch.setattr(cowc, "HUGEPAGES", pools)
-    with pytest.raises(RuntimeError), cowc.hugetlb_reserved({2048: 4, 1048576: 2}) as got:
+    monkeypatch.setattr(sysconf, "HUGEPAGES", pools)
+    with pytest.raises(RuntimeError), sysconf.hugetlb_reserved({2048: 4, 1048576: 2}) as got:
         assert got == {"2048kB": 4}        # the 1 GiB pool does not exist here
         raise RuntimeError("cow.c crashed")
     assert (pools / "hugepages-2048kB" / "nr_hugepages").read_text() == "1"

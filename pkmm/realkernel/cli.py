@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--only", default="", help="comma-separated scenario ids (e.g. a,c,h1)")
     ap.add_argument("--data", type=Path, default=STORED, help="stored results file")
     ap.add_argument("--save", action="store_true",
-                    help="probe and write the results to --data (for maintainers)")
+                    help="probe and write the results to --data (for maintainers; with "
+                         "--only, only those scenarios are replaced)")
     ap.add_argument("--timing", action="store_true",
                     help="also measure fork() time per folio layout (see --sizes)")
     ap.add_argument("--sizes", default="256M,1G", help="region sizes for --timing")
@@ -80,6 +81,16 @@ def dump_results(data: dict[str, Any]) -> str:
         else:
             items.append(f'  "{sid}": {json.dumps(res)}')
     return out + ",\n".join(items) + "\n }\n}\n"
+
+
+def _merged(fresh: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``--save --only``: the stored file with just these scenarios replaced (or added)."""
+    if not path.is_file():
+        return fresh
+    old = load_stored(path)
+    merged = {**old["scenarios"], **fresh["scenarios"]}
+    order = [sc for sc in BY_ID if sc in merged] + [k for k in merged if k not in BY_ID]
+    return {**fresh, "scenarios": {k: merged[k] for k in order}}
 
 
 def _as_step(s: dict[str, Any]) -> Any:
@@ -156,7 +167,7 @@ def _main(args: argparse.Namespace) -> int:
         source = f"live: this machine, Linux {data['machine']['kernel']}"
         if args.save:
             args.data.parent.mkdir(parents=True, exist_ok=True)
-            args.data.write_text(dump_results(data))
+            args.data.write_text(dump_results(_merged(data, args.data) if only else data))
     kernel = model_kernel(data["machine"]["kernel"])
     rows = report(data["scenarios"], kernel)
     header = f"{source}; model kernel {kernel}"

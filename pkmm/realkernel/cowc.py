@@ -25,14 +25,13 @@ import re
 import shutil
 import subprocess
 import tarfile
-import tempfile
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import thp
+from .sysconf import hugetlb_reserved, temporary_swap
 
 SELFTEST = "tools/testing/selftests/mm"
 #: Members of the source tarball the build needs (the rest of the tree stays packed).
@@ -41,7 +40,6 @@ MEMBERS = (f"{SELFTEST}/cow.c", f"{SELFTEST}/vm_util.c", f"{SELFTEST}/vm_util.h"
            f"{SELFTEST}/check_config.sh", "tools/testing/selftests/kselftest.h",
            "mm/gup_test.h")
 MEMBER_DIRS = ("tools/include/", "tools/arch/x86/include/")
-HUGEPAGES = Path("/sys/kernel/mm/hugepages")
 #: hugetlb pages reserved per size: cow.c needs two of a size (the region and a spare for
 #: the CoW copy), memfd cases one more for the private copy.
 HUGETLB_WANT = {2048: 4, 1048576: 2}
@@ -220,50 +218,6 @@ def restore_knobs(saved: dict[str, str]) -> list[str]:
         except OSError as e:
             failed.append(f"{rel}: {e}")
     return failed
-
-
-@contextlib.contextmanager
-def hugetlb_reserved(want: dict[int, int]) -> Iterator[dict[str, int]]:
-    """Raise each pool to ``want[size_kb]`` pages; yields what the kernel gave, restores."""
-    saved: dict[Path, str] = {}
-    got: dict[str, int] = {}
-    try:
-        for kb, n in want.items():
-            knob = HUGEPAGES / f"hugepages-{kb}kB" / "nr_hugepages"
-            if not knob.exists():
-                continue
-            saved[knob] = knob.read_text().strip()
-            if int(saved[knob]) < n:
-                knob.write_text(str(n))
-            got[f"{kb}kB"] = int(knob.read_text())
-        yield got
-    finally:
-        for knob, value in saved.items():
-            knob.write_text(value)
-
-
-@contextlib.contextmanager
-def temporary_swap(mib: int) -> Iterator[str | None]:
-    """A swapfile of ``mib`` MiB for the block (yields its path, or None if swapon failed)."""
-    if not (shutil.which("mkswap") and shutil.which("swapon")):
-        yield None
-        return
-    fd, path = tempfile.mkstemp(prefix="pkmm-cowc-", suffix=".swap", dir="/var/tmp")
-    active = False
-    try:
-        os.posix_fallocate(fd, 0, mib << 20)
-        os.fchmod(fd, 0o600)
-        os.close(fd)
-        fd = -1
-        subprocess.run(["mkswap", path], check=True, capture_output=True)
-        active = subprocess.run(["swapon", path], capture_output=True).returncode == 0
-        yield path if active else None
-    finally:
-        if fd >= 0:
-            os.close(fd)
-        if active:
-            subprocess.run(["swapoff", path], check=True, capture_output=True)
-        os.unlink(path)
 
 
 # --- running -----------------------------------------------------------------------------

@@ -30,10 +30,13 @@ class PageObs:
     zero: bool = False
     file: bool = False        # pagemap bit 61
     uwp: bool = False         # pagemap bit 57
+    swapped: bool = False     # pagemap bit 62 (a swap entry; pfn is None)
+    hugetlb: bool = False     # kpageflags KPF_HUGE: a hugetlb page
 
     def flags(self) -> str:
         names = [n for n, on in (("A", self.anon), ("H", self.head), ("T", self.tail),
-                                 ("thp", self.thp), ("Z", self.zero), ("F", self.file)) if on]
+                                 ("thp", self.thp), ("Z", self.zero), ("F", self.file),
+                                 ("HT", self.hugetlb)) if on]
         return "·".join(names)
 
 
@@ -54,11 +57,11 @@ def cell(p: PageObs, label: str) -> str:
 
     >>> cell(PageObs(pfn=7, excl=True, count=1, ae=True, anon=True), "orig")
     'orig x1 m1 ae1 A'
-    >>> cell(PageObs(), "—")
-    '—'
+    >>> cell(PageObs(), "—"), cell(PageObs(swapped=True), "—")
+    ('—', '— swp')
     """
     if p.pfn is None:
-        return "— uwp" if p.uwp else "—"
+        return "—" + (" swp" if p.swapped else "") + (" uwp" if p.uwp else "")
     uwp = " uwp" if p.uwp else ""
     return f"{label} x{int(p.excl)} m{p.count} ae{int(p.ae)}{uwp} {p.flags()}".rstrip()
 
