@@ -21,6 +21,7 @@ Pte(pfn=0x1000 P D)
 
 from __future__ import annotations
 
+from .context import ABLATIONS, FaultResult
 from .errors import (
                      FaultError,
                      ForkError,
@@ -30,13 +31,11 @@ from .errors import (
                      PkmmError,
                      ScenarioError,
 )
-from .fault import FaultResult
 from .folio import GUP_PIN_COUNTING_BIAS, Folio, Page
 from .fork import ForkResult, fork
 from .invariants import check_invariants
 from .kernels import DEFAULT_KERNEL, KERNELS, get_kernel
 from .machine import Machine
-from .memory import ABLATIONS
 from .pgtable import Pmd
 from .process import Process, dma_write
 from .pte import PAGE_SIZE, PMD_SIZE, Pte

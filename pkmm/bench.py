@@ -22,7 +22,7 @@ from typing import Any
 
 from .costmodel import fit, predict_seconds, stored_fork_seconds
 from .errors import PkmmError
-from .kernels import KERNELS
+from .kernels import BATCHING_KERNELS, KERNELS, RELEASED_KERNELS
 
 SIZES = {"256M": 256 << 20, "1G": 1 << 30, "4G": 4 << 30, "16G": 16 << 30}
 FOLIOS = ("4K", "16K", "32K", "64K", "128K", "256K", "512K", "1M", "2M-pte", "2M-pmd")
@@ -47,13 +47,18 @@ def _list(value: str, allowed: dict[str, Any] | tuple[str, ...], what: str) -> l
     return items
 
 
+#: Released versions that batch: what a benchmark compares unless told.
+_DEFAULT_KERNELS = ",".join(k for k in RELEASED_KERNELS if k in BATCHING_KERNELS)
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     """Parse and validate; raises BenchError with a message naming the argument."""
     ap = argparse.ArgumentParser(prog="python -m pkmm bench", description=__doc__.split("\n")[0])
     ap.add_argument("--size", default="1G", help="comma list of " + ",".join(SIZES))
     ap.add_argument("--folio", default="4K,64K,2M-pte,2M-pmd", help="comma list of "
                     + ",".join(FOLIOS))
-    ap.add_argument("--kernel", default="v6.9,v6.17", help="comma list of " + ",".join(KERNELS))
+    ap.add_argument("--kernel", default=_DEFAULT_KERNELS,
+                    help="comma list of " + ",".join(KERNELS))
     ap.add_argument("--repeats", default=5, type=int, help="timed forks per case (best of)")
     ap.add_argument("--json", action="store_true", help="print one JSON list")
     ap.add_argument("--no-real", action="store_true", help="do not measure the live kernel")

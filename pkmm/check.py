@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .fork import ForkResult, fork
+from .kernels import get_kernel
 from .kernels.common import stop_words
+from .process import dma_write
 from .pte import PAGE_SIZE
 from .scenario import as_scenario
 
@@ -79,7 +81,7 @@ def _batch_story(r: ForkResult) -> str:
     if not parts:
         per = {s.stop or s.reason for s in r.steps}
         parts.append(f"{r.kernel} copies one PTE per call ({'; '.join(sorted(per))})"
-                     if r.kernel in ("v6.8", "eager-copy") else "no batch was scanned")
+                     if not get_kernel(r.kernel).batch_func else "no batch was scanned")
     return "; ".join(parts)
 
 
@@ -138,7 +140,7 @@ def parent_bits(layout: Any, kernel: str, bit: str, answer: Sequence[int],
 
 
 def _pin_story(r: ForkResult) -> str:
-    if any(e.func == "uvmcopy" for e in r.trace):
+    if not get_kernel(r.kernel).copy_on_write:
         return (f"uvmcopy() (eager-copy, the xv6 baseline) copied all {r.copies} present "
                 "private page(s) at fork; nothing is shared, so no CoW fault ever happens")
     busy = [e for e in r.trace if e.rule == "anon-dup:busy"]
@@ -221,7 +223,6 @@ def read_after(layout: Any, kernel: str, ops: Sequence[tuple[str, str, int]], wh
                slot: int, answer: int, without: Iterable[str] = ()) -> Verdict:
     """After fork and ``ops`` (``"dma=V"`` is a device write into the first pinned page),
     predict what ``who`` reads at ``slot``."""
-    from .process import dma_write
     p, folios, r = _fork(layout, kernel, without)
     procs = {"parent": p, "child": r.child}
     sc = as_scenario(layout)

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .kernels import COW_KERNELS, DEFAULT_KERNEL
+
 DATA = Path(__file__).resolve().parent / "data" / "costmodel-6.18.json"
 FEATURES = ("pte_writes", "refcount_ops", "batch_scans", "pmd_copies")
 PARAMS = ("ns_per_pte", "ns_per_refcount_op", "ns_per_batch_scan", "ns_per_pmd")
@@ -54,7 +56,7 @@ def stored_fork_seconds(size_bytes: int, folio: str, mode: str = "fresh") -> flo
     return None if ms is None else float(ms) / 1e3
 
 
-def fork_counts(size_bytes: int, folio: str, kernel: str = "v6.17",
+def fork_counts(size_bytes: int, folio: str, kernel: str = DEFAULT_KERNEL,
                 mode: str = "fresh") -> dict[str, int]:
     """Fork a bulk region and return its ``ops`` plus ``wrprotected_ptes``."""
     import numpy as np
@@ -98,7 +100,7 @@ def fit(train: tuple[str, ...] = TRAIN, size_bytes: int = GIB) -> Fit:
     table = []
     for folio in FOLIOS:
         for mode in MODES:
-            c = fork_counts(size_bytes, folio, "v6.17", mode)
+            c = fork_counts(size_bytes, folio, DEFAULT_KERNEL, mode)
             y = (d["fork_ms_1G"][folio][mode] - d["baseline_ms"][mode]) * 1e6
             table.append((folio, mode, [c.get(f, 0) for f in FEATURES], y, c))
     xs = np.array([t[2] for t in table if t[0] in train], float)
@@ -158,7 +160,7 @@ def check(question: str, answer: object) -> str:
 
 # --- tables and figures for notebooks/08-cost.ipynb ------------------------------------
 
-def ops_table(size_bytes: int, kernels: tuple[str, ...] = ("v6.8", "batch-v3", "v6.9", "v6.17"),
+def ops_table(size_bytes: int, kernels: tuple[str, ...] = COW_KERNELS,
               folios: tuple[str, ...] = FOLIOS) -> list[dict[str, Any]]:
     """Operation counts of one FRESH fork per kernel and folio layout."""
     return [{"kernel": k, "folio": f, **fork_counts(size_bytes, f, k)}

@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from .trace import Trace
 
+__all__ = ["FaultError", "ForkError", "InvariantError", "KernelBug", "LayoutError", "PkmmError",
+           "ScenarioError", "need"]
+
 
 class PkmmError(Exception):
     """Base of every pkmm error."""

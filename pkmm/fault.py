@@ -1,10 +1,12 @@
-"""After fork: page faults (CoW copy or reuse, zero page, page cache, swap-in) and exit.
+"""After fork: page faults (CoW copy or reuse, zero page, page cache, swap-in).
 
 Mirrors: mm/memory.c handle_mm_fault() -> handle_pte_fault() -> do_anonymous_page(),
-do_read_fault(), do_cow_fault(), do_shared_fault(), do_swap_page(), do_wp_page(),
-wp_can_reuse_anon_folio(), __wp_can_reuse_large_anon_folio() (v6.17 only),
-wp_page_reuse(), wp_page_copy(); mm/huge_memory.c do_huge_pmd_wp_page();
-mm/mmap.c exit_mmap().  Version differences come from :class:`pkmm.kernels.KernelVersion`.
+do_read_fault(), do_cow_fault(), do_shared_fault(), do_fault_around(), do_swap_page(),
+handle_pte_marker(), do_numa_page(), do_wp_page(), wp_can_reuse_anon_folio(),
+__wp_can_reuse_large_anon_folio() (v6.17 only), wp_page_reuse(), wp_page_shared(),
+wp_page_copy(); mm/migrate.c remove_migration_pte().  PMD leaves go to
+:mod:`pkmm.huge_memory`.  Every function works on an mm and its VMAs; where versions
+differ it asks the :class:`~pkmm.context.KernelVersion` it is given.
 Simplified: fault-around maps only pages already in the page cache; no swap cache (each
 swap-in gets its own page), no LRU batches holding extra references; migration completes
 when the entry is touched.
@@ -13,202 +15,246 @@ Taught in: notebooks/07-after-fork.ipynb
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
-
-from .errors import FaultError
-from .folio import Folio, Page, folio_put, folio_test_anon, folio_test_large
-from .huge_memory import HPAGE_PMD_NR, __split_huge_pmd, zap_huge_pmd
-from .kernels import KernelVersion, get_kernel
-from .mm import MM_ANONPAGES, MM_SWAPENTS, mm_counter, mm_counter_file
-from .pgtable import Pmd, PteTable, pmd_index, pte_index, ptep_get, set_pte_at
-from .pte import PMD_SIZE, Pte, is_migration_entry, is_pte_marker, is_swap_entry
+from .context import FaultResult, KernelVersion
+from .errors import FaultError, KernelBug
+from .folio import Folio, Page, folio_get, folio_put, folio_test_anon, folio_test_large
+from .huge_memory import do_huge_pmd_wp_page
+from .mm import MM_ANONPAGES, MM_SWAPENTS, MmStruct, mm_counter, mm_counter_file
+from .pgtable import (
+    pmd_mkdirty,
+    pmd_mkyoung,
+    pmdp_get,
+    pte_index,
+    ptep_get,
+    set_pmd_at,
+    set_pte_at,
+)
+from .pte import (
+    PAGE_SIZE,
+    PMD_SIZE,
+    Pte,
+    is_migration_entry,
+    is_pte_marker,
+    is_swap_entry,
+    pte_clear_protnone,
+    pte_mkdirty,
+    pte_mkwrite,
+    pte_mkyoung,
+)
 from .rmap import (
+    SetPageAnonExclusive,
+    alloc_new_anon_page,
     folio_add_anon_rmap_ptes,
     folio_add_file_rmap_ptes,
-    folio_add_rmap_pmd,
     folio_remove_rmap_ptes,
 )
 from .vma import VM_MAYSHARE, VM_PFNMAP, VM_SHARED, VM_WRITE, AnonVma, Vma, userfaultfd_wp
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .process import Process
+__all__ = ["FAULT_AROUND_BYTES", "__wp_can_reuse_large_anon_folio", "anon_vma_prepare",
+           "do_anonymous_page", "do_cow_fault", "do_fault_around", "do_numa_page",
+           "do_pte_missing", "do_read_fault", "do_shared_fault", "do_swap_page",
+           "do_wp_page", "handle_mm_fault", "handle_pte_marker", "remove_migration_pte",
+           "wp_can_reuse_anon_folio", "wp_page_copy", "wp_page_reuse", "wp_page_shared"]
+
+FAULT_AROUND_BYTES = 64 * 1024
 
 
-@dataclass
-class FaultResult:
-    """What one read/write did: ``kind`` names the path, ``events`` the decisions."""
-
-    addr: int
-    write: bool
-    kind: str = "none"          # "none" = no fault: the PTE allowed the access
-    events: list[tuple[str, str, str]] = field(default_factory=list)
-
-    @property
-    def faulted(self) -> bool:
-        """Whether the access took a page fault (what a minor-fault counter would see)."""
-        return self.kind != "none"
-
-    def note(self, func: str, rule: str, reason: str) -> None:
-        """Record a decision."""
-        self.events.append((func, rule, reason))
-
-    def __str__(self) -> str:
-        op = "write" if self.write else "read"
-        lines = [f"{op} {self.addr:#x}: {self.kind}"]
-        lines += [f"  {f}: {r} -- {why}" for f, r, why in self.events]
-        return "\n".join(lines)
-
-
-def _anon_vma_prepare(vma: Vma) -> None:
+def anon_vma_prepare(vma: Vma) -> None:
+    """Mirrors: mm/rmap.c anon_vma_prepare(): give the VMA an anon_vma before its first
+    anonymous page."""
     if vma.anon_vma is None:
         vma.anon_vma = AnonVma()
 
 
-def _page_of(proc: Process, pfn: int) -> Page | None:
-    found = proc.machine.pfn_folio(pfn)
+def _page_of(mm: MmStruct, pfn: int) -> Page | None:
+    found = mm.machine.pfn_folio(pfn)
     if found is None or found[0].kind in ("zero", "huge_zero"):
         return None
     return found[0].pages[found[1]]
 
 
+def _new_anon_page(vma: Vma, addr: int, data: int) -> Folio:
+    """alloc_new_anon_page() for a fault: out of memory is VM_FAULT_OOM."""
+    new = alloc_new_anon_page(vma, [data])
+    if new is None:
+        raise FaultError(f"fault at {addr:#x}: out of memory (VM_FAULT_OOM)", "SIGKILL")
+    return new
+
+
 # --- entry point -----------------------------------------------------------------------
 
-def handle_mm_fault(proc: Process, addr: int, write: bool, value: int | None = None) -> int:
-    """Perform one load or store, taking whatever fault the PTE requires; returns the data.
+def handle_mm_fault(mm: MmStruct, addr: int, write: bool, kernel: KernelVersion,
+                    fr: FaultResult, value: int | None = None) -> int:
+    """Perform one load or store in ``mm``, taking whatever fault the PTE requires;
+    returns the data (the page's contents after a store).
 
-    Mirrors: mm/memory.c handle_mm_fault() / __handle_mm_fault() / handle_pte_fault().
+    Mirrors: mm/memory.c handle_mm_fault() / __handle_mm_fault() / handle_pte_fault()
+    (and the arch fault handler's VMA lookup and permission check before it).
     """
-    mm = proc.mm
     vma = mm.find_vma(addr)
     if vma is None:
         raise FaultError(f"{'write' if write else 'read'} at {addr:#x}: no VMA there "
-                         f"(SIGSEGV) in {proc.name!r}", "SIGSEGV")
+                         f"(SIGSEGV) in {mm.owner!r}", "SIGSEGV")
     if write and not vma.vm_flags & VM_WRITE:
         raise FaultError(f"write at {addr:#x}: the VMA is read-only (SIGSEGV)", "SIGSEGV")
-    kernel = get_kernel(proc.kernel)
-    fr = FaultResult(addr, write)
-    proc.faults.append(fr)
-    ent = mm.pmds.get(pmd_index(addr))
-    if isinstance(ent, Pmd):
-        if not write:
-            return _access(proc, addr, write, value, fr)
-        if do_huge_pmd_wp_page(proc, vma, addr, ent, kernel, fr):
-            return _access(proc, addr, write, value, fr)
+    pmd = pmdp_get(mm, addr)
+    if pmd is not None:
+        if not write or do_huge_pmd_wp_page(vma, addr, pmd, kernel, fr):
+            return _access(mm, addr, write, value)
     pte = ptep_get(mm, addr)
     if pte is None:
-        do_pte_missing(proc, vma, addr, write, fr)
+        do_pte_missing(vma, addr, write, fr)
     elif not pte.present:
-        do_nonpresent(proc, vma, addr, pte, write, fr)
+        do_nonpresent(vma, addr, pte, write, fr)
     pte = ptep_get(mm, addr)
-    assert pte is not None and pte.present
+    if pte is None or not pte.present:
+        raise KernelBug(f"handle_mm_fault: no present PTE at {addr:#x} after the fault")
     if pte.protnone:
-        fr.kind = "numa"
-        fr.note("do_numa_page", "numa-hint", "NUMA-hinting (protnone) PTE: restore access")
-        pte = replace(pte, protnone=False)
-        set_pte_at(mm, addr, pte)
+        pte = do_numa_page(vma, addr, pte, fr)
     if write and not pte.write:
         if pte.uffd_wp and userfaultfd_wp(vma):
             raise FaultError(f"write at {addr:#x}: uffd-wp protected; the kernel delivers a "
                              "userfault and the writer blocks until the monitor resolves it",
                              "userfault")
-        do_wp_page(proc, vma, addr, pte, kernel, fr)
-    return _access(proc, addr, write, value, fr)
+        do_wp_page(vma, addr, pte, kernel, fr)
+    return _access(mm, addr, write, value)
 
 
-def _access(proc: Process, addr: int, write: bool, value: int | None,
-            fr: FaultResult) -> int:
+def _access(mm: MmStruct, addr: int, write: bool, value: int | None) -> int:
     """The load/store itself, with the hardware setting the accessed/dirty bits."""
-    mm = proc.mm
-    ent = mm.pmds.get(pmd_index(addr))
-    if isinstance(ent, Pmd):
-        if ent.huge_zero:
+    pmd = pmdp_get(mm, addr)
+    if pmd is not None:
+        if pmd.huge_zero:
             return 0
-        page = _page_of(proc, ent.pfn + pte_index(addr))
-        mm.pmds[pmd_index(addr)] = replace(ent, young=True, dirty=ent.dirty or write)
+        page = _page_of(mm, pmd.pfn + pte_index(addr))
+        pmd = pmd_mkyoung(pmd)
+        set_pmd_at(mm, addr, pmd_mkdirty(pmd) if write else pmd)
     else:
         pte = ptep_get(mm, addr)
-        assert pte is not None and pte.present
-        set_pte_at(mm, addr, replace(pte, young=True, dirty=pte.dirty or write))
-        page = _page_of(proc, pte.pfn)
+        if pte is None or not pte.present:
+            raise KernelBug(f"_access: no present PTE at {addr:#x}")
+        pte = pte_mkyoung(pte)
+        set_pte_at(mm, addr, pte_mkdirty(pte) if write else pte)
+        page = _page_of(mm, pte.pfn)
     if page is None:        # zero page or raw PFN: reads as 0, writes cannot happen here
         return 0
     if write:
-        assert value is not None
+        if value is None:
+            raise KernelBug(f"_access: a store at {addr:#x} without a value")
         page.data = value
     return page.data
 
 
+def do_numa_page(vma: Vma, addr: int, pte: Pte, fr: FaultResult) -> Pte:
+    """Mirrors: mm/memory.c do_numa_page(): a NUMA-hinting (protnone) PTE gets its
+    access back (pkmm: no migration to another node)."""
+    fr.kind = "numa"
+    fr.note("do_numa_page", "numa-hint", "NUMA-hinting (protnone) PTE: restore access")
+    pte = pte_clear_protnone(pte)
+    set_pte_at(vma.vm_mm, addr, pte)
+    return pte
+
+
 # --- missing and non-present PTEs ---------------------------------------------------------
 
-def do_pte_missing(proc: Process, vma: Vma, addr: int, write: bool, fr: FaultResult) -> None:
-    """Fill an empty slot: zero page / new anon page, or a page-cache page (or its copy)."""
-    mm = proc.mm
+def do_pte_missing(vma: Vma, addr: int, write: bool, fr: FaultResult) -> None:
+    """Mirrors: mm/memory.c do_pte_missing(): an empty slot, anonymous or file-backed."""
     if vma.vm_flags & VM_PFNMAP:
         raise FaultError(f"access at {addr:#x}: empty slot in a PFNMAP VMA (SIGBUS)", "SIGBUS")
     if vma.backing == "anon":
-        if not write:
-            set_pte_at(mm, addr, Pte(pfn=proc.machine.zero_folio.pfn, special=True,
-                                     young=True))
-            fr.kind = "zero"
-            fr.note("do_anonymous_page", "zero-page", "read of never-written anonymous memory "
-                    "maps the shared zero page read-only (no anon_vma needed)")
-            return
-        _anon_vma_prepare(vma)
-        new = _new_anon_page(proc, vma, addr, 0)
-        fr.kind = "anonymous"
-        fr.note("do_anonymous_page", "new-page", f"write to empty anonymous memory: new zeroed "
-                f"exclusive page {new.pfn:#x}")
-        return
-    page = _filemap_fault(proc, vma, addr)
-    if write and not vma.vm_flags & VM_SHARED:
-        _anon_vma_prepare(vma)
-        new = _new_anon_page(proc, vma, addr, page.data)
-        fr.kind = "cow-file"
-        fr.note("do_cow_fault", "copy", f"write to a private file mapping: copy page-cache "
-                f"page {page.pfn:#x} into new anon page {new.pfn:#x}")
-        return
+        do_anonymous_page(vma, addr, write, fr)
+    elif not write:
+        do_read_fault(vma, addr, fr)
+    elif not vma.vm_flags & VM_SHARED:
+        do_cow_fault(vma, addr, fr)
+    else:
+        do_shared_fault(vma, addr, fr)
+
+
+def do_anonymous_page(vma: Vma, addr: int, write: bool, fr: FaultResult) -> None:
+    """Mirrors: mm/memory.c do_anonymous_page(): a read maps the shared zero page, a
+    write a new zeroed exclusive page."""
+    mm = vma.vm_mm
     if not write:
-        do_fault_around(proc, vma, addr, fr)
-    _map_cached_page(proc, vma, addr, page, write)
-    fr.kind = "shared-write" if write else "file-read"
-    fr.note("do_read_fault" if not write else "do_shared_fault", "page-cache",
-            f"map page-cache page {page.pfn:#x} (same page every process sees)")
+        set_pte_at(mm, addr, Pte(pfn=mm.machine.zero_folio.pfn, special=True, young=True))
+        fr.kind = "zero"
+        fr.note("do_anonymous_page", "zero-page", "read of never-written anonymous memory "
+                "maps the shared zero page read-only (no anon_vma needed)")
+        return
+    anon_vma_prepare(vma)
+    new = _new_anon_page(vma, addr, 0)
+    set_pte_at(mm, addr, Pte(pfn=new.pfn, write=bool(vma.vm_flags & VM_WRITE), dirty=True,
+                             young=True))
+    mm.add_mm_counter(MM_ANONPAGES, 1)
+    fr.kind = "anonymous"
+    fr.note("do_anonymous_page", "new-page", f"write to empty anonymous memory: new zeroed "
+            f"exclusive page {new.pfn:#x}")
 
 
-def _map_cached_page(proc: Process, vma: Vma, addr: int, page: Page, write: bool) -> None:
+def do_read_fault(vma: Vma, addr: int, fr: FaultResult) -> None:
+    """Mirrors: mm/memory.c do_read_fault(): map the page-cache page (and, by
+    do_fault_around(), its cached neighbours)."""
+    page = _filemap_fault(vma, addr)
+    do_fault_around(vma, addr, fr)
+    _map_cached_page(vma, addr, page, write=False)
+    fr.kind = "file-read"
+    fr.note("do_read_fault", "page-cache", f"map page-cache page {page.pfn:#x} (same page "
+            "every process sees)")
+
+
+def do_shared_fault(vma: Vma, addr: int, fr: FaultResult) -> None:
+    """Mirrors: mm/memory.c do_shared_fault(): a write maps the page-cache page itself."""
+    page = _filemap_fault(vma, addr)
+    _map_cached_page(vma, addr, page, write=True)
+    fr.kind = "shared-write"
+    fr.note("do_shared_fault", "page-cache", f"map page-cache page {page.pfn:#x} (same page "
+            "every process sees)")
+
+
+def do_cow_fault(vma: Vma, addr: int, fr: FaultResult) -> None:
+    """Mirrors: mm/memory.c do_cow_fault(): a write to a private file mapping copies the
+    page-cache page into a new anon page."""
+    page = _filemap_fault(vma, addr)
+    anon_vma_prepare(vma)
+    new = _new_anon_page(vma, addr, page.data)
+    set_pte_at(vma.vm_mm, addr, Pte(pfn=new.pfn, write=bool(vma.vm_flags & VM_WRITE),
+                                    dirty=True, young=True))
+    vma.vm_mm.add_mm_counter(MM_ANONPAGES, 1)
+    fr.kind = "cow-file"
+    fr.note("do_cow_fault", "copy", f"write to a private file mapping: copy page-cache "
+            f"page {page.pfn:#x} into new anon page {new.pfn:#x}")
+
+
+def _map_cached_page(vma: Vma, addr: int, page: Page, write: bool) -> None:
     """Map a page-cache page with the VMA's protection (``set_pte_range``): writable only
     for a shared writable shmem mapping (no write-notify) or on a write fault."""
     writable = write or (vma.backing == "shmem" and bool(vma.vm_flags & VM_SHARED))
     writable = writable and bool(vma.vm_flags & VM_WRITE)
-    set_pte_at(proc.mm, addr, Pte(pfn=page.pfn, write=writable, dirty=write, young=True))
-    page.folio.refcount += 1
+    set_pte_at(vma.vm_mm, addr, Pte(pfn=page.pfn, write=writable, dirty=write, young=True))
+    folio_get(page.folio)
     folio_add_file_rmap_ptes(page.folio, page.index, 1, vma)
-    proc.mm.add_mm_counter(mm_counter_file(page.folio), 1)
+    vma.vm_mm.add_mm_counter(mm_counter_file(page.folio), 1)
 
 
-FAULT_AROUND_BYTES = 64 * 1024
-
-
-def do_fault_around(proc: Process, vma: Vma, addr: int, fr: FaultResult) -> None:
+def do_fault_around(vma: Vma, addr: int, fr: FaultResult) -> None:
     """Also map the neighbours of a read-faulted file page that are already in the page
     cache, within a 64 KiB-aligned window clipped to the VMA and the PMD slice.
 
     Mirrors: mm/memory.c do_fault_around() -> filemap_map_pages(), v6.8 .. v6.17
     (fault_around_bytes = 64 KiB default).  Pages not in the cache are not read in.
     """
-    assert vma.vm_file is not None
+    cache = vma.vm_file.cache if vma.vm_file is not None else {}
     start = max(addr & ~(FAULT_AROUND_BYTES - 1), vma.vm_start, addr & ~(PMD_SIZE - 1))
     end = min((addr & ~(FAULT_AROUND_BYTES - 1)) + FAULT_AROUND_BYTES, vma.vm_end,
               (addr & ~(PMD_SIZE - 1)) + PMD_SIZE)
     mapped = 0
-    for a in range(start, end, 4096):
-        if a == addr or ptep_get(proc.mm, a) is not None:
+    for a in range(start, end, PAGE_SIZE):
+        if a == addr or ptep_get(vma.vm_mm, a) is not None:
             continue
-        page = vma.vm_file.cache.get(vma.linear_page_index(a))
+        page = cache.get(vma.linear_page_index(a))
         if page is None or page.folio.freed:
             continue
-        _map_cached_page(proc, vma, a, page, write=False)
+        _map_cached_page(vma, a, page, write=False)
         mapped += 1
     if mapped:
         fr.note("do_fault_around", "fault-around", f"also mapped {mapped} neighbouring "
@@ -216,84 +262,91 @@ def do_fault_around(proc: Process, vma: Vma, addr: int, fr: FaultResult) -> None
                 "fault")
 
 
-def _filemap_fault(proc: Process, vma: Vma, addr: int) -> Page:
-    """The page cache page for ``addr``'s file offset, read in if missing."""
-    assert vma.vm_file is not None
+def _filemap_fault(vma: Vma, addr: int) -> Page:
+    """The page cache page for ``addr``'s file offset, read in if missing (filemap_fault)."""
+    if vma.vm_file is None:
+        raise KernelBug(f"_filemap_fault: {vma!r} has no file")
     off = vma.linear_page_index(addr)
     page = vma.vm_file.cache.get(off)
     if page is None or page.folio.freed:
-        f = proc.machine.alloc_folio(0, vma.vm_file.kind)
-        f.refcount += 1          # the page cache's reference
+        f = vma.vm_mm.machine.alloc_folio(0, vma.vm_file.kind)
+        folio_get(f)             # the page cache's reference
         page = f.pages[0]
         vma.vm_file.cache[off] = page
     return page
 
 
-def _new_anon_page(proc: Process, vma: Vma, addr: int, data: int) -> Folio:
-    new = proc.machine.alloc_folio(0, "anon")
-    new.pages[0].data = data
-    new.refcount += 1
-    folio_add_anon_rmap_ptes(new, 0, 1, vma, exclusive=True)
-    set_pte_at(proc.mm, addr, Pte(pfn=new.pfn, write=bool(vma.vm_flags & VM_WRITE),
-                                  dirty=True, young=True))
-    proc.mm.add_mm_counter(MM_ANONPAGES, 1)
-    return new
-
-
-def do_nonpresent(proc: Process, vma: Vma, addr: int, pte: Pte, write: bool,
-                  fr: FaultResult) -> None:
-    """Swap entries, migration entries and PTE markers (do_swap_page and friends)."""
-    mm = proc.mm
-    assert pte.swp is not None
+def do_nonpresent(vma: Vma, addr: int, pte: Pte, write: bool, fr: FaultResult) -> None:
+    """Swap entries, migration entries and PTE markers: what do_swap_page() dispatches."""
+    swp = pte.swp
+    if swp is None:
+        raise KernelBug(f"do_nonpresent: {pte!r} has no swap payload")
     if is_pte_marker(pte):
-        markers = pte.swp.markers
-        if "poisoned" in markers:
-            raise FaultError(f"access at {addr:#x}: poisoned PTE marker (SIGBUS)", "SIGBUS")
-        if "guard" in markers:
-            raise FaultError(f"access at {addr:#x}: guard region (SIGSEGV)", "SIGSEGV")
-        if write and userfaultfd_wp(vma):
-            raise FaultError(f"write at {addr:#x}: uffd-wp marker; userfault", "userfault")
-        set_pte_at(mm, addr, None)
-        fr.note("handle_pte_marker", "uffd-wp-marker", "uffd-wp marker on a none slot: fault "
-                "it in like an empty slot")
-        do_pte_missing(proc, vma, addr, write, fr)
-        return
-    if is_swap_entry(pte):
-        slot = proc.machine.swap[pte.swp.offset]
-        new = proc.machine.alloc_folio(0, "anon")
-        new.pages[0].data = slot.data
-        new.refcount += 1
-        folio_add_anon_rmap_ptes(new, 0, 1, vma, exclusive=True)
-        _anon_vma_prepare(vma)
-        set_pte_at(mm, addr, Pte(pfn=new.pfn, young=True, dirty=write,
-                                 write=write and bool(vma.vm_flags & VM_WRITE),
-                                 soft_dirty=pte.soft_dirty,
-                                 uffd_wp=pte.uffd_wp and userfaultfd_wp(vma)))
-        proc.machine.swap_free(pte.swp.offset)
-        mm.add_mm_counter(MM_SWAPENTS, -1)
-        mm.add_mm_counter(MM_ANONPAGES, 1)
-        fr.kind = "swapin"
-        fr.note("do_swap_page", "swapin", f"read swap slot {pte.swp.offset} into new page "
-                f"{new.pfn:#x} (pkmm: no swap cache, so this process gets its own copy)")
-        return
-    if is_migration_entry(pte):
-        found = proc.machine.pfn_folio(pte.swp.offset)
-        assert found is not None
-        folio, i = found
-        writable = pte.swp.kind == "migration_write"
-        excl = pte.swp.kind != "migration_read" and folio_test_anon(folio)
-        set_pte_at(mm, addr, Pte(pfn=pte.swp.offset, write=writable, young=True,
-                                 soft_dirty=pte.soft_dirty, uffd_wp=pte.uffd_wp))
-        folio.refcount += 1
-        if folio_test_anon(folio):
-            folio_add_anon_rmap_ptes(folio, i, 1, vma, exclusive=excl)
-        else:
-            folio_add_file_rmap_ptes(folio, i, 1, vma)
-        fr.kind = "migration"
-        fr.note("migration_entry_wait", "restored", "migration finished: the PTE maps the "
-                "page again" + (" (writable, exclusive)" if writable else " (read-only)"))
-        return
-    raise FaultError(f"access at {addr:#x}: hardware-poisoned page (SIGBUS)", "SIGBUS")
+        handle_pte_marker(vma, addr, pte, write, fr)
+    elif is_swap_entry(pte):
+        do_swap_page(vma, addr, pte, write, fr)
+    elif is_migration_entry(pte):
+        remove_migration_pte(vma, addr, pte, fr)
+    else:
+        raise FaultError(f"access at {addr:#x}: hardware-poisoned page (SIGBUS)", "SIGBUS")
+
+
+def handle_pte_marker(vma: Vma, addr: int, pte: Pte, write: bool, fr: FaultResult) -> None:
+    """Mirrors: mm/memory.c handle_pte_marker(): poison and guard markers signal; a
+    uffd-wp marker on a none slot faults like the empty slot it stands for."""
+    markers = pte.swp.markers if pte.swp is not None else frozenset()
+    if "poisoned" in markers:
+        raise FaultError(f"access at {addr:#x}: poisoned PTE marker (SIGBUS)", "SIGBUS")
+    if "guard" in markers:
+        raise FaultError(f"access at {addr:#x}: guard region (SIGSEGV)", "SIGSEGV")
+    if write and userfaultfd_wp(vma):
+        raise FaultError(f"write at {addr:#x}: uffd-wp marker; userfault", "userfault")
+    set_pte_at(vma.vm_mm, addr, None)
+    fr.note("handle_pte_marker", "uffd-wp-marker", "uffd-wp marker on a none slot: fault "
+            "it in like an empty slot")
+    do_pte_missing(vma, addr, write, fr)
+
+
+def do_swap_page(vma: Vma, addr: int, pte: Pte, write: bool, fr: FaultResult) -> None:
+    """Mirrors: mm/memory.c do_swap_page(): read the slot into a new exclusive page."""
+    mm = vma.vm_mm
+    if pte.swp is None:
+        raise KernelBug(f"do_swap_page: {pte!r} is not a swap entry")
+    slot = mm.machine.swap[pte.swp.offset]
+    anon_vma_prepare(vma)
+    new = _new_anon_page(vma, addr, slot.data)
+    set_pte_at(mm, addr, Pte(pfn=new.pfn, young=True, dirty=write,
+                             write=write and bool(vma.vm_flags & VM_WRITE),
+                             soft_dirty=pte.soft_dirty,
+                             uffd_wp=pte.uffd_wp and userfaultfd_wp(vma)))
+    mm.machine.swap_free(pte.swp.offset)
+    mm.add_mm_counter(MM_SWAPENTS, -1)
+    mm.add_mm_counter(MM_ANONPAGES, 1)
+    fr.kind = "swapin"
+    fr.note("do_swap_page", "swapin", f"read swap slot {pte.swp.offset} into new page "
+            f"{new.pfn:#x} (pkmm: no swap cache, so this process gets its own copy)")
+
+
+def remove_migration_pte(vma: Vma, addr: int, pte: Pte, fr: FaultResult) -> None:
+    """Mirrors: mm/migrate.c remove_migration_pte(): the migration finished, the PTE maps
+    the page again (pkmm: migration completes when a fault waits for it)."""
+    mm = vma.vm_mm
+    found = mm.machine.pfn_folio(pte.swp.offset) if pte.swp is not None else None
+    if found is None or pte.swp is None:
+        raise KernelBug(f"remove_migration_pte: {pte!r} points at no page")
+    folio, i = found
+    writable = pte.swp.kind == "migration_write"
+    excl = pte.swp.kind != "migration_read" and folio_test_anon(folio)
+    set_pte_at(mm, addr, Pte(pfn=pte.swp.offset, write=writable, young=True,
+                             soft_dirty=pte.soft_dirty, uffd_wp=pte.uffd_wp))
+    folio_get(folio)
+    if folio_test_anon(folio):
+        folio_add_anon_rmap_ptes(folio, i, 1, vma, exclusive=excl)
+    else:
+        folio_add_file_rmap_ptes(folio, i, 1, vma)
+    fr.kind = "migration"
+    fr.note("remove_migration_pte", "restored", "migration finished: the PTE maps the "
+            "page again" + (" (writable, exclusive)" if writable else " (read-only)"))
 
 
 # --- write-protect faults -------------------------------------------------------------------
@@ -345,51 +398,57 @@ def __wp_can_reuse_large_anon_folio(folio: Folio, fr: FaultResult) -> bool:
     return True
 
 
-def do_wp_page(proc: Process, vma: Vma, addr: int, pte: Pte, kernel: KernelVersion,
+def do_wp_page(vma: Vma, addr: int, pte: Pte, kernel: KernelVersion,
                fr: FaultResult) -> None:
     """Write to a present, read-only PTE: reuse the page or copy it (copy-on-write).
 
     Mirrors: mm/memory.c do_wp_page(), v6.8 .. v6.17.
     """
     f = "do_wp_page"
-    page = None if pte.special else _page_of(proc, pte.pfn)
+    page = None if pte.special else _page_of(vma.vm_mm, pte.pfn)
     if vma.vm_flags & (VM_SHARED | VM_MAYSHARE):
-        set_pte_at(proc.mm, addr, replace(pte, write=True, dirty=True, young=True))
-        fr.kind = "shared"
-        fr.note("wp_page_shared", "make-writable", "shared mapping: no copy, just make the "
-                "PTE writable (and dirty)")
+        wp_page_shared(vma, addr, pte, fr)
         return
     if page is not None and folio_test_anon(page.folio):
         if page.anon_exclusive:
             fr.note(f, "reuse:exclusive", "page is AnonExclusive: nobody else can map it")
-            wp_page_reuse(proc, addr, pte, page, fr)
+            wp_page_reuse(vma, addr, pte, page, fr)
             return
         if wp_can_reuse_anon_folio(page.folio, kernel, fr):
-            page.anon_exclusive = True
-            wp_page_reuse(proc, addr, pte, page, fr)
+            SetPageAnonExclusive(page)
+            wp_page_reuse(vma, addr, pte, page, fr)
             return
-    wp_page_copy(proc, vma, addr, pte, page, fr)
+    wp_page_copy(vma, addr, pte, page, fr)
 
 
-def wp_page_reuse(proc: Process, addr: int, pte: Pte, page: Page, fr: FaultResult) -> None:
+def _mkwrite(pte: Pte) -> Pte:
+    return pte_mkyoung(pte_mkdirty(pte_mkwrite(pte)))
+
+
+def wp_page_shared(vma: Vma, addr: int, pte: Pte, fr: FaultResult) -> None:
+    """Mirrors: mm/memory.c wp_page_shared(): a shared mapping needs no copy; the PTE
+    just becomes writable (and dirty)."""
+    set_pte_at(vma.vm_mm, addr, _mkwrite(pte))
+    fr.kind = "shared"
+    fr.note("wp_page_shared", "make-writable", "shared mapping: no copy, just make the PTE "
+            "writable (and dirty)")
+
+
+def wp_page_reuse(vma: Vma, addr: int, pte: Pte, page: Page, fr: FaultResult) -> None:
     """Mirrors: mm/memory.c wp_page_reuse(): same page, now young, dirty and writable."""
-    set_pte_at(proc.mm, addr, replace(pte, write=True, dirty=True, young=True))
+    set_pte_at(vma.vm_mm, addr, _mkwrite(pte))
     fr.kind = "reuse"
     fr.note("wp_page_reuse", "reuse", f"page {page.pfn:#x} reused in place (now "
             "AnonExclusive, writable): no copy")
 
 
-def wp_page_copy(proc: Process, vma: Vma, addr: int, pte: Pte, page: Page | None,
+def wp_page_copy(vma: Vma, addr: int, pte: Pte, page: Page | None,
                  fr: FaultResult) -> None:
     """Mirrors: mm/memory.c wp_page_copy(): a new order-0 page, even for a large folio."""
-    _anon_vma_prepare(vma)
-    data = page.data if page is not None else 0
-    new = proc.machine.alloc_folio(0, "anon")
-    new.pages[0].data = data
-    new.refcount += 1
-    folio_add_anon_rmap_ptes(new, 0, 1, vma, exclusive=True)
-    set_pte_at(proc.mm, addr, Pte(pfn=new.pfn, write=True, dirty=True, young=True))
-    mm = proc.mm
+    mm = vma.vm_mm
+    anon_vma_prepare(vma)
+    new = _new_anon_page(vma, addr, page.data if page is not None else 0)
+    set_pte_at(mm, addr, Pte(pfn=new.pfn, write=True, dirty=True, young=True))
     mm.add_mm_counter(MM_ANONPAGES, 1)
     if page is not None:
         old = page.folio
@@ -401,106 +460,3 @@ def wp_page_copy(proc: Process, vma: Vma, addr: int, pte: Pte, page: Page | None
     fr.note("wp_page_copy", "copy", f"copy {src} into new exclusive order-0 page "
             f"{new.pfn:#x}; the old page loses this mapping")
 
-
-def do_huge_pmd_wp_page(proc: Process, vma: Vma, addr: int, pmd: Pmd, kernel: KernelVersion,
-                        fr: FaultResult) -> bool:
-    """Write to a read-only PMD mapping.  True when handled at PMD level, False when the
-    PMD was split (or zapped) and the PTE path must finish the fault.
-
-    Mirrors: mm/huge_memory.c do_huge_pmd_wp_page() / do_huge_zero_wp_pmd(), v6.8..v6.17.
-    """
-    f = "do_huge_pmd_wp_page"
-    mm = proc.mm
-    haddr = addr & ~(PMD_SIZE - 1)
-    if pmd.write:
-        return True
-    if pmd.huge_zero:
-        if kernel.huge_zero_wp_thp:
-            new = proc.machine.alloc_folio(9, "anon")
-            new.refcount += 1
-            _anon_vma_prepare(vma)
-            mm.pmds[pmd_index(haddr)] = Pmd(pfn=new.pfn, write=True, dirty=True, young=True)
-            folio_add_rmap_pmd(new, vma, exclusive=True)
-            mm.add_mm_counter(MM_ANONPAGES, HPAGE_PMD_NR)
-            fr.kind = "huge-zero-thp"
-            fr.note("do_huge_zero_wp_pmd", "new-thp", "write to the huge zero page: allocate "
-                    "and map a whole new zeroed 2 MiB THP")
-            return True
-        __split_huge_pmd(mm, vma, haddr)
-        fr.kind = "split-pmd"
-        fr.note(f, "split-huge-zero", "write to the huge zero page: split it into 512 zero-"
-                "page PTEs and fault one 4 KiB page")
-        return False
-    page = _page_of(proc, pmd.pfn)
-    assert page is not None
-    folio = page.folio
-    if not folio_test_anon(folio):
-        zap_huge_pmd(mm, haddr)
-        fr.note(f, "zap-file-thp", "private file THP: drop the PMD and fault 4 KiB")
-        return False
-    head = folio.pages[0]
-    if head.anon_exclusive or folio.refcount == 1:
-        head.anon_exclusive = True
-        mm.pmds[pmd_index(haddr)] = replace(pmd, write=True, dirty=True, young=True)
-        fr.kind = "thp-reuse"
-        fr.note(f, "reuse", "head page AnonExclusive (or refcount 1): reuse the whole PMD")
-        return True
-    __split_huge_pmd(mm, vma, haddr)
-    fr.note(f, "split", f"THP shared (refcount {folio.refcount}): split this process's PMD "
-            "into PTEs; the PTE path copies one 4 KiB page")
-    return False
-
-
-# --- teardown ------------------------------------------------------------------------------
-
-def exit_mmap(proc: Process) -> None:
-    """Unmap every VMA, drop the process's pins, and leave the machine.
-
-    Mirrors: mm/mmap.c exit_mmap() -> unmap_vmas() -> zap_pte_range() / zap_huge_pmd().
-    """
-    from .process import _unpin
-    mm = proc.mm
-    for idx, ent in sorted(mm.pmds.items()):
-        if isinstance(ent, Pmd):
-            zap_huge_pmd(mm, idx * PMD_SIZE)
-            continue
-        assert isinstance(ent, PteTable)
-        for i, pte in enumerate(ent.ptes):
-            if pte is None:
-                continue
-            ent.ptes[i] = None
-            zap_pte(proc, pte)
-    mm.pmds.clear()
-    mm.nr_ptes = 0
-    for f, _ in proc.pins:
-        _unpin(f)
-    proc.pins.clear()
-    for f, _ in proc.gup_refs:
-        f.gup_refs -= 1
-        folio_put(f)
-    proc.gup_refs.clear()
-    proc.exited = True
-    if proc in proc.machine.processes:
-        proc.machine.processes.remove(proc)
-
-
-def zap_pte(proc: Process, pte: Pte) -> None:
-    """Drop whatever one PTE held: a mapping and reference, a swap slot, an rss count."""
-    mm = proc.mm
-    if pte.present:
-        page = None if pte.special else _page_of(proc, pte.pfn)
-        if page is None:
-            return
-        folio = page.folio
-        folio_remove_rmap_ptes(folio, page.index, 1, mm)
-        mm.add_mm_counter(mm_counter(folio), -1)
-        folio_put(folio)
-        return
-    assert pte.swp is not None
-    if is_swap_entry(pte):
-        proc.machine.swap_free(pte.swp.offset)
-        mm.add_mm_counter(MM_SWAPENTS, -1)
-    elif is_migration_entry(pte):
-        found = proc.machine.pfn_folio(pte.swp.offset)
-        if found is not None:
-            mm.add_mm_counter(mm_counter(found[0]), -1)

@@ -16,10 +16,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from .errors import KernelBug
+from .errors import KernelBug, LayoutError
 
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
+
+__all__ = ["Folio", "FolioKind", "GUP_PIN_COUNTING_BIAS", "Page", "folio_get",
+           "folio_maybe_dma_pinned", "folio_pin", "folio_put", "folio_put_refs", "folio_ref_add",
+           "folio_ref_sub", "folio_test_anon", "folio_test_large", "folio_test_swapbacked",
+           "folio_touched", "folio_unpin"]
 
 GUP_PIN_COUNTING_BIAS = 1024
 FolioKind = Literal["anon", "file", "shmem", "zero", "huge_zero"]
@@ -47,6 +52,11 @@ class Page:
     def mapcount(self) -> int:
         """``page_mapcount``: PTE mappings of this page plus PMD mappings of its folio."""
         return self._mapcount + self.folio.entire_mapcount
+
+    @property
+    def pte_mapcount(self) -> int:
+        """PTE mappings of this page only (``page->_mapcount + 1``); rmap.py changes it."""
+        return self._mapcount
 
     def __repr__(self) -> str:
         return (f"Page(pfn={self.pfn:#x} mapcount={self.mapcount}"
@@ -87,8 +97,7 @@ class Folio:
 
     def page(self, i: int) -> Page:
         """Page ``i`` of the folio (0-based)."""
-        if not 0 <= i < self.nr_pages:
-            from .errors import LayoutError
+        if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < self.nr_pages:
             raise LayoutError(f"page={i}: folio of order {self.order} has pages "
                               f"0..{self.nr_pages - 1}")
         return self.pages[i]
@@ -148,21 +157,33 @@ def folio_maybe_dma_pinned(folio: Folio) -> bool:
     return folio.refcount >= GUP_PIN_COUNTING_BIAS
 
 
+def folio_touched(folio: Folio) -> None:
+    """pkmm: note that a counter of ``folio`` changed, for a recorder (pkmm.replay).
+
+    Every helper that changes a refcount, mapcount, AnonExclusive bit or pin calls it.
+    """
+    watch = folio.machine.watch
+    if watch is not None:
+        watch.add(folio.pfn)
+
+
 # --- references (include/linux/page_ref.h, mm/swap.c) -----------------------------------
 
 def folio_ref_add(folio: Folio, nr: int) -> None:
     """Take ``nr`` references."""
     folio.refcount += nr
+    folio_touched(folio)
 
 
 def folio_get(folio: Folio) -> None:
     """Take one reference."""
-    folio.refcount += 1
+    folio_ref_add(folio, 1)
 
 
 def folio_ref_sub(folio: Folio, nr: int) -> None:
     """Drop ``nr`` references without freeing (the caller still holds one)."""
     folio.refcount -= nr
+    folio_touched(folio)
     if folio.refcount < 0:
         raise KernelBug(f"folio_ref_sub: refcount of {folio!r} went negative")
 
@@ -177,3 +198,41 @@ def folio_put_refs(folio: Folio, nr: int) -> None:
 def folio_put(folio: Folio) -> None:
     """Drop one reference; the last one frees the folio."""
     folio_put_refs(folio, 1)
+
+
+# --- FOLL_PIN (mm/gup.c) ------------------------------------------------------------------
+
+def folio_pin(folio: Folio) -> None:
+    """Take one FOLL_PIN reference.
+
+    Mirrors: mm/gup.c try_grab_folio(folio, 1, FOLL_PIN), v6.8 .. v6.17: a large folio
+    gets one reference and ``_pincount + 1``; a small one ``GUP_PIN_COUNTING_BIAS``
+    references (it has no room for a pincount).
+
+    >>> from pkmm.machine import Machine
+    >>> small, large = Machine().alloc_folio(0, "anon"), Machine().alloc_folio(2, "anon")
+    >>> folio_pin(small); folio_pin(large)
+    >>> small.refcount, small.pincount, large.refcount, large.pincount
+    (1024, 1, 1, 1)
+    """
+    folio.pins += 1
+    if folio_test_large(folio):
+        folio._pincount += 1
+        folio_ref_add(folio, 1)
+    else:
+        folio_ref_add(folio, GUP_PIN_COUNTING_BIAS)
+
+
+def folio_unpin(folio: Folio) -> None:
+    """Drop one FOLL_PIN reference (the last reference frees the folio).
+
+    Mirrors: mm/gup.c gup_put_folio(folio, 1, FOLL_PIN), v6.8 .. v6.17.
+    """
+    if folio.pins <= 0:
+        raise KernelBug(f"folio_unpin: {folio!r} holds no pin")
+    folio.pins -= 1
+    if folio_test_large(folio):
+        folio._pincount -= 1
+        folio_put_refs(folio, 1)
+    else:
+        folio_put_refs(folio, GUP_PIN_COUNTING_BIAS)

@@ -10,15 +10,22 @@ Taught in: notebooks/00-start-here.ipynb, notebooks/02-fork-one-pte-at-a-time.ip
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
+from .context import ABLATIONS, ForkContext, check_ablations
 from .errors import ForkError, LayoutError
 from .kernels import DEFAULT_KERNEL, get_kernel
-from .memory import ABLATIONS, ENOMEM, ForkContext, copy_page_range
+from .memory import ENOMEM, copy_page_range
 from .process import Process
-from .trace import Step, Trace
+from .trace import Event, Step, Trace
 from .vma import VM_DONTCOPY, VM_LOCKED, VM_UFFD_WP, VM_WIPEONFORK, AnonVma, Vma, VmFlags
+
+__all__ = ["ForkObserver", "ForkResult", "dup_mmap", "fork"]
+
+#: ``observer(parent, child, fc, item)``: see :func:`fork`.
+ForkObserver = Callable[[Process, Process, ForkContext, "Event | Step"], None]
 
 
 @dataclass
@@ -71,17 +78,6 @@ class ForkResult:
                 f"eagain={self.eagain}, copies={self.copies})")
 
 
-def _check_without(without: Iterable[str]) -> frozenset[str]:
-    if isinstance(without, str):
-        without = {without}
-    w = frozenset(without)
-    unknown = sorted(w - set(ABLATIONS))
-    if unknown:
-        raise LayoutError(f"without={sorted(w)!r}: unknown ablation(s) {unknown}; known: "
-                          + ", ".join(sorted(ABLATIONS)))
-    return w
-
-
 def dup_mmap(fc: ForkContext, child: Process, parent: Process) -> int:
     """Duplicate every VMA of ``parent`` into ``child`` and copy page tables where needed.
 
@@ -116,29 +112,36 @@ def dup_mmap(fc: ForkContext, child: Process, parent: Process) -> int:
 
 def fork(p: Process, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = frozenset(), *,
          need_resched: bool = False, fail_prealloc: int | bool = False,
-         detail: bool = True) -> ForkResult:
+         detail: bool = True, observer: ForkObserver | None = None) -> ForkResult:
     """Fork ``p`` the way ``kernel`` does; returns the child and every decision made.
 
-    ``without`` switches rules off (see :data:`pkmm.memory.ABLATIONS`).
+    ``without`` switches rules off (see :data:`pkmm.ABLATIONS`).
     ``need_resched=True`` makes every lock-break check break (spec T27);
     ``fail_prealloc=N`` fails the N-th preallocation (``True``: every one) so fork fails
     with ENOMEM (:class:`pkmm.ForkError`; the partial child is torn down).
     ``detail=False`` keeps only counts in the trace (for big layouts).
+    ``observer(parent, child, fc, item)`` is called after every trace event and copy
+    step with the model as it is at that point (what :mod:`pkmm.replay` records).
     Both processes then run the fault path of ``kernel``.
     """
     version = get_kernel(kernel)
-    w = _check_without(without)
+    w = check_ablations(without)
     if not isinstance(p, Process):
         raise LayoutError(f"p={p!r}: fork a pkmm.Process")
     if p.exited:
         raise LayoutError(f"fork: process {p.name!r} has exited; fork a live process")
     if not isinstance(fail_prealloc, (bool, int)) or fail_prealloc < 0:
         raise LayoutError(f"fail_prealloc={fail_prealloc!r}: False, True or a count >= 1")
+    if observer is not None and not detail:
+        raise LayoutError("observer: a summarised fork (detail=False) records no events to "
+                          "observe; pass detail=True")
     fc = ForkContext(version, w, detail, need_resched, fail_prealloc)
-    for name in sorted(w):
-        fc.emit("fork", f"ablation:{name}", f"ABLATION: {ABLATIONS[name]}")
     child = Process(version.name, machine=p.machine,
                     name="child" if p.name == "parent" else f"{p.name}.child")
+    if observer is not None:
+        fc.observer = partial(observer, p, child)
+    for name in sorted(w):
+        fc.emit("fork", f"ablation:{name}", f"ABLATION: {ABLATIONS[name]}")
     p.kernel = version.name
     if dup_mmap(fc, child, p):
         child.exit()

@@ -1,31 +1,59 @@
-"""PMD-mapped THPs at fork and on write faults, and splitting a PMD into PTEs.
+"""PMD-mapped THPs at fork, on write faults and at unmap, and splitting a PMD into PTEs.
 
-Mirrors: mm/huge_memory.c copy_huge_pmd(), __split_huge_pmd_locked(),
+Mirrors: mm/huge_memory.c copy_huge_pmd(), __split_huge_pmd_locked(), zap_huge_pmd(),
 do_huge_pmd_wp_page(), do_huge_zero_wp_pmd() (v6.8 .. v6.17).
 Simplified: no THP migration entries at PMD level, no huge PFN maps (v6.17's special
-PMD branch), no DAX; the deposited page table is a counter.
+PMD branch), no DAX; the deposited page table is a flag.
 Taught in: notebooks/07-after-fork.ipynb
 """
 
 from __future__ import annotations
 
 import errno
-from dataclasses import replace
-from typing import TYPE_CHECKING
 
-from .folio import folio_get, folio_put
-from .mm import MM_ANONPAGES
-from .pgtable import Pmd, PteTable, pmd_clear_uffd_wp, pmd_index, pmd_mkold, pmd_wrprotect
-from .pte import HPAGE_PMD_ORDER, PMD_SIZE, Pte
-from .rmap import folio_add_anon_rmap_ptes, folio_remove_rmap_pmd, folio_try_dup_anon_rmap_pmd
+from .context import FaultResult, ForkContext, KernelVersion
+from .errors import KernelBug
+from .folio import Folio, folio_get, folio_put, folio_ref_add, folio_ref_sub, folio_test_anon
+from .mm import MM_ANONPAGES, MmStruct, mm_counter, mm_dec_nr_ptes, mm_inc_nr_ptes
+from .pgtable import (
+    Pmd,
+    PteTable,
+    pgtable_trans_huge_deposit,
+    pgtable_trans_huge_withdraw,
+    pmd_clear_uffd_wp,
+    pmd_mkdirty,
+    pmd_mkold,
+    pmd_mkwrite,
+    pmd_mkyoung,
+    pmd_populate,
+    pmd_wrprotect,
+    pmdp_get,
+    pmdp_huge_get_and_clear,
+    pmdp_set_wrprotect,
+    set_pmd_at,
+)
+from .pte import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PMD_SIZE, Pte, pte_advance_pfn
+from .rmap import (
+    SetPageAnonExclusive,
+    alloc_new_anon_page,
+    folio_add_anon_rmap_ptes,
+    folio_remove_rmap_pmd,
+    folio_try_dup_anon_rmap_pmd,
+)
 from .vma import Vma, userfaultfd_wp, vma_is_anonymous
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .memory import ForkContext
-    from .mm import MmStruct
+__all__ = ["__split_huge_pmd", "copy_huge_pmd", "do_huge_pmd_wp_page", "do_huge_zero_wp_pmd",
+           "pmd_folio", "split_huge_pmd", "zap_huge_pmd"]
 
 EAGAIN = errno.EAGAIN
-HPAGE_PMD_NR = 1 << HPAGE_PMD_ORDER
+
+
+def pmd_folio(mm: MmStruct, pmd: Pmd) -> Folio:
+    """The folio a (non-zero) PMD leaf maps (``pmd_folio``)."""
+    found = mm.machine.pfn_folio(pmd.pfn)
+    if found is None:
+        raise KernelBug(f"pmd_folio: {pmd!r} maps a freed pfn")
+    return found[0]
 
 
 def copy_huge_pmd(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int) -> int:
@@ -38,8 +66,9 @@ def copy_huge_pmd(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int) -> int
     f = "copy_huge_pmd"
     src_mm, dst_mm = src_vma.vm_mm, dst_vma.vm_mm
     haddr = addr & ~(PMD_SIZE - 1)
-    pmd = src_mm.pmds[pmd_index(haddr)]
-    assert isinstance(pmd, Pmd)
+    pmd = pmdp_get(src_mm, haddr)
+    if pmd is None:
+        raise KernelBug(f"copy_huge_pmd: no PMD leaf at {haddr:#x}")
     if not vma_is_anonymous(dst_vma):
         # kernel: "Skip if it can be refilled on fault" (file and shmem THPs)
         fc.emit(f, "skip:file-thp", "file/shmem THP at PMD level is never copied: the child "
@@ -48,36 +77,33 @@ def copy_huge_pmd(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int) -> int
     if pmd.huge_zero:
         dst_mm.huge_zero_ref = True
         fc.emit(f, "huge-zero", "huge zero PMD: the child takes its mm-level reference; "
-                "no rss, no folio refcount", haddr)
+                "no rss, no folio refcount", haddr, nr=HPAGE_PMD_NR)
     else:
-        found = src_mm.machine.pfn_folio(pmd.pfn)
-        assert found is not None
-        folio = found[0]
+        folio = pmd_folio(src_mm, pmd)
         folio_get(folio)
         fc.ops["refcount_ops"] += 1
         if folio_try_dup_anon_rmap_pmd(folio, dst_vma, src_vma,
                                        ignore_pins=fc.ablated("pinned-copy")):
-            folio.refcount -= 1
+            folio_ref_sub(folio, 1)
+            __split_huge_pmd(src_mm, src_vma, haddr)
             fc.emit(f, "split:pinned", "head page is AnonExclusive and the folio may be "
                     "pinned: split the parent's PMD into 512 PTEs and copy per page",
                     haddr, nr=HPAGE_PMD_NR)
-            __split_huge_pmd(src_mm, src_vma, haddr)
             return -EAGAIN
         dst_mm.add_mm_counter(MM_ANONPAGES, HPAGE_PMD_NR)
         fc.emit(f, "share", "PMD shared: head page loses AnonExclusive, entire_mapcount + 1, "
                 "child rss ANON + 512", haddr, nr=HPAGE_PMD_NR)
-    dst_mm.nr_ptes += 1
-    dst_mm.deposited[pmd_index(haddr)] = True
+    pgtable_trans_huge_deposit(dst_mm, haddr)
     if not fc.ablated("cow-wrprotect"):
-        src_mm.pmds[pmd_index(haddr)] = pmd_wrprotect(pmd)
+        pmdp_set_wrprotect(src_mm, haddr)
         pmd = pmd_wrprotect(pmd)
         fc.ops["wrprotect_calls"] += 1
     if not userfaultfd_wp(dst_vma):
         pmd = pmd_clear_uffd_wp(pmd)
-    dst_mm.pmds[pmd_index(haddr)] = pmd_mkold(pmd)
+    set_pmd_at(dst_mm, haddr, pmd_mkold(pmd))
     fc.ops["pmd_copies"] += 1
     fc.emit(f, "set-pmd", "parent PMD write-protected (always: only private anon VMAs get "
-            "here); child PMD read-only and old, dirty kept", haddr)
+            "here); child PMD read-only and old, dirty kept", haddr, nr=HPAGE_PMD_NR)
     return 0
 
 
@@ -88,44 +114,102 @@ def __split_huge_pmd(mm: MmStruct, vma: Vma, haddr: int) -> None:
     W/D/A/SD/UW from the PMD; every subpage becomes AnonExclusive iff the head page was;
     the deposited page table becomes the PTE table (nr_ptes unchanged).
     """
-    pmd = mm.pmds[pmd_index(haddr)]
-    assert isinstance(pmd, Pmd)
+    pmd = pmdp_huge_get_and_clear(mm, haddr)
     table = PteTable()
-    base = Pte(pfn=pmd.pfn, write=pmd.write, dirty=pmd.dirty, young=pmd.young,
-               soft_dirty=pmd.soft_dirty, uffd_wp=pmd.uffd_wp)
     if pmd.huge_zero:
-        zero = mm.machine.zero_folio.pfn
-        base = Pte(pfn=zero, special=True, young=pmd.young)
-        table.ptes = [base] * 512
+        base = Pte(pfn=mm.machine.zero_folio.pfn, special=True, young=pmd.young)
+        table.ptes = [base] * HPAGE_PMD_NR
     else:
-        table.ptes = [replace(base, pfn=pmd.pfn + i) for i in range(HPAGE_PMD_NR)]
-        found = mm.machine.pfn_folio(pmd.pfn)
-        assert found is not None
-        folio = found[0]
+        base = Pte(pfn=pmd.pfn, write=pmd.write, dirty=pmd.dirty, young=pmd.young,
+                   soft_dirty=pmd.soft_dirty, uffd_wp=pmd.uffd_wp)
+        table.ptes = [pte_advance_pfn(base, i) for i in range(HPAGE_PMD_NR)]
+        folio = pmd_folio(mm, pmd)
         ae = folio.pages[0].anon_exclusive
         # kernel: the PMD mapping becomes 512 PTE mappings of the same folio, each subpage
         # AnonExclusive iff the head was; one reference per new mapping
         folio_remove_rmap_pmd(folio, mm)
         folio_add_anon_rmap_ptes(folio, 0, HPAGE_PMD_NR, vma, exclusive=ae)
-        folio.refcount += HPAGE_PMD_NR - 1
-    mm.pmds[pmd_index(haddr)] = table
-    if not mm.deposited.pop(pmd_index(haddr), False):
-        mm.nr_ptes += 1
+        folio_ref_add(folio, HPAGE_PMD_NR - 1)
+    if not pgtable_trans_huge_withdraw(mm, haddr):
+        mm_inc_nr_ptes(mm)          # no deposited table (file THP): a new one
+    pmd_populate(mm, haddr, table)
+
+
+def split_huge_pmd(vma: Vma, haddr: int) -> None:
+    """Mirrors: include/linux/huge_mm.h split_huge_pmd(): split if a PMD leaf is there."""
+    if pmdp_get(vma.vm_mm, haddr) is not None:
+        __split_huge_pmd(vma.vm_mm, vma, haddr)
 
 
 def zap_huge_pmd(mm: MmStruct, haddr: int) -> None:
-    """Remove one PMD mapping (unmap/exit): rmap, reference, rss, deposited table."""
-    from .mm import mm_counter
-    from .rmap import folio_remove_rmap_pmd
-    pmd = mm.pmds.pop(pmd_index(haddr))
-    assert isinstance(pmd, Pmd)
-    if mm.deposited.pop(pmd_index(haddr), False):
-        mm.nr_ptes -= 1
+    """Remove one PMD mapping (unmap/exit): rmap, reference, rss, deposited table.
+
+    Mirrors: mm/huge_memory.c zap_huge_pmd(), v6.8 .. v6.17.
+    """
+    pmd = pmdp_huge_get_and_clear(mm, haddr)
+    if pgtable_trans_huge_withdraw(mm, haddr):
+        mm_dec_nr_ptes(mm)          # pte_free() of the deposited table
     if pmd.huge_zero:
         return
-    found = mm.machine.pfn_folio(pmd.pfn)
-    assert found is not None
-    folio = found[0]
+    folio = pmd_folio(mm, pmd)
     folio_remove_rmap_pmd(folio, mm)
     mm.add_mm_counter(mm_counter(folio), -HPAGE_PMD_NR)
     folio_put(folio)
+
+
+def do_huge_zero_wp_pmd(vma: Vma, haddr: int, fr: FaultResult) -> bool:
+    """A write to the huge zero page: map a whole new zeroed THP in its place.
+
+    Mirrors: mm/huge_memory.c do_huge_zero_wp_pmd(), v6.17.  False when no THP could be
+    allocated (the caller splits instead, as the kernel falls back).
+    """
+    new = alloc_new_anon_page(vma, order=HPAGE_PMD_ORDER)
+    if new is None:
+        return False
+    mm = vma.vm_mm
+    pmdp_huge_get_and_clear(mm, haddr)
+    set_pmd_at(mm, haddr, Pmd(pfn=new.pfn, write=True, dirty=True, young=True))
+    mm.add_mm_counter(MM_ANONPAGES, HPAGE_PMD_NR)
+    fr.kind = "huge-zero-thp"
+    fr.note("do_huge_zero_wp_pmd", "new-thp", "write to the huge zero page: allocate and map "
+            "a whole new zeroed 2 MiB THP")
+    return True
+
+
+def do_huge_pmd_wp_page(vma: Vma, addr: int, pmd: Pmd, kernel: KernelVersion,
+                        fr: FaultResult) -> bool:
+    """Write to a read-only PMD mapping.  True when handled at PMD level, False when the
+    PMD was split (or zapped) and the PTE path must finish the fault.
+
+    Mirrors: mm/huge_memory.c do_huge_pmd_wp_page(), v6.8 .. v6.17.
+    """
+    f = "do_huge_pmd_wp_page"
+    mm = vma.vm_mm
+    haddr = addr & ~(PMD_SIZE - 1)
+    if pmd.write:
+        return True
+    if pmd.huge_zero:
+        if kernel.huge_zero_wp_thp and do_huge_zero_wp_pmd(vma, haddr, fr):
+            return True
+        __split_huge_pmd(mm, vma, haddr)
+        fr.kind = "split-pmd"
+        fr.note(f, "split-huge-zero", "write to the huge zero page: split it into 512 zero-"
+                "page PTEs and fault one 4 KiB page")
+        return False
+    folio = pmd_folio(mm, pmd)
+    if not folio_test_anon(folio):
+        zap_huge_pmd(mm, haddr)
+        fr.note(f, "zap-file-thp", "private file THP: drop the PMD and fault 4 KiB")
+        return False
+    head = folio.pages[0]
+    if head.anon_exclusive or folio.refcount == 1:
+        # kernel: reuse_huge_pmd: the only mapping of an exclusive folio
+        SetPageAnonExclusive(head)
+        set_pmd_at(mm, haddr, pmd_mkyoung(pmd_mkdirty(pmd_mkwrite(pmd))))
+        fr.kind = "thp-reuse"
+        fr.note(f, "reuse", "head page AnonExclusive (or refcount 1): reuse the whole PMD")
+        return True
+    __split_huge_pmd(mm, vma, haddr)
+    fr.note(f, "split", f"THP shared (refcount {folio.refcount}): split this process's PMD "
+            "into PTEs; the PTE path copies one 4 KiB page")
+    return False

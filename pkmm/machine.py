@@ -4,8 +4,9 @@ Simulator concept (no single kernel file): stands for mm/page_alloc.c (buddy all
 ``folio_alloc``), mm/swapfile.c (swap counts) and the shared zero pages.
 Taught in: notebooks/01-ptes-folios-vmas.ipynb
 
-Every :class:`pkmm.Process` belongs to one machine; ``fork`` puts the child on the
-parent's machine.  pfns come from a bump allocator with natural alignment, so two folios
+Every mm (and so every :class:`pkmm.Process`) belongs to one machine; ``fork`` puts the
+child on the parent's machine, which lists the live mms (what the task list is to the
+kernel).  pfns come from a bump allocator with natural alignment, so two folios
 allocated one after the other are physically adjacent (as in spec scenario T12), and a
 freed pfn is never reused (labels in traces stay unambiguous).
 """
@@ -20,7 +21,9 @@ from .folio import Folio, FolioKind
 from .pte import MAX_PAGE_ORDER
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .process import Process
+    from .mm import MmStruct
+
+__all__ = ["FIRST_PFN", "HUGE_ZERO_PFN", "Machine", "SwapSlot", "ZERO_PFN"]
 
 ZERO_PFN = 0x10          # my_zero_pfn()
 HUGE_ZERO_PFN = 0x200    # the huge zero folio (order 9, naturally aligned)
@@ -46,8 +49,11 @@ class Machine:
         self._pfn_to_head: dict[int, int] = {}
         self.swap: dict[int, SwapSlot] = {}
         self._next_swap = 1
-        self.processes: list[Process] = []        # live processes, in creation order
+        self.mms: list[MmStruct] = []             # live mms, in creation order
         self._next_mm_id = 1
+        # pkmm: head pfns of folios whose counters changed since a recorder last looked
+        # (pkmm.replay); None while nobody records.  Every counter change marks it.
+        self.watch: set[int] | None = None
         self.zero_folio = self._new_folio(0, "zero", ZERO_PFN)
         self.huge_zero_folio = self._new_folio(MAX_PAGE_ORDER, "huge_zero", HUGE_ZERO_PFN)
         self.fail_alloc = 0   # pkmm: fail the next N allocations (fault injection)
@@ -58,7 +64,22 @@ class Machine:
         self.folios[pfn] = f
         for i in range(f.nr_pages):
             self._pfn_to_head[pfn + i] = pfn
+        if self.watch is not None:
+            self.watch.add(pfn)
         return f
+
+    @property
+    def next_pfn(self) -> int:
+        """The pfn the bump allocator looks at next (before alignment)."""
+        return self._next_pfn
+
+    def alloc_folio_at(self, order: int, kind: FolioKind, pfn: int) -> Folio:
+        """pkmm: allocate at a given free, aligned ``pfn`` (rebuilding a recorded layout)."""
+        nr = 1 << order
+        if pfn % nr or any(pfn + i in self._pfn_to_head for i in range(nr)):
+            raise LayoutError(f"pfn={pfn:#x}: not a free, {nr}-page aligned range")
+        self._next_pfn = max(self._next_pfn, pfn + nr)
+        return self._new_folio(order, kind, pfn)
 
     def alloc_folio(self, order: int, kind: FolioKind) -> Folio:
         """``folio_alloc``: a fresh folio of ``2**order`` contiguous, aligned pages."""
@@ -81,6 +102,8 @@ class Machine:
         """Return a folio whose last reference was dropped."""
         folio.freed = True
         self.folios.pop(folio.pfn, None)
+        if self.watch is not None:
+            self.watch.add(folio.pfn)
         for i in range(folio.nr_pages):
             self._pfn_to_head.pop(folio.pfn + i, None)
 

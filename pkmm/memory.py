@@ -13,13 +13,22 @@ Taught in: notebooks/02-fork-one-pte-at-a-time.ipynb
 from __future__ import annotations
 
 import errno
-from collections import Counter
-from dataclasses import replace
-from typing import TYPE_CHECKING
 
+from .context import ForkContext, Prealloc
+from .errors import KernelBug
 from .folio import Folio, Page
+from .huge_memory import copy_huge_pmd
 from .mm import MM_ANONPAGES, MM_SWAPENTS, mm_counter, new_rss
-from .pgtable import Pmd, pmd_addr_end, pmd_index, pte_alloc, pte_index, pte_offset_map, set_pte_at
+from .pgtable import (
+    Pmd,
+    pmd_addr_end,
+    pmd_index,
+    pte_alloc,
+    pte_index,
+    pte_offset_map,
+    ptep_get,
+    set_pte_at,
+)
 from .pte import (
     PAGE_SIZE,
     Pte,
@@ -27,74 +36,22 @@ from .pte import (
     is_pte_marker,
     is_swap_entry,
     make_pte_marker,
+    make_readable_migration_entry,
     pte_clear_uffd_wp,
+    pte_mkuffd_wp,
     pte_swp_clear_exclusive,
+    pte_wrprotect,
 )
-from .rmap import folio_add_anon_rmap_ptes
-from .trace import Action, Step, Trace
+from .rmap import alloc_new_anon_page
 from .vma import VM_MIXEDMAP, VM_PFNMAP, VM_SHARED, VM_WRITE, Vma, is_cow_mapping, userfaultfd_wp
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .kernels import KernelVersion
+__all__ = ["EAGAIN", "EHWPOISON", "ENOMEM", "copy_nonpresent_pte",
+           "copy_page_range", "copy_pmd_range", "copy_present_page", "copy_pte_marker",
+           "copy_pte_range", "page_copy_prealloc", "vm_normal_page", "vma_needs_copy"]
 
 EAGAIN = errno.EAGAIN
 ENOMEM = errno.ENOMEM
 EHWPOISON = errno.EHWPOISON if hasattr(errno, "EHWPOISON") else 133
-
-#: Ablations a learner can switch off with ``pkmm.fork(p, without={...})``.
-ABLATIONS = {
-    "pinned-copy": "share maybe-pinned AnonExclusive pages instead of copying them "
-                   "(folio_needs_cow_for_dma ignored): the parent can lose DMA writes",
-    "cow-wrprotect": "leave COW PTEs writable in parent and child: a write by one "
-                     "process becomes visible to the other",
-}
-
-
-class Prealloc:
-    """The ``struct folio **prealloc`` slot of copy_pte_range: at most one order-0 page."""
-
-    __slots__ = ("folio",)
-
-    def __init__(self) -> None:
-        self.folio: Folio | None = None
-
-
-class ForkContext:
-    """pkmm-only state of one fork: the version, ablations, trace, steps and counters."""
-
-    def __init__(self, kernel: KernelVersion, without: frozenset[str], detail: bool,
-                 need_resched: bool, fail_prealloc: int | bool) -> None:
-        self.kernel = kernel
-        self.version = kernel.name
-        self.without = without
-        self.trace = Trace(kernel.name, detail)
-        self.steps: list[Step] = []
-        self.step_counts: Counter[tuple[str, str]] = Counter()
-        self.need_resched = need_resched
-        self.fail_prealloc = fail_prealloc
-        self.eagain = 0
-        self.copies = 0
-        self.wasted = 0
-        self.passes = 0
-        self.lock_breaks = 0
-        self.prealloc_calls = 0
-        self.ops: Counter[str] = Counter()
-
-    def emit(self, func: str, rule: str, reason: str, addr: int | None = None,
-             nr: int = 0, **data: object) -> None:
-        """Record a decision (see :class:`pkmm.trace.Trace`)."""
-        self.trace.emit(func, rule, reason, addr, nr, **data)
-
-    def step(self, addr: int, nr: int, action: Action, reason: str, func: str,
-             stop: str = "") -> None:
-        """Record one return of the present/non-present copy function."""
-        self.step_counts[(action, stop or reason)] += 1
-        if self.trace.detail:
-            self.steps.append(Step(addr, nr, action, reason, func, stop))
-
-    def ablated(self, name: str) -> bool:
-        """Whether the learner switched rule ``name`` off."""
-        return name in self.without
 
 
 # --- vm_normal_page -----------------------------------------------------------------------
@@ -161,14 +118,12 @@ def copy_present_page(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, add
         return -EHWPOISON
     # kernel: "We have a prealloc page, all good!  Take it over and copy the page & arm it."
     prealloc.folio = None
-    new.pages[0].data = page.data
-    folio_add_anon_rmap_ptes(new, 0, 1, dst_vma, exclusive=True)
-    new.refcount += 1
+    alloc_new_anon_page(dst_vma, [page.data], folio=new)
     rss[MM_ANONPAGES] += 1
     child = Pte(pfn=new.pfn, young=True, dirty=True,
                 write=bool(dst_vma.vm_flags & VM_WRITE))  # maybe_mkwrite
     if userfaultfd_wp(dst_vma) and pte.uffd_wp:
-        child = replace(child, uffd_wp=True, write=False)  # x86: uffd-wp implies RO
+        child = pte_wrprotect(pte_mkuffd_wp(child))  # x86: uffd-wp implies read-only
     set_pte_at(dst_vma.vm_mm, addr, child)
     fc.copies += 1
     fc.ops["page_copies"] += 1
@@ -199,31 +154,32 @@ def copy_nonpresent_pte(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int,
     continuation page (so no -EIO).
     Taught in: notebooks/05-shared-vs-private.ipynb
     """
-    src_mm, dst_mm = src_vma.vm_mm, dst_vma.vm_mm
-    table = pte_offset_map(src_mm, addr)
-    assert table is not None
-    orig = table.ptes[pte_index(addr)]
-    assert orig is not None and orig.swp is not None
-    pte = orig
     f = "copy_nonpresent_pte"
+    src_mm, dst_mm = src_vma.vm_mm, dst_vma.vm_mm
+    orig = ptep_get(src_mm, addr)
+    if orig is None or orig.swp is None:
+        raise KernelBug(f"copy_nonpresent_pte: no non-present entry at {addr:#x}")
+    pte = orig
     if is_swap_entry(orig):
         src_mm.machine.swap_duplicate(orig.swp.offset)
         dst_mm.on_mmlist = True
         if orig.swp.exclusive:
             # kernel: the swapped-out page is now shared: clear exclusive in the parent too
             pte = pte_swp_clear_exclusive(orig)
-            table.ptes[pte_index(addr)] = pte
+            set_pte_at(src_mm, addr, pte)
         rss[MM_SWAPENTS] += 1
         why = "swap entry: swap count + 1, swap-exclusive cleared in parent and child"
     elif is_migration_entry(orig):
         found = src_mm.machine.pfn_folio(orig.swp.offset)
-        assert found is not None
+        if found is None:
+            raise KernelBug(f"copy_nonpresent_pte: migration entry at {addr:#x} points at "
+                            f"freed pfn {orig.swp.offset:#x}")
         rss[mm_counter(found[0])] += 1
         why = "migration entry: counted in rss; no refcount/mapcount (page is unmapped)"
         if orig.swp.kind != "migration_read" and is_cow_mapping(dst_vma.vm_flags):
             # kernel: COW mappings require pages in both parent and child to be read-only
-            pte = replace(orig, swp=replace(orig.swp, kind="migration_read"))
-            table.ptes[pte_index(addr)] = pte
+            pte = make_readable_migration_entry(orig)
+            set_pte_at(src_mm, addr, pte)
             why += "; writable/exclusive entry made plain readable in the parent (COW)"
     elif is_pte_marker(orig):
         m = copy_pte_marker(fc, orig.swp.markers, dst_vma)
@@ -264,7 +220,7 @@ def copy_pte_range(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int, end: 
     ret = 0
     while True:  # again:
         progress = 0
-        rss = new_rss()
+        rss = fc.rss = new_rss()
         src_table = pte_offset_map(src_mm, addr)
         if src_table is None:
             return 0
@@ -304,6 +260,7 @@ def copy_pte_range(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int, end: 
             if addr == end:
                 break
         dst_mm.add_mm_rss_vec(rss)
+        fc.rss = None
         fc.ops["rss_updates"] += 1
         if ret == -EAGAIN:
             fc.eagain += 1
@@ -343,7 +300,6 @@ def copy_pmd_range(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int, end: 
 
     Mirrors: mm/memory.c copy_pmd_range(), v6.8 .. v6.17.  Any failure below becomes -ENOMEM.
     """
-    from .huge_memory import copy_huge_pmd
     src_mm = src_vma.vm_mm
     while addr < end:
         nxt = pmd_addr_end(addr, end)

@@ -1,9 +1,16 @@
 """Page tables of one mm: PMD slots holding a PTE table or a huge (PMD) mapping.
 
 Mirrors: include/linux/pgtable.h (ptep_get, set_ptes, ptep_set_wrprotect,
-wrprotect_ptes, pte_clear) and the pmd_* helpers of include/linux/huge_mm.h.
-Simplified: the upper levels (pgd/p4d/pud) are a dict keyed by PMD index; no locks.
+wrprotect_ptes, ptep_get_and_clear, pmdp_get, set_pmd_at, pmdp_set_wrprotect,
+pmdp_huge_get_and_clear, pgtable_trans_huge_deposit/withdraw), mm/memory.c
+(__pte_alloc, pmd_populate) and the pmd_* value helpers of include/linux/huge_mm.h.
+Simplified: the upper levels (pgd/p4d/pud) are a dict keyed by PMD index; no locks; a
+deposited page table is a flag per PMD slot.
 Taught in: notebooks/01-ptes-folios-vmas.ipynb
+
+Only the functions below the "table slot access" line write a page table.  The batch
+scans read a table's slots directly (``table.ptes[i]``), as the kernel reads through a
+``pte_t *``.
 """
 
 from __future__ import annotations
@@ -11,10 +18,27 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from .pte import PAGE_SHIFT, PMD_SHIFT, PMD_SIZE, PTRS_PER_PTE, Pte, pte_advance_pfn
+from .errors import KernelBug
+from .pte import (
+    PAGE_SHIFT,
+    PMD_SHIFT,
+    PMD_SIZE,
+    PTE_BITS,
+    PTRS_PER_PTE,
+    Pte,
+    pte_advance_pfn,
+    pte_wrprotect,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .mm import MmStruct
+
+__all__ = ["Pmd", "PteTable", "free_pgtables", "pgtable_trans_huge_deposit",
+           "pgtable_trans_huge_withdraw", "pmd_addr_end", "pmd_clear_uffd_wp", "pmd_index",
+           "pmd_mkdirty", "pmd_mkold", "pmd_mkwrite", "pmd_mkyoung", "pmd_populate",
+           "pmd_wrprotect", "pmdp_get", "pmdp_huge_get_and_clear", "pmdp_set_wrprotect",
+           "pte_alloc", "pte_index", "pte_offset_map", "ptep_get", "ptep_get_and_clear",
+           "ptep_set_wrprotect", "set_pmd_at", "set_pte_at", "set_ptes", "wrprotect_ptes"]
 
 
 class PteTable:
@@ -39,9 +63,9 @@ class Pmd:
     huge_zero: bool = False
 
     def __repr__(self) -> str:
-        bits = [b for b, on in (("W", self.write), ("D", self.dirty), ("A", self.young),
-                                ("SD", self.soft_dirty), ("UW", self.uffd_wp),
-                                ("ZERO", self.huge_zero)) if on]
+        bits = [b.letter for b in PTE_BITS if b.pmd and getattr(self, b.name)]
+        if self.huge_zero:
+            bits.append("ZERO")
         return f"Pmd(pfn={self.pfn:#x}{' ' + ' '.join(bits) if bits else ''})"
 
 
@@ -84,6 +108,25 @@ def pmd_clear_uffd_wp(pmd: Pmd) -> Pmd:
     return replace(pmd, uffd_wp=False)
 
 
+def pmd_mkyoung(pmd: Pmd) -> Pmd:
+    """Set the accessed bit of a PMD value."""
+    return replace(pmd, young=True)
+
+
+def pmd_mkdirty(pmd: Pmd) -> Pmd:
+    """Set the dirty bit of a PMD value."""
+    return replace(pmd, dirty=True)
+
+
+def pmd_mkwrite(pmd: Pmd) -> Pmd:
+    """Set the write bit of a PMD value.
+
+    >>> pmd_mkwrite(Pmd(pfn=0x200))
+    Pmd(pfn=0x200 W)
+    """
+    return replace(pmd, write=True)
+
+
 # --- table slot access: only these functions change a page table ---------------------
 
 def pte_offset_map(mm: MmStruct, addr: int) -> PteTable | None:
@@ -98,11 +141,67 @@ def pte_alloc(mm: MmStruct, addr: int) -> PteTable:
     t = mm.pmds.get(i)
     if isinstance(t, PteTable):
         return t
-    assert t is None, "pte_alloc over a huge PMD"
+    if t is not None:
+        raise KernelBug(f"pte_alloc: {addr:#x} is covered by a huge PMD")
     t = PteTable()
     mm.pmds[i] = t
-    mm.nr_ptes += 1
+    mm.nr_ptes += 1                 # mm_inc_nr_ptes()
     return t
+
+
+def pmd_populate(mm: MmStruct, addr: int, table: PteTable) -> None:
+    """Install ``table`` as the PTE table of the PMD slot covering ``addr`` (replacing a
+    huge PMD that was just cleared, as a split does; no new page-table page)."""
+    mm.pmds[pmd_index(addr)] = table
+
+
+def pmdp_get(mm: MmStruct, addr: int) -> Pmd | None:
+    """The PMD leaf covering ``addr`` (None: a PTE table or nothing there)."""
+    t = mm.pmds.get(pmd_index(addr))
+    return t if isinstance(t, Pmd) else None
+
+
+def set_pmd_at(mm: MmStruct, addr: int, pmd: Pmd) -> None:
+    """Write a PMD leaf into the (empty or huge) slot covering ``addr``."""
+    i = pmd_index(addr)
+    if isinstance(mm.pmds.get(i), PteTable):
+        raise KernelBug(f"set_pmd_at: {addr:#x} already has a PTE table")
+    mm.pmds[i] = pmd
+
+
+def pmdp_set_wrprotect(mm: MmStruct, addr: int) -> None:
+    """Write-protect the PMD leaf covering ``addr`` in place."""
+    pmd = pmdp_get(mm, addr)
+    if pmd is None:
+        raise KernelBug(f"pmdp_set_wrprotect: no PMD leaf at {addr:#x}")
+    mm.pmds[pmd_index(addr)] = pmd_wrprotect(pmd)
+
+
+def pmdp_huge_get_and_clear(mm: MmStruct, addr: int) -> Pmd:
+    """Remove the PMD leaf covering ``addr`` and return it."""
+    pmd = pmdp_get(mm, addr)
+    if pmd is None:
+        raise KernelBug(f"pmdp_huge_get_and_clear: no PMD leaf at {addr:#x}")
+    del mm.pmds[pmd_index(addr)]
+    return pmd
+
+
+def pgtable_trans_huge_deposit(mm: MmStruct, addr: int) -> None:
+    """Deposit a page table with a new PMD mapping (so a later split cannot fail)."""
+    mm.deposited[pmd_index(addr)] = True
+    mm.nr_ptes += 1                 # mm_inc_nr_ptes(): the deposited table is a page table
+
+
+def pgtable_trans_huge_withdraw(mm: MmStruct, addr: int) -> bool:
+    """Take back the table deposited for the PMD at ``addr`` (False: none was)."""
+    return mm.deposited.pop(pmd_index(addr), False)
+
+
+def free_pgtables(mm: MmStruct) -> None:
+    """Drop every (now empty) page table and deposited table: nr_ptes back to 0."""
+    mm.pmds.clear()
+    mm.deposited.clear()
+    mm.nr_ptes = 0
 
 
 def ptep_get(mm: MmStruct, addr: int) -> Pte | None:
@@ -114,6 +213,13 @@ def ptep_get(mm: MmStruct, addr: int) -> Pte | None:
 def set_pte_at(mm: MmStruct, addr: int, pte: Pte | None) -> None:
     """Write one slot (None clears it: ``pte_clear``)."""
     pte_alloc(mm, addr).ptes[pte_index(addr)] = pte
+
+
+def ptep_get_and_clear(table: PteTable, i: int) -> Pte | None:
+    """Clear slot ``i`` of ``table`` and return what it held (the zap loop's read)."""
+    p = table.ptes[i]
+    table.ptes[i] = None
+    return p
 
 
 def set_ptes(mm: MmStruct, addr: int, pte: Pte, nr: int) -> None:
@@ -135,9 +241,10 @@ def ptep_set_wrprotect(mm: MmStruct, addr: int) -> None:
 def wrprotect_ptes(mm: MmStruct, addr: int, nr: int) -> None:
     """``wrprotect_ptes``: clear the write bit of ``nr`` consecutive present PTEs."""
     t = pte_offset_map(mm, addr)
-    assert t is not None
+    if t is None:
+        raise KernelBug(f"wrprotect_ptes: no PTE table at {addr:#x}")
     i = pte_index(addr)
     for k in range(i, i + nr):
         p = t.ptes[k]
         if p is not None and p.write:
-            t.ptes[k] = replace(p, write=False)
+            t.ptes[k] = pte_wrprotect(p)

@@ -10,14 +10,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
+from .context import FaultResult, KernelVersion
 from .errors import LayoutError, need
-from .folio import GUP_PIN_COUNTING_BIAS, Folio, folio_test_anon
+from .fault import handle_mm_fault
+from .folio import Folio, folio_ref_add, folio_test_anon
+from .gup import dma_write as gup_dma_write
+from .gup import get_user_page_refs, pin_user_page, unpin_user_page
 from .kernels import DEFAULT_KERNEL, get_kernel
 from .machine import Machine
 from .mm import MM_SWAPENTS, MmStruct, mm_counter
-from .pgtable import Pmd, PteTable, pmd_index, pte_index, ptep_get, set_pte_at
+from .mmap import exit_mmap
+from .pgtable import (
+    Pmd,
+    pgtable_trans_huge_deposit,
+    pmd_index,
+    pmdp_get,
+    pte_index,
+    ptep_get,
+    set_pmd_at,
+    set_pte_at,
+)
 from .pte import MARKERS, PAGE_SIZE, PMD_SIZE, Pte, make_pte_marker, mk_swap_pte
 from .rmap import folio_add_anon_rmap_ptes, folio_add_file_rmap_ptes, folio_add_rmap_pmd
 from .vma import (
@@ -40,17 +53,14 @@ from .vma import (
     is_cow_mapping,
 )
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .fault import FaultResult
+__all__ = ["BACKINGS", "Process", "dma_write"]
 
 BACKINGS = ("anon", "file", "shmem")
 
 
-
 def _page_aligned(name: str, addr: object) -> int:
-    need(isinstance(addr, int) and not isinstance(addr, bool),
-         f"{name}={addr!r}: addresses are ints in bytes")
-    assert isinstance(addr, int)
+    if not isinstance(addr, int) or isinstance(addr, bool):
+        raise LayoutError(f"{name}={addr!r}: addresses are ints in bytes")
     need(addr >= 0, f"{name}={addr:#x}: addresses are non-negative")
     need(addr % PAGE_SIZE == 0,
          f"{name}={addr:#x} is not page-aligned; use a multiple of {PAGE_SIZE:#x} "
@@ -63,16 +73,35 @@ class Process:
 
     def __init__(self, kernel: str = DEFAULT_KERNEL, *, machine: Machine | None = None,
                  name: str = "parent") -> None:
-        self.kernel = get_kernel(kernel).name
+        self.version: KernelVersion = get_kernel(kernel)
+        need(machine is None or isinstance(machine, Machine),
+             f"machine={machine!r}: pass a pkmm.Machine (or nothing for a new one)")
+        need(isinstance(name, str), f"name={name!r}: a process name is a string")
         self.machine = machine if machine is not None else Machine()
-        self.mm = MmStruct(self.machine)
+        self.mm = MmStruct(self.machine, owner=name)
         self.name = name
         self.exited = False
-        self.pins: list[tuple[Folio, int]] = []     # FOLL_PIN references this process took
-        self.gup_refs: list[tuple[Folio, int]] = []  # plain references (vmsplice), per ref
         self.faults: list[FaultResult] = []
-        self.machine.processes.append(self)
         self._nfiles = 0
+
+    @property
+    def kernel(self) -> str:
+        """The name of the kernel variant whose fault path this process runs."""
+        return self.version.name
+
+    @kernel.setter
+    def kernel(self, name: str) -> None:
+        self.version = get_kernel(name)
+
+    @property
+    def pins(self) -> list[tuple[Folio, int]]:
+        """The FOLL_PIN references this process took: (folio, page) per pin."""
+        return self.mm.pins
+
+    @property
+    def gup_refs(self) -> list[tuple[Folio, int]]:
+        """The plain (vmsplice) references this process holds, one entry per reference."""
+        return self.mm.gup_refs
 
     def __repr__(self) -> str:
         state = " exited" if self.exited else ""
@@ -108,10 +137,11 @@ class Process:
         need(not wipeonfork or (backing == "anon" and not shared),
              "wipeonfork=True: MADV_WIPEONFORK applies only to private anonymous VMAs")
         end = start + npages * PAGE_SIZE
-        for v in self.mm.vmas:
-            need(end <= v.vm_start or start >= v.vm_end,
-                 f"mmap(start={start:#x}, npages={npages}) overlaps {v.describe()}; "
-                 f"pick a free range (e.g. start={max(x.vm_end for x in self.mm.vmas):#x})")
+        for v in self.mm.vma_neighbours(start):
+            if v is not None and end > v.vm_start and start < v.vm_end:
+                raise LayoutError(f"mmap(start={start:#x}, npages={npages}) overlaps "
+                                  f"{v.describe()}; pick a free range (e.g. start="
+                                  f"{max(x.vm_end for x in self.mm.vmas):#x})")
         flags = VM_READ | VM_MAYREAD | VM_MAYWRITE
         if write:
             flags |= VM_WRITE
@@ -142,7 +172,7 @@ class Process:
         need(backing in BACKINGS, f"backing={backing!r}: use one of {', '.join(BACKINGS)}")
         f = self.machine.alloc_folio(order, backing)
         if backing != "anon":
-            f.refcount += f.nr_pages    # the page cache's references
+            folio_ref_add(f, f.nr_pages)    # the page cache's references
         return f
 
     def vma(self, addr: int) -> Vma | None:
@@ -158,7 +188,8 @@ class Process:
         vma = self.mm.find_vma(addr)
         need(vma is not None, f"{what}: addr={addr:#x} is not inside any VMA of "
              f"{self.name!r}; mmap a region there first")
-        assert vma is not None
+        if vma is None:
+            raise LayoutError(f"{what}: addr={addr:#x} is not inside any VMA")
         last = addr + nr * PAGE_SIZE
         need(last <= vma.vm_end, f"{what}: {nr} page(s) from addr={addr:#x} run past the VMA "
              f"end {vma.vm_end:#x}; map fewer pages or enlarge the VMA")
@@ -235,17 +266,18 @@ class Process:
             set_pte_at(self.mm, addr + k * PAGE_SIZE,
                        Pte(pfn=f.pfn + page + k, write=writable, dirty=dirty, young=young,
                            soft_dirty=soft_dirty, uffd_wp=uffd_wp, protnone=protnone))
-        f.refcount += nr
+        folio_ref_add(f, nr)
         if anon:
             if vma.anon_vma is None:
                 vma.anon_vma = AnonVma()        # anon_vma_prepare
             folio_add_anon_rmap_ptes(f, page, nr, vma, exclusive=anon_exclusive)
         else:
             folio_add_file_rmap_ptes(f, page, nr, vma)
-            assert vma.vm_file is not None
+            file = vma.vm_file
+            if file is None:
+                raise LayoutError(f"map: the {vma.backing} VMA at {vma.vm_start:#x} has no file")
             for k in range(nr):
-                vma.vm_file.cache[vma.linear_page_index(addr + k * PAGE_SIZE)] = \
-                    f.pages[page + k]
+                file.cache[vma.linear_page_index(addr + k * PAGE_SIZE)] = f.pages[page + k]
         self.mm.add_mm_counter(mm_counter(f), nr)
 
     def _check_backing(self, vma: Vma, f: Folio) -> None:
@@ -285,14 +317,12 @@ class Process:
         writable = (True if write is None else write) and not why_ro
         need(pmd_index(addr) not in self.mm.pmds,
              f"map_pmd: the 2 MiB range at {addr:#x} already has PTEs or a PMD")
-        self.mm.pmds[pmd_index(addr)] = Pmd(pfn=f.pfn, write=writable, dirty=dirty,
-                                             young=True)
+        set_pmd_at(self.mm, addr, Pmd(pfn=f.pfn, write=writable, dirty=dirty, young=True))
         if anon:
-            self.mm.deposited[pmd_index(addr)] = True
-            self.mm.nr_ptes += 1
+            pgtable_trans_huge_deposit(self.mm, addr)
             if vma.anon_vma is None:
                 vma.anon_vma = AnonVma()
-        f.refcount += 1
+        folio_ref_add(f, 1)
         folio_add_rmap_pmd(f, vma, exclusive=True)
         self.mm.add_mm_counter(mm_counter(f), f.nr_pages)
 
@@ -316,10 +346,9 @@ class Process:
         need(vma.backing == "anon" and not vma.vm_flags & VM_SHARED,
              "the huge zero page is mapped only in private anonymous VMAs")
         need(pmd_index(addr) not in self.mm.pmds, "the 2 MiB range already has PTEs or a PMD")
-        self.mm.pmds[pmd_index(addr)] = Pmd(pfn=self.machine.huge_zero_folio.pfn,
-                                             young=True, huge_zero=True)
-        self.mm.deposited[pmd_index(addr)] = True
-        self.mm.nr_ptes += 1
+        set_pmd_at(self.mm, addr, Pmd(pfn=self.machine.huge_zero_folio.pfn, young=True,
+                                      huge_zero=True))
+        pgtable_trans_huge_deposit(self.mm, addr)
         self.mm.huge_zero_ref = True
         if vma.anon_vma is None:
             # kernel: do_huge_pmd_anonymous_page() prepares the anon_vma *before* it maps
@@ -388,10 +417,16 @@ class Process:
 
     # -- pins (GUP FOLL_PIN | FOLL_LONGTERM) -----------------------------------------
     def _maps_page(self, f: Folio, page: int) -> bool:
+        """Whether this mm maps page ``page`` of ``f``.  O(1) unless this mm maps other
+        pages of the same large folio (then its page tables are searched)."""
+        if f.pages[page].mapcount == 0 or not f.mm_mapcount.get(self.mm.mm_id):
+            return False
+        if f.order == 0:
+            return True     # this mm maps the folio, and it has one page
         pfn = f.pfn + page
         for t in self.mm.pmds.values():
             if isinstance(t, Pmd):
-                if not t.huge_zero and t.pfn <= pfn < t.pfn + 512:
+                if not t.huge_zero and t.pfn <= pfn < t.pfn + f.nr_pages:
                     return True
             elif any(p is not None and p.present and p.pfn == pfn for p in t.ptes):
                 return True
@@ -409,22 +444,16 @@ class Process:
              or (f.entire_mapcount and f.pages[0].anon_exclusive),
              f"pin: page {page} is not AnonExclusive (it is shared after a fork); GUP would "
              "first unshare it with a fault -- write to it first, then pin")
-        f.pins += 1
-        if f.order:
-            f._pincount += 1
-            f.refcount += 1
-        else:
-            f.refcount += GUP_PIN_COUNTING_BIAS
-        self.mm.has_pinned = True
-        self.pins.append((f, page))
+        need(f.kind not in ("zero", "huge_zero"), "pin: the zero page cannot be pinned for "
+             "a device to write into; write to the page first")
+        pin_user_page(self.mm, f, page)
 
     def unpin(self, f: Folio, page: int = 0) -> None:
         """Drop a pin taken with :meth:`pin` (MMF_HAS_PINNED stays set)."""
         self._alive("unpin")
         need((f, page) in self.pins, f"unpin: {self.name!r} holds no pin on page {page} of "
              "this folio")
-        self.pins.remove((f, page))
-        _unpin(f)
+        unpin_user_page(self.mm, f, page)
 
     def vmsplice(self, f: Folio, page: int = 0, refs: int = 1) -> None:
         """Hold ``refs`` plain (FOLL_GET) references on a mapped page, as vmsplice() into a
@@ -436,28 +465,23 @@ class Process:
         need(isinstance(refs, int) and refs >= 1, f"refs={refs!r}: at least 1")
         need(self._maps_page(f, page), f"vmsplice: {self.name!r} does not map page {page} "
              "of this folio")
-        f.refcount += refs
-        f.gup_refs += refs
-        self.gup_refs.extend([(f, page)] * refs)
+        get_user_page_refs(self.mm, f, page, refs)
 
     # -- looking at state ------------------------------------------------------------
     def pte(self, addr: int) -> Pte | None:
         """The PTE at ``addr`` (None for an empty slot).  Inside a PMD mapping: a read-only
         view of the PMD for that page (``.pmd`` is True)."""
         _page_aligned("addr", addr)
-        t = self.mm.pmds.get(pmd_index(addr))
-        if isinstance(t, Pmd):
+        t = pmdp_get(self.mm, addr)
+        if t is not None:
             return Pte(pfn=t.pfn + pte_index(addr), write=t.write,
                        dirty=t.dirty, young=t.young, soft_dirty=t.soft_dirty,
                        uffd_wp=t.uffd_wp, special=t.huge_zero, pmd=True)
-        if isinstance(t, PteTable):
-            return t.ptes[pte_index(addr)]
-        return None
+        return ptep_get(self.mm, addr)
 
     def pmd(self, addr: int) -> Pmd | None:
         """The PMD leaf covering ``addr`` (None when PTE-mapped or empty)."""
-        t = self.mm.pmds.get(pmd_index(addr))
-        return t if isinstance(t, Pmd) else None
+        return pmdp_get(self.mm, addr)
 
     def page_at(self, addr: int) -> tuple[Folio, int] | None:
         """The (folio, page index) mapped at ``addr``, if any."""
@@ -494,34 +518,30 @@ class Process:
     # -- running ---------------------------------------------------------------------
     def read(self, addr: int) -> int:
         """Load from ``addr`` (page-granular data), faulting as the kernel would."""
-        from .fault import handle_mm_fault
         self._alive("read")
-        need(isinstance(addr, int) and addr >= 0, f"addr={addr!r}: a non-negative int")
-        return handle_mm_fault(self, addr - addr % PAGE_SIZE, write=False)
+        need(isinstance(addr, int) and not isinstance(addr, bool) and addr >= 0,
+             f"addr={addr!r}: a non-negative int")
+        return self._fault(addr - addr % PAGE_SIZE, False, None)
 
     def write(self, addr: int, value: int) -> None:
         """Store ``value`` at ``addr``'s page, faulting (CoW copy or reuse) as needed."""
-        from .fault import handle_mm_fault
         self._alive("write")
-        need(isinstance(addr, int) and addr >= 0, f"addr={addr!r}: a non-negative int")
-        need(isinstance(value, int), f"value={value!r}: pages hold ints")
-        handle_mm_fault(self, addr - addr % PAGE_SIZE, write=True, value=value)
+        need(isinstance(addr, int) and not isinstance(addr, bool) and addr >= 0,
+             f"addr={addr!r}: a non-negative int")
+        need(isinstance(value, int) and not isinstance(value, bool),
+             f"value={value!r}: pages hold ints")
+        self._fault(addr - addr % PAGE_SIZE, True, value)
+
+    def _fault(self, addr: int, write: bool, value: int | None) -> int:
+        fr = FaultResult(addr, write)
+        self.faults.append(fr)
+        return handle_mm_fault(self.mm, addr, write, self.version, fr, value)
 
     def exit(self) -> None:
         """Tear the process down: unmap everything, drop its pins (``exit_mmap``)."""
-        from .fault import exit_mmap
         self._alive("exit")
-        exit_mmap(self)
-
-
-def _unpin(f: Folio) -> None:
-    from .folio import folio_put_refs
-    f.pins -= 1
-    if f.order:
-        f._pincount -= 1
-        folio_put_refs(f, 1)
-    else:
-        folio_put_refs(f, GUP_PIN_COUNTING_BIAS)
+        exit_mmap(self.mm)
+        self.exited = True
 
 
 def dma_write(f: Folio, page: int, value: int) -> None:
@@ -533,8 +553,10 @@ def dma_write(f: Folio, page: int, value: int) -> None:
     """
     need(isinstance(f, Folio) and not f.freed, "dma_write: pass a live folio")
     need(isinstance(page, int) and 0 <= page < f.nr_pages, f"page={page!r} out of range")
-    need(f.pins > 0, "dma_write: the folio is not pinned; a device may only write into "
+    need(any((f, page) in mm.pins for mm in f.machine.mms),
+         f"dma_write: page {page} of this folio is not pinned; a device may only write into "
          "pinned memory (p.pin(f, page) first)")
-    need(isinstance(value, int), f"value={value!r}: pages hold ints")
-    f.pages[page].data = value
+    need(isinstance(value, int) and not isinstance(value, bool),
+         f"value={value!r}: pages hold ints")
+    gup_dma_write(f, page, value)
 

@@ -15,18 +15,69 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from .errors import KernelBug
+
+__all__ = ["BULK_NONPRESENT", "BULK_PRESENT", "HPAGE_PMD_NR", "HPAGE_PMD_ORDER", "MARKERS",
+           "MAX_PAGE_ORDER", "PAGE_SHIFT", "PAGE_SIZE", "PMD_BULK_HUGE_ZERO", "PMD_SHIFT",
+           "PMD_SIZE", "PTE_BIT", "PTE_BITS", "PTRS_PER_PTE", "Pte", "PteBit", "SETTABLE_BITS",
+           "SwpEntry", "SwpKind", "is_migration_entry", "is_pte_marker", "is_swap_entry",
+           "make_pte_marker", "make_readable_migration_entry", "mk_swap_pte", "pte_advance_pfn",
+           "pte_clear_protnone", "pte_clear_soft_dirty", "pte_clear_uffd_wp", "pte_mkclean",
+           "pte_mkdirty", "pte_mkold", "pte_mkuffd_wp", "pte_mkwrite", "pte_mkyoung",
+           "pte_swp_clear_exclusive", "pte_wrprotect"]
+
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
 PTRS_PER_PTE = 512
 PMD_SHIFT = PAGE_SHIFT + 9
 PMD_SIZE = 1 << PMD_SHIFT
 HPAGE_PMD_ORDER = PMD_SHIFT - PAGE_SHIFT
+HPAGE_PMD_NR = 1 << HPAGE_PMD_ORDER
 MAX_PAGE_ORDER = HPAGE_PMD_ORDER  # pkmm models folios of order 0..9
 
-#: The bits a learner can set on a present PTE, in the order ``repr`` prints them.
-PTE_BITS = ("write", "dirty", "young", "soft_dirty", "uffd_wp", "protnone", "special")
-_BIT_LETTERS = {"write": "W", "dirty": "D", "young": "A", "soft_dirty": "SD",
-                "uffd_wp": "UW", "protnone": "PN", "special": "SP"}
+
+
+@dataclass(frozen=True, slots=True)
+class PteBit:
+    """One named bit of a present PTE: the one table every printout, picture, exercise
+    and the bulk path read (``bulk``: its flag in the bulk path's ``uint16`` encoding;
+    ``pmd_bulk``: its flag in a PMD leaf's ``uint8``, 0 when a PMD has no such bit)."""
+
+    name: str        # the Pte (and Pmd) field
+    letter: str      # how repr, tables and pictures print it
+    meaning: str     # one line for a learner
+    bulk: int
+    pmd_bulk: int
+    settable: bool   # a layout may set it on a PTE (special comes from zero page / PFN map)
+
+    @property
+    def pmd(self) -> bool:
+        """A PMD leaf has this bit too."""
+        return self.pmd_bulk != 0
+
+
+#: The bits of a present PTE, in the order ``repr`` prints them.
+PTE_BITS: tuple[PteBit, ...] = (
+    PteBit("write", "W", "writable: a store goes through without a fault", 2, 1, True),
+    PteBit("dirty", "D", "dirty: written since the page was last cleaned", 4, 2, True),
+    PteBit("young", "A", "accessed (young): touched since the page was last aged", 8, 4,
+           True),
+    PteBit("soft_dirty", "SD", "soft-dirty: written since user space last cleared the "
+           "soft-dirty bits (checkpoint/restore tracking)", 16, 8, True),
+    PteBit("uffd_wp", "UW", "userfaultfd write-protect: a store is reported to the "
+           "monitor first", 32, 16, True),
+    PteBit("protnone", "PN", "PROT_NONE for NUMA hinting: any access faults", 64, 0, True),
+    PteBit("special", "SP", "special: no refcounted page behind it (zero page, PFN map)",
+           128, 0, False),
+)
+#: The same bits by name.
+PTE_BIT: dict[str, PteBit] = {b.name: b for b in PTE_BITS}
+#: Bits a layout sets on a PTE (scenario files, builders, exercises).
+SETTABLE_BITS: tuple[PteBit, ...] = tuple(b for b in PTE_BITS if b.settable)
+#: The bulk encoding's flags that are not bits of a present PTE.
+BULK_PRESENT, BULK_NONPRESENT = 1, 256
+#: A PMD leaf's bulk flag for the huge zero page (its other flags: ``PteBit.pmd_bulk``).
+PMD_BULK_HUGE_ZERO = 32
 
 SwpKind = Literal["swap", "migration_read", "migration_read_exclusive",
                   "migration_write", "marker", "hwpoison"]
@@ -78,12 +129,13 @@ class Pte:
     pmd: bool = False
 
     def __repr__(self) -> str:
-        bits = " ".join(_BIT_LETTERS[b] for b in PTE_BITS if getattr(self, b))
+        bits = " ".join(b.letter for b in PTE_BITS if getattr(self, b.name))
         if self.present:
             head = f"pfn={self.pfn:#x} P" + (" PMD" if self.pmd else "")
             return f"Pte({head}{' ' + bits if bits else ''})"
-        assert self.swp is not None
         s = self.swp
+        if s is None:
+            return f"Pte(non-present, no payload {bits})"
         if s.kind == "marker":
             body = "marker " + ",".join(sorted(s.markers))
         elif s.kind == "swap":
@@ -95,46 +147,81 @@ class Pte:
     @property
     def bits(self) -> dict[str, bool]:
         """The named bits as a dict (for tables and views)."""
-        return {b: bool(getattr(self, b)) for b in PTE_BITS}
+        return {b.name: bool(getattr(self, b.name)) for b in PTE_BITS}
 
 
 # --- present-PTE value helpers (include/linux/pgtable.h) -------------------------------
 
 def pte_mkwrite(pte: Pte) -> Pte:
-    """Set the write bit.  >>> pte_mkwrite(Pte(pfn=1)).write
-    True
+    """Set the write bit.
+
+    >>> pte_mkwrite(Pte(pfn=1))
+    Pte(pfn=0x1 P W)
     """
     return replace(pte, write=True)
 
 
 def pte_wrprotect(pte: Pte) -> Pte:
-    """Clear the write bit: the next write faults."""
+    """Clear the write bit: the next write faults.
+
+    >>> pte_wrprotect(Pte(pfn=1, write=True, dirty=True))
+    Pte(pfn=0x1 P D)
+    """
     return replace(pte, write=False)
 
 
 def pte_mkdirty(pte: Pte) -> Pte:
-    """Set the dirty bit (generic arch: soft-dirty untouched)."""
+    """Set the dirty bit (generic arch: soft-dirty untouched).
+
+    >>> pte_mkdirty(Pte(pfn=1))
+    Pte(pfn=0x1 P D)
+    """
     return replace(pte, dirty=True)
 
 
 def pte_mkclean(pte: Pte) -> Pte:
-    """Clear the dirty bit."""
+    """Clear the dirty bit.
+
+    >>> pte_mkclean(Pte(pfn=1, dirty=True, young=True))
+    Pte(pfn=0x1 P A)
+    """
     return replace(pte, dirty=False)
 
 
 def pte_mkyoung(pte: Pte) -> Pte:
-    """Set the accessed bit."""
+    """Set the accessed bit.
+
+    >>> pte_mkyoung(Pte(pfn=1))
+    Pte(pfn=0x1 P A)
+    """
     return replace(pte, young=True)
 
 
 def pte_mkold(pte: Pte) -> Pte:
-    """Clear the accessed bit."""
+    """Clear the accessed bit.
+
+    >>> pte_mkold(Pte(pfn=1, young=True))
+    Pte(pfn=0x1 P)
+    """
     return replace(pte, young=False)
 
 
 def pte_clear_soft_dirty(pte: Pte) -> Pte:
-    """Clear the soft-dirty bit."""
+    """Clear the soft-dirty bit.
+
+    >>> pte_clear_soft_dirty(Pte(pfn=1, soft_dirty=True))
+    Pte(pfn=0x1 P)
+    """
     return replace(pte, soft_dirty=False)
+
+
+def pte_clear_protnone(pte: Pte) -> Pte:
+    """Give a NUMA-hinting (protnone) PTE its access back (what do_numa_page restores).
+
+    >>> pte_clear_protnone(Pte(pfn=1, protnone=True))
+    Pte(pfn=0x1 P)
+    """
+    return replace(pte, protnone=False)
 
 
 def pte_mkuffd_wp(pte: Pte) -> Pte:
@@ -157,9 +244,25 @@ def pte_advance_pfn(pte: Pte, nr: int) -> Pte:
 
 
 def pte_swp_clear_exclusive(pte: Pte) -> Pte:
-    """Clear the swap-exclusive bit of a swap PTE."""
-    assert pte.swp is not None
+    """Clear the swap-exclusive bit of a swap PTE.
+
+    >>> pte_swp_clear_exclusive(mk_swap_pte("swap", 7, exclusive=True))
+    Pte(swap off=0x7)
+    """
+    if pte.swp is None:
+        raise KernelBug(f"pte_swp_clear_exclusive: {pte!r} is not a swap PTE")
     return replace(pte, swp=replace(pte.swp, exclusive=False))
+
+
+def make_readable_migration_entry(pte: Pte) -> Pte:
+    """The same migration entry, made plain readable (no write, no exclusive).
+
+    >>> make_readable_migration_entry(mk_swap_pte("migration_write", 0x1000))
+    Pte(migration_read pfn=0x1000)
+    """
+    if pte.swp is None or not pte.swp.kind.startswith("migration"):
+        raise KernelBug(f"make_readable_migration_entry: {pte!r} is not a migration entry")
+    return replace(pte, swp=replace(pte.swp, kind="migration_read"))
 
 
 def mk_swap_pte(kind: SwpKind, offset: int, *, exclusive: bool = False,

@@ -3,7 +3,8 @@
 Mirrors: include/linux/rmap.h (__folio_try_dup_anon_rmap, folio_try_dup_anon_rmap_pte(s),
 folio_try_dup_anon_rmap_pmd, folio_dup_file_rmap_pte(s); v6.8 .. v6.17, and the
 v6.7-era page_try_dup_anon_rmap / page_dup_file_rmap the seed patch calls) and
-mm/rmap.c (folio_add_*_rmap_*, folio_remove_rmap_*).
+mm/rmap.c (folio_add_new_anon_rmap, folio_add_*_rmap_*, folio_remove_rmap_*); and the
+new-anonymous-page sequence every anonymous allocation shares (alloc_new_anon_page).
 Simplified: mapcounts are logical (no -1 bias); the anon_vma tree is not modelled;
 CONFIG_MM_ID per-mm mapcounts are exact (the kernel tracks two mm ids and a sticky bit).
 Taught in: notebooks/04-pinned-pages.ipynb
@@ -12,16 +13,38 @@ Taught in: notebooks/04-pinned-pages.ipynb
 from __future__ import annotations
 
 import errno
+from collections.abc import Iterable
 
-from .folio import Folio, folio_maybe_dma_pinned, folio_test_anon
+from .errors import KernelBug
+from .folio import (
+    Folio,
+    Page,
+    folio_get,
+    folio_maybe_dma_pinned,
+    folio_test_anon,
+    folio_touched,
+)
 from .mm import MmStruct
+from .pte import HPAGE_PMD_ORDER
 from .vma import Vma
+
+__all__ = ["EBUSY", "SetPageAnonExclusive", "__folio_try_dup_anon_rmap", "alloc_new_anon_page",
+           "folio_add_anon_rmap_ptes",
+           "folio_add_file_rmap_ptes", "folio_add_new_anon_rmap", "folio_add_rmap_pmd",
+           "folio_dup_file_rmap_pte", "folio_dup_file_rmap_ptes", "folio_needs_cow_for_dma",
+           "folio_remove_rmap_pmd", "folio_remove_rmap_ptes", "folio_try_dup_anon_rmap_pmd",
+           "folio_try_dup_anon_rmap_pte", "folio_try_dup_anon_rmap_ptes",
+           "page_dup_file_rmap", "page_try_dup_anon_rmap"]
 
 EBUSY = errno.EBUSY
 
 
 def _mm_track(folio: Folio, mm: MmStruct, delta: int) -> None:
-    """CONFIG_MM_ID: per-mm mapcount of the folio (drives "maybe mapped shared")."""
+    """CONFIG_MM_ID: per-mm mapcount of the folio (drives "maybe mapped shared").
+
+    Every rmap change ends here, so this is also where a recorder learns of it.
+    """
+    folio_touched(folio)
     c = folio.mm_mapcount.get(mm.mm_id, 0) + delta
     if c:
         folio.mm_mapcount[mm.mm_id] = c
@@ -41,6 +64,52 @@ def folio_add_anon_rmap_ptes(folio: Folio, first: int, nr: int, vma: Vma,
     _mm_track(folio, vma.vm_mm, nr)
     folio.fresh = False
 
+
+def folio_add_new_anon_rmap(folio: Folio, vma: Vma, exclusive: bool = True) -> None:
+    """Map a folio fresh from the allocator, whole: an order-0 page by one PTE, a
+    PMD-sized folio by one PMD.
+
+    Mirrors: mm/rmap.c folio_add_new_anon_rmap(), v6.8 .. v6.17 (RMAP_EXCLUSIVE: the
+    new page is AnonExclusive -- nobody else can map it yet).
+    """
+    if not folio.fresh or folio.order not in (0, HPAGE_PMD_ORDER):
+        raise KernelBug(f"folio_add_new_anon_rmap: {folio!r} is not a fresh order-0 or "
+                        "PMD-sized folio")
+    if folio.order:
+        folio_add_rmap_pmd(folio, vma, exclusive)
+    else:
+        folio_add_anon_rmap_ptes(folio, 0, 1, vma, exclusive)
+
+
+def SetPageAnonExclusive(page: Page) -> None:
+    """Mark an anon page exclusive to the one mm mapping it (a write fault reusing it).
+
+    Mirrors: include/linux/page-flags.h SetPageAnonExclusive().
+    """
+    page.anon_exclusive = True
+    folio_touched(page.folio)
+
+
+def alloc_new_anon_page(vma: Vma, contents: Iterable[int] = (), *,
+                        folio: Folio | None = None, order: int = 0) -> Folio | None:
+    """A new exclusive anon folio for ``vma``: ``folio`` (a preallocated one) or a fresh
+    allocation (None when it fails), filled with ``contents`` page by page, mapped in
+    the rmap and holding the reference of the mapping the caller writes.
+
+    Mirrors the sequence every anonymous allocation in mm/memory.c and
+    mm/huge_memory.c runs: folio_prealloc() / vma_alloc_folio() (unless preallocated),
+    copy_user_highpage() or zeroing, folio_add_new_anon_rmap(); the folio's first
+    reference is the new mapping's.  The caller writes the PTE or PMD and counts rss.
+    """
+    if folio is None:
+        folio = vma.vm_mm.machine.try_alloc_folio(order, "anon")
+        if folio is None:
+            return None
+    for page, data in zip(folio.pages, contents, strict=False):
+        page.data = data
+    folio_add_new_anon_rmap(folio, vma, exclusive=True)
+    folio_get(folio)
+    return folio
 
 def folio_add_file_rmap_ptes(folio: Folio, first: int, nr: int, vma: Vma) -> None:
     """Map pages [first, first+nr) of a page-cache folio."""
@@ -110,6 +179,26 @@ def __folio_try_dup_anon_rmap(folio: Folio, first: int, nr: int, dst_vma: Vma,
     return 0
 
 
+def folio_try_dup_anon_rmap_ptes(folio: Folio, page: Page, nr: int, dst_vma: Vma,
+                                 src_vma: Vma, ignore_pins: bool = False) -> int:
+    """Mirrors: include/linux/rmap.h folio_try_dup_anon_rmap_ptes(), v6.9 .. v6.17:
+    pages [page, page+nr), all or nothing (0, or -EBUSY changing nothing)."""
+    return __folio_try_dup_anon_rmap(folio, page.index, nr, dst_vma, src_vma, ignore_pins)
+
+
+def folio_try_dup_anon_rmap_pte(folio: Folio, page: Page, dst_vma: Vma, src_vma: Vma,
+                                ignore_pins: bool = False) -> int:
+    """Mirrors: include/linux/rmap.h folio_try_dup_anon_rmap_pte(), v6.8 .. v6.17."""
+    return __folio_try_dup_anon_rmap(folio, page.index, 1, dst_vma, src_vma, ignore_pins)
+
+
+def page_try_dup_anon_rmap(page: Page, dst_vma: Vma, src_vma: Vma,
+                           ignore_pins: bool = False) -> int:
+    """Mirrors: include/linux/rmap.h page_try_dup_anon_rmap(page, false, src_vma), v6.7
+    (the seed patch's tree; ``dst_vma`` only feeds pkmm's per-mm mapcounts)."""
+    return __folio_try_dup_anon_rmap(page.folio, page.index, 1, dst_vma, src_vma, ignore_pins)
+
+
 def folio_try_dup_anon_rmap_pmd(folio: Folio, dst_vma: Vma, src_vma: Vma,
                                 ignore_pins: bool = False) -> int:
     """PMD level: AE is tested and cleared on the head page only; entire_mapcount + 1.
@@ -126,11 +215,21 @@ def folio_try_dup_anon_rmap_pmd(folio: Folio, dst_vma: Vma, src_vma: Vma,
     return 0
 
 
-def folio_dup_file_rmap_ptes(folio: Folio, first: int, nr: int, dst_vma: Vma) -> None:
+def folio_dup_file_rmap_ptes(folio: Folio, page: Page, nr: int, dst_vma: Vma) -> None:
     """Mirrors: include/linux/rmap.h folio_dup_file_rmap_ptes() (v6.9; v6.17 adds dst_vma).
 
     File (page-cache) mappings can always be duplicated: no exclusivity to give up.
     """
-    for p in folio.pages[first:first + nr]:
+    for p in folio.pages[page.index:page.index + nr]:
         p._mapcount += 1
     _mm_track(folio, dst_vma.vm_mm, nr)
+
+
+def folio_dup_file_rmap_pte(folio: Folio, page: Page, dst_vma: Vma) -> None:
+    """Mirrors: include/linux/rmap.h folio_dup_file_rmap_pte(), v6.8 .. v6.17."""
+    folio_dup_file_rmap_ptes(folio, page, 1, dst_vma)
+
+
+def page_dup_file_rmap(page: Page, dst_vma: Vma) -> None:
+    """Mirrors: include/linux/rmap.h page_dup_file_rmap(page, false), v6.7."""
+    folio_dup_file_rmap_ptes(page.folio, page, 1, dst_vma)

@@ -24,6 +24,8 @@ from .folio import Folio
 from .kernels import DEFAULT_KERNEL, KERNELS
 from .process import Process
 
+__all__ = ["Scenario", "as_scenario", "load_scenario"]
+
 _VMA_KEYS = {"start": int, "npages": int, "backing": str, "shared": bool, "write": bool,
              "uffd_wp": bool, "uffd_fork": bool, "pfnmap": bool, "dontfork": bool,
              "wipeonfork": bool, "soft_dirty_tracking": bool, "anon_vma": bool}

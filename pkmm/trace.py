@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
+__all__ = ["ACTIONS", "Action", "Event", "Step", "Trace"]
+
 Action = Literal["share", "copy", "raw", "eagain", "nonpresent"]
 ACTIONS: tuple[Action, ...] = ("share", "copy", "raw", "eagain", "nonpresent")
 
@@ -73,13 +75,17 @@ class Trace:
         self._seq = 0
 
     def emit(self, func: str, rule: str, reason: str, addr: int | None = None,
-             nr: int = 0, **data: Any) -> None:
-        """Record that ``func`` applied ``rule`` (``reason`` says why, for a learner)."""
+             nr: int = 0, **data: Any) -> Event | None:
+        """Record that ``func`` applied ``rule`` (``reason`` says why, for a learner);
+        returns the event (None when the trace is summarised)."""
         self.counts[(func, rule)] += 1
+        ev = None
         if self.detail:
-            self.events.append(Event(self._seq, func, self.version, rule, reason, addr, nr,
-                                     tuple(sorted(data.items()))))
+            ev = Event(self._seq, func, self.version, rule, reason, addr, nr,
+                       tuple(sorted(data.items())))
+            self.events.append(ev)
         self._seq += 1
+        return ev
 
     def __iter__(self) -> Iterator[Event]:
         return iter(self.events)

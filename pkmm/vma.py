@@ -19,6 +19,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .folio import Page
     from .mm import MmStruct
 
+__all__ = ["AnonVma", "Backing", "File", "VM_DONTCOPY", "VM_LOCKED", "VM_MAYREAD", "VM_MAYSHARE",
+           "VM_MAYWRITE", "VM_MIXEDMAP", "VM_PFNMAP", "VM_READ", "VM_SHARED", "VM_SOFTDIRTY",
+           "VM_UFFD_WP", "VM_WIPEONFORK", "VM_WRITE", "VmFlags", "Vma", "is_cow_mapping",
+           "userfaultfd_wp", "vma_is_anonymous", "vma_soft_dirty_enabled"]
+
 Backing = Literal["anon", "file", "shmem"]
 
 

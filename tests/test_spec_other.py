@@ -346,7 +346,7 @@ def test_T31_prealloc_failure_fails_fork_without_leaks(kernel: str) -> None:
     with pytest.raises(pkmm.ForkError) as e:
         pkmm.fork(p, kernel, fail_prealloc=True)
     assert e.value.errno == 12 and e.value.trace is not None
-    assert p.machine.processes == [p]
+    assert p.machine.mms == [p.mm]
     assert set(p.machine.folios) == folios_before            # nothing leaked
     assert (f.refcount, g.refcount) == (1025, 1)
     pkmm.check_invariants(p)

@@ -39,5 +39,5 @@ def test_eager_copy_allocation_failure_fails_fork_without_leaks(thp: bool) -> No
     with pytest.raises(pkmm.ForkError) as e:
         pkmm.fork(p, "eager-copy")
     assert e.value.trace is not None and e.value.trace.filter(rule="alloc-failed")
-    assert set(p.machine.folios) == folios and p.machine.processes == [p]
+    assert set(p.machine.folios) == folios and p.machine.mms == [p.mm]
     pkmm.check_invariants(p)

@@ -21,12 +21,10 @@ from typing import Any, ClassVar
 
 from ..errors import LayoutError
 from ..folio import Folio
+from ..kernels import COW_KERNELS
 from ..process import Process
 from ..scenario import Scenario
 from .layout import describe, per_slot
-
-#: The kernel versions that share pages at fork (eager-copy copies everything).
-COW_KERNELS: tuple[str, ...] = ("v6.8", "batch-v3", "v6.9", "v6.17")
 
 
 @dataclass(frozen=True)

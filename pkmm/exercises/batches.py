@@ -11,10 +11,10 @@ import random
 from typing import Any
 
 from ..fork import fork
-from ..kernels import get_kernel
+from ..kernels import BATCHING_KERNELS, get_kernel
 from ..scenario import Scenario
 from .base import Exercise, Result, index_of, ptes_of
-from .layout import BITS, LETTERS, random_ptes, scenario
+from .layout import BITS, random_ptes, scenario
 from .rules import continues_batch, starts_batch
 
 _SINGLE = ("small-folio", "no-page")
@@ -38,7 +38,7 @@ class BatchSizes(Exercise):
 
     name = "batches"
     title = "batch sizes of the present-PTE copy"
-    draw = ("batch-v3", "v6.9", "v6.17")
+    draw = BATCHING_KERNELS
     answer_format = "a list of ints, one per call, e.g. [4, 1, 2, 1]"
 
     def generate(self, rng: random.Random) -> Scenario:
@@ -88,7 +88,7 @@ class BatchSizes(Exercise):
         if got == want:
             return Result(1.0, 1.0, f"correct: {self.kernel} returns {want}")
         why, entries = self._reasons()
-        shared = bool(self.scenario.vmas[0].get("shared"))
+        vma = self.scenario.vmas[0]
         ws, gs = starts(want), starts(got)
         score = len(ws & gs) / len(ws | gs)
         notes = []
@@ -98,12 +98,12 @@ class BatchSizes(Exercise):
             score *= 0.5
         groups: dict[str, list[int]] = {}
         for i in sorted(ws - gs):
-            groups.setdefault("start a new batch: " + starts_batch(self.kernel, why[i]),
+            groups.setdefault("start a new batch: " + starts_batch(self.kernel, why[i], vma),
                               []).append(i)
         for i in sorted(i for i in gs - ws if i < len(entries)):
-            diff = [LETTERS[b] for b in BITS if entries[i][b] != entries[i - 1][b]]
+            diff = [b for b in BITS if entries[i][b] != entries[i - 1][b]]
             groups.setdefault("continue the batch: " + continues_batch(
-                self.kernel, diff, shared), []).append(i)
+                self.kernel, diff, vma), []).append(i)
         for text, idx in groups.items():
             notes.append(f"PTE {', '.join(map(str, idx))}: {text}")
         return Result(score, 1.0, "\n".join("- " + n for n in notes))

@@ -83,8 +83,6 @@ class ChildBits(Exercise):
             return self._shape_error(answer)
         want = self.solve()
         v = self.scenario.vmas[0]
-        shared, tracking = bool(v.get("shared")), bool(v.get("soft_dirty_tracking"))
-        child_uffd = bool(v.get("uffd_wp") and v.get("uffd_fork"))
         right, notes = 0, []
         for k in self.versions:
             g, w = got[k], want[k]
@@ -93,9 +91,9 @@ class ChildBits(Exercise):
             right += n - len(wrong)
             if wrong:
                 notes.append(f"{k}: rows {fmt_list(wrong)} wrong. "
-                             + child_bit(k, self.bit, shared, tracking, child_uffd))
+                             + child_bit(k, self.bit, v))
         score = right / (2 * n)
         if score == 1.0:
             return Result(1.0, 1.0, "correct: " + "; ".join(
-                child_bit(k, self.bit, shared, tracking, child_uffd) for k in self.versions))
+                child_bit(k, self.bit, v) for k in self.versions))
         return Result(score, 1.0, "\n".join("- " + x for x in notes))

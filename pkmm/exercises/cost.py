@@ -11,6 +11,7 @@ import random
 from typing import Any
 
 from ..fork import fork
+from ..kernels import get_kernel
 from ..pte import PAGE_SIZE
 from ..scenario import Scenario
 from .base import Exercise, Result
@@ -28,19 +29,20 @@ COUNTS = {
 def _rule(kernel: str, key: str, n: int, per: int) -> str:
     """Why ``kernel`` makes this many operations of kind ``key`` for n PTEs over folios of
     ``per`` pages (uniform bits)."""
-    one_per_pte = kernel == "v6.8" or per == 1
+    k = get_kernel(kernel)
+    one_per_pte = not k.batch_func or per == 1
     unit = (f"one per PTE ({n})" if one_per_pte else
             f"one per batch, and a batch covers a whole {per}-page folio ({n}/{per} = "
             f"{n // per})")
     if key == "pte_writes":
         return f"{kernel} writes every child PTE once, batched or not ({n})"
-    if key == "anon_dup_checks" and kernel == "batch-v3" and per > 1:
-        return (f"batch-v3 still duplicates the anon rmap page by page (a loop of "
-                f"page_try_dup_anon_rmap over the batch): one per PTE ({n})")
+    if key == "anon_dup_checks" and k.anon_dup != "all-or-nothing" and per > 1:
+        return (f"{kernel} still duplicates the anon rmap page by page (a loop over the "
+                f"batch): one per PTE ({n})")
     what = {"calls": "copy_present_pte(s) calls", "set_ptes_calls": "set_ptes calls",
             "anon_dup_checks": "anon rmap dup calls"}[key]
-    if kernel == "v6.8":
-        return f"v6.8 copy_present_pte has no batching: {what} are {unit}"
+    if not k.batch_func:
+        return f"{kernel} {k.present_func} has no batching: {what} are {unit}"
     return f"{kernel}: {what} are {unit}"
 
 

@@ -12,6 +12,7 @@ import random
 from typing import Any
 
 from ..fork import fork
+from ..kernels import RELEASED_KERNELS
 from ..pte import PAGE_SIZE
 from ..scenario import Scenario
 from .base import Exercise, Result, fmt_list
@@ -25,7 +26,7 @@ class CowAfterFork(Exercise):
 
     name = "cow-after-fork"
     title = "CoW copy or reuse after a sequence of writes"
-    draw = ("v6.8", "v6.9", "v6.17")
+    draw = RELEASED_KERNELS
     answer_format = ('a list with one of "copy", "reuse", "none" per write, e.g. '
                      '["copy", "reuse", "none"]')
 

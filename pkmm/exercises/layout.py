@@ -12,13 +12,12 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from ..pte import PAGE_SIZE
+from ..pte import PAGE_SIZE, SETTABLE_BITS
 from ..scenario import Scenario
 
 BASE = 0x200000          # start of a PMD slice: every generated PTE lies in one slice
-BITS = ("write", "dirty", "young", "soft_dirty", "uffd_wp", "protnone")
-LETTERS = {"write": "W", "dirty": "D", "young": "A", "soft_dirty": "SD", "uffd_wp": "UW",
-           "protnone": "PN"}
+BITS = tuple(b.name for b in SETTABLE_BITS)           # pkmm.pte.PTE_BITS
+LETTERS = {b.name: b.letter for b in SETTABLE_BITS}
 #: Twists a run of PTEs can carry; "none" keeps the defaults (W D A, exclusive).
 TWISTS = ("none", "dirty", "young", "write", "uffd_wp", "protnone", "soft_dirty",
           "reverse", "partial")

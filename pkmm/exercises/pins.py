@@ -13,23 +13,29 @@ from typing import Any
 
 from ..folio import Folio, folio_maybe_dma_pinned
 from ..fork import fork
+from ..kernels import get_kernel
 from ..pte import PAGE_SIZE
 from ..scenario import Scenario
 from .base import Exercise, Result, fmt_list, index_of, jaccard, ptes_of
 from .layout import BASE, folio_name, scenario
 
+#: How many -EAGAIN rounds a copied page costs, by the variant's declared anon-dup
+#: granularity (:attr:`pkmm.context.KernelVersion.anon_dup`).
 ROUNDS = {
-    "v6.8": "v6.8 handles one PTE per call: one -EAGAIN round (drop the lock, "
-            "preallocate, retry) per copied page",
-    "batch-v3": "batch-v3 truncates a batch at the first page that needs copying and copies "
+    "per-pte": "{k} handles one PTE per call: one -EAGAIN round (drop the lock, "
+               "preallocate, retry) per copied page",
+    "truncate": "{k} truncates a batch at the first page that needs copying and copies "
                 "that page on its own call: one -EAGAIN round per copied page",
-    "v6.9": "v6.9 folio_try_dup_anon_rmap_ptes is all-or-nothing: a whole batch that "
-            "contains a page needing a copy fails with -EAGAIN, even when its first page "
-            "could be shared; the retry handles one PTE per-PTE (prealloc held), then batching "
-            "starts again at the next PTE",
-    "v6.17": "v6.17 (like v6.9) fails a whole batch with -EAGAIN when any page of it needs a "
-             "copy; the retry handles one PTE per-PTE, then batching starts again",
+    "all-or-nothing": "{k} folio_try_dup_anon_rmap_ptes is all-or-nothing: a whole batch "
+                      "that contains a page needing a copy fails with -EAGAIN, even when its "
+                      "first page could be shared; the retry handles one PTE per-PTE "
+                      "(prealloc held), then batching starts again at the next PTE",
 }
+
+
+def rounds(kernel: str) -> str:
+    """Why ``kernel`` takes the -EAGAIN rounds it takes (one sentence)."""
+    return ROUNDS[get_kernel(kernel).anon_dup].format(k=kernel)
 
 
 def _folio_plan(rng: random.Random, name: str, first: bool) -> tuple[int, list[bool], int]:
@@ -133,8 +139,8 @@ class PinCopies(Exercise):
             score += 0.25
         else:
             notes.append(f"-EAGAIN rounds: {answer['eagain']} is wrong. "
-                         + ROUNDS[self.kernel])
+                         + rounds(self.kernel))
         if not notes:
             return Result(1.0, 1.0, f"correct: rows {fmt_list(want['copied'])} copied, "
-                          f"{want['eagain']} -EAGAIN round(s). " + ROUNDS[self.kernel])
+                          f"{want['eagain']} -EAGAIN round(s). " + rounds(self.kernel))
         return Result(score, 1.0, "\n".join("- " + x for x in notes))

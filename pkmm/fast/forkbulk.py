@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..context import ABLATIONS
 from ..errors import ForkError, LayoutError
-from ..kernels import get_kernel
-from ..memory import ABLATIONS
+from ..kernels import DEFAULT_KERNEL, get_kernel
 from ..mm import MM_ANONPAGES
 from ..pte import PAGE_SHIFT, PMD_SHIFT
 from ..vma import VM_DONTCOPY, VM_WIPEONFORK
@@ -100,7 +100,7 @@ def _check(b: Bulk, kernel: str, without: Iterable[str]) -> tuple[str, frozenset
     return version, w
 
 
-def fork_bulk(b: Bulk, kernel: str = "v6.17", without: Iterable[str] = frozenset(), *,
+def fork_bulk(b: Bulk, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = frozenset(), *,
               need_resched: bool = False, fail_prealloc: int | bool = False,
               vectorise: bool = True) -> FastForkResult:
     """Fork the bulk process ``b`` the way ``kernel`` does, changing ``b`` in place (parent

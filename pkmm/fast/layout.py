@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import LayoutError
+from ..kernels import DEFAULT_KERNEL
 from ..pgtable import Pmd, PteTable
 from ..pte import PAGE_SHIFT, PAGE_SIZE, PMD_SHIFT, Pte
 from ..vma import VM_MAYWRITE, VM_PFNMAP, VM_SHARED
@@ -222,7 +223,7 @@ def _mm_from(mm: object) -> BulkMM:
     return b
 
 
-def to_process(b: Bulk, kernel: str = "v6.17") -> object:
+def to_process(b: Bulk, kernel: str = DEFAULT_KERNEL) -> object:
     """A :class:`pkmm.Process` with exactly the state of ``b`` (inverse of
     :func:`from_process`).  Folio counters are copied as they are, so pins show up as
     pincount/refcount; ``Process.pins`` (which process would unpin at exit) stays empty.

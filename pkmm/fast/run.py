@@ -1,6 +1,6 @@
 """The state of one bulk fork: parent, child, machine, version, counters.
 
-Simulator concept: the bulk counterpart of :class:`pkmm.memory.ForkContext`.  Counters
+Simulator concept: the bulk counterpart of :class:`pkmm.context.ForkContext`.  Counters
 (``ops``, ``step_counts``, ``eagain`` ...) have the traced model's names and meaning.
 """
 

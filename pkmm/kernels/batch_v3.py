@@ -7,8 +7,10 @@ Taught in: notebooks/03-seed-patch-batching.ipynb
 
 from __future__ import annotations
 
+from ..context import ForkContext, KernelVersion, Prealloc
+from ..errors import KernelBug
 from ..folio import Folio, Page, folio_ref_add, folio_ref_sub, folio_test_anon, folio_test_large
-from ..memory import ForkContext, Prealloc, vm_normal_page
+from ..memory import vm_normal_page
 from ..mm import MM_ANONPAGES, mm_counter_file
 from ..pgtable import pte_index, pte_offset_map, set_ptes, wrprotect_ptes
 from ..pte import (
@@ -22,8 +24,9 @@ from ..pte import (
     pte_wrprotect,
 )
 from ..vma import VM_SHARED, Vma, userfaultfd_wp
-from . import KernelVersion
 from .common import copy_for_child, dup_file, stop_words, try_dup_anon
+
+__all__ = ["KERNEL", "NAME", "copy_present_ptes", "folio_nr_pages_cont_mapped"]
 
 NAME = "batch-v3"
 
@@ -47,7 +50,8 @@ def folio_nr_pages_cont_mapped(fc: ForkContext, folio: Folio, page: Page, src_vm
     to_folio_end = folio.pfn + folio.nr_pages - page.pfn
     floops = min(floops, to_folio_end)
     table = pte_offset_map(src_vma.vm_mm, addr)
-    assert table is not None
+    if table is None:
+        raise KernelBug(f"folio_nr_pages_cont_mapped: no PTE table at {addr:#x}")
     base = pte_index(addr)
     pfn = page.pfn + 1
     i = 1
@@ -169,4 +173,4 @@ KERNEL = KernelVersion(
     name=NAME, spec="B", title="seed patch v3: folio_nr_pages_cont_mapped",
     present_func="copy_present_ptes", batch_func="folio_nr_pages_cont_mapped",
     copy_present=copy_present_ptes, guard_markers=False, large_folio_reuse=False,
-    huge_zero_wp_thp=False, hwpoison_copy=False)
+    huge_zero_wp_thp=False, hwpoison_copy=False, folio_end="clamp", anon_dup="truncate")

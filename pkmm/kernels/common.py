@@ -1,24 +1,55 @@
-"""Pieces every variant's present-PTE copy uses: traced rmap duplication, batch stop reasons.
+"""Pieces every variant's present-PTE copy uses: traced rmap duplication, batch stop
+reasons, and the v6.9 .. v6.17 inner worker __copy_present_ptes().
 
-Simulator helpers around the kernel's own calls: each wraps one kernel call and records
-the decision it made and why, so the variant modules read like the kernel.
+Simulator helpers around the kernel's own calls: each wraps one kernel call (named by the
+variant, so the trace names the function that ran) and records the decision it made and
+why, so the variant modules read like the kernel.
+Taught in: notebooks/06-upstream-batching.ipynb
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from ..context import ForkContext, Prealloc
 from ..folio import Folio, Page, folio_maybe_dma_pinned
-from ..memory import EAGAIN, ForkContext, Prealloc, copy_present_page
-from ..pte import PTE_BITS, Pte
-from ..rmap import __folio_try_dup_anon_rmap, folio_dup_file_rmap_ptes
-from ..vma import Vma
+from ..memory import EAGAIN, copy_present_page
+from ..pgtable import set_ptes, wrprotect_ptes
+from ..pte import PTE_BITS, Pte, pte_clear_uffd_wp, pte_mkclean, pte_mkold, pte_wrprotect
+from ..rmap import (
+    folio_dup_file_rmap_pte,
+    folio_dup_file_rmap_ptes,
+    folio_try_dup_anon_rmap_pte,
+    folio_try_dup_anon_rmap_ptes,
+    page_dup_file_rmap,
+    page_try_dup_anon_rmap,
+)
+from ..vma import VM_SHARED, Vma, is_cow_mapping, userfaultfd_wp
+
+__all__ = ["STOP_WORDS", "__copy_present_ptes", "copy_for_child", "dup_file", "pte_diff",
+           "stop_words", "try_dup_anon"]
+
+# The rmap calls a variant may name, each run as the kernel function of that name.
+_ANON_DUP: dict[str, Callable[[Folio, Page, int, Vma, Vma, bool], int]] = {
+    "folio_try_dup_anon_rmap_ptes": folio_try_dup_anon_rmap_ptes,
+    "folio_try_dup_anon_rmap_pte":
+        lambda f, pg, nr, dst, src, ign: folio_try_dup_anon_rmap_pte(f, pg, dst, src, ign),
+    "page_try_dup_anon_rmap":
+        lambda f, pg, nr, dst, src, ign: page_try_dup_anon_rmap(pg, dst, src, ign),
+}
+_FILE_DUP: dict[str, Callable[[Folio, Page, int, Vma], None]] = {
+    "folio_dup_file_rmap_ptes": folio_dup_file_rmap_ptes,
+    "folio_dup_file_rmap_pte": lambda f, pg, nr, dst: folio_dup_file_rmap_pte(f, pg, dst),
+    "page_dup_file_rmap": lambda f, pg, nr, dst: page_dup_file_rmap(pg, dst),
+}
 
 
 def try_dup_anon(fc: ForkContext, func: str, folio: Folio, page: Page, nr: int,
                  dst_vma: Vma, src_vma: Vma, addr: int) -> int:
-    """Call the version's anon-rmap dup for pages [page, page+nr) and trace the outcome."""
+    """Call the rmap dup ``func`` (a kernel name, e.g. ``folio_try_dup_anon_rmap_ptes``)
+    for pages [page, page+nr) and trace the outcome."""
     fc.ops["anon_dup_checks"] += 1
-    ret = __folio_try_dup_anon_rmap(folio, page.index, nr, dst_vma, src_vma,
-                                    ignore_pins=fc.ablated("pinned-copy"))
+    ret = _ANON_DUP[func](folio, page, nr, dst_vma, src_vma, fc.ablated("pinned-copy"))
     if ret:
         pinned = ("pincount > 0" if folio.order else
                   f"refcount {folio.refcount} >= 1024 (GUP_PIN_COUNTING_BIAS)")
@@ -55,11 +86,42 @@ def copy_for_child(fc: ForkContext, func: str, dst_vma: Vma, src_vma: Vma, pte: 
 
 def dup_file(fc: ForkContext, func: str, folio: Folio, page: Page, nr: int,
              dst_vma: Vma, addr: int) -> None:
-    """File rmap dup (cannot fail), traced."""
-    folio_dup_file_rmap_ptes(folio, page.index, nr, dst_vma)
+    """File rmap dup ``func`` (cannot fail), traced."""
+    _FILE_DUP[func](folio, page, nr, dst_vma)
     fc.ops["mapcount_ops"] += nr
     fc.emit(func, "file-dup", "page-cache page: mapcount + 1 per page, no exclusivity to "
             "give up", addr, nr)
+
+
+def __copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, addr: int,
+                        nr: int) -> Pte:
+    """Write ``nr`` child PTEs from ``pte``; write-protect the parent's in COW mappings.
+
+    Mirrors: mm/memory.c __copy_present_ptes(), v6.9 .. v6.17.  Returns the child value.
+    """
+    f = "__copy_present_ptes"
+    src_mm = src_vma.vm_mm
+    # kernel: "If it's a COW mapping, write protect it both processes."
+    if is_cow_mapping(src_vma.vm_flags) and pte.write and not fc.ablated("cow-wrprotect"):
+        wrprotect_ptes(src_mm, addr, nr)
+        pte = pte_wrprotect(pte)
+        fc.ops["wrprotect_calls"] += 1
+        fc.emit(f, "cow-wrprotect", f"COW mapping: write-protect {nr} parent PTE(s) "
+                "(wrprotect_ptes) and the child's", addr, nr)
+    # kernel: "If it's a shared mapping, mark it clean in the child."
+    if src_vma.vm_flags & VM_SHARED:
+        pte = pte_mkclean(pte)
+    pte = pte_mkold(pte)
+    if not userfaultfd_wp(dst_vma):
+        pte = pte_clear_uffd_wp(pte)
+    set_ptes(dst_vma.vm_mm, addr, pte, nr)
+    fc.ops["pte_writes"] += nr
+    fc.ops["set_ptes_calls"] += 1
+    fc.emit(f, "set-ptes", f"{nr} child PTE(s): old"
+            + (", clean (shared)" if src_vma.vm_flags & VM_SHARED else "")
+            + ("" if userfaultfd_wp(dst_vma) else ", uffd-wp cleared"), addr, nr,
+            child=repr(pte))
+    return pte
 
 
 def pte_diff(expected: Pte, p: Pte | None) -> str:
@@ -77,8 +139,8 @@ def pte_diff(expected: Pte, p: Pte | None) -> str:
     if p.pfn != expected.pfn:
         return "pfn-gap"
     for b in PTE_BITS:
-        if getattr(p, b) != getattr(expected, b):
-            return f"bit:{b}"
+        if getattr(p, b.name) != getattr(expected, b.name):
+            return f"bit:{b.name}"
     return "same"
 
 

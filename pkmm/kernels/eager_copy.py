@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import errno
 
+from ..context import ForkContext, KernelVersion, Prealloc
+from ..errors import KernelBug
 from ..folio import folio_test_anon
-from ..huge_memory import copy_huge_pmd
-from ..memory import ForkContext, Prealloc, vm_normal_page
+from ..huge_memory import copy_huge_pmd, pmd_folio
+from ..memory import vm_normal_page
 from ..mm import MM_ANONPAGES
-from ..pgtable import Pmd, pmd_index, set_pte_at
-from ..pte import PMD_SIZE, Pte, pte_clear_uffd_wp
-from ..rmap import folio_add_anon_rmap_ptes, folio_add_rmap_pmd
+from ..pgtable import Pmd, pgtable_trans_huge_deposit, pmdp_get, set_pmd_at, set_pte_at
+from ..pte import HPAGE_PMD_ORDER, PMD_SIZE, Pte, pte_clear_uffd_wp
+from ..rmap import alloc_new_anon_page
 from ..vma import VM_WRITE, Vma, is_cow_mapping, userfaultfd_wp, vma_is_anonymous
-from . import KernelVersion
 from .v6_8 import copy_present_pte as share_present_pte
+
+__all__ = ["KERNEL", "NAME", "uvmcopy_pmd", "uvmcopy_pte"]
 
 NAME = "eager-copy"
 
@@ -35,17 +38,14 @@ def uvmcopy_pte(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, addr: int
     Shared mappings and pages without a struct page are shared exactly as v6.8 does.
     Returns 1, or -ENOMEM when the allocation fails.
     """
-    f = "uvmcopy"
+    f = "uvmcopy_pte"
     page = vm_normal_page(fc, src_vma, addr, pte)
     if page is None or not is_cow_mapping(src_vma.vm_flags):
         return share_present_pte(fc, dst_vma, src_vma, pte, addr, max_nr, rss, prealloc)
-    new = src_vma.vm_mm.machine.try_alloc_folio(0, "anon")
+    new = alloc_new_anon_page(dst_vma, [page.data])     # xv6: kalloc(); memmove()
     if new is None:
         fc.emit(f, "alloc-failed", "kalloc failed: fork fails with ENOMEM", addr)
         return -errno.ENOMEM
-    new.pages[0].data = page.data
-    folio_add_anon_rmap_ptes(new, 0, 1, dst_vma, exclusive=True)
-    new.refcount += 1
     rss[MM_ANONPAGES] += 1
     # xv6 keeps the parent's flags; the child's page is its own, so it may stay writable
     child = Pte(pfn=new.pfn, write=pte.write and bool(dst_vma.vm_flags & VM_WRITE),
@@ -70,30 +70,25 @@ def uvmcopy_pmd(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int) -> int:
     Mirrors: xv6 uvmcopy() applied to a 2 MiB page.  Returns 0, or -ENOMEM when the
     allocation fails.  File THPs and the huge zero page go through copy_huge_pmd().
     """
-    f = "uvmcopy"
+    f = "uvmcopy_pmd"
     haddr = addr & ~(PMD_SIZE - 1)
     src_mm, dst_mm = src_vma.vm_mm, dst_vma.vm_mm
-    pmd = src_mm.pmds[pmd_index(haddr)]
-    assert isinstance(pmd, Pmd)
+    pmd = pmdp_get(src_mm, haddr)
+    if pmd is None:
+        raise KernelBug(f"uvmcopy_pmd: no PMD leaf at {haddr:#x}")
     if pmd.huge_zero or not vma_is_anonymous(dst_vma):
         return copy_huge_pmd(fc, dst_vma, src_vma, addr)
-    found = src_mm.machine.pfn_folio(pmd.pfn)
-    assert found is not None
-    new = src_mm.machine.try_alloc_folio(9, "anon")
+    old = pmd_folio(src_mm, pmd)
+    new = alloc_new_anon_page(dst_vma, [pg.data for pg in old.pages], order=HPAGE_PMD_ORDER)
     if new is None:
         fc.emit(f, "alloc-failed", "kalloc of a 2 MiB copy failed: fork fails with ENOMEM",
                 haddr)
         return -errno.ENOMEM
-    for old_page, new_page in zip(found[0].pages, new.pages, strict=True):
-        new_page.data = old_page.data
-    new.refcount += 1
-    folio_add_rmap_pmd(new, dst_vma, exclusive=True)
-    dst_mm.pmds[pmd_index(haddr)] = Pmd(
+    set_pmd_at(dst_mm, haddr, Pmd(
         pfn=new.pfn, write=pmd.write and bool(dst_vma.vm_flags & VM_WRITE), dirty=pmd.dirty,
         young=pmd.young, soft_dirty=pmd.soft_dirty,
-        uffd_wp=pmd.uffd_wp and userfaultfd_wp(dst_vma))
-    dst_mm.nr_ptes += 1
-    dst_mm.deposited[pmd_index(haddr)] = True
+        uffd_wp=pmd.uffd_wp and userfaultfd_wp(dst_vma)))
+    pgtable_trans_huge_deposit(dst_mm, haddr)
     dst_mm.add_mm_counter(MM_ANONPAGES, new.nr_pages)
     fc.copies += new.nr_pages
     fc.ops["page_copies"] += new.nr_pages
@@ -105,6 +100,6 @@ def uvmcopy_pmd(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int) -> int:
 
 KERNEL = KernelVersion(
     name=NAME, spec="-", title="eager copy (xv6 uvmcopy baseline)",
-    present_func="uvmcopy", batch_func="", copy_present=uvmcopy_pte,
+    present_func="uvmcopy_pte", batch_func="", copy_present=uvmcopy_pte,
     guard_markers=False, large_folio_reuse=False, huge_zero_wp_thp=False,
-    hwpoison_copy=False, copy_huge=uvmcopy_pmd)
+    hwpoison_copy=False, copy_huge=uvmcopy_pmd, copy_on_write=False)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ..context import ForkContext, KernelVersion, Prealloc
+from ..errors import KernelBug
 from ..folio import (
     Folio,
     folio_get,
@@ -22,14 +24,22 @@ from ..folio import (
     folio_test_anon,
     folio_test_large,
 )
-from ..memory import EAGAIN, ForkContext, Prealloc, vm_normal_page
+from ..memory import EAGAIN, vm_normal_page
 from ..mm import MM_ANONPAGES, mm_counter_file
 from ..pgtable import pte_index, pte_offset_map
 from ..pte import Pte, pte_advance_pfn, pte_mkwrite
 from ..vma import VM_SHARED, Vma, vma_soft_dirty_enabled
-from . import KernelVersion
-from .common import copy_for_child, dup_file, pte_diff, stop_words, try_dup_anon
-from .v6_9 import __copy_present_ptes
+from .common import (
+    __copy_present_ptes,
+    copy_for_child,
+    dup_file,
+    pte_diff,
+    stop_words,
+    try_dup_anon,
+)
+
+__all__ = ["FPB_MERGE_WRITE", "FPB_RESPECT_DIRTY", "FPB_RESPECT_SOFT_DIRTY", "KERNEL", "NAME",
+           "__pte_batch_clear_ignored", "copy_present_ptes", "folio_pte_batch_flags"]
 
 NAME = "v6.17"
 FPB_RESPECT_DIRTY = "FPB_RESPECT_DIRTY"
@@ -58,7 +68,8 @@ def folio_pte_batch_flags(fc: ForkContext, folio: Folio, src_vma: Vma, addr: int
     limit_stop = "folio-end" if to_folio_end <= max_nr else "range-end"
     max_nr = min(max_nr, to_folio_end)
     table = pte_offset_map(src_vma.vm_mm, addr)
-    assert table is not None
+    if table is None:
+        raise KernelBug(f"folio_pte_batch_flags: no PTE table at {addr:#x}")
     base = pte_index(addr)
     any_writable = False
     nr = 1  # pte_batch_hint(): generic arch
@@ -71,7 +82,8 @@ def folio_pte_batch_flags(fc: ForkContext, folio: Folio, src_vma: Vma, addr: int
         if masked != expected:
             stop = pte_diff(expected, masked)
             break
-        assert p is not None
+        if p is None:   # pte_none() never equals a present expected value
+            raise KernelBug("folio_pte_batch_flags: empty slot passed the batch compare")
         if FPB_MERGE_WRITE in flags:
             any_writable |= p.write
         expected = pte_advance_pfn(expected, 1)
@@ -150,4 +162,5 @@ KERNEL = KernelVersion(
     name=NAME, spec="D", title="v6.17: folio_pte_batch_flags",
     present_func="copy_present_ptes", batch_func="folio_pte_batch_flags",
     copy_present=copy_present_ptes, guard_markers=True, large_folio_reuse=True,
-    huge_zero_wp_thp=True, hwpoison_copy=True)
+    huge_zero_wp_thp=True, hwpoison_copy=True, since=(6, 17), checked=(6, 18),
+    folio_end="clamp", anon_dup="all-or-nothing")

@@ -7,14 +7,16 @@ Taught in: notebooks/02-fork-one-pte-at-a-time.ipynb
 
 from __future__ import annotations
 
+from ..context import ForkContext, KernelVersion, Prealloc
 from ..folio import folio_get, folio_ref_sub, folio_test_anon
-from ..memory import ForkContext, Prealloc, vm_normal_page
+from ..memory import vm_normal_page
 from ..mm import MM_ANONPAGES, mm_counter_file
 from ..pgtable import ptep_set_wrprotect, set_pte_at
 from ..pte import Pte, pte_clear_uffd_wp, pte_mkclean, pte_mkold, pte_wrprotect
 from ..vma import VM_SHARED, Vma, is_cow_mapping, userfaultfd_wp
-from . import KernelVersion
 from .common import copy_for_child, dup_file, try_dup_anon
+
+__all__ = ["KERNEL", "NAME", "copy_present_pte"]
 
 NAME = "v6.8"
 
@@ -81,4 +83,4 @@ KERNEL = KernelVersion(
     name=NAME, spec="A", title="v6.8: one PTE at a time",
     present_func="copy_present_pte", batch_func="", copy_present=copy_present_pte,
     guard_markers=False, large_folio_reuse=False, huge_zero_wp_thp=False,
-    hwpoison_copy=False)
+    hwpoison_copy=False, since=(6, 8))

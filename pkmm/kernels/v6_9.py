@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from ..context import ForkContext, KernelVersion, Prealloc
+from ..errors import KernelBug
 from ..folio import (
     Folio,
     folio_get,
@@ -19,21 +21,22 @@ from ..folio import (
     folio_test_anon,
     folio_test_large,
 )
-from ..memory import EAGAIN, ForkContext, Prealloc, vm_normal_page
+from ..memory import EAGAIN, vm_normal_page
 from ..mm import MM_ANONPAGES, mm_counter_file
-from ..pgtable import pte_index, pte_offset_map, set_ptes, wrprotect_ptes
-from ..pte import (
-    Pte,
-    pte_advance_pfn,
-    pte_clear_uffd_wp,
-    pte_mkclean,
-    pte_mkold,
-    pte_mkwrite,
-    pte_wrprotect,
+from ..pgtable import pte_index, pte_offset_map
+from ..pte import Pte, pte_advance_pfn, pte_mkwrite
+from ..vma import VM_SHARED, Vma, vma_soft_dirty_enabled
+from .common import (
+    __copy_present_ptes,
+    copy_for_child,
+    dup_file,
+    pte_diff,
+    stop_words,
+    try_dup_anon,
 )
-from ..vma import VM_SHARED, Vma, is_cow_mapping, userfaultfd_wp, vma_soft_dirty_enabled
-from . import KernelVersion
-from .common import copy_for_child, dup_file, pte_diff, stop_words, try_dup_anon
+
+__all__ = ["FPB_IGNORE_DIRTY", "FPB_IGNORE_SOFT_DIRTY", "KERNEL", "NAME",
+           "__pte_batch_clear_ignored", "copy_present_ptes", "folio_pte_batch"]
 
 NAME = "v6.9"
 FPB_IGNORE_DIRTY = "FPB_IGNORE_DIRTY"
@@ -59,7 +62,8 @@ def folio_pte_batch(fc: ForkContext, folio: Folio, addr: int, src_vma: Vma, pte:
     fc.ops["batch_scans"] += 1
     folio_end_pfn = folio.pfn + folio.nr_pages
     table = pte_offset_map(src_vma.vm_mm, addr)
-    assert table is not None
+    if table is None:
+        raise KernelBug(f"folio_pte_batch: no PTE table at {addr:#x}")
     base = pte_index(addr)
     any_writable = False
     nr = 1  # pte_batch_hint(): generic arch
@@ -72,7 +76,8 @@ def folio_pte_batch(fc: ForkContext, folio: Folio, addr: int, src_vma: Vma, pte:
         if masked != expected:
             stop = pte_diff(expected, masked)
             break
-        assert p is not None
+        if p is None:   # pte_none() never equals a present expected value
+            raise KernelBug("folio_pte_batch: empty slot passed the batch compare")
         # kernel: "Stop immediately once we reached the end of the folio."
         if p.pfn >= folio_end_pfn:
             stop = "folio-end"
@@ -84,37 +89,6 @@ def folio_pte_batch(fc: ForkContext, folio: Folio, addr: int, src_vma: Vma, pte:
             + ("; a later PTE is writable" if any_writable else ""), addr, nr,
             flags=",".join(sorted(flags)) or "none")
     return min(nr, max_nr), any_writable, stop
-
-
-def __copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, addr: int,
-                        nr: int) -> Pte:
-    """Write ``nr`` child PTEs from ``pte``; write-protect the parent's in COW mappings.
-
-    Mirrors: mm/memory.c __copy_present_ptes(), v6.9 .. v6.17.  Returns the child value.
-    """
-    f = "__copy_present_ptes"
-    src_mm = src_vma.vm_mm
-    # kernel: "If it's a COW mapping, write protect it both processes."
-    if is_cow_mapping(src_vma.vm_flags) and pte.write and not fc.ablated("cow-wrprotect"):
-        wrprotect_ptes(src_mm, addr, nr)
-        pte = pte_wrprotect(pte)
-        fc.ops["wrprotect_calls"] += 1
-        fc.emit(f, "cow-wrprotect", f"COW mapping: write-protect {nr} parent PTE(s) "
-                "(wrprotect_ptes) and the child's", addr, nr)
-    # kernel: "If it's a shared mapping, mark it clean in the child."
-    if src_vma.vm_flags & VM_SHARED:
-        pte = pte_mkclean(pte)
-    pte = pte_mkold(pte)
-    if not userfaultfd_wp(dst_vma):
-        pte = pte_clear_uffd_wp(pte)
-    set_ptes(dst_vma.vm_mm, addr, pte, nr)
-    fc.ops["pte_writes"] += nr
-    fc.ops["set_ptes_calls"] += 1
-    fc.emit(f, "set-ptes", f"{nr} child PTE(s): old"
-            + (", clean (shared)" if src_vma.vm_flags & VM_SHARED else "")
-            + ("" if userfaultfd_wp(dst_vma) else ", uffd-wp cleared"), addr, nr,
-            child=repr(pte))
-    return pte
 
 
 def copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, addr: int,
@@ -189,4 +163,5 @@ KERNEL = KernelVersion(
     name=NAME, spec="C", title="v6.9: folio_pte_batch",
     present_func="copy_present_ptes", batch_func="folio_pte_batch",
     copy_present=copy_present_ptes, guard_markers=False, large_folio_reuse=False,
-    huge_zero_wp_thp=False, hwpoison_copy=False)
+    huge_zero_wp_thp=False, hwpoison_copy=False, since=(6, 9), folio_end="after-compare",
+    anon_dup="all-or-nothing")

@@ -11,29 +11,33 @@ Taught in: notebooks/09-real-kernel-lab.ipynb
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pkmm
+from pkmm.kernels import DEFAULT_KERNEL, kernel_for_release
 
 from .layouts_model import BASE, build, mprotect_rw, page
 from .observe import PageObs, Step, label_steps
 from .scenarios import Scenario, run_script
 
-MODEL_KERNEL_FOR = (((6, 17), "v6.17"), ((6, 9), "v6.9"), ((6, 8), "v6.8"))
+
+class UncheckedKernelWarning(UserWarning):
+    """The running kernel is newer (or older) than every release a pkmm variant describes."""
 
 
 def model_kernel(release: str) -> str:
-    """The pkmm kernel variant matching a running kernel release.
+    """The pkmm kernel variant matching a running kernel release (see
+    :func:`pkmm.kernels.kernel_for_release`).  A release beyond every variant is still
+    modelled by the nearest one, with an :class:`UncheckedKernelWarning` saying so.
 
     >>> model_kernel("6.18.44-fc"), model_kernel("6.10.2"), model_kernel("6.8.0-41-generic")
     ('v6.17', 'v6.9', 'v6.8')
     """
-    nums = [int(x) for x in release.split("-")[0].split(".")[:2] if x.isdigit()]
-    version = tuple(nums + [0] * (2 - len(nums)))
-    for since, name in MODEL_KERNEL_FOR:
-        if version >= since:
-            return name
-    return "eager-copy" if version < (5, 8) else "v6.8"
+    match = kernel_for_release(release)
+    if match.beyond:
+        warnings.warn(match.note, UncheckedKernelWarning, stacklevel=2)
+    return match.kernel.name
 
 
 def page_obs(p: pkmm.Process, addr: int) -> PageObs:
@@ -115,11 +119,12 @@ def _ahp_kb(p: pkmm.Process, npages: int) -> int:
     return total
 
 
-def run_model(sc: Scenario, kernel: str = "v6.17") -> list[Step]:
+def run_model(sc: Scenario, kernel: str = DEFAULT_KERNEL) -> list[Step]:
     """``sc``'s script in the model under ``kernel``; labelled steps."""
     steps = run_script(sc, ModelBackend(sc, kernel))
     label_steps(steps)
     return steps
 
 
-__all__ = ["BASE", "ModelBackend", "model_kernel", "page_obs", "run_model"]
+__all__ = ["BASE", "ModelBackend", "UncheckedKernelWarning", "model_kernel", "page_obs",
+           "run_model"]

@@ -17,7 +17,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..fork import ForkResult, fork
-from ..kernels import KERNELS
+from ..kernels import COMPARE_PAIR, KERNELS
 from ..pte import PAGE_SIZE
 from ..scenario import Scenario, as_scenario
 from .base import PkmmWidget, html_box
@@ -49,7 +49,7 @@ class Comparison:
         return {d[0] for d in self.diffs}
 
 
-def compare_forks(layout: Any, a: str = "batch-v3", b: str = "v6.9",
+def compare_forks(layout: Any, a: str = COMPARE_PAIR[0], b: str = COMPARE_PAIR[1],
                   without: Iterable[str] = frozenset()) -> Comparison:
     """Fork ``layout`` under kernels ``a`` and ``b``; list the final PTE differences.
 
@@ -107,7 +107,7 @@ class VersionCompare(PkmmWidget):
     Taught in: notebooks/06-upstream-batching.ipynb
     """
 
-    def __init__(self, layout: Any, a: str = "batch-v3", b: str = "v6.9") -> None:
+    def __init__(self, layout: Any, a: str = COMPARE_PAIR[0], b: str = COMPARE_PAIR[1]) -> None:
         super().__init__("pkmm-version-compare")
         self.scenario_ = as_scenario(layout)
         self._a = widgets.Dropdown(options=list(KERNELS), value=a, description="kernel A")

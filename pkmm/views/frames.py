@@ -1,40 +1,24 @@
-"""Per-event snapshots of one fork, derived from the trace (for the fork stepper).
+"""Fork-stepper frames: :class:`pkmm.replay.ForkReplay` drawn as PTE-grid cells.
 
-Simulator concept (views layer).  The model records every decision as a trace event with
-the address range it acted on.  Each piece of state fork changes is changed by exactly one
-decision: a child slot is written once (``set-ptes``/``set-pte``, ``copy_present_page``,
-``copy_nonpresent_pte``, ``copy_huge_pmd``), a parent slot is write-protected once
-(``cow-wrprotect``), and a page's mapcount/AnonExclusive change once (``anon-dup:ok`` or
-``file-dup``).  So the state after event *k* is: the final value for every item whose
-deciding event is <= k, the pre-fork value for the others.  No kernel rule is re-derived
-here; initial and final values both come from the model (two builds of one scenario).
+Simulator concept (views layer), a thin adapter: every number here is one the model held
+at that event, recorded by :mod:`pkmm.replay`; this module only turns PTE values and
+folio states into :class:`~pkmm.views.render.Cell` labels.  One frame before fork, then
+one per trace event (the replay's per-step frames are left out here).
 Taught in: notebooks/02-fork-one-pte-at-a-time.ipynb
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..fork import ForkResult, fork
-from ..mm import MM_SWAPENTS, NR_MM_COUNTERS, mm_counter
-from ..process import Process
+from ..mm import NR_MM_COUNTERS
 from ..pte import PAGE_SIZE, Pte
+from ..replay import FolioState, ForkReplay, Frame
 from ..scenario import Scenario
 from ..trace import Event
 from .render import Cell, pte_cell
-
-_CHILD_RULES = {"set-ptes", "set-pte", "copied", "set-pmd", "huge-zero"}
-_PARENT_RULES = {"cow-wrprotect", "split:pinned", "set-pmd"}
-_PAGE_RULES = {"anon-dup:ok", "file-dup", "share"}
-
-
-def _span(e: Event) -> range:
-    """The slot addresses an event acted on (a PMD event covers 512 slots)."""
-    if e.addr is None:
-        return range(0)
-    n = 512 if e.func == "copy_huge_pmd" else max(e.nr, 1)
-    return range(e.addr, e.addr + n * PAGE_SIZE, PAGE_SIZE)
 
 
 @dataclass
@@ -50,6 +34,21 @@ class Snapshot:
     pages: dict[tuple[str, int], tuple[int, bool]]   # (folio, page) -> (mapcount, AE)
     refcount: dict[str, int]
     rss: dict[str, int]
+
+
+class _Pages:
+    """pfn -> (folio state, page index) over one frame's folios."""
+
+    def __init__(self, frame: Frame) -> None:
+        self.heads = sorted(frame.folios)
+        self.folios = frame.folios
+
+    def find(self, pfn: int) -> tuple[FolioState, int] | None:
+        i = bisect_right(self.heads, pfn) - 1
+        if i < 0:
+            return None
+        f = self.folios[self.heads[i]]
+        return (f, pfn - f.pfn) if pfn < f.pfn + f.nr_pages else None
 
 
 class ForkFrames:
@@ -69,121 +68,62 @@ class ForkFrames:
                  without: Iterable[str] = frozenset()) -> None:
         self.scenario = scenario
         self.kernel = kernel
-        before, folios0 = scenario.build()
-        parent, folios = scenario.build()
-        self.result: ForkResult = fork(parent, kernel=kernel, without=frozenset(without))
-        self.parent, self.child, self.folios = parent, self.result.child, folios
-        self.names = {f.pfn: n for n, f in folios.items()}
-        self.events: list[Event] = list(self.result.trace)
-        self.addrs = [a for a, _ in parent.ptes()]
-        self._initial(before, folios0)
-        self._final()
-        self._attribute()
+        self.replay = ForkReplay.from_scenario(scenario, kernel, frozenset(without))
+        if self.replay.result is None:
+            raise self.replay.error or RuntimeError("fork failed")
+        self.result = self.replay.result
+        self.parent, self.child = self.result.parent, self.result.child
+        self.names = dict(self.replay.folio_names)
+        self.frames = self.replay.events()
+        self.events: list[Event] = [f.item for f in self.frames[1:]
+                                    if isinstance(f.item, Event)]
+        self.addrs = [a for a, _ in self.frames[0].parent.slots()]
 
     def __len__(self) -> int:
         """Frames: one before fork plus one per event."""
-        return len(self.events) + 1
+        return len(self.frames)
 
     def __repr__(self) -> str:
         return (f"ForkFrames({self.scenario.name}, kernel={self.kernel}, "
                 f"events={len(self.events)})")
 
-    # -- building ------------------------------------------------------------------------
-    def _initial(self, before: Process, folios0: dict[str, object]) -> None:
-        m = before.machine
-        self.p0 = {a: pte_cell(a, p, m, self.names) for a, p in before.ptes()}
-        self.c0 = {a: Cell(a, "--", "", "none") for a in self.addrs}
-        self.page0 = {(n, i): (pg.mapcount, pg.anon_exclusive)
-                      for n, f in folios0.items() for i, pg in enumerate(f.pages)}  # type: ignore[attr-defined]
-        self.ref0 = {n: f.refcount for n, f in folios0.items()}  # type: ignore[attr-defined]
-        self.slot_page = {}
-        for a, p in before.ptes():
-            if p is not None and p.present:
-                hit = m.pfn_folio(p.pfn)
-                if hit is not None and hit[0].pfn in self.names:
-                    self.slot_page[a] = (self.names[hit[0].pfn], hit[1])
+    def _cell(self, addr: int, pte: Pte | None, pages: _Pages) -> Cell:
+        found = None if pte is None or not pte.present or pte.special else pages.find(pte.pfn)
+        if found is None:   # empty, non-present, zero page or raw PFN: no folio counters
+            return pte_cell(addr, pte, self.parent.machine, self.names)
+        assert pte is not None
+        cell = pte_cell(addr, pte, self.parent.machine, self.names)
+        f, i = found
+        label = f"{self.names.get(f.pfn, f'f{f.uid}')}:{i}" + (" PMD" if pte.pmd else "")
+        kind = "anon" if f.kind == "anon" else f.kind
+        return Cell(addr, label, cell.bits, kind, "AE" if f.pages[i][1] else "")
 
-    def _final(self) -> None:
-        m = self.parent.machine
-        self.p1 = {a: pte_cell(a, p, m, self.names) for a, p in self.parent.ptes()}
-        child_ptes = dict(self.child.ptes())
-        self.c1 = {a: pte_cell(a, child_ptes.get(a), m, self.names) for a in self.addrs}
-        self.page1 = {(n, i): (pg.mapcount, pg.anon_exclusive)
-                      for n, f in self.folios.items() for i, pg in enumerate(f.pages)}
-        self.ref1 = {n: f.refcount for n, f in self.folios.items()}
-        self.child_rss_of: dict[int, tuple[str, int]] = {}
-        for a in self.addrs:
-            p = child_ptes.get(a)
-            self.child_rss_of[a] = self._rss_unit(p)
-
-    def _rss_unit(self, p: Pte | None) -> tuple[str, int]:
-        if p is None:
-            return ("", 0)
-        if not p.present:
-            return (MM_SWAPENTS, 1) if p.swp is not None and p.swp.kind == "swap" else ("", 0)
-        hit = self.child.machine.pfn_folio(p.pfn)
-        if hit is None or p.special:
-            return ("", 0)
-        return (mm_counter(hit[0]), 1)
-
-    def _attribute(self) -> None:
-        """For every changed item, the index (1-based frame) of the event that changed it."""
-        last = len(self.events)
-        self.child_at = dict.fromkeys(self.addrs, last)
-        self.parent_at = dict.fromkeys(self.addrs, last)
-        self.page_at = dict.fromkeys(self.page0, last)
-        seen_child: set[int] = set()
-        seen_parent: set[int] = set()
-        for k, e in enumerate(self.events, start=1):
-            rule = e.rule
-            nonpresent = e.func == "copy_nonpresent_pte"
-            for a in _span(e):
-                if (rule in _CHILD_RULES or nonpresent) and a not in seen_child:
-                    self.child_at[a] = k
-                    seen_child.add(a)
-                if (rule in _PARENT_RULES or nonpresent) and a not in seen_parent:
-                    self.parent_at[a] = k
-                    seen_parent.add(a)
-                if rule in _PAGE_RULES and a in self.slot_page:
-                    key = self.slot_page[a]
-                    if self.page_at.get(key, 0) == last:
-                        self.page_at[key] = k
-        for a in self.addrs:      # unchanged items need no event
-            if self.p0.get(a) == self.p1.get(a):
-                self.parent_at[a] = 0
-            if self.c1[a].kind == "none":
-                self.child_at[a] = 0
-        for key in self.page0:
-            if self.page0[key] == self.page1.get(key):
-                self.page_at[key] = 0
-
-    # -- reading -------------------------------------------------------------------------
     def snapshot(self, k: int) -> Snapshot:
         """State after the first ``k`` events (``k == 0``: just before fork)."""
-        k = max(0, min(k, len(self.events)))
-        ev = self.events[k - 1] if k else None
-        parent, child, changed = [], [], set()
-        rss = dict.fromkeys(NR_MM_COUNTERS, 0)
-        for a in self.addrs:
-            pa, ca = self.parent_at[a], self.child_at[a]
-            parent.append(self.p1[a] if 0 < pa <= k else self.p0.get(a, self.c0[a]))
-            child.append(self.c1[a] if 0 < ca <= k else self.c0[a])
-            if k and (pa == k or ca == k):
-                changed.add(a)
-            if 0 < ca <= k:
-                name, n = self.child_rss_of[a]
-                if name:
-                    rss[name] += n
-        pages = {key: (self.page1[key] if 0 < at <= k else self.page0[key])
-                 for key, at in self.page_at.items()}
-        refcount = {}
-        for n in self.ref0:
-            pending = sum(self.page1[(m, i)][0] - self.page0[(m, i)][0]
-                          for (m, i), at in self.page_at.items()
-                          if m == n and not 0 < at <= k)
-            refcount[n] = self.ref1[n] - pending
-        cur = _span(ev) if ev is not None else range(0)
-        for key, at in self.page_at.items():
-            if k and at == k:
-                changed.update(a for a, kk in self.slot_page.items() if kk == key)
-        return Snapshot(k, ev, parent, child, cur, changed, pages, refcount, rss)
+        k = max(0, min(k, len(self.frames) - 1))
+        fr = self.frames[k]
+        ev = fr.item if isinstance(fr.item, Event) else None
+        pages = _Pages(fr)
+        parent = [self._cell(a, fr.parent.pte(a), pages) for a in self.addrs]
+        child = [self._cell(a, fr.child.pte(a), pages) for a in self.addrs]
+        named = {pfn: fr.folios[pfn] for pfn in self.names if pfn in fr.folios}
+        counters = {(self.names[pfn], i): pg for pfn, f in named.items()
+                    for i, pg in enumerate(f.pages)}
+        refcount = {self.names[pfn]: f.refcount for pfn, f in named.items()}
+        rss = {c: fr.child.rss[c] + fr.pending_rss[c] for c in NR_MM_COUNTERS}
+        changed: set[int] = set()
+        if k:
+            prev = self.frames[k - 1]
+            changed = {a for side, a in fr.changed if side in ("parent", "child")}
+            moved = {pfn for side, pfn in fr.changed if side == "folio"}
+            for a, pte in zip(self.addrs, (fr.parent.pte(a) for a in self.addrs),
+                              strict=True):
+                hit = None if pte is None or not pte.present else pages.find(pte.pfn)
+                if hit is not None and hit[0].pfn in moved:
+                    before = prev.folios.get(hit[0].pfn)
+                    if before is None or before.pages[hit[1]] != hit[0].pages[hit[1]]:
+                        changed.add(a)
+        cur = range(0)
+        if ev is not None and ev.addr is not None:
+            cur = range(ev.addr, ev.addr + max(ev.nr, 1) * PAGE_SIZE, PAGE_SIZE)
+        return Snapshot(k, ev, parent, child, cur, changed, counters, refcount, rss)

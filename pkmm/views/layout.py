@@ -18,6 +18,7 @@ import ipywidgets as widgets
 
 from ..errors import LayoutError, ScenarioError
 from ..process import Process
+from ..pte import SETTABLE_BITS
 from ..scenario import Scenario
 from .base import PkmmWidget, button, html_box
 from .render import CSS, error_box, folio_table, grid_html, process_cells
@@ -35,8 +36,7 @@ VMA_KINDS: dict[str, tuple[dict[str, Any], str]] = {
                                            "uffd_wp": True, "uffd_fork": True}, "shmem"),
 }
 PATTERNS = ("contiguous", "shuffled", "partial", "across two folios")
-BITS = (("write", "W"), ("dirty", "D"), ("young", "A"), ("soft_dirty", "SD"),
-        ("uffd_wp", "UW"), ("protnone", "PN"))
+BITS = tuple((b.name, b.letter) for b in SETTABLE_BITS)   # pkmm.pte.PTE_BITS
 
 
 class LayoutModel:

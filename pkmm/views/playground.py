@@ -14,10 +14,10 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..context import ABLATIONS
 from ..errors import FaultError, LayoutError
 from ..fork import fork
-from ..kernels import KERNELS
-from ..memory import ABLATIONS
+from ..kernels import DEFAULT_KERNEL, KERNELS
 from ..process import Process, dma_write
 from ..pte import PAGE_SIZE
 from ..scenario import as_scenario
@@ -43,7 +43,7 @@ class PlaygroundModel:
     'parent read slot 0 -> 0: no fault'
     """
 
-    def __init__(self, layout: Any, kernel: str = "v6.17",
+    def __init__(self, layout: Any, kernel: str = DEFAULT_KERNEL,
                  without: Iterable[str] = frozenset()) -> None:
         self.scenario = as_scenario(layout)
         self.kernel = kernel
@@ -102,7 +102,7 @@ class AfterForkPlayground(PkmmWidget):
     Taught in: notebooks/07-after-fork.ipynb
     """
 
-    def __init__(self, layout: Any, kernel: str = "v6.17",
+    def __init__(self, layout: Any, kernel: str = DEFAULT_KERNEL,
                  without: Iterable[str] = frozenset()) -> None:
         super().__init__("pkmm-after-fork")
         self.model = PlaygroundModel(layout, kernel, without)

@@ -14,11 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..folio import Folio
-from ..pte import PAGE_SIZE, Pte
+from ..pte import PAGE_SIZE, SETTABLE_BITS, Pte
 
-#: Bit letters in the order cells print them (same letters as ``Pte.__repr__``).
-BIT_LETTERS = (("write", "W"), ("dirty", "D"), ("young", "A"), ("soft_dirty", "SD"),
-               ("uffd_wp", "UW"), ("protnone", "PN"))
+#: Bit letters in the order cells print them (pkmm.pte.PTE_BITS, as ``Pte.__repr__``).
+BIT_LETTERS = tuple((b.name, b.letter) for b in SETTABLE_BITS)
 
 CSS = """<style>
 .pkmm-widget{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}

@@ -14,7 +14,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..kernels import KERNELS
+from ..kernels import DEFAULT_KERNEL, KERNELS
 from ..kernels.common import stop_words
 from ..scenario import as_scenario
 from .base import PkmmWidget, button, html_box
@@ -70,7 +70,7 @@ class ForkStepper(PkmmWidget):
     Taught in: notebooks/02-fork-one-pte-at-a-time.ipynb
     """
 
-    def __init__(self, layout: Any, kernel: str = "v6.9",
+    def __init__(self, layout: Any, kernel: str = DEFAULT_KERNEL,
                  without: Iterable[str] = frozenset()) -> None:
         super().__init__("pkmm-fork-stepper")
         self.scenario_ = as_scenario(layout)

@@ -1,0 +1,203 @@
+"""What the shared kernel paths consult while they run: the version, the fork's context.
+
+Simulator concept (no kernel file).  The core (:mod:`pkmm.memory`, :mod:`pkmm.huge_memory`,
+:mod:`pkmm.fault`) is written once for every version; where versions differ it asks a
+:class:`KernelVersion` -- a hook (``copy_present``, ``copy_huge``) or a flag
+(``guard_markers``, ``large_folio_reuse`` ...).  The variant modules under
+:mod:`pkmm.kernels` build one ``KernelVersion`` each; the core defines the type, so the
+core never imports a variant (dependency inversion).  :class:`ForkContext` carries one
+fork's version, ablations, trace, steps and counters down the copy path; :class:`Prealloc`
+is the ``struct folio **prealloc`` slot of ``copy_pte_range``.
+Taught in: notebooks/06-upstream-batching.ipynb (versions), notebooks/04-pinned-pages.ipynb
+(the preallocated page)
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from .errors import LayoutError
+from .trace import Action, Event, Step, Trace
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .folio import Folio
+    from .pte import Pte
+    from .vma import Vma
+
+__all__ = ["ABLATIONS", "CopyHuge", "CopyPresent", "FaultResult", "FolioEnd", "ForkContext",
+           "KernelVersion", "Observer", "Prealloc", "Release", "AnonDup", "check_ablations"]
+
+#: Ablations a learner can switch off with ``pkmm.fork(p, without={...})``.
+ABLATIONS = {
+    "pinned-copy": "share maybe-pinned AnonExclusive pages instead of copying them "
+                   "(folio_needs_cow_for_dma ignored): the parent can lose DMA writes",
+    "cow-wrprotect": "leave COW PTEs writable in parent and child: a write by one "
+                     "process becomes visible to the other",
+}
+
+
+
+def check_ablations(without: Iterable[str]) -> frozenset[str]:
+    """``without`` as a set of known ablation names (a single name is allowed).
+
+    >>> sorted(check_ablations("pinned-copy"))
+    ['pinned-copy']
+    >>> check_ablations({"pins"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pkmm.errors.LayoutError: without=['pins']: unknown ablation(s) ['pins']; known: ...
+    """
+    if isinstance(without, str):
+        without = {without}
+    try:
+        w = frozenset(without)
+    except TypeError:
+        raise LayoutError(f"without={without!r}: give a set of ablation names, e.g. "
+                          "{'pinned-copy'}") from None
+    unknown = sorted(str(x) for x in w - set(ABLATIONS))
+    if unknown:
+        raise LayoutError(f"without={sorted(map(str, w))!r}: unknown ablation(s) {unknown}; "
+                          "known: " + ", ".join(sorted(ABLATIONS)))
+    return w
+
+
+#: A Linux release as (major, minor), e.g. ``(6, 17)``.
+Release = tuple[int, int]
+#: How a batch function meets the end of the folio (``"none"``: the variant never batches).
+FolioEnd = Literal["none", "clamp", "after-compare"]
+#: How the anon rmap of a batch is duplicated: one call per PTE, page by page with the
+#: batch cut at the first page that must be copied, or one all-or-nothing call.
+AnonDup = Literal["per-pte", "truncate", "all-or-nothing"]
+
+CopyPresent = Callable[["ForkContext", "Vma", "Vma", "Pte", int, int, dict[str, int],
+                        "Prealloc"], int]
+CopyHuge = Callable[["ForkContext", "Vma", "Vma", int], int]
+#: Called after every recorded trace event and copy step (see :mod:`pkmm.replay`).
+Observer = Callable[["ForkContext", "Event | Step"], None]
+
+
+@dataclass(frozen=True)
+class KernelVersion:
+    """One kernel variant: its copy hooks and the flags the shared code consults.
+
+    Hooks: ``copy_present`` is what ``copy_pte_range`` calls for a present PTE (the part
+    the versions disagree on); ``copy_huge`` replaces ``copy_huge_pmd`` for PMD leaves
+    (None: the shared one).  Flags switch version-specific branches of the shared core.
+    Declarations (``folio_end``, ``anon_dup``, ``copy_on_write``) state the loop structure
+    of the variant's own copy function for code that must not run it per PTE (the bulk
+    path, the exercises' wording); a test checks each against the function it describes.
+    ``since`` is the first Linux release with this behaviour (None: never released);
+    ``checked`` the newest release it was compared against on a live kernel.  A new
+    after-fork behaviour is a field *with a default*, set only by the variants that differ.
+    """
+
+    name: str
+    spec: str               # label in the fork spec (A/B/C/D, or "-")
+    title: str
+    present_func: str       # the kernel function copy_pte_range calls for present PTEs
+    batch_func: str         # the batch-size function ("" when there is none)
+    copy_present: CopyPresent
+    guard_markers: bool     # copy_pte_marker() copies PTE_MARKER_GUARD (v6.13+)
+    large_folio_reuse: bool  # do_wp_page reuses exclusively mapped large folios (~v6.15+)
+    huge_zero_wp_thp: bool  # write to the huge zero PMD allocates a whole THP (v6.17)
+    hwpoison_copy: bool     # copy_present_page() returns -EHWPOISON on a memory error
+    copy_huge: CopyHuge | None = None   # PMD leaves: None = huge_memory.copy_huge_pmd
+    since: Release | None = None        # first Linux release behaving so (None: unreleased)
+    checked: Release | None = None      # newest release compared against a live kernel
+    copy_on_write: bool = True          # False: private pages are copied at fork (no CoW)
+    folio_end: FolioEnd = "none"
+    anon_dup: AnonDup = "per-pte"
+
+    def __repr__(self) -> str:
+        return f"KernelVersion({self.name})"
+
+
+class Prealloc:
+    """The ``struct folio **prealloc`` slot of copy_pte_range: at most one order-0 page."""
+
+    __slots__ = ("folio",)
+
+    def __init__(self) -> None:
+        self.folio: Folio | None = None
+
+
+class ForkContext:
+    """pkmm-only state of one fork: the version, ablations, trace, steps and counters.
+
+    ``observer`` (None unless a replay is recording) is called after each event and step;
+    ``rss`` is the running copy_pte_range pass's local ``rss[]`` vector (None between
+    passes), so an observer sees counts the kernel has not yet added to the child's mm.
+    """
+
+    def __init__(self, kernel: KernelVersion, without: frozenset[str], detail: bool,
+                 need_resched: bool, fail_prealloc: int | bool) -> None:
+        self.kernel = kernel
+        self.version = kernel.name
+        self.without = without
+        self.trace = Trace(kernel.name, detail)
+        self.steps: list[Step] = []
+        self.step_counts: Counter[tuple[str, str]] = Counter()
+        self.need_resched = need_resched
+        self.fail_prealloc = fail_prealloc
+        self.eagain = 0
+        self.copies = 0
+        self.wasted = 0
+        self.passes = 0
+        self.lock_breaks = 0
+        self.prealloc_calls = 0
+        self.ops: Counter[str] = Counter()
+        self.observer: Observer | None = None
+        self.rss: dict[str, int] | None = None
+
+    def emit(self, func: str, rule: str, reason: str, addr: int | None = None,
+             nr: int = 0, **data: object) -> None:
+        """Record a decision (see :class:`pkmm.trace.Trace`)."""
+        ev = self.trace.emit(func, rule, reason, addr, nr, **data)
+        if self.observer is not None and ev is not None:
+            self.observer(self, ev)
+
+    def step(self, addr: int, nr: int, action: Action, reason: str, func: str,
+             stop: str = "") -> None:
+        """Record one return of the present/non-present copy function."""
+        self.step_counts[(action, stop or reason)] += 1
+        if self.trace.detail:
+            st = Step(addr, nr, action, reason, func, stop)
+            self.steps.append(st)
+            if self.observer is not None:
+                self.observer(self, st)
+
+    def ablated(self, name: str) -> bool:
+        """Whether the learner switched rule ``name`` off."""
+        return name in self.without
+
+
+@dataclass
+class FaultResult:
+    """What one read/write did: ``kind`` names the path, ``events`` the decisions.
+
+    The fault path's counterpart of a fork's trace: every fault function notes the rule
+    it applied and why.
+    """
+
+    addr: int
+    write: bool
+    kind: str = "none"          # "none" = no fault: the PTE allowed the access
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def faulted(self) -> bool:
+        """Whether the access took a page fault (what a minor-fault counter would see)."""
+        return self.kind != "none"
+
+    def note(self, func: str, rule: str, reason: str) -> None:
+        """Record a decision."""
+        self.events.append((func, rule, reason))
+
+    def __str__(self) -> str:
+        op = "write" if self.write else "read"
+        lines = [f"{op} {self.addr:#x}: {self.kind}"]
+        lines += [f"  {f}: {r} -- {why}" for f, r, why in self.events]
+        return "\n".join(lines)
