@@ -36,6 +36,7 @@ from .fork import ForkResult, fork
 from .invariants import check_invariants
 from .kernels import DEFAULT_KERNEL, KERNELS, get_kernel
 from .machine import Machine
+from .madvise import ADVICES as MADVISE
 from .pgtable import Pmd
 from .process import Process, dma_write
 from .pte import PAGE_SIZE, PMD_SIZE, Pte
@@ -46,7 +47,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ABLATIONS", "DEFAULT_KERNEL", "GUP_PIN_COUNTING_BIAS", "KERNELS", "PAGE_SIZE",
-    "PMD_SIZE", "Event", "FaultError", "FaultResult", "File", "Folio", "ForkError",
+    "MADVISE", "PMD_SIZE", "Event", "FaultError", "FaultResult", "File", "Folio", "ForkError",
     "ForkResult", "InvariantError", "KernelBug", "LayoutError", "Machine", "Page",
     "PkmmError", "Pmd", "Process", "Pte", "ScenarioError", "Step", "Trace", "Vma",
     "check_invariants", "dma_write", "fork", "get_kernel",

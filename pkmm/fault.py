@@ -17,19 +17,35 @@ from __future__ import annotations
 
 from .context import FaultResult, KernelVersion
 from .errors import FaultError, KernelBug
-from .folio import Folio, Page, folio_get, folio_put, folio_test_anon, folio_test_large
-from .huge_memory import do_huge_pmd_wp_page
+from .folio import (
+    Folio,
+    Page,
+    folio_get,
+    folio_put,
+    folio_ref_add,
+    folio_test_anon,
+    folio_test_large,
+)
+from .huge_memory import (
+    do_huge_pmd_anonymous_page,
+    do_huge_pmd_wp_page,
+    thp_vma_allowable_orders,
+    thp_vma_suitable_order,
+)
 from .mm import MM_ANONPAGES, MM_SWAPENTS, MmStruct, mm_counter, mm_counter_file
 from .pgtable import (
     pmd_mkdirty,
     pmd_mkyoung,
+    pmd_none,
     pmdp_get,
     pte_index,
     ptep_get,
     set_pmd_at,
     set_pte_at,
+    set_ptes,
 )
 from .pte import (
+    HPAGE_PMD_ORDER,
     PAGE_SIZE,
     PMD_SIZE,
     Pte,
@@ -100,6 +116,12 @@ def handle_mm_fault(mm: MmStruct, addr: int, write: bool, kernel: KernelVersion,
     pmd = pmdp_get(mm, addr)
     if pmd is not None:
         if not write or do_huge_pmd_wp_page(vma, addr, pmd, kernel, fr):
+            return _access(mm, addr, write, value)
+    elif pmd_none(mm, addr) and thp_vma_allowable_orders(vma, range(HPAGE_PMD_ORDER,
+                                                                    HPAGE_PMD_ORDER + 1)):
+        # kernel: __handle_mm_fault: "if (pmd_none(*vmf.pmd) && thp_vma_allowable_order(
+        # vma, vm_flags, TVA_IN_PF | TVA_ENFORCE_SYSFS, PMD_ORDER))" -> create_huge_pmd()
+        if do_huge_pmd_anonymous_page(vma, addr, write, fr):
             return _access(mm, addr, write, value)
     pte = ptep_get(mm, addr)
     if pte is None:
@@ -182,13 +204,38 @@ def do_anonymous_page(vma: Vma, addr: int, write: bool, fr: FaultResult) -> None
                 "maps the shared zero page read-only (no anon_vma needed)")
         return
     anon_vma_prepare(vma)
-    new = _new_anon_page(vma, addr, 0)
-    set_pte_at(mm, addr, Pte(pfn=new.pfn, write=bool(vma.vm_flags & VM_WRITE), dirty=True,
-                             young=True))
-    mm.add_mm_counter(MM_ANONPAGES, 1)
+    order = alloc_anon_folio_order(vma, addr)
+    start = addr & ~((PAGE_SIZE << order) - 1)
+    new = alloc_new_anon_page(vma, order=order) if order else None
+    if new is None:             # order 0, or the mTHP allocation failed: one page
+        order, start = 0, addr
+        new = _new_anon_page(vma, addr, 0)
+    nr = new.nr_pages
+    folio_ref_add(new, nr - 1)  # kernel: folio_ref_add(folio, nr_pages - 1)
+    set_ptes(mm, start, Pte(pfn=new.pfn, write=bool(vma.vm_flags & VM_WRITE), dirty=True,
+                            young=True), nr)
+    mm.add_mm_counter(MM_ANONPAGES, nr)
     fr.kind = "anonymous"
-    fr.note("do_anonymous_page", "new-page", f"write to empty anonymous memory: new zeroed "
-            f"exclusive page {new.pfn:#x}")
+    fr.note("do_anonymous_page", "new-page" if nr == 1 else "new-mthp",
+            f"write to empty anonymous memory: new zeroed exclusive page {new.pfn:#x}"
+            if nr == 1 else f"write to empty anonymous memory: new zeroed exclusive "
+            f"{nr * 4} KiB folio {new.pfn:#x} (mTHP), all {nr} PTEs mapped at once")
+
+
+def alloc_anon_folio_order(vma: Vma, addr: int) -> int:
+    """The largest mTHP order below PMD size that the THP settings allow here, whose
+    aligned range lies in the VMA and has every PTE slot empty (0: an order-0 page).
+
+    Mirrors: mm/memory.c alloc_anon_folio(), v6.8 .. v6.17: "Find the highest order where
+    the aligned range is completely pte_none()".
+    """
+    for order in thp_vma_allowable_orders(vma, range(1, HPAGE_PMD_ORDER)):
+        size = PAGE_SIZE << order
+        start = addr & ~(size - 1)
+        if thp_vma_suitable_order(vma, addr, order) and all(
+                ptep_get(vma.vm_mm, a) is None for a in range(start, start + size, PAGE_SIZE)):
+            return order
+    return 0
 
 
 def do_read_fault(vma: Vma, addr: int, fr: FaultResult) -> None:

@@ -1,7 +1,9 @@
-"""PMD-mapped THPs at fork, on write faults and at unmap, and splitting a PMD into PTEs.
+"""THPs: which sizes a fault may allocate, PMD-mapped THPs at fork, on faults and at unmap,
+and splitting a PMD into PTEs.
 
-Mirrors: mm/huge_memory.c copy_huge_pmd(), __split_huge_pmd_locked(), zap_huge_pmd(),
-do_huge_pmd_wp_page(), do_huge_zero_wp_pmd() (v6.8 .. v6.17).
+Mirrors: mm/huge_memory.c __thp_vma_allowable_orders(), do_huge_pmd_anonymous_page(),
+copy_huge_pmd(), __split_huge_pmd_locked(), zap_huge_pmd(), do_huge_pmd_wp_page(),
+do_huge_zero_wp_pmd(); include/linux/huge_mm.h thp_vma_suitable_order(s) (v6.8 .. v6.17).
 Simplified: no THP migration entries at PMD level, no huge PFN maps (v6.17's special
 PMD branch), no DAX; the deposited page table is a flag.
 Taught in: notebooks/07-after-fork.ipynb
@@ -32,7 +34,7 @@ from .pgtable import (
     pmdp_set_wrprotect,
     set_pmd_at,
 )
-from .pte import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PMD_SIZE, Pte, pte_advance_pfn
+from .pte import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SIZE, PMD_SIZE, Pte, pte_advance_pfn
 from .rmap import (
     SetPageAnonExclusive,
     alloc_new_anon_page,
@@ -40,12 +42,84 @@ from .rmap import (
     folio_remove_rmap_pmd,
     folio_try_dup_anon_rmap_pmd,
 )
-from .vma import Vma, userfaultfd_wp, vma_is_anonymous
+from .vma import (
+    VM_HUGEPAGE,
+    VM_NOHUGEPAGE,
+    VM_WRITE,
+    AnonVma,
+    Vma,
+    userfaultfd_wp,
+    vma_is_anonymous,
+)
 
-__all__ = ["__split_huge_pmd", "copy_huge_pmd", "do_huge_pmd_wp_page", "do_huge_zero_wp_pmd",
-           "pmd_folio", "split_huge_pmd", "zap_huge_pmd"]
+__all__ = ["__split_huge_pmd", "copy_huge_pmd", "do_huge_pmd_anonymous_page",
+           "do_huge_pmd_wp_page", "do_huge_zero_wp_pmd", "pmd_folio", "split_huge_pmd",
+           "thp_vma_allowable_orders", "thp_vma_suitable_order", "zap_huge_pmd"]
 
 EAGAIN = errno.EAGAIN
+
+
+# --- which THP sizes a fault may allocate ---------------------------------------------------
+
+def thp_vma_allowable_orders(vma: Vma, orders: range) -> list[int]:
+    """The folio orders in ``orders`` that the THP settings allow in ``vma``, highest first.
+
+    Mirrors: mm/huge_memory.c __thp_vma_allowable_orders() for a page fault
+    (TVA_IN_PF | TVA_ENFORCE_SYSFS), v6.8 .. v6.17: anonymous private VMAs only, never
+    with MADV_NOHUGEPAGE or an armed userfaultfd, and each order as its sysfs knob says.
+    Simplified: no shmem/file THP at fault, no MMF_DISABLE_THP (prctl).
+    """
+    if not vma_is_anonymous(vma) or vma.vm_flags & VM_NOHUGEPAGE or userfaultfd_wp(vma):
+        return []
+    thp = vma.vm_mm.machine.thp
+    hinted = bool(vma.vm_flags & VM_HUGEPAGE)
+    return [o for o in sorted(orders, reverse=True) if thp.order_enabled(o, hinted)]
+
+
+def thp_vma_suitable_order(vma: Vma, addr: int, order: int) -> bool:
+    """Mirrors: include/linux/huge_mm.h thp_vma_suitable_order(): the naturally aligned
+    range of ``2**order`` pages around ``addr`` lies inside the VMA."""
+    size = PAGE_SIZE << order
+    start = addr & ~(size - 1)
+    return start >= vma.vm_start and start + size <= vma.vm_end
+
+
+def do_huge_pmd_anonymous_page(vma: Vma, addr: int, write: bool, fr: FaultResult) -> bool:
+    """First touch of an empty PMD range in a THP-enabled VMA: map a whole THP with one
+    PMD, or the huge zero page on a read.  False: fall back to the PTE path.
+
+    Mirrors: mm/huge_memory.c do_huge_pmd_anonymous_page() and
+    __do_huge_pmd_anonymous_page(), v6.8 .. v6.17 (the anon_vma is prepared first, also
+    for the huge zero page; a failed THP allocation falls back to 4 KiB pages).
+    """
+    f = "do_huge_pmd_anonymous_page"
+    haddr = addr & ~(PMD_SIZE - 1)
+    if not thp_vma_suitable_order(vma, haddr, HPAGE_PMD_ORDER):
+        return False
+    mm = vma.vm_mm
+    if vma.anon_vma is None:
+        vma.anon_vma = AnonVma()            # vmf_anon_prepare()
+    if not write and mm.machine.thp.use_zero_page:
+        set_pmd_at(mm, haddr, Pmd(pfn=mm.machine.huge_zero_folio.pfn, young=True,
+                                  huge_zero=True))
+        pgtable_trans_huge_deposit(mm, haddr)
+        mm.huge_zero_ref = True
+        fr.kind = "huge-zero"
+        fr.note(f, "huge-zero", "read of an empty THP range: map the huge zero page with a "
+                "read-only PMD")
+        return True
+    new = alloc_new_anon_page(vma, order=HPAGE_PMD_ORDER)
+    if new is None:
+        fr.note(f, "fallback", "no THP could be allocated: fall back to 4 KiB pages")
+        return False
+    set_pmd_at(mm, haddr, Pmd(pfn=new.pfn, write=bool(vma.vm_flags & VM_WRITE),
+                              dirty=True, young=True))
+    pgtable_trans_huge_deposit(mm, haddr)
+    mm.add_mm_counter(MM_ANONPAGES, HPAGE_PMD_NR)
+    fr.kind = "thp"
+    fr.note(f, "new-thp", f"first touch of a THP-enabled range: new zeroed exclusive 2 MiB "
+            f"THP {new.pfn:#x} mapped by one PMD")
+    return True
 
 
 def pmd_folio(mm: MmStruct, pmd: Pmd) -> Folio:

@@ -23,11 +23,66 @@ from .pte import MAX_PAGE_ORDER
 if TYPE_CHECKING:  # pragma: no cover
     from .mm import MmStruct
 
-__all__ = ["FIRST_PFN", "HUGE_ZERO_PFN", "Machine", "SwapSlot", "ZERO_PFN"]
+__all__ = ["FIRST_PFN", "HUGE_ZERO_PFN", "THP_ORDERS", "Machine", "SwapSlot", "ThpSettings",
+           "ZERO_PFN"]
 
 ZERO_PFN = 0x10          # my_zero_pfn()
 HUGE_ZERO_PFN = 0x200    # the huge zero folio (order 9, naturally aligned)
 FIRST_PFN = 0x1000
+
+
+#: Orders with an anon ``hugepages-<N>kB/enabled`` knob on x86-64: 16 KiB .. 2 MiB.
+THP_ORDERS = tuple(range(2, MAX_PAGE_ORDER + 1))
+_THP_GLOBAL = ("always", "madvise", "never")
+_THP_ORDER = ("always", "madvise", "inherit", "never")
+
+
+class ThpSettings:
+    """The THP sysfs knobs of the simulated machine.
+
+    Mirrors: /sys/kernel/mm/transparent_hugepage/{enabled, use_zero_page} and
+    hugepages-<N>kB/enabled (mm/huge_memory.c, Documentation/admin-guide/mm/transhuge.rst).
+    The default is the live 6.18 machine's: ``enabled`` = madvise, only the 2 MiB size
+    "inherit", every smaller size "never"; the huge zero page on.
+    Taught in: notebooks/09-real-kernel-lab.ipynb
+
+    >>> t = ThpSettings(); t.set_order(4, "always"); t.order_enabled(4, vm_hugepage=False)
+    True
+    >>> t.order_enabled(9, vm_hugepage=False), t.order_enabled(9, vm_hugepage=True)
+    (False, True)
+    """
+
+    def __init__(self) -> None:
+        self.enabled = "madvise"
+        self.orders: dict[int, str] = {o: "never" for o in THP_ORDERS}
+        self.orders[MAX_PAGE_ORDER] = "inherit"
+        self.use_zero_page = True
+
+    def set_enabled(self, value: str) -> None:
+        """The global knob: always, madvise or never."""
+        if value not in _THP_GLOBAL:
+            raise LayoutError(f"enabled={value!r}: use one of {', '.join(_THP_GLOBAL)}")
+        self.enabled = value
+
+    def set_order(self, order: int, value: str) -> None:
+        """The per-size knob of ``2**order`` pages: always, madvise, inherit or never."""
+        if not isinstance(order, int) or isinstance(order, bool) or order not in THP_ORDERS:
+            raise LayoutError(f"order={order!r}: anon THP sizes are orders "
+                              f"{THP_ORDERS[0]}..{THP_ORDERS[-1]} (16 KiB .. 2 MiB)")
+        if value not in _THP_ORDER:
+            raise LayoutError(f"value={value!r}: use one of {', '.join(_THP_ORDER)}")
+        self.orders[order] = value
+
+    def order_enabled(self, order: int, vm_hugepage: bool) -> bool:
+        """Whether a fault in a VMA (with or without MADV_HUGEPAGE) may use ``order``.
+
+        Mirrors: mm/huge_memory.c __thp_vma_allowable_orders()'s sysfs part (v6.8+:
+        huge_anon_orders_always / _madvise / _inherit with the global setting).
+        """
+        v = self.orders.get(order, "never")
+        if v == "inherit":
+            v = self.enabled
+        return v == "always" or (v == "madvise" and vm_hugepage)
 
 
 @dataclass
@@ -57,6 +112,7 @@ class Machine:
         self.zero_folio = self._new_folio(0, "zero", ZERO_PFN)
         self.huge_zero_folio = self._new_folio(MAX_PAGE_ORDER, "huge_zero", HUGE_ZERO_PFN)
         self.fail_alloc = 0   # pkmm: fail the next N allocations (fault injection)
+        self.thp = ThpSettings()
 
     def _new_folio(self, order: int, kind: FolioKind, pfn: int) -> Folio:
         f = Folio(self, order, pfn, kind, self._next_uid)

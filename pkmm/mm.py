@@ -88,6 +88,12 @@ class MmStruct:
         self.vmas.insert(i, vma)
         self._starts.insert(i, vma.vm_start)
 
+    def remove_vma(self, vma: Vma) -> None:
+        """Unlink a VMA (split, merge and munmap keep the list sorted and disjoint)."""
+        i = self.vmas.index(vma)
+        del self.vmas[i]
+        del self._starts[i]
+
     def vma_neighbours(self, start: int) -> tuple[Vma | None, Vma | None]:
         """The VMA starting at or before ``start`` and the one after it (for overlap
         checks in O(log n))."""

@@ -33,7 +33,8 @@ from .pte import (
 if TYPE_CHECKING:  # pragma: no cover
     from .mm import MmStruct
 
-__all__ = ["Pmd", "PteTable", "free_pgtables", "pgtable_trans_huge_deposit",
+__all__ = ["Pmd", "PteTable", "free_pgtables", "free_pte_table", "pgtable_trans_huge_deposit",
+           "pmd_none",
            "pgtable_trans_huge_withdraw", "pmd_addr_end", "pmd_clear_uffd_wp", "pmd_index",
            "pmd_mkdirty", "pmd_mkold", "pmd_mkwrite", "pmd_mkyoung", "pmd_populate",
            "pmd_wrprotect", "pmdp_get", "pmdp_huge_get_and_clear", "pmdp_set_wrprotect",
@@ -155,6 +156,11 @@ def pmd_populate(mm: MmStruct, addr: int, table: PteTable) -> None:
     mm.pmds[pmd_index(addr)] = table
 
 
+def pmd_none(mm: MmStruct, addr: int) -> bool:
+    """``pmd_none``: neither a PTE table nor a PMD leaf covers ``addr``."""
+    return pmd_index(addr) not in mm.pmds
+
+
 def pmdp_get(mm: MmStruct, addr: int) -> Pmd | None:
     """The PMD leaf covering ``addr`` (None: a PTE table or nothing there)."""
     t = mm.pmds.get(pmd_index(addr))
@@ -195,6 +201,15 @@ def pgtable_trans_huge_deposit(mm: MmStruct, addr: int) -> None:
 def pgtable_trans_huge_withdraw(mm: MmStruct, addr: int) -> bool:
     """Take back the table deposited for the PMD at ``addr`` (False: none was)."""
     return mm.deposited.pop(pmd_index(addr), False)
+
+
+def free_pte_table(mm: MmStruct, addr: int) -> None:
+    """Free the (empty) PTE table covering ``addr``: nr_ptes - 1 (``free_pte_range``)."""
+    t = mm.pmds.get(pmd_index(addr))
+    if not isinstance(t, PteTable) or any(p is not None for p in t.ptes):
+        raise KernelBug(f"free_pte_table: no empty PTE table at {addr:#x}")
+    del mm.pmds[pmd_index(addr)]
+    mm.nr_ptes -= 1                 # mm_dec_nr_ptes()
 
 
 def free_pgtables(mm: MmStruct) -> None:

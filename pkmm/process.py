@@ -33,6 +33,7 @@ from .pgtable import (
 )
 from .pte import MARKERS, PAGE_SIZE, PMD_SIZE, Pte, make_pte_marker, mk_swap_pte
 from .rmap import folio_add_anon_rmap_ptes, folio_add_file_rmap_ptes, folio_add_rmap_pmd
+from .syscalls import MemorySyscalls
 from .vma import (
     VM_DONTCOPY,
     VM_MAYREAD,
@@ -68,8 +69,12 @@ def _page_aligned(name: str, addr: object) -> int:
     return addr
 
 
-class Process:
-    """One process (its mm), on a :class:`~pkmm.machine.Machine` shared with its family."""
+class Process(MemorySyscalls):
+    """One process (its mm), on a :class:`~pkmm.machine.Machine` shared with its family.
+
+    The memory system calls (munmap, madvise, mprotect, mremap) and range access
+    (memset, read_range) come from :class:`pkmm.syscalls.MemorySyscalls`.
+    """
 
     def __init__(self, kernel: str = DEFAULT_KERNEL, *, machine: Machine | None = None,
                  name: str = "parent") -> None:

@@ -66,19 +66,18 @@ def folio_add_anon_rmap_ptes(folio: Folio, first: int, nr: int, vma: Vma,
 
 
 def folio_add_new_anon_rmap(folio: Folio, vma: Vma, exclusive: bool = True) -> None:
-    """Map a folio fresh from the allocator, whole: an order-0 page by one PTE, a
-    PMD-sized folio by one PMD.
+    """Map a folio fresh from the allocator, whole: by PTEs (order-0 and mTHP folios) or,
+    PMD-sized, by one PMD.
 
-    Mirrors: mm/rmap.c folio_add_new_anon_rmap(), v6.8 .. v6.17 (RMAP_EXCLUSIVE: the
-    new page is AnonExclusive -- nobody else can map it yet).
+    Mirrors: mm/rmap.c folio_add_new_anon_rmap(), v6.8 .. v6.17 (RMAP_EXCLUSIVE: every
+    page is AnonExclusive -- nobody else can map it yet).
     """
-    if not folio.fresh or folio.order not in (0, HPAGE_PMD_ORDER):
-        raise KernelBug(f"folio_add_new_anon_rmap: {folio!r} is not a fresh order-0 or "
-                        "PMD-sized folio")
-    if folio.order:
+    if not folio.fresh:
+        raise KernelBug(f"folio_add_new_anon_rmap: {folio!r} is not fresh from the allocator")
+    if folio.order == HPAGE_PMD_ORDER:
         folio_add_rmap_pmd(folio, vma, exclusive)
     else:
-        folio_add_anon_rmap_ptes(folio, 0, 1, vma, exclusive)
+        folio_add_anon_rmap_ptes(folio, 0, folio.nr_pages, vma, exclusive)
 
 
 def SetPageAnonExclusive(page: Page) -> None:

@@ -23,6 +23,7 @@ from .errors import LayoutError, ScenarioError
 from .folio import Folio
 from .kernels import DEFAULT_KERNEL, KERNELS
 from .process import Process
+from .syscalls import TASK_SIZE
 
 __all__ = ["Scenario", "as_scenario", "load_scenario"]
 
@@ -34,9 +35,6 @@ _PTE_KEYS = {"addr": int, "folio": str, "page": int, "nr": int, "write": bool, "
              "anon_exclusive": bool}
 _SECTIONS = {"name", "kernel", "description", "vmas", "folios", "ptes", "pmds", "zero",
              "huge_zero", "swap", "markers", "pins", "vmsplice"}
-#: x86-64 with 4-level paging: user addresses end at TASK_SIZE_MAX = 2**47 - 4 KiB
-#: (arch/x86/include/asm/page_64_types.h), so no address or VMA size can reach it.
-TASK_SIZE = (1 << 47) - 4096
 _ADDR_KEYS = {"start", "addr"}
 #: Counts that are not addresses: folio page indexes, PTE counts, references.
 _COUNT_MAX = {"npages": TASK_SIZE // 4096, "page": 1 << 9, "nr": 1 << 9, "order": 9,

@@ -19,7 +19,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .folio import Page
     from .mm import MmStruct
 
-__all__ = ["AnonVma", "Backing", "File", "VM_DONTCOPY", "VM_LOCKED", "VM_MAYREAD", "VM_MAYSHARE",
+__all__ = ["AnonVma", "Backing", "File", "VM_DONTCOPY", "VM_HUGEPAGE", "VM_LOCKED",
+           "VM_NOHUGEPAGE", "VM_MAYREAD", "VM_MAYSHARE",
            "VM_MAYWRITE", "VM_MIXEDMAP", "VM_PFNMAP", "VM_READ", "VM_SHARED", "VM_SOFTDIRTY",
            "VM_UFFD_WP", "VM_WIPEONFORK", "VM_WRITE", "VmFlags", "Vma", "is_cow_mapping",
            "userfaultfd_wp", "vma_is_anonymous", "vma_soft_dirty_enabled"]
@@ -40,6 +41,8 @@ class VmFlags(enum.IntFlag):
     VM_UFFD_WP = 1 << 12
     VM_PFNMAP = 1 << 10
     VM_LOCKED = 1 << 13
+    VM_HUGEPAGE = 1 << 29
+    VM_NOHUGEPAGE = 1 << 30
     VM_DONTCOPY = 1 << 17
     VM_MIXEDMAP = 1 << 28
     VM_WIPEONFORK = 1 << 26
@@ -56,6 +59,8 @@ VM_UFFD_WP = VmFlags.VM_UFFD_WP
 VM_PFNMAP = VmFlags.VM_PFNMAP
 VM_MIXEDMAP = VmFlags.VM_MIXEDMAP
 VM_LOCKED = VmFlags.VM_LOCKED
+VM_HUGEPAGE = VmFlags.VM_HUGEPAGE
+VM_NOHUGEPAGE = VmFlags.VM_NOHUGEPAGE
 VM_DONTCOPY = VmFlags.VM_DONTCOPY
 VM_WIPEONFORK = VmFlags.VM_WIPEONFORK
 VM_SOFTDIRTY = VmFlags.VM_SOFTDIRTY
@@ -93,6 +98,7 @@ class Vma:
     vm_pgoff: int = 0
     anon_vma: AnonVma | None = None
     uffd_fork: bool = False     # the userfaultfd context has UFFD_FEATURE_EVENT_FORK
+    hugetlb_kb: int = 0         # a hugetlb VMA (VM_HUGETLB): its huge page size, in KiB
 
     @property
     def npages(self) -> int:
