@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .mm import MmStruct
 
 __all__ = ["Pmd", "PteTable", "free_pgtables", "free_pte_table", "pgtable_trans_huge_deposit",
+           "pgtable_trans_huge_move",
            "pmd_none",
            "pgtable_trans_huge_withdraw", "pmd_addr_end", "pmd_clear_uffd_wp", "pmd_index",
            "pmd_mkdirty", "pmd_mkold", "pmd_mkwrite", "pmd_mkyoung", "pmd_populate",
@@ -201,6 +202,12 @@ def pgtable_trans_huge_deposit(mm: MmStruct, addr: int) -> None:
 def pgtable_trans_huge_withdraw(mm: MmStruct, addr: int) -> bool:
     """Take back the table deposited for the PMD at ``addr`` (False: none was)."""
     return mm.deposited.pop(pmd_index(addr), False)
+
+
+def pgtable_trans_huge_move(mm: MmStruct, old_addr: int, new_addr: int) -> None:
+    """The table deposited with a PMD moves with it (mremap's move_huge_pmd())."""
+    if mm.deposited.pop(pmd_index(old_addr), False):
+        mm.deposited[pmd_index(new_addr)] = True
 
 
 def free_pte_table(mm: MmStruct, addr: int) -> None:

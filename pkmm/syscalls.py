@@ -18,6 +18,7 @@ from .errors import LayoutError, need
 from .madvise import ADVICES, do_madvise
 from .mmap import do_munmap
 from .mprotect import do_mprotect
+from .mremap import do_mremap
 from .pte import PAGE_SIZE
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -108,3 +109,15 @@ class MemorySyscalls:
         need(isinstance(write, bool), f"mprotect: write={write!r}: True or False")
         start, end = self._mapped_range("mprotect", addr, npages)
         return do_mprotect(self.mm, start, end, write)
+
+    def mremap(self, addr: int, npages: int, new_addr: int) -> int:
+        """``mremap(addr, n, n, MREMAP_MAYMOVE | MREMAP_FIXED, new_addr)`` with ``n =
+        npages * 4096``: the range's mappings move (the pages stay the same); whatever was
+        mapped at the target is unmapped first.  Returns 0 or a negative errno."""
+        self._alive("mremap")
+        start, end = check_range("mremap", addr, npages)
+        check_range("mremap", new_addr, npages)
+        vma = self.mm.find_vma(start)
+        need(vma is not None and end <= vma.vm_end, f"mremap: [{start:#x}, {end:#x}) is "
+             "not inside one VMA; mremap moves (part of) a single mapping")
+        return do_mremap(self.mm, start, end - start, new_addr)

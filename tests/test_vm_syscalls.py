@@ -267,3 +267,53 @@ def test_bad_arguments_change_nothing(call, words: str) -> None:
     with pytest.raises(pkmm.LayoutError, match=words):
         call(p)
     assert ([v.describe() for v in p.vmas], [p.pte(BASE + i * P) for i in range(4)]) == before
+
+
+# --- mremap --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kernel", COW_KERNELS)
+def test_mremap_moves_half_a_large_folio_and_fork_still_isolates(kernel) -> None:
+    # mm/mremap.c move_ptes(): the same pages, now mapped from a second VMA
+    p = pkmm.Process(kernel, machine=thp_machine(4))
+    p.mmap(BASE, 16)
+    p.memset(BASE, 16, 1)
+    f = p.page_at(BASE)[0]
+    far = BASE + 0x10_0000
+    assert p.mremap(BASE + 8 * P, 8, far) == 0
+    assert [v.npages for v in p.vmas] == [8, 8] and p.pte(BASE + 8 * P) is None
+    assert p.page_at(far + 3 * P) == (f, 11) and f.mapcount == 16
+    assert p.pte(far).soft_dirty            # x86 move_soft_dirty_pte()
+    c = pkmm.fork(p, kernel=kernel).child
+    p.memset(far, 8, 0xFF)
+    assert c.read_range(far, 8) == [1] * 8
+    pkmm.check_invariants(p, c)
+
+
+def test_mremap_of_a_whole_pmd_moves_it_and_of_half_splits_it() -> None:
+    # move_page_tables(): move_huge_pmd() when the extent is a whole PMD, else split
+    m = thp_machine(pmd="always")
+    p = pkmm.Process(machine=m)
+    p.mmap(BASE, 512)
+    p.memset(BASE, 512, 1)
+    tables = p.mm.nr_ptes
+    assert p.mremap(BASE, 512, BASE + 4 * pkmm.PMD_SIZE) == 0
+    assert p.pmd(BASE + 4 * pkmm.PMD_SIZE) is not None and p.mm.nr_ptes == tables
+    q = pkmm.Process(machine=m)
+    q.mmap(BASE, 512)
+    q.memset(BASE, 512, 1)
+    assert q.mremap(BASE + 256 * P, 256, BASE + 4 * pkmm.PMD_SIZE) == 0
+    assert q.pmd(BASE) is None and q.page_at(BASE + 4 * pkmm.PMD_SIZE)[1] == 256
+    pkmm.check_invariants(p, q)
+
+
+def test_mremap_unmaps_the_target_and_refuses_overlap() -> None:
+    p = pkmm.Process()
+    _written(p, 8)
+    p.mmap(BASE + 16 * P, 2)
+    p.memset(BASE + 16 * P, 2, 7)
+    assert p.mremap(BASE, 2, BASE + 16 * P) == 0       # MREMAP_FIXED: target unmapped
+    assert p.read_range(BASE + 16 * P, 2) == [1, 1]
+    assert p.mremap(BASE + 2 * P, 4, BASE + 4 * P) == -errno.EINVAL
+    with pytest.raises(pkmm.LayoutError, match="not inside one VMA"):
+        p.mremap(BASE + 7 * P, 2, BASE + 40 * P)
+    pkmm.check_invariants(p)
