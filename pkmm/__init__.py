@@ -38,6 +38,7 @@ from .kernels import DEFAULT_KERNEL, KERNELS, get_kernel
 from .machine import Machine
 from .madvise import ADVICES as MADVISE
 from .pgtable import Pmd
+from .pins import Pipe, UserPin
 from .process import Process, dma_write
 from .pte import PAGE_SIZE, PMD_SIZE, Pte
 from .trace import Event, Step, Trace
@@ -49,6 +50,7 @@ __all__ = [
     "ABLATIONS", "DEFAULT_KERNEL", "GUP_PIN_COUNTING_BIAS", "KERNELS", "PAGE_SIZE",
     "MADVISE", "PMD_SIZE", "Event", "FaultError", "FaultResult", "File", "Folio", "ForkError",
     "ForkResult", "InvariantError", "KernelBug", "LayoutError", "Machine", "Page",
-    "PkmmError", "Pmd", "Process", "Pte", "ScenarioError", "Step", "Trace", "Vma",
+    "Pipe", "PkmmError", "Pmd", "Process", "Pte", "ScenarioError", "Step", "Trace",
+    "UserPin", "Vma",
     "check_invariants", "dma_write", "fork", "get_kernel",
 ]

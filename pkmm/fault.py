@@ -100,10 +100,13 @@ def _new_anon_page(vma: Vma, addr: int, data: int) -> Folio:
 # --- entry point -----------------------------------------------------------------------
 
 def handle_mm_fault(mm: MmStruct, addr: int, write: bool, kernel: KernelVersion,
-                    fr: FaultResult, value: int | None = None) -> int:
+                    fr: FaultResult, value: int | None = None, *,
+                    unshare: bool = False) -> int:
     """Perform one load or store in ``mm``, taking whatever fault the PTE requires;
     returns the data (the page's contents after a store).
 
+    ``unshare`` is FAULT_FLAG_UNSHARE: GUP asking for an exclusive anon page behind a
+    read-only PTE (for a R/O long-term pin) without making it writable.
     Mirrors: mm/memory.c handle_mm_fault() / __handle_mm_fault() / handle_pte_fault()
     (and the arch fault handler's VMA lookup and permission check before it).
     """
@@ -113,9 +116,10 @@ def handle_mm_fault(mm: MmStruct, addr: int, write: bool, kernel: KernelVersion,
                          f"(SIGSEGV) in {mm.owner!r}", "SIGSEGV")
     if write and not vma.vm_flags & VM_WRITE:
         raise FaultError(f"write at {addr:#x}: the VMA is read-only (SIGSEGV)", "SIGSEGV")
+    wp = write or unshare
     pmd = pmdp_get(mm, addr)
     if pmd is not None:
-        if not write or do_huge_pmd_wp_page(vma, addr, pmd, kernel, fr):
+        if not wp or do_huge_pmd_wp_page(vma, addr, pmd, kernel, fr, unshare):
             return _access(mm, addr, write, value)
     elif pmd_none(mm, addr) and thp_vma_allowable_orders(vma, range(HPAGE_PMD_ORDER,
                                                                     HPAGE_PMD_ORDER + 1)):
@@ -133,12 +137,12 @@ def handle_mm_fault(mm: MmStruct, addr: int, write: bool, kernel: KernelVersion,
         raise KernelBug(f"handle_mm_fault: no present PTE at {addr:#x} after the fault")
     if pte.protnone:
         pte = do_numa_page(vma, addr, pte, fr)
-    if write and not pte.write:
-        if pte.uffd_wp and userfaultfd_wp(vma):
+    if wp and not pte.write:
+        if write and pte.uffd_wp and userfaultfd_wp(vma):
             raise FaultError(f"write at {addr:#x}: uffd-wp protected; the kernel delivers a "
                              "userfault and the writer blocks until the monitor resolves it",
                              "userfault")
-        do_wp_page(vma, addr, pte, kernel, fr)
+        do_wp_page(vma, addr, pte, kernel, fr, unshare)
     return _access(mm, addr, write, value)
 
 
@@ -160,9 +164,7 @@ def _access(mm: MmStruct, addr: int, write: bool, value: int | None) -> int:
         page = _page_of(mm, pte.pfn)
     if page is None:        # zero page or raw PFN: reads as 0, writes cannot happen here
         return 0
-    if write:
-        if value is None:
-            raise KernelBug(f"_access: a store at {addr:#x} without a value")
+    if write and value is not None:    # (None: GUP's write fault, which stores nothing)
         page.data = value
     return page.data
 
@@ -446,8 +448,10 @@ def __wp_can_reuse_large_anon_folio(folio: Folio, fr: FaultResult) -> bool:
 
 
 def do_wp_page(vma: Vma, addr: int, pte: Pte, kernel: KernelVersion,
-               fr: FaultResult) -> None:
+               fr: FaultResult, unshare: bool = False) -> None:
     """Write to a present, read-only PTE: reuse the page or copy it (copy-on-write).
+    With ``unshare`` (a R/O long-term pin), make the page exclusive the same way but
+    leave the PTE read-only.
 
     Mirrors: mm/memory.c do_wp_page(), v6.8 .. v6.17.
     """
@@ -457,15 +461,21 @@ def do_wp_page(vma: Vma, addr: int, pte: Pte, kernel: KernelVersion,
         wp_page_shared(vma, addr, pte, fr)
         return
     if page is not None and folio_test_anon(page.folio):
-        if page.anon_exclusive:
+        reuse = page.anon_exclusive
+        if reuse:
             fr.note(f, "reuse:exclusive", "page is AnonExclusive: nobody else can map it")
-            wp_page_reuse(vma, addr, pte, page, fr)
-            return
-        if wp_can_reuse_anon_folio(page.folio, kernel, fr):
+        elif wp_can_reuse_anon_folio(page.folio, kernel, fr):
             SetPageAnonExclusive(page)
+            reuse = True
+        if reuse and unshare:
+            fr.kind = "unshare"
+            fr.note(f, "unshare:exclusive", "FAULT_FLAG_UNSHARE: the page is (now) "
+                    "AnonExclusive; the PTE stays read-only")
+            return
+        if reuse:
             wp_page_reuse(vma, addr, pte, page, fr)
             return
-    wp_page_copy(vma, addr, pte, page, fr)
+    wp_page_copy(vma, addr, pte, page, fr, unshare)
 
 
 def _mkwrite(pte: Pte) -> Pte:
@@ -490,12 +500,18 @@ def wp_page_reuse(vma: Vma, addr: int, pte: Pte, page: Page, fr: FaultResult) ->
 
 
 def wp_page_copy(vma: Vma, addr: int, pte: Pte, page: Page | None,
-                 fr: FaultResult) -> None:
-    """Mirrors: mm/memory.c wp_page_copy(): a new order-0 page, even for a large folio."""
+                 fr: FaultResult, unshare: bool = False) -> None:
+    """Mirrors: mm/memory.c wp_page_copy(): a new order-0 page, even for a large folio;
+    mapped writable and dirty -- or, to unshare, read-only (keeping soft-dirty and
+    uffd-wp) so that a later write still faults."""
     mm = vma.vm_mm
     anon_vma_prepare(vma)
     new = _new_anon_page(vma, addr, page.data if page is not None else 0)
-    set_pte_at(mm, addr, Pte(pfn=new.pfn, write=True, dirty=True, young=True))
+    if unshare:
+        set_pte_at(mm, addr, Pte(pfn=new.pfn, young=True, soft_dirty=pte.soft_dirty,
+                                 uffd_wp=pte.uffd_wp))
+    else:
+        set_pte_at(mm, addr, Pte(pfn=new.pfn, write=True, dirty=True, young=True))
     mm.add_mm_counter(MM_ANONPAGES, 1)
     if page is not None:
         old = page.folio
@@ -503,7 +519,7 @@ def wp_page_copy(vma: Vma, addr: int, pte: Pte, page: Page | None,
         mm.add_mm_counter(mm_counter(old), -1)
         folio_put(old)
     src = ("the zero page" if pte.special else f"page {pte.pfn:#x}")
-    fr.kind = "cow-copy"
+    fr.kind = "unshare-copy" if unshare else "cow-copy"
     fr.note("wp_page_copy", "copy", f"copy {src} into new exclusive order-0 page "
-            f"{new.pfn:#x}; the old page loses this mapping")
-
+            f"{new.pfn:#x}; the old page loses this mapping"
+            + ("; mapped read-only (FAULT_FLAG_UNSHARE)" if unshare else ""))

@@ -251,11 +251,13 @@ def do_huge_zero_wp_pmd(vma: Vma, haddr: int, fr: FaultResult) -> bool:
 
 
 def do_huge_pmd_wp_page(vma: Vma, addr: int, pmd: Pmd, kernel: KernelVersion,
-                        fr: FaultResult) -> bool:
-    """Write to a read-only PMD mapping.  True when handled at PMD level, False when the
-    PMD was split (or zapped) and the PTE path must finish the fault.
+                        fr: FaultResult, unshare: bool = False) -> bool:
+    """Write to a read-only PMD mapping (or, with ``unshare``, make its THP exclusive for
+    a R/O pin).  True when handled at PMD level, False when the PMD was split (or
+    zapped) and the PTE path must finish the fault.
 
-    Mirrors: mm/huge_memory.c do_huge_pmd_wp_page(), v6.8 .. v6.17.
+    Mirrors: mm/huge_memory.c do_huge_pmd_wp_page() and mm/memory.c wp_huge_pmd(),
+    v6.8 .. v6.17.
     """
     f = "do_huge_pmd_wp_page"
     mm = vma.vm_mm
@@ -272,6 +274,8 @@ def do_huge_pmd_wp_page(vma: Vma, addr: int, pmd: Pmd, kernel: KernelVersion,
         return False
     folio = pmd_folio(mm, pmd)
     if not folio_test_anon(folio):
+        # kernel: wp_huge_pmd(): "COW or write-notify handled on pte level: split pmd"
+        # (splitting a file PMD unmaps it)
         zap_huge_pmd(mm, haddr)
         fr.note(f, "zap-file-thp", "private file THP: drop the PMD and fault 4 KiB")
         return False
@@ -279,6 +283,11 @@ def do_huge_pmd_wp_page(vma: Vma, addr: int, pmd: Pmd, kernel: KernelVersion,
     if head.anon_exclusive or folio.refcount == 1:
         # kernel: reuse_huge_pmd: the only mapping of an exclusive folio
         SetPageAnonExclusive(head)
+        if unshare:
+            fr.kind = "unshare"
+            fr.note(f, "unshare:exclusive", "FAULT_FLAG_UNSHARE: the THP is (now) "
+                    "exclusive; the PMD stays read-only")
+            return True
         set_pmd_at(mm, haddr, pmd_mkyoung(pmd_mkdirty(pmd_mkwrite(pmd))))
         fr.kind = "thp-reuse"
         fr.note(f, "reuse", "head page AnonExclusive (or refcount 1): reuse the whole PMD")

@@ -6,7 +6,9 @@ the page tables (linear in PTEs).  Checked (spec §12):
 refcount = mappings + pins + page-cache references; per-page mapcount = mappings;
 rss = mapped pages by type; an AnonExclusive page is mapped by one process at most, and
 only anon pages are AE; a writable PTE in a COW mapping maps an AE page (so no private anon
-page is writable in two processes); MMF_HAS_PINNED is set on every mm holding a pin.
+page is writable in two processes); MMF_HAS_PINNED is set on every mm holding a pin; a
+long-term pinned page that its pinner maps in a COW mapping is an AnonExclusive anon page
+(gup_must_unshare()).
 Taught in: notebooks/04-pinned-pages.ipynb
 """
 
@@ -40,9 +42,10 @@ def check_invariants(*processes: Process) -> None:
         pmd_maps: Counter[int] = Counter()            # head pfn -> PMD mappings
         mappers: dict[int, set[int]] = defaultdict(set)   # pfn -> mm ids mapping it
         writable_cow: list[tuple[str, int, int]] = []
+        cow_maps: set[tuple[int, int]] = set()        # (mm id, pfn) mapped in a COW VMA
         for mm in m.mms:
             _scan(mm, pte_maps, pmd_maps, mappers, writable_cow, bad,
-                  check_rss=id(mm) in given)
+                  check_rss=id(mm) in given, cow_maps=cow_maps)
         cache_refs = _page_cache_refs(m.mms)
         for folio in list(m.folios.values()):
             if folio.kind in ("zero", "huge_zero"):
@@ -70,13 +73,21 @@ def check_invariants(*processes: Process) -> None:
                     bad.append(f"{mm.owner}: pinned page {pfn:#x} is mapped by "
                                f"{len(mappers[pfn])} process(es) other than just its pinner: "
                                "device writes are lost to the pinning process")
+                # mm/internal.h gup_must_unshare(): a long-term pin in a COW mapping is
+                # only ever taken on an exclusive anon page (GUP unshares first)
+                exclusive = f.kind == "anon" and (f.pages[i].anon_exclusive or (
+                    f.entire_mapcount > 0 and f.pages[0].anon_exclusive))
+                if (mm.mm_id, pfn) in cow_maps and not exclusive:
+                    bad.append(f"{mm.owner}: long-term pinned page {pfn:#x} in a COW "
+                               f"mapping is not an AnonExclusive anon page ({f.kind}): a "
+                               "later write would CoW away from the pinned page")
     if bad:
         raise InvariantError(bad)
 
 
 def _scan(mm: MmStruct, pte_maps: Counter[int], pmd_maps: Counter[int],
           mappers: dict[int, set[int]], writable_cow: list[tuple[str, int, int]],
-          bad: list[str], check_rss: bool) -> None:
+          bad: list[str], check_rss: bool, cow_maps: set[tuple[int, int]]) -> None:
     name = mm.owner
     rss: Counter[str] = Counter()
     for idx, ent in mm.pmds.items():
@@ -90,8 +101,11 @@ def _scan(mm: MmStruct, pte_maps: Counter[int], pmd_maps: Counter[int],
                 bad.append(f"{name}: PMD at {base:#x} maps freed pfn {ent.pfn:#x}")
                 continue
             pmd_maps[ent.pfn] += 1
+            cow = vma is not None and is_cow_mapping(vma.vm_flags)
             for k in range(found[0].nr_pages):
                 mappers[ent.pfn + k].add(mm.mm_id)
+                if cow:
+                    cow_maps.add((mm.mm_id, ent.pfn + k))
             rss[mm_counter(found[0])] += found[0].nr_pages
             if ent.write and vma is not None and is_cow_mapping(vma.vm_flags) \
                     and not found[0].pages[0].anon_exclusive:
@@ -116,8 +130,10 @@ def _scan(mm: MmStruct, pte_maps: Counter[int], pmd_maps: Counter[int],
                 pte_maps[pte.pfn] += 1
                 mappers[pte.pfn].add(mm.mm_id)
                 rss[mm_counter(found[0])] += 1
-                if pte.write and is_cow_mapping(v.vm_flags):
-                    writable_cow.append((name, addr, pte.pfn))
+                if is_cow_mapping(v.vm_flags):
+                    cow_maps.add((mm.mm_id, pte.pfn))
+                    if pte.write:
+                        writable_cow.append((name, addr, pte.pfn))
             elif is_swap_entry(pte):
                 rss[MM_SWAPENTS] += 1
             elif is_migration_entry(pte) and pte.swp is not None:

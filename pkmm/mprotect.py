@@ -20,7 +20,7 @@ from __future__ import annotations
 import errno
 from dataclasses import replace
 
-from .folio import folio_test_anon
+from .folio import folio_maybe_dma_pinned, folio_test_anon
 from .huge_memory import __split_huge_pmd, pmd_folio
 from .mm import MmStruct
 from .mmap import vma_merge_around, vma_modify
@@ -36,6 +36,7 @@ from .pgtable import (
 )
 from .pte import (
     PAGE_SIZE,
+    PMD_SHIFT,
     PMD_SIZE,
     Pte,
     SwpKind,
@@ -47,14 +48,17 @@ from .vma import (
     VM_MAYSHARE,
     VM_MAYWRITE,
     VM_SHARED,
+    VM_SOFTDIRTY,
     VM_UFFD_WP,
     VM_WRITE,
     Vma,
     VmFlags,
+    is_cow_mapping,
     vma_soft_dirty_enabled,
 )
 
-__all__ = ["can_change_pte_writable", "change_protection", "do_mprotect", "mprotect_fixup"]
+__all__ = ["can_change_pte_writable", "change_protection", "clear_refs_soft_dirty",
+           "do_mprotect", "mprotect_fixup"]
 
 
 def vma_wants_manual_pte_write_upgrade(vma: Vma) -> bool:
@@ -186,3 +190,41 @@ def do_mprotect(mm: MmStruct, start: int, end: int, write: bool) -> int:
     for vma in vmas:
         mprotect_fixup(vma, max(start, vma.vm_start), min(end, vma.vm_end), write)
     return 0
+
+
+def clear_refs_soft_dirty(mm: MmStruct) -> None:
+    """``echo 4 > /proc/PID/clear_refs``: turn soft-dirty tracking on everywhere and start
+    clean: clear VM_SOFTDIRTY, and write-protect and clean every present entry -- except
+    a maybe-pinned page in a COW mapping, which a write-protect would CoW away from its
+    pin (pte_is_pinned()).
+
+    Mirrors: fs/proc/task_mmu.c clear_refs_write(CLEAR_REFS_SOFT_DIRTY) ->
+    clear_soft_dirty() / clear_soft_dirty_pmd(), v6.8 .. v6.17 (x86, MEM_SOFT_DIRTY).
+    """
+    for vma in mm.vmas:
+        vma.vm_flags = VmFlags(vma.vm_flags & ~VM_SOFTDIRTY)
+        for idx in range(vma.vm_start >> PMD_SHIFT, ((vma.vm_end - 1) >> PMD_SHIFT) + 1):
+            base = idx << PMD_SHIFT
+            pmd = pmdp_get(mm, base)
+            if pmd is not None:
+                set_pmd_at(mm, base, replace(pmd_wrprotect(pmd), soft_dirty=False))
+                continue
+            table = pte_offset_map(mm, base)
+            if table is None:
+                continue
+            lo = max(vma.vm_start, base)
+            hi = min(vma.vm_end, base + PMD_SIZE)
+            for i in range(pte_index(lo), pte_index(lo) + (hi - lo) // PAGE_SIZE):
+                pte = table.ptes[i]
+                if pte is None or (pte.present and _pte_is_pinned(vma, pte)):
+                    continue
+                table.ptes[i] = replace(pte_wrprotect(pte) if pte.present else pte,
+                                        soft_dirty=False)
+
+
+def _pte_is_pinned(vma: Vma, pte: Pte) -> bool:
+    """Mirrors: fs/proc/task_mmu.c pte_is_pinned()."""
+    if not is_cow_mapping(vma.vm_flags) or not vma.vm_mm.has_pinned or pte.special:
+        return False
+    found = vma.vm_mm.machine.pfn_folio(pte.pfn)
+    return found is not None and folio_maybe_dma_pinned(found[0])

@@ -451,7 +451,18 @@ class Process(MemorySyscalls):
              "first unshare it with a fault -- write to it first, then pin")
         need(f.kind not in ("zero", "huge_zero"), "pin: the zero page cannot be pinned for "
              "a device to write into; write to the page first")
+        need(folio_test_anon(f) or not self._cow_maps_page(f, page),
+             f"pin: page {page} is a {f.kind} page-cache page mapped in a private (COW) "
+             "mapping; a long-term pin would first unshare it into an anon page "
+             "(gup_must_unshare) -- use pin_user_pages(addr, 1), which does that")
         pin_user_page(self.mm, f, page)
+
+    def _cow_maps_page(self, f: Folio, page: int) -> bool:
+        """Whether this mm maps page ``page`` of ``f`` in a COW (private) mapping."""
+        pfn = f.pfn + page
+        return any(pte is not None and pte.present and pte.pfn == pfn and
+                   (v := self.mm.find_vma(a)) is not None and is_cow_mapping(v.vm_flags)
+                   for a, pte in self.ptes())
 
     def unpin(self, f: Folio, page: int = 0) -> None:
         """Drop a pin taken with :meth:`pin` (MMF_HAS_PINNED stays set)."""

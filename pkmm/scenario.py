@@ -23,7 +23,7 @@ from .errors import LayoutError, ScenarioError
 from .folio import Folio
 from .kernels import DEFAULT_KERNEL, KERNELS
 from .process import Process
-from .syscalls import TASK_SIZE
+from .vma import TASK_SIZE
 
 __all__ = ["Scenario", "as_scenario", "load_scenario"]
 

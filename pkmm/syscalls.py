@@ -14,39 +14,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .errors import LayoutError, need
+from .errors import need
 from .madvise import ADVICES, do_madvise
 from .mmap import do_munmap
-from .mprotect import do_mprotect
+from .mprotect import clear_refs_soft_dirty, do_mprotect
 from .mremap import do_mremap
+from .pins import UserPin, pin_user_pages
 from .pte import PAGE_SIZE
+from .vma import check_range
 
 if TYPE_CHECKING:  # pragma: no cover
     from .mm import MmStruct
 
-__all__ = ["MAX_PAGES", "MemorySyscalls", "TASK_SIZE"]
-
-#: x86-64 with 4-level paging: user addresses end at TASK_SIZE_MAX = 2**47 - 4 KiB
-#: (arch/x86/include/asm/page_64_types.h).
-TASK_SIZE = (1 << 47) - PAGE_SIZE
-MAX_PAGES = TASK_SIZE // PAGE_SIZE
-
-
-def check_range(what: str, addr: object, npages: object) -> tuple[int, int]:
-    """``addr`` page-aligned, ``npages`` >= 1, the range inside the user address space;
-    returns (start, end)."""
-    if not isinstance(addr, int) or isinstance(addr, bool):
-        raise LayoutError(f"{what}: addr={addr!r}: addresses are ints in bytes")
-    if not isinstance(npages, int) or isinstance(npages, bool):
-        raise LayoutError(f"{what}: npages={npages!r}: a page count is an int")
-    need(addr >= 0 and addr % PAGE_SIZE == 0,
-         f"{what}: addr={addr:#x} must be a non-negative multiple of {PAGE_SIZE:#x}")
-    need(1 <= npages <= MAX_PAGES, f"{what}: npages={npages}: use 1..{MAX_PAGES:#x}")
-    end = addr + npages * PAGE_SIZE
-    need(end <= TASK_SIZE, f"{what}: [{addr:#x}, {end:#x}) runs past the 47-bit user address "
-         f"space (ends at {TASK_SIZE:#x}); pick a lower address")
-    return addr, end
-
+__all__ = ["MemorySyscalls"]
 
 class MemorySyscalls:
     """munmap / madvise / mprotect / mremap and range access for :class:`pkmm.Process`."""
@@ -121,3 +101,25 @@ class MemorySyscalls:
         need(vma is not None and end <= vma.vm_end, f"mremap: [{start:#x}, {end:#x}) is "
              "not inside one VMA; mremap moves (part of) a single mapping")
         return do_mremap(self.mm, start, end - start, new_addr)
+
+    # -- GUP -------------------------------------------------------------------------
+    def pin_user_pages(self, addr: int, npages: int, *, write: bool = False,
+                       fast: bool = False) -> UserPin:
+        """A long-term FOLL_PIN on every page of the range, R/O or (``write``) R/W,
+        through GUP-fast first with ``fast``.  GUP faults as the kernel's does: a R/W pin
+        write-faults a read-only entry first (CoW), a R/O pin unshares a page a later
+        write could CoW away (gup_must_unshare()).  Sets MMF_HAS_PINNED."""
+        need(isinstance(write, bool), f"pin_user_pages: write={write!r}: True or False")
+        need(isinstance(fast, bool), f"pin_user_pages: fast={fast!r}: True or False")
+        start, _ = self._mapped_range("pin_user_pages", addr, npages)
+        return pin_user_pages(self, start, npages, write=write, fast=fast)  # type: ignore[arg-type]
+
+    def clear_soft_dirty(self) -> None:
+        """``echo 4 > /proc/PID/clear_refs``: soft-dirty tracking on for every VMA, every
+        PTE clean of soft-dirty and write-protected (so the next write is noticed).
+
+        Mirrors: fs/proc/task_mmu.c clear_refs_write(CLEAR_REFS_SOFT_DIRTY) ->
+        clear_soft_dirty() / clear_soft_dirty_pmd(), x86 with CONFIG_MEM_SOFT_DIRTY.
+        """
+        self._alive("clear_soft_dirty")
+        clear_refs_soft_dirty(self.mm)
