@@ -404,17 +404,20 @@ def wp_can_reuse_anon_folio(folio: Folio, kernel: KernelVersion,
                             fr: FaultResult) -> bool:
     """May a write fault reuse this (not AnonExclusive) anon page in place?
 
-    Mirrors: mm/memory.c wp_can_reuse_anon_folio(); large folios go to
-    __wp_can_reuse_large_anon_folio() in v6.17 only.
+    Mirrors: mm/memory.c wp_can_reuse_anon_folio(): v6.8 applies the refcount test to
+    every folio (a large folio whose other pages are unmapped, refcount 1, is reused);
+    v6.9 .. v6.14 never reuse a large folio; v6.15+ ask
+    __wp_can_reuse_large_anon_folio().
     """
     f = "wp_can_reuse_anon_folio"
     if folio_test_large(folio):
-        if kernel.large_folio_reuse:
+        if kernel.wp_large_folio == "exclusive":
             return __wp_can_reuse_large_anon_folio(folio, fr)
-        # kernel (<= v6.14): "let's just consistently not reuse subpages even if we could
-        # reuse in that scenario, and give back a large folio a bit sooner."
-        fr.note(f, "no:large", "large folio: this version never reuses a subpage; copy")
-        return False
+        if kernel.wp_large_folio == "never":
+            # kernel (v6.9 .. v6.14): "let's just consistently not reuse subpages even if
+            # we could reuse in that scenario, and give back a large folio a bit sooner."
+            fr.note(f, "no:large", "large folio: this version never reuses a subpage; copy")
+            return False
     if folio.ksm or folio.refcount > 3:
         fr.note(f, "no:refcount", f"refcount {folio.refcount} > 3 (or KSM): someone else "
                 "holds the page; copy")
@@ -423,7 +426,8 @@ def wp_can_reuse_anon_folio(folio: Folio, kernel: KernelVersion,
         fr.note(f, "no:refcount", f"refcount {folio.refcount} > 1: another process still "
                 "maps it, or it is pinned/referenced; copy")
         return False
-    fr.note(f, "yes", "refcount == 1: the only reference is this mapping; reuse")
+    fr.note(f, "yes", "refcount == 1: the only reference is this mapping; reuse"
+            + (" (v6.8: the test a large folio gets too)" if folio_test_large(folio) else ""))
     return True
 
 
@@ -434,9 +438,12 @@ def __wp_can_reuse_large_anon_folio(folio: Folio, fr: FaultResult) -> bool:
         fr.note(f, "no:single-page", "only one page of the large folio is mapped: better "
                 "to copy and let the folio be freed")
         return False
-    if folio.maybe_mapped_shared:
-        fr.note(f, "no:mapped-shared", "another mm still maps part of this folio "
-                "(maybe mapped shared); copy")
+    if folio.mm_ids_shared:
+        # folio_test_large_maybe_mapped_shared(): the MM-id tracking bit, which stays set
+        # while mms it never had a slot for still map the folio
+        fr.note(f, "no:mapped-shared", "the folio is \"maybe mapped shared\" (another mm "
+                "maps, or mapped, part of it and its MM-id slots cannot prove otherwise); "
+                "copy")
         return False
     if folio.large_mapcount != folio.refcount:
         fr.note(f, "no:extra-refs", f"refcount {folio.refcount} != large mapcount "

@@ -68,7 +68,8 @@ class Folio:
 
     __slots__ = ("order", "pfn", "kind", "refcount", "_pincount", "pins", "gup_refs",
                  "entire_mapcount", "pages", "mm_mapcount", "ksm", "machine",
-                 "fresh", "freed", "uid")
+                 "fresh", "freed", "uid", "total_mapcount", "mm_ids", "mm_id_mapcount",
+                 "mm_ids_shared")
 
     def __init__(self, machine: Machine, order: int, pfn: int, kind: FolioKind,
                  uid: int) -> None:
@@ -82,7 +83,13 @@ class Folio:
         self.gup_refs = 0           # plain FOLL_GET references (vmsplice, O_DIRECT, ...)
         self.entire_mapcount = 0    # PMD mappings
         self.pages = [Page(self, i) for i in range(1 << order)]
-        # CONFIG_MM_ID: per-mm mapcounts of a large folio ("maybe mapped shared")
+        self.total_mapcount = 0     # folio_mapcount(), kept by rmap.py
+        # CONFIG_MM_ID (include/linux/mm_types.h): two mm ids with their mapcounts and
+        # the "maybe mapped shared" bit of a large folio
+        self.mm_ids: list[int | None] = [None, None]
+        self.mm_id_mapcount = [0, 0]
+        self.mm_ids_shared = False
+        # pkmm: exact mappings per mm (for pkmm's own checks, never for a kernel rule)
         self.mm_mapcount: dict[int, int] = {}
         self.ksm = False
         self.fresh = True           # allocated, never mapped yet
@@ -106,7 +113,7 @@ class Folio:
     @property
     def mapcount(self) -> int:
         """``folio_mapcount``: all PTE mappings of its pages plus its PMD mappings."""
-        return sum(p._mapcount for p in self.pages) + self.entire_mapcount
+        return self.total_mapcount
 
     @property
     def large_mapcount(self) -> int:
@@ -120,8 +127,16 @@ class Folio:
 
     @property
     def maybe_mapped_shared(self) -> bool:
-        """CONFIG_MM_ID: more than one mm maps this large folio."""
-        return sum(1 for c in self.mm_mapcount.values() if c) > 1
+        """``folio_maybe_mapped_shared`` (v6.15+): a small folio mapped more than once; a
+        large one mapped more than once with a page mapped twice (or a PMD), or whose
+        MM-id tracking says "maybe mapped shared"."""
+        if not self.order:
+            return self.total_mapcount > 1
+        if self.total_mapcount <= 1:
+            return False
+        if self.entire_mapcount or self.total_mapcount > self.nr_pages:
+            return True
+        return self.mm_ids_shared
 
     def __repr__(self) -> str:
         return (f"Folio({self.kind} order={self.order} pfn={self.pfn:#x} "

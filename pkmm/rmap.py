@@ -40,16 +40,67 @@ EBUSY = errno.EBUSY
 
 
 def _mm_track(folio: Folio, mm: MmStruct, delta: int) -> None:
-    """CONFIG_MM_ID: per-mm mapcount of the folio (drives "maybe mapped shared").
+    """Count ``delta`` more (or fewer) mappings of ``folio`` in ``mm``: the folio's total
+    (``folio_large_mapcount``), the kernel's two MM-id slots of a large folio, and pkmm's
+    exact per-mm count (which only pkmm's own checks read).
 
     Every rmap change ends here, so this is also where a recorder learns of it.
     """
     folio_touched(folio)
+    folio.total_mapcount += delta
+    if folio.order:
+        if delta > 0:
+            folio_add_return_large_mapcount(folio, delta, mm.mm_id)
+        else:
+            folio_sub_return_large_mapcount(folio, -delta, mm.mm_id)
     c = folio.mm_mapcount.get(mm.mm_id, 0) + delta
     if c:
         folio.mm_mapcount[mm.mm_id] = c
     else:
         folio.mm_mapcount.pop(mm.mm_id, None)
+
+
+def folio_add_return_large_mapcount(folio: Folio, diff: int, mm_id: int) -> None:
+    """``diff`` new mappings of a large folio by ``mm_id``: count them in that mm's slot,
+    or take a free slot -- and if other mappings exist, or the second slot is taken,
+    the folio is "maybe mapped shared".  With both slots owned by other mms nothing but
+    the total changes (the kernel tracks two mms, not all of them).
+
+    Mirrors: include/linux/rmap.h folio_add_return_large_mapcount(), CONFIG_MM_ID (v6.15+;
+    counts here are logical, the kernel's start at -1).
+    """
+    ids, counts = folio.mm_ids, folio.mm_id_mapcount
+    if ids[0] == mm_id:
+        counts[0] += diff
+    elif ids[1] == mm_id:
+        counts[1] += diff
+    elif ids[0] is None:
+        ids[0], counts[0] = mm_id, diff
+        if folio.total_mapcount != diff:      # kernel: "We might have other mappings"
+            folio.mm_ids_shared = True
+    elif ids[1] is None:
+        ids[1], counts[1] = mm_id, diff
+        folio.mm_ids_shared = True            # kernel: "Slot 0 certainly has mappings"
+
+
+def folio_sub_return_large_mapcount(folio: Folio, diff: int, mm_id: int) -> None:
+    """``diff`` mappings of a large folio by ``mm_id`` gone: a slot that drops to none is
+    freed, and only then (or when ``mm_id`` owns no slot) is "mapped shared" cleared --
+    if one slot now holds every mapping.
+
+    Mirrors: include/linux/rmap.h folio_sub_return_large_mapcount(), CONFIG_MM_ID.
+    """
+    ids, counts = folio.mm_ids, folio.mm_id_mapcount
+    for slot in (0, 1):
+        if ids[slot] == mm_id:
+            counts[slot] -= diff
+            if counts[slot] > 0:
+                return                        # kernel: "goto out"
+            ids[slot], counts[slot] = None, 0
+            break
+    # kernel: "If one MM slot owns all mappings, the folio is mapped exclusively."
+    if folio.total_mapcount in (counts[0], counts[1]):
+        folio.mm_ids_shared = False
 
 
 # --- adding and removing mappings -------------------------------------------------------

@@ -323,8 +323,7 @@ def run_non_anon(p: pkmm.Process, fn: NonAnonFn, config: str, kb: int) -> Outcom
 
 _ALWAYS = ("Process.memset", "Process.read_range", "Machine.thp")
 _CONFIG_NEEDS = {
-    "base": ("Process.madvise",), "base-swap": ("Process.madvise:MADV_PAGEOUT",
-                                               "Process.is_swapped"),
+    "base": ("Process.madvise",),
     "thp": ("Process.madvise",), "pte-thp": ("Process.mprotect",),
     "single-pte": ("Process.madvise:MADV_DONTNEED",), "partial-mremap": ("Process.mremap",),
     "partial-shared": ("Process.madvise:MADV_DOFORK",),
@@ -344,9 +343,8 @@ _FUNC_NEEDS = {
 
 def needs(case: Case) -> list[str]:
     """The pkmm API ``case`` uses, as ``Object.attr`` or ``Object.method:argument``."""
-    base = case.config.removesuffix("-swap")
-    out = list(_ALWAYS) + list(_CONFIG_NEEDS[base])
-    if case.config.endswith("-swap") and base != "base":
+    out = list(_ALWAYS) + list(_CONFIG_NEEDS[case.config.removesuffix("-swap")])
+    if case.config.endswith("-swap"):
         out += ["Process.madvise:MADV_PAGEOUT", "Process.is_swapped"]
     for key, apis in _FUNC_NEEDS.items():
         if key in case.func:
@@ -362,6 +360,8 @@ def _present(api: str) -> bool:
         return obj is not None
     attr, _, arg = rest.partition(":")
     target = getattr(obj, attr, None)
+    if target is None and obj is pkmm.Machine:     # an instance attribute
+        target = getattr(pkmm.Machine(), attr, None)
     if target is None or not arg:
         return target is not None
     if arg.startswith("MADV_"):
