@@ -64,6 +64,12 @@ from .rmap import (
     folio_add_file_rmap_ptes,
     folio_remove_rmap_ptes,
 )
+from .swap import (
+    folio_free_swap,
+    folio_test_swapcache,
+    read_swap_cache_async,
+    swap_cache_get_folio,
+)
 from .vma import VM_MAYSHARE, VM_PFNMAP, VM_SHARED, VM_WRITE, AnonVma, Vma, userfaultfd_wp
 
 __all__ = ["FAULT_AROUND_BYTES", "__wp_can_reuse_large_anon_folio", "anon_vma_prepare",
@@ -357,23 +363,49 @@ def handle_pte_marker(vma: Vma, addr: int, pte: Pte, write: bool, fr: FaultResul
 
 
 def do_swap_page(vma: Vma, addr: int, pte: Pte, write: bool, fr: FaultResult) -> None:
-    """Mirrors: mm/memory.c do_swap_page(): read the slot into a new exclusive page."""
+    """Bring a swapped-out page back: from the swap cache if it is still there, else read
+    into a new swap-cache page; exclusive (and, if writable, mapped writable) only if the
+    swap entry says so or nobody else could hold it.  A write that finds it shared goes
+    on to do_wp_page().
+
+    Mirrors: mm/memory.c do_swap_page() with should_try_to_free_swap(), v6.8 .. v6.17.
+    Simplified: no SWP_SYNCHRONOUS_IO skip-the-cache path (a swapfile is not
+    synchronous), no readahead, no large folios in the swap cache.
+    """
+    f = "do_swap_page"
     mm = vma.vm_mm
     if pte.swp is None:
         raise KernelBug(f"do_swap_page: {pte!r} is not a swap entry")
-    slot = mm.machine.swap[pte.swp.offset]
+    off = pte.swp.offset
+    folio = swap_cache_get_folio(mm.machine, off)
+    found = folio is not None
+    if folio is None:
+        folio = read_swap_cache_async(mm.machine, off)
+    folio_get(folio)                            # the lookup's reference: the mapping's
     anon_vma_prepare(vma)
-    new = _new_anon_page(vma, addr, slot.data)
-    set_pte_at(mm, addr, Pte(pfn=new.pfn, young=True, dirty=write,
-                             write=write and bool(vma.vm_flags & VM_WRITE),
-                             soft_dirty=pte.soft_dirty,
-                             uffd_wp=pte.uffd_wp and userfaultfd_wp(vma)))
-    mm.machine.swap_free(pte.swp.offset)
+    exclusive = pte.swp.exclusive               # pte_swp_exclusive(vmf->orig_pte)
+    mm.machine.swap_free(off)                   # swap_free_nr()
     mm.add_mm_counter(MM_SWAPENTS, -1)
+    # kernel: should_try_to_free_swap(): "If we want to map a page that's in the
+    # swapcache writable, we have to detect via the refcount if we're really the
+    # exclusive user": "folio_ref_count(folio) == (1 + folio_nr_pages(folio))"
+    freed = write and folio.refcount == 1 + folio.nr_pages and folio_free_swap(folio)
+    # kernel: "(exclusive || folio_ref_count(folio) == 1)"
+    exclusive = exclusive or folio.refcount == 1
+    writable = exclusive and bool(vma.vm_flags & VM_WRITE) and not (
+        pte.uffd_wp and userfaultfd_wp(vma))
+    folio_add_anon_rmap_ptes(folio, 0, 1, vma, exclusive=exclusive)
+    set_pte_at(mm, addr, Pte(pfn=folio.pfn, young=True, write=writable,
+                             dirty=writable and write, soft_dirty=pte.soft_dirty,
+                             uffd_wp=pte.uffd_wp and userfaultfd_wp(vma)))
     mm.add_mm_counter(MM_ANONPAGES, 1)
     fr.kind = "swapin"
-    fr.note("do_swap_page", "swapin", f"read swap slot {pte.swp.offset} into new page "
-            f"{new.pfn:#x} (pkmm: no swap cache, so this process gets its own copy)")
+    fr.note(f, "swapcache" if found else "read", (
+        f"swap slot {off}: " + ("page still in the swap cache" if found else
+                                "read into a new swap-cache page") +
+        f" {folio.pfn:#x}" + ("; swap cache dropped (no other user)" if freed else "") +
+        ("; exclusive" + (", mapped writable" if writable else "") if exclusive else
+         "; not exclusive (the entry was shared by fork): mapped read-only")))
 
 
 def remove_migration_pte(vma: Vma, addr: int, pte: Pte, fr: FaultResult) -> None:
@@ -422,9 +454,16 @@ def wp_can_reuse_anon_folio(folio: Folio, kernel: KernelVersion,
         fr.note(f, "no:refcount", f"refcount {folio.refcount} > 3 (or KSM): someone else "
                 "holds the page; copy")
         return False
-    if folio.refcount > 1:
-        fr.note(f, "no:refcount", f"refcount {folio.refcount} > 1: another process still "
-                "maps it, or it is pinned/referenced; copy")
+    cache = folio_test_swapcache(folio)
+    if folio.refcount > 1 + cache:
+        fr.note(f, "no:refcount", f"refcount {folio.refcount} > {1 + cache}: another process "
+                "still maps it, or it is pinned/referenced; copy")
+        return False
+    # kernel: "if (folio_test_swapcache(folio)) folio_free_swap(folio);" -- which fails
+    # while a swap entry (another process's, since fork) still refers to the slot
+    if cache and not folio_free_swap(folio):
+        fr.note(f, "no:swapcache", "the page is in the swap cache and a swap entry still "
+                "refers to its slot: the swap cache keeps a reference; copy")
         return False
     fr.note(f, "yes", "refcount == 1: the only reference is this mapping; reuse"
             + (" (v6.8: the test a large folio gets too)" if folio_test_large(folio) else ""))

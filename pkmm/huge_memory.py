@@ -15,7 +15,15 @@ import errno
 
 from .context import FaultResult, ForkContext, KernelVersion
 from .errors import KernelBug
-from .folio import Folio, folio_get, folio_put, folio_ref_add, folio_ref_sub, folio_test_anon
+from .folio import (
+    Folio,
+    folio_get,
+    folio_put,
+    folio_ref_add,
+    folio_ref_sub,
+    folio_test_anon,
+    folio_touched,
+)
 from .mm import MM_ANONPAGES, MmStruct, mm_counter, mm_dec_nr_ptes, mm_inc_nr_ptes
 from .pgtable import (
     Pmd,
@@ -53,7 +61,8 @@ from .vma import (
 )
 
 __all__ = ["__split_huge_pmd", "copy_huge_pmd", "do_huge_pmd_anonymous_page",
-           "do_huge_pmd_wp_page", "do_huge_zero_wp_pmd", "pmd_folio", "split_huge_pmd",
+           "do_huge_pmd_wp_page", "do_huge_zero_wp_pmd", "pmd_folio", "split_folio",
+           "split_huge_pmd",
            "thp_vma_allowable_orders", "thp_vma_suitable_order", "zap_huge_pmd"]
 
 EAGAIN = errno.EAGAIN
@@ -120,6 +129,32 @@ def do_huge_pmd_anonymous_page(vma: Vma, addr: int, write: bool, fr: FaultResult
     fr.note(f, "new-thp", f"first touch of a THP-enabled range: new zeroed exclusive 2 MiB "
             f"THP {new.pfn:#x} mapped by one PMD")
     return True
+
+
+def split_folio(folio: Folio, mm: MmStruct) -> list[Folio] | None:
+    """Split a PTE-mapped large anon folio, mapped by ``mm`` alone, into order-0 folios;
+    the pages nobody maps are freed.  None (nothing changed) when the folio cannot be
+    split: extra references -- a pin, a pipe -- besides its mappings.
+
+    Mirrors: mm/huge_memory.c split_huge_page_to_list_to_order(folio, list, 0) with
+    can_split_folio(), v6.8 .. v6.17 (what reclaim does with a large folio the swap
+    device cannot take whole).
+    Simplified: only folios one mm maps (what reclaim's callers here hand it).
+    """
+    if folio.entire_mapcount or folio.refcount != folio.mapcount or folio.swap is not None:
+        return None
+    news = mm.machine.split_folio_pages(folio)
+    for new in news:
+        page = new.pages[0]
+        n = page.pte_mapcount
+        new.refcount = new.total_mapcount = n
+        if n:
+            new.mm_mapcount[mm.mm_id] = n
+        else:
+            page.anon_exclusive = False
+            mm.machine.free_folio(new)
+        folio_touched(new)
+    return [n for n in news if not n.freed]
 
 
 def pmd_folio(mm: MmStruct, pmd: Pmd) -> Folio:

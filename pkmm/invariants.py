@@ -18,8 +18,9 @@ from collections import Counter, defaultdict
 
 from .errors import InvariantError
 from .folio import GUP_PIN_COUNTING_BIAS, Folio
+from .machine import Machine
 from .mm import MM_SWAPENTS, NR_MM_COUNTERS, MmStruct, mm_counter
-from .pgtable import Pmd
+from .pgtable import Pmd, PteTable
 from .process import Process
 from .pte import PAGE_SIZE, PMD_SIZE, PTRS_PER_PTE, is_migration_entry, is_swap_entry
 from .vma import is_cow_mapping
@@ -47,6 +48,7 @@ def check_invariants(*processes: Process) -> None:
             _scan(mm, pte_maps, pmd_maps, mappers, writable_cow, bad,
                   check_rss=id(mm) in given, cow_maps=cow_maps)
         cache_refs = _page_cache_refs(m.mms)
+        _check_swap(m, bad)
         for folio in list(m.folios.values()):
             if folio.kind in ("zero", "huge_zero"):
                 continue
@@ -147,6 +149,27 @@ def _scan(mm: MmStruct, pte_maps: Counter[int], pmd_maps: Counter[int],
                            f"tables map {rss[counter]}")
 
 
+def _check_swap(m: Machine, bad: list[str]) -> None:
+    """Each slot's swap count is the number of swap PTEs naming it (swap_map), and a slot
+    is only kept while referred to or cached."""
+    refs: Counter[int] = Counter()
+    for mm in m.mms:
+        for ent in mm.pmds.values():
+            if isinstance(ent, PteTable):
+                for pte in ent.ptes:
+                    if pte is not None and is_swap_entry(pte) and pte.swp is not None:
+                        refs[pte.swp.offset] += 1
+    for off, slot in m.swap.items():
+        if slot.count != refs[off]:
+            bad.append(f"swap slot {off}: swap count {slot.count} != {refs[off]} swap PTEs")
+        if slot.count == 0 and slot.cache is None:
+            bad.append(f"swap slot {off}: neither referred to nor cached, yet not free")
+        if slot.cache is not None and (slot.cache.freed or slot.cache.swap != off):
+            bad.append(f"swap slot {off}: its swap-cache folio does not belong to it")
+    for off in set(refs) - set(m.swap):
+        bad.append(f"swap slot {off}: {refs[off]} swap PTE(s) name a free slot")
+
+
 def _page_cache_refs(mms: list[MmStruct]) -> set[int]:
     """uids of folios that sit in some file's page cache (they hold nr_pages refs)."""
     seen: set[int] = set()
@@ -162,11 +185,18 @@ def _check_folio(folio: Folio, pte_maps: Counter[int], pmd_maps: Counter[int],
     name = f"folio {folio.kind} order {folio.order} at pfn {folio.pfn:#x}"
     maps = sum(pte_maps[folio.pfn + i] for i in range(folio.nr_pages)) + pmd_maps[folio.pfn]
     pin_refs = folio.pins if folio.order else folio.pins * GUP_PIN_COUNTING_BIAS
-    cache = folio.nr_pages if folio.kind != "anon" else 0
+    cache = folio.nr_pages if folio.kind != "anon" or folio.swap is not None else 0
     expected = maps + pin_refs + cache + folio.gup_refs
     if folio.refcount != expected:
         bad.append(f"{name}: refcount {folio.refcount} != mappings {maps} + pin refs "
-                   f"{pin_refs} + page cache {cache} + plain GUP refs {folio.gup_refs}")
+                   f"{pin_refs} + page/swap cache {cache} + plain GUP refs {folio.gup_refs}")
+    if folio.total_mapcount != maps:
+        bad.append(f"{name}: folio mapcount {folio.total_mapcount} != mappings {maps}")
+    if folio.swap is not None:
+        slot = folio.machine.swap.get(folio.swap)
+        if slot is None or slot.cache is not folio:
+            bad.append(f"{name}: in the swap cache for slot {folio.swap}, which does not "
+                       "hold it")
     if folio.refcount < folio.mapcount + folio.pincount:
         bad.append(f"{name}: refcount {folio.refcount} < mapcount {folio.mapcount} + "
                    f"pincount {folio.pincount}")

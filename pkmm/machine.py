@@ -87,11 +87,13 @@ class ThpSettings:
 
 @dataclass
 class SwapSlot:
-    """One swap slot: its swap count (``swap_map``) and the page data it holds."""
+    """One swap slot: its swap count (``swap_map``: swap PTEs referring to it), the page
+    data written to it, and the folio in the swap cache for it (SWAP_HAS_CACHE)."""
 
     count: int
     data: int
     anon: bool = True
+    cache: Folio | None = None
 
 
 class Machine:
@@ -163,6 +165,24 @@ class Machine:
         for i in range(folio.nr_pages):
             self._pfn_to_head.pop(folio.pfn + i, None)
 
+    def split_folio_pages(self, folio: Folio) -> list[Folio]:
+        """pkmm: the allocator side of a folio split -- ``folio``'s pages become order-0
+        folios at the same pfns (each keeps its ``Page``); the caller moves the counters."""
+        news = []
+        for page in list(folio.pages):
+            new = Folio(self, 0, page.pfn, folio.kind, self._next_uid)
+            self._next_uid += 1
+            page.folio, page.index = new, 0
+            new.pages = [page]
+            new.fresh = False
+            self.folios[page.pfn] = new
+            self._pfn_to_head[page.pfn] = page.pfn
+            if self.watch is not None:
+                self.watch.add(page.pfn)
+            news.append(new)
+        folio.freed = True
+        return news
+
     def pfn_folio(self, pfn: int) -> tuple[Folio, int] | None:
         """``pfn_to_page`` + ``page_folio``: the folio and page index at ``pfn``."""
         head = self._pfn_to_head.get(pfn)
@@ -177,11 +197,12 @@ class Machine:
         return i
 
     # -- swap (mm/swapfile.c) ------------------------------------------------------------
-    def swap_alloc(self, data: int) -> int:
-        """Allocate a swap slot holding ``data``; returns its offset."""
+    def swap_alloc(self, data: int, count: int = 1) -> int:
+        """Allocate a swap slot holding ``data``, referred to by ``count`` PTEs; returns
+        its offset (``folio_alloc_swap`` allocates with count 0 and the cache flag)."""
         off = self._next_swap
         self._next_swap += 1
-        self.swap[off] = SwapSlot(1, data)
+        self.swap[off] = SwapSlot(count, data)
         return off
 
     def swap_duplicate(self, offset: int) -> None:
@@ -189,8 +210,9 @@ class Machine:
         self.swap[offset].count += 1
 
     def swap_free(self, offset: int) -> None:
-        """``swap_free``: one PTE fewer refers to the slot."""
+        """``swap_free``: one PTE fewer refers to the slot; a slot nobody refers to and
+        no swap-cache folio holds is free again."""
         slot = self.swap[offset]
         slot.count -= 1
-        if slot.count == 0:
+        if slot.count == 0 and slot.cache is None:
             del self.swap[offset]

@@ -2,7 +2,7 @@
 
 Mirrors: mm/madvise.c do_madvise() -> madvise_walk_vmas() -> madvise_vma_behavior(),
 madvise_update_vma(), madvise_dontneed_single_vma(); mm/khugepaged.c hugepage_madvise();
-v6.8 .. v6.17.
+v6.8 .. v6.17.  MADV_PAGEOUT is :func:`pkmm.swap.madvise_pageout`.
 Simplified: the range must be mapped (the kernel applies the advice to the mapped parts
 and returns -ENOMEM; pkmm refuses before changing anything, see :class:`pkmm.Process`).
 Taught in: notebooks/05-shared-vs-private.ipynb
@@ -14,6 +14,7 @@ import errno
 
 from .mm import MmStruct
 from .mmap import vma_merge_around, vma_modify, zap_page_range_single
+from .swap import madvise_pageout
 from .vma import (
     VM_DONTCOPY,
     VM_HUGEPAGE,
@@ -36,7 +37,7 @@ FLAG_ADVICE: dict[str, tuple[VmFlags, VmFlags]] = {
     "MADV_HUGEPAGE": (VM_HUGEPAGE, VM_NOHUGEPAGE),
     "MADV_NOHUGEPAGE": (VM_NOHUGEPAGE, VM_HUGEPAGE),
 }
-ADVICES = (*FLAG_ADVICE, "MADV_DONTNEED")
+ADVICES = (*FLAG_ADVICE, "MADV_DONTNEED", "MADV_PAGEOUT")
 
 
 def _flag_advice_invalid(vma: Vma, advice: str) -> bool:
@@ -76,4 +77,6 @@ def do_madvise(mm: MmStruct, start: int, end: int, advice: str) -> int:
             if vma.vm_flags & VM_PFNMAP:
                 return -errno.EINVAL    # kernel: madvise_dontneed_free_valid_vma()
             zap_page_range_single(vma, lo, hi)
+        elif advice == "MADV_PAGEOUT":
+            madvise_pageout(vma, lo, hi)
     return 0

@@ -40,6 +40,7 @@ from .pte import (
     is_swap_entry,
 )
 from .rmap import folio_remove_rmap_ptes
+from .swap import folio_free_swap, free_swap_and_cache
 from .vma import VM_SOFTDIRTY, Vma
 
 __all__ = ["do_munmap", "exit_mmap", "free_unused_pgtables", "split_vma", "vma_merge_around",
@@ -78,9 +79,11 @@ def zap_pte(mm: MmStruct, pte: Pte) -> None:
         folio, i = found
         folio_remove_rmap_ptes(folio, i, 1, mm)
         mm.add_mm_counter(mm_counter(folio), -1)
+        if folio.swap is not None and not folio.mapcount:
+            folio_free_swap(folio)      # free_swap_cache(): the last mapping went away
         folio_put(folio)
     elif is_swap_entry(pte) and pte.swp is not None:
-        mm.machine.swap_free(pte.swp.offset)
+        free_swap_and_cache(mm.machine, pte.swp.offset)
         mm.add_mm_counter(MM_SWAPENTS, -1)
     elif is_migration_entry(pte) and pte.swp is not None:
         found = mm.machine.pfn_folio(pte.swp.offset)

@@ -19,8 +19,9 @@ from .madvise import ADVICES, do_madvise
 from .mmap import do_munmap
 from .mprotect import clear_refs_soft_dirty, do_mprotect
 from .mremap import do_mremap
+from .pgtable import ptep_get
 from .pins import UserPin, pin_user_pages
-from .pte import PAGE_SIZE
+from .pte import PAGE_SIZE, is_swap_entry
 from .vma import check_range
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -123,3 +124,9 @@ class MemorySyscalls:
         """
         self._alive("clear_soft_dirty")
         clear_refs_soft_dirty(self.mm)
+
+    def is_swapped(self, addr: int) -> bool:
+        """pagemap bit 62 (cow.c's pagemap_is_swapped()): a swap entry maps ``addr``."""
+        check_range("is_swapped", addr, 1)
+        pte = ptep_get(self.mm, addr)
+        return pte is not None and is_swap_entry(pte)

@@ -90,3 +90,63 @@ def test_2_partial_unmap_by_the_slot_owner_keeps_the_bit() -> None:
     assert f.mm_ids_shared and f.mm_id_mapcount == [16, 8]
     c.madvise(BASE + 8 * P, 8, "MADV_DONTNEED")      # C's slot empties: P holds all
     assert not f.mm_ids_shared and f.mm_ids == [p.mm.mm_id, None]
+
+
+# --- 3. swap-in after fork goes through the swap cache ------------------------------------
+
+def _paged_out(kernel: str, n: int = 2) -> pkmm.Process:
+    p = pkmm.Process(kernel)
+    p.mmap(BASE, n)
+    p.memset(BASE, n, 1)
+    assert p.madvise(BASE, n, "MADV_PAGEOUT") == 0
+    assert all(p.is_swapped(BASE + i * P) for i in range(n))
+    return p
+
+
+def test_3_pageout_keeps_the_page_in_the_swap_cache_with_an_exclusive_entry() -> None:
+    # mm/rmap.c try_to_unmap_one(): "if (anon_exclusive) swp_pte = pte_swp_mkexclusive()"
+    p = _paged_out("v6.17")
+    pte = p.pte(BASE)
+    assert pte.swp.exclusive and p.rss["MM_SWAPENTS"] == 2 and p.rss["MM_ANONPAGES"] == 0
+    slot = p.machine.swap[pte.swp.offset]
+    assert slot.count == 1 and slot.cache is not None and slot.cache.refcount == 1
+    p.write(BASE, 5)                       # exclusive entry: back writable, same page
+    assert p.page_at(BASE)[0] is slot.cache and p.pte(BASE).write
+    assert pte.swp.offset not in p.machine.swap          # should_try_to_free_swap()
+    pkmm.check_invariants(p)
+
+
+def test_3_swap_in_after_fork_is_shared_read_only_and_a_write_copies() -> None:
+    # mm/memory.c do_swap_page(): fork cleared pte_swp_exclusive; the folio is found in
+    # the swap cache and "folio_ref_count(folio) == 1" fails -> mapped read-only, not
+    # exclusive; wp_can_reuse_anon_folio(): folio_free_swap() fails while the parent's
+    # entry refers to the slot -> copy (live: realkernel scenario s1)
+    for kernel in COW:
+        p = _paged_out(kernel)
+        c = pkmm.fork(p, kernel=kernel).child
+        assert not p.pte(BASE).swp.exclusive and not c.pte(BASE).swp.exclusive
+        assert c.read(BASE) == 1
+        cached, i = c.page_at(BASE)
+        assert not c.pte(BASE).write and not cached.pages[i].anon_exclusive
+        assert cached.swap is not None and cached.refcount == 2      # map + swap cache
+        c.write(BASE, 2)
+        assert c.last_fault.kind == "cow-copy" and c.page_at(BASE)[0] is not cached
+        p.write(BASE, 3)                   # the parent's entry was the last: reuse the page
+        assert p.page_at(BASE)[0] is cached and cached.swap is None
+        assert c.read(BASE) == 2 and p.read(BASE) == 3
+        pkmm.check_invariants(p, c)
+
+
+def test_3_exit_frees_swap_slots_and_an_unmapped_swap_cache_page() -> None:
+    # mm/swapfile.c free_swap_and_cache_nr(): the last entry gone, the cached folio that
+    # nobody maps is reclaimed with it
+    p = _paged_out("v6.17")
+    c = pkmm.fork(p).child
+    cached = p.machine.swap[p.pte(BASE).swp.offset].cache
+    p.exit()
+    assert not cached.freed
+    c.exit()
+    assert cached.freed and not c.machine.swap
+
+
+COW = ("v6.8", "batch-v3", "v6.9", "v6.17")

@@ -12,8 +12,6 @@ Taught in: notebooks/06-upstream-batching.ipynb
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ..context import ForkContext, KernelVersion, Prealloc
 from ..errors import KernelBug
 from ..folio import (
@@ -49,9 +47,9 @@ FPB_MERGE_WRITE = "FPB_MERGE_WRITE"
 
 def __pte_batch_clear_ignored(pte: Pte, flags: frozenset[str]) -> Pte:
     """Mask young and write always; dirty / soft-dirty unless respected."""
-    return replace(pte, young=False, write=False,
-                   dirty=pte.dirty and FPB_RESPECT_DIRTY in flags,
-                   soft_dirty=pte.soft_dirty and FPB_RESPECT_SOFT_DIRTY in flags)
+    return Pte(pte.pfn, pte.present, False, pte.dirty and FPB_RESPECT_DIRTY in flags, False,
+               pte.soft_dirty and FPB_RESPECT_SOFT_DIRTY in flags, pte.uffd_wp, pte.protnone,
+               pte.special, pte.swp, pte.pmd)
 
 
 def folio_pte_batch_flags(fc: ForkContext, folio: Folio, src_vma: Vma, addr: int,

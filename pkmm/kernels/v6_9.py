@@ -9,8 +9,6 @@ Taught in: notebooks/06-upstream-batching.ipynb
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ..context import ForkContext, KernelVersion, Prealloc
 from ..errors import KernelBug
 from ..folio import (
@@ -45,9 +43,9 @@ FPB_IGNORE_SOFT_DIRTY = "FPB_IGNORE_SOFT_DIRTY"
 
 def __pte_batch_clear_ignored(pte: Pte, flags: frozenset[str]) -> Pte:
     """Mask the bits a batch may differ in: always young and write, dirty/soft-dirty by flag."""
-    return replace(pte, young=False, write=False,
-                   dirty=pte.dirty and FPB_IGNORE_DIRTY not in flags,
-                   soft_dirty=pte.soft_dirty and FPB_IGNORE_SOFT_DIRTY not in flags)
+    return Pte(pte.pfn, pte.present, False, pte.dirty and FPB_IGNORE_DIRTY not in flags, False,
+               pte.soft_dirty and FPB_IGNORE_SOFT_DIRTY not in flags, pte.uffd_wp,
+               pte.protnone, pte.special, pte.swp, pte.pmd)
 
 
 def folio_pte_batch(fc: ForkContext, folio: Folio, addr: int, src_vma: Vma, pte: Pte,

@@ -223,6 +223,15 @@ def _wipeonfork(p: pkmm.Process) -> None:
         p.write(page(i), 1)
 
 
+def _paged_out(base: Callable[[pkmm.Process], object]) -> Callable[[pkmm.Process], None]:
+    """The layout, then MADV_PAGEOUT of the region (the probe checks every page went out;
+    the 6.18 swapfile takes order-0 entries only, so a large folio is split first)."""
+    def setup(p: pkmm.Process) -> None:
+        base(p)
+        p.madvise(BASE, p.vmas[-1].npages, "MADV_PAGEOUT")
+    return setup
+
+
 def _n(npages: int) -> Callable[[pkmm.Process], object]:
     return lambda p: _written(p, npages)
 
@@ -242,6 +251,7 @@ SETUPS: dict[str, Callable[[pkmm.Process], object]] = {
     "i1": _dontfork, "i2": _wipeonfork, "j1": _j1, "j2": _j2, "j3": _j3,
     "k1": _k(False, False), "k2": _k(False, True), "k3": _k(True, True),
     "k4": _k(True, False), "p3": _pinned(_shared, 2, 2),
+    "s1": _paged_out(_n(16)), "s2": _paged_out(_o(16, 4)),
 }
 
 
@@ -251,8 +261,7 @@ MISSING: dict[str, str] = {
     "m1": "Process.mprotect (with the write upgrade)", "m2": "Process.mprotect",
     "u1": "Process.munmap", "u2": "Process.madvise(MADV_DONTNEED)",
     "r1": "Process.mremap", "r2": "Process.mremap",
-    "s1": "Process.madvise(MADV_PAGEOUT) and a swap cache", "s2": "MADV_PAGEOUT of a large "
-    "folio and a swap cache", "p1": "R/W pins that write-fault first (pin(write=True))",
+"p1": "R/W pins that write-fault first (pin(write=True))",
     "p2": "R/W pins that write-fault first (pin(write=True))",
     "t1": "hugetlb VMAs",
     "t2": "hugetlb VMAs and pinned hugetlb copies", "t3": "shared hugetlb VMAs",

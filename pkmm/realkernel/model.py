@@ -45,7 +45,8 @@ def page_obs(p: pkmm.Process, addr: int) -> PageObs:
     if pte is None:
         return PageObs()
     if not pte.present:
-        return PageObs(uwp=pte.uffd_wp or (pte.swp is not None and "uffd_wp" in pte.swp.markers))
+        return PageObs(uwp=pte.uffd_wp or (pte.swp is not None and "uffd_wp" in pte.swp.markers),
+                       swapped=pte.swp is not None and pte.swp.kind == "swap")
     pfn = pte.pfn
     pmd = p.pmd(addr) if pte.pmd else None
     if pmd is not None:   # pagemap: pmd_pfn + index, for the huge zero PMD too
