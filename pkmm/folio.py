@@ -82,7 +82,7 @@ class Folio:
         self.pins = 0               # pkmm bookkeeping: FOLL_PIN references held
         self.gup_refs = 0           # plain FOLL_GET references (vmsplice, O_DIRECT, ...)
         self.entire_mapcount = 0    # PMD mappings
-        self.pages = [Page(self, i) for i in range(1 << order)]
+        self.pages = [Page(self, i) for i in range(1 << order)] if order else [Page(self, 0)]
         self.total_mapcount = 0     # folio_mapcount(), kept by rmap.py
         self.swap: int | None = None   # folio->swap: its swap slot while in the swap cache
         # CONFIG_MM_ID (include/linux/mm_types.h): two mm ids with their mapcounts and

@@ -18,9 +18,10 @@ from .context import ABLATIONS, ForkContext, check_ablations
 from .errors import ForkError, LayoutError
 from .kernels import DEFAULT_KERNEL, get_kernel
 from .memory import ENOMEM, copy_page_range
+from .perf import cyclic_gc_paused
 from .process import Process
 from .trace import Event, Step, Trace
-from .vma import VM_DONTCOPY, VM_LOCKED, VM_UFFD_WP, VM_WIPEONFORK, AnonVma, Vma, VmFlags
+from .vma import VM_DONTCOPY, VM_LOCKED, VM_UFFD_WP, VM_WIPEONFORK, AnonVma, Vma
 
 __all__ = ["ForkObserver", "ForkResult", "dup_mmap", "fork"]
 
@@ -94,7 +95,7 @@ def dup_mmap(fc: ForkContext, child: Process, parent: Process) -> int:
             flags &= ~VM_UFFD_WP
             fc.emit(f, "uffd:cleared", "userfaultfd context without UFFD_FEATURE_EVENT_FORK: "
                     "the child VMA is not uffd-wp registered", vma.vm_start)
-        tmp = Vma(child.mm, vma.vm_start, vma.vm_end, VmFlags(flags), vma.backing,
+        tmp = Vma(child.mm, vma.vm_start, vma.vm_end, flags, vma.backing,
                   vma.vm_file, vma.vm_pgoff, uffd_fork=vma.uffd_fork)
         child.mm.insert_vma(tmp)
         if vma.vm_flags & VM_WIPEONFORK:
@@ -143,7 +144,9 @@ def fork(p: Process, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = froz
     for name in sorted(w):
         fc.emit("fork", f"ablation:{name}", f"ABLATION: {ABLATIONS[name]}")
     p.kernel = version.name
-    if dup_mmap(fc, child, p):
+    with cyclic_gc_paused():
+        failed = dup_mmap(fc, child, p)
+    if failed:
         child.exit()
         raise ForkError(f"fork with {version.name} failed with ENOMEM; the partial child was "
                         "torn down (see .trace)", fc.trace)

@@ -20,6 +20,7 @@ from .errors import InvariantError
 from .folio import GUP_PIN_COUNTING_BIAS, Folio
 from .machine import Machine
 from .mm import MM_SWAPENTS, NR_MM_COUNTERS, MmStruct, mm_counter
+from .perf import cyclic_gc_paused
 from .pgtable import Pmd, PteTable
 from .process import Process
 from .pte import PAGE_SIZE, PMD_SIZE, PTRS_PER_PTE, is_migration_entry, is_swap_entry
@@ -35,6 +36,13 @@ def check_invariants(*processes: Process) -> None:
     refcount includes mappings in every process); per-process checks (rss, writable
     private pages) run for each process given.
     """
+    with cyclic_gc_paused():
+        bad = _violations(processes)
+    if bad:
+        raise InvariantError(bad)
+
+
+def _violations(processes: tuple[Process, ...]) -> list[str]:
     bad: list[str] = []
     machines = {id(p.machine): p.machine for p in processes}
     given = {id(p.mm) for p in processes}
@@ -83,8 +91,7 @@ def check_invariants(*processes: Process) -> None:
                     bad.append(f"{mm.owner}: long-term pinned page {pfn:#x} in a COW "
                                f"mapping is not an AnonExclusive anon page ({f.kind}): a "
                                "later write would CoW away from the pinned page")
-    if bad:
-        raise InvariantError(bad)
+    return bad
 
 
 def _scan(mm: MmStruct, pte_maps: Counter[int], pmd_maps: Counter[int],

@@ -120,8 +120,10 @@ class Machine:
         f = Folio(self, order, pfn, kind, self._next_uid)
         self._next_uid += 1
         self.folios[pfn] = f
-        for i in range(f.nr_pages):
-            self._pfn_to_head[pfn + i] = pfn
+        if order:
+            self._pfn_to_head.update(dict.fromkeys(range(pfn, pfn + (1 << order)), pfn))
+        else:
+            self._pfn_to_head[pfn] = pfn
         if self.watch is not None:
             self.watch.add(pfn)
         return f

@@ -23,17 +23,16 @@ from .vma import (
     VM_SHARED,
     VM_WIPEONFORK,
     Vma,
-    VmFlags,
 )
 
 __all__ = ["ADVICES", "do_madvise"]
 
 #: advice -> (VM flags set, VM flags cleared) for the advice that only changes flags
-FLAG_ADVICE: dict[str, tuple[VmFlags, VmFlags]] = {
-    "MADV_DONTFORK": (VM_DONTCOPY, VmFlags.VM_NONE),
-    "MADV_DOFORK": (VmFlags.VM_NONE, VM_DONTCOPY),
-    "MADV_WIPEONFORK": (VM_WIPEONFORK, VmFlags.VM_NONE),
-    "MADV_KEEPONFORK": (VmFlags.VM_NONE, VM_WIPEONFORK),
+FLAG_ADVICE: dict[str, tuple[int, int]] = {
+    "MADV_DONTFORK": (VM_DONTCOPY, 0),
+    "MADV_DOFORK": (0, VM_DONTCOPY),
+    "MADV_WIPEONFORK": (VM_WIPEONFORK, 0),
+    "MADV_KEEPONFORK": (0, VM_WIPEONFORK),
     "MADV_HUGEPAGE": (VM_HUGEPAGE, VM_NOHUGEPAGE),
     "MADV_NOHUGEPAGE": (VM_NOHUGEPAGE, VM_HUGEPAGE),
 }
@@ -54,7 +53,7 @@ def madvise_update_vma(vma: Vma, start: int, end: int, advice: str) -> Vma:
     """Set or clear the advice's VM flags on [start, end) of ``vma``: split, change,
     merge again with compatible neighbours (mm/madvise.c madvise_update_vma())."""
     on, off = FLAG_ADVICE[advice]
-    new_flags = VmFlags((vma.vm_flags | on) & ~off)
+    new_flags = (vma.vm_flags | on) & ~off
     if new_flags == vma.vm_flags:
         return vma
     vma = vma_modify(vma, start, end)

@@ -27,6 +27,7 @@ from .mmap import vma_merge_around, vma_modify
 from .pgtable import (
     Pmd,
     pmd_addr_end,
+    pmd_clear_soft_dirty,
     pmd_mkwrite,
     pmd_wrprotect,
     pmdp_get,
@@ -41,6 +42,8 @@ from .pte import (
     Pte,
     SwpKind,
     is_migration_entry,
+    pte_clear_protnone,
+    pte_clear_soft_dirty,
     pte_mkwrite,
     pte_wrprotect,
 )
@@ -52,7 +55,6 @@ from .vma import (
     VM_UFFD_WP,
     VM_WRITE,
     Vma,
-    VmFlags,
     is_cow_mapping,
     vma_soft_dirty_enabled,
 )
@@ -106,14 +108,14 @@ def _change_pte(vma: Vma, addr: int, pte: Pte, try_writable: bool) -> Pte:
             found = vma.vm_mm.machine.pfn_folio(pte.swp.offset)
             excl = found is not None and folio_test_anon(found[0])
             kind: SwpKind = "migration_read_exclusive" if excl else "migration_read"
-            return replace(pte, swp=replace(pte.swp, kind=kind))
+            return pte._replace(swp=replace(pte.swp, kind=kind))
         return pte
     # pte_modify(oldpte, vm_get_page_prot(newflags)): the write bit comes from the new
     # protection, which has it only for a shared mapping without write notification
     base_write = bool(vma.vm_flags & VM_WRITE) and bool(vma.vm_flags & VM_SHARED) and \
         not vma_wants_manual_pte_write_upgrade(vma)
     new = pte_mkwrite(pte) if base_write else pte_wrprotect(pte)
-    new = replace(new, protnone=False)
+    new = pte_clear_protnone(new)
     if try_writable and not new.write and can_change_pte_writable(vma, addr, new):
         new = pte_mkwrite(new)
     return new
@@ -167,7 +169,7 @@ def _change_huge_pmd(vma: Vma, haddr: int, pmd: Pmd, try_writable: bool) -> int:
 def mprotect_fixup(vma: Vma, start: int, end: int, write: bool) -> Vma:
     """Give [start, end) of ``vma`` the new protection: split, set the flags, rewrite the
     page tables, merge again.  Mirrors: mm/mprotect.c mprotect_fixup()."""
-    flags = VmFlags(vma.vm_flags | VM_WRITE) if write else VmFlags(vma.vm_flags & ~VM_WRITE)
+    flags = vma.vm_flags | VM_WRITE if write else vma.vm_flags & ~VM_WRITE
     if flags == vma.vm_flags:
         return vma
     vma = vma_modify(vma, start, end)
@@ -202,12 +204,12 @@ def clear_refs_soft_dirty(mm: MmStruct) -> None:
     clear_soft_dirty() / clear_soft_dirty_pmd(), v6.8 .. v6.17 (x86, MEM_SOFT_DIRTY).
     """
     for vma in mm.vmas:
-        vma.vm_flags = VmFlags(vma.vm_flags & ~VM_SOFTDIRTY)
+        vma.vm_flags &= ~VM_SOFTDIRTY
         for idx in range(vma.vm_start >> PMD_SHIFT, ((vma.vm_end - 1) >> PMD_SHIFT) + 1):
             base = idx << PMD_SHIFT
             pmd = pmdp_get(mm, base)
             if pmd is not None:
-                set_pmd_at(mm, base, replace(pmd_wrprotect(pmd), soft_dirty=False))
+                set_pmd_at(mm, base, pmd_clear_soft_dirty(pmd_wrprotect(pmd)))
                 continue
             table = pte_offset_map(mm, base)
             if table is None:
@@ -218,8 +220,8 @@ def clear_refs_soft_dirty(mm: MmStruct) -> None:
                 pte = table.ptes[i]
                 if pte is None or (pte.present and _pte_is_pinned(vma, pte)):
                     continue
-                table.ptes[i] = replace(pte_wrprotect(pte) if pte.present else pte,
-                                        soft_dirty=False)
+                table.ptes[i] = pte_clear_soft_dirty(pte_wrprotect(pte) if pte.present
+                                                     else pte)
 
 
 def _pte_is_pinned(vma: Vma, pte: Pte) -> bool:

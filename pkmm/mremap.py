@@ -23,6 +23,7 @@ from .mmap import do_munmap, vma_merge_around, vma_modify
 from .pgtable import (
     Pmd,
     pgtable_trans_huge_move,
+    pmd_mksoft_dirty,
     pmdp_get,
     pmdp_huge_get_and_clear,
     pte_index,
@@ -31,7 +32,7 @@ from .pgtable import (
     set_pmd_at,
     set_pte_at,
 )
-from .pte import PAGE_SIZE, PMD_SIZE, Pte
+from .pte import PAGE_SIZE, PMD_SIZE, Pte, pte_clear_uffd_wp, pte_mksoft_dirty
 from .vma import Vma, userfaultfd_wp
 
 __all__ = ["do_mremap", "move_page_tables", "move_vma"]
@@ -40,12 +41,12 @@ __all__ = ["do_mremap", "move_page_tables", "move_vma"]
 def move_soft_dirty_pte(pte: Pte) -> Pte:
     """Mirrors: mm/mremap.c move_soft_dirty_pte() (x86, CONFIG_MEM_SOFT_DIRTY): a moved
     entry is soft-dirty -- the new address has not been reported clean."""
-    return replace(pte, soft_dirty=True)
+    return pte_mksoft_dirty(pte)
 
 
 def move_soft_dirty_pmd(pmd: Pmd) -> Pmd:
     """Mirrors: include/linux/huge_mm.h move_soft_dirty_pmd(): as for a PTE."""
-    return replace(pmd, soft_dirty=True)
+    return pmd_mksoft_dirty(pmd)
 
 
 def move_ptes(old: Vma, old_addr: int, new: Vma, new_addr: int, nr: int) -> None:
@@ -64,7 +65,7 @@ def move_ptes(old: Vma, old_addr: int, new: Vma, new_addr: int, nr: int) -> None
             continue
         pte = move_soft_dirty_pte(pte)
         if not userfaultfd_wp(new):
-            pte = replace(pte, uffd_wp=False)
+            pte = pte_clear_uffd_wp(pte)
         set_pte_at(mm, new_addr + k * PAGE_SIZE, pte)
 
 

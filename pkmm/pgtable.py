@@ -15,8 +15,7 @@ scans read a table's slots directly (``table.ptes[i]``), as the kernel reads thr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import KernelBug
 from .pte import (
@@ -33,7 +32,8 @@ from .pte import (
 if TYPE_CHECKING:  # pragma: no cover
     from .mm import MmStruct
 
-__all__ = ["Pmd", "PteTable", "free_pgtables", "free_pte_table", "pgtable_trans_huge_deposit",
+__all__ = ["pmd_clear_soft_dirty", "pmd_mksoft_dirty",
+           "Pmd", "PteTable", "free_pgtables", "free_pte_table", "pgtable_trans_huge_deposit",
            "pgtable_trans_huge_move",
            "pmd_none",
            "pgtable_trans_huge_withdraw", "pmd_addr_end", "pmd_clear_uffd_wp", "pmd_index",
@@ -52,8 +52,7 @@ class PteTable:
         self.ptes: list[Pte | None] = [None] * PTRS_PER_PTE
 
 
-@dataclass(frozen=True, slots=True)
-class Pmd:
+class Pmd(NamedTuple):
     """A PMD leaf (``pmd_trans_huge``) mapping an order-9 folio or the huge zero page."""
 
     pfn: int
@@ -97,27 +96,37 @@ def pmd_addr_end(addr: int, end: int) -> int:
 
 def pmd_wrprotect(pmd: Pmd) -> Pmd:
     """Clear the write bit of a PMD value."""
-    return replace(pmd, write=False)
+    return pmd._replace(write=False)
 
 
 def pmd_mkold(pmd: Pmd) -> Pmd:
     """Clear the accessed bit of a PMD value."""
-    return replace(pmd, young=False)
+    return pmd._replace(young=False)
 
 
 def pmd_clear_uffd_wp(pmd: Pmd) -> Pmd:
     """Clear the uffd-wp bit of a PMD value."""
-    return replace(pmd, uffd_wp=False)
+    return pmd._replace(uffd_wp=False)
 
 
 def pmd_mkyoung(pmd: Pmd) -> Pmd:
     """Set the accessed bit of a PMD value."""
-    return replace(pmd, young=True)
+    return pmd._replace(young=True)
 
 
 def pmd_mkdirty(pmd: Pmd) -> Pmd:
     """Set the dirty bit of a PMD value."""
-    return replace(pmd, dirty=True)
+    return pmd._replace(dirty=True)
+
+
+def pmd_mksoft_dirty(pmd: Pmd) -> Pmd:
+    """Set the soft-dirty bit of a PMD value."""
+    return pmd._replace(soft_dirty=True)
+
+
+def pmd_clear_soft_dirty(pmd: Pmd) -> Pmd:
+    """Clear the soft-dirty bit of a PMD value."""
+    return pmd._replace(soft_dirty=False)
 
 
 def pmd_mkwrite(pmd: Pmd) -> Pmd:
@@ -126,7 +135,7 @@ def pmd_mkwrite(pmd: Pmd) -> Pmd:
     >>> pmd_mkwrite(Pmd(pfn=0x200))
     Pmd(pfn=0x200 W)
     """
-    return replace(pmd, write=True)
+    return pmd._replace(write=True)
 
 
 # --- table slot access: only these functions change a page table ---------------------

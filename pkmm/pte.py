@@ -13,18 +13,19 @@ new one, and only the page-table helpers in :mod:`pkmm.pgtable` change a table s
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from .errors import KernelBug
 
 __all__ = ["BULK_NONPRESENT", "BULK_PRESENT", "HPAGE_PMD_NR", "HPAGE_PMD_ORDER", "MARKERS",
            "MAX_PAGE_ORDER", "PAGE_SHIFT", "PAGE_SIZE", "PMD_BULK_HUGE_ZERO", "PMD_SHIFT",
            "PMD_SIZE", "PTE_BIT", "PTE_BITS", "PTRS_PER_PTE", "Pte", "PteBit", "SETTABLE_BITS",
-           "SwpEntry", "SwpKind", "is_migration_entry", "is_pte_marker", "is_swap_entry",
-           "make_pte_marker", "make_readable_migration_entry", "mk_swap_pte", "pte_advance_pfn",
-           "pte_clear_protnone", "pte_clear_soft_dirty", "pte_clear_uffd_wp", "pte_mkclean",
-           "pte_mkdirty", "pte_mkold", "pte_mkuffd_wp", "pte_mkwrite", "pte_mkyoung",
-           "pte_swp_clear_exclusive", "pte_wrprotect"]
+           "SwpEntry", "SwpKind", "bit_table", "is_migration_entry", "is_pte_marker",
+           "is_swap_entry", "make_pte_marker", "make_readable_migration_entry", "mk_swap_pte",
+           "pte_advance_pfn", "pte_clear_protnone", "pte_clear_soft_dirty", "pte_mksoft_dirty",
+           "pte_clear_uffd_wp",
+           "pte_mkclean", "pte_mkdirty", "pte_mkold", "pte_mkuffd_wp", "pte_mkwrite",
+           "pte_mkyoung", "pte_swp_clear_exclusive", "pte_wrprotect"]
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
@@ -70,6 +71,19 @@ PTE_BITS: tuple[PteBit, ...] = (
     PteBit("special", "SP", "special: no refcounted page behind it (zero page, PFN map)",
            128, 0, False),
 )
+
+
+def bit_table() -> str:
+    """The bit table as Markdown (README.md carries this very text; a test compares).
+
+    >>> bit_table().splitlines()[2]
+    '| W | `write` | writable: a store goes through without a fault |'
+    """
+    rows = ["| letter | field | meaning |", "|---|---|---|"]
+    rows += [f"| {b.letter} | `{b.name}` | {b.meaning} |" for b in PTE_BITS]
+    return "\n".join(rows)
+
+
 #: The same bits by name.
 PTE_BIT: dict[str, PteBit] = {b.name: b for b in PTE_BITS}
 #: Bits a layout sets on a PTE (scenario files, builders, exercises).
@@ -100,8 +114,7 @@ class SwpEntry:
     markers: frozenset[str] = field(default_factory=frozenset)
 
 
-@dataclass(frozen=True, slots=True)
-class Pte:
+class Pte(NamedTuple):
     """One page-table entry value (``pte_t``).
 
     A present entry has ``present=True`` and a ``pfn``; a non-present entry has
@@ -114,6 +127,9 @@ class Pte:
     Pte(pfn=0x1a3 P W D A)
     >>> pte_wrprotect(Pte(pfn=0x1a3, write=True))
     Pte(pfn=0x1a3 P)
+
+    pkmm: an immutable tuple underneath (the value helpers below rebuild it in C time,
+    which a million-PTE fork needs); its fields are read by name like a struct's.
     """
 
     pfn: int = 0
@@ -152,13 +168,24 @@ class Pte:
 
 # --- present-PTE value helpers (include/linux/pgtable.h) -------------------------------
 
+_PTE_NEW = tuple.__new__
+(_WRITE, _DIRTY, _YOUNG, _SOFT_DIRTY, _UFFD_WP, _PROTNONE) = (
+    Pte._fields.index(n) for n in ("write", "dirty", "young", "soft_dirty", "uffd_wp",
+                                   "protnone"))
+
+
+def _with(pte: Pte, i: int, value: bool) -> Pte:
+    """``pte`` with field ``i`` set to ``value`` (a new value; ``pte`` is unchanged)."""
+    return _PTE_NEW(Pte, pte[:i] + (value,) + pte[i + 1:])
+
+
 def pte_mkwrite(pte: Pte) -> Pte:
     """Set the write bit.
 
     >>> pte_mkwrite(Pte(pfn=1))
     Pte(pfn=0x1 P W)
     """
-    return replace(pte, write=True)
+    return pte if pte.write is True else _with(pte, _WRITE, True)
 
 
 def pte_wrprotect(pte: Pte) -> Pte:
@@ -167,7 +194,7 @@ def pte_wrprotect(pte: Pte) -> Pte:
     >>> pte_wrprotect(Pte(pfn=1, write=True, dirty=True))
     Pte(pfn=0x1 P D)
     """
-    return replace(pte, write=False)
+    return pte if pte.write is False else _with(pte, _WRITE, False)
 
 
 def pte_mkdirty(pte: Pte) -> Pte:
@@ -176,7 +203,7 @@ def pte_mkdirty(pte: Pte) -> Pte:
     >>> pte_mkdirty(Pte(pfn=1))
     Pte(pfn=0x1 P D)
     """
-    return replace(pte, dirty=True)
+    return pte if pte.dirty is True else _with(pte, _DIRTY, True)
 
 
 def pte_mkclean(pte: Pte) -> Pte:
@@ -185,7 +212,7 @@ def pte_mkclean(pte: Pte) -> Pte:
     >>> pte_mkclean(Pte(pfn=1, dirty=True, young=True))
     Pte(pfn=0x1 P A)
     """
-    return replace(pte, dirty=False)
+    return pte if pte.dirty is False else _with(pte, _DIRTY, False)
 
 
 def pte_mkyoung(pte: Pte) -> Pte:
@@ -194,7 +221,7 @@ def pte_mkyoung(pte: Pte) -> Pte:
     >>> pte_mkyoung(Pte(pfn=1))
     Pte(pfn=0x1 P A)
     """
-    return replace(pte, young=True)
+    return pte if pte.young is True else _with(pte, _YOUNG, True)
 
 
 def pte_mkold(pte: Pte) -> Pte:
@@ -203,7 +230,7 @@ def pte_mkold(pte: Pte) -> Pte:
     >>> pte_mkold(Pte(pfn=1, young=True))
     Pte(pfn=0x1 P)
     """
-    return replace(pte, young=False)
+    return pte if pte.young is False else _with(pte, _YOUNG, False)
 
 
 def pte_clear_soft_dirty(pte: Pte) -> Pte:
@@ -212,7 +239,16 @@ def pte_clear_soft_dirty(pte: Pte) -> Pte:
     >>> pte_clear_soft_dirty(Pte(pfn=1, soft_dirty=True))
     Pte(pfn=0x1 P)
     """
-    return replace(pte, soft_dirty=False)
+    return pte if pte.soft_dirty is False else _with(pte, _SOFT_DIRTY, False)
+
+
+def pte_mksoft_dirty(pte: Pte) -> Pte:
+    """Set the soft-dirty bit (also the swap-PTE soft-dirty bit of a non-present entry).
+
+    >>> pte_mksoft_dirty(Pte(pfn=1))
+    Pte(pfn=0x1 P SD)
+    """
+    return pte if pte.soft_dirty is True else _with(pte, _SOFT_DIRTY, True)
 
 
 def pte_clear_protnone(pte: Pte) -> Pte:
@@ -221,17 +257,17 @@ def pte_clear_protnone(pte: Pte) -> Pte:
     >>> pte_clear_protnone(Pte(pfn=1, protnone=True))
     Pte(pfn=0x1 P)
     """
-    return replace(pte, protnone=False)
+    return pte if pte.protnone is False else _with(pte, _PROTNONE, False)
 
 
 def pte_mkuffd_wp(pte: Pte) -> Pte:
     """Set the uffd-wp bit."""
-    return replace(pte, uffd_wp=True)
+    return pte if pte.uffd_wp is True else _with(pte, _UFFD_WP, True)
 
 
 def pte_clear_uffd_wp(pte: Pte) -> Pte:
     """Clear the uffd-wp bit (also the swap-PTE uffd-wp bit of a non-present entry)."""
-    return replace(pte, uffd_wp=False)
+    return pte if pte.uffd_wp is False else _with(pte, _UFFD_WP, False)
 
 
 def pte_advance_pfn(pte: Pte, nr: int) -> Pte:
@@ -240,10 +276,7 @@ def pte_advance_pfn(pte: Pte, nr: int) -> Pte:
     >>> pte_advance_pfn(Pte(pfn=0x10, write=True), 3)
     Pte(pfn=0x13 P W)
     """
-    # pkmm: built field by field -- the batch scans call this once per PTE, and
-    # dataclasses.replace() is several times slower
-    return Pte(pte.pfn + nr, pte.present, pte.write, pte.dirty, pte.young, pte.soft_dirty,
-               pte.uffd_wp, pte.protnone, pte.special, pte.swp, pte.pmd)
+    return _PTE_NEW(Pte, (pte.pfn + nr, *pte[1:]))
 
 
 def pte_swp_clear_exclusive(pte: Pte) -> Pte:
@@ -254,7 +287,7 @@ def pte_swp_clear_exclusive(pte: Pte) -> Pte:
     """
     if pte.swp is None:
         raise KernelBug(f"pte_swp_clear_exclusive: {pte!r} is not a swap PTE")
-    return replace(pte, swp=replace(pte.swp, exclusive=False))
+    return pte._replace(swp=replace(pte.swp, exclusive=False))
 
 
 def make_readable_migration_entry(pte: Pte) -> Pte:
@@ -265,7 +298,7 @@ def make_readable_migration_entry(pte: Pte) -> Pte:
     """
     if pte.swp is None or not pte.swp.kind.startswith("migration"):
         raise KernelBug(f"make_readable_migration_entry: {pte!r} is not a migration entry")
-    return replace(pte, swp=replace(pte.swp, kind="migration_read"))
+    return pte._replace(swp=replace(pte.swp, kind="migration_read"))
 
 
 def mk_swap_pte(kind: SwpKind, offset: int, *, exclusive: bool = False,

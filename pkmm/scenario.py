@@ -22,6 +22,7 @@ from typing import Any
 from .errors import LayoutError, ScenarioError
 from .folio import Folio
 from .kernels import DEFAULT_KERNEL, KERNELS
+from .perf import cyclic_gc_paused
 from .process import Process
 from .vma import TASK_SIZE
 
@@ -205,45 +206,54 @@ class Scenario:
         Layout mistakes (overlaps, out-of-VMA addresses, ...) surface as ScenarioError with
         the offending entry named; nothing is half-built (the process is discarded).
         """
+        with cyclic_gc_paused():
+            return self._build()
+
+    def _build(self) -> tuple[Process, dict[str, Folio]]:
         p = Process(self.kernel)
         folios: dict[str, Folio] = {}
-        step = "vmas"
+        # where we are, formatted only if an entry fails (a 1 GiB layout has 262,144)
+        section, key = "vmas", ""
+        i = 0
         try:
             for i, v in enumerate(self.vmas):
-                step = f"vmas[{i}]"
                 p.mmap(**v)
-            for name, fd in self.folios.items():
-                step = f"folios.{name}"
-                folios[name] = p.alloc_folio(fd["order"], backing=fd.get("backing", "anon"))
+            section = "folios"
+            for key, fd in self.folios.items():
+                folios[key] = p.alloc_folio(fd["order"], backing=fd.get("backing", "anon"))
+            section = "ptes"
             for i, e in enumerate(self.ptes):
-                step = f"ptes[{i}]"
-                kw = {k: v for k, v in e.items() if k not in ("addr", "folio")}
-                p.map(e["addr"], folios[e["folio"]], **kw)
+                if len(e) == 2:
+                    p.map(e["addr"], folios[e["folio"]])
+                else:
+                    p.map(e["addr"], folios[e["folio"]],
+                          **{k: v for k, v in e.items() if k != "addr" and k != "folio"})
+            section = "pmds"
             for i, e in enumerate(self.pmds):
-                step = f"pmds[{i}]"
                 p.map_pmd(e["addr"], folios[e["folio"]], write=e.get("write", True),
                           dirty=e.get("dirty", True))
+            section = "zero"
             for i, a in enumerate(self.zero):
-                step = f"zero[{i}]"
                 p.map_zero_page(a)
+            section = "huge_zero"
             for i, a in enumerate(self.huge_zero):
-                step = f"huge_zero[{i}]"
                 p.map_huge_zero_pmd(a)
+            section = "swap"
             for i, e in enumerate(self.swap):
-                step = f"swap[{i}]"
                 p.map_swap(e["addr"], e.get("value", 0), exclusive=e.get("exclusive", True),
                            soft_dirty=e.get("soft_dirty", False),
                            uffd_wp=e.get("uffd_wp", False))
+            section = "markers"
             for i, e in enumerate(self.markers):
-                step = f"markers[{i}]"
                 p.map_marker(e["addr"], *e["markers"])
+            section = "pins"
             for i, e in enumerate(self.pins):
-                step = f"pins[{i}]"
                 p.pin(folios[e["folio"]], e.get("page", 0))
+            section = "vmsplice"
             for i, e in enumerate(self.vmsplice):
-                step = f"vmsplice[{i}]"
                 p.vmsplice(folios[e["folio"]], e.get("page", 0), e.get("refs", 1))
         except LayoutError as err:
+            step = f"folios.{key}" if section == "folios" else f"{section}[{i}]"
             raise ScenarioError(f"{step}: {err}") from None
         return p, folios
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 __all__ = ["ACTIONS", "Action", "Event", "Step", "Trace"]
 
@@ -20,9 +19,11 @@ Action = Literal["share", "copy", "raw", "eagain", "nonpresent"]
 ACTIONS: tuple[Action, ...] = ("share", "copy", "raw", "eagain", "nonpresent")
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One decision: ``func`` (kernel name) applied ``rule`` at ``addr`` for ``nr`` PTEs."""
+class Event(NamedTuple):
+    """One decision: ``func`` (kernel name) applied ``rule`` at ``addr`` for ``nr`` PTEs.
+
+    An immutable record (a tuple underneath: a traced 1 GiB fork keeps a million).
+    """
 
     seq: int
     func: str
@@ -35,7 +36,10 @@ class Event:
 
     def get(self, key: str, default: Any = None) -> Any:
         """A detail recorded with the event."""
-        return dict(self.data).get(key, default)
+        for k, v in self.data:
+            if k == key:
+                return v
+        return default
 
     def __str__(self) -> str:
         where = f" @{self.addr:#x}" if self.addr is not None else ""
@@ -43,8 +47,7 @@ class Event:
         return f"[{self.version}] {self.func}: {self.rule}{where}{nr} -- {self.reason}"
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     """One return of the present/non-present copy function in ``copy_pte_range``.
 
     ``action``: "share" (child maps the same page(s)), "copy" (a private copy for the
@@ -82,7 +85,7 @@ class Trace:
         ev = None
         if self.detail:
             ev = Event(self._seq, func, self.version, rule, reason, addr, nr,
-                       tuple(sorted(data.items())))
+                       tuple(sorted(data.items())) if len(data) > 1 else tuple(data.items()))
             self.events.append(ev)
         self._seq += 1
         return ev

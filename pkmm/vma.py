@@ -30,7 +30,12 @@ Backing = Literal["anon", "file", "shmem"]
 
 
 class VmFlags(enum.IntFlag):
-    """The ``vm_flags`` bits pkmm models (values are pkmm's own, names are the kernel's)."""
+    """The ``vm_flags`` bits pkmm models (values are pkmm's own, names are the kernel's).
+
+    ``Vma.vm_flags`` is a plain int, as in the kernel (``VmFlags(vma.vm_flags)`` names its
+    bits): the fork path tests flags per PTE, and enum arithmetic there costs more than
+    the rest of the copy.
+    """
 
     VM_NONE = 0
     VM_READ = 1 << 0
@@ -50,21 +55,21 @@ class VmFlags(enum.IntFlag):
     VM_SOFTDIRTY = 1 << 27
 
 
-VM_READ = VmFlags.VM_READ
-VM_WRITE = VmFlags.VM_WRITE
-VM_SHARED = VmFlags.VM_SHARED
-VM_MAYREAD = VmFlags.VM_MAYREAD
-VM_MAYWRITE = VmFlags.VM_MAYWRITE
-VM_MAYSHARE = VmFlags.VM_MAYSHARE
-VM_UFFD_WP = VmFlags.VM_UFFD_WP
-VM_PFNMAP = VmFlags.VM_PFNMAP
-VM_MIXEDMAP = VmFlags.VM_MIXEDMAP
-VM_LOCKED = VmFlags.VM_LOCKED
-VM_HUGEPAGE = VmFlags.VM_HUGEPAGE
-VM_NOHUGEPAGE = VmFlags.VM_NOHUGEPAGE
-VM_DONTCOPY = VmFlags.VM_DONTCOPY
-VM_WIPEONFORK = VmFlags.VM_WIPEONFORK
-VM_SOFTDIRTY = VmFlags.VM_SOFTDIRTY
+VM_READ = int(VmFlags.VM_READ)
+VM_WRITE = int(VmFlags.VM_WRITE)
+VM_SHARED = int(VmFlags.VM_SHARED)
+VM_MAYREAD = int(VmFlags.VM_MAYREAD)
+VM_MAYWRITE = int(VmFlags.VM_MAYWRITE)
+VM_MAYSHARE = int(VmFlags.VM_MAYSHARE)
+VM_UFFD_WP = int(VmFlags.VM_UFFD_WP)
+VM_PFNMAP = int(VmFlags.VM_PFNMAP)
+VM_MIXEDMAP = int(VmFlags.VM_MIXEDMAP)
+VM_LOCKED = int(VmFlags.VM_LOCKED)
+VM_DONTCOPY = int(VmFlags.VM_DONTCOPY)
+VM_WIPEONFORK = int(VmFlags.VM_WIPEONFORK)
+VM_SOFTDIRTY = int(VmFlags.VM_SOFTDIRTY)
+VM_HUGEPAGE = int(VmFlags.VM_HUGEPAGE)
+VM_NOHUGEPAGE = int(VmFlags.VM_NOHUGEPAGE)
 
 
 class AnonVma:
@@ -93,7 +98,7 @@ class Vma:
     vm_mm: MmStruct
     vm_start: int
     vm_end: int
-    vm_flags: VmFlags
+    vm_flags: int
     backing: Backing
     vm_file: File | None = None
     vm_pgoff: int = 0
@@ -131,7 +136,7 @@ class Vma:
         return f"Vma({self.describe()})"
 
 
-def is_cow_mapping(flags: VmFlags) -> bool:
+def is_cow_mapping(flags: int) -> bool:
     """``is_cow_mapping``: private and may become writable.
 
     >>> is_cow_mapping(VM_READ | VM_WRITE | VM_MAYWRITE)
@@ -149,7 +154,7 @@ def vma_is_anonymous(vma: Vma) -> bool:
 
 def userfaultfd_wp(vma: Vma) -> bool:
     """The VMA is registered for userfaultfd write-protect."""
-    return bool(vma.vm_flags & VM_UFFD_WP)
+    return vma.vm_flags & VM_UFFD_WP != 0
 
 
 def vma_soft_dirty_enabled(vma: Vma) -> bool:

@@ -6,11 +6,34 @@ tracking off), child not uffd-wp, parent without MMF_HAS_PINNED.
 
 from __future__ import annotations
 
-import pkmm
+from typing import TypeVar
 
-A, B, C, D = "v6.8", "batch-v3", "v6.9", "v6.17"
-COW_VARIANTS = (A, B, C, D)
+import pkmm
+from pkmm.kernels import COW_KERNELS, DEFAULT_KERNEL, get_kernel
+
+T = TypeVar("T")
+
+#: The spec's version labels.  Expectation tables are keyed by label, and every
+#: registered copy-on-write variant is checked against the row of its own label
+#: (``KernelVersion.spec``), so a new variant is covered by the tables it declares.
+A, B, C, D = "A", "B", "C", "D"
+COW_VARIANTS = COW_KERNELS
+NEWEST = DEFAULT_KERNEL
 BASE = 0x200000        # start of a PMD slice, so listed PTEs lie in one slice
+
+
+def spec(kernel: str) -> str:
+    """The spec label of a registered variant (``"A"`` for v6.8 ...)."""
+    return get_kernel(kernel).spec
+
+
+def by_spec(table: dict[str, T]) -> list[tuple[str, T]]:
+    """``(kernel, expectation)`` for every copy-on-write variant, from a table keyed by
+    spec label; a variant whose label has no row is an error, not a skip."""
+    missing = sorted({spec(k) for k in COW_KERNELS} - set(table))
+    if missing:
+        raise KeyError(f"no expectation for spec label(s) {missing}")
+    return [(k, table[spec(k)]) for k in COW_KERNELS]
 
 
 def bitlist(value: int | list[int] | list[bool], n: int) -> list[bool]:
@@ -21,7 +44,7 @@ def bitlist(value: int | list[int] | list[bool], n: int) -> list[bool]:
     return [bool(value)] * n
 
 
-def p_anon_folio(order: int, n: int | None = None, *, kernel: str = D, npages: int = 64,
+def p_anon_folio(order: int, n: int | None = None, *, kernel: str = NEWEST, npages: int = 64,
                  W=1, D_=1, A_=1, SD=0, UW=0, PN=0, AE=1, uffd_wp: bool = False,
                  uffd_fork: bool = False, soft_dirty_tracking: bool = False,
                  start: int = BASE) -> tuple[pkmm.Process, pkmm.Folio]:

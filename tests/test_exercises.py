@@ -1,6 +1,6 @@
 """Graded exercises: seeded generation, self-consistent solving, and grading.
 
-Hand-built layouts assert answers read from shared/spec/kernel-fork-spec.md §11
+Hand-built layouts assert answers read from the fork spec's scenario tables
 (A = v6.8, B = batch-v3, C = v6.9, D = v6.17), independently of the solver.
 """
 
@@ -126,7 +126,7 @@ def test_batches_T12_adjacent_folios_and_T09b_uffd_wp() -> None:
         e = BatchSizes.from_scenario(t12, k)
         assert e.solve() == [4, 4]
         r = e.check([8])
-        assert r.score == 0.5 and "end of its folio" in r.explanation
+        assert r.score == 0.5 and "reached the end of the folio" in r.explanation
     t09b = layout(2, write=[0, 0, 1, 1], uffd_wp=[1, 1, 0, 0])
     assert BatchSizes.from_scenario(t09b, B).solve() == [4]
     e = BatchSizes.from_scenario(t09b, C)

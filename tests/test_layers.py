@@ -18,7 +18,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "pkmm"
 CORE = ["errors", "trace", "pte", "pgtable", "folio", "machine", "vma", "mm", "rmap",
-        "context", "huge_memory", "gup", "memory", "fault", "mmap", "process", "fork",
+        "context", "huge_memory", "gup", "memory", "fault", "mmap", "builders", "process", "fork",
         "scenario", "invariants", "replay"]
 CORE_FILES = [PKG / f"{m}.py" for m in CORE] + sorted((PKG / "kernels").glob("*.py"))
 # pkmm/realkernel/timing.py still borrows three private helpers of probe.py (the live-kernel
@@ -71,3 +71,48 @@ def test_core_modules_declare_their_api(path: Path) -> None:
     assert exported, f"{name} has no __all__"
     missing = [n for n in exported if not hasattr(mod, n)]
     assert not missing, missing
+
+
+def test_readme_bit_table_is_the_one_in_pte_py() -> None:
+    from pkmm.pte import PTE_BITS, bit_table
+    readme = (PKG.parent / "README.md").read_text()
+    assert bit_table() in readme
+    assert len({b.letter for b in PTE_BITS}) == len(PTE_BITS)       # letters are unique
+    assert len({b.bulk for b in PTE_BITS}) == len(PTE_BITS)
+
+
+def _defined_functions() -> set[str]:
+    names: set[str] = set()
+    for path in sorted(PKG.glob("*.py")) + sorted((PKG / "kernels").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef):
+                names.add(node.name)
+    return names
+
+
+def test_every_traced_function_name_is_a_function_of_pkmm() -> None:
+    # grep works: a trace or fault note names the kernel-named function that decided
+    from random_layouts import all_addrs, random_layout, random_script
+
+    import pkmm
+    defined = _defined_functions()
+    seen: set[str] = set()
+    for seed in range(12):
+        lay = random_layout(seed)
+        for kernel in pkmm.KERNELS:
+            r = pkmm.fork(lay.build()[0], kernel)
+            seen |= {e.func for e in r.trace} | {s.func for s in r.steps}
+            procs = {"parent": r.parent, "child": r.child}
+            for who, op, addr, value in random_script(seed, lay):
+                proc = procs[who]
+                if proc.exited or op not in ("read", "write"):
+                    continue
+                try:
+                    proc.write(addr, value) if op == "write" else proc.read(addr)
+                except pkmm.FaultError:
+                    continue
+                fault = proc.last_fault
+                assert fault is not None
+                seen |= {func for func, _, _ in fault.events}
+    assert all_addrs(lay)
+    assert len(seen) > 25 and not seen - defined, sorted(seen - defined)

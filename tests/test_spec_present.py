@@ -1,13 +1,28 @@
 """Spec scenarios T01-T15 and T39 (present PTEs), per kernel variant.
 
-Every expected value is read from shared/spec/kernel-fork-spec.md §11 (A = v6.8,
-B = batch-v3, C = v6.9, D = v6.17); comments cite the scenario.
+Every expected value is read from the fork spec's scenario tables (kernel source at the
+commits each variant module names; A = v6.8,
+B = batch-v3, C = v6.9, D = v6.17); every registered variant runs the row of its own spec
+label (spec_helpers.by_spec); comments cite the scenario.
 """
 
 from __future__ import annotations
 
 import pytest
-from spec_helpers import BASE, COW_VARIANTS, A, B, C, D, child_bits, p_anon_folio, parent_bits
+from spec_helpers import (
+    BASE,
+    COW_VARIANTS,
+    NEWEST,
+    A,
+    B,
+    C,
+    D,
+    by_spec,
+    child_bits,
+    p_anon_folio,
+    parent_bits,
+    spec,
+)
 
 import pkmm
 
@@ -26,13 +41,13 @@ def test_T01_small_anon_page_plain_share(kernel: str) -> None:
     assert (pp.pfn, pp.write, pp.dirty, pp.young, pp.soft_dirty) == (pfn, 0, 1, 1, 1)
     assert (cp.pfn, cp.write, cp.dirty, cp.young, cp.uffd_wp) == (pfn, 0, 1, 0, 0)
     # B clears the child's soft-dirty; A/C/D inherit it
-    assert cp.soft_dirty == (kernel != B)
+    assert cp.soft_dirty == (spec(kernel) != B)
     assert (f.refcount, f.page(0).mapcount, f.page(0).anon_exclusive) == (2, 2, False)
     assert r.child.rss["MM_ANONPAGES"] == 1 and p.rss["MM_ANONPAGES"] == 1
     pkmm.check_invariants(p, r.child)
 
 
-def _pinned_small(kernel: str = D) -> tuple[pkmm.Process, pkmm.Folio]:
+def _pinned_small(kernel: str = NEWEST) -> tuple[pkmm.Process, pkmm.Folio]:
     p, f = p_anon_folio(0, kernel=kernel, W=1, D_=1, SD=0)
     p.pin(f, 0)
     return p, f
@@ -85,7 +100,7 @@ def test_T04_pinned_looking_but_already_shared_page_is_shared(kernel: str) -> No
 
 # --- T05..T13: PTE-mapped large folios ---------------------------------------------------
 
-@pytest.mark.parametrize("kernel,batches", [(A, [1] * 16), (B, [16]), (C, [16]), (D, [16])])
+@pytest.mark.parametrize("kernel,batches", by_spec({A: [1] * 16, B: [16], C: [16], D: [16]}))
 def test_T05_order4_uniform(kernel: str, batches: list[int]) -> None:
     p, f = p_anon_folio(4, W=1, D_=1, A_=1, SD=0)
     r = pkmm.fork(p, kernel)
@@ -96,7 +111,7 @@ def test_T05_order4_uniform(kernel: str, batches: list[int]) -> None:
     assert f.refcount == 32
     assert all(f.page(i).mapcount == 2 and not f.page(i).anon_exclusive for i in range(16))
     assert r.child.rss["MM_ANONPAGES"] == 16
-    if kernel == D:
+    if spec(kernel) == D:
         assert f.large_mapcount == 32 and f.maybe_mapped_shared
     pkmm.check_invariants(p, r.child)
 
@@ -107,13 +122,13 @@ def test_T06_mixed_dirty_private(kernel: str, dirty: list[int]) -> None:
     p, f = p_anon_folio(2, W=1, D_=dirty)
     r = pkmm.fork(p, kernel)
     expect = {A: ([1, 1, 1, 1], dirty), B: ([4], [1, 1, 1, 1]),
-              C: ([2, 2], dirty), D: ([2, 2], dirty)}[kernel]
+              C: ([2, 2], dirty), D: ([2, 2], dirty)}[spec(kernel)]
     assert (r.batches, child_bits(r, "dirty", 4)) == expect
     assert parent_bits(r, "dirty", 4) == dirty      # fork never touches the parent's D
     pkmm.check_invariants(p, r.child)
 
 
-@pytest.mark.parametrize("kernel,batches", [(A, [1, 1, 1, 1]), (B, [4]), (C, [4]), (D, [4])])
+@pytest.mark.parametrize("kernel,batches", by_spec({A: [1, 1, 1, 1], B: [4], C: [4], D: [4]}))
 def test_T07_mixed_write_private(kernel: str, batches: list[int]) -> None:
     p, f = p_anon_folio(2, W=[0, 1, 1, 1], D_=1)
     r = pkmm.fork(p, kernel)
@@ -149,8 +164,8 @@ def test_T08_shared_mapping_mixed_writability(kernel: str, W: list[int],
     assert f.refcount == ref + 4 and all(f.page(i).mapcount == 2 for i in range(4))
     assert r.child.rss["MM_SHMEMPAGES"] == 4 and r.child.rss["MM_ANONPAGES"] == 0
     assert child_bits(r, "dirty", 4) == [0] * 4 and child_bits(r, "young", 4) == [0] * 4
-    assert child_bits(r, "write", 4) == expect[kernel]
-    assert r.batches == ([1, 1, 1, 1] if kernel == A else [4])
+    assert child_bits(r, "write", 4) == expect[spec(kernel)]
+    assert r.batches == ([1, 1, 1, 1] if spec(kernel) == A else [4])
     pkmm.check_invariants(p, r.child)
 
 
@@ -163,13 +178,13 @@ def test_T09_uffd_wp_mixed(kernel: str, child_uffd: bool, expect: dict[str, list
     p, f = p_anon_folio(2, UW=[1, 1, 0, 0], W=[0, 0, 1, 1], D_=1, uffd_wp=True,
                         uffd_fork=child_uffd)
     r = pkmm.fork(p, kernel)
-    assert r.batches == expect[kernel]
+    assert r.batches == expect[spec(kernel)]
     assert child_bits(r, "uffd_wp", 4) == ([1, 1, 0, 0] if child_uffd else [0] * 4)
     assert child_bits(r, "write", 4) == [0] * 4 and parent_bits(r, "write", 4) == [0] * 4
     assert parent_bits(r, "uffd_wp", 4) == [1, 1, 0, 0]
 
 
-@pytest.mark.parametrize("kernel,batches", [(A, [1] * 4), (B, [2, 2]), (C, [2, 2]), (D, [2, 2])])
+@pytest.mark.parametrize("kernel,batches", by_spec({A: [1] * 4, B: [2, 2], C: [2, 2], D: [2, 2]}))
 def test_T10_protnone_mixed(kernel: str, batches: list[int]) -> None:
     p, f = p_anon_folio(2, PN=[1, 1, 0, 0], W=[0, 0, 1, 1])
     r = pkmm.fork(p, kernel)
@@ -180,14 +195,14 @@ def test_T10_protnone_mixed(kernel: str, batches: list[int]) -> None:
     assert all(f.page(i).mapcount == 2 and not f.page(i).anon_exclusive for i in range(4))
 
 
-@pytest.mark.parametrize("kernel,batches", [(A, [1] * 10), (B, [10]), (C, [10]), (D, [10])])
+@pytest.mark.parametrize("kernel,batches", by_spec({A: [1] * 10, B: [10], C: [10], D: [10]}))
 def test_T11_folio_cut_by_vma_end(kernel: str, batches: list[int]) -> None:
     p, f = p_anon_folio(4, n=10, npages=10)
     r = pkmm.fork(p, kernel)
     assert r.batches == batches and f.refcount == 20
 
 
-@pytest.mark.parametrize("kernel,batches", [(A, [1] * 8), (B, [4, 4]), (C, [4, 4]), (D, [4, 4])])
+@pytest.mark.parametrize("kernel,batches", by_spec({A: [1] * 8, B: [4, 4], C: [4, 4], D: [4, 4]}))
 def test_T12_two_physically_adjacent_folios(kernel: str, batches: list[int]) -> None:
     p = pkmm.Process()
     p.mmap(BASE, 64)
@@ -259,7 +274,7 @@ def test_T15_pinned_folio_with_shared_prefix(kernel: str, dirty: list[int],
     p.pin(f, 2)
     ref = f.refcount
     r = pkmm.fork(p, kernel)
-    assert (r.batches, r.eagain, r.wasted, child_bits(r, "dirty", 2)) == expect[kernel]
+    assert (r.batches, r.eagain, r.wasted, child_bits(r, "dirty", 2)) == expect[spec(kernel)]
     assert r.copies == 2
     assert child_bits(r, "write", 2) == [0, 0]
     for i in (2, 3):
@@ -272,8 +287,8 @@ def test_T15_pinned_folio_with_shared_prefix(kernel: str, dirty: list[int],
 
 # --- T39: PMD-slice boundary ----------------------------------------------------------------
 
-@pytest.mark.parametrize("kernel,batches", [(A, [1, 1, 1, 1]), (B, [1, 3]), (C, [1, 3]),
-                                            (D, [1, 3])])
+@pytest.mark.parametrize("kernel,batches",
+                         by_spec({A: [1, 1, 1, 1], B: [1, 3], C: [1, 3], D: [1, 3]}))
 def test_T39_pmd_slice_boundary_limits_batches(kernel: str, batches: list[int]) -> None:
     p = pkmm.Process()
     start = BASE + 0x200000 - 4096           # last slot of one PMD slice
@@ -282,5 +297,5 @@ def test_T39_pmd_slice_boundary_limits_batches(kernel: str, batches: list[int]) 
     p.map(start, f)
     r = pkmm.fork(p, kernel)
     assert r.batches == batches
-    if kernel in (C, D):
+    if spec(kernel) in (C, D):
         assert r.steps[0].stop == "max_nr-1"     # per-PTE path: only one slot left

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..fork import ForkResult, fork
 from ..kernels import get_kernel
+from ..kernels.common import stop_words
 from ..process import Process
 from ..pte import PAGE_SIZE, PTE_BIT, SETTABLE_BITS
 
@@ -114,24 +115,11 @@ def starts_batch(kernel: str, stop: str, vma: Mapping[str, Any] | None = None) -
         text = f"{head} compares the {bit} bit " + (" and ".join(why) or always)
         return text + (f" ({f} gets {flags})" if flags and flags != "none" else
                        f" ({f} gets no flags)" if flags else "")
-    words = {
-        "folio-end": f"the previous batch reached the end of its folio ({head} never crosses "
-                     "a folio boundary, even into a physically adjacent folio)",
-        "pfn-gap": f"it does not map the page after the previous PTE's page (pfn gap); {head} "
-                   "needs consecutive pfns",
-        "pte-none": f"an empty slot ends the previous batch ({head} needs present PTEs)",
-        "not-present": f"a non-present entry ends the previous batch ({head} needs present "
-                       "PTEs)",
-        "small-folio": "it maps an order-0 folio: nothing to batch (folio_test_large() is "
-                       "false)",
-        "prev-single": "the PTE before it maps an order-0 folio and was a call of its own",
-        "no-page": "it has no struct page: always a batch of 1",
-        "range-end": "the previous batch reached the end of the VMA / PMD slice (max_nr)",
-        "prealloc-held": f"{kernel} holds a preallocated page after -EAGAIN, so it takes "
-                         "the per-PTE path",
-        "anon-dup-failed": "the previous batch was cut where a page needed copying",
-    }
-    return words.get(stop, f"{head} stopped the previous batch ({stop})")
+    if stop == "prev-single":
+        return "the PTE before it maps an order-0 folio and was a call of its own"
+    if stop in ("small-folio", "no-page", "prealloc-held", "max_nr-1"):
+        return f"it is a call of its own ({head}): {stop_words(stop)}"
+    return f"the previous batch ended ({head}): {stop_words(stop)}"
 
 
 def continues_batch(kernel: str, diff: list[str], vma: Mapping[str, Any] | None = None) -> str:

@@ -10,11 +10,14 @@ Taught in: notebooks/08-cost.ipynb
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ..memory import EAGAIN, ENOMEM
 from ..mm import MM_ANONPAGES, MM_SWAPENTS
-from ..pte import make_pte_marker, pte_clear_uffd_wp, pte_swp_clear_exclusive
+from ..pte import (
+    make_pte_marker,
+    make_readable_migration_entry,
+    pte_clear_uffd_wp,
+    pte_swp_clear_exclusive,
+)
 from .layout import NP, PN, SD, SP, UW, A, D, P, W
 from .run import Run
 
@@ -126,7 +129,7 @@ def copy_nonpresent_pte(r: Run, s: int, vma: int, rss: dict[str, int]) -> int:
         rss[MM_ANONPAGES] += 1   # pkmm: bulk folios are anon (mm_counter)
         why = "migration entry: counted in rss; no refcount/mapcount (page is unmapped)"
         if kind != "migration_read":   # private anon: always a COW mapping
-            pte = replace(orig, swp=replace(orig.swp, kind="migration_read"))
+            pte = make_readable_migration_entry(orig)
             r.parent.nonpresent[s] = pte
             why += "; writable/exclusive entry made plain readable in the parent (COW)"
     elif kind == "marker":

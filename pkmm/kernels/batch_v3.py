@@ -160,7 +160,7 @@ def copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, add
     fc.ops["set_ptes_calls"] += 1
     fc.emit(f, "set-ptes", f"{nr} child PTE(s) from the first PTE's bits: old, soft-dirty "
             "cleared" + ("" if enforce_uffd_wp else ", uffd-wp cleared"), addr, nr,
-            child=repr(pte))
+            child=pte)
     if page is None:
         fc.step(addr, 1, "raw", "no struct page (zero page / raw PFN): copied by value", f,
                 stop)

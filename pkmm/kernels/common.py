@@ -120,7 +120,7 @@ def __copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, a
     fc.emit(f, "set-ptes", f"{nr} child PTE(s): old"
             + (", clean (shared)" if src_vma.vm_flags & VM_SHARED else "")
             + ("" if userfaultfd_wp(dst_vma) else ", uffd-wp cleared"), addr, nr,
-            child=repr(pte))
+            child=pte)
     return pte
 
 

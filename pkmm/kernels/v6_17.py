@@ -2,7 +2,8 @@
 
 Mirrors: mm/memory.c copy_present_ptes() and mm/internal.h folio_pte_batch_flags() at
 torvalds/linux 7ae7e811f0a6 ("mm: folio_pte_batch() improvements", v6.17 merge window);
-the live Linux 6.18 kernel behaves the same (shared/spec/real-kernel-6.18.md).
+a live Linux 6.18 kernel behaves the same (notebooks/09-real-kernel-lab.ipynb,
+``python -m pkmm realkernel``).
 Versus v6.9: ``max_nr`` is clamped to the folio end before scanning (the XEN PV fix,
 7b08b74f3d99, v6.15); the merged write bit is applied inside the batch function; rmap
 dups take ``dst_vma`` (per-mm large-folio tracking); copy_present_page() can fail with
@@ -25,7 +26,15 @@ from ..folio import (
 from ..memory import EAGAIN, vm_normal_page
 from ..mm import MM_ANONPAGES, mm_counter_file
 from ..pgtable import pte_index, pte_offset_map
-from ..pte import Pte, pte_advance_pfn, pte_mkwrite
+from ..pte import (
+    Pte,
+    pte_advance_pfn,
+    pte_clear_soft_dirty,
+    pte_mkclean,
+    pte_mkold,
+    pte_mkwrite,
+    pte_wrprotect,
+)
 from ..vma import VM_SHARED, Vma, vma_soft_dirty_enabled
 from .common import (
     __copy_present_ptes,
@@ -46,10 +55,15 @@ FPB_MERGE_WRITE = "FPB_MERGE_WRITE"
 
 
 def __pte_batch_clear_ignored(pte: Pte, flags: frozenset[str]) -> Pte:
-    """Mask young and write always; dirty / soft-dirty unless respected."""
-    return Pte(pte.pfn, pte.present, False, pte.dirty and FPB_RESPECT_DIRTY in flags, False,
-               pte.soft_dirty and FPB_RESPECT_SOFT_DIRTY in flags, pte.uffd_wp, pte.protnone,
-               pte.special, pte.swp, pte.pmd)
+    """Mask young and write always; dirty / soft-dirty unless respected.
+
+    Mirrors: mm/internal.h __pte_batch_clear_ignored(), v6.17 (FPB_RESPECT_*).
+    """
+    if FPB_RESPECT_DIRTY not in flags:
+        pte = pte_mkclean(pte)
+    if FPB_RESPECT_SOFT_DIRTY not in flags:
+        pte = pte_clear_soft_dirty(pte)
+    return pte_mkold(pte_wrprotect(pte))
 
 
 def folio_pte_batch_flags(fc: ForkContext, folio: Folio, src_vma: Vma, addr: int,

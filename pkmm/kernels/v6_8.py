@@ -74,7 +74,7 @@ def copy_present_pte(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, addr
     fc.ops["set_ptes_calls"] += 1
     fc.emit(f, "set-pte", "child PTE written: old" + (", clean (shared)" if vm_flags & VM_SHARED
             else "") + ("" if userfaultfd_wp(dst_vma) else ", uffd-wp cleared"), addr, 1,
-            child=repr(pte))
+            child=pte)
     fc.step(addr, 1, "share" if page is not None else "raw", reason, f)
     return 1
 

@@ -22,7 +22,15 @@ from ..folio import (
 from ..memory import EAGAIN, vm_normal_page
 from ..mm import MM_ANONPAGES, mm_counter_file
 from ..pgtable import pte_index, pte_offset_map
-from ..pte import Pte, pte_advance_pfn, pte_mkwrite
+from ..pte import (
+    Pte,
+    pte_advance_pfn,
+    pte_clear_soft_dirty,
+    pte_mkclean,
+    pte_mkold,
+    pte_mkwrite,
+    pte_wrprotect,
+)
 from ..vma import VM_SHARED, Vma, vma_soft_dirty_enabled
 from .common import (
     __copy_present_ptes,
@@ -42,10 +50,15 @@ FPB_IGNORE_SOFT_DIRTY = "FPB_IGNORE_SOFT_DIRTY"
 
 
 def __pte_batch_clear_ignored(pte: Pte, flags: frozenset[str]) -> Pte:
-    """Mask the bits a batch may differ in: always young and write, dirty/soft-dirty by flag."""
-    return Pte(pte.pfn, pte.present, False, pte.dirty and FPB_IGNORE_DIRTY not in flags, False,
-               pte.soft_dirty and FPB_IGNORE_SOFT_DIRTY not in flags, pte.uffd_wp,
-               pte.protnone, pte.special, pte.swp, pte.pmd)
+    """Mask the bits a batch may differ in: always young and write, dirty/soft-dirty by flag.
+
+    Mirrors: mm/internal.h __pte_batch_clear_ignored(), v6.9.
+    """
+    if FPB_IGNORE_DIRTY in flags:
+        pte = pte_mkclean(pte)
+    if FPB_IGNORE_SOFT_DIRTY in flags:
+        pte = pte_clear_soft_dirty(pte)
+    return pte_wrprotect(pte_mkold(pte))
 
 
 def folio_pte_batch(fc: ForkContext, folio: Folio, addr: int, src_vma: Vma, pte: Pte,
