@@ -32,6 +32,7 @@ from .huge_memory import (
     thp_vma_allowable_orders,
     thp_vma_suitable_order,
 )
+from .hugetlb import hugetlb_fault, hugetlb_page
 from .mm import MM_ANONPAGES, MM_SWAPENTS, MmStruct, mm_counter, mm_counter_file
 from .pgtable import (
     pmd_mkdirty,
@@ -123,6 +124,9 @@ def handle_mm_fault(mm: MmStruct, addr: int, write: bool, kernel: KernelVersion,
     if write and not vma.vm_flags & VM_WRITE:
         raise FaultError(f"write at {addr:#x}: the VMA is read-only (SIGSEGV)", "SIGSEGV")
     wp = write or unshare
+    if vma.hugetlb_kb:
+        hugetlb_fault(vma, addr, write, unshare, fr)
+        return _access(mm, addr, write, value, vma)
     pmd = pmdp_get(mm, addr)
     if pmd is not None:
         if not wp or do_huge_pmd_wp_page(vma, addr, pmd, kernel, fr, unshare):
@@ -152,10 +156,16 @@ def handle_mm_fault(mm: MmStruct, addr: int, write: bool, kernel: KernelVersion,
     return _access(mm, addr, write, value)
 
 
-def _access(mm: MmStruct, addr: int, write: bool, value: int | None) -> int:
+def _access(mm: MmStruct, addr: int, write: bool, value: int | None,
+            vma: Vma | None = None) -> int:
     """The load/store itself, with the hardware setting the accessed/dirty bits."""
     pmd = pmdp_get(mm, addr)
-    if pmd is not None:
+    if vma is not None and vma.hugetlb_kb:
+        found = hugetlb_page(vma, addr)
+        if found is None:
+            raise KernelBug(f"_access: no huge page at {addr:#x} after the fault")
+        page: Page | None = found[0].pages[found[1]]
+    elif pmd is not None:
         if pmd.huge_zero:
             return 0
         page = _page_of(mm, pmd.pfn + pte_index(addr))

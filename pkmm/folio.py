@@ -69,7 +69,7 @@ class Folio:
     __slots__ = ("order", "pfn", "kind", "refcount", "_pincount", "pins", "gup_refs",
                  "entire_mapcount", "pages", "mm_mapcount", "ksm", "machine",
                  "fresh", "freed", "uid", "total_mapcount", "mm_ids", "mm_id_mapcount",
-                 "mm_ids_shared", "swap")
+                 "mm_ids_shared", "swap", "hugetlb")
 
     def __init__(self, machine: Machine, order: int, pfn: int, kind: FolioKind,
                  uid: int) -> None:
@@ -85,6 +85,7 @@ class Folio:
         self.pages = [Page(self, i) for i in range(1 << order)] if order else [Page(self, 0)]
         self.total_mapcount = 0     # folio_mapcount(), kept by rmap.py
         self.swap: int | None = None   # folio->swap: its swap slot while in the swap cache
+        self.hugetlb = False        # folio_test_hugetlb(): from the hugetlb pool
         # CONFIG_MM_ID (include/linux/mm_types.h): two mm ids with their mapcounts and
         # the "maybe mapped shared" bit of a large folio
         self.mm_ids: list[int | None] = [None, None]

@@ -96,7 +96,8 @@ def dup_mmap(fc: ForkContext, child: Process, parent: Process) -> int:
             fc.emit(f, "uffd:cleared", "userfaultfd context without UFFD_FEATURE_EVENT_FORK: "
                     "the child VMA is not uffd-wp registered", vma.vm_start)
         tmp = Vma(child.mm, vma.vm_start, vma.vm_end, flags, vma.backing,
-                  vma.vm_file, vma.vm_pgoff, uffd_fork=vma.uffd_fork)
+                  vma.vm_file, vma.vm_pgoff, uffd_fork=vma.uffd_fork,
+                  hugetlb_kb=vma.hugetlb_kb)
         child.mm.insert_vma(tmp)
         if vma.vm_flags & VM_WIPEONFORK:
             fc.emit(f, "skip:wipeonfork", "VM_WIPEONFORK: the child VMA starts empty, without "

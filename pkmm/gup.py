@@ -21,8 +21,9 @@ from .context import FaultResult, KernelVersion
 from .errors import KernelBug
 from .fault import handle_mm_fault
 from .folio import Folio, folio_pin, folio_put, folio_ref_add, folio_test_anon, folio_unpin
+from .hugetlb import hugetlb_page
 from .mm import MmStruct
-from .pgtable import pmdp_get, pte_index, ptep_get
+from .pgtable import huge_ptep_get, pmdp_get, pte_index, ptep_get
 from .pte import PAGE_SIZE
 from .vma import VM_PFNMAP, VM_SHARED, VM_WRITE, Vma, is_cow_mapping
 
@@ -41,15 +42,17 @@ def pin_user_page(mm: MmStruct, folio: Folio, page: int) -> None:
     """
     folio_pin(folio)
     mm.has_pinned = True            # mm_set_has_pinned_flag()
-    mm.pins.append((folio, page))
+    mm.pins[(folio, page)] += 1
 
 
 def unpin_user_page(mm: MmStruct, folio: Folio, page: int) -> None:
     """Drop a pin ``mm`` took with :func:`pin_user_page` (MMF_HAS_PINNED stays set)."""
-    if (folio, page) not in mm.pins:
+    if not mm.pins[(folio, page)]:
         raise KernelBug(f"unpin_user_page: {mm.owner!r} holds no pin on page {page} of "
                         f"{folio!r}")
-    mm.pins.remove((folio, page))
+    mm.pins[(folio, page)] -= 1
+    if not mm.pins[(folio, page)]:
+        del mm.pins[(folio, page)]
     folio_unpin(folio)
 
 
@@ -66,7 +69,7 @@ def get_user_page_refs(mm: MmStruct, folio: Folio, page: int, refs: int) -> None
 
 def unpin_user_pages_all(mm: MmStruct) -> None:
     """Drop every pin and plain reference ``mm`` holds (at exit)."""
-    for folio, _ in mm.pins:
+    for folio, _ in mm.pins.elements():
         folio_unpin(folio)
     mm.pins.clear()
     for folio, _ in mm.gup_refs:
@@ -136,7 +139,13 @@ def follow_page(vma: Vma, addr: int, flags: GupFlags) -> tuple[Folio, int] | str
     """
     mm = vma.vm_mm
     pmd = pmdp_get(mm, addr)
-    if pmd is not None:
+    if vma.hugetlb_kb:                           # hugetlb_follow_page_mask()
+        hpte = huge_ptep_get(mm, addr & ~((vma.hugetlb_kb << 10) - 1))
+        if hpte is None or not hpte.present:
+            return "fault"
+        write = hpte.write
+        found = hugetlb_page(vma, addr)
+    elif pmd is not None:
         write = pmd.write
         found = mm.machine.pfn_folio(pmd.pfn + pte_index(addr))
     else:

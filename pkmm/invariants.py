@@ -23,7 +23,7 @@ from .mm import MM_SWAPENTS, NR_MM_COUNTERS, MmStruct, mm_counter
 from .perf import cyclic_gc_paused
 from .pgtable import Pmd, PteTable
 from .process import Process
-from .pte import PAGE_SIZE, PMD_SIZE, PTRS_PER_PTE, is_migration_entry, is_swap_entry
+from .pte import PAGE_SIZE, PMD_SIZE, PTRS_PER_PTE, Pte, is_migration_entry, is_swap_entry
 from .vma import is_cow_mapping
 
 __all__ = ["check_invariants"]
@@ -99,6 +99,8 @@ def _scan(mm: MmStruct, pte_maps: Counter[int], pmd_maps: Counter[int],
           bad: list[str], check_rss: bool, cow_maps: set[tuple[int, int]]) -> None:
     name = mm.owner
     rss: Counter[str] = Counter()
+    for haddr, hpte in mm.hugetlb.items():
+        _scan_hugetlb(mm, haddr, hpte, pmd_maps, mappers, cow_maps, bad)
     for idx, ent in mm.pmds.items():
         base = idx * PMD_SIZE
         vma = mm.find_vma(base)
@@ -154,6 +156,30 @@ def _scan(mm: MmStruct, pte_maps: Counter[int], pmd_maps: Counter[int],
             if mm.rss[counter] != rss[counter]:
                 bad.append(f"{name}: rss {counter} is {mm.rss[counter]} but its page "
                            f"tables map {rss[counter]}")
+
+
+def _scan_hugetlb(mm: MmStruct, haddr: int, hpte: Pte, pmd_maps: Counter[int],
+                  mappers: dict[int, set[int]], cow_maps: set[tuple[int, int]],
+                  bad: list[str]) -> None:
+    """One huge PTE of a hugetlb VMA: a whole-folio mapping, not counted in rss."""
+    vma = mm.find_vma(haddr)
+    found = mm.machine.pfn_folio(hpte.pfn)
+    if vma is None or not vma.hugetlb_kb:
+        bad.append(f"{mm.owner}: huge PTE at {haddr:#x} lies outside every hugetlb VMA")
+        return
+    if found is None or not found[0].hugetlb or found[1]:
+        bad.append(f"{mm.owner}: huge PTE at {haddr:#x} does not map a hugetlb folio's head")
+        return
+    folio = found[0]
+    pmd_maps[folio.pfn] += 1
+    cow = is_cow_mapping(vma.vm_flags)
+    for k in range(folio.nr_pages):
+        mappers[folio.pfn + k].add(mm.mm_id)
+        if cow:
+            cow_maps.add((mm.mm_id, folio.pfn + k))
+    if hpte.write and cow and not folio.pages[0].anon_exclusive:
+        bad.append(f"{mm.owner}: writable huge PTE at {haddr:#x} in a COW mapping maps a "
+                   "non-exclusive huge page")
 
 
 def _check_swap(m: Machine, bad: list[str]) -> None:

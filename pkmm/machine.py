@@ -23,9 +23,12 @@ from .pte import MAX_PAGE_ORDER
 if TYPE_CHECKING:  # pragma: no cover
     from .mm import MmStruct
 
-__all__ = ["FIRST_PFN", "HUGE_ZERO_PFN", "THP_ORDERS", "Machine", "SwapSlot", "ThpSettings",
+__all__ = ["FIRST_PFN", "HUGETLB_ORDERS", "HUGE_ZERO_PFN", "THP_ORDERS", "Machine", "SwapSlot",
+           "ThpSettings",
            "ZERO_PFN"]
 
+#: hugetlb page sizes of x86-64: 2 MiB and 1 GiB
+HUGETLB_ORDERS = (9, 18)
 ZERO_PFN = 0x10          # my_zero_pfn()
 HUGE_ZERO_PFN = 0x200    # the huge zero folio (order 9, naturally aligned)
 FIRST_PFN = 0x1000
@@ -150,6 +153,21 @@ class Machine:
         pfn = (self._next_pfn + nr - 1) & ~(nr - 1)
         self._next_pfn = pfn + nr
         return self._new_folio(order, kind, pfn)
+
+    def alloc_hugetlb_folio(self, order: int, kind: FolioKind) -> Folio:
+        """A folio from the hugetlb pool: 2 MiB (order 9) or 1 GiB (order 18), zeroed.
+
+        Mirrors: mm/hugetlb.c alloc_hugetlb_folio().  pkmm: the pool never runs dry.
+        """
+        if order not in HUGETLB_ORDERS:
+            raise LayoutError(f"order={order!r}: hugetlb pages are 2 MiB (order 9) or 1 GiB "
+                              "(order 18)")
+        nr = 1 << order
+        pfn = (self._next_pfn + nr - 1) & ~(nr - 1)
+        self._next_pfn = pfn + nr
+        folio = self._new_folio(order, kind, pfn)
+        folio.hugetlb = True
+        return folio
 
     def try_alloc_folio(self, order: int, kind: FolioKind) -> Folio | None:
         """An allocation that may fail (fault injection through ``fail_alloc``)."""

@@ -18,6 +18,7 @@ from .context import ForkContext, Prealloc
 from .errors import KernelBug
 from .folio import Folio, Page
 from .huge_memory import copy_huge_pmd
+from .hugetlb import copy_hugetlb_page_range
 from .mm import MM_ANONPAGES, MM_SWAPENTS, mm_counter, new_rss
 from .pgtable import (
     Pmd,
@@ -346,11 +347,15 @@ def vma_needs_copy(fc: ForkContext, dst_vma: Vma, src_vma: Vma) -> bool:
 def copy_page_range(fc: ForkContext, dst_vma: Vma, src_vma: Vma) -> int:
     """Copy the page tables of one VMA, or decide that they need not be copied.
 
-    Mirrors: mm/memory.c copy_page_range(), v6.8 .. v6.17 (hugetlb, PFN memtype
-    tracking and mmu notifiers are trace events only).
+    Mirrors: mm/memory.c copy_page_range(), v6.8 .. v6.17 (PFN memtype tracking and
+    mmu notifiers are trace events only): a hugetlb VMA goes to
+    copy_hugetlb_page_range().
     """
     if not vma_needs_copy(fc, dst_vma, src_vma):
         return 0
+    if src_vma.hugetlb_kb:
+        # kernel: "if (is_vm_hugetlb_page(src_vma)) return copy_hugetlb_page_range(...)"
+        return copy_hugetlb_page_range(fc, dst_vma, src_vma)
     if is_cow_mapping(src_vma.vm_flags):
         fc.emit("copy_page_range", "cow:write_protect_seq",
                 "COW mapping: raise the parent's write_protect_seq so GUP-fast cannot pin "

@@ -18,6 +18,7 @@ from .errors import KernelBug
 from .folio import folio_put
 from .gup import unpin_user_pages_all
 from .huge_memory import __split_huge_pmd, zap_huge_pmd
+from .hugetlb import unmap_hugepage_range
 from .mm import MM_SWAPENTS, MmStruct, mm_counter, mm_dec_nr_ptes
 from .pgtable import (
     PteTable,
@@ -50,6 +51,9 @@ __all__ = ["do_munmap", "exit_mmap", "free_unused_pgtables", "split_vma", "vma_m
 def exit_mmap(mm: MmStruct) -> None:
     """Unmap every mapping of ``mm``, drop its pins and references, free its tables, and
     take it off the machine's list of live mms."""
+    for vma in mm.vmas:
+        if vma.hugetlb_kb:
+            unmap_hugepage_range(vma, vma.vm_start, vma.vm_end)
     for idx in sorted(mm.pmds):
         ent = mm.pmds[idx]
         if isinstance(ent, PteTable):
@@ -168,6 +172,9 @@ def zap_page_range_single(vma: Vma, start: int, end: int) -> None:
     zap_pmd_range() / zap_pte_range(), v6.8 .. v6.17.
     """
     mm = vma.vm_mm
+    if vma.hugetlb_kb:
+        unmap_hugepage_range(vma, start, end)
+        return
     addr = start
     while addr < end:
         nxt = pmd_addr_end(addr, end)

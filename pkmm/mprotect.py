@@ -22,6 +22,7 @@ from dataclasses import replace
 
 from .folio import folio_maybe_dma_pinned, folio_test_anon
 from .huge_memory import __split_huge_pmd, pmd_folio
+from .hugetlb import hugetlb_change_protection
 from .mm import MmStruct
 from .mmap import vma_merge_around, vma_modify
 from .pgtable import (
@@ -129,6 +130,9 @@ def change_protection(vma: Vma, start: int, end: int, try_writable: bool) -> int
     partly in the range is split first) -> change_pte_range() / change_huge_pmd().
     """
     mm = vma.vm_mm
+    if vma.hugetlb_kb:
+        hugetlb_change_protection(vma, start, end)
+        return 0
     upgraded = 0
     addr = start
     while addr < end:
@@ -205,6 +209,8 @@ def clear_refs_soft_dirty(mm: MmStruct) -> None:
     """
     for vma in mm.vmas:
         vma.vm_flags &= ~VM_SOFTDIRTY
+        if vma.hugetlb_kb:
+            continue            # kernel: clear_refs_walk_ops has no hugetlb_entry
         for idx in range(vma.vm_start >> PMD_SHIFT, ((vma.vm_end - 1) >> PMD_SHIFT) + 1):
             base = idx << PMD_SHIFT
             pmd = pmdp_get(mm, base)

@@ -32,7 +32,8 @@ from .pte import (
 if TYPE_CHECKING:  # pragma: no cover
     from .mm import MmStruct
 
-__all__ = ["pmd_clear_soft_dirty", "pmd_mksoft_dirty",
+__all__ = ["huge_ptep_get", "huge_ptep_get_and_clear", "pmd_clear_soft_dirty",
+           "pmd_mksoft_dirty", "set_huge_pte_at",
            "Pmd", "PteTable", "free_pgtables", "free_pte_table", "pgtable_trans_huge_deposit",
            "pgtable_trans_huge_move",
            "pmd_none",
@@ -217,6 +218,21 @@ def pgtable_trans_huge_move(mm: MmStruct, old_addr: int, new_addr: int) -> None:
     """The table deposited with a PMD moves with it (mremap's move_huge_pmd())."""
     if mm.deposited.pop(pmd_index(old_addr), False):
         mm.deposited[pmd_index(new_addr)] = True
+
+
+def huge_ptep_get(mm: MmStruct, haddr: int) -> Pte | None:
+    """The huge PTE (hugetlb) of the huge page at ``haddr``; None when none is there."""
+    return mm.hugetlb.get(haddr)
+
+
+def set_huge_pte_at(mm: MmStruct, haddr: int, pte: Pte) -> None:
+    """Write the huge PTE of the huge page at ``haddr`` (``set_huge_pte_at``)."""
+    mm.hugetlb[haddr] = pte
+
+
+def huge_ptep_get_and_clear(mm: MmStruct, haddr: int) -> Pte | None:
+    """Clear the huge PTE at ``haddr`` and return it."""
+    return mm.hugetlb.pop(haddr, None)
 
 
 def free_pte_table(mm: MmStruct, addr: int) -> None:

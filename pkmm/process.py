@@ -23,6 +23,7 @@ from .mm import MmStruct
 from .mmap import exit_mmap
 from .pgtable import (
     Pmd,
+    huge_ptep_get,
     pmdp_get,
     pte_index,
     ptep_get,
@@ -30,6 +31,7 @@ from .pgtable import (
 from .pte import (
     PAGE_SIZE,
     Pte,
+    pte_advance_pfn,
 )
 from .syscalls import MemorySyscalls
 from .vma import (
@@ -48,6 +50,7 @@ from .vma import (
     Backing,
     File,
     Vma,
+    check_range,
 )
 
 __all__ = ["BACKINGS", "Process", "dma_write"]
@@ -88,7 +91,7 @@ class Process(PteBuilders, MemorySyscalls):
     @property
     def pins(self) -> list[tuple[Folio, int]]:
         """The FOLL_PIN references this process took: (folio, page) per pin."""
-        return self.mm.pins
+        return list(self.mm.pins.elements())
 
     @property
     def gup_refs(self) -> list[tuple[Folio, int]]:
@@ -104,7 +107,8 @@ class Process(PteBuilders, MemorySyscalls):
              shared: bool = False, write: bool = True, uffd_wp: bool = False,
              uffd_fork: bool = False, pfnmap: bool = False, dontfork: bool = False,
              wipeonfork: bool = False, soft_dirty_tracking: bool = False,
-             file: File | None = None, pgoff: int = 0, anon_vma: bool = False) -> Vma:
+             file: File | None = None, pgoff: int = 0, anon_vma: bool = False,
+             hugetlb_kb: int = 0) -> Vma:
         """Create a VMA of ``npages`` pages at ``start`` (``mmap`` + ``madvise``).
 
         ``shared`` with ``backing="anon"`` is MAP_SHARED|MAP_ANONYMOUS, i.e. shmem.
@@ -114,11 +118,25 @@ class Process(PteBuilders, MemorySyscalls):
         ``anon_vma`` starts the VMA with an anon_vma, as if a page had been CoWed in it
         before, or as a VMA split hands one down (real-kernel scenario b3): fork then
         copies its page tables even when it holds no anonymous page.
+        ``hugetlb_kb`` (2048 or 1048576) makes it a hugetlb VMA (MAP_HUGETLB, or a
+        hugetlbfs file such as a MFD_HUGETLB memfd): start and size multiples of the
+        huge page size.
         """
         self._alive("mmap")
         page_aligned("start", start)
-        need(isinstance(npages, int) and npages >= 1,
-             f"npages={npages!r}: a VMA needs at least one page")
+        check_range("mmap", start, npages)
+        need(hugetlb_kb in (0, 2048, 1 << 20) and not isinstance(hugetlb_kb, bool),
+             f"hugetlb_kb={hugetlb_kb!r}: 0 (no hugetlb), 2048 or 1048576")
+        need(not hugetlb_kb or (start % (hugetlb_kb << 10) == 0 and
+                                (npages * PAGE_SIZE) % (hugetlb_kb << 10) == 0),
+             f"hugetlb_kb={hugetlb_kb}: start and size must be multiples of the huge page "
+             f"size ({hugetlb_kb} KiB)")
+        need(not hugetlb_kb or backing == "anon" or (file is not None and
+                                                     file.hugetlb_kb == hugetlb_kb),
+             "hugetlb_kb: a hugetlb file mapping needs a hugetlbfs file of that page size "
+             "(machine.create_file('hugetlb', ..., hugetlb_kb=...))")
+        need(not hugetlb_kb or not (wipeonfork or pfnmap or uffd_wp),
+             "hugetlb_kb: pkmm's hugetlb VMAs take no wipeonfork, pfnmap or uffd_wp")
         need(backing in BACKINGS, f"backing={backing!r}: use one of {', '.join(BACKINGS)}")
         need(not uffd_fork or uffd_wp, "uffd_fork=True needs uffd_wp=True (EVENT_FORK is a "
              "feature of the userfaultfd context the VMA is registered with)")
@@ -150,7 +168,8 @@ class Process(PteBuilders, MemorySyscalls):
         need(vfile is None or vfile.kind == ("shmem" if kind == "shmem" else "file"),
              f"file={vfile!r} does not match backing={backing!r}")
         vma = Vma(self.mm, start, end, flags, kind, vfile, pgoff,
-                  anon_vma=AnonVma() if anon_vma else None, uffd_fork=uffd_fork)
+                  anon_vma=AnonVma() if anon_vma else None, uffd_fork=uffd_fork,
+                  hugetlb_kb=hugetlb_kb)
         self.mm.insert_vma(vma)
         return vma
 
@@ -178,9 +197,16 @@ class Process(PteBuilders, MemorySyscalls):
 
     # -- looking at state ------------------------------------------------------------
     def pte(self, addr: int) -> Pte | None:
-        """The PTE at ``addr`` (None for an empty slot).  Inside a PMD mapping: a read-only
-        view of the PMD for that page (``.pmd`` is True)."""
+        """The PTE at ``addr`` (None for an empty slot).  Inside a PMD mapping or a hugetlb
+        page: a read-only view of the huge entry for that page (``.pmd`` is True)."""
         page_aligned("addr", addr)
+        vma = self.mm.find_vma(addr)
+        if vma is not None and vma.hugetlb_kb:
+            hpte = huge_ptep_get(self.mm, addr & ~((vma.hugetlb_kb << 10) - 1))
+            if hpte is None:
+                return None
+            offset = (addr % (vma.hugetlb_kb << 10)) // PAGE_SIZE
+            return pte_advance_pfn(hpte, offset)._replace(pmd=True)
         t = pmdp_get(self.mm, addr)
         if t is not None:
             return Pte(pfn=t.pfn + pte_index(addr), write=t.write,

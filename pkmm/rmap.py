@@ -28,7 +28,9 @@ from .mm import MmStruct
 from .pte import HPAGE_PMD_ORDER
 from .vma import Vma
 
-__all__ = ["EBUSY", "SetPageAnonExclusive", "__folio_try_dup_anon_rmap", "alloc_new_anon_page",
+__all__ = ["hugetlb_add_file_rmap", "hugetlb_add_new_anon_rmap", "hugetlb_remove_rmap",
+           "hugetlb_try_dup_anon_rmap", "EBUSY", "SetPageAnonExclusive",
+           "__folio_try_dup_anon_rmap", "alloc_new_anon_page",
            "folio_add_anon_rmap_ptes",
            "folio_add_file_rmap_ptes", "folio_add_new_anon_rmap", "folio_add_rmap_pmd",
            "folio_dup_file_rmap_pte", "folio_dup_file_rmap_ptes", "folio_needs_cow_for_dma",
@@ -283,3 +285,42 @@ def folio_dup_file_rmap_pte(folio: Folio, page: Page, dst_vma: Vma) -> None:
 def page_dup_file_rmap(page: Page, dst_vma: Vma) -> None:
     """Mirrors: include/linux/rmap.h page_dup_file_rmap(page, false), v6.7."""
     folio_dup_file_rmap_ptes(page.folio, page, 1, dst_vma)
+
+
+# --- hugetlb: a huge page is mapped whole (entire mapcount) ------------------------------------
+
+def hugetlb_add_new_anon_rmap(folio: Folio, vma: Vma) -> None:
+    """Mirrors: include/linux/rmap.h hugetlb_add_new_anon_rmap(): entire mapcount 1, the
+    head page AnonExclusive."""
+    folio.entire_mapcount += 1
+    folio.pages[0].anon_exclusive = True
+    folio.fresh = False
+    _mm_track(folio, vma.vm_mm, 1)
+
+
+def hugetlb_add_file_rmap(folio: Folio, vma: Vma) -> None:
+    """Mirrors: include/linux/rmap.h hugetlb_add_file_rmap()."""
+    folio.entire_mapcount += 1
+    folio.fresh = False
+    _mm_track(folio, vma.vm_mm, 1)
+
+
+def hugetlb_try_dup_anon_rmap(folio: Folio, src_vma: Vma, dst_vma: Vma) -> int:
+    """Mirrors: include/linux/rmap.h hugetlb_try_dup_anon_rmap(): -EBUSY (nothing changed)
+    for an AnonExclusive page that may be pinned, else AE cleared and mapcount + 1."""
+    head = folio.pages[0]
+    if head.anon_exclusive:
+        if folio_needs_cow_for_dma(src_vma, folio):
+            return -errno.EBUSY
+        head.anon_exclusive = False
+    folio.entire_mapcount += 1
+    _mm_track(folio, dst_vma.vm_mm, 1)
+    return 0
+
+
+def hugetlb_remove_rmap(folio: Folio, mm: MmStruct) -> None:
+    """Mirrors: include/linux/rmap.h hugetlb_remove_rmap()."""
+    folio.entire_mapcount -= 1
+    if not folio.entire_mapcount:
+        folio.pages[0].anon_exclusive = False
+    _mm_track(folio, mm, -1)

@@ -12,9 +12,11 @@ Taught in: notebooks/05-shared-vs-private.ipynb
 
 from __future__ import annotations
 
+import errno
 from typing import TYPE_CHECKING
 
 from .errors import need
+from .folio import folio_ref_add
 from .madvise import ADVICES, do_madvise
 from .mmap import do_munmap
 from .mprotect import clear_refs_soft_dirty, do_mprotect
@@ -22,7 +24,7 @@ from .mremap import do_mremap
 from .pgtable import ptep_get
 from .pins import UserPin, pin_user_pages
 from .pte import PAGE_SIZE, is_swap_entry
-from .vma import check_range
+from .vma import File, check_range
 
 if TYPE_CHECKING:  # pragma: no cover
     from .mm import MmStruct
@@ -68,12 +70,20 @@ class MemorySyscalls:
         return [self.read(a) for a in range(start, end, PAGE_SIZE)]
 
     # -- system calls ---------------------------------------------------------------
-    def munmap(self, addr: int, npages: int) -> None:
+    def _hugetlb_misaligned(self, start: int, end: int) -> bool:
+        """A hugetlb VMA in the range whose huge pages the range would cut (-EINVAL)."""
+        return any(v.hugetlb_kb and (start % (v.hugetlb_kb << 10) or end % (v.hugetlb_kb << 10))
+                   for v in self.mm.vmas if v.vm_start < end and v.vm_end > start)
+
+    def munmap(self, addr: int, npages: int) -> int:
         """``munmap(addr, npages * 4096)``: drop the range's mappings and VMAs (a hole in
-        the range is fine, as for the kernel)."""
+        the range is fine, as for the kernel); 0, or -EINVAL when it cuts a huge page."""
         self._alive("munmap")
         start, end = check_range("munmap", addr, npages)
+        if self._hugetlb_misaligned(start, end):
+            return -errno.EINVAL
         do_munmap(self.mm, start, end)
+        return 0
 
     def madvise(self, addr: int, npages: int, advice: str) -> int:
         """``madvise(addr, npages * 4096, advice)``; returns 0 or a negative errno (as the
@@ -81,6 +91,8 @@ class MemorySyscalls:
         need(isinstance(advice, str) and advice in ADVICES,
              f"madvise: advice={advice!r}: use one of {', '.join(ADVICES)}")
         start, end = self._mapped_range("madvise", addr, npages)
+        if self._hugetlb_misaligned(start, end):
+            return -errno.EINVAL
         return do_madvise(self.mm, start, end, advice)
 
     def mprotect(self, addr: int, npages: int, *, write: bool) -> int:
@@ -89,6 +101,8 @@ class MemorySyscalls:
         would reuse (AnonExclusive pages): see :mod:`pkmm.mprotect`."""
         need(isinstance(write, bool), f"mprotect: write={write!r}: True or False")
         start, end = self._mapped_range("mprotect", addr, npages)
+        if self._hugetlb_misaligned(start, end):
+            return -errno.EINVAL
         return do_mprotect(self.mm, start, end, write)
 
     def mremap(self, addr: int, npages: int, new_addr: int) -> int:
@@ -130,3 +144,33 @@ class MemorySyscalls:
         check_range("is_swapped", addr, 1)
         pte = ptep_get(self.mm, addr)
         return pte is not None and is_swap_entry(pte)
+
+    # -- files with pages already in their page cache ----------------------------------
+    def memfd_create(self, npages: int, *, hugetlb_kb: int = 0) -> File:
+        """``memfd_create()`` + ``fallocate(fd, 0, 0, npages * 4096)``: a shmem file (or,
+        with ``hugetlb_kb``, a MFD_HUGETLB hugetlbfs file) whose page cache already holds
+        ``npages`` zeroed pages, for :meth:`mmap` with ``file=``."""
+        return self._new_file("shmem", npages, hugetlb_kb)
+
+    def tmpfile(self, npages: int) -> File:
+        """``tmpfile()`` + ``fallocate``: a regular file with ``npages`` zeroed pages in
+        its page cache."""
+        return self._new_file("file", npages, 0)
+
+    def _new_file(self, kind: str, npages: int, hugetlb_kb: int) -> File:
+        self._alive("memfd_create" if kind == "shmem" else "tmpfile")
+        check_range("fallocate", 0, npages)
+        need(hugetlb_kb in (0, 2048, 1 << 20) and not isinstance(hugetlb_kb, bool),
+             f"hugetlb_kb={hugetlb_kb!r}: 0, 2048 or 1048576")
+        step = max(hugetlb_kb // 4, 1)
+        need(npages % step == 0, f"npages={npages}: a hugetlbfs file holds whole huge pages "
+             f"({step} pages each)")
+        f = File(f"{self.name}-memfd" if kind == "shmem" else f"{self.name}-tmpfile",
+                 "file" if hugetlb_kb else kind, hugetlb_kb=hugetlb_kb)  # type: ignore[arg-type]
+        machine = self.mm.machine
+        for off in range(0, npages, step):
+            folio = (machine.alloc_hugetlb_folio((hugetlb_kb // 4).bit_length() - 1, "file")
+                     if hugetlb_kb else machine.alloc_folio(0, kind))  # type: ignore[arg-type]
+            folio_ref_add(folio, folio.nr_pages)     # the page cache's references
+            f.cache[off] = folio.pages[0]
+        return f

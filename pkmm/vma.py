@@ -89,6 +89,8 @@ class File:
     name: str
     kind: Literal["file", "shmem"]
     cache: dict[int, Page] = field(default_factory=dict)
+    hugetlb_kb: int = 0         # a hugetlbfs file: its huge page size (the cache holds
+                                # the head page of each huge page at its first offset)
 
 
 @dataclass(eq=False)

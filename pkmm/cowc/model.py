@@ -306,9 +306,9 @@ def run_non_anon(p: pkmm.Process, fn: NonAnonFn, config: str, kb: int) -> Outcom
             p.madvise(MEM, n, "MADV_HUGEPAGE")
             p.madvise(SMEM, n, "MADV_HUGEPAGE")
     else:
-        kind = {"memfd": "shmem", "tmpfile": "file", "memfd-hugetlb": "hugetlb"}[config]
-        f = p.machine.create_file(kind, npages=n, hugetlb_kb=kb if kind == "hugetlb" else 0)
-        backing = "file" if kind == "file" else "shmem"
+        f = p.tmpfile(n) if config == "tmpfile" else p.memfd_create(
+            n, hugetlb_kb=kb if config == "memfd-hugetlb" else 0)
+        backing = "shmem" if f.kind == "shmem" else "file"
         p.mmap(MEM, n, backing=backing, file=f, hugetlb_kb=f.hugetlb_kb)
         p.mmap(SMEM, n, backing=backing, file=f, shared=True, write=False,
                hugetlb_kb=f.hugetlb_kb)
@@ -328,9 +328,9 @@ _CONFIG_NEEDS = {
     "single-pte": ("Process.madvise:MADV_DONTNEED",), "partial-mremap": ("Process.mremap",),
     "partial-shared": ("Process.madvise:MADV_DOFORK",),
     "hugetlb": ("Process.mmap:hugetlb_kb",), "zeropage": (),
-    "memfd": ("Machine.create_file",), "tmpfile": ("Machine.create_file",),
+    "memfd": ("Process.memfd_create",), "tmpfile": ("Process.tmpfile",),
     "huge-zeropage": ("Process.madvise:MADV_HUGEPAGE",),
-    "memfd-hugetlb": ("Machine.create_file", "Process.mmap:hugetlb_kb"),
+    "memfd-hugetlb": ("Process.memfd_create:hugetlb_kb", "Process.mmap:hugetlb_kb"),
 }
 _FUNC_NEEDS = {
     "vmsplice": ("Pipe", "Process.munmap"), "iouring": ("Process.pin_user_pages",

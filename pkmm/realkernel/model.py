@@ -63,8 +63,9 @@ def page_obs(p: pkmm.Process, addr: int) -> PageObs:
                    count=0 if zero else folio.pages[i].mapcount,
                    ae=(head if large else folio.pages[i]).anon_exclusive,
                    anon=folio.kind == "anon", head=large and i == 0, tail=large and i > 0,
-                   thp=large, zero=zero, file=folio.kind not in ("anon", "zero"),
-                   uwp=pte.uffd_wp)
+                   thp=large and not folio.hugetlb, zero=zero,
+                   file=folio.kind not in ("anon", "zero"), uwp=pte.uffd_wp,
+                   hugetlb=folio.hugetlb)
 
 
 class ModelBackend:
