@@ -2,7 +2,8 @@
 
 Mirrors: mm/madvise.c do_madvise() -> madvise_walk_vmas() -> madvise_vma_behavior(),
 madvise_update_vma(), madvise_dontneed_single_vma(); mm/khugepaged.c hugepage_madvise();
-v6.8 .. v6.17.  MADV_PAGEOUT is :func:`pkmm.swap.madvise_pageout`.
+v6.8 .. v6.17.  MADV_PAGEOUT is :func:`pkmm.swap.madvise_pageout`, MADV_COLLAPSE
+:func:`pkmm.khugepaged.madvise_collapse`.
 Simplified: the range must be mapped (the kernel applies the advice to the mapped parts
 and returns -ENOMEM; pkmm refuses before changing anything, see :class:`pkmm.Process`).
 Taught in: notebooks/05-shared-vs-private.ipynb
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import errno
 
+from .khugepaged import madvise_collapse
 from .mm import MmStruct
 from .mmap import vma_merge_around, vma_modify, zap_page_range_single
 from .swap import madvise_pageout
@@ -36,7 +38,7 @@ FLAG_ADVICE: dict[str, tuple[int, int]] = {
     "MADV_HUGEPAGE": (VM_HUGEPAGE, VM_NOHUGEPAGE),
     "MADV_NOHUGEPAGE": (VM_NOHUGEPAGE, VM_HUGEPAGE),
 }
-ADVICES = (*FLAG_ADVICE, "MADV_DONTNEED", "MADV_PAGEOUT")
+ADVICES = (*FLAG_ADVICE, "MADV_DONTNEED", "MADV_PAGEOUT", "MADV_COLLAPSE")
 
 
 def _flag_advice_invalid(vma: Vma, advice: str) -> bool:
@@ -65,6 +67,8 @@ def do_madvise(mm: MmStruct, start: int, end: int, advice: str) -> int:
     """Apply ``advice`` to [start, end) of ``mm``: 0, or a negative errno as the system
     call returns it (-EINVAL for advice the VMA cannot take).  The caller checked that
     the range is mapped."""
+    if advice == "MADV_COLLAPSE":
+        return madvise_collapse(mm, start, end)
     vmas = [v for v in mm.vmas if v.vm_start < end and v.vm_end > start]
     if advice in FLAG_ADVICE and any(_flag_advice_invalid(v, advice) for v in vmas):
         return -errno.EINVAL

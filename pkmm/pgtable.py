@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .mm import MmStruct
 
 __all__ = ["huge_ptep_get", "huge_ptep_get_and_clear", "pmd_clear_soft_dirty",
-           "pmd_mksoft_dirty", "set_huge_pte_at",
+           "pmd_mksoft_dirty", "pmdp_collapse_flush", "set_huge_pte_at",
            "Pmd", "PteTable", "free_pgtables", "free_pte_table", "pgtable_trans_huge_deposit",
            "pgtable_trans_huge_move",
            "pmd_none",
@@ -233,6 +233,17 @@ def set_huge_pte_at(mm: MmStruct, haddr: int, pte: Pte) -> None:
 def huge_ptep_get_and_clear(mm: MmStruct, haddr: int) -> Pte | None:
     """Clear the huge PTE at ``haddr`` and return it."""
     return mm.hugetlb.pop(haddr, None)
+
+
+def pmdp_collapse_flush(mm: MmStruct, addr: int) -> PteTable:
+    """Take the PTE table covering ``addr`` out of its PMD slot (khugepaged, before it
+    installs a huge PMD there and deposits the table): nr_ptes - 1 until deposited."""
+    t = mm.pmds.get(pmd_index(addr))
+    if not isinstance(t, PteTable):
+        raise KernelBug(f"pmdp_collapse_flush: no PTE table at {addr:#x}")
+    del mm.pmds[pmd_index(addr)]
+    mm.nr_ptes -= 1
+    return t
 
 
 def free_pte_table(mm: MmStruct, addr: int) -> None:

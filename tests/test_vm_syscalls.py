@@ -317,3 +317,42 @@ def test_mremap_unmaps_the_target_and_refuses_overlap() -> None:
     with pytest.raises(pkmm.LayoutError, match="not inside one VMA"):
         p.mremap(BASE + 7 * P, 2, BASE + 40 * P)
     pkmm.check_invariants(p)
+
+
+# --- MADV_COLLAPSE --------------------------------------------------------------------
+
+@pytest.mark.parametrize("kernel", COW_KERNELS)
+def test_collapse_after_fork_copies_into_a_new_exclusive_thp(kernel) -> None:
+    # mm/khugepaged.c collapse_huge_page(): a new THP, mapped by one PMD in this mm only;
+    # the child keeps the old pages (no max_ptes_shared limit for MADV_COLLAPSE)
+    p = pkmm.Process(kernel, machine=thp_machine())
+    p.mmap(BASE, 512)
+    p.madvise(BASE, 512, "MADV_HUGEPAGE")
+    p.memset(BASE, 512, 1)
+    p.mprotect(BASE + P, 1, write=False)      # PTE-map it (cow.c's trick)
+    p.mprotect(BASE + P, 1, write=True)
+    old = p.page_at(BASE)[0]
+    c = pkmm.fork(p, kernel=kernel).child
+    tables = p.mm.nr_ptes
+    assert p.madvise(BASE, 512, "MADV_COLLAPSE") == 0
+    new = p.pmd(BASE)
+    assert new is not None and new.write and p.page_at(BASE)[0] is not old
+    assert p.page_at(BASE)[0].pages[0].anon_exclusive and p.mm.nr_ptes == tables
+    p.memset(BASE, 512, 0xFF)
+    assert c.read_range(BASE, 512) == [1] * 512 and c.page_at(BASE)[0] is old
+    pkmm.check_invariants(p, c)
+
+
+def test_collapse_refuses_pinned_pages_and_non_thp_vmas() -> None:
+    # is_refcount_suitable(): "Check if the page has any GUP (or other external) pins"
+    p = pkmm.Process(machine=thp_machine())
+    p.mmap(BASE, 512)
+    p.memset(BASE, 512, 1)
+    p.pin_user_pages(BASE + 3 * P, 1, write=True)
+    assert p.madvise(BASE, 512, "MADV_COLLAPSE") == -errno.EAGAIN and p.pmd(BASE) is None
+    q = pkmm.Process()
+    q.mmap(BASE, 512)
+    q.memset(BASE, 512, 1)
+    q.madvise(BASE, 512, "MADV_NOHUGEPAGE")
+    assert q.madvise(BASE, 512, "MADV_COLLAPSE") == -errno.EINVAL
+    pkmm.check_invariants(p, q)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PkmmError
-from .layouts_model import MISSING
 from .model import model_kernel, run_model
 from .observe import Step, rle, unrle
 from .scenarios import BY_ID, RULES, SCENARIOS, Scenario, phase
@@ -47,11 +46,10 @@ class Row:
     diffs: list[Diff] = field(default_factory=list)
     skipped: str | None = None
     cells: int = 0          # cells compared
-    unexpressed: str | None = None   # the model API this scenario still needs
 
     @property
     def agrees(self) -> bool:
-        return self.skipped is None and self.unexpressed is None and not self.diffs
+        return self.skipped is None and not self.diffs
 
 
 def steps_json(steps: list[Step]) -> list[dict[str, Any]]:
@@ -178,10 +176,6 @@ def report(kernel_results: dict[str, dict[str, Any]], kernel: str) -> list[Row]:
         if "skipped" in res:
             rows.append(Row(sc.id, sc.title, skipped=res["skipped"]))
             continue
-        if sc.id in MISSING:
-            rows.append(Row(sc.id, sc.title, outcome(sc, res["steps"]),
-                            unexpressed=MISSING[sc.id]))
-            continue
         rows.append(compare(sc, res["steps"], run_model(sc, kernel)))
     return rows
 
@@ -195,16 +189,12 @@ def render(rows: list[Row], header: str = "") -> str:
     for r in rows:
         vals = [r.outcome.get(c, "-") for c in COLUMNS] if not r.skipped else \
             ["skipped"] + [""] * (len(COLUMNS) - 1)
-        res = "skipped" if r.skipped else "MODEL?" if r.unexpressed else \
-            ("agree" if r.agrees else "DIFFER")
+        res = "skipped" if r.skipped else ("agree" if r.agrees else "DIFFER")
         cols = [r.id, r.title, *vals, res]
         lines.append("  ".join(v.ljust(w) for v, w in zip(cols, widths, strict=True)).rstrip())
     for r in rows:
         if r.skipped:
             lines.append(f"skipped {r.id}: {r.skipped}")
-        if r.unexpressed:
-            lines.append(f"MODEL? {r.id}: the model cannot build this layout yet: needs "
-                         f"{r.unexpressed}")
         for d in r.diffs:
             lines.append(f"DIFFER {r.id}: {d.step} [{d.who}] {d.what}: kernel {d.kernel!r}, "
                          f"model {d.model!r} -- {d.rule}")
