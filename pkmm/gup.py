@@ -24,7 +24,7 @@ from .folio import Folio, folio_pin, folio_put, folio_ref_add, folio_test_anon, 
 from .hugetlb import hugetlb_page
 from .mm import MmStruct
 from .pgtable import huge_ptep_get, pmdp_get, pte_index, ptep_get
-from .pte import PAGE_SIZE
+from .pte import PAGE_SIZE, PMD_SIZE
 from .vma import VM_PFNMAP, VM_SHARED, VM_WRITE, Vma, is_cow_mapping
 
 __all__ = ["FOLL_GET", "FOLL_LONGTERM", "FOLL_PIN", "FOLL_WRITE", "check_vma_flags",
@@ -211,7 +211,8 @@ def get_user_pages(mm: MmStruct, start: int, nr: int, flags: GupFlags,
     slow = not fast
     if FOLL_PIN in flags:
         mm.has_pinned = True            # mm_set_has_pinned_flag(), before the walk
-    for k in range(nr):
+    k = 0
+    while k < nr:
         addr = start + k * PAGE_SIZE
         vma = mm.find_vma(addr)
         if vma is None or (err := check_vma_flags(vma, flags)):
@@ -231,15 +232,37 @@ def get_user_pages(mm: MmStruct, start: int, nr: int, flags: GupFlags,
             handle_mm_fault(mm, addr, FOLL_WRITE in flags, kernel, fr,
                             unshare=got == "unshare")
         folio, i = got
-        if folio.kind in ("zero", "huge_zero"):
-            pass                        # try_grab_folio(): the zero folio is not counted
-        elif FOLL_PIN in flags:
-            pin_user_page(mm, folio, i)
-        else:
-            folio_ref_add(folio, 1)     # FOLL_GET: a plain reference, owned by the caller
-            folio.gup_refs += 1
-        pages.append((folio, i))
+        # kernel: follow_page_mask() reports the huge leaf's page_mask, and the pages
+        # after this one in the same PMD / hugetlb entry are taken without another walk
+        for j in range(_leaf_pages_left(vma, addr, nr - k)):
+            _grab(mm, folio, i + j, flags)
+            pages.append((folio, i + j))
+        k += _leaf_pages_left(vma, addr, nr - k)
     return pages
+
+
+def _leaf_pages_left(vma: Vma, addr: int, want: int) -> int:
+    """1, or -- inside a PMD or hugetlb mapping -- how many of the next ``want`` pages
+    that same entry maps (``page_increm`` of __get_user_pages())."""
+    if vma.hugetlb_kb:
+        size = vma.hugetlb_kb << 10
+    elif pmdp_get(vma.vm_mm, addr) is not None:
+        size = PMD_SIZE
+    else:
+        return 1
+    return min(want, (size - addr % size) // PAGE_SIZE)
+
+
+def _grab(mm: MmStruct, folio: Folio, i: int, flags: GupFlags) -> None:
+    """try_grab_folio(): a pin, or a plain reference owned by the caller; the zero folio
+    is not counted."""
+    if folio.kind in ("zero", "huge_zero"):
+        return
+    if FOLL_PIN in flags:
+        pin_user_page(mm, folio, i)
+    else:
+        folio_ref_add(folio, 1)
+        folio.gup_refs += 1
 
 
 def put_user_page(folio: Folio) -> None:

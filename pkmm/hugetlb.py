@@ -34,7 +34,7 @@ from .rmap import (
 from .vma import VM_MAYSHARE, VM_SHARED, VM_WRITE, AnonVma, Vma, is_cow_mapping, userfaultfd_wp
 
 __all__ = ["copy_hugetlb_page_range", "hugetlb_change_protection", "hugetlb_fault",
-           "hugetlb_page", "huge_page_order", "unmap_hugepage_range"]
+           "hugetlb_page", "hugetlb_wp_can_reuse", "huge_page_order", "unmap_hugepage_range"]
 
 
 def huge_page_order(vma: Vma) -> int:
@@ -117,6 +117,12 @@ def hugetlb_no_page(vma: Vma, haddr: int, write: bool, fr: FaultResult) -> None:
         hugetlb_wp(vma, haddr, pte, False, fr)
 
 
+def hugetlb_wp_can_reuse(folio: Folio) -> bool:
+    """hugetlb_wp()'s reuse test: "If no-one else is actually using this page, we're the
+    exclusive owner" -- an anon page whose mapcount is 1 (extra references do not count)."""
+    return folio.mapcount == 1 and folio_test_anon(folio)
+
+
 def hugetlb_wp(vma: Vma, haddr: int, pte: Pte, unshare: bool, fr: FaultResult) -> None:
     """Write to (or unshare) a read-only huge PTE: a shared mapping just becomes
     writable; a private anon page mapped only here is reused; anything else is copied
@@ -137,7 +143,7 @@ def hugetlb_wp(vma: Vma, haddr: int, pte: Pte, unshare: bool, fr: FaultResult) -
     if found is None:
         raise KernelBug(f"hugetlb_wp: {pte!r} maps a freed pfn")
     old = found[0]
-    if old.mapcount == 1 and folio_test_anon(old):
+    if hugetlb_wp_can_reuse(old):
         old.pages[0].anon_exclusive = True
         if not unshare:
             set_huge_pte_at(mm, haddr, make_huge_pte(old, bool(vma.vm_flags & VM_WRITE)))
@@ -185,7 +191,8 @@ def copy_hugetlb_page_range(fc: ForkContext, dst_vma: Vma, src_vma: Vma) -> int:
         folio_get(folio)
         if not folio_test_anon(folio):
             hugetlb_add_file_rmap(folio, dst_vma)
-        elif hugetlb_try_dup_anon_rmap(folio, src_vma, dst_vma):
+        elif hugetlb_try_dup_anon_rmap(folio, src_vma, dst_vma,
+                                       ignore_pins=fc.ablated("pinned-copy")):
             folio_put(folio)
             new = src_mm.machine.alloc_hugetlb_folio(folio.order, "anon")
             for src, dst in zip(folio.pages, new.pages, strict=True):
@@ -200,7 +207,7 @@ def copy_hugetlb_page_range(fc: ForkContext, dst_vma: Vma, src_vma: Vma) -> int:
             fc.emit(f, "copy:pinned", "huge page may be pinned and is AnonExclusive: the "
                     f"child gets a copy of all {src_vma.hugetlb_kb} KiB", haddr)
             continue
-        if cow and entry.write:
+        if cow and entry.write and not fc.ablated("cow-wrprotect"):
             set_huge_pte_at(src_mm, haddr, pte_wrprotect(entry))
             entry = pte_wrprotect(entry)
         if not userfaultfd_wp(dst_vma):

@@ -305,12 +305,13 @@ def hugetlb_add_file_rmap(folio: Folio, vma: Vma) -> None:
     _mm_track(folio, vma.vm_mm, 1)
 
 
-def hugetlb_try_dup_anon_rmap(folio: Folio, src_vma: Vma, dst_vma: Vma) -> int:
+def hugetlb_try_dup_anon_rmap(folio: Folio, src_vma: Vma, dst_vma: Vma,
+                              ignore_pins: bool = False) -> int:
     """Mirrors: include/linux/rmap.h hugetlb_try_dup_anon_rmap(): -EBUSY (nothing changed)
     for an AnonExclusive page that may be pinned, else AE cleared and mapcount + 1."""
     head = folio.pages[0]
     if head.anon_exclusive:
-        if folio_needs_cow_for_dma(src_vma, folio):
+        if not ignore_pins and folio_needs_cow_for_dma(src_vma, folio):
             return -errno.EBUSY
         head.anon_exclusive = False
     folio.entire_mapcount += 1

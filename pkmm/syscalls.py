@@ -16,14 +16,14 @@ import errno
 from typing import TYPE_CHECKING
 
 from .errors import need
-from .folio import folio_ref_add
+from .folio import Page, folio_ref_add
 from .madvise import ADVICES, do_madvise
 from .mmap import do_munmap
 from .mprotect import clear_refs_soft_dirty, do_mprotect
 from .mremap import do_mremap
-from .pgtable import ptep_get
+from .pgtable import huge_ptep_get, pmdp_get, ptep_get
 from .pins import UserPin, pin_user_pages
-from .pte import PAGE_SIZE, is_swap_entry
+from .pte import PAGE_SIZE, PMD_SIZE, is_swap_entry
 from .vma import File, check_range
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,13 +61,57 @@ class MemorySyscalls:
         need(isinstance(value, int) and not isinstance(value, bool),
              f"memset: value={value!r}: pages hold ints")
         start, end = self._mapped_range("memset", addr, npages)
-        for a in range(start, end, PAGE_SIZE):
+        a = start
+        while a < end:
             self.write(a, value)
+            # pkmm: the rest of a writable huge mapping takes these stores without a fault
+            rest = self._huge_leaf_pages(a, end, write=True)
+            for page in rest:
+                if page is not None:
+                    page.data = value
+            a += (1 + len(rest)) * PAGE_SIZE
 
     def read_range(self, addr: int, npages: int) -> list[int]:
         """Load every page of the range (what a memcpy from it reads)."""
         start, end = self._mapped_range("read_range", addr, npages)
-        return [self.read(a) for a in range(start, end, PAGE_SIZE)]
+        out: list[int] = []
+        a = start
+        while a < end:
+            out.append(self.read(a))
+            rest = self._huge_leaf_pages(a, end, write=False)
+            out += [0 if page is None else page.data for page in rest]
+            a += (1 + len(rest)) * PAGE_SIZE
+        return out
+
+    def _huge_leaf_pages(self, addr: int, end: int, write: bool) -> list[Page | None]:
+        """The pages after ``addr`` (up to ``end``) that the same PMD or hugetlb entry maps,
+        if an access to them cannot fault (present, and writable for a store); [] else.
+        The huge zero page's pages are None (they read as 0)."""
+        mm = self.mm
+        vma = mm.find_vma(addr)
+        if vma is None:
+            return []
+        if vma.hugetlb_kb:
+            size = vma.hugetlb_kb << 10
+            hpte = huge_ptep_get(mm, addr & ~(size - 1))
+            if hpte is None or (write and not hpte.write):
+                return []
+            pfn, zero = hpte.pfn, False
+        else:
+            size = PMD_SIZE
+            pmd = pmdp_get(mm, addr)
+            if pmd is None or (write and not pmd.write):
+                return []
+            pfn, zero = pmd.pfn, pmd.huge_zero
+        first = addr & ~(size - 1)
+        n = (min(end, first + size) - addr) // PAGE_SIZE - 1
+        found = mm.machine.pfn_folio(pfn)
+        if n <= 0 or found is None:
+            return []
+        if zero:
+            return [None] * n
+        base = (addr - first) // PAGE_SIZE + 1
+        return list(found[0].pages[base:base + n])
 
     # -- system calls ---------------------------------------------------------------
     def _hugetlb_misaligned(self, start: int, end: int) -> bool:

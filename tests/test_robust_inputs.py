@@ -97,6 +97,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     (("realkernel", "--stored", "--timing", "--sizes", "1Q"), "--sizes '1Q'"),
     (("realkernel", "--stored", "--timing", "--sizes", "99999G"), "out of range"),
     (("realkernel", "--stored", "--save"), "--save --stored"),
+    (("realkernel", "--cowc", "--only", "a"), "--cowc takes no --only"),
+    (("realkernel", "--cowc", "--data", "/dev/null"), "not a stored cow.c run"),
+    (("realkernel", "--cowc", "--data", "{wrong}"), "no list of cases"),
     (("bench", "--repeats", "1000000000"), "--repeats 1000000000: use 1..1000"),
     (("bench", "--repeats", "0"), "--repeats 0"),
 ])

@@ -18,10 +18,12 @@ unmaps whatever is at the target anyway).
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pkmm
+from pkmm.vma import Backing
 
 from .matrix import Case
 
@@ -32,6 +34,16 @@ FAR = 0x30_0000_0000          # mremap target
 OLD, NEW = 1, 0xFF            # cow.c: memset(mem, 1, size), then memset(mem, 0xff, size)
 #: PIPE_DEF_BUFFERS: one vmsplice() into a fresh pipe takes at most 16 pages.
 PIPE_PAGES = 16
+
+
+#: The ablations of the case being run (set by :func:`run_case` around one case only).
+_WITHOUT: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "cowc_without", default=frozenset())
+
+
+def _fork(p: pkmm.Process) -> pkmm.Process:
+    """cow.c's fork(): the child, under the parent's kernel (and the case's ablations)."""
+    return pkmm.fork(p, kernel=p.kernel, without=_WITHOUT.get(), detail=False).child
 
 
 class Skip(Exception):
@@ -110,7 +122,7 @@ def run_with_thp(p: pkmm.Process, fn: TestFn, kind: str, kb: int) -> Outcome:
         p.mremap(MEM + size * P, size, FAR)
     elif base == "partial-shared":
         p.madvise(MEM + P, n - 1, "MADV_DONTFORK")
-        pkmm.fork(p, kernel=p.kernel).child.exit()
+        _fork(p).exit()
         p.madvise(MEM + P, n - 1, "MADV_DOFORK")
     if kind.endswith("-swap"):
         p.madvise(MEM, size, "MADV_PAGEOUT")
@@ -141,7 +153,7 @@ def _verdict(same: bool, xfail: bool, ok: str, leak: str) -> Outcome:
 def do_test_cow_in_parent(p: pkmm.Process, mem: int, n: int, do_mprotect: bool,
                           vmsplice: bool, xfail: bool) -> Outcome:
     """do_test_cow_in_parent() with child_memcmp_fn / child_vmsplice_memcmp_fn."""
-    child = pkmm.fork(p, kernel=p.kernel).child
+    child = _fork(p)
     old = contents(child, mem, n)          # the child backs up the content
     pipe = None
     if vmsplice:                           # R/O GUP (FOLL_GET) into a pipe, then unmap
@@ -166,7 +178,7 @@ def do_test_vmsplice_in_parent(p: pkmm.Process, mem: int, n: int, before_fork: b
     pipe = pkmm.Pipe()
     if before_fork:
         got = pipe.vmsplice(p, mem, n)
-    child = pkmm.fork(p, kernel=p.kernel).child
+    child = _fork(p)
     if not before_fork:
         got = pipe.vmsplice(p, mem, n)
     p.munmap(mem, n)
@@ -181,7 +193,7 @@ def do_test_iouring(p: pkmm.Process, mem: int, n: int, use_fork: bool) -> Outcom
     pin = p.pin_user_pages(mem, n, write=True)
     child = None
     if use_fork:                           # the pinned page must not get shared
-        child = pkmm.fork(p, kernel=p.kernel).child
+        child = _fork(p)
     else:                                  # map it R/O: the next write faults
         p.mprotect(mem, n, write=False)
         p.clear_soft_dirty()
@@ -199,7 +211,7 @@ def do_test_ro_pin(p: pkmm.Process, mem: int, n: int, test: str, fast: bool) -> 
     """do_test_ro_pin(): a R/O FOLL_PIN|FOLL_LONGTERM (gup_test PIN_LONGTERM_TEST_START)."""
     child = None
     if test in ("shared", "previously-shared"):
-        child = pkmm.fork(p, kernel=p.kernel).child
+        child = _fork(p)
         if test == "previously-shared":   # "mapped R/O ... but no longer shared"
             child.exit()
             child = None
@@ -228,7 +240,7 @@ def do_test_anon_thp_collapse(p: pkmm.Process, mem: int, n: int, test: str) -> O
         p.madvise(mem + half * P, half, "MADV_DONTFORK")
     elif test == "upper":
         p.madvise(mem, half, "MADV_DONTFORK")
-    child = pkmm.fork(p, kernel=p.kernel).child
+    child = _fork(p)
     watch = {"lower": (mem, half), "upper": (mem + half * P, half)}.get(test, (mem, n))
     old = contents(child, *watch)
     if test in ("lower", "upper"):         # merge the VMAs again, so that it can collapse
@@ -308,7 +320,7 @@ def run_non_anon(p: pkmm.Process, fn: NonAnonFn, config: str, kb: int) -> Outcom
     else:
         f = p.tmpfile(n) if config == "tmpfile" else p.memfd_create(
             n, hugetlb_kb=kb if config == "memfd-hugetlb" else 0)
-        backing = "shmem" if f.kind == "shmem" else "file"
+        backing: Backing = "shmem" if f.kind == "shmem" else "file"
         p.mmap(MEM, n, backing=backing, file=f, hugetlb_kb=f.hugetlb_kb)
         p.mmap(SMEM, n, backing=backing, file=f, shared=True, write=False,
                hugetlb_kb=f.hugetlb_kb)
@@ -376,14 +388,18 @@ def missing_api(case: Case) -> list[str]:
 
 # --- one case -----------------------------------------------------------------------------
 
-def run_case(case: Case, kernel: str, pmd_kb: int = 2048) -> Outcome:
-    """``case`` on a fresh simulated machine under ``kernel``."""
+def run_case(case: Case, kernel: str, pmd_kb: int = 2048,
+             without: frozenset[str] = frozenset()) -> Outcome:
+    """``case`` on a fresh simulated machine under ``kernel``; every fork of the case
+    switches off the rules in ``without`` (see :data:`pkmm.ABLATIONS`) -- the negative
+    controls that show the assertions can fail."""
     machine = pkmm.Machine()
     # run_anon_test_case() pushes per-size settings; the anon THP tests run with main()'s
     anon_thp = case.config not in ("base", "base-swap", "hugetlb") and \
         case.func in ANON_TESTS and not case.func.startswith("test_anon_thp_collapse")
     thp_settings_for(machine, case.kb if anon_thp else 0, pmd_kb)
     p = pkmm.Process(kernel, machine=machine)
+    token = _WITHOUT.set(frozenset(without))
     try:
         if case.func in NON_ANON_TESTS:
             return run_non_anon(p, NON_ANON_TESTS[case.func], case.config, case.kb)
@@ -395,6 +411,8 @@ def run_case(case: Case, kernel: str, pmd_kb: int = 2048) -> Outcome:
         return run_with_thp(p, fn, case.config, case.kb)
     except Skip as e:
         return Outcome("skip", str(e))
+    finally:
+        _WITHOUT.reset(token)
 
 
 __all__ = ["ANON_TESTS", "NON_ANON_TESTS", "Outcome", "Skip", "missing_api", "needs",

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import StoredDataError
 from ..kernels import KERNELS
 from .matrix import Case, cases
 from .model import Outcome, missing_api, run_case
@@ -48,8 +49,21 @@ class CaseRow:
 
 
 def load_live(path: Path = DATA) -> dict[str, Any]:
-    """The stored live cow.c run."""
-    data: dict[str, Any] = json.loads(path.read_text())
+    """The stored live cow.c run (:class:`StoredDataError` naming the file if it is not
+    one)."""
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise StoredDataError(f"{path}: not a stored cow.c run ({type(e).__name__}); pass "
+                              "a file written by `python -m pkmm realkernel --cowc --save`"
+                              ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("cases"), list) or not all(
+            isinstance(c, dict) and {"n", "case", "result"} <= set(c) for c in data["cases"]):
+        raise StoredDataError(f"{path}: no list of cases with n/case/result; pass a file "
+                              "written by `python -m pkmm realkernel --cowc --save`")
+    for key in ("kernel", "source"):
+        if not isinstance(data.get(key), str):
+            raise StoredDataError(f"{path}: no {key!r} string")
     return data
 
 
@@ -61,7 +75,10 @@ def build_rows(live: dict[str, Any], kernels: tuple[str, ...] = KERNELS,
     for case in cases():
         if only is not None and case.n not in only:
             continue
-        rec = by_name[case.name]
+        rec = by_name.get(case.name)
+        if rec is None:
+            raise StoredDataError(f"the stored cow.c run has no case {case.name!r}: it "
+                                  "was run on another machine; run --cowc --save here")
         seen = tuple(rec.get("seen", [rec["result"]]))
         row = CaseRow(case, rec["result"], seen, rec.get("why", ""), tuple(missing_api(case)))
         if row.expressible:

@@ -53,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--timing", action="store_true",
                     help="also measure fork() time per folio layout (see --sizes)")
     ap.add_argument("--sizes", default="256M,1G", help="region sizes for --timing")
+    ap.add_argument("--cowc", action="store_true",
+                    help="the kernel's cow.c selftest: every case on the model (each "
+                         "variant) against the stored live results; with --save, build "
+                         "and run cow.c here first (root, Debian linux-source, gcc)")
     return ap
 
 
@@ -141,7 +145,41 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def _cowc(args: argparse.Namespace) -> int:
+    """``--cowc``: the cow.c report (live run and store first with ``--save``)."""
+    from ..cowc.report import DATA, build_rows, summary
+    from ..cowc.report import render as render_cowc
+    if args.only or args.timing or args.stored:
+        raise CliError("--cowc takes no --only, --timing or --stored (it always compares "
+                       "with the stored cow.c run; --save refreshes that)")
+    path = DATA if args.data == STORED else args.data
+    if args.save:
+        from .cowc import CowcUnavailable, dump, run_live
+        try:
+            data = run_live()
+        except CowcUnavailable as e:
+            raise CliError(f"--cowc --save: cow.c cannot run here: {e}") from None
+        path.write_text(dump(data))
+    from ..cowc.report import load_live
+    live = load_live(path)
+    rows = build_rows(live)
+    if args.json:
+        print(json.dumps({"summary": summary(rows), "cases": [
+            {"n": r.case.n, "case": r.case.name, "live": r.live,
+             "missing": list(r.missing),
+             "model": {k: o.result for k, o in r.model.items()}} for r in rows]}, indent=1))
+    else:
+        print(f"cow.c: live results of Linux {live['kernel']} from {path.name} "
+              f"({live['source']})")
+        print(render_cowc(rows))
+    bad = [r for r in rows if r.missing or any(
+        o.result == "fail" or r.agrees(k) is False for k, o in r.model.items())]
+    return 1 if bad else 0
+
+
 def _main(args: argparse.Namespace) -> int:
+    if args.cowc:
+        return _cowc(args)
     only = _only(args.only)
     if args.timing:
         parse_sizes(args.sizes)

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import PkmmError
+from ..errors import StoredDataError
 from .model import model_kernel, run_model
 from .observe import Step, rle, unrle
 from .scenarios import BY_ID, RULES, SCENARIOS, Scenario, phase
@@ -201,10 +201,6 @@ def render(rows: list[Row], header: str = "") -> str:
     done = [r for r in rows if not r.skipped]
     lines.append(f"agree: {sum(r.agrees for r in done)}/{len(done)}")
     return "\n".join(lines)
-
-
-class StoredDataError(PkmmError, ValueError):
-    """A stored-results file that is missing, unreadable or not in the stored format."""
 
 
 def load_stored(path: Path = STORED) -> dict[str, Any]:
