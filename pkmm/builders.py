@@ -235,7 +235,20 @@ class PteBuilders:
         writable = (True if write is None else write) and not why_ro
         need(pmd_index(addr) not in self.mm.pmds,
              f"map_pmd: the 2 MiB range at {addr:#x} already has PTEs or a PMD")
+        file = vma.vm_file
+        if not anon and file is not None:
+            # a file/shmem THP lives in the page cache at its (2 MiB-aligned) file offset:
+            # a MAP_SHARED child faulting later finds this very folio there
+            off = vma.linear_page_index(addr)
+            need(off % 512 == 0, f"map_pmd: file offset {off} (pages) is not 2 MiB aligned; "
+                 "a file THP sits at an aligned offset (adjust pgoff)")
+            need(all(file.cache.get(off + k) in (None, f.pages[k]) for k in range(512)),
+                 f"map_pmd: {file.name} already caches other pages in offsets "
+                 f"{off}..{off + 511}; map those pages instead")
         set_pmd_at(self.mm, addr, Pmd(pfn=f.pfn, write=writable, dirty=dirty, young=True))
+        if not anon and file is not None:
+            for k in range(512):
+                file.cache[vma.linear_page_index(addr) + k] = f.pages[k]
         if anon:
             pgtable_trans_huge_deposit(self.mm, addr)
             if vma.anon_vma is None:
@@ -329,9 +342,13 @@ class PteBuilders:
         page_aligned("addr", addr)
         need(markers and all(m in MARKERS for m in markers),
              f"markers={markers!r}: give one or more of {', '.join(MARKERS)}")
-        self._range_vma("map_marker", addr, 1)
+        vma = self._range_vma("map_marker", addr, 1)
         self._slots_free("map_marker", addr, 1)
         set_pte_at(self.mm, addr, make_pte_marker(frozenset(markers)))
+        if "guard" in markers and vma.anon_vma is None:
+            # kernel (v6.13+ madvise_guard_install()): anon_vma_prepare() "so that on
+            # fork, we copy page tables correctly" -- a guard exists only that way
+            vma.anon_vma = AnonVma()
 
     # -- pins (GUP FOLL_PIN | FOLL_LONGTERM) -----------------------------------------
     def _maps_page(self, f: Folio, page: int) -> bool:

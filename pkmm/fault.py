@@ -35,7 +35,7 @@ from .huge_memory import (
 from .hugetlb import hugetlb_fault, hugetlb_page
 from .mm import MM_ANONPAGES, MM_SWAPENTS, MmStruct, mm_counter, mm_counter_file
 from .pgtable import (
-    pmd_mkdirty,
+    pmd_hw_mkdirty,
     pmd_mkyoung,
     pmd_none,
     pmdp_get,
@@ -54,6 +54,7 @@ from .pte import (
     is_pte_marker,
     is_swap_entry,
     pte_clear_protnone,
+    pte_hw_mkdirty,
     pte_mkdirty,
     pte_mkwrite,
     pte_mkyoung,
@@ -170,13 +171,13 @@ def _access(mm: MmStruct, addr: int, write: bool, value: int | None,
             return 0
         page = _page_of(mm, pmd.pfn + pte_index(addr))
         pmd = pmd_mkyoung(pmd)
-        set_pmd_at(mm, addr, pmd_mkdirty(pmd) if write else pmd)
+        set_pmd_at(mm, addr, pmd_hw_mkdirty(pmd) if write else pmd)
     else:
         pte = ptep_get(mm, addr)
         if pte is None or not pte.present:
             raise KernelBug(f"_access: no present PTE at {addr:#x}")
         pte = pte_mkyoung(pte)
-        set_pte_at(mm, addr, pte_mkdirty(pte) if write else pte)
+        set_pte_at(mm, addr, pte_hw_mkdirty(pte) if write else pte)
         page = _page_of(mm, pte.pfn)
     if page is None:        # zero page or raw PFN: reads as 0, writes cannot happen here
         return 0
@@ -230,8 +231,10 @@ def do_anonymous_page(vma: Vma, addr: int, write: bool, fr: FaultResult) -> None
         new = _new_anon_page(vma, addr, 0)
     nr = new.nr_pages
     folio_ref_add(new, nr - 1)  # kernel: folio_ref_add(folio, nr_pages - 1)
-    set_ptes(mm, start, Pte(pfn=new.pfn, write=bool(vma.vm_flags & VM_WRITE), dirty=True,
-                            young=True), nr)
+    # kernel: "if (vma->vm_flags & VM_WRITE) entry = pte_mkwrite(pte_mkdirty(entry))"
+    writable = bool(vma.vm_flags & VM_WRITE)
+    set_ptes(mm, start, Pte(pfn=new.pfn, write=writable, dirty=writable,
+                            soft_dirty=writable, young=True), nr)
     mm.add_mm_counter(MM_ANONPAGES, nr)
     fr.kind = "anonymous"
     fr.note("do_anonymous_page", "new-page" if nr == 1 else "new-mthp",
@@ -283,7 +286,7 @@ def do_cow_fault(vma: Vma, addr: int, fr: FaultResult) -> None:
     anon_vma_prepare(vma)
     new = _new_anon_page(vma, addr, page.data)
     set_pte_at(vma.vm_mm, addr, Pte(pfn=new.pfn, write=bool(vma.vm_flags & VM_WRITE),
-                                    dirty=True, young=True))
+                                    dirty=True, soft_dirty=True, young=True))
     vma.vm_mm.add_mm_counter(MM_ANONPAGES, 1)
     fr.kind = "cow-file"
     fr.note("do_cow_fault", "copy", f"write to a private file mapping: copy page-cache "
@@ -295,7 +298,8 @@ def _map_cached_page(vma: Vma, addr: int, page: Page, write: bool) -> None:
     for a shared writable shmem mapping (no write-notify) or on a write fault."""
     writable = write or (vma.backing == "shmem" and bool(vma.vm_flags & VM_SHARED))
     writable = writable and bool(vma.vm_flags & VM_WRITE)
-    set_pte_at(vma.vm_mm, addr, Pte(pfn=page.pfn, write=writable, dirty=write, young=True))
+    set_pte_at(vma.vm_mm, addr, Pte(pfn=page.pfn, write=writable, dirty=write,
+                                    soft_dirty=write, young=True))   # pte_mkdirty on write
     folio_get(page.folio)
     folio_add_file_rmap_ptes(page.folio, page.index, 1, vma)
     vma.vm_mm.add_mm_counter(mm_counter_file(page.folio), 1)
@@ -303,15 +307,19 @@ def _map_cached_page(vma: Vma, addr: int, page: Page, write: bool) -> None:
 
 def do_fault_around(vma: Vma, addr: int, fr: FaultResult) -> None:
     """Also map the neighbours of a read-faulted file page that are already in the page
-    cache, within a 64 KiB-aligned window clipped to the VMA and the PMD slice.
+    cache, in a 64 KiB window -- aligned, or starting at the VMA when that starts later --
+    clipped to the VMA and the PMD slice.
 
     Mirrors: mm/memory.c do_fault_around() -> filemap_map_pages(), v6.8 .. v6.17
     (fault_around_bytes = 64 KiB default).  Pages not in the cache are not read in.
     """
     cache = vma.vm_file.cache if vma.vm_file is not None else {}
+    # kernel: "from_pte = max(ALIGN_DOWN(pte_off, nr_pages), pte_off - min(pte_off,
+    # vma_off)); to_pte = min3(from_pte + nr_pages, PTRS_PER_PTE, pte_off +
+    # vma_pages(vma) - vma_off) - 1" -- the window starts aligned (or at the VMA) and
+    # spans nr_pages from there, clipped to the VMA and the PTE table
     start = max(addr & ~(FAULT_AROUND_BYTES - 1), vma.vm_start, addr & ~(PMD_SIZE - 1))
-    end = min((addr & ~(FAULT_AROUND_BYTES - 1)) + FAULT_AROUND_BYTES, vma.vm_end,
-              (addr & ~(PMD_SIZE - 1)) + PMD_SIZE)
+    end = min(start + FAULT_AROUND_BYTES, vma.vm_end, (addr & ~(PMD_SIZE - 1)) + PMD_SIZE)
     mapped = 0
     for a in range(start, end, PAGE_SIZE):
         if a == addr or ptep_get(vma.vm_mm, a) is not None:
@@ -406,7 +414,8 @@ def do_swap_page(vma: Vma, addr: int, pte: Pte, write: bool, fr: FaultResult) ->
         pte.uffd_wp and userfaultfd_wp(vma))
     folio_add_anon_rmap_ptes(folio, 0, 1, vma, exclusive=exclusive)
     set_pte_at(mm, addr, Pte(pfn=folio.pfn, young=True, write=writable,
-                             dirty=writable and write, soft_dirty=pte.soft_dirty,
+                             dirty=writable and write,
+                             soft_dirty=pte.soft_dirty or (writable and write),
                              uffd_wp=pte.uffd_wp and userfaultfd_wp(vma)))
     mm.add_mm_counter(MM_ANONPAGES, 1)
     fr.kind = "swapin"
@@ -567,7 +576,8 @@ def wp_page_copy(vma: Vma, addr: int, pte: Pte, page: Page | None,
         set_pte_at(mm, addr, Pte(pfn=new.pfn, young=True, soft_dirty=pte.soft_dirty,
                                  uffd_wp=pte.uffd_wp))
     else:
-        set_pte_at(mm, addr, Pte(pfn=new.pfn, write=True, dirty=True, young=True))
+        set_pte_at(mm, addr, Pte(pfn=new.pfn, write=True, dirty=True, soft_dirty=True,
+                                 young=True))     # maybe_mkwrite(pte_mkdirty(entry))
     mm.add_mm_counter(MM_ANONPAGES, 1)
     if page is not None:
         old = page.folio

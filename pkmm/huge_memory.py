@@ -122,7 +122,7 @@ def do_huge_pmd_anonymous_page(vma: Vma, addr: int, write: bool, fr: FaultResult
         fr.note(f, "fallback", "no THP could be allocated: fall back to 4 KiB pages")
         return False
     set_pmd_at(mm, haddr, Pmd(pfn=new.pfn, write=bool(vma.vm_flags & VM_WRITE),
-                              dirty=True, young=True))
+                              dirty=True, soft_dirty=True, young=True))
     pgtable_trans_huge_deposit(mm, haddr)
     mm.add_mm_counter(MM_ANONPAGES, HPAGE_PMD_NR)
     fr.kind = "thp"
@@ -226,7 +226,10 @@ def __split_huge_pmd(mm: MmStruct, vma: Vma, haddr: int) -> None:
     pmd = pmdp_huge_get_and_clear(mm, haddr)
     table = PteTable()
     if pmd.huge_zero:
-        base = Pte(pfn=mm.machine.zero_folio.pfn, special=True, young=pmd.young)
+        # kernel: __split_huge_zero_page_pmd(): pfn_pte(my_zero_pfn(), vm_page_prot) --
+        # on x86 vm_page_prot has _PAGE_ACCESSED, so every zero-page PTE is young
+        base = Pte(pfn=mm.machine.zero_folio.pfn, special=True, young=True,
+                   uffd_wp=pmd.uffd_wp)
         table.ptes = [base] * HPAGE_PMD_NR
     else:
         base = Pte(pfn=pmd.pfn, write=pmd.write, dirty=pmd.dirty, young=pmd.young,
@@ -277,7 +280,8 @@ def do_huge_zero_wp_pmd(vma: Vma, haddr: int, fr: FaultResult) -> bool:
         return False
     mm = vma.vm_mm
     pmdp_huge_get_and_clear(mm, haddr)
-    set_pmd_at(mm, haddr, Pmd(pfn=new.pfn, write=True, dirty=True, young=True))
+    set_pmd_at(mm, haddr, Pmd(pfn=new.pfn, write=True, dirty=True, soft_dirty=True,
+                              young=True))
     mm.add_mm_counter(MM_ANONPAGES, HPAGE_PMD_NR)
     fr.kind = "huge-zero-thp"
     fr.note("do_huge_zero_wp_pmd", "new-thp", "write to the huge zero page: allocate and map "

@@ -59,7 +59,8 @@ def hugetlb_page(vma: Vma, addr: int) -> tuple[Folio, int] | None:
 
 def make_huge_pte(folio: Folio, writable: bool) -> Pte:
     """Mirrors: mm/hugetlb.c make_huge_pte(): young, and dirty + writable if asked."""
-    return Pte(pfn=folio.pfn, write=writable, dirty=writable, young=True)
+    return Pte(pfn=folio.pfn, write=writable, dirty=writable, soft_dirty=writable,
+               young=True)     # huge_pte_mkdirty() is pte_mkdirty() on x86
 
 
 # --- faults ------------------------------------------------------------------------------------

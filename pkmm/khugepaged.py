@@ -93,7 +93,7 @@ def collapse_huge_page(vma: Vma, haddr: int) -> int:
     # kernel: the emptied PTE table is deposited with the new PMD
     pmdp_collapse_flush(mm, haddr)
     set_pmd_at(mm, haddr, Pmd(pfn=new.pfn, write=bool(vma.vm_flags & VM_WRITE),
-                              dirty=True, young=True))
+                              dirty=True, soft_dirty=True, young=True))
     pgtable_trans_huge_deposit(mm, haddr)
     mm.add_mm_counter(MM_ANONPAGES, HPAGE_PMD_NR)
     return 0

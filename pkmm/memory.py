@@ -121,7 +121,7 @@ def copy_present_page(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, add
     prealloc.folio = None
     alloc_new_anon_page(dst_vma, [page.data], folio=new)
     rss[MM_ANONPAGES] += 1
-    child = Pte(pfn=new.pfn, young=True, dirty=True,
+    child = Pte(pfn=new.pfn, young=True, dirty=True, soft_dirty=True,   # pte_mkdirty()
                 write=bool(dst_vma.vm_flags & VM_WRITE))  # maybe_mkwrite
     if userfaultfd_wp(dst_vma) and pte.uffd_wp:
         child = pte_wrprotect(pte_mkuffd_wp(child))  # x86: uffd-wp implies read-only

@@ -38,6 +38,7 @@ __all__ = ["huge_ptep_get", "huge_ptep_get_and_clear", "pmd_clear_soft_dirty",
            "pgtable_trans_huge_move",
            "pmd_none",
            "pgtable_trans_huge_withdraw", "pmd_addr_end", "pmd_clear_uffd_wp", "pmd_index",
+           "pmd_hw_mkdirty",
            "pmd_mkdirty", "pmd_mkold", "pmd_mkwrite", "pmd_mkyoung", "pmd_populate",
            "pmd_wrprotect", "pmdp_get", "pmdp_huge_get_and_clear", "pmdp_set_wrprotect",
            "pte_alloc", "pte_index", "pte_offset_map", "ptep_get", "ptep_get_and_clear",
@@ -116,7 +117,12 @@ def pmd_mkyoung(pmd: Pmd) -> Pmd:
 
 
 def pmd_mkdirty(pmd: Pmd) -> Pmd:
-    """Set the dirty bit of a PMD value."""
+    """Set the dirty bit of a PMD value -- and on x86 its soft-dirty bit (pmd_mkdirty())."""
+    return pmd._replace(dirty=True, soft_dirty=True)
+
+
+def pmd_hw_mkdirty(pmd: Pmd) -> Pmd:
+    """The CPU's store through a writable PMD: the dirty bit only."""
     return pmd._replace(dirty=True)
 
 

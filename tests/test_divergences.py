@@ -150,3 +150,92 @@ def test_3_exit_frees_swap_slots_and_an_unmapped_swap_cache_page() -> None:
 
 
 COW = ("v6.8", "batch-v3", "v6.9", "v6.17")
+
+
+# --- 4. v6.17 guard markers: the VMA is copied, the child keeps the guard ----------------
+
+def test_4_a_vma_holding_only_a_guard_is_copied_and_v6_17_keeps_the_guard() -> None:
+    # mm/madvise.c madvise_guard_install() (v6.13+): anon_vma_prepare() "so that on fork,
+    # we copy page tables correctly"; include/linux/mm_inline.h copy_pte_marker() keeps
+    # PTE_MARKER_GUARD from v6.13 -- earlier variants (no guard regions) drop it
+    got = {}
+    for kernel in ("v6.9", "v6.17"):
+        p = pkmm.Process(kernel)
+        p.mmap(BASE, 4)
+        p.map_marker(BASE + P, "guard")
+        assert p.vma(BASE).anon_vma is not None
+        c = pkmm.fork(p, kernel=kernel).child
+        got[kernel] = c.pte(BASE + P)
+    assert got["v6.17"] is not None and "guard" in got["v6.17"].swp.markers
+    assert got["v6.9"] is None
+
+
+# --- 5. a PMD-mapped file / shmem THP is in the page cache ------------------------------
+
+def test_5_shared_shmem_thp_child_finds_the_same_folio() -> None:
+    # mm/huge_memory.c copy_huge_pmd(): "Skip if it can be refilled on fault" -- the
+    # child's fault finds the THP in the page cache (mm/shmem.c shmem_fault)
+    p = pkmm.Process()
+    p.mmap(BASE, 512, shared=True)
+    f = p.alloc_folio(9, backing="shmem")
+    p.map_pmd(BASE, f)
+    p.write(BASE + 3 * P, 42)
+    pkmm.check_invariants(p)
+    c = pkmm.fork(p).child
+    assert c.pte(BASE + 3 * P) is None
+    assert c.read(BASE + 3 * P) == 42 and c.page_at(BASE + 3 * P) == (f, 3)
+    pkmm.check_invariants(p, c)
+
+
+# --- 6. do_fault_around() clamps its window to the VMA -----------------------------------
+
+def test_6_fault_around_window_starts_at_the_vma_and_spans_16_pages() -> None:
+    # mm/memory.c do_fault_around(): from_pte = max(ALIGN_DOWN(pte_off, 16), VMA start);
+    # to_pte = from_pte + 16 (clipped): a VMA starting at slot 5 maps slots 5..20
+    p = pkmm.Process()
+    f = pkmm.File("f", "file")
+    for off in range(32):
+        folio = p.alloc_folio(0, backing="file")
+        f.cache[off] = folio.pages[0]
+    p.mmap(BASE + 5 * P, 27, backing="file", file=f)
+    p.read(BASE + 6 * P)
+    mapped = [i for i in range(5, 32) if p.pte(BASE + i * P) is not None]
+    assert mapped == list(range(5, 21))
+
+
+# --- 7. x86 pte_mkdirty() also sets soft-dirty --------------------------------------------
+
+def test_7_copies_reuse_and_new_pages_are_soft_dirty_but_hardware_stores_are_not() -> None:
+    # arch/x86/include/asm/pgtable.h pte_mkdirty(): _PAGE_DIRTY | _PAGE_SOFT_DIRTY, used by
+    # copy_present_page(), wp_page_copy(), wp_page_reuse(), do_anonymous_page(); the CPU
+    # setting D on a store through a writable PTE leaves soft-dirty alone
+    p = pkmm.Process("v6.17")
+    p.mmap(BASE, 3)
+    p.write(BASE, 1)
+    assert p.pte(BASE).soft_dirty                            # do_anonymous_page
+    f = p.alloc_folio(0)
+    p.map(BASE + P, f, dirty=False)
+    p.write(BASE + P, 2)
+    assert p.pte(BASE + P).dirty and not p.pte(BASE + P).soft_dirty     # the CPU
+    p.pin_user_pages(BASE + 2 * P, 1, write=True)
+    r = pkmm.fork(p, kernel="v6.17")
+    assert r.child.pte(BASE + 2 * P).soft_dirty             # copy_present_page
+    r.child.write(BASE, 3)
+    assert r.child.last_fault.kind == "cow-copy" and r.child.pte(BASE).soft_dirty
+    p.clear_soft_dirty()
+    p.write(BASE, 4)                                        # wp_page_reuse
+    assert p.last_fault.kind == "reuse" and p.pte(BASE).soft_dirty
+
+
+# --- 8. x86 __split_huge_zero_page_pmd() builds young PTEs ---------------------------------
+
+def test_8_splitting_the_huge_zero_pmd_gives_young_zero_page_ptes() -> None:
+    # mm/huge_memory.c __split_huge_zero_page_pmd(): pfn_pte(my_zero_pfn(addr),
+    # vma->vm_page_prot) -- PAGE_COPY has _PAGE_ACCESSED on x86 -- whatever the PMD's A
+    p = pkmm.Process("v6.9")
+    p.mmap(BASE, 512)
+    p.map_huge_zero_pmd(BASE)
+    c = pkmm.fork(p, kernel="v6.9").child
+    assert not c.pmd(BASE).young                             # the child's PMD is old
+    c.write(BASE, 1)                                         # v6.9: split, then 4 KiB
+    assert c.pmd(BASE) is None and c.pte(BASE + P).special and c.pte(BASE + P).young

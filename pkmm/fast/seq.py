@@ -102,7 +102,7 @@ def copy_present_page(r: Run, s: int, vma: int, rss: dict[str, int]) -> int:
     new, r.prealloc = r.prealloc, None
     r.machine.add_copies(new, 1)
     rss[MM_ANONPAGES] += 1
-    bits = P | A | D | (W if r.dst_write(vma) else 0)
+    bits = P | A | D | SD | (W if r.dst_write(vma) else 0)   # x86 pte_mkdirty(): D and SD
     if r.dst_uffd(vma) and r.bits[s] & UW:
         bits = (bits | UW) & ~W   # x86: uffd-wp implies read-only
     r.cpfn[s], r.cbits[s] = new, bits
