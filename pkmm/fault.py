@@ -25,6 +25,7 @@ from .folio import (
     folio_ref_add,
     folio_test_anon,
     folio_test_large,
+    migration_entry_remove,
 )
 from .huge_memory import (
     do_huge_pmd_anonymous_page,
@@ -444,6 +445,7 @@ def remove_migration_pte(vma: Vma, addr: int, pte: Pte, fr: FaultResult) -> None
         folio_add_anon_rmap_ptes(folio, i, 1, vma, exclusive=excl)
     else:
         folio_add_file_rmap_ptes(folio, i, 1, vma)
+    migration_entry_remove(folio)       # the last restored entry ends the migration
     fr.kind = "migration"
     fr.note("remove_migration_pte", "restored", "migration finished: the PTE maps the "
             "page again" + (" (writable, exclusive)" if writable else " (read-only)"))

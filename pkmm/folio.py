@@ -9,7 +9,9 @@ Counting rules (as in the kernel):
 * every page-table mapping of a page holds one folio reference (a PMD mapping one);
 * a page-cache folio holds ``nr_pages`` references for the cache itself;
 * a FOLL_PIN adds ``GUP_PIN_COUNTING_BIAS`` (1024) to a small folio's refcount, and
-  1 to a large folio's refcount plus 1 to its ``pincount``.
+  1 to a large folio's refcount plus 1 to its ``pincount``;
+* a folio under migration holds one reference for the migration (migrate_pages()
+  isolated it), however many migration entries name it; the entries themselves hold none.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Folio", "FolioKind", "GUP_PIN_COUNTING_BIAS", "Page", "folio_get",
            "folio_maybe_dma_pinned", "folio_pin", "folio_put", "folio_put_refs", "folio_ref_add",
            "folio_ref_sub", "folio_test_anon", "folio_test_large", "folio_test_swapbacked",
-           "folio_touched", "folio_unpin"]
+           "folio_touched", "folio_unpin", "migration_entry_add", "migration_entry_remove"]
 
 GUP_PIN_COUNTING_BIAS = 1024
 FolioKind = Literal["anon", "file", "shmem", "zero", "huge_zero"]
@@ -69,7 +71,7 @@ class Folio:
     __slots__ = ("order", "pfn", "kind", "refcount", "_pincount", "pins", "gup_refs",
                  "entire_mapcount", "pages", "mm_mapcount", "ksm", "machine",
                  "fresh", "freed", "uid", "total_mapcount", "mm_ids", "mm_id_mapcount",
-                 "mm_ids_shared", "swap", "hugetlb")
+                 "mm_ids_shared", "swap", "hugetlb", "migration_entries")
 
     def __init__(self, machine: Machine, order: int, pfn: int, kind: FolioKind,
                  uid: int) -> None:
@@ -86,6 +88,9 @@ class Folio:
         self.total_mapcount = 0     # folio_mapcount(), kept by rmap.py
         self.swap: int | None = None   # folio->swap: its swap slot while in the swap cache
         self.hugetlb = False        # folio_test_hugetlb(): from the hugetlb pool
+        # pkmm: migration entries naming this folio (while > 0 the migration holds its
+        # reference; pkmm completes a migration entry by entry, when a fault waits for it)
+        self.migration_entries = 0
         # CONFIG_MM_ID (include/linux/mm_types.h): two mm ids with their mapcounts and
         # the "maybe mapped shared" bit of a large folio
         self.mm_ids: list[int | None] = [None, None]
@@ -253,3 +258,24 @@ def folio_unpin(folio: Folio) -> None:
         folio_put_refs(folio, 1)
     else:
         folio_put_refs(folio, GUP_PIN_COUNTING_BIAS)
+
+
+# --- a folio under migration (mm/migrate.c) -------------------------------------------------
+
+def migration_entry_add(folio: Folio, nr: int = 1) -> None:
+    """pkmm: ``nr`` more migration entries name ``folio``.  The first takes the
+    migration's reference: migrate_pages() holds the folio it isolated until every
+    mapping is restored, so the unmapped folio survives its mappers' exits."""
+    if folio.migration_entries == 0:
+        folio_get(folio)
+    folio.migration_entries += nr
+
+
+def migration_entry_remove(folio: Folio) -> None:
+    """pkmm: one migration entry of ``folio`` is gone (restored by a fault or zapped);
+    with the last one the migration ends and drops its reference (possibly the last)."""
+    if folio.migration_entries <= 0:
+        raise KernelBug(f"migration_entry_remove: {folio!r} has no migration entries")
+    folio.migration_entries -= 1
+    if folio.migration_entries == 0:
+        folio_put(folio)

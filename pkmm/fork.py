@@ -134,6 +134,9 @@ def fork(p: Process, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = froz
         raise LayoutError(f"fork: process {p.name!r} has exited; fork a live process")
     if not isinstance(fail_prealloc, (bool, int)) or fail_prealloc < 0:
         raise LayoutError(f"fail_prealloc={fail_prealloc!r}: False, True or a count >= 1")
+    for name, flag in (("need_resched", need_resched), ("detail", detail)):
+        if type(flag) is not bool:
+            raise LayoutError(f"{name}={flag!r}: pass True or False")
     if observer is not None and not detail:
         raise LayoutError("observer: a summarised fork (detail=False) records no events to "
                           "observe; pass detail=True")

@@ -52,15 +52,17 @@ def _violations(processes: tuple[Process, ...]) -> list[str]:
         mappers: dict[int, set[int]] = defaultdict(set)   # pfn -> mm ids mapping it
         writable_cow: list[tuple[str, int, int]] = []
         cow_maps: set[tuple[int, int]] = set()        # (mm id, pfn) mapped in a COW VMA
+        migrating: Counter[int] = Counter()          # head pfn -> migration entries
         for mm in m.mms:
             _scan(mm, pte_maps, pmd_maps, mappers, writable_cow, bad,
-                  check_rss=id(mm) in given, cow_maps=cow_maps)
+                  check_rss=id(mm) in given, cow_maps=cow_maps, migrating=migrating)
         cache_refs = _page_cache_refs(m.mms)
         _check_swap(m, bad)
         for folio in list(m.folios.values()):
             if folio.kind in ("zero", "huge_zero"):
                 continue
-            _check_folio(folio, pte_maps, pmd_maps, mappers, cache_refs, bad)
+            _check_folio(folio, pte_maps, pmd_maps, mappers, cache_refs, bad,
+                         migrating[folio.pfn])
         for name, addr, pfn in writable_cow:
             found = m.pfn_folio(pfn)
             if found is None:
@@ -96,7 +98,8 @@ def _violations(processes: tuple[Process, ...]) -> list[str]:
 
 def _scan(mm: MmStruct, pte_maps: Counter[int], pmd_maps: Counter[int],
           mappers: dict[int, set[int]], writable_cow: list[tuple[str, int, int]],
-          bad: list[str], check_rss: bool, cow_maps: set[tuple[int, int]]) -> None:
+          bad: list[str], check_rss: bool, cow_maps: set[tuple[int, int]],
+          migrating: Counter[int]) -> None:
     name = mm.owner
     rss: Counter[str] = Counter()
     for haddr, hpte in mm.hugetlb.items():
@@ -149,8 +152,12 @@ def _scan(mm: MmStruct, pte_maps: Counter[int], pmd_maps: Counter[int],
                 rss[MM_SWAPENTS] += 1
             elif is_migration_entry(pte) and pte.swp is not None:
                 found = mm.machine.pfn_folio(pte.swp.offset)
-                if found is not None:
+                if found is None:
+                    bad.append(f"{name}: migration entry at {addr:#x} names freed pfn "
+                               f"{pte.swp.offset:#x}")
+                else:
                     rss[mm_counter(found[0])] += 1
+                    migrating[found[0].pfn] += 1
     if check_rss:
         for counter in NR_MM_COUNTERS:
             if mm.rss[counter] != rss[counter]:
@@ -214,15 +221,21 @@ def _page_cache_refs(mms: list[MmStruct]) -> set[int]:
 
 
 def _check_folio(folio: Folio, pte_maps: Counter[int], pmd_maps: Counter[int],
-                 mappers: dict[int, set[int]], cache_refs: set[int], bad: list[str]) -> None:
+                 mappers: dict[int, set[int]], cache_refs: set[int], bad: list[str],
+                 migrating: int = 0) -> None:
     name = f"folio {folio.kind} order {folio.order} at pfn {folio.pfn:#x}"
     maps = sum(pte_maps[folio.pfn + i] for i in range(folio.nr_pages)) + pmd_maps[folio.pfn]
     pin_refs = folio.pins if folio.order else folio.pins * GUP_PIN_COUNTING_BIAS
     cache = folio.nr_pages if folio.kind != "anon" or folio.swap is not None else 0
-    expected = maps + pin_refs + cache + folio.gup_refs
+    migration_ref = 1 if migrating else 0      # one for the migration, not one per entry
+    expected = maps + pin_refs + cache + folio.gup_refs + migration_ref
     if folio.refcount != expected:
         bad.append(f"{name}: refcount {folio.refcount} != mappings {maps} + pin refs "
-                   f"{pin_refs} + page/swap cache {cache} + plain GUP refs {folio.gup_refs}")
+                   f"{pin_refs} + page/swap cache {cache} + plain GUP refs {folio.gup_refs}"
+                   f" + migration {migration_ref}")
+    if folio.migration_entries != migrating:
+        bad.append(f"{name}: counts {folio.migration_entries} migration entries, the page "
+                   f"tables hold {migrating}")
     if folio.total_mapcount != maps:
         bad.append(f"{name}: folio mapcount {folio.total_mapcount} != mappings {maps}")
     if folio.swap is not None:

@@ -16,7 +16,7 @@ import errno
 
 from .context import ForkContext, Prealloc
 from .errors import KernelBug
-from .folio import Folio, Page
+from .folio import Folio, Page, migration_entry_add
 from .huge_memory import copy_huge_pmd
 from .hugetlb import copy_hugetlb_page_range
 from .mm import MM_ANONPAGES, MM_SWAPENTS, mm_counter, new_rss
@@ -176,6 +176,9 @@ def copy_nonpresent_pte(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int,
             raise KernelBug(f"copy_nonpresent_pte: migration entry at {addr:#x} points at "
                             f"freed pfn {orig.swp.offset:#x}")
         rss[mm_counter(found[0])] += 1
+        # kernel: no reference for the child's entry (the migration holds the folio);
+        # pkmm counts the entry so the migration ends with the last one
+        migration_entry_add(found[0])
         why = "migration entry: counted in rss; no refcount/mapcount (page is unmapped)"
         if orig.swp.kind != "migration_read" and is_cow_mapping(dst_vma.vm_flags):
             # kernel: COW mappings require pages in both parent and child to be read-only

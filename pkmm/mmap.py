@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from .errors import KernelBug
-from .folio import folio_put
+from .folio import folio_put, migration_entry_remove
 from .gup import unpin_user_pages_all
 from .huge_memory import __split_huge_pmd, zap_huge_pmd
 from .hugetlb import unmap_hugepage_range
@@ -91,8 +91,10 @@ def zap_pte(mm: MmStruct, pte: Pte) -> None:
         mm.add_mm_counter(MM_SWAPENTS, -1)
     elif is_migration_entry(pte) and pte.swp is not None:
         found = mm.machine.pfn_folio(pte.swp.offset)
-        if found is not None:
-            mm.add_mm_counter(mm_counter(found[0]), -1)
+        if found is None:
+            raise KernelBug(f"zap_pte: migration entry {pte!r} names a freed page")
+        mm.add_mm_counter(mm_counter(found[0]), -1)
+        migration_entry_remove(found[0])
 
 
 # --- VMA splitting and merging (mm/vma.c) ---------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 
-from .builders import PteBuilders, page_aligned
+from .builders import PteBuilders, check_bools, page_aligned
 from .context import FaultResult, KernelVersion
 from .errors import LayoutError, need
 from .fault import handle_mm_fault
@@ -35,6 +35,7 @@ from .pte import (
 )
 from .syscalls import MemorySyscalls
 from .vma import (
+    MAX_PAGES,
     VM_DONTCOPY,
     VM_MAYREAD,
     VM_MAYSHARE,
@@ -138,6 +139,15 @@ class Process(PteBuilders, MemorySyscalls):
         need(not hugetlb_kb or not (wipeonfork or pfnmap or uffd_wp),
              "hugetlb_kb: pkmm's hugetlb VMAs take no wipeonfork, pfnmap or uffd_wp")
         need(backing in BACKINGS, f"backing={backing!r}: use one of {', '.join(BACKINGS)}")
+        check_bools(shared=shared, write=write, uffd_wp=uffd_wp, uffd_fork=uffd_fork,
+                    pfnmap=pfnmap, dontfork=dontfork, wipeonfork=wipeonfork,
+                    soft_dirty_tracking=soft_dirty_tracking, anon_vma=anon_vma)
+        need(file is None or isinstance(file, File),
+             f"file={file!r}: pass a pkmm.File (or nothing for a new one)")
+        need(file is None or backing != "anon" or shared,
+             "file= goes with backing='file' or 'shmem'; an anonymous VMA has no file")
+        need(type(pgoff) is int and 0 <= pgoff <= MAX_PAGES,
+             f"pgoff={pgoff!r}: a file offset in pages, 0..{MAX_PAGES:#x}")
         need(not uffd_fork or uffd_wp, "uffd_fork=True needs uffd_wp=True (EVENT_FORK is a "
              "feature of the userfaultfd context the VMA is registered with)")
         need(not wipeonfork or (backing == "anon" and not shared),
@@ -216,6 +226,7 @@ class Process(PteBuilders, MemorySyscalls):
 
     def pmd(self, addr: int) -> Pmd | None:
         """The PMD leaf covering ``addr`` (None when PTE-mapped or empty)."""
+        page_aligned("addr", addr)
         return pmdp_get(self.mm, addr)
 
     def page_at(self, addr: int) -> tuple[Folio, int] | None:
@@ -228,6 +239,9 @@ class Process(PteBuilders, MemorySyscalls):
     def ptes(self, start: int | None = None, end: int | None = None) -> Iterator[
             tuple[int, Pte | None]]:
         """(addr, pte) for every slot of every VMA in [start, end)."""
+        for name, bound in (("start", start), ("end", end)):
+            if bound is not None:
+                page_aligned(name, bound)
         for v in self.mm.vmas:
             a = max(v.vm_start, start or 0)
             e = min(v.vm_end, end if end is not None else v.vm_end)

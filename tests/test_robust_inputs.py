@@ -112,3 +112,114 @@ def test_cli_bad_arguments_exit_2_without_traceback(tmp_path, args, words: str) 
     assert r.returncode == 2, r.stderr
     assert words in r.stderr and "Traceback" not in r.stderr
     assert r.stdout == ""
+
+
+# --- the API: wrong types and values, before anything changes ------------------------
+
+API_BASE = 0x200000
+
+
+def _proc() -> pkmm.Process:
+    p = pkmm.Process()
+    p.mmap(API_BASE, 16)
+    return p
+
+
+@pytest.mark.parametrize("call,words", [
+    (lambda p: p.mmap(0x800000, 1, backing="file", file="x"), "file='x'"),
+    (lambda p: p.mmap(0x800000, 1, shared="yes"), "shared='yes'"),
+    (lambda p: p.mmap(0x800000, 1, uffd_wp=1), "uffd_wp=1"),
+    (lambda p: p.mmap(0x800000, 1, backing="file", pgoff=-5), "pgoff=-5"),
+    (lambda p: p.mmap(0x800000, 1, backing="file", pgoff="0"), "pgoff='0'"),
+    (lambda p: p.mmap(0x800000, 1, file=pkmm.File("f", "file")), "an anonymous VMA has no"),
+    (lambda p: p.mmap(1 << 47, 1), "47-bit"),
+    (lambda p: p.pmd("0x200000"), "addresses are ints"),
+    (lambda p: list(p.ptes("0")), "addresses are ints"),
+    (lambda p: p.map(API_BASE, p.alloc_folio(0), dirty=None), "dirty=None"),
+    (lambda p: p.map_swap(API_BASE, "7"), "value='7'"),
+    (lambda p: p.map_swap(API_BASE, None), "value=None"),
+    (lambda p: p.map_swap(API_BASE, 1, exclusive="no"), "exclusive='no'"),
+    (lambda p: p.map_migration(API_BASE, p.alloc_folio(0), 0.5), "page=0.5"),
+    (lambda p: p.map_migration(API_BASE, p.alloc_folio(1), "1"), "page='1'"),
+    (lambda p: p.map_migration(API_BASE, p.alloc_folio(1), True), "page=True"),
+    (lambda p: pkmm.fork(p, detail="no"), "detail='no'"),
+    (lambda p: pkmm.fork(p, need_resched=1), "need_resched=1"),
+])
+def test_api_wrong_types_are_layout_errors(call, words: str) -> None:
+    p = _proc()
+    vmas = [v.describe() for v in p.vmas]
+    with pytest.raises(pkmm.LayoutError, match=words):
+        call(p)
+    assert [v.describe() for v in p.vmas] == vmas and p.pte(API_BASE) is None
+
+
+def test_map_migration_refuses_mapped_freed_and_misplaced_pages() -> None:
+    p = _proc()
+    f = p.alloc_folio(0)
+    p.map(API_BASE + 4096, f)
+    with pytest.raises(pkmm.LayoutError, match="still mapped"):
+        p.map_migration(API_BASE, f)
+    p.munmap(API_BASE + 4096, 1)
+    assert f.freed
+    with pytest.raises(pkmm.LayoutError, match="live folio"):
+        p.map_migration(API_BASE, f)
+    q = pkmm.Process()
+    file = pkmm.File("f", "file")
+    q.mmap(API_BASE, 4, backing="file", file=file)
+    cached = q.alloc_folio(0, backing="file")
+    file.cache[1] = cached.pages[0]                     # offset 1 is in the page cache
+    with pytest.raises(pkmm.LayoutError, match="caches another page"):
+        q.map_migration(API_BASE + 4096, q.alloc_folio(0, backing="file"))
+    other = q.alloc_folio(0, backing="file")
+    q.map_migration(API_BASE + 2 * 4096, other)        # goes into the page cache ...
+    assert q.vma(API_BASE).vm_file.cache[2] is other.pages[0]
+    pkmm.check_invariants(q)                            # ... as map() puts it there
+
+
+def test_a_page_cache_page_has_one_file_offset() -> None:
+    p = pkmm.Process()
+    p.mmap(API_BASE, 8, backing="file")
+    f = p.alloc_folio(0, backing="file")
+    p.map(API_BASE, f)
+    with pytest.raises(pkmm.LayoutError, match="another file offset"):
+        p.map(API_BASE + 5 * 4096, f)
+
+
+@pytest.mark.parametrize("kernel", ["v6.8", "v6.17"])
+def test_the_migration_holds_a_reference_so_fork_and_exit_stay_consistent(kernel):
+    # p.map_migration(0, f); fork; p.read(0); p.exit(): the child's entry still names a
+    # live folio, because the migration (not each entry) holds a reference
+    p = pkmm.Process(kernel)
+    p.mmap(0, 1)
+    f = p.alloc_folio(0)
+    p.map_migration(0, f)
+    assert (f.refcount, f.migration_entries) == (1, 1)
+    c = pkmm.fork(p, kernel=kernel).child
+    # copy_nonpresent_pte() takes no reference for the child's migration entry
+    assert (f.refcount, f.migration_entries) == (1, 2)
+    p.read(0)                 # remove_migration_pte(): the mapping's reference
+    assert (f.refcount, f.migration_entries) == (2, 1)
+    p.exit()
+    pkmm.check_invariants(c)
+    assert c.read(0) == 0 and not f.freed
+    assert (f.refcount, f.migration_entries) == (1, 0)     # the migration ended
+    pkmm.check_invariants(c)
+    c.exit()
+    assert f.freed
+    # a zapped last entry ends the migration and frees the folio
+    z = pkmm.Process(kernel)
+    z.mmap(0, 2)
+    h = z.alloc_folio(0)
+    z.map_migration(0, h)
+    z.munmap(0, 1)
+    assert h.freed
+    # and isolation: the parent writes after fork, the child still reads the old value
+    q = pkmm.Process(kernel)
+    q.mmap(0, 1)
+    g = q.alloc_folio(0)
+    g.pages[0].data = 7
+    q.map_migration(0, g)
+    d = pkmm.fork(q, kernel=kernel).child
+    q.write(0, 42)
+    assert d.read(0) == 7 and q.read(0) == 42
+    pkmm.check_invariants(q, d)
