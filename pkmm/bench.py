@@ -3,11 +3,12 @@
 Simulator concept.  For each size x folio layout x kernel: builds the bulk region (setup,
 not timed), times :func:`pkmm.fast.fork_bulk` with ``time.perf_counter`` around the fork
 only (best of ``--repeats``), measures peak memory, measures the live kernel's fork()
-of the same layout (``pkmm.realkernel.timing.measure_fork``, FRESH) unless ``--no-real``,
-else shows this machine's stored §6 time (labelled "stored"), and prints the cost
-model's prediction.  Peak memory: the process's peak RSS (VmHWM, reset through
-/proc/self/clear_refs before each case) while building and forking, and the tracemalloc
-peak of the fork alone.
+of the same layout (``pkmm.realkernel.timing.measure_pair``: FRESH, the minimum of
+interleaved runs) unless ``--no-real``, else shows this machine's stored time (labelled
+"stored"), and prints the cost model's prediction.  A progress bar follows the cases
+when standard error is a terminal (``--progress`` forces it).  Peak memory: the
+process's peak RSS (VmHWM, reset through /proc/self/clear_refs before each case) while
+building and forking, and the tracemalloc peak of the fork alone.
 Taught in: notebooks/08-cost.ipynb
 """
 
@@ -20,7 +21,7 @@ import time
 import tracemalloc
 from typing import Any
 
-from .costmodel import fit, predict_seconds, stored_fork_seconds
+from .costmodel import predict_seconds, stored_fork_seconds
 from .errors import PkmmError
 from .kernels import BATCHING_KERNELS, KERNELS, RELEASED_KERNELS
 
@@ -62,6 +63,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--repeats", default=5, type=int, help="timed forks per case (best of)")
     ap.add_argument("--json", action="store_true", help="print one JSON list")
     ap.add_argument("--no-real", action="store_true", help="do not measure the live kernel")
+    ap.add_argument("--progress", action="store_true", default=None,
+                    help="draw a progress bar even when stderr is not a terminal")
 
     def fail(message: str) -> None:
         raise BenchError(message)
@@ -122,35 +125,46 @@ def sim_case(size: int, folio: str, kernel: str, repeats: int) -> dict[str, Any]
             "ops": counts, "eagain": r.eagain, "steps": sum(r.step_counts.values())}
 
 
-def real_case(size: int, folio: str, measure: bool) -> tuple[float | None, str]:
-    """The live kernel's fork() time (FRESH) and where it came from."""
+def real_case(size: int, folio: str, measure: bool, rounds: int = 7,
+              progress: bool | None = None) -> tuple[float | None, str]:
+    """The live kernel's fork() time (FRESH): the minimum of ``rounds`` interleaved with
+    4K samples (pkmm.realkernel.timing.measure_pair), net of the worker's own fork; else
+    this machine's stored one."""
     if measure:
         try:
-            from .realkernel.timing import measure_fork
-            m = measure_fork(size, folio, mode="fresh", repeats=7)
+            from .realkernel.timing import measure_pair
+            m = measure_pair(size, folio, mode="fresh", rounds=rounds, progress=progress)
         except (ImportError, OSError, RuntimeError):
             m = None
-        if m is not None and m.get("layout_ok", True):
-            return float(m["net_ns"]) / 1e9, "measured"
+        if m is not None and folio in m["net_min_ns"] and not m["layout_failures"]:
+            return float(m["net_min_ns"][folio]) / 1e9, "measured"
     stored = stored_fork_seconds(size, folio, "fresh")
     return (stored, "stored") if stored is not None else (None, "-")
 
 
 def run(a: argparse.Namespace) -> list[dict[str, Any]]:
-    params = fit().params
+    from .costmodel import fork_counts
+    from .progress import bar
     out = []
-    for sz in a.sizes:
-        for folio in a.folios:
-            real, source = real_case(SIZES[sz], folio, not a.no_real)
-            for kernel in a.kernels:
-                row = {"size": sz, "size_bytes": SIZES[sz], "folio": folio, "kernel": kernel}
-                row.update(sim_case(SIZES[sz], folio, kernel, a.repeats))
-                row["kernel_fork_seconds"] = real if source == "measured" else None
-                row["stored_fork_seconds"] = real if source == "stored" else None
-                row["real_source"] = source
-                row["predicted_fork_seconds"] = predict_seconds(row["ops"], params)
-                row["sim_over_real"] = row["sim_seconds"] / real if real else None
-                out.append(row)
+    cases = len(a.sizes) * len(a.folios) * len(a.kernels)
+    with bar(total=cases, desc="bench", unit="case", enabled=a.progress) as b:
+        for sz in a.sizes:
+            for folio in a.folios:
+                b.set_description(f"bench {sz} {folio}: live fork()")
+                real, source = real_case(SIZES[sz], folio, not a.no_real, a.repeats)
+                for kernel in a.kernels:
+                    b.set_description(f"bench {sz} {folio} {kernel}")
+                    row = {"size": sz, "size_bytes": SIZES[sz], "folio": folio,
+                           "kernel": kernel}
+                    row.update(sim_case(SIZES[sz], folio, kernel, a.repeats))
+                    row["kernel_fork_seconds"] = real if source == "measured" else None
+                    row["stored_fork_seconds"] = real if source == "stored" else None
+                    row["real_source"] = source
+                    row["predicted_fork_seconds"] = predict_seconds(
+                        fork_counts(SIZES[sz], folio, kernel), baseline=False)
+                    row["sim_over_real"] = row["sim_seconds"] / real if real else None
+                    out.append(row)
+                    b.update(1)
     return out
 
 
@@ -170,8 +184,9 @@ def render(rows: list[dict[str, Any]]) -> str:
         lines.append("      ops: " + " ".join(f"{k}={r['ops'].get(k, 0)}" for k in OPS_SHOWN))
     lines.append("sim ms: best of the timed forks (perf_counter around fork_bulk only); peak "
                  "RSS: VmHWM of this process while building + forking; fork mem: tracemalloc "
-                 "peak of one fork; real: live fork() FRESH (measured) or this machine's "
-                 "stored §6 median (stored); pred: cost model (pkmm.costmodel).")
+                 "peak of one fork; real: live fork() FRESH, the minimum of interleaved "
+                 "runs net of the worker's own fork (measured), or this machine's stored one "
+                 "(stored); pred: cost model (pkmm.costmodel).")
     return "\n".join(lines)
 
 

@@ -145,6 +145,7 @@ class ForkContext:
         self.trace = Trace(kernel.name, detail)
         self.steps: list[Step] = []
         self.step_counts: Counter[tuple[str, str]] = Counter()
+        self.batch_sizes: Counter[int] = Counter()   # nr of each share/copy/raw step
         self.need_resched = need_resched
         self.fail_prealloc = fail_prealloc
         self.eagain = 0
@@ -168,6 +169,8 @@ class ForkContext:
              stop: str = "") -> None:
         """Record one return of the present/non-present copy function."""
         self.step_counts[(action, stop or reason)] += 1
+        if action in ("share", "copy", "raw"):
+            self.batch_sizes[nr] += 1
         if self.trace.detail:
             st = Step(addr, nr, action, reason, func, stop)
             self.steps.append(st)

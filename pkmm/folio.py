@@ -26,7 +26,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Folio", "FolioKind", "GUP_PIN_COUNTING_BIAS", "Page", "folio_get",
            "folio_maybe_dma_pinned", "folio_pin", "folio_put", "folio_put_refs", "folio_ref_add",
            "folio_ref_sub", "folio_test_anon", "folio_test_large", "folio_test_swapbacked",
-           "folio_touched", "folio_unpin", "migration_entry_add", "migration_entry_remove"]
+           "folio_restore", "folio_touched", "folio_unpin", "migration_entry_add",
+           "migration_entry_remove", "page_restore"]
 
 GUP_PIN_COUNTING_BIAS = 1024
 FolioKind = Literal["anon", "file", "shmem", "zero", "huge_zero"]
@@ -279,3 +280,30 @@ def migration_entry_remove(folio: Folio) -> None:
     folio.migration_entries -= 1
     if folio.migration_entries == 0:
         folio_put(folio)
+
+
+# --- rebuilding a recorded layout (pkmm only; no kernel path calls these) -----------------
+
+def folio_restore(folio: Folio, *, refcount: int, pincount: int, pins: int, gup_refs: int,
+                  entire_mapcount: int, ksm: bool = False, migration_entries: int = 0,
+                  swap: int | None = None,
+                  mm_ids: tuple[list[int | None], list[int], bool] | None = None) -> None:
+    """pkmm: give a folio the counters of a recorded one (``pincount``: ``_pincount``, 0
+    for a small folio; ``mm_ids``: the MM-id slots, their mapcounts and the shared bit).
+    :mod:`pkmm.fast` rebuilds model objects from its arrays with it."""
+    folio.total_mapcount += entire_mapcount - folio.entire_mapcount
+    folio.refcount, folio._pincount, folio.pins = refcount, pincount, pins
+    folio.gup_refs, folio.entire_mapcount, folio.ksm = gup_refs, entire_mapcount, ksm
+    folio.migration_entries, folio.swap = migration_entries, swap
+    if mm_ids is not None:
+        folio.mm_ids, folio.mm_id_mapcount, folio.mm_ids_shared = \
+            list(mm_ids[0]), list(mm_ids[1]), mm_ids[2]
+    folio.fresh = False
+    folio_touched(folio)
+
+
+def page_restore(page: Page, *, mapcount: int, anon_exclusive: bool, hwpoison: bool) -> None:
+    """pkmm: give a page a recorded state (``mapcount``: its :attr:`Page.pte_mapcount`)."""
+    page.folio.total_mapcount += mapcount - page._mapcount
+    page._mapcount, page.anon_exclusive, page.hwpoison = mapcount, anon_exclusive, hwpoison
+    folio_touched(page.folio)

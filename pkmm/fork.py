@@ -37,7 +37,8 @@ class ForkResult:
     ``eagain``: -EAGAIN lock-drop/preallocate/retry rounds; ``copies``: pages copied for
     the child; ``wasted``: preallocated pages freed unused; ``passes``: copy_pte_range
     passes (a pass ends at a lock break, an -EAGAIN or the end of the range);
-    ``ops``: operation counts for the cost model.
+    ``ops``: operation counts for the cost model; ``batch_sizes``: how many share,
+    copy and raw steps copied each number of PTEs (exact even when the trace is summarised).
     """
 
     parent: Process
@@ -53,6 +54,7 @@ class ForkResult:
     lock_breaks: int
     ops: Counter[str] = field(default_factory=Counter)
     step_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    batch_sizes: Counter[int] = field(default_factory=Counter)
 
     @property
     def batches(self) -> list[int | str]:
@@ -155,4 +157,5 @@ def fork(p: Process, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = froz
         raise ForkError(f"fork with {version.name} failed with ENOMEM; the partial child was "
                         "torn down (see .trace)", fc.trace)
     return ForkResult(p, child, version.name, w, fc.trace, fc.steps, fc.eagain, fc.copies,
-                      fc.wasted, fc.passes, fc.lock_breaks, fc.ops, fc.step_counts)
+                      fc.wasted, fc.passes, fc.lock_breaks, fc.ops, fc.step_counts,
+                      fc.batch_sizes)

@@ -136,6 +136,21 @@ class Machine:
         """The pfn the bump allocator looks at next (before alignment)."""
         return self._next_pfn
 
+    @next_pfn.setter
+    def next_pfn(self, pfn: int) -> None:
+        # pkmm: the bulk path (pkmm.fast) moves the allocator past the pages it allocated
+        # itself, so that the model's next allocation lands where a traced fork puts it
+        self._next_pfn = pfn
+
+    @property
+    def next_swap(self) -> int:
+        """The swap offset swap_alloc() hands out next."""
+        return self._next_swap
+
+    @next_swap.setter
+    def next_swap(self, offset: int) -> None:
+        self._next_swap = offset      # pkmm: rebuilding a recorded layout (pkmm.fast)
+
     def alloc_folio_at(self, order: int, kind: FolioKind, pfn: int) -> Folio:
         """pkmm: allocate at a given free, aligned ``pfn`` (rebuilding a recorded layout)."""
         nr = 1 << order
@@ -215,6 +230,15 @@ class Machine:
         i = self._next_mm_id
         self._next_mm_id += 1
         return i
+
+    @property
+    def next_mm_id(self) -> int:
+        """The id the next mm gets (pkmm.fast rebuilds a machine with it)."""
+        return self._next_mm_id
+
+    @next_mm_id.setter
+    def next_mm_id(self, i: int) -> None:
+        self._next_mm_id = i
 
     # -- swap (mm/swapfile.c) ------------------------------------------------------------
     def swap_alloc(self, data: int, count: int = 1) -> int:

@@ -153,7 +153,7 @@ def copy_nonpresent_pte(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int,
     Mirrors: mm/memory.c copy_nonpresent_pte(), v6.8 .. v6.17.
     Simplified: no device-private/-exclusive entries; swap_duplicate never needs a
     continuation page (so no -EIO).
-    Taught in: notebooks/05-shared-vs-private.ipynb
+    Taught in: notebooks/01-ptes-folios-vmas.ipynb
     """
     f = "copy_nonpresent_pte"
     src_mm, dst_mm = src_vma.vm_mm, dst_vma.vm_mm
@@ -208,6 +208,11 @@ def copy_nonpresent_pte(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int,
 
 # --- the per-page-table loop ----------------------------------------------------------------
 
+#: copy_pte_range()'s lock-break accounting (kernel: ``progress``): need_resched() is
+#: checked once progress reaches PROGRESS_BREAK; a none slot adds PROGRESS_NONE, every
+#: entry copied PROGRESS_ENTRY (named so that the bulk path counts the same checks).
+PROGRESS_BREAK, PROGRESS_NONE, PROGRESS_ENTRY = 32, 1, 8
+
 def copy_pte_range(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int, end: int) -> int:
     """Copy the PTEs of [addr, end), one PMD slice of one VMA, for the child.
 
@@ -231,7 +236,7 @@ def copy_pte_range(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int, end: 
         pte_alloc(dst_mm, addr)
         fc.passes += 1
         while True:
-            if progress >= 32:
+            if progress >= PROGRESS_BREAK:   # kernel: if (progress >= 32)
                 fc.ops["lockbreak_checks"] += 1
                 progress = 0
                 if fc.need_resched:
@@ -242,11 +247,11 @@ def copy_pte_range(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int, end: 
             ptent = src_table.ptes[pte_index(addr)]
             fc.ops["pte_reads"] += 1
             if ptent is None:
-                progress += 1
+                progress += PROGRESS_NONE
                 addr += PAGE_SIZE
             elif not ptent.present:
                 ret = copy_nonpresent_pte(fc, dst_vma, src_vma, addr, rss)
-                progress += 8
+                progress += PROGRESS_ENTRY
                 addr += PAGE_SIZE
             else:
                 max_nr = (end - addr) // PAGE_SIZE
@@ -258,7 +263,7 @@ def copy_pte_range(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int, end: 
                     # kernel: "pre-alloc page cannot be reused by next time so as to
                     # strictly follow mempolicy"
                     _free_prealloc(fc, prealloc, addr, wasted=True)
-                progress += 8 * ret
+                progress += PROGRESS_ENTRY * ret
                 addr += PAGE_SIZE * ret
                 ret = 0
             if addr == end:

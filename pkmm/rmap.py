@@ -29,7 +29,7 @@ from .pte import HPAGE_PMD_ORDER
 from .vma import Vma
 
 __all__ = ["hugetlb_add_file_rmap", "hugetlb_add_new_anon_rmap", "hugetlb_remove_rmap",
-           "hugetlb_try_dup_anon_rmap", "EBUSY", "SetPageAnonExclusive",
+           "hugetlb_try_dup_anon_rmap", "EBUSY", "large_mapcount_add", "SetPageAnonExclusive",
            "__folio_try_dup_anon_rmap", "alloc_new_anon_page",
            "folio_add_anon_rmap_ptes",
            "folio_add_file_rmap_ptes", "folio_add_new_anon_rmap", "folio_add_rmap_pmd",
@@ -71,18 +71,29 @@ def folio_add_return_large_mapcount(folio: Folio, diff: int, mm_id: int) -> None
     Mirrors: include/linux/rmap.h folio_add_return_large_mapcount(), CONFIG_MM_ID (v6.15+;
     counts here are logical, the kernel's start at -1).
     """
-    ids, counts = folio.mm_ids, folio.mm_id_mapcount
+    folio.mm_ids_shared = large_mapcount_add(folio.mm_ids, folio.mm_id_mapcount,
+                                             folio.mm_ids_shared, folio.total_mapcount,
+                                             diff, mm_id)
+
+
+def large_mapcount_add(ids: list[int | None], counts: list[int], shared: bool, total: int,
+                       diff: int, mm_id: int) -> bool:
+    """The state change of :func:`folio_add_return_large_mapcount` on bare values: ``ids``
+    and ``counts`` (the two slots) change in place, ``total`` is the folio's mapcount
+    with the ``diff`` new mappings; returns the "maybe mapped shared" bit.  (pkmm: the
+    bulk fork runs it once per distinct folio state.)"""
     if ids[0] == mm_id:
         counts[0] += diff
     elif ids[1] == mm_id:
         counts[1] += diff
     elif ids[0] is None:
         ids[0], counts[0] = mm_id, diff
-        if folio.total_mapcount != diff:      # kernel: "We might have other mappings"
-            folio.mm_ids_shared = True
+        if total != diff:                     # kernel: "We might have other mappings"
+            shared = True
     elif ids[1] is None:
         ids[1], counts[1] = mm_id, diff
-        folio.mm_ids_shared = True            # kernel: "Slot 0 certainly has mappings"
+        shared = True                         # kernel: "Slot 0 certainly has mappings"
+    return shared
 
 
 def folio_sub_return_large_mapcount(folio: Folio, diff: int, mm_id: int) -> None:

@@ -24,18 +24,30 @@ from .folio import Folio
 from .kernels import DEFAULT_KERNEL, KERNELS
 from .perf import cyclic_gc_paused
 from .process import Process
+from .pte import PAGE_SIZE
 from .vma import TASK_SIZE
 
 __all__ = ["Scenario", "as_scenario", "load_scenario"]
 
 _VMA_KEYS = {"start": int, "npages": int, "backing": str, "shared": bool, "write": bool,
              "uffd_wp": bool, "uffd_fork": bool, "pfnmap": bool, "dontfork": bool,
-             "wipeonfork": bool, "soft_dirty_tracking": bool, "anon_vma": bool}
+             "wipeonfork": bool, "soft_dirty_tracking": bool, "anon_vma": bool, "label": str}
 _PTE_KEYS = {"addr": int, "folio": str, "page": int, "nr": int, "write": bool, "dirty": bool,
              "young": bool, "soft_dirty": bool, "uffd_wp": bool, "protnone": bool,
              "anon_exclusive": bool}
+# A run: ``npages`` consecutive pages from ``addr`` mapping consecutive pages of fresh
+# folios of ``order`` (from page ``page`` of the first), each PTE with the same bits; with
+# ``continue`` it goes on with the folio the previous run ended in; ``pmd`` maps each
+# order-9 folio with one PMD; ``pinned`` takes a FOLL_PIN on every page it maps (as an
+# io_uring fixed buffer over the run would).  Real processes are written this way (see
+# pkmm.realkernel.snapshot); hand-made layouts can too.
+_RUN_KEYS = {"addr": int, "npages": int, "order": int, "page": int, "backing": str,
+             "pmd": bool, "continue": bool, "write": bool, "dirty": bool, "young": bool,
+             "soft_dirty": bool, "uffd_wp": bool, "anon_exclusive": bool, "pinned": bool}
+_RANGE_KEYS: dict[str, type] = {"addr": int, "npages": int}
 _SECTIONS = {"name", "kernel", "description", "vmas", "folios", "ptes", "pmds", "zero",
-             "huge_zero", "swap", "markers", "pins", "vmsplice"}
+             "huge_zero", "swap", "markers", "pins", "vmsplice", "runs", "pfnmaps",
+             "approximations", "source"}
 _ADDR_KEYS = {"start", "addr"}
 #: Counts that are not addresses: folio page indexes, PTE counts, references.
 _COUNT_MAX = {"npages": TASK_SIZE // 4096, "page": 1 << 9, "nr": 1 << 9, "order": 9,
@@ -122,12 +134,16 @@ class Scenario:
     folios: dict[str, dict[str, Any]] = field(default_factory=dict)
     ptes: list[dict[str, Any]] = field(default_factory=list)
     pmds: list[dict[str, Any]] = field(default_factory=list)
-    zero: list[int] = field(default_factory=list)
+    zero: list[int | dict[str, int]] = field(default_factory=list)
     huge_zero: list[int] = field(default_factory=list)
     swap: list[dict[str, Any]] = field(default_factory=list)
     markers: list[dict[str, Any]] = field(default_factory=list)
     pins: list[dict[str, Any]] = field(default_factory=list)
     vmsplice: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    pfnmaps: list[dict[str, Any]] = field(default_factory=list)
+    approximations: list[str] = field(default_factory=list)   # what could not be seen
+    source: dict[str, Any] = field(default_factory=dict)      # where the layout came from
 
     @classmethod
     def from_dict(cls, d: Any) -> Scenario:
@@ -161,21 +177,37 @@ class Scenario:
         s.pmds = [_fields(f"pmds[{i}]", v, {"addr": int, "folio": str, "write": bool,
                                              "dirty": bool}, ("addr", "folio"))
                   for i, v in enumerate(_list("pmds", d.get("pmds", [])))]
-        s.zero = [_int(f"zero[{i}]", v) for i, v in enumerate(_list("zero", d.get("zero", [])))]
+        s.zero = [_addr_or_range(f"zero[{i}]", v)
+                  for i, v in enumerate(_list("zero", d.get("zero", [])))]
         s.huge_zero = [_int(f"huge_zero[{i}]", v)
                        for i, v in enumerate(_list("huge_zero", d.get("huge_zero", [])))]
         s.swap = [_fields(f"swap[{i}]", v, {"addr": int, "value": int, "exclusive": bool,
-                                             "soft_dirty": bool, "uffd_wp": bool}, ("addr",))
+                                             "soft_dirty": bool, "uffd_wp": bool,
+                                             "npages": int}, ("addr",))
                   for i, v in enumerate(_list("swap", d.get("swap", [])))]
         s.markers = []
         for i, v in enumerate(_list("markers", d.get("markers", []))):
-            if not isinstance(v, dict) or set(v) != {"addr", "markers"} or \
-                    not isinstance(v["markers"], list) or \
+            if not isinstance(v, dict) or not {"addr", "markers"} <= set(v) <= \
+                    {"addr", "markers", "npages"} or not isinstance(v["markers"], list) or \
                     not all(isinstance(m, str) for m in v["markers"]):
                 raise ScenarioError(f"markers[{i}]: expected {{addr, markers: [names]}} "
-                                    f"with marker names as strings")
+                                    "with marker names as strings (and optionally npages)")
             s.markers.append({"addr": _int(f"markers[{i}].addr", v["addr"]),
-                              "markers": list(v["markers"])})
+                              "markers": list(v["markers"]),
+                              **({"npages": _int(f"markers[{i}].npages", v["npages"])}
+                                 if "npages" in v else {})})
+        s.runs = [_fields(f"runs[{i}]", v, _RUN_KEYS, ("addr", "npages"))
+                  for i, v in enumerate(_list("runs", d.get("runs", [])))]
+        s.pfnmaps = [_fields(f"pfnmaps[{i}]", v, {"addr": int, "npages": int, "pfn": int,
+                                                   "write": bool, "dirty": bool},
+                             ("addr", "pfn"))
+                     for i, v in enumerate(_list("pfnmaps", d.get("pfnmaps", [])))]
+        s.approximations = [str(a) for a in _list("approximations",
+                                                  d.get("approximations", []))]
+        source = d.get("source", {})
+        if not isinstance(source, dict):
+            raise ScenarioError("source: expected an object (where the layout came from)")
+        s.source = dict(source)
         s.pins = [_fields(f"pins[{i}]", v, {"folio": str, "page": int}, ("folio",))
                   for i, v in enumerate(_list("pins", d.get("pins", [])))]
         s.vmsplice = [_fields(f"vmsplice[{i}]", v, {"folio": str, "page": int, "refs": int},
@@ -194,7 +226,7 @@ class Scenario:
         if self.description:
             d["description"] = self.description
         for sec in ("vmas", "folios", "ptes", "pmds", "zero", "huge_zero", "swap", "markers",
-                    "pins", "vmsplice"):
+                    "pins", "vmsplice", "runs", "pfnmaps", "approximations", "source"):
             v = getattr(self, sec)
             if v:
                 d[sec] = v
@@ -217,7 +249,7 @@ class Scenario:
         i = 0
         try:
             for i, v in enumerate(self.vmas):
-                p.mmap(**v)
+                p.mmap(**({k: x for k, x in v.items() if k != "label"} if "label" in v else v))
             section = "folios"
             for key, fd in self.folios.items():
                 folios[key] = p.alloc_folio(fd["order"], backing=fd.get("backing", "anon"))
@@ -228,24 +260,38 @@ class Scenario:
                 else:
                     p.map(e["addr"], folios[e["folio"]],
                           **{k: v for k, v in e.items() if k != "addr" and k != "folio"})
+            section = "runs"
+            runs = _RunBuilder(p)
+            for i, e in enumerate(self.runs):
+                runs.add(e)
             section = "pmds"
             for i, e in enumerate(self.pmds):
                 p.map_pmd(e["addr"], folios[e["folio"]], write=e.get("write", True),
                           dirty=e.get("dirty", True))
             section = "zero"
-            for i, a in enumerate(self.zero):
-                p.map_zero_page(a)
+            for i, z in enumerate(self.zero):
+                a, n = (z, 1) if isinstance(z, int) else (z["addr"], z["npages"])
+                for k in range(n):
+                    p.map_zero_page(a + k * PAGE_SIZE)
             section = "huge_zero"
             for i, a in enumerate(self.huge_zero):
                 p.map_huge_zero_pmd(a)
             section = "swap"
             for i, e in enumerate(self.swap):
-                p.map_swap(e["addr"], e.get("value", 0), exclusive=e.get("exclusive", True),
-                           soft_dirty=e.get("soft_dirty", False),
-                           uffd_wp=e.get("uffd_wp", False))
+                for k in range(_count(e)):
+                    p.map_swap(e["addr"] + k * PAGE_SIZE, e.get("value", 0),
+                               exclusive=e.get("exclusive", True),
+                               soft_dirty=e.get("soft_dirty", False),
+                               uffd_wp=e.get("uffd_wp", False))
             section = "markers"
             for i, e in enumerate(self.markers):
-                p.map_marker(e["addr"], *e["markers"])
+                for k in range(_count(e)):
+                    p.map_marker(e["addr"] + k * PAGE_SIZE, *e["markers"])
+            section = "pfnmaps"
+            for i, e in enumerate(self.pfnmaps):
+                for k in range(_count(e)):
+                    p.map_pfn(e["addr"] + k * PAGE_SIZE, e["pfn"] + k,
+                              write=e.get("write", False), dirty=e.get("dirty", False))
             section = "pins"
             for i, e in enumerate(self.pins):
                 p.pin(folios[e["folio"]], e.get("page", 0))
@@ -256,6 +302,71 @@ class Scenario:
             step = f"folios.{key}" if section == "folios" else f"{section}[{i}]"
             raise ScenarioError(f"{step}: {err}") from None
         return p, folios
+
+
+def _count(e: dict[str, Any]) -> int:
+    n = e.get("npages", 1)
+    if n < 1:
+        raise LayoutError(f"npages={n}: at least 1")
+    return int(n)
+
+
+def _addr_or_range(path: str, v: Any) -> int | dict[str, int]:
+    """A zero-page entry: an address, or ``{addr, npages}`` for consecutive pages."""
+    if isinstance(v, dict):
+        r = _fields(path, v, _RANGE_KEYS, ("addr", "npages"))
+        if r["npages"] < 1:
+            raise ScenarioError(f"{path}.npages: at least 1, got {r['npages']}")
+        return r
+    return _int(path, v)
+
+
+class _RunBuilder:
+    """Maps the ``runs`` of a scenario: fresh folios, or the one the last run ended in."""
+
+    def __init__(self, p: Process) -> None:
+        self.p = p
+        self.folio: Folio | None = None    # the last run's last folio, if not fully mapped
+        self.next = 0                      # its next unmapped page
+
+    def add(self, e: dict[str, Any]) -> None:
+        order, npages, pmd = e.get("order", 0), e["npages"], e.get("pmd", False)
+        backing = e.get("backing", "anon")
+        if not 0 <= order <= 9:
+            raise LayoutError(f"order={order}: folios have orders 0..9 in pkmm")
+        if npages < 1:
+            raise LayoutError(f"npages={npages}: a run maps at least one page")
+        if pmd and (order != 9 or npages % 512 or "page" in e or e.get("continue")):
+            raise LayoutError("pmd=True: a run of whole order-9 folios (order 9, npages a "
+                              "multiple of 512, no page/continue)")
+        folio, idx = None, e.get("page", 0)
+        if e.get("continue"):
+            if "page" in e:
+                raise LayoutError("continue=True goes on where the last run stopped; drop "
+                                  "'page'")
+            if self.folio is None or self.folio.order != order or self.folio.kind != backing:
+                raise LayoutError("continue=True but the previous run did not stop inside a "
+                                  f"folio of order {order} ({backing}); start a new folio")
+            folio, idx = self.folio, self.next
+        elif not 0 <= idx < 1 << order:
+            raise LayoutError(f"page={idx}: a folio of order {order} has pages "
+                              f"0..{(1 << order) - 1}")
+        kw = {k: v for k, v in e.items() if k in ("write", "dirty", "young", "soft_dirty",
+                                                   "uffd_wp", "anon_exclusive")}
+        addr, left = e["addr"], npages
+        while left:
+            folio = folio or self.p.alloc_folio(order, backing=backing)
+            take = min((1 << order) - idx, left)
+            if pmd:
+                self.p.map_pmd(addr, folio, write=kw.get("write"), dirty=kw.get("dirty", True))
+            else:
+                self.p.map(addr, folio, idx, take, **kw)
+            for k in range(idx, idx + take) if e.get("pinned") else ():
+                self.p.pin(folio, k)
+            addr, left, idx = addr + take * PAGE_SIZE, left - take, idx + take
+            if idx == 1 << order:
+                folio, idx = None, 0
+        self.folio, self.next = folio, idx
 
 
 def load_scenario(source: str | Path | dict[str, Any]) -> Scenario:

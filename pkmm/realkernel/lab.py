@@ -15,12 +15,12 @@ import functools
 import os
 from typing import Any
 
+from .calibrate import load as load_timing
 from .model import model_kernel
 from .report import Row, load_stored, render, report, stored_kernel
 from .scenarios import BY_ID
 from .support import detect
-from .timing import FOLIOS, fit_batch_cost, folio_pages
-from .timing import load_stored as load_timing
+from .timing import FOLIOS, fit_batch_cost, folio_pages, records
 from .timing import render as render_timing
 
 LIVE_ENV = "PKMM_LAB_LIVE"
@@ -93,13 +93,15 @@ def live_report() -> str:
 
 def stored_timing() -> str:
     d = load_timing()
-    fit = d["fit_1G"]
+    rows = records(d["runs"])
+    fits = {m: fit_batch_cost(rows, m) for m in ("fresh", "repeat")}
     return (f"fork() of a private anon region, Linux {d['machine']['kernel']}, "
-            f"{d['machine']['cpus']} CPUs, median of {d['repeats']}; baseline = Python "
-            f"fork without the region\n" + render_timing(d["results"]) +
+            f"{d['machine']['cpus']} CPUs: minimum of {d['rounds']} interleaved rounds "
+            "(a 4K sample before every other layout), minus the minimum of the same "
+            "Python worker forked without the region\n" + render_timing(rows) +
             "\nbatched copy path, 1 GiB: " + "; ".join(
                 f"{m}: {f['per_batch_ns']:.0f} ns per folio + {f['per_pte_ns']:.1f} ns per "
-                f"PTE (max error {f['max_rel_err']:.0%})" for m, f in fit.items()))
+                f"PTE (max error {f['max_rel_err']:.0%})" for m, f in fits.items()))
 
 
 def live_timing(size: str = "256M") -> str:
@@ -109,17 +111,20 @@ def live_timing(size: str = "256M") -> str:
     reason = live_reason()
     if reason:
         return f"live timing skipped: {reason}"
-    from .timing import measure_matrix, parse_size
-    return render_timing(measure_matrix([parse_size(size)], modes=("repeat",), repeats=7))
+    from .timing import available_folios, measure_interleaved, parse_size
+    run = measure_interleaved(parse_size(size), [f for f in available_folios() if f != "4K"],
+                              mode="repeat", rounds=5)
+    return render_timing(records([run])) if run else "live timing skipped: not possible here"
 
 
 def plot_timing(size_bytes: int = 1 << 30) -> Any:
     """ns per 4K page against folio size (stored data), FRESH and REPEAT."""
     import matplotlib.pyplot as plt
     d = load_timing()
+    rows = records(d["runs"])
     fig, ax = plt.subplots(figsize=(7.4, 3.2))
     for mode, style in (("fresh", "o-"), ("repeat", "s--")):
-        rs = {r["folio"]: r for r in d["results"]
+        rs = {r["folio"]: r for r in rows
               if r["size_bytes"] == size_bytes and r["mode"] == mode}
         xs = [f for f in FOLIOS if f in rs]
         ax.plot(range(len(xs)), [rs[f]["ns_per_page"] for f in xs], style, label=mode)
@@ -136,7 +141,7 @@ def plot_timing(size_bytes: int = 1 << 30) -> Any:
 
 def batch_fit(mode: str = "fresh") -> dict[str, float]:
     """The stored fit of ns per folio = per_batch + per_pte * n (1 GiB region)."""
-    return fit_batch_cost(load_timing()["results"], mode)
+    return fit_batch_cost(records(load_timing()["runs"]), mode)
 
 
 __all__ = ["LIVE_ENV", "batch_fit", "folio_pages", "live_report", "live_requested",

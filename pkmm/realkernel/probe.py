@@ -175,11 +175,11 @@ class RealBackend:
 
     def kill_child(self) -> None:
         if self.pid:
-            _kill_and_reap(self.pid)
+            kill_and_reap(self.pid)
             self.pid = 0
 
 
-def _kill_and_reap(pid: int) -> None:
+def kill_and_reap(pid: int) -> None:
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -224,16 +224,16 @@ def probe(sc: Scenario, timeout: float = TIMEOUT_S) -> dict[str, Any]:
                 out: dict[str, Any] = _run_in_runner(sc)
             except Exception as e:  # reported to the caller, who re-raises it
                 out = {"error": type(e).__name__, "message": str(e)}
-            _write_all(w, json.dumps(out).encode())
+            write_all(w, json.dumps(out).encode())
             code = 0
         finally:
             os._exit(code)
     os.close(w)
     try:
-        data = _read_all(r, timeout, sc.id)
+        data = read_all(r, timeout, sc.id)
     finally:
         os.close(r)
-        _kill_and_reap(pid)
+        kill_and_reap(pid)
     result: dict[str, Any] = json.loads(data)
     if "error" in result:
         if result["error"] == "LayoutNotObtained":
@@ -243,12 +243,12 @@ def probe(sc: Scenario, timeout: float = TIMEOUT_S) -> dict[str, Any]:
     return result
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     while data:
         data = data[os.write(fd, data):]
 
 
-def _read_all(fd: int, timeout: float, what: str) -> bytes:
+def read_all(fd: int, timeout: float, what: str) -> bytes:
     chunks, deadline = [], time.monotonic() + timeout
     while True:
         left = deadline - time.monotonic()

@@ -58,8 +58,12 @@ def probe_scenario(sc: Scenario) -> dict[str, Any]:
         return {"skipped": f"layout not obtained: {e}"}
 
 
-def probe_all(ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Probe the scenarios ``ids`` (default: all of §3) in order."""
+def probe_all(ids: Iterable[str] | None = None, *,
+              progress: bool | None = None) -> dict[str, dict[str, Any]]:
+    """Probe the scenarios ``ids`` (default: all of §3) in order; a progress bar follows
+    them when standard error is a terminal (``progress=True`` forces it)."""
+    from ..progress import progress as bar
     wanted = set(ids) if ids is not None else None
-    return {sc.id: probe_scenario(sc) for sc in SCENARIOS
-            if wanted is None or sc.id in wanted}
+    todo = [sc for sc in SCENARIOS if wanted is None or sc.id in wanted]
+    return {sc.id: probe_scenario(sc)
+            for sc in bar(todo, desc="real-kernel probes", enabled=progress)}

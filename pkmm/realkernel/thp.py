@@ -90,6 +90,41 @@ def _open_lock() -> int:
     raise OSError("thp_settings: cannot create a lock file in /run/lock or /tmp")
 
 
+# flock() locks belong to an open file: a second open+flock in the same process would wait
+# for itself.  So the process keeps one descriptor and counts how deep it is nested.
+_held = threading.local()
+
+
+@contextlib.contextmanager
+def held() -> Iterator[None]:
+    """Hold the machine-wide lock for the block without changing anything.
+
+    Reentrant within a thread: :func:`thp_settings` inside it reuses the lock.  Use it to
+    read the knobs while no other pkmm run on this machine may be changing them (e.g. to
+    check that a run restored them)."""
+    depth = getattr(_held, "depth", 0)
+    owner = os.getpid()
+    if depth and getattr(_held, "pid", None) == owner:
+        _held.depth = depth + 1
+        try:
+            yield
+        finally:
+            _held.depth -= 1
+        return
+    lock = _open_lock()
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _held.depth, _held.pid = 1, owner
+        try:
+            yield
+        finally:
+            if os.getpid() == owner:
+                _held.depth = 0
+    finally:
+        if os.getpid() == owner:
+            os.close(lock)   # closing drops the flock
+
+
 @contextlib.contextmanager
 def _signals_raise() -> Iterator[None]:
     """Turn SIGTERM/SIGHUP into an exception so ``finally`` blocks run (main thread only)."""
@@ -120,29 +155,23 @@ def thp_settings(changes: Mapping[str, str]) -> Iterator[dict[str, str]]:
     """
     if changes and not writable():
         raise PermissionError("thp_settings: THP sysfs knobs are not writable (need root)")
-    lock = _open_lock()
     owner = os.getpid()
     saved: dict[str, str] = {}
     blocked = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        with _signals_raise():
-            saved = snapshot()
+    with held(), _signals_raise():
+        saved = snapshot()
+        try:
+            old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
             try:
-                old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
-                try:
-                    for size, value in changes.items():
-                        if saved.get(size) != value:
-                            _write(size, value)
-                finally:
-                    signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-                yield dict(saved)
+                for size, value in changes.items():
+                    if saved.get(size) != value:
+                        _write(size, value)
             finally:
-                if os.getpid() == owner:
-                    _restore(saved, blocked)
-    finally:
-        if os.getpid() == owner:
-            os.close(lock)   # closing drops the flock
+                signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            yield dict(saved)
+        finally:
+            if os.getpid() == owner:
+                _restore(saved, blocked)
 
 
 def _restore(saved: Mapping[str, str], blocked: set[signal.Signals]) -> None:

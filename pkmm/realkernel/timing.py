@@ -17,18 +17,20 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import statistics
 import sys
 import time
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 from . import libc as lc
 from . import thp
+from .probe import kill_and_reap, write_all
 
 FOLIOS = ("4K", "16K", "32K", "64K", "128K", "256K", "512K", "1M", "2M-pte", "2M-pmd")
-DATA = Path(__file__).resolve().parent.parent / "data" / "forktiming-6.18.json"
 MODES = ("fresh", "repeat")
 
 
@@ -79,14 +81,32 @@ def _mem_available() -> int | None:
     return None
 
 
-def _fork_ns() -> int:
-    t0 = time.perf_counter_ns()
-    pid = os.fork()
-    t1 = time.perf_counter_ns()
-    if pid == 0:
-        os._exit(0)
+def fork_ns() -> int:
+    """One fork() timed alone; the child exits at once.  Where allowed (root) the parent
+    runs SCHED_FIFO for just that call, so the other users of a shared machine cannot
+    preempt it half-way (the measurement is then the fork's own work)."""
+    rt = _realtime(True)
+    try:
+        t0 = time.perf_counter_ns()
+        pid = os.fork()
+        t1 = time.perf_counter_ns()
+        if pid == 0:
+            os._exit(0)
+    finally:
+        if rt:
+            _realtime(False)
     os.waitpid(pid, 0)
     return t1 - t0
+
+
+def _realtime(on: bool) -> bool:
+    """Switch this process to SCHED_FIFO priority 1 (or back); False if not allowed."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO if on else os.SCHED_OTHER,
+                              os.sched_param(1 if on else 0))
+        return True
+    except (OSError, AttributeError):
+        return False
 
 
 class _Region:
@@ -139,67 +159,214 @@ class _Region:
         lc.munmap(self.base, self.total)
 
 
-def _measure(size: int, folio: str, mode: str, repeats: int) -> dict[str, Any]:
-    """In the worker: baseline forks, then the region's forks."""
-    _fork_ns()
-    baseline = [_fork_ns() for _ in range(repeats)]
-    region = _Region(size, folio)
+def _sample(size: int, layout: str, mode: str) -> tuple[int, str | None]:
+    """One timed fork of a freshly built ``layout`` region (REPEAT: after one warm-up fork)."""
+    region = _Region(size, layout)
     try:
-        layout = region.check()
-        samples = []
         if mode == "repeat":
-            _fork_ns()          # warm-up: PTEs read-only, no longer AnonExclusive
-        for _ in range(repeats):
-            if mode == "fresh":
-                region.populate()
-            samples.append(_fork_ns())
-        layout = layout or region.check()
+            fork_ns()          # PTEs read-only, no longer AnonExclusive
+        ns = fork_ns()
+        return ns, region.check()
     finally:
         region.close()
+
+
+def _sample_server(out: int, cmds: int, size: int, mode: str) -> None:
+    """In the worker: for each command line ``{"layout": L}`` build L afresh, time one
+    fork, reply ``{"layout", "ns", "layout_check"}``; "baseline" forks with no region."""
+    fork_ns()
+    with os.fdopen(cmds, "r") as f:
+        for line in f:
+            lay = json.loads(line)["layout"]
+            ns, check = (fork_ns(), None) if lay == "baseline" else _sample(size, lay, mode)
+            write_all(out, (json.dumps({"layout": lay, "ns": ns, "layout_check": check})
+                             + "\n").encode())
+
+
+def interleaving(folios: list[str], ref: str, rounds: int) -> list[str]:
+    """The order of samples: per round one baseline, then ``ref`` before every other
+    layout, the other layouts rotated by one each round.
+
+    >>> interleaving(["16K", "64K"], "4K", 2)
+    ['baseline', '4K', '16K', '4K', '64K', 'baseline', '4K', '64K', '4K', '16K']
+    """
+    out = []
+    for k in range(rounds):
+        out.append("baseline")
+        for i in range(len(folios)):
+            out += [ref, folios[(i + k) % len(folios)]]
+    return out
+
+
+def measure_interleaved(size_bytes: int, folios: list[str], *, ref: str = "4K",
+                        mode: str = "fresh", rounds: int = 15, timeout: float = 1800.0,
+                        progress: bool | None = None) -> dict[str, Any] | None:
+    """Fork-time regions of ``size_bytes`` of every layout in ``folios``, with a ``ref``
+    (4K) sample before each, for ``rounds`` rounds (see :func:`interleaving`).
+
+    Every sample builds its region afresh (FRESH: populated and forked; REPEAT: populated,
+    forked once, then timed) under the THP knobs its layout needs, switched through
+    :func:`pkmm.realkernel.thp.thp_settings` sample by sample; a slow drift of the machine
+    (load, fragmentation) thus hits every layout alike.  Returns the samples, their minima
+    and the speed-ups over ``ref`` (see :func:`summarise`), or None when the machine cannot
+    (:func:`unavailable` says why).  1 GiB FRESH, one layout, 15 rounds: about 20 s.
+    """
+    from ..progress import bar
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r}: use 'fresh' or 'repeat'")
+    if _knobs(ref):
+        raise ValueError(f"ref={ref!r}: the reference layout must need no THP knobs (4K)")
+    folios = [f for f in folios if not unavailable(size_bytes, f)]
+    if not folios or unavailable(size_bytes, ref):
+        return None
+    order = interleaving(folios, ref, rounds)
+    samples: dict[str, list[int]] = {lay: [] for lay in ["baseline", ref, *folios]}
+    bad: dict[str, str] = {}
+    cmd_r, cmd_w = os.pipe()
+
+    def serve(w: int) -> None:
+        os.close(cmd_w)
+        _sample_server(w, cmd_r, size_bytes, mode)
+    replies = _run_worker(serve, timeout, f"fork timing {mode}", close_in_parent=cmd_r)
+    try:
+        with bar(total=len(order), desc=f"fork timing {mode}", enabled=progress) as b:
+            for lay in order:
+                with thp.thp_settings(_knobs(lay) if lay != "baseline" else {}):
+                    write_all(cmd_w, (json.dumps({"layout": lay}) + "\n").encode())
+                    msg = next(replies, None)
+                if msg is None:
+                    raise RuntimeError(f"measure_interleaved: the worker died at {lay}")
+                if msg["layout_check"]:
+                    bad.setdefault(lay, msg["layout_check"])
+                else:
+                    samples[lay].append(msg["ns"])
+                b.update(1)
+    finally:
+        os.close(cmd_w)
+        replies.close()
+    return {"size_bytes": size_bytes, "mode": mode, "rounds": rounds, "ref": ref,
+            "folios": folios, "samples_ns": samples, "layout_failures": bad,
+            **summarise(samples, folios, ref)}
+
+
+def measure_pair(size_bytes: int, folio: str, *, ref: str = "4K", mode: str = "fresh",
+                 rounds: int = 15, progress: bool | None = None) -> dict[str, Any] | None:
+    """:func:`measure_interleaved` of one layout against ``ref``."""
+    return measure_interleaved(size_bytes, [folio], ref=ref, mode=mode, rounds=rounds,
+                               progress=progress)
+
+
+def summarise(samples: dict[str, list[int]], folios: list[str], ref: str) -> dict[str, Any]:
+    """Minima and medians of interleaved samples, net of the baseline, and the speed-ups.
+
+    ``net = min(layout) - min(baseline)``: on a shared machine every disturbance only
+    adds time, so the minimum of many interleaved runs is the steadiest estimate; every
+    speed-up divides by the one ``ref`` minimum of the whole run.
+
+    >>> s = summarise({"baseline": [5, 4], "4K": [24, 30], "64K": [14, 12]}, ["64K"], "4K")
+    >>> s["net_min_ns"], s["speedup"]
+    ({'4K': 20, '64K': 8}, {'64K': 2.5})
+    """
+    base = min(samples["baseline"]) if samples["baseline"] else 0
+    lays = [ref, *folios]
+    net = {lay: min(samples[lay]) - base for lay in lays if samples[lay]}
+    med = {lay: statistics.median(samples[lay]) - statistics.median(samples["baseline"])
+           for lay in lays if samples[lay] and samples["baseline"]}
+    speed = {f: net[ref] / net[f] for f in folios if ref in net and net.get(f, 0) > 0}
+    return {"baseline_min_ns": base, "net_min_ns": net, "net_median_ns": med,
+            "speedup": speed}
+
+
+def _run_worker(body: Any, timeout: float, what: str,
+                close_in_parent: int | None = None
+                ) -> Generator[dict[str, Any], None, None]:
+    """Fork a worker *now* that runs ``body(write_fd)`` and dies with us; return an
+    iterator over its JSON lines that kills and reaps it when closed or exhausted.
+
+    The fork happens before the caller takes the THP lock: a worker forked inside
+    :func:`~pkmm.realkernel.thp.thp_settings` would share the lock's open file and keep
+    the lock held after the caller released it.
+    """
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            lc.set_pdeathsig(signal.SIGKILL)
+            body(w)
+        finally:
+            os._exit(0)
+    os.close(w)
+    if close_in_parent is not None:
+        os.close(close_in_parent)
+    return _reap_after(pid, os.fdopen(r, "rb", buffering=0), timeout, what)
+
+
+def _reap_after(pid: int, f: Any, timeout: float, what: str
+                ) -> Generator[dict[str, Any], None, None]:
+    try:
+        yield from json_lines(f, timeout, what)
+    finally:
+        f.close()
+        kill_and_reap(pid)
+
+
+def json_lines(f: Any, timeout: float, what: str) -> Iterator[dict[str, Any]]:
+    deadline, buf = time.monotonic() + timeout, b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([f], [], [], left)[0]:
+            raise RuntimeError(f"{what}: worker timed out after {timeout:.0f} s")
+        chunk = f.read(1 << 16)
+        if not chunk:
+            return
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            yield json.loads(line)
+
+
+def _measure(size: int, folio: str, mode: str, repeats: int) -> dict[str, Any]:
+    """In the worker: baseline forks, then the region's forks (medians)."""
+    fork_ns()
+    baseline = [fork_ns() for _ in range(repeats)]
+    samples, layout = [], None
+    for _ in range(repeats):
+        ns, check = _sample(size, folio, mode)
+        samples.append(ns)
+        layout = layout or check
     pages = size // lc.PAGE_SIZE
     base, med = statistics.median(baseline), statistics.median(samples)
     return {"size_bytes": size, "folio": folio, "mode": mode, "repeats": repeats,
             "median_ns": med, "baseline_ns": base, "net_ns": med - base,
+            "min_net_ns": min(samples) - min(baseline),
             "ns_per_page": (med - base) / pages,
             "ns_per_folio": (med - base) / (pages // folio_pages(folio)),
             "samples_ns": samples, "layout_ok": layout is None, "layout": layout or "ok"}
 
 
 def measure_fork(size_bytes: int, folio: str, *, mode: str = "repeat",
-                 repeats: int = 11, timeout: float = 120.0) -> dict[str, Any] | None:
+                 repeats: int = 11, timeout: float = 300.0) -> dict[str, Any] | None:
     """Median real fork() time of a ``size_bytes`` private anon region of ``folio`` pages.
 
     ``folio``: "4K", "16K" ... "1M", "2M-pte" (PTE-mapped 2M THP) or "2M-pmd".
     ``mode``: "repeat" (PTEs already read-only from an earlier fork) or "fresh"
-    (re-populated before every sample: every PTE writable and AnonExclusive).
+    (every PTE writable and AnonExclusive).  Every sample builds its region afresh.
     Returns None when the machine cannot do it (:func:`unavailable` says why).
-    A 1 GiB "4K" "repeat" measurement with 11 repeats takes about a second.
+    For speed-ups between layouts use :func:`measure_pair` (interleaved minima).
     """
     if mode not in MODES:
         raise ValueError(f"mode={mode!r}: use 'fresh' or 'repeat'")
     if folio_pages(folio) and unavailable(size_bytes, folio):
         return None
-    from .probe import _kill_and_reap, _read_all, _write_all
     with thp.thp_settings(_knobs(folio)):
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.close(r)
-                lc.set_pdeathsig(signal.SIGKILL)
-                _write_all(w, json.dumps(_measure(size_bytes, folio, mode, repeats)).encode())
-            finally:
-                os._exit(0)
-        os.close(w)
-        try:
-            data = _read_all(r, timeout, f"fork timing {folio}")
-        finally:
-            os.close(r)
-            _kill_and_reap(pid)
-    if not data:
+        # forked inside the knob context (it must fault under them) and reaped in it
+        out = list(_run_worker(lambda w: write_all(w, (json.dumps(
+            _measure(size_bytes, folio, mode, repeats)) + "\n").encode()), timeout,
+            f"fork timing {folio}"))
+    if not out:
         raise RuntimeError(f"measure_fork: the worker died measuring {folio}")
-    result: dict[str, Any] = json.loads(data)
-    return result
+    return out[0]
 
 
 def available_folios() -> list[str]:
@@ -209,28 +376,32 @@ def available_folios() -> list[str]:
     return out + (["2M-pte", "2M-pmd"] if 2048 in sizes else [])
 
 
-def measure_matrix(sizes: list[int], folios: list[str] | None = None,
-                   modes: tuple[str, ...] = MODES, repeats: int = 11) -> list[dict[str, Any]]:
-    """:func:`measure_fork` for every size x folio x mode the machine allows."""
+def records(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per layout of each interleaved run (:func:`measure_interleaved` results):
+    net minimum and median, per 4K page and per folio, speed-up over the run's 4K."""
     out = []
-    for size in sizes:
-        for folio in folios or available_folios():
-            for mode in modes:
-                r = measure_fork(size, folio, mode=mode, repeats=repeats)
-                if r is not None:
-                    out.append(r)
+    for run in runs:
+        pages = run["size_bytes"] // lc.PAGE_SIZE
+        for lay, net in run["net_min_ns"].items():
+            out.append({"size_bytes": run["size_bytes"], "folio": lay, "mode": run["mode"],
+                        "net_ns": net, "median_ns": run["net_median_ns"].get(lay),
+                        "ns_per_page": net / pages,
+                        "ns_per_folio": net / (pages // folio_pages(lay)),
+                        "speedup": run["speedup"].get(lay, 1.0 if lay == run["ref"] else None),
+                        "samples": len(run["samples_ns"][lay]),
+                        "layout": run["layout_failures"].get(lay, "ok")})
     return out
 
 
-def fit_batch_cost(results: list[dict[str, Any]], mode: str,
+def fit_batch_cost(rows: list[dict[str, Any]], mode: str,
                    size_bytes: int = 1 << 30) -> dict[str, float]:
-    """Fit ``ns per folio = per_batch + per_pte * n`` over the PTE-mapped large folios.
+    """Fit ``ns per folio = per_batch + per_pte * n`` over the PTE-mapped large folios
+    (:func:`records` rows): the shape of the batched copy path's cost.
 
-    The cost model of the batched copy path (spec §6: ~115 ns per batch + 43 ns per PTE
-    FRESH on the 6.18 VM).  Fitted as ns per page = per_pte + per_batch / n, so every
-    order weighs the same; ``max_rel_err`` says how well one line fits them all.
+    Fitted as ns per page = per_pte + per_batch / n, so every order weighs the same;
+    ``max_rel_err`` says how well one line fits them all.
     """
-    pts = [(folio_pages(r["folio"]), r["ns_per_page"]) for r in results
+    pts = [(folio_pages(r["folio"]), r["ns_per_page"]) for r in rows
            if r["mode"] == mode and r["size_bytes"] == size_bytes
            and r["folio"] not in ("4K", "2M-pmd")]
     if len(pts) < 2:
@@ -244,23 +415,16 @@ def fit_batch_cost(results: list[dict[str, Any]], mode: str,
     return {"per_batch_ns": per_batch, "per_pte_ns": per_pte, "max_rel_err": err}
 
 
-def load_stored(path: Path = DATA) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
-
-
-def render(results: list[dict[str, Any]]) -> str:
-    """One line per measurement: median, Python baseline, and the region's ns per page."""
-    ref = {(r["size_bytes"], r["mode"]): r["net_ns"] for r in results if r["folio"] == "4K"}
-    lines = [f"{'layout':8s} {'size':>6s} {'mode':6s} {'median ms':>10s} {'baseline ms':>11s} "
-             f"{'ns/4K page':>10s} {'ns/folio':>9s} {'vs 4K':>6s}  layout check"]
-    for r in results:
-        base4k = ref.get((r["size_bytes"], r["mode"]))
-        speed = f"{base4k / r['net_ns']:.2f}x" if base4k and r["net_ns"] > 0 else "-"
+def render(rows: list[dict[str, Any]]) -> str:
+    """One line per layout: net minimum and median ms, ns per page and folio, speed-up."""
+    lines = [f"{'layout':8s} {'size':>6s} {'mode':6s} {'min ms':>8s} {'median ms':>10s} "
+             f"{'ns/4K page':>10s} {'ns/folio':>9s} {'vs 4K':>7s}  layout check"]
+    for r in rows:
+        speed = f"{r['speedup']:.2f}x" if r["speedup"] else "-"
+        med = f"{r['median_ns'] / 1e6:10.2f}" if r["median_ns"] is not None else f"{'-':>10s}"
         lines.append(f"{r['folio']:8s} {_size(r['size_bytes']):>6s} {r['mode']:6s} "
-                     f"{r['median_ns'] / 1e6:10.2f} {r['baseline_ns'] / 1e6:11.3f} "
-                     f"{r['ns_per_page']:10.1f} {r['ns_per_folio']:9.0f} {speed:>6s}  "
-                     f"{r['layout']}")
+                     f"{r['net_ns'] / 1e6:8.2f} {med} {r['ns_per_page']:10.1f} "
+                     f"{r['ns_per_folio']:9.0f} {speed:>7s}  {r['layout']}")
     return "\n".join(lines)
 
 
@@ -278,33 +442,18 @@ def parse_size(text: str) -> int:
     return int(text[:-1]) * unit
 
 
-def save_stored(path: Path = DATA, repeats: int = 21) -> dict[str, Any]:
-    """Measure spec §6's matrix on this machine and store it (for maintainers).
-
-    256 MiB and 1 GiB: every layout, FRESH and REPEAT; 4 GiB: 4K, 64K and PMD-mapped 2M.
-    """
-    from .support import detect
-    results = measure_matrix([256 << 20, 1 << 30], repeats=repeats)
-    results += measure_matrix([4 << 30], folios=[f for f in ("4K", "64K", "2M-pmd")
-                                                 if f in available_folios()], repeats=repeats)
-    data = {"format": 1, "repeats": repeats, "machine": detect().describe(),
-            "loadavg": Path("/proc/loadavg").read_text().split()[:3],
-            "thp_knobs": thp.snapshot(),
-            "fit_1G": {m: fit_batch_cost(results, m) for m in MODES},
-            "fit_256M": {m: fit_batch_cost(results, m, 256 << 20) for m in MODES},
-            "results": results}
-    path.write_text(json.dumps(data, indent=1) + "\n")
-    return data
-
-
 def main(sizes: str, stored: bool) -> None:
-    """Print the timing table: live (REPEAT, 1 size per run) or the stored 6.18 results."""
+    """Print the timing table: live (REPEAT, interleaved) or this machine's stored runs."""
+    from .calibrate import load
     if stored:
-        data = load_stored()
+        data = load()
         print(f"fork() timing, stored: Linux {data['machine']['kernel']}, "
-              f"{data['machine']['cpus']} CPUs {data['machine']['cpu']}")
-        print(render(data["results"]))
+              f"{data['machine']['cpus']} CPUs {data['machine']['cpu']}, minimum of "
+              f"{data['rounds']} interleaved rounds")
+        print(render(records(data["runs"])))
         return
-    results = measure_matrix([parse_size(s) for s in sizes.split(",")], modes=("repeat",))
-    print("fork() timing, live (REPEAT, median of 11):")
-    print(render(results))
+    runs = [r for s in sizes.split(",") if (r := measure_interleaved(
+        parse_size(s), [f for f in available_folios() if f != "4K"], mode="repeat",
+        rounds=7)) is not None]
+    print("fork() timing, live (REPEAT, minimum of 7 interleaved rounds):")
+    print(render(records(runs)))

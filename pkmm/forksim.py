@@ -1,0 +1,182 @@
+"""``python -m pkmm forksim SCENARIO|PID``: fork one layout under every kernel variant.
+
+Simulator concept.  The layout is a scenario file, or a live process snapshotted on the
+spot (:func:`pkmm.realkernel.snapshot.snapshot`).  It is built once in the bulk form
+(:mod:`pkmm.scenario_bulk`, :mod:`pkmm.fast`) and forked under each variant; per variant
+this reports what the model counted -- PTEs copied, batches (count and size
+histogram), pages copied at fork, -EAGAIN rounds, operations -- the cost model's
+predicted fork() time (:mod:`pkmm.costmodel`) and the child's rss.  ``--live``
+rebuilds the layout in a probe process on this kernel and times its fork()
+(:mod:`pkmm.realkernel.replay`).
+Taught in: notebooks/10-real-process.ipynb
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import PkmmError
+from .kernels import KERNELS
+from .scenario import Scenario, load_scenario
+
+RSS_KEYS = ("MM_ANONPAGES", "MM_FILEPAGES", "MM_SHMEMPAGES", "MM_SWAPENTS")
+
+__all__ = ["VariantFork", "forksim", "histogram", "main", "render"]
+
+
+@dataclass(frozen=True)
+class VariantFork:
+    """What forking the layout under one variant did, and what it would cost."""
+
+    kernel: str
+    ptes_copied: int                 # PTEs written into the child
+    pmds_copied: int                 # PMD leaves copied
+    batches: int                     # present-copy calls that copied (share/copy/raw)
+    batch_sizes: dict[int, int]      # PTEs per call -> calls
+    pages_copied: int                # pages the child got copies of at fork
+    eagain: int                      # -EAGAIN -> preallocate -> retry rounds
+    ops: dict[str, int]
+    predicted_ms: float
+    child_rss: dict[str, int] = field(default_factory=dict)
+    child_vmas: int = 0
+
+
+def histogram(sizes: dict[int, int], width: int = 60) -> str:
+    """A compact batch-size histogram: ``size x count`` from small to large.
+
+    >>> histogram({1: 300, 16: 20, 512: 2})
+    '1x300 16x20 512x2'
+    """
+    out, text = [], ""
+    for nr in sorted(sizes):
+        item = f"{nr}x{sizes[nr]}"
+        if len(text) + len(item) > width:
+            out.append("...")
+            break
+        out.append(item)
+        text += item + " "
+    return " ".join(out)
+
+
+def forksim(layout: Scenario | str | int, kernels: tuple[str, ...] = KERNELS, *,
+            progress: bool | None = None) -> tuple[Scenario, list[VariantFork]]:
+    """Fork ``layout`` (a scenario, a scenario file, or a PID to snapshot) under each of
+    ``kernels``; returns the scenario and one :class:`VariantFork` per kernel."""
+    from . import costmodel
+    from .progress import progress as bar
+    from .scenario_bulk import bulk_of
+    sc = _scenario(layout, progress)
+    base = bulk_of(sc)
+    out = []
+    for k in bar(kernels, desc="forksim", enabled=progress):
+        r, f = costmodel.fork_features(base.copy(), k)
+        child = r.child.mm
+        out.append(VariantFork(
+            k, r.ops.get("pte_writes", 0), r.ops.get("pmd_copies", 0),
+            sum(r.batch_sizes.values()), dict(sorted(r.batch_sizes.items())), r.copies,
+            r.eagain, dict(sorted(r.ops.items())), costmodel.predict_seconds(f) * 1e3,
+            {key: child.rss.get(key, 0) for key in RSS_KEYS}, len(child.vmas)))
+    return sc, out
+
+
+def _scenario(layout: Scenario | str | int, progress: bool | None) -> Scenario:
+    if isinstance(layout, Scenario):
+        return layout
+    if isinstance(layout, int) or (isinstance(layout, str) and layout.isdigit()):
+        from .realkernel.snapshot import snapshot
+        return snapshot(int(layout), progress=progress)
+    return load_scenario(layout)
+
+
+def render(sc: Scenario, rows: list[VariantFork]) -> str:
+    """The per-variant table, the operation counts, and what the layout approximated."""
+    head = (f"{'kernel':11s}{'PTEs':>9s}{'PMDs':>6s}{'batches':>9s}{'copied':>8s}"
+            f"{'EAGAIN':>7s}{'pred ms':>9s}{'child rss MiB (anon/file/shmem)':>33s}")
+    lines = [f"forksim: {sc.name}", head, "-" * len(head)]
+    for r in rows:
+        rss = "/".join(f"{r.child_rss.get(k, 0) * 4 / 1024:.1f}" for k in RSS_KEYS[:3])
+        lines.append(f"{r.kernel:11s}{r.ptes_copied:9d}{r.pmds_copied:6d}{r.batches:9d}"
+                     f"{r.pages_copied:8d}{r.eagain:7d}{r.predicted_ms:9.2f}{rss:>33s}")
+    lines.append("batch sizes (PTEs per copy call x calls):")
+    lines += [f"  {r.kernel:11s}{histogram(r.batch_sizes)}" for r in rows]
+    keys = sorted({k for r in rows for k in r.ops})
+    lines.append("operations:")
+    lines += [f"  {r.kernel:11s}" + " ".join(f"{k}={r.ops.get(k, 0)}" for k in keys
+                                             if r.ops.get(k)) for r in rows]
+    lines.append("pred ms: the cost model (pkmm.costmodel), calibrated on this machine's "
+                 "stored fork() timings")
+    if sc.approximations:
+        lines.append(f"the layout approximates {len(sc.approximations)} thing(s) the kernel "
+                     "does not export:")
+        lines += [f"  - {a}" for a in sc.approximations]
+    return "\n".join(lines)
+
+
+def live(sc: Scenario, rounds: int, progress: bool | None) -> dict[str, Any]:
+    """Replay ``sc`` on this kernel and time its fork (REPEAT state), with the model's
+    prediction for the layout really obtained."""
+    from . import costmodel
+    from .realkernel.model import model_kernel
+    from .realkernel.replay import replay_fork
+    from .realkernel.support import detect
+    r = replay_fork(sc, rounds=rounds, progress=progress)
+    kernel = model_kernel(detect().kernel)
+    pred = costmodel.predict_seconds(costmodel.scenario_counts(r["obtained"], kernel),
+                                     baseline=False) * 1e3
+    return {"kernel": kernel, "measured_ms": r["net_min_ns"] / 1e6, "predicted_ms": pred,
+            "rounds": rounds, "left_out": r["left_out"],
+            "obtained": r["obtained"].source.get("pages", {})}
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m pkmm forksim",
+                                 description="Fork a scenario file or a live process under "
+                                             "every kernel variant.")
+    ap.add_argument("layout", help="a scenario JSON file, or the PID of a running process")
+    ap.add_argument("--kernel", default="all", help="'all' or a comma list of "
+                    + ",".join(KERNELS))
+    ap.add_argument("--json", action="store_true", help="print JSON")
+    ap.add_argument("--live", action="store_true",
+                    help="also rebuild the layout on this kernel and time its fork() (root)")
+    ap.add_argument("--rounds", type=int, default=15, help="timed forks with --live")
+    ap.add_argument("--progress", action="store_true", default=None,
+                    help="draw progress bars even when stderr is not a terminal")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m pkmm forksim``; returns the exit code."""
+    ap = _parser()
+    try:
+        a = ap.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    kernels = KERNELS if a.kernel == "all" else tuple(k.strip() for k in a.kernel.split(","))
+    bad = [k for k in kernels if k not in KERNELS]
+    if bad or a.rounds < 1:
+        print(f"pkmm forksim: error: --kernel {a.kernel!r}: unknown {bad}; choose 'all' or "
+              f"from {','.join(KERNELS)}" if bad else
+              f"pkmm forksim: error: --rounds {a.rounds}: at least 1", file=sys.stderr)
+        return 2
+    try:
+        sc, rows = forksim(a.layout, kernels, progress=a.progress)
+        measured = live(sc, a.rounds, a.progress) if a.live else None
+    except PkmmError as e:
+        print(f"pkmm forksim: error: {e}", file=sys.stderr)
+        return 2
+    if a.json:
+        print(json.dumps({"scenario": sc.name, "approximations": sc.approximations,
+                          "source": sc.source, "variants": [asdict(r) for r in rows],
+                          "live": measured}, indent=1))
+        return 0
+    print(render(sc, rows))
+    if measured:
+        print(f"live: the layout rebuilt on this kernel forks in {measured['measured_ms']:.2f}"
+              f" ms (min of {measured['rounds']}, REPEAT state); the cost model predicts "
+              f"{measured['predicted_ms']:.2f} ms for the layout obtained "
+              f"({measured['kernel']}); left out: {', '.join(measured['left_out']) or '-'}")
+    return 0

@@ -1,0 +1,192 @@
+"""What notebooks/10-real-process.ipynb calls: a snapshot of the notebook's own process
+(or the stored one), its memory map as a picture, the five variants side by side,
+predict-then-check questions about them, and this process's own fork() time.
+
+Teaching layer: reads a live process through :mod:`pkmm.realkernel.snapshot`, forks it
+through :mod:`pkmm.forksim`, and times this process's fork(2) for :func:`fork_time`.
+Taught in: notebooks/10-real-process.ipynb
+
+Where /proc cannot be read (not Linux, JupyterLite) the stored snapshot of a Python
+process on the development machine (``pkmm/data/snapshot-python-6.18.json``) stands in,
+and every function says which one it shows.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import weakref
+from pathlib import Path
+from typing import Any
+
+from .scenario import Scenario, load_scenario
+
+STORED = Path(__file__).resolve().parent / "data" / "snapshot-python-6.18.json"
+KINDS = ("private anon", "private file", "shared file", "shmem", "raw PFN map")
+
+__all__ = ["QUESTIONS", "check", "copied_vmas", "fork_time", "kind", "plot_map",
+           "this_process", "vma_table"]
+
+
+def this_process() -> tuple[Scenario, str]:
+    """A snapshot of this process, or the stored one where /proc is not readable; and a
+    sentence saying which, and what the kernel would not show."""
+    from .realkernel.procpid import SnapshotError
+    from .realkernel.snapshot import snapshot
+    if sys.platform.startswith("linux"):
+        try:
+            sc = snapshot(os.getpid())
+            sc.name = f"this process ({sc.source['comm']})"   # no PID: outputs stay stable
+            seen = "as root" if sc.source.get("kpageflags") else "without root"
+            return sc, (f"live snapshot of this process, read {seen}; "
+                        f"{len(sc.approximations)} thing(s) approximated")
+        except SnapshotError as e:
+            why = str(e)
+    else:
+        why = f"no /proc here ({sys.platform})"
+    sc = load_scenario(STORED)
+    return sc, f"stored snapshot of a Python process ({why})"
+
+
+def kind(v: dict[str, Any]) -> str:
+    """The VMA kind fork cares about (see :data:`KINDS`)."""
+    if v.get("pfnmap"):
+        return "raw PFN map"
+    if v.get("backing") == "shmem":
+        return "shmem"
+    return ("shared " if v.get("shared") else "private ") + v.get("backing", "anon")
+
+
+_COPIED: dict[int, tuple[Any, list[bool]]] = {}     # id -> (weak reference, answer)
+
+
+def copied_vmas(sc: Scenario) -> list[bool]:
+    """For each VMA: does fork copy its page tables (the model's vma_needs_copy, under
+    the scenario's kernel)?"""
+    from .fast.convert import dup_vmas
+    from .scenario_bulk import bulk_of
+    ref, copied = _COPIED.get(id(sc), (None, []))
+    if ref is None or ref() is not sc:
+        copied = list(dup_vmas(bulk_of(sc), sc.kernel, frozenset())[1])
+        _COPIED[id(sc)] = (weakref.ref(sc), copied)
+    return copied
+
+
+def _pages(sc: Scenario) -> list[int]:
+    """Present or non-present entries per VMA of the scenario."""
+    starts = [v["start"] for v in sc.vmas]
+    ends = [v["start"] + v["npages"] * 4096 for v in sc.vmas]
+    out = [0] * len(sc.vmas)
+    entries = [(e["addr"], e["npages"]) for e in sc.runs + sc.swap + sc.markers + sc.pfnmaps
+               if isinstance(e, dict)]
+    entries += [(z, 1) if isinstance(z, int) else (z["addr"], z["npages"]) for z in sc.zero]
+    entries += [(a, 512) for a in sc.huge_zero]
+    for addr, n in entries:
+        for k, (lo, hi) in enumerate(zip(starts, ends, strict=True)):
+            if lo <= addr < hi:
+                out[k] += n
+                break
+    return out
+
+
+def vma_table(sc: Scenario) -> str:
+    """VMAs by kind: how many, their size, their mapped pages, and how many fork copies."""
+    copied = copied_vmas(sc)
+    pages = _pages(sc)
+    rows: dict[str, list[int]] = {k: [0, 0, 0, 0, 0] for k in KINDS}
+    for v, c, n in zip(sc.vmas, copied, pages, strict=True):
+        r = rows[kind(v)]
+        r[0] += 1
+        r[1] += v["npages"]
+        r[2] += n
+        r[3] += c
+        r[4] += n if c else 0
+    lines = [f"{'VMA kind':14s}{'VMAs':>6s}{'MiB':>9s}{'mapped pages':>14s}"
+             f"{'copied VMAs':>13s}{'their pages':>13s}"]
+    for k, (nv, npg, mapped, nc, cp) in rows.items():
+        if nv:
+            lines.append(f"{k:14s}{nv:6d}{npg * 4 / 1024:9.1f}{mapped:14d}{nc:13d}{cp:13d}")
+    return "\n".join(lines)
+
+
+def plot_map(sc: Scenario, top: int = 12) -> Any:
+    """The memory map as a picture: every VMA in address order, its width the pages it
+    maps (log scale), its colour its kind; hatched when fork copies its page tables."""
+    import matplotlib.pyplot as plt
+    copied = copied_vmas(sc)
+    pages = _pages(sc)
+    colours = dict(zip(KINDS, ("tab:orange", "tab:blue", "tab:cyan", "tab:green",
+                               "tab:gray"), strict=True))
+    fig, ax = plt.subplots(figsize=(10, 3.4))
+    xs = range(len(sc.vmas))
+    ax.bar(xs, [max(n, 0.8) for n in pages], width=1.0,
+           color=[colours[kind(v)] for v in sc.vmas],
+           hatch=None, edgecolor=["black" if c else "none" for c in copied], linewidth=0.4)
+    for i, c in enumerate(copied):
+        if c and pages[i]:
+            ax.plot(i, pages[i] * 1.25, marker="v", color="black", markersize=3)
+    ax.set_yscale("log")
+    ax.set_xlim(-1, len(sc.vmas))
+    ax.set_ylabel("mapped pages")
+    ax.set_xlabel("VMAs in address order (black outline and marker: fork copies its PTEs)")
+    biggest = sorted(range(len(pages)), key=lambda i: -pages[i])[:top]
+    for i in biggest:
+        label = Path(sc.vmas[i].get("label", "")).name or "[anon]"
+        ax.annotate(label[:18], (i, max(pages[i], 1)), fontsize=6, rotation=60,
+                    xytext=(0, 6), textcoords="offset points")
+    for k, col in colours.items():
+        ax.bar([0], [0], color=col, label=k)
+    ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.22))
+    ax.set_title(f"{sc.name}: {len(sc.vmas)} VMAs, {sum(pages)} mapped pages")
+    fig.tight_layout()
+    return fig
+
+
+# --- predict, then check ------------------------------------------------------------
+
+QUESTIONS = {
+    "copied": "How many of this process's VMAs will fork copy page tables for?",
+    "eager": "How many pages does eager-copy copy at fork for this process?",
+    "calls-v68": "How many present-copy calls does v6.8 make for this process?",
+}
+
+
+def _answer(question: str, sc: Scenario) -> tuple[int, str]:
+    from .forksim import forksim
+    if question == "copied":
+        n = sum(copied_vmas(sc))
+        return n, ("only VMAs with an anon_vma (private memory that ever had an anonymous "
+                   "page), PFN maps and uffd-wp ones are copied; the others -- shared "
+                   "memory, clean library text -- are refilled by page faults in the child")
+    _, rows = forksim(sc, ("eager-copy", "v6.8"))
+    if question == "eager":
+        return rows[0].pages_copied, ("xv6's uvmcopy copies every present page of every "
+                                      "copied VMA; only the zero page and raw PFN entries "
+                                      "are copied by value")
+    return rows[1].batches, ("v6.8 copies one PTE per copy_present_pte() call, so the "
+                             "calls equal the PTEs it copies: every present entry of every "
+                             "copied VMA")
+
+
+def check(question: str, answer: object, sc: Scenario) -> str:
+    """Check a prediction about ``sc``; a wrong one gets the reason."""
+    if question not in QUESTIONS:
+        return f"unknown question {question!r}; choose one of {', '.join(QUESTIONS)}"
+    want, why = _answer(question, sc)
+    try:
+        got = int(str(answer).replace(",", "").replace("_", "").strip())
+    except ValueError:
+        return f"Please answer with a number. The answer is {want}: {why}."
+    if got == want:
+        return f"Right ({want}): {why}."
+    off = "more" if got < want else "fewer"
+    return f"Not quite: you said {got}, the answer is {want} ({off}). Why: {why}."
+
+
+def fork_time(n: int = 7) -> float | None:
+    """The fastest of ``n`` fork() calls of this very process (ms), or None off Linux."""
+    if not hasattr(os, "fork") or not sys.platform.startswith("linux"):
+        return None
+    from .realkernel.timing import fork_ns
+    return min(fork_ns() for _ in range(n)) / 1e6
+

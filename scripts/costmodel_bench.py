@@ -1,0 +1,99 @@
+"""Benchmark: the cost model's predicted fork() speed-ups over 4K pages against the live
+kernel's, per folio size, from one run on this machine (Linux, root).
+
+Measures every folio layout at 1 GiB interleaved with 4K samples (the minimum of
+``--rounds`` rounds, FRESH and REPEAT: pkmm.realkernel.timing.measure_interleaved), fits
+the cost model on this run's training sizes (pkmm.costmodel.TRAIN) and prints, per size,
+the measured speed-up, the speed-up this run's fit predicts (held-out sizes are predicted,
+not fitted) and the one the stored calibration predicts.  ``--replay`` also rebuilds the
+layout of a real Python process (pkmm.realkernel.layouts_cost.real_process) and compares
+its fork time with the stored calibration's prediction.
+
+Usage: .venv/bin/python scripts/costmodel_bench.py [--rounds 11] [--replay] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from pkmm import costmodel as cm
+from pkmm.realkernel.calibrate import HOW, load
+from pkmm.realkernel.support import detect
+from pkmm.realkernel.timing import MODES, available_folios, measure_interleaved
+
+
+def live_runs(rounds: int) -> dict:
+    folios = [f for f in available_folios() if f != "4K"]
+    runs = [r for m in MODES if (r := measure_interleaved(
+        1 << 30, folios, mode=m, rounds=rounds, progress=True)) is not None]
+    return {"format": 2, "how": HOW, "machine": detect().describe(), "rounds": rounds,
+            "runs": runs, "layouts": []}
+
+
+def table(live: cm.Fit, stored: cm.Fit) -> list[dict]:
+    ref = {(r["label"], r["mode"]): r for r in stored.rows if r["kind"] == "folio"
+           and r["size_bytes"] == cm.GIB}
+    out = []
+    for r in live.rows:
+        if r["kind"] != "folio" or r["size_bytes"] != cm.GIB or r["label"] == "4K":
+            continue
+        s = ref.get((r["label"], r["mode"]))
+        out.append({"folio": r["label"], "mode": r["mode"], "fitted": r["trained"],
+                    "measured": r["speedup_measured"], "predicted": r["speedup_predicted"],
+                    "stored_model": s["speedup_predicted"] if s else None})
+    return out
+
+
+def replay_check() -> dict:
+    from pkmm.realkernel.layouts_cost import real_process
+    from pkmm.realkernel.replay import replay_fork
+    r = replay_fork(real_process(), rounds=15, progress=True)
+    pred = cm.predict_seconds(cm.scenario_counts(r["obtained"]), baseline=False) * 1e3
+    meas = r["net_min_ns"] / 1e6
+    return {"measured_ms": meas, "predicted_ms": pred, "rel_err": (pred - meas) / meas,
+            "pages": r["obtained"].source.get("pages", {})}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=11)
+    ap.add_argument("--replay", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    reason = detect().probe_ready()
+    if reason:
+        print(f"costmodel_bench: cannot measure here: {reason}", file=sys.stderr)
+        return 2
+    t0 = time.time()
+    data = live_runs(a.rounds)
+    live = cm.fit(data=data)
+    rows = table(live, cm.fit(data=load()))
+    extra = replay_check() if a.replay else None
+    if a.json:
+        print(json.dumps({"rows": rows, "replay": extra, "seconds": time.time() - t0},
+                         indent=1))
+        return 0
+    print(f"fork() speed-up over 4K, 1 GiB, minimum of {a.rounds} interleaved rounds, "
+          f"Linux {data['machine']['kernel']}; model fitted on "
+          f"{', '.join(cm.TRAIN)} of this run ({time.time() - t0:.0f} s)")
+    print(f"{'folio':8s}{'mode':8s}{'measured':>9s}{'predicted':>10s}{'error':>7s}"
+          f"{'stored model':>13s}")
+    for r in rows:
+        stored = f"{r['stored_model']:13.2f}" if r["stored_model"] else f"{'-':>13s}"
+        print(f"{r['folio']:8s}{r['mode']:8s}{r['measured']:9.2f}{r['predicted']:10.2f}"
+              f"{r['predicted'] - r['measured']:+7.2f}{stored}"
+              + ("  (fitted)" if r["fitted"] else ""))
+    worst = max(abs(r["predicted"] - r["measured"]) for r in rows
+                if r["folio"] in cm.REQUIRED)
+    print(f"largest error at {', '.join(cm.REQUIRED)}: {worst:.2f}")
+    if extra:
+        print(f"real layout rebuilt ({extra['pages']}): measured {extra['measured_ms']:.2f} "
+              f"ms, predicted {extra['predicted_ms']:.2f} ms ({extra['rel_err']:+.0%})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""python -m pkmm forksim: one layout forked under every variant, counts equal to the
+traced model's, on a scenario file and on a process the test starts."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from realproc import target
+
+import pkmm
+from pkmm import forksim as fs
+from pkmm.kernels import KERNELS
+from pkmm.scenario import Scenario
+
+BASE = 0x40000000
+LAYOUT = {
+    "name": "mixed",
+    "vmas": [{"start": BASE, "npages": 128, "anon_vma": True},
+             {"start": BASE + 0x200000, "npages": 32, "backing": "file", "anon_vma": True}],
+    "runs": [{"addr": BASE, "npages": 64, "order": 4},            # four 64K folios
+             {"addr": BASE + 64 * 4096, "npages": 16},            # 4K pages
+             {"addr": BASE + 0x200000, "npages": 31, "backing": "file", "write": False,
+              "dirty": False},
+             {"addr": BASE + 0x200000 + 31 * 4096, "npages": 1}],
+    "zero": [{"addr": BASE + 80 * 4096, "npages": 8}],
+}
+
+
+@pytest.fixture(scope="module")
+def rows() -> dict[str, fs.VariantFork]:
+    _, out = fs.forksim(Scenario.from_dict(LAYOUT))
+    return {r.kernel: r for r in out}
+
+
+def test_every_variant_reports_what_the_traced_model_counts(rows) -> None:
+    assert list(rows) == list(KERNELS)
+    for k, r in rows.items():
+        p, _ = Scenario.from_dict(LAYOUT).build()
+        t = pkmm.fork(p, kernel=k, detail=False)
+        assert r.ops == dict(sorted(t.ops.items())), k
+        assert r.batch_sizes == dict(sorted(t.batch_sizes.items())), k
+        assert (r.pages_copied, r.eagain) == (t.copies, t.eagain), k
+        assert r.child_rss["MM_ANONPAGES"] == t.child.rss["MM_ANONPAGES"], k
+        assert r.child_vmas == len(t.child.vmas) == 2
+
+
+def test_batches_follow_the_variants(rows) -> None:
+    # v6.8 copies one PTE per call; the batching variants take each 64K folio at once
+    assert rows["v6.8"].batch_sizes == {1: rows["v6.8"].ptes_copied}
+    for k in ("batch-v3", "v6.9", "v6.17"):
+        assert rows[k].batch_sizes.get(16) == 4, k
+        assert rows[k].batches == rows["v6.8"].batches - 4 * 15, k
+    # every variant copies every present PTE of both copied VMAs
+    assert {r.ptes_copied for r in rows.values()} == {64 + 16 + 8 + 32}
+
+
+def test_eager_copy_copies_pages_and_costs_more(rows) -> None:
+    assert rows["eager-copy"].pages_copied > 0
+    assert all(rows[k].pages_copied == 0 for k in KERNELS if k != "eager-copy")
+    assert rows["v6.8"].predicted_ms > rows["v6.17"].predicted_ms > 0   # more calls
+
+
+def test_forksim_of_a_live_process() -> None:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("needs /proc (Linux)")
+    with target() as (pid, regions):
+        sc, out = fs.forksim(pid, ("v6.8", "v6.17"))
+    assert [r.kernel for r in out] == ["v6.8", "v6.17"]
+    text = fs.render(sc, out)
+    assert text.startswith(f"forksim: pid {pid} (") and "approximates" in text
+    # MADV_DONTFORK leaves the child without that VMA
+    assert out[1].child_vmas == len(sc.vmas) - sum(1 for v in sc.vmas if v.get("dontfork"))
+
+
+def test_cli_json_and_bad_arguments(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "layout.json"
+    path.write_text(json.dumps(LAYOUT))
+    assert fs.main([str(path), "--kernel", "v6.9,v6.17", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [v["kernel"] for v in out["variants"]] == ["v6.9", "v6.17"]
+    assert {"ptes_copied", "batch_sizes", "pages_copied", "eagain", "ops", "predicted_ms",
+            "child_rss"} <= set(out["variants"][0])
+    assert fs.main([str(path)]) == 0
+    assert "batch sizes" in capsys.readouterr().out
+    for argv, msg in (([str(path), "--kernel", "v5"], "--kernel"),
+                      ([str(tmp_path / "nope.json")], "does not exist"),
+                      ([str(path), "--rounds", "0"], "--rounds")):
+        assert fs.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("pkmm forksim: error:") and msg in err and "Traceback" not in err
+
+
+def test_forksim_of_a_process_seen_without_root() -> None:
+    from realproc import in_child, nobody
+
+    from pkmm.realkernel import snapshot
+    uid = nobody()
+    if uid is None:
+        pytest.skip("needs root to drop to 'nobody'")
+    with target(as_user=uid) as (pid, _):
+        d = in_child(lambda: snapshot(pid).to_dict(), as_user=uid)
+    sc, out = fs.forksim(Scenario.from_dict(d), ("v6.8", "v6.17"))
+    assert not sc.source["pfns_visible"]
+    # without kpageflags every PTE-mapped page is its own 4K folio: no batch above 1
+    assert set(out[1].batch_sizes) == {1} and out[0].batches == out[1].batches
+    assert "folio sizes unknown" in fs.render(sc, out)

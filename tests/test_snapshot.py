@@ -1,0 +1,171 @@
+"""pkmm.realkernel.snapshot on a process the test starts: every region kind as the kernel
+exports it, with and without root, and the errors for bad, vanished and forbidden PIDs."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+
+import pytest
+from realproc import in_child, nobody, target
+
+from pkmm import realkernel
+from pkmm.realkernel.procpid import SnapshotError
+from pkmm.scenario import Scenario
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="snapshots read /proc (Linux only)")
+snap = importlib.import_module("pkmm.realkernel.snapshot")   # the package exports the function
+NOBODY = nobody()
+as_nobody = pytest.mark.skipif(NOBODY is None, reason="needs root to drop to 'nobody'")
+
+
+def vma_at(sc: Scenario, addr: int) -> dict:
+    return next(v for v in sc.vmas if v["start"] == addr)
+
+
+def entries(sc: Scenario, section: str, lo: int, hi: int) -> list[dict]:
+    out = []
+    for e in getattr(sc, section):
+        e = e if isinstance(e, dict) else {"addr": e, "npages": 1}
+        if lo <= e["addr"] < hi:
+            out.append(e)
+    return out
+
+
+def pages(es: list[dict]) -> int:
+    return sum(e.get("npages", 1) for e in es)
+
+
+@pytest.fixture(scope="module")
+def as_root() -> tuple[dict, Scenario]:
+    with target() as (pid, regions):
+        yield regions, snap.snapshot(pid)
+
+
+def test_private_anon_pages_are_exclusive_writable_4k_runs(as_root) -> None:
+    regions, sc = as_root
+    lo, hi = regions["anon4k"]
+    v = vma_at(sc, lo)
+    assert v["backing"] == "anon" and v["anon_vma"] and v["npages"] == (hi - lo) >> 12
+    runs = entries(sc, "runs", lo, hi)
+    assert pages(runs) == v["npages"]
+    assert all(r.get("order", 0) == 0 and r["write"] and r["anon_exclusive"] for r in runs)
+
+
+def test_zero_pages_and_the_anon_vma_they_imply(as_root) -> None:
+    regions, sc = as_root
+    lo, hi = regions["zero"]
+    assert vma_at(sc, lo)["anon_vma"]                 # page 0 was written
+    assert pages(entries(sc, "runs", lo, hi)) == 1
+    assert pages(entries(sc, "zero", lo, hi)) == ((hi - lo) >> 12) - 1
+    lo, hi = regions["onlyzero"]
+    assert "anon_vma" not in vma_at(sc, lo)           # only read: no anon page, ever
+    assert pages(entries(sc, "zero", lo, hi)) == (hi - lo) >> 12
+    assert any("only zero pages" in a for a in sc.approximations)
+
+
+def test_private_file_mapping_has_page_cache_and_its_cow_copy(as_root) -> None:
+    regions, sc = as_root
+    lo, hi = regions["file"]
+    v = vma_at(sc, lo)
+    assert v["backing"] == "file" and v["anon_vma"] and not v.get("shared")
+    runs = entries(sc, "runs", lo, hi)
+    cache = [r for r in runs if r.get("backing") == "file"]
+    anon = [r for r in runs if "backing" not in r]
+    assert pages(anon) == 1 and anon[0]["addr"] == lo
+    assert pages(cache) == ((hi - lo) >> 12) - 1
+    assert not any(r["write"] for r in cache)         # page cache in a private mapping: R/O
+
+
+def test_shared_dontfork_wipeonfork_readonly_flags(as_root) -> None:
+    regions, sc = as_root
+    shared = vma_at(sc, regions["shared"][0])
+    assert shared["shared"] and shared["backing"] == "shmem" and "anon_vma" not in shared
+    assert vma_at(sc, regions["dontfork"][0])["dontfork"]
+    assert vma_at(sc, regions["wipe"][0])["wipeonfork"]
+    lo, hi = regions["readonly"]
+    assert vma_at(sc, lo)["write"] is False
+    assert not any(r["write"] for r in entries(sc, "runs", lo, hi))
+
+
+def test_root_sees_pfns_and_folios(as_root) -> None:
+    _, sc = as_root
+    if os.geteuid() != 0:
+        pytest.skip("PFNs and kpageflags need root")
+    assert sc.source["pfns_visible"] and sc.source["kpageflags"]
+    assert not any("folio sizes unknown" in a for a in sc.approximations)
+
+
+def test_snapshot_builds_and_round_trips(as_root) -> None:
+    _, sc = as_root
+    again = Scenario.from_dict(json.loads(json.dumps(sc.to_dict())))
+    assert again.to_dict() == sc.to_dict()
+    p, _ = again.build()
+    assert len(p.vmas) == len(sc.vmas)
+
+
+@as_nobody
+def test_without_root_the_guesses_are_said() -> None:
+    assert NOBODY is not None
+    with target(as_user=NOBODY) as (pid, regions):
+        d = in_child(lambda: snap.snapshot(pid).to_dict(), as_user=NOBODY)
+    sc = Scenario.from_dict(d)
+    assert not sc.source["pfns_visible"] and not sc.source["kpageflags"]
+    assert any("folio sizes unknown" in a for a in sc.approximations)
+    assert any("AnonExclusive not visible" in a for a in sc.approximations)
+    lo, hi = regions["zero"]
+    # PAGEMAP_SCAN needs no privilege: zero pages are still told apart
+    assert pages(entries(sc, "zero", lo, hi)) == ((hi - lo) >> 12) - 1
+    lo, hi = regions["anon4k"]
+    assert all(r["write"] for r in entries(sc, "runs", lo, hi))   # bit 56: mapped once
+
+
+@as_nobody
+def test_another_users_process_is_a_permission_error() -> None:
+    me = os.getpid()
+    with pytest.raises(RuntimeError, match="SnapshotError: .*not allowed.*root"):
+        in_child(lambda: snap.snapshot(me).name, as_user=NOBODY)
+
+
+@pytest.mark.parametrize("pid", [0, -3, True, "12", 4_000_000_000])
+def test_bad_pid_names_the_argument(pid: object) -> None:
+    with pytest.raises(SnapshotError, match=r"pid="):
+        realkernel.snapshot(pid)  # type: ignore[arg-type]
+
+
+def test_an_exited_process_is_reported() -> None:
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    try:
+        while open(f"/proc/{pid}/stat").read().split(") ")[1][0] != "Z":
+            pass                                     # wait until it is a zombie
+        with pytest.raises(SnapshotError, match="no memory map|exited"):
+            snap.snapshot(pid)
+    finally:
+        os.waitpid(pid, 0)
+    with pytest.raises(SnapshotError, match="no such process"):
+        snap.snapshot(pid)
+
+
+def test_a_recycled_pid_is_noticed(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = iter([("python", 100), ("other", 200)])
+    monkeypatch.setattr(snap, "process_identity", lambda pid: next(calls))
+    with pytest.raises(SnapshotError, match="exited while it was read"):
+        snap.snapshot(os.getpid())
+
+
+def test_cli_writes_the_scenario_and_prints_what_it_guessed(
+        tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "me.json"
+    assert snap.main([str(os.getpid()), "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"pid {os.getpid()} (") and "approximated" in text
+    sc = Scenario.from_dict(json.loads(out.read_text()))
+    assert sc.source["pid"] == os.getpid() and sc.approximations
+    assert snap.main(["notapid"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pkmm snapshot: error: pid=") and "Traceback" not in err
