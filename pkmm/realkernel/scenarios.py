@@ -1,9 +1,9 @@
-"""The scenarios of real-kernel-6.18.md §3 and the write script of §2 step 4.
+"""The live-kernel scenarios and the write script each of them runs after fork.
 
 Simulator concept (no kernel file).  Each scenario names a memory layout (built for the
 real kernel by :mod:`pkmm.realkernel.layouts_real` and for the model by
 :mod:`pkmm.realkernel.layouts_model`), the pages w1/w2/w3 of the script, and the rule of
-§4 that each phase of the script checks.
+that each phase of the script checks.
 Taught in: notebooks/09-real-kernel-lab.ipynb
 """
 
@@ -38,7 +38,7 @@ _DEFAULT_RULES = {"pre": "9", "fork": "2", "read": "1", "first": "5", "second": 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One row of §3: layout, script pages, what the machine must offer, rules checked."""
+    """One scenario: layout, script pages, what the machine must offer, rules checked."""
 
     id: str
     title: str
@@ -181,7 +181,7 @@ class Backend(Protocol):
 
 
 def run_script(sc: Scenario, be: Backend) -> list[Step]:
-    """§2 step 4: observe, fork, then the fixed sequence of reads and one-byte writes."""
+    """Observe, fork, then the fixed sequence of reads and one-byte writes."""
     steps = [be.observe("before fork", "parent")]
     if sc.pre_write is not None:
         steps.append(be.access("parent writes before fork", "parent", sc.pre_write,
