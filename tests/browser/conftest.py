@@ -125,8 +125,6 @@ def check_notebook(drivers: Drivers, lab_server: LabServer,
     """Return check(rel_path, screenshot, front="lab", shots=None) -> NotebookReport:
     ``shots`` maps each theme to check in to its screenshot (light only by default);
     kernels are cleaned up after."""
-    reports: list[NotebookReport] = request.config.stash.setdefault(_REPORTS, [])
-
     def check(rel_path: str, screenshot: Path | None, front: str = "lab",
               shots: dict[str, Path | None] | None = None) -> NotebookReport:
         themes = tuple(shots) if shots else ("light",)
@@ -138,10 +136,14 @@ def check_notebook(drivers: Drivers, lab_server: LabServer,
             first = report.problems
             report = drivers.get(front).check(rel_path, screenshot, themes, shots)
             report.retried = first
-        reports.append(report)
-        request.config.stash[_END] = time.monotonic()
         if report.problems:
             report.server_log = lab_server.log_tail(15)
+        # The terminal summary is printed by the process that runs pytest's session: under
+        # pytest-xdist that is not this worker, so the figures travel with the test report.
+        request.node.user_properties.append((_PROPERTY, {
+            "summary": report.summary(), "seconds": report.seconds, "axe": dict(report.axe),
+            "axe_checked": report.axe_checked,
+            "since_start": time.monotonic() - request.config.stash[_START]}))
         return report
 
     yield check
@@ -149,31 +151,31 @@ def check_notebook(drivers: Drivers, lab_server: LabServer,
 
 
 _PAGE_ERROR = "uncaught page error: "
-_REPORTS = pytest.StashKey[list[NotebookReport]]()
+_PROPERTY = "pkmm-browser"
 _START = pytest.StashKey[float]()
-_END = pytest.StashKey[float]()
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """Print per-notebook results and the browser test's total duration (CI records it)."""
-    reports = config.stash.get(_REPORTS, [])
-    if not reports:
+    rows = [value for reports in terminalreporter.stats.values() for r in reports
+            if getattr(r, "when", "") == "call"
+            for name, value in getattr(r, "user_properties", ()) if name == _PROPERTY]
+    if not rows:
         return
     terminalreporter.section("pkmm browser test")
-    for report in reports:
-        terminalreporter.write_line(report.summary())
-    per_notebook = sum(r.seconds for r in reports)
-    wall = config.stash[_END] - config.stash[_START]
+    for row in rows:
+        terminalreporter.write_line(row["summary"])
     axe: Counter[str] = Counter()
-    for r in reports:
-        axe.update(r.axe)
+    for row in rows:
+        axe.update(row["axe"])
     terminalreporter.write_line(
-        f"axe-core: {sum(r.axe_checked for r in reports)} widget/picture output(s) checked; "
-        "violations by impact: "
+        f"axe-core: {sum(row['axe_checked'] for row in rows)} widget/picture output(s) "
+        "checked; violations by impact: "
         + (", ".join(f"{k} {v}" for k, v in sorted(axe.items())) or "none"))
     terminalreporter.write_line(
-        f"browser test total: {wall:.1f}s wall for {len(reports)} notebook(s) "
-        f"({per_notebook:.1f}s in notebooks, the rest JupyterLab and Chromium start-up)")
+        f"browser test total: {max(row['since_start'] for row in rows):.1f}s wall for "
+        f"{len(rows)} notebook(s) ({sum(row['seconds'] for row in rows):.1f}s in notebooks, "
+        "the rest JupyterLab and Chromium start-up)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
