@@ -69,8 +69,8 @@ from the device.
 refcount, but only 1 to a large folio's refcount and 1 to its
 [pincount](../glossary.ipynb#pincount). So a small folio
 [may be pinned](../glossary.ipynb#maybe-pinned) when its refcount is at least 1024, a large
-one when its pincount is above 0. Fork asks only if the process has ever pinned a page ([MMF_HAS_PINNED](../glossary.ipynb#MMF_HAS_PINNED)), and
-then gives the child a private copy of every [AnonExclusive](../glossary.ipynb#AnonExclusive)
+one when its pincount is above 0. Fork asks only if the process has ever pinned a page
+([MMF_HAS_PINNED](../glossary.ipynb#MMF_HAS_PINNED)), and then gives the child a private copy of every [AnonExclusive](../glossary.ipynb#AnonExclusive)
 page of a folio that may be pinned: the kernel does not know *which* page of a large folio is
 pinned. Each copy needs a [preallocated page](../glossary.ipynb#preallocated-page): fork drops
 its locks, allocates and retries (an [-EAGAIN](../glossary.ipynb#-EAGAIN) round); in v6.9 and
