@@ -67,14 +67,15 @@ from the device.
 **What you need from 04.** A [FOLL_PIN](../glossary.ipynb#FOLL_PIN) pin adds
 [GUP_PIN_COUNTING_BIAS](../glossary.ipynb#GUP_PIN_COUNTING_BIAS) = 1024 to a *small* folio's
 refcount, but only 1 to a large folio's refcount and 1 to its
-[pincount](../glossary.ipynb#pincount). So a small folio
-[may be pinned](../glossary.ipynb#maybe-pinned) when its refcount is at least 1024, a large
-one when its pincount is above 0. Fork asks only if the process has ever pinned a page
-([MMF_HAS_PINNED](../glossary.ipynb#MMF_HAS_PINNED)), and then gives the child a private copy of every [AnonExclusive](../glossary.ipynb#AnonExclusive)
-page of a folio that may be pinned: the kernel does not know *which* page of a large folio is
-pinned. Each copy needs a [preallocated page](../glossary.ipynb#preallocated-page): fork drops
-its locks, allocates and retries (an [-EAGAIN](../glossary.ipynb#-EAGAIN) round); in v6.9 and
-v6.17 a batch that holds such a page fails as a whole first.
+[pincount](../glossary.ipynb#pincount). So a small folio [may be
+pinned](../glossary.ipynb#maybe-pinned) when its refcount is at least 1024, a large one when
+its pincount is above 0. Fork asks only if the process has ever pinned a page
+([MMF_HAS_PINNED](../glossary.ipynb#MMF_HAS_PINNED)), and then gives the child a private copy
+of every [AnonExclusive](../glossary.ipynb#AnonExclusive) page of a folio that may be pinned:
+the kernel does not know *which* page of a large folio is pinned. Each copy needs a
+[preallocated page](../glossary.ipynb#preallocated-page): fork drops its locks, allocates and
+retries (an [-EAGAIN](../glossary.ipynb#-EAGAIN) round); in v6.9 and v6.17 a batch that holds
+such a page fails as a whole first.
 
 Predict which rows are copied, and how many rounds fork takes."""),
     "refcounts": ("d-refcount-mapcount", """\
