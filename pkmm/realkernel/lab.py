@@ -94,9 +94,9 @@ class Table:
     def _repr_html_(self) -> str:
         def td(v: str) -> str:
             bg = self.shade(v) if self.shade else ""
-            style = f' style="background:{bg}"' if bg else ""
-            return f"<td{style}>{html.escape(v)}</td>"
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.head)
+            style = "text-align:left" + (f";background:{bg}" if bg else "")
+            return f'<td style="{style}">{html.escape(v)}</td>'
+        head = "".join(f'<th style="text-align:left">{html.escape(h)}</th>' for h in self.head)
         body = "".join("<tr>" + "".join(td(v) for v in r) + "</tr>" for r in self.rows)
         notes = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
         return ('<table class="pkmm-table" style="font-size:0.82em;border-collapse:collapse">'
