@@ -77,7 +77,7 @@ class Table:
     """Rows a notebook shows as an HTML table and a terminal prints as text.
 
     >>> t = Table("t", ("a", "b"), (("1", "x<y"),), "a b\\n1 x<y")
-    >>> str(t), "<td>x&lt;y</td>" in t._repr_html_()
+    >>> str(t), ">x&lt;y</td>" in t._repr_html_()
     ('a b\\n1 x<y', True)
     """
 
