@@ -436,7 +436,8 @@ def plot_ops(rows: list[dict[str, Any]], key: str = "set_ptes_calls") -> Any:
                 ax.annotate("0", (x, 1), ha="center", va="bottom", fontsize=7, color=f"C{i}")
     ax.set_xticks([j + 0.4 - w / 2 for j in range(len(folios))], folios)
     ax.set_yscale("log")
-    ax.set_ylim(bottom=0.5)     # keep the "0" marks (drawn at 1) inside the axes
+    ax.set_ylim(bottom=0.5)     # keep the "0" marks (drawn at 1) inside the axes,
+    ax.set_xlim(-w, len(folios) - 1 + len(kernels) * w)   # also those of the last layout
     ax.set_ylabel(key)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
