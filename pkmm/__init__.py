@@ -36,7 +36,9 @@ from .fork import ForkResult, fork
 from .invariants import check_invariants
 from .kernels import DEFAULT_KERNEL, KERNELS, get_kernel
 from .machine import Machine
+from .madvise import ADVICES as MADVISE
 from .pgtable import Pmd
+from .pins import Pipe, UserPin
 from .process import Process, dma_write
 from .pte import PAGE_SIZE, PMD_SIZE, Pte
 from .trace import Event, Step, Trace
@@ -46,8 +48,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ABLATIONS", "DEFAULT_KERNEL", "GUP_PIN_COUNTING_BIAS", "KERNELS", "PAGE_SIZE",
-    "PMD_SIZE", "Event", "FaultError", "FaultResult", "File", "Folio", "ForkError",
+    "MADVISE", "PMD_SIZE", "Event", "FaultError", "FaultResult", "File", "Folio", "ForkError",
     "ForkResult", "InvariantError", "KernelBug", "LayoutError", "Machine", "Page",
-    "PkmmError", "Pmd", "Process", "Pte", "ScenarioError", "Step", "Trace", "Vma",
+    "Pipe", "PkmmError", "Pmd", "Process", "Pte", "ScenarioError", "Step", "Trace",
+    "UserPin", "Vma",
     "check_invariants", "dma_write", "fork", "get_kernel",
 ]

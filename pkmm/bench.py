@@ -22,6 +22,7 @@ import tracemalloc
 from typing import Any
 
 from .costmodel import predict_seconds, stored_fork_seconds
+from .errors import PkmmError
 from .kernels import BATCHING_KERNELS, KERNELS, RELEASED_KERNELS
 
 SIZES = {"256M": 256 << 20, "1G": 1 << 30, "4G": 4 << 30, "16G": 16 << 30}
@@ -30,7 +31,11 @@ OPS_SHOWN = ("pte_reads", "pte_writes", "set_ptes_calls", "batch_scans", "refcou
              "mapcount_ops", "wrprotect_calls", "pmd_copies", "lockbreak_checks")
 
 
-class BenchError(ValueError):
+#: --repeats above this would run for hours on the 16G layouts; best-of-N settles far sooner.
+MAX_REPEATS = 1000
+
+
+class BenchError(PkmmError, ValueError):
     """A bad command-line argument."""
 
 
@@ -68,8 +73,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     a.sizes = _list(a.size, SIZES, "size")
     a.folios = _list(a.folio, FOLIOS, "folio")
     a.kernels = _list(a.kernel, KERNELS, "kernel")
-    if a.repeats < 1:
-        raise BenchError(f"--repeats {a.repeats}: at least 1")
+    if not 1 <= a.repeats <= MAX_REPEATS:
+        raise BenchError(f"--repeats {a.repeats}: use 1..{MAX_REPEATS} (each repeat builds "
+                         "and forks the whole region again)")
     return a
 
 

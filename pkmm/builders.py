@@ -12,7 +12,7 @@ Taught in: notebooks/01-ptes-folios-vmas.ipynb
 from __future__ import annotations
 
 from .errors import LayoutError, need
-from .folio import Folio, folio_ref_add, folio_test_anon
+from .folio import Folio, folio_ref_add, folio_test_anon, migration_entry_add
 from .gup import get_user_page_refs, pin_user_page, unpin_user_page
 from .machine import Machine
 from .mm import MM_SWAPENTS, MmStruct, mm_counter
@@ -57,6 +57,20 @@ def page_aligned(name: str, addr: object) -> int:
                           f"{PAGE_SIZE:#x} (e.g. {addr - addr % PAGE_SIZE:#x})")
     return addr
 
+
+
+def check_bools(**flags: object) -> None:
+    """Every flag a real bool (an int or None is not one): LayoutError naming it."""
+    for name, value in flags.items():
+        if type(value) is not bool:
+            raise LayoutError(f"{name}={value!r}: pass True or False")
+
+
+def check_index(name: str, value: object, limit: int, what: str) -> int:
+    """An int in ``0 .. limit - 1`` (bools and floats refused)."""
+    if type(value) is not int or not 0 <= value < limit:
+        raise LayoutError(f"{name}={value!r}: {what} 0..{limit - 1}")
+    return value
 
 
 class PteBuilders:
@@ -134,7 +148,7 @@ class PteBuilders:
             for name, bit in (("write", write), ("dirty", dirty), ("young", young),
                               ("soft_dirty", soft_dirty), ("uffd_wp", uffd_wp),
                               ("protnone", protnone), ("anon_exclusive", anon_exclusive)):
-                if bit is not None and type(bit) is not bool:
+                if (bit is not None or name != "write") and type(bit) is not bool:
                     raise LayoutError(f"{name}={bit!r}: pass True or False")
         vma = self._range_vma("map", addr, nr)
         self._check_backing(vma, f)
@@ -158,6 +172,10 @@ class PteBuilders:
                     raise LayoutError(f"map: file offset {off} of {vma.vm_file.name} "
                                       "already caches another page; a file page can only be "
                                       "mapped at its own offset")
+                if cached is None and f.pages[page + k].mapcount:
+                    raise LayoutError(f"map: page {page + k} is already mapped from another "
+                                      "file offset; a page-cache page has one offset "
+                                      "(allocate another folio)")
         # state changes from here on
         first = Pte(f.pfn + page, True, writable, dirty, young, soft_dirty, uffd_wp, protnone)
         for k in range(nr):
@@ -235,7 +253,20 @@ class PteBuilders:
         writable = (True if write is None else write) and not why_ro
         need(pmd_index(addr) not in self.mm.pmds,
              f"map_pmd: the 2 MiB range at {addr:#x} already has PTEs or a PMD")
+        file = vma.vm_file
+        if not anon and file is not None:
+            # a file/shmem THP lives in the page cache at its (2 MiB-aligned) file offset:
+            # a MAP_SHARED child faulting later finds this very folio there
+            off = vma.linear_page_index(addr)
+            need(off % 512 == 0, f"map_pmd: file offset {off} (pages) is not 2 MiB aligned; "
+                 "a file THP sits at an aligned offset (adjust pgoff)")
+            need(all(file.cache.get(off + k) in (None, f.pages[k]) for k in range(512)),
+                 f"map_pmd: {file.name} already caches other pages in offsets "
+                 f"{off}..{off + 511}; map those pages instead")
         set_pmd_at(self.mm, addr, Pmd(pfn=f.pfn, write=writable, dirty=dirty, young=True))
+        if not anon and file is not None:
+            for k in range(512):
+                file.cache[vma.linear_page_index(addr) + k] = f.pages[k]
         if anon:
             pgtable_trans_huge_deposit(self.mm, addr)
             if vma.anon_vma is None:
@@ -292,6 +323,9 @@ class PteBuilders:
         """A swap entry at ``addr`` whose slot holds ``value``; returns the swap offset."""
         self._alive("map_swap")
         page_aligned("addr", addr)
+        if type(value) is not int:
+            raise LayoutError(f"value={value!r}: a page holds an int")
+        check_bools(exclusive=exclusive, soft_dirty=soft_dirty, uffd_wp=uffd_wp)
         vma = self._range_vma("map_swap", addr, 1)
         need(vma.backing == "anon" or not vma.vm_flags & VM_SHARED,
              "map_swap: shmem keeps swapped pages in the page cache, not in PTEs; use a "
@@ -307,20 +341,43 @@ class PteBuilders:
 
     def map_migration(self, addr: int, f: Folio, page: int = 0, *, kind: str = "write",
                       soft_dirty: bool = False, uffd_wp: bool = False) -> None:
-        """A migration entry for page ``page`` of ``f`` (the page is being migrated)."""
+        """A migration entry for page ``page`` of ``f`` (the page is being migrated).
+
+        The folio is under migration: the migration holds one reference on it (as
+        migrate_pages() does while its pages are unmapped), however many entries name
+        it.  The page must not be mapped by a present PTE: migration replaces every
+        mapping.  A page-cache page goes into the
+        VMA's file at its offset, as :meth:`map` does.
+        """
         self._alive("map_migration")
         page_aligned("addr", addr)
         need(kind in ("read", "read_exclusive", "write"),
              f"kind={kind!r}: use 'read', 'read_exclusive' or 'write'")
-        need(isinstance(f, Folio) and 0 <= page < f.nr_pages, f"page={page!r} out of range")
+        need(isinstance(f, Folio) and not f.freed, f"f={f!r}: pass a live folio from "
+             "alloc_folio()")
+        need(f.kind not in ("zero", "huge_zero"), "f: the zero page is never migrated")
+        check_index("page", page, f.nr_pages, f"folio of order {f.order} has pages")
+        check_bools(soft_dirty=soft_dirty, uffd_wp=uffd_wp)
+        need(f.pages[page].mapcount == 0, f"map_migration: page {page} is still mapped by "
+             "a present PTE; a page under migration is unmapped everywhere first")
         vma = self._range_vma("map_migration", addr, 1)
         self._check_backing(vma, f)
         self._slots_free("map_migration", addr, 1)
+        anon = folio_test_anon(f)
+        file = vma.vm_file
+        if not anon and file is not None:
+            off = vma.linear_page_index(addr)
+            need(file.cache.get(off) in (None, f.pages[page]),
+                 f"map_migration: file offset {off} of {file.name} caches another page")
+        # state changes from here on
         set_pte_at(self.mm, addr, mk_swap_pte(f"migration_{kind}", f.pfn + page,  # type: ignore[arg-type]
                                               soft_dirty=soft_dirty, uffd_wp=uffd_wp))
+        migration_entry_add(f)              # the first entry takes the migration's reference
         self.mm.add_mm_counter(mm_counter(f), 1)
         f.fresh = False
-        if folio_test_anon(f) and vma.anon_vma is None:
+        if not anon and file is not None:
+            file.cache[vma.linear_page_index(addr)] = f.pages[page]
+        if anon and vma.anon_vma is None:
             vma.anon_vma = AnonVma()
 
     def map_marker(self, addr: int, *markers: str) -> None:
@@ -329,9 +386,13 @@ class PteBuilders:
         page_aligned("addr", addr)
         need(markers and all(m in MARKERS for m in markers),
              f"markers={markers!r}: give one or more of {', '.join(MARKERS)}")
-        self._range_vma("map_marker", addr, 1)
+        vma = self._range_vma("map_marker", addr, 1)
         self._slots_free("map_marker", addr, 1)
         set_pte_at(self.mm, addr, make_pte_marker(frozenset(markers)))
+        if "guard" in markers and vma.anon_vma is None:
+            # kernel (v6.13+ madvise_guard_install()): anon_vma_prepare() "so that on
+            # fork, we copy page tables correctly" -- a guard exists only that way
+            vma.anon_vma = AnonVma()
 
     # -- pins (GUP FOLL_PIN | FOLL_LONGTERM) -----------------------------------------
     def _maps_page(self, f: Folio, page: int) -> bool:
@@ -355,7 +416,7 @@ class PteBuilders:
         fixed buffers or RDMA).  Sets MMF_HAS_PINNED on this mm, for good."""
         self._alive("pin")
         need(isinstance(f, Folio) and not f.freed, "pin: pass a live folio")
-        need(isinstance(page, int) and 0 <= page < f.nr_pages, f"page={page!r} out of range")
+        check_index("page", page, f.nr_pages, f"folio of order {f.order} has pages")
         need(self._maps_page(f, page), f"pin: {self.name!r} does not map page {page} of "
              "this folio; GUP pins pages through the pinning process's page tables")
         need(not folio_test_anon(f) or f.pages[page].anon_exclusive
@@ -364,7 +425,23 @@ class PteBuilders:
              "first unshare it with a fault -- write to it first, then pin")
         need(f.kind not in ("zero", "huge_zero"), "pin: the zero page cannot be pinned for "
              "a device to write into; write to the page first")
+        need(folio_test_anon(f) or not self._cow_maps_page(f, page),
+             f"pin: page {page} is a {f.kind} page-cache page mapped in a private (COW) "
+             "mapping; a long-term pin would first unshare it into an anon page "
+             "(gup_must_unshare) -- use pin_user_pages(addr, 1), which does that")
         pin_user_page(self.mm, f, page)
+
+    def _cow_maps_page(self, f: Folio, page: int) -> bool:
+        """Whether this mm maps page ``page`` of ``f`` in a COW (private) mapping."""
+        pfn = f.pfn + page
+        for v in self.mm.vmas:
+            if not is_cow_mapping(v.vm_flags):
+                continue
+            for a in range(v.vm_start, v.vm_end, PAGE_SIZE):
+                pte = ptep_get(self.mm, a)
+                if pte is not None and pte.present and pte.pfn == pfn:
+                    return True
+        return False
 
     def unpin(self, f: Folio, page: int = 0) -> None:
         """Drop a pin taken with :meth:`pin` (MMF_HAS_PINNED stays set)."""
@@ -379,8 +456,9 @@ class PteBuilders:
         make a small folio look pinned to ``folio_maybe_dma_pinned`` (spec T03, h5)."""
         self._alive("vmsplice")
         need(isinstance(f, Folio) and not f.freed, "vmsplice: pass a live folio")
-        need(isinstance(page, int) and 0 <= page < f.nr_pages, f"page={page!r} out of range")
-        need(isinstance(refs, int) and refs >= 1, f"refs={refs!r}: at least 1")
+        check_index("page", page, f.nr_pages, f"folio of order {f.order} has pages")
+        need(type(refs) is int and 1 <= refs <= 1 << 20,
+             f"refs={refs!r}: 1 .. {1 << 20} references")
         need(self._maps_page(f, page), f"vmsplice: {self.name!r} does not map page {page} "
              "of this folio")
         get_user_page_refs(self.mm, f, page, refs)

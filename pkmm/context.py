@@ -3,7 +3,7 @@
 Simulator concept (no kernel file).  The core (:mod:`pkmm.memory`, :mod:`pkmm.huge_memory`,
 :mod:`pkmm.fault`) is written once for every version; where versions differ it asks a
 :class:`KernelVersion` -- a hook (``copy_present``, ``copy_huge``) or a flag
-(``guard_markers``, ``large_folio_reuse`` ...).  The variant modules under
+(``guard_markers``, ``wp_large_folio`` ...).  The variant modules under
 :mod:`pkmm.kernels` build one ``KernelVersion`` each; the core defines the type, so the
 core never imports a variant (dependency inversion).  :class:`ForkContext` carries one
 fork's version, ablations, trace, steps and counters down the copy path; :class:`Prealloc`
@@ -28,7 +28,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .vma import Vma
 
 __all__ = ["ABLATIONS", "CopyHuge", "CopyPresent", "FaultResult", "FolioEnd", "ForkContext",
-           "KernelVersion", "Observer", "Prealloc", "Release", "AnonDup", "check_ablations"]
+           "KernelVersion", "Observer", "Prealloc", "Release", "AnonDup", "WpLargeFolio",
+           "check_ablations"]
 
 #: Ablations a learner can switch off with ``pkmm.fork(p, without={...})``.
 ABLATIONS = {
@@ -64,6 +65,10 @@ def check_ablations(without: Iterable[str]) -> frozenset[str]:
     return w
 
 
+#: wp_can_reuse_anon_folio() for a large folio: the small-folio refcount test applies to
+#: it too (v6.8 and older), it is never reused (v6.9 .. v6.14), or
+#: __wp_can_reuse_large_anon_folio() reuses it when this mm alone maps it (v6.15+).
+WpLargeFolio = Literal["as-small", "never", "exclusive"]
 #: A Linux release as (major, minor), e.g. ``(6, 17)``.
 Release = tuple[int, int]
 #: How a batch function meets the end of the folio (``"none"``: the variant never batches).
@@ -101,7 +106,7 @@ class KernelVersion:
     batch_func: str         # the batch-size function ("" when there is none)
     copy_present: CopyPresent
     guard_markers: bool     # copy_pte_marker() copies PTE_MARKER_GUARD (v6.13+)
-    large_folio_reuse: bool  # do_wp_page reuses exclusively mapped large folios (~v6.15+)
+    wp_large_folio: WpLargeFolio  # how do_wp_page decides whether to reuse a large folio
     huge_zero_wp_thp: bool  # write to the huge zero PMD allocates a whole THP (v6.17)
     hwpoison_copy: bool     # copy_present_page() returns -EHWPOISON on a memory error
     copy_huge: CopyHuge | None = None   # PMD leaves: None = huge_memory.copy_huge_pmd

@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .trace import Trace
 
 __all__ = ["FaultError", "ForkError", "InvariantError", "KernelBug", "LayoutError", "PkmmError",
-           "ScenarioError", "need"]
+           "ScenarioError", "StoredDataError", "need"]
 
 
 class PkmmError(Exception):
@@ -26,6 +26,11 @@ class LayoutError(PkmmError, ValueError):
 
 class ScenarioError(LayoutError):
     """A malformed scenario file or dict (names the field and what is expected)."""
+
+
+class StoredDataError(PkmmError, ValueError):
+    """A stored-results file that is missing, unreadable or not in the stored format; the
+    message names the file and the fix."""
 
 
 class FaultError(PkmmError, ValueError):

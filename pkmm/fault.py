@@ -17,19 +17,37 @@ from __future__ import annotations
 
 from .context import FaultResult, KernelVersion
 from .errors import FaultError, KernelBug
-from .folio import Folio, Page, folio_get, folio_put, folio_test_anon, folio_test_large
-from .huge_memory import do_huge_pmd_wp_page
+from .folio import (
+    Folio,
+    Page,
+    folio_get,
+    folio_put,
+    folio_ref_add,
+    folio_test_anon,
+    folio_test_large,
+    migration_entry_remove,
+)
+from .huge_memory import (
+    do_huge_pmd_anonymous_page,
+    do_huge_pmd_wp_page,
+    thp_vma_allowable_orders,
+    thp_vma_suitable_order,
+)
+from .hugetlb import hugetlb_fault, hugetlb_page
 from .mm import MM_ANONPAGES, MM_SWAPENTS, MmStruct, mm_counter, mm_counter_file
 from .pgtable import (
-    pmd_mkdirty,
+    pmd_hw_mkdirty,
     pmd_mkyoung,
+    pmd_none,
     pmdp_get,
     pte_index,
     ptep_get,
     set_pmd_at,
     set_pte_at,
+    set_ptes,
 )
 from .pte import (
+    HPAGE_PMD_ORDER,
     PAGE_SIZE,
     PMD_SIZE,
     Pte,
@@ -37,6 +55,7 @@ from .pte import (
     is_pte_marker,
     is_swap_entry,
     pte_clear_protnone,
+    pte_hw_mkdirty,
     pte_mkdirty,
     pte_mkwrite,
     pte_mkyoung,
@@ -47,6 +66,12 @@ from .rmap import (
     folio_add_anon_rmap_ptes,
     folio_add_file_rmap_ptes,
     folio_remove_rmap_ptes,
+)
+from .swap import (
+    folio_free_swap,
+    folio_test_swapcache,
+    read_swap_cache_async,
+    swap_cache_get_folio,
 )
 from .vma import VM_MAYSHARE, VM_PFNMAP, VM_SHARED, VM_WRITE, AnonVma, Vma, userfaultfd_wp
 
@@ -84,10 +109,13 @@ def _new_anon_page(vma: Vma, addr: int, data: int) -> Folio:
 # --- entry point -----------------------------------------------------------------------
 
 def handle_mm_fault(mm: MmStruct, addr: int, write: bool, kernel: KernelVersion,
-                    fr: FaultResult, value: int | None = None) -> int:
+                    fr: FaultResult, value: int | None = None, *,
+                    unshare: bool = False) -> int:
     """Perform one load or store in ``mm``, taking whatever fault the PTE requires;
     returns the data (the page's contents after a store).
 
+    ``unshare`` is FAULT_FLAG_UNSHARE: GUP asking for an exclusive anon page behind a
+    read-only PTE (for a R/O long-term pin) without making it writable.
     Mirrors: mm/memory.c handle_mm_fault() / __handle_mm_fault() / handle_pte_fault()
     (and the arch fault handler's VMA lookup and permission check before it).
     """
@@ -97,9 +125,19 @@ def handle_mm_fault(mm: MmStruct, addr: int, write: bool, kernel: KernelVersion,
                          f"(SIGSEGV) in {mm.owner!r}", "SIGSEGV")
     if write and not vma.vm_flags & VM_WRITE:
         raise FaultError(f"write at {addr:#x}: the VMA is read-only (SIGSEGV)", "SIGSEGV")
+    wp = write or unshare
+    if vma.hugetlb_kb:
+        hugetlb_fault(vma, addr, write, unshare, fr)
+        return _access(mm, addr, write, value, vma)
     pmd = pmdp_get(mm, addr)
     if pmd is not None:
-        if not write or do_huge_pmd_wp_page(vma, addr, pmd, kernel, fr):
+        if not wp or do_huge_pmd_wp_page(vma, addr, pmd, kernel, fr, unshare):
+            return _access(mm, addr, write, value)
+    elif pmd_none(mm, addr) and thp_vma_allowable_orders(vma, range(HPAGE_PMD_ORDER,
+                                                                    HPAGE_PMD_ORDER + 1)):
+        # kernel: __handle_mm_fault: "if (pmd_none(*vmf.pmd) && thp_vma_allowable_order(
+        # vma, vm_flags, TVA_IN_PF | TVA_ENFORCE_SYSFS, PMD_ORDER))" -> create_huge_pmd()
+        if do_huge_pmd_anonymous_page(vma, addr, write, fr):
             return _access(mm, addr, write, value)
     pte = ptep_get(mm, addr)
     if pte is None:
@@ -111,36 +149,40 @@ def handle_mm_fault(mm: MmStruct, addr: int, write: bool, kernel: KernelVersion,
         raise KernelBug(f"handle_mm_fault: no present PTE at {addr:#x} after the fault")
     if pte.protnone:
         pte = do_numa_page(vma, addr, pte, fr)
-    if write and not pte.write:
-        if pte.uffd_wp and userfaultfd_wp(vma):
+    if wp and not pte.write:
+        if write and pte.uffd_wp and userfaultfd_wp(vma):
             raise FaultError(f"write at {addr:#x}: uffd-wp protected; the kernel delivers a "
                              "userfault and the writer blocks until the monitor resolves it",
                              "userfault")
-        do_wp_page(vma, addr, pte, kernel, fr)
+        do_wp_page(vma, addr, pte, kernel, fr, unshare)
     return _access(mm, addr, write, value)
 
 
-def _access(mm: MmStruct, addr: int, write: bool, value: int | None) -> int:
+def _access(mm: MmStruct, addr: int, write: bool, value: int | None,
+            vma: Vma | None = None) -> int:
     """The load/store itself, with the hardware setting the accessed/dirty bits."""
     pmd = pmdp_get(mm, addr)
-    if pmd is not None:
+    if vma is not None and vma.hugetlb_kb:
+        found = hugetlb_page(vma, addr)
+        if found is None:
+            raise KernelBug(f"_access: no huge page at {addr:#x} after the fault")
+        page: Page | None = found[0].pages[found[1]]
+    elif pmd is not None:
         if pmd.huge_zero:
             return 0
         page = _page_of(mm, pmd.pfn + pte_index(addr))
         pmd = pmd_mkyoung(pmd)
-        set_pmd_at(mm, addr, pmd_mkdirty(pmd) if write else pmd)
+        set_pmd_at(mm, addr, pmd_hw_mkdirty(pmd) if write else pmd)
     else:
         pte = ptep_get(mm, addr)
         if pte is None or not pte.present:
             raise KernelBug(f"_access: no present PTE at {addr:#x}")
         pte = pte_mkyoung(pte)
-        set_pte_at(mm, addr, pte_mkdirty(pte) if write else pte)
+        set_pte_at(mm, addr, pte_hw_mkdirty(pte) if write else pte)
         page = _page_of(mm, pte.pfn)
     if page is None:        # zero page or raw PFN: reads as 0, writes cannot happen here
         return 0
-    if write:
-        if value is None:
-            raise KernelBug(f"_access: a store at {addr:#x} without a value")
+    if write and value is not None:    # (None: GUP's write fault, which stores nothing)
         page.data = value
     return page.data
 
@@ -182,13 +224,40 @@ def do_anonymous_page(vma: Vma, addr: int, write: bool, fr: FaultResult) -> None
                 "maps the shared zero page read-only (no anon_vma needed)")
         return
     anon_vma_prepare(vma)
-    new = _new_anon_page(vma, addr, 0)
-    set_pte_at(mm, addr, Pte(pfn=new.pfn, write=bool(vma.vm_flags & VM_WRITE), dirty=True,
-                             young=True))
-    mm.add_mm_counter(MM_ANONPAGES, 1)
+    order = alloc_anon_folio_order(vma, addr)
+    start = addr & ~((PAGE_SIZE << order) - 1)
+    new = alloc_new_anon_page(vma, order=order) if order else None
+    if new is None:             # order 0, or the mTHP allocation failed: one page
+        order, start = 0, addr
+        new = _new_anon_page(vma, addr, 0)
+    nr = new.nr_pages
+    folio_ref_add(new, nr - 1)  # kernel: folio_ref_add(folio, nr_pages - 1)
+    # kernel: "if (vma->vm_flags & VM_WRITE) entry = pte_mkwrite(pte_mkdirty(entry))"
+    writable = bool(vma.vm_flags & VM_WRITE)
+    set_ptes(mm, start, Pte(pfn=new.pfn, write=writable, dirty=writable,
+                            soft_dirty=writable, young=True), nr)
+    mm.add_mm_counter(MM_ANONPAGES, nr)
     fr.kind = "anonymous"
-    fr.note("do_anonymous_page", "new-page", f"write to empty anonymous memory: new zeroed "
-            f"exclusive page {new.pfn:#x}")
+    fr.note("do_anonymous_page", "new-page" if nr == 1 else "new-mthp",
+            f"write to empty anonymous memory: new zeroed exclusive page {new.pfn:#x}"
+            if nr == 1 else f"write to empty anonymous memory: new zeroed exclusive "
+            f"{nr * 4} KiB folio {new.pfn:#x} (mTHP), all {nr} PTEs mapped at once")
+
+
+def alloc_anon_folio_order(vma: Vma, addr: int) -> int:
+    """The largest mTHP order below PMD size that the THP settings allow here, whose
+    aligned range lies in the VMA and has every PTE slot empty (0: an order-0 page).
+
+    Mirrors: mm/memory.c alloc_anon_folio(), v6.8 .. v6.17: "Find the highest order where
+    the aligned range is completely pte_none()".
+    """
+    for order in thp_vma_allowable_orders(vma, range(1, HPAGE_PMD_ORDER)):
+        size = PAGE_SIZE << order
+        start = addr & ~(size - 1)
+        if thp_vma_suitable_order(vma, addr, order) and all(
+                ptep_get(vma.vm_mm, a) is None for a in range(start, start + size, PAGE_SIZE)):
+            return order
+    return 0
 
 
 def do_read_fault(vma: Vma, addr: int, fr: FaultResult) -> None:
@@ -218,7 +287,7 @@ def do_cow_fault(vma: Vma, addr: int, fr: FaultResult) -> None:
     anon_vma_prepare(vma)
     new = _new_anon_page(vma, addr, page.data)
     set_pte_at(vma.vm_mm, addr, Pte(pfn=new.pfn, write=bool(vma.vm_flags & VM_WRITE),
-                                    dirty=True, young=True))
+                                    dirty=True, soft_dirty=True, young=True))
     vma.vm_mm.add_mm_counter(MM_ANONPAGES, 1)
     fr.kind = "cow-file"
     fr.note("do_cow_fault", "copy", f"write to a private file mapping: copy page-cache "
@@ -230,7 +299,8 @@ def _map_cached_page(vma: Vma, addr: int, page: Page, write: bool) -> None:
     for a shared writable shmem mapping (no write-notify) or on a write fault."""
     writable = write or (vma.backing == "shmem" and bool(vma.vm_flags & VM_SHARED))
     writable = writable and bool(vma.vm_flags & VM_WRITE)
-    set_pte_at(vma.vm_mm, addr, Pte(pfn=page.pfn, write=writable, dirty=write, young=True))
+    set_pte_at(vma.vm_mm, addr, Pte(pfn=page.pfn, write=writable, dirty=write,
+                                    soft_dirty=write, young=True))   # pte_mkdirty on write
     folio_get(page.folio)
     folio_add_file_rmap_ptes(page.folio, page.index, 1, vma)
     vma.vm_mm.add_mm_counter(mm_counter_file(page.folio), 1)
@@ -238,15 +308,19 @@ def _map_cached_page(vma: Vma, addr: int, page: Page, write: bool) -> None:
 
 def do_fault_around(vma: Vma, addr: int, fr: FaultResult) -> None:
     """Also map the neighbours of a read-faulted file page that are already in the page
-    cache, within a 64 KiB-aligned window clipped to the VMA and the PMD slice.
+    cache, in a 64 KiB window -- aligned, or starting at the VMA when that starts later --
+    clipped to the VMA and the PMD slice.
 
     Mirrors: mm/memory.c do_fault_around() -> filemap_map_pages(), v6.8 .. v6.17
     (fault_around_bytes = 64 KiB default).  Pages not in the cache are not read in.
     """
     cache = vma.vm_file.cache if vma.vm_file is not None else {}
+    # kernel: "from_pte = max(ALIGN_DOWN(pte_off, nr_pages), pte_off - min(pte_off,
+    # vma_off)); to_pte = min3(from_pte + nr_pages, PTRS_PER_PTE, pte_off +
+    # vma_pages(vma) - vma_off) - 1" -- the window starts aligned (or at the VMA) and
+    # spans nr_pages from there, clipped to the VMA and the PTE table
     start = max(addr & ~(FAULT_AROUND_BYTES - 1), vma.vm_start, addr & ~(PMD_SIZE - 1))
-    end = min((addr & ~(FAULT_AROUND_BYTES - 1)) + FAULT_AROUND_BYTES, vma.vm_end,
-              (addr & ~(PMD_SIZE - 1)) + PMD_SIZE)
+    end = min(start + FAULT_AROUND_BYTES, vma.vm_end, (addr & ~(PMD_SIZE - 1)) + PMD_SIZE)
     mapped = 0
     for a in range(start, end, PAGE_SIZE):
         if a == addr or ptep_get(vma.vm_mm, a) is not None:
@@ -308,23 +382,50 @@ def handle_pte_marker(vma: Vma, addr: int, pte: Pte, write: bool, fr: FaultResul
 
 
 def do_swap_page(vma: Vma, addr: int, pte: Pte, write: bool, fr: FaultResult) -> None:
-    """Mirrors: mm/memory.c do_swap_page(): read the slot into a new exclusive page."""
+    """Bring a swapped-out page back: from the swap cache if it is still there, else read
+    into a new swap-cache page; exclusive (and, if writable, mapped writable) only if the
+    swap entry says so or nobody else could hold it.  A write that finds it shared goes
+    on to do_wp_page().
+
+    Mirrors: mm/memory.c do_swap_page() with should_try_to_free_swap(), v6.8 .. v6.17.
+    Simplified: no SWP_SYNCHRONOUS_IO skip-the-cache path (a swapfile is not
+    synchronous), no readahead, no large folios in the swap cache.
+    """
+    f = "do_swap_page"
     mm = vma.vm_mm
     if pte.swp is None:
         raise KernelBug(f"do_swap_page: {pte!r} is not a swap entry")
-    slot = mm.machine.swap[pte.swp.offset]
+    off = pte.swp.offset
+    folio = swap_cache_get_folio(mm.machine, off)
+    found = folio is not None
+    if folio is None:
+        folio = read_swap_cache_async(mm.machine, off)
+    folio_get(folio)                            # the lookup's reference: the mapping's
     anon_vma_prepare(vma)
-    new = _new_anon_page(vma, addr, slot.data)
-    set_pte_at(mm, addr, Pte(pfn=new.pfn, young=True, dirty=write,
-                             write=write and bool(vma.vm_flags & VM_WRITE),
-                             soft_dirty=pte.soft_dirty,
-                             uffd_wp=pte.uffd_wp and userfaultfd_wp(vma)))
-    mm.machine.swap_free(pte.swp.offset)
+    exclusive = pte.swp.exclusive               # pte_swp_exclusive(vmf->orig_pte)
+    mm.machine.swap_free(off)                   # swap_free_nr()
     mm.add_mm_counter(MM_SWAPENTS, -1)
+    # kernel: should_try_to_free_swap(): "If we want to map a page that's in the
+    # swapcache writable, we have to detect via the refcount if we're really the
+    # exclusive user": "folio_ref_count(folio) == (1 + folio_nr_pages(folio))"
+    freed = write and folio.refcount == 1 + folio.nr_pages and folio_free_swap(folio)
+    # kernel: "(exclusive || folio_ref_count(folio) == 1)"
+    exclusive = exclusive or folio.refcount == 1
+    writable = exclusive and bool(vma.vm_flags & VM_WRITE) and not (
+        pte.uffd_wp and userfaultfd_wp(vma))
+    folio_add_anon_rmap_ptes(folio, 0, 1, vma, exclusive=exclusive)
+    set_pte_at(mm, addr, Pte(pfn=folio.pfn, young=True, write=writable,
+                             dirty=writable and write,
+                             soft_dirty=pte.soft_dirty or (writable and write),
+                             uffd_wp=pte.uffd_wp and userfaultfd_wp(vma)))
     mm.add_mm_counter(MM_ANONPAGES, 1)
     fr.kind = "swapin"
-    fr.note("do_swap_page", "swapin", f"read swap slot {pte.swp.offset} into new page "
-            f"{new.pfn:#x} (pkmm: no swap cache, so this process gets its own copy)")
+    fr.note(f, "swapcache" if found else "read", (
+        f"swap slot {off}: " + ("page still in the swap cache" if found else
+                                "read into a new swap-cache page") +
+        f" {folio.pfn:#x}" + ("; swap cache dropped (no other user)" if freed else "") +
+        ("; exclusive" + (", mapped writable" if writable else "") if exclusive else
+         "; not exclusive (the entry was shared by fork): mapped read-only")))
 
 
 def remove_migration_pte(vma: Vma, addr: int, pte: Pte, fr: FaultResult) -> None:
@@ -344,6 +445,7 @@ def remove_migration_pte(vma: Vma, addr: int, pte: Pte, fr: FaultResult) -> None
         folio_add_anon_rmap_ptes(folio, i, 1, vma, exclusive=excl)
     else:
         folio_add_file_rmap_ptes(folio, i, 1, vma)
+    migration_entry_remove(folio)       # the last restored entry ends the migration
     fr.kind = "migration"
     fr.note("remove_migration_pte", "restored", "migration finished: the PTE maps the "
             "page again" + (" (writable, exclusive)" if writable else " (read-only)"))
@@ -355,26 +457,37 @@ def wp_can_reuse_anon_folio(folio: Folio, kernel: KernelVersion,
                             fr: FaultResult) -> bool:
     """May a write fault reuse this (not AnonExclusive) anon page in place?
 
-    Mirrors: mm/memory.c wp_can_reuse_anon_folio(); large folios go to
-    __wp_can_reuse_large_anon_folio() in v6.17 only.
+    Mirrors: mm/memory.c wp_can_reuse_anon_folio(): v6.8 applies the refcount test to
+    every folio (a large folio whose other pages are unmapped, refcount 1, is reused);
+    v6.9 .. v6.14 never reuse a large folio; v6.15+ ask
+    __wp_can_reuse_large_anon_folio().
     """
     f = "wp_can_reuse_anon_folio"
     if folio_test_large(folio):
-        if kernel.large_folio_reuse:
+        if kernel.wp_large_folio == "exclusive":
             return __wp_can_reuse_large_anon_folio(folio, fr)
-        # kernel (<= v6.14): "let's just consistently not reuse subpages even if we could
-        # reuse in that scenario, and give back a large folio a bit sooner."
-        fr.note(f, "no:large", "large folio: this version never reuses a subpage; copy")
-        return False
+        if kernel.wp_large_folio == "never":
+            # kernel (v6.9 .. v6.14): "let's just consistently not reuse subpages even if
+            # we could reuse in that scenario, and give back a large folio a bit sooner."
+            fr.note(f, "no:large", "large folio: this version never reuses a subpage; copy")
+            return False
     if folio.ksm or folio.refcount > 3:
         fr.note(f, "no:refcount", f"refcount {folio.refcount} > 3 (or KSM): someone else "
                 "holds the page; copy")
         return False
-    if folio.refcount > 1:
-        fr.note(f, "no:refcount", f"refcount {folio.refcount} > 1: another process still "
-                "maps it, or it is pinned/referenced; copy")
+    cache = folio_test_swapcache(folio)
+    if folio.refcount > 1 + cache:
+        fr.note(f, "no:refcount", f"refcount {folio.refcount} > {1 + cache}: another process "
+                "still maps it, or it is pinned/referenced; copy")
         return False
-    fr.note(f, "yes", "refcount == 1: the only reference is this mapping; reuse")
+    # kernel: "if (folio_test_swapcache(folio)) folio_free_swap(folio);" -- which fails
+    # while a swap entry (another process's, since fork) still refers to the slot
+    if cache and not folio_free_swap(folio):
+        fr.note(f, "no:swapcache", "the page is in the swap cache and a swap entry still "
+                "refers to its slot: the swap cache keeps a reference; copy")
+        return False
+    fr.note(f, "yes", "refcount == 1: the only reference is this mapping; reuse"
+            + (" (v6.8: the test a large folio gets too)" if folio_test_large(folio) else ""))
     return True
 
 
@@ -385,9 +498,12 @@ def __wp_can_reuse_large_anon_folio(folio: Folio, fr: FaultResult) -> bool:
         fr.note(f, "no:single-page", "only one page of the large folio is mapped: better "
                 "to copy and let the folio be freed")
         return False
-    if folio.maybe_mapped_shared:
-        fr.note(f, "no:mapped-shared", "another mm still maps part of this folio "
-                "(maybe mapped shared); copy")
+    if folio.mm_ids_shared:
+        # folio_test_large_maybe_mapped_shared(): the MM-id tracking bit, which stays set
+        # while mms it never had a slot for still map the folio
+        fr.note(f, "no:mapped-shared", "the folio is \"maybe mapped shared\" (another mm "
+                "maps, or mapped, part of it and its MM-id slots cannot prove otherwise); "
+                "copy")
         return False
     if folio.large_mapcount != folio.refcount:
         fr.note(f, "no:extra-refs", f"refcount {folio.refcount} != large mapcount "
@@ -399,8 +515,10 @@ def __wp_can_reuse_large_anon_folio(folio: Folio, fr: FaultResult) -> bool:
 
 
 def do_wp_page(vma: Vma, addr: int, pte: Pte, kernel: KernelVersion,
-               fr: FaultResult) -> None:
+               fr: FaultResult, unshare: bool = False) -> None:
     """Write to a present, read-only PTE: reuse the page or copy it (copy-on-write).
+    With ``unshare`` (a R/O long-term pin), make the page exclusive the same way but
+    leave the PTE read-only.
 
     Mirrors: mm/memory.c do_wp_page(), v6.8 .. v6.17.
     """
@@ -410,15 +528,21 @@ def do_wp_page(vma: Vma, addr: int, pte: Pte, kernel: KernelVersion,
         wp_page_shared(vma, addr, pte, fr)
         return
     if page is not None and folio_test_anon(page.folio):
-        if page.anon_exclusive:
+        reuse = page.anon_exclusive
+        if reuse:
             fr.note(f, "reuse:exclusive", "page is AnonExclusive: nobody else can map it")
-            wp_page_reuse(vma, addr, pte, page, fr)
-            return
-        if wp_can_reuse_anon_folio(page.folio, kernel, fr):
+        elif wp_can_reuse_anon_folio(page.folio, kernel, fr):
             SetPageAnonExclusive(page)
+            reuse = True
+        if reuse and unshare:
+            fr.kind = "unshare"
+            fr.note(f, "unshare:exclusive", "FAULT_FLAG_UNSHARE: the page is (now) "
+                    "AnonExclusive; the PTE stays read-only")
+            return
+        if reuse:
             wp_page_reuse(vma, addr, pte, page, fr)
             return
-    wp_page_copy(vma, addr, pte, page, fr)
+    wp_page_copy(vma, addr, pte, page, fr, unshare)
 
 
 def _mkwrite(pte: Pte) -> Pte:
@@ -443,12 +567,19 @@ def wp_page_reuse(vma: Vma, addr: int, pte: Pte, page: Page, fr: FaultResult) ->
 
 
 def wp_page_copy(vma: Vma, addr: int, pte: Pte, page: Page | None,
-                 fr: FaultResult) -> None:
-    """Mirrors: mm/memory.c wp_page_copy(): a new order-0 page, even for a large folio."""
+                 fr: FaultResult, unshare: bool = False) -> None:
+    """Mirrors: mm/memory.c wp_page_copy(): a new order-0 page, even for a large folio;
+    mapped writable and dirty -- or, to unshare, read-only (keeping soft-dirty and
+    uffd-wp) so that a later write still faults."""
     mm = vma.vm_mm
     anon_vma_prepare(vma)
     new = _new_anon_page(vma, addr, page.data if page is not None else 0)
-    set_pte_at(mm, addr, Pte(pfn=new.pfn, write=True, dirty=True, young=True))
+    if unshare:
+        set_pte_at(mm, addr, Pte(pfn=new.pfn, young=True, soft_dirty=pte.soft_dirty,
+                                 uffd_wp=pte.uffd_wp))
+    else:
+        set_pte_at(mm, addr, Pte(pfn=new.pfn, write=True, dirty=True, soft_dirty=True,
+                                 young=True))     # maybe_mkwrite(pte_mkdirty(entry))
     mm.add_mm_counter(MM_ANONPAGES, 1)
     if page is not None:
         old = page.folio
@@ -456,7 +587,7 @@ def wp_page_copy(vma: Vma, addr: int, pte: Pte, page: Page | None,
         mm.add_mm_counter(mm_counter(old), -1)
         folio_put(old)
     src = ("the zero page" if pte.special else f"page {pte.pfn:#x}")
-    fr.kind = "cow-copy"
+    fr.kind = "unshare-copy" if unshare else "cow-copy"
     fr.note("wp_page_copy", "copy", f"copy {src} into new exclusive order-0 page "
-            f"{new.pfn:#x}; the old page loses this mapping")
-
+            f"{new.pfn:#x}; the old page loses this mapping"
+            + ("; mapped read-only (FAULT_FLAG_UNSHARE)" if unshare else ""))

@@ -9,7 +9,9 @@ Counting rules (as in the kernel):
 * every page-table mapping of a page holds one folio reference (a PMD mapping one);
 * a page-cache folio holds ``nr_pages`` references for the cache itself;
 * a FOLL_PIN adds ``GUP_PIN_COUNTING_BIAS`` (1024) to a small folio's refcount, and
-  1 to a large folio's refcount plus 1 to its ``pincount``.
+  1 to a large folio's refcount plus 1 to its ``pincount``;
+* a folio under migration holds one reference for the migration (migrate_pages()
+  isolated it), however many migration entries name it; the entries themselves hold none.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Folio", "FolioKind", "GUP_PIN_COUNTING_BIAS", "Page", "folio_get",
            "folio_maybe_dma_pinned", "folio_pin", "folio_put", "folio_put_refs", "folio_ref_add",
            "folio_ref_sub", "folio_test_anon", "folio_test_large", "folio_test_swapbacked",
-           "folio_restore", "folio_touched", "folio_unpin", "page_restore"]
+           "folio_restore", "folio_touched", "folio_unpin", "migration_entry_add",
+           "migration_entry_remove", "page_restore"]
 
 GUP_PIN_COUNTING_BIAS = 1024
 FolioKind = Literal["anon", "file", "shmem", "zero", "huge_zero"]
@@ -68,7 +71,8 @@ class Folio:
 
     __slots__ = ("order", "pfn", "kind", "refcount", "_pincount", "pins", "gup_refs",
                  "entire_mapcount", "pages", "mm_mapcount", "ksm", "machine",
-                 "fresh", "freed", "uid")
+                 "fresh", "freed", "uid", "total_mapcount", "mm_ids", "mm_id_mapcount",
+                 "mm_ids_shared", "swap", "hugetlb", "migration_entries")
 
     def __init__(self, machine: Machine, order: int, pfn: int, kind: FolioKind,
                  uid: int) -> None:
@@ -82,7 +86,18 @@ class Folio:
         self.gup_refs = 0           # plain FOLL_GET references (vmsplice, O_DIRECT, ...)
         self.entire_mapcount = 0    # PMD mappings
         self.pages = [Page(self, i) for i in range(1 << order)] if order else [Page(self, 0)]
-        # CONFIG_MM_ID: per-mm mapcounts of a large folio ("maybe mapped shared")
+        self.total_mapcount = 0     # folio_mapcount(), kept by rmap.py
+        self.swap: int | None = None   # folio->swap: its swap slot while in the swap cache
+        self.hugetlb = False        # folio_test_hugetlb(): from the hugetlb pool
+        # pkmm: migration entries naming this folio (while > 0 the migration holds its
+        # reference; pkmm completes a migration entry by entry, when a fault waits for it)
+        self.migration_entries = 0
+        # CONFIG_MM_ID (include/linux/mm_types.h): two mm ids with their mapcounts and
+        # the "maybe mapped shared" bit of a large folio
+        self.mm_ids: list[int | None] = [None, None]
+        self.mm_id_mapcount = [0, 0]
+        self.mm_ids_shared = False
+        # pkmm: exact mappings per mm (for pkmm's own checks, never for a kernel rule)
         self.mm_mapcount: dict[int, int] = {}
         self.ksm = False
         self.fresh = True           # allocated, never mapped yet
@@ -106,7 +121,7 @@ class Folio:
     @property
     def mapcount(self) -> int:
         """``folio_mapcount``: all PTE mappings of its pages plus its PMD mappings."""
-        return sum(p._mapcount for p in self.pages) + self.entire_mapcount
+        return self.total_mapcount
 
     @property
     def large_mapcount(self) -> int:
@@ -120,8 +135,16 @@ class Folio:
 
     @property
     def maybe_mapped_shared(self) -> bool:
-        """CONFIG_MM_ID: more than one mm maps this large folio."""
-        return sum(1 for c in self.mm_mapcount.values() if c) > 1
+        """``folio_maybe_mapped_shared`` (v6.15+): a small folio mapped more than once; a
+        large one mapped more than once with a page mapped twice (or a PMD), or whose
+        MM-id tracking says "maybe mapped shared"."""
+        if not self.order:
+            return self.total_mapcount > 1
+        if self.total_mapcount <= 1:
+            return False
+        if self.entire_mapcount or self.total_mapcount > self.nr_pages:
+            return True
+        return self.mm_ids_shared
 
     def __repr__(self) -> str:
         return (f"Folio({self.kind} order={self.order} pfn={self.pfn:#x} "
@@ -238,19 +261,49 @@ def folio_unpin(folio: Folio) -> None:
         folio_put_refs(folio, GUP_PIN_COUNTING_BIAS)
 
 
+# --- a folio under migration (mm/migrate.c) -------------------------------------------------
+
+def migration_entry_add(folio: Folio, nr: int = 1) -> None:
+    """pkmm: ``nr`` more migration entries name ``folio``.  The first takes the
+    migration's reference: migrate_pages() holds the folio it isolated until every
+    mapping is restored, so the unmapped folio survives its mappers' exits."""
+    if folio.migration_entries == 0:
+        folio_get(folio)
+    folio.migration_entries += nr
+
+
+def migration_entry_remove(folio: Folio) -> None:
+    """pkmm: one migration entry of ``folio`` is gone (restored by a fault or zapped);
+    with the last one the migration ends and drops its reference (possibly the last)."""
+    if folio.migration_entries <= 0:
+        raise KernelBug(f"migration_entry_remove: {folio!r} has no migration entries")
+    folio.migration_entries -= 1
+    if folio.migration_entries == 0:
+        folio_put(folio)
+
+
 # --- rebuilding a recorded layout (pkmm only; no kernel path calls these) -----------------
 
 def folio_restore(folio: Folio, *, refcount: int, pincount: int, pins: int, gup_refs: int,
-                  entire_mapcount: int, ksm: bool = False) -> None:
+                  entire_mapcount: int, ksm: bool = False, migration_entries: int = 0,
+                  swap: int | None = None,
+                  mm_ids: tuple[list[int | None], list[int], bool] | None = None) -> None:
     """pkmm: give a folio the counters of a recorded one (``pincount``: ``_pincount``, 0
-    for a small folio).  :mod:`pkmm.fast` rebuilds model objects from its arrays with it."""
+    for a small folio; ``mm_ids``: the MM-id slots, their mapcounts and the shared bit).
+    :mod:`pkmm.fast` rebuilds model objects from its arrays with it."""
+    folio.total_mapcount += entire_mapcount - folio.entire_mapcount
     folio.refcount, folio._pincount, folio.pins = refcount, pincount, pins
     folio.gup_refs, folio.entire_mapcount, folio.ksm = gup_refs, entire_mapcount, ksm
+    folio.migration_entries, folio.swap = migration_entries, swap
+    if mm_ids is not None:
+        folio.mm_ids, folio.mm_id_mapcount, folio.mm_ids_shared = \
+            list(mm_ids[0]), list(mm_ids[1]), mm_ids[2]
     folio.fresh = False
     folio_touched(folio)
 
 
 def page_restore(page: Page, *, mapcount: int, anon_exclusive: bool, hwpoison: bool) -> None:
     """pkmm: give a page a recorded state (``mapcount``: its :attr:`Page.pte_mapcount`)."""
+    page.folio.total_mapcount += mapcount - page._mapcount
     page._mapcount, page.anon_exclusive, page.hwpoison = mapcount, anon_exclusive, hwpoison
     folio_touched(page.folio)

@@ -98,7 +98,8 @@ def dup_mmap(fc: ForkContext, child: Process, parent: Process) -> int:
             fc.emit(f, "uffd:cleared", "userfaultfd context without UFFD_FEATURE_EVENT_FORK: "
                     "the child VMA is not uffd-wp registered", vma.vm_start)
         tmp = Vma(child.mm, vma.vm_start, vma.vm_end, flags, vma.backing,
-                  vma.vm_file, vma.vm_pgoff, uffd_fork=vma.uffd_fork)
+                  vma.vm_file, vma.vm_pgoff, uffd_fork=vma.uffd_fork,
+                  hugetlb_kb=vma.hugetlb_kb)
         child.mm.insert_vma(tmp)
         if vma.vm_flags & VM_WIPEONFORK:
             fc.emit(f, "skip:wipeonfork", "VM_WIPEONFORK: the child VMA starts empty, without "
@@ -135,6 +136,9 @@ def fork(p: Process, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = froz
         raise LayoutError(f"fork: process {p.name!r} has exited; fork a live process")
     if not isinstance(fail_prealloc, (bool, int)) or fail_prealloc < 0:
         raise LayoutError(f"fail_prealloc={fail_prealloc!r}: False, True or a count >= 1")
+    for name, flag in (("need_resched", need_resched), ("detail", detail)):
+        if type(flag) is not bool:
+            raise LayoutError(f"{name}={flag!r}: pass True or False")
     if observer is not None and not detail:
         raise LayoutError("observer: a summarised fork (detail=False) records no events to "
                           "observe; pass detail=True")

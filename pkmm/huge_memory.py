@@ -1,7 +1,9 @@
-"""PMD-mapped THPs at fork, on write faults and at unmap, and splitting a PMD into PTEs.
+"""THPs: which sizes a fault may allocate, PMD-mapped THPs at fork, on faults and at unmap,
+and splitting a PMD into PTEs.
 
-Mirrors: mm/huge_memory.c copy_huge_pmd(), __split_huge_pmd_locked(), zap_huge_pmd(),
-do_huge_pmd_wp_page(), do_huge_zero_wp_pmd() (v6.8 .. v6.17).
+Mirrors: mm/huge_memory.c __thp_vma_allowable_orders(), do_huge_pmd_anonymous_page(),
+copy_huge_pmd(), __split_huge_pmd_locked(), zap_huge_pmd(), do_huge_pmd_wp_page(),
+do_huge_zero_wp_pmd(); include/linux/huge_mm.h thp_vma_suitable_order(s) (v6.8 .. v6.17).
 Simplified: no THP migration entries at PMD level, no huge PFN maps (v6.17's special
 PMD branch), no DAX; the deposited page table is a flag.
 Taught in: notebooks/07-after-fork.ipynb
@@ -13,7 +15,15 @@ import errno
 
 from .context import FaultResult, ForkContext, KernelVersion
 from .errors import KernelBug
-from .folio import Folio, folio_get, folio_put, folio_ref_add, folio_ref_sub, folio_test_anon
+from .folio import (
+    Folio,
+    folio_get,
+    folio_put,
+    folio_ref_add,
+    folio_ref_sub,
+    folio_test_anon,
+    folio_touched,
+)
 from .mm import MM_ANONPAGES, MmStruct, mm_counter, mm_dec_nr_ptes, mm_inc_nr_ptes
 from .pgtable import (
     Pmd,
@@ -32,7 +42,7 @@ from .pgtable import (
     pmdp_set_wrprotect,
     set_pmd_at,
 )
-from .pte import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PMD_SIZE, Pte, pte_advance_pfn
+from .pte import HPAGE_PMD_NR, HPAGE_PMD_ORDER, PAGE_SIZE, PMD_SIZE, Pte, pte_advance_pfn
 from .rmap import (
     SetPageAnonExclusive,
     alloc_new_anon_page,
@@ -40,12 +50,111 @@ from .rmap import (
     folio_remove_rmap_pmd,
     folio_try_dup_anon_rmap_pmd,
 )
-from .vma import Vma, userfaultfd_wp, vma_is_anonymous
+from .vma import (
+    VM_HUGEPAGE,
+    VM_NOHUGEPAGE,
+    VM_WRITE,
+    AnonVma,
+    Vma,
+    userfaultfd_wp,
+    vma_is_anonymous,
+)
 
-__all__ = ["__split_huge_pmd", "copy_huge_pmd", "do_huge_pmd_wp_page", "do_huge_zero_wp_pmd",
-           "pmd_folio", "split_huge_pmd", "zap_huge_pmd"]
+__all__ = ["__split_huge_pmd", "copy_huge_pmd", "do_huge_pmd_anonymous_page",
+           "do_huge_pmd_wp_page", "do_huge_zero_wp_pmd", "pmd_folio", "split_folio",
+           "split_huge_pmd",
+           "thp_vma_allowable_orders", "thp_vma_suitable_order", "zap_huge_pmd"]
 
 EAGAIN = errno.EAGAIN
+
+
+# --- which THP sizes a fault may allocate ---------------------------------------------------
+
+def thp_vma_allowable_orders(vma: Vma, orders: range) -> list[int]:
+    """The folio orders in ``orders`` that the THP settings allow in ``vma``, highest first.
+
+    Mirrors: mm/huge_memory.c __thp_vma_allowable_orders() for a page fault
+    (TVA_IN_PF | TVA_ENFORCE_SYSFS), v6.8 .. v6.17: anonymous private VMAs only, never
+    with MADV_NOHUGEPAGE or an armed userfaultfd, and each order as its sysfs knob says.
+    Simplified: no shmem/file THP at fault, no MMF_DISABLE_THP (prctl).
+    """
+    if not vma_is_anonymous(vma) or vma.vm_flags & VM_NOHUGEPAGE or userfaultfd_wp(vma):
+        return []
+    thp = vma.vm_mm.machine.thp
+    hinted = bool(vma.vm_flags & VM_HUGEPAGE)
+    return [o for o in sorted(orders, reverse=True) if thp.order_enabled(o, hinted)]
+
+
+def thp_vma_suitable_order(vma: Vma, addr: int, order: int) -> bool:
+    """Mirrors: include/linux/huge_mm.h thp_vma_suitable_order(): the naturally aligned
+    range of ``2**order`` pages around ``addr`` lies inside the VMA."""
+    size = PAGE_SIZE << order
+    start = addr & ~(size - 1)
+    return start >= vma.vm_start and start + size <= vma.vm_end
+
+
+def do_huge_pmd_anonymous_page(vma: Vma, addr: int, write: bool, fr: FaultResult) -> bool:
+    """First touch of an empty PMD range in a THP-enabled VMA: map a whole THP with one
+    PMD, or the huge zero page on a read.  False: fall back to the PTE path.
+
+    Mirrors: mm/huge_memory.c do_huge_pmd_anonymous_page() and
+    __do_huge_pmd_anonymous_page(), v6.8 .. v6.17 (the anon_vma is prepared first, also
+    for the huge zero page; a failed THP allocation falls back to 4 KiB pages).
+    """
+    f = "do_huge_pmd_anonymous_page"
+    haddr = addr & ~(PMD_SIZE - 1)
+    if not thp_vma_suitable_order(vma, haddr, HPAGE_PMD_ORDER):
+        return False
+    mm = vma.vm_mm
+    if vma.anon_vma is None:
+        vma.anon_vma = AnonVma()            # vmf_anon_prepare()
+    if not write and mm.machine.thp.use_zero_page:
+        set_pmd_at(mm, haddr, Pmd(pfn=mm.machine.huge_zero_folio.pfn, young=True,
+                                  huge_zero=True))
+        pgtable_trans_huge_deposit(mm, haddr)
+        mm.huge_zero_ref = True
+        fr.kind = "huge-zero"
+        fr.note(f, "huge-zero", "read of an empty THP range: map the huge zero page with a "
+                "read-only PMD")
+        return True
+    new = alloc_new_anon_page(vma, order=HPAGE_PMD_ORDER)
+    if new is None:
+        fr.note(f, "fallback", "no THP could be allocated: fall back to 4 KiB pages")
+        return False
+    set_pmd_at(mm, haddr, Pmd(pfn=new.pfn, write=bool(vma.vm_flags & VM_WRITE),
+                              dirty=True, soft_dirty=True, young=True))
+    pgtable_trans_huge_deposit(mm, haddr)
+    mm.add_mm_counter(MM_ANONPAGES, HPAGE_PMD_NR)
+    fr.kind = "thp"
+    fr.note(f, "new-thp", f"first touch of a THP-enabled range: new zeroed exclusive 2 MiB "
+            f"THP {new.pfn:#x} mapped by one PMD")
+    return True
+
+
+def split_folio(folio: Folio, mm: MmStruct) -> list[Folio] | None:
+    """Split a PTE-mapped large anon folio, mapped by ``mm`` alone, into order-0 folios;
+    the pages nobody maps are freed.  None (nothing changed) when the folio cannot be
+    split: extra references -- a pin, a pipe -- besides its mappings.
+
+    Mirrors: mm/huge_memory.c split_huge_page_to_list_to_order(folio, list, 0) with
+    can_split_folio(), v6.8 .. v6.17 (what reclaim does with a large folio the swap
+    device cannot take whole).
+    Simplified: only folios one mm maps (what reclaim's callers here hand it).
+    """
+    if folio.entire_mapcount or folio.refcount != folio.mapcount or folio.swap is not None:
+        return None
+    news = mm.machine.split_folio_pages(folio)
+    for new in news:
+        page = new.pages[0]
+        n = page.pte_mapcount
+        new.refcount = new.total_mapcount = n
+        if n:
+            new.mm_mapcount[mm.mm_id] = n
+        else:
+            page.anon_exclusive = False
+            mm.machine.free_folio(new)
+        folio_touched(new)
+    return [n for n in news if not n.freed]
 
 
 def pmd_folio(mm: MmStruct, pmd: Pmd) -> Folio:
@@ -117,7 +226,10 @@ def __split_huge_pmd(mm: MmStruct, vma: Vma, haddr: int) -> None:
     pmd = pmdp_huge_get_and_clear(mm, haddr)
     table = PteTable()
     if pmd.huge_zero:
-        base = Pte(pfn=mm.machine.zero_folio.pfn, special=True, young=pmd.young)
+        # kernel: __split_huge_zero_page_pmd(): pfn_pte(my_zero_pfn(), vm_page_prot) --
+        # on x86 vm_page_prot has _PAGE_ACCESSED, so every zero-page PTE is young
+        base = Pte(pfn=mm.machine.zero_folio.pfn, special=True, young=True,
+                   uffd_wp=pmd.uffd_wp)
         table.ptes = [base] * HPAGE_PMD_NR
     else:
         base = Pte(pfn=pmd.pfn, write=pmd.write, dirty=pmd.dirty, young=pmd.young,
@@ -168,7 +280,8 @@ def do_huge_zero_wp_pmd(vma: Vma, haddr: int, fr: FaultResult) -> bool:
         return False
     mm = vma.vm_mm
     pmdp_huge_get_and_clear(mm, haddr)
-    set_pmd_at(mm, haddr, Pmd(pfn=new.pfn, write=True, dirty=True, young=True))
+    set_pmd_at(mm, haddr, Pmd(pfn=new.pfn, write=True, dirty=True, soft_dirty=True,
+                              young=True))
     mm.add_mm_counter(MM_ANONPAGES, HPAGE_PMD_NR)
     fr.kind = "huge-zero-thp"
     fr.note("do_huge_zero_wp_pmd", "new-thp", "write to the huge zero page: allocate and map "
@@ -177,11 +290,13 @@ def do_huge_zero_wp_pmd(vma: Vma, haddr: int, fr: FaultResult) -> bool:
 
 
 def do_huge_pmd_wp_page(vma: Vma, addr: int, pmd: Pmd, kernel: KernelVersion,
-                        fr: FaultResult) -> bool:
-    """Write to a read-only PMD mapping.  True when handled at PMD level, False when the
-    PMD was split (or zapped) and the PTE path must finish the fault.
+                        fr: FaultResult, unshare: bool = False) -> bool:
+    """Write to a read-only PMD mapping (or, with ``unshare``, make its THP exclusive for
+    a R/O pin).  True when handled at PMD level, False when the PMD was split (or
+    zapped) and the PTE path must finish the fault.
 
-    Mirrors: mm/huge_memory.c do_huge_pmd_wp_page(), v6.8 .. v6.17.
+    Mirrors: mm/huge_memory.c do_huge_pmd_wp_page() and mm/memory.c wp_huge_pmd(),
+    v6.8 .. v6.17.
     """
     f = "do_huge_pmd_wp_page"
     mm = vma.vm_mm
@@ -198,6 +313,8 @@ def do_huge_pmd_wp_page(vma: Vma, addr: int, pmd: Pmd, kernel: KernelVersion,
         return False
     folio = pmd_folio(mm, pmd)
     if not folio_test_anon(folio):
+        # kernel: wp_huge_pmd(): "COW or write-notify handled on pte level: split pmd"
+        # (splitting a file PMD unmaps it)
         zap_huge_pmd(mm, haddr)
         fr.note(f, "zap-file-thp", "private file THP: drop the PMD and fault 4 KiB")
         return False
@@ -205,6 +322,11 @@ def do_huge_pmd_wp_page(vma: Vma, addr: int, pmd: Pmd, kernel: KernelVersion,
     if head.anon_exclusive or folio.refcount == 1:
         # kernel: reuse_huge_pmd: the only mapping of an exclusive folio
         SetPageAnonExclusive(head)
+        if unshare:
+            fr.kind = "unshare"
+            fr.note(f, "unshare:exclusive", "FAULT_FLAG_UNSHARE: the THP is (now) "
+                    "exclusive; the PMD stays read-only")
+            return True
         set_pmd_at(mm, haddr, pmd_mkyoung(pmd_mkdirty(pmd_mkwrite(pmd))))
         fr.kind = "thp-reuse"
         fr.note(f, "reuse", "head page AnonExclusive (or refcount 1): reuse the whole PMD")

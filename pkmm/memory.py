@@ -16,8 +16,9 @@ import errno
 
 from .context import ForkContext, Prealloc
 from .errors import KernelBug
-from .folio import Folio, Page
+from .folio import Folio, Page, migration_entry_add
 from .huge_memory import copy_huge_pmd
+from .hugetlb import copy_hugetlb_page_range
 from .mm import MM_ANONPAGES, MM_SWAPENTS, mm_counter, new_rss
 from .pgtable import (
     Pmd,
@@ -120,7 +121,7 @@ def copy_present_page(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, add
     prealloc.folio = None
     alloc_new_anon_page(dst_vma, [page.data], folio=new)
     rss[MM_ANONPAGES] += 1
-    child = Pte(pfn=new.pfn, young=True, dirty=True,
+    child = Pte(pfn=new.pfn, young=True, dirty=True, soft_dirty=True,   # pte_mkdirty()
                 write=bool(dst_vma.vm_flags & VM_WRITE))  # maybe_mkwrite
     if userfaultfd_wp(dst_vma) and pte.uffd_wp:
         child = pte_wrprotect(pte_mkuffd_wp(child))  # x86: uffd-wp implies read-only
@@ -175,6 +176,9 @@ def copy_nonpresent_pte(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int,
             raise KernelBug(f"copy_nonpresent_pte: migration entry at {addr:#x} points at "
                             f"freed pfn {orig.swp.offset:#x}")
         rss[mm_counter(found[0])] += 1
+        # kernel: no reference for the child's entry (the migration holds the folio);
+        # pkmm counts the entry so the migration ends with the last one
+        migration_entry_add(found[0])
         why = "migration entry: counted in rss; no refcount/mapcount (page is unmapped)"
         if orig.swp.kind != "migration_read" and is_cow_mapping(dst_vma.vm_flags):
             # kernel: COW mappings require pages in both parent and child to be read-only
@@ -351,11 +355,15 @@ def vma_needs_copy(fc: ForkContext, dst_vma: Vma, src_vma: Vma) -> bool:
 def copy_page_range(fc: ForkContext, dst_vma: Vma, src_vma: Vma) -> int:
     """Copy the page tables of one VMA, or decide that they need not be copied.
 
-    Mirrors: mm/memory.c copy_page_range(), v6.8 .. v6.17 (hugetlb, PFN memtype
-    tracking and mmu notifiers are trace events only).
+    Mirrors: mm/memory.c copy_page_range(), v6.8 .. v6.17 (PFN memtype tracking and
+    mmu notifiers are trace events only): a hugetlb VMA goes to
+    copy_hugetlb_page_range().
     """
     if not vma_needs_copy(fc, dst_vma, src_vma):
         return 0
+    if src_vma.hugetlb_kb:
+        # kernel: "if (is_vm_hugetlb_page(src_vma)) return copy_hugetlb_page_range(...)"
+        return copy_hugetlb_page_range(fc, dst_vma, src_vma)
     if is_cow_mapping(src_vma.vm_flags):
         fc.emit("copy_page_range", "cow:write_protect_seq",
                 "COW mapping: raise the parent's write_protect_seq so GUP-fast cannot pin "

@@ -8,10 +8,12 @@ Taught in: notebooks/01-ptes-folios-vmas.ipynb
 from __future__ import annotations
 
 import bisect
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from .folio import Folio, folio_test_swapbacked
 from .pgtable import Pmd, PteTable
+from .pte import Pte
 
 if TYPE_CHECKING:  # pragma: no cover
     from .machine import Machine
@@ -64,6 +66,7 @@ class MmStruct:
         self._starts: list[int] = []               # vm_start of each VMA, for bisect
         self.pmds: dict[int, PteTable | Pmd] = {}  # PMD index -> table or huge leaf
         self.deposited: dict[int, bool] = {}       # PMD index -> a PTE table is deposited
+        self.hugetlb: dict[int, Pte] = {}          # huge page address -> its huge PTE
         self.rss = dict.fromkeys(NR_MM_COUNTERS, 0)
         self.has_pinned = False                    # MMF_HAS_PINNED
         self.nr_ptes = 0                           # page-table pages (mm_inc_nr_ptes)
@@ -71,7 +74,7 @@ class MmStruct:
         self.on_mmlist = False                     # on the swapoff list
         # pkmm: references taken through this mm's page tables and dropped at exit: FOLL_PIN
         # pins (mm->pinned_vm counts them) and plain FOLL_GET references (vmsplice)
-        self.pins: list[tuple[Folio, int]] = []
+        self.pins: Counter[tuple[Folio, int]] = Counter()   # (folio, page) -> pins
         self.gup_refs: list[tuple[Folio, int]] = []
         machine.mms.append(self)                   # live until exit_mmap()
 
@@ -87,6 +90,12 @@ class MmStruct:
         i = bisect.bisect_left(self._starts, vma.vm_start)
         self.vmas.insert(i, vma)
         self._starts.insert(i, vma.vm_start)
+
+    def remove_vma(self, vma: Vma) -> None:
+        """Unlink a VMA (split, merge and munmap keep the list sorted and disjoint)."""
+        i = self.vmas.index(vma)
+        del self.vmas[i]
+        del self._starts[i]
 
     def vma_neighbours(self, start: int) -> tuple[Vma | None, Vma | None]:
         """The VMA starting at or before ``start`` and the one after it (for overlap

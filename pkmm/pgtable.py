@@ -32,8 +32,13 @@ from .pte import (
 if TYPE_CHECKING:  # pragma: no cover
     from .mm import MmStruct
 
-__all__ = ["Pmd", "PteTable", "free_pgtables", "pgtable_trans_huge_deposit",
+__all__ = ["huge_ptep_get", "huge_ptep_get_and_clear", "pmd_clear_soft_dirty",
+           "pmd_mksoft_dirty", "pmdp_collapse_flush", "set_huge_pte_at",
+           "Pmd", "PteTable", "free_pgtables", "free_pte_table", "pgtable_trans_huge_deposit",
+           "pgtable_trans_huge_move",
+           "pmd_none",
            "pgtable_trans_huge_withdraw", "pmd_addr_end", "pmd_clear_uffd_wp", "pmd_index",
+           "pmd_hw_mkdirty",
            "pmd_mkdirty", "pmd_mkold", "pmd_mkwrite", "pmd_mkyoung", "pmd_populate",
            "pmd_wrprotect", "pmdp_get", "pmdp_huge_get_and_clear", "pmdp_set_wrprotect",
            "pte_alloc", "pte_index", "pte_offset_map", "ptep_get", "ptep_get_and_clear",
@@ -112,8 +117,23 @@ def pmd_mkyoung(pmd: Pmd) -> Pmd:
 
 
 def pmd_mkdirty(pmd: Pmd) -> Pmd:
-    """Set the dirty bit of a PMD value."""
+    """Set the dirty bit of a PMD value -- and on x86 its soft-dirty bit (pmd_mkdirty())."""
+    return pmd._replace(dirty=True, soft_dirty=True)
+
+
+def pmd_hw_mkdirty(pmd: Pmd) -> Pmd:
+    """The CPU's store through a writable PMD: the dirty bit only."""
     return pmd._replace(dirty=True)
+
+
+def pmd_mksoft_dirty(pmd: Pmd) -> Pmd:
+    """Set the soft-dirty bit of a PMD value."""
+    return pmd._replace(soft_dirty=True)
+
+
+def pmd_clear_soft_dirty(pmd: Pmd) -> Pmd:
+    """Clear the soft-dirty bit of a PMD value."""
+    return pmd._replace(soft_dirty=False)
 
 
 def pmd_mkwrite(pmd: Pmd) -> Pmd:
@@ -151,6 +171,11 @@ def pmd_populate(mm: MmStruct, addr: int, table: PteTable) -> None:
     """Install ``table`` as the PTE table of the PMD slot covering ``addr`` (replacing a
     huge PMD that was just cleared, as a split does; no new page-table page)."""
     mm.pmds[pmd_index(addr)] = table
+
+
+def pmd_none(mm: MmStruct, addr: int) -> bool:
+    """``pmd_none``: neither a PTE table nor a PMD leaf covers ``addr``."""
+    return pmd_index(addr) not in mm.pmds
 
 
 def pmdp_get(mm: MmStruct, addr: int) -> Pmd | None:
@@ -193,6 +218,47 @@ def pgtable_trans_huge_deposit(mm: MmStruct, addr: int) -> None:
 def pgtable_trans_huge_withdraw(mm: MmStruct, addr: int) -> bool:
     """Take back the table deposited for the PMD at ``addr`` (False: none was)."""
     return mm.deposited.pop(pmd_index(addr), False)
+
+
+def pgtable_trans_huge_move(mm: MmStruct, old_addr: int, new_addr: int) -> None:
+    """The table deposited with a PMD moves with it (mremap's move_huge_pmd())."""
+    if mm.deposited.pop(pmd_index(old_addr), False):
+        mm.deposited[pmd_index(new_addr)] = True
+
+
+def huge_ptep_get(mm: MmStruct, haddr: int) -> Pte | None:
+    """The huge PTE (hugetlb) of the huge page at ``haddr``; None when none is there."""
+    return mm.hugetlb.get(haddr)
+
+
+def set_huge_pte_at(mm: MmStruct, haddr: int, pte: Pte) -> None:
+    """Write the huge PTE of the huge page at ``haddr`` (``set_huge_pte_at``)."""
+    mm.hugetlb[haddr] = pte
+
+
+def huge_ptep_get_and_clear(mm: MmStruct, haddr: int) -> Pte | None:
+    """Clear the huge PTE at ``haddr`` and return it."""
+    return mm.hugetlb.pop(haddr, None)
+
+
+def pmdp_collapse_flush(mm: MmStruct, addr: int) -> PteTable:
+    """Take the PTE table covering ``addr`` out of its PMD slot (khugepaged, before it
+    installs a huge PMD there and deposits the table): nr_ptes - 1 until deposited."""
+    t = mm.pmds.get(pmd_index(addr))
+    if not isinstance(t, PteTable):
+        raise KernelBug(f"pmdp_collapse_flush: no PTE table at {addr:#x}")
+    del mm.pmds[pmd_index(addr)]
+    mm.nr_ptes -= 1
+    return t
+
+
+def free_pte_table(mm: MmStruct, addr: int) -> None:
+    """Free the (empty) PTE table covering ``addr``: nr_ptes - 1 (``free_pte_range``)."""
+    t = mm.pmds.get(pmd_index(addr))
+    if not isinstance(t, PteTable) or any(p is not None for p in t.ptes):
+        raise KernelBug(f"free_pte_table: no empty PTE table at {addr:#x}")
+    del mm.pmds[pmd_index(addr)]
+    mm.nr_ptes -= 1                 # mm_dec_nr_ptes()
 
 
 def free_pgtables(mm: MmStruct) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 
-from .builders import PteBuilders, page_aligned
+from .builders import PteBuilders, check_bools, page_aligned
 from .context import FaultResult, KernelVersion
 from .errors import LayoutError, need
 from .fault import handle_mm_fault
@@ -23,6 +23,7 @@ from .mm import MmStruct
 from .mmap import exit_mmap
 from .pgtable import (
     Pmd,
+    huge_ptep_get,
     pmdp_get,
     pte_index,
     ptep_get,
@@ -30,8 +31,11 @@ from .pgtable import (
 from .pte import (
     PAGE_SIZE,
     Pte,
+    pte_advance_pfn,
 )
+from .syscalls import MemorySyscalls
 from .vma import (
+    MAX_PAGES,
     VM_DONTCOPY,
     VM_MAYREAD,
     VM_MAYSHARE,
@@ -47,6 +51,7 @@ from .vma import (
     Backing,
     File,
     Vma,
+    check_range,
 )
 
 __all__ = ["BACKINGS", "Process", "dma_write"]
@@ -54,8 +59,13 @@ __all__ = ["BACKINGS", "Process", "dma_write"]
 BACKINGS = ("anon", "file", "shmem")
 
 
-class Process(PteBuilders):
-    """One process (its mm), on a :class:`~pkmm.machine.Machine` shared with its family."""
+class Process(PteBuilders, MemorySyscalls):
+    """One process (its mm), on a :class:`~pkmm.machine.Machine` shared with its family.
+
+    The layout builders (map, map_pmd, pin, ...) come from :class:`pkmm.builders.PteBuilders`;
+    the memory system calls (munmap, madvise, mprotect, mremap, pin_user_pages) and range
+    access (memset, read_range) from :class:`pkmm.syscalls.MemorySyscalls`.
+    """
 
     def __init__(self, kernel: str = DEFAULT_KERNEL, *, machine: Machine | None = None,
                  name: str = "parent") -> None:
@@ -82,7 +92,7 @@ class Process(PteBuilders):
     @property
     def pins(self) -> list[tuple[Folio, int]]:
         """The FOLL_PIN references this process took: (folio, page) per pin."""
-        return self.mm.pins
+        return list(self.mm.pins.elements())
 
     @property
     def gup_refs(self) -> list[tuple[Folio, int]]:
@@ -98,7 +108,8 @@ class Process(PteBuilders):
              shared: bool = False, write: bool = True, uffd_wp: bool = False,
              uffd_fork: bool = False, pfnmap: bool = False, dontfork: bool = False,
              wipeonfork: bool = False, soft_dirty_tracking: bool = False,
-             file: File | None = None, pgoff: int = 0, anon_vma: bool = False) -> Vma:
+             file: File | None = None, pgoff: int = 0, anon_vma: bool = False,
+             hugetlb_kb: int = 0) -> Vma:
         """Create a VMA of ``npages`` pages at ``start`` (``mmap`` + ``madvise``).
 
         ``shared`` with ``backing="anon"`` is MAP_SHARED|MAP_ANONYMOUS, i.e. shmem.
@@ -108,12 +119,35 @@ class Process(PteBuilders):
         ``anon_vma`` starts the VMA with an anon_vma, as if a page had been CoWed in it
         before, or as a VMA split hands one down (real-kernel scenario b3): fork then
         copies its page tables even when it holds no anonymous page.
+        ``hugetlb_kb`` (2048 or 1048576) makes it a hugetlb VMA (MAP_HUGETLB, or a
+        hugetlbfs file such as a MFD_HUGETLB memfd): start and size multiples of the
+        huge page size.
         """
         self._alive("mmap")
         page_aligned("start", start)
-        need(isinstance(npages, int) and npages >= 1,
-             f"npages={npages!r}: a VMA needs at least one page")
+        check_range("mmap", start, npages)
+        need(hugetlb_kb in (0, 2048, 1 << 20) and not isinstance(hugetlb_kb, bool),
+             f"hugetlb_kb={hugetlb_kb!r}: 0 (no hugetlb), 2048 or 1048576")
+        need(not hugetlb_kb or (start % (hugetlb_kb << 10) == 0 and
+                                (npages * PAGE_SIZE) % (hugetlb_kb << 10) == 0),
+             f"hugetlb_kb={hugetlb_kb}: start and size must be multiples of the huge page "
+             f"size ({hugetlb_kb} KiB)")
+        need(not hugetlb_kb or backing == "anon" or (file is not None and
+                                                     file.hugetlb_kb == hugetlb_kb),
+             "hugetlb_kb: a hugetlb file mapping needs a hugetlbfs file of that page size "
+             "(machine.create_file('hugetlb', ..., hugetlb_kb=...))")
+        need(not hugetlb_kb or not (wipeonfork or pfnmap or uffd_wp),
+             "hugetlb_kb: pkmm's hugetlb VMAs take no wipeonfork, pfnmap or uffd_wp")
         need(backing in BACKINGS, f"backing={backing!r}: use one of {', '.join(BACKINGS)}")
+        check_bools(shared=shared, write=write, uffd_wp=uffd_wp, uffd_fork=uffd_fork,
+                    pfnmap=pfnmap, dontfork=dontfork, wipeonfork=wipeonfork,
+                    soft_dirty_tracking=soft_dirty_tracking, anon_vma=anon_vma)
+        need(file is None or isinstance(file, File),
+             f"file={file!r}: pass a pkmm.File (or nothing for a new one)")
+        need(file is None or backing != "anon" or shared,
+             "file= goes with backing='file' or 'shmem'; an anonymous VMA has no file")
+        need(type(pgoff) is int and 0 <= pgoff <= MAX_PAGES,
+             f"pgoff={pgoff!r}: a file offset in pages, 0..{MAX_PAGES:#x}")
         need(not uffd_fork or uffd_wp, "uffd_fork=True needs uffd_wp=True (EVENT_FORK is a "
              "feature of the userfaultfd context the VMA is registered with)")
         need(not wipeonfork or (backing == "anon" and not shared),
@@ -144,7 +178,8 @@ class Process(PteBuilders):
         need(vfile is None or vfile.kind == ("shmem" if kind == "shmem" else "file"),
              f"file={vfile!r} does not match backing={backing!r}")
         vma = Vma(self.mm, start, end, flags, kind, vfile, pgoff,
-                  anon_vma=AnonVma() if anon_vma else None, uffd_fork=uffd_fork)
+                  anon_vma=AnonVma() if anon_vma else None, uffd_fork=uffd_fork,
+                  hugetlb_kb=hugetlb_kb)
         self.mm.insert_vma(vma)
         return vma
 
@@ -172,9 +207,16 @@ class Process(PteBuilders):
 
     # -- looking at state ------------------------------------------------------------
     def pte(self, addr: int) -> Pte | None:
-        """The PTE at ``addr`` (None for an empty slot).  Inside a PMD mapping: a read-only
-        view of the PMD for that page (``.pmd`` is True)."""
+        """The PTE at ``addr`` (None for an empty slot).  Inside a PMD mapping or a hugetlb
+        page: a read-only view of the huge entry for that page (``.pmd`` is True)."""
         page_aligned("addr", addr)
+        vma = self.mm.find_vma(addr)
+        if vma is not None and vma.hugetlb_kb:
+            hpte = huge_ptep_get(self.mm, addr & ~((vma.hugetlb_kb << 10) - 1))
+            if hpte is None:
+                return None
+            offset = (addr % (vma.hugetlb_kb << 10)) // PAGE_SIZE
+            return pte_advance_pfn(hpte, offset)._replace(pmd=True)
         t = pmdp_get(self.mm, addr)
         if t is not None:
             return Pte(pfn=t.pfn + pte_index(addr), write=t.write,
@@ -184,6 +226,7 @@ class Process(PteBuilders):
 
     def pmd(self, addr: int) -> Pmd | None:
         """The PMD leaf covering ``addr`` (None when PTE-mapped or empty)."""
+        page_aligned("addr", addr)
         return pmdp_get(self.mm, addr)
 
     def page_at(self, addr: int) -> tuple[Folio, int] | None:
@@ -196,6 +239,9 @@ class Process(PteBuilders):
     def ptes(self, start: int | None = None, end: int | None = None) -> Iterator[
             tuple[int, Pte | None]]:
         """(addr, pte) for every slot of every VMA in [start, end)."""
+        for name, bound in (("start", start), ("end", end)):
+            if bound is not None:
+                page_aligned(name, bound)
         for v in self.mm.vmas:
             a = max(v.vm_start, start or 0)
             e = min(v.vm_end, end if end is not None else v.vm_end)

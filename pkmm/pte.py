@@ -2,8 +2,9 @@
 
 Mirrors: include/linux/pgtable.h (pte_mk*, pte_wrprotect, pte_same) and
 include/linux/swapops.h / mm_inline.h (swap, migration and PTE-marker entries).
-Simplified: a generic architecture -- ``pte_mkdirty`` sets only the dirty bit (x86 would
-also set soft-dirty) and ``pte_batch_hint`` is always 1 (no arm64 contpte).
+The architecture is x86-64 with CONFIG_MEM_SOFT_DIRTY: ``pte_mkdirty`` sets the
+soft-dirty bit too (arch/x86/include/asm/pgtable.h), while the CPU's own store sets only
+the dirty bit (:func:`pte_hw_mkdirty`); ``pte_batch_hint`` is 1 (no arm64 contpte).
 Taught in: notebooks/01-ptes-folios-vmas.ipynb
 
 A ``Pte`` is an immutable value, like ``pte_t`` in C: every ``pte_mk*`` helper returns a
@@ -22,7 +23,9 @@ __all__ = ["BULK_NONPRESENT", "BULK_PRESENT", "HPAGE_PMD_NR", "HPAGE_PMD_ORDER",
            "PMD_SIZE", "PTE_BIT", "PTE_BITS", "PTRS_PER_PTE", "Pte", "PteBit", "SETTABLE_BITS",
            "SwpEntry", "SwpKind", "bit_table", "is_migration_entry", "is_pte_marker",
            "is_swap_entry", "make_pte_marker", "make_readable_migration_entry", "mk_swap_pte",
-           "pte_advance_pfn", "pte_clear_protnone", "pte_clear_soft_dirty", "pte_clear_uffd_wp",
+           "pte_advance_pfn", "pte_clear_protnone", "pte_clear_soft_dirty", "pte_mksoft_dirty",
+           "pte_clear_uffd_wp",
+           "pte_hw_mkdirty",
            "pte_mkclean", "pte_mkdirty", "pte_mkold", "pte_mkuffd_wp", "pte_mkwrite",
            "pte_mkyoung", "pte_swp_clear_exclusive", "pte_wrprotect"]
 
@@ -197,10 +200,23 @@ def pte_wrprotect(pte: Pte) -> Pte:
 
 
 def pte_mkdirty(pte: Pte) -> Pte:
-    """Set the dirty bit (generic arch: soft-dirty untouched).
+    """Set the dirty bit -- and, on x86, the soft-dirty bit: ``pte_set_flags(pte,
+    _PAGE_DIRTY | _PAGE_SOFT_DIRTY)`` (arch/x86/include/asm/pgtable.h pte_mkdirty()).
 
     >>> pte_mkdirty(Pte(pfn=1))
-    Pte(pfn=0x1 P D)
+    Pte(pfn=0x1 P D SD)
+    """
+    if pte.dirty is True and pte.soft_dirty is True:
+        return pte
+    return _with(_with(pte, _DIRTY, True), _SOFT_DIRTY, True)
+
+
+def pte_hw_mkdirty(pte: Pte) -> Pte:
+    """What the CPU does on a store through a writable PTE: set ``_PAGE_DIRTY`` only
+    (soft-dirty is the kernel's software bit; the hardware never sets it).
+
+    >>> pte_hw_mkdirty(Pte(pfn=1, write=True))
+    Pte(pfn=0x1 P W D)
     """
     return pte if pte.dirty is True else _with(pte, _DIRTY, True)
 
@@ -239,6 +255,15 @@ def pte_clear_soft_dirty(pte: Pte) -> Pte:
     Pte(pfn=0x1 P)
     """
     return pte if pte.soft_dirty is False else _with(pte, _SOFT_DIRTY, False)
+
+
+def pte_mksoft_dirty(pte: Pte) -> Pte:
+    """Set the soft-dirty bit (also the swap-PTE soft-dirty bit of a non-present entry).
+
+    >>> pte_mksoft_dirty(Pte(pfn=1))
+    Pte(pfn=0x1 P SD)
+    """
+    return pte if pte.soft_dirty is True else _with(pte, _SOFT_DIRTY, True)
 
 
 def pte_clear_protnone(pte: Pte) -> Pte:

@@ -28,7 +28,9 @@ from .mm import MmStruct
 from .pte import HPAGE_PMD_ORDER
 from .vma import Vma
 
-__all__ = ["EBUSY", "SetPageAnonExclusive", "__folio_try_dup_anon_rmap", "alloc_new_anon_page",
+__all__ = ["hugetlb_add_file_rmap", "hugetlb_add_new_anon_rmap", "hugetlb_remove_rmap",
+           "hugetlb_try_dup_anon_rmap", "EBUSY", "large_mapcount_add", "SetPageAnonExclusive",
+           "__folio_try_dup_anon_rmap", "alloc_new_anon_page",
            "folio_add_anon_rmap_ptes",
            "folio_add_file_rmap_ptes", "folio_add_new_anon_rmap", "folio_add_rmap_pmd",
            "folio_dup_file_rmap_pte", "folio_dup_file_rmap_ptes", "folio_needs_cow_for_dma",
@@ -40,16 +42,78 @@ EBUSY = errno.EBUSY
 
 
 def _mm_track(folio: Folio, mm: MmStruct, delta: int) -> None:
-    """CONFIG_MM_ID: per-mm mapcount of the folio (drives "maybe mapped shared").
+    """Count ``delta`` more (or fewer) mappings of ``folio`` in ``mm``: the folio's total
+    (``folio_large_mapcount``), the kernel's two MM-id slots of a large folio, and pkmm's
+    exact per-mm count (which only pkmm's own checks read).
 
     Every rmap change ends here, so this is also where a recorder learns of it.
     """
     folio_touched(folio)
+    folio.total_mapcount += delta
+    if folio.order:
+        if delta > 0:
+            folio_add_return_large_mapcount(folio, delta, mm.mm_id)
+        else:
+            folio_sub_return_large_mapcount(folio, -delta, mm.mm_id)
     c = folio.mm_mapcount.get(mm.mm_id, 0) + delta
     if c:
         folio.mm_mapcount[mm.mm_id] = c
     else:
         folio.mm_mapcount.pop(mm.mm_id, None)
+
+
+def folio_add_return_large_mapcount(folio: Folio, diff: int, mm_id: int) -> None:
+    """``diff`` new mappings of a large folio by ``mm_id``: count them in that mm's slot,
+    or take a free slot -- and if other mappings exist, or the second slot is taken,
+    the folio is "maybe mapped shared".  With both slots owned by other mms nothing but
+    the total changes (the kernel tracks two mms, not all of them).
+
+    Mirrors: include/linux/rmap.h folio_add_return_large_mapcount(), CONFIG_MM_ID (v6.15+;
+    counts here are logical, the kernel's start at -1).
+    """
+    folio.mm_ids_shared = large_mapcount_add(folio.mm_ids, folio.mm_id_mapcount,
+                                             folio.mm_ids_shared, folio.total_mapcount,
+                                             diff, mm_id)
+
+
+def large_mapcount_add(ids: list[int | None], counts: list[int], shared: bool, total: int,
+                       diff: int, mm_id: int) -> bool:
+    """The state change of :func:`folio_add_return_large_mapcount` on bare values: ``ids``
+    and ``counts`` (the two slots) change in place, ``total`` is the folio's mapcount
+    with the ``diff`` new mappings; returns the "maybe mapped shared" bit.  (pkmm: the
+    bulk fork runs it once per distinct folio state.)"""
+    if ids[0] == mm_id:
+        counts[0] += diff
+    elif ids[1] == mm_id:
+        counts[1] += diff
+    elif ids[0] is None:
+        ids[0], counts[0] = mm_id, diff
+        if total != diff:                     # kernel: "We might have other mappings"
+            shared = True
+    elif ids[1] is None:
+        ids[1], counts[1] = mm_id, diff
+        shared = True                         # kernel: "Slot 0 certainly has mappings"
+    return shared
+
+
+def folio_sub_return_large_mapcount(folio: Folio, diff: int, mm_id: int) -> None:
+    """``diff`` mappings of a large folio by ``mm_id`` gone: a slot that drops to none is
+    freed, and only then (or when ``mm_id`` owns no slot) is "mapped shared" cleared --
+    if one slot now holds every mapping.
+
+    Mirrors: include/linux/rmap.h folio_sub_return_large_mapcount(), CONFIG_MM_ID.
+    """
+    ids, counts = folio.mm_ids, folio.mm_id_mapcount
+    for slot in (0, 1):
+        if ids[slot] == mm_id:
+            counts[slot] -= diff
+            if counts[slot] > 0:
+                return                        # kernel: "goto out"
+            ids[slot], counts[slot] = None, 0
+            break
+    # kernel: "If one MM slot owns all mappings, the folio is mapped exclusively."
+    if folio.total_mapcount in (counts[0], counts[1]):
+        folio.mm_ids_shared = False
 
 
 # --- adding and removing mappings -------------------------------------------------------
@@ -66,19 +130,18 @@ def folio_add_anon_rmap_ptes(folio: Folio, first: int, nr: int, vma: Vma,
 
 
 def folio_add_new_anon_rmap(folio: Folio, vma: Vma, exclusive: bool = True) -> None:
-    """Map a folio fresh from the allocator, whole: an order-0 page by one PTE, a
-    PMD-sized folio by one PMD.
+    """Map a folio fresh from the allocator, whole: by PTEs (order-0 and mTHP folios) or,
+    PMD-sized, by one PMD.
 
-    Mirrors: mm/rmap.c folio_add_new_anon_rmap(), v6.8 .. v6.17 (RMAP_EXCLUSIVE: the
-    new page is AnonExclusive -- nobody else can map it yet).
+    Mirrors: mm/rmap.c folio_add_new_anon_rmap(), v6.8 .. v6.17 (RMAP_EXCLUSIVE: every
+    page is AnonExclusive -- nobody else can map it yet).
     """
-    if not folio.fresh or folio.order not in (0, HPAGE_PMD_ORDER):
-        raise KernelBug(f"folio_add_new_anon_rmap: {folio!r} is not a fresh order-0 or "
-                        "PMD-sized folio")
-    if folio.order:
+    if not folio.fresh:
+        raise KernelBug(f"folio_add_new_anon_rmap: {folio!r} is not fresh from the allocator")
+    if folio.order == HPAGE_PMD_ORDER:
         folio_add_rmap_pmd(folio, vma, exclusive)
     else:
-        folio_add_anon_rmap_ptes(folio, 0, 1, vma, exclusive)
+        folio_add_anon_rmap_ptes(folio, 0, folio.nr_pages, vma, exclusive)
 
 
 def SetPageAnonExclusive(page: Page) -> None:
@@ -233,3 +296,43 @@ def folio_dup_file_rmap_pte(folio: Folio, page: Page, dst_vma: Vma) -> None:
 def page_dup_file_rmap(page: Page, dst_vma: Vma) -> None:
     """Mirrors: include/linux/rmap.h page_dup_file_rmap(page, false), v6.7."""
     folio_dup_file_rmap_ptes(page.folio, page, 1, dst_vma)
+
+
+# --- hugetlb: a huge page is mapped whole (entire mapcount) ------------------------------------
+
+def hugetlb_add_new_anon_rmap(folio: Folio, vma: Vma) -> None:
+    """Mirrors: include/linux/rmap.h hugetlb_add_new_anon_rmap(): entire mapcount 1, the
+    head page AnonExclusive."""
+    folio.entire_mapcount += 1
+    folio.pages[0].anon_exclusive = True
+    folio.fresh = False
+    _mm_track(folio, vma.vm_mm, 1)
+
+
+def hugetlb_add_file_rmap(folio: Folio, vma: Vma) -> None:
+    """Mirrors: include/linux/rmap.h hugetlb_add_file_rmap()."""
+    folio.entire_mapcount += 1
+    folio.fresh = False
+    _mm_track(folio, vma.vm_mm, 1)
+
+
+def hugetlb_try_dup_anon_rmap(folio: Folio, src_vma: Vma, dst_vma: Vma,
+                              ignore_pins: bool = False) -> int:
+    """Mirrors: include/linux/rmap.h hugetlb_try_dup_anon_rmap(): -EBUSY (nothing changed)
+    for an AnonExclusive page that may be pinned, else AE cleared and mapcount + 1."""
+    head = folio.pages[0]
+    if head.anon_exclusive:
+        if not ignore_pins and folio_needs_cow_for_dma(src_vma, folio):
+            return -errno.EBUSY
+        head.anon_exclusive = False
+    folio.entire_mapcount += 1
+    _mm_track(folio, dst_vma.vm_mm, 1)
+    return 0
+
+
+def hugetlb_remove_rmap(folio: Folio, mm: MmStruct) -> None:
+    """Mirrors: include/linux/rmap.h hugetlb_remove_rmap()."""
+    folio.entire_mapcount -= 1
+    if not folio.entire_mapcount:
+        folio.pages[0].anon_exclusive = False
+    _mm_track(folio, mm, -1)

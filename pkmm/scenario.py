@@ -25,6 +25,7 @@ from .kernels import DEFAULT_KERNEL, KERNELS
 from .perf import cyclic_gc_paused
 from .process import Process
 from .pte import PAGE_SIZE
+from .vma import TASK_SIZE
 
 __all__ = ["Scenario", "as_scenario", "load_scenario"]
 
@@ -47,24 +48,53 @@ _RANGE_KEYS: dict[str, type] = {"addr": int, "npages": int}
 _SECTIONS = {"name", "kernel", "description", "vmas", "folios", "ptes", "pmds", "zero",
              "huge_zero", "swap", "markers", "pins", "vmsplice", "runs", "pfnmaps",
              "approximations", "source"}
+_ADDR_KEYS = {"start", "addr"}
+#: Counts that are not addresses: folio page indexes, PTE counts, references.
+_COUNT_MAX = {"npages": TASK_SIZE // 4096, "page": 1 << 9, "nr": 1 << 9, "order": 9,
+              "refs": 1 << 20, "value": 1 << 64}
+#: Bytes in a scenario file: a layout of a million PTEs fits in far less.
+MAX_FILE_BYTES = 64 << 20
 
 
 def _int(path: str, v: Any) -> int:
+    """An int field (or a string like '0x200000'), within the bounds its key allows."""
     if isinstance(v, bool):
-        raise ScenarioError(f"{path}: expected an int, got {v!r}")
-    if isinstance(v, int):
-        return v
-    if isinstance(v, str):
+        raise ScenarioError(f"{path}: expected an int, got {v!r} (true/false are not "
+                            "numbers here)")
+    n: int | None = v if isinstance(v, int) else None
+    if isinstance(v, str) and len(v) <= 40:
         try:
-            return int(v, 0)
+            n = int(v, 0)
         except ValueError:
-            pass
-    raise ScenarioError(f"{path}: expected an int (or a string like '0x200000'), got {v!r}")
+            n = None
+    if n is None:
+        shown = repr(v) if len(repr(v)) <= 60 else repr(v)[:57] + "..."
+        raise ScenarioError(f"{path}: expected an int (or a string like '0x200000'), got "
+                            f"{shown}")
+    key = path.rsplit(".", 1)[-1].split("[", 1)[0]
+    high = TASK_SIZE if key in _ADDR_KEYS or path.startswith(("zero[", "huge_zero[")) \
+        else _COUNT_MAX.get(key, 1 << 64)
+    if not 0 <= n <= high:
+        raise ScenarioError(f"{path}: {_short(n)} is out of range; use 0..{high:#x}"
+                            + (" (the 47-bit user address space)" if high == TASK_SIZE
+                               else ""))
+    return n
+
+
+def _short(n: int) -> str:
+    text = str(n)
+    return text if len(text) <= 24 else f"a {len(text)}-digit number"
+
+
+def _shown(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _fields(path: str, d: Any, spec: dict[str, type], required: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(d, dict):
-        raise ScenarioError(f"{path}: expected an object with keys {sorted(spec)}, got {d!r}")
+        raise ScenarioError(f"{path}: expected an object with keys {sorted(spec)}, got "
+                            f"{_shown(d)}")
     unknown = sorted(set(d) - set(spec))
     if unknown:
         raise ScenarioError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(spec)}")
@@ -78,11 +108,11 @@ def _fields(path: str, d: Any, spec: dict[str, type], required: tuple[str, ...])
             out[k] = _int(f"{path}.{k}", v)
         elif t is bool:
             if not isinstance(v, bool):
-                raise ScenarioError(f"{path}.{k}: expected true/false, got {v!r}")
+                raise ScenarioError(f"{path}.{k}: expected true/false, got {_shown(v)}")
             out[k] = v
         else:
             if not isinstance(v, str):
-                raise ScenarioError(f"{path}.{k}: expected a string, got {v!r}")
+                raise ScenarioError(f"{path}.{k}: expected a string, got {_shown(v)}")
             out[k] = v
     return out
 
@@ -126,11 +156,14 @@ class Scenario:
                                 f"{sorted(_SECTIONS)}")
         name = d.get("name", "scenario")
         if not isinstance(name, str):
-            raise ScenarioError(f"name: expected a string, got {name!r}")
+            raise ScenarioError(f"name: expected a string, got {_shown(name)}")
         kernel = d.get("kernel", DEFAULT_KERNEL)
-        if kernel not in KERNELS:
-            raise ScenarioError(f"kernel: {kernel!r} is not one of {', '.join(KERNELS)}")
-        s = cls(name=name, kernel=kernel, description=str(d.get("description", "")))
+        if not isinstance(kernel, str) or kernel not in KERNELS:
+            raise ScenarioError(f"kernel: {_shown(kernel)} is not one of {', '.join(KERNELS)}")
+        description = d.get("description", "")
+        if not isinstance(description, str):
+            raise ScenarioError(f"description: expected a string, got {_shown(description)}")
+        s = cls(name=name, kernel=kernel, description=description)
         s.vmas = [_fields(f"vmas[{i}]", v, _VMA_KEYS, ("start", "npages"))
                   for i, v in enumerate(_list("vmas", d.get("vmas", [])))]
         folios = d.get("folios", {})
@@ -155,11 +188,12 @@ class Scenario:
         s.markers = []
         for i, v in enumerate(_list("markers", d.get("markers", []))):
             if not isinstance(v, dict) or not {"addr", "markers"} <= set(v) <= \
-                    {"addr", "markers", "npages"} or not isinstance(v["markers"], list):
-                raise ScenarioError(f"markers[{i}]: expected {{addr, markers: [...]}} "
-                                    "(and optionally npages)")
+                    {"addr", "markers", "npages"} or not isinstance(v["markers"], list) or \
+                    not all(isinstance(m, str) for m in v["markers"]):
+                raise ScenarioError(f"markers[{i}]: expected {{addr, markers: [names]}} "
+                                    "with marker names as strings (and optionally npages)")
             s.markers.append({"addr": _int(f"markers[{i}].addr", v["addr"]),
-                              "markers": [str(m) for m in v["markers"]],
+                              "markers": list(v["markers"]),
                               **({"npages": _int(f"markers[{i}].npages", v["npages"])}
                                  if "npages" in v else {})})
         s.runs = [_fields(f"runs[{i}]", v, _RUN_KEYS, ("addr", "npages"))
@@ -336,21 +370,56 @@ class _RunBuilder:
 
 
 def load_scenario(source: str | Path | dict[str, Any]) -> Scenario:
-    """A scenario from a dict, a JSON string, or a path to a JSON file."""
+    """A scenario from a dict, a JSON string, or a path to a JSON file (UTF-8).
+
+    Whatever is wrong -- a missing or unreadable file, bytes that are not UTF-8, text that
+    is not JSON, nesting too deep for the parser, a number with thousands of digits, JSON
+    that is not an object -- raises :class:`pkmm.ScenarioError` saying what to fix.
+    """
     if isinstance(source, dict):
         return Scenario.from_dict(source)
+    if not isinstance(source, (str, Path)):
+        raise ScenarioError(f"source={type(source).__name__}: pass a dict, a JSON string or "
+                            "a path to a JSON file")
     text = str(source)
-    if isinstance(source, Path) or not text.lstrip().startswith("{"):
-        path = Path(text)
-        if not path.is_file():
-            raise ScenarioError(f"scenario file {text!r} does not exist")
-        text = path.read_text()
+    if isinstance(source, Path) or not text.lstrip().startswith(("{", "[")):
+        text = _read_scenario_file(text)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise ScenarioError(f"scenario is not valid JSON: {e.msg} at line {e.lineno} "
                             f"column {e.colno}") from None
+    except RecursionError:
+        raise ScenarioError("scenario JSON is nested too deeply to read; a scenario is an "
+                            "object of lists of flat objects (two or three levels)") from None
+    except ValueError as e:     # e.g. an integer literal over Python's digit limit
+        raise ScenarioError(f"scenario JSON holds a value pkmm cannot read ({e}); numbers "
+                            "must be addresses or counts of at most 20 digits") from None
     return Scenario.from_dict(data)
+
+
+def _read_scenario_file(text: str) -> str:
+    shown = text if len(text) <= 80 else text[:77] + "..."
+    try:
+        path = Path(text)
+        if not path.is_file():
+            what = "is a directory" if path.is_dir() else "does not exist"
+            raise ScenarioError(f"scenario file {shown!r} {what}; pass the path of a JSON "
+                                "file (or the JSON text itself, starting with '{')")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ScenarioError(f"scenario file {shown!r} is larger than "
+                                f"{MAX_FILE_BYTES >> 20} MiB; a scenario is a small JSON file")
+        raw = path.read_bytes()
+    except (OSError, ValueError) as e:
+        if isinstance(e, ScenarioError):
+            raise
+        raise ScenarioError(f"scenario file {shown!r} cannot be read ({e}); pass the path "
+                            "of a readable JSON file") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ScenarioError(f"scenario file {shown!r} is not UTF-8 text (byte {e.start}); "
+                            "save it as UTF-8 JSON") from None
 
 
 def as_scenario(layout: Any) -> Scenario:

@@ -13,13 +13,15 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from .errors import LayoutError, need
 from .pte import PAGE_SIZE
 
 if TYPE_CHECKING:  # pragma: no cover
     from .folio import Page
     from .mm import MmStruct
 
-__all__ = ["AnonVma", "Backing", "File", "VM_DONTCOPY", "VM_LOCKED", "VM_MAYREAD", "VM_MAYSHARE",
+__all__ = ["MAX_PAGES", "TASK_SIZE", "AnonVma", "Backing", "File", "VM_DONTCOPY",
+           "VM_HUGEPAGE", "VM_LOCKED", "VM_NOHUGEPAGE", "check_range", "VM_MAYREAD", "VM_MAYSHARE",
            "VM_MAYWRITE", "VM_MIXEDMAP", "VM_PFNMAP", "VM_READ", "VM_SHARED", "VM_SOFTDIRTY",
            "VM_UFFD_WP", "VM_WIPEONFORK", "VM_WRITE", "VmFlags", "Vma", "is_cow_mapping",
            "userfaultfd_wp", "vma_is_anonymous", "vma_soft_dirty_enabled"]
@@ -45,6 +47,8 @@ class VmFlags(enum.IntFlag):
     VM_UFFD_WP = 1 << 12
     VM_PFNMAP = 1 << 10
     VM_LOCKED = 1 << 13
+    VM_HUGEPAGE = 1 << 29
+    VM_NOHUGEPAGE = 1 << 30
     VM_DONTCOPY = 1 << 17
     VM_MIXEDMAP = 1 << 28
     VM_WIPEONFORK = 1 << 26
@@ -64,6 +68,8 @@ VM_LOCKED = int(VmFlags.VM_LOCKED)
 VM_DONTCOPY = int(VmFlags.VM_DONTCOPY)
 VM_WIPEONFORK = int(VmFlags.VM_WIPEONFORK)
 VM_SOFTDIRTY = int(VmFlags.VM_SOFTDIRTY)
+VM_HUGEPAGE = int(VmFlags.VM_HUGEPAGE)
+VM_NOHUGEPAGE = int(VmFlags.VM_NOHUGEPAGE)
 
 
 class AnonVma:
@@ -83,6 +89,8 @@ class File:
     name: str
     kind: Literal["file", "shmem"]
     cache: dict[int, Page] = field(default_factory=dict)
+    hugetlb_kb: int = 0         # a hugetlbfs file: its huge page size (the cache holds
+                                # the head page of each huge page at its first offset)
 
 
 @dataclass(eq=False)
@@ -98,6 +106,7 @@ class Vma:
     vm_pgoff: int = 0
     anon_vma: AnonVma | None = None
     uffd_fork: bool = False     # the userfaultfd context has UFFD_FEATURE_EVENT_FORK
+    hugetlb_kb: int = 0         # a hugetlb VMA (VM_HUGETLB): its huge page size, in KiB
 
     @property
     def npages(self) -> int:
@@ -153,3 +162,25 @@ def userfaultfd_wp(vma: Vma) -> bool:
 def vma_soft_dirty_enabled(vma: Vma) -> bool:
     """Soft-dirty tracking is on: VM_SOFTDIRTY *clear* (set means "all dirty")."""
     return not vma.vm_flags & VM_SOFTDIRTY
+
+
+#: x86-64 with 4-level paging: user addresses end at TASK_SIZE_MAX = 2**47 - 4 KiB
+#: (arch/x86/include/asm/page_64_types.h).
+TASK_SIZE = (1 << 47) - PAGE_SIZE
+MAX_PAGES = TASK_SIZE // PAGE_SIZE
+
+
+def check_range(what: str, addr: object, npages: object) -> tuple[int, int]:
+    """``addr`` page-aligned, ``npages`` >= 1, the range inside the user address space;
+    returns (start, end)."""
+    if not isinstance(addr, int) or isinstance(addr, bool):
+        raise LayoutError(f"{what}: addr={addr!r}: addresses are ints in bytes")
+    if not isinstance(npages, int) or isinstance(npages, bool):
+        raise LayoutError(f"{what}: npages={npages!r}: a page count is an int")
+    need(addr >= 0 and addr % PAGE_SIZE == 0,
+         f"{what}: addr={addr:#x} must be a non-negative multiple of {PAGE_SIZE:#x}")
+    need(1 <= npages <= MAX_PAGES, f"{what}: npages={npages}: use 1..{MAX_PAGES:#x}")
+    end = addr + npages * PAGE_SIZE
+    need(end <= TASK_SIZE, f"{what}: [{addr:#x}, {end:#x}) runs past the 47-bit user address "
+         f"space (ends at {TASK_SIZE:#x}); pick a lower address")
+    return addr, end

@@ -151,7 +151,7 @@ GOOD = {"name": "t", "vmas": [{"start": "0x200000", "npages": 16}],
     (lambda d: d["ptes"][0].update(write="yes"), r"ptes\[0\].write"),
     (lambda d: d["ptes"][0].update(colour=1), "unknown key"),
     (lambda d: d.update(vmas={}), "vmas: expected a list"),
-    (lambda d: d["folios"]["F"].update(order=12), r"folios.F: .*order"),
+    (lambda d: d["folios"]["F"].update(order=12), r"folios.F.order: 12 is out of range"),
     (lambda d: d["ptes"][0].update(addr="0x900000"), r"ptes\[0\]: .*not inside any VMA"),
 ])
 def test_malformed_scenarios_name_the_field(mutate, words: str) -> None:

@@ -258,8 +258,11 @@ def test_cow_T35_large_folio_after_child_exit(kernel: str, want: str) -> None:
     assert e.solve() == [want]
     r = e.check(["reuse" if want == "copy" else "copy"])
     assert r.score == 0
-    assert ("never reuses" in r.explanation) if want == "copy" else \
-        ("exclusive" in r.explanation)
+    # v6.8 and the seed patch give a large folio the small-folio refcount test (ref 15 > 3);
+    # v6.9 never reuses one (mm/memory.c wp_can_reuse_anon_folio()); v6.17 asks whether
+    # this mm alone maps it
+    words = {A: "refcount", B: "refcount", C: "never reuses", D: "exclusive"}[kernel]
+    assert words in r.explanation
 
 
 # --- (f) fork cost -----------------------------------------------------------------------

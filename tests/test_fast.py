@@ -300,11 +300,114 @@ def _empty_tables(p: pkmm.Process) -> None:
     p.mmap(8 * PMD, 3)
 
 
+# --- layouts only the widened API builds (MADV_PAGEOUT, GUP, mremap, forks) -----------
+
+def _swap_cache(p: pkmm.Process) -> None:
+    """Paged-out pages: a swap entry whose slot's folio is still in the swap cache, one
+    read back (a present PTE mapping a swap-cache folio), one whose cache was dropped."""
+    p.mmap(0, 16)
+    p.memset(0, 16, 5)
+    assert p.madvise(0, 8, "MADV_PAGEOUT") == 0
+    p.read(PAGE)                          # swapped in again through the swap cache
+    p.write(2 * PAGE, 9)                  # ... and written: the swap cache is freed
+    assert p.machine.swap and any(s.cache is not None for s in p.machine.swap.values())
+
+
+def _migration_in_flight(p: pkmm.Process) -> None:
+    """Migration entries of one large folio in two mms (the migration holds its one
+    reference), beside present PTEs of the same VMA."""
+    p.mmap(0, 32)
+    f = p.alloc_folio(2)
+    for k in range(4):
+        p.map_migration(k * PAGE, f, k, kind="write" if k % 2 else "read")
+    p.map(8 * PAGE, p.alloc_folio(3))
+    pkmm.fork(p, p.kernel)                # a first child: its entries count too
+    assert f.migration_entries == 8 and f.refcount == 1
+
+
+def _gup_pins(p: pkmm.Process) -> None:
+    """R/O long-term pins on the zero page and on a private file page (each unshared
+    into an AnonExclusive anon page first), a R/W pin that write-faults, GUP-fast."""
+    p.mmap(0, 8)
+    p.read(0)                             # the shared zero page
+    p.pin_user_pages(0, 2)
+    f = p.tmpfile(8)
+    p.mmap(PMD, 8, backing="file", file=f)
+    p.read(PMD)
+    p.pin_user_pages(PMD, 1)
+    p.mmap(2 * PMD, 16)
+    p.memset(2 * PMD, 16, 3)
+    p.pin_user_pages(2 * PMD, 4, write=True, fast=True)
+    p.pin_user_pages(2 * PMD + 8 * PAGE, 2)
+
+
+def _mremapped_partial_folio(p: pkmm.Process) -> None:
+    """Part of a 64K folio moved by mremap: both halves PTE-map the one folio, the moved
+    part at an address no longer aligned to it, a guard marker beside it."""
+    p.machine.thp.set_order(4, "always")
+    p.mmap(0, 16)
+    p.memset(0, 16, 7)
+    assert p.mremap(3 * PAGE, 5, PMD + 9 * PAGE) == 0
+    p.mmap(2 * PMD, 4)
+    p.map_marker(2 * PMD, "guard")
+
+
+def _mm_id_slots_full(p: pkmm.Process) -> None:
+    """Large folios shared with a child and a grandchild: the parent and the child hold
+    both MM-id slots, the grandchild none, and neither will the next child."""
+    p.machine.thp.set_order(4, "always")
+    p.mmap(0, 64)
+    p.memset(0, 64, 1)
+    c = pkmm.fork(p, p.kernel).child
+    pkmm.fork(c, c.kernel)
+    c.write(0, 2)                         # the child's copy of the first folio
+    f = p.page_at(16 * PAGE)
+    assert f is not None and f[0].order == 4      # (eager copy shares none of them)
+
+
 LAYOUTS: dict[str, Callable[[pkmm.Process], None]] = {
     f.__name__[1:]: f for f in (
         _marker_only, _zero_page_without_anon_folios, _uffd_markers, _swap_and_migration,
         _file_and_shmem, _pfnmap, _thps, _pinned, _cross_vma_folio, _dontfork_wipeonfork,
-        _hwpoison_pinned, _ksm, _empty_tables)}
+        _hwpoison_pinned, _ksm, _empty_tables, _swap_cache, _migration_in_flight, _gup_pins,
+        _mremapped_partial_folio, _mm_id_slots_full)}
+
+
+def test_the_bulk_form_carries_migration_swap_cache_and_mm_id_state() -> None:
+    """The state the widened layouts hold survives from_process / to_process, and forking
+    in bulk changes it as pkmm.fork does (not merely the entries)."""
+    for name in ("swap_cache", "migration_in_flight", "mm_id_slots_full"):
+        p = pkmm.Process("v6.17")
+        LAYOUTS[name](p)
+        assert snapshot_process(to_process(from_process(p))) == snapshot_process(p), name
+    p = pkmm.Process("v6.17")
+    _mm_id_slots_full(p)
+    f = p.page_at(16 * PAGE)[0]
+    ids_before = list(f.mm_ids)
+    assert None not in ids_before
+    b = from_process(p)
+    r = pkmm.fork(p, "v6.17")
+    fb = fork_bulk(b, "v6.17")
+    assert fb.vectorised_slices and not fb.hard_slices     # the engine took them
+    assert f.mm_ids == ids_before and f.mm_ids_shared       # both slots were taken
+    assert snapshot_bulk(fb.child) == snapshot_process(r.child)
+    q = pkmm.Process("v6.17")
+    q.machine.thp.set_order(4, "always")
+    q.mmap(0, 16)
+    q.memset(0, 16, 1)
+    b = from_process(q)
+    r = pkmm.fork(q, "v6.17")
+    g = q.page_at(0)[0]
+    assert g.mm_ids == [q.mm.mm_id, r.child.mm.mm_id] and g.mm_ids_shared
+    fork_bulk(b, "v6.17")
+    assert snapshot_bulk(b) == snapshot_process(q)
+
+
+def test_hugetlb_vmas_have_no_bulk_form() -> None:
+    p = pkmm.Process()
+    p.mmap(0, 1024, hugetlb_kb=2048)
+    with pytest.raises(pkmm.LayoutError, match="hugetlb VMAs"):
+        from_process(p)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

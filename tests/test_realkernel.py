@@ -14,7 +14,13 @@ from pkmm.realkernel import SCENARIOS, thp
 from pkmm.realkernel.cli import main as cli_main
 from pkmm.realkernel.model import model_kernel, run_model
 from pkmm.realkernel.observe import PageObs, Step, label_steps
-from pkmm.realkernel.report import FAULT_AROUND, compare, load_stored, report, stored_kernel
+from pkmm.realkernel.report import (
+    FAULT_AROUND,
+    compare,
+    load_stored,
+    report,
+    stored_kernel,
+)
 from pkmm.realkernel.scenarios import BY_ID
 from pkmm.realkernel.support import Machine, detect
 
@@ -75,7 +81,7 @@ def test_fault_around_is_what_makes_f_and_g_agree(monkeypatch: pytest.MonkeyPatc
 
 
 def test_report_detects_a_wrong_kernel_rule() -> None:
-    # v6.8 never reuses a large folio (spec kernel-fork-spec §9.1); 6.18 does once the
+    # v6.8 never reuses a large folio (wp_can_reuse_anon_folio, v6.9); 6.18 does once the
     # child is gone: scenario c's w3 write must then disagree -- as a rule-6 difference.
     row = compare(BY_ID["c"], STORED["scenarios"]["c"]["steps"], run_model(BY_ID["c"], "v6.8"))
     assert not row.agrees

@@ -188,3 +188,56 @@ def test_per_page_cost_falls_with_the_batch_size_only_when_batching() -> None:
 def test_bad_arguments_raise_pkmm_errors(call: object) -> None:
     with pytest.raises(LayoutError):
         call()  # type: ignore[operator]
+
+
+def _texts(pic: P.Picture) -> list[str]:
+    return [t.text or "" for t in ET.fromstring(pic.svg).iter(f"{NS}text")]
+
+
+def test_decision_flow_only_lit_draws_the_taken_path_alone() -> None:
+    full, lit = P.decision_flow(PINNED, "v6.9", 0), P.decision_flow(PINNED, "v6.9", 0,
+                                                                   only_lit=True)
+    assert lit.data["lit"] == full.data["lit"]
+    # every node of the simple flow is on the lit path (plus entry and return)
+    assert len(lit.data["nodes"]) == len(lit.data["lit"][0]) + 2 < len(full.data["nodes"])
+    assert "copy_present_page()" in _texts(full) and "copy_present_page()" not in _texts(lit)
+    with pytest.raises(LayoutError, match="only_lit"):
+        P.decision_flow(PINNED, "v6.9", 0, only_lit="yes")
+
+
+def test_decision_flow_return_label_follows_the_variant_batching() -> None:
+    # v6.8 has no batch function: one PTE per call, so its shared return is 1
+    assert "returns 1: shared" in _texts(P.decision_flow(LARGE, "v6.8", 0))
+    assert "returns nr: shared" in _texts(P.decision_flow(LARGE, "v6.9", 0))
+
+
+def test_pages_fork_copied_are_named_in_allocation_order() -> None:
+    one_pin = {**LARGE, "pins": [{"folio": "F", "page": 2}]}
+    texts = " ".join(_texts(P.memory_map(one_pin, "v6.9")))
+    assert all(f"new{k}:0" in texts for k in range(1, 5)) and "new5" not in texts
+    # without the pin nothing is copied, so no new page is named
+    assert "new1" not in " ".join(_texts(P.memory_map(LARGE, "v6.9")))
+    assert "page new1:0" in _texts(P.dma_timeline())
+
+
+def test_filmstrip_shows_each_kind_of_call_once() -> None:
+    from pkmm.scenario import Scenario
+    from pkmm.views.stepframes import StepFrames
+    tour = {"vmas": [{"start": "0x200000", "npages": 8},
+                     {"start": "0x400000", "npages": 2, "backing": "file", "anon_vma": True}],
+            "folios": {"A": {"order": 0}, "F": {"order": 2}, "C": {"order": 0, "backing": "file"},
+                       "N": {"order": 0}},
+            "ptes": [{"addr": "0x200000", "folio": "A"}, {"addr": "0x202000", "folio": "F"},
+                     {"addr": "0x400000", "folio": "C", "write": False, "dirty": False},
+                     {"addr": "0x401000", "folio": "N"}],
+            "zero": ["0x201000"]}
+    sf = StepFrames(Scenario.from_dict(tour), "v6.8")
+    shown = {sf.frame(k).event.addr for k in sf.key_frames() if sf.frame(k).event}
+    # 6 frames for 8 calls: the zero page (PTE 1, copied by value) and the file page C
+    # (0x400000, a file rmap dup) are each a kind of call of their own, so both are shown
+    assert len(sf.key_frames()) == 6 and {0x201000, 0x400000} <= shown
+
+
+def test_masked_compare_rows_are_named_by_pte_number() -> None:
+    texts = _texts(P.masked_compare(T06, "v6.9", slot=1))
+    assert "PTE #1" in texts and "PTE #2" in texts and "B" not in texts

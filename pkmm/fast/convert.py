@@ -59,6 +59,10 @@ def from_process(p: Process) -> Bulk:
         raise LayoutError(f"from_process: p={p!r} is not a pkmm.Process; pass one")
     if p.exited:
         raise LayoutError(f"from_process: process {p.name!r} has exited; pass a live one")
+    if p.mm.hugetlb or any(v.hugetlb_kb for v in p.mm.vmas):
+        raise LayoutError(f"from_process: process {p.name!r} has hugetlb VMAs, which have "
+                          "no bulk form (copy_hugetlb_page_range is not PMD slices); fork "
+                          "it with pkmm.fork")
     m = p.machine
     folios = sorted((f for f in m.folios.values() if f.kind in FOLIO_KINDS),
                     key=lambda f: f.pfn)
@@ -76,7 +80,9 @@ def from_process(p: Process) -> Bulk:
                             v.vm_pgoff, v.anon_vma is not None, v.uffd_fork))
     mach.files = [BulkFile(f.name, f.kind, {off: pg.pfn for off, pg in f.cache.items()})
                   for f in files]
-    return Bulk(_mm_from(p.mm, vmas), mach, p.kernel,
+    bm = _mm_from(p.mm, vmas)
+    bm.mm_id = p.mm.mm_id
+    return Bulk(bm, mach, p.kernel,
                 [(row[f.pfn], i) for f, i in p.pins],
                 [(row[f.pfn], i) for f, i in p.gup_refs])
 
@@ -98,7 +104,13 @@ def _machine_from(m: Machine, folios: list[Folio]) -> BulkMachine:
         gup_refs=np.array([f.gup_refs for f in folios], np.int64),
         ksm=np.array([f.ksm for f in folios], bool), hwpoison=np.zeros(npg, bool),
         zero_pfn=m.zero_folio.pfn, huge_zero_pfn=m.huge_zero_folio.pfn,
-        next_swap=m.next_swap, fail_alloc=m.fail_alloc)
+        next_swap=m.next_swap, fail_alloc=m.fail_alloc, next_mm_id=m.next_mm_id,
+        migration=np.array([f.migration_entries for f in folios], np.int64),
+        swapcache=np.array([-1 if f.swap is None else f.swap for f in folios], np.int64),
+        mm_ids=np.array([[-1 if x is None else x for x in f.mm_ids] for f in folios],
+                        np.int64).reshape(-1, 2),
+        mm_counts=np.array([f.mm_id_mapcount for f in folios], np.int64).reshape(-1, 2),
+        mm_shared=np.array([f.mm_ids_shared for f in folios], bool))
     for i, f in enumerate(folios):
         lo = f.pfn - base
         mach.page_folio[lo:lo + f.nr_pages] = i
@@ -109,6 +121,9 @@ def _machine_from(m: Machine, folios: list[Folio]) -> BulkMachine:
     mach.swap_offset = np.array(offs, np.int64)
     mach.swap_count = np.array([m.swap[o].count for o in offs], np.int64)
     mach.swap_data = np.array([m.swap[o].data for o in offs], np.int64)
+    mach.swap_anon = np.array([m.swap[o].anon for o in offs], bool)
+    caches = [m.swap[o].cache for o in offs]
+    mach.swap_cache = np.array([-1 if c is None else c.pfn for c in caches], np.int64)
     return mach
 
 
@@ -160,11 +175,15 @@ def to_process(b: Bulk, kernel: str | None = None) -> Process:
     for i in range(len(mach.folio_pfn)):
         folios.append(rebuild_folio(m, mach, i))
     m.next_pfn = mach.next_pfn
-    m.swap = {int(o): SwapSlot(int(c), int(d)) for o, c, d in
-              zip(mach.swap_offset, mach.swap_count, mach.swap_data, strict=True)}
+    m.swap = {int(o): SwapSlot(int(c), int(d), bool(a), None if pc < 0 else m.folios[pc])
+              for o, c, d, a, pc in zip(mach.swap_offset.tolist(), mach.swap_count.tolist(),
+                                        mach.swap_data.tolist(), mach.swap_anon.tolist(),
+                                        mach.swap_cache.tolist(), strict=True)}
     m.next_swap = mach.next_swap
     m.fail_alloc = mach.fail_alloc
     p = Process(name, machine=m)
+    p.mm.mm_id = b.mm.mm_id
+    m.next_mm_id = max(mach.next_mm_id, b.mm.mm_id + 1)
     files = [File(f.name, "shmem" if f.kind == "shmem" else "file",
                   {off: _page(m, pfn) for off, pfn in f.cache.items()}) for f in mach.files]
     for v in b.mm.vmas:
@@ -173,7 +192,8 @@ def to_process(b: Bulk, kernel: str | None = None) -> Process:
                             anon_vma=AnonVma() if v.anon_vma else None,
                             uffd_fork=v.uffd_fork))
     _fill_mm(p.mm, b.mm)
-    p.mm.pins[:] = [(folios[i], pg) for i, pg in b.pins]
+    p.mm.pins.clear()
+    p.mm.pins.update((folios[i], pg) for i, pg in b.pins)
     p.mm.gup_refs[:] = [(folios[i], pg) for i, pg in b.gup_refs]
     _mm_ids(p.mm, folios)
     return p
@@ -220,7 +240,7 @@ def _mm_ids(mm: MmStruct, folios: list[Folio]) -> None:
                 found = mm.machine.pfn_folio(pte.pfn)
                 if found is not None:
                     own[found[0].pfn] = own.get(found[0].pfn, 0) + 1
-    other = mm.machine.new_mm_id()
+    other = -1          # pkmm: "another mm" (ids are positive)
     for f in folios:
         mine = own.get(f.pfn, 0)
         f.mm_mapcount = {k: v for k, v in ((mm.mm_id, mine), (other, f.mapcount - mine)) if v}

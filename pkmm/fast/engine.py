@@ -22,10 +22,11 @@ from ..errors import ForkError, LayoutError
 from ..kernels import DEFAULT_KERNEL, get_kernel
 from ..pgtable import Pmd, PteTable
 from ..pte import PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
+from ..rmap import large_mapcount_add
 from . import huge, periodic, vector, write
 from .convert import dup_vmas
 from .hard import Slice, SliceModel, table_codes
-from .layout import Bulk, BulkMM, BulkVma, pmd_code
+from .layout import Bulk, BulkMachine, BulkMM, BulkVma, pmd_code
 from .probe import Context
 
 
@@ -104,6 +105,7 @@ def fork_bulk(b: Bulk, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = fr
     w = _check(b, without, need_resched, fail_prealloc)
     child_vmas, copied = dup_vmas(b, version.name, w)
     mm = b.mm
+    mapped0 = folio_mapcounts(b.machine)
     child = BulkMM([c for c in child_vmas if c is not None], mm.tables.copy(),
                    np.zeros(len(mm.pfn), np.int64), np.zeros(len(mm.bits), np.uint16))
     slices = slices_of(mm, copied)
@@ -138,6 +140,9 @@ def fork_bulk(b: Bulk, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = fr
     run.leaves += lc.leaves
     run.deposited += lc.deposited
     _finish(mm, child, run.tables, run.split, run.child_split, run.leaves, run.deposited)
+    child.mm_id = b.machine.next_mm_id          # the id pkmm.fork's child mm gets
+    _child_mm_ids(b, mapped0, run.model.mapped_after if run.model else {}, child.mm_id)
+    b.machine.next_mm_id += 1
     return FastForkResult(b, Bulk(child, b.machine, version.name), version.name, eagain,
                           copies + counts.copies, wasted, passes + counts.passes, breaks,
                           +ops, +steps, int(keep.sum()) + len(lp.slices), len(hard))
@@ -163,6 +168,52 @@ def _alloc_bases(run: _Run, at: np.ndarray, per: np.ndarray, hard: list[tuple[in
             cursor = run.hard(s, cursor)
     run.finish_hard(cursor)
     return base
+
+
+def folio_mapcounts(m: BulkMachine) -> np.ndarray:
+    """Per folio row: its mapcount (``folio_mapcount``: PTE mappings of its pages plus
+    its PMD mappings)."""
+    has = m.page_folio >= 0
+    per: np.ndarray = np.bincount(m.page_folio[has], weights=m.mapcount[has],
+                                  minlength=len(m.folio_pfn)).astype(np.int64)
+    total: np.ndarray = per + m.entire
+    return total
+
+
+def _child_mm_ids(b: Bulk, mapped0: np.ndarray, traced: dict[int, int], child_id: int
+                  ) -> None:
+    """The MM-id slots of the large folios the vectorised engine gave the child mappings.
+
+    Every mapping the engine adds is the child's, so a folio's slots change as one
+    :func:`pkmm.rmap.large_mapcount_add` of all of them would change them (the first
+    takes a slot, the rest count in it); the traced slices left theirs exact, from which
+    the engine's mappings of the same folio go on.  Run once per distinct state.
+    """
+    m = b.machine
+    n = len(mapped0)
+    if not n:
+        return
+    after = folio_mapcounts(m)[:n]
+    base = mapped0.copy()
+    if traced:
+        rows = np.array(list(traced), np.int64)
+        base[rows] = np.array(list(traced.values()), np.int64)
+    diff = after - base
+    todo = np.flatnonzero((diff > 0) & (m.folio_order[:n] > 0))
+    if not len(todo):
+        return
+    key = np.column_stack([m.mm_ids[todo], m.mm_counts[todo], m.mm_shared[todo],
+                           after[todo], diff[todo]])
+    uniq, inv = np.unique(key, axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    for u, row in enumerate(uniq.tolist()):
+        ids: list[int | None] = [None if x < 0 else x for x in row[:2]]
+        counts = row[2:4]
+        shared = large_mapcount_add(ids, counts, bool(row[4]), row[5], row[6], child_id)
+        sel = todo[inv == u]
+        m.mm_ids[sel] = [-1 if x is None else x for x in ids]
+        m.mm_counts[sel] = counts
+        m.mm_shared[sel] = shared
 
 
 def _context(version: KernelVersion, w: frozenset[str], has_pinned: bool, v: BulkVma,

@@ -73,13 +73,29 @@ def _vma_pair(src_mm: MmStruct, dst_mm: MmStruct, v: BulkVma, c: BulkVma,
     return src, dst
 
 
+def mm_id_state(mach: BulkMachine, i: int) -> tuple[list[int | None], list[int], bool]:
+    """The MM-id slots of folio row ``i``: ids (None for a free slot), mapcounts, shared."""
+    return ([None if x < 0 else x for x in mach.mm_ids[i].tolist()],
+            mach.mm_counts[i].tolist(), bool(mach.mm_shared[i]))
+
+
+def set_mm_id_state(mach: BulkMachine, i: int, f: Folio) -> None:
+    """Store the MM-id slots of model folio ``f`` in folio row ``i``."""
+    mach.mm_ids[i] = [-1 if x is None else x for x in f.mm_ids]
+    mach.mm_counts[i] = f.mm_id_mapcount
+    mach.mm_shared[i] = f.mm_ids_shared
+
+
 def rebuild_folio(m: Machine, mach: BulkMachine, i: int) -> Folio:
     """Folio row ``i`` of ``mach`` as a model folio of machine ``m``, at its pfn."""
     f = m.alloc_folio_at(int(mach.folio_order[i]), FOLIO_KINDS[int(mach.folio_kind[i])],
                          int(mach.folio_pfn[i]))
+    swap = int(mach.swapcache[i])
     folio_restore(f, refcount=int(mach.refcount[i]), pincount=int(mach.pincount[i]),
                   pins=int(mach.pins[i]), gup_refs=int(mach.gup_refs[i]),
-                  entire_mapcount=int(mach.entire[i]), ksm=bool(mach.ksm[i]))
+                  entire_mapcount=int(mach.entire[i]), ksm=bool(mach.ksm[i]),
+                  migration_entries=int(mach.migration[i]), swap=None if swap < 0 else swap,
+                  mm_ids=mm_id_state(mach, i))
     lo = f.pfn - mach.base
     for pg, mc, ae, hw in zip(f.pages, mach.mapcount[lo:lo + f.nr_pages].tolist(),
                               mach.ae[lo:lo + f.nr_pages].tolist(),
@@ -99,9 +115,14 @@ class SliceModel:
         self.m.fail_alloc = b.machine.fail_alloc
         self.fc = ForkContext(kernel, without, False, need_resched, fail_prealloc)
         self.src, self.dst = MmStruct(self.m), MmStruct(self.m)
+        # the mms' own ids, so the MM-id slots of large folios name them as pkmm.fork would
+        # (the child's is the id the machine hands out next)
+        self.src.mm_id, self.dst.mm_id = b.mm.mm_id, b.machine.next_mm_id
         self.src.has_pinned = b.mm.has_pinned
         self.folios: dict[int, Folio] = {}          # bulk folio row -> model folio
-        self.before: dict[int, tuple[int, int, list[int], list[bool]]] = {}
+        self.before: dict[int, tuple[int, int, list[int], list[bool], int]] = {}
+        #: folio row -> its mapcount after the traced slices (their MM-id slots are exact)
+        self.mapped_after: dict[int, int] = {}
         self.swap_rows: dict[int, int] = {}          # swap offset -> bulk row
         self.vmas: dict[int, tuple[Vma, Vma]] = {}
         self.rows: dict[int, int] = {}               # PMD index -> parent table row
@@ -160,7 +181,7 @@ class SliceModel:
         maps = mach.mapcount[lo:lo + f.nr_pages].tolist()
         aes = mach.ae[lo:lo + f.nr_pages].tolist()
         self.folios[i] = f
-        self.before[i] = (f.refcount, f.entire_mapcount, maps, aes)
+        self.before[i] = (f.refcount, f.entire_mapcount, maps, aes, f.migration_entries)
 
     def _add_swap(self, off: int) -> None:
         mach = self.b.machine
@@ -168,7 +189,10 @@ class SliceModel:
             return
         k = int(np.searchsorted(mach.swap_offset, off))
         assert k < len(mach.swap_offset) and mach.swap_offset[k] == off
-        self.m.swap[off] = SwapSlot(int(mach.swap_count[k]), int(mach.swap_data[k]))
+        # pkmm: fork only counts the slot's references; its swap-cache folio stays in the
+        # bulk arrays (copy_nonpresent_pte never looks at it)
+        self.m.swap[off] = SwapSlot(int(mach.swap_count[k]), int(mach.swap_data[k]),
+                                    bool(mach.swap_anon[k]))
         self.swap_rows[off] = k
 
     # -- running ------------------------------------------------------------------------
@@ -200,10 +224,14 @@ class SliceModel:
         """Folio, page and swap counters as differences; new folios; the child's rss."""
         mach = self.b.machine
         for i, f in self.folios.items():
-            ref, ent, maps, aes = self.before[i]
+            ref, ent, maps, aes, mig = self.before[i]
             lo = f.pfn - mach.base
             mach.refcount[i] += f.refcount - ref
             mach.entire[i] += f.entire_mapcount - ent
+            mach.migration[i] += f.migration_entries - mig
+            if f.order:
+                set_mm_id_state(mach, i, f)
+                self.mapped_after[i] = f.total_mapcount
             now = [pg.pte_mapcount for pg in f.pages]
             mach.mapcount[lo:lo + f.nr_pages] += np.array(now, np.int32) - np.array(maps, np.int32)
             for k, (pg, was) in enumerate(zip(f.pages, aes, strict=True)):
@@ -214,10 +242,13 @@ class SliceModel:
         known = {f.pfn for f in self.folios.values()}
         for f in sorted(self.m.folios.values(), key=lambda f: f.pfn):
             if f.kind == "anon" and f.pfn not in known:
+                ids = tuple(-1 if x is None else x for x in f.mm_ids)
+                counts = tuple(f.mm_id_mapcount)
                 mach.add_folios(np.array([f.pfn]), f.order, f.kind, f.refcount,
                                 np.array([pg.pte_mapcount for pg in f.pages], np.int32),
                                 np.array([pg.anon_exclusive for pg in f.pages]),
-                                f.entire_mapcount)
+                                f.entire_mapcount,
+                                ((ids[0], ids[1]), (counts[0], counts[1]), f.mm_ids_shared))
         for key, v in self.dst.rss.items():
             child.rss[key] = child.rss.get(key, 0) + v
         child.on_mmlist |= self.dst.on_mmlist

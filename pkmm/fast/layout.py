@@ -5,8 +5,10 @@ slots per PTE table the mm has (``tables``: sorted PMD indexes), so memory follo
 is mapped, not the size of the VMAs.  Per slot: ``pfn`` (int64; the swap offset or the
 migration pfn of a non-present entry) and ``bits`` (uint16: the entry code below, 0 is
 pte_none).  Per page of the machine: logical ``_mapcount``, AnonExclusive, hwpoison.
-Per folio: head pfn, order, kind, refcount, pins, entire (PMD) mapcount.  PMD leaves are
-arrays of (PMD index, pfn, bits).  Swap slots are arrays of (offset, count).
+Per folio: head pfn, order, kind, refcount, pins, entire (PMD) mapcount, its migration
+entries, its swap-cache slot, and the two MM-id slots of a large folio (ids, mapcounts,
+"maybe mapped shared").  PMD leaves are arrays of (PMD index, pfn, bits).  Swap slots are
+arrays of (offset, count, anon, swap-cache pfn).  hugetlb VMAs have no bulk form.
 Conversions to and from :class:`pkmm.Process` live in :mod:`pkmm.fast.convert`.
 Taught in: notebooks/08-cost.ipynb
 
@@ -170,12 +172,20 @@ class BulkMachine:
     gup_refs: np.ndarray = field(default_factory=lambda: _z(np.int64))  # FOLL_GET references
     ksm: np.ndarray = field(default_factory=lambda: _z(bool))
     hwpoison: np.ndarray = field(default_factory=lambda: _z(bool))      # per page
+    migration: np.ndarray = field(default_factory=lambda: _z(np.int64))  # migration entries
+    swapcache: np.ndarray = field(default_factory=lambda: _z(np.int64))  # folio->swap, -1
+    mm_ids: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))  # -1: free
+    mm_counts: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    mm_shared: np.ndarray = field(default_factory=lambda: _z(bool))  # maybe mapped shared
     zero_pfn: int = ZERO_PFN
     huge_zero_pfn: int = HUGE_ZERO_PFN
     swap_offset: np.ndarray = field(default_factory=lambda: _z(np.int64))  # sorted
     swap_count: np.ndarray = field(default_factory=lambda: _z(np.int64))
     swap_data: np.ndarray = field(default_factory=lambda: _z(np.int64))
+    swap_anon: np.ndarray = field(default_factory=lambda: _z(bool))
+    swap_cache: np.ndarray = field(default_factory=lambda: _z(np.int64))  # pfn, -1: none
     next_swap: int = 1
+    next_mm_id: int = 2
     fail_alloc: int = 0
     files: list[BulkFile] = field(default_factory=list)
 
@@ -183,9 +193,19 @@ class BulkMachine:
         nf, npg = len(self.folio_pfn), len(self.page_folio)
         for name, n, dtype in (("folio_kind", nf, np.uint8), ("pins", nf, np.int64),
                                ("gup_refs", nf, np.int64), ("ksm", nf, bool),
-                               ("hwpoison", npg, bool)):
+                               ("hwpoison", npg, bool), ("migration", nf, np.int64),
+                               ("mm_shared", nf, bool)):
             if len(getattr(self, name)) != n:
                 setattr(self, name, np.zeros(n, dtype))
+        if len(self.swapcache) != nf:
+            self.swapcache = np.full(nf, -1, np.int64)
+        if len(self.mm_ids) != nf:
+            self.mm_ids = np.full((nf, 2), -1, np.int64)
+            self.mm_counts = np.zeros((nf, 2), np.int64)
+        ns = len(self.swap_offset)
+        if len(self.swap_anon) != ns:
+            self.swap_anon = np.ones(ns, bool)
+            self.swap_cache = np.full(ns, -1, np.int64)
 
     def copy(self) -> BulkMachine:
         """An independent copy (arrays copied)."""
@@ -208,9 +228,11 @@ class BulkMachine:
                                                     np.zeros(extra, dtype)]))
 
     def add_folios(self, pfn: np.ndarray, order: int, kind: str, refcount: int,
-                   mapcount: np.ndarray, ae: np.ndarray, entire: int = 0) -> None:
+                   mapcount: np.ndarray, ae: np.ndarray, entire: int = 0,
+                   mm_id: tuple[tuple[int, int], tuple[int, int], bool] | None = None) -> None:
         """Append folios of one ``order`` at head pfns ``pfn`` (new copies made by fork);
-        ``mapcount``/``ae`` give each new page's state, folio after folio."""
+        ``mapcount``/``ae`` give each new page's state, folio after folio; ``mm_id``
+        the MM-id slots of each (ids, mapcounts, shared; none taken by default)."""
         if not len(pfn):
             return
         nr = 1 << order
@@ -218,13 +240,19 @@ class BulkMachine:
         first = len(self.folio_pfn)
         n = len(pfn)
         self.folio_pfn = np.concatenate([self.folio_pfn, pfn.astype(np.int64)])
+        ids, counts, shared = mm_id or ((-1, -1), (0, 0), False)
         for name, value, dtype in (("folio_order", order, np.int8),
                                    ("folio_kind", FOLIO_KINDS.index(kind), np.uint8),
                                    ("refcount", refcount, np.int64), ("pincount", 0, np.int64),
                                    ("entire", entire, np.int32), ("pins", 0, np.int64),
-                                   ("gup_refs", 0, np.int64), ("ksm", False, bool)):
+                                   ("gup_refs", 0, np.int64), ("ksm", False, bool),
+                                   ("migration", 0, np.int64), ("swapcache", -1, np.int64),
+                                   ("mm_shared", shared, bool)):
             setattr(self, name, np.concatenate([getattr(self, name),
                                                 np.full(n, value, dtype)]))
+        self.mm_ids = np.concatenate([self.mm_ids, np.tile(np.array(ids, np.int64), (n, 1))])
+        self.mm_counts = np.concatenate([self.mm_counts,
+                                         np.tile(np.array(counts, np.int64), (n, 1))])
         pages = (pfn[:, None] - self.base + np.arange(nr)).ravel()
         self.page_folio[pages] = np.repeat(np.arange(first, first + n, dtype=np.int32), nr)
         self.mapcount[pages] = mapcount
@@ -247,6 +275,7 @@ class BulkMM:
     has_pinned: bool = False
     huge_zero_ref: bool = False
     on_mmlist: bool = False
+    mm_id: int = 1                  # CONFIG_MM_ID: this mm's id on the machine
 
     @property
     def nr_ptes(self) -> int:
@@ -338,4 +367,7 @@ def build_region(size_bytes: int, folio: str, state: str = "fresh") -> Bulk:
         mm = BulkMM([vma], idx, np.arange(base, base + n, dtype=np.int64),
                     np.full(n, P | D | A | (W if fresh else 0), np.uint16))
     mm.rss[MM_ANONPAGES] = n
+    if order:           # CONFIG_MM_ID: this mm owns slot 0 of every large folio, alone
+        mach.mm_ids[:, 0] = mm.mm_id
+        mach.mm_counts[:, 0] = 1 if pmd else 1 << order
     return Bulk(mm, mach)

@@ -75,6 +75,9 @@ def _template(b: Bulk, row0: int, f0: int, order: int) -> tuple[Bulk, int]:
                    pincount=m.pincount[rows].copy(), entire=m.entire[rows].copy(),
                    folio_kind=m.folio_kind[rows].copy(), pins=m.pins[rows].copy(),
                    gup_refs=m.gup_refs[rows].copy(), ksm=m.ksm[rows].copy(),
+                   migration=m.migration[rows].copy(), swapcache=m.swapcache[rows].copy(),
+                   mm_ids=m.mm_ids[rows].copy(), mm_counts=m.mm_counts[rows].copy(),
+                   mm_shared=m.mm_shared[rows].copy(),
                    next_pfn=base + PTRS_PER_PTE, files=[])
     t = BulkMM(mm.vmas, mm.tables[row0:row0 + 1].copy(), mm.pfn[lo:lo + PTRS_PER_PTE].copy(),
                mm.bits[lo:lo + PTRS_PER_PTE].copy(), has_pinned=mm.has_pinned)

@@ -123,6 +123,8 @@ class Fixture:
         mach.swap_offset = np.array(sorted(set(self.swap)), np.int64)
         mach.swap_count = np.ones(len(mach.swap_offset), np.int64)
         mach.swap_data = np.zeros(len(mach.swap_offset), np.int64)
+        mach.swap_anon = np.ones(len(mach.swap_offset), bool)
+        mach.swap_cache = np.full(len(mach.swap_offset), -1, np.int64)
         slots = np.zeros(PTRS_PER_PTE, np.uint16)
         pfns = np.zeros(PTRS_PER_PTE, np.int64)
         slots[:len(self.codes)] = self.codes

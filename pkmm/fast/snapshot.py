@@ -1,9 +1,10 @@
 """Canonical snapshots of a process's fork-relevant state, from the model or the bulk form.
 
 Simulator concept: two snapshots are equal exactly when every PTE, PMD and PTE table of
-the mm, its rss, nr_ptes and mm flags, every folio's counters and per-page mapcount and
-AnonExclusive, the page caches of its files, its pins, the allocator and the swap counts
-agree.  tests/test_fast.py uses them to show the bulk fork gives the traced answer.
+the mm, its rss, nr_ptes, mm flags and mm id, every folio's counters (migration
+entries, swap-cache slot and MM-id slots too) and per-page mapcount and AnonExclusive, the
+page caches of its files, its pins, the allocator and the swap slots (count, kind, swap
+cache) agree.  tests/test_fast.py uses them to show the bulk fork gives the traced answer.
 Taught in: notebooks/08-cost.ipynb
 """
 
@@ -32,7 +33,8 @@ def snapshot_process(p: Process) -> Snapshot:
                     ptes[(i << PMD_SHIFT) + (j << PAGE_SHIFT)] = pte
     folios = {f.pfn: (f.kind, f.order, f.refcount, f.pincount, f.pins, f.gup_refs,
                       f.entire_mapcount, tuple(pg.pte_mapcount for pg in f.pages),
-                      tuple(pg.anon_exclusive for pg in f.pages))
+                      tuple(pg.anon_exclusive for pg in f.pages), f.migration_entries, f.swap,
+                      tuple(f.mm_ids), tuple(f.mm_id_mapcount), f.mm_ids_shared)
               for f in m.folios.values() if f.kind in FOLIO_KINDS}
     files = {}
     for v in mm.vmas:
@@ -48,7 +50,9 @@ def snapshot_process(p: Process) -> Snapshot:
             "has_pinned": mm.has_pinned, "huge_zero_ref": mm.huge_zero_ref,
             "on_mmlist": mm.on_mmlist, "folios": folios, "files": files,
             "next_pfn": m.next_pfn,
-            "swap": {off: s.count for off, s in m.swap.items()},
+            "swap": {off: (s.count, s.anon, None if s.cache is None else s.cache.pfn)
+                     for off, s in m.swap.items()},
+            "mm_id": (mm.mm_id, m.next_mm_id),
             "pins": sorted((f.pfn, i) for f, i in p.pins),
             "hwpoison": sorted(f.pfn + pg.index for f in m.folios.values()
                                if f.kind in FOLIO_KINDS for pg in f.pages if pg.hwpoison)}
@@ -66,9 +70,13 @@ def snapshot_bulk(b: Bulk) -> Snapshot:
         order = int(m.folio_order[i])
         nr, lo = 1 << order, pfn - m.base
         pin = int(m.pincount[i]) if order else int(m.pins[i])
+        sc = int(m.swapcache[i])
         folios[pfn] = (FOLIO_KINDS[int(m.folio_kind[i])], order, int(m.refcount[i]), pin,
                        int(m.pins[i]), int(m.gup_refs[i]), int(m.entire[i]),
-                       tuple(m.mapcount[lo:lo + nr].tolist()), tuple(m.ae[lo:lo + nr].tolist()))
+                       tuple(m.mapcount[lo:lo + nr].tolist()), tuple(m.ae[lo:lo + nr].tolist()),
+                       int(m.migration[i]), None if sc < 0 else sc,
+                       tuple(None if x < 0 else x for x in m.mm_ids[i].tolist()),
+                       tuple(m.mm_counts[i].tolist()), bool(m.mm_shared[i]))
     used = sorted({v.file for v in bm.vmas if v.file >= 0})
     return {"vmas": [(v.start, v.end, v.flags, v.backing, v.pgoff, v.anon_vma, v.uffd_fork)
                      for v in bm.vmas],
@@ -82,7 +90,10 @@ def snapshot_bulk(b: Bulk) -> Snapshot:
             "on_mmlist": bm.on_mmlist, "folios": folios,
             "files": {m.files[i].name: dict(m.files[i].cache) for i in used},
             "next_pfn": m.next_pfn,
-            "swap": {int(o): int(c) for o, c in zip(m.swap_offset, m.swap_count, strict=True)},
+            "swap": {int(o): (int(c), bool(a), None if pc < 0 else int(pc))
+                     for o, c, a, pc in zip(m.swap_offset, m.swap_count, m.swap_anon,
+                                            m.swap_cache, strict=True)},
+            "mm_id": (bm.mm_id, m.next_mm_id),
             "pins": sorted((int(m.folio_pfn[i]), pg) for i, pg in b.pins),
             "hwpoison": (np.flatnonzero(m.hwpoison) + m.base).tolist()}
 

@@ -195,7 +195,8 @@ def _step_state(r: Run, n: int, flags: tuple[bool, bool]
         folio = int(fol[0])
         counts["ref"] = int(deltas[folio])
         deltas[folio] = 0
-    if deltas.any() or (mach.entire[:len(old.entire)] != old.entire).any():
+    if deltas.any() or (mach.entire[:len(old.entire)] != old.entire).any() or \
+            (mach.migration[:len(old.migration)] != old.migration).any():
         return None
     md, ae_keep = 0, True
     if folio >= 0:
@@ -246,8 +247,9 @@ def _entry_effect(ctx: Context, r: Run | None) -> EntryEffect:
     ops.subtract(base)
     mach, old = r.b.machine, r.before.machine
     if (mach.refcount != old.refcount).any() or (mach.mapcount != old.mapcount[:len(
-            mach.mapcount)]).any() or len(mach.folio_pfn) != len(old.folio_pfn):
-        return EntryEffect(False)
+            mach.mapcount)]).any() or len(mach.folio_pfn) != len(old.folio_pfn) or \
+            (mach.migration != old.migration).any():
+        return EntryEffect(False)     # (a migration entry's count: the traced path)
     child = int(r.child.bits[0])
     same = int(r.before.mm.pfn[0])
     if (child and int(r.child.pfn[0]) != same) or int(r.b.mm.pfn[0]) != same:
@@ -287,7 +289,8 @@ def _leaf_effect(r: Run | None, pfn: int, folio: bool) -> EntryEffect:
             not isinstance(child, Pmd) or child.pfn != pfn)):
         return EntryEffect(False)     # split into PTEs, or a new folio for the child
     mach, old = r.b.machine, r.before.machine
-    if len(mach.folio_pfn) != len(old.folio_pfn) or (mach.mapcount != old.mapcount).any():
+    if len(mach.folio_pfn) != len(old.folio_pfn) or (mach.mapcount != old.mapcount).any() or \
+            (mach.migration != old.migration).any():
         return EntryEffect(False)
     counts = {f"ops:{k}": v for k, v in r.total_ops.items() if v}
     counts.update({f"rss:{k}": v for k, v in r.child.rss.items() if v})

@@ -131,6 +131,7 @@ def copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, add
             nr = i
             stop = "anon-dup-failed"
         fc.ops["rss_updates"] += 1
+    parent_sd = pte.soft_dirty       # (x86 pte_mkdirty below sets soft-dirty too)
     # kernel: "If it's a shared mapping, mark it clean and write protected in the child ...
     # If its a private (CoW) mapping, mark it dirty in the child if _any_ of the parent
     # mappings in the block were marked dirty ..."
@@ -152,8 +153,8 @@ def copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, add
             fc.emit(f, "cow-wrprotect", f"{nr_writable} scanned PTE(s) writable: write-protect "
                     f"all {nr} parent PTEs and the child batch (ptep_set_wrprotects)", addr, nr)
     pte = pte_mkold(pte)
-    # Name a cleared bit only when the first PTE had it.
-    cleared = [name for name, on in (("soft-dirty", pte.soft_dirty),
+    # Name a cleared bit only when the parent's first PTE had it.
+    cleared = [name for name, on in (("soft-dirty", parent_sd),
                                      ("uffd-wp", pte.uffd_wp and not enforce_uffd_wp)) if on]
     pte = pte_clear_soft_dirty(pte)
     if not enforce_uffd_wp:
@@ -174,5 +175,5 @@ def copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, add
 KERNEL = KernelVersion(
     name=NAME, spec="B", title="seed patch v3: folio_nr_pages_cont_mapped",
     present_func="copy_present_ptes", batch_func="folio_nr_pages_cont_mapped",
-    copy_present=copy_present_ptes, guard_markers=False, large_folio_reuse=False,
+    copy_present=copy_present_ptes, guard_markers=False, wp_large_folio="as-small",
     huge_zero_wp_thp=False, hwpoison_copy=False, folio_end="clamp", anon_dup="truncate")

@@ -101,5 +101,5 @@ def uvmcopy_pmd(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int) -> int:
 KERNEL = KernelVersion(
     name=NAME, spec="-", title="eager copy (xv6 uvmcopy baseline)",
     present_func="uvmcopy_pte", batch_func="", copy_present=uvmcopy_pte,
-    guard_markers=False, large_folio_reuse=False, huge_zero_wp_thp=False,
+    guard_markers=False, wp_large_folio="as-small", huge_zero_wp_thp=False,
     hwpoison_copy=False, copy_huge=uvmcopy_pmd, copy_on_write=False)

@@ -173,6 +173,6 @@ def copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, add
 KERNEL = KernelVersion(
     name=NAME, spec="D", title="v6.17: folio_pte_batch_flags",
     present_func="copy_present_ptes", batch_func="folio_pte_batch_flags",
-    copy_present=copy_present_ptes, guard_markers=True, large_folio_reuse=True,
+    copy_present=copy_present_ptes, guard_markers=True, wp_large_folio="exclusive",
     huge_zero_wp_thp=True, hwpoison_copy=True, since=(6, 17), checked=(6, 18),
     folio_end="clamp", anon_dup="all-or-nothing")

@@ -85,5 +85,5 @@ def copy_present_pte(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, addr
 KERNEL = KernelVersion(
     name=NAME, spec="A", title="v6.8: one PTE at a time",
     present_func="copy_present_pte", batch_func="", copy_present=copy_present_pte,
-    guard_markers=False, large_folio_reuse=False, huge_zero_wp_thp=False,
+    guard_markers=False, wp_large_folio="as-small", huge_zero_wp_thp=False,
     hwpoison_copy=False, since=(6, 8))

@@ -173,6 +173,6 @@ def copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, add
 KERNEL = KernelVersion(
     name=NAME, spec="C", title="v6.9: folio_pte_batch",
     present_func="copy_present_ptes", batch_func="folio_pte_batch",
-    copy_present=copy_present_ptes, guard_markers=False, large_folio_reuse=False,
+    copy_present=copy_present_ptes, guard_markers=False, wp_large_folio="never",
     huge_zero_wp_thp=False, hwpoison_copy=False, since=(6, 9), folio_end="after-compare",
     anon_dup="all-or-nothing")

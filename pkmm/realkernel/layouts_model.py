@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pkmm
-from pkmm.vma import VM_WRITE, File, Vma
+from pkmm.vma import File, Vma
 
 from .layouts_real import FILE_BYTE
 from .scenarios import Scenario
@@ -58,31 +58,21 @@ def _b2(p: pkmm.Process) -> None:
 
 
 def _b3(p: pkmm.Process) -> None:
-    lower = p.mmap(BASE - 16 * P, 16)
+    # a 32-page VMA whose page 0 gets the anon_vma; MADV_NOHUGEPAGE on the upper half
+    # splits the VMA and the never-written upper half (the region) keeps that anon_vma
+    p.mmap(BASE - 16 * P, 32)
     p.write(BASE - 16 * P, 1)
-    upper = p.mmap(BASE, 16)
-    # pkmm: the model has no VMA split; __split_vma() gives the new VMA the same anon_vma
-    upper.anon_vma = lower.anon_vma
+    p.madvise(BASE, 16, "MADV_NOHUGEPAGE")
     for i in range(16):
         p.read(page(i))
 
 
 def _d(three_vmas: bool) -> Callable[[pkmm.Process], None]:
     def setup(p: pkmm.Process) -> None:
-        f = p.alloc_folio(9)
-        if three_vmas:   # mprotect(PROT_READ) of page 100: PMD split, AE kept, 3 VMAs
-            p.mmap(BASE, 100)
-            p.mmap(page(100), 1, write=False)
-            p.mmap(page(101), 411)
-            p.map(BASE, f, 0, 100)
-            p.map(page(100), f, 100, 1, write=False)
-            p.map(page(101), f, 101, 411)
-        else:            # ... then mprotect(RW) back: one VMA, PTE-mapped, all writable
-            p.mmap(BASE, 512)
-            p.map(BASE, f)
-        for i in range(512):
-            if i != 100 or not three_vmas:
-                p.write(page(i), 1)
+        _large(p, 512, 9, pmd=True)
+        p.mprotect(page(100), 1, write=False)   # splits the PMD, keeps the folio: 3 VMAs
+        if not three_vmas:                      # ... and back: one VMA, page 100 (AE)
+            p.mprotect(page(100), 1, write=True)   # is made writable at once
     return setup
 
 
@@ -122,18 +112,18 @@ def _folio_at(p: pkmm.Process, i: int) -> tuple[pkmm.Folio, int]:
     return found
 
 
-def _pin(p: pkmm.Process, first: int, n: int) -> None:
-    for i in range(first, first + n):
-        p.pin(*_folio_at(p, i))
+def _pin(p: pkmm.Process, first: int, n: int) -> pkmm.UserPin:
+    """io_uring's fixed buffer: pin_user_pages(FOLL_WRITE | FOLL_LONGTERM)."""
+    return p.pin_user_pages(page(first), n, write=True)
 
 
 def _pinned(base: Callable[[pkmm.Process], object], first: int, n: int,
             unpin: bool = False) -> Callable[[pkmm.Process], None]:
     def setup(p: pkmm.Process) -> None:
         base(p)
-        _pin(p, first, n)
+        pin = _pin(p, first, n)
         if unpin:
-            p.unpin(*_folio_at(p, first))
+            pin.unpin()
     return setup
 
 
@@ -158,39 +148,19 @@ def _h7(p: pkmm.Process) -> None:
 
 
 def _j1(p: pkmm.Process) -> None:
-    # pkmm: no mprotect in the model; written pages then mprotect(PROT_READ) are the same
-    # PFNs, still AnonExclusive, in a read-only VMA with read-only PTEs
-    p.mmap(BASE, 16, write=False)
-    for i in range(16):
-        p.map(page(i), p.alloc_folio(0), write=False)
+    _written(p, 16)
+    p.mprotect(BASE, 16, write=False)
 
 
 def mprotect_rw(p: pkmm.Process) -> None:
-    """The j1 writer's mprotect(PROT_READ|PROT_WRITE) of the region, in the model.
-
-    pkmm: only VM_WRITE changes.  The kernel would also make a PTE writable at once when
-    its page is AnonExclusive; after fork no page of the region is, so no PTE changes.
-    """
-    vma = p.vma(BASE)
-    assert vma is not None
-    vma.vm_flags |= VM_WRITE
+    """The j1 writer's mprotect(PROT_READ|PROT_WRITE) of the region (after fork no page is
+    AnonExclusive, so the write upgrade changes no PTE)."""
+    p.mprotect(BASE, 16, write=True)
 
 
 def _j2(p: pkmm.Process) -> None:
-    p.mmap(BASE, 5)
-    p.mmap(page(5), 1, write=False)
-    p.mmap(page(6), 58)
-    for first in range(0, 64, 16):
-        f = p.alloc_folio(4)
-        if first == 0:   # mprotect(PROT_READ) of page 5 splits folio 0 across 3 VMAs
-            p.map(BASE, f, 0, 5)
-            p.map(page(5), f, 5, 1, write=False)
-            p.map(page(6), f, 6, 10)
-        else:
-            p.map(page(first), f)
-    for i in range(64):
-        if i != 5:
-            p.write(page(i), 1)
+    _large(p, 64, 4)
+    p.mprotect(page(5), 1, write=False)     # splits folio 0 across 3 VMAs
 
 
 def _j3(p: pkmm.Process) -> None:
@@ -223,12 +193,37 @@ def _wipeonfork(p: pkmm.Process) -> None:
         p.write(page(i), 1)
 
 
+def _paged_out(base: Callable[[pkmm.Process], object]) -> Callable[[pkmm.Process], None]:
+    """The layout, then MADV_PAGEOUT of the region (the probe checks every page went out;
+    the 6.18 swapfile takes order-0 entries only, so a large folio is split first)."""
+    def setup(p: pkmm.Process) -> None:
+        base(p)
+        p.madvise(BASE, p.vmas[-1].npages, "MADV_PAGEOUT")
+    return setup
+
+
 def _n(npages: int) -> Callable[[pkmm.Process], object]:
     return lambda p: _written(p, npages)
 
 
 def _o(npages: int, order: int, pmd: bool = False) -> Callable[[pkmm.Process], object]:
     return lambda p: _large(p, npages, order, pmd=pmd)
+
+
+def _zero_pages(p: pkmm.Process) -> None:
+    p.mmap(BASE, 16)
+    for i in range(16):
+        p.read(page(i))
+
+
+def _hugetlb(p: pkmm.Process, *, shared: bool) -> None:
+    """MAP_PRIVATE|MAP_ANONYMOUS|MAP_HUGETLB, or a MFD_HUGETLB memfd (ftruncate'd, no
+    pages yet) mapped MAP_SHARED; every page written."""
+    f = File("lab-hugetlb", "file", hugetlb_kb=2048) if shared else None
+    p.mmap(BASE, 512, hugetlb_kb=2048, shared=shared, file=f,
+           backing="file" if shared else "anon")
+    for i in range(512):
+        p.write(page(i), 1)
 
 
 SETUPS: dict[str, Callable[[pkmm.Process], object]] = {
@@ -241,8 +236,37 @@ SETUPS: dict[str, Callable[[pkmm.Process], object]] = {
     "h5a": _h5(False), "h5b": _h5(True), "h6": _pinned(_o(64, 4), 0, 16), "h7": _h7,
     "i1": _dontfork, "i2": _wipeonfork, "j1": _j1, "j2": _j2, "j3": _j3,
     "k1": _k(False, False), "k2": _k(False, True), "k3": _k(True, True),
-    "k4": _k(True, False),
+    "k4": _k(True, False), "p3": _pinned(_shared, 2, 2),
+    "s1": _paged_out(_n(16)), "s2": _paged_out(_o(16, 4)),
+    "t1": lambda p: _hugetlb(p, shared=False), "t2": _pinned(
+        lambda p: _hugetlb(p, shared=False), 3, 1),
+    "t3": lambda p: _hugetlb(p, shared=True),
+    "p1": _pinned(_zero_pages, 2, 2), "p2": _pinned(_file("file", None), 2, 2),
+    "m1": lambda p: _mprotect_ro_rw(_written(p, 16).vm_start, p),
+    "m2": lambda p: _mprotect_ro_rw(_written(p, 16).vm_start, p, throwaway=True),
+    "u1": lambda p: (_large(p, 16, 4), p.munmap(page(4), 4)),
+    "u2": lambda p: (_large(p, 16, 4), p.madvise(page(1), 15, "MADV_DONTNEED")),
+    "r1": lambda p: (_large(p, 16, 4), p.mremap(page(8), 8, page(24))),
+    "r2": lambda p: (_large(p, 512, 9, pmd=True), p.mremap(page(256), 256, page(768))),
+    "i3": lambda p: _advised(p, "MADV_DONTFORK", "MADV_DOFORK"),
+    "i4": lambda p: _advised(p, "MADV_WIPEONFORK", "MADV_KEEPONFORK"),
+    "x1": lambda p: (_d(False)(p), p.madvise(BASE, 512, "MADV_COLLAPSE")),
 }
+
+
+def _mprotect_ro_rw(start: int, p: pkmm.Process, throwaway: bool = False) -> None:
+    """mprotect(PROT_READ) then mprotect(PROT_READ|PROT_WRITE) of the region (after a
+    throwaway fork when asked: then no page is AnonExclusive and none is upgraded)."""
+    if throwaway:
+        _throwaway_fork(p)
+    p.mprotect(start, 16, write=False)
+    p.mprotect(start, 16, write=True)
+
+
+def _advised(p: pkmm.Process, first: str, then: str) -> None:
+    _written(p, 16)
+    p.madvise(BASE, 16, first)
+    p.madvise(BASE, 16, then)
 
 
 def build(sc: Scenario, kernel: str) -> pkmm.Process:

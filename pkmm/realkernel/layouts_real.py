@@ -1,8 +1,10 @@
 """Build each scenario's memory layout in this (real) process.
 
-Kernel interfaces: mmap/mprotect/madvise (MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_DONTFORK,
-MADV_WIPEONFORK), MAP_SHARED|MAP_ANONYMOUS, MAP_PRIVATE file mappings (ext4 and tmpfs),
-io_uring pins, vmsplice references, userfaultfd-wp — see real-kernel-6.18.md §2 and §5.
+Kernel interfaces: mmap/mprotect/munmap/mremap/madvise (MADV_HUGEPAGE, MADV_NOHUGEPAGE,
+MADV_DONTFORK, MADV_DOFORK, MADV_WIPEONFORK, MADV_KEEPONFORK, MADV_DONTNEED, MADV_PAGEOUT,
+MADV_COLLAPSE), MAP_HUGETLB and hugetlb memfds, MAP_SHARED|MAP_ANONYMOUS, MAP_PRIVATE
+file mappings (ext4 and tmpfs),
+io_uring pins, vmsplice references, userfaultfd-wp (see pkmm.realkernel.probe).
 Taught in: notebooks/09-real-kernel-lab.ipynb
 
 Every region sits between PROT_NONE guard VMAs (a reservation that the region is mapped
@@ -95,7 +97,7 @@ def _anon(r: Region, advice: int = lc.MADV_NOHUGEPAGE) -> None:
 def _file(r: Region, directory: str, cow_page: int | None) -> None:
     fd, path = tempfile.mkstemp(prefix="pkmm-rk-", dir=directory)
     try:
-        for i in range(r.npages):   # page by page: order-0 page-cache folios, as in §5 g1
+        for i in range(r.npages):   # page by page: order-0 page-cache folios, as scenario g1 saw
             os.pwrite(fd, bytes([FILE_BYTE]) * PAGE_SIZE, i * PAGE_SIZE)
         os.fsync(fd)
         lc.mmap(r.page(0), r.npages * PAGE_SIZE, PROT_RW, lc.MAP_PRIVATE | lc.MAP_FIXED, fd)
@@ -244,6 +246,137 @@ def _k(shmem: bool, event_fork: bool) -> Callable[[Region], None]:
     return setup
 
 
+def _m1(r: Region) -> None:
+    _4K(r)
+    lc.mprotect(r.addr, r.npages * PAGE_SIZE, PROT_READ)
+    lc.mprotect(r.addr, r.npages * PAGE_SIZE, PROT_RW)   # AE pages: writable again at once
+
+
+def _m2(r: Region) -> None:
+    _4K(r)
+    throwaway_fork()                                      # no page is AE any more
+    lc.mprotect(r.addr, r.npages * PAGE_SIZE, PROT_READ)
+    lc.mprotect(r.addr, r.npages * PAGE_SIZE, PROT_RW)
+
+
+def _u1(r: Region) -> None:
+    _64K(r)
+    lc.munmap(r.page(4), 4 * PAGE_SIZE)
+    lc.mmap(r.page(4), 4 * PAGE_SIZE, PROT_NONE,    # keep the hole reserved (see r1)
+            lc.MAP_PRIVATE | lc.MAP_ANONYMOUS | lc.MAP_FIXED | lc.MAP_NORESERVE)
+
+
+def _u2(r: Region) -> None:
+    _64K(r)
+    madvise(r, 1, r.npages - 1, lc.MADV_DONTNEED)
+
+
+def _mremap_upper_half(r: Region, folio_pages: int, to: int) -> None:
+    half = folio_pages // 2
+    new = lc.mremap(r.page(half), half * PAGE_SIZE, half * PAGE_SIZE,
+                    lc.MREMAP_MAYMOVE | lc.MREMAP_FIXED, r.page(to))
+    if new != r.page(to):
+        raise LayoutNotObtained(f"mremap moved the pages to {new:#x}, not {r.page(to):#x}")
+    # refill the hole left behind, or the allocator may put its own memory there (and
+    # the reservation's munmap would take it away)
+    lc.mmap(r.page(half), half * PAGE_SIZE, PROT_NONE,
+            lc.MAP_PRIVATE | lc.MAP_ANONYMOUS | lc.MAP_FIXED | lc.MAP_NORESERVE)
+
+
+def _r1(r: Region) -> None:
+    map_anon(r, 0, 16)
+    madvise(r, 0, 16, lc.MADV_HUGEPAGE)
+    write_pages(r, range(16))
+    _expect_folio(r, 0, 16)
+    _mremap_upper_half(r, 16, 24)
+
+
+def _r2(r: Region) -> None:
+    map_anon(r, 0, 512)
+    madvise(r, 0, 512, lc.MADV_HUGEPAGE)
+    write_pages(r, range(512))
+    _expect_folio(r, 0, 512)
+    _mremap_upper_half(r, 512, 768)
+
+
+def _expect_folio(r: Region, first: int, folio_pages: int) -> None:
+    sub = Region(r.page(first), folio_pages)
+    expect_folios(sub, folio_pages)
+
+
+def _pageout(r: Region) -> None:
+    from .procfs import PageReader
+    madvise(r, 0, r.npages, lc.MADV_PAGEOUT)
+    reader = PageReader()
+    try:
+        pages = reader.read(r.addr, r.npages)
+    finally:
+        reader.close()
+    if not all(p.swapped for p in pages):
+        raise LayoutNotObtained("MADV_PAGEOUT did not swap every page out")
+
+
+def _s1(r: Region) -> None:
+    _4K(r)
+    _pageout(r)
+
+
+def _s2(r: Region) -> None:
+    _64K(r)
+    _pageout(r)
+
+
+def _p1(r: Region) -> None:
+    _anon(r)
+    read_pages(r, range(r.npages))     # every page maps the shared zero page
+    _pin(r, 2, 2)                      # FOLL_WRITE: write-faults pages 2 and 3 first
+
+
+def _p2(r: Region) -> None:
+    _file(r, "/var/tmp", None)         # read: page-cache pages, mapped read-only
+    _pin(r, 2, 2)                      # FOLL_WRITE: CoW into anon pages first
+
+
+def _p3(r: Region) -> None:
+    _shared(r)
+    _pin(r, 2, 2)
+
+
+def _hugetlb(r: Region, *, shared: bool) -> None:
+    if shared:
+        fd = lc.memfd_create("pkmm-rk", lc.MFD_HUGETLB)
+        try:
+            os.ftruncate(fd, r.npages * PAGE_SIZE)
+            lc.mmap(r.addr, r.npages * PAGE_SIZE, PROT_RW, lc.MAP_SHARED | lc.MAP_FIXED, fd)
+        finally:
+            os.close(fd)
+    else:
+        lc.mmap(r.addr, r.npages * PAGE_SIZE, PROT_RW,
+                lc.MAP_PRIVATE | lc.MAP_ANONYMOUS | lc.MAP_FIXED | lc.MAP_HUGETLB)
+    write_pages(r, range(r.npages))
+
+
+def _t2(r: Region) -> None:
+    _hugetlb(r, shared=False)
+    _pin(r, 3, 1)
+
+
+def _i3(r: Region) -> None:
+    _with_advice(lc.MADV_DONTFORK)(r)
+    madvise(r, 0, r.npages, lc.MADV_DOFORK)
+
+
+def _i4(r: Region) -> None:
+    _with_advice(lc.MADV_WIPEONFORK)(r)
+    madvise(r, 0, r.npages, lc.MADV_KEEPONFORK)
+
+
+def _x1(r: Region) -> None:
+    _d(True)(r)                        # PTE-mapped 2M THP, one VMA again after mprotect(RW)
+    madvise(r, 0, r.npages, lc.MADV_COLLAPSE)
+    expect_folios(r, 512)
+
+
 SETUPS: dict[str, Callable[[Region], None]] = {
     "a": _4K, "b1": _b1, "b2": _b2,
     "b3": _b3, "c": _64K, "c2": _64K, "d1": _d(False), "d2": _d(True), "e": _2M, "e2": _e2,
@@ -256,6 +389,9 @@ SETUPS: dict[str, Callable[[Region], None]] = {
     "i1": _with_advice(lc.MADV_DONTFORK), "i2": _with_advice(lc.MADV_WIPEONFORK),
     "j1": _j1, "j2": _j2, "j3": _j3,
     "k1": _k(False, False), "k2": _k(False, True), "k3": _k(True, True), "k4": _k(True, False),
+    "m1": _m1, "m2": _m2, "u1": _u1, "u2": _u2, "r1": _r1, "r2": _r2, "s1": _s1, "s2": _s2,
+    "p1": _p1, "p2": _p2, "p3": _p3, "t1": lambda r: _hugetlb(r, shared=False), "t2": _t2,
+    "t3": lambda r: _hugetlb(r, shared=True), "i3": _i3, "i4": _i4, "x1": _x1,
 }
 
 

@@ -1,6 +1,7 @@
 """Thin ctypes bindings to the libc calls and raw syscalls the lab needs.
 
-Kernel interfaces: mmap(2), munmap(2), mprotect(2), madvise(2), vmsplice(2), prctl(2),
+Kernel interfaces: mmap(2), munmap(2), mprotect(2), madvise(2), mremap(2), memfd_create(2),
+vmsplice(2), prctl(2),
 and the raw syscalls io_uring_setup (425), io_uring_register (427) and userfaultfd (323)
 of x86-64 / most 64-bit ABIs.  Memory is touched one byte at a time through ctypes so a
 single store is a single page access.
@@ -21,15 +22,24 @@ PROT_NONE, PROT_READ, PROT_WRITE = 0, 1, 2
 PROT_RW = PROT_READ | PROT_WRITE
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
 MAP_NORESERVE = 0x4000
+MAP_HUGETLB = 0x40000
 MADV_DONTNEED = 4
 MADV_DONTFORK = 10
+MADV_DOFORK = 11
 MADV_HUGEPAGE = 14
 MADV_NOHUGEPAGE = 15
 MADV_WIPEONFORK = 18
+MADV_KEEPONFORK = 19
+MADV_PAGEOUT = 21
 MADV_POPULATE_READ = 22
 MADV_POPULATE_WRITE = 23
+MADV_COLLAPSE = 25
+MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
+MFD_HUGETLB = 4
 
+SYS_MREMAP = 25
 SYS_VMSPLICE = 278
+SYS_MEMFD_CREATE = 319
 SYS_USERFAULTFD = 323
 SYS_IO_URING_SETUP = 425
 SYS_IO_URING_REGISTER = 427
@@ -101,6 +111,16 @@ def mprotect(addr: int, length: int, prot: int) -> None:
 
 def madvise(addr: int, length: int, advice: int) -> None:
     _check(libc().madvise(addr, length, advice), f"madvise({addr:#x}, {length:#x}, {advice})")
+
+
+def mremap(old: int, old_len: int, new_len: int, flags: int, new: int = 0) -> int:
+    """mremap(2) (raw syscall: the fifth argument is only read with MREMAP_FIXED)."""
+    return syscall(SYS_MREMAP, old, old_len, new_len, flags, new)
+
+
+def memfd_create(name: str, flags: int = 0) -> int:
+    """memfd_create(2): an anonymous shmem (or, with MFD_HUGETLB, hugetlbfs) file."""
+    return syscall(SYS_MEMFD_CREATE, ctypes.c_char_p(name.encode()), flags)
 
 
 def syscall(nr: int, *args: int | ctypes._CData | None) -> int:

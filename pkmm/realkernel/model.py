@@ -45,7 +45,8 @@ def page_obs(p: pkmm.Process, addr: int) -> PageObs:
     if pte is None:
         return PageObs()
     if not pte.present:
-        return PageObs(uwp=pte.uffd_wp or (pte.swp is not None and "uffd_wp" in pte.swp.markers))
+        return PageObs(uwp=pte.uffd_wp or (pte.swp is not None and "uffd_wp" in pte.swp.markers),
+                       swapped=pte.swp is not None and pte.swp.kind == "swap")
     pfn = pte.pfn
     pmd = p.pmd(addr) if pte.pmd else None
     if pmd is not None:   # pagemap: pmd_pfn + index, for the huge zero PMD too
@@ -62,8 +63,9 @@ def page_obs(p: pkmm.Process, addr: int) -> PageObs:
                    count=0 if zero else folio.pages[i].mapcount,
                    ae=(head if large else folio.pages[i]).anon_exclusive,
                    anon=folio.kind == "anon", head=large and i == 0, tail=large and i > 0,
-                   thp=large, zero=zero, file=folio.kind not in ("anon", "zero"),
-                   uwp=pte.uffd_wp)
+                   thp=large and not folio.hugetlb, zero=zero,
+                   file=folio.kind not in ("anon", "zero"), uwp=pte.uffd_wp,
+                   hugetlb=folio.hugetlb)
 
 
 class ModelBackend:

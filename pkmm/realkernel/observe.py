@@ -1,4 +1,4 @@
-"""Observations of one scenario, in the cell language of real-kernel-6.18.md §2.
+"""Observations of one scenario, in the cell language of the report tables.
 
 Simulator concept (no kernel file): both the real-kernel probe and the pkmm model produce
 :class:`PageObs` records per page and step; :func:`label_steps` turns PFNs into labels
@@ -30,16 +30,19 @@ class PageObs:
     zero: bool = False
     file: bool = False        # pagemap bit 61
     uwp: bool = False         # pagemap bit 57
+    swapped: bool = False     # pagemap bit 62 (a swap entry; pfn is None)
+    hugetlb: bool = False     # kpageflags KPF_HUGE: a hugetlb page
 
     def flags(self) -> str:
         names = [n for n, on in (("A", self.anon), ("H", self.head), ("T", self.tail),
-                                 ("thp", self.thp), ("Z", self.zero), ("F", self.file)) if on]
+                                 ("thp", self.thp), ("Z", self.zero), ("F", self.file),
+                                 ("HT", self.hugetlb)) if on]
         return "·".join(names)
 
 
 @dataclass
 class Step:
-    """One row of a §5 table: a step, the process observed, the op it did, its pages."""
+    """One row of a report table: a step, the process observed, the op it did, its pages."""
 
     name: str
     who: str                               # "parent" | "child"
@@ -50,15 +53,15 @@ class Step:
 
 
 def cell(p: PageObs, label: str) -> str:
-    """The §5 token of one page, e.g. ``orig x1 m1 ae1 A·H·thp``.
+    """The report token of one page, e.g. ``orig x1 m1 ae1 A·H·thp``.
 
     >>> cell(PageObs(pfn=7, excl=True, count=1, ae=True, anon=True), "orig")
     'orig x1 m1 ae1 A'
-    >>> cell(PageObs(), "—")
-    '—'
+    >>> cell(PageObs(), "—"), cell(PageObs(swapped=True), "—")
+    ('—', '— swp')
     """
     if p.pfn is None:
-        return "— uwp" if p.uwp else "—"
+        return "—" + (" swp" if p.swapped else "") + (" uwp" if p.uwp else "")
     uwp = " uwp" if p.uwp else ""
     return f"{label} x{int(p.excl)} m{p.count} ae{int(p.ae)}{uwp} {p.flags()}".rstrip()
 
@@ -99,7 +102,7 @@ def _label(p: PageObs, orig_pfn: int | None, names: dict[int, str],
 
 
 def summary(step: Step, orig: list[int | None]) -> str:
-    """The region summary column of §5 (pres, new, thp, excl, mc1, mc2, AHP)."""
+    """The region summary column of a report table (pres, new, thp, excl, mc1, mc2, AHP)."""
     pages = step.pages
     pres = sum(p.pfn is not None for p in pages)
     new = sum(p.pfn is not None and p.pfn != o for p, o in zip(pages, orig, strict=True))

@@ -1,7 +1,7 @@
 """Run one scenario on the real kernel: build, fork, script, observe both processes.
 
 Kernel interfaces: fork(2), waitpid(2), prctl(PR_SET_PDEATHSIG), plus everything
-:mod:`pkmm.realkernel.procfs` reads.  Mirrors the C probe of real-kernel-6.18.md §2.
+:mod:`pkmm.realkernel.procfs` reads.  It does what a small C probe of the same steps would.
 Taught in: notebooks/09-real-kernel-lab.ipynb
 
 Process tree per scenario: the caller forks a *runner* (the scenario's parent, a fresh mm:
@@ -31,6 +31,7 @@ from .procfs import (
     KPF_ANON_EXCLUSIVE,
     KPF_COMPOUND_HEAD,
     KPF_COMPOUND_TAIL,
+    KPF_HUGE,
     KPF_THP,
     KPF_ZERO_PAGE,
     PageReader,
@@ -46,10 +47,10 @@ TIMEOUT_S = 30.0
 
 def page_obs(p: RawPage) -> PageObs:
     if p.pfn is None:
-        return PageObs(uwp=p.uffd_wp)
+        return PageObs(uwp=p.uffd_wp, swapped=p.swapped)
     return PageObs(p.pfn, p.exclusive, p.count, p.kflag(KPF_ANON_EXCLUSIVE), p.kflag(KPF_ANON),
                    p.kflag(KPF_COMPOUND_HEAD), p.kflag(KPF_COMPOUND_TAIL), p.kflag(KPF_THP),
-                   p.kflag(KPF_ZERO_PAGE), p.file, p.uffd_wp)
+                   p.kflag(KPF_ZERO_PAGE), p.file, p.uffd_wp, hugetlb=p.kflag(KPF_HUGE))
 
 
 class _Local:

@@ -1,7 +1,7 @@
 """Read what the kernel exports about one process's pages.
 
 Kernel interfaces (Documentation/admin-guide/mm/pagemap.rst):
-``/proc/self/pagemap`` (bit 63 present, 61 file/shared-anon, 57 uffd-wp, 56 exclusively
+``/proc/self/pagemap`` (bit 63 present, 62 swapped, 61 file/shared-anon, 57 uffd-wp, 56 exclusively
 mapped, 0-54 PFN — PFNs need CAP_SYS_ADMIN), ``/proc/kpageflags`` (per-PFN flags; bit 34
 is KPF_OWNER_2, the kernel-hacking alias of PG_anon_exclusive, reported for the folio's
 head page), ``/proc/kpagecount`` (precise per-page mapcount), ``/proc/self/smaps``
@@ -32,6 +32,7 @@ PM_PFN_MASK = (1 << 55) - 1
 KPF_ANON = 12
 KPF_COMPOUND_HEAD = 15
 KPF_COMPOUND_TAIL = 16
+KPF_HUGE = 17
 KPF_THP = 22
 KPF_ZERO_PAGE = 24
 KPF_ANON_EXCLUSIVE = 34   # KPF_OWNER_2 aliases PG_anon_exclusive (not an ABI)
@@ -47,6 +48,7 @@ class RawPage:
     exclusive: bool          # pagemap bit 56
     count: int               # /proc/kpagecount
     kflags: int              # /proc/kpageflags
+    swapped: bool = False    # pagemap bit 62
 
     def kflag(self, bit: int) -> bool:
         return bool(self.kflags >> bit & 1)
@@ -71,7 +73,8 @@ class PageReader:
 
     def _page(self, entry: int) -> RawPage:
         if not entry & PM_PRESENT:
-            return RawPage(None, False, bool(entry & PM_UFFD_WP), False, 0, 0)
+            return RawPage(None, False, bool(entry & PM_UFFD_WP), False, 0, 0,
+                           bool(entry & PM_SWAP))
         pfn = entry & PM_PFN_MASK
         kflags, = struct.unpack("<Q", os.pread(self._kflags, 8, 8 * pfn))
         count, = struct.unpack("<Q", os.pread(self._kcount, 8, 8 * pfn))

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import StoredDataError
 from .model import model_kernel, run_model
 from .observe import Step, rle, unrle
 from .scenarios import BY_ID, RULES, SCENARIOS, Scenario, phase
@@ -129,7 +130,7 @@ _WRITE_COLUMN = {"child writes w1 (first writer)": "w1 child",
 
 
 def outcome(sc: Scenario, steps: list[dict[str, Any]]) -> dict[str, str]:
-    """§3-style summary of what happened (fork, then each write: copy/reuse/...)."""
+    """A summary of what happened (fork, then each write: copy/reuse/...)."""
     out = {c: "-" for c in COLUMNS}
     last: dict[str, list[str]] = {}
     for s in steps:
@@ -213,9 +214,42 @@ def render(rows: list[Row], header: str = "") -> str:
 
 
 def load_stored(path: Path = STORED) -> dict[str, Any]:
-    """The stored results of a probe run (machine description + labelled steps)."""
-    data: dict[str, Any] = json.loads(path.read_text())
-    return data
+    """The stored results of a probe run (machine description + labelled steps).
+
+    Raises :class:`StoredDataError` naming the file and what is wrong with it.
+    """
+    where = f"{path}"
+    if not path.is_file():
+        what = ("is a directory" if path.is_dir() else "is not a regular file"
+                if path.exists() else "does not exist")
+        raise StoredDataError(f"{where} {what}; pass a results file such as {STORED.name} "
+                              "(written by --save)")
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise StoredDataError(f"{where} is not a JSON results file ({type(e).__name__}: "
+                              f"{str(e)[:80]}); pass a file written by --save") from None
+    _check_stored(data, where)
+    return dict(data)
+
+
+def _check_stored(data: Any, where: str) -> None:
+    fix = "; pass a file written by `python -m pkmm realkernel --save`"
+    if not isinstance(data, dict) or not isinstance(data.get("scenarios"), dict) or \
+            not isinstance(data.get("machine"), dict):
+        raise StoredDataError(f"{where} has no 'machine' and 'scenarios' objects{fix}")
+    m = data["machine"]
+    for key in ("kernel", "arch", "cpu"):
+        if not isinstance(m.get(key), str):
+            raise StoredDataError(f"{where}: machine has no {key!r} string{fix}")
+    for sid, res in data["scenarios"].items():
+        ok = isinstance(res, dict) and (isinstance(res.get("skipped"), str) or (
+            isinstance(res.get("steps"), list) and all(
+                isinstance(s, dict) and {"name", "who", "op", "ahp_kb", "cells"} <= set(s)
+                for s in res["steps"])))
+        if not ok:
+            raise StoredDataError(f"{where}: scenario {sid!r} has neither 'skipped' nor a "
+                                  f"list of steps with name/who/op/ahp_kb/cells{fix}")
 
 
 def stored_kernel(data: dict[str, Any]) -> str:
@@ -226,5 +260,5 @@ def rows_json(rows: list[Row]) -> list[dict[str, Any]]:
     return [dict(asdict(r), agrees=r.agrees) for r in rows]
 
 
-__all__ = ["HEAD", "STORED", "Diff", "Row", "compare", "load_stored", "render", "report",
-           "rows_json", "steps_json", "stored_kernel", "table", "BY_ID"]
+__all__ = ["HEAD", "STORED", "Diff", "Row", "StoredDataError", "compare", "load_stored",
+           "render", "report", "rows_json", "steps_json", "stored_kernel", "table", "BY_ID"]

@@ -4,19 +4,27 @@ Kernel interfaces: see :mod:`pkmm.realkernel.probe` and :mod:`pkmm.realkernel.th
 Taught in: notebooks/09-real-kernel-lab.ipynb
 
 Knobs are changed per scenario inside :func:`pkmm.realkernel.thp.thp_settings`, so they
-are back to their original values after each scenario, whatever happens.
+are back to their original values after each scenario, whatever happens; the swap and
+hugetlb scenarios also get a temporary swapfile (with swap readahead off) or reserved
+hugetlb pages, under the same lock and just as surely undone.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import Any
 
-from . import thp
+from . import sysconf, thp
 from .layouts_real import LayoutNotObtained
 from .probe import probe
 from .scenarios import SCENARIOS, Scenario
 from .support import detect
+
+#: A swapfile for the swap scenarios (a 64K folio is all they swap out).
+SWAP_MIB = 64
+#: hugetlb scenarios: the region, the child's CoW copy, a pinned page's copy at fork.
+HUGETLB_PAGES = 4
 
 
 def knob_changes(sc: Scenario) -> dict[str, str]:
@@ -34,7 +42,17 @@ def probe_scenario(sc: Scenario) -> dict[str, Any]:
     if reason:
         return {"skipped": reason}
     try:
-        with thp.thp_settings(knob_changes(sc)):
+        with thp.thp_settings(knob_changes(sc)), contextlib.ExitStack() as stack:
+            # held under the THP lock: swap and hugetlb pools are machine-wide too
+            if "swap" in sc.needs:
+                if stack.enter_context(sysconf.temporary_swap(SWAP_MIB)) is None:
+                    return {"skipped": "swap: swapon of a temporary swapfile failed"}
+                stack.enter_context(sysconf.page_cluster(0))
+            if "hugetlb" in sc.needs:
+                got = stack.enter_context(sysconf.hugetlb_reserved({2048: HUGETLB_PAGES}))
+                if got.get("2048kB", 0) < HUGETLB_PAGES:
+                    return {"skipped": f"hugetlb: only {got.get('2048kB', 0)} of "
+                                       f"{HUGETLB_PAGES} 2 MiB pages could be reserved"}
             return probe(sc)
     except LayoutNotObtained as e:
         return {"skipped": f"layout not obtained: {e}"}
@@ -42,7 +60,7 @@ def probe_scenario(sc: Scenario) -> dict[str, Any]:
 
 def probe_all(ids: Iterable[str] | None = None, *,
               progress: bool | None = None) -> dict[str, dict[str, Any]]:
-    """Probe the scenarios ``ids`` (default: all of §3) in order; a progress bar follows
+    """Probe the scenarios ``ids`` (default: all of them) in order; a progress bar follows
     them when standard error is a terminal (``progress=True`` forces it)."""
     from ..progress import progress as bar
     wanted = set(ids) if ids is not None else None

@@ -1,9 +1,9 @@
-"""The scenarios of real-kernel-6.18.md §3 and the write script of §2 step 4.
+"""The live-kernel scenarios and the write script each of them runs after fork.
 
 Simulator concept (no kernel file).  Each scenario names a memory layout (built for the
 real kernel by :mod:`pkmm.realkernel.layouts_real` and for the model by
 :mod:`pkmm.realkernel.layouts_model`), the pages w1/w2/w3 of the script, and the rule of
-§4 that each phase of the script checks.
+that each phase of the script checks.
 Taught in: notebooks/09-real-kernel-lab.ipynb
 """
 
@@ -23,14 +23,22 @@ RULES = {
     "6": "second writer: order-0 reuse; large folio reuse only when mapped by one mm alone",
     "7": "pinned (maybe-DMA-pinned + AE + MMF_HAS_PINNED) pages are copied at fork",
     "8": "uffd-wp bit kept in the child only with UFFD_FEATURE_EVENT_FORK",
+    "9": "mprotect(PROT_READ|PROT_WRITE) maps AnonExclusive pages writable at once",
+    "10": "swap entries: fork shares the slot; a swap-in after fork maps the page read-only "
+          "from the swap cache, and a write copies while another entry uses the slot",
+    "11": "hugetlb: fork shares the huge page (copies a pinned one); a write copies all of "
+          "it unless this mapping is its only one",
+    "12": "a R/W long-term pin write-faults first: the zero page or a page-cache page of a "
+          "private mapping becomes an exclusive anon page, which fork then copies",
 }
 
-_DEFAULT_RULES = {"fork": "2", "read": "1", "first": "5", "second": "6", "exit": "6"}
+_DEFAULT_RULES = {"pre": "9", "fork": "2", "read": "1", "first": "5", "second": "6",
+                  "exit": "6"}
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """One row of §3: layout, script pages, what the machine must offer, rules checked."""
+    """One scenario: layout, script pages, what the machine must offer, rules checked."""
 
     id: str
     title: str
@@ -41,8 +49,10 @@ class Scenario:
     show: tuple[int, ...]
     child_reads: bool = False
     folio: str = "4K"                 # "4K" | "64K" | "2M": THP knobs the layout needs
-    needs: tuple[str, ...] = ()        # capabilities: io_uring, uffd, ext4, tmpfs, hzero
+    needs: tuple[str, ...] = ()        # capabilities: io_uring, uffd, ext4, tmpfs, hzero,
+                                       # swap, hugetlb
     writer_mprotect: bool = False      # j1: each writer mprotect(RW)s the region first
+    pre_write: int | None = None       # the parent writes this page before fork (observed)
     rules: dict[str, str] = field(default_factory=dict)
 
     def rule(self, phase: str) -> str:
@@ -56,6 +66,9 @@ def _s(id: str, title: str, npages: int, w: tuple[int | None, int | None, int | 
 
 _NO_COPY = {"fork": "1", "first": "1", "second": "6"}
 _PIN = {"fork": "7", "first": "7", "second": "7"}
+_SWAP = {"fork": "10", "read": "10", "first": "10", "second": "10", "exit": "10"}
+_HUGETLB = {"fork": "11", "first": "11", "second": "11", "exit": "11"}
+_RW_PIN = {"fork": "12", "first": "7", "second": "7", "exit": "7"}
 
 SCENARIOS: tuple[Scenario, ...] = (
     _s("a", "private anon 4K, written", 16, (0, 1, 2), (0, 1, 2, 3)),
@@ -119,6 +132,40 @@ SCENARIOS: tuple[Scenario, ...] = (
        needs=("uffd",), rules={"fork": "8"}),
     _s("k4", "shmem uffd-wp, no EVENT_FORK", 16, (None, None, None), (0, 1, 2),
        needs=("uffd",), rules={"fork": "8"}),
+    # mprotect, munmap, madvise, mremap, swap, R/W pins on non-anon pages, hugetlb
+    _s("m1", "mprotect RO->RW of AE pages (write upgrade)", 16, (1, 2, 3), (0, 1, 2, 3),
+       pre_write=0),
+    _s("m2", "mprotect RO->RW after a throwaway fork", 16, (1, 2, 3), (0, 1, 2, 3),
+       pre_write=0, rules={"pre": "6"}),
+    _s("u1", "munmap 4 middle pages of a 64K mTHP", 16, (1, 9, 12), (0, 1, 4, 8, 9, 12),
+       folio="64K"),
+    _s("u2", "MADV_DONTNEED all but one PTE of a 64K mTHP", 16, (0, None, None), (0, 1),
+       folio="64K"),
+    _s("r1", "mremap upper half of a 64K mTHP", 32, (1, 25, 26), (0, 1, 8, 24, 25, 26),
+       folio="64K"),
+    _s("r2", "mremap upper half of a PMD-mapped THP", 1024, (3, 800, 801),
+       (0, 3, 255, 256, 768, 800, 801), folio="2M"),
+    _s("s1", "4K pages swapped out before fork", 16, (0, 1, 2), (0, 1, 2, 3),
+       child_reads=True, needs=("swap",), rules=_SWAP),
+    _s("s2", "64K mTHP swapped out before fork", 16, (3, 5, 7), (0, 3, 5, 7),
+       folio="64K", needs=("swap",), rules=_SWAP),
+    _s("p1", "R/W pin (io_uring) on zero pages", 16, (1, 2, 3), (0, 1, 2, 3),
+       needs=("io_uring",), rules=_RW_PIN),
+    _s("p2", "R/W pin (io_uring) on a private file page", 16, (1, 2, 3), (0, 1, 2, 3),
+       needs=("io_uring", "ext4"), rules=_RW_PIN),
+    _s("p3", "R/W pin (io_uring) on shared shmem", 16, (1, 2, 3), (0, 1, 2, 3),
+       child_reads=True, needs=("io_uring",), rules=dict(_NO_COPY, first="1", second="1",
+                                                       exit="1")),
+    _s("t1", "private hugetlb 2M, written", 512, (3, 5, 7), (0, 3, 5, 7, 511),
+       needs=("hugetlb",), rules=_HUGETLB),
+    _s("t2", "private hugetlb 2M, pinned (io_uring)", 512, (3, 5, 7), (0, 3, 5, 7, 511),
+       needs=("hugetlb", "io_uring"), rules=dict(_HUGETLB, fork="7")),
+    _s("t3", "shared hugetlb 2M (memfd)", 512, (3, 5, 7), (0, 3, 5, 7, 511),
+       child_reads=True, needs=("hugetlb",), rules=dict(_HUGETLB, fork="1")),
+    _s("i3", "MADV_DONTFORK then MADV_DOFORK", 16, (0, 1, 2), (0, 1, 2)),
+    _s("i4", "MADV_WIPEONFORK then MADV_KEEPONFORK", 16, (0, 1, 2), (0, 1, 2)),
+    _s("x1", "PTE-mapped 2M THP, MADV_COLLAPSE", 512, (3, 5, 7), (0, 1, 3, 5, 7, 511),
+       folio="2M", rules={"fork": "3"}),
 )
 
 BY_ID = {s.id: s for s in SCENARIOS}
@@ -134,8 +181,11 @@ class Backend(Protocol):
 
 
 def run_script(sc: Scenario, be: Backend) -> list[Step]:
-    """§2 step 4: observe, fork, then the fixed sequence of reads and one-byte writes."""
+    """Observe, fork, then the fixed sequence of reads and one-byte writes."""
     steps = [be.observe("before fork", "parent")]
+    if sc.pre_write is not None:
+        steps.append(be.access("parent writes before fork", "parent", sc.pre_write,
+                               write=True))
     be.fork()
     steps += [be.observe("after fork", "child"), be.observe("after fork", "parent")]
     if sc.child_reads:
@@ -164,7 +214,9 @@ def _page(w: int | None, sc: Scenario) -> int:
 
 
 def phase(step_name: str) -> str:
-    """Which rule phase a step checks: fork, read, first, second or exit."""
+    """Which rule phase a step checks: pre, fork, read, first, second or exit."""
+    if step_name == "parent writes before fork":
+        return "pre"
     if step_name.startswith("child reads"):
         return "read"
     if "first writer" in step_name:

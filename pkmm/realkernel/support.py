@@ -173,5 +173,8 @@ def detect() -> Machine:
         caps["ext4"] = None if fs_type("/var/tmp") == "ext4" else \
             f"/var/tmp is {fs_type('/var/tmp')}, not ext4"
         caps["tmpfs"] = None if fs_type("/dev/shm") == "tmpfs" else "/dev/shm is not tmpfs"
+        from .sysconf import hugetlb_usable, swap_usable
+        caps["swap"] = swap_usable()
+        caps["hugetlb"] = hugetlb_usable()
     return Machine(platform.release(), platform.machine(), os.cpu_count() or 1, _mem_gib(),
                    tuple(sizes), caps)

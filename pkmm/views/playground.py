@@ -18,6 +18,7 @@ from .live import Control, LiveWidget, button, checkbox, number, select, whole
 from .playground_model import ACTIONS, PlaygroundModel
 from .svg.core import Picture
 from .svg.memmap import memory_map
+from .svg.scene import layout_names
 
 
 class AfterForkPlayground(LiveWidget):
@@ -128,7 +129,9 @@ class AfterForkPlayground(LiveWidget):
              number("value", "value", self.value, 0, 2**53 - 1, "what a write stores"),
              button("go", "go", "do it", css="pkmm-act")],
         ]
-        pic = memory_map((m.parent, m.child), names=m.names, clickable=True,
+        # copies made at fork or by a fault get readable names (new1, ...), as elsewhere
+        pic = memory_map((m.parent, m.child), names=layout_names(m.folios, (m.parent, m.child)),
+                         clickable=True,
                          title=f"after fork ({m.kernel}): click a PTE to act on it",
                          selected=None, width=self.width)
         return pic, panel, rows

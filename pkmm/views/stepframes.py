@@ -100,9 +100,39 @@ class StepFrames:
         return next((e for e in reversed([0, *ends]) if e < k), 0)
 
     def key_frames(self, most: int = 6) -> list[int]:
-        """Frames for a filmstrip: before fork, call ends spread evenly, the last."""
-        ends = self.call_ends()
+        """Frames for a filmstrip: before fork, the end of the first call of each kind
+        (the functions its decisions ran: a zero page, a file page, a copied page each
+        show up), then call ends spread evenly, and the last frame."""
+        pos = {e.seq: i for i, e in enumerate(self.events, start=1)}
+        calls = [c for c in present_calls(self.result)
+                 if c.events and c.events[-1].seq in pos]
+        ends = [pos[c.events[-1].seq] for c in calls]
         last = len(self) - 1
-        pick = ends if len(ends) <= most - 2 else [
-            ends[round(i * (len(ends) - 1) / (most - 3))] for i in range(most - 2)]
+        if len(ends) <= most - 2:
+            # few calls: spend the spare frames inside them, on each decision's first
+            # occurrence (a one-call batch fork shows its scan and its counted bits)
+            keep = {0, *ends, last}
+            rules: set[str] = set()
+            # decisions about the whole batch first, per-page ones (rmap dups) after
+            events = [e for c in calls for e in c.events if e.nr == c.step.nr]
+            events += [e for c in calls for e in c.events if e.nr != c.step.nr]
+            for e in events:
+                if len(keep) < most and e.rule not in rules:
+                    rules.add(e.rule)
+                    keep.add(pos[e.seq])
+            return sorted(keep)
+        # a static page cannot step: show each kind of decision once before repeats
+        seen: set[tuple[str, ...]] = set()
+        pick: list[int] = []
+        for c, end in zip(calls, ends, strict=True):
+            kind = tuple(sorted({e.func for e in c.events}))
+            if kind not in seen and len(pick) < most - 2:
+                seen.add(kind)
+                pick.append(end)
+        spread = [ends[round(i * (len(ends) - 1) / (most - 3))] for i in range(most - 2)]
+        for end in spread:
+            if len(pick) >= most - 2:
+                break
+            if end not in pick:
+                pick.append(end)
         return sorted({0, *pick, last})

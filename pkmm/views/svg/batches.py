@@ -91,7 +91,7 @@ def batch_strip(layout: Any, kernel: str = DEFAULT_KERNEL, *, without: Iterable[
     _strip(c, slots, w, top)
     groups = step_groups(steps)
     _brackets(c, slots, steps, groups, w, v.vm_start, top + CH + 6)
-    y = top + CH + 44
+    y = top + CH + 56                # below the markers' line (they overprinted note (1))
     c.group("why each call ended")
     for n, (first, last, words) in enumerate(groups, 1):
         a, b = steps[first], steps[last]
@@ -145,7 +145,10 @@ def _strip(c: Canvas, slots: Sequence[Slot], w: float, y: float) -> None:
 def _brackets(c: Canvas, slots: Sequence[Slot], steps: Sequence[Step],
               groups: Sequence[tuple[int, int, str]], w: float, base: int, y: float) -> None:
     c.group("copy calls")
-    end_of = {last: n for n, (_, last, _) in enumerate(groups, 1)}
+    # every call carries its note's number: calls that ended for the same reason share one
+    # note ("(x2)"), and a bracket without a number read as a call without a reason
+    end_of = {i: n for n, (first, last, _) in enumerate(groups, 1)
+              for i in range(first, last + 1)}
     if w < 20:       # too narrow for one bracket per call: one per group of calls
         for n, (first, last, words) in enumerate(groups, 1):
             a, b = steps[first], steps[last]

@@ -36,10 +36,17 @@ def _row(c: Canvas, cells: Sequence[Cell], marks: set[int], y: float, who: str,
             c.text(x + 3, y + 10, f"#{i}" + (" ≠" if diff else ""), "pk-t2",
                    extra=' font-weight="bold"' if diff else "")
             c.text(x + 3, y + 21, cell.label, "pk-t2")
-            c.text(x + 3, y + 32, cell.bits, "pk-t2", extra=' font-weight="bold"')
+            # "no bits" in words: a lone "-" read like the empty slot's "--"
+            c.text(x + 3, y + 32, "no bits" if cell.bits == "-" else cell.bits, "pk-t2",
+                   extra=' font-weight="bold"')
         elif diff:
             c.text(x + w / 2, y + CH + 9, "≠", "pk-t2", anchor="middle")
     return y + CH + (12 if w < 30 else 4)
+
+
+def _words(value: str) -> str:
+    """A cell's "label bits" with the lone "-" of no bits in words ("S:0 no bits")."""
+    return value[:-2] + " no bits" if value.endswith(" -") else value
 
 
 def comparison_picture(cmp: Comparison, width: int | None = None) -> Picture:
@@ -65,8 +72,8 @@ def comparison_picture(cmp: Comparison, width: int | None = None) -> Picture:
         summary = "No difference in the final page tables."
     c.text(LEFT, y + 6, summary, "pk-t")
     for j, (slot, side, va, vb) in enumerate(cmp.diffs[:12]):
-        c.text(LEFT + 12, y + 20 + 12 * j, f"{side} PTE #{slot}: {cmp.a} {va} / {cmp.b} {vb}",
-               "pk-t2")
+        c.text(LEFT + 12, y + 20 + 12 * j,
+               f"{side} PTE #{slot}: {cmp.a} {_words(va)} / {cmp.b} {_words(vb)}", "pk-t2")
     return c.picture("version-compare", f"{cmp.a} vs {cmp.b}", summary,
                      data={"differing": sorted(differ)})
 

@@ -18,12 +18,13 @@ from ...fork import fork
 from ...kernels import DEFAULT_KERNEL
 from ...process import Process, dma_write
 from .core import Canvas, Picture, wrap
-from .scene import folio_name, need_kernel
+from .scene import folio_name, layout_names, need_kernel
 
 DEFAULT = {"name": "one pinned page", "vmas": [{"start": "0x200000", "npages": 1}],
            "folios": {"X": {"order": 0}}, "ptes": [{"addr": "0x200000", "folio": "X"}],
            "pins": [{"folio": "X"}]}
 LANE_H, COL_W, LEFT = 40, 142, 96
+HEAD = 56        # the lanes start below a column's three caption lines
 
 
 def _mapped(p: Process, addr: int) -> int | None:
@@ -61,7 +62,6 @@ def dma_timeline(layout: Any = None, kernel: str = DEFAULT_KERNEL, *,
     if addr is None:
         raise LayoutError("dma_timeline: the parent maps the pinned page through a PMD or "
                           "not at all; pin a PTE-mapped page")
-    names = {f.pfn: n for n, f in folios.items()}
     cols: list[dict[str, Any]] = []
 
     def snap(label: str, actor: str, what: str, child: Process | None) -> None:
@@ -91,6 +91,7 @@ def dma_timeline(layout: Any = None, kernel: str = DEFAULT_KERNEL, *,
     snap(f"parent reads {got_parent}", "parent", "", child)
     got_child = child.read(addr)
     snap(f"child reads {got_child}", "child", "", child)
+    names = layout_names(folios, [parent, child])
     return _draw(kernel, frozenset(without), cols, names, x_pfn, parent, got_parent, dma,
                  got_child)
 
@@ -113,14 +114,15 @@ def _draw(kernel: str, without: frozenset[str], cols: list[dict[str, Any]],
     c.text(8, 14, f"{kernel}{off}: does the parent see the device's write?", "pk-h")
     top = 26
     for i, lane in enumerate(lanes):
-        c.text(8, top + 64 + i * LANE_H, lane, "pk-t")
+        c.text(8, top + HEAD + 20 + i * LANE_H, lane, "pk-t")
     for j, col in enumerate(cols):
         x = LEFT + j * COL_W
         c.text(x + 4, top + 12, f"{j}. {col['label']}", "pk-t", extra=' font-weight="bold"')
-        for k, line in enumerate(wrap(col["what"], 26)[:2]):
+        # three short lines: at 26 characters neighbouring captions ran into each other
+        for k, line in enumerate(wrap(col["what"], 23)[:3]):
             c.text(x + 4, top + 24 + 10 * k, line, "pk-t2")
         for i, who in enumerate(("device", "parent", "child")):
-            y = top + 44 + i * LANE_H
+            y = top + HEAD + i * LANE_H
             if who == "device":
                 on = col["actor"] == "device"
                 c.rect(x + 2, y, COL_W - 6, LANE_H - 8, "hot" if on else "none",
@@ -133,27 +135,28 @@ def _draw(kernel: str, without: frozenset[str], cols: list[dict[str, Any]],
             text = f"maps {_page_name(parent, names, pfn)}" if pfn else "no page here"
             c.rect(x + 2, y, COL_W - 6, LANE_H - 8, "lit" if on else "anon", tip=text)
             c.text(x + 6, y + 19, text, "pk-t2")
-            if pfn in pfns:
-                ty = top + 44 + (3 + pfns.index(pfn)) * LANE_H
-                c.path(f"M{x + COL_W / 2:g},{y + LANE_H - 8:g} L{x + COL_W / 2:g},{ty:g}",
-                       "anon", width=1, dash="3 2", under=True)
         for i, pfn in enumerate(pfns):
-            y = top + 44 + (3 + i) * LANE_H
+            y = top + HEAD + (3 + i) * LANE_H
             val = col["data"].get(pfn)
             prev = cols[j - 1]["data"].get(pfn) if j else None
             changed = j > 0 and val is not None and val != prev
             c.rect(x + 2, y, COL_W - 6, LANE_H - 8, "hot" if changed else "special",
-                   tip=f"page {_page_name(parent, names, pfn)} holds {val}")
+                   tip=f"page {_page_name(parent, names, pfn)} "
+                   + ("does not exist yet" if val is None else f"holds {val}"))
             if pfn == x_pfn:
                 c.hatch(x + 2, y, 14, LANE_H - 8, "pinned page")
-            c.text(x + COL_W / 2, y + 20, "-" if val is None else f"holds {val}", "pk-t",
+            c.text(x + COL_W / 2, y + 20, "no page yet" if val is None else f"holds {val}",
+                   "pk-t",
                    anchor="middle")
-    y = top + 44 + len(lanes) * LANE_H + 8
+    y = top + HEAD + len(lanes) * LANE_H + 8
     lost = got != dma
     verdict = (f"The parent reads {got}, but the device wrote {dma}: the DMA write went "
                "into a page the parent no longer maps (lost)." if lost else
                f"The parent reads {got}: it still maps the pinned page, so it sees the "
                f"device's write; the child reads {got_child} from its own copy.")
     c.text(8, y, verdict, "pk-t", extra=' font-weight="bold"')
+    # the legend a static page needs: colours and hatching are otherwise unexplained
+    c.text(8, y + 16, "orange: the process that acts in this step (red: the device); red page: "
+           "its contents just changed; hatched: the pinned page", "pk-t2")
     return c.picture("dma-timeline", "the lost DMA write", verdict,
                      data={"parent_reads": got, "child_reads": got_child, "lost": lost})

@@ -22,6 +22,9 @@ from .scene import build_fork, need_kernel
 NODE_H, RANK_H, PAD = 34, 58, 14
 RETURNS = {"share": "returns nr: shared", "copy": "returns 1: copied",
            "raw": "returns 1: by value", "-EAGAIN": "returns -EAGAIN"}
+# A variant without a batch function copies one PTE per call, so its "shared" return is
+# 1, not a batch size nr (a reader of v6.8's flow asked what nr was).
+RETURNS_UNBATCHED = {**RETURNS, "share": "returns 1: shared"}
 
 
 def _collapse(path: Sequence[Node]) -> tuple[Node, ...]:
@@ -53,18 +56,23 @@ def _ranks(paths: Sequence[Sequence[Node]]) -> dict[Node, int]:
     return rank
 
 
-def _label(n: Node) -> tuple[str, str]:
+def _label(n: Node, returns: dict[str, str] = RETURNS) -> tuple[str, str]:
     func, outcome = n
     if func == "entry":
         return f"{outcome}()", "called for the PTE"
     if func == "return":
-        return RETURNS.get(outcome, outcome), ""
+        return returns.get(outcome, outcome), ""
     return f"{func}()", outcome
 
 
 def decision_flow(layout: Any, kernel: str = DEFAULT_KERNEL, slot: int = 0, *,
-                  without: Iterable[str] = (), vma: int = 0) -> Picture:
+                  without: Iterable[str] = (), vma: int = 0, only_lit: bool = False
+                  ) -> Picture:
     """Every decision ``kernel``'s present-PTE copy can take, the path of PTE ``slot`` lit.
+
+    ``only_lit`` draws just the path PTE ``slot`` took and says in one line what each
+    call did (no trace detail): a first look before the full flow, whose other branches
+    (pinned pages, special PTEs) need words taught later.
 
     >>> pic = decision_flow({"vmas": [{"start": 0, "npages": 4}],
     ...     "folios": {"F": {"order": 2}}, "ptes": [{"addr": 0, "folio": "F"}]}, "v6.9")
@@ -90,20 +98,23 @@ def decision_flow(layout: Any, kernel: str = DEFAULT_KERNEL, slot: int = 0, *,
                           f"of this VMA; pick one of {have or 'none (nothing was copied)'}")
     entry = get_kernel(kernel).present_func
     lit = [_collapse(call_path(entry, c)) for c in calls]
-    paths = [_collapse(p) for p in observed_paths(kernel)] + lit
-    pic = _draw(kernel, paths, lit, calls, slot)
+    if not isinstance(only_lit, bool):
+        raise LayoutError(f"only_lit={only_lit!r}: True or False")
+    paths = lit if only_lit else [_collapse(p) for p in observed_paths(kernel)] + lit
+    pic = _draw(kernel, paths, lit, calls, slot, detail=not only_lit)
     return pic
 
 
 def _draw(kernel: str, paths: Sequence[Sequence[Node]], lit: Sequence[Sequence[Node]],
-          calls: Sequence[Call], slot: int) -> Picture:
+          calls: Sequence[Call], slot: int, detail: bool = True) -> Picture:
+    returns = RETURNS if get_kernel(kernel).batch_func else RETURNS_UNBATCHED
     rank = _ranks(paths)
     by_rank: dict[int, list[Node]] = {}
     for p in paths:
         for n in p:
             if n not in by_rank.setdefault(rank[n], []):
                 by_rank[rank[n]].append(n)
-    width = {n: max(len(t) for t in _label(n)) * 6.4 + 14 for n in rank}
+    width = {n: max(len(t) for t in _label(n, returns)) * 6.4 + 14 for n in rank}
     total = max(sum(width[n] + PAD for n in row) for row in by_rank.values()) + PAD
     c = Canvas(max(total, 640))
     k = get_kernel(kernel)
@@ -138,7 +149,7 @@ def _draw(kernel: str, paths: Sequence[Sequence[Node]], lit: Sequence[Sequence[N
     for n, (x, y) in pos.items():
         on = n in lit_nodes
         role = "lit" if on else ("hot" if n == ("return", "-EAGAIN") else "none")
-        t1, t2 = _label(n)
+        t1, t2 = _label(n, returns)
         c.rect(x, y, width[n], NODE_H, role, rx=6 if n[0] != "return" else 14,
                tip=(f"taken by PTE #{slot}" if on else "not taken by this PTE"),
                extra=' stroke-width="2.5"' if on else "")
@@ -149,6 +160,10 @@ def _draw(kernel: str, paths: Sequence[Sequence[Node]], lit: Sequence[Sequence[N
                    "pk-t2", anchor="middle")
     c.end()
     y = 28 + (max(by_rank) + 1) * RANK_H
+    if detail:   # the legend a static page needs (there is no hover there)
+        c.text(8, y, f"bold, orange: the path PTE #{slot} took; dashed grey: paths other "
+                     "PTEs take", "pk-t2")
+        y += 16
     c.group("what the kernel did for this PTE")
     for k_, call in enumerate(calls, 1):
         s = call.step
@@ -157,7 +172,7 @@ def _draw(kernel: str, paths: Sequence[Sequence[Node]], lit: Sequence[Sequence[N
                           f"{s.reason}", int((c.width - 16) / 6.6)):
             c.text(8, y, line, "pk-t")
             y += 14
-        for e in call.events:
+        for e in call.events if detail else ():
             for line in wrap(f"{e.func}: {e.rule} -- {e.reason}", int((c.width - 30) / 5.5)):
                 c.text(20, y, line, "pk-t2")
                 y += 11

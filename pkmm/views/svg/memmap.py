@@ -19,12 +19,14 @@ from ...fork import ForkResult
 from ...process import Process
 from .core import Canvas, Picture
 from .physmem import MAX_W, Box, Memory, Pages, draw_memory, flow
-from .scene import Run, Slot, bounded, build_fork, need_kernel, runs, vma_slots
+from .scene import Run, Slot, bounded, build_fork, layout_names, need_kernel, runs, vma_slots
 
 CW, CH, GAP = 36, 46, 3          # one slot cell
 ROW = 24                         # cells per row
 WIDE = 3                         # a run cell is this many cells wide
 LEFT = 8
+MIN_BEND = 40                    # height a line needs to move sideways without a tangle
+LABEL_H = 54                     # the band's frame, heading and folio labels above a page
 
 
 def _cells(slots: Sequence[Slot]) -> list[Run]:
@@ -60,9 +62,13 @@ def _draw_cell(c: Canvas, who: str, run: Run, slots: Sequence[Slot], b: Box,
         label = f"mixed: {run.parts} runs"
     c.text(b.x + 3, b.y + 21, label + (" PMD" if pmd and run.n > 1 else ""), "")
     letters = s.letters.split() if run.parts == 1 else []
-    c.text(b.x + 3, b.y + 32, " ".join(letters[:3]), "", extra=' font-weight="bold"')
-    if letters[3:]:
-        c.text(b.x + 3, b.y + 42, " ".join(letters[3:]), "", extra=' font-weight="bold"')
+    # fill the first line up to 5 characters: "D A UW" on one line ran into the border
+    first: list[str] = []
+    while letters and len(" ".join(first + letters[:1])) <= 5:
+        first.append(letters.pop(0))
+    c.text(b.x + 3, b.y + 32, " ".join(first), "", extra=' font-weight="bold"')
+    if letters:
+        c.text(b.x + 3, b.y + 42, " ".join(letters), "", extra=' font-weight="bold"')
     if run.n > 1:
         c.text(b.x + b.w - 3, b.y + 10, f"×{run.n}", "", anchor="end")
     pinned = 0 if s.folio is None else sum(
@@ -111,7 +117,7 @@ def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str]
     opts: dict[str, Any] = {"clickable": clickable, "selected": selected, "pins": mem.pins}
     y, top = _table(c, procs[0], who[0], names, y + 8, 0, **opts)
     tables.append(top)
-    y, pages = draw_memory(c, mem, y + 34)
+    y, pages = draw_memory(c, mem, y + 50)     # room for the lines to bend above the band
     if len(procs) == 2:
         y, bottom = _table(c, procs[1], who[1], names, y + 30, 1, **opts)
         tables.append(bottom)
@@ -138,7 +144,7 @@ def _procs(source: Any, kernel: str | None, without: Iterable[str],
     if kernel is not None:
         need_kernel(kernel, "memory_map")
     _, procs, folios, _ = build_fork(source, kernel, without)
-    return procs, names or {f.pfn: n for n, f in folios.items()}
+    return procs, names or layout_names(folios, procs)
 
 
 def _table(c: Canvas, p: Process, who: str, names: Mapping[int, str], y: float,
@@ -193,8 +199,16 @@ def _link(c: Canvas, s: Slot, run: Run, b: Box, pages: Pages, below: bool) -> No
     x1 = b.x + b.w / 2
     y1 = b.y if below else b.y + b.h
     y2 = t.y + t.h if below else t.y
-    bend = (y2 - y1) / 2
-    d = f"M{x1:g},{y1:g} C{x1:g},{y1 + bend:g} {t.x:g},{y2 - bend:g} {t.x:g},{y2:g}"
+    if below:
+        bend = (y2 - y1) / 2
+        d = f"M{x1:g},{y1:g} C{x1:g},{y1 + bend:g} {t.x:g},{y2 - bend:g} {t.x:g},{y2:g}"
+    else:
+        # reach the page's x above the folio labels, then drop straight down: a curve still
+        # travelling sideways there ran diagonally through the "refcount" lines
+        knee = y2 - min(LABEL_H, max(0.0, y2 - y1 - MIN_BEND))
+        bend = (knee - y1) / 2
+        d = (f"M{x1:g},{y1:g} C{x1:g},{y1 + bend:g} {t.x:g},{knee - bend:g} {t.x:g},{knee:g}"
+             f" L{t.x:g},{y2:g}")
     pmd = s.pte is not None and s.pte.pmd
     dash = "4 3" if s.kind == "nonpresent" else ""
     role = s.kind if s.kind not in ("none", "nonpresent") else "nonpresent"

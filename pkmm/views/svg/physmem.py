@@ -171,13 +171,15 @@ def _page_box(c: Canvas, mem: Memory, f: Folio, first: int, last: int, b: Box,
            + (", AnonExclusive" if pg.anon_exclusive else "")
            + (f", {pins} FOLL_PIN" if pins else ""))
     c.rect(b.x, b.y, b.w, b.h, role, tip=tip)
-    if pins:
-        c.hatch(b.x, b.y, b.w, b.h, tip)
-        c.text(b.x + b.w - 2, b.y + 28, "PIN", "pk-t2", anchor="end")
+    if pins:   # hatch the lower half only: over the whole box it hid the mapcount
+        c.hatch(b.x, b.y + b.h / 2 + 2, b.w, b.h / 2 - 2, tip)
+        c.text(b.x + b.w - 2, b.y + b.h - 3, "PIN", "pk-t2", anchor="end", halo=True,
+               extra=' font-weight="bold"')
     if pg.anon_exclusive:
         c.text(b.x + 2, b.y + 9, "AE", "pk-t2")
     count = str(pg.mapcount) if first == last else f"{pg.mapcount} ×{last - first + 1}"
-    c.text(b.x + b.w / 2, b.y + 21, count, "pk-t", anchor="middle", tip=tip)
+    c.text(b.x + b.w / 2, b.y + (17 if pins else 21), count, "pk-t", anchor="middle",
+           tip=tip, halo=bool(pins))
 
 
 def _other_block(c: Canvas, mem: Memory, kind: str, key: int, b: Box,

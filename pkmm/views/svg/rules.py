@@ -91,8 +91,12 @@ def rule_grid(kernel: str = DEFAULT_KERNEL, *, uffd_fork: bool = True) -> Pictur
     for j, (m, s) in enumerate(cols):
         c.text(x0 + j * w + w / 2, 36, f"{m} {s}", "pk-t", anchor="middle",
                extra=' font-weight="bold"')
-    c.text(x0 + w, 50, "private anon VMA", "pk-t2", anchor="middle")
-    c.text(x0 + 3 * w, 50, "shmem, uffd-wp" + (" (EVENT_FORK)" if uffd_fork else ""),
+    # say which VMA is registered for uffd-wp: the private probe is, for its UW row only
+    fork_ev = "EVENT_FORK" if uffd_fork else "no EVENT_FORK"
+    c.text(x0 + w, 50, f"private anon VMA (UW row: uffd-wp, {fork_ev})", "pk-t2",
+           anchor="middle")
+    c.text(x0 + 3 * w, 50, "shmem, uffd-wp" + (" (EVENT_FORK)" if uffd_fork else
+                                                ", no EVENT_FORK: not copied"),
            "pk-t2", anchor="middle")
     for i, (bit, letter) in enumerate(GRID_BITS):
         y = 58 + i * (h + 4)
@@ -106,7 +110,9 @@ def rule_grid(kernel: str = DEFAULT_KERNEL, *, uffd_fork: bool = True) -> Pictur
             c.text(x + w / 2, y + 21, f"{mark} {letter} {outcome}".strip(), "pk-t",
                    anchor="middle")
     y = 58 + len(GRID_BITS) * (h + 4) + 14
-    c.text(8, y, "+ kept, x cleared; hover a cell for the kernel's reason", "pk-t2")
+    # no "hover" here: a static page or a print has none (the reasons stay as tooltips)
+    c.text(8, y, "+ kept: the PTE still has the bit after fork; x cleared: fork removed it; "
+                 "no PTE: fork did not copy this page table", "pk-t2")
     desc = "; ".join(f"{m} {s} {b}: {cells[(m, b, s)][0]}" for m, s in cols
                      for b, _ in GRID_BITS)
     return c.picture("rule-grid", f"{kernel} bit rules at fork", desc,
@@ -188,7 +194,7 @@ def masked_compare(layout: Any, kernels: str | Sequence[str] = BATCHING_KERNELS,
         mask = ignored_bits(k, kw)
         words = _verdict(layout, k, a)
         verdicts[k] = words
-        y = _pair(c, k, first, second, mask, words, y)
+        y = _pair(c, k, first, second, mask, words, y, slot)
     return c.picture("masked-compare", "masked compare", "; ".join(
         f"{k}: {w}" for k, w in verdicts.items()), data=verdicts)
 
@@ -207,7 +213,7 @@ def _verdict(layout: Any, kernel: str, addr: int) -> str:
 
 
 def _pair(c: Canvas, kernel: str, a: Pte, b: Pte, mask: dict[str, str], words: str,
-          y: float) -> float:
+          y: float, slot: int) -> float:
     c.text(8, y + 12, kernel, "pk-h")
     w = 62
     x0 = 96
@@ -225,13 +231,14 @@ def _pair(c: Canvas, kernel: str, a: Pte, b: Pte, mask: dict[str, str], words: s
         c.text(x + w / 2, y + 12, name, "pk-t", anchor="middle")
         c.raw(f"<g{extra}>")
         c.rect(x + 2, y + 16, w - 6, 18, role,
-               tip=f"{name}: PTE A {text_a}, PTE B {text_b}: {rel}")
+               tip=f"{name}: PTE #{slot} {text_a}, PTE #{slot + 1} {text_b}: {rel}")
         c.text(x + w / 2, y + 29, text_a, "pk-t", anchor="middle")
         c.rect(x + 2, y + 36, w - 6, 18, role, tip=f"{name}: {rel}")
         c.text(x + w / 2, y + 49, text_b, "pk-t", anchor="middle")
         c.raw("</g>")
         c.text(x + w / 2, y + 66, rel, "pk-t2", anchor="middle")
-    c.text(x0 - 8, y + 29, "A", "pk-t", anchor="end")
-    c.text(x0 - 8, y + 49, "B", "pk-t", anchor="end")
+    # rows by PTE number: "A"/"B" clashed with the accessed bit's column "A"
+    c.text(x0 - 8, y + 29, f"PTE #{slot}", "pk-t", anchor="end")
+    c.text(x0 - 8, y + 49, f"PTE #{slot + 1}", "pk-t", anchor="end")
     c.text(x0, y + 82, words, "pk-t", extra=' font-weight="bold"')
     return y + 96

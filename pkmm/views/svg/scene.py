@@ -62,6 +62,33 @@ def folio_name(names: Mapping[int, str], folio: Folio) -> str:
     return names.get(folio.pfn, f"f{folio.uid}")
 
 
+def layout_names(folios: Mapping[str, Folio], procs: Iterable[Process]) -> dict[int, str]:
+    """Head pfn -> name: the layout's names, then ``new1``, ``new2``, ... (allocation
+    order) for folios these processes map that the layout did not name -- the pages fork
+    (or a fault) copied.  A learner reads "new1", where an allocation number ("f3") looked
+    like an internal counter.
+
+    >>> from pkmm.scenario import Scenario
+    >>> from pkmm.fork import fork
+    >>> p, fs = Scenario.from_dict({"vmas": [{"start": 0, "npages": 1}],
+    ...     "folios": {"P": {"order": 0}}, "ptes": [{"addr": 0, "folio": "P"}],
+    ...     "pins": [{"folio": "P"}]}).build()
+    >>> sorted(layout_names(fs, [p, fork(p, kernel="v6.9").child]).values())
+    ['P', 'new1']
+    """
+    names = {f.pfn: n for n, f in folios.items()}
+    new: dict[int, Folio] = {}
+    for proc in procs:
+        for _, pte in proc.ptes():
+            hit = proc.machine.pfn_folio(pte.pfn) if pte is not None and pte.present else None
+            if hit is not None and hit[0].pfn not in names and hit[0].kind not in (
+                    "zero", "huge_zero"):
+                new[hit[0].pfn] = hit[0]
+    for k, f in enumerate(sorted(new.values(), key=lambda f: f.uid), 1):
+        names[f.pfn] = f"new{k}"
+    return names
+
+
 def slot_of(proc: Process, index: int, addr: int, pte: Pte | None,
             names: Mapping[int, str]) -> Slot:
     """Describe one slot from its PTE value and the folio behind it."""

@@ -87,10 +87,12 @@ def _strip(c: Canvas, f: Frame, who: str, cells: Sequence[Cell], y: float,
             c.text(x + 3, y + 10, slot, "pk-t2")
             c.text(x + 3, y + 21, "mixed" if mixed else
                    cell.label if n == 1 else f"{cell.label} ×{n}", "pk-t2")
-            c.text(x + 3, y + 32, "" if mixed else cell.bits, "pk-t2",
+            # "no bits" in words: a lone "-" read like the empty slot's "--"
+            bits = "no bits" if cell.bits == "-" else cell.bits
+            c.text(x + 3, y + 32, "" if mixed or cell.kind == "none" else bits, "pk-t2",
                    extra=' font-weight="bold"')
-            if cell.extra and not mixed:
-                c.text(x + 3, y + 42, cell.extra, "pk-t2")
+            if cell.extra and not mixed:   # a fact about the page, not a PTE bit: say so
+                c.text(x + 3, y + 42, f"page {cell.extra}", "pk-t2")
         if clickable:
             c.raw("</g>")
         if "cur" in tag:
@@ -174,7 +176,7 @@ def filmstrip(sf: StepFrames, most: int = 6) -> Picture:
     >>> s = Scenario.from_dict({"vmas": [{"start": 0, "npages": 4}],
     ...     "folios": {"F": {"order": 2}}, "ptes": [{"addr": 0, "folio": "F"}]})
     >>> filmstrip(StepFrames(s, "v6.9")).data["frames"]
-    [0, 6, 7]
+    [0, 3, 4, 5, 6, 7]
     """
     keys = sf.key_frames(most)
     c = Canvas(W_MAX)
