@@ -91,6 +91,9 @@ class Table:
     def __str__(self) -> str:
         return self.text
 
+    def __repr__(self) -> str:      # stable: no function addresses in a notebook's output
+        return f"<table {self.caption!r}: {len(self.rows)} rows>"
+
     def _repr_html_(self) -> str:
         def td(v: str) -> str:
             bg = self.shade(v) if self.shade else ""
