@@ -55,8 +55,9 @@ def _checking(check: Callable[[Any, Any], Result]) -> Callable[[Any, Any], Resul
     @functools.wraps(check)
     def checked(self: Exercise, answer: Any) -> Result:
         if answer is None or answer is Ellipsis:
-            return Result(0.0, 1.0, "No answer yet: set ANSWER to your prediction (expected "
-                          f"{self.answer_format}) and run this cell again.", answered=False)
+            return Result(0.0, 1.0, wrap("No answer yet: set ANSWER to your prediction "
+                                         f"(expected {self.answer_format}) and run this "
+                                         "cell again."), answered=False)
         self._checking += 1
         try:
             return check(self, answer)
