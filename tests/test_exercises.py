@@ -341,3 +341,34 @@ def test_cow_verdicts_tell_no_fork_copy_story() -> None:
         e = make("cow-after-fork", seed)
         text = e.check(misconception(e)).explanation
         assert "copy_present" not in text and "-EAGAIN" not in text and "batch" not in text
+
+
+# --- the self-study notebooks (notebooks/exercises/) ------------------------------------
+def test_lab_notebooks_are_the_generator_output_and_vary_the_version() -> None:
+    """The committed notebooks are what lab_notebook() writes today (so the worked
+    example's folded answer is the model's, not a stale copy), the six problems do not all
+    run one version, and no worked example shares its page's seed or version."""
+    import json
+    from pathlib import Path
+
+    from pkmm.exercises.notebooks import INTROS, LAB_SEEDS, lab_notebook, worked_example
+    here = Path(__file__).resolve().parent.parent / "notebooks" / "exercises"
+    kernels = set()
+    for name, (seed, ex_seed) in LAB_SEEDS.items():
+        stored = json.loads((here / f"{INTROS[name][0]}.ipynb").read_text())
+        want = lab_notebook(name)
+        assert [c["source"] if isinstance(c["source"], str) else "".join(c["source"])
+                for c in stored["cells"]] == [c["source"] for c in want["cells"]], name
+        problem, example = make(name, seed), make(name, ex_seed)
+        assert problem.kernel != example.kernel, name
+        kernels.add(problem.kernel)
+        md = worked_example(name)
+        assert md.startswith("<details>") and md.endswith("</details>")
+        assert json.dumps(example.solve()) in md and json.dumps(problem.solve()) not in md
+    assert len(kernels) >= 3
+
+
+def test_no_answer_shows_no_score_line() -> None:
+    r = make("batches", 7).check(None)
+    assert r.score == 0 and not r.answered and not str(r).startswith("score")
+    assert str(make("batches", 7).check([1])).startswith("score")

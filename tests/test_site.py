@@ -213,9 +213,10 @@ def test_project_exercises_show_keys_on_the_instructor_site_only(tmp_path: Path)
     assert len(exercises) == len(X.EXERCISES)
     for src in exercises:
         nb = nbformat.read(src, as_version=4)
-        problem = next(c.source for c in nb.cells if "pkmm.exercises.make(" in c.source)
+        # the page's own problem (the worked example before it is another seed's)
+        problem = next(c.source for c in nb.cells if "ex = pkmm.exercises.make(" in c.source)
         scope: dict[str, Any] = {}
-        exec(problem.replace("print(ex)", ""), scope)   # the page's own problem
+        exec("import pkmm.exercises\n" + problem.replace("print(ex)", ""), scope)
         key = f"ANSWER = {scope['ex'].solve()!r}"
         page = f"exercises/{src.stem}.html"
         student = _visible_text((tmp_path / "student" / page).read_text())

@@ -17,6 +17,7 @@ import functools
 import hashlib
 import os
 import random
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -54,8 +55,9 @@ def _checking(check: Callable[[Any, Any], Result]) -> Callable[[Any, Any], Resul
     @functools.wraps(check)
     def checked(self: Exercise, answer: Any) -> Result:
         if answer is None or answer is Ellipsis:
-            return Result(0.0, 1.0, "No answer yet: set ANSWER to your prediction (expected "
-                          f"{self.answer_format}) and run this cell again.")
+            return Result(0.0, 1.0, wrap("No answer yet: set ANSWER to your prediction "
+                                         f"(expected {self.answer_format}) and run this "
+                                         "cell again."), answered=False)
         self._checking += 1
         try:
             return check(self, answer)
@@ -76,6 +78,8 @@ class Result:
     score: float
     max: float
     explanation: str
+    answered: bool = True   # False: no answer was given; str() then shows only why
+
 
     @property
     def full(self) -> bool:
@@ -83,6 +87,8 @@ class Result:
         return self.score >= self.max
 
     def __str__(self) -> str:
+        if not self.answered:
+            return self.explanation
         return f"score {self.score:.2f} / {self.max:.2f}\n{self.explanation}"
 
 
@@ -202,9 +208,15 @@ class Exercise:
         if self.student is not None:
             who, how = self.student
             head.append(f"ARG student {who or '(none)'}  ({how})")
-        head += [f"ARG seed {self.seed}", f"ARG kernel {self.kernel}", ""]
-        return "\n".join(head + [describe(self.scenario), "", self.question(), "",
-                                 "Answer format: " + self.answer_format])
+        head += [f"ARG {k} {v}" for k, v in self.args()] + [""]
+        body = [describe(self.scenario), "", self.question(), "",
+                "Answer format: " + self.answer_format]
+        return "\n".join(head + [wrap(b) for b in body])
+
+    def args(self) -> list[tuple[str, Any]]:
+        """The arguments ``show()`` echoes (``ARG name value``): enough to make the same
+        problem again."""
+        return [("seed", self.seed), ("kernel", self.kernel)]
 
     def __str__(self) -> str:
         return self.show()
@@ -215,6 +227,23 @@ class Exercise:
     def _shape_error(self, answer: Any) -> Result:
         return Result(0.0, 1.0, f"answer {answer!r} does not have the expected shape; "
                       f"expected {self.answer_format}")
+
+
+WIDTH = 88   # a problem's text lines, so a static page shows them without wrapping
+
+
+def wrap(text: str, width: int = WIDTH) -> str:
+    """``text`` with every line longer than ``width`` broken at spaces (continuation
+    lines indented), tables and short lines unchanged.
+
+    >>> print(wrap("one two three four", 9))
+    one two
+        three
+        four
+    """
+    return "\n".join(textwrap.fill(line, width, subsequent_indent="    ",
+                                    break_long_words=False, break_on_hyphens=False)
+                      if len(line) > width else line for line in text.splitlines())
 
 
 def ptes_of(s: Scenario) -> list[dict[str, Any]]:

@@ -51,6 +51,9 @@ class ChildBits(Exercise):
         self.other = rng.choice(others or [k for k in COW_KERNELS if k != self.kernel])
         return s
 
+    def args(self) -> list[tuple[str, Any]]:
+        return [*super().args(), ("other kernel", self.other)]
+
     @property
     def bit(self) -> str:
         """The PTE bit the question asks about."""

@@ -12,12 +12,15 @@ gives the same output on every machine and finishes in seconds.
 from __future__ import annotations
 
 import functools
+import html
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .calibrate import load as load_timing
 from .model import model_kernel
-from .report import Row, load_stored, render, report, stored_kernel
+from .report import HEAD, Row, load_stored, render, report, stored_kernel, table
 from .scenarios import BY_ID
 from .support import detect
 from .timing import FOLIOS, fit_batch_cost, folio_pages, records
@@ -49,22 +52,96 @@ def _stored_rows(ids: tuple[str, ...] | None) -> tuple[Row, ...]:
 
 
 def stored_report(ids: tuple[str, ...] | None = None) -> str:
+    return render(stored_rows(ids), _stored_header())
+
+
+def _stored_header() -> str:
     m = load_stored()["machine"]
-    return render(stored_rows(ids), f"stored: Linux {m['kernel']}, {m['cpus']} CPUs "
-                                    f"({m['cpu']}); model kernel {stored_kernel(load_stored())}")
+    return (f"stored: Linux {m['kernel']}, {m['cpus']} CPUs ({m['cpu']}); model kernel "
+            f"{stored_kernel(load_stored())}")
 
 
-def scenario_steps(sid: str, pages: tuple[int, ...] | None = None) -> str:
-    """One report table from the stored kernel results (pages of interest only)."""
+def _shade_token(cell: str) -> str:
+    """A page token's colour: a new page yellow, a page mapped twice blue."""
+    if cell[:1] == "n" and cell[1:2].isdigit():
+        return "#fff1b8"
+    return "#dbe9ff" if " x0 " in cell else ""
+
+
+def _shade_result(cell: str) -> str:
+    return {"agree": "#d9f2d9", "DIFFER": "#f8d0d0"}.get(cell, "")
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows a notebook shows as an HTML table and a terminal prints as text.
+
+    >>> t = Table("t", ("a", "b"), (("1", "x<y"),), "a b\\n1 x<y")
+    >>> str(t), ">x&lt;y</td>" in t._repr_html_()
+    ('a b\\n1 x<y', True)
+    """
+
+    caption: str
+    head: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    text: str                       # the same rows as the text report prints them
+    notes: tuple[str, ...] = ()
+    shade: Callable[[str], str] | None = None
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:      # stable: no function addresses in a notebook's output
+        return f"<table {self.caption!r}: {len(self.rows)} rows>"
+
+    def _repr_html_(self) -> str:
+        def td(v: str) -> str:
+            bg = self.shade(v) if self.shade else ""
+            style = "text-align:left" + (f";background:{bg}" if bg else "")
+            return f'<td style="{style}">{html.escape(v)}</td>'
+        head = "".join(f'<th style="text-align:left">{html.escape(h)}</th>' for h in self.head)
+        body = "".join("<tr>" + "".join(td(v) for v in r) + "</tr>" for r in self.rows)
+        notes = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
+        return ('<table class="pkmm-table" style="font-size:0.82em;border-collapse:collapse">'
+                f"<caption style=\"caption-side:top;text-align:left\">"
+                f"{html.escape(self.caption)}</caption><thead><tr>{head}</tr></thead>"
+                f"<tbody>{body}</tbody></table>{notes}")
+
+
+def report_table(ids: tuple[str, ...] | None = None) -> Table:
+    """:func:`stored_report` as a :class:`Table` (the same rows, for a notebook page)."""
+    rows = stored_rows(ids)
+    body, notes, total = table(rows)
+    return Table(_stored_header(), HEAD, tuple(tuple(r) for r in body),
+                 render(rows, _stored_header()), (*notes, total), _shade_result)
+
+
+def _step_rows(sid: str, pages: tuple[int, ...] | None) -> tuple[str, tuple[int, ...],
+                                                                  list[tuple[str, ...]]]:
+    """(title, the pages shown, one row per stored step: name, who, tokens, access)."""
     from .observe import op_text, unrle
     sc = BY_ID[sid]
     show = pages or sc.show
-    lines = [f"{sid}: {sc.title}   pages " + ", ".join(f"pg{i}" for i in show)]
-    for s in load_stored()["scenarios"][sid]["steps"]:
-        cells = unrle(s["cells"])
-        lines.append(f"  {s['name'][:34]:34s} {s['who']:6s} " +
-                     " | ".join(cells[i] for i in show) + f"  {op_text(s['op'])}")
+    rows = [(s["name"], s["who"], *(unrle(s["cells"])[i] for i in show), op_text(s["op"]))
+            for s in load_stored()["scenarios"][sid]["steps"]]
+    return f"{sid}: {sc.title}", show, rows
+
+
+def scenario_steps(sid: str, pages: tuple[int, ...] | None = None) -> str:
+    """One scenario's steps from the stored kernel results (pages of interest only)."""
+    title, show, rows = _step_rows(sid, pages)
+    lines = [f"{title}   pages " + ", ".join(f"pg{i}" for i in show)]
+    for name, who, *rest in rows:
+        *cells, op = rest
+        lines.append(f"  {name[:34]:34s} {who:6s} " + " | ".join(cells) + f"  {op}")
     return "\n".join(lines)
+
+
+def steps_table(sid: str, pages: tuple[int, ...] | None = None) -> Table:
+    """:func:`scenario_steps` as a :class:`Table`: a column per page, a row per step."""
+    title, show, rows = _step_rows(sid, pages)
+    return Table(title, ("step", "process", *(f"pg{i}" for i in show), "the access"),
+                 tuple(rows), scenario_steps(sid, pages), shade=_shade_token)
 
 
 def quick_check(ids: tuple[str, ...] = ("a", "c")) -> str:
@@ -74,9 +151,10 @@ def quick_check(ids: tuple[str, ...] = ("a", "c")) -> str:
         return f"live check skipped: {reason}"
     from .run import probe_all
     rows = report(probe_all(ids), model_kernel(detect().kernel))
-    return "\n".join(f"{r.id}: " + (f"skipped: {r.skipped}" if r.skipped else
-                                     "kernel and model agree" if r.agrees else
-                                     f"DIFFER ({len(r.diffs)} observables)") for r in rows)
+    return f"live, on the machine running this (Linux {detect().kernel}):\n" + "\n".join(
+        f"{r.id}: " + (f"skipped: {r.skipped}" if r.skipped else
+                       "kernel and model agree" if r.agrees else
+                       f"DIFFER ({len(r.diffs)} observables)") for r in rows)
 
 
 def live_report() -> str:
@@ -129,7 +207,9 @@ def plot_timing(size_bytes: int = 1 << 30) -> Any:
         xs = [f for f in FOLIOS if f in rs]
         ax.plot(range(len(xs)), [rs[f]["ns_per_page"] for f in xs], style, label=mode)
         ax.set_xticks(range(len(xs)), xs)
-    ax.set_yscale("log")
+    # A linear axis: the levelling-off from 4K to 2M-pte is the point, and the
+    # PMD-mapped point near zero still reads as "a different regime".
+    ax.set_ylim(bottom=0)
     ax.set_ylabel("ns per 4K page")
     ax.set_xlabel("folio layout")
     ax.set_title(f"fork() cost per page, {size_bytes >> 30} GiB region, "
@@ -145,5 +225,5 @@ def batch_fit(mode: str = "fresh") -> dict[str, float]:
 
 
 __all__ = ["LIVE_ENV", "batch_fit", "folio_pages", "live_report", "live_requested",
-           "live_timing", "plot_timing", "quick_check", "scenario_steps", "stored_report",
-           "stored_rows", "stored_timing"]
+           "live_timing", "plot_timing", "quick_check", "report_table", "scenario_steps",
+           "steps_table", "stored_report", "stored_rows", "stored_timing", "Table"]

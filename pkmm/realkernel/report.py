@@ -180,27 +180,37 @@ def report(kernel_results: dict[str, dict[str, Any]], kernel: str) -> list[Row]:
     return rows
 
 
-def render(rows: list[Row], header: str = "") -> str:
-    """The table, the disagreements with their rules, and the final ``agree: N/M`` line."""
-    widths = [4, 40] + [max(len(c), 14) for c in COLUMNS] + [8]
-    head = ["#", "scenario", *COLUMNS, "result"]
-    lines = [header] if header else []
-    lines.append("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip())
+HEAD = ("#", "scenario", *COLUMNS, "result")
+
+
+def table(rows: list[Row]) -> tuple[list[list[str]], list[str], str]:
+    """What the report says, as data: one list of cells per scenario (:data:`HEAD`), the
+    skip and disagreement lines, and the final ``agree: N/M`` line.  :func:`render` prints
+    it; the notebook shows the same rows as an HTML table."""
+    body, notes = [], []
     for r in rows:
         vals = [r.outcome.get(c, "-") for c in COLUMNS] if not r.skipped else \
             ["skipped"] + [""] * (len(COLUMNS) - 1)
         res = "skipped" if r.skipped else ("agree" if r.agrees else "DIFFER")
-        cols = [r.id, r.title, *vals, res]
-        lines.append("  ".join(v.ljust(w) for v, w in zip(cols, widths, strict=True)).rstrip())
+        body.append([r.id, r.title, *vals, res])
     for r in rows:
         if r.skipped:
-            lines.append(f"skipped {r.id}: {r.skipped}")
+            notes.append(f"skipped {r.id}: {r.skipped}")
         for d in r.diffs:
-            lines.append(f"DIFFER {r.id}: {d.step} [{d.who}] {d.what}: kernel {d.kernel!r}, "
+            notes.append(f"DIFFER {r.id}: {d.step} [{d.who}] {d.what}: kernel {d.kernel!r}, "
                          f"model {d.model!r} -- {d.rule}")
     done = [r for r in rows if not r.skipped]
-    lines.append(f"agree: {sum(r.agrees for r in done)}/{len(done)}")
-    return "\n".join(lines)
+    return body, notes, f"agree: {sum(r.agrees for r in done)}/{len(done)}"
+
+
+def render(rows: list[Row], header: str = "") -> str:
+    """The table, the disagreements with their rules, and the final ``agree: N/M`` line."""
+    body, notes, total = table(rows)
+    widths = [4, 40] + [max(len(c), 14) for c in COLUMNS] + [8]
+    lines = [header] if header else []
+    for cols in [list(HEAD), *body]:
+        lines.append("  ".join(v.ljust(w) for v, w in zip(cols, widths, strict=True)).rstrip())
+    return "\n".join(lines + notes + [total])
 
 
 def load_stored(path: Path = STORED) -> dict[str, Any]:
@@ -250,5 +260,5 @@ def rows_json(rows: list[Row]) -> list[dict[str, Any]]:
     return [dict(asdict(r), agrees=r.agrees) for r in rows]
 
 
-__all__ = ["STORED", "Diff", "Row", "StoredDataError", "compare", "load_stored", "render", "report",
-           "rows_json", "steps_json", "stored_kernel", "BY_ID"]
+__all__ = ["HEAD", "STORED", "Diff", "Row", "StoredDataError", "compare", "load_stored",
+           "render", "report", "rows_json", "steps_json", "stored_kernel", "table", "BY_ID"]

@@ -94,7 +94,10 @@ Pages = dict[tuple[int, int], Box]   # (folio pfn or -raw pfn / -swap, page) -> 
 
 def draw_memory(c: Canvas, mem: Memory, y: float) -> tuple[float, Pages]:
     c.group("physical memory")
-    c.text(LEFT, y, "physical memory: folios in pfn order (number = mapcount of the page)",
+    # page_mapcount() counts a folio's PMD mappings on every page: say so when it matters.
+    pmd = any(f.entire_mapcount for f in mem.order)
+    c.text(LEFT, y, "physical memory: folios in pfn order (number = mapcount of the page"
+           + (": its PTE mappings + its folio's PMD mappings)" if pmd else ")"),
            "pk-t", halo=True)
     pages: Pages = {}
     blocks: list[tuple[str, Any]] = [("folio", f) for f in mem.order]

@@ -121,7 +121,8 @@ def page_state_machine(layout: Any, kernel: str = DEFAULT_KERNEL, slot: int = 0,
 
 def _draw(kernel: str, cols: list[tuple[str, dict[str, PageState], str, str]],
           faults: list[str]) -> Picture:
-    w, h, x0 = 196, 58, 64
+    # A column fits the longest state ("not exclusive, read-only", bold) in its box.
+    w, h, x0 = 214, 58, 64
     c = Canvas(x0 + w * len(cols) + 8)
     c.text(8, 14, f"{kernel}: the page's state in each process", "pk-h")
     for i, who in enumerate(("parent", "child")):
@@ -140,14 +141,15 @@ def _draw(kernel: str, cols: list[tuple[str, dict[str, PageState], str, str]],
                    f"{s.detail}", extra=' stroke-width="2.5"' if on else "")
             c.text(x + 10, y + 15, s.state, "pk-t", extra=' font-weight="bold"')
             c.text(x + 10, y + 29, s.page, "pk-t2")
-            for k, line in enumerate(wrap(s.detail, 30)[:2]):
+            for k, line in enumerate(wrap(s.detail, 33)[:2]):   # counters: two lines
                 c.text(x + 10, y + 41 + 10 * k, line, "pk-t2")
             prev = cols[j - 1][1].get(who) if j else None
             if prev is not None:
                 c.path(f"M{x - 24:g},{y + h / 2:g} L{x + 2:g},{y + h / 2:g}",
                        "lit" if on else "", width=2 if on else 1, arrow=True)
         if why:
-            for k, line in enumerate(wrap(why, 34)[:3]):
+            # The whole fault path, however many lines: the canvas grows to fit.
+            for k, line in enumerate(wrap(why, 37)):
                 c.text(x + 4, 40 + 2 * h + 48 + 14 + 11 * k, line, "pk-t2",
                        extra=' font-weight="bold"' if k == 0 else "")
     desc = f"{kernel}: " + "; ".join(faults)
