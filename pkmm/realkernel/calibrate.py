@@ -6,8 +6,10 @@ from scenarios: zero pages, page-cache pages, sparse tables, many VMAs, a real p
 Taught in: notebooks/08-cost.ipynb, notebooks/09-real-kernel-lab.ipynb
 
 One file, ``pkmm/data/forktiming-6.18.json``, holds every timing the notebooks quote and
-the cost model is fitted on.  ``python -m pkmm.realkernel.calibrate --save`` re-measures
-it (root, Linux, a few minutes; for maintainers).  Its ``how`` field says how.
+the cost model is fitted on; :func:`records` and :func:`render` turn its runs into
+tables.  ``python -m pkmm.realkernel.calibrate --save`` re-measures it (root, Linux,
+some minutes; for maintainers); ``--mode-only`` and ``--layouts-only`` re-measure a part.
+Its ``how`` field says how it was taken.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import libc as lc
 from . import thp
-from .timing import MODES, available_folios, measure_interleaved, parse_size
+from .timing import MODES, available_folios, folio_pages, measure_interleaved, parse_size
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "forktiming-6.18.json"
 HOW = ("Python worker forked from the caller; each sample maps a fresh 2 MiB-aligned "
@@ -35,7 +38,8 @@ HOW = ("Python worker forked from the caller; each sample maps a fresh 2 MiB-ali
        "it, then time forks (REPEAT state); net = min(forks) - min(probe forks before the "
        "build and after the teardown).")
 
-__all__ = ["DATA", "HOW", "load", "measure", "runs"]
+__all__ = ["DATA", "HOW", "fit_batch_cost", "load", "measure", "print_timing", "records",
+           "render", "runs"]
 
 
 def load(path: Path = DATA) -> dict[str, Any]:
@@ -91,6 +95,82 @@ def _loadavg() -> list[str]:
 def dump(data: dict[str, Any]) -> str:
     """JSON with samples kept on one line each: diffable and compact."""
     return json.dumps(data, indent=1, separators=(",", ": ")) + "\n"
+
+
+# --- the stored runs as tables (notebooks/09-real-kernel-lab.ipynb) ------------------
+
+def records(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per layout of each interleaved run (:func:`measure_interleaved` results):
+    net minimum and median, per 4K page and per folio, speed-up over the run's 4K."""
+    out = []
+    for run in runs:
+        pages = run["size_bytes"] // lc.PAGE_SIZE
+        for lay, net in run["net_min_ns"].items():
+            out.append({"size_bytes": run["size_bytes"], "folio": lay, "mode": run["mode"],
+                        "net_ns": net, "median_ns": run["net_median_ns"].get(lay),
+                        "ns_per_page": net / pages,
+                        "ns_per_folio": net / (pages // folio_pages(lay)),
+                        "speedup": run["speedup"].get(lay, 1.0 if lay == run["ref"] else None),
+                        "samples": len(run["samples_ns"][lay]),
+                        "layout": run["layout_failures"].get(lay, "ok")})
+    return out
+
+
+def fit_batch_cost(rows: list[dict[str, Any]], mode: str,
+                   size_bytes: int = 1 << 30) -> dict[str, float]:
+    """Fit ``ns per folio = per_batch + per_pte * n`` over the PTE-mapped large folios
+    (:func:`records` rows): the shape of the batched copy path's cost.
+
+    Fitted as ns per page = per_pte + per_batch / n, so every order weighs the same;
+    ``max_rel_err`` says how well one line fits them all.
+    """
+    pts = [(folio_pages(r["folio"]), r["ns_per_page"]) for r in rows
+           if r["mode"] == mode and r["size_bytes"] == size_bytes
+           and r["folio"] not in ("4K", "2M-pmd")]
+    if len(pts) < 2:
+        raise ValueError(f"fit_batch_cost: need two large-folio results for mode={mode!r}")
+    xs, ys = [1 / n for n, _ in pts], [y for _, y in pts]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    per_batch = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / \
+        sum((x - mx) ** 2 for x in xs)
+    per_pte = my - per_batch * mx
+    err = max(abs(per_pte + per_batch * x - y) / y for x, y in zip(xs, ys, strict=True))
+    return {"per_batch_ns": per_batch, "per_pte_ns": per_pte, "max_rel_err": err}
+
+
+def render(rows: list[dict[str, Any]]) -> str:
+    """One line per layout: net minimum and median ms, ns per page and folio, speed-up."""
+    lines = [f"{'layout':8s} {'size':>6s} {'mode':6s} {'min ms':>8s} {'median ms':>10s} "
+             f"{'ns/4K page':>10s} {'ns/folio':>9s} {'vs 4K':>7s}  layout check"]
+    for r in rows:
+        speed = f"{r['speedup']:.2f}x" if r["speedup"] else "-"
+        med = f"{r['median_ns'] / 1e6:10.2f}" if r["median_ns"] is not None else f"{'-':>10s}"
+        lines.append(f"{r['folio']:8s} {_size(r['size_bytes']):>6s} {r['mode']:6s} "
+                     f"{r['net_ns'] / 1e6:8.2f} {med} {r['ns_per_page']:10.1f} "
+                     f"{r['ns_per_folio']:9.0f} {speed:>7s}  {r['layout']}")
+    return "\n".join(lines)
+
+
+
+
+def print_timing(sizes: str, stored: bool) -> None:
+    """Print the timing table: live (REPEAT, interleaved) or this machine's stored runs."""
+    if stored:
+        data = load()
+        print(f"fork() timing, stored: Linux {data['machine']['kernel']}, "
+              f"{data['machine']['cpus']} CPUs {data['machine']['cpu']}, minimum of "
+              f"{data['rounds']} interleaved rounds")
+        print(render(records(data["runs"])))
+        return
+    runs = [r for s in sizes.split(",") if (r := measure_interleaved(
+        parse_size(s), [f for f in available_folios() if f != "4K"], mode="repeat",
+        rounds=7)) is not None]
+    print("fork() timing, live (REPEAT, minimum of 7 interleaved rounds):")
+    print(render(records(runs)))
+
+
+def _size(n: int) -> str:
+    return f"{n >> 30}G" if n >= 1 << 30 else f"{n >> 20}M"
 
 
 def main(argv: list[str] | None = None) -> int:

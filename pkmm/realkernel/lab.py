@@ -15,13 +15,14 @@ import functools
 import os
 from typing import Any
 
+from .calibrate import fit_batch_cost, records
 from .calibrate import load as load_timing
+from .calibrate import render as render_timing
 from .model import model_kernel
 from .report import Row, load_stored, render, report, stored_kernel
 from .scenarios import BY_ID
 from .support import detect
-from .timing import FOLIOS, fit_batch_cost, folio_pages, records
-from .timing import render as render_timing
+from .timing import FOLIOS, folio_pages
 
 LIVE_ENV = "PKMM_LAB_LIVE"
 

@@ -258,5 +258,34 @@ def uffd_event_fork(pid: int) -> list[bool]:
     return found
 
 
+def swap_total_kb() -> int:
+    """SwapTotal of /proc/meminfo (kB): 0 on a machine without swap."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("SwapTotal:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def shmem_devices(pid: int) -> set[str]:
+    """maps-style "MM:mm" (hex) device numbers of the tmpfs mounts the process sees."""
+    out = set()
+    try:
+        with open(f"/proc/{pid}/mountinfo") as f:
+            for line in f:
+                parts = line.split()
+                fstype = parts[parts.index("-") + 1]
+                if fstype in ("tmpfs", "shmem", "ramfs"):
+                    major, minor = (int(x) for x in parts[2].split(":"))
+                    out.add(f"{major:02x}:{minor:02x}")
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
 __all__ = ["KPF", "KPages", "Pagemap", "SnapshotError", "VmaInfo", "open_kpages",
-           "parse_smaps", "process_identity", "read_smaps", "uffd_event_fork"]
+           "parse_smaps", "process_identity", "read_smaps", "shmem_devices",
+           "swap_total_kb", "uffd_event_fork"]

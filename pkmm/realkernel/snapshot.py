@@ -34,6 +34,8 @@ from .procpid import (
     open_kpages,
     process_identity,
     read_smaps,
+    shmem_devices,
+    swap_total_kb,
     uffd_event_fork,
 )
 from .runs import encode_vma
@@ -94,8 +96,8 @@ class _Context:
                  notes: Counter[str]) -> None:
         self.pid, self.pm, self.kp, self.notes = pid, pm, kp, notes
         self.soft_dirty_config = any("sd" in v.flags for v in vmas)
-        self.swap_configured = _swap_total_kb() > 0
-        self.shm_devs = _shmem_devices(pid)
+        self.swap_configured = swap_total_kb() > 0
+        self.shm_devs = shmem_devices(pid)
         self.kinds: Counter[str] = Counter()
         self.orders: Counter[int] = Counter()
         self.pfns_seen = False
@@ -271,33 +273,6 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
             out[-1] = (out[-1][0], hi)
         else:
             out.append((lo, hi))
-    return out
-
-
-def _swap_total_kb() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("SwapTotal:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _shmem_devices(pid: int) -> set[str]:
-    """maps-style "MM:mm" (hex) device numbers of the tmpfs mounts the process sees."""
-    out = set()
-    try:
-        with open(f"/proc/{pid}/mountinfo") as f:
-            for line in f:
-                parts = line.split()
-                fstype = parts[parts.index("-") + 1]
-                if fstype in ("tmpfs", "shmem", "ramfs"):
-                    major, minor = (int(x) for x in parts[2].split(":"))
-                    out.add(f"{major:02x}:{minor:02x}")
-    except (OSError, ValueError, IndexError):
-        pass
     return out
 
 
