@@ -31,7 +31,7 @@ from typing import Any
 from .kernels import DEFAULT_KERNEL
 
 #: Counts priced per state (FRESH / REPEAT) -> price name.
-PRICED = {"pte_writes": "ns_per_pte", "refcount_ops": "ns_per_refcount_op",
+PRICED = {"pte_writes": "ns_per_pte", "set_ptes_calls": "ns_per_copy_call",
           "batch_scans": "ns_per_batch_scan", "pmd_copies": "ns_per_pmd"}
 #: Counts priced the same in both states -> price name (fitted on rebuilt layouts).
 SHARED = {"empty_reads": "ns_per_empty_slot", "page_tables": "ns_per_page_table",
@@ -58,7 +58,8 @@ def features(r: Any, wrprotected: int = 0) -> dict[str, int]:
     ops = r.ops
     child = r.child.mm
     tables = child.nr_ptes
-    return {"pte_writes": ops.get("pte_writes", 0), "refcount_ops": ops.get("refcount_ops", 0),
+    return {"pte_writes": ops.get("pte_writes", 0),
+            "set_ptes_calls": ops.get("set_ptes_calls", 0),
             "batch_scans": ops.get("batch_scans", 0), "pmd_copies": ops.get("pmd_copies", 0),
             "empty_reads": max(ops.get("pte_reads", 0) - ops.get("pte_writes", 0), 0),
             "page_tables": tables, "vmas": len(child.vmas),
@@ -140,14 +141,14 @@ class Obs:
 
 def observations(data: dict[str, Any] | None = None) -> list[Obs]:
     """Every stored measurement with the model's counts for it."""
-    from .realkernel.calibrate import load
+    from .realkernel.calibrate import load, pooled
     from .scenario import Scenario
     d = data or load()
     # pkmm.realkernel.timing maps each region between two PROT_NONE guard VMAs
     out = [Obs(lay, run["mode"], run["size_bytes"],
                {**(c := fork_counts(run["size_bytes"], lay, DEFAULT_KERNEL, run["mode"])),
                 "vmas": c["vmas"] + 2}, float(net), "folio")
-           for run in d["runs"] for lay, net in run["net_min_ns"].items()]
+           for run in pooled(d) for lay, net in run["net_min_ns"].items()]
     for lay in d.get("layouts", []):
         out.append(Obs(lay["name"], "replay", 0, scenario_counts(
             Scenario.from_dict(lay["obtained"])), float(lay["net_min_ns"]), "layout"))
@@ -296,10 +297,11 @@ def held_out(f: Fit | None = None) -> list[dict[str, Any]]:
 
 
 def stored_fork_seconds(size_bytes: int, folio: str, mode: str = "fresh") -> float | None:
-    """The stored real fork() time (net of the baseline, the minimum of interleaved runs)
-    for this size and layout, or None if it was not measured."""
-    from .realkernel.calibrate import load
-    for run in load()["runs"]:
+    """The stored real fork() time (net of the baseline, the minimum of interleaved runs
+    over every stored session) for this size and layout, or None if it was not
+    measured."""
+    from .realkernel.calibrate import load, pooled
+    for run in pooled(load()):
         if run["size_bytes"] == size_bytes and run["mode"] == mode and \
                 folio in run["net_min_ns"]:
             return float(run["net_min_ns"][folio]) / 1e9

@@ -81,10 +81,13 @@ def _mem_available() -> int | None:
     return None
 
 
-def fork_ns() -> int:
+def fork_ns(quiet: bool = True) -> int:
     """One fork() timed alone; the child exits at once.  Where allowed (root) the parent
     runs SCHED_FIFO for just that call, so the other users of a shared machine cannot
-    preempt it half-way (the measurement is then the fork's own work)."""
+    preempt it half-way; with ``quiet`` it first waits (up to half a second) until the other
+    CPUs are idle, so their memory traffic does not slow the copy (:func:`wait_quiet`)."""
+    if quiet:
+        wait_quiet()
     rt = _realtime(True)
     try:
         t0 = time.perf_counter_ns()
@@ -97,6 +100,37 @@ def fork_ns() -> int:
             _realtime(False)
     os.waitpid(pid, 0)
     return t1 - t0
+
+
+def _cpu_times() -> dict[str, tuple[int, int]]:
+    """Per CPU (busy, total) jiffies from /proc/stat; busy includes steal time."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                name, *v = line.split()
+                t = [int(x) for x in v[:8]]
+                out[name] = (t[0] + t[1] + t[2] + t[5] + t[6] + t[7], sum(t))
+    return out
+
+
+def wait_quiet(window: float = 0.04, busy: float = 0.15, timeout: float = 0.5) -> bool:
+    """Wait until every CPU but this one was less than ``busy`` busy over ``window``
+    seconds (or ``timeout`` passed); True if it got quiet."""
+    try:
+        me = f"cpu{int(open('/proc/self/stat').read().rsplit(')', 1)[1].split()[36])}"
+    except (OSError, ValueError, IndexError):
+        return False
+    deadline = time.monotonic() + timeout
+    while True:
+        a = _cpu_times()
+        time.sleep(window)
+        b = _cpu_times()
+        loads = [(b[c][0] - a[c][0]) / max(b[c][1] - a[c][1], 1) for c in b if c != me]
+        if not loads or max(loads) < busy:
+            return True
+        if time.monotonic() > deadline:
+            return False
 
 
 def _realtime(on: bool) -> bool:
