@@ -1,4 +1,4 @@
-"""Command line: ``python -m pkmm {realkernel,bench,quiz,snapshot,forksim} ...``.
+"""Command line: ``python -m pkmm {realkernel,bench,quiz,course,snapshot,forksim} ...``.
 
 Each subcommand lives in its own module and is imported only when asked for, so the
 model never pulls in what a subcommand needs.
@@ -13,6 +13,7 @@ SUBCOMMANDS = {
     "realkernel": ("pkmm.realkernel.cli", "check the model against the running Linux kernel"),
     "bench": ("pkmm.bench", "simulate fork of real-sized processes; cost model"),
     "quiz": ("pkmm.quiz", "OSTEP-style seeded fork questions (-c shows answers)"),
+    "course": ("pkmm.course", "write a ready-to-grade nbgrader (or --otter) course"),
     "snapshot": ("pkmm.realkernel.snapshot", "snapshot a running process into a scenario"),
     "forksim": ("pkmm.forksim", "fork a scenario or a live process under every variant"),
 }

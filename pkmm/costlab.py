@@ -14,6 +14,7 @@ from .costmodel import (
     FOLIOS,
     GIB,
     MODES,
+    PRICED,
     REQUIRED,
     Fit,
     fit,
@@ -24,7 +25,7 @@ from .costmodel import (
 )
 from .kernels import COW_KERNELS
 
-__all__ = ["QUESTIONS", "check", "fit", "fork_counts", "held_out", "ops_table", "plot_fit",
+__all__ = ["PRICED", "QUESTIONS", "check", "fit", "fork_counts", "held_out", "ops_table", "plot_fit",
            "plot_ops", "predict_seconds", "render_fit", "render_ops", "stored_fork_seconds"]
 
 
@@ -146,7 +147,13 @@ def plot_ops(rows: list[dict[str, Any]], key: str = "set_ptes_calls") -> Any:
     for i, k in enumerate(kernels):
         ys = [next(r.get(key, 0) for r in rows if r["kernel"] == k and r["folio"] == f)
               for f in folios]
-        ax.bar([j + i * w for j in range(len(folios))], [max(y, 0.5) for y in ys], w, label=k)
+        xs = [j + i * w for j in range(len(folios))]
+        # a log axis cannot draw 0: leave the bar out and write "0" where it would stand
+        ax.bar([x for x, y in zip(xs, ys, strict=True) if y > 0], [y for y in ys if y > 0], w,
+               label=k, color=f"C{i}")
+        for x, y in zip(xs, ys, strict=True):
+            if y == 0:
+                ax.annotate("0", (x, 1), ha="center", va="bottom", fontsize=7, color=f"C{i}")
     ax.set_xticks([j + 0.4 - w / 2 for j in range(len(folios))], folios)
     ax.set_yscale("log")
     ax.set_ylabel(key)
@@ -176,6 +183,6 @@ def plot_fit(f: Fit) -> Any:
     a1.set_ylabel("fork() ms, 1 GiB")
     a2.set_ylabel("speed-up vs 4K")
     a1.set_title("cost model vs this machine's stored timings")
-    a2.set_title("speed-up over 4K: saturates near 2x; PMD far beyond")
+    a2.set_title("speed-up over 4K pages")
     fig.tight_layout()
     return fig

@@ -152,7 +152,7 @@ def copy_nonpresent_pte(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int,
     Mirrors: mm/memory.c copy_nonpresent_pte(), v6.8 .. v6.17.
     Simplified: no device-private/-exclusive entries; swap_duplicate never needs a
     continuation page (so no -EIO).
-    Taught in: notebooks/05-shared-vs-private.ipynb
+    Taught in: notebooks/01-ptes-folios-vmas.ipynb
     """
     f = "copy_nonpresent_pte"
     src_mm, dst_mm = src_vma.vm_mm, dst_vma.vm_mm

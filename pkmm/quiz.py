@@ -15,10 +15,11 @@ import random
 from collections.abc import Sequence
 
 from .errors import LayoutError
-from .exercises.layout import LETTERS, describe, random_ptes, scenario
+from .exercises.layout import BASE, LETTERS, describe, random_ptes, scenario
 from .folio import Folio
 from .fork import ForkResult, fork
 from .kernels import DEFAULT_KERNEL, get_kernel
+from .pte import PAGE_SIZE
 from .scenario import Scenario
 
 CHILD_BITS = ("write", "dirty", "young", "soft_dirty", "uffd_wp")
@@ -60,7 +61,10 @@ def quiz_scenario(seed: int, nptes: int = 8) -> Scenario:
     if rng.random() < 0.3:
         e = rng.choice(ptes)
         pins.append({"folio": e["folio"], "page": e["page"]})
-    return scenario(f"quiz-{seed}", folios, ptes, pins=pins)
+    # The VMA covers every drawn PTE: runs end on folio boundaries and gaps add empty
+    # slots, so about n PTEs can reach past a fixed 64-page VMA.
+    span = (max(e["addr"] for e in ptes) - BASE) // PAGE_SIZE + 1
+    return scenario(f"quiz-{seed}", folios, ptes, pins=pins, npages=max(64, span))
 
 
 def questions(kernel: str) -> list[str]:

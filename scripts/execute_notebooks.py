@@ -2,7 +2,8 @@
 
 Outputs are kept (readers on a static page see the figures and tables); execution
 timestamps are not recorded, so a re-run changes a notebook only where its outputs change.
-Usage: .venv/bin/python scripts/execute_notebooks.py [NOTEBOOK ...]
+Usage: .venv/bin/python scripts/execute_notebooks.py [--metadata-only] [NOTEBOOK ...]
+(--metadata-only: only give every notebook JupyterLab's kernelspec; nothing is run.)
 """
 
 from __future__ import annotations
@@ -16,6 +17,17 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: What JupyterLab writes into a notebook it opens with ipykernel's `python3` kernel.  A
+#: notebook committed with anything else (nbclient writes "Python 3") is rewritten and
+#: marked unsaved the moment a learner opens it, so autosave changes the tracked file.
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+
+def set_kernelspec(nb: nbformat.NotebookNode) -> None:
+    """Give ``nb`` the kernelspec JupyterLab would write (see :data:`KERNELSPEC`)."""
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+
+
 def execute(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=False,
@@ -23,6 +35,7 @@ def execute(path: Path) -> None:
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
     _drop_default_placeholders(nb)
+    set_kernelspec(nb)
     nbformat.write(nb, path)
 
 
@@ -39,9 +52,18 @@ def _drop_default_placeholders(nb: nbformat.NotebookNode) -> None:
 
 
 def main(argv: list[str]) -> int:
+    metadata_only = "--metadata-only" in argv
+    argv = [a for a in argv if a != "--metadata-only"]
     paths = [Path(a) for a in argv] or sorted((ROOT / "notebooks").glob("*.ipynb")) + \
         sorted((ROOT / "notebooks" / "exercises").glob("*.ipynb"))
     for p in paths:
+        if metadata_only:
+            nb = nbformat.read(p, as_version=4)
+            if nb.metadata.get("kernelspec") != KERNELSPEC:
+                set_kernelspec(nb)
+                nbformat.write(nb, p)
+                print(f"kernelspec set in {p}")
+            continue
         print(f"executing {p.relative_to(ROOT) if p.is_absolute() else p}", flush=True)
         execute(p)
     return 0

@@ -18,7 +18,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parent.parent / "pkmm"
 CORE = ["errors", "trace", "pte", "pgtable", "folio", "machine", "vma", "mm", "rmap",
-        "context", "huge_memory", "gup", "memory", "fault", "mmap", "process", "fork",
+        "context", "huge_memory", "gup", "memory", "fault", "mmap", "builders", "process", "fork",
         "scenario", "invariants", "replay"]
 CORE_FILES = [PKG / f"{m}.py" for m in CORE] + sorted((PKG / "kernels").glob("*.py"))
 # pkmm/realkernel/timing.py still borrows three private helpers of probe.py (the live-kernel

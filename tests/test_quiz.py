@@ -72,6 +72,20 @@ def test_ptes_option(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(quiz_scenario(2, 20).ptes) >= 20
 
 
+@pytest.mark.parametrize("n", [1, 56, 60, 63, 64])
+@pytest.mark.parametrize("seed", range(10))
+def test_every_documented_ptes_value_runs(capsys: pytest.CaptureFixture[str], n: int,
+                                          seed: int) -> None:
+    """-n is documented as 1..64: every value in range must lay out and fork (n = 64
+    once drew PTEs past a fixed 64-page VMA and died with a ScenarioError)."""
+    out = run(capsys, "-s", str(seed), "-n", str(n), "-c")
+    s = quiz_scenario(seed, n)
+    assert len(s.ptes) >= n
+    vma = s.vmas[0]
+    assert all(vma["start"] <= e["addr"] < vma["start"] + vma["npages"] * 4096 for e in s.ptes)
+    assert "A4. " in out
+
+
 @pytest.mark.parametrize("argv,msg", [
     (["-k", "v7"], "kernel='v7' is not a pkmm kernel; choose one of"),
     (["-s", "x"], "invalid int value"),

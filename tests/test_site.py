@@ -1,5 +1,6 @@
-"""The static site (`python -m pkmm.site`, `make site`): every notebook gets a page that shows
-its figures and widget fallbacks without any script from the network, plus an index.
+"""The static sites (`tools/static_site.py`, `./dev site`): every notebook gets a page that shows
+its figures and widget fallbacks without any script from the network, plus an index; the
+student site shows no key and no hidden or remove-cell cell, the instructor site adds the keys.
 
 Two levels: a hand-built executed notebook pins down the rendering rules (fast, no kernel,
 no network allowed), and the project's own notebooks are built and checked output by output
@@ -17,9 +18,8 @@ from typing import Any
 
 import nbformat
 import pytest
+import static_site as site
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
-
-from pkmm import site
 
 REPO = Path(__file__).resolve().parent.parent
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -140,6 +140,36 @@ def test_site_rules_on_a_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert 'href="../index.html"' in (tmp_path / "out/exercises/ex1-batches.html").read_text()
 
 
+def test_student_site_hides_keys_and_hidden_cells(tmp_path: Path) -> None:
+    nb = new_notebook(cells=[
+        new_markdown_cell("# Exercise: `folio_pte_batch` sizes"),
+        new_code_cell("print('PROBLEM-TEXT')", execution_count=1, outputs=[
+            new_output("stream", name="stdout", text="PROBLEM-TEXT\n")]),
+        new_code_cell("assert 'PINNED-CLAIM'", execution_count=2,
+                      metadata={"tags": ["remove-cell"],
+                                "jupyter": {"source_hidden": True, "outputs_hidden": True}}),
+        new_code_cell("### BEGIN HIDDEN TESTS\nassert 'HIDDEN-TEST'\n### END HIDDEN TESTS",
+                      execution_count=3),
+        new_code_cell("grade('GRADE-CELL')", execution_count=4,
+                      metadata={"nbgrader": {"grade": True, "points": 4}}),
+    ])
+    (tmp_path / "nb").mkdir()
+    nbformat.write(nb, tmp_path / "nb" / "ex.ipynb")
+    text = {}
+    for audience in site.AUDIENCES:
+        (page,) = site.build_site(tmp_path / "nb", tmp_path / audience, execute_mode="never",
+                                  audience=audience)
+        assert page.title == "Exercise: folio_pte_batch sizes"   # underscores kept
+        text[audience] = _visible_text((tmp_path / audience / "ex.html").read_text())
+    for audience in site.AUDIENCES:
+        assert "PROBLEM-TEXT" in text[audience]
+        assert "PINNED-CLAIM" not in text[audience]       # remove-cell: neither site
+    assert "HIDDEN-TEST" not in text["student"] and "GRADE-CELL" not in text["student"]
+    assert "HIDDEN-TEST" in text["instructor"] and "GRADE-CELL" in text["instructor"]
+    with pytest.raises(site.SiteError, match="audience='teacher'"):
+        site.prepare(nb, "teacher")
+
+
 def test_site_main_rebuilds_its_own_dir_only(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     _fixture_notebooks(tmp_path / "nb")
@@ -147,12 +177,15 @@ def test_site_main_rebuilds_its_own_dir_only(tmp_path: Path,
             "--execute", "never"]
     assert site.main(args) == 0
     assert site.main(args) == 0  # a rebuild replaces the previous site
-    assert "index of 3 page(s)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "student index of 3 page(s)" in out and "instructor index of 3 page(s)" in out
+    assert (tmp_path / "out-instructor" / "index.html").is_file()
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    assert site.main(args[:2] + ["--out", str(foreign), "--execute", "never"]) == 1
-    assert "was not built by pkmm.site" in capsys.readouterr().err
+    assert site.main(args[:2] + ["--out", str(foreign), "--execute", "never",
+                                 "--only", "student"]) == 1
+    assert "was not built by tools/static_site.py" in capsys.readouterr().err
     assert (foreign / "notes.txt").read_text() == "keep me"
 
 
@@ -171,6 +204,30 @@ def _expected_outputs(nb: Any) -> tuple[list[str], list[str]]:
 
 @pytest.mark.skipif(not site.find_notebooks(REPO / "notebooks"),
                     reason="no notebooks/*.ipynb yet")
+def test_project_exercises_show_keys_on_the_instructor_site_only(tmp_path: Path) -> None:
+    import pkmm.exercises as X
+
+    for audience in site.AUDIENCES:
+        site.build_site(REPO / "notebooks", tmp_path / audience, audience=audience)
+    exercises = sorted((REPO / "notebooks" / "exercises").glob("*.ipynb"))
+    assert len(exercises) == len(X.EXERCISES)
+    for src in exercises:
+        nb = nbformat.read(src, as_version=4)
+        problem = next(c.source for c in nb.cells if "pkmm.exercises.make(" in c.source)
+        scope: dict[str, Any] = {}
+        exec(problem.replace("print(ex)", ""), scope)   # the page's own problem
+        key = f"ANSWER = {scope['ex'].solve()!r}"
+        page = f"exercises/{src.stem}.html"
+        student = _visible_text((tmp_path / "student" / page).read_text())
+        instructor = _visible_text((tmp_path / "instructor" / page).read_text())
+        assert _visible_text(f"<p>{key}</p>") in instructor, f"{page}: no key for instructors"
+        assert _visible_text(f"<p>{key}</p>") not in student, f"{page}: key on the student site"
+        assert "score 1.00 / 1.00" not in student and "key = ex.solve()" not in student
+        assert "No answer yet" in student   # the check speaks only once an answer is given
+
+
+@pytest.mark.skipif(not site.find_notebooks(REPO / "notebooks"),
+                    reason="no notebooks/*.ipynb yet")
 def test_site_for_project_notebooks(tmp_path: Path) -> None:
     pages = site.build_site(REPO / "notebooks", tmp_path)
     sources = site.find_notebooks(REPO / "notebooks")
@@ -182,7 +239,7 @@ def test_site_for_project_notebooks(tmp_path: Path) -> None:
         assert page.title in index, f"index lacks the title of {page.source.name}"
         stored = nbformat.read(page.source, as_version=4)
         # Check against the committed outputs when there are any (independent of
-        # pkmm.site), else against the outputs the build produced.
+        # tools/static_site.py), else against the outputs the build produced.
         nb = page.notebook if site.needs_execution(stored) else stored
         pngs, tables = _expected_outputs(nb)
         shown = set(_tags(text).img_src)
@@ -190,6 +247,34 @@ def test_site_for_project_notebooks(tmp_path: Path) -> None:
             assert f"data:image/png;base64,{png}" in shown, f"{page.href}: a figure is missing"
         for table in tables:
             assert _visible_text(table) in _visible_text(text), f"{page.href}: a table is missing"
+        for href in _tags(text).hrefs:     # every link between pages lands somewhere real
+            if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*:|#|$", href):
+                continue
+            path, _, anchor = href.partition("#")
+            target = (tmp_path / page.href).parent / path
+            assert target.is_file(), f"{page.href}: link {href} opens no page"
+            if anchor:
+                assert f'id="{anchor}"' in target.read_text(), \
+                    f"{page.href}: link {href} names no place on its page"
         assert page.widgets_without_fallback == 0, (
             f"{page.source.name}: {page.widgets_without_fallback} widget(s) show nothing "
             f"without a live kernel; give them a text/html fallback")
+
+
+def test_links_between_notebooks_open_pages(tmp_path: Path) -> None:
+    """A learner clicking a glossary link on the static site lands on the entry itself: a
+    relative ``X.ipynb#id`` link becomes ``X.html#id``, the page exists and has the id."""
+    nbs = tmp_path / "nbs"
+    (nbs / "exercises").mkdir(parents=True)
+    gloss = new_notebook(cells=[new_markdown_cell('# Glossary\n<a id="folio"></a>**folio**')])
+    lesson = new_notebook(cells=[new_markdown_cell(
+        "# Lesson\nA [folio](glossary.ipynb#folio), the [lab](https://example.org/x.ipynb).")])
+    ex = new_notebook(cells=[new_markdown_cell("# Ex\nSee [the glossary](../glossary.ipynb).")])
+    for name, nb in (("glossary", gloss), ("01-lesson", lesson), ("exercises/e", ex)):
+        nbformat.write(nb, nbs / f"{name}.ipynb")
+    out = tmp_path / "site"
+    site.build_site(nbs, out, execute_mode="never")
+    hrefs = _tags((out / "01-lesson.html").read_text()).hrefs
+    assert "glossary.html#folio" in hrefs and "https://example.org/x.ipynb" in hrefs
+    assert "../glossary.html" in _tags((out / "exercises/e.html").read_text()).hrefs
+    assert 'id="folio"' in (out / "glossary.html").read_text()

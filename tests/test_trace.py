@@ -41,3 +41,23 @@ def test_eager_copy_allocation_failure_fails_fork_without_leaks(thp: bool) -> No
     assert e.value.trace is not None and e.value.trace.filter(rule="alloc-failed")
     assert set(p.machine.folios) == folios and p.machine.mms == [p.mm]
     pkmm.check_invariants(p)
+
+
+@pytest.mark.parametrize("kernel", pkmm.KERNELS)
+def test_child_pte_reason_names_a_cleared_bit_only_when_there_was_one(kernel: str) -> None:
+    """A learner reading the trace must not be told a bit was cleared that was never set:
+    the child-PTE event names uffd-wp / soft-dirty only if the parent PTE carried it."""
+    def child_pte_reasons(**bits: bool) -> list[str]:
+        p = pkmm.Process(kernel)
+        p.mmap(0x200000, 4, uffd_wp=bits.get("uffd_wp", False))
+        p.map(0x200000, p.alloc_folio(2), **bits)
+        r = pkmm.fork(p, kernel)
+        return [e.reason for e in r.trace if e.rule in ("set-pte", "set-ptes")]
+
+    plain = child_pte_reasons()
+    if not plain:   # eager-copy copies every private page: no shared child PTE to write
+        return
+    assert not any("uffd-wp" in why or "soft-dirty cleared" in why for why in plain)
+    marked = child_pte_reasons(uffd_wp=True, soft_dirty=True)
+    # the child of a uffd-wp VMA without EVENT_FORK is not registered: its bit is cleared
+    assert all("uffd-wp cleared" in why for why in marked)

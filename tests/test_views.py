@@ -1,11 +1,16 @@
-"""Widget logic without a browser: construct, click, assert the rendered HTML."""
+"""Widget logic without a browser: send what the front end would send, check the model,
+the picture, the controls (rollback after a refusal) and the static fallback."""
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import pytest
 
-pytest.importorskip("ipywidgets")
+pytest.importorskip("anywidget")
 
+from pkmm import LayoutError  # noqa: E402
 from pkmm.scenario import Scenario  # noqa: E402
 from pkmm.views import (  # noqa: E402
     AfterForkPlayground,
@@ -14,6 +19,8 @@ from pkmm.views import (  # noqa: E402
     LayoutBuilder,
     VersionCompare,
     compare_forks,
+    process_html,
+    steps_table,
 )
 
 T06 = {"vmas": [{"start": "0x200000", "npages": 4}], "folios": {"F": {"order": 2}},
@@ -23,69 +30,139 @@ PIN = {"vmas": [{"start": 0, "npages": 1}], "folios": {"P": {"order": 0}},
        "ptes": [{"addr": 0, "folio": "P"}], "pins": [{"folio": "P"}]}
 
 
-def test_builder_toggle_changes_grid_text() -> None:
+def send(w: Any, **msg: Any) -> None:
+    """What widget.js sends: {type: control|click|key|tick, ...}."""
+    w._on_msg(w, msg, [])
+
+
+def control(w: Any, cid: str) -> dict[str, Any]:
+    return next(c for row in w.controls for c in row if c["id"] == cid)
+
+
+def bundle(w: Any) -> dict[str, Any]:
+    b = w._repr_mimebundle_()
+    return b[0] if isinstance(b, tuple) else b
+
+
+def test_builder_click_a_pte_with_a_tool() -> None:
     b = LayoutBuilder(npages=8, orders=(2,))
-    before = b._grid.value
-    assert "pkmm-pte-grid" in before and "W D A" in before
-    b._toggles[0].click()                      # the first .pkmm-toggle-bit: W on PTE #0
-    assert b._grid.value != before and b.error == ""
-    assert b.scenario.ptes[0]["write"] is False
-    assert all("pkmm-toggle-bit" in t._dom_classes for t in b._toggles)
-    assert {"pkmm-widget", "pkmm-layout-builder"} <= set(b._dom_classes)
+    assert 'data-pk-click="pte:0:0:3"' in b.svg and "pkmm-pte-grid" in b.svg
+    before = b.svg
+    send(b, type="control", id="tool", value="dirty")
+    send(b, type="click", token="pte:0:0:3")
+    assert b.error == "" and b.slot == 3 and b.model.slots[3]["dirty"] is False
+    assert b.svg != before and control(b, "dirty")["pressed"] is False
+    send(b, type="control", id="tool", value="pin")
+    send(b, type="click", token="pte:0:0:1")
+    assert b.model.pins == [("F0", 1)] and "PIN" in b.svg
+    assert {"pkmm-layout-builder"} <= set(b._dom_classes)
 
 
-def test_builder_bad_input_shows_error_not_traceback() -> None:
+def test_builder_refusals_are_rolled_back_and_phrased_for_the_widget() -> None:
+    b = LayoutBuilder(npages=16, orders=(3, 2))
+    send(b, type="control", id="npages", value=8)          # slot 11 is mapped
+    assert "12 is mapped" not in b.error and "PTE #11 is mapped" in b.error
+    assert control(b, "npages")["value"] == 16 and b.model.npages == 16   # rolled back
+    send(b, type="control", id="kind", value="private file + anon_vma (one COWed page)")
+    assert "cannot hold this layout" in b.error and control(b, "kind")["value"] == \
+        "private anon"
+    send(b, type="control", id="uffd_wp", value=True)      # PTE #0 is writable
+    assert "toggle W off first" in b.error and "pass write=False" not in b.error
+    assert not b.do("toggle", 99, "write") and "outside this 16-slot VMA" in b.error
+    send(b, type="control", id="slot", value=40)
+    assert control(b, "slot")["value"] == 0 and "outside" in b.error
+    send(b, type="control", id="slot", value="abc")
+    assert "not a whole number" in b.error
+
+
+def test_builder_api_the_notebooks_use() -> None:
     b = LayoutBuilder(npages=8, orders=(2,))
-    b._slot.value = 6
-    b._toggles[1].click()                      # empty slot
-    assert "slot 6 is empty" in b.error and "pkmm-error" in b.error
-    assert not b.do("map", "F0", 0)            # already mapped
-    assert "already mapped" in b.error
-    b.do("toggle", 0, "protnone")              # PN on a writable PTE: the model refuses
-    assert "never writable" in b.error
-    assert b.scenario.ptes[0]["protnone"] is False  # refused change rolled back
-
-
-def test_builder_patterns_and_pins() -> None:
-    b = LayoutBuilder(npages=8)
-    b.do("add_folio", 2)
-    b.do("add_folio", 2)
-    assert b.do("map", "F0", 0, "across two folios")
-    assert [(e["folio"], e["page"]) for e in b.scenario.ptes] == [
-        ("F0", 2), ("F0", 3), ("F1", 0), ("F1", 1)]
-    assert b.do("pin", "F0", 2) and "anon  pin" in b._grid.value
-    assert "shuffled" in b._pattern.options
+    assert b.do("add_folio", 4) and not b.do("map", "F1", 4)
+    assert "do not fit" in b.error
+    assert b.do("toggle", 0, "dirty") and "pkmm-pte-grid" in b.static_html()
+    assert b.scenario.ptes[0]["dirty"] is False
     assert repr(b) == ("LayoutBuilder(kind='private anon', slots=8, folios=2, mapped=4, "
-                       "pins=1)")
-    bundle = b._repr_mimebundle_()
-    assert "pkmm-pte-grid" in bundle["text/html"] and bundle["text/plain"] == repr(b)
+                       "pins=0)")
+    data = bundle(b)
+    assert data["text/plain"] == repr(b) and "<svg" in data["text/html"]
+    assert data["image/svg+xml"].startswith("<svg")
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert not b.do("_transaction") and not b.do("scenario")
 
 
-def test_builder_private_file_with_anon_vma() -> None:
-    b = LayoutBuilder(npages=4, kind="private file + anon_vma (one COWed page)", orders=(1,))
-    assert "COW:0" in b._grid.value
-    assert not b.do("set_npages", 1)
+@pytest.mark.parametrize("kwargs", [
+    {"npages": 0}, {"npages": "16"}, {"kind": "weird"}, {"orders": 4}, {"orders": ("a",)},
+    {"pattern": "zigzag"}, {"orders": (10,)},
+])
+def test_builder_constructor_rejects_bad_arguments(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(LayoutError):
+        LayoutBuilder(**kwargs)
 
 
-def test_stepper_steps_and_panel() -> None:
+def test_stepper_steps_calls_keys_and_play() -> None:
     s = ForkStepper(Scenario.from_dict(T06), kernel="v6.9")
-    assert {"pkmm-widget", "pkmm-fork-stepper"} <= set(s._dom_classes)
-    assert "pkmm-step-next" in s._next._dom_classes
-    first = s.panel
-    assert "pkmm-stepper-panel" in first and "Before fork" in first
-    s._next.click()
-    assert s.index == 1 and s.panel != first and "vma_needs_copy" in s.panel
+    assert "pkmm-fork-stepper" in s._dom_classes and s.panel_css == "pkmm-stepper-panel"
+    assert "Before fork" in s.words and control(s, "prev")["disabled"] is True
+    send(s, type="control", id="next")
+    assert s.index == 1 and "vma_needs_copy" in s.words
+    send(s, type="control", id="next_call")
+    assert "stop:" in " ".join(e.rule for e in s.frames.events[:s.index])
     stops = [k for k, e in enumerate(s.frames.events, 1) if e.rule.startswith("stop:")]
     s.go(stops[0])
-    assert "next PTE differs in the dirty bit" in s.panel
-    assert s._tables.value.count("cur") >= 2          # batch outlined in both tables
-    s.go(len(s.frames))
-    assert s.index == len(s.frames) - 1 and "F:3" in s._tables.value.split("child")[-1]
-    s._prev.click()
-    assert s.index == len(s.frames) - 2
+    assert "next PTE differs in the dirty bit" in s.words
+    assert s.svg.count('stroke-width="3"') >= 2              # cursor in both tables
+    send(s, type="key", key="ArrowLeft")
+    assert s.index == stops[0] - 1
+    send(s, type="control", id="play")
+    assert s.playing
+    for _ in range(len(s.frames)):
+        send(s, type="tick")
+    assert not s.playing and s.index == len(s.frames) - 1
     s.set_kernel("v6.8")
     assert s.index == 0 and repr(s).startswith("ForkStepper(scenario, kernel=v6.8")
-    assert "batches [1, 1, 1, 1]" in s._repr_mimebundle_()["text/html"]
+
+
+def test_stepper_static_fallback_is_a_filmstrip_of_key_frames() -> None:
+    s = ForkStepper(Scenario.from_dict(T06), kernel="v6.9")
+    html = bundle(s)["text/html"]
+    keys = s.frames.key_frames()
+    assert len(keys) >= 3 and keys[0] == 0 and keys[-1] == len(s.frames) - 1
+    for k in keys:
+        assert f"step {k}/{len(s.frames) - 1}" in html
+    assert html != s.svg
+
+
+def test_stepper_follows_its_builder_and_says_so() -> None:
+    b = LayoutBuilder(npages=8, orders=(2,))
+    s = ForkStepper(b, kernel="v6.9")
+    assert s.frames.result.batches == [4]
+    s.go(3)
+    b.do("toggle", 2, "dirty")
+    assert s.frames.result.batches == [2, 1, 1] and s.index == 0   # D differs at #2, #3
+    assert "layout above changed" in s.words
+
+
+def test_stepper_refused_kernel_keeps_the_old_choice() -> None:
+    s = ForkStepper(T06, kernel="v6.9")
+    send(s, type="control", id="kernel", value="v7")
+    assert "not a pkmm kernel" in s.error and control(s, "kernel")["value"] == "v6.9"
+    with pytest.raises(LayoutError):
+        ForkStepper(T06, kernel="v7")
+    with pytest.raises(LayoutError):
+        ForkStepper(T06, without={"nope"})
+    with pytest.raises(LayoutError):
+        ForkStepper(42)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ForkStepper(T06, without=5), lambda: ForkStepper(T06, kernel=None),
+    lambda: AfterForkPlayground(T06, without=[1]), lambda: AfterForkPlayground(object()),
+    lambda: VersionCompare(object()), lambda: VersionCompare(T06, without="nope"),
+    lambda: LayoutBuilder(npages=True), lambda: LayoutBuilder(orders=[1.5]),
+])
+def test_widget_constructors_raise_pkmm_errors(make: Any) -> None:
+    with pytest.raises(LayoutError):
+        make()
 
 
 def test_frames_counters_follow_the_model() -> None:
@@ -93,61 +170,102 @@ def test_frames_counters_follow_the_model() -> None:
     s0, s1 = ff.snapshot(0), ff.snapshot(len(ff) - 1)
     assert s0.refcount == {"F": 4} and s1.refcount == {"F": 8}
     assert s0.pages[("F", 0)] == (1, True) and s1.pages[("F", 0)] == (2, False)
-    assert s0.rss["MM_ANONPAGES"] == 0 and s1.rss["MM_ANONPAGES"] == 4
     assert [c.bits for c in s1.parent] == ["D A", "D A", "A", "A"]
-    assert [c.label for c in s0.child] == ["--"] * 4
 
 
-def test_compare_highlights_differences() -> None:
+def test_compare_marks_only_the_side_that_differs() -> None:
     c = compare_forks(T06, "batch-v3", "v6.9")
-    assert (c.result_a.batches, c.result_b.batches) == ([4], [2, 2])
-    assert c.differing_slots == {2, 3}
+    assert c.differing == {("child", 2), ("child", 3)}
     v = VersionCompare(T06)
-    assert "diff" in v._view.value and repr(v) == ("VersionCompare(scenario, batch-v3 vs v6.9, "
-                                                    "diffs=2)")
-    v._b.value = "batch-v3"
-    assert "No difference" in v._view.value
+    assert "child table" in v.panel[0][1] and "parent" not in v.panel[0][1]
+    parent_row = v.svg.split(">parent<")[1].split(">child<")[0]
+    assert "≠" not in parent_row and "≠" in v.svg
+    send(v, type="control", id="b", value="batch-v3")
+    assert "No difference" in v.svg and v.b == "batch-v3"
+    send(v, type="control", id="a", value="v9")
+    assert v.a == "batch-v3" and control(v, "a")["value"] == "batch-v3" and v.error
+    with pytest.raises(LayoutError):
+        VersionCompare(T06, "v6.9", "nope")
 
 
-def test_playground_dma_and_ablation() -> None:
+def test_playground_dma_and_ablation_take_effect_at_once() -> None:
     pg = AfterForkPlayground(PIN, kernel="v6.9")
     pg.act("parent", "write", 0, 5)
     pg.act("parent", "DMA write (device)", 0, 9)
     pg.act("parent", "read", 0)
     assert pg.model.log[-1] == "parent read slot 0 -> 9: no fault"
-    pg._ablate[0].value = True                 # "cow-wrprotect"
-    pg._ablate[1].value = True                 # "pinned-copy"
-    pg._reset.click()
-    assert pg.model.without == {"cow-wrprotect", "pinned-copy"}
+    assert any("no page fault" in t for _, t in pg.panel)
+    send(pg, type="control", id="without:pinned-copy", value=True)
+    assert pg.model.without == {"pinned-copy"} and "Forked again" in pg.panel[0][1]
+    pg.act("parent", "write", 0, 5)
+    pg.act("parent", "DMA write (device)", 0, 9)
+    pg.act("parent", "read", 0)
+    assert pg.model.log[-1] == "parent read slot 0 -> 5: no fault"   # the write is lost
+    send(pg, type="control", id="kernel", value="v6.17")
+    assert pg.model.kernel == "v6.17" and pg.model.log == []
+
+
+def test_playground_errors_in_widget_words() -> None:
+    pg = AfterForkPlayground(PIN, kernel="v6.9")
     pg.act("child", "write", 3, 1)
-    assert "no VMA there" in pg.error
+    assert "no VMA there" in pg.error and "in the child" in pg.error
+    assert not pg.act("parent", "read", 0, -7) and "0..9007199254740991" in pg.error
     pg.act("child", "exit", 0)
-    assert "(exited)" in pg._view.value and "pkmm-cell" in pg.static_html()
+    pg.act("parent", "exit", 0)
+    pg.act("parent", "DMA write (device)", 0, 1)
+    assert "pinned page is gone" in pg.error and "pass a live folio" not in pg.error
+    send(pg, type="click", token="pte:1:0:0")
+    assert pg.who == "child"
+    with pytest.raises(LayoutError):
+        AfterForkPlayground(PIN, kernel="v5")
+
+
+def test_static_helpers_are_pictures() -> None:
+    p, folios = Scenario.from_dict(T06).build()
+    pic = process_html(p, folios)
+    assert pic.kind == "memory-map" and "F anon order 2" in pic.svg
+    import pkmm
+    t = steps_table(pkmm.fork(p, kernel="v6.9"))
+    assert "batches [2, 2]" in t._repr_html_() and "batches [2, 2]" in repr(t)
 
 
 @pytest.mark.parametrize("kernel", ["v6.8", "v6.17"])
-def test_512_pte_layout_renders_every_slot(kernel: str) -> None:
+def test_512_pte_layout_renders_compactly(kernel: str) -> None:
     # the redraw *time* is measured by scripts/redraw_bench.py, not asserted here
     b = LayoutBuilder(npages=512, orders=(9,))
     s = ForkStepper(b, kernel=kernel)
-    assert b._grid.value.count('class="pkmm-cell') == 512
-    s.go(len(s.frames) - 1)
-    assert "pkmm-stepper-panel" in s.panel and s.panel.count("<tr") >= 2
+    assert "#0-511" in b.svg
+    s.go(len(s.frames) // 2)
+    assert "step " in s.words and len(s.svg) < 50_000
 
 
-def test_builder_buttons_work_with_their_default_choices() -> None:
-    # what a learner (and the browser test) does: click without touching the dropdowns
-    b = LayoutBuilder(npages=16, orders=(3, 2, 0))
-    assert b._folio.value == "F0"
-    before = b._grid.value
-    b._pin.click()                                  # pins the page at PTE #0
-    assert b.error == "" and "PIN" in b._grid.value and b._grid.value != before
-    assert b.model.pins == [("F0", 0)]
-    b._slot.value = 15
-    b._pin.click()
-    assert "PTE #15 is empty" in b.error
-    b._add.click()                                  # the new folio becomes the choice
-    assert b._folio.value == "F3"
-    b._slot.value = 0
-    b._toggles[0].click()
+def test_fragmented_512_pte_layout_stays_small() -> None:
+    # every other PTE clean: a run per PTE; the pictures bin them (size, not time)
+    b = LayoutBuilder(npages=512, orders=(9,))
+    for slot in range(0, 50, 2):
+        b.model.toggle(slot, "dirty")
+    b.refresh()
+    assert "mixed: 16 runs" in b.svg and len(b.svg) < 50_000
+    alternating = {"vmas": [{"start": "0x200000", "npages": 512}],
+                   "folios": {"F": {"order": 9}},
+                   "ptes": [{"addr": 0x200000 + i * 4096, "folio": "F", "page": i, "nr": 1,
+                             "dirty": i % 2 == 0} for i in range(512)]}
+    s = ForkStepper(alternating, kernel="v6.9")
+    s.go(len(s.frames) // 2)
+    assert "mixed" in s.svg and len(s.svg) < 50_000
+
+
+def test_pictures_are_laid_out_for_the_width_the_front_end_reports() -> None:
+    b = LayoutBuilder(npages=16, orders=(4,))
+    wide = b.svg
+    assert 'viewBox="0 0 952 ' in wide
+    send(b, type="width", value=600)
+    assert b.width == 600 and 'viewBox="0 0 600 ' in b.svg
+    # 16 cells no longer fit one row at 600 px: PTE numbers on more rows, same text size
+    slot_text = re.compile(r'<text x="[\d.]+" y="([\d.]+)" class="pk-t2"[^>]*>#\d+<')
+    assert len(slot_text.findall(b.svg)) == len(slot_text.findall(wide)) == 16
+    assert len(set(slot_text.findall(b.svg))) > len(set(slot_text.findall(wide)))
     assert b.error == ""
+    with pytest.raises(LayoutError):
+        from pkmm.views import memory_map
+        memory_map(T06, width="wide")

@@ -17,13 +17,14 @@ Taught in: notebooks/exercises/README.md
 from __future__ import annotations
 
 from ..errors import LayoutError
-from .base import COW_KERNELS, Exercise, Result, seed_for
+from .base import COW_KERNELS, Exercise, KeyRefused, Result, seed_for
 from .batches import BatchSizes
 from .bits import ChildBits
 from .cost import ForkCost
 from .counts import Refcounts
 from .cow import CowAfterFork
 from .pins import PinCopies
+from .student import for_student, grade, points, seed_for_student, student_identity
 
 #: Every exercise by name, in the order of the notebooks (a) .. (f).
 EXERCISES: dict[str, type[Exercise]] = {
@@ -45,4 +46,6 @@ def make(name: str, seed: int, kernel: str | None = None) -> Exercise:
 
 
 __all__ = ["COW_KERNELS", "EXERCISES", "BatchSizes", "ChildBits", "CowAfterFork",
-           "Exercise", "ForkCost", "PinCopies", "Refcounts", "Result", "make", "seed_for"]
+           "Exercise", "ForkCost", "KeyRefused", "PinCopies", "Refcounts", "Result",
+           "for_student", "grade", "make", "points", "seed_for", "seed_for_student",
+           "student_identity"]

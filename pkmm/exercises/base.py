@@ -13,18 +13,55 @@ Taught in: notebooks/exercises/README.md
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..errors import LayoutError
+from ..errors import LayoutError, PkmmError
 from ..folio import Folio
 from ..kernels import COW_KERNELS
 from ..process import Process
 from ..scenario import Scenario
 from .layout import describe, per_slot
+
+#: Set (by pkmm.exercises.for_student) in a kernel running a graded course notebook.
+GRADED_ENV = "PKMM_GRADED_NOTEBOOK"
+
+
+class KeyRefused(PkmmError, RuntimeError):
+    """The answer key was asked for in a graded course notebook."""
+
+
+def _refusing(solve: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``solve`` that refuses in a graded kernel unless its own ``check`` is running."""
+    @functools.wraps(solve)
+    def guarded(self: Exercise) -> Any:
+        if os.environ.get(GRADED_ENV) and not self._checking:
+            raise KeyRefused(
+                "the answer key is not available in a graded course notebook: predict the "
+                "answer, write it into ANSWER, and run the check cell (ex.check(ANSWER)) to "
+                "see your score and the rules behind it")
+        return solve(self)
+    return guarded
+
+
+def _checking(check: Callable[[Any, Any], Result]) -> Callable[[Any, Any], Result]:
+    """``check`` that answers "no answer yet" for None and may consult the key."""
+    @functools.wraps(check)
+    def checked(self: Exercise, answer: Any) -> Result:
+        if answer is None or answer is Ellipsis:
+            return Result(0.0, 1.0, "No answer yet: set ANSWER to your prediction (expected "
+                          f"{self.answer_format}) and run this cell again.")
+        self._checking += 1
+        try:
+            return check(self, answer)
+        finally:
+            self._checking -= 1
+    return checked
 
 
 @dataclass(frozen=True)
@@ -92,6 +129,18 @@ class Exercise:
     kernels: ClassVar[tuple[str, ...]] = COW_KERNELS   # the versions it accepts
     draw: ClassVar[tuple[str, ...]] = ()   # drawn from when none is given (default: kernels)
     answer_format: ClassVar[str] = ""
+    #: (who, where the identity came from) for a course notebook's problem, else None.
+    student: tuple[str, str] | None = None
+    _checking = 0   # > 0 while check() runs: it may compute the key in a graded kernel
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Every exercise's solve() refuses in a graded kernel, and every check() answers
+        # None with "no answer yet", without each subclass repeating it.
+        super().__init_subclass__(**kwargs)
+        if "solve" in cls.__dict__:
+            cls.solve = _refusing(cls.__dict__["solve"])  # type: ignore[method-assign]
+        if "check" in cls.__dict__:
+            cls.check = _checking(cls.__dict__["check"])  # type: ignore[method-assign]
 
     def __init__(self, seed: int, kernel: str | None = None) -> None:
         if not isinstance(seed, int) or isinstance(seed, bool):
@@ -149,8 +198,11 @@ class Exercise:
 
     def show(self) -> str:
         """The whole problem as text: arguments, layout table, question, answer format."""
-        head = [f"EXERCISE {self.name}: {self.title}",
-                f"ARG seed {self.seed}", f"ARG kernel {self.kernel}", ""]
+        head = [f"EXERCISE {self.name}: {self.title}"]
+        if self.student is not None:
+            who, how = self.student
+            head.append(f"ARG student {who or '(none)'}  ({how})")
+        head += [f"ARG seed {self.seed}", f"ARG kernel {self.kernel}", ""]
         return "\n".join(head + [describe(self.scenario), "", self.question(), "",
                                  "Answer format: " + self.answer_format])
 

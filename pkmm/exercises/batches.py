@@ -1,7 +1,9 @@
 """Exercise (a): the batch sizes fork's present-PTE copy returns for a layout.
 
 Simulator concept; the answer comes from :func:`pkmm.fork` (``ForkResult.batches``).
-Rules: spec §5.2-§5.4 and §10 rows 1-4 (what breaks a batch in each version).
+Rules: what ends a batch in each version's batch function (mm/memory.c
+copy_present_ptes(), mm/internal.h folio_pte_batch(); the seed patch's
+folio_nr_pages_cont_mapped()); the verdict words come from the model's own stop reasons.
 Taught in: notebooks/exercises/a-batch-sizes.ipynb
 """
 
@@ -15,7 +17,7 @@ from ..kernels import BATCHING_KERNELS, get_kernel
 from ..scenario import Scenario
 from .base import Exercise, Result, index_of, ptes_of
 from .layout import BITS, random_ptes, scenario
-from .rules import continues_batch, starts_batch
+from .rules import continues_batch, no_batching, starts_batch
 
 _SINGLE = ("small-folio", "no-page")
 
@@ -86,24 +88,29 @@ class BatchSizes(Exercise):
         want = self.solve()
         got = [int(b) for b in answer]
         if got == want:
-            return Result(1.0, 1.0, f"correct: {self.kernel} returns {want}")
+            return Result(1.0, 1.0, f"Correct: under {self.kernel} the calls return {want}.")
         why, entries = self._reasons()
-        vma = self.scenario.vmas[0]
         ws, gs = starts(want), starts(got)
         score = len(ws & gs) / len(ws | gs)
         notes = []
         if sum(got) != sum(want):
-            notes.append(f"your batches cover {sum(got)} PTEs; the layout has {sum(want)} "
-                         "present PTEs")
+            notes.append(f"Your calls cover {sum(got)} PTEs, but the layout has {sum(want)} "
+                         "present PTEs: the sizes must add up to that.")
             score *= 0.5
+        if not get_kernel(self.kernel).batch_func:
+            notes.append(no_batching(self.kernel))
+            return Result(score, 1.0, "\n".join("- " + n for n in notes))
         groups: dict[str, list[int]] = {}
         for i in sorted(ws - gs):
-            groups.setdefault("start a new batch: " + starts_batch(self.kernel, why[i], vma),
+            groups.setdefault("start{s} a new call: " + starts_batch(self.kernel, why[i]),
                               []).append(i)
-        for i in sorted(i for i in gs - ws if i < len(entries)):
+        for i in sorted(i for i in gs - ws if 0 < i < len(entries)):
             diff = [b for b in BITS if entries[i][b] != entries[i - 1][b]]
-            groups.setdefault("continue the batch: " + continues_batch(
-                self.kernel, diff, vma), []).append(i)
+            groups.setdefault("do{es} not start a new call: " + continues_batch(
+                self.kernel, diff, "{it}"), []).append(i)
         for text, idx in groups.items():
-            notes.append(f"PTE {', '.join(map(str, idx))}: {text}")
+            one = len(idx) == 1
+            verb = text.format(s="s" if one else "", es="es" if one else "",
+                               it="it" if one else "each")
+            notes.append(f"PTE{'' if one else 's'} {', '.join(map(str, idx))} {verb}")
         return Result(score, 1.0, "\n".join("- " + n for n in notes))

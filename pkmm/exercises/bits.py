@@ -1,7 +1,8 @@
 """Exercise (b): one bit of every child PTE, under two kernel versions.
 
 Simulator concept; answers come from the child's PTEs after :func:`pkmm.fork`.
-Rules: spec §5.5 (child/parent bit outcome per version), scenarios T06, T08, T30.
+Rules: how each version's copy_present_pte(s) sets the child's bits (mm/memory.c); the
+verdict words come from the model's fork and its trace events.
 Taught in: notebooks/exercises/b-child-pte-bits.ipynb
 """
 
@@ -10,11 +11,11 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from ..fork import fork
+from ..fork import ForkResult, fork
 from ..scenario import Scenario
-from .base import COW_KERNELS, Exercise, Result, as_bits, fmt_list, ptes_of
-from .layout import LETTERS, random_ptes, scenario
-from .rules import child_bit
+from .base import COW_KERNELS, Exercise, Result, as_bits, fmt_list, index_of, ptes_of
+from .layout import DEFAULTS, LETTERS, random_ptes, scenario
+from .rules import bit_events, child_pattern
 
 #: variant -> (the bit asked about, mmap options, folio backing)
 VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
@@ -74,6 +75,29 @@ class ChildBits(Exercise):
     def solve(self) -> dict[str, list[int]]:
         return {k: self._bits(self.scenario, k) for k in self.versions}
 
+    def _explain(self, kernel: str, wrong: list[int]) -> str:
+        """One version's wrong rows: a plain sentence, then per call what the child got
+        and the copy's own trace events about the bit."""
+        p, _ = self.build()
+        r: ForkResult = fork(p, kernel)
+        rows = ptes_of(self.scenario)
+        parent = [int(e.get(self.bit, DEFAULTS[self.bit])) for e in rows]
+        child = self._bits(self.scenario, kernel)
+        letter = LETTERS[self.bit]
+        parts = [f"{kernel}: rows {fmt_list(wrong)} are wrong."]
+        for st in r.steps:
+            first = index_of(self.scenario, st.addr)
+            span = list(range(first, first + st.nr))
+            if not set(span) & set(wrong):
+                continue
+            where = f"row {first}" if st.nr == 1 else f"rows {first}-{span[-1]}"
+            why = "; ".join(bit_events(r, self.bit, st.addr))
+            seen = child_pattern([parent[i] for i in span], [child[i] for i in span], not why)
+            parts.append(f"In the call for {where}, {seen}."
+                         + (f" Kernel: {why}." if why else ""))
+        return f"{parts[0]} The child's {letter} bit is not always the parent's. " + \
+            " ".join(parts[1:])
+
     def check(self, answer: Any) -> Result:
         n = len(self.scenario.ptes)
         if not isinstance(answer, dict) or set(answer) != set(self.versions):
@@ -82,7 +106,6 @@ class ChildBits(Exercise):
         if any(v is None for v in got.values()):
             return self._shape_error(answer)
         want = self.solve()
-        v = self.scenario.vmas[0]
         right, notes = 0, []
         for k in self.versions:
             g, w = got[k], want[k]
@@ -90,10 +113,9 @@ class ChildBits(Exercise):
             wrong = [i for i in range(n) if g[i] != w[i]]
             right += n - len(wrong)
             if wrong:
-                notes.append(f"{k}: rows {fmt_list(wrong)} wrong. "
-                             + child_bit(k, self.bit, v))
+                notes.append(self._explain(k, wrong))
         score = right / (2 * n)
         if score == 1.0:
-            return Result(1.0, 1.0, "correct: " + "; ".join(
-                child_bit(k, self.bit, v) for k in self.versions))
+            return Result(1.0, 1.0, "Correct: " + "; ".join(
+                f"{k}: {fmt_list(want[k])}" for k in self.versions) + ".")
         return Result(score, 1.0, "\n".join("- " + x for x in notes))

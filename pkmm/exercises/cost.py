@@ -1,7 +1,8 @@
 """Exercise (f): what fork costs for a folio size, counted in operations.
 
 Simulator concept; answers are ``len(ForkResult.batches)`` and ``ForkResult.ops`` counts.
-Rules: spec §10 rows 1, 11, 13 (unit of work, rmap dup granularity, refcount handling).
+Rules: the unit of work of each variant's copy (one PTE, or one batch) and its anon
+rmap dup granularity, as the variant declares them.
 Taught in: notebooks/exercises/f-fork-cost.ipynb
 """
 
@@ -83,9 +84,9 @@ class ForkCost(Exercise):
         n, per = len(self.scenario.ptes), 1 << self.order
         wrong = [k for k in COUNTS if answer[k] != want[k]]
         if not wrong:
-            return Result(1.0, 1.0, "correct: " + "; ".join(_rule(self.kernel, k, n, per)
-                                                            for k in COUNTS))
-        notes = [f"{k} = {answer[k]!r} is wrong: {_rule(self.kernel, k, n, per)}"
+            return Result(1.0, 1.0, "Correct: " + ", ".join(f"{k} = {want[k]}"
+                                                            for k in COUNTS) + ".")
+        notes = [f"{k} is {want[k]}, not {answer[k]!r}. {_rule(self.kernel, k, n, per)}."
                  for k in wrong]
         return Result(1 - len(wrong) / len(COUNTS), 1.0,
                       "\n".join("- " + x for x in notes))

@@ -1,8 +1,8 @@
 """Exercise (d): every folio's refcount and per-page mapcounts after fork.
 
 Simulator concept; answers are read from the folios after :func:`pkmm.fork`.
-Rules: spec §5 (refcount += nr per shared batch), §7 (rmap dup: mapcount + 1 per shared
-page), §8 (a copied page leaves the original untouched); scenarios T01-T05, T14, T15.
+Rules: mm/memory.c copy_present_ptes() (folio_ref_add per shared batch), the rmap dup
+(mapcount + 1 per shared page), copy_present_page() (a copied page leaves the original).
 Taught in: notebooks/exercises/d-refcount-mapcount.ipynb
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from ..folio import Folio
+from ..folio import GUP_PIN_COUNTING_BIAS, Folio
 from ..fork import fork
 from ..scenario import Scenario
 from .base import Exercise, Result, fmt_list
@@ -56,22 +56,27 @@ class Refcounts(Exercise):
 
     def _explain(self, name: str, before: dict[str, Any], after: dict[str, Any],
                  f: Folio, copied: int) -> str:
+        """Folio ``name``'s counters after fork: the numbers first, then where each
+        reference comes from (only the sources this folio has)."""
         mapped = sum(before["mapcount"])
-        extra = []
-        if f.pins:
-            extra.append(f"{f.pins} FOLL_PIN adding {1 if f.order else 1024} each")
-        if f.gup_refs:
-            extra.append(f"{f.gup_refs} vmsplice reference(s)")
         shared = after["refcount"] - before["refcount"]
-        sharing = (f"the child shares {shared} page(s), +1 reference and +1 mapcount each "
-                   "(folio_ref_add + rmap dup)" if shared else "the child shares none of "
-                   "its pages")
-        text = (f"folio {name}: refcount {before['refcount']} before fork ({mapped} mapped "
-                f"PTE(s), one reference each" + "".join(", " + x for x in extra) + "); "
-                f"{sharing}, giving refcount {after['refcount']}")
+        text = (f"Folio {name} ends with refcount {after['refcount']} and mapcounts "
+                f"{fmt_list(after['mapcount'])}. Before fork: refcount {before['refcount']}"
+                f" = {mapped} mapped PTE(s), one reference each")
+        if f.pins:
+            text += (f", plus {f.pins} FOLL_PIN pin(s) adding "
+                     f"{1 if f.order else GUP_PIN_COUNTING_BIAS} each")
+        if f.gup_refs:
+            text += f", plus {f.gup_refs} vmsplice reference(s)"
+        text += "."
+        if shared:
+            text += (f" The child shares {shared} of its pages: one more reference and one "
+                     "more mapping per shared page (folio_ref_add and the rmap dup).")
+        else:
+            text += " The child shares none of its pages."
         if copied:
-            text += (f"; {copied} page(s) were copied for the child (pinned, AnonExclusive): "
-                     "the copy is a new folio, the original keeps refcount and mapcount")
+            text += (f" {copied} page(s) were copied for the child instead (pinned and "
+                     "AnonExclusive): the copy is a new folio, this one's counters stay.")
         return text
 
     def check(self, answer: Any) -> Result:
@@ -103,10 +108,8 @@ class Refcounts(Exercise):
                              f"(one per page of the order-{folios[name].order} folio)")
             score += part / len(want)
             if part < 1.0:
-                why = self._explain(name, before[name], w, folios[name], copied.get(name, 0))
-                if gm != w["mapcount"]:
-                    why += f"; mapcount per page {fmt_list(w['mapcount'])}"
-                notes.append(why)
+                notes.append(self._explain(name, before[name], w, folios[name],
+                                           copied.get(name, 0)))
         if not notes:
-            return Result(1.0, 1.0, "correct")
+            return Result(1.0, 1.0, "Correct: every folio's refcount and mapcounts.")
         return Result(score, 1.0, "\n".join("- " + x for x in notes))

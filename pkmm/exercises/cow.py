@@ -1,8 +1,9 @@
 """Exercise (e): after fork, does each write copy the page, reuse it, or not fault at all?
 
 Simulator concept; answers are ``last_fault.kind`` of each write after :func:`pkmm.fork`.
-Rules: spec §9.1 (do_wp_page: AnonExclusive reuse, wp_can_reuse_anon_folio refcount
-rule, v6.17's __wp_can_reuse_large_anon_folio); scenarios T34, T35.
+Rules: mm/memory.c do_wp_page() (AnonExclusive reuse, wp_can_reuse_anon_folio()'s
+refcount test, v6.17's __wp_can_reuse_large_anon_folio()); the words come from the
+fault's own trace events.
 Taught in: notebooks/exercises/e-cow-or-reuse.ipynb
 """
 
@@ -93,13 +94,18 @@ class CowAfterFork(Exercise):
                 not all(isinstance(a, str) for a in answer):
             return self._shape_error(answer)
         wrong = [i for i, (kind, _) in enumerate(run) if answer[i] != kind]
+        plain = {"copy": "copies the page (a copy-on-write fault): someone else may still "
+                         "use it",
+                 "reuse": "reuses the page in place: nobody else uses it any more",
+                 "none": "does not fault: the PTE is already writable (an earlier write "
+                         "fault in this process made it so)"}
         notes = []
         for i in wrong:
             kind, events = run[i]
-            why = "; ".join(f"{f}: {reason}" for f, _, reason in events) or (
-                "the PTE is already writable (an earlier fault made it so): no fault")
-            notes.append(f"write {i} is {kind!r}, not {answer[i]!r}: {self.kernel} {why}")
+            detail = "; ".join(f"{f}: {reason}" for f, _, reason in events)
+            notes.append(f"Write {i} {plain.get(kind, kind)}; you said {answer[i]!r}."
+                         + (f" Kernel ({self.kernel}): {detail}." if detail else ""))
         if not wrong:
-            return Result(1.0, 1.0, f"correct: {fmt_list([k for k, _ in run])}")
+            return Result(1.0, 1.0, f"Correct: {fmt_list([k for k, _ in run])}.")
         return Result(1 - len(wrong) / len(run), 1.0,
                       "\n".join("- " + x for x in notes))

@@ -1,8 +1,9 @@
 """Exercise (c): which PTEs a pin makes fork copy, and how many -EAGAIN rounds it takes.
 
 Simulator concept; answers come from the ``copy`` steps and ``eagain`` of
-:func:`pkmm.fork`.  Rules: spec §7.2-§8 (folio_maybe_dma_pinned, AnonExclusive,
-copy_present_page) and §10 row 10; scenarios T02-T04, T14, T15.
+:func:`pkmm.fork`.  Rules: include/linux/mm.h folio_maybe_dma_pinned(), the anon rmap
+dup's AnonExclusive test (include/linux/rmap.h), mm/memory.c copy_present_page(); the
+-EAGAIN words follow each variant's declared anon-dup form.
 Taught in: notebooks/exercises/c-pin-copies.ipynb
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from ..folio import Folio, folio_maybe_dma_pinned
+from ..folio import GUP_PIN_COUNTING_BIAS, Folio, folio_maybe_dma_pinned
 from ..fork import fork
 from ..kernels import get_kernel
 from ..pte import PAGE_SIZE
@@ -97,24 +98,36 @@ class PinCopies(Exercise):
         copied = sorted(index_of(self.scenario, s.addr) for s in r.steps if s.action == "copy")
         return {"copied": copied, "eagain": r.eagain}
 
-    def _why(self, row: int, f: Folio, page: int, copied: bool, name: str) -> str:
-        ae = f.page(page).anon_exclusive
+    def _why(self, rows: list[int], f: Folio, name: str, copied: bool, has_pinned: bool,
+             exclusive: bool) -> str:
+        """Why these rows of folio ``name`` are copied (or shared): plain first."""
+        which = f"Row {rows[0]}" if len(rows) == 1 else f"Rows {fmt_list(rows)[1:-1]}"
+        are = "is" if len(rows) == 1 else "are"
         pinned = folio_maybe_dma_pinned(f)
         test = (f"pincount {f.pins} > 0" if f.order else
-                f"refcount {f.refcount} >= 1024 (GUP_PIN_COUNTING_BIAS)") if pinned else (
-            "pincount 0" if f.order else f"refcount {f.refcount} < 1024")
+                f"refcount {f.refcount} >= GUP_PIN_COUNTING_BIAS {GUP_PIN_COUNTING_BIAS}"
+                ) if pinned else ("pincount 0" if f.order else
+                                  f"refcount {f.refcount} < {GUP_PIN_COUNTING_BIAS}")
         if copied:
-            extra = (" (every exclusive page of a maybe-pinned large folio is copied, not "
-                     "only the pinned one)" if f.order else "")
-            return (f"row {row} ({name}.{page}) is copied: it is AnonExclusive, the parent "
-                    f"has MMF_HAS_PINNED and folio_maybe_dma_pinned({name}) holds ({test}), "
-                    f"so the anon rmap dup refuses to share it and copy_present_page gives "
-                    f"the child its own page{extra}")
-        if not ae:
-            return (f"row {row} ({name}.{page}) is shared: it is not AnonExclusive (an earlier "
-                    "fork already shares it), and non-exclusive pages skip the pin test")
-        return (f"row {row} ({name}.{page}) is shared: folio_maybe_dma_pinned({name}) is false "
-                f"({test}), so fork just clears AnonExclusive and shares it")
+            text = (f"{which} (folio {name}) {are} copied for the child, not shared: fork "
+                    "must not share a page that may be pinned for DMA. Kernel: the page is "
+                    f"AnonExclusive, the parent mm has MMF_HAS_PINNED and "
+                    f"folio_maybe_dma_pinned({name}) holds ({test}), so the anon rmap dup "
+                    "refuses and copy_present_page gives the child its own copy.")
+            if f.order:
+                text += " Every exclusive page of the folio is copied, not only the pinned one."
+            return text
+        if not exclusive:
+            return (f"{which} (folio {name}) {are} shared, not copied: an earlier fork already "
+                    "shares these pages. Kernel: they are not AnonExclusive, and fork tests "
+                    "for pins only on AnonExclusive pages.")
+        if not has_pinned:
+            return (f"{which} (folio {name}) {are} shared, not copied: this process never "
+                    "pinned a page. Kernel: without MMF_HAS_PINNED fork does not test for "
+                    "pins; it clears AnonExclusive and shares.")
+        return (f"{which} (folio {name}) {are} shared, not copied: folio {name} is not "
+                f"pinned. Kernel: folio_maybe_dma_pinned({name}) is false ({test}), so fork "
+                "clears AnonExclusive and shares the page.")
 
     def check(self, answer: Any) -> Result:
         if not isinstance(answer, dict) or set(answer) != {"copied", "eagain"} or \
@@ -126,21 +139,27 @@ class PinCopies(Exercise):
         got = set(answer["copied"])
         score = 0.75 * jaccard(got, set(want["copied"]))
         notes = []
-        _, folios = self.build()
+        p, folios = self.build()
         entries = ptes_of(self.scenario)
-        for row in sorted(got ^ set(want["copied"])):
-            if 0 <= row < len(entries):
-                e = entries[row]
-                notes.append(self._why(row, folios[e["folio"]], e["page"],
-                                       row in want["copied"], e["folio"]))
-            else:
-                notes.append(f"row {row} does not exist (rows 0..{len(entries) - 1})")
+        bad = sorted(r for r in got if not 0 <= r < len(entries))
+        if bad:
+            notes.append(f"Row(s) {fmt_list(bad)[1:-1]} do not exist: the rows are "
+                         f"0..{len(entries) - 1}.")
+        groups: dict[tuple[str, bool, bool], list[int]] = {}
+        for row in sorted((got ^ set(want["copied"])) - set(bad)):
+            e = entries[row]
+            excl = folios[e["folio"]].page(e["page"]).anon_exclusive
+            groups.setdefault((e["folio"], row in want["copied"], excl), []).append(row)
+        for (name, copied, excl), rows in groups.items():
+            notes.append(self._why(rows, folios[name], name, copied, p.has_pinned, excl))
         if answer["eagain"] == want["eagain"]:
             score += 0.25
         else:
-            notes.append(f"-EAGAIN rounds: {answer['eagain']} is wrong. "
-                         + rounds(self.kernel))
+            notes.append(f"Fork takes {want['eagain']} -EAGAIN round(s), not "
+                         f"{answer['eagain']}: each round drops the page-table lock, "
+                         "preallocates a page and retries. Kernel: " + rounds(self.kernel)
+                         + ".")
         if not notes:
-            return Result(1.0, 1.0, f"correct: rows {fmt_list(want['copied'])} copied, "
-                          f"{want['eagain']} -EAGAIN round(s). " + rounds(self.kernel))
+            return Result(1.0, 1.0, f"Correct: rows {fmt_list(want['copied'])} copied, "
+                          f"{want['eagain']} -EAGAIN round(s). " + rounds(self.kernel) + ".")
         return Result(score, 1.0, "\n".join("- " + x for x in notes))

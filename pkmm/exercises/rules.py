@@ -1,196 +1,117 @@
-"""The kernel rules, one sentence each, that exercise explanations cite.
+"""The words exercise verdicts use: a plain sentence first, then the kernel detail.
 
-Simulator concept.  No sentence is written per version: each is derived by *running* the
-variant on a two-PTE probe (one order-1 folio whose two PTEs differ in one bit) in a VMA
-like the exercise's, and reading what happened -- whether the batch broke, what the
-child's bit became, which flags the batch function was given and what its trace said.
-A new variant is explained correctly without a line here.
+Simulator concept.  Nothing here decides a rule or keeps a table of versions: every
+sentence is built from what a fork of the problem *did* (its steps, the stop reason of
+each batch, the trace events of the copy) and from what the variant declares in the
+registry (its copy and batch functions).  So a verdict never states a clause that does not
+apply to the layout, and a new variant needs no new words.
 Taught in: notebooks/exercises/README.md
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from functools import cache
-from typing import Any
+from collections.abc import Sequence
 
-from ..fork import ForkResult, fork
+from ..fork import ForkResult
 from ..kernels import get_kernel
-from ..process import Process
-from ..pte import PAGE_SIZE, PTE_BIT, SETTABLE_BITS
-
-__all__ = ["batch_func", "child_bit", "continues_batch", "starts_batch"]
-
-_PROBE = 0x200000
-#: The VMA options a probe copies from the exercise's VMA.
-_VMA_KEYS = ("shared", "soft_dirty_tracking", "uffd_wp", "uffd_fork")
-Vma = tuple[tuple[str, bool], ...]
+from ..kernels.common import STOPS
+from ..pte import PTE_BIT
+from ..trace import Event
 
 
-def batch_func(kernel: str) -> str:
-    """The function that decides a batch: the batch function, or the per-PTE copy."""
+def bit_words(names: Sequence[str]) -> str:
+    """PTE bits by letter and meaning, e.g. ``D (dirty: written since ...)``.
+
+    >>> bit_words(["young"]).split(" (")[0]
+    'A'
+    """
+    return ", ".join(f"{PTE_BIT[n].letter} ({PTE_BIT[n].meaning})" for n in names)
+
+
+def no_batching(kernel: str) -> str:
+    """The one sentence for a variant without a batch function (or None if it has one)."""
     k = get_kernel(kernel)
-    return k.batch_func or k.present_func
+    return (f"{kernel} copies one PTE per call: its {k.present_func}() has no batching, so "
+            "every present PTE is a call of its own.")
 
 
-def _vma(vma: Mapping[str, Any]) -> Vma:
-    return tuple((key, bool(vma.get(key))) for key in _VMA_KEYS)
+def starts_batch(kernel: str, stop: str) -> str:
+    """Why a PTE starts a new call under ``kernel``, given the model's stop reason."""
+    k = get_kernel(kernel)
+    if stop.startswith("bit:"):
+        bit = stop[4:]
+        return (f"its {PTE_BIT[bit].letter} bit differs from the PTE before. {kernel}'s "
+                f"{k.batch_func}() compares {bit_words([bit])} here, so the batch before "
+                "it stopped.")
+    known = STOPS.get(stop)
+    plain, detail = (known.starts, known.detail) if known else (
+        f"the batch before it stopped ({stop})", "")
+    return f"{plain}. {kernel}'s {k.batch_func}(): {detail}." if detail else f"{plain}."
 
 
-@cache
-def _probe(kernel: str, vma: Vma, bit: str, first: bool, second: bool) -> ForkResult:
-    """Fork two PTEs of one order-1 folio that differ only in ``bit``."""
-    opts = dict(vma)
-    if opts["shared"] and not opts["uffd_wp"]:
-        # pkmm: a shared VMA is copied at fork only when the child is uffd-wp registered
-        opts.update(uffd_wp=True, uffd_fork=True)
-    p = Process(kernel)
-    p.mmap(_PROBE, 2, backing="shmem" if opts["shared"] else "anon", **opts)
-    f = p.alloc_folio(1, backing="shmem" if opts["shared"] else "anon")
-    for i, on in enumerate((first, second)):
-        bits = dict.fromkeys((b.name for b in SETTABLE_BITS), False)
-        bits[bit] = on
-        p.map(_PROBE + i * PAGE_SIZE, f, i, 1, **bits)
-    return fork(p, kernel)
+def continues_batch(kernel: str, diff: list[str], subject: str = "it") -> str:
+    """Why a PTE continues the batch before it although it differs in the bits ``diff``
+    (observed: the model batched it); ``subject`` is "it" or "each"."""
+    k = get_kernel(kernel)
+    if not diff:
+        return (f"{subject} maps the next page of the same folio with the same bits, so "
+                "the batch runs on.")
+    letters = ", ".join(PTE_BIT[b].letter for b in diff)
+    return (f"{subject} maps the next page of the same folio, and its different {letters} "
+            f"does not end the batch. Kernel: {kernel}'s {k.batch_func}() does not compare "
+            f"it here: {bit_words(diff)}.")
 
 
-def _breaks(kernel: str, vma: Vma, bit: str) -> bool:
-    """Whether two PTEs differing only in ``bit`` end up in different batches."""
-    return len(_probe(kernel, vma, bit, True, False).batches) > 1
+_BIT_KEYS = {"write": ("writ",), "dirty": ("dirty", "clean"), "soft_dirty": ("soft-dirty",),
+             "young": ("old", "young"), "uffd_wp": ("uffd-wp",)}
 
 
-def _child(kernel: str, vma: Vma, bit: str, first: bool, second: bool) -> tuple[int, int]:
-    child = _probe(kernel, vma, bit, first, second).child
-    return tuple(int(getattr(child.pte(_PROBE + i * PAGE_SIZE), bit)) for i in (0, 1))  # type: ignore[return-value]
+def _about(text: str, bit: str) -> bool:
+    low = text.lower()
+    if bit == "dirty":
+        low = low.replace("soft-dirty", "")
+    return any(key in low for key in _BIT_KEYS.get(bit, (bit,)))
 
 
-def _flags(r: ForkResult) -> str:
-    """The flags the batch function was called with, as its trace recorded them."""
-    for e in r.trace:
-        if e.rule.startswith("stop:") and e.get("flags"):
-            return str(e.get("flags"))
-    return ""
-
-
-def _with(vma: Vma, **changes: bool) -> Vma:
-    return tuple((k, changes.get(k, v)) for k, v in vma)
-
-
-def _because(kernel: str, vma: Vma, bit: str) -> list[str]:
-    """The options of ``vma`` without which ``bit`` would not break a batch."""
-    d = dict(vma)
+def bit_events(r: ForkResult, bit: str, addr: int) -> list[str]:
+    """The trace events of the call at ``addr`` (its copy and batch functions) about
+    ``bit``, each cut to the clauses about that bit ("func: reason")."""
+    k = get_kernel(r.kernel)
     out = []
-    if not d["shared"] and not _breaks(kernel, _with(vma, shared=True), bit):
-        out.append("in private mappings")
-    if d["soft_dirty_tracking"] and \
-            not _breaks(kernel, _with(vma, soft_dirty_tracking=False), bit):
-        out.append("because soft-dirty tracking is on for this VMA")
-    if d["uffd_wp"] and d["uffd_fork"] and \
-            not _breaks(kernel, _with(vma, uffd_wp=False, uffd_fork=False), bit):
-        out.append("because the child VMA is uffd-wp")
+    for e in r.trace:
+        if e.addr == addr and e.func in (k.present_func, k.batch_func):
+            text = _clauses_about(e, bit)
+            if text:
+                out.append(f"{e.func}: {text}")
     return out
 
 
-def starts_batch(kernel: str, stop: str, vma: Mapping[str, Any] | None = None) -> str:
-    """Why a PTE starts a new batch, given the stop reason of the batch before it
-    (or ``small-folio`` / ``no-page`` / ``prev-single`` for single-PTE steps), in an
-    exercise whose VMA has the options ``vma``."""
-    k = get_kernel(kernel)
-    f = batch_func(kernel)
-    if not k.batch_func:
-        return (f"{kernel} copies one PTE per call ({f} has no batching): every PTE is its "
-                "own call")
-    head = f"{kernel} {f}"
-    if stop.startswith("bit:"):
-        bit = stop[4:]
-        v = _vma(vma or {})
-        if not _breaks(kernel, v, bit):
-            return f"{head} stopped the previous batch where the {bit} bit changes"
-        why = _because(kernel, v, bit)
-        flags = _flags(_probe(kernel, v, bit, True, False))
-        always = ("always, even when the child VMA is not uffd-wp" if bit == "uffd_wp"
-                  else "always")
-        text = f"{head} compares the {bit} bit " + (" and ".join(why) or always)
-        return text + (f" ({f} gets {flags})" if flags and flags != "none" else
-                       f" ({f} gets no flags)" if flags else "")
-    words = {
-        "folio-end": f"the previous batch reached the end of its folio ({head} never crosses "
-                     "a folio boundary, even into a physically adjacent folio)",
-        "pfn-gap": f"it does not map the page after the previous PTE's page (pfn gap); {head} "
-                   "needs consecutive pfns",
-        "pte-none": f"an empty slot ends the previous batch ({head} needs present PTEs)",
-        "not-present": f"a non-present entry ends the previous batch ({head} needs present "
-                       "PTEs)",
-        "small-folio": "it maps an order-0 folio: nothing to batch (folio_test_large() is "
-                       "false)",
-        "prev-single": "the PTE before it maps an order-0 folio and was a call of its own",
-        "no-page": "it has no struct page: always a batch of 1",
-        "range-end": "the previous batch reached the end of the VMA / PMD slice (max_nr)",
-        "prealloc-held": f"{kernel} holds a preallocated page after -EAGAIN, so it takes "
-                         "the per-PTE path",
-        "anon-dup-failed": "the previous batch was cut where a page needed copying",
-    }
-    return words.get(stop, f"{head} stopped the previous batch ({stop})")
+def _clauses_about(e: Event, bit: str) -> str:
+    head, _, rest = e.reason.partition(": ")
+    if not rest:
+        return e.reason if _about(e.reason, bit) else ""
+    parts = [p for p in re.split(r"[,;] ", rest) if _about(p, bit)]
+    if parts:
+        return f"{head}: {', '.join(parts)}"
+    return e.reason if _about(head, bit) else ""
 
 
-def continues_batch(kernel: str, diff: list[str], vma: Mapping[str, Any] | None = None) -> str:
-    """Why a PTE does *not* start a new batch although it differs in the bits ``diff``
-    (bit names) from the PTE before it."""
-    v = _vma(vma or {})
-    head = f"{kernel} {batch_func(kernel)}"
-    if not get_kernel(kernel).batch_func:
-        return f"{head} has no batching: every PTE is its own call"
-    ignored = [b.name for b in SETTABLE_BITS if not _breaks(kernel, v, b.name)]
-    seen = [b for b in diff if b in ignored]
-    others = [b for b in ignored if b not in seen]
-    text = (f"{head} ignores {', '.join(seen)} in this VMA" if seen else
-            f"{head} finds no bit it compares changed")
-    if others:
-        text += f" (it also ignores {', '.join(others)})"
-    return text + ", so the next page of the same folio continues the batch"
+def child_pattern(parent: list[int], child: list[int], note_first: bool = True) -> str:
+    """What one call gave the child, against the parent's bits, in words (observed only:
+    the trace events say why; ``note_first``: say so when the batch took its first PTE's
+    value, for a call whose events do not explain it).
 
-
-#: Trace rules that decide a child PTE's bits, and the words that name each bit there.
-_CHILD_RULES = ("set-pte", "set-ptes", "cow-wrprotect", "private-dirty-merge",
-                "shared-mixed-write", "copied")
-_WORDS = {"write": r"writ|read-only", "dirty": r"(?<!soft-)dirty|clean", "young": r"\bold\b",
-          "soft_dirty": r"soft-dirty", "uffd_wp": r"uffd-wp", "protnone": r"protnone"}
-
-
-def _trace_says(r: ForkResult, bit: str) -> str:
-    """The child-PTE decision the probe's trace recorded for ``bit``, if one names it."""
-    for e in r.trace:
-        if e.rule in _CHILD_RULES and re.search(_WORDS.get(bit, bit), e.reason):
-            return f"{e.func}: {e.reason}"
-    return ""
-
-
-def child_bit(kernel: str, bit: str, vma: Mapping[str, Any] | None = None) -> str:
-    """How ``kernel`` sets ``bit`` in child PTEs that share the parent's pages, in a VMA
-    with the options ``vma``: found by forking (1, 0), (0, 1) and (1, 1) probes."""
-    v = _vma(vma or {})
-    letter = PTE_BIT[bit].letter
-    f = batch_func(kernel)
-    c10, c01, c11 = (_child(kernel, v, bit, a, b) for a, b in
-                     ((True, False), (False, True), (True, True)))
-    split = _breaks(kernel, v, bit)
-    if c10 == c01 == c11 == (0, 0):
-        text = f"{kernel}: {bit} ({letter}) is cleared in every child PTE"
-    elif (c10, c01) == ((1, 0), (0, 1)):
-        text = (f"{kernel} {f} splits the batch where {letter} changes, so each child PTE "
-                f"keeps its own {bit}" if split and get_kernel(kernel).batch_func else
-                f"{kernel} {f} copies each PTE's own {bit} bit")
-    elif (c10, c01) == ((1, 1), (0, 0)):
-        text = (f"{kernel} {f} ignores {letter} here, and the whole child batch gets the "
-                f"FIRST PTE's {letter}")
-    elif (c10, c01) == ((1, 1), (1, 1)):
-        text = (f"{kernel} {f}: the whole child batch gets {letter} if ANY of its PTEs "
-                "has it")
-    elif (c10, c01, c11) == ((0, 0), (0, 0), (1, 1)):
-        text = (f"{kernel} {f}: the child batch gets {letter} only if ALL its PTEs "
-                "have it")
-    else:
-        text = f"{kernel}: parent {letter} (1,0) gives child {c10}, (0,1) gives {c01}"
-    said = _trace_says(_probe(kernel, v, bit, True, False), bit)
-    return text + (f" (trace: {said})" if said else "")
+    >>> child_pattern([1, 0], [1, 0])
+    "each child PTE kept its parent PTE's value"
+    >>> child_pattern([0, 1], [1, 1])
+    'every child PTE has 1 (parent PTEs: [0, 1])'
+    >>> child_pattern([0, 1], [0, 0])
+    "every child PTE has 0, the first PTE's value (parent PTEs: [0, 1])"
+    """
+    if child == parent:
+        return "each child PTE kept its parent PTE's value"
+    if len(set(child)) == 1:
+        first = ", the first PTE's value" if note_first and child[0] == parent[0] else ""
+        return f"every child PTE has {child[0]}{first} (parent PTEs: {parent})"
+    return f"the child PTEs have {child} (parent PTEs: {parent})"

@@ -22,7 +22,7 @@ from ..errors import ForkError, LayoutError
 from ..kernels import DEFAULT_KERNEL, get_kernel
 from ..pgtable import Pmd, PteTable
 from ..pte import PAGE_SHIFT, PMD_SHIFT, PTRS_PER_PTE
-from . import huge, periodic, vector
+from . import huge, periodic, vector, write
 from .convert import dup_vmas
 from .hard import Slice, SliceModel, table_codes
 from .layout import Bulk, BulkMM, BulkVma, pmd_code
@@ -46,7 +46,6 @@ class FastForkResult:
     step_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     vectorised_slices: int = 0
     hard_slices: int = 0
-    batch_sizes: Counter[int] = field(default_factory=Counter)   # as ForkResult's
 
     def actions(self) -> Counter[str]:
         """Step counts per action."""
@@ -125,9 +124,9 @@ def fork_bulk(b: Bulk, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = fr
     done = {id(s) for s, k in zip(ptes, keep, strict=True) if k} | lp.ids()
     hard = [(k, s) for k, s in enumerate(slices) if id(s) not in done]
     run = _Run(b, child, child_vmas, version, w, need_resched, fail_prealloc)
-    per = np.where(keep, al.allocs if al else vector.allocations(p), 0)
+    per = np.where(keep, al.allocs if al else write.allocations(p), 0)
     base = _alloc_bases(run, at, per, hard, len(slices), b.machine.next_pfn)
-    counts = periodic.write_alike(al, b, child, base) if al else vector.apply(p, b, child, base)
+    counts = periodic.write_alike(al, b, child, base) if al else write.apply(p, b, child, base)
     lc = huge.apply(b, child, lp)
     run.tables[np.array([s.row for s in ptes], np.int64)[keep]] = True
     (eagain, copies, wasted, passes, breaks), ops, steps = run.counters()
@@ -139,11 +138,9 @@ def fork_bulk(b: Bulk, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = fr
     run.leaves += lc.leaves
     run.deposited += lc.deposited
     _finish(mm, child, run.tables, run.split, run.child_split, run.leaves, run.deposited)
-    sizes = Counter(run.model.fc.batch_sizes) if run.model is not None else Counter()
-    sizes.update(counts.sizes)
     return FastForkResult(b, Bulk(child, b.machine, version.name), version.name, eagain,
                           copies + counts.copies, wasted, passes + counts.passes, breaks,
-                          +ops, +steps, int(keep.sum()) + len(lp.slices), len(hard), +sizes)
+                          +ops, +steps, int(keep.sum()) + len(lp.slices), len(hard))
 
 
 def _alloc_bases(run: _Run, at: np.ndarray, per: np.ndarray, hard: list[tuple[int, Slice]],

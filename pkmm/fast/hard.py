@@ -26,7 +26,7 @@ from ..machine import Machine, SwapSlot
 from ..memory import copy_pmd_range
 from ..mm import MmStruct
 from ..pgtable import Pmd, PteTable
-from ..pte import PMD_SHIFT, PTRS_PER_PTE, Pte
+from ..pte import PTRS_PER_PTE, Pte
 from ..vma import AnonVma, File, Vma, VmFlags
 from .layout import (
     FOLIO_KINDS,
@@ -38,7 +38,6 @@ from .layout import (
     P,
     decode,
     encode,
-    pmd_code,
     pmd_decode,
     swp_kind,
 )
@@ -245,13 +244,3 @@ def table_codes(t: PteTable) -> tuple[np.ndarray, np.ndarray]:
     pfn = np.array([0 if p is None else p.pfn if p.present else
                     (p.swp.offset if p.swp is not None else 0) for p in t.ptes], np.int64)
     return pfn, np.array([encode(p) for p in t.ptes], np.uint16)
-
-
-def leaf_codes(pmd: int, leaf: Pmd) -> tuple[int, int, int]:
-    """(PMD index, pfn, bits) of a model PMD leaf."""
-    return pmd, leaf.pfn, pmd_code(leaf)
-
-
-def pmd_start(pmd: int) -> int:
-    """The virtual address a PMD index covers first."""
-    return pmd << PMD_SHIFT

@@ -20,7 +20,7 @@ from . import tables
 from .hard import Slice
 from .layout import Bulk, BulkMM
 from .probe import Context
-from .vector import pinned_folios
+from .vector import few_unique, pinned_folios
 
 
 @dataclass
@@ -64,10 +64,10 @@ def plan(b: Bulk, slices: list[Slice], ctxs: list[Context],
                       | (m.ae[np.where(inside, page, 0)].astype(np.int64) << 4), 0)
     dep = np.isin(mm.pmd_idx[rows], mm.deposited)
     vma = np.array([s.vma for s in slices], np.int64)
-    cols = np.stack([vma, mm.pmd_bits[rows].astype(np.int64), pclass, dep])
-    uniq, inv = np.unique(cols, axis=1, return_inverse=True)
-    effects = [tables.leaf(ctxs[int(k[0])], int(k[1]), int(k[2]), bool(k[3])) for k in uniq.T]
-    inv = inv.ravel()
+    key = vma << 20 | mm.pmd_bits[rows].astype(np.int64) << 12 | pclass << 1 | dep
+    uniq, inv = few_unique(key, 6)
+    effects = [tables.leaf(ctxs[int(k >> 20)], int(k >> 12) & 0xFF, int(k >> 1) & 0x7FF,
+                           bool(k & 1)) for k in uniq.tolist()]
     ok = np.array([e.ok for e in effects], bool)[inv]
     if len(m.folio_pfn):
         bad = pinned_folios(b) if bad is None else bad

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..pte import PTRS_PER_PTE
-from . import vector
+from . import vector, write
 from .hard import Slice
 from .layout import Bulk, BulkMachine, BulkMM
 from .probe import Context
@@ -93,7 +93,7 @@ class Alike:
     tchild: BulkMM
     before: BulkMachine         # the template's machine before it
     t_next: int                 # the template allocator's first pfn
-    counts: vector.Counts
+    counts: write.Counts
     allocs: np.ndarray          # new pages per slice
 
 
@@ -113,8 +113,8 @@ def plan_alike(b: Bulk, slices: list[Slice], ctxs: list[Context]) -> Alike | Non
     tchild = BulkMM([], t.mm.tables.copy(), np.zeros(PTRS_PER_PTE, np.int64),
                     np.zeros(PTRS_PER_PTE, np.uint16))
     before = t.machine.copy()
-    new = int(vector.allocations(p)[0])
-    counts = vector.apply(p, t, tchild, np.array([t_next]))
+    new = int(write.allocations(p)[0])
+    counts = write.apply(p, t, tchild, np.array([t_next]))
     made = t.machine.folio_pfn[len(before.folio_pfn):]
     if len(made) != new or (t.machine.folio_order[len(before.folio_pfn):] != 0).any() or \
             len(set(t.machine.refcount[len(before.folio_pfn):].tolist())) > 1:
@@ -123,7 +123,7 @@ def plan_alike(b: Bulk, slices: list[Slice], ctxs: list[Context]) -> Alike | Non
                  np.full(len(slices), new, np.int64))
 
 
-def write_alike(a: Alike, b: Bulk, child: BulkMM, alloc_base: np.ndarray) -> vector.Counts:
+def write_alike(a: Alike, b: Bulk, child: BulkMM, alloc_base: np.ndarray) -> write.Counts:
     """Write the template's result to every slice, shifted; the fork's counts."""
     k = len(a.slices)
     _write(a, b, child, k)
@@ -136,8 +136,6 @@ def write_alike(a: Alike, b: Bulk, child: BulkMM, alloc_base: np.ndarray) -> vec
         counts.ops[key] *= k
     for st in counts.steps:
         counts.steps[st] *= k
-    for size in counts.sizes:
-        counts.sizes[size] *= k
     for key, v in a.tchild.rss.items():
         child.rss[key] = child.rss.get(key, 0) + v * k
     child.on_mmlist |= a.tchild.on_mmlist

@@ -40,6 +40,34 @@ FIXTURE_PMD = 1                 # the PMD index probe tables live at
 FIXTURE_ORDER = 4               # order of a large probe folio (room for every geometry)
 
 
+#: A pattern is ``code | page_class << PAGE_CLASS_SHIFT``; page class 0: no folio.
+PAGE_CLASS_SHIFT = 16
+#: How the next entry's pfn relates to a step's last PTE.
+NO_RELATION, NEXT_SAME, NEXT_OTHER, GAP_SAME, GAP_OTHER = range(5)
+
+
+def page_class(kind: Any, large: Any, ae: Any) -> Any:
+    """The page class of a page of folio kind ``kind`` (a FOLIO_KINDS index): one bit
+    each for "has a folio", large and AnonExclusive, two for the kind, so that the OR and
+    AND of a step's patterns are patterns too.  Works on ints and on numpy arrays.
+
+    >>> page_class(0, True, True)
+    25
+    """
+    return 1 | kind << 1 | (large * 1) << 3 | (ae * 1) << 4
+
+
+def unpack_page_class(pclass: int) -> tuple[str, bool, bool]:
+    """(folio kind, large, AnonExclusive) of a page class other than 0."""
+    return FOLIO_KINDS[pclass >> 1 & 3], bool(pclass >> 3 & 1), bool(pclass >> 4 & 1)
+
+
+def _ae(pat: int) -> bool:
+    """The AnonExclusive of a present pattern's page (False without a folio)."""
+    pclass = pat >> PAGE_CLASS_SHIFT
+    return bool(pclass) and unpack_page_class(pclass)[2]
+
+
 # --- fixtures ------------------------------------------------------------------------
 
 @dataclass
@@ -191,3 +219,56 @@ def run_fixture(fx: Fixture, length: int, measure: bool = True, leaf: bool = Fal
         out.ret, out.ops, out.steps = rec["ret"], rec["ops"], rec["steps"]
         out.rss, out.counters = rec["rss"], rec["counters"]
     return out
+
+
+# --- the probe of one step ------------------------------------------------------
+
+def step_fixture(ctx: Context, pats: list[int], at_slice_end: bool, at_folio_end: bool,
+                  nxt: int, relation: int) -> tuple[Fixture, int]:
+    """A probe slice: PTEs of ``pats`` on consecutive pages of one folio, then the next
+    entry (pattern ``nxt``) unless the step ends the slice; returns it and its length."""
+    fx = Fixture(ctx)
+    pclass = pats[0] >> PAGE_CLASS_SHIFT
+    n = len(pats)
+    nclass = nxt >> PAGE_CLASS_SHIFT if nxt & P else 0
+    order = 0
+    if pclass:
+        kind, large, _ = unpack_page_class(pclass)
+        order = FIXTURE_ORDER if large else 0
+        if relation == NEXT_OTHER and nclass and unpack_page_class(nclass)[1]:
+            big = 1 << FIXTURE_ORDER          # the next folio must start right at our end
+            fx.next_pfn = -(-(fx.next_pfn + (1 << order)) // big) * big - (1 << order)
+        a = fx.folio(order, kind)
+        first = a + ((1 << order) - n if at_folio_end else 0)
+    else:
+        first = fx.next_pfn + 0x100       # a pfn no folio holds (zero page, PFN map ...)
+    for k, pat in enumerate(pats):
+        fx.slot(pat & 0xFFFF, first + k, _ae(pat))
+    if at_slice_end:
+        return fx, n
+    last = first + n - 1
+    if not nxt:
+        fx.slot(0)
+    elif not nxt & P:
+        pfn = 0 if swp_kind(nxt) == "marker" else 1
+        if swp_kind(nxt).startswith("migration"):
+            pfn = fx.folio(0, "anon", gap=1)
+        fx.slot(nxt, pfn)
+    else:
+        pfn = _next_pfn(fx, last, relation, nclass, order, first)
+        fx.slot(nxt & 0xFFFF, pfn, _ae(nxt))
+    return fx, n + 1
+
+
+def _next_pfn(fx: Fixture, last: int, relation: int, nclass: int, order: int,
+              first: int) -> int:
+    if relation == NEXT_SAME:
+        return last + 1
+    if relation == GAP_SAME:
+        return last + 2 if last + 2 < first - (first % (1 << order)) + (1 << order) \
+            else first - 1
+    gap = 0 if relation == NEXT_OTHER else 3
+    if not nclass:
+        return fx.next_pfn + gap
+    kind, large, _ = unpack_page_class(nclass)
+    return fx.folio(FIXTURE_ORDER if large else 0, kind, gap)

@@ -12,7 +12,7 @@ modelled by -- the newest variant whose ``since`` is not after it.  A release ne
 every variant's ``since`` and ``checked`` releases is still modelled by the newest variant,
 but the match says it is *beyond* what pkmm was checked against (so a disagreement may be
 a kernel change rather than a pkmm bug); likewise a release older than every variant.
-Taught in: notebooks/06-upstream-batching.ipynb
+Taught in: notebooks/00-start-here.ipynb
 """
 
 from __future__ import annotations

@@ -152,15 +152,17 @@ def copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, add
             fc.emit(f, "cow-wrprotect", f"{nr_writable} scanned PTE(s) writable: write-protect "
                     f"all {nr} parent PTEs and the child batch (ptep_set_wrprotects)", addr, nr)
     pte = pte_mkold(pte)
+    # Name a cleared bit only when the first PTE had it.
+    cleared = [name for name, on in (("soft-dirty", pte.soft_dirty),
+                                     ("uffd-wp", pte.uffd_wp and not enforce_uffd_wp)) if on]
     pte = pte_clear_soft_dirty(pte)
     if not enforce_uffd_wp:
         pte = pte_clear_uffd_wp(pte)
     set_ptes(dst_vma.vm_mm, addr, pte, nr)
     fc.ops["pte_writes"] += nr
     fc.ops["set_ptes_calls"] += 1
-    fc.emit(f, "set-ptes", f"{nr} child PTE(s) from the first PTE's bits: old, soft-dirty "
-            "cleared" + ("" if enforce_uffd_wp else ", uffd-wp cleared"), addr, nr,
-            child=pte)
+    fc.emit(f, "set-ptes", f"{nr} child PTE(s) from the first PTE's bits: old"
+            + "".join(f", {name} cleared" for name in cleared), addr, nr, child=pte)
     if page is None:
         fc.step(addr, 1, "raw", "no struct page (zero page / raw PFN): copied by value", f,
                 stop)

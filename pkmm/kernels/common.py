@@ -10,6 +10,7 @@ Taught in: notebooks/06-upstream-batching.ipynb
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 from ..context import ForkContext, Prealloc
 from ..folio import Folio, Page, folio_maybe_dma_pinned
@@ -26,8 +27,8 @@ from ..rmap import (
 )
 from ..vma import VM_SHARED, Vma, is_cow_mapping, userfaultfd_wp
 
-__all__ = ["STOP_WORDS", "__copy_present_ptes", "copy_for_child", "dup_file", "pte_diff",
-           "stop_words", "try_dup_anon"]
+__all__ = ["STOPS", "STOP_WORDS", "Stop", "__copy_present_ptes", "copy_for_child", "dup_file",
+           "pte_diff", "stop_words", "try_dup_anon"]
 
 # The rmap calls a variant may name, each run as the kernel function of that name.
 _ANON_DUP: dict[str, Callable[[Folio, Page, int, Vma, Vma, bool], int]] = {
@@ -112,6 +113,8 @@ def __copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, a
     if src_vma.vm_flags & VM_SHARED:
         pte = pte_mkclean(pte)
     pte = pte_mkold(pte)
+    # Say "uffd-wp cleared" only when there was a uffd-wp bit to clear.
+    uffd_cleared = pte.uffd_wp and not userfaultfd_wp(dst_vma)
     if not userfaultfd_wp(dst_vma):
         pte = pte_clear_uffd_wp(pte)
     set_ptes(dst_vma.vm_mm, addr, pte, nr)
@@ -119,7 +122,8 @@ def __copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, a
     fc.ops["set_ptes_calls"] += 1
     fc.emit(f, "set-ptes", f"{nr} child PTE(s): old"
             + (", clean (shared)" if src_vma.vm_flags & VM_SHARED else "")
-            + ("" if userfaultfd_wp(dst_vma) else ", uffd-wp cleared"), addr, nr,
+            + (", uffd-wp cleared (child not uffd-wp registered)" if uffd_cleared else ""),
+            addr, nr,
             child=pte)
     return pte
 
@@ -144,18 +148,55 @@ def pte_diff(expected: Pte, p: Pte | None) -> str:
     return "same"
 
 
-STOP_WORDS = {
-    "range-end": "reached the end of this PMD slice / VMA (max_nr)",
-    "folio-end": "reached the end of the folio",
-    "pfn-gap": "next PTE maps a page that does not follow (pfn gap)",
-    "pte-none": "next slot is empty",
-    "not-present": "next entry is not present",
-    "small-folio": "order-0 folio: nothing to batch",
-    "no-page": "no struct page: always a batch of 1",
-    "prealloc-held": "a preallocated page is held: per-PTE path first",
-    "max_nr-1": "only one slot left in this range",
-    "anon-dup-failed": "anon dup failed at a later page: batch truncated",
+class Stop(NamedTuple):
+    """One reason a batch ends, in the three phrasings pkmm uses.
+
+    ``words``: the trace's short form; ``starts``: in plain words, why the *next* PTE
+    begins a new call; ``detail``: the kernel's side of it.
+    """
+
+    words: str
+    starts: str
+    detail: str
+
+
+#: The one stop-reason vocabulary (trace, views, checkers and exercises read it).
+STOPS: dict[str, Stop] = {
+    "range-end": Stop("reached the end of this PMD slice / VMA (max_nr)",
+                      "the batch before it reached the end of the range being copied",
+                      "a batch stops at the end of the PMD slice or VMA (max_nr)"),
+    "folio-end": Stop("reached the end of the folio",
+                      "the batch before it reached the end of its folio",
+                      "a batch never crosses into another folio, even a physically "
+                      "adjacent one"),
+    "pfn-gap": Stop("next PTE maps a page that does not follow (pfn gap)",
+                    "it does not map the page right after the previous PTE's page",
+                    "a batch needs consecutive pages (pfns) of one folio"),
+    "pte-none": Stop("next slot is empty", "an empty slot comes right before it",
+                     "a batch covers present PTEs only"),
+    "not-present": Stop("next entry is not present",
+                        "a non-present entry comes right before it",
+                        "a batch covers present PTEs only"),
+    "small-folio": Stop("order-0 folio: nothing to batch",
+                        "it maps a single-page (order-0) folio",
+                        "there is nothing to batch: folio_test_large() is false"),
+    "prev-single": Stop("the PTE before was a call of its own",
+                        "the PTE before it maps a single-page folio and was a call of its own",
+                        "the next call starts here"),
+    "no-page": Stop("no struct page: always a batch of 1",
+                    "it has no struct page (vm_normal_page() is NULL)",
+                    "such a PTE is always a call of its own"),
+    "prealloc-held": Stop("a preallocated page is held: per-PTE path first",
+                          "fork holds a page it preallocated after an -EAGAIN",
+                          "the retry copies one PTE before batching again"),
+    "max_nr-1": Stop("only one slot left in this range",
+                     "only one slot was left in the range being copied",
+                     "with max_nr == 1 there is nothing to batch"),
+    "anon-dup-failed": Stop("anon dup failed at a later page: batch truncated",
+                            "the batch before it was cut where a page needed copying",
+                            "the page that needs copying gets a call of its own"),
 }
+STOP_WORDS = {k: v.words for k, v in STOPS.items()}
 
 
 def stop_words(stop: str) -> str:

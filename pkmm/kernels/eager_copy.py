@@ -6,7 +6,7 @@ handling) so that every variant shows a process the same data.
 Simplified: the copy is allocated inline (xv6 ``kalloc``); a failed allocation fails fork.
 pkmm: xv6 has no huge pages; a PMD-mapped anon THP is copied whole into a new order-9
 folio mapped by the child's PMD (a file THP or the huge zero page is handled as v6.8 does).
-Taught in: notebooks/08-cost.ipynb
+Taught in: notebooks/00-start-here.ipynb, notebooks/08-cost.ipynb
 """
 
 from __future__ import annotations

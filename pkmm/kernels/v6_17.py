@@ -55,7 +55,10 @@ FPB_MERGE_WRITE = "FPB_MERGE_WRITE"
 
 
 def __pte_batch_clear_ignored(pte: Pte, flags: frozenset[str]) -> Pte:
-    """Mask young and write always; dirty / soft-dirty unless respected."""
+    """Mask young and write always; dirty / soft-dirty unless respected.
+
+    Mirrors: mm/internal.h __pte_batch_clear_ignored(), v6.17 (FPB_RESPECT_*).
+    """
     if FPB_RESPECT_DIRTY not in flags:
         pte = pte_mkclean(pte)
     if FPB_RESPECT_SOFT_DIRTY not in flags:

@@ -67,13 +67,16 @@ def copy_present_pte(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, addr
     if vm_flags & VM_SHARED:
         pte = pte_mkclean(pte)
     pte = pte_mkold(pte)
+    # Say "uffd-wp cleared" only when there was a uffd-wp bit to clear.
+    uffd_cleared = pte.uffd_wp and not userfaultfd_wp(dst_vma)
     if not userfaultfd_wp(dst_vma):
         pte = pte_clear_uffd_wp(pte)
     set_pte_at(dst_vma.vm_mm, addr, pte)
     fc.ops["pte_writes"] += 1
     fc.ops["set_ptes_calls"] += 1
     fc.emit(f, "set-pte", "child PTE written: old" + (", clean (shared)" if vm_flags & VM_SHARED
-            else "") + ("" if userfaultfd_wp(dst_vma) else ", uffd-wp cleared"), addr, 1,
+            else "") + (", uffd-wp cleared (child not uffd-wp registered)" if uffd_cleared
+                        else ""), addr, 1,
             child=pte)
     fc.step(addr, 1, "share" if page is not None else "raw", reason, f)
     return 1

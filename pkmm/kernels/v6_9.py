@@ -50,7 +50,10 @@ FPB_IGNORE_SOFT_DIRTY = "FPB_IGNORE_SOFT_DIRTY"
 
 
 def __pte_batch_clear_ignored(pte: Pte, flags: frozenset[str]) -> Pte:
-    """Mask the bits a batch may differ in: always young and write, dirty/soft-dirty by flag."""
+    """Mask the bits a batch may differ in: always young and write, dirty/soft-dirty by flag.
+
+    Mirrors: mm/internal.h __pte_batch_clear_ignored(), v6.9.
+    """
     if FPB_IGNORE_DIRTY in flags:
         pte = pte_mkclean(pte)
     if FPB_IGNORE_SOFT_DIRTY in flags:

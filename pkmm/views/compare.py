@@ -1,131 +1,89 @@
-"""VersionCompare: fork one layout under two kernels and highlight what differs.
+"""VersionCompare: fork one layout under two kernels and mark what differs.
 
-Simulator concept (views layer).  :func:`compare_forks` forks two fresh builds of the
-same scenario and lists, slot by slot, where the final parent or child PTEs differ, and
-the batch sequences each kernel returned.  Nothing is predicted here: both sides are the
-model's results.
+Simulator concept (views layer).  Both forks are the model's
+(:func:`~pkmm.views.compare_model.compare_forks`); the picture marks a PTE only in the
+table -- parent or child -- where the two kernels' results differ.
 Taught in: notebooks/06-upstream-batching.ipynb
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-import ipywidgets as widgets
-
-from ..fork import ForkResult, fork
 from ..kernels import COMPARE_PAIR, KERNELS
-from ..pte import PAGE_SIZE
 from ..scenario import Scenario, as_scenario
-from .base import PkmmWidget, html_box
-from .render import CSS, Cell, esc, grid_html, process_cells, pte_cell, table_html
-
-_NEW = re.compile(r"^f\d+:")
-
-
-def _norm(c: Cell) -> tuple[str, str]:
-    # pkmm: pages allocated during fork (copies) get allocation-order names; two kernels
-    # may allocate in another order (wasted preallocations), so compare them as "new".
-    return (_NEW.sub("new:", c.label), c.bits)
-
-
-@dataclass
-class Comparison:
-    """Two forks of one scenario and their differences."""
-
-    a: str
-    b: str
-    result_a: ForkResult
-    result_b: ForkResult
-    cells: dict[str, dict[str, list[Cell]]]            # kernel -> "parent"/"child" -> cells
-    diffs: list[tuple[int, str, str, str]] = field(default_factory=list)  # slot, side, a, b
-
-    @property
-    def differing_slots(self) -> set[int]:
-        """Slots whose final parent or child PTE differs."""
-        return {d[0] for d in self.diffs}
-
-
-def compare_forks(layout: Any, a: str = COMPARE_PAIR[0], b: str = COMPARE_PAIR[1],
-                  without: Iterable[str] = frozenset()) -> Comparison:
-    """Fork ``layout`` under kernels ``a`` and ``b``; list the final PTE differences.
-
-    >>> s = {"vmas": [{"start": 0, "npages": 4}], "folios": {"F": {"order": 2}},
-    ...      "ptes": [{"addr": 0, "folio": "F", "nr": 2},
-    ...               {"addr": 8192, "folio": "F", "page": 2, "nr": 2, "dirty": False}]}
-    >>> c = compare_forks(s, "batch-v3", "v6.9")
-    >>> c.result_a.batches, c.result_b.batches, sorted(c.differing_slots)
-    ([4], [2, 2], [2, 3])
-    """
-    sc: Scenario = as_scenario(layout)
-    results: dict[str, ForkResult] = {}
-    cells: dict[str, dict[str, list[Cell]]] = {}
-    for k in (a, b):
-        p, folios = sc.build()
-        r = fork(p, kernel=k, without=frozenset(without))
-        names = {f.pfn: n for n, f in folios.items()}
-        results[k] = r
-        parent = process_cells(p, names)
-        child_ptes = dict(r.child.ptes())
-        child = [pte_cell(c.addr, child_ptes.get(c.addr), p.machine, names) for c in parent]
-        cells[k] = {"parent": parent, "child": child}
-    diffs: list[tuple[int, str, str, str]] = []
-    base = cells[a]["parent"][0].addr if cells[a]["parent"] else 0
-    for side in ("parent", "child"):
-        for ca, cb in zip(cells[a][side], cells[b][side], strict=True):
-            if _norm(ca) != _norm(cb):
-                diffs.append(((ca.addr - base) // PAGE_SIZE, side,
-                              f"{ca.label} {ca.bits}", f"{cb.label} {cb.bits}"))
-    return Comparison(a, b, results[a], results[b], cells, diffs)
+from .compare_model import Comparison, compare_forks
+from .live import Control, LiveWidget, select
+from .render import table_html
+from .stepper_model import check_without
+from .svg.compare import comparison_picture
+from .svg.core import Picture
+from .svg.scene import need_kernel
 
 
 def comparison_html(c: Comparison) -> str:
-    """Both kernels' batches, final page tables (differences in red) and a diff table."""
-    slots = c.differing_slots
-    out = []
-    for k, r in ((c.a, c.result_a), (c.b, c.result_b)):
-        cl = c.cells[k]
-        base = cl["parent"][0].addr if cl["parent"] else 0
-        marks = {base + s * PAGE_SIZE: "diff" for s in slots}
-        out.append(f"<div><b>{esc(k)}</b>: batches {esc(r.batches)}, copies {r.copies}, "
-                   f"-EAGAIN rounds {r.eagain}<br>parent"
-                   + grid_html(cl["parent"], base=base, classes=marks) + "child"
-                   + grid_html(cl["child"], base=base, classes=marks) + "</div>")
+    """The comparison as HTML: the picture and a table of the differing PTEs."""
     rows = [[s, side, va, vb] for s, side, va, vb in c.diffs]
-    summary = (f"<p>{len(c.diffs)} differing PTE(s)</p>" if c.diffs else
-               "<p>No difference in the final page tables.</p>")
-    return ('<div class="pkmm-side">' + "".join(out) + "</div>" + summary
+    return (comparison_picture(c)._repr_html_()
             + (table_html(("slot", "table", c.a, c.b), rows) if rows else ""))
 
 
-class VersionCompare(PkmmWidget):
-    """Widget: the same layout forked under two kernels, differences highlighted.
+class VersionCompare(LiveWidget):
+    """Widget: the same layout forked under two kernels, differences marked.
 
     Taught in: notebooks/06-upstream-batching.ipynb
     """
 
-    def __init__(self, layout: Any, a: str = COMPARE_PAIR[0], b: str = COMPARE_PAIR[1]) -> None:
-        super().__init__("pkmm-version-compare")
-        self.scenario_ = as_scenario(layout)
-        self._a = widgets.Dropdown(options=list(KERNELS), value=a, description="kernel A")
-        self._b = widgets.Dropdown(options=list(KERNELS), value=b, description="kernel B")
-        self._view = html_box()
-        self._a.observe(lambda c: self.redraw(), names="value")
-        self._b.observe(lambda c: self.redraw(), names="value")
-        self.children = [html_box(CSS), widgets.HBox([self._a, self._b]), self._view]
-        self.redraw()
+    def __init__(self, layout: Any, a: str = COMPARE_PAIR[0], b: str = COMPARE_PAIR[1],
+                 without: Iterable[str] = frozenset()) -> None:
+        self.a, self.b = need_kernel(a, "VersionCompare"), need_kernel(b, "VersionCompare")
+        self.without = check_without(without)
+        self._scenario = as_scenario(layout)
+        self.comparison = compare_forks(self._scenario, self.a, self.b, self.without)
+        super().__init__(label="pkmm version compare: one layout, two kernels")
+        self.add_class("pkmm-version-compare")
+        self.source: Any = getattr(layout, "model", None)
+        if self.source is not None and hasattr(self.source, "subscribe"):
+            self.source.subscribe(self._layout_changed)
+        else:
+            self.source = None
+        self.refresh()
 
     def __repr__(self) -> str:
-        return (f"VersionCompare({self.scenario_.name}, {self._a.value} vs {self._b.value}, "
+        return (f"VersionCompare({self._scenario.name}, {self.a} vs {self.b}, "
                 f"diffs={len(self.comparison.diffs)})")
 
-    def redraw(self) -> None:
-        """Fork again under the two selected kernels and redraw."""
-        self.comparison = compare_forks(self.scenario_, self._a.value, self._b.value)
-        self._view.value = comparison_html(self.comparison)
+    @property
+    def scenario(self) -> Scenario:
+        """The layout being compared."""
+        return self._scenario
+
+    def _layout_changed(self) -> None:
+        assert self.source is not None
+        self._scenario = self.source.scenario()
+        self.comparison = compare_forks(self._scenario, self.a, self.b, self.without)
+        self.refresh()
+
+    def on_control(self, cid: str, value: Any) -> None:
+        if cid in ("a", "b"):
+            k = need_kernel(value, f"kernel {cid.upper()}")
+            a, b = (k, self.b) if cid == "a" else (self.a, k)
+            self.comparison = compare_forks(self._scenario, a, b, self.without)
+            self.a, self.b = a, b
+
+    def draw(self) -> tuple[Picture, list[list[str]], list[list[Control]]]:
+        c = self.comparison
+        sides = sorted({side for side, _ in c.differing})
+        panel = [["head", f"{len(c.diffs)} differing PTE(s)"
+                  + (f", in the {' and '.join(sides)} table" if sides else "")]]
+        rows = [[select("a", "kernel A", self.a, [(k, k) for k in KERNELS]),
+                 select("b", "kernel B", self.b, [(k, k) for k in KERNELS])]]
+        return comparison_picture(c, self.width), panel, rows
 
     def static_html(self) -> str:
-        return self._view.value
+        """The comparison as static HTML."""
+        return comparison_html(self.comparison)
+
+
+__all__ = ["Comparison", "VersionCompare", "compare_forks", "comparison_html"]

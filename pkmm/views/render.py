@@ -19,33 +19,39 @@ from ..pte import PAGE_SIZE, SETTABLE_BITS, Pte
 #: Bit letters in the order cells print them (pkmm.pte.PTE_BITS, as ``Pte.__repr__``).
 BIT_LETTERS = tuple((b.name, b.letter) for b in SETTABLE_BITS)
 
+# Colours: JupyterLab's CSS variables with light fallbacks, so dark themes stay readable;
+# kinds are tints (low alpha) that read on either background.
 CSS = """<style>
-.pkmm-widget{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
+.pkmm-widget{font-family:var(--jp-code-font-family,ui-monospace,Menlo,Consolas,monospace);
+ font-size:12px;color:var(--jp-ui-font-color1,#1a1a1a)}
 .pkmm-pte-grid{display:grid;grid-template-columns:repeat(8,minmax(74px,1fr));gap:2px;
  margin:2px 0 6px 0}
-.pkmm-cell{border:1px solid #bbb;border-radius:3px;padding:1px 3px;line-height:1.25;
- background:#fafafa;color:#222;min-height:30px}
-.pkmm-cell .a{color:#888;font-size:10px}
-.pkmm-cell.none{background:#f0f0f0;color:#999}
-.pkmm-cell.anon{background:#e3f0ff}.pkmm-cell.file{background:#eef7e3}
-.pkmm-cell.shmem{background:#f5ecfb}.pkmm-cell.special{background:#fff6d6}
-.pkmm-cell.nonpresent{background:#ffe9d6}
+.pkmm-cell{border:1px solid var(--jp-border-color1,#8a8a8a);border-radius:3px;
+ padding:1px 3px;line-height:1.25;color:var(--jp-ui-font-color1,#1a1a1a);min-height:30px;
+ background:var(--jp-layout-color1,#fafafa)}
+.pkmm-cell .a{color:var(--jp-ui-font-color2,#4d4d4d);font-size:10px}
+.pkmm-cell.none{background:rgba(139,148,158,.15)}
+.pkmm-cell.anon{background:rgba(59,130,246,.2)}.pkmm-cell.file{background:rgba(34,160,107,.2)}
+.pkmm-cell.shmem{background:rgba(168,85,247,.2)}.pkmm-cell.special{background:rgba(210,153,34,.2)}
+.pkmm-cell.nonpresent{background:rgba(232,89,12,.2)}
 .pkmm-cell.cur{outline:3px solid #e8590c;outline-offset:-2px}
 .pkmm-cell.chg{box-shadow:inset 0 0 0 2px #2b8a3e}
-.pkmm-cell.diff{background:#ffd8d8 !important}
+.pkmm-cell.diff{outline:3px dashed #c92a2a;outline-offset:-2px}
 .pkmm-cell.copy{border-color:#c92a2a;border-width:2px}
-.pkmm-cell.pin .l::after{content:" \\1F4CC"}
 .pkmm-table{border-collapse:collapse;margin:4px 0}
-.pkmm-table td,.pkmm-table th{border:1px solid #ccc;padding:1px 5px;text-align:left}
-.pkmm-table th{background:#f1f3f5}
-.pkmm-table tr.diff td{background:#ffd8d8}
-.pkmm-error{border:2px solid #c92a2a;background:#fff5f5;color:#862e2e;padding:4px 8px;
- border-radius:4px;margin:4px 0}
-.pkmm-stepper-panel,.pkmm-panel{border:1px solid #adb5bd;border-radius:4px;padding:4px 8px;
- background:#f8f9fa;margin:4px 0;white-space:normal}
+.pkmm-table td,.pkmm-table th{border:1px solid var(--jp-border-color1,#8a8a8a);
+ padding:1px 5px;text-align:left;color:var(--jp-ui-font-color1,#1a1a1a)}
+.pkmm-table th{background:var(--jp-layout-color2,#eeeeee)}
+.pkmm-table tr.diff td{outline:2px dashed #c92a2a}
+.pkmm-error{border:2px solid var(--jp-error-color1,#c92a2a);
+ background:var(--jp-layout-color1,#fff5f5);color:var(--jp-ui-font-color1,#1a1a1a);
+ padding:4px 8px;border-radius:4px;margin:4px 0}
+.pkmm-stepper-panel,.pkmm-panel{border:1px solid var(--jp-border-color1,#8a8a8a);
+ border-radius:4px;padding:4px 8px;background:var(--jp-layout-color1,#f8f9fa);
+ color:var(--jp-ui-font-color1,#1a1a1a);margin:4px 0;white-space:normal}
 .pkmm-side{display:flex;gap:14px;flex-wrap:wrap}
 .pkmm-side>div{flex:1 1 600px;min-width:0;overflow-x:auto}
-.pkmm-legend{color:#555;font-size:11px}
+.pkmm-legend{color:var(--jp-ui-font-color2,#4d4d4d);font-size:11px}
 </style>"""
 
 
@@ -179,10 +185,11 @@ def error_box(message: str) -> str:
 
 
 def _compact(values: Sequence[int]) -> str:
-    """``[2, 2, 2, 1]`` -> ``'2x3 1'`` (run-length, for big folios).
+    """``[2, 2, 2, 1]`` -> ``'2 ×3, 1'`` (run-length, for big folios; never "0x16",
+    which reads as hex).
 
     >>> _compact([2, 2, 2, 1])
-    '2x3 1'
+    '2 ×3, 1'
     """
     out: list[str] = []
     i = 0
@@ -190,9 +197,9 @@ def _compact(values: Sequence[int]) -> str:
         j = i
         while j < len(values) and values[j] == values[i]:
             j += 1
-        out.append(f"{values[i]}x{j - i}" if j - i > 1 else str(values[i]))
+        out.append(f"{values[i]} ×{j - i}" if j - i > 1 else str(values[i]))
         i = j
-    return " ".join(out)
+    return ", ".join(out)
 
 
 def _ranges(idx: Sequence[int]) -> str:

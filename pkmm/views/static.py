@@ -1,34 +1,50 @@
 """Static pictures for notebook cells: a process's page table, a fork's steps.
 
-Simulator concept (views layer).  Small wrappers that return ``IPython.display.HTML``
-so a notebook cell shows a table even where widgets are not live.
+Simulator concept (views layer).  Pure Python: ``process_html`` is the memory map of
+one process, ``steps_table`` one row per copy call; both show on a static page.
 Taught in: notebooks/01-ptes-folios-vmas.ipynb
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-
-from IPython.display import HTML
+from dataclasses import dataclass
 
 from ..folio import Folio
 from ..fork import ForkResult
 from ..process import Process
-from .render import CSS, folio_table, grid_html, process_cells, table_html
+from .render import CSS, esc, table_html
+from .svg.core import Picture
+from .svg.memmap import memory_map
+
+
+@dataclass(frozen=True)
+class HtmlBlock:
+    """A piece of HTML a notebook cell shows (no IPython needed)."""
+
+    html: str
+    text: str
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __repr__(self) -> str:
+        return self.text
 
 
 def process_html(p: Process, folios: Mapping[str, Folio] | None = None,
-                 title: str = "") -> HTML:
-    """One process's PTE grid (and its folios' counters when given)."""
+                 title: str = "") -> Picture:
+    """One process's page table with lines to its pages (the memory map)."""
     names = {f.pfn: n for n, f in (folios or {}).items()}
-    head = f"<b>{title or p.name}</b>: " + "; ".join(v.describe() for v in p.vmas)
-    body = grid_html(process_cells(p, names)) + (folio_table(folios) if folios else "")
-    return HTML(f'<div class="pkmm-widget">{CSS}{head}{body}</div>')
+    return memory_map(p, names=names, title=title or f"{p.name}'s page table")
 
 
-def steps_table(r: ForkResult) -> HTML:
+def steps_table(r: ForkResult) -> HtmlBlock:
     """One row per return of the present/non-present copy function."""
     rows = [[f"{s.addr:#x}", s.func, s.action, s.nr, s.stop or "", s.reason] for s in r.steps]
-    return HTML(f'<div class="pkmm-widget">{CSS}<b>{r.kernel}</b>: batches {r.batches}'
-                + table_html(("addr", "function", "action", "nr", "stop", "why"), rows)
-                + "</div>")
+    html = (f'<div class="pkmm-widget">{CSS}<b>{esc(r.kernel)}</b>: batches {esc(r.batches)}'
+            + table_html(("addr", "function", "action", "nr", "stop", "why"), rows)
+            + "</div>")
+    text = f"{r.kernel}: batches {r.batches}\n" + "\n".join(
+        f"{a} {f} {act} nr={n} {st} {why}".rstrip() for a, f, act, n, st, why in rows)
+    return HtmlBlock(html, text)

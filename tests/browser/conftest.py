@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,31 +64,73 @@ def lab_server(chromium_path: str, request: pytest.FixtureRequest) -> Iterator[L
         shutil.rmtree(base, ignore_errors=True)
 
 
+class Drivers:
+    """One LabDriver per front end and theme; only the one in use keeps a page open."""
+
+    def __init__(self, browser: Any, url: str, timeout: float, axe_script: str) -> None:
+        self.browser, self.url, self.timeout, self.axe_script = browser, url, timeout, axe_script
+        self.current: LabDriver | None = None
+
+    def get(self, front: str) -> LabDriver:
+        cur = self.current
+        if cur is None or cur.front != front:
+            if cur is not None:
+                cur.close()
+            self.current = LabDriver(self.browser, self.url, run_timeout_s=self.timeout,
+                                     front=front, axe_script=self.axe_script)
+        return self.current
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()
+
+
+def _axe_script() -> str:
+    """axe-core as bundled by the axe-playwright-python package (no CDN)."""
+    try:
+        import axe_playwright_python
+    except ImportError as exc:
+        _skip_or_fail(f"axe-playwright-python is not importable ({exc}); install the test "
+                      "extra: pip install -e '.[test]'")
+    return (Path(axe_playwright_python.__file__).parent / "axe.min.js").read_text()
+
+
 @pytest.fixture(scope="session")
-def lab(lab_server: LabServer, chromium_path: str) -> Iterator[LabDriver]:
-    """A LabDriver bound to the session's server and one headless Chromium."""
+def drivers(lab_server: LabServer, chromium_path: str) -> Iterator[Drivers]:
+    """Drivers bound to the session's server and one headless Chromium."""
     from playwright.sync_api import sync_playwright
 
     timeout = float(os.environ.get("PKMM_BROWSER_RUN_TIMEOUT", "180"))
+    axe = _axe_script()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS,
                                      headless=True)
-        driver = LabDriver(browser, lab_server.url, run_timeout_s=timeout)
+        d = Drivers(browser, lab_server.url, timeout, axe)
         try:
-            yield driver
+            yield d
         finally:
-            driver.close()
+            d.close()
             browser.close()
 
 
 @pytest.fixture
-def check_notebook(lab: LabDriver, lab_server: LabServer,
+def lab(drivers: Drivers) -> LabDriver:
+    """The JupyterLab (light theme) driver."""
+    return drivers.get("lab")
+
+
+@pytest.fixture
+def check_notebook(drivers: Drivers, lab_server: LabServer,
                    request: pytest.FixtureRequest) -> Iterator[Any]:
-    """Return check(rel_path, screenshot) -> NotebookReport; kernels are cleaned up after."""
+    """Return check(rel_path, screenshot, front="lab", shots=None) -> NotebookReport:
+    ``shots`` maps each theme to check in to its screenshot (light only by default);
+    kernels are cleaned up after."""
     reports: list[NotebookReport] = request.config.stash.setdefault(_REPORTS, [])
 
-    def check(rel_path: str, screenshot: Path | None) -> NotebookReport:
-        report = lab.check(rel_path, screenshot)
+    def check(rel_path: str, screenshot: Path | None, front: str = "lab",
+              shots: dict[str, Path | None] | None = None) -> NotebookReport:
+        themes = tuple(shots) if shots else ("light",)
+        report = drivers.get(front).check(rel_path, screenshot, themes, shots)
         reports.append(report)
         request.config.stash[_END] = time.monotonic()
         if report.problems:
@@ -113,6 +156,13 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(report.summary())
     per_notebook = sum(r.seconds for r in reports)
     wall = config.stash[_END] - config.stash[_START]
+    axe: Counter[str] = Counter()
+    for r in reports:
+        axe.update(r.axe)
+    terminalreporter.write_line(
+        f"axe-core: {sum(r.axe_checked for r in reports)} widget/picture output(s) checked; "
+        "violations by impact: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(axe.items())) or "none"))
     terminalreporter.write_line(
         f"browser test total: {wall:.1f}s wall for {len(reports)} notebook(s) "
         f"({per_notebook:.1f}s in notebooks, the rest JupyterLab and Chromium start-up)")

@@ -13,6 +13,7 @@ Problems are collected, not raised, so one run reports everything that is wrong.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,18 @@ if TYPE_CHECKING:  # playwright is imported lazily so doctest collection never n
     from playwright.sync_api import Locator, Page
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+# A rendered widget view is the output node's direct child: ipywidgets' views carry
+# .jupyter-widgets, pkmm's anywidget views .pkmm-live.
+VIEW = "> .jupyter-widgets, {outputs} > .pkmm-live"
+THEMES = {"light": "JupyterLab Light", "dark": "JupyterLab Dark"}
+# axe-core: the WCAG 2.1 A/AA rules; serious and critical violations fail the notebook.
+AXE_OPTIONS = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a",
+                                                      "wcag21aa"]},
+               "resultTypes": ["violations"]}
+AXE_FAIL = ("serious", "critical")
+# Page errors of a front end itself, not of pkmm: Notebook 7.6's shortcut settings plugin
+# throws this while the page loads, also for a notebook with no widget that never ran.
+KNOWN_PAGE_ERRORS = {"notebook": ("Cannot read properties of undefined (reading 'schema')",)}
 BAD_WIDGET_TEXTS = ("Error displaying widget", "Loading widget...")
 
 # (root class, clickable class, class whose text must change): the interaction contract.
@@ -96,12 +109,13 @@ _JS_OPEN = f"""async (path) => {{
 }}"""
 
 # Shut down every open notebook's kernel and close it without a "save changes?" dialog.
-_JS_CLOSE_NOTEBOOKS = """async () => {
+# (Notebook 7 shows one notebook per page: its panel is left for the next page load.)
+_JS_CLOSE_NOTEBOOKS = """async (dispose) => {
     for (const w of Array.from(window.jupyterapp.shell.widgets('main'))) {
         if (!w.sessionContext) continue;
         await w.sessionContext.shutdown();
         w.context.model.dirty = false;
-        w.dispose();
+        if (dispose) w.dispose();
     }
 }"""
 
@@ -111,12 +125,15 @@ class NotebookReport:
     """What happened to one notebook: problems found and what was actually exercised."""
 
     path: str
+    front: str = "lab/light"   # front end and theme the notebook ran in
     problems: list[str] = field(default_factory=list)
     interactions: list[str] = field(default_factory=list)
     widget_outputs: int = 0
     screenshot: Path | None = None
     seconds: float = 0.0
     server_log: str = ""  # the server's last lines, to read next to any problem
+    axe: Counter[str] = field(default_factory=Counter)  # violations by impact
+    axe_checked: int = 0  # widget and picture outputs axe looked at
 
     def failure_message(self) -> str:
         """The problems, then the server log tail that may explain them."""
@@ -127,8 +144,10 @@ class NotebookReport:
         """One line for the terminal summary; says what was skipped, not only what passed."""
         inter = ", ".join(self.interactions) or "no interactive pkmm widgets (skipped)"
         status = "ok" if not self.problems else f"{len(self.problems)} problem(s)"
-        return (f"{self.path}: {status} in {self.seconds:.1f}s; {self.widget_outputs} "
-                f"widget output(s); interactions: {inter}")
+        axe = ", ".join(f"{k} {v}" for k, v in sorted(self.axe.items())) or "none"
+        return (f"[{self.front}] {self.path}: {status} in {self.seconds:.1f}s; "
+                f"{self.widget_outputs} widget output(s); axe on {self.axe_checked} "
+                f"output(s), violations: {axe}; interactions: {inter}")
 
 
 class LabDriver:
@@ -141,8 +160,10 @@ class LabDriver:
     """
 
     def __init__(self, browser: Any, base_url: str, *, run_timeout_s: float = 180.0,
-                 interaction_timeout_s: float = 15.0) -> None:
+                 interaction_timeout_s: float = 15.0, front: str = "lab",
+                 theme: str = "light", axe_script: str = "") -> None:
         self.browser = browser
+        self.front, self.theme, self.axe_script = front, theme, axe_script
         self.base_url = base_url.rstrip("/")
         self.run_timeout_ms = run_timeout_s * 1000
         self.interaction_timeout_ms = interaction_timeout_s * 1000
@@ -150,9 +171,14 @@ class LabDriver:
         self._page: Page | None = None
         self._page_errors: list[str] = []
 
-    def check(self, rel_path: str, screenshot_to: Path | None) -> NotebookReport:
-        """Open `rel_path` (relative to the server root), run all cells, check, screenshot."""
-        report = NotebookReport(rel_path)
+    def check(self, rel_path: str, screenshot_to: Path | None,
+              themes: tuple[str, ...] = ("light",),
+              shots: dict[str, Path | None] | None = None) -> NotebookReport:
+        """Open `rel_path` (relative to the server root), run all cells, then in each of
+        `themes` (the live widgets re-theme without a re-run): screenshot (`shots`, or
+        `screenshot_to` for the first theme), axe-core, fit; then click the widgets."""
+        report = NotebookReport(rel_path, f"{self.front}/{'+'.join(themes)}")
+        shots = dict(shots or {themes[0]: screenshot_to})
         start = time.monotonic()
         try:
             page = self._lab_page()
@@ -160,43 +186,83 @@ class LabDriver:
             self._open(page, rel_path)
             self._run_all(page, report)
             self._check_widgets_rendered(page, report)
-            if screenshot_to is not None:  # before clicking: show the state the author chose
-                report.screenshot = self._screenshot(page, screenshot_to, report)
-            self._check_interactions(page, report)
-            page.evaluate(_JS_CLOSE_NOTEBOOKS)
+            for theme in themes:   # the state the author chose, in every theme
+                if theme != self.theme:
+                    self._set_theme(page, theme)
+                    self.theme = theme
+                shot = shots.get(theme)
+                if shot is not None:
+                    report.screenshot = self._screenshot(page, shot, report)
+                self._check_axe(page, report, theme)
+                self._check_fits(page, report)
+            self._check_interactions(page, report)   # then click (in the last theme)
+            if self.theme != themes[0]:
+                self._set_theme(page, themes[0])
+                self.theme = themes[0]
+            page.evaluate(_JS_CLOSE_NOTEBOOKS, self.front == "lab")
         except Exception as exc:  # a harness failure is itself a finding for this notebook
             report.problems.append(f"harness could not finish: {type(exc).__name__}: {exc}")
             self.close()  # the server fixture deletes any kernel left behind
-        report.problems.extend(f"uncaught page error: {e}" for e in self._page_errors)
+        known = KNOWN_PAGE_ERRORS.get(self.front, ())
+        report.problems.extend(f"uncaught page error: {e}" for e in self._page_errors
+                               if e not in known)
         report.seconds = time.monotonic() - start
         return report
 
     def close(self) -> None:
-        """Drop the current page (the next check() loads a fresh one)."""
+        """Drop the current page (the next check() loads a fresh one).  A dark page puts
+        the (server-side, shared) theme setting back to light first."""
         if self._context is not None:
+            try:
+                if self.theme != "light" and self._page is not None:
+                    self._set_theme(self._page, "light")
+            except Exception:
+                pass  # the page is being thrown away; the next one sets its own theme
             try:
                 self._context.close()
             finally:
                 self._context, self._page = None, None
 
+    @staticmethod
+    def _set_theme(page: Page, theme: str) -> None:
+        page.evaluate("async (t) => { await window.jupyterapp.commands.execute("
+                      "'apputils:change-theme', {theme: t}); }", THEMES[theme])
+        light = "true" if theme == "light" else "false"
+        page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{light}'",
+                               timeout=20_000)
+
     def _lab_page(self) -> Page:
         """The page with JupyterLab loaded and restored; loaded on first use."""
         if self._page is None:
-            self._context = self.browser.new_context(viewport={"width": 1280, "height": 1200})
+            # 1024 px wide, the lab's file browser open: the smallest screen we support
+            self._context = self.browser.new_context(viewport={"width": 1024, "height": 1000})
             page = self._context.new_page()
             page.set_default_timeout(60_000)
             page.on("pageerror", lambda exc: self._page_errors.append(str(exc)))
-            # ?reset: ignore any saved workspace, so no notebook is open yet.
-            page.goto(f"{self.base_url}/lab?reset")
-            page.wait_for_function("() => window.jupyterapp !== undefined")
-            page.evaluate("async () => { await window.jupyterapp.started;"
-                          " await window.jupyterapp.restored; }")
             self._page = page
+            if self.front == "lab":
+                # ?reset: ignore any saved workspace, so no notebook is open yet.
+                self._goto(page, f"{self.base_url}/lab?reset")
+                self._set_theme(page, self.theme)
         return self._page
 
+    @staticmethod
+    def _goto(page: Page, url: str) -> None:
+        page.goto(url)
+        page.wait_for_function("() => window.jupyterapp !== undefined")
+        page.evaluate("async () => { await window.jupyterapp.started;"
+                      " await window.jupyterapp.restored; }")
+
     def _open(self, page: Page, rel_path: str) -> None:
-        """Open `rel_path` in the lab and wait until its kernel is connected and idle."""
-        page.evaluate(_JS_OPEN, rel_path)
+        """Open `rel_path` and wait until its kernel is connected and idle.  JupyterLab
+        opens it in the loaded lab; Notebook 7 loads the notebook's own page."""
+        if self.front == "notebook":
+            self._goto(page, f"{self.base_url}/notebooks/{rel_path}")
+            page.wait_for_function(f"(p) => {_JS_CURRENT}?.context?.path === p", arg=rel_path)
+            page.evaluate(f"(p) => {_JS_CURRENT}.node.setAttribute('{UNDER_TEST_ATTR}', p)",
+                          rel_path)
+        else:
+            page.evaluate(_JS_OPEN, rel_path)
         deadline = time.monotonic() + 90
         while not page.evaluate(_JS_KERNEL_READY, rel_path):
             # A notebook without kernelspec metadata asks which kernel to use: take the default.
@@ -234,7 +300,7 @@ class LabDriver:
         """Every widget output shows a view: no error text, no loader left, nonzero size."""
         outputs = f"{SCOPE} .jp-OutputArea-output"
         # The widget renderer *is* the output node; a rendered view is its direct child.
-        views = page.locator(f"{outputs} > .jupyter-widgets")
+        views = page.locator(f"{outputs} " + VIEW.format(outputs=outputs))
         try:  # views render asynchronously after the kernel goes idle
             page.wait_for_function(
                 f"""() => [...document.querySelectorAll('{outputs}')].every(
@@ -255,6 +321,38 @@ class LabDriver:
             box = views.nth(i).bounding_box()
             if box is None or box["height"] < 1:
                 report.problems.append(f"widget view {i} rendered with no visible size")
+
+    def _check_axe(self, page: Page, report: NotebookReport, theme: str = "light") -> None:
+        """axe-core on every pkmm widget and picture: serious/critical violations fail."""
+        if not self.axe_script:
+            return
+        page.evaluate(f"() => {{ if (!window.axe) {{ {self.axe_script} }} }}")
+        targets = page.locator(f"{SCOPE} .jp-OutputArea-output > .pkmm-live, "
+                               f"{SCOPE} .jp-OutputArea-output .pkmm-picture")
+        for i in range(targets.count()):
+            result = targets.nth(i).evaluate(
+                "async (el, opts) => (await window.axe.run(el, opts)).violations.map("
+                "v => ({id: v.id, impact: v.impact, help: v.help, n: v.nodes.length,"
+                " html: v.nodes[0] ? v.nodes[0].html.slice(0, 120) : ''}))", AXE_OPTIONS)
+            report.axe_checked += 1
+            for v in result:
+                report.axe[v["impact"] or "unknown"] += v["n"]
+                if v["impact"] in AXE_FAIL:
+                    report.problems.append(f"axe {v['impact']}: {v['id']} ({v['help']}) on "
+                                           f"output {i} ({theme} theme): {v['html']}")
+
+    def _check_fits(self, page: Page, report: NotebookReport) -> None:
+        """No pkmm widget is wider than the notebook gives it (nothing hides behind a
+        scroll bar at 1024 px with the file browser open)."""
+        views = page.locator(f"{SCOPE} .jp-OutputArea-output > .pkmm-live")
+        for i in range(views.count()):
+            over = views.nth(i).evaluate(
+                "el => [...el.querySelectorAll('.pkmm-controls, .pkmm-picture-live, svg')]"
+                ".filter(n => n.scrollWidth > n.clientWidth + 2 || "
+                "n.getBoundingClientRect().right > el.getBoundingClientRect().right + 2)"
+                ".map(n => `${n.className.baseVal ?? n.className}: ${n.scrollWidth}px in "
+                "${n.clientWidth}px`)")
+            report.problems.extend(f"widget view {i} overflows: {o}" for o in over)
 
     def _check_interactions(self, page: Page, report: NotebookReport) -> None:
         """Click each pkmm control and require the paired view in the same root to change."""
@@ -292,7 +390,7 @@ class LabDriver:
         .pkmm-widget (pkmm's static HTML reprs carry the class too), else the first figure
         (a plot says more in a README than a line of text), else the first output."""
         outputs = f"{SCOPE} .jp-OutputArea-output"
-        for selector in (f"{outputs} > .pkmm-widget.jupyter-widgets",
+        for selector in (f"{outputs} > .pkmm-live", f"{outputs} > .pkmm-widget.jupyter-widgets",
                          f"{outputs} .pkmm-widget", f"{outputs}.jp-RenderedImage", outputs):
             target = page.locator(selector).first
             if target.count():

@@ -94,6 +94,11 @@ def lab_env(base: Path) -> dict[str, str]:
         target = settings / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(value))
+    config = base / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    for name in ("jupyter_server_config.json", "jupyter_notebook_config.json"):
+        (config / name).write_text(json.dumps(
+            {"JupyterNotebookApp": {"expose_app_in_browser": True}}))
     env.update({
         "JUPYTERLAB_SETTINGS_DIR": str(settings),
         "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
@@ -114,6 +119,8 @@ def _lab_command(root: Path, port: int) -> list[str]:
         f"--ServerApp.root_dir={root}",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--LabApp.news_url=",
+        # Notebook 7 (the same server) exposes its app too, so the test can drive it
+        "--JupyterNotebookApp.expose_app_in_browser=True",
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")

@@ -1,9 +1,12 @@
-"""End-to-end: every notebook runs in a real JupyterLab + Chromium and its widgets respond.
+"""End-to-end: every notebook runs in a real browser, in JupyterLab's light and dark
+themes and in Notebook 7, and its widgets respond and pass axe-core.
 
-For each notebooks/*.ipynb (and notebooks/exercises/*.ipynb): run all cells, require no
-cell error and no "Error displaying widget" / "Loading widget..." left on the page, require
-every widget output to render, click each pkmm control and require its view to change,
-and save a screenshot of the main widget to docs/screenshots/ (the README shows them).
+For each notebooks/*.ipynb (and notebooks/exercises/*.ipynb), in each front end: run all
+cells, require no cell error and no "Error displaying widget" / "Loading widget..." left
+on the page, require every widget output to render, run axe-core (WCAG 2.1 A/AA) on every
+pkmm widget and picture with no serious or critical violation, click each pkmm control
+and require its view to change, and save a screenshot of the main widget to
+docs/screenshots/ (light) and docs/screenshots/dark/ (the README shows them).
 
 The harness itself is tested on two fixture notebooks, one that must pass and one whose
 every defect must be reported, so a harness that silently checks nothing cannot pass.
@@ -32,16 +35,27 @@ def screenshot_name(rel_path: str) -> str:
     return f"{prefix}{path.stem}.png"
 
 
+# front end -> {theme: screenshot folder or None}.  In JupyterLab a notebook runs once and
+# is then checked in the light and the dark theme (a live widget re-themes at once).
+PASSES: dict[str, dict[str, Path | None]] = {
+    "lab": {"light": SCREENSHOTS, "dark": SCREENSHOTS / "dark"},
+    "notebook": {"light": None},
+}
+
+
 def _notebook_params() -> list[Any]:
     found = project_notebooks()
     if not found:
-        return [pytest.param(None, marks=pytest.mark.skip(reason="no notebooks/*.ipynb yet"))]
-    return found
+        return [pytest.param(None, None, marks=pytest.mark.skip(
+            reason="no notebooks/*.ipynb yet"))]
+    return [pytest.param(front, nb, id=f"{front}-{nb}") for front in PASSES for nb in found]
 
 
-@pytest.mark.parametrize("rel_path", _notebook_params())
-def test_notebook_in_browser(rel_path: str, check_notebook: Any) -> None:
-    report = check_notebook(rel_path, SCREENSHOTS / screenshot_name(rel_path))
+@pytest.mark.parametrize(("front", "rel_path"), _notebook_params())
+def test_notebook_in_browser(front: str, rel_path: str, check_notebook: Any) -> None:
+    shots = {theme: (folder / screenshot_name(rel_path) if folder is not None else None)
+             for theme, folder in PASSES[front].items()}
+    report = check_notebook(rel_path, None, front, shots)
     if report.problems:
         pytest.fail(report.failure_message(), pytrace=False)
 
@@ -72,3 +86,4 @@ def test_harness_reports_every_defect(check_notebook: Any, lab: Any, tmp_path: P
     # A view whose model does not exist: JupyterLab shows one of these, never the widget.
     assert "Error displaying widget" in text or "shows 'Loading widget...'" in text
     assert "pkmm-layout-builder[0]: .pkmm-toggle-bit -> .pkmm-pte-grid: text unchanged" in text
+    assert "axe critical: label" in text and report.axe["critical"] >= 1

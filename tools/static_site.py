@@ -1,8 +1,13 @@
-"""Render the lab's executed notebooks to a static site: `python -m pkmm.site [--out _site]`.
+"""Render the lab's notebooks to two static sites: `python tools/static_site.py [--out _site]`.
 
-Why nbconvert (and not Jupyter Book 2): it builds offline, and this project's CI has no
-network; JB2 downloads its theme at build time and cannot show ipywidgets statically
-(../shared/spec/jupyter-practice.md §5.3).
+The student site (``_site/``) shows what a learner may read: no answer keys, no hidden
+grading cells.  The instructor site (``_site-instructor/``, a separate tree so publishing
+the student site never publishes keys) shows everything, plus each exercise's answer key.
+Cells tagged ``remove-cell`` (the asserts that pin a notebook's claims for the test run)
+are left out of both.
+
+Why nbconvert (and not Jupyter Book 2): it builds offline; JB2 downloads its theme at
+build time and cannot show ipywidgets statically.
 
 Why pages show each widget's *fallback*: a pkmm widget's mimebundle carries a `text/html`
 (or `image/png`) snapshot next to its `widget-view+json` entry.  With saved widget state,
@@ -13,9 +18,10 @@ plain HTML; a widget without one is drawn from the widget state nbclient saved (
 children, labels, images, Output contents).  Only a widget with neither keeps its view and
 the saved state, so it still renders where the CDN is reachable; the build warns about it.
 
-Notebooks are read from notebooks/ and notebooks/exercises/; one that has not been run is
-executed first with nbclient (`--execute auto`, the default).  The sources are never
-modified.  Output: one page per notebook (same relative path, `.html`) and `index.html`.
+Notebooks are read from notebooks/ (every *.ipynb, markdown-only ones too) and
+notebooks/exercises/; one that has not been run is executed first with nbclient
+(`--execute auto`, the default).  The sources are never modified.  Output: one page per
+notebook (same relative path, `.html`) and `index.html`.
 """
 
 from __future__ import annotations
@@ -30,13 +36,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Page", "build_site", "find_notebooks", "main", "notebook_title", "state_html"]
+__all__ = ["AUDIENCES", "Page", "build_site", "find_notebooks", "main", "notebook_title",
+           "prepare", "relink", "state_html"]
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 FALLBACK_TYPES = ("text/html", "image/svg+xml", "image/png", "image/jpeg")
 MARKER = ".pkmm-site"  # marks a directory this tool built, so a rebuild may replace it
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
+# Markdown emphasis only: `code`, *em*, **strong**, _em_ (an underscore inside a word,
+# as in folio_pte_batch, is part of the name and stays).
+_EMPHASIS = re.compile(r"`|\*+|(?<![\w])_+(?=\w)|(?<=\w)_+(?![\w])")
+AUDIENCES = ("student", "instructor")
+REMOVE_TAG = "remove-cell"
+HIDDEN_TESTS = "### BEGIN HIDDEN TESTS"
+KEY_CELL = ('# Answer key (instructor site only)\nkey = ex.solve()\nprint("ANSWER =", key)\n'
+            "print(ex.check(key))")
 
 
 class SiteError(Exception):
@@ -67,6 +82,9 @@ def notebook_title(nb: Any, default: str) -> str:
     ...               C(cell_type="markdown", source="Intro\\n## 01 · *PTEs* and `folios`")])
     >>> notebook_title(nb, "01-ptes")
     '01 · PTEs and folios'
+    >>> notebook_title(C(cells=[C(cell_type="markdown", source="# `folio_pte_batch` (_v6.9_)")]),
+    ...                "06")
+    'folio_pte_batch (v6.9)'
     >>> notebook_title(C(cells=[]), "00-start")
     '00-start'
     """
@@ -74,8 +92,39 @@ def notebook_title(nb: Any, default: str) -> str:
         if cell.cell_type == "markdown":
             match = _HEADING.search(cell.source)
             if match:
-                return re.sub(r"[`*_]", "", match.group(1)).strip() or default
+                return _EMPHASIS.sub("", match.group(1)).strip() or default
     return default
+
+
+def _is_hidden_test(cell: Any) -> bool:
+    """An nbgrader grading cell or hidden-test region: the instructor's, never a student's."""
+    nbg = cell.get("metadata", {}).get("nbgrader", {})
+    return bool(nbg.get("grade")) or HIDDEN_TESTS in cell.get("source", "")
+
+
+def is_exercise(nb: Any) -> bool:
+    """A pkmm exercise notebook (its problem cell builds ``ex`` with pkmm.exercises)."""
+    return any(c.cell_type == "code" and "pkmm.exercises.make(" in c.source for c in nb.cells)
+
+
+def prepare(nb: Any, audience: str) -> bool:
+    """Shape ``nb`` for ``audience`` in place; True if it must be executed again.
+
+    Both sites drop cells tagged ``remove-cell``.  The student site also drops hidden-test
+    and grading cells; the instructor site appends each exercise's answer key.
+    """
+    if audience not in AUDIENCES:
+        raise SiteError(f"audience={audience!r}: choose one of {', '.join(AUDIENCES)}")
+    keep = [c for c in nb.cells if REMOVE_TAG not in c.get("metadata", {}).get("tags", [])]
+    if audience == "student":
+        keep = [c for c in keep if not _is_hidden_test(c)]
+    nb.cells = keep
+    if audience == "instructor" and is_exercise(nb):
+        import nbformat
+
+        nb.cells.append(nbformat.v4.new_code_cell(KEY_CELL))
+        return True
+    return False
 
 
 def needs_execution(nb: Any) -> bool:
@@ -214,8 +263,10 @@ def render_page(nb: Any, title: str, source: Path) -> str:
     return str(body)
 
 
-def render_index(pages: Sequence[Page]) -> str:
+def render_index(pages: Sequence[Page], audience: str = "student") -> str:
     """The landing page: every notebook by title, lessons first, then exercises."""
+    title = "pkmm lab: how Linux copies page tables at fork()" + (
+        " (instructor edition: with answer keys)" if audience == "instructor" else "")
     sections: dict[str, list[str]] = {"Notebooks": [], "Exercises": []}
     for page in pages:
         key = "Exercises" if page.href.startswith("exercises/") else "Notebooks"
@@ -225,11 +276,28 @@ def render_index(pages: Sequence[Page]) -> str:
     body = "".join(f"<h2>{name}</h2><ul>{''.join(items)}</ul>"
                    for name, items in sections.items() if items)
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<title>pkmm lab: how Linux copies page tables at fork()</title>"
+            f"<title>{html.escape(title)}</title>"
             "<style>body{font-family:sans-serif;max-width:50em;margin:2em auto;"
             "line-height:1.5}</style></head><body>"
-            "<h1>pkmm lab: how Linux copies page tables at fork()</h1>"
+            f"<h1>{html.escape(title)}</h1>"
             f"{body}</body></html>\n")
+
+
+# A relative link to another notebook (`glossary.ipynb#folio`, `../04-pinned-pages.ipynb`);
+# links with a scheme (https://...) or to other file types are left alone.
+_NOTEBOOK_LINK = re.compile(r'(href=")(?![a-zA-Z][a-zA-Z0-9+.-]*:)([^"#?]*)\.ipynb([#?][^"]*)?"')
+
+
+def relink(page_html: str) -> str:
+    """Point links between notebooks at their pages: ``X.ipynb#a`` becomes ``X.html#a``.
+
+    In the lab a link opens the notebook; on the site it must open the rendered page.
+
+    >>> relink('<a href="glossary.ipynb#folio">folio</a> <a href="https://x.org/a.ipynb">')
+    '<a href="glossary.html#folio">folio</a> <a href="https://x.org/a.ipynb">'
+    """
+    return _NOTEBOOK_LINK.sub(lambda m: f'{m.group(1)}{m.group(2)}.html{m.group(3) or ""}"',
+                              page_html)
 
 
 def _prepare_out(out: Path) -> None:
@@ -239,14 +307,15 @@ def _prepare_out(out: Path) -> None:
             shutil.rmtree(out)
         elif any(out.iterdir()):
             raise SiteError(f"--out {out} exists, is not empty and was not built by "
-                            f"pkmm.site; choose another directory or remove it")
+                            f"tools/static_site.py; choose another directory or remove it")
     out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text("built by python -m pkmm.site; safe to delete\n")
+    (out / MARKER).write_text("built by tools/static_site.py; safe to delete\n")
 
 
 def build_site(notebooks: Path, out: Path, *, execute_mode: str = "auto",
-               timeout_s: int = 600) -> list[Page]:
-    """Render every notebook under `notebooks` into `out`; return the pages in order."""
+               timeout_s: int = 600, audience: str = "student") -> list[Page]:
+    """Render every notebook under `notebooks` into `out` for `audience` (see
+    :func:`prepare`); return the pages in order."""
     import nbformat
 
     sources = find_notebooks(notebooks)
@@ -257,7 +326,9 @@ def build_site(notebooks: Path, out: Path, *, execute_mode: str = "auto",
     pages: list[Page] = []
     for src in sources:
         nb = nbformat.read(src, as_version=4)
-        if execute_mode == "always" or (execute_mode == "auto" and needs_execution(nb)):
+        stale = prepare(nb, audience)
+        if execute_mode == "always" or (execute_mode == "auto" and (stale or
+                                                                    needs_execution(nb))):
             try:
                 execute(nb, src.parent, timeout_s)
             except SiteError as exc:
@@ -266,41 +337,47 @@ def build_site(notebooks: Path, out: Path, *, execute_mode: str = "auto",
         pages.append(Page(src, href, notebook_title(nb, src.stem), prefer_fallbacks(nb), nb))
     for i, page in enumerate(pages):
         nav = _nav(pages, i)
-        text = render_page(page.notebook, page.title, page.source)
+        text = relink(render_page(page.notebook, page.title, page.source))
         body = re.search(r"<body[^>]*>", text)
         if body:
             text = text[:body.end()] + nav + text[body.end():]
         target = out / page.href
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
-    (out / "index.html").write_text(render_index(pages), encoding="utf-8")
+    (out / "index.html").write_text(render_index(pages, audience), encoding="utf-8")
     return pages
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: build the site, print one line per page, return a process exit code."""
-    parser = argparse.ArgumentParser(prog="python -m pkmm.site", description=__doc__.split(
+    """Command line: build both sites, print one line per page, return an exit code."""
+    parser = argparse.ArgumentParser(prog="tools/static_site.py", description=__doc__.split(
         "\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("_site"),
-                        help="output directory (default: _site)")
+                        help="student site (default: _site); the instructor site goes to "
+                             "OUT-instructor")
+    parser.add_argument("--only", choices=AUDIENCES, help="build one of the two sites")
     parser.add_argument("--notebooks", type=Path, default=Path("notebooks"),
                         help="where the notebooks are (default: notebooks)")
     parser.add_argument("--execute", choices=("auto", "always", "never"), default="auto",
-                        help="run notebooks first: auto = only those never run (default)")
+                        help="run notebooks first: auto = only those never run, and the "
+                             "instructor's exercises (default)")
     parser.add_argument("--timeout", type=int, default=600,
                         help="seconds allowed per cell when executing (default: 600)")
     args = parser.parse_args(argv)
-    try:
-        pages = build_site(args.notebooks, args.out, execute_mode=args.execute,
-                           timeout_s=args.timeout)
-    except SiteError as exc:
-        print(f"pkmm.site: {exc}", file=sys.stderr)
-        return 1
-    for page in pages:
-        warn = (f"  (warning: {page.widgets_without_fallback} widget(s) without a static "
-                f"fallback)" if page.widgets_without_fallback else "")
-        print(f"{args.out / page.href}: {page.title}{warn}")
-    print(f"{args.out / 'index.html'}: index of {len(pages)} page(s)")
+    for audience in [args.only] if args.only else AUDIENCES:
+        out = args.out if audience == "student" else args.out.with_name(
+            args.out.name + "-instructor")
+        try:
+            pages = build_site(args.notebooks, out, execute_mode=args.execute,
+                               timeout_s=args.timeout, audience=audience)
+        except SiteError as exc:
+            print(f"site: {exc}", file=sys.stderr)
+            return 1
+        for page in pages:
+            warn = (f"  (warning: {page.widgets_without_fallback} widget(s) without a static "
+                    f"fallback)" if page.widgets_without_fallback else "")
+            print(f"{out / page.href}: {page.title}{warn}")
+        print(f"{out / 'index.html'}: {audience} index of {len(pages)} page(s)")
     return 0
 
 

@@ -1,0 +1,132 @@
+"""A gallery of small layouts, one per way a batch can end, run under each kernel.
+
+Teaching layer.  Each entry is a four-PTE layout (an order-2 folio, or a variation) in
+which something is different at PTE 2: a slot is empty, a page is out of order, one bit
+differs.  :func:`stop_table` forks every layout under the kernels asked for and reports
+what the *model* did -- the batch sizes and, in the words of the one stop-reason
+vocabulary (:func:`pkmm.kernels.common.stop_words`), why the first batch ended.  Nothing
+here knows a kernel rule: the layouts are questions, the answers come from the variants.
+Taught in: notebooks/03-seed-patch-batching.ipynb, notebooks/06-upstream-batching.ipynb
+
+>>> t = stop_table(("batch-v3", "v6.9"))
+>>> t.cell("dirty differs (private)", "batch-v3"), t.cell("dirty differs (private)", "v6.9")
+(([4], 'reached the end of the folio'), ([2, 2], 'next PTE differs in the dirty bit'))
+>>> "next PTE differs in the dirty bit" in stop_reasons("v6.9")
+True
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .fork import fork
+from .kernels.common import stop_words
+from .scenario import as_scenario
+
+__all__ = ["GALLERY", "StopTable", "stop_reasons", "stop_table"]
+
+_VMA = {"start": "0x200000", "npages": 4}
+_BASE = {"addr": "0x200000", "folio": "F"}
+
+
+def _layout(*ptes: dict[str, Any], vma: dict[str, Any] | None = None,
+            folios: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """An order-2 folio F on PTEs 0-1, then ``ptes`` (PTE 2 onwards)."""
+    return {"vmas": [vma or _VMA], "folios": folios or {"F": {"order": 2}},
+            "ptes": [{**_BASE, "nr": 2}, *ptes], **extra}
+
+
+def _rest(**bits: Any) -> dict[str, Any]:
+    """PTEs 2-3 map pages 2-3 of F with ``bits`` changed."""
+    return {"addr": "0x202000", "folio": "F", "page": 2, "nr": 2, **bits}
+
+
+#: situation -> layout.  In every layout PTEs 0-1 are alike; PTE 2 is where it differs.
+GALLERY: dict[str, dict[str, Any]] = {
+    "nothing differs": _layout(_rest()),
+    "the VMA ends": {"vmas": [{"start": "0x200000", "npages": 2}],
+                     "folios": {"F": {"order": 2}}, "ptes": [{**_BASE, "nr": 2}]},
+    "the folio ends (next folio adjacent)": _layout(
+        {"addr": "0x202000", "folio": "G", "nr": 2},
+        folios={"F": {"order": 1}, "G": {"order": 1}}),
+    "an empty slot": _layout(),
+    "a swap entry": _layout(swap=[{"addr": "0x202000", "value": 7}]),
+    "pages out of order (pfn gap)": _layout({"addr": "0x202000", "folio": "F", "page": 3,
+                                             "nr": 1}),
+    "dirty differs (private)": _layout(_rest(dirty=False)),
+    "write differs (private)": _layout(_rest(write=False)),
+    "accessed differs": _layout(_rest(young=False)),
+    "soft-dirty differs, tracking on": _layout(
+        _rest(), vma={**_VMA, "soft_dirty_tracking": True}),
+    "soft-dirty differs, tracking off": _layout(_rest(soft_dirty=True)),
+    "uffd-wp differs, child VMA not uffd-wp": _layout(_rest(uffd_wp=True, write=False)),
+    "uffd-wp differs, child VMA uffd-wp": _layout(
+        _rest(uffd_wp=True, write=False), vma={**_VMA, "uffd_wp": True, "uffd_fork": True}),
+    "protnone differs": _layout(_rest(protnone=True, write=False)),
+    "an order-0 folio": {"vmas": [_VMA], "folios": {"A": {"order": 0}, "B": {"order": 0}},
+                         "ptes": [{"addr": "0x200000", "folio": "A"},
+                                  {"addr": "0x201000", "folio": "B"}]},
+}
+# pkmm: "soft-dirty differs, tracking on" needs SD set on PTEs 0-1 only; a tracked VMA's
+# PTEs start without SD, so set it where the layout says PTEs 0-1.
+GALLERY["soft-dirty differs, tracking on"]["ptes"][0]["soft_dirty"] = True
+
+
+@dataclass(frozen=True)
+class StopTable:
+    """Per situation and kernel: the batch sizes and why the first batch ended."""
+
+    kernels: tuple[str, ...]
+    rows: dict[str, dict[str, tuple[list[int | str], str]]]
+
+    def cell(self, situation: str, kernel: str) -> tuple[list[int | str], str]:
+        """(batches, words) for one situation under one kernel."""
+        return self.rows[situation][kernel]
+
+    def __str__(self) -> str:
+        w = max(len(s) for s in self.rows) + 2
+        lines = [f"{'situation':{w}s}" + "".join(f"{k:44s}" for k in self.kernels)]
+        for sit, cells in self.rows.items():
+            lines.append(f"{sit:{w}s}" + "".join(
+                f"{str(cells[k][0]) + ' ' + cells[k][1]:44s}" for k in self.kernels))
+        return "\n".join(line.rstrip() for line in lines)
+
+    def _repr_html_(self) -> str:
+        e = html.escape
+        head = "".join(f"<th>{e(k)}: batches, and why the first one ended</th>"
+                       for k in self.kernels)
+        body = []
+        for sit, cells in self.rows.items():
+            differ = len({str(cells[k][0]) for k in self.kernels}) > 1
+            tds = "".join(f"<td><code>{e(str(cells[k][0]))}</code> {e(cells[k][1])}</td>"
+                          for k in self.kernels)
+            style = ' style="font-weight:bold"' if differ else ""
+            body.append(f"<tr{style}><td>{e(sit)}</td>{tds}</tr>")
+        note = ("<caption style='caption-side:bottom;text-align:left'>Rows in bold: the "
+                "kernels make different batches.</caption>" if len(self.kernels) > 1 else "")
+        return (f'<table class="pkmm-stop-table">{note}<tr><th>at PTE 2 …</th>{head}</tr>'
+                + "".join(body) + "</table>")
+
+
+def _first_stop(layout: dict[str, Any], kernel: str) -> tuple[list[int | str], str]:
+    p, _ = as_scenario(layout).build()
+    r = fork(p, kernel=kernel)
+    share = [s for s in r.steps if s.action in ("share", "raw")]
+    stop = share[0].stop if share else ""
+    return r.batches, stop_words(stop) if stop else "one PTE per call (no batching)"
+
+
+def stop_table(kernels: Sequence[str] = ("batch-v3",)) -> StopTable:
+    """Fork every :data:`GALLERY` layout under each of ``kernels``."""
+    rows = {sit: {k: _first_stop(lay, k) for k in kernels} for sit, lay in GALLERY.items()}
+    return StopTable(tuple(kernels), rows)
+
+
+def stop_reasons(kernel: str) -> list[str]:
+    """The distinct reasons (in the vocabulary's words) for which ``kernel`` ended a
+    batch somewhere in the gallery, in gallery order."""
+    seen = [stop_table((kernel,)).cell(s, kernel)[1] for s in GALLERY]
+    return list(dict.fromkeys(seen))

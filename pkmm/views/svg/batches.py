@@ -1,0 +1,177 @@
+"""The batch strip: one VMA's PTEs before fork, a bracket under each copy call.
+
+Simulator concept (views layer).  The brackets are the fork's own steps (what each
+``copy_present_pte(s)`` call returned: a batch of n shared, a copy, a raw copy, or
+-EAGAIN); the numbered marker at the end of each bracket says why it ended, in the words
+the variant module gives its stop reasons (``kernels.common.stop_words``).
+Taught in: notebooks/03-seed-patch-batching.ipynb, notebooks/06-upstream-batching.ipynb
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ...errors import LayoutError
+from ...kernels import DEFAULT_KERNEL, get_kernel
+from ...kernels.common import stop_words
+from ...pte import PAGE_SIZE
+from ...trace import Step
+from .core import Canvas, Picture
+from .scene import Slot, build_fork, need_kernel, runs, slot_of
+
+LEFT, MAX_W, CH = 8, 952, 44
+
+
+def step_groups(steps: Sequence[Step]) -> list[tuple[int, int, str]]:
+    """Consecutive calls that ended the same way: (first step, last step, words).
+
+    An -EAGAIN and the retry at the same PTE count as one call ("-EAGAIN, then ...").
+
+    >>> from pkmm.trace import Step
+    >>> s = [Step(0, 1, "share", "r", "f", "small-folio"),
+    ...      Step(4096, 1, "share", "r", "f", "small-folio"),
+    ...      Step(8192, 0, "eagain", "needs a page", "f"), Step(8192, 1, "copy", "copied", "f")]
+    >>> for g in step_groups(s): print(g)
+    (0, 1, 'share 1: order-0 folio: nothing to batch')
+    (2, 3, '-EAGAIN (needs a page), then copy 1: copied')
+    """
+    def words(s: Step) -> str:
+        return f"{s.action} {s.nr}: {stop_words(s.stop) if s.stop else s.reason}"
+    calls: list[tuple[int, int, str]] = []
+    i = 0
+    while i < len(steps):
+        s = steps[i]
+        if s.action == "eagain" and i + 1 < len(steps) and steps[i + 1].addr == s.addr:
+            calls.append((i, i + 1, f"-EAGAIN ({s.reason}), then {words(steps[i + 1])}"))
+            i += 2
+            continue
+        calls.append((i, i, f"-EAGAIN: {s.reason}" if s.action == "eagain" else words(s)))
+        i += 1
+    out: list[tuple[int, int, str]] = []
+    for first, last, w in calls:
+        if out and out[-1][2] == w:
+            out[-1] = (out[-1][0], last, w)
+        else:
+            out.append((first, last, w))
+    return out
+
+
+def batch_strip(layout: Any, kernel: str = DEFAULT_KERNEL, *, without: Iterable[str] = (),
+                vma: int = 0) -> Picture:
+    """The PTEs of VMA ``vma`` as the kernel scanned them, with one bracket per call.
+
+    >>> pic = batch_strip({"vmas": [{"start": 0, "npages": 4}],
+    ...     "folios": {"F": {"order": 2}}, "ptes": [{"addr": 0, "folio": "F", "nr": 2},
+    ...     {"addr": 8192, "folio": "F", "page": 2, "nr": 2, "dirty": False}]}, "v6.9")
+    >>> pic.data["batches"]
+    [2, 2]
+    >>> "next PTE differs in the dirty bit" in pic.svg
+    True
+    """
+    need_kernel(kernel, "batch_strip")
+    sc, _, folios, r = build_fork(layout, kernel, without)
+    assert r is not None
+    before, _ = sc.build()           # the PTEs as the scan saw them (fork changes W)
+    if not isinstance(vma, int) or not 0 <= vma < len(before.vmas):
+        raise LayoutError(f"vma={vma!r}: the layout has {len(before.vmas)} VMA(s); pick "
+                          f"0..{max(len(before.vmas) - 1, 0)}")
+    v = before.vmas[vma]
+    names = {f.pfn: n for n, f in folios.items()}
+    slots = [slot_of(before, (a - v.vm_start) // PAGE_SIZE, a, p, names)
+             for a, p in before.ptes(v.vm_start, v.vm_end)]
+    steps = [s for s in r.steps if v.vm_start <= s.addr < v.vm_end]
+    k = get_kernel(kernel)
+    c = Canvas(MAX_W)
+    calls = f"{k.present_func}()" + (f" with {k.batch_func}()" if k.batch_func else "")
+    c.text(LEFT, 14, f"{kernel}: {calls}, one bracket per call", "pk-h")
+    c.text(LEFT, 28, f"before fork: {v.describe()}", "pk-t")
+    w = min(36.0, (MAX_W - 2 * LEFT) / max(len(slots), 1))
+    top = 48                        # room above the strip for the -EAGAIN marks
+    _strip(c, slots, w, top)
+    groups = step_groups(steps)
+    _brackets(c, slots, steps, groups, w, v.vm_start, top + CH + 6)
+    y = top + CH + 44
+    c.group("why each call ended")
+    for n, (first, last, words) in enumerate(groups, 1):
+        a, b = steps[first], steps[last]
+        span = _span(a, b, v.vm_start)
+        ncalls = sum(1 for st in steps[first:last + 1] if st.action != "eagain") or 1
+        times = f" (x{ncalls})" if ncalls > 1 else ""
+        c.text(LEFT, y, f"({n}) {span}: {words}{times}", "pk-t")
+        y += 14
+    c.end()
+    batches = ["E" if s.action == "eagain" else s.nr for s in steps if s.action != "nonpresent"]
+    desc = (f"{kernel} fork of {len(slots)} PTEs: {len(steps)} call(s), batches "
+            f"{_short(batches)}")
+    return c.picture("batch-strip", f"batches under {kernel}", desc,
+                     data={"batches": batches, "groups": [g[2] for g in groups]})
+
+
+def _short(batches: list[Any]) -> str:
+    return str(batches) if len(batches) <= 12 else f"{batches[:12]}... ({len(batches)} calls)"
+
+
+def _span(a: Step, b: Step, base: int) -> str:
+    lo = (a.addr - base) // PAGE_SIZE
+    hi = (b.addr - base) // PAGE_SIZE + max(b.nr, 1) - 1
+    return f"PTE #{lo}" if lo == hi else f"PTEs #{lo}-#{hi}"
+
+
+def _strip(c: Canvas, slots: Sequence[Slot], w: float, y: float) -> None:
+    c.group("PTEs before fork")
+    if w >= 20:
+        for i, s in enumerate(slots):
+            x = LEFT + i * w
+            c.rect(x + 1, y, w - 2, CH, s.kind, tip=f"PTE #{i} at {s.addr:#x}: "
+                   + (repr(s.pte) if s.pte else "empty"))
+            c.text(x + 3, y + 10, f"#{i}", "pk-t2")
+            c.text(x + 3, y + 21, s.label, "pk-t2")
+            bits = s.letters.split()
+            c.text(x + 3, y + 32, " ".join(bits[:3]), "pk-t2", extra=' font-weight="bold"')
+            if bits[3:]:
+                c.text(x + 3, y + 42, " ".join(bits[3:]), "pk-t2",
+                       extra=' font-weight="bold"')
+    else:   # too narrow for words: one box per run of equal PTEs, words in the tooltip
+        for r in runs(slots):
+            s = r.head
+            c.rect(LEFT + r.first * w, y, r.n * w, CH, s.kind,
+                   tip=f"PTEs #{r.first}-#{r.last}: {s.label}... {s.letters or 'no bits'}")
+            if r.n * w > 60:
+                c.text(LEFT + r.first * w + 3, y + 21, f"{s.label} {s.letters}", "pk-t2")
+    c.end()
+
+
+def _brackets(c: Canvas, slots: Sequence[Slot], steps: Sequence[Step],
+              groups: Sequence[tuple[int, int, str]], w: float, base: int, y: float) -> None:
+    c.group("copy calls")
+    end_of = {last: n for n, (_, last, _) in enumerate(groups, 1)}
+    if w < 20:       # too narrow for one bracket per call: one per group of calls
+        for n, (first, last, words) in enumerate(groups, 1):
+            a, b = steps[first], steps[last]
+            x0 = LEFT + (a.addr - base) // PAGE_SIZE * w + 1
+            x1 = LEFT + ((b.addr - base) // PAGE_SIZE + max(b.nr, 1)) * w - 1
+            d = f"M{x0:g},{y:g} L{x0:g},{y + 8:g} L{x1:g},{y + 8:g} L{x1:g},{y:g}"
+            c.path(d, "anon", width=2, tip=words)
+            c.text(x1, y + 20, f"({n})", "pk-t2", anchor="end", tip=words)
+        c.end()
+        return
+    for i, s in enumerate(steps):
+        first = (s.addr - base) // PAGE_SIZE
+        x0 = LEFT + first * w + 2
+        if s.action == "eagain":
+            c.text(x0 + w / 2 - 2, y - CH - 9, "E", "pk-h", anchor="middle",
+                   tip="-EAGAIN: drop locks, preallocate a page, retry this PTE")
+            continue
+        role = {"share": "anon", "copy": "hot", "raw": "special"}.get(s.action, "nonpresent")
+        x1 = LEFT + (first + s.nr) * w - 2
+        d = f"M{x0:g},{y:g} L{x0:g},{y + 8:g} L{x1:g},{y + 8:g} L{x1:g},{y:g}"
+        c.path(d, role, width=2, tip=f"{s.func}() returned {s.nr}: {s.reason}")
+        if (x1 - x0) > 24:
+            c.text((x0 + x1) / 2, y + 20, s.action if s.nr == 1 else f"{s.action} {s.nr}",
+                   "pk-t2", anchor="middle")
+        mark = end_of.get(i)
+        if mark is not None and (len(groups) <= 40):
+            c.text(x1, y + 32, f"({mark})", "pk-t2", anchor="end",
+                   tip=groups[mark - 1][2])
+    c.end()

@@ -1,0 +1,213 @@
+"""The SVG canvas every picture draws on, the palette, and the Picture result.
+
+Simulator concept (views layer).  Hand-written SVG (see :mod:`pkmm.views.svg` for why).
+Each element carries a plain colour attribute *and* a class: the ``<style>`` inside the
+SVG maps the class to JupyterLab's CSS variables (with the same colours as fallbacks),
+so the theme applies in a live lab while a static page, a PDF or a page that strips
+``<style>`` still shows the light palette.  Meaning is never carried by colour alone:
+every kind of box also has a letter or word in it, and patterns mark pins and PMDs.
+Taught in: notebooks/00-start-here.ipynb
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: role -> (light fallback fill, stroke).  Tints are drawn at low opacity over the
+#: background, so one mid-tone colour reads on a light and on a dark background.
+PALETTE: dict[str, tuple[str, str]] = {
+    "anon": ("#3b82f6", "#1d4ed8"),
+    "file": ("#22a06b", "#17734c"),
+    "shmem": ("#a855f7", "#7e22ce"),
+    "special": ("#d29922", "#9a6700"),
+    "nonpresent": ("#e8590c", "#b4460a"),
+    "none": ("#8b949e", "#6e7781"),
+    "hot": ("#e5484d", "#b42318"),
+    "ok": ("#22a06b", "#17734c"),
+    "lit": ("#f59e0b", "#b45309"),
+}
+FG = "var(--jp-ui-font-color1, #1a1a1a)"
+FG2 = "var(--jp-ui-font-color2, #4d4d4d)"
+BG = "var(--jp-layout-color0, #ffffff)"
+BORDER = "var(--jp-border-color1, #8a8a8a)"
+FONT = "var(--jp-code-font-family, ui-monospace, Menlo, Consolas, monospace)"
+TINT = 0.2
+UID = "@@pkid@@"   # replaced by the picture's unique id (ids must be unique per page)
+_SERIAL = itertools.count(1)
+
+
+def _style() -> str:
+    rules = [f".pk-bg{{fill:{BG}}}",
+             f".pk-t{{fill:{FG};font-family:{FONT};font-size:11px}}",
+             f".pk-t2{{fill:{FG2};font-family:{FONT};font-size:9px}}",
+             f".pk-h{{fill:{FG};font-family:{FONT};font-size:12px;font-weight:bold}}",
+             f".pk-line{{stroke:{FG2};fill:none}}",
+             f".pk-frame{{stroke:{BORDER};fill:none}}",
+             ".pk-dim{opacity:.35}"]
+    for role, (fill, stroke) in PALETTE.items():
+        rules.append(f".pk-{role}{{fill:{fill};fill-opacity:{TINT};stroke:{stroke}}}")
+        rules.append(f".pk-s-{role}{{stroke:{stroke};fill:none}}")
+    return "".join(rules)
+
+
+STYLE = _style()
+
+
+def esc(s: object) -> str:
+    """XML-escape ``str(s)`` (quotes too: the result may go into an attribute).
+
+    >>> esc('a<b & "c"')
+    'a&lt;b &amp; &quot;c&quot;'
+    """
+    return html.escape(str(s), quote=True)
+
+
+@dataclass(frozen=True)
+class Picture:
+    """An SVG picture of model state.
+
+    ``svg`` is the whole ``<svg>`` element; ``text`` a plain-language summary (the
+    ``text/plain`` form and the screen reader's description).  A notebook cell that
+    evaluates a Picture shows it live, on GitHub, in nbconvert HTML and in a PDF.
+    """
+
+    kind: str
+    svg: str
+    text: str
+    data: Mapping[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def _repr_svg_(self) -> str:
+        return self.svg
+
+    def _repr_html_(self) -> str:
+        return f'<div class="pkmm-picture pkmm-{self.kind}">{self.svg}</div>'
+
+    def __repr__(self) -> str:
+        return f"<{self.kind}: {self.text}>"
+
+
+class Canvas:
+    """Accumulates SVG elements; :meth:`picture` wraps them with title, desc and size."""
+
+    def __init__(self, width: float) -> None:
+        self.width = width
+        self.bottom = 0.0
+        self.parts: list[str] = []
+        self.under: list[str] = []   # drawn first: lines that run beneath the boxes
+
+    def _grow(self, y: float) -> None:
+        self.bottom = max(self.bottom, y)
+
+    def rect(self, x: float, y: float, w: float, h: float, role: str = "", *,
+             rx: float = 2, tip: str = "", extra: str = "") -> None:
+        """A box; ``role`` is a PALETTE key ("" = an empty frame)."""
+        if role:
+            fill, stroke = PALETTE[role]
+            attrs = (f'class="pk-{role}" fill="{fill}" fill-opacity="{TINT}" '
+                     f'stroke="{stroke}"')
+        else:
+            attrs = 'class="pk-frame" fill="none" stroke="#8a8a8a"'
+        body = f"<title>{esc(tip)}</title>" if tip else ""
+        tag = f'<rect x="{x:g}" y="{y:g}" width="{w:g}" height="{h:g}" rx="{rx:g}" {attrs}{extra}'
+        self.parts.append(f"{tag}>{body}</rect>" if body else f"{tag}/>")
+        self._grow(y + h)
+
+    def hatch(self, x: float, y: float, w: float, h: float, tip: str = "") -> None:
+        """Diagonal hatching over a box: the pattern that marks a pinned page."""
+        body = f"<title>{esc(tip)}</title>" if tip else ""
+        self.parts.append(f'<rect x="{x:g}" y="{y:g}" width="{w:g}" height="{h:g}" '
+                          f'fill="url(#{UID}-hatch)" stroke="none">{body}</rect>')
+
+    def text(self, x: float, y: float, s: object, cls: str = "pk-t", *,
+             anchor: str = "start", tip: str = "", extra: str = "") -> None:
+        """Real text (greppable, read by screen readers)."""
+        # plain fallbacks only where they differ from the root group's defaults
+        fallback = {"pk-t2": ' fill="#4d4d4d" font-size="9"',
+                    "pk-h": ' font-size="12" font-weight="bold"'}.get(cls, "")
+        anchor_attr = "" if anchor == "start" else f' text-anchor="{anchor}"'
+        body = esc(s) + (f"<title>{esc(tip)}</title>" if tip else "")
+        self.parts.append(f'<text x="{x:g}" y="{y:g}" class="{cls}"{fallback}{anchor_attr}'
+                          f"{extra}>{body}</text>")
+        self._grow(y + 4)
+
+    def line(self, x1: float, y1: float, x2: float, y2: float, role: str = "", *,
+             width: float = 1, dash: str = "", arrow: bool = False) -> None:
+        """A straight line (``role``: PALETTE key for its colour, "" = secondary text)."""
+        self.path(f"M{x1:g},{y1:g} L{x2:g},{y2:g}", role, width=width, dash=dash,
+                  arrow=arrow)
+
+    def path(self, d: str, role: str = "", *, width: float = 1, dash: str = "",
+             arrow: bool = False, tip: str = "", under: bool = False) -> None:
+        """An open path (lines, curves); ``under`` draws it beneath everything else."""
+        cls, stroke = (f"pk-s-{role}", PALETTE[role][1]) if role else ("pk-line", "#4d4d4d")
+        extra = f' stroke-dasharray="{dash}"' if dash else ""
+        extra += f' marker-end="url(#{UID}-arrow)"' if arrow else ""
+        body = f"<title>{esc(tip)}</title>" if tip else ""
+        tag = (f'<path d="{d}" class="{cls}" stroke="{stroke}" fill="none" '
+               f'stroke-width="{width:g}"{extra}')
+        (self.under if under else self.parts).append(
+            f"{tag}>{body}</path>" if body else f"{tag}/>")
+
+    def raw(self, svg: str, bottom: float = 0) -> None:
+        """Insert pre-built markup (used for <g> wrappers)."""
+        self.parts.append(svg)
+        self._grow(bottom)
+
+    def group(self, label: str, items: Iterable[str] = ()) -> None:
+        """Open a labelled group (close with :meth:`end`); screen readers announce it."""
+        self.parts.append(f'<g role="group" aria-label="{esc(label)}">')
+        self.parts.extend(items)
+
+    def end(self) -> None:
+        """Close the last :meth:`group`."""
+        self.parts.append("</g>")
+
+    def picture(self, kind: str, title: str, desc: str, *, pad: float = 8,
+                data: Mapping[Any, Any] | None = None, interactive: bool = False) -> Picture:
+        """The finished picture: role=img, <title>/<desc>, a background, a viewBox.
+
+        ``interactive``: it holds clickable elements, so it is a labelled group (an
+        image's children are hidden from assistive technology)."""
+        h = self.bottom + pad
+        body = "".join(self.under) + "".join(self.parts)
+        # deterministic (same cells, same ids) yet unique when one page shows two pictures
+        uid = f"pk-{kind}-{zlib.crc32(body.encode()):08x}-{next(_SERIAL)}"
+        role = "group" if interactive else "img"
+        head = (f'<svg xmlns="http://www.w3.org/2000/svg" role="{role}" '
+                f'viewBox="0 0 {self.width:g} {h:g}" width="{self.width:g}" '
+                f'style="max-width:100%;height:auto" '
+                f'aria-labelledby="{uid}-t {uid}-d" class="pkmm-svg pkmm-svg-{kind}">'
+                f'<title id="{uid}-t">{esc(title)}</title><desc id="{uid}-d">{esc(desc)}'
+                f"</desc><style>{STYLE}</style>"
+                f'<defs><marker id="{uid}-arrow" viewBox="0 0 8 8" refX="7" refY="4" '
+                'markerWidth="8" markerHeight="8" markerUnits="userSpaceOnUse" '
+                'orient="auto-start-reverse">'
+                '<path d="M0,0 L8,4 L0,8 z" class="pk-t" fill="#1a1a1a"/></marker>'
+                f'<pattern id="{uid}-hatch" width="5" height="5" patternUnits="userSpaceOnUse" '
+                'patternTransform="rotate(45)"><path d="M0,0 L0,5" class="pk-s-hot" '
+                'stroke="#b42318" stroke-width="1.6"/></pattern></defs>'
+                f'<rect width="{self.width:g}" height="{h:g}" class="pk-bg" fill="#ffffff"/>'
+                # defaults every text inherits where <style> is stripped
+                '<g fill="#1a1a1a" font-family="monospace" font-size="11">')
+        return Picture(kind, head + body.replace(UID, uid) + "</g></svg>", desc, data or {})
+
+
+def wrap(s: str, n: int) -> list[str]:
+    """Split ``s`` into lines of at most ``n`` characters at spaces.
+
+    >>> wrap("aa bb cc", 5)
+    ['aa bb', 'cc']
+    """
+    out, line = [], ""
+    for word in s.split():
+        if line and len(line) + 1 + len(word) > n:
+            out.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return out + ([line] if line else [])

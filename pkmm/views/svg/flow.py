@@ -1,0 +1,177 @@
+"""The decision flow of copy_present_pte(s) for one version, the path of one PTE lit.
+
+Simulator concept (views layer).  Nodes are the decisions the variant's code recorded
+(function and outcome, :mod:`pkmm.views.svg.calls`), observed over probe layouts that
+reach every branch plus the learner's own layout; ranks follow the order the code took
+them.  The chosen PTE's call(s) are lit, and the trace's reasons are listed below.
+Taught in: notebooks/02-fork-one-pte-at-a-time.ipynb
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ...errors import LayoutError
+from ...kernels import DEFAULT_KERNEL, get_kernel
+from ...pte import PAGE_SIZE
+from .calls import Call, Node, call_path, observed_paths, present_calls
+from .core import Canvas, Picture, wrap
+from .scene import build_fork, need_kernel
+
+NODE_H, RANK_H, PAD = 34, 58, 14
+RETURNS = {"share": "returns nr: shared", "copy": "returns 1: copied",
+           "raw": "returns 1: by value", "-EAGAIN": "returns -EAGAIN"}
+
+
+def _collapse(path: Sequence[Node]) -> tuple[Node, ...]:
+    """Drop consecutive repeats (a per-page loop is one node that says it loops)."""
+    out: list[Node] = []
+    for n in path:
+        if not out or out[-1] != n:
+            out.append(n)
+    return tuple(out)
+
+
+def _ranks(paths: Sequence[Sequence[Node]]) -> dict[Node, int]:
+    """Longest-path rank of each node over the observed paths (the order code ran)."""
+    rank: dict[Node, int] = {}
+    for _ in range(len(paths) + 2):             # relax until stable (paths are short)
+        changed = False
+        for p in paths:
+            for i, n in enumerate(p):
+                r = 0 if i == 0 else rank.get(p[i - 1], 0) + 1
+                if rank.get(n, -1) < r and r < 64:
+                    rank[n] = r
+                    changed = True
+        if not changed:
+            break
+    returns = max(rank.values(), default=0)
+    for n in rank:                              # every return on the last rank
+        if n[0] == "return":
+            rank[n] = returns
+    return rank
+
+
+def _label(n: Node) -> tuple[str, str]:
+    func, outcome = n
+    if func == "entry":
+        return f"{outcome}()", "called for the PTE"
+    if func == "return":
+        return RETURNS.get(outcome, outcome), ""
+    return f"{func}()", outcome
+
+
+def decision_flow(layout: Any, kernel: str = DEFAULT_KERNEL, slot: int = 0, *,
+                  without: Iterable[str] = (), vma: int = 0) -> Picture:
+    """Every decision ``kernel``'s present-PTE copy can take, the path of PTE ``slot`` lit.
+
+    >>> pic = decision_flow({"vmas": [{"start": 0, "npages": 4}],
+    ...     "folios": {"F": {"order": 2}}, "ptes": [{"addr": 0, "folio": "F"}]}, "v6.9")
+    >>> for step in pic.data["lit"][0]: print(step)
+    folio_pte_batch:stop
+    folio_try_dup_anon_rmap_ptes:anon-dup:ok
+    __copy_present_ptes:cow-wrprotect
+    __copy_present_ptes:set-ptes
+    """
+    need_kernel(kernel, "decision_flow")
+    _, procs, _, r = build_fork(layout, kernel, without)
+    assert r is not None
+    parent = procs[0]
+    if not isinstance(vma, int) or not 0 <= vma < len(parent.vmas):
+        raise LayoutError(f"vma={vma!r}: the layout has {len(parent.vmas)} VMA(s)")
+    v = parent.vmas[vma]
+    addr = v.vm_start + slot * PAGE_SIZE if isinstance(slot, int) else -1
+    calls = [c for c in present_calls(r) if c.covers(addr)]
+    if not calls:
+        present = [c.step.addr for c in present_calls(r) if v.vm_start <= c.step.addr < v.vm_end]
+        have = sorted({(a - v.vm_start) // PAGE_SIZE for a in present})
+        raise LayoutError(f"slot={slot!r}: fork made no present-PTE copy call for that slot "
+                          f"of this VMA; pick one of {have or 'none (nothing was copied)'}")
+    entry = get_kernel(kernel).present_func
+    lit = [_collapse(call_path(entry, c)) for c in calls]
+    paths = [_collapse(p) for p in observed_paths(kernel)] + lit
+    pic = _draw(kernel, paths, lit, calls, slot)
+    return pic
+
+
+def _draw(kernel: str, paths: Sequence[Sequence[Node]], lit: Sequence[Sequence[Node]],
+          calls: Sequence[Call], slot: int) -> Picture:
+    rank = _ranks(paths)
+    by_rank: dict[int, list[Node]] = {}
+    for p in paths:
+        for n in p:
+            if n not in by_rank.setdefault(rank[n], []):
+                by_rank[rank[n]].append(n)
+    width = {n: max(len(t) for t in _label(n)) * 6.4 + 14 for n in rank}
+    total = max(sum(width[n] + PAD for n in row) for row in by_rank.values()) + PAD
+    c = Canvas(max(total, 640))
+    k = get_kernel(kernel)
+    c.text(8, 14, f"{kernel}: how {k.present_func}() decides (lit: PTE #{slot})", "pk-h")
+    pos: dict[Node, tuple[float, float]] = {}
+    preds: dict[Node, list[Node]] = {}
+    for p in paths:
+        for i in range(1, len(p)):
+            preds.setdefault(p[i], []).append(p[i - 1])
+    for r_, row in sorted(by_rank.items()):
+        # fewer crossings: order a rank by where its predecessors sit (barycentre)
+        def centre(n: Node) -> float:
+            xs = [pos[m][0] + width[m] / 2 for m in preds.get(n, []) if m in pos]
+            return sum(xs) / len(xs) if xs else 0.0
+        row.sort(key=centre)
+        x = (c.width - sum(width[n] + PAD for n in row) + PAD) / 2
+        for n in row:
+            pos[n] = (x, 28 + r_ * RANK_H)
+            x += width[n] + PAD
+    lit_nodes = {n for p in lit for n in p}
+    lit_edges = {(p[i], p[i + 1]): k_ for k_, p in enumerate(lit, 1) for i in range(len(p) - 1)}
+    edges = {(p[i], p[i + 1]) for p in paths for i in range(len(p) - 1)}
+    loops = {n for c_ in calls for n in _repeats(c_)}
+    for a, b in sorted(edges):
+        (xa, ya), (xb, yb) = pos[a], pos[b]
+        x1, y1, x2, y2 = xa + width[a] / 2, ya + NODE_H, xb + width[b] / 2, yb
+        d = f"M{x1:g},{y1:g} C{x1:g},{y1 + 24:g} {x2:g},{y2 - 24:g} {x2:g},{y2 - 2:g}"
+        on = (a, b) in lit_edges
+        c.path(d, "lit" if on else "", width=2.6 if on else 0.8, arrow=True, under=True,
+               dash="" if on else "3 3")
+    c.group("decisions")
+    for n, (x, y) in pos.items():
+        on = n in lit_nodes
+        role = "lit" if on else ("hot" if n == ("return", "-EAGAIN") else "none")
+        t1, t2 = _label(n)
+        c.rect(x, y, width[n], NODE_H, role, rx=6 if n[0] != "return" else 14,
+               tip=(f"taken by PTE #{slot}" if on else "not taken by this PTE"),
+               extra=' stroke-width="2.5"' if on else "")
+        c.text(x + width[n] / 2, y + 14, t1, "pk-t", anchor="middle",
+               extra=' font-weight="bold"' if on else "")
+        if t2:
+            c.text(x + width[n] / 2, y + 27, t2 + (" (per page)" if n in loops else ""),
+                   "pk-t2", anchor="middle")
+    c.end()
+    y = 28 + (max(by_rank) + 1) * RANK_H
+    c.group("what the kernel did for this PTE")
+    for k_, call in enumerate(calls, 1):
+        s = call.step
+        head = f"call {k_}" if len(calls) > 1 else "the call"
+        for line in wrap(f"{head}: {s.func}() at {s.addr:#x} -> {s.action} {s.nr}: "
+                          f"{s.reason}", int((c.width - 16) / 6.6)):
+            c.text(8, y, line, "pk-t")
+            y += 14
+        for e in call.events:
+            for line in wrap(f"{e.func}: {e.rule} -- {e.reason}", int((c.width - 30) / 5.5)):
+                c.text(20, y, line, "pk-t2")
+                y += 11
+        y += 4
+    c.end()
+    lit_text = [[f"{a}:{b}" for a, b in p[1:-1]] for p in lit]
+    desc = (f"decision flow of {kernel}'s present-PTE copy; PTE #{slot} took "
+            + "; then ".join(" > ".join(p) for p in lit_text))
+    return c.picture("decision-flow", f"{kernel} decision flow", desc,
+                     data={"lit": lit_text, "nodes": [f"{a}:{b}" for a, b in pos]})
+
+
+def _repeats(c: Call) -> set[Node]:
+    """Nodes a call visited more than once in a row (per-page loops)."""
+    from .calls import node_of
+    nodes = [node_of(e) for e in c.events]
+    return {a for a, b in zip(nodes, nodes[1:], strict=False) if a == b}

@@ -1,0 +1,157 @@
+"""One page's states after fork: shared read-only -> copy or reuse -> exclusive writable.
+
+Simulator concept (views layer).  The layout is built, forked, then each process does
+what ``actions`` says; after every step the picture reads, for each process, the page it
+maps at the slot (the original or a new copy), its AnonExclusive flag, its PTE's write
+bit and its mapcount.  The arrows carry the fault path the model took and its reason.
+Taught in: notebooks/07-after-fork.ipynb
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ...errors import FaultError, LayoutError
+from ...fork import fork
+from ...kernels import DEFAULT_KERNEL
+from ...process import Process
+from ...pte import PAGE_SIZE
+from .core import Canvas, Picture, wrap
+from .scene import folio_name, need_kernel
+
+
+@dataclass(frozen=True)
+class PageState:
+    """What one process has at the slot."""
+
+    state: str        # "exclusive, writable", "shared, read-only", ...
+    page: str         # "F0:0 (original)" / "f7:0 (new copy)" / "none"
+    detail: str       # counters
+
+    @property
+    def role(self) -> str:
+        """Palette role for this state."""
+        return {"exclusive, writable": "ok", "shared, read-only": "special",
+                "no page": "none"}.get(self.state, "anon")
+
+
+def page_state(p: Process, addr: int, original: int, names: dict[int, str]) -> PageState:
+    """The state of the page ``p`` maps at ``addr`` (``original``: its pfn before fork)."""
+    if p.exited:
+        return PageState("no page", "process exited", "")
+    pte = p.pte(addr)
+    hit = p.page_at(addr)
+    if pte is None or hit is None:
+        return PageState("no page", "none", "empty PTE: the next access faults")
+    folio, i = hit
+    pg = folio.pages[i]
+    excl = pg.anon_exclusive or (folio.entire_mapcount and folio.pages[0].anon_exclusive)
+    state = (("exclusive" if excl else "shared" if pg.mapcount > 1 else "not exclusive")
+             + (", writable" if pte.write else ", read-only"))
+    which = "original" if pte.pfn == original else "new copy"
+    return PageState(state, f"{folio_name(names, folio)}:{i} ({which})",
+                     f"mapcount {pg.mapcount}, refcount {folio.refcount}"
+                     + (", AnonExclusive" if pg.anon_exclusive else ""))
+
+
+def page_state_machine(layout: Any, kernel: str = DEFAULT_KERNEL, slot: int = 0,
+                       actions: Sequence[tuple[str, str]] = (("child", "write"),
+                                                             ("parent", "write")), *,
+                       without: Iterable[str] = ()) -> Picture:
+    """The page at ``slot`` in parent and child: before fork, after fork, after each
+    action (``("parent" | "child", "read" | "write" | "exit")``), with the fault path
+    taken.
+
+    >>> pic = page_state_machine({"vmas": [{"start": 0, "npages": 1}],
+    ...     "folios": {"F": {"order": 0}}, "ptes": [{"addr": 0, "folio": "F"}]})
+    >>> pic.data["faults"]
+    ['child write: cow-copy', 'parent write: reuse']
+    """
+    from ...scenario import as_scenario
+    need_kernel(kernel, "page_state_machine")
+    bad = [a for a in actions if not (isinstance(a, (tuple, list)) and len(a) == 2
+                                       and a[0] in ("parent", "child")
+                                       and a[1] in ("read", "write", "exit"))]
+    if bad or not actions:
+        raise LayoutError(f"actions={list(actions)!r}: give pairs like ('child', 'write'); "
+                          "who is 'parent' or 'child', what is 'read', 'write' or 'exit'")
+    sc = as_scenario(layout)
+    parent, folios = sc.build()
+    if not parent.vmas:
+        raise LayoutError("page_state_machine: the layout has no VMA")
+    v = parent.vmas[0]
+    addr = v.vm_start + slot * PAGE_SIZE if isinstance(slot, int) else -1
+    if not v.vm_start <= addr < v.vm_end or parent.page_at(addr) is None:
+        raise LayoutError(f"slot={slot!r}: pick a slot of the first VMA that maps a page")
+    names = {f.pfn: n for n, f in folios.items()}
+    pte0 = parent.pte(addr)
+    assert pte0 is not None
+    original = pte0.pfn
+    cols = [("before fork", {"parent": page_state(parent, addr, original, names)}, "", "")]
+    r = fork(parent, kernel=kernel, without=frozenset(without))
+    procs = {"parent": parent, "child": r.child}
+
+    def states() -> dict[str, PageState]:
+        return {w: page_state(p, addr, original, names) for w, p in procs.items()}
+    cols.append(("fork()", states(), "", "copied at fork" if r.copies else "shared at fork"))
+    faults = []
+    for n, (who, what) in enumerate(actions, 1):
+        p = procs[who]
+        if what == "exit":
+            p.exit()
+            faults.append(f"{who} exit")
+            cols.append((f"{who} exits", states(), who, "its mappings are gone"))
+            continue
+        try:
+            if what == "write":
+                p.write(addr, 100 + n)
+            else:
+                p.read(addr)
+        except FaultError as e:
+            raise LayoutError(f"actions[{n - 1}]: {who} {what} failed: {e}") from None
+        fr = p.last_fault
+        kind = fr.kind if fr is not None and fr.faulted else "no fault"
+        why = " / ".join(reason for _, _, reason in fr.events) if fr is not None else ""
+        faults.append(f"{who} {what}: {kind}")
+        cols.append((f"{who} {what}s", states(), who, f"{kind}: {why}" if why else kind))
+    return _draw(kernel, cols, faults)
+
+
+def _draw(kernel: str, cols: list[tuple[str, dict[str, PageState], str, str]],
+          faults: list[str]) -> Picture:
+    w, h, x0 = 196, 58, 64
+    c = Canvas(x0 + w * len(cols) + 8)
+    c.text(8, 14, f"{kernel}: the page's state in each process", "pk-h")
+    for i, who in enumerate(("parent", "child")):
+        c.text(8, 64 + i * (h + 48), who, "pk-h")
+    for j, (label, st, actor, why) in enumerate(cols):
+        x = x0 + j * w
+        c.text(x + 4, 32, f"{j}. {label}", "pk-t", extra=' font-weight="bold"')
+        for i, who in enumerate(("parent", "child")):
+            y = 40 + i * (h + 48)
+            s = st.get(who)
+            if s is None:
+                c.text(x + 8, y + 30, "(no process yet)", "pk-t2")
+                continue
+            on = actor == who
+            c.rect(x + 4, y, w - 30, h, s.role, rx=10, tip=f"{who}: {s.state}; {s.page}; "
+                   f"{s.detail}", extra=' stroke-width="2.5"' if on else "")
+            c.text(x + 10, y + 15, s.state, "pk-t", extra=' font-weight="bold"')
+            c.text(x + 10, y + 29, s.page, "pk-t2")
+            for k, line in enumerate(wrap(s.detail, 30)[:2]):
+                c.text(x + 10, y + 41 + 10 * k, line, "pk-t2")
+            prev = cols[j - 1][1].get(who) if j else None
+            if prev is not None:
+                c.path(f"M{x - 24:g},{y + h / 2:g} L{x + 2:g},{y + h / 2:g}",
+                       "lit" if on else "", width=2 if on else 1, arrow=True)
+        if why:
+            for k, line in enumerate(wrap(why, 34)[:3]):
+                c.text(x + 4, 40 + 2 * h + 48 + 14 + 11 * k, line, "pk-t2",
+                       extra=' font-weight="bold"' if k == 0 else "")
+    desc = f"{kernel}: " + "; ".join(faults)
+    return c.picture("page-states", "page states after fork", desc,
+                     data={"faults": faults,
+                           "states": [{k: v.state for k, v in st.items()}
+                                      for _, st, _, _ in cols]})

@@ -1,0 +1,190 @@
+"""One frame of a fork (parent and child PTEs with the scan cursor) and the filmstrip.
+
+Simulator concept (views layer).  Draws a :class:`pkmm.views.stepframes.Frame`: the
+event the kernel just recorded (function, rule, reason), the PTEs it acted on outlined
+in both tables, the PTEs it changed marked, and the folio counters.  The filmstrip --
+a stepper's static fallback -- stacks the key frames of the fork, not just its last.
+Taught in: notebooks/02-fork-one-pte-at-a-time.ipynb
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ...kernels import DEFAULT_KERNEL
+from ...kernels.common import stop_words
+from ...pte import PAGE_SIZE
+from ..render import Cell
+from ..stepframes import Frame, StepFrames
+from .core import Canvas, Picture, wrap
+from .scene import need_kernel
+
+W_MAX, LEFT, CH = 952, 8, 46
+_LABEL = re.compile(r"^(.*):(\d+)( PMD)?$")
+
+
+def _tag(f: Frame, a: int) -> str:
+    return ("cur" if a in f.current else "") + ("chg" if a in f.changed else "")
+
+
+def _continues(a: Cell, b: Cell, ta: str, tb: str) -> bool:
+    if (a.kind, a.bits, a.extra, ta) != (b.kind, b.bits, b.extra, tb):
+        return False
+    if a.kind == "none":
+        return True
+    ma, mb = _LABEL.match(a.label), _LABEL.match(b.label)
+    return bool(ma and mb and ma[1] == mb[1] and int(mb[2]) == int(ma[2]) + 1
+                and ma[3] == mb[3])
+
+
+def _groups(f: Frame, cells: Sequence[Cell]) -> list[tuple[int, int]]:
+    """(first, last) index groups: one per cell when few, runs when many."""
+    if len(cells) <= 24:
+        return [(i, i) for i in range(len(cells))]
+    out, start = [], 0
+    for i in range(1, len(cells) + 1):
+        if i == len(cells) or not _continues(cells[i - 1], cells[i],
+                                             _tag(f, cells[i - 1].addr), _tag(f, cells[i].addr)):
+            out.append((start, i - 1))
+            start = i
+    if len(out) > 48:   # a fragmented table: bins of 16 slots keep the frame small
+        return [(lo, min(lo + 15, len(cells) - 1)) for lo in range(0, len(cells), 16)]
+    return out
+
+
+def _strip(c: Canvas, f: Frame, who: str, cells: Sequence[Cell], y: float,
+           clickable: bool) -> float:
+    c.text(LEFT, y + 10, who, "pk-h")
+    y += 20
+    groups = _groups(f, cells)
+    unit = min(60.0, (c.width - 2 * LEFT) / max(len(cells), 1))
+    if len(cells) > 24:   # widths proportional to the run, at least one unit... scaled
+        total = sum(min(4, 1 + (last - first)) for first, last in groups)
+        unit = (c.width - 2 * LEFT) / max(total, 1)
+    x = float(LEFT)
+    for first, last in groups:
+        cell = cells[first]
+        n = last - first + 1
+        w = unit * (min(4, n) if len(cells) > 24 else 1)
+        span = cells[first:last + 1]
+        mixed = any(not _continues(a, b, _tag(f, a.addr), _tag(f, b.addr))
+                    for a, b in zip(span, span[1:], strict=False))
+        tag = "".join(sorted({_tag(f, x.addr) for x in span})) if mixed else _tag(f, cell.addr)
+        lo = (cell.addr - f.base) // PAGE_SIZE
+        slot = f"#{lo}" if n == 1 else f"#{lo}-{lo + n - 1}"
+        tip = f"{who} PTE {slot}: {cell.label} {cell.bits} {cell.extra}".strip()
+        if "cur" in tag and f.event is not None:   # hover: why the kernel touched it
+            tip += f" -- {f.event.func}: {f.event.reason}"
+        if clickable:
+            c.raw(f'<g data-pk-click="slot:{lo}" aria-label="{who} PTE {slot}">')
+        c.rect(x + 1, y, w - 2, CH, cell.kind if cell.kind != "none" else "none", tip=tip,
+               extra=' stroke-width="3"' if "cur" in tag else "")
+        if "chg" in tag:
+            c.rect(x + 3, y + CH - 5, w - 6, 3, "ok", rx=0, tip="changed by this event")
+        if w >= 26:
+            c.text(x + 3, y + 10, slot, "pk-t2")
+            c.text(x + 3, y + 21, "mixed" if mixed else
+                   cell.label if n == 1 else f"{cell.label} ×{n}", "pk-t2")
+            c.text(x + 3, y + 32, "" if mixed else cell.bits, "pk-t2",
+                   extra=' font-weight="bold"')
+            if cell.extra and not mixed:
+                c.text(x + 3, y + 42, cell.extra, "pk-t2")
+        if clickable:
+            c.raw("</g>")
+        if "cur" in tag:
+            c.rect(x + 1, y - 5, w - 2, 3, "lit", rx=0, tip="the scan cursor")
+        x += w
+    return y + CH
+
+
+def draw_frame(c: Canvas, f: Frame, kernel: str, y: float, *, clickable: bool = False,
+               words: int = 150, explain: bool = True) -> float:
+    """Draw frame ``f`` on ``c`` from height ``y``; returns the height below it.
+    ``explain=False`` leaves the words out (a live stepper shows them in its panel)."""
+    e = f.event
+    c.text(LEFT, y + 12, f"step {f.index}/{f.total} · {kernel}", "pk-h")
+    y += 18
+    lines = frame_words(f) if explain else []
+    for cls, line in lines:
+        for part in wrap(line, words):
+            c.text(LEFT, y + 10, part, "pk-t" if cls == "head" else "pk-t2",
+                   extra=' font-weight="bold"' if cls == "head" else "")
+            y += 12
+    y = _strip(c, f, "parent", f.parent, y + 2, clickable)
+    y = _strip(c, f, "child", f.child, y + 4, clickable)
+    y += 14
+    for row in f.folios:
+        mc = " ".join(map(str, row.mapcounts[:16])) + (" ..." if len(row.mapcounts) > 16
+                                                       else "")
+        c.text(LEFT, y, f"{row.name}: refcount {row.refcount}, mapcount per page {mc}, "
+               f"AnonExclusive {row.exclusive}/{len(row.mapcounts)}", "pk-t2")
+        y += 11
+    rss = ", ".join(f"{k[3:].lower()} {v}" for k, v in f.rss) or "0"
+    c.text(LEFT, y, f"child rss so far: {rss}" + ("" if e is None else ""), "pk-t2")
+    return y + 6
+
+
+def frame_words(f: Frame) -> list[tuple[str, str]]:
+    """The frame's explanation: what the kernel did at this event and why."""
+    e = f.event
+    if e is None:
+        return [("head", "Before fork: the parent's page table, and the child's, still "
+                         "empty."), ("muted", "Step forward to run the first decision.")]
+    where = "" if e.addr is None else f" at {e.addr:#x}" + (f" ({e.nr} PTEs)" if e.nr > 1
+                                                             else "")
+    out = [("head", f"{e.func}(){where}: {e.rule}"), ("", e.reason)]
+    if e.rule.startswith("stop:"):
+        out.append(("", f"batch stopped: {stop_words(e.rule[5:])}"))
+    return out
+
+
+def fork_step(layout: Any, kernel: str = DEFAULT_KERNEL, step: int = 0, *,
+              without: Iterable[str] = ()) -> Picture:
+    """One frame of the fork of ``layout``: the state after its first ``step`` events.
+
+    >>> p = fork_step({"vmas": [{"start": 0, "npages": 2}], "folios": {"F": {"order": 1}},
+    ...                "ptes": [{"addr": 0, "folio": "F"}]}, "v6.9", 3)
+    >>> p.data["event"]
+    'folio_pte_batch: stop:range-end'
+    """
+    from ...scenario import as_scenario
+    need_kernel(kernel, "fork_step")
+    sf = StepFrames(as_scenario(layout), kernel, without)
+    return frame_picture(sf.frame(step), kernel)
+
+
+def frame_picture(f: Frame, kernel: str, clickable: bool = False,
+                  explain: bool = True, width: int | None = None) -> Picture:
+    """A frame as its own picture (the live stepper's view, without the words)."""
+    c = Canvas(max(320, min(width or W_MAX, 1600)))
+    draw_frame(c, f, kernel, 0, clickable=clickable, explain=explain)
+    e = f.event
+    text = (f"step {f.index}/{f.total} of a {kernel} fork"
+            + (f": {e.func} {e.rule}" if e else ": before fork"))
+    return c.picture("fork-step", f"fork step {f.index}", text, interactive=clickable,
+                     data={"event": f"{e.func}: {e.rule}" if e else "before fork"})
+
+
+def filmstrip(sf: StepFrames, most: int = 6) -> Picture:
+    """The fork's key frames, top to bottom (a stepper's static fallback).
+
+    >>> from pkmm.scenario import Scenario
+    >>> s = Scenario.from_dict({"vmas": [{"start": 0, "npages": 4}],
+    ...     "folios": {"F": {"order": 2}}, "ptes": [{"addr": 0, "folio": "F"}]})
+    >>> filmstrip(StepFrames(s, "v6.9")).data["frames"]
+    [0, 6, 7]
+    """
+    keys = sf.key_frames(most)
+    c = Canvas(W_MAX)
+    c.text(LEFT, 14, f"fork under {sf.kernel}: {len(keys)} key frames of {len(sf) - 1} "
+           f"steps; batches {sf.result.batches if len(sf.result.batches) < 20 else '...'}",
+           "pk-h")
+    y = 24.0
+    for k in keys:
+        c.rect(2, y, W_MAX - 4, 2, "none", rx=0)
+        y = draw_frame(c, sf.frame(k), sf.kernel, y + 6) + 10
+    return c.picture("filmstrip", f"fork under {sf.kernel}, key frames",
+                     f"{len(keys)} key frames of a {sf.kernel} fork (steps "
+                     f"{', '.join(map(str, keys))})", data={"frames": keys})

@@ -1,0 +1,190 @@
+"""The pictures draw what the model did: each test changes a rule's input and checks the
+picture follows, so a picture drawn from hand-typed data (or a stale rule) fails."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from pkmm import LayoutError
+from pkmm.views import pictures as P
+
+NS = "{http://www.w3.org/2000/svg}"
+T06 = {"vmas": [{"start": "0x200000", "npages": 4}], "folios": {"F": {"order": 2}},
+       "ptes": [{"addr": "0x200000", "folio": "F", "nr": 2},
+                {"addr": "0x202000", "folio": "F", "page": 2, "nr": 2, "dirty": False}]}
+PINNED = {"vmas": [{"start": "0x200000", "npages": 8}],
+          "folios": {"F": {"order": 2}, "P": {"order": 0}},
+          "ptes": [{"addr": "0x200000", "folio": "F"}, {"addr": "0x204000", "folio": "P"}],
+          "pins": [{"folio": "P"}]}
+LARGE = {"vmas": [{"start": 0, "npages": 4}], "folios": {"F": {"order": 2}},
+         "ptes": [{"addr": 0, "folio": "F"}]}
+
+
+def all_pictures() -> list[P.Picture]:
+    return [P.memory_map(PINNED, "v6.9"), P.batch_strip(T06, "v6.9"),
+            P.decision_flow(PINNED, "v6.9", 4), P.eagain_loop(PINNED, "v6.9"),
+            P.dma_timeline(), P.rule_grid("v6.9"), P.masked_compare(T06, slot=1),
+            P.page_state_machine(LARGE, "v6.17"),
+            P.per_page_cost(params={"ns_per_pte": 40, "ns_per_refcount_op": 30,
+                                    "ns_per_batch_scan": 60})]
+
+
+@pytest.mark.parametrize("pic", all_pictures(), ids=lambda p: p.kind)
+def test_every_picture_is_accessible_themed_svg(pic: P.Picture) -> None:
+    root = ET.fromstring(pic.svg)               # well-formed XML
+    assert root.tag == f"{NS}svg" and root.get("role") == "img"
+    ids = [e.get("id") for e in root.iter() if e.get("id")]
+    assert len(ids) == len(set(ids))
+    title, desc = root.find(f"{NS}title"), root.find(f"{NS}desc")
+    assert title is not None and desc is not None and desc.text == pic.text
+    assert set(root.get("aria-labelledby", "").split()) == {title.get("id"), desc.get("id")}
+    style = root.find(f"{NS}style")
+    assert style is not None and "var(--jp-ui-font-color1" in (style.text or "")
+    assert pic._repr_svg_() == pic.svg and pic.svg in pic._repr_html_()
+    texts = [t.text for t in root.iter(f"{NS}text") if t.text]
+    assert texts, "words are real <text>"
+    assert not any(re.search(r"\b[1-9]\d*x\d+\b", t) for t in texts)   # counts use "×"
+
+
+def test_pictures_import_without_widget_libraries() -> None:
+    code = ("import sys\n"
+            "class B:\n"
+            "    def find_spec(self, n, p=None, t=None):\n"
+            "        if n.split('.')[0] in ('ipywidgets', 'anywidget', 'IPython', 'numpy',"
+            " 'matplotlib', 'traitlets'):\n"
+            "            raise ImportError(n)\n"
+            "sys.meta_path.insert(0, B())\n"
+            "from pkmm.views import memory_map, rule_grid\n"
+            "print(memory_map({'vmas': [{'start': 0, 'npages': 1}]}).kind)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "memory-map"
+
+
+def test_memory_map_draws_the_pinned_copy_and_the_counters() -> None:
+    svg = P.memory_map(PINNED, "v6.9").svg
+    # the child's PTE #4 maps a new page (allocated during fork), not P:0
+    assert "child PTE #4 at 0x204000: Pte(pfn=" in svg
+    assert re.search(r"child PTE #4[^<]*</title>", svg)
+    assert "F anon order 2" in svg and "refcount 8" in svg      # 4 + 4 child mappings
+    assert "P anon order 0" in svg and "refcount 1025" in svg   # 1 mapping + FOLL_PIN bias
+    assert "PIN" in svg
+    before = P.memory_map(PINNED).svg                           # no kernel: before fork
+    assert "refcount 4" in before and "child" not in before
+
+
+def test_memory_map_marks_pmd_swap_zero() -> None:
+    s = {"vmas": [{"start": "0x200000", "npages": 512}, {"start": "0x400000", "npages": 4}],
+         "folios": {"T": {"order": 9}}, "pmds": [{"addr": "0x200000", "folio": "T"}],
+         "zero": ["0x400000"], "swap": [{"addr": "0x401000", "value": 3}]}
+    svg = P.memory_map(s, "v6.17").svg
+    assert "T:0-511 PMD" in svg and 'stroke-width="2.5"' in svg
+    assert "zero page" in svg and "slot 1 count 2" in svg     # swap count: parent + child
+    assert "2 ×512" in svg                                    # PMD-shared: mapcount 2
+
+
+def test_batch_strip_follows_the_version() -> None:
+    v69, v3 = P.batch_strip(T06, "v6.9"), P.batch_strip(T06, "batch-v3")
+    assert v69.data["batches"] == [2, 2] and v3.data["batches"] == [4]
+    assert "next PTE differs in the dirty bit" in v69.svg
+    assert "dirty" not in " ".join(v3.data["groups"])
+    with pytest.raises(LayoutError, match="vma=3"):
+        P.batch_strip(T06, "v6.9", vma=3)
+
+
+def test_decision_flow_lights_the_path_the_pte_took() -> None:
+    pinned = P.decision_flow(PINNED, "v6.9", 4).data["lit"]
+    assert [p[-1] for p in pinned] == ["copy_present_page:need-prealloc",
+                                       "copy_present_page:copied"]
+    ablated = P.decision_flow(PINNED, "v6.9", 4, without={"pinned-copy"}).data["lit"]
+    assert ablated[0][0] == "folio_try_dup_anon_rmap_pte:anon-dup:ok"
+    v68 = P.decision_flow(LARGE, "v6.8", 0)
+    assert not any("folio_pte_batch" in n for n in v68.data["nodes"])   # v6.8 never batches
+    assert any(n.startswith("folio_pte_batch_flags") for n in
+               P.decision_flow(LARGE, "v6.17").data["nodes"])
+    with pytest.raises(LayoutError, match="slot=7"):
+        P.decision_flow(PINNED, "v6.9", 7)
+
+
+def test_eagain_loop_counts_the_rounds() -> None:
+    two = dict(PINNED, pins=[{"folio": "P"}, {"folio": "F", "page": 1}])
+    assert len(P.eagain_loop(two, "v6.9").data["rounds"]) == 5   # all of F, then P
+    assert len(P.eagain_loop(PINNED, "v6.9").data["rounds"]) == 1
+    assert P.eagain_loop(LARGE, "v6.9").data["rounds"] == []
+    with pytest.raises(LayoutError, match="round=2"):
+        P.eagain_loop(PINNED, "v6.9", round=2)
+
+
+def test_dma_timeline_loses_the_write_only_without_the_pinned_copy() -> None:
+    for k in ("v6.8", "v6.9", "v6.17"):
+        assert P.dma_timeline(kernel=k).data["lost"] is False
+        assert P.dma_timeline(kernel=k, without={"pinned-copy"}).data["lost"] is True
+    with pytest.raises(LayoutError, match="pins no page"):
+        P.dma_timeline(LARGE)
+
+
+def test_rule_grid_reads_each_version() -> None:
+    v69, v3 = P.rule_grid("v6.9").data, P.rule_grid("batch-v3").data
+    assert v69["private", "write", "parent"] == "cleared"          # COW write-protect
+    assert v69["shared", "write", "child"] == "kept"               # shared: no COW
+    assert v69["shared", "dirty", "child"] == "cleared"            # clean in the child
+    assert v69["private", "soft_dirty", "child"] == "kept"
+    assert v3["private", "soft_dirty", "child"] == "cleared"       # the seed patch's clear
+    no_fork = P.rule_grid("v6.9", uffd_fork=False).data
+    assert no_fork["shared", "write", "child"] == "no PTE"         # the VMA is not copied
+    assert no_fork["private", "uffd_wp", "child"] == "cleared"
+
+
+def test_masked_compare_greys_what_the_scan_ignores() -> None:
+    pair = {"vmas": [{"start": 0, "npages": 2}], "folios": {"F": {"order": 1}},
+            "ptes": [{"addr": 0, "folio": "F", "nr": 1},
+                     {"addr": 4096, "folio": "F", "page": 1, "dirty": False}]}
+    d = P.masked_compare(pair, ("v6.8", "batch-v3", "v6.9", "v6.17")).data
+    assert d["batch-v3"] == "same batch (2 PTEs)"                  # dirty is only counted
+    assert d["v6.9"].endswith("differs in the dirty bit")
+    assert d["v6.8"].startswith("batch stops here") or "batch" in d["v6.8"]
+    shared = dict(pair, vmas=[{"start": 0, "npages": 2, "backing": "shmem", "shared": True,
+                               "uffd_wp": True, "uffd_fork": True}],
+                  folios={"F": {"order": 1, "backing": "shmem"}})
+    assert P.masked_compare(shared, "v6.9").data["v6.9"] == "same batch (2 PTEs)"
+
+
+def test_page_states_follow_the_reuse_rule_of_each_version() -> None:
+    assert P.page_state_machine(LARGE, "v6.9").data["faults"] == [
+        "child write: cow-copy", "parent write: cow-copy"]          # never reuses large
+    assert P.page_state_machine(LARGE, "v6.17").data["faults"] == [
+        "child write: cow-copy", "parent write: cow-copy"]          # child maps pages 1-3
+    gone = [("child", "exit"), ("parent", "write")]
+    assert P.page_state_machine(LARGE, "v6.17", actions=gone).data["faults"][-1] == \
+        "parent write: reuse"                                       # v6.17 reuses large
+    assert P.page_state_machine(LARGE, "v6.9", actions=gone).data["faults"][-1] == \
+        "parent write: cow-copy"
+    states = P.page_state_machine(LARGE, "v6.17").data["states"]
+    assert states[1] == {"parent": "shared, read-only", "child": "shared, read-only"}
+    with pytest.raises(LayoutError, match="actions"):
+        P.page_state_machine(LARGE, actions=[("kid", "write")])
+
+
+def test_per_page_cost_falls_with_the_batch_size_only_when_batching() -> None:
+    params = {"ns_per_pte": 40.0, "ns_per_refcount_op": 30.0, "ns_per_batch_scan": 60.0}
+    v617 = P.per_page_cost("v6.17", params=params).data["per_page_ns"]
+    v68 = P.per_page_cost("v6.8", params=params).data["per_page_ns"]
+    assert v617[1] > v617[4] > v617[16] > v617[512]
+    assert len(set(v68.values())) == 1                              # one call per PTE
+    with pytest.raises(LayoutError, match="powers of two"):
+        P.per_page_cost(sizes=(3,), params=params)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: P.memory_map(T06, "v7"), lambda: P.batch_strip(T06, kernel=None),
+    lambda: P.memory_map([object()]), lambda: P.rule_grid(uffd_fork="yes"),
+    lambda: P.masked_compare(T06, slot=3), lambda: P.dma_timeline(T06, write="five"),
+])
+def test_bad_arguments_raise_pkmm_errors(call: object) -> None:
+    with pytest.raises(LayoutError):
+        call()  # type: ignore[operator]
