@@ -25,8 +25,9 @@ from .costmodel import (
 )
 from .kernels import COW_KERNELS
 
-__all__ = ["PRICED", "QUESTIONS", "check", "fit", "fork_counts", "held_out", "ops_table", "plot_fit",
-           "plot_ops", "predict_seconds", "render_fit", "render_ops", "stored_fork_seconds"]
+__all__ = ["PRICED", "QUESTIONS", "check", "fit", "fork_counts", "held_out", "ops_table",
+           "plot_fit", "plot_ops", "predict_seconds", "render_fit", "render_ops",
+           "stored_fork_seconds"]
 
 
 # --- predict, then check (notebooks/08-cost.ipynb) -------------------------------------

@@ -212,3 +212,24 @@ def test_calibration_data_is_one_versioned_file(tmp_path: Path) -> None:
     old.write_text('{"format": 1}')
     with pytest.raises(ValueError, match="format 1, expected 2; re-measure"):
         calibrate.load(old)
+
+
+def test_replay_plan_populates_exactly_the_vmas_fork_copies() -> None:
+    """A private VMA gets an anon_vma from the anonymous run written into it (no flag
+    needed); a VMA of zero pages alone has none and a shared one is never copied: both
+    are mapped but left empty."""
+    from pkmm.realkernel.plan import plan_replay
+    from pkmm.scenario import Scenario
+    a, b, c = 0x40000000, 0x40400000, 0x40800000
+    sc = Scenario.from_dict({
+        "vmas": [{"start": a, "npages": 64}, {"start": b, "npages": 64},
+                 {"start": c, "npages": 64, "backing": "shmem", "shared": True}],
+        "runs": [{"addr": a, "npages": 32, "order": 4},
+                 {"addr": c, "npages": 8, "backing": "shmem"}],
+        "zero": [{"addr": b, "npages": 16}]})
+    plan = plan_replay(sc)
+    assert [v.copied for v in plan.vmas] == [True, False, False]
+    assert [(g.label, g.ops) for g in plan.groups] == [("64K", [("write", 0, 0, 32)])]
+    flagged = Scenario.from_dict({**sc.to_dict(), "vmas": [
+        {**sc.vmas[0]}, {**sc.vmas[1], "anon_vma": True}, {**sc.vmas[2]}]})
+    assert [v.copied for v in plan_replay(flagged).vmas] == [True, True, False]
