@@ -50,10 +50,12 @@ __all__ = ["SnapshotError", "snapshot", "summary"]
 
 
 def snapshot(pid: int | None = None, *, within: list[tuple[int, int]] | None = None,
-             progress: bool | None = None) -> Scenario:
+             privileged: bool = True, progress: bool | None = None) -> Scenario:
     """A :class:`pkmm.scenario.Scenario` of process ``pid`` (default: this process).
 
     ``within``: only the VMAs inside these [start, end) address ranges.
+    ``privileged=False``: read only what a user without root may read, even as root (no
+    PFNs, no /proc/kpageflags), to see what such a user's snapshot has to guess.
 
     Raises :class:`SnapshotError` for a PID that does not exist, a process that exits
     while it is read, or one this user may not inspect.
@@ -63,8 +65,12 @@ def snapshot(pid: int | None = None, *, within: list[tuple[int, int]] | None = N
     ident = process_identity(pid)
     vmas = [v for v in read_smaps(pid) if within is None
             or any(lo <= v.start and v.end <= hi for lo, hi in within)]
-    pm = Pagemap(pid)
-    kp, kp_why = open_kpages()
+    if not isinstance(privileged, bool):
+        raise SnapshotError(f"privileged={privileged!r}: True (read all this user may) or "
+                            "False (the view of a user without root)")
+    pm = Pagemap(pid, show_pfn=privileged)
+    kp, kp_why = open_kpages() if privileged else (
+        None, "/proc/kpageflags not read: privileged=False, the view of a user without root")
     notes: Counter[str] = Counter()
     ctx = _Context(pid, vmas, pm, kp, notes)
     out: dict[str, Any] = {"name": f"pid {pid} ({ident[0]})",
