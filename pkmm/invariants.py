@@ -2,7 +2,7 @@
 
 Simulator concept: recomputes every counter from the page tables of the live mms of the
 machine and compares it with what the model maintained incrementally, in one pass over
-the page tables (linear in PTEs).  Checked (spec §12):
+the page tables (linear in PTEs).  Checked:
 refcount = mappings + pins + page-cache references; per-page mapcount = mappings;
 rss = mapped pages by type; an AnonExclusive page is mapped by one process at most, and
 only anon pages are AE; a writable PTE in a COW mapping maps an AE page (so no private anon
@@ -71,7 +71,7 @@ def _violations(processes: tuple[Process, ...]) -> list[str]:
             if mm.pins and not mm.has_pinned:
                 bad.append(f"{mm.owner}: holds pins but MMF_HAS_PINNED is clear")
             for f, i in mm.pins:
-                # spec §12.3: a maybe-pinned exclusive page is never shared at fork, so the
+                # a maybe-pinned exclusive page is never shared at fork, so the
                 # pinning process keeps mapping the very page the device writes to
                 pfn = f.pfn + i
                 if f.kind == "anon" and mappers[pfn] != {mm.mm_id}:

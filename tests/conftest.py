@@ -7,7 +7,6 @@ pytest runs with no path arguments this conftest adds notebooks/ and turns on
 nbval-check-output are checked; current-env: the kernel is this venv's Python, whatever
 kernelspec a notebook names).  Explicit arguments (`pytest tests/test_x.py`) are left alone,
 and if pyproject already enables nbval and lists notebooks/, this is a no-op.
-See ../shared/spec/jupyter-practice.md §1.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Small builders for the spec's scenario conventions (kernel-fork-spec.md §11).
+"""Small builders for the scenario conventions of the spec tests (tests/test_spec_*.py).
 
 P-ANON: private anonymous VMA, read/write, with an anon_vma, VM_SOFTDIRTY set (soft-dirty
 tracking off), child not uffd-wp, parent without MMF_HAS_PINNED.

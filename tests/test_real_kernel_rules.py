@@ -1,5 +1,6 @@
-"""The rules a live Linux 6.18 kernel showed (shared/spec/real-kernel-6.18.md §4), checked
-against the "v6.17" model, one test per rule.  Scenario letters refer to §3/§5 there.
+"""The rules a live Linux 6.18 kernel showed (the stored results of pkmm.realkernel), checked
+against the "v6.17" model, one test per rule.  Scenario letters are those of
+pkmm.realkernel.scenarios.
 """
 
 from __future__ import annotations

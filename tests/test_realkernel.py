@@ -75,8 +75,8 @@ def test_fault_around_is_what_makes_f_and_g_agree(monkeypatch: pytest.MonkeyPatc
 
 
 def test_report_detects_a_wrong_kernel_rule() -> None:
-    # v6.8 never reuses a large folio (spec kernel-fork-spec §9.1); 6.18 does once the
-    # child is gone: scenario c's w3 write must then disagree -- as a rule-6 difference.
+    # v6.8 never reuses a large folio on a write fault; 6.18 does once the child is gone:
+    # scenario c's w3 write must then disagree -- as a rule-6 difference.
     row = compare(BY_ID["c"], STORED["scenarios"]["c"]["steps"], run_model(BY_ID["c"], "v6.8"))
     assert not row.agrees
     assert any(d.step == "parent writes w3 after child exit" and d.rule.startswith("rule 6")

@@ -1,5 +1,5 @@
 """Spec scenarios T16-T38: PMD THPs, non-present entries, VMA skips, lock breaks, file and
-PFN maps, soft-dirty, failures, and the fault path after fork (kernel-fork-spec.md §11).
+PFN maps, soft-dirty, failures, and the fault path after fork.
 
 Out of scope (not modelled): T23/T24 device-private/-exclusive entries, T21b swap-count
 continuation pages, T40 (D+ only).

@@ -253,7 +253,7 @@ def test_T14_one_pin_copies_every_exclusive_page(kernel: str) -> None:
 
 
 # T15 as printed says C/D try a batch of 4 at PTE0.  With D = [0,0,1,1] in a private
-# mapping that contradicts the spec's own folio_pte_batch rule (§5.3: dirty is compared
+# mapping that contradicts the spec's own folio_pte_batch rule (dirty is compared
 # unless VM_SHARED; T06 shows C/D splitting on dirty): the batch at PTE0 stops after 2
 # non-AE pages, which dup fine.  We test the rule: T15 as printed, and T15u with uniform
 # dirty bits, where the all-or-nothing behaviour the scenario describes does show.

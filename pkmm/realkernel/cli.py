@@ -24,7 +24,7 @@ from .support import detect
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m pkmm realkernel",
                                  description="Check the pkmm model against the running "
-                                             "Linux kernel (real-kernel-6.18.md §3).")
+                                             "Linux kernel, scenario by scenario.")
     ap.add_argument("--stored", action="store_true",
                     help="report from the stored results instead of probing this machine")
     ap.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -56,7 +56,8 @@ def stored_report(ids: tuple[str, ...] | None = None) -> str:
 
 
 def scenario_steps(sid: str, pages: tuple[int, ...] | None = None) -> str:
-    """One §5-style table from the stored kernel results (pages of interest only)."""
+    """One step-by-step table (a row per step, a cell per page) from the stored kernel
+    results (pages of interest only)."""
     from .observe import op_text, unrle
     sc = BY_ID[sid]
     show = pages or sc.show

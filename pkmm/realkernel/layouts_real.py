@@ -2,7 +2,7 @@
 
 Kernel interfaces: mmap/mprotect/madvise (MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_DONTFORK,
 MADV_WIPEONFORK), MAP_SHARED|MAP_ANONYMOUS, MAP_PRIVATE file mappings (ext4 and tmpfs),
-io_uring pins, vmsplice references, userfaultfd-wp — see real-kernel-6.18.md §2 and §5.
+io_uring pins, vmsplice references, userfaultfd-wp.
 Taught in: notebooks/09-real-kernel-lab.ipynb
 
 Every region sits between PROT_NONE guard VMAs (a reservation that the region is mapped
@@ -95,7 +95,7 @@ def _anon(r: Region, advice: int = lc.MADV_NOHUGEPAGE) -> None:
 def _file(r: Region, directory: str, cow_page: int | None) -> None:
     fd, path = tempfile.mkstemp(prefix="pkmm-rk-", dir=directory)
     try:
-        for i in range(r.npages):   # page by page: order-0 page-cache folios, as in §5 g1
+        for i in range(r.npages):   # page by page: order-0 page-cache folios (scenario g1)
             os.pwrite(fd, bytes([FILE_BYTE]) * PAGE_SIZE, i * PAGE_SIZE)
         os.fsync(fd)
         lc.mmap(r.page(0), r.npages * PAGE_SIZE, PROT_RW, lc.MAP_PRIVATE | lc.MAP_FIXED, fd)

@@ -1,4 +1,4 @@
-"""Observations of one scenario, in the cell language of real-kernel-6.18.md §2.
+"""Observations of one scenario, as one cell per page and step (see :func:`cell`).
 
 Simulator concept (no kernel file): both the real-kernel probe and the pkmm model produce
 :class:`PageObs` records per page and step; :func:`label_steps` turns PFNs into labels
@@ -39,7 +39,7 @@ class PageObs:
 
 @dataclass
 class Step:
-    """One row of a §5 table: a step, the process observed, the op it did, its pages."""
+    """One row of a step table: a step, the process observed, the op it did, its pages."""
 
     name: str
     who: str                               # "parent" | "child"
@@ -50,7 +50,7 @@ class Step:
 
 
 def cell(p: PageObs, label: str) -> str:
-    """The §5 token of one page, e.g. ``orig x1 m1 ae1 A·H·thp``.
+    """The cell of one page, e.g. ``orig x1 m1 ae1 A·H·thp``.
 
     >>> cell(PageObs(pfn=7, excl=True, count=1, ae=True, anon=True), "orig")
     'orig x1 m1 ae1 A'
@@ -99,7 +99,7 @@ def _label(p: PageObs, orig_pfn: int | None, names: dict[int, str],
 
 
 def summary(step: Step, orig: list[int | None]) -> str:
-    """The region summary column of §5 (pres, new, thp, excl, mc1, mc2, AHP)."""
+    """The region summary column of a step table (pres, new, thp, excl, mc1, mc2, AHP)."""
     pages = step.pages
     pres = sum(p.pfn is not None for p in pages)
     new = sum(p.pfn is not None and p.pfn != o for p, o in zip(pages, orig, strict=True))

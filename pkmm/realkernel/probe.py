@@ -1,7 +1,7 @@
 """Run one scenario on the real kernel: build, fork, script, observe both processes.
 
 Kernel interfaces: fork(2), waitpid(2), prctl(PR_SET_PDEATHSIG), plus everything
-:mod:`pkmm.realkernel.procfs` reads.  Mirrors the C probe of real-kernel-6.18.md §2.
+:mod:`pkmm.realkernel.procfs` reads.  Does what a C probe would: build, fork, write, read pagemap.
 Taught in: notebooks/09-real-kernel-lab.ipynb
 
 Process tree per scenario: the caller forks a *runner* (the scenario's parent, a fresh mm:

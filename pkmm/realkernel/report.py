@@ -129,7 +129,7 @@ _WRITE_COLUMN = {"child writes w1 (first writer)": "w1 child",
 
 
 def outcome(sc: Scenario, steps: list[dict[str, Any]]) -> dict[str, str]:
-    """§3-style summary of what happened (fork, then each write: copy/reuse/...)."""
+    """A one-line summary per scenario of what happened (fork, then each write: copy/reuse/...)."""
     out = {c: "-" for c in COLUMNS}
     last: dict[str, list[str]] = {}
     for s in steps:

@@ -42,7 +42,7 @@ def probe_scenario(sc: Scenario) -> dict[str, Any]:
 
 def probe_all(ids: Iterable[str] | None = None, *,
               progress: bool | None = None) -> dict[str, dict[str, Any]]:
-    """Probe the scenarios ``ids`` (default: all of §3) in order; a progress bar follows
+    """Probe the scenarios ``ids`` (default: all of them) in order; a progress bar follows
     them when standard error is a terminal (``progress=True`` forces it)."""
     from ..progress import progress as bar
     wanted = set(ids) if ids is not None else None

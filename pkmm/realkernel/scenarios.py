@@ -1,9 +1,9 @@
-"""The scenarios of real-kernel-6.18.md §3 and the write script of §2 step 4.
+"""The real-kernel scenarios and the write script every one of them runs.
 
 Simulator concept (no kernel file).  Each scenario names a memory layout (built for the
 real kernel by :mod:`pkmm.realkernel.layouts_real` and for the model by
-:mod:`pkmm.realkernel.layouts_model`), the pages w1/w2/w3 of the script, and the rule of
-§4 that each phase of the script checks.
+:mod:`pkmm.realkernel.layouts_model`), the pages w1/w2/w3 of the script, and the rule
+that each phase of the script checks.
 Taught in: notebooks/09-real-kernel-lab.ipynb
 """
 
@@ -30,7 +30,7 @@ _DEFAULT_RULES = {"fork": "2", "read": "1", "first": "5", "second": "6", "exit":
 
 @dataclass(frozen=True)
 class Scenario:
-    """One row of §3: layout, script pages, what the machine must offer, rules checked."""
+    """One scenario: layout, script pages, what the machine must offer, rules checked."""
 
     id: str
     title: str
@@ -134,7 +134,7 @@ class Backend(Protocol):
 
 
 def run_script(sc: Scenario, be: Backend) -> list[Step]:
-    """§2 step 4: observe, fork, then the fixed sequence of reads and one-byte writes."""
+    """The script: observe, fork, then the fixed sequence of reads and one-byte writes."""
     steps = [be.observe("before fork", "parent")]
     be.fork()
     steps += [be.observe("after fork", "child"), be.observe("after fork", "parent")]

@@ -1,4 +1,4 @@
-"""Real fork() latency of a private anonymous region, per folio layout (spec §6).
+"""Real fork() latency of a private anonymous region, per folio layout.
 
 Kernel interfaces: fork(2) timed with CLOCK_MONOTONIC (``time.perf_counter_ns``), mmap +
 MADV_HUGEPAGE/NOHUGEPAGE + MADV_POPULATE_WRITE, the mTHP ``hugepages-*kB/enabled`` knobs
@@ -161,7 +161,7 @@ class _Region:
         lc.madvise(self.addr, self.size, lc.MADV_HUGEPAGE if huge else lc.MADV_NOHUGEPAGE)
         lc.madvise(self.addr, self.size, lc.MADV_POPULATE_WRITE)
         if self.folio == "2M-pte":
-            # split each PMD (the folio stays whole), then keep khugepaged away (spec §6)
+            # split each PMD (the folio stays whole), then keep khugepaged away
             for a in range(self.addr, self.addr + self.size, lc.PMD_SIZE):
                 lc.mprotect(a, lc.PAGE_SIZE, lc.PROT_READ)
                 lc.mprotect(a, lc.PAGE_SIZE, lc.PROT_RW)

@@ -2,7 +2,7 @@
 
 Used by tests/browser/test_browser.py.  Everything here waits on JupyterLab's own state
 (`window.jupyterapp`, the kernel's status, the run-all promise) rather than on DOM
-attributes that hold misleading defaults; see ../shared/spec/jupyter-practice.md §4.1.
+attributes that hold misleading defaults (a cell's execution count, a busy indicator).
 
 The checks are generic: they know nothing about a notebook except the CSS contract the
 pkmm widgets promise (`pkmm-widget`, `pkmm-layout-builder` + `pkmm-toggle-bit` +

@@ -2,8 +2,7 @@
 
 Started from this interpreter (the project's venv when run as `.venv/bin/python -m pytest`),
 bound to 127.0.0.1 on a free port with no token, serving a temp copy of notebooks/ so the
-test never writes into the repository's notebooks.  Flags follow
-../shared/spec/jupyter-practice.md §4.1.
+test never writes into the repository's notebooks.
 """
 
 from __future__ import annotations
