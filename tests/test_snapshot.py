@@ -195,3 +195,7 @@ def test_cli_writes_the_scenario_and_prints_what_it_guessed(
     assert snap.main(["notapid"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("pkmm snapshot: error: pid=") and "Traceback" not in err
+    assert snap.main([str(os.getpid()), "--unprivileged", "-o", str(out)]) == 0
+    assert "privileged=False" in capsys.readouterr().out
+    user = Scenario.from_dict(json.loads(out.read_text()))
+    assert not user.source["kpageflags"] and not user.source["pfns_visible"]

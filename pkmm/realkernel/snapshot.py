@@ -314,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
                                              "scenario (JSON).")
     ap.add_argument("pid", help="the PID of a running process")
     ap.add_argument("-o", "--output", help="write the scenario to this file")
+    ap.add_argument("--unprivileged", action="store_true",
+                    help="read only what a user without root may (no PFNs, no kpageflags)")
     ap.add_argument("--progress", action="store_true", default=None,
                     help="draw a progress bar even when stderr is not a terminal")
     try:
@@ -323,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not a.pid.isdigit():
             raise SnapshotError(f"pid={a.pid!r}: a process id is a positive number")
-        sc = snapshot(int(a.pid), progress=a.progress)
+        sc = snapshot(int(a.pid), privileged=not a.unprivileged, progress=a.progress)
         text = json.dumps(sc.to_dict(), indent=1) + "\n"
         if a.output:
             with open(a.output, "w") as f:
