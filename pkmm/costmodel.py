@@ -48,7 +48,7 @@ NOISE_NS = 2e5     # the baseline's spread: small measurements weigh less in the
 
 __all__ = ["FEATURES", "PARAMS", "PRICED", "SHARED", "Fit", "features", "fit",
            "fixed_cost", "fork_counts", "fork_features", "held_out", "predict_seconds",
-           "scenario_counts", "stored_fork_seconds", "writable_share"]
+           "scenario_counts", "stored_fork_seconds", "unpriced", "writable_share"]
 
 
 def features(r: Any, wrprotected: int = 0) -> dict[str, int]:
@@ -289,6 +289,20 @@ def predict_seconds(f: Mapping[str, int], prices: Fit | None = None, *,
     if baseline:
         ns += fitted.fixed_ns
     return ns / 1e9
+
+
+def unpriced(f: Mapping[str, int], prices: Fit | None = None) -> list[str]:
+    """The counts of ``f`` that occur but have no fitted price (no stored measurement
+    exercised them): :func:`predict_seconds` leaves them out, so its answer is a lower
+    bound, and a caller says so.
+
+    >>> unpriced({"pte_writes": 4, "page_copies": 0}, Fit({"fresh": {}, "repeat": {}}, (), []))
+    ['pte_writes']
+    """
+    fitted = prices or _stored_fit()
+    names = {**PRICED, **SHARED}
+    return [k for k, p in names.items() if f.get(k, 0) and not all(
+        fitted.prices[m].get(p, 0.0) > 0 for m in MODES)]
 
 
 def held_out(f: Fit | None = None) -> list[dict[str, Any]]:
