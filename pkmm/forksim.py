@@ -43,6 +43,7 @@ class VariantFork:
     predicted_ms: float
     child_rss: dict[str, int] = field(default_factory=dict)
     child_vmas: int = 0
+    unpriced: tuple[str, ...] = ()   # counts the prediction leaves out: no fitted price
 
 
 def histogram(sizes: dict[int, int], width: int = 60) -> str:
@@ -79,7 +80,8 @@ def forksim(layout: Scenario | str | int, kernels: tuple[str, ...] = KERNELS, *,
             k, r.ops.get("pte_writes", 0), r.ops.get("pmd_copies", 0),
             sum(r.batch_sizes.values()), dict(sorted(r.batch_sizes.items())), r.copies,
             r.eagain, dict(sorted(r.ops.items())), costmodel.predict_seconds(f) * 1e3,
-            {key: child.rss.get(key, 0) for key in RSS_KEYS}, len(child.vmas)))
+            {key: child.rss.get(key, 0) for key in RSS_KEYS}, len(child.vmas),
+            tuple(costmodel.unpriced(f))))
     return sc, out
 
 
@@ -99,8 +101,9 @@ def render(sc: Scenario, rows: list[VariantFork]) -> str:
     lines = [f"forksim: {sc.name}", head, "-" * len(head)]
     for r in rows:
         rss = "/".join(f"{r.child_rss.get(k, 0) * 4 / 1024:.1f}" for k in RSS_KEYS[:3])
+        pred = f"{'>' if r.unpriced else ''}{r.predicted_ms:.2f}"
         lines.append(f"{r.kernel:11s}{r.ptes_copied:9d}{r.pmds_copied:6d}{r.batches:9d}"
-                     f"{r.pages_copied:8d}{r.eagain:7d}{r.predicted_ms:9.2f}{rss:>33s}")
+                     f"{r.pages_copied:8d}{r.eagain:7d}{pred:>9s}{rss:>33s}")
     lines.append("batch sizes (PTEs per copy call x calls):")
     lines += [f"  {r.kernel:11s}{histogram(r.batch_sizes)}" for r in rows]
     keys = sorted({k for r in rows for k in r.ops})
@@ -109,6 +112,14 @@ def render(sc: Scenario, rows: list[VariantFork]) -> str:
                                              if r.ops.get(k)) for r in rows]
     lines.append("pred ms: the cost model (pkmm.costmodel), calibrated on this machine's "
                  "stored fork() timings")
+    names = list(dict.fromkeys(k for r in rows for k in r.unpriced))
+    if names:
+        parts = []
+        for k in names:
+            who = [r.kernel for r in rows if k in r.unpriced]
+            parts.append(k if len(who) == len(rows) else f"{k} ({', '.join(who)})")
+        lines.append("  '>': a lower bound; no stored timing prices " + ", ".join(parts)
+                     + ", so the prediction leaves them out")
     if sc.approximations:
         lines.append(f"the layout approximates {len(sc.approximations)} thing(s) the kernel "
                      "does not export:")

@@ -24,20 +24,26 @@ from .scenario import Scenario, load_scenario
 STORED = Path(__file__).resolve().parent / "data" / "snapshot-python-6.18.json"
 KINDS = ("private anon", "private file", "shared file", "shmem", "raw PFN map")
 
-__all__ = ["QUESTIONS", "check", "copied_vmas", "fork_time", "kind", "plot_map",
-           "this_process", "vma_table"]
+__all__ = ["QUESTIONS", "check", "close_up", "copied_vmas", "fork_time", "kind",
+           "plot_map", "this_process", "vma_table"]
+
+PAGE = 4096
+#: close_up()'s regions stay mapped while the notebook runs (address -> length)
+_CLOSE_UPS: dict[int, int] = {}
 
 
-def this_process() -> tuple[Scenario, str]:
+def this_process(privileged: bool = True) -> tuple[Scenario, str]:
     """A snapshot of this process, or the stored one where /proc is not readable; and a
-    sentence saying which, and what the kernel would not show."""
+    sentence saying which, and what the kernel would not show.  ``privileged=False``:
+    read only what a user without root may (see :func:`pkmm.realkernel.snapshot`)."""
     from .realkernel.procpid import SnapshotError
     from .realkernel.snapshot import snapshot
     if sys.platform.startswith("linux"):
         try:
-            sc = snapshot(os.getpid())
+            sc = snapshot(os.getpid(), privileged=privileged)
             sc.name = f"this process ({sc.source['comm']})"   # no PID: outputs stay stable
-            seen = "as root" if sc.source.get("kpageflags") else "without root"
+            seen = "as root" if sc.source.get("kpageflags") else (
+                "without root" if privileged else "as a user without root would")
             return sc, (f"live snapshot of this process, read {seen}; "
                         f"{len(sc.approximations)} thing(s) approximated")
         except SnapshotError as e:
@@ -46,6 +52,51 @@ def this_process() -> tuple[Scenario, str]:
         why = f"no /proc here ({sys.platform})"
     sc = load_scenario(STORED)
     return sc, f"stored snapshot of a Python process ({why})"
+
+
+def close_up(npages: int = 8, privileged: bool = True) -> tuple[Scenario, str]:
+    """A few pages of this process, small enough to draw every PTE: a fresh private
+    anonymous mapping of ``npages`` pages (4K pages: MADV_NOHUGEPAGE), its first half
+    written, the next quarter only read (the shared zero page), the rest never touched;
+    snapshotted alone.  Where that cannot be done (not Linux, no /proc) the same layout
+    written by hand stands in, and the sentence returned says so.
+    """
+    if isinstance(npages, bool) or not isinstance(npages, int) or not 4 <= npages <= 64:
+        from .errors import LayoutError
+        raise LayoutError(f"npages={npages!r}: a whole number of pages from 4 to 64")
+    written, read = npages // 2, npages // 4
+    why = f"no /proc here ({sys.platform})"
+    if sys.platform.startswith("linux"):
+        from .realkernel import libc as lc
+        from .realkernel.procpid import SnapshotError
+        from .realkernel.snapshot import snapshot
+        try:
+            size = npages * PAGE
+            # PROT_NONE pages either side keep the region a VMA of its own
+            base = lc.mmap(0, size + 2 * PAGE, lc.PROT_NONE,
+                           lc.MAP_PRIVATE | lc.MAP_ANONYMOUS | lc.MAP_NORESERVE)
+            a = base + PAGE
+            lc.mmap(a, size, lc.PROT_RW, lc.MAP_FIXED | lc.MAP_PRIVATE | lc.MAP_ANONYMOUS)
+            _CLOSE_UPS[base] = size + 2 * PAGE
+            lc.madvise(a, size, lc.MADV_NOHUGEPAGE)
+            for i in range(written):
+                lc.poke(a + i * PAGE, 1)
+            for i in range(written, written + read):
+                lc.peek(a + i * PAGE)
+            sc = snapshot(os.getpid(), within=[(a, a + size)], privileged=privileged)
+            sc.name = f"{npages} pages of this process"
+            return sc, (f"{npages} pages of this process: {written} written, {read} only "
+                        f"read, {npages - written - read} never touched")
+        except (OSError, SnapshotError) as e:
+            why = str(e)
+    a = 0x7F0000000000
+    sc = Scenario.from_dict({
+        "name": f"{npages} pages (stand-in)",
+        "vmas": [{"start": a, "npages": npages, "anon_vma": True}],
+        "runs": [{"addr": a, "npages": written}],
+        "zero": [{"addr": a + written * PAGE, "npages": read}],
+        "approximations": [f"written by hand: this process could not be read ({why})"]})
+    return sc, f"a stand-in written by hand, not this process ({why})"
 
 
 def kind(v: dict[str, Any]) -> str:

@@ -61,6 +61,7 @@ def check_same(p: pkmm.Process, kernel: str, vectorise: bool = True, **kw: objec
     assert got == (r.eagain, r.copies, r.wasted, r.passes, r.lock_breaks)
     assert f.step_counts == r.step_counts
     assert f.ops == r.ops
+    assert f.batch_sizes == r.batch_sizes
     return f
 
 

@@ -60,6 +60,17 @@ def test_eager_copy_copies_pages_and_costs_more(rows) -> None:
     assert rows["eager-copy"].pages_copied > 0
     assert all(rows[k].pages_copied == 0 for k in KERNELS if k != "eager-copy")
     assert rows["v6.8"].predicted_ms > rows["v6.17"].predicted_ms > 0   # more calls
+    # a count no stored timing priced is named, and the prediction marked a lower bound
+    from pkmm import costmodel
+    priced = all(costmodel.fit().prices[m].get("ns_per_page_copy", 0) > 0
+                 for m in costmodel.MODES)
+    assert ("page_copies" in rows["eager-copy"].unpriced) is not priced
+    assert "page_copies" not in rows["v6.17"].unpriced
+    text = fs.render(fs.forksim(Scenario.from_dict(LAYOUT), ("eager-copy",))[0],
+                     [rows["eager-copy"]])
+    marked = f">{rows['eager-copy'].predicted_ms:.2f}" in text
+    assert marked is bool(rows["eager-copy"].unpriced)
+    assert priced or "page_copies" in text.split("lower bound")[1]
 
 
 def test_forksim_of_a_live_process() -> None:

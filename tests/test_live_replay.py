@@ -83,7 +83,10 @@ def test_rebuilt_layout_has_the_folios_it_asked_for() -> None:
 
 def test_replay_fork_times_the_repeat_state() -> None:
     r = replay_fork(Scenario.from_dict(LAYOUT), rounds=3)
-    assert r["net_min_ns"] > 0 and len(r["samples_ns"]) == 3 and not r["left_out"]
+    # the times themselves are not asserted on (a loaded machine may make a small
+    # layout's net time anything): only that every round was timed and nothing left out
+    assert len(r["samples_ns"]) == 3 and isinstance(r["net_min_ns"], int | float)
+    assert not r["left_out"]
     # after the warm-up fork every anon PTE is read-only and no longer AnonExclusive
     anon = [x for x in r["obtained"].runs if x.get("backing", "anon") == "anon"]
     assert anon and not any(x["write"] or x.get("anon_exclusive") for x in anon)

@@ -123,6 +123,32 @@ def test_without_root_the_guesses_are_said() -> None:
     assert all(r["write"] for r in entries(sc, "runs", lo, hi))   # bit 56: mapped once
 
 
+def test_the_view_without_root_can_be_asked_for() -> None:
+    """privileged=False reads what a user without root gets, whoever runs it: the same
+    VMAs and zero pages (PAGEMAP_SCAN needs no privilege), no PFNs, no kpageflags, and
+    the guesses that follow said."""
+    with target() as (pid, regions):
+        full = snap.snapshot(pid)
+        sc = snap.snapshot(pid, privileged=False)
+        within = snap.snapshot(pid, privileged=False, within=[tuple(regions["zero"])])
+    assert not sc.source["pfns_visible"] and not sc.source["kpageflags"]
+    assert any("folio sizes unknown" in a and "privileged=False" in a
+               for a in sc.approximations)
+    assert set(sc.source["folio_orders"]) == {"0"}      # every PTE-mapped page taken as 4K
+    if os.geteuid() == 0:
+        assert full.source["pfns_visible"] and full.source["kpageflags"]
+    shape = [(v["start"], v["npages"], v.get("backing"), v.get("shared", False))
+             for v in full.vmas]
+    assert [(v["start"], v["npages"], v.get("backing"), v.get("shared", False))
+            for v in sc.vmas] == shape
+    assert sc.zero == full.zero and sc.huge_zero == full.huge_zero
+    lo, hi = regions["zero"]
+    assert pages(entries(sc, "zero", lo, hi)) == ((hi - lo) >> 12) - 1
+    assert [v["start"] for v in within.vmas] == [lo]
+    with pytest.raises(SnapshotError, match="privileged="):
+        snap.snapshot(os.getpid(), privileged="no")  # type: ignore[arg-type]
+
+
 @as_nobody
 def test_another_users_process_is_a_permission_error() -> None:
     me = os.getpid()
@@ -169,3 +195,7 @@ def test_cli_writes_the_scenario_and_prints_what_it_guessed(
     assert snap.main(["notapid"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("pkmm snapshot: error: pid=") and "Traceback" not in err
+    assert snap.main([str(os.getpid()), "--unprivileged", "-o", str(out)]) == 0
+    assert "privileged=False" in capsys.readouterr().out
+    user = Scenario.from_dict(json.loads(out.read_text()))
+    assert not user.source["kpageflags"] and not user.source["pfns_visible"]

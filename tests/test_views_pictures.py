@@ -30,7 +30,7 @@ def all_pictures() -> list[P.Picture]:
             P.decision_flow(PINNED, "v6.9", 4), P.eagain_loop(PINNED, "v6.9"),
             P.dma_timeline(), P.rule_grid("v6.9"), P.masked_compare(T06, slot=1),
             P.page_state_machine(LARGE, "v6.17"),
-            P.per_page_cost(params={"ns_per_pte": 40, "ns_per_refcount_op": 30,
+            P.per_page_cost(params={"ns_per_pte": 40, "ns_per_copy_call": 30,
                                     "ns_per_batch_scan": 60})]
 
 
@@ -171,7 +171,7 @@ def test_page_states_follow_the_reuse_rule_of_each_version() -> None:
 
 
 def test_per_page_cost_falls_with_the_batch_size_only_when_batching() -> None:
-    params = {"ns_per_pte": 40.0, "ns_per_refcount_op": 30.0, "ns_per_batch_scan": 60.0}
+    params = {"ns_per_pte": 40.0, "ns_per_copy_call": 30.0, "ns_per_batch_scan": 60.0}
     v617 = P.per_page_cost("v6.17", params=params).data["per_page_ns"]
     v68 = P.per_page_cost("v6.8", params=params).data["per_page_ns"]
     assert v617[1] > v617[4] > v617[16] > v617[512]

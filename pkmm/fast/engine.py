@@ -33,7 +33,8 @@ from .probe import Context
 @dataclass
 class FastForkResult:
     """What a bulk fork did: the counters of :class:`pkmm.ForkResult` (no event list),
-    and how many slices each engine took."""
+    and how many slices each engine took.  ``batch_sizes``: PTEs per share / copy / raw
+    step -> steps, as :attr:`pkmm.ForkResult.batch_sizes` counts them."""
 
     parent: Bulk
     child: Bulk
@@ -47,6 +48,7 @@ class FastForkResult:
     step_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     vectorised_slices: int = 0
     hard_slices: int = 0
+    batch_sizes: Counter[int] = field(default_factory=Counter)
 
     def actions(self) -> Counter[str]:
         """Step counts per action."""
@@ -137,6 +139,9 @@ def fork_bulk(b: Bulk, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = fr
     ops.update(lc.ops)
     steps = Counter(steps)
     steps.update(counts.steps)
+    sizes = run.batch_sizes()
+    sizes.update(counts.sizes)
+    sizes.update(lc.sizes)
     run.leaves += lc.leaves
     run.deposited += lc.deposited
     _finish(mm, child, run.tables, run.split, run.child_split, run.leaves, run.deposited)
@@ -145,7 +150,7 @@ def fork_bulk(b: Bulk, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = fr
     b.machine.next_mm_id += 1
     return FastForkResult(b, Bulk(child, b.machine, version.name), version.name, eagain,
                           copies + counts.copies, wasted, passes + counts.passes, breaks,
-                          +ops, +steps, int(keep.sum()) + len(lp.slices), len(hard))
+                          +ops, +steps, int(keep.sum()) + len(lp.slices), len(hard), +sizes)
 
 
 def _alloc_bases(run: _Run, at: np.ndarray, per: np.ndarray, hard: list[tuple[int, Slice]],
@@ -275,6 +280,10 @@ class _Run:
         if self.model is None:
             return (0, 0, 0, 0, 0), Counter(), Counter()
         return self.model.counters()
+
+    def batch_sizes(self) -> Counter[int]:
+        """The traced slices' batch-size histogram."""
+        return Counter() if self.model is None else self.model.batch_sizes()
 
 
 def _finish(mm: BulkMM, child: BulkMM, tables: np.ndarray,

@@ -261,6 +261,11 @@ class SliceModel:
         return ((fc.eagain, fc.copies, fc.wasted, fc.passes, fc.lock_breaks), fc.ops,
                 fc.step_counts)
 
+    def batch_sizes(self) -> Counter[int]:
+        """The traced steps' batch-size histogram (ForkContext.batch_sizes: PTEs per
+        step -> steps, for the steps the model counts there)."""
+        return Counter(self.fc.batch_sizes)
+
 
 def _store(bm: BulkMM, lo: int, hi: int, t: PteTable | Pmd, first: int) -> None:
     assert isinstance(t, PteTable)

@@ -43,6 +43,7 @@ class LeafCounts:
     """What the kept leaves add to the fork and the child."""
 
     ops: Counter[str] = field(default_factory=Counter)
+    sizes: Counter[int] = field(default_factory=Counter)    # ForkContext.batch_sizes
     leaves: list[tuple[int, int, int]] = field(default_factory=list)
     deposited: list[int] = field(default_factory=list)
 
@@ -109,6 +110,8 @@ def apply(b: Bulk, child: BulkMM, p: LeafPlan) -> LeafCounts:
                 out.ops[name[4:]] += v * int(cnt[k])
             elif name.startswith("rss:"):
                 child.rss[name[4:]] = child.rss.get(name[4:], 0) + v * int(cnt[k])
+        for length, times in e.sizes:
+            out.sizes[length] += times * int(cnt[k])
         child.on_mmlist |= e.flags[0]
         child.huge_zero_ref |= e.flags[1]
     return out

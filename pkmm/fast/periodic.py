@@ -139,6 +139,8 @@ def write_alike(a: Alike, b: Bulk, child: BulkMM, alloc_base: np.ndarray) -> wri
         counts.ops[key] *= k
     for st in counts.steps:
         counts.steps[st] *= k
+    for length in counts.sizes:
+        counts.sizes[length] *= k
     for key, v in a.tchild.rss.items():
         child.rss[key] = child.rss.get(key, 0) + v * k
     child.on_mmlist |= a.tchild.on_mmlist

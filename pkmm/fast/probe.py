@@ -153,6 +153,8 @@ class Run:
     total_ops: Counter[str] = field(default_factory=Counter)
     total_steps: Counter[tuple[str, str]] = field(default_factory=Counter)
     fork: tuple[int, ...] = ()          # eagain, copies, wasted, passes, lock_breaks
+    sizes: Counter[int] = field(default_factory=Counter)        # batch_sizes, first call
+    total_sizes: Counter[int] = field(default_factory=Counter)  # batch_sizes, whole fork
     leaf: tuple[Any, Any, bool] | None = None   # parent entry, child entry, deposited
 
 
@@ -166,9 +168,11 @@ def _measuring(kernel: KernelVersion, rec: dict[str, Any]) -> KernelVersion:
         if "ret" in rec:
             return max_nr
         ops, steps, r = Counter(fc.ops), Counter(fc.step_counts), dict(rss)
+        sizes = Counter(fc.batch_sizes)
         c = (fc.copies, fc.eagain, fc.wasted)
         ret = inner(fc, dst_vma, src_vma, pte, addr, max_nr, rss, prealloc)
         rec.update(ret=ret, ops=fc.ops - ops, steps=fc.step_counts - steps,
+                   sizes=fc.batch_sizes - sizes,
                    rss={k: v - r.get(k, 0) for k, v in rss.items() if v != r.get(k, 0)},
                    counters=(fc.copies - c[0], fc.eagain - c[1], fc.wasted - c[2]))
         return ret
@@ -214,11 +218,13 @@ def run_fixture(fx: Fixture, length: int, measure: bool = True, leaf: bool = Fal
     b.machine.next_pfn = nxt
     model.write_counters(child)
     fork, ops, steps = model.counters()
-    out = Run(b, child, before, total_ops=Counter(ops), total_steps=Counter(steps), fork=fork)
+    out = Run(b, child, before, total_ops=Counter(ops), total_steps=Counter(steps), fork=fork,
+              total_sizes=model.batch_sizes())
     if leaf:
         out.leaf = model.leaf_result(s)
     elif "ret" in rec:
         out.ret, out.ops, out.steps = rec["ret"], rec["ops"], rec["steps"]
+        out.sizes = rec["sizes"]
         out.rss, out.counters = rec["rss"], rec["counters"]
     return out
 

@@ -60,6 +60,7 @@ class StepEffect:
     counts: Affine = field(default_factory=dict)   # ref, copies, alloc, ops:*, rss:*
     step: tuple[str, str] = ("", "")
     new_page: tuple[int, int, bool] = (0, 0, False)   # refcount, mapcount, AE of a copy
+    sized: bool = False           # the step counts in ForkContext.batch_sizes at its length
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class EntryEffect:
     flags: tuple[bool, bool] = (False, False)     # child on_mmlist, huge_zero_ref
     deposited: bool = False       # (leaf) the child got a deposited table
     ae_head: bool | None = None   # (leaf) the head page's AnonExclusive afterwards
+    sizes: tuple[tuple[int, int], ...] = ()      # ForkContext.batch_sizes it adds
 
 
 _CONT: dict[tuple[object, ...], bool] = {}
@@ -149,7 +151,7 @@ def _step_effect(runs: list[tuple[int, Run | None]], flags: tuple[bool, bool]) -
             b = (c2.get(k, 0) - c1.get(k, 0)) // (n2 - n1)
             affine[k] = (c1.get(k, 0) - b * n1, b)
     return StepEffect(True, shape.child, shape.shared, shape.clear, shape.map_delta,
-                      shape.ae_keep, affine, shape.step, shape.new_page)
+                      shape.ae_keep, affine, shape.step, shape.new_page, shape.sized)
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,7 @@ class _Shape:
     ae_keep: bool
     new_page: tuple[int, int, bool]
     step: tuple[str, str]
+    sized: bool
 
 
 def _step_state(r: Run, n: int, flags: tuple[bool, bool]
@@ -217,8 +220,13 @@ def _step_state(r: Run, n: int, flags: tuple[bool, bool]
             return None
     if (r.child.on_mmlist, r.child.huge_zero_ref) != flags:
         return None
+    # the batch-size histogram: the step either counts once at its own length or not at
+    # all (what ForkContext.step did in the probe; any other shape is not reproducible)
+    sized = r.sizes == Counter({n: 1})
+    if r.sizes and not sized:
+        return None
     st = next(iter(r.steps))
-    return counts, _Shape(child, shared, clear, md, ae_keep, new_page, st)
+    return counts, _Shape(child, shared, clear, md, ae_keep, new_page, st, sized)
 
 
 # --- non-present entries and PMD leaves ----------------------------------------------
@@ -261,7 +269,8 @@ def _entry_effect(ctx: Context, r: Run | None) -> EntryEffect:
     steps = r.total_steps
     st = next(iter(steps)) if sum(steps.values()) == 1 else None
     return EntryEffect(True, child if child else -1, int(r.b.mm.bits[0]), counts, st,
-                       (r.child.on_mmlist, r.child.huge_zero_ref))
+                       (r.child.on_mmlist, r.child.huge_zero_ref),
+                       sizes=tuple(sorted(r.total_sizes.items())))
 
 
 def leaf(ctx: Context, code: int, pclass: int, deposited: bool) -> EntryEffect:
@@ -298,7 +307,8 @@ def _leaf_effect(r: Run | None, pfn: int, folio: bool) -> EntryEffect:
     counts["entire"] = int((mach.entire - old.entire).sum())
     ae_head = bool(mach.ae[pfn - mach.base]) if folio else None
     return EntryEffect(True, -1 if child is None else pmd_code(child), pmd_code(parent), counts,
-                       None, (r.child.on_mmlist, r.child.huge_zero_ref), dep, ae_head)
+                       None, (r.child.on_mmlist, r.child.huge_zero_ref), dep, ae_head,
+                       tuple(sorted(r.total_sizes.items())))
 
 
 # --- copy_pte_range itself -----------------------------------------------------------

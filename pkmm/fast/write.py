@@ -33,6 +33,7 @@ class Counts:
     copies: int = 0
     passes: int = 0
     flags: tuple[bool, bool] = (False, False)
+    sizes: Counter[int] = field(default_factory=Counter)   # ForkContext.batch_sizes
 
 
 def allocations(p: Plan) -> np.ndarray:
@@ -69,6 +70,12 @@ def _affine(effects: list[tables.StepEffect], cls: np.ndarray, nr: np.ndarray,
     """Add every class's counters: a per step plus b per PTE."""
     cnt = np.bincount(cls, minlength=len(effects))
     snr = np.bincount(cls, weights=nr, minlength=len(effects)).astype(np.int64)
+    # the batch-size histogram: one count at its length per step of a class whose probe
+    # step counted there
+    sized = np.array([eff.sized for eff in effects], bool)[cls]
+    if sized.any():
+        lengths, times = np.unique(nr[sized], return_counts=True)
+        out.sizes.update(dict(zip(lengths.tolist(), times.tolist(), strict=True)))
     for k, eff in enumerate(effects):
         if not cnt[k]:
             continue
@@ -179,6 +186,8 @@ def _apply_nonpresent(p: Plan, b: Bulk, child: BulkMM, ok: np.ndarray, out: Coun
             continue
         if e.step is not None:
             out.steps[e.step] += int(cnt[k])
+        for length, times in e.sizes:
+            out.sizes[length] += times * int(cnt[k])
         for name, v in e.counts.items():
             if name.startswith("ops:"):
                 out.ops[name[4:]] += v * int(cnt[k])

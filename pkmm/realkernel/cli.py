@@ -216,8 +216,8 @@ def _main(args: argparse.Namespace) -> int:
     else:
         print(render(rows, header))
     if args.timing:
-        from .timing import main as timing_main
-        timing_main(args.sizes, stored=args.stored or bool(reason))
+        from .calibrate import print_timing
+        print_timing(args.sizes, stored=args.stored or bool(reason))
     return 0 if all(r.agrees or r.skipped for r in rows) else 1
 
 

@@ -18,13 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .calibrate import fit_batch_cost, pooled, records
 from .calibrate import load as load_timing
+from .calibrate import render as render_timing
 from .model import model_kernel
 from .report import HEAD, Row, load_stored, render, report, stored_kernel, table
 from .scenarios import BY_ID
 from .support import detect
-from .timing import FOLIOS, fit_batch_cost, folio_pages, records
-from .timing import render as render_timing
+from .timing import FOLIOS, folio_pages
 
 LIVE_ENV = "PKMM_LAB_LIVE"
 
@@ -171,12 +172,15 @@ def live_report() -> str:
 
 def stored_timing() -> str:
     d = load_timing()
-    rows = records(d["runs"])
+    runs = pooled(d)
+    rows = records(runs)
     fits = {m: fit_batch_cost(rows, m) for m in ("fresh", "repeat")}
     return (f"fork() of a private anon region, Linux {d['machine']['kernel']}, "
-            f"{d['machine']['cpus']} CPUs: minimum of {d['rounds']} interleaved rounds "
-            "(a 4K sample before every other layout), minus the minimum of the same "
-            "Python worker forked without the region\n" + render_timing(rows) +
+            f"{d['machine']['cpus']} CPUs: minimum of up to "
+            f"{max(r['rounds'] for r in runs)} interleaved rounds in "
+            f"{max(r['sessions'] for r in runs)} sessions (a 4K sample before every other "
+            "layout), minus the minimum of the same Python worker forked without the "
+            "region\n" + render_timing(rows) +
             "\nbatched copy path, 1 GiB: " + "; ".join(
                 f"{m}: {f['per_batch_ns']:.0f} ns per folio + {f['per_pte_ns']:.1f} ns per "
                 f"PTE (max error {f['max_rel_err']:.0%})" for m, f in fits.items()))
@@ -199,7 +203,7 @@ def plot_timing(size_bytes: int = 1 << 30) -> Any:
     """ns per 4K page against folio size (stored data), FRESH and REPEAT."""
     import matplotlib.pyplot as plt
     d = load_timing()
-    rows = records(d["runs"])
+    rows = records(pooled(d))
     fig, ax = plt.subplots(figsize=(7.4, 3.2))
     for mode, style in (("fresh", "o-"), ("repeat", "s--")):
         rs = {r["folio"]: r for r in rows
@@ -221,7 +225,7 @@ def plot_timing(size_bytes: int = 1 << 30) -> Any:
 
 def batch_fit(mode: str = "fresh") -> dict[str, float]:
     """The stored fit of ns per folio = per_batch + per_pte * n (1 GiB region)."""
-    return fit_batch_cost(records(load_timing()["runs"]), mode)
+    return fit_batch_cost(records(pooled(load_timing())), mode)
 
 
 __all__ = ["LIVE_ENV", "batch_fit", "folio_pages", "live_report", "live_requested",

@@ -51,15 +51,17 @@ def sparse(size: int = 4 << 30) -> Scenario:
                                         for i in range(size // (2 * MIB))]})
 
 
-def many_vmas(count: int = 2048) -> Scenario:
+def many_vmas(count: int = 2048, stride: int = 4096) -> Scenario:
     """``count`` one-page VMAs, writable with a written page and read-only empty ones in
-    turn (so they cannot merge), all in one 2 MiB page table."""
-    vmas = [{"start": BASE + i * 4096, "npages": 1, **({"anon_vma": True} if i % 2 == 0
-                                                         else {"write": False})}
-            for i in range(count)]
-    return Scenario.from_dict({"name": "vmas", "vmas": vmas,
-                               "runs": [{"addr": BASE + i * 4096, "npages": 1}
-                                        for i in range(0, count, 2)]})
+    turn (so they cannot merge); with the default ``stride`` all in one 2 MiB page table,
+    with ``stride`` = 2 MiB each written one in a page table of its own (the child then
+    allocates a table per VMA, and reads one slot of it)."""
+    at = [BASE + (i // 2) * stride * 2 + (i % 2) * 4096 for i in range(count)]
+    vmas = [{"start": a, "npages": 1, **({"anon_vma": True} if i % 2 == 0
+                                          else {"write": False})} for i, a in enumerate(at)]
+    return Scenario.from_dict({"name": "vmas" if stride == 4096 else "spread-vmas",
+                               "vmas": vmas, "runs": [{"addr": a, "npages": 1}
+                                                      for a in at[::2]]})
 
 
 def empty_vmas(count: int = 2048, backing: str = "anon") -> Scenario:
@@ -80,17 +82,23 @@ def pinned(size: int = 32 * MIB) -> Scenario:
 
 def real_process(array_mib: int = 512) -> Scenario:
     """A snapshot of a Python process that imported NumPy and filled an array (its heap,
-    arenas, libraries, stack): the held-out real layout."""
+    arenas, libraries, stack): the held-out real layout.  The array is filled while this
+    process holds the THP lock with the knobs as they are (so no other user of the lock
+    changes the folio size NumPy's MADV_HUGEPAGE gets half-way)."""
     import os
     import signal
 
-    from .procpid import process_identity
+    from . import thp
+    from .probe import kill_and_reap
     from .snapshot import snapshot
     r, w = os.pipe()
-    pid = os.fork()
+    go_r, go_w = os.pipe()
+    pid = os.fork()          # before taking the lock: a child must not share its file
     if pid == 0:
         try:
             os.close(r)
+            os.close(go_w)
+            os.read(go_r, 1)
             import numpy as np
             keep = np.ones(array_mib << 17, np.float64)
             os.write(w, b"x")
@@ -99,13 +107,15 @@ def real_process(array_mib: int = 512) -> Scenario:
         finally:
             os._exit(0)
     os.close(w)
+    os.close(go_r)
     try:
-        os.read(r, 1)
-        process_identity(pid)
+        with thp.thp_settings({}):
+            os.write(go_w, b"g")
+            os.read(r, 1)
         sc = snapshot(pid)
     finally:
         os.close(r)
-        from .probe import kill_and_reap
+        os.close(go_w)
         kill_and_reap(pid)
     d = sc.to_dict()
     d["name"] = f"real (Python + NumPy, {array_mib} MiB array)"
@@ -114,6 +124,7 @@ def real_process(array_mib: int = 512) -> Scenario:
 
 LAYOUTS: dict[str, Callable[[], Scenario]] = {
     "zero": zero_pages, "file": page_cache, "sparse": sparse, "vmas": many_vmas,
+    "spread-vmas": lambda: many_vmas(stride=2 * MIB),
     "empty-vmas": empty_vmas, "file-vmas": lambda: empty_vmas(backing="file"),
     "pinned": pinned, "real": real_process}
 HELD_OUT = ("real",)

@@ -67,9 +67,15 @@ def _label(order: int, pmd: bool) -> str:
 
 def plan_replay(sc: Scenario) -> Plan:
     """The plan for ``sc`` (see the module docstring)."""
+    # A private VMA has an anon_vma when the scenario says so, or when it holds an
+    # anonymous run: writing that run in (here, and in Scenario.build) prepares one.
+    written = {k for r in sc.runs if r.get("backing", "anon") == "anon"
+               for k, v in enumerate(sc.vmas)
+               if v["start"] <= r["addr"] < v["start"] + v["npages"] * PAGE}
     vmas = [PlanVma(v["start"], v["start"] + v["npages"] * PAGE, v.get("backing", "anon"),
                     bool(v.get("shared")), v.get("write", True),
-                    not v.get("shared") and bool(v.get("anon_vma"))) for v in sc.vmas]
+                    not v.get("shared") and (bool(v.get("anon_vma")) or k in written))
+            for k, v in enumerate(sc.vmas)]
     left: Counter[str] = Counter()
     for v in sc.vmas:
         for key, why in (("pfnmap", "VM_PFNMAP VMA (a driver's mapping) not rebuilt"),

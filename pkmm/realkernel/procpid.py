@@ -142,8 +142,12 @@ class _Region(ctypes.Structure):
 class Pagemap:
     """An open /proc/PID/pagemap: raw entries, and the PAGEMAP_SCAN ioctl where it exists."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, show_pfn: bool = True) -> None:
         self.pid = pid
+        # show_pfn=False reads what a user without CAP_SYS_ADMIN gets: the kernel's
+        # pagemap_read() then zeroes the frame field (bits 0-54: PFN, or swap type and
+        # offset) of every entry and keeps the flag bits
+        self.frame_mask = 0 if show_pfn else PM_PFN_MASK
         try:
             self.fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
         except FileNotFoundError:
@@ -165,7 +169,8 @@ class Pagemap:
         if len(data) != want:
             raise SnapshotError(f"pid={self.pid}: the process exited while its pagemap was "
                                 "read; snapshot a process that keeps running")
-        return np.frombuffer(data, dtype="<u8")
+        raw = np.frombuffer(data, dtype="<u8")
+        return raw & np.uint64(~self.frame_mask & (1 << 64) - 1) if self.frame_mask else raw
 
     def scan(self, start: int, end: int, anyof: int) -> list[tuple[int, int, int]] | None:
         """PAGEMAP_SCAN: (start, end, categories) of the pages in [start, end) having any
@@ -258,5 +263,34 @@ def uffd_event_fork(pid: int) -> list[bool]:
     return found
 
 
+def swap_total_kb() -> int:
+    """SwapTotal of /proc/meminfo (kB): 0 on a machine without swap."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("SwapTotal:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def shmem_devices(pid: int) -> set[str]:
+    """maps-style "MM:mm" (hex) device numbers of the tmpfs mounts the process sees."""
+    out = set()
+    try:
+        with open(f"/proc/{pid}/mountinfo") as f:
+            for line in f:
+                parts = line.split()
+                fstype = parts[parts.index("-") + 1]
+                if fstype in ("tmpfs", "shmem", "ramfs"):
+                    major, minor = (int(x) for x in parts[2].split(":"))
+                    out.add(f"{major:02x}:{minor:02x}")
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
+
+
 __all__ = ["KPF", "KPages", "Pagemap", "SnapshotError", "VmaInfo", "open_kpages",
-           "parse_smaps", "process_identity", "read_smaps", "uffd_event_fork"]
+           "parse_smaps", "process_identity", "read_smaps", "shmem_devices",
+           "swap_total_kb", "uffd_event_fork"]

@@ -34,6 +34,8 @@ from .procpid import (
     open_kpages,
     process_identity,
     read_smaps,
+    shmem_devices,
+    swap_total_kb,
     uffd_event_fork,
 )
 from .runs import encode_vma
@@ -48,10 +50,12 @@ __all__ = ["SnapshotError", "snapshot", "summary"]
 
 
 def snapshot(pid: int | None = None, *, within: list[tuple[int, int]] | None = None,
-             progress: bool | None = None) -> Scenario:
+             privileged: bool = True, progress: bool | None = None) -> Scenario:
     """A :class:`pkmm.scenario.Scenario` of process ``pid`` (default: this process).
 
     ``within``: only the VMAs inside these [start, end) address ranges.
+    ``privileged=False``: read only what a user without root may read, even as root (no
+    PFNs, no /proc/kpageflags), to see what such a user's snapshot has to guess.
 
     Raises :class:`SnapshotError` for a PID that does not exist, a process that exits
     while it is read, or one this user may not inspect.
@@ -61,8 +65,12 @@ def snapshot(pid: int | None = None, *, within: list[tuple[int, int]] | None = N
     ident = process_identity(pid)
     vmas = [v for v in read_smaps(pid) if within is None
             or any(lo <= v.start and v.end <= hi for lo, hi in within)]
-    pm = Pagemap(pid)
-    kp, kp_why = open_kpages()
+    if not isinstance(privileged, bool):
+        raise SnapshotError(f"privileged={privileged!r}: True (read all this user may) or "
+                            "False (the view of a user without root)")
+    pm = Pagemap(pid, show_pfn=privileged)
+    kp, kp_why = open_kpages() if privileged else (
+        None, "/proc/kpageflags not read: privileged=False, the view of a user without root")
     notes: Counter[str] = Counter()
     ctx = _Context(pid, vmas, pm, kp, notes)
     out: dict[str, Any] = {"name": f"pid {pid} ({ident[0]})",
@@ -94,8 +102,8 @@ class _Context:
                  notes: Counter[str]) -> None:
         self.pid, self.pm, self.kp, self.notes = pid, pm, kp, notes
         self.soft_dirty_config = any("sd" in v.flags for v in vmas)
-        self.swap_configured = _swap_total_kb() > 0
-        self.shm_devs = _shmem_devices(pid)
+        self.swap_configured = swap_total_kb() > 0
+        self.shm_devs = shmem_devices(pid)
         self.kinds: Counter[str] = Counter()
         self.orders: Counter[int] = Counter()
         self.pfns_seen = False
@@ -274,33 +282,6 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def _swap_total_kb() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("SwapTotal:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _shmem_devices(pid: int) -> set[str]:
-    """maps-style "MM:mm" (hex) device numbers of the tmpfs mounts the process sees."""
-    out = set()
-    try:
-        with open(f"/proc/{pid}/mountinfo") as f:
-            for line in f:
-                parts = line.split()
-                fstype = parts[parts.index("-") + 1]
-                if fstype in ("tmpfs", "shmem", "ramfs"):
-                    major, minor = (int(x) for x in parts[2].split(":"))
-                    out.add(f"{major:02x}:{minor:02x}")
-    except (OSError, ValueError, IndexError):
-        pass
-    return out
-
-
 def summary(sc: Scenario) -> str:
     """What a snapshot holds and what it approximated, as a short text."""
     src = sc.source
@@ -333,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
                                              "scenario (JSON).")
     ap.add_argument("pid", help="the PID of a running process")
     ap.add_argument("-o", "--output", help="write the scenario to this file")
+    ap.add_argument("--unprivileged", action="store_true",
+                    help="read only what a user without root may (no PFNs, no kpageflags)")
     ap.add_argument("--progress", action="store_true", default=None,
                     help="draw a progress bar even when stderr is not a terminal")
     try:
@@ -342,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not a.pid.isdigit():
             raise SnapshotError(f"pid={a.pid!r}: a process id is a positive number")
-        sc = snapshot(int(a.pid), progress=a.progress)
+        sc = snapshot(int(a.pid), privileged=not a.unprivileged, progress=a.progress)
         text = json.dumps(sc.to_dict(), indent=1) + "\n"
         if a.output:
             with open(a.output, "w") as f:

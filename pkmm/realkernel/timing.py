@@ -81,10 +81,13 @@ def _mem_available() -> int | None:
     return None
 
 
-def fork_ns() -> int:
+def fork_ns(quiet: bool = True) -> int:
     """One fork() timed alone; the child exits at once.  Where allowed (root) the parent
     runs SCHED_FIFO for just that call, so the other users of a shared machine cannot
-    preempt it half-way (the measurement is then the fork's own work)."""
+    preempt it half-way; with ``quiet`` it first waits (up to half a second) until the other
+    CPUs are idle, so their memory traffic does not slow the copy (:func:`wait_quiet`)."""
+    if quiet:
+        wait_quiet()
     rt = _realtime(True)
     try:
         t0 = time.perf_counter_ns()
@@ -97,6 +100,37 @@ def fork_ns() -> int:
             _realtime(False)
     os.waitpid(pid, 0)
     return t1 - t0
+
+
+def _cpu_times() -> dict[str, tuple[int, int]]:
+    """Per CPU (busy, total) jiffies from /proc/stat; busy includes steal time."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                name, *v = line.split()
+                t = [int(x) for x in v[:8]]
+                out[name] = (t[0] + t[1] + t[2] + t[5] + t[6] + t[7], sum(t))
+    return out
+
+
+def wait_quiet(window: float = 0.04, busy: float = 0.15, timeout: float = 0.5) -> bool:
+    """Wait until every CPU but this one was less than ``busy`` busy over ``window``
+    seconds (or ``timeout`` passed); True if it got quiet."""
+    try:
+        me = f"cpu{int(open('/proc/self/stat').read().rsplit(')', 1)[1].split()[36])}"
+    except (OSError, ValueError, IndexError):
+        return False
+    deadline = time.monotonic() + timeout
+    while True:
+        a = _cpu_times()
+        time.sleep(window)
+        b = _cpu_times()
+        loads = [(b[c][0] - a[c][0]) / max(b[c][1] - a[c][1], 1) for c in b if c != me]
+        if not loads or max(loads) < busy:
+            return True
+        if time.monotonic() > deadline:
+            return False
 
 
 def _realtime(on: bool) -> bool:
@@ -326,110 +360,11 @@ def json_lines(f: Any, timeout: float, what: str) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
-def _measure(size: int, folio: str, mode: str, repeats: int) -> dict[str, Any]:
-    """In the worker: baseline forks, then the region's forks (medians)."""
-    fork_ns()
-    baseline = [fork_ns() for _ in range(repeats)]
-    samples, layout = [], None
-    for _ in range(repeats):
-        ns, check = _sample(size, folio, mode)
-        samples.append(ns)
-        layout = layout or check
-    pages = size // lc.PAGE_SIZE
-    base, med = statistics.median(baseline), statistics.median(samples)
-    return {"size_bytes": size, "folio": folio, "mode": mode, "repeats": repeats,
-            "median_ns": med, "baseline_ns": base, "net_ns": med - base,
-            "min_net_ns": min(samples) - min(baseline),
-            "ns_per_page": (med - base) / pages,
-            "ns_per_folio": (med - base) / (pages // folio_pages(folio)),
-            "samples_ns": samples, "layout_ok": layout is None, "layout": layout or "ok"}
-
-
-def measure_fork(size_bytes: int, folio: str, *, mode: str = "repeat",
-                 repeats: int = 11, timeout: float = 300.0) -> dict[str, Any] | None:
-    """Median real fork() time of a ``size_bytes`` private anon region of ``folio`` pages.
-
-    ``folio``: "4K", "16K" ... "1M", "2M-pte" (PTE-mapped 2M THP) or "2M-pmd".
-    ``mode``: "repeat" (PTEs already read-only from an earlier fork) or "fresh"
-    (every PTE writable and AnonExclusive).  Every sample builds its region afresh.
-    Returns None when the machine cannot do it (:func:`unavailable` says why).
-    For speed-ups between layouts use :func:`measure_pair` (interleaved minima).
-    """
-    if mode not in MODES:
-        raise ValueError(f"mode={mode!r}: use 'fresh' or 'repeat'")
-    if folio_pages(folio) and unavailable(size_bytes, folio):
-        return None
-    with thp.thp_settings(_knobs(folio)):
-        # forked inside the knob context (it must fault under them) and reaped in it
-        out = list(_run_worker(lambda w: write_all(w, (json.dumps(
-            _measure(size_bytes, folio, mode, repeats)) + "\n").encode()), timeout,
-            f"fork timing {folio}"))
-    if not out:
-        raise RuntimeError(f"measure_fork: the worker died measuring {folio}")
-    return out[0]
-
-
 def available_folios() -> list[str]:
     """The layouts this machine offers (4K always on Linux; mTHP sizes with a knob)."""
     sizes = thp.anon_sizes_kb()
     out = ["4K"] + [f for f in FOLIOS[1:-2] if folio_pages(f) * 4 in sizes]
     return out + (["2M-pte", "2M-pmd"] if 2048 in sizes else [])
-
-
-def records(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per layout of each interleaved run (:func:`measure_interleaved` results):
-    net minimum and median, per 4K page and per folio, speed-up over the run's 4K."""
-    out = []
-    for run in runs:
-        pages = run["size_bytes"] // lc.PAGE_SIZE
-        for lay, net in run["net_min_ns"].items():
-            out.append({"size_bytes": run["size_bytes"], "folio": lay, "mode": run["mode"],
-                        "net_ns": net, "median_ns": run["net_median_ns"].get(lay),
-                        "ns_per_page": net / pages,
-                        "ns_per_folio": net / (pages // folio_pages(lay)),
-                        "speedup": run["speedup"].get(lay, 1.0 if lay == run["ref"] else None),
-                        "samples": len(run["samples_ns"][lay]),
-                        "layout": run["layout_failures"].get(lay, "ok")})
-    return out
-
-
-def fit_batch_cost(rows: list[dict[str, Any]], mode: str,
-                   size_bytes: int = 1 << 30) -> dict[str, float]:
-    """Fit ``ns per folio = per_batch + per_pte * n`` over the PTE-mapped large folios
-    (:func:`records` rows): the shape of the batched copy path's cost.
-
-    Fitted as ns per page = per_pte + per_batch / n, so every order weighs the same;
-    ``max_rel_err`` says how well one line fits them all.
-    """
-    pts = [(folio_pages(r["folio"]), r["ns_per_page"]) for r in rows
-           if r["mode"] == mode and r["size_bytes"] == size_bytes
-           and r["folio"] not in ("4K", "2M-pmd")]
-    if len(pts) < 2:
-        raise ValueError(f"fit_batch_cost: need two large-folio results for mode={mode!r}")
-    xs, ys = [1 / n for n, _ in pts], [y for _, y in pts]
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    per_batch = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / \
-        sum((x - mx) ** 2 for x in xs)
-    per_pte = my - per_batch * mx
-    err = max(abs(per_pte + per_batch * x - y) / y for x, y in zip(xs, ys, strict=True))
-    return {"per_batch_ns": per_batch, "per_pte_ns": per_pte, "max_rel_err": err}
-
-
-def render(rows: list[dict[str, Any]]) -> str:
-    """One line per layout: net minimum and median ms, ns per page and folio, speed-up."""
-    lines = [f"{'layout':8s} {'size':>6s} {'mode':6s} {'min ms':>8s} {'median ms':>10s} "
-             f"{'ns/4K page':>10s} {'ns/folio':>9s} {'vs 4K':>7s}  layout check"]
-    for r in rows:
-        speed = f"{r['speedup']:.2f}x" if r["speedup"] else "-"
-        med = f"{r['median_ns'] / 1e6:10.2f}" if r["median_ns"] is not None else f"{'-':>10s}"
-        lines.append(f"{r['folio']:8s} {_size(r['size_bytes']):>6s} {r['mode']:6s} "
-                     f"{r['net_ns'] / 1e6:8.2f} {med} {r['ns_per_page']:10.1f} "
-                     f"{r['ns_per_folio']:9.0f} {speed:>7s}  {r['layout']}")
-    return "\n".join(lines)
-
-
-def _size(n: int) -> str:
-    return f"{n >> 30}G" if n >= 1 << 30 else f"{n >> 20}M"
 
 
 def parse_size(text: str) -> int:
@@ -440,20 +375,3 @@ def parse_size(text: str) -> int:
     """
     unit = {"M": 1 << 20, "G": 1 << 30}[text[-1].upper()]
     return int(text[:-1]) * unit
-
-
-def main(sizes: str, stored: bool) -> None:
-    """Print the timing table: live (REPEAT, interleaved) or this machine's stored runs."""
-    from .calibrate import load
-    if stored:
-        data = load()
-        print(f"fork() timing, stored: Linux {data['machine']['kernel']}, "
-              f"{data['machine']['cpus']} CPUs {data['machine']['cpu']}, minimum of "
-              f"{data['rounds']} interleaved rounds")
-        print(render(records(data["runs"])))
-        return
-    runs = [r for s in sizes.split(",") if (r := measure_interleaved(
-        parse_size(s), [f for f in available_folios() if f != "4K"], mode="repeat",
-        rounds=7)) is not None]
-    print("fork() timing, live (REPEAT, minimum of 7 interleaved rounds):")
-    print(render(records(runs)))

@@ -1,9 +1,10 @@
 """Per-page cost of fork: the per-PTE part plus the per-batch part spread over n pages.
 
 Simulator concept (views layer).  For each batch size n the model forks 512 PTEs mapped
-by folios of n pages and counts its operations (PTE writes, folio refcount updates,
-batch scans); the fitted per-operation costs of :mod:`pkmm.costmodel` turn the counts
-into nanoseconds per page: ``a`` per PTE, plus ``(b + c) / n`` per batch of n > 1 pages
+by folios of n pages and counts its operations (PTE writes, copy calls -- one set_ptes()
+with its folio refcount update --, batch scans); the fitted per-operation costs of
+:mod:`pkmm.costmodel` turn the counts into nanoseconds per page: ``a`` per PTE, plus
+``(b + c) / n`` per batch of n > 1 pages
 (a batch of one page runs no scan: ``a + b``).
 Taught in: notebooks/08-cost.ipynb
 """
@@ -25,7 +26,7 @@ NPTES = 512
 
 @lru_cache(maxsize=32)
 def ops_per_page(kernel: str, n: int) -> tuple[float, float, float]:
-    """(PTE writes, refcount updates, batch scans) per page, forking 512 PTEs mapped by
+    """(PTE writes, copy calls, batch scans) per page, forking 512 PTEs mapped by
     folios of ``n`` pages (n a power of two, 1..512) under ``kernel``."""
     p = Process()
     p.mmap(0x200000, NPTES)
@@ -33,7 +34,7 @@ def ops_per_page(kernel: str, n: int) -> tuple[float, float, float]:
     for i in range(NPTES // n):
         p.map(0x200000 + i * n * 4096, p.alloc_folio(order))
     ops = fork(p, kernel=kernel, detail=False).ops
-    return (ops["pte_writes"] / NPTES, ops["refcount_ops"] / NPTES,
+    return (ops["pte_writes"] / NPTES, ops["set_ptes_calls"] / NPTES,
             ops["batch_scans"] / NPTES)
 
 
@@ -47,10 +48,10 @@ def per_page_cost(kernel: str = DEFAULT_KERNEL, sizes: Sequence[int] = (1, 4, 16
                   params: Mapping[str, float] | None = None) -> Picture:
     """Stacked bars: ns per page = per-PTE part + per-batch part, for batch sizes ``sizes``.
 
-    ``params`` are the per-operation costs (``ns_per_pte``, ``ns_per_refcount_op``,
+    ``params`` are the per-operation costs (``ns_per_pte``, ``ns_per_copy_call``,
     ``ns_per_batch_scan``); by default the fit of :func:`pkmm.costmodel.fit` (numpy).
 
-    >>> pic = per_page_cost("v6.17", params={"ns_per_pte": 40, "ns_per_refcount_op": 30,
+    >>> pic = per_page_cost("v6.17", params={"ns_per_pte": 40, "ns_per_copy_call": 30,
     ...                                       "ns_per_batch_scan": 60})
     >>> pic.data["per_page_ns"]
     {1: 70.0, 4: 62.5, 16: 45.625, 512: 40.17578125}
@@ -64,23 +65,23 @@ def per_page_cost(kernel: str = DEFAULT_KERNEL, sizes: Sequence[int] = (1, 4, 16
             params = dict(_fitted())
         except ImportError as e:
             raise LayoutError(f"per_page_cost: the fitted costs need numpy ({e}); pass "
-                              "params={'ns_per_pte': .., 'ns_per_refcount_op': .., "
+                              "params={'ns_per_pte': .., 'ns_per_copy_call': .., "
                               "'ns_per_batch_scan': ..}") from None
-    need = ("ns_per_pte", "ns_per_refcount_op", "ns_per_batch_scan")
+    need = ("ns_per_pte", "ns_per_copy_call", "ns_per_batch_scan")
     missing = [k for k in need if not isinstance(params.get(k), (int, float))]
     if missing:
         raise LayoutError(f"params: missing number(s) for {missing}")
     a, b, cc = (float(params[k]) for k in need)
     rows = []
     for n in sizes:
-        writes, refs, scans = ops_per_page(kernel, n)
-        rows.append((n, a * writes, b * refs + cc * scans, writes, refs, scans))
+        writes, calls, scans = ops_per_page(kernel, n)
+        rows.append((n, a * writes, b * calls + cc * scans, writes, calls, scans))
     top = max(row[1] + row[2] for row in rows)
     c = Canvas(760)
     c.text(8, 14, f"{kernel}: fork cost per page, folios of n pages (ns, fitted costs)",
            "pk-h")
     x0, span = 150, 520
-    for i, (n, pte, batch, writes, refs, scans) in enumerate(rows):
+    for i, (n, pte, batch, writes, calls, scans) in enumerate(rows):
         y = 30 + i * 40
         c.text(8, y + 18, f"n = {n}", "pk-t")
         w1 = span * pte / top
@@ -89,15 +90,15 @@ def per_page_cost(kernel: str = DEFAULT_KERNEL, sizes: Sequence[int] = (1, 4, 16
                f"{writes:g} PTE write(s) per page = {pte:.1f} ns")
         c.text(x0 + 4, y + 17, "per PTE", "pk-t2")
         c.rect(x0 + w1, y, max(w2, 0.5), 26, "hot", rx=0, tip=(
-            f"per-batch part: ({b:.1f} ns refcount x {refs:.3g} + {cc:.1f} ns scan x "
+            f"per-batch part: ({b:.1f} ns per copy call x {calls:.3g} + {cc:.1f} ns scan x "
             f"{scans:.3g}) per page = {batch:.1f} ns"))
         c.hatch(x0 + w1, y, max(w2, 0.5), 26, "per-batch part")
         if w2 > 50:
             c.text(x0 + w1 + 4, y + 17, "per batch / n", "pk-t2")
         c.text(x0 + w1 + w2 + 6, y + 17, f"{pte + batch:.1f} ns", "pk-t")
     y = 30 + len(rows) * 40 + 8
-    c.text(8, y, f"a = {a:.1f} ns per PTE written; per batch: b = {b:.1f} ns refcount "
-           f"update + c = {cc:.1f} ns batch scan", "pk-t2")
+    c.text(8, y, f"a = {a:.1f} ns per PTE written; per batch: b = {b:.1f} ns copy "
+           f"call + c = {cc:.1f} ns batch scan", "pk-t2")
     # The scan only runs for a large folio (a batch of one page needs none), so the two
     # cases have different formulas; the bars above come from counted operations.
     c.text(8, y + 16, "cost per page = a + (b + c) / n when n > 1; a single page "

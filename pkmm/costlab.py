@@ -1,0 +1,196 @@
+"""The cost model in the lab: predict-then-check questions, operation tables and figures.
+
+Teaching layer over :mod:`pkmm.costmodel` (re-exported here, so a notebook needs one
+import): every number shown is counted by the model or read from this machine's stored
+timings, never written in.
+Taught in: notebooks/08-cost.ipynb
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .costmodel import (
+    FOLIOS,
+    GIB,
+    MODES,
+    PRICED,
+    REQUIRED,
+    Fit,
+    fit,
+    fork_counts,
+    held_out,
+    predict_seconds,
+    stored_fork_seconds,
+)
+from .kernels import COW_KERNELS
+
+__all__ = ["PRICED", "QUESTIONS", "check", "fit", "fork_counts", "held_out", "ops_table",
+           "plot_fit", "plot_ops", "predict_seconds", "render_fit", "render_ops",
+           "stored_fork_seconds"]
+
+
+# --- predict, then check (notebooks/08-cost.ipynb) -------------------------------------
+
+QUESTIONS = {
+    "calls-64K": ("How many set_ptes() calls does v6.17 make to fork 1 GiB of 64K folios?",
+                  16384),
+    "scans-4K": ("How many batch scans does v6.9 do to fork 1 GiB of 4K pages?", 0),
+    "pmd-speedup": ("About how many times faster than 4K pages is forking 1 GiB of "
+                    "PMD-mapped 2M THPs (REPEAT)? Give a whole number.", None),
+}
+EXPLAIN = {
+    "calls-64K": "every 64K folio is 16 PTEs with equal bits in one PMD slice, so "
+                 "folio_pte_batch_flags() returns 16 each time: 262144 / 16 = 16384 "
+                 "calls, one per folio (batches never cross a folio or a PMD slice).",
+    "scans-4K": "an order-0 folio never enters the batch path: copy_present_ptes() checks "
+                "folio_test_large() first and keeps the small-folio path separate, so 4K "
+                "pages cost exactly what they cost before batching (no regression).",
+    "pmd-speedup": "copy_huge_pmd() copies one PMD entry per 2 MiB (512 of them) instead "
+                   "of 512 PTEs per 2 MiB (262144 in all): {pmd_us:.2f} us per PMD against "
+                   "{pte_ns:.0f} ns per 4K page, {four_ms:.2f} ms / {pmd_ms:.2f} ms.",
+}
+
+
+def _pmd_answer() -> tuple[int, str]:
+    """The stored REPEAT speed-up of PMD-mapped 2M THPs over 4K pages (1 GiB)."""
+    four, pmd = (stored_fork_seconds(GIB, f, "repeat") for f in ("4K", "2M-pmd"))
+    if not four or not pmd:
+        return 0, "no stored timing of this machine"
+    return round(four / pmd), EXPLAIN["pmd-speedup"].format(
+        pmd_us=pmd * 1e6 / 512, pte_ns=four * 1e9 / 262144, four_ms=four * 1e3,
+        pmd_ms=pmd * 1e3)
+
+
+def check(question: str, answer: object) -> str:
+    """Check a learner's prediction; a wrong answer gets the explanation.
+
+    >>> check("scans-4K", 0).startswith("Right")
+    True
+    """
+    if question not in QUESTIONS:
+        return f"unknown question {question!r}; choose one of {', '.join(QUESTIONS)}"
+    want, why = QUESTIONS[question][1], EXPLAIN[question]
+    if want is None:
+        want, why = _pmd_answer()
+    try:
+        got = int(str(answer).replace(",", "").replace("_", "").strip())
+    except ValueError:
+        return f"Please answer with a number. The answer is {want}: {why}"
+    # the PMD speed-up is measured: within a quarter of it counts as right
+    ok = got == want if QUESTIONS[question][1] is not None else abs(got - want) <= want / 4
+    if ok:
+        return f"Right ({want}): {why}"
+    return f"Not quite: you said {got}, the answer is {want}. Why: {why}"
+
+
+# --- tables and figures for notebooks/08-cost.ipynb ------------------------------------
+
+def ops_table(size_bytes: int, kernels: tuple[str, ...] = COW_KERNELS,
+              folios: tuple[str, ...] = FOLIOS) -> list[dict[str, Any]]:
+    """Operation counts of one FRESH fork per kernel and folio layout."""
+    return [{"kernel": k, "folio": f, **fork_counts(size_bytes, f, k)}
+            for k in kernels for f in folios]
+
+
+def render_ops(rows: list[dict[str, Any]], keys: tuple[str, ...] = (
+        "pte_reads", "set_ptes_calls", "batch_scans", "refcount_ops", "wrprotect_calls",
+        "pmd_copies")) -> str:
+    """A fixed-width text table of :func:`ops_table` rows."""
+    out = [f"{'kernel':9s}{'folio':8s}" + "".join(f"{k:>16s}" for k in keys)]
+    for r in rows:
+        out.append(f"{r['kernel']:9s}{r['folio']:8s}"
+                   + "".join(f"{r.get(k, 0):16d}" for k in keys))
+    return "\n".join(out)
+
+
+def render_fit(f: Fit) -> str:
+    """The fitted prices, and measured vs predicted time and speed-up per 1 GiB layout."""
+    rebuilt = [r for r in f.rows if r["kind"] == "layout"]
+    lines = [f"fitted on {', '.join(f.train)} (1 GiB, FRESH and REPEAT)"
+             + (" and the rebuilt layouts" if rebuilt else "") + "; prices in ns:"]
+    for mode in MODES:
+        lines.append(f"  {mode:7s}" + ", ".join(f"{k}={v:.1f}" for k, v in
+                                                f.prices[mode].items()))
+    lines.append(f"{'layout':8s}{'mode':7s}{'measured ms':>12s}{'predicted ms':>13s}"
+                 f"{'error':>8s}{'speed-up measured':>19s}{'predicted':>10s}")
+    for r in f.rows:
+        if r["kind"] != "folio" or r["size_bytes"] != GIB:
+            continue
+        lines.append(f"{r['label']:8s}{r['mode']:7s}{r['measured_ms']:12.2f}"
+                     f"{r['predicted_ms']:13.2f}{r['rel_err']:+8.1%}"
+                     f"{r['speedup_measured']:19.2f}{r['speedup_predicted']:10.2f}"
+                     + ("  (fitted)" if r["trained"] else ""))
+    worst = max((abs(v) for v in f.speedup_errors().values()), default=0.0)
+    lines.append(f"max time error at 1 GiB: fitted {f.max_err(True):.0%}, held out "
+                 f"{f.max_err(False):.0%}; speed-up error at {', '.join(REQUIRED)}: "
+                 f"at most {worst:.2f}")
+    other = [r for r in f.rows if r["kind"] == "folio" and r["size_bytes"] != GIB]
+    if other:
+        lines.append("other region sizes (held out):")
+        lines += [f"  {r['label']:8s}{r['mode']:7s}{r['size_bytes'] >> 20:>5d}M "
+                  f"{r['rel_err']:+5.0%}" for r in other]
+    for r in rebuilt:
+        lines.append(f"rebuilt layout {r['label']:7s}: measured {r['measured_ms']:.2f} ms,"
+                     f" predicted {r['predicted_ms']:.2f} ms ({r['rel_err']:+.0%})"
+                     + ("" if r["trained"] else ", held out"))
+    # The folio timings are net of forking the worker without the region, so they hold no
+    # fixed cost; only rebuilt layouts (whole probe processes) can measure one.
+    lines.append(f"fixed cost of a fork: {f.fixed_ns / 1e3:.0f} us" if rebuilt else
+                 "fixed cost of a fork: none in these timings (each is net of forking the "
+                 "same process without the region)")
+    return "\n".join(lines)
+
+
+def plot_ops(rows: list[dict[str, Any]], key: str = "set_ptes_calls") -> Any:
+    """Bar chart: ``key`` per folio layout, one group of bars per kernel (log scale)."""
+    import matplotlib.pyplot as plt
+    kernels = list(dict.fromkeys(r["kernel"] for r in rows))
+    folios = list(dict.fromkeys(r["folio"] for r in rows))
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    w = 0.8 / len(kernels)
+    for i, k in enumerate(kernels):
+        ys = [next(r.get(key, 0) for r in rows if r["kernel"] == k and r["folio"] == f)
+              for f in folios]
+        xs = [j + i * w for j in range(len(folios))]
+        # a log axis cannot draw 0: leave the bar out and write "0" where it would stand
+        ax.bar([x for x, y in zip(xs, ys, strict=True) if y > 0], [y for y in ys if y > 0], w,
+               label=k, color=f"C{i}")
+        for x, y in zip(xs, ys, strict=True):
+            if y == 0:
+                ax.annotate("0", (x, 1), ha="center", va="bottom", fontsize=7, color=f"C{i}")
+    ax.set_xticks([j + 0.4 - w / 2 for j in range(len(folios))], folios)
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=0.5)     # keep the "0" marks (drawn at 1) inside the axes,
+    ax.set_xlim(-w, len(folios) - 1 + len(kernels) * w)   # also those of the last layout
+    ax.set_ylabel(key)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    ax.set_title(f"{key} per fork, by folio layout and kernel")
+    return fig
+
+
+def plot_fit(f: Fit) -> Any:
+    """Measured vs predicted fork time (1 GiB) and the speed-up over 4K per layout."""
+    import matplotlib.pyplot as plt
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for mode, mk in (("fresh", "o"), ("repeat", "s")):
+        rs = [r for r in f.rows if r["mode"] == mode and r["kind"] == "folio"
+              and r["size_bytes"] == GIB]
+        xs = range(len(rs))
+        a1.plot(xs, [r["measured_ms"] for r in rs], mk + "-", label=f"measured {mode}")
+        a1.plot(xs, [r["predicted_ms"] for r in rs], mk + "--", label=f"predicted {mode}")
+        a2.plot(xs, [r["speedup_measured"] for r in rs], mk + "-", label=f"measured {mode}")
+        a2.plot(xs, [r["speedup_predicted"] for r in rs], mk + "--",
+                label=f"predicted {mode}")
+        for ax in (a1, a2):
+            ax.set_xticks(range(len(rs)), [r["label"] for r in rs], rotation=45, fontsize=8)
+    for ax in (a1, a2):
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    a1.set_ylabel("fork() ms, 1 GiB")
+    a2.set_ylabel("speed-up vs 4K")
+    a1.set_title("cost model vs this machine's stored timings")
+    a2.set_title("speed-up over 4K pages")
+    fig.tight_layout()
+    return fig

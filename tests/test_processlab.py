@@ -1,0 +1,67 @@
+"""pkmm.processlab (notebook 10's helpers): the close-up region of this process, the view
+without root, and the stand-ins where /proc cannot be read."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from pkmm import processlab as lab
+from pkmm.errors import LayoutError
+
+LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+
+
+def _kinds(sc) -> list[str]:
+    """Per page of the close-up's one VMA: what the snapshot found there."""
+    start, n = sc.vmas[0]["start"], sc.vmas[0]["npages"]
+    out = ["none"] * n
+    for r in sc.runs:
+        for i in range(r["npages"]):
+            out[(r["addr"] - start >> 12) + i] = "anon"
+    for z in sc.zero:
+        for i in range(z["npages"]):
+            out[(z["addr"] - start >> 12) + i] = "zero"
+    return out
+
+
+@LINUX
+@pytest.mark.parametrize("privileged", [True, False])
+def test_close_up_is_what_was_done_to_the_region(privileged: bool) -> None:
+    sc, where = lab.close_up(8, privileged=privileged)
+    assert "of this process" in where and len(sc.vmas) == 1
+    assert _kinds(sc) == ["anon"] * 4 + ["zero"] * 2 + ["none"] * 2
+    if not privileged:
+        assert not sc.source["kpageflags"] and not sc.source["pfns_visible"]
+    elif os.geteuid() == 0:
+        assert sc.source["kpageflags"] and sc.source["pfns_visible"]
+
+
+def test_close_up_stand_in_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lab.sys, "platform", "emscripten")
+    sc, where = lab.close_up(12)
+    assert "stand-in" in where and "emscripten" in where
+    assert _kinds(sc) == ["anon"] * 6 + ["zero"] * 3 + ["none"] * 3
+    assert any("written by hand" in a for a in sc.approximations)
+
+
+@pytest.mark.parametrize("n", [0, 3, 65, 8.0, True, "8"])
+def test_close_up_bad_size_names_the_argument(n: object) -> None:
+    with pytest.raises(LayoutError, match="npages="):
+        lab.close_up(n)  # type: ignore[arg-type]
+
+
+@LINUX
+def test_this_process_without_root_says_what_it_guessed() -> None:
+    sc, where = lab.this_process(privileged=False)
+    assert "without root" in where
+    assert not sc.source["pfns_visible"] and not sc.source["kpageflags"]
+    assert any("folio sizes unknown" in a for a in sc.approximations)
+
+
+def test_this_process_stand_in_off_linux(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lab.sys, "platform", "emscripten")
+    sc, where = lab.this_process()
+    assert where.startswith("stored snapshot") and sc.vmas
