@@ -8,6 +8,7 @@ Usage: .venv/bin/python scripts/execute_notebooks.py [--metadata-only] [NOTEBOOK
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -52,12 +53,19 @@ def _drop_default_placeholders(nb: nbformat.NotebookNode) -> None:
 
 
 def main(argv: list[str]) -> int:
-    metadata_only = "--metadata-only" in argv
-    argv = [a for a in argv if a != "--metadata-only"]
-    paths = [Path(a) for a in argv] or sorted((ROOT / "notebooks").glob("*.ipynb")) + \
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", type=Path,
+                        help="notebooks to run (default: every lesson and exercise)")
+    parser.add_argument("--metadata-only", action="store_true",
+                        help="only give each notebook JupyterLab's kernelspec; run nothing")
+    args = parser.parse_args(argv)
+    paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb")) + \
         sorted((ROOT / "notebooks" / "exercises").glob("*.ipynb"))
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        parser.error(f"no such notebook: {', '.join(missing)}")
     for p in paths:
-        if metadata_only:
+        if args.metadata_only:
             nb = nbformat.read(p, as_version=4)
             if nb.metadata.get("kernelspec") != KERNELSPEC:
                 set_kernelspec(nb)
