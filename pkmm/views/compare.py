@@ -43,11 +43,7 @@ class VersionCompare(LiveWidget):
         self.comparison = compare_forks(self._scenario, self.a, self.b, self.without)
         super().__init__(label="pkmm version compare: one layout, two kernels")
         self.add_class("pkmm-version-compare")
-        self.source: Any = getattr(layout, "model", None)
-        if self.source is not None and hasattr(self.source, "subscribe"):
-            self.source.subscribe(self._layout_changed)
-        else:
-            self.source = None
+        self.source: Any = self.follow(layout)
         self.refresh()
 
     def __repr__(self) -> str:

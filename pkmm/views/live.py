@@ -89,6 +89,18 @@ class LiveWidget(anywidget.AnyWidget):
     def on_tick(self) -> None:
         """One tick of the play timer."""
 
+    def follow(self, layout: Any) -> Any:
+        """Redraw when ``layout`` changes, if it is a live builder (its ``model`` takes
+        subscribers); returns that model, or None for a fixed layout."""
+        source = getattr(layout, "model", None)
+        if source is None or not hasattr(source, "subscribe"):
+            return None
+        source.subscribe(self._layout_changed)
+        return source
+
+    def _layout_changed(self) -> None:
+        """The builder this widget follows changed (see :meth:`follow`)."""
+
     def static_picture(self) -> Picture:
         """The picture shown where the widget is not live (default: the current one)."""
         return self.draw()[0]

@@ -35,11 +35,7 @@ class AfterForkPlayground(LiveWidget):
         self.model = model
         self.who, self.action, self.slot, self.value = "parent", "read", 0, 1
         self.note = "Forked. Pick who does what (or click a PTE), then press go."
-        self.source: Any = getattr(layout, "model", None)
-        if self.source is not None and hasattr(self.source, "subscribe"):
-            self.source.subscribe(self._layout_changed)
-        else:
-            self.source = None
+        self.source: Any = self.follow(layout)
         self.refresh()
 
     def __repr__(self) -> str:
