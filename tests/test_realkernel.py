@@ -152,7 +152,18 @@ def test_live_kernel_agrees_with_model(no_new_children: None) -> None:
     skipped = {r.id: r.skipped for r in rows if r.skipped}
     bad = {r.id: [f"{d.step} [{d.who}] {d.what}: kernel {d.kernel!r} model {d.model!r}"
                   for d in r.diffs] for r in rows if r.diffs}
-    assert not {k: v for k, v in bad.items() if v}, bad
+    if bad:
+        # The model is deterministic; the kernel's run is not quite (swap readahead and
+        # reclaim depend on what else the machine does).  A scenario fails when it
+        # disagrees twice in a row; one that agrees the second time is reported.
+        with thp.held():
+            again = report(probe_all(bad), model_kernel(detect().kernel))
+        flaky = sorted(set(bad) - {r.id for r in again if r.diffs})
+        if flaky:
+            print(f"live kernel: {', '.join(flaky)} agreed on a second run; first run: "
+                  + "; ".join(f"{k}: {bad[k]}" for k in flaky))
+        bad = {k: v for k, v in bad.items() if k not in flaky}
+    assert not bad, bad
     assert len(rows) - len(skipped) >= 1
 
 
