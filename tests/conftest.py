@@ -11,7 +11,9 @@ and if pyproject already enables nbval and lists notebooks/, this is a no-op.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,3 +62,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if type(item).__name__ == "IPyNbCell":
             item.output_timeout = NBVAL_OUTPUT_TIMEOUT_S  # type: ignore[attr-defined]
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Print per-notebook results and the browser test's total duration (CI records it)."""
+    rows = [value for reports in terminalreporter.stats.values() for r in reports
+            if getattr(r, "when", "") == "call"
+            for name, value in getattr(r, "user_properties", ()) if name == "pkmm-browser"]
+    if not rows:
+        return
+    terminalreporter.section("pkmm browser test")
+    for row in rows:
+        terminalreporter.write_line(row["summary"])
+    axe: Counter[str] = Counter()
+    for row in rows:
+        axe.update(row["axe"])
+    terminalreporter.write_line(
+        f"axe-core: {sum(row['axe_checked'] for row in rows)} widget/picture output(s) "
+        "checked; violations by impact: "
+        + (", ".join(f"{k} {v}" for k, v in sorted(axe.items())) or "none"))
+    terminalreporter.write_line(
+        f"browser test total: {max(row['since_start'] for row in rows):.1f}s wall for "
+        f"{len(rows)} notebook(s) ({sum(row['seconds'] for row in rows):.1f}s in notebooks, "
+        "the rest JupyterLab and Chromium start-up)")

@@ -16,7 +16,6 @@ import os
 import shutil
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -151,31 +150,10 @@ def check_notebook(drivers: Drivers, lab_server: LabServer,
 
 
 _PAGE_ERROR = "uncaught page error: "
+# The root tests/conftest.py prints these in the terminal summary (a sub-folder conftest is
+# not loaded by the process that prints it when pytest-xdist runs the tests).
 _PROPERTY = "pkmm-browser"
 _START = pytest.StashKey[float]()
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    """Print per-notebook results and the browser test's total duration (CI records it)."""
-    rows = [value for reports in terminalreporter.stats.values() for r in reports
-            if getattr(r, "when", "") == "call"
-            for name, value in getattr(r, "user_properties", ()) if name == _PROPERTY]
-    if not rows:
-        return
-    terminalreporter.section("pkmm browser test")
-    for row in rows:
-        terminalreporter.write_line(row["summary"])
-    axe: Counter[str] = Counter()
-    for row in rows:
-        axe.update(row["axe"])
-    terminalreporter.write_line(
-        f"axe-core: {sum(row['axe_checked'] for row in rows)} widget/picture output(s) "
-        "checked; violations by impact: "
-        + (", ".join(f"{k} {v}" for k, v in sorted(axe.items())) or "none"))
-    terminalreporter.write_line(
-        f"browser test total: {max(row['since_start'] for row in rows):.1f}s wall for "
-        f"{len(rows)} notebook(s) ({sum(row['seconds'] for row in rows):.1f}s in notebooks, "
-        "the rest JupyterLab and Chromium start-up)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
