@@ -225,40 +225,40 @@ def folio_put(folio: Folio) -> None:
 
 # --- FOLL_PIN (mm/gup.c) ------------------------------------------------------------------
 
-def folio_pin(folio: Folio) -> None:
-    """Take one FOLL_PIN reference.
+def folio_pin(folio: Folio, refs: int = 1) -> None:
+    """Take ``refs`` FOLL_PIN references (pages of one folio pinned in one go).
 
-    Mirrors: mm/gup.c try_grab_folio(folio, 1, FOLL_PIN), v6.8 .. v6.17: a large folio
-    gets one reference and ``_pincount + 1``; a small one ``GUP_PIN_COUNTING_BIAS``
-    references (it has no room for a pincount).
+    Mirrors: mm/gup.c try_grab_folio(folio, refs, FOLL_PIN), v6.8 .. v6.17: a large folio
+    gets ``refs`` references and ``_pincount + refs``; a small one ``refs *
+    GUP_PIN_COUNTING_BIAS`` references (it has no room for a pincount).
 
     >>> from pkmm.machine import Machine
     >>> small, large = Machine().alloc_folio(0, "anon"), Machine().alloc_folio(2, "anon")
-    >>> folio_pin(small); folio_pin(large)
+    >>> folio_pin(small); folio_pin(large, 4)
     >>> small.refcount, small.pincount, large.refcount, large.pincount
-    (1024, 1, 1, 1)
+    (1024, 1, 4, 4)
     """
-    folio.pins += 1
+    folio.pins += refs
     if folio_test_large(folio):
-        folio._pincount += 1
-        folio_ref_add(folio, 1)
+        folio._pincount += refs
+        folio_ref_add(folio, refs)
     else:
-        folio_ref_add(folio, GUP_PIN_COUNTING_BIAS)
+        folio_ref_add(folio, refs * GUP_PIN_COUNTING_BIAS)
 
 
-def folio_unpin(folio: Folio) -> None:
-    """Drop one FOLL_PIN reference (the last reference frees the folio).
+def folio_unpin(folio: Folio, refs: int = 1) -> None:
+    """Drop ``refs`` FOLL_PIN references (the last reference frees the folio).
 
-    Mirrors: mm/gup.c gup_put_folio(folio, 1, FOLL_PIN), v6.8 .. v6.17.
+    Mirrors: mm/gup.c gup_put_folio(folio, refs, FOLL_PIN), v6.8 .. v6.17.
     """
-    if folio.pins <= 0:
-        raise KernelBug(f"folio_unpin: {folio!r} holds no pin")
-    folio.pins -= 1
+    if folio.pins < refs:
+        raise KernelBug(f"folio_unpin: {folio!r} holds {folio.pins} pin(s), not {refs}")
+    folio.pins -= refs
     if folio_test_large(folio):
-        folio._pincount -= 1
-        folio_put_refs(folio, 1)
+        folio._pincount -= refs
+        folio_put_refs(folio, refs)
     else:
-        folio_put_refs(folio, GUP_PIN_COUNTING_BIAS)
+        folio_put_refs(folio, refs * GUP_PIN_COUNTING_BIAS)
 
 
 # --- a folio under migration (mm/migrate.c) -------------------------------------------------

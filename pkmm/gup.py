@@ -34,26 +34,31 @@ __all__ = ["FOLL_GET", "FOLL_LONGTERM", "FOLL_PIN", "FOLL_WRITE", "check_vma_fla
            "unpin_user_pages_all"]
 
 
-def pin_user_page(mm: MmStruct, folio: Folio, page: int) -> None:
-    """Take one FOLL_PIN reference on page ``page`` of ``folio`` through ``mm``.
+def pin_user_page(mm: MmStruct, folio: Folio, page: int, nr: int = 1) -> None:
+    """Take one FOLL_PIN reference on each of pages ``page .. page + nr - 1`` of ``folio``
+    through ``mm`` (the pages of one huge leaf are grabbed together, as the kernel does).
 
     The first pin marks the mm for good (kernel, sched/coredump.h: MMF_HAS_PINNED "FOLL_PIN
     has run, never cleared"), and only such mms pay for fork's pin check.
     """
-    folio_pin(folio)
+    folio_pin(folio, nr)
     mm.has_pinned = True            # mm_set_has_pinned_flag()
-    mm.pins[(folio, page)] += 1
+    for j in range(page, page + nr):
+        mm.pins[(folio, j)] += 1
 
 
-def unpin_user_page(mm: MmStruct, folio: Folio, page: int) -> None:
-    """Drop a pin ``mm`` took with :func:`pin_user_page` (MMF_HAS_PINNED stays set)."""
-    if not mm.pins[(folio, page)]:
-        raise KernelBug(f"unpin_user_page: {mm.owner!r} holds no pin on page {page} of "
-                        f"{folio!r}")
-    mm.pins[(folio, page)] -= 1
-    if not mm.pins[(folio, page)]:
-        del mm.pins[(folio, page)]
-    folio_unpin(folio)
+def unpin_user_page(mm: MmStruct, folio: Folio, page: int, nr: int = 1) -> None:
+    """Drop pins ``mm`` took with :func:`pin_user_page` on pages ``page .. page + nr - 1``
+    (MMF_HAS_PINNED stays set)."""
+    for j in range(page, page + nr):
+        if not mm.pins[(folio, j)]:
+            raise KernelBug(f"unpin_user_page: {mm.owner!r} holds no pin on page {j} of "
+                            f"{folio!r}")
+    for j in range(page, page + nr):
+        mm.pins[(folio, j)] -= 1
+        if not mm.pins[(folio, j)]:
+            del mm.pins[(folio, j)]
+    folio_unpin(folio, nr)
 
 
 def get_user_page_refs(mm: MmStruct, folio: Folio, page: int, refs: int) -> None:
@@ -234,10 +239,10 @@ def get_user_pages(mm: MmStruct, start: int, nr: int, flags: GupFlags,
         folio, i = got
         # kernel: follow_page_mask() reports the huge leaf's page_mask, and the pages
         # after this one in the same PMD / hugetlb entry are taken without another walk
-        for j in range(_leaf_pages_left(vma, addr, nr - k)):
-            _grab(mm, folio, i + j, flags)
-            pages.append((folio, i + j))
-        k += _leaf_pages_left(vma, addr, nr - k)
+        n = _leaf_pages_left(vma, addr, nr - k)
+        _grab(mm, folio, i, flags, n)
+        pages.extend((folio, i + j) for j in range(n))
+        k += n
     return pages
 
 
@@ -253,16 +258,16 @@ def _leaf_pages_left(vma: Vma, addr: int, want: int) -> int:
     return min(want, (size - addr % size) // PAGE_SIZE)
 
 
-def _grab(mm: MmStruct, folio: Folio, i: int, flags: GupFlags) -> None:
-    """try_grab_folio(): a pin, or a plain reference owned by the caller; the zero folio
-    is not counted."""
+def _grab(mm: MmStruct, folio: Folio, i: int, flags: GupFlags, nr: int = 1) -> None:
+    """try_grab_folio(folio, nr, flags) for pages ``i .. i + nr - 1``: pins, or plain
+    references owned by the caller; the zero folio is not counted."""
     if folio.kind in ("zero", "huge_zero"):
         return
     if FOLL_PIN in flags:
-        pin_user_page(mm, folio, i)
+        pin_user_page(mm, folio, i, nr)
     else:
-        folio_ref_add(folio, 1)
-        folio.gup_refs += 1
+        folio_ref_add(folio, nr)
+        folio.gup_refs += nr
 
 
 def put_user_page(folio: Folio) -> None:

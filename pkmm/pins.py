@@ -65,9 +65,18 @@ class UserPin:
         """unpin_user_pages(): drop every pin (MMF_HAS_PINNED stays set)."""
         need(not self.released, "UserPin.unpin: the pin was already released")
         self.released = True
-        for folio, idx in self.pages:
-            if folio.kind not in ("zero", "huge_zero") and (folio, idx) in self.proc.mm.pins:
-                unpin_user_page(self.proc.mm, folio, idx)
+        mm = self.proc.mm
+        held = [(f, i) for f, i in self.pages
+                if f.kind not in ("zero", "huge_zero") and (f, i) in mm.pins]
+        # consecutive pages of one folio are dropped together (gup_put_folio(folio, refs))
+        k = 0
+        while k < len(held):
+            folio, first = held[k]
+            n = 1
+            while k + n < len(held) and held[k + n][0] is folio and held[k + n][1] == first + n:
+                n += 1
+            unpin_user_page(mm, folio, first, n)
+            k += n
 
 
 def pin_user_pages(proc: Process, addr: int, npages: int, *, write: bool,

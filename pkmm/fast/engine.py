@@ -199,7 +199,8 @@ def folio_mapcounts(m: BulkMachine, large_only: bool = False) -> np.ndarray:
 
 def unique_rows(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.unique(key, axis=0, return_inverse=True)``, fast: each column is coded on its
-    own (1-D sorts) and the codes are joined into one integer per row, column by column.  A row-wise unique sorts rows as byte strings, 10x slower on 16,384 rows.
+    own (1-D sorts) and the codes are joined into one integer per row, column by column.
+    A row-wise unique sorts rows as byte strings, 10x slower on 16,384 rows.
 
     >>> u, inv = unique_rows(np.array([[1, 5], [0, 7], [1, 5]]))
     >>> u.tolist(), inv.tolist()
