@@ -184,7 +184,7 @@ def folio_mapcounts(m: BulkMachine, large_only: bool = False) -> np.ndarray:
     each folio's total as one difference (no per-page weighted count)."""
     n = len(m.folio_pfn)
     per = np.zeros(n, np.int64)
-    if n:
+    if n and not (large_only and not m.folio_order.any()):
         start = m.folio_pfn.astype(np.int64) - m.base
         size = np.left_shift(1, m.folio_order.astype(np.int64))
         inside = (start >= 0) & (start + size <= len(m.page_folio))
