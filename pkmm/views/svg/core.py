@@ -112,8 +112,11 @@ class Canvas:
 
     def rect(self, x: float, y: float, w: float, h: float, role: str = "", *,
              rx: float = 2, tip: str = "", extra: str = "") -> None:
-        """A box; ``role`` is a PALETTE key ("" = an empty frame)."""
-        if role:
+        """A box; ``role`` is a PALETTE key ("" = an empty frame, "bg" = an opaque box in
+        the background colour, drawn under a tinted one to hide the lines beneath it)."""
+        if role == "bg":
+            attrs = 'class="pk-bg" fill="#ffffff" stroke="none"'
+        elif role:
             fill, stroke = PALETTE[role]
             attrs = (f'class="pk-{role}" fill="{fill}" fill-opacity="{TINT}" '
                      f'stroke="{stroke}"')
