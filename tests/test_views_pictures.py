@@ -102,7 +102,7 @@ def test_decision_flow_lights_the_path_the_pte_took() -> None:
     assert [p[-1] for p in pinned] == ["copy_present_page:need-prealloc",
                                        "copy_present_page:copied"]
     ablated = P.decision_flow(PINNED, "v6.9", 4, without={"pinned-copy"}).data["lit"]
-    assert ablated[0][0] == "folio_try_dup_anon_rmap_pte:anon-dup:ok"
+    assert ablated[0][1] == "folio_try_dup_anon_rmap_pte:anon-dup:ok"
     v68 = P.decision_flow(LARGE, "v6.8", 0)
     assert not any("folio_pte_batch" in n for n in v68.data["nodes"])   # v6.8 never batches
     assert any(n.startswith("folio_pte_batch_flags") for n in
@@ -241,3 +241,108 @@ def test_filmstrip_shows_each_kind_of_call_once() -> None:
 def test_masked_compare_rows_are_named_by_pte_number() -> None:
     texts = _texts(P.masked_compare(T06, "v6.9", slot=1))
     assert "PTE #1" in texts and "PTE #2" in texts and "B" not in texts
+
+
+TOUR = {"vmas": [{"start": 0x200000, "npages": 8},
+                 {"start": 0x400000, "npages": 2, "backing": "file", "anon_vma": True}],
+        "folios": {"A": {"order": 0}, "F": {"order": 2},
+                   "C": {"order": 0, "backing": "file"}, "N": {"order": 0}},
+        "ptes": [{"addr": 0x200000, "folio": "A"}, {"addr": 0x202000, "folio": "F"},
+                 {"addr": 0x400000, "folio": "C", "write": False, "dirty": False},
+                 {"addr": 0x401000, "folio": "N"}],
+        "zero": [0x201000]}
+
+
+@pytest.mark.parametrize("kernel", ["v6.8", "v6.9", "v6.17"])
+def test_decision_flow_asks_vm_normal_page_first_and_keeps_its_layout(kernel: str) -> None:
+    # the kernel's first question for every present PTE is vm_normal_page(); then anon
+    # or file (the rmap dup of that kind); then CoW -- top to bottom in that order
+    pics = [P.decision_flow(TOUR, kernel, s) for s in (0, 1, 2)]
+    pics.append(P.decision_flow(TOUR, kernel, 0, vma=1))
+    for pic in pics:
+        for path in pic.data["lit"]:
+            assert path[0].startswith("vm_normal_page:"), path
+    rows = [_node_rows(p) for p in pics]
+    assert all(r == rows[0] for r in rows)            # boxes keep their places
+    rank = rows[0]
+    q1 = rank["vm_normal_page()"]
+    assert q1 < rank["folio_try_dup_anon_rmap_pte" + ("s" if kernel != "v6.8" else "") + "()"]
+    assert q1 < min(y for name, y in rank.items() if "file_rmap" in name)
+    anon = pics[0].svg.index("2 anon: rmap dup")
+    assert pics[0].svg.index("1 struct page? yes") < anon < pics[0].svg.index("3 CoW")
+
+
+def _node_rows(pic: P.Picture) -> dict[str, float]:
+    """Each bold-or-plain function label of the flow's boxes -> the smallest y it sits at
+    (x too, as a string key suffix, so a moved box changes the map)."""
+    out: dict[str, float] = {}
+    group = pic.svg.split('aria-label="decisions"', 1)[1].split("</g>", 1)[0]
+    for m in re.finditer(r'<text x="([\d.]+)" y="([\d.]+)"[^>]*>([^<]+\(\))<', group):
+        x, y, name = float(m.group(1)), float(m.group(2)), m.group(3)
+        out.setdefault(name, y)
+        out[f"{name}@{x:g},{y:g}"] = y
+    return out
+
+
+def _text_boxes(pic: P.Picture) -> list[tuple[float, float, float, float, str]]:
+    """Estimated extents (x0, y0, x1, y1, text) of every <text>: monospace glyphs are
+    0.6 em wide, the box spans the font size above the baseline."""
+    out = []
+    for m in re.finditer(r'<text x="([-\d.]+)" y="([-\d.]+)"([^>]*)>([^<]*)', pic.svg):
+        x, y, attrs, body = float(m.group(1)), float(m.group(2)), m.group(3), m.group(4)
+        size = 9.0 if "pk-t2" in attrs else 12.0 if "pk-h" in attrs else 11.0
+        n = len(body.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
+                .replace("&quot;", '"').replace("&#x27;", "'"))
+        w = n * size * 0.6
+        x0 = x - w / 2 if 'text-anchor="middle"' in attrs else x - w if (
+            'text-anchor="end"' in attrs) else x
+        if n:
+            out.append((x0, y - size * 0.75, x0 + w, y + size * 0.2, body))
+    return out
+
+
+def _overlaps(pic: P.Picture) -> list[tuple[str, str]]:
+    boxes = _text_boxes(pic)
+    return [(a[4], b[4]) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+            if a[0] < b[2] - 0.5 and b[0] < a[2] - 0.5 and a[1] < b[3] - 0.5
+            and b[1] < a[3] - 0.5]
+
+
+KINDS = {"vmas": [{"start": 0x200000, "npages": 2},
+                  {"start": 0x400000, "npages": 2, "backing": "file"},
+                  {"start": 0x600000, "npages": 2, "backing": "file", "anon_vma": True},
+                  {"start": 0x800000, "npages": 2, "backing": "shmem", "shared": True},
+                  {"start": 0xa00000, "npages": 2, "backing": "shmem", "shared": True,
+                   "uffd_wp": True, "uffd_fork": True}],
+         "folios": {"A": {"order": 1}, "T": {"order": 1, "backing": "file"},
+                    "C": {"order": 0, "backing": "file"}, "N": {"order": 0},
+                    "S": {"order": 1, "backing": "shmem"},
+                    "U": {"order": 1, "backing": "shmem"}},
+         "ptes": [{"addr": 0x200000, "folio": "A"},
+                  {"addr": 0x400000, "folio": "T", "write": False, "dirty": False},
+                  {"addr": 0x600000, "folio": "C", "write": False, "dirty": False},
+                  {"addr": 0x601000, "folio": "N"},
+                  {"addr": 0x800000, "folio": "S"}, {"addr": 0xa00000, "folio": "U"}]}
+
+
+@pytest.mark.parametrize("width", [952, 600])
+@pytest.mark.parametrize("layout", [KINDS, TOUR], ids=["five-vmas", "tour"])
+def test_memory_map_lines_reach_their_pages_without_crossing_vma_labels(
+        layout: dict[str, object], width: int) -> None:
+    pic = P.memory_map(layout, "v6.9", width=width)
+    assert not _overlaps(pic)
+    labels = [b for b in _text_boxes(pic) if b[4].startswith(("private", "shared", "["))
+              or b[4] in ("anon_vma", "uffd-wp")]
+    # each PTE's line: a path from a cell to a page; sample it, no sample inside a label
+    for m in re.finditer(r'<path d="M([\d.]+),([\d.]+) C([\d., -]+?)(?: L[\d.,]+)?"', pic.svg):
+        pts = [float(v) for v in re.split(r"[ ,]", m.group(3)) if v]
+        p0 = (float(m.group(1)), float(m.group(2)))
+        (c1, c2, p3) = (pts[0], pts[1]), (pts[2], pts[3]), (pts[4], pts[5])
+        for k in range(1, 40):
+            t = k / 40
+            x = ((1 - t) ** 3 * p0[0] + 3 * (1 - t) ** 2 * t * c1[0]
+                 + 3 * (1 - t) * t * t * c2[0] + t ** 3 * p3[0])
+            y = ((1 - t) ** 3 * p0[1] + 3 * (1 - t) ** 2 * t * c1[1]
+                 + 3 * (1 - t) * t * t * c2[1] + t ** 3 * p3[1])
+            for x0, y0, x1, y1, text in labels:
+                assert not (x0 < x < x1 and y0 < y < y1), (text, x, y)
