@@ -290,10 +290,13 @@ def _text_boxes(pic: P.Picture) -> list[tuple[float, float, float, float, str]]:
     out = []
     for m in re.finditer(r'<text x="([-\d.]+)" y="([-\d.]+)"([^>]*)>([^<]*)', pic.svg):
         x, y, attrs, body = float(m.group(1)), float(m.group(2)), m.group(3), m.group(4)
-        size = 9.0 if "pk-t2" in attrs else 12.0 if "pk-h" in attrs else 11.0
+        # a text without a class sits in a group of small labels (Canvas.text_group)
+        size = (9.0 if "pk-t2" in attrs or "class=" not in attrs
+                else 12.0 if "pk-h" in attrs else 11.0)
         n = len(body.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
                 .replace("&quot;", '"').replace("&#x27;", "'"))
-        w = n * size * 0.6
+        fit = re.search(r'textLength="([\d.]+)"', attrs)   # squeezed to this width
+        w = float(fit.group(1)) if fit else n * size * 0.6
         x0 = x - w / 2 if 'text-anchor="middle"' in attrs else x - w if (
             'text-anchor="end"' in attrs) else x
         if n:
@@ -331,8 +334,9 @@ def test_memory_map_lines_reach_their_pages_without_crossing_vma_labels(
         layout: dict[str, object], width: int) -> None:
     pic = P.memory_map(layout, "v6.9", width=width)
     assert not _overlaps(pic)
-    labels = [b for b in _text_boxes(pic) if b[4].startswith(("private", "shared", "["))
+    labels = [b for b in _text_boxes(pic) if "[0x" in b[4] or "page table" in b[4]
               or b[4] in ("anon_vma", "uffd-wp")]
+    assert len(labels) >= len(layout["vmas"]) * 2     # type: ignore[arg-type]
     # each PTE's line: a path from a cell to a page; sample it, no sample inside a label
     for m in re.finditer(r'<path d="M([\d.]+),([\d.]+) C([\d., -]+?)(?: L[\d.,]+)?"', pic.svg):
         pts = [float(v) for v in re.split(r"[ ,]", m.group(3)) if v]
@@ -346,3 +350,57 @@ def test_memory_map_lines_reach_their_pages_without_crossing_vma_labels(
                  + 3 * (1 - t) * t * t * c2[1] + t ** 3 * p3[1])
             for x0, y0, x1, y1, text in labels:
                 assert not (x0 < x < x1 and y0 < y < y1), (text, x, y)
+
+
+def _rects(pic: P.Picture) -> list[tuple[float, float, float, float]]:
+    return [(float(m.group(1)), float(m.group(2)), float(m.group(1)) + float(m.group(3)),
+             float(m.group(2)) + float(m.group(4)))
+            for m in re.finditer(r'<rect x="([-\d.]+)" y="([-\d.]+)" width="([\d.]+)" '
+                                 r'height="([\d.]+)" rx="2" class="pk-(?:anon|file|shmem|'
+                                 r'special|nonpresent|none)"', pic.svg)]
+
+
+def _spills(pic: P.Picture) -> list[str]:
+    """Texts that start inside a small box (a PTE or page cell) but end outside it."""
+    out = []
+    for x0, y0, x1, y1, text in _text_boxes(pic):
+        for rx0, ry0, rx1, ry1 in _rects(pic):
+            if rx1 - rx0 < 130 and rx0 <= x0 < rx1 and ry0 <= y1 - 2 < ry1:
+                # a glyph touching the border reads as running into the next box
+                if x1 > rx1 - 1 or y0 < ry0 - 0.5 or y1 > ry1 + 0.5:
+                    out.append(text)
+    return out
+
+
+# every bit the letters can show, uffd-wp (a registered VMA), and many pins
+LONG = {"vmas": [{"start": 0x200000, "npages": 4, "uffd_wp": True,
+                  "soft_dirty_tracking": True}],
+        "folios": {"F": {"order": 2}},
+        "ptes": [{"addr": 0x200000, "folio": "F", "soft_dirty": True, "uffd_wp": True,
+                  "write": False}],
+        "pins": [{"folio": "F", "page": 1}] * 12 + [{"folio": "F", "page": 2}]}
+
+
+@pytest.mark.parametrize("kernel", [None, "v6.9"])
+def test_memory_map_cells_hold_long_letter_sets_and_pin_counts(kernel: str | None) -> None:
+    pic = P.memory_map(LONG, kernel)
+    assert "PIN" in pic.svg and "×12" in pic.svg and "UW" in pic.svg
+    assert not _spills(pic)
+    assert not _overlaps(pic)
+
+
+def test_batch_strip_cells_hold_long_letter_sets() -> None:
+    pic = P.batch_strip(LONG, "v6.9")
+    assert "UW" in pic.svg
+    assert not _spills(pic)
+    assert not _overlaps(pic)
+
+
+def test_every_box_colour_and_mark_of_a_memory_map_has_a_legend() -> None:
+    pic = P.memory_map(KINDS, "v6.9")
+    legend = pic.svg.split('aria-label="legend"', 1)[1]
+    for role in re.findall(r'class="pk-(anon|file|shmem|special|nonpresent|none)"',
+                           pic.svg.split('aria-label="legend"', 1)[0]):
+        assert f'class="pk-{role}"' in legend, role
+    pinned = P.memory_map(LONG).svg.split('aria-label="legend"', 1)[1]
+    assert "-hatch)" in pinned and "AE" in pinned and "pinned" in pinned

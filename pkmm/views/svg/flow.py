@@ -104,6 +104,7 @@ def decision_flow(layout: Any, kernel: str = DEFAULT_KERNEL, slot: int = 0, *,
     >>> pic = decision_flow({"vmas": [{"start": 0, "npages": 4}],
     ...     "folios": {"F": {"order": 2}}, "ptes": [{"addr": 0, "folio": "F"}]}, "v6.9")
     >>> for step in pic.data["lit"][0]: print(step)
+    vm_normal_page:page
     folio_pte_batch:stop
     folio_try_dup_anon_rmap_ptes:anon-dup:ok
     __copy_present_ptes:cow-wrprotect

@@ -60,23 +60,42 @@ def _draw_cell(c: Canvas, who: str, run: Run, slots: Sequence[Slot], b: Box,
         f"{s.label}-{slots[run.last].page}" if s.folio is not None else s.label)
     if run.parts > 1:
         label = f"mixed: {run.parts} runs"
-    c.text(b.x + 3, b.y + 21, label + (" PMD" if pmd and run.n > 1 else ""), "")
-    letters = s.letters.split() if run.parts == 1 else []
-    # fill the first line up to 5 characters: "D A UW" on one line ran into the border
-    first: list[str] = []
-    while letters and len(" ".join(first + letters[:1])) <= 5:
-        first.append(letters.pop(0))
-    c.text(b.x + 3, b.y + 32, " ".join(first), "", extra=' font-weight="bold"')
-    if letters:
-        c.text(b.x + 3, b.y + 42, " ".join(letters), "", extra=' font-weight="bold"')
+    label += " PMD" if pmd and run.n > 1 else ""
+    # a name longer than the cell ("new12:0") is squeezed to fit, not run into the next
+    squeeze = (f' textLength="{b.w - 5:g}" lengthAdjust="spacingAndGlyphs"'
+               if len(label) * 5.4 > b.w - 6 else "")
+    c.text(b.x + 3, b.y + 21, label, "", extra=squeeze)
     if run.n > 1:
         c.text(b.x + b.w - 3, b.y + 10, f"×{run.n}", "", anchor="end")
-    pinned = 0 if s.folio is None else sum(
-        pins.get((s.folio.pfn, i), 0) for i in range(s.page, s.page + run.n))
-    if pinned:   # the page behind this PTE is pinned: say so here too (and how often)
-        c.text(b.x + b.w - 3, b.y + 42, "PIN" if pinned == 1 else f"PIN×{pinned}", "",
-               anchor="end", extra=' font-weight="bold"')
+    for k, line in enumerate(_cell_lines(run, b.w, _pinned(s, run, pins))):
+        bold = ' font-weight="bold"'
+        c.text(b.x + 3, b.y + 32 + 10 * k, line, "", extra=bold)
     c.end()
+
+
+def _pinned(s: Slot, run: Run, pins: Mapping[tuple[int, int], int]) -> int:
+    """How often the pages behind this cell are pinned (FOLL_PIN)."""
+    return 0 if s.folio is None else sum(
+        pins.get((s.folio.pfn, i), 0) for i in range(s.page, s.page + run.n))
+
+
+def _cell_lines(run: Run, w: float, pinned: int) -> list[str]:
+    """The bit letters of a cell, as many to a line as fit its width (9 px monospace
+    glyphs are 5.4 px wide), then PIN and its count when the page is pinned: "D A UW" on
+    one line ran into the next cell, a PIN beside the letters ran over them."""
+    per_line = max(1, int((w - 5) / 5.4))
+    letters = run.head.letters if run.parts == 1 else ""
+    pin = ("PIN" if pinned == 1 else f"PIN×{pinned}") if pinned else ""
+    tail = [pin] if len(pin) <= per_line else ["PIN", f"×{pinned}"] if pinned else []
+    return wrap(letters, per_line) + tail
+
+
+def _cell_h(cells: Sequence[Run], widths: Sequence[float],
+            pins: Mapping[tuple[int, int], int]) -> float:
+    """The height every cell of a table gets: room for its longest list of lines."""
+    n = max((len(_cell_lines(r, w, _pinned(r.head, r, pins)))
+             for r, w in zip(cells, widths, strict=True)), default=0)
+    return max(CH, 24.0 + 10 * n + 3)
 
 
 def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str] = (),
@@ -178,7 +197,7 @@ def _table(c: Canvas, p: Process, who: str, names: Mapping[int, str], y: float,
         y += 14
         c.text(LEFT, y, heading + ":", "pk-t")
     row_y, row_h, bottom = y, 0.0, y + 4
-    for vi, ((v, slots), (x, w, lines, cls, cells, first)) in enumerate(
+    for vi, ((_, slots), (x, w, lines, cls, cells, first)) in enumerate(
             zip(tables, blocks, strict=True)):
         if first and vi:                       # a new row of VMAs below the last one
             row_y, row_h = row_y + row_h + 6, 0.0
@@ -191,10 +210,11 @@ def _table(c: Canvas, p: Process, who: str, names: Mapping[int, str], y: float,
                 ty += step
                 c.text(x, ty, line, cls)
         widths = [CW if r.n == 1 else WIDE * CW + (WIDE - 1) * GAP for r in cells]
+        h = _cell_h(cells, widths, pins or {})
         boxes = [Box(b.x + x - LEFT, b.y, b.w, b.h)
-                 for b in flow(widths, ty + 6, CH, w + 2 * LEFT)]
+                 for b in flow(widths, ty + 6, h, w + 2 * LEFT)]
         if k == 1:
-            ty = (boxes[-1].y + CH) if boxes else ty
+            ty = (boxes[-1].y + h) if boxes else ty
             for line in lines:
                 ty += step
                 c.text(x, ty, line, cls)
@@ -210,7 +230,7 @@ def _table(c: Canvas, p: Process, who: str, names: Mapping[int, str], y: float,
             if clickable:
                 c.raw("</g>")
             out.append((r.head, r, b, slots))
-        end = ty + 4 if k == 1 or not boxes else boxes[-1].y + CH
+        end = ty + 4 if k == 1 or not boxes else boxes[-1].y + h
         row_h = max(row_h, end - row_y)
         bottom = max(bottom, end)
     if heading and k == 1:
@@ -238,20 +258,21 @@ def _vma_blocks(c: Canvas, vmas: Sequence[tuple[str, Sequence[Run]]], who: str
     if len(vmas) <= 1:
         return [(float(LEFT), avail, [f"{who}: {d}"], "pk-t", cells, True)
                 for d, cells in vmas]
-    gap = VMA_GAP
-    for cls, char_w, gap in (("pk-t", 6.6, VMA_GAP), ("pk-t2", 5.4, VMA_GAP),
-                             ("pk-t2", 5.4, VMA_GAP / 2)):
+    def plan(char_w: float) -> list[tuple[float, list[str], Sequence[Run]]]:
         # the longest word-wrapped line a block needs: the address range, 20 characters
-        plan = []
+        out = []
         for d, cells in vmas:
             cw = cells_w(cells)
-            chars = max(20, int(cw / char_w))
-            lines = wrap(d, chars)
-            plan.append((max(cw, max(len(t) for t in lines) * char_w), lines, cells))
-        if sum(w for w, _, _ in plan) + gap * (len(plan) - 1) <= avail:
-            break
+            lines = wrap(d, max(20, int(cw / char_w)))
+            out.append((max(cw, max(len(t) for t in lines) * char_w), lines, cells))
+        return out
+    options = [("pk-t", plan(6.6), float(VMA_GAP)), ("pk-t2", plan(5.4), float(VMA_GAP)),
+               ("pk-t2", plan(5.4), VMA_GAP / 2)]
+    fits = [o for o in options
+            if sum(w for w, _, _ in o[1]) + o[2] * (len(vmas) - 1) <= avail]
+    cls, blocks, gap = (fits or options[-1:])[0]
     out, x = [], float(LEFT)
-    for w, lines, cells in plan:
+    for w, lines, cells in blocks:
         first = x == LEFT
         if x > LEFT and x + w > LEFT + avail:
             x, first = float(LEFT), True
