@@ -385,6 +385,7 @@ LONG = {"vmas": [{"start": 0x200000, "npages": 4, "uffd_wp": True,
 def test_memory_map_cells_hold_long_letter_sets_and_pin_counts(kernel: str | None) -> None:
     pic = P.memory_map(LONG, kernel)
     assert "PIN" in pic.svg and "×12" in pic.svg and "UW" in pic.svg
+    assert not re.search(r"<text[^>]*></text>", pic.svg)    # no empty lines (redraw bytes)
     assert not _spills(pic)
     assert not _overlaps(pic)
 

@@ -62,9 +62,9 @@ def _draw_cell(c: Canvas, who: str, run: Run, slots: Sequence[Slot], b: Box,
         label = f"mixed: {run.parts} runs"
     label += " PMD" if pmd and run.n > 1 else ""
     # a name longer than the cell ("new12:0") is squeezed to fit, not run into the next
-    squeeze = (f' textLength="{b.w - 5:g}" lengthAdjust="spacingAndGlyphs"'
-               if len(label) * 5.4 > b.w - 6 else "")
-    c.text(b.x + 3, b.y + 21, label, "", extra=squeeze)
+    squeeze = (f' textLength="{b.w - 4:g}" lengthAdjust="spacingAndGlyphs"'
+               if len(label) * 5.4 > b.w - 3.5 else "")
+    c.text(b.x + 2.5, b.y + 21, label, "", extra=squeeze)
     if run.n > 1:
         c.text(b.x + b.w - 3, b.y + 10, f"×{run.n}", "", anchor="end")
     for k, line in enumerate(_cell_lines(run, b.w, _pinned(s, run, pins))):
@@ -86,7 +86,7 @@ def _cell_lines(run: Run, w: float, pinned: int) -> list[str]:
     per_line = max(1, int((w - 5) / 5.4))
     letters = run.head.letters if run.parts == 1 else ""
     pin = ("PIN" if pinned == 1 else f"PIN×{pinned}") if pinned else ""
-    tail = [pin] if len(pin) <= per_line else ["PIN", f"×{pinned}"] if pinned else []
+    tail = [] if not pinned else [pin] if len(pin) <= per_line else ["PIN", f"×{pinned}"]
     return wrap(letters, per_line) + tail
 
 
