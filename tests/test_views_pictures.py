@@ -83,7 +83,7 @@ def test_memory_map_marks_pmd_swap_zero() -> None:
          "folios": {"T": {"order": 9}}, "pmds": [{"addr": "0x200000", "folio": "T"}],
          "zero": ["0x400000"], "swap": [{"addr": "0x401000", "value": 3}]}
     svg = P.memory_map(s, "v6.17").svg
-    assert "T:0-511 PMD" in svg and 'stroke-width="2.5"' in svg
+    assert "one PMD entry #0-511" in svg and "T:0-511<" in svg and 'stroke-width="2.5"' in svg
     assert "zero page" in svg and "slot 1 count 2" in svg     # swap count: parent + child
     assert "2 ×512" in svg                                    # PMD-shared: mapcount 2
 
@@ -268,6 +268,9 @@ def test_decision_flow_asks_vm_normal_page_first_and_keeps_its_layout(kernel: st
     q1 = rank["vm_normal_page()"]
     assert q1 < rank["folio_try_dup_anon_rmap_pte" + ("s" if kernel != "v6.8" else "") + "()"]
     assert q1 < min(y for name, y in rank.items() if "file_rmap" in name)
+    if kernel != "v6.8":     # the path alone names the batch's size (PTEs #2-#5: one call)
+        alone = P.decision_flow(TOUR, kernel, 2, only_lit=True).svg
+        assert "a batch of 4 PTEs" in alone and "returns 4: shared" in alone
     anon = pics[0].svg.index("2 anon: rmap dup")
     assert pics[0].svg.index("1 struct page? yes") < anon < pics[0].svg.index("3 CoW")
 
@@ -405,3 +408,12 @@ def test_every_box_colour_and_mark_of_a_memory_map_has_a_legend() -> None:
         assert f'class="pk-{role}"' in legend, role
     pinned = P.memory_map(LONG).svg.split('aria-label="legend"', 1)[1]
     assert "-hatch)" in pinned and "AE" in pinned and "pinned" in pinned
+
+
+def test_memory_map_draws_a_pmd_as_one_entry() -> None:
+    thp = {"vmas": [{"start": 0x200000, "npages": 512}], "folios": {"H": {"order": 9}},
+           "pmds": [{"addr": 0x200000, "folio": "H"}]}
+    pic = P.memory_map(thp, "v6.17")
+    assert pic.svg.count("one PMD entry #0-511") == 2 and "×512</text>" not in pic.svg.split(
+        "physical memory")[0]
+    assert not _spills(pic) and not _overlaps(pic)

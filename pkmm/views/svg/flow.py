@@ -9,7 +9,7 @@ Taught in: notebooks/02-fork-one-pte-at-a-time.ipynb
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ...errors import LayoutError
@@ -76,20 +76,21 @@ OUTCOMES = {
 }
 
 
-def _outcome(n: Node) -> str:
+def _outcome(n: Node, words: Mapping[tuple[str, str], str] = OUTCOMES) -> str:
     func, outcome = n
     kind = ("anon" if "anon_rmap" in func else "file" if "file_rmap" in func
             else func if func == "vm_normal_page" else "")
-    return OUTCOMES.get((kind, outcome), outcome)
+    return words.get((kind, outcome), outcome)
 
 
-def _label(n: Node, returns: dict[str, str] = RETURNS) -> tuple[str, str]:
+def _label(n: Node, returns: Mapping[str, str] = RETURNS,
+           words: Mapping[tuple[str, str], str] = OUTCOMES) -> tuple[str, str]:
     func, outcome = n
     if func == "entry":
         return f"{outcome}()", "called for the PTE"
     if func == "return":
         return returns.get(outcome, outcome), ""
-    return f"{func}()", _outcome(n)
+    return f"{func}()", _outcome(n, words)
 
 
 def decision_flow(layout: Any, kernel: str = DEFAULT_KERNEL, slot: int = 0, *,
@@ -138,6 +139,14 @@ def decision_flow(layout: Any, kernel: str = DEFAULT_KERNEL, slot: int = 0, *,
 def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[Node]],
           calls: Sequence[Call], slot: int, detail: bool = True) -> Picture:
     returns = RETURNS if get_kernel(kernel).batch_func else RETURNS_UNBATCHED
+    if not detail and len(calls) == 1 and get_kernel(kernel).batch_func:
+        # the path alone: say the batch's size, where the full flow (drawn for any PTE)
+        # can only say nr
+        nr = calls[0].step.nr
+        returns = {**returns, "share": f"returns {nr}: shared"}
+        words = {**OUTCOMES, ("", "stop"): f"a batch of {nr} PTE{'s' if nr != 1 else ''}"}
+    else:
+        words = OUTCOMES
     paths = list(base) + [p for p in lit if p not in base]
     rank = _ranks(paths)
     by_rank: dict[int, list[Node]] = {}
@@ -145,7 +154,7 @@ def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[No
         for n in p:
             if n not in by_rank.setdefault(rank[n], []):
                 by_rank[rank[n]].append(n)
-    width = {n: max(len(t) for t in _label(n, returns)) * 6.4 + 14 for n in rank}
+    width = {n: max(len(t) for t in _label(n, returns, words)) * 6.4 + 14 for n in rank}
     total = max(sum(width[n] + PAD for n in row) for row in by_rank.values()) + PAD
     c = Canvas(max(total, 640))
     k = get_kernel(kernel)
@@ -180,7 +189,7 @@ def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[No
     for n, (x, y) in pos.items():
         on = n in lit_nodes
         role = "lit" if on else ("hot" if n == ("return", "-EAGAIN") else "none")
-        t1, t2 = _label(n, returns)
+        t1, t2 = _label(n, returns, words)
         # an opaque backing: the dashed edges run beneath a box, never through its words
         c.rect(x, y, width[n], NODE_H, "bg", rx=6 if n[0] != "return" else 14)
         c.rect(x, y, width[n], NODE_H, role, rx=6 if n[0] != "return" else 14,

@@ -55,17 +55,20 @@ def _draw_cell(c: Canvas, who: str, run: Run, slots: Sequence[Slot], b: Box,
     c.rect(b.x, b.y, b.w, b.h, role, tip=tip, extra=' stroke-width="2.5"' if pmd else "")
     c.text_group("pk-t2")
     idx = f"#{s.index}" if run.n == 1 else f"#{s.index}-{slots[run.last].index}"
+    # one PMD entry maps the whole run: say "one entry", not "×512" (read as 512 PTEs)
+    one_pmd = pmd and run.n > 1 and run.parts == 1
+    idx = f"one PMD entry {idx}" if one_pmd else idx
     c.text(b.x + 3, b.y + 10, idx, "")
     label = s.label if run.n == 1 else (
         f"{s.label}-{slots[run.last].page}" if s.folio is not None else s.label)
     if run.parts > 1:
         label = f"mixed: {run.parts} runs"
-    label += " PMD" if pmd and run.n > 1 else ""
+    label += " PMD" if pmd and run.n > 1 and not one_pmd else ""
     # a name longer than the cell ("new12:0") is squeezed to fit, not run into the next
     squeeze = (f' textLength="{b.w - 4:g}" lengthAdjust="spacingAndGlyphs"'
                if len(label) * 5.4 > b.w - 3.5 else "")
     c.text(b.x + 2.5, b.y + 21, label, "", extra=squeeze)
-    if run.n > 1:
+    if run.n > 1 and not one_pmd:
         c.text(b.x + b.w - 3, b.y + 10, f"×{run.n}", "", anchor="end")
     for k, line in enumerate(_cell_lines(run, b.w, _pinned(s, run, pins))):
         bold = ' font-weight="bold"'
