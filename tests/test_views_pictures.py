@@ -83,7 +83,7 @@ def test_memory_map_marks_pmd_swap_zero() -> None:
          "folios": {"T": {"order": 9}}, "pmds": [{"addr": "0x200000", "folio": "T"}],
          "zero": ["0x400000"], "swap": [{"addr": "0x401000", "value": 3}]}
     svg = P.memory_map(s, "v6.17").svg
-    assert "T:0-511 PMD" in svg and 'stroke-width="2.5"' in svg
+    assert "one PMD entry #0-511" in svg and "T:0-511<" in svg and 'stroke-width="2.5"' in svg
     assert "zero page" in svg and "slot 1 count 2" in svg     # swap count: parent + child
     assert "2 ×512" in svg                                    # PMD-shared: mapcount 2
 
@@ -102,7 +102,7 @@ def test_decision_flow_lights_the_path_the_pte_took() -> None:
     assert [p[-1] for p in pinned] == ["copy_present_page:need-prealloc",
                                        "copy_present_page:copied"]
     ablated = P.decision_flow(PINNED, "v6.9", 4, without={"pinned-copy"}).data["lit"]
-    assert ablated[0][0] == "folio_try_dup_anon_rmap_pte:anon-dup:ok"
+    assert ablated[0][1] == "folio_try_dup_anon_rmap_pte:anon-dup:ok"
     v68 = P.decision_flow(LARGE, "v6.8", 0)
     assert not any("folio_pte_batch" in n for n in v68.data["nodes"])   # v6.8 never batches
     assert any(n.startswith("folio_pte_batch_flags") for n in
@@ -241,3 +241,179 @@ def test_filmstrip_shows_each_kind_of_call_once() -> None:
 def test_masked_compare_rows_are_named_by_pte_number() -> None:
     texts = _texts(P.masked_compare(T06, "v6.9", slot=1))
     assert "PTE #1" in texts and "PTE #2" in texts and "B" not in texts
+
+
+TOUR = {"vmas": [{"start": 0x200000, "npages": 8},
+                 {"start": 0x400000, "npages": 2, "backing": "file", "anon_vma": True}],
+        "folios": {"A": {"order": 0}, "F": {"order": 2},
+                   "C": {"order": 0, "backing": "file"}, "N": {"order": 0}},
+        "ptes": [{"addr": 0x200000, "folio": "A"}, {"addr": 0x202000, "folio": "F"},
+                 {"addr": 0x400000, "folio": "C", "write": False, "dirty": False},
+                 {"addr": 0x401000, "folio": "N"}],
+        "zero": [0x201000]}
+
+
+@pytest.mark.parametrize("kernel", ["v6.8", "v6.9", "v6.17"])
+def test_decision_flow_asks_vm_normal_page_first_and_keeps_its_layout(kernel: str) -> None:
+    # the kernel's first question for every present PTE is vm_normal_page(); then anon
+    # or file (the rmap dup of that kind); then CoW -- top to bottom in that order
+    pics = [P.decision_flow(TOUR, kernel, s) for s in (0, 1, 2)]
+    pics.append(P.decision_flow(TOUR, kernel, 0, vma=1))
+    for pic in pics:
+        for path in pic.data["lit"]:
+            assert path[0].startswith("vm_normal_page:"), path
+    rows = [_node_rows(p) for p in pics]
+    assert all(r == rows[0] for r in rows)            # boxes keep their places
+    rank = rows[0]
+    q1 = rank["vm_normal_page()"]
+    assert q1 < rank["folio_try_dup_anon_rmap_pte" + ("s" if kernel != "v6.8" else "") + "()"]
+    assert q1 < min(y for name, y in rank.items() if "file_rmap" in name)
+    if kernel != "v6.8":     # the path alone names the batch's size (PTEs #2-#5: one call)
+        alone = P.decision_flow(TOUR, kernel, 2, only_lit=True).svg
+        assert "a batch of 4 PTEs" in alone and "returns 4: shared" in alone
+    anon = pics[0].svg.index("2 anon: rmap dup")
+    assert pics[0].svg.index("1 struct page? yes") < anon < pics[0].svg.index("3 CoW")
+
+
+def _node_rows(pic: P.Picture) -> dict[str, float]:
+    """Each bold-or-plain function label of the flow's boxes -> the smallest y it sits at
+    (x too, as a string key suffix, so a moved box changes the map)."""
+    out: dict[str, float] = {}
+    group = pic.svg.split('aria-label="decisions"', 1)[1].split("</g>", 1)[0]
+    for m in re.finditer(r'<text x="([\d.]+)" y="([\d.]+)"[^>]*>([^<]+\(\))<', group):
+        x, y, name = float(m.group(1)), float(m.group(2)), m.group(3)
+        out.setdefault(name, y)
+        out[f"{name}@{x:g},{y:g}"] = y
+    return out
+
+
+def _text_boxes(pic: P.Picture) -> list[tuple[float, float, float, float, str]]:
+    """Estimated extents (x0, y0, x1, y1, text) of every <text>: monospace glyphs are
+    0.6 em wide, the box spans the font size above the baseline."""
+    out = []
+    for m in re.finditer(r'<text x="([-\d.]+)" y="([-\d.]+)"([^>]*)>([^<]*)', pic.svg):
+        x, y, attrs, body = float(m.group(1)), float(m.group(2)), m.group(3), m.group(4)
+        # a text without a class sits in a group of small labels (Canvas.text_group)
+        size = (9.0 if "pk-t2" in attrs or "class=" not in attrs
+                else 12.0 if "pk-h" in attrs else 11.0)
+        n = len(body.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
+                .replace("&quot;", '"').replace("&#x27;", "'"))
+        fit = re.search(r'textLength="([\d.]+)"', attrs)   # squeezed to this width
+        w = float(fit.group(1)) if fit else n * size * 0.6
+        x0 = x - w / 2 if 'text-anchor="middle"' in attrs else x - w if (
+            'text-anchor="end"' in attrs) else x
+        if n:
+            out.append((x0, y - size * 0.75, x0 + w, y + size * 0.2, body))
+    return out
+
+
+def _overlaps(pic: P.Picture) -> list[tuple[str, str]]:
+    boxes = _text_boxes(pic)
+    return [(a[4], b[4]) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+            if a[0] < b[2] - 0.5 and b[0] < a[2] - 0.5 and a[1] < b[3] - 0.5
+            and b[1] < a[3] - 0.5]
+
+
+KINDS = {"vmas": [{"start": 0x200000, "npages": 2},
+                  {"start": 0x400000, "npages": 2, "backing": "file"},
+                  {"start": 0x600000, "npages": 2, "backing": "file", "anon_vma": True},
+                  {"start": 0x800000, "npages": 2, "backing": "shmem", "shared": True},
+                  {"start": 0xa00000, "npages": 2, "backing": "shmem", "shared": True,
+                   "uffd_wp": True, "uffd_fork": True}],
+         "folios": {"A": {"order": 1}, "T": {"order": 1, "backing": "file"},
+                    "C": {"order": 0, "backing": "file"}, "N": {"order": 0},
+                    "S": {"order": 1, "backing": "shmem"},
+                    "U": {"order": 1, "backing": "shmem"}},
+         "ptes": [{"addr": 0x200000, "folio": "A"},
+                  {"addr": 0x400000, "folio": "T", "write": False, "dirty": False},
+                  {"addr": 0x600000, "folio": "C", "write": False, "dirty": False},
+                  {"addr": 0x601000, "folio": "N"},
+                  {"addr": 0x800000, "folio": "S"}, {"addr": 0xa00000, "folio": "U"}]}
+
+
+@pytest.mark.parametrize("width", [952, 600])
+@pytest.mark.parametrize("layout", [KINDS, TOUR], ids=["five-vmas", "tour"])
+def test_memory_map_lines_reach_their_pages_without_crossing_vma_labels(
+        layout: dict[str, object], width: int) -> None:
+    pic = P.memory_map(layout, "v6.9", width=width)
+    assert not _overlaps(pic)
+    labels = [b for b in _text_boxes(pic) if "[0x" in b[4] or "page table" in b[4]
+              or b[4] in ("anon_vma", "uffd-wp")]
+    assert len(labels) >= len(layout["vmas"]) * 2     # type: ignore[arg-type]
+    # each PTE's line: a path from a cell to a page; sample it, no sample inside a label
+    for m in re.finditer(r'<path d="M([\d.]+),([\d.]+) C([\d., -]+?)(?: L[\d.,]+)?"', pic.svg):
+        pts = [float(v) for v in re.split(r"[ ,]", m.group(3)) if v]
+        p0 = (float(m.group(1)), float(m.group(2)))
+        (c1, c2, p3) = (pts[0], pts[1]), (pts[2], pts[3]), (pts[4], pts[5])
+        for k in range(1, 40):
+            t = k / 40
+            x = ((1 - t) ** 3 * p0[0] + 3 * (1 - t) ** 2 * t * c1[0]
+                 + 3 * (1 - t) * t * t * c2[0] + t ** 3 * p3[0])
+            y = ((1 - t) ** 3 * p0[1] + 3 * (1 - t) ** 2 * t * c1[1]
+                 + 3 * (1 - t) * t * t * c2[1] + t ** 3 * p3[1])
+            for x0, y0, x1, y1, text in labels:
+                assert not (x0 < x < x1 and y0 < y < y1), (text, x, y)
+
+
+def _rects(pic: P.Picture) -> list[tuple[float, float, float, float]]:
+    return [(float(m.group(1)), float(m.group(2)), float(m.group(1)) + float(m.group(3)),
+             float(m.group(2)) + float(m.group(4)))
+            for m in re.finditer(r'<rect x="([-\d.]+)" y="([-\d.]+)" width="([\d.]+)" '
+                                 r'height="([\d.]+)" rx="2" class="pk-(?:anon|file|shmem|'
+                                 r'special|nonpresent|none)"', pic.svg)]
+
+
+def _spills(pic: P.Picture) -> list[str]:
+    """Texts that start inside a small box (a PTE or page cell) but end outside it."""
+    out = []
+    for x0, y0, x1, y1, text in _text_boxes(pic):
+        for rx0, ry0, rx1, ry1 in _rects(pic):
+            if rx1 - rx0 < 130 and rx0 <= x0 < rx1 and ry0 <= y1 - 2 < ry1:
+                # a glyph touching the border reads as running into the next box
+                if x1 > rx1 - 1 or y0 < ry0 - 0.5 or y1 > ry1 + 0.5:
+                    out.append(text)
+    return out
+
+
+# every bit the letters can show, uffd-wp (a registered VMA), and many pins
+LONG = {"vmas": [{"start": 0x200000, "npages": 4, "uffd_wp": True,
+                  "soft_dirty_tracking": True}],
+        "folios": {"F": {"order": 2}},
+        "ptes": [{"addr": 0x200000, "folio": "F", "soft_dirty": True, "uffd_wp": True,
+                  "write": False}],
+        "pins": [{"folio": "F", "page": 1}] * 12 + [{"folio": "F", "page": 2}]}
+
+
+@pytest.mark.parametrize("kernel", [None, "v6.9"])
+def test_memory_map_cells_hold_long_letter_sets_and_pin_counts(kernel: str | None) -> None:
+    pic = P.memory_map(LONG, kernel)
+    assert "PIN" in pic.svg and "×12" in pic.svg and "UW" in pic.svg
+    assert not re.search(r"<text[^>]*></text>", pic.svg)    # no empty lines (redraw bytes)
+    assert not _spills(pic)
+    assert not _overlaps(pic)
+
+
+def test_batch_strip_cells_hold_long_letter_sets() -> None:
+    pic = P.batch_strip(LONG, "v6.9")
+    assert "UW" in pic.svg
+    assert not _spills(pic)
+    assert not _overlaps(pic)
+
+
+def test_every_box_colour_and_mark_of_a_memory_map_has_a_legend() -> None:
+    pic = P.memory_map(KINDS, "v6.9")
+    legend = pic.svg.split('aria-label="legend"', 1)[1]
+    for role in re.findall(r'class="pk-(anon|file|shmem|special|nonpresent|none)"',
+                           pic.svg.split('aria-label="legend"', 1)[0]):
+        assert f'class="pk-{role}"' in legend, role
+    pinned = P.memory_map(LONG).svg.split('aria-label="legend"', 1)[1]
+    assert "-hatch)" in pinned and "AE" in pinned and "pinned" in pinned
+
+
+def test_memory_map_draws_a_pmd_as_one_entry() -> None:
+    thp = {"vmas": [{"start": 0x200000, "npages": 512}], "folios": {"H": {"order": 9}},
+           "pmds": [{"addr": 0x200000, "folio": "H"}]}
+    pic = P.memory_map(thp, "v6.17")
+    assert pic.svg.count("one PMD entry #0-511") == 2 and "×512</text>" not in pic.svg.split(
+        "physical memory")[0]
+    assert not _spills(pic) and not _overlaps(pic)

@@ -17,7 +17,7 @@ from ...kernels import DEFAULT_KERNEL, get_kernel
 from ...kernels.common import stop_words
 from ...pte import PAGE_SIZE
 from ...trace import Step
-from .core import Canvas, Picture
+from .core import Canvas, Picture, wrap
 from .scene import Slot, build_fork, need_kernel, runs, slot_of
 
 LEFT, MAX_W, CH = 8, 952, 44
@@ -88,10 +88,10 @@ def batch_strip(layout: Any, kernel: str = DEFAULT_KERNEL, *, without: Iterable[
     c.text(LEFT, 28, f"before fork: {v.describe()}", "pk-t")
     w = min(36.0, (MAX_W - 2 * LEFT) / max(len(slots), 1))
     top = 48                        # room above the strip for the -EAGAIN marks
-    _strip(c, slots, w, top)
+    h = _strip(c, slots, w, top)
     groups = step_groups(steps)
-    _brackets(c, slots, steps, groups, w, v.vm_start, top + CH + 6)
-    y = top + CH + 56                # below the markers' line (they overprinted note (1))
+    _brackets(c, slots, steps, groups, w, v.vm_start, top + h + 6, h)
+    y = top + h + 56                # below the markers' line (they overprinted note (1))
     c.group("why each call ended")
     for n, (first, last, words) in enumerate(groups, 1):
         a, b = steps[first], steps[last]
@@ -118,20 +118,22 @@ def _span(a: Step, b: Step, base: int) -> str:
     return f"PTE #{lo}" if lo == hi else f"PTEs #{lo}-#{hi}"
 
 
-def _strip(c: Canvas, slots: Sequence[Slot], w: float, y: float) -> None:
+def _strip(c: Canvas, slots: Sequence[Slot], w: float, y: float) -> float:
+    """The PTE cells; returns their height (taller when a cell's letters need more lines:
+    three letters to a line ran "D A UW" into the next cell)."""
     c.group("PTEs before fork")
+    per_line = max(1, int((w - 7) / 5.4))      # 9 px monospace glyphs are 5.4 px wide
+    lines = [wrap(s.letters, per_line) for s in slots] if w >= 20 else []
+    h = max([float(CH)] + [24.0 + 10 * len(ls) + 2 for ls in lines])
     if w >= 20:
-        for i, s in enumerate(slots):
+        for i, (s, ls) in enumerate(zip(slots, lines, strict=True)):
             x = LEFT + i * w
-            c.rect(x + 1, y, w - 2, CH, s.kind, tip=f"PTE #{i} at {s.addr:#x}: "
+            c.rect(x + 1, y, w - 2, h, s.kind, tip=f"PTE #{i} at {s.addr:#x}: "
                    + (repr(s.pte) if s.pte else "empty"))
             c.text(x + 3, y + 10, f"#{i}", "pk-t2")
             c.text(x + 3, y + 21, s.label, "pk-t2")
-            bits = s.letters.split()
-            c.text(x + 3, y + 32, " ".join(bits[:3]), "pk-t2", extra=' font-weight="bold"')
-            if bits[3:]:
-                c.text(x + 3, y + 42, " ".join(bits[3:]), "pk-t2",
-                       extra=' font-weight="bold"')
+            for k, line in enumerate(ls):
+                c.text(x + 3, y + 32 + 10 * k, line, "pk-t2", extra=' font-weight="bold"')
     else:   # too narrow for words: one box per run of equal PTEs, words in the tooltip
         for r in runs(slots):
             s = r.head
@@ -140,10 +142,12 @@ def _strip(c: Canvas, slots: Sequence[Slot], w: float, y: float) -> None:
             if r.n * w > 60:
                 c.text(LEFT + r.first * w + 3, y + 21, f"{s.label} {s.letters}", "pk-t2")
     c.end()
+    return h
 
 
 def _brackets(c: Canvas, slots: Sequence[Slot], steps: Sequence[Step],
-              groups: Sequence[tuple[int, int, str]], w: float, base: int, y: float) -> None:
+              groups: Sequence[tuple[int, int, str]], w: float, base: int, y: float,
+              h: float = CH) -> None:
     c.group("copy calls")
     # every call carries its note's number: calls that ended for the same reason share one
     # note ("(x2)"), and a bracket without a number read as a call without a reason
@@ -163,7 +167,7 @@ def _brackets(c: Canvas, slots: Sequence[Slot], steps: Sequence[Step],
         first = (s.addr - base) // PAGE_SIZE
         x0 = LEFT + first * w + 2
         if s.action == "eagain":
-            c.text(x0 + w / 2 - 2, y - CH - 9, "E", "pk-h", anchor="middle",
+            c.text(x0 + w / 2 - 2, y - h - 9, "E", "pk-h", anchor="middle",
                    tip="-EAGAIN: drop locks, preallocate a page, retry this PTE")
             continue
         role = {"share": "anon", "copy": "hot", "raw": "special"}.get(s.action, "nonpresent")

@@ -65,6 +65,7 @@ def present_calls(r: ForkResult) -> list[Call]:
     return out
 
 
+
 Node = tuple[str, str]     # (function, outcome); ("entry", func) and ("return", action)
 
 
@@ -74,9 +75,15 @@ def node_of(e: Event) -> Node:
 
 
 def call_path(entry: str, c: Call) -> list[Node]:
-    """entry -> each decision -> what the call returned."""
+    """entry -> vm_normal_page() -> each decision -> what the call returned.
+
+    vm_normal_page() is the kernel's first question for every present PTE; the trace
+    records it only when it finds no page, so a call without that event found one."""
     ret = "-EAGAIN" if c.step.action == "eagain" else c.step.action
-    return [("entry", entry)] + [node_of(e) for e in c.events] + [("return", ret)]
+    nodes = [node_of(e) for e in c.events]
+    if not any(n[0] == "vm_normal_page" for n in nodes):
+        nodes.insert(0, ("vm_normal_page", "page"))
+    return [("entry", entry)] + nodes + [("return", ret)]
 
 
 def _probes() -> list[Process]:

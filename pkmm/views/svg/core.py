@@ -112,8 +112,11 @@ class Canvas:
 
     def rect(self, x: float, y: float, w: float, h: float, role: str = "", *,
              rx: float = 2, tip: str = "", extra: str = "") -> None:
-        """A box; ``role`` is a PALETTE key ("" = an empty frame)."""
-        if role:
+        """A box; ``role`` is a PALETTE key ("" = an empty frame, "bg" = an opaque box in
+        the background colour, drawn under a tinted one to hide the lines beneath it)."""
+        if role == "bg":
+            attrs = 'class="pk-bg" fill="#ffffff" stroke="none"'
+        elif role:
             fill, stroke = PALETTE[role]
             attrs = (f'class="pk-{role}" fill="{fill}" fill-opacity="{TINT}" '
                      f'stroke="{stroke}"')
@@ -160,6 +163,35 @@ class Canvas:
                f'stroke-width="{width:g}"{extra}')
         (self.under if under else self.parts).append(
             f"{tag}>{body}</path>" if body else f"{tag}/>")
+
+    def legend(self, y: float, items: Iterable[tuple[str, str, str]], x0: float = 8
+               ) -> float:
+        """A key to the marks: one (shape, role, words) per mark, ``shape`` "box" (a
+        tinted swatch), "bar" (a thin bar, as the filmstrips draw), "hatch" (the pinned
+        pattern) or "word" (``role`` is then the word, e.g. "AE"); wraps at the width.
+        Returns the height below it."""
+        self.group("legend")
+        x = x0
+        for shape, role, words in items:
+            w = 22 + len(words) * 5.4 + 14
+            if x > x0 and x + w > self.width - x0:
+                x, y = x0, y + 15
+            if shape == "bar":
+                self.rect(x, y - 5, 16, 3, role, rx=0)
+            elif shape == "hatch":
+                self.rect(x, y - 9, 16, 11, role)
+                self.hatch(x, y - 9, 16, 11)
+            elif shape == "word":           # a word the picture writes in its boxes
+                self.text(x + 8, y, role, "pk-t2", anchor="middle",
+                          extra=' font-weight="bold"')
+                w += len(role) * 5.4 - 10
+                x += len(role) * 5.4 - 10
+            else:
+                self.rect(x, y - 9, 16, 11, role)
+            self.text(x + 20, y, words, "pk-t2")
+            x += w
+        self.end()
+        return y + 6
 
     def raw(self, svg: str, bottom: float = 0) -> None:
         """Insert pre-built markup (used for <g> wrappers)."""

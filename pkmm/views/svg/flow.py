@@ -9,7 +9,7 @@ Taught in: notebooks/02-fork-one-pte-at-a-time.ipynb
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ...errors import LayoutError
@@ -56,13 +56,41 @@ def _ranks(paths: Sequence[Sequence[Node]]) -> dict[Node, int]:
     return rank
 
 
-def _label(n: Node, returns: dict[str, str] = RETURNS) -> tuple[str, str]:
+#: The kernel's three questions for a present PTE, in the order copy_present_pte(s) asks
+#: them (mm/memory.c): 1 is there a struct page (vm_normal_page())?  2 anon or page cache
+#: (folio_test_anon(), then the rmap dup of that kind)?  3 a CoW mapping with a writable
+#: PTE?  Outcome codes of the trace in words, each numbered with its question.
+OUTCOMES = {
+    ("vm_normal_page", "page"): "1 struct page? yes",
+    ("vm_normal_page", "no-page:special"): "1 struct page? no: special",
+    ("vm_normal_page", "no-page:bad-pfn"): "1 struct page? no: bad pfn",
+    ("anon", "anon-dup:ok"): "2 anon: rmap dup'd",
+    ("anon", "anon-dup:busy"): "2 anon: maybe pinned, refused",
+    ("file", "file-dup"): "2 page cache: rmap dup'd",
+    ("", "cow-wrprotect"): "3 CoW: write-protect both",
+    ("", "stop"): "a batch of nr PTEs",
+    ("", "need-prealloc"): "no page ready: ask for one",
+    ("", "copied"): "child gets a copy",
+    ("", "set-pte"): "write the child's PTE",
+    ("", "set-ptes"): "write the child's PTEs",
+}
+
+
+def _outcome(n: Node, words: Mapping[tuple[str, str], str] = OUTCOMES) -> str:
+    func, outcome = n
+    kind = ("anon" if "anon_rmap" in func else "file" if "file_rmap" in func
+            else func if func == "vm_normal_page" else "")
+    return words.get((kind, outcome), outcome)
+
+
+def _label(n: Node, returns: Mapping[str, str] = RETURNS,
+           words: Mapping[tuple[str, str], str] = OUTCOMES) -> tuple[str, str]:
     func, outcome = n
     if func == "entry":
         return f"{outcome}()", "called for the PTE"
     if func == "return":
         return returns.get(outcome, outcome), ""
-    return f"{func}()", outcome
+    return f"{func}()", _outcome(n, words)
 
 
 def decision_flow(layout: Any, kernel: str = DEFAULT_KERNEL, slot: int = 0, *,
@@ -77,6 +105,7 @@ def decision_flow(layout: Any, kernel: str = DEFAULT_KERNEL, slot: int = 0, *,
     >>> pic = decision_flow({"vmas": [{"start": 0, "npages": 4}],
     ...     "folios": {"F": {"order": 2}}, "ptes": [{"addr": 0, "folio": "F"}]}, "v6.9")
     >>> for step in pic.data["lit"][0]: print(step)
+    vm_normal_page:page
     folio_pte_batch:stop
     folio_try_dup_anon_rmap_ptes:anon-dup:ok
     __copy_present_ptes:cow-wrprotect
@@ -100,28 +129,39 @@ def decision_flow(layout: Any, kernel: str = DEFAULT_KERNEL, slot: int = 0, *,
     lit = [_collapse(call_path(entry, c)) for c in calls]
     if not isinstance(only_lit, bool):
         raise LayoutError(f"only_lit={only_lit!r}: True or False")
-    paths = lit if only_lit else [_collapse(p) for p in observed_paths(kernel)] + lit
-    pic = _draw(kernel, paths, lit, calls, slot, detail=not only_lit)
+    # the full flow is laid out from the probes alone, so its boxes keep their places
+    # whichever PTE is lit; only a node no probe reached is added
+    base = lit if only_lit else [_collapse(p) for p in observed_paths(kernel)]
+    pic = _draw(kernel, base, lit, calls, slot, detail=not only_lit)
     return pic
 
 
-def _draw(kernel: str, paths: Sequence[Sequence[Node]], lit: Sequence[Sequence[Node]],
+def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[Node]],
           calls: Sequence[Call], slot: int, detail: bool = True) -> Picture:
     returns = RETURNS if get_kernel(kernel).batch_func else RETURNS_UNBATCHED
+    if not detail and len(calls) == 1 and get_kernel(kernel).batch_func:
+        # the path alone: say the batch's size, where the full flow (drawn for any PTE)
+        # can only say nr
+        nr = calls[0].step.nr
+        returns = {**returns, "share": f"returns {nr}: shared"}
+        words = {**OUTCOMES, ("", "stop"): f"a batch of {nr} PTE{'s' if nr != 1 else ''}"}
+    else:
+        words = OUTCOMES
+    paths = list(base) + [p for p in lit if p not in base]
     rank = _ranks(paths)
     by_rank: dict[int, list[Node]] = {}
     for p in paths:
         for n in p:
             if n not in by_rank.setdefault(rank[n], []):
                 by_rank[rank[n]].append(n)
-    width = {n: max(len(t) for t in _label(n, returns)) * 6.4 + 14 for n in rank}
+    width = {n: max(len(t) for t in _label(n, returns, words)) * 6.4 + 14 for n in rank}
     total = max(sum(width[n] + PAD for n in row) for row in by_rank.values()) + PAD
     c = Canvas(max(total, 640))
     k = get_kernel(kernel)
     c.text(8, 14, f"{kernel}: how {k.present_func}() decides (lit: PTE #{slot})", "pk-h")
     pos: dict[Node, tuple[float, float]] = {}
     preds: dict[Node, list[Node]] = {}
-    for p in paths:
+    for p in base:
         for i in range(1, len(p)):
             preds.setdefault(p[i], []).append(p[i - 1])
     for r_, row in sorted(by_rank.items()):
@@ -149,7 +189,9 @@ def _draw(kernel: str, paths: Sequence[Sequence[Node]], lit: Sequence[Sequence[N
     for n, (x, y) in pos.items():
         on = n in lit_nodes
         role = "lit" if on else ("hot" if n == ("return", "-EAGAIN") else "none")
-        t1, t2 = _label(n, returns)
+        t1, t2 = _label(n, returns, words)
+        # an opaque backing: the dashed edges run beneath a box, never through its words
+        c.rect(x, y, width[n], NODE_H, "bg", rx=6 if n[0] != "return" else 14)
         c.rect(x, y, width[n], NODE_H, role, rx=6 if n[0] != "return" else 14,
                tip=(f"taken by PTE #{slot}" if on else "not taken by this PTE"),
                extra=' stroke-width="2.5"' if on else "")

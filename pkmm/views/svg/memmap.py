@@ -17,7 +17,7 @@ from ...errors import LayoutError
 from ...folio import Folio
 from ...fork import ForkResult
 from ...process import Process
-from .core import Canvas, Picture
+from .core import Canvas, Picture, wrap
 from .physmem import MAX_W, Box, Memory, Pages, draw_memory, flow
 from .scene import Run, Slot, bounded, build_fork, layout_names, need_kernel, runs, vma_slots
 
@@ -55,28 +55,50 @@ def _draw_cell(c: Canvas, who: str, run: Run, slots: Sequence[Slot], b: Box,
     c.rect(b.x, b.y, b.w, b.h, role, tip=tip, extra=' stroke-width="2.5"' if pmd else "")
     c.text_group("pk-t2")
     idx = f"#{s.index}" if run.n == 1 else f"#{s.index}-{slots[run.last].index}"
+    # one PMD entry maps the whole run: say "one entry", not "×512" (read as 512 PTEs)
+    one_pmd = pmd and run.n > 1 and run.parts == 1
+    idx = f"one PMD entry {idx}" if one_pmd else idx
     c.text(b.x + 3, b.y + 10, idx, "")
     label = s.label if run.n == 1 else (
         f"{s.label}-{slots[run.last].page}" if s.folio is not None else s.label)
     if run.parts > 1:
         label = f"mixed: {run.parts} runs"
-    c.text(b.x + 3, b.y + 21, label + (" PMD" if pmd and run.n > 1 else ""), "")
-    letters = s.letters.split() if run.parts == 1 else []
-    # fill the first line up to 5 characters: "D A UW" on one line ran into the border
-    first: list[str] = []
-    while letters and len(" ".join(first + letters[:1])) <= 5:
-        first.append(letters.pop(0))
-    c.text(b.x + 3, b.y + 32, " ".join(first), "", extra=' font-weight="bold"')
-    if letters:
-        c.text(b.x + 3, b.y + 42, " ".join(letters), "", extra=' font-weight="bold"')
-    if run.n > 1:
+    label += " PMD" if pmd and run.n > 1 and not one_pmd else ""
+    # a name longer than the cell ("new12:0") is squeezed to fit, not run into the next
+    squeeze = (f' textLength="{b.w - 4:g}" lengthAdjust="spacingAndGlyphs"'
+               if len(label) * 5.4 > b.w - 3.5 else "")
+    c.text(b.x + 2.5, b.y + 21, label, "", extra=squeeze)
+    if run.n > 1 and not one_pmd:
         c.text(b.x + b.w - 3, b.y + 10, f"×{run.n}", "", anchor="end")
-    pinned = 0 if s.folio is None else sum(
-        pins.get((s.folio.pfn, i), 0) for i in range(s.page, s.page + run.n))
-    if pinned:   # the page behind this PTE is pinned: say so here too (and how often)
-        c.text(b.x + b.w - 3, b.y + 42, "PIN" if pinned == 1 else f"PIN×{pinned}", "",
-               anchor="end", extra=' font-weight="bold"')
+    for k, line in enumerate(_cell_lines(run, b.w, _pinned(s, run, pins))):
+        bold = ' font-weight="bold"'
+        c.text(b.x + 3, b.y + 32 + 10 * k, line, "", extra=bold)
     c.end()
+
+
+def _pinned(s: Slot, run: Run, pins: Mapping[tuple[int, int], int]) -> int:
+    """How often the pages behind this cell are pinned (FOLL_PIN)."""
+    return 0 if s.folio is None else sum(
+        pins.get((s.folio.pfn, i), 0) for i in range(s.page, s.page + run.n))
+
+
+def _cell_lines(run: Run, w: float, pinned: int) -> list[str]:
+    """The bit letters of a cell, as many to a line as fit its width (9 px monospace
+    glyphs are 5.4 px wide), then PIN and its count when the page is pinned: "D A UW" on
+    one line ran into the next cell, a PIN beside the letters ran over them."""
+    per_line = max(1, int((w - 5) / 5.4))
+    letters = run.head.letters if run.parts == 1 else ""
+    pin = ("PIN" if pinned == 1 else f"PIN×{pinned}") if pinned else ""
+    tail = [] if not pinned else [pin] if len(pin) <= per_line else ["PIN", f"×{pinned}"]
+    return wrap(letters, per_line) + tail
+
+
+def _cell_h(cells: Sequence[Run], widths: Sequence[float],
+            pins: Mapping[tuple[int, int], int]) -> float:
+    """The height every cell of a table gets: room for its longest list of lines."""
+    n = max((len(_cell_lines(r, w, _pinned(r.head, r, pins)))
+             for r, w in zip(cells, widths, strict=True)), default=0)
+    return max(CH, 24.0 + 10 * n + 3)
 
 
 def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str] = (),
@@ -119,11 +141,21 @@ def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str]
     tables.append(top)
     y, pages = draw_memory(c, mem, y + 50)     # room for the lines to bend above the band
     if len(procs) == 2:
-        y, bottom = _table(c, procs[1], who[1], names, y + 30, 1, **opts)
+        y, bottom = _table(c, procs[1], who[1], names, y + 22, 1, **opts)
         tables.append(bottom)
     for k, cells in enumerate(tables):
         for s, run, b, _ in cells:
             _link(c, s, run, b, pages, below=k == 1)
+    kinds = {s.kind for cells in tables for s, _, _, _ in cells}
+    kinds |= {"special" if f.kind in ("zero", "huge_zero") else f.kind for f in mem.order}
+    kinds |= {"special"} if mem.raw else set()
+    kinds |= {"nonpresent"} if mem.swaps else set()
+    marks = [("box", role, words) for role, words in KEY if role in kinds]
+    if any(pg.anon_exclusive for f in mem.order for pg in f.pages):
+        marks.append(("word", "AE", "AnonExclusive: only this process may map it"))
+    if mem.pins:
+        marks.append(("hatch", "anon", "PIN: pinned (FOLL_PIN), e.g. by a device's DMA"))
+    c.legend(y + 18, marks)
     desc = (f"{' and '.join(who)}: {len(procs)} page table"
             f"{'s' if len(procs) > 1 else ''}, {len(mem.order)} folio(s) in physical memory")
     return c.picture("memory-map", title or "memory map", desc, interactive=clickable)
@@ -147,18 +179,48 @@ def _procs(source: Any, kernel: str | None, without: Iterable[str],
     return procs, names or layout_names(folios, procs)
 
 
+#: the key to the box colours (each box also says its kind in words: folio name, "zero",
+#: "swap", "--")
+KEY = (("anon", "anonymous page"), ("file", "page-cache page (file)"),
+       ("shmem", "shared memory (shmem)"), ("special", "zero page / raw PFN: no refcount"),
+       ("nonpresent", "not present: swap or migration entry"), ("none", "empty PTE"))
+VMA_GAP = 14                     # between VMAs placed side by side
+
+
 def _table(c: Canvas, p: Process, who: str, names: Mapping[int, str], y: float,
            k: int, clickable: bool = False, selected: int | None = None,
            pins: Mapping[tuple[int, int], int] | None = None
            ) -> tuple[float, list[tuple[Slot, Run, Box, Sequence[Slot]]]]:
     out: list[tuple[Slot, Run, Box, Sequence[Slot]]] = []
     c.raw(f'<g role="group" class="pkmm-pte-grid" aria-label="{who}\'s page table">')
-    for vi, (v, slots) in enumerate(vma_slots(p, names)):
+    tables = vma_slots(p, names)
+    blocks = _vma_blocks(c, [(v.describe(), _cells(slots)) for v, slots in tables], who)
+    heading = f"{who}'s page table, {len(tables)} VMAs" if len(tables) > 1 else ""
+    if heading and k == 0:
         y += 14
-        c.text(LEFT, y, f"{who}: {v.describe()}", "pk-t")
-        cells = _cells(slots)
+        c.text(LEFT, y, heading + ":", "pk-t")
+    row_y, row_h, bottom = y, 0.0, y + 4
+    for vi, ((_, slots), (x, w, lines, cls, cells, first)) in enumerate(
+            zip(tables, blocks, strict=True)):
+        if first and vi:                       # a new row of VMAs below the last one
+            row_y, row_h = row_y + row_h + 6, 0.0
+        # a VMA's words sit on the side away from physical memory (above the parent's
+        # cells, below the child's), so no line to a page runs through them
+        step = 13 if cls == "pk-t" else 11
+        ty = row_y if k == 0 else row_y - 8
+        if k == 0:
+            for line in lines:
+                ty += step
+                c.text(x, ty, line, cls)
         widths = [CW if r.n == 1 else WIDE * CW + (WIDE - 1) * GAP for r in cells]
-        boxes = flow(widths, y + 6, CH, c.width)
+        h = _cell_h(cells, widths, pins or {})
+        boxes = [Box(b.x + x - LEFT, b.y, b.w, b.h)
+                 for b in flow(widths, ty + 6, h, w + 2 * LEFT)]
+        if k == 1:
+            ty = (boxes[-1].y + h) if boxes else ty
+            for line in lines:
+                ty += step
+                c.text(x, ty, line, cls)
         for r, b in zip(cells, boxes, strict=True):
             if clickable:
                 c.raw(f'<g data-pk-click="pte:{k}:{vi}:{r.head.index}" '
@@ -171,12 +233,55 @@ def _table(c: Canvas, p: Process, who: str, names: Mapping[int, str], y: float,
             if clickable:
                 c.raw("</g>")
             out.append((r.head, r, b, slots))
-        y = (boxes[-1].y + CH) if boxes else y + 4
+        end = ty + 4 if k == 1 or not boxes else boxes[-1].y + h
+        row_h = max(row_h, end - row_y)
+        bottom = max(bottom, end)
+    if heading and k == 1:
+        bottom += 14
+        c.text(LEFT, bottom, heading + " (above)", "pk-t")
     if not p.vmas:
-        y += 14
-        c.text(LEFT, y, f"{who}: no VMAs", "pk-t")
+        bottom += 14
+        c.text(LEFT, bottom, f"{who}: no VMAs", "pk-t")
     c.end()
-    return y, out
+    return bottom, out
+
+
+def _vma_blocks(c: Canvas, vmas: Sequence[tuple[str, Sequence[Run]]], who: str
+                ) -> list[tuple[float, float, list[str], str, Sequence[Run], bool]]:
+    """Where each VMA's block goes: (x, width, label lines, label class, cells, starts a
+    row).  One VMA takes the whole width; several sit side by side, each its label
+    wrapped above its own cells, so a line from a PTE drops to physical memory without
+    crossing another VMA's boxes or words (a stacked column had every upper VMA's lines
+    run through the lower ones).  The label shrinks to the small font before the VMAs
+    wrap to a second row, and the gap between them narrows."""
+    avail = c.width - 2 * LEFT
+    def cells_w(cells: Sequence[Run]) -> float:
+        ws = [CW if r.n == 1 else WIDE * CW + (WIDE - 1) * GAP for r in cells]
+        return min(avail, sum(ws) + GAP * max(len(ws) - 1, 0))
+    if len(vmas) <= 1:
+        return [(float(LEFT), avail, [f"{who}: {d}"], "pk-t", cells, True)
+                for d, cells in vmas]
+    def plan(char_w: float) -> list[tuple[float, list[str], Sequence[Run]]]:
+        # the longest word-wrapped line a block needs: the address range, 20 characters
+        out = []
+        for d, cells in vmas:
+            cw = cells_w(cells)
+            lines = wrap(d, max(20, int(cw / char_w)))
+            out.append((max(cw, max(len(t) for t in lines) * char_w), lines, cells))
+        return out
+    options = [("pk-t", plan(6.6), float(VMA_GAP)), ("pk-t2", plan(5.4), float(VMA_GAP)),
+               ("pk-t2", plan(5.4), VMA_GAP / 2)]
+    fits = [o for o in options
+            if sum(w for w, _, _ in o[1]) + o[2] * (len(vmas) - 1) <= avail]
+    cls, blocks, gap = (fits or options[-1:])[0]
+    out, x = [], float(LEFT)
+    for w, lines, cells in blocks:
+        first = x == LEFT
+        if x > LEFT and x + w > LEFT + avail:
+            x, first = float(LEFT), True
+        out.append((x, w, lines, cls, cells, first))
+        x += w + gap
+    return out
 
 
 def _target(s: Slot, pages: Pages, run: Run) -> Box | None:

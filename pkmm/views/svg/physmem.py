@@ -171,15 +171,18 @@ def _page_box(c: Canvas, mem: Memory, f: Folio, first: int, last: int, b: Box,
            + (", AnonExclusive" if pg.anon_exclusive else "")
            + (f", {pins} FOLL_PIN" if pins else ""))
     c.rect(b.x, b.y, b.w, b.h, role, tip=tip)
-    if pins:   # hatch the lower half only: over the whole box it hid the mapcount
-        c.hatch(b.x, b.y + b.h / 2 + 2, b.w, b.h / 2 - 2, tip)
-        c.text(b.x + b.w - 2, b.y + b.h - 3, "PIN", "pk-t2", anchor="end", halo=True,
-               extra=' font-weight="bold"')
+    count = str(pg.mapcount) if first == last else f"{pg.mapcount} ×{last - first + 1}"
+    if pins:
+        # three marks in one box, each in its own band: AE top left, the mapcount top
+        # right, PIN centred in the hatched lower band (PIN over the digit hid it)
+        c.hatch(b.x, b.y + b.h - 12, b.w, 12, tip)
+        c.text(b.x + b.w / 2, b.y + b.h - 3, "PIN" if pins == 1 else f"PIN×{pins}",
+               "pk-t2", anchor="middle", halo=True, extra=' font-weight="bold"')
+        c.text(b.x + b.w - 3, b.y + 13, count, "pk-t", anchor="end", tip=tip)
+    else:
+        c.text(b.x + b.w / 2, b.y + 21, count, "pk-t", anchor="middle", tip=tip)
     if pg.anon_exclusive:
         c.text(b.x + 2, b.y + 9, "AE", "pk-t2")
-    count = str(pg.mapcount) if first == last else f"{pg.mapcount} ×{last - first + 1}"
-    c.text(b.x + b.w / 2, b.y + (17 if pins else 21), count, "pk-t", anchor="middle",
-           tip=tip, halo=bool(pins))
 
 
 def _other_block(c: Canvas, mem: Memory, kind: str, key: int, b: Box,

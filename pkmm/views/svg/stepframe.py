@@ -116,6 +116,12 @@ def draw_frame(c: Canvas, f: Frame, kernel: str, y: float, *, clickable: bool = 
             y += 12
     y = _strip(c, f, "parent", f.parent, y + 2, clickable)
     y = _strip(c, f, "child", f.child, y + 4, clickable)
+    tags = "".join(_tag(f, cell.addr) for cell in (*f.parent, *f.child))
+    marks = ([("bar", "lit", "orange bar above, thick outline: the PTE(s) this step's "
+               "code is at")] if "cur" in tags else [])
+    marks += [("bar", "ok", "green bar below: changed by this step")] if "chg" in tags else []
+    if marks:    # say what the bars mean where they appear
+        y = c.legend(y + 14, marks)
     y += 14
     for row in f.folios:
         mc = " ".join(map(str, row.mapcounts[:16])) + (" ..." if len(row.mapcounts) > 16
