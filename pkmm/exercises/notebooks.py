@@ -272,8 +272,12 @@ def intro(name: str, up: str) -> str:
               "the PTE legend") + f": {legend}, AE AnonExclusive, pins: FOLL_PIN pins"
     return (f"# Exercise ({stem[0]}): {cls.title}\n\n{text}\n\n"
             f"Answer format: {cls.answer_format}.\n\nLearn it in: {learn}.\n\n"
-            f"Table columns ({legend}). The `ARG` lines at the top of a problem echo its "
-            "arguments: the same seed and version give the same problem again.\n\n"
+            f"Table columns ({legend}). The `#` column numbers the *present PTEs* in address "
+            "order, and answers refer to those numbers; an empty slot between two PTEs is "
+            "shown as an unnumbered `(none)` line, so row 4 is not always slot 4 of the VMA "
+            "(the lessons' pictures number slots, empty ones included). The `ARG` lines at "
+            "the top of a problem echo its arguments: the same seed and version give the "
+            "same problem again.\n\n"
             "*Predict first; use the model only to check yourself afterwards.*")
 
 
