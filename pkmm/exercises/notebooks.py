@@ -111,8 +111,8 @@ alike: v6.8 makes one call per PTE; **batch-v3** takes one call, one reference a
 one set_ptes() per batch, but still duplicates the anon rmap page by page
 (`page_try_dup_anon_rmap()` in a loop over the batch: one per PTE); v6.9 and v6.17 duplicate a
 whole batch's rmap in one call (`folio_try_dup_anon_rmap_ptes()`). Notebook 08 counts more
-operations (refcount updates, PTE reads); this exercise asks for these four. Every PTE has the same bits
-except A, which no batching version compares."""),
+operations (refcount updates, PTE reads); this exercise asks for these four. Every PTE has
+the same bits except A, which no batching version compares."""),
 }
 
 #: The lesson notebooks each exercise follows (paths relative to notebooks/).
