@@ -220,9 +220,13 @@ def _answer(question: str, sc: Scenario) -> tuple[int, str]:
 
 
 def check(question: str, answer: object, sc: Scenario) -> str:
-    """Check a prediction about ``sc``; a wrong one gets the reason."""
+    """Check a prediction about ``sc``; a wrong one gets the reason.  ``...`` (no
+    prediction yet) only asks: the answer is never printed before a prediction."""
     if question not in QUESTIONS:
         return f"unknown question {question!r}; choose one of {', '.join(QUESTIONS)}"
+    if answer is Ellipsis:
+        return (f"? {QUESTIONS[question]}\n  Your prediction first: replace the ... in this "
+                f"cell with a number, then run the cell again.")
     want, why = _answer(question, sc)
     try:
         got = int(str(answer).replace(",", "").replace("_", "").strip())

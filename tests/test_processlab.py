@@ -65,3 +65,15 @@ def test_this_process_stand_in_off_linux(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(lab.sys, "platform", "emscripten")
     sc, where = lab.this_process()
     assert where.startswith("stored snapshot") and sc.vmas
+
+
+def test_check_asks_first_and_never_shows_the_answer_unasked() -> None:
+    from pkmm.scenario import Scenario
+    sc = Scenario.from_dict({"vmas": [{"start": 0x200000, "npages": 2, "anon_vma": True},
+                                      {"start": 0x400000, "npages": 1, "backing": "file"}],
+                             "runs": [{"addr": 0x200000, "npages": 2}]})
+    asked = lab.check("copied", ..., sc)
+    assert asked.startswith("? ") and "replace the ..." in asked
+    assert "answer is" not in asked and "1" not in asked
+    assert lab.check("copied", 1, sc).startswith("Right")
+    assert "the answer is 1" in lab.check("copied", 2, sc)

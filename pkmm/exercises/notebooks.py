@@ -32,8 +32,10 @@ else ends a batch depends on the version:
 
 - **v6.8** does not batch: one call per PTE.
 - **batch-v3** (the [seed patch](../glossary.ipynb#seed-patch)) takes consecutive pages of
-  one folio and stops only where [PN](../glossary.ipynb#PN) changes, or
-  [UW](../glossary.ipynb#UW) when the child VMA is uffd-wp; D and W are counted, not compared.
+  one folio; besides the stops every version shares (a pfn gap, an empty or non-present
+  slot, the folio's or the range's end) it compares only two bits: a batch ends where
+  [PN](../glossary.ipynb#PN) changes, or [UW](../glossary.ipynb#UW) when the child VMA is
+  uffd-wp. D and W are counted, not compared.
 - **v6.9 and v6.17** compare the PTE bits ([folio_pte_batch](../glossary.ipynb#folio_pte_batch)),
   ignoring A and W always, D only in a shared mapping (so in a private mapping a change of
   D ends the batch), and SD unless soft-dirty tracking is on; UW and PN are compared.
@@ -74,8 +76,11 @@ its pincount is above 0. Fork asks only if the process has ever pinned a page
 of every [AnonExclusive](../glossary.ipynb#AnonExclusive) page of a folio that may be pinned:
 the kernel does not know *which* page of a large folio is pinned. Each copy needs a
 [preallocated page](../glossary.ipynb#preallocated-page): fork drops its locks, allocates and
-retries (an [-EAGAIN](../glossary.ipynb#-EAGAIN) round); in v6.9 and v6.17 a batch that holds
-such a page fails as a whole first.
+retries (an [-EAGAIN](../glossary.ipynb#-EAGAIN) round). v6.8 and batch-v3 check page by
+page. v6.9 and v6.17 check a batch's anonymous pages in one call, all or nothing: if any page
+of the batch must be copied, the whole batch is refused, fork allocates a page, and the retry
+takes that one PTE alone — sharing it if it is not AnonExclusive (the allocated page is then
+wasted, but the round was spent), copying it if it is.
 
 Predict which rows are copied, and how many rounds fork takes."""),
     "refcounts": ("d-refcount-mapcount", """\
@@ -101,9 +106,13 @@ Batching is about cost: fewer calls, fewer [set_ptes](../glossary.ipynb#set_ptes
 fewer rmap updates per PTE. Count, for this layout and version: the calls of the present-PTE
 copy function (one per batch), the set_ptes() calls, the child PTEs written, and the anon
 [rmap dup](../glossary.ipynb#rmap-dup) calls (`anon_dup_checks`: the calls that add the
-child's mappings, and may refuse for a pinned page). Notebook 08 counts more operations
-(refcount updates, PTE reads); this exercise asks for these four. Every PTE has the same bits
-except A, which no batching version compares."""),
+child's mappings, and may refuse for a pinned page). Batching does not shorten all of them
+alike: v6.8 makes one call per PTE; **batch-v3** takes one call, one reference addition and
+one set_ptes() per batch, but still duplicates the anon rmap page by page
+(`page_try_dup_anon_rmap()` in a loop over the batch: one per PTE); v6.9 and v6.17 duplicate a
+whole batch's rmap in one call (`folio_try_dup_anon_rmap_ptes()`). Notebook 08 counts more
+operations (refcount updates, PTE reads); this exercise asks for these four. Every PTE has
+the same bits except A, which no batching version compares."""),
 }
 
 #: The lesson notebooks each exercise follows (paths relative to notebooks/).
@@ -263,8 +272,12 @@ def intro(name: str, up: str) -> str:
               "the PTE legend") + f": {legend}, AE AnonExclusive, pins: FOLL_PIN pins"
     return (f"# Exercise ({stem[0]}): {cls.title}\n\n{text}\n\n"
             f"Answer format: {cls.answer_format}.\n\nLearn it in: {learn}.\n\n"
-            f"Table columns ({legend}). The `ARG` lines at the top of a problem echo its "
-            "arguments: the same seed and version give the same problem again.\n\n"
+            f"Table columns ({legend}). The `#` column numbers the *present PTEs* in address "
+            "order, and answers refer to those numbers; an empty slot between two PTEs is "
+            "shown as an unnumbered `(none)` line, so row 4 is not always slot 4 of the VMA "
+            "(the lessons' pictures number slots, empty ones included). The `ARG` lines at "
+            "the top of a problem echo its arguments: the same seed and version give the "
+            "same problem again.\n\n"
             "*Predict first; use the model only to check yourself afterwards.*")
 
 
