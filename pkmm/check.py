@@ -728,10 +728,17 @@ def fault_kind(layout: Any, kernel: str, ops: Sequence[tuple[str, str, int]],
     base = p.vmas[0].vm_start
     pin = sc.pins[0] if sc.pins else None
     story = [_op_text(who, op, slot, _apply(procs, folios, pin, base, who, op, slot))
-             for who, op, slot in ops]
-    who = ops[-1][0]
+             for who, op, slot in ops[:-1]]
+    who, op, slot = ops[-1]
+    was = procs[who].pte(base + slot * PAGE_SIZE) if op not in ("exit",) else None
+    story.append(_op_text(who, op, slot, _apply(procs, folios, pin, base, who, op, slot)))
     fr = procs[who].last_fault
     kind = _kind(procs[who])
+    # The kernel copies the zero page through the same wp_page_copy() as any CoW, and the
+    # lab's words call that "cow-zero" (explain.FAULT_WORDS): accept the name it taught.
+    if kind == "cow-copy" and answer == "cow-zero" and was is not None and was.present \
+            and was.special:
+        kind = "cow-zero"
     summary = "After fork, " + "; then ".join(story) + "."
     detail = ("the PTE allowed the access" if fr is None or kind == "no fault" else
               ex.join([f"{f}(): {reason}" for f, _, reason in fr.events[:4]]))

@@ -204,3 +204,14 @@ def test_cost_checkers_read_the_bulk_fork_and_the_stored_timings() -> None:
     import pkmm
     with pytest.raises(pkmm.LayoutError, match="size='2G'"):
         check.fork_ops("2G", "4K", "v6.9", "batch_scans", 0)
+
+
+def test_a_write_to_the_zero_page_accepts_the_name_the_lab_teaches() -> None:
+    # explain.FAULT_WORDS calls it "cow-zero"; the kernel runs wp_page_copy() for it, which
+    # the model reports as "cow-copy": either name is right, a wrong one is still wrong.
+    zero = {"vmas": [{"start": 0, "npages": 2}], "zero": [0x0]}
+    ops = [("parent", "write=5", 0)]
+    assert check.fault_kind(zero, "v6.17", ops, "cow-zero").correct
+    assert check.fault_kind(zero, "v6.17", ops, "cow-copy").correct
+    assert not check.fault_kind(zero, "v6.17", ops, "reuse").correct
+    assert not check.fault_kind(ONE, "v6.17", [("parent", "write=1", 0)], "cow-zero").correct
