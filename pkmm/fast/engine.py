@@ -191,8 +191,11 @@ def folio_mapcounts(m: BulkMachine, large_only: bool = False) -> np.ndarray:
         if large_only:
             inside &= m.folio_order > 0
         if inside.any():
-            run = np.concatenate([[0], np.cumsum(m.mapcount, dtype=np.int64)])
-            per[inside] = run[start[inside] + size[inside]] - run[start[inside]]
+            run = np.empty(len(m.mapcount) + 1, np.int64)
+            run[0] = 0
+            np.cumsum(m.mapcount, out=run[1:])
+            first = start[inside]
+            per[inside] = run[first + size[inside]] - run[first]
     total: np.ndarray = per + m.entire
     return total
 
@@ -240,7 +243,10 @@ def _child_mm_ids(b: Bulk, mapped0: np.ndarray, traced: dict[int, int], child_id
         return
     key = np.column_stack([m.mm_ids[todo], m.mm_counts[todo], m.mm_shared[todo],
                            after[todo], diff[todo]])
-    uniq, inv = unique_rows(key)
+    if (key == key[0]).all():     # the usual case: every folio in the same state
+        uniq, inv = key[:1], np.zeros(len(key), np.int64)
+    else:
+        uniq, inv = unique_rows(key)
     for u, row in enumerate(uniq.tolist()):
         ids: list[int | None] = [None if x < 0 else x for x in row[:2]]
         counts = row[2:4]
