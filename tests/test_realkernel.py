@@ -4,6 +4,7 @@ against the running kernel (Linux + root only; skipped with the reason otherwise
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -141,6 +142,24 @@ LIVE = detect().probe_ready()
 live = pytest.mark.skipif(LIVE is not None, reason=f"real-kernel probes: {LIVE}")
 
 
+_NEW_PAGE = re.compile(r"n\d+ ")
+
+
+def _reclaim_dependent(sid: str, kernel: str, model: str) -> bool:
+    """A swapped-out scenario's page that differs only in *which* new page it is.
+
+    After the child's copy, the parent's swap-in finds the old page in the swap cache -- or,
+    when reclaim dropped that clean page meanwhile (it may, at any time: it is only a cache
+    of the slot), reads a fresh one.  Both are the kernel's behaviour; which one happens
+    depends on memory pressure from the rest of the machine, not on fork.  The model keeps
+    the cached page; every other field of the token (exclusive, mapcount, AE, flags) must
+    still agree."""
+    scenario = next(sc for sc in SCENARIOS if sc.id == sid)
+    return ("swap" in scenario.needs and bool(_NEW_PAGE.match(kernel))
+            and bool(_NEW_PAGE.match(model))
+            and _NEW_PAGE.sub("", kernel, 1) == _NEW_PAGE.sub("", model, 1))
+
+
 @live
 def test_live_kernel_agrees_with_model(no_new_children: None) -> None:
     from pkmm.realkernel.run import probe_all
@@ -151,7 +170,9 @@ def test_live_kernel_agrees_with_model(no_new_children: None) -> None:
     rows = report(results, model_kernel(detect().kernel))
     skipped = {r.id: r.skipped for r in rows if r.skipped}
     bad = {r.id: [f"{d.step} [{d.who}] {d.what}: kernel {d.kernel!r} model {d.model!r}"
-                  for d in r.diffs] for r in rows if r.diffs}
+                  for d in r.diffs if not _reclaim_dependent(r.id, d.kernel, d.model)]
+           for r in rows if r.diffs}
+    bad = {k: v for k, v in bad.items() if v}
     if bad:
         # The model is deterministic; the kernel's run is not quite (swap readahead and
         # reclaim depend on what else the machine does).  A scenario fails when it
@@ -257,3 +278,10 @@ def test_replay_plan_populates_exactly_the_vmas_fork_copies() -> None:
     flagged = Scenario.from_dict({**sc.to_dict(), "vmas": [
         {**sc.vmas[0]}, {**sc.vmas[1], "anon_vma": True}, {**sc.vmas[2]}]})
     assert [v.copied for v in plan_replay(flagged).vmas] == [True, True, False]
+
+
+def test_only_which_new_page_a_swap_in_gets_is_excused() -> None:
+    assert _reclaim_dependent("s1", "n3 x1 m1 ae1 A", "n1 x1 m1 ae1 A")
+    assert not _reclaim_dependent("s1", "n3 x1 m1 ae0 A", "n1 x1 m1 ae1 A")   # AE differs
+    assert not _reclaim_dependent("s1", "orig x1 m1 ae1 A", "n1 x1 m1 ae1 A")
+    assert not _reclaim_dependent("a", "n3 x1 m1 ae1 A", "n1 x1 m1 ae1 A")    # not swap
