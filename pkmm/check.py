@@ -694,13 +694,20 @@ def _apply(procs: dict[str, Any], folios: dict[str, Any], pin: dict[str, Any] | 
     else:
         procs[who].write(addr, int(op.split("=")[1]) if "=" in op else 1)
     fr = procs[who].last_fault
-    kind = "no fault" if fr is None or not fr.faulted else fr.kind
-    if kind == "cow-copy" and was is not None and was.present and was.special:
-        kind = "cow-zero"
-    words = ex.fault_words(kind)
+    words = ex.fault_words(_fault_name(fr, was))
     if fr is not None and any(rule.startswith("split") for _, rule, _ in fr.events):
         words = ex.fault_words("split-pmd") + "; " + words
     return words
+
+
+def _fault_name(fr: Any, was: Any) -> str:
+    """The lab's name for what a fault did: ``FaultResult.kind``, except that a copy of the
+    zero page is "cow-zero".  The kernel serves both with wp_page_copy(); the lab's words
+    (explain.FAULT_WORDS) tell them apart, since the zero page is never copied from."""
+    kind = "no fault" if fr is None or not fr.faulted else str(fr.kind)
+    if kind == "cow-copy" and was is not None and was.present and was.special:
+        return "cow-zero"
+    return kind
 
 
 def _kind(proc: Any) -> str:
@@ -734,11 +741,9 @@ def fault_kind(layout: Any, kernel: str, ops: Sequence[tuple[str, str, int]],
     story.append(_op_text(who, op, slot, _apply(procs, folios, pin, base, who, op, slot)))
     fr = procs[who].last_fault
     kind = _kind(procs[who])
-    # The kernel copies the zero page through the same wp_page_copy() as any CoW, and the
-    # lab's words call that "cow-zero" (explain.FAULT_WORDS): accept the name it taught.
-    if kind == "cow-copy" and answer == "cow-zero" and was is not None and was.present \
-            and was.special:
-        kind = "cow-zero"
+    # the model's kind and the lab's name for it (see _fault_name) are both right answers
+    if answer == _fault_name(fr, was):
+        kind = str(answer)
     summary = "After fork, " + "; then ".join(story) + "."
     detail = ("the PTE allowed the access" if fr is None or kind == "no fault" else
               ex.join([f"{f}(): {reason}" for f, _, reason in fr.events[:4]]))

@@ -14,10 +14,12 @@ Taught in: notebooks/10-real-process.ipynb
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import fcntl
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,19 +96,26 @@ def parse_smaps(text: str) -> list[VmaInfo]:
     return out
 
 
-def _proc_read(pid: int, name: str) -> str:
+@contextlib.contextmanager
+def _proc_errors(pid: int, missing: str, denied: str) -> Iterator[None]:
+    """Turn the errors of reading ``/proc/PID/...`` into a SnapshotError that says what to
+    do: ``missing`` when the process is gone, ``denied`` when we may not read it."""
     try:
-        with open(f"/proc/{pid}/{name}") as f:
-            return f.read()
+        yield
     except FileNotFoundError:
-        raise SnapshotError(f"pid={pid}: no such process (it may have exited); pass the PID "
-                            "of a running process (see `ps`)") from None
+        raise SnapshotError(f"pid={pid}: {missing}") from None
     except PermissionError:
-        raise SnapshotError(f"pid={pid}: not allowed to read /proc/{pid}/{name}; run as the "
-                            "process's owner or as root") from None
+        raise SnapshotError(f"pid={pid}: {denied}") from None
     except ProcessLookupError:
         raise SnapshotError(f"pid={pid}: the process exited while being read; snapshot a "
                             "process that keeps running") from None
+
+
+def _proc_read(pid: int, name: str) -> str:
+    with _proc_errors(pid, "no such process (it may have exited); pass the PID of a running "
+                      "process (see `ps`)", f"not allowed to read /proc/{pid}/{name}; run as "
+                      "the process's owner or as root"), open(f"/proc/{pid}/{name}") as f:
+        return f.read()
 
 
 def process_identity(pid: int) -> tuple[str, int]:
@@ -148,14 +157,10 @@ class Pagemap:
         # pagemap_read() then zeroes the frame field (bits 0-54: PFN, or swap type and
         # offset) of every entry and keeps the flag bits
         self.frame_mask = 0 if show_pfn else PM_PFN_MASK
-        try:
+        with _proc_errors(pid, "no such process; pass a running process's PID",
+                          f"not allowed to open /proc/{pid}/pagemap (it needs ptrace access: "
+                          "the same user, or root)"):
             self.fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
-        except FileNotFoundError:
-            raise SnapshotError(f"pid={pid}: no such process; pass a running process's "
-                                "PID") from None
-        except PermissionError:
-            raise SnapshotError(f"pid={pid}: not allowed to open /proc/{pid}/pagemap (it "
-                                "needs ptrace access: the same user, or root)") from None
         self.scan_ok: bool | None = None     # None: not tried yet
 
     def close(self) -> None:
