@@ -180,6 +180,23 @@ def test_per_page_cost_falls_with_the_batch_size_only_when_batching() -> None:
         P.per_page_cost(sizes=(3,), params=params)
 
 
+def test_per_page_cost_adds_the_cold_struct_pages_of_each_folio() -> None:
+    from pkmm.costmodel import MEMMAP_RAMP
+    base = {"ns_per_pte": 40.0, "ns_per_copy_call": 30.0, "ns_per_batch_scan": 60.0}
+    cold = P.per_page_cost("v6.17", sizes=(1, 4, 64, 512),
+                           params={**base, "ns_per_cold_struct_page": 10.0})
+    plain = P.per_page_cost("v6.17", sizes=(1, 4, 64, 512), params=base)
+    extra = {n: cold.data["per_page_ns"][n] - plain.data["per_page_ns"][n]
+             for n in (1, 4, 64, 512)}
+    # every page of a folio up to the ramp is cold; beyond it the cold share falls as 1/n
+    assert extra == pytest.approx({n: 10.0 * min(n, MEMMAP_RAMP) / n for n in extra})
+    assert "cold struct pages" in cold.svg and "cold struct pages" not in plain.svg
+    # v6.8 copies PTE by PTE, but a folio's struct pages still stream: the same cold part
+    v68 = P.per_page_cost("v6.8", sizes=(64,), params={**base, "ns_per_cold_struct_page": 10.0})
+    assert v68.data["per_page_ns"][64] - P.per_page_cost(
+        "v6.8", sizes=(64,), params=base).data["per_page_ns"][64] == pytest.approx(extra[64])
+
+
 @pytest.mark.parametrize("call", [
     lambda: P.memory_map(T06, "v7"), lambda: P.batch_strip(T06, kernel=None),
     lambda: P.memory_map([object()]), lambda: P.rule_grid(uffd_fork="yes"),
