@@ -10,10 +10,10 @@ AnonExclusive, just written: the parent must be write-protected and its caches a
 and REPEAT (read-only from an earlier fork).  A layout with a share ``w`` of writable
 entries pays ``w`` of the FRESH prices and ``1 - w`` of the REPEAT ones.  Priced counts:
 child PTEs written, folio refcount updates (one per copy call or PMD), batch scans (the
-large-folio path only), struct pages touched cold (:func:`cold_struct_pages`), PMDs copied; and, shared by both states, PTE slots read but not
-written (empty slots), page tables the child gets, VMAs duplicated (and of those, the ones
-with an anon_vma to fork and the file-backed ones to link into their file), pages copied
-at fork.
+large-folio path only), struct pages touched cold (:func:`cold_struct_pages`), PMDs
+copied; and, shared by both states, PTE slots read but not written (empty slots), page
+tables the child gets, VMAs duplicated (and of those, the ones with an anon_vma to fork and
+the file-backed ones to link into their file), pages copied at fork.
 The prices are fitted by least squares on this machine's stored interleaved timings
 (:mod:`pkmm.realkernel.calibrate`): on some folio sizes (:data:`TRAIN`) and rebuilt
 layouts, and checked on those left out (:func:`held_out`).
