@@ -434,3 +434,18 @@ def test_memory_map_draws_a_pmd_as_one_entry() -> None:
     assert pic.svg.count("one PMD entry #0-511") == 2 and "×512</text>" not in pic.svg.split(
         "physical memory")[0]
     assert not _spills(pic) and not _overlaps(pic)
+
+
+def test_step_frames_give_page_cache_folios_no_anon_exclusive_count() -> None:
+    from pkmm.scenario import Scenario
+    from pkmm.views.stepframes import StepFrames
+    from pkmm.views.svg.stepframe import frame_picture
+    sf = StepFrames(Scenario.from_dict(TOUR), "v6.17")
+    last = sf.frame(len(sf) - 1)
+    rows = {r.name: r for r in last.folios}
+    assert not rows["C"].anon and rows["A"].anon and rows["F"].anon
+    texts = " ".join(_texts(frame_picture(last, "v6.17")))
+    assert "C: refcount" in texts and "A: refcount" in texts
+    c_line = next(t for t in _texts(frame_picture(last, "v6.17")) if t.startswith("C: "))
+    a_line = next(t for t in _texts(frame_picture(last, "v6.17")) if t.startswith("A: "))
+    assert "AnonExclusive" in a_line and "page-cache folio (no AnonExclusive)" in c_line
