@@ -45,7 +45,7 @@ __all__ = ["Verdict", "batches", "child_bits", "copies", "eagain", "fault_kind",
            "rss", "speedup", "vma_copied"]
 
 #: The bits a learner may predict: the PTE bit table's, except "special" (not copied apart).
-BITS = tuple(n for n in (getattr(b, "name", b) for b in PTE_BITS) if n != "special")
+BITS: tuple[str, ...] = tuple(b.name for b in PTE_BITS if b.name != "special")
 
 
 def predicted(answer: Any) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 from .costmodel import (
     FOLIOS,
     GIB,
+    MEMMAP_RAMP,
     MODES,
     PRICED,
     REQUIRED,
@@ -25,7 +26,8 @@ from .costmodel import (
 )
 from .kernels import COW_KERNELS
 
-__all__ = ["PRICED", "QUESTIONS", "check", "fit", "fork_counts", "held_out", "ops_table",
+__all__ = ["MEMMAP_RAMP", "PRICED", "QUESTIONS", "check", "fit", "fork_counts", "held_out",
+           "ops_table",
            "plot_fit", "plot_ops", "predict_seconds", "render_fit", "render_ops",
            "stored_fork_seconds"]
 

@@ -10,10 +10,10 @@ AnonExclusive, just written: the parent must be write-protected and its caches a
 and REPEAT (read-only from an earlier fork).  A layout with a share ``w`` of writable
 entries pays ``w`` of the FRESH prices and ``1 - w`` of the REPEAT ones.  Priced counts:
 child PTEs written, folio refcount updates (one per copy call or PMD), batch scans (the
-large-folio path only), PMDs copied; and, shared by both states, PTE slots read but not
-written (empty slots), page tables the child gets, VMAs duplicated (and of those, the ones
-with an anon_vma to fork and the file-backed ones to link into their file), pages copied
-at fork.
+large-folio path only), struct pages touched cold (:func:`cold_struct_pages`), PMDs
+copied; and, shared by both states, PTE slots read but not written (empty slots), page
+tables the child gets, VMAs duplicated (and of those, the ones with an anon_vma to fork and
+the file-backed ones to link into their file), pages copied at fork.
 The prices are fitted by least squares on this machine's stored interleaved timings
 (:mod:`pkmm.realkernel.calibrate`): on some folio sizes (:data:`TRAIN`) and rebuilt
 layouts, and checked on those left out (:func:`held_out`).
@@ -32,21 +32,33 @@ from .kernels import DEFAULT_KERNEL
 
 #: Counts priced per state (FRESH / REPEAT) -> price name.
 PRICED = {"pte_writes": "ns_per_pte", "set_ptes_calls": "ns_per_copy_call",
-          "batch_scans": "ns_per_batch_scan", "pmd_copies": "ns_per_pmd"}
+          "batch_scans": "ns_per_batch_scan", "cold_struct_pages": "ns_per_cold_struct_page",
+          "pmd_copies": "ns_per_pmd"}
+#: How many struct pages of one folio fork touches before the CPU's prefetcher has caught
+#: up with it.  Fork reads and updates every mapped page's struct page (refcount,
+#: _mapcount, PageAnonExclusive: CONFIG_PAGE_MAPCOUNT keeps a per-page mapcount); the
+#: struct pages of one folio lie side by side in the memmap (64 bytes, one cache line,
+#: each), but separate folios lie far apart, so the first pages of every folio miss the
+#: cache until the prefetcher has seen the stream.  Without this term the per-page cost
+#: of n-page folios is a + b/n and flattens by 64K; the machine's does not (it keeps
+#: falling to 2M).  12 is the ramp that fitted the stored sessions of this machine (AMD
+#: EPYC) best, each on its own (9 to 17); scripts/costmodel_bench.py checks it on sizes
+#: no fit has seen.
+MEMMAP_RAMP = 12
 #: Counts priced the same in both states -> price name (fitted on rebuilt layouts).
 SHARED = {"empty_reads": "ns_per_empty_slot", "page_tables": "ns_per_page_table",
           "vmas": "ns_per_vma", "anon_vmas": "ns_per_anon_vma", "file_vmas": "ns_per_file_vma",
           "page_copies": "ns_per_page_copy"}
 FEATURES = tuple(PRICED) + tuple(SHARED)
 PARAMS = tuple(PRICED.values())
-TRAIN = ("4K", "16K", "256K", "2M-pmd")
+TRAIN = ("4K", "16K", "64K", "512K", "2M-pmd")
 FOLIOS = ("4K", "16K", "32K", "64K", "128K", "256K", "512K", "1M", "2M-pte", "2M-pmd")
 REQUIRED = ("16K", "64K", "128K", "512K", "2M-pte")
 MODES = ("fresh", "repeat")
 GIB = 1 << 30
 NOISE_NS = 2e5     # the baseline's spread: small measurements weigh less in the fit
 
-__all__ = ["FEATURES", "PARAMS", "PRICED", "SHARED", "Fit", "features", "fit",
+__all__ = ["FEATURES", "MEMMAP_RAMP", "PARAMS", "PRICED", "SHARED", "Fit", "features", "fit",
            "fixed_cost", "fork_counts", "fork_features", "held_out", "predict_seconds",
            "scenario_counts", "stored_fork_seconds", "unpriced", "writable_share"]
 
@@ -60,12 +72,47 @@ def features(r: Any, wrprotected: int = 0) -> dict[str, int]:
     tables = child.nr_ptes
     return {"pte_writes": ops.get("pte_writes", 0),
             "set_ptes_calls": ops.get("set_ptes_calls", 0),
-            "batch_scans": ops.get("batch_scans", 0), "pmd_copies": ops.get("pmd_copies", 0),
+            "batch_scans": ops.get("batch_scans", 0),
+            "cold_struct_pages": cold_struct_pages(r.child),
+            "pmd_copies": ops.get("pmd_copies", 0),
             "empty_reads": max(ops.get("pte_reads", 0) - ops.get("pte_writes", 0), 0),
             "page_tables": tables, "vmas": len(child.vmas),
             "anon_vmas": sum(1 for v in child.vmas if v.anon_vma),
             "file_vmas": sum(1 for v in child.vmas if v.backing != "anon"),
             "page_copies": ops.get("page_copies", 0), "wrprotected": wrprotected}
+
+
+def cold_struct_pages(b: Any, ramp: int = MEMMAP_RAMP) -> int:
+    """The struct pages fork touches cold in the bulk process ``b`` (the child: every
+    page it maps, fork touched): per run of one folio's consecutive pages in consecutive
+    PTE slots of one table, the first ``ramp`` pages (see :data:`MEMMAP_RAMP`).  A 4K
+    page is a run of one; a PTE-mapped 2M folio is one run of 512 per page table.  The
+    runs are a property of the layout, not of a kernel's batching: v6.8 copies a 64K
+    folio PTE by PTE, but its struct pages still stream.
+
+    >>> from pkmm.fast import build_region
+    >>> [cold_struct_pages(build_region(4 << 20, f)) for f in ("4K", "16K", "64K", "2M-pte")]
+    [1024, 1024, 768, 24]
+    """
+    import numpy as np
+
+    from .fast.layout import P
+    mm, mach = b.mm, b.machine
+    pfn = mm.pfn.reshape(-1, 512)
+    idx = pfn - mach.base
+    ok = ((mm.bits.reshape(-1, 512) & P) != 0) & (idx >= 0) & (idx < len(mach.page_folio))
+    folio = np.where(ok, mach.page_folio[np.clip(idx, 0, max(len(mach.page_folio) - 1, 0))],
+                     -1) if len(mach.page_folio) else np.full(pfn.shape, -1)
+    ok &= folio >= 0
+    # a slot continues the run of the slot before it in its table: same folio, next page
+    cont = np.zeros_like(ok)
+    cont[:, 1:] = ok[:, 1:] & ok[:, :-1] & (folio[:, 1:] == folio[:, :-1]) & \
+        (pfn[:, 1:] == pfn[:, :-1] + 1)
+    # each slot's place in its run: slots since the run began
+    flat_ok, flat_cont = ok.ravel(), cont.ravel()
+    pos = np.arange(flat_ok.size)
+    began = np.maximum.accumulate(np.where(flat_ok & ~flat_cont, pos, 0))
+    return int(np.count_nonzero(flat_ok & (pos - began < ramp)))
 
 
 def _writable(b: Any) -> int:
@@ -301,8 +348,10 @@ def unpriced(f: Mapping[str, int], prices: Fit | None = None) -> list[str]:
     """
     fitted = prices or _stored_fit()
     names = {**PRICED, **SHARED}
+    # a price the fit produced is a measurement, even when it came out 0 (the machine did
+    # that work for free in that session); unpriced is what no measurement exercised
     return [k for k, p in names.items() if f.get(k, 0) and not all(
-        fitted.prices[m].get(p, 0.0) > 0 for m in MODES)]
+        p in fitted.prices[m] for m in MODES)]
 
 
 def held_out(f: Fit | None = None) -> list[dict[str, Any]]:

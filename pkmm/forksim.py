@@ -143,6 +143,16 @@ def live(sc: Scenario, rounds: int, progress: bool | None) -> dict[str, Any]:
             "obtained": r["obtained"].source.get("pages", {})}
 
 
+def _off(measured: dict[str, Any]) -> str:
+    """How far the prediction is from the measurement, in words.
+
+    >>> _off({"measured_ms": 20.0, "predicted_ms": 16.0})
+    'prediction 20% under the measurement'
+    """
+    err = (measured["predicted_ms"] - measured["measured_ms"]) / measured["measured_ms"]
+    return f"prediction {abs(err):.0%} {'over' if err > 0 else 'under'} the measurement"
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m pkmm forksim",
                                  description="Fork a scenario file or a live process under "
@@ -189,5 +199,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"live: the layout rebuilt on this kernel forks in {measured['measured_ms']:.2f}"
               f" ms (min of {measured['rounds']}, REPEAT state); the cost model predicts "
               f"{measured['predicted_ms']:.2f} ms for the layout obtained "
-              f"({measured['kernel']}); left out: {', '.join(measured['left_out']) or '-'}")
+              f"({measured['kernel']}; {_off(measured)}); left out: "
+              f"{', '.join(measured['left_out']) or '-'}")
     return 0

@@ -9,7 +9,11 @@ not fitted) and the one the stored calibration predicts.  ``--replay`` also rebu
 layout of a real Python process (pkmm.realkernel.layouts_cost.real_process) and compares
 its fork time with the stored calibration's prediction.
 
+``--save FILE`` writes the run's measurements (the stored dataset's format, so
+``pkmm.costmodel.fit(data=json.load(open(FILE)))`` refits them).
+
 Usage: .venv/bin/python scripts/costmodel_bench.py [--rounds 11] [--replay] [--json]
+       [--save FILE]
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument("--replay", action="store_true")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--save", metavar="FILE", help="write this run's measurements as JSON")
     a = ap.parse_args()
     reason = detect().probe_ready()
     if reason:
@@ -69,6 +74,9 @@ def main() -> int:
         return 2
     t0 = time.time()
     data = live_runs(a.rounds)
+    if a.save:
+        with open(a.save, "w") as f:
+            json.dump(data, f)
     live = cm.fit(data=data)
     rows = table(live, cm.fit(data=load()))
     extra = replay_check() if a.replay else None

@@ -180,6 +180,23 @@ def test_per_page_cost_falls_with_the_batch_size_only_when_batching() -> None:
         P.per_page_cost(sizes=(3,), params=params)
 
 
+def test_per_page_cost_adds_the_cold_struct_pages_of_each_folio() -> None:
+    from pkmm.costmodel import MEMMAP_RAMP
+    base = {"ns_per_pte": 40.0, "ns_per_copy_call": 30.0, "ns_per_batch_scan": 60.0}
+    cold = P.per_page_cost("v6.17", sizes=(1, 4, 64, 512),
+                           params={**base, "ns_per_cold_struct_page": 10.0})
+    plain = P.per_page_cost("v6.17", sizes=(1, 4, 64, 512), params=base)
+    extra = {n: cold.data["per_page_ns"][n] - plain.data["per_page_ns"][n]
+             for n in (1, 4, 64, 512)}
+    # every page of a folio up to the ramp is cold; beyond it the cold share falls as 1/n
+    assert extra == pytest.approx({n: 10.0 * min(n, MEMMAP_RAMP) / n for n in extra})
+    assert "cold struct pages" in cold.svg and "cold struct pages" not in plain.svg
+    # v6.8 copies PTE by PTE, but a folio's struct pages still stream: the same cold part
+    v68 = P.per_page_cost("v6.8", sizes=(64,), params={**base, "ns_per_cold_struct_page": 10.0})
+    assert v68.data["per_page_ns"][64] - P.per_page_cost(
+        "v6.8", sizes=(64,), params=base).data["per_page_ns"][64] == pytest.approx(extra[64])
+
+
 @pytest.mark.parametrize("call", [
     lambda: P.memory_map(T06, "v7"), lambda: P.batch_strip(T06, kernel=None),
     lambda: P.memory_map([object()]), lambda: P.rule_grid(uffd_fork="yes"),
@@ -417,3 +434,18 @@ def test_memory_map_draws_a_pmd_as_one_entry() -> None:
     assert pic.svg.count("one PMD entry #0-511") == 2 and "×512</text>" not in pic.svg.split(
         "physical memory")[0]
     assert not _spills(pic) and not _overlaps(pic)
+
+
+def test_step_frames_give_page_cache_folios_no_anon_exclusive_count() -> None:
+    from pkmm.scenario import Scenario
+    from pkmm.views.stepframes import StepFrames
+    from pkmm.views.svg.stepframe import frame_picture
+    sf = StepFrames(Scenario.from_dict(TOUR), "v6.17")
+    last = sf.frame(len(sf) - 1)
+    rows = {r.name: r for r in last.folios}
+    assert not rows["C"].anon and rows["A"].anon and rows["F"].anon
+    texts = " ".join(_texts(frame_picture(last, "v6.17")))
+    assert "C: refcount" in texts and "A: refcount" in texts
+    c_line = next(t for t in _texts(frame_picture(last, "v6.17")) if t.startswith("C: "))
+    a_line = next(t for t in _texts(frame_picture(last, "v6.17")) if t.startswith("A: "))
+    assert "AnonExclusive" in a_line and "page-cache folio (no AnonExclusive)" in c_line

@@ -11,6 +11,7 @@ Taught in: notebooks/09-real-kernel-lab.ipynb
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import pkmm
 from pkmm.vma import File, Vma
@@ -92,7 +93,7 @@ def _shared(p: pkmm.Process, *, uffd_wp: bool = False, uffd_fork: bool = False) 
 
 def _file(kind: str, cow_page: int | None) -> Callable[[pkmm.Process], None]:
     def setup(p: pkmm.Process) -> None:
-        backing = "file" if kind == "file" else "shmem"
+        backing: Literal["file", "shmem"] = "file" if kind == "file" else "shmem"
         f = File(f"lab-{kind}", "file" if kind == "file" else "shmem")
         for i in range(16):   # pwrite + fsync: the page cache holds the file's bytes
             folio = p.alloc_folio(0, backing=backing)

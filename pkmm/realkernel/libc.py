@@ -132,7 +132,7 @@ def syscall(nr: int, *args: int | ctypes._CData | None) -> int:
 def vmsplice(fd: int, addr: int, length: int) -> int:
     """vmsplice(2) one iovec into a pipe: takes a plain (unpinned) page reference."""
     iov = _Iovec(addr, length)
-    return syscall(SYS_VMSPLICE, fd, ctypes.byref(iov), 1, 0)
+    return syscall(SYS_VMSPLICE, fd, ctypes.pointer(iov), 1, 0)
 
 
 def set_pdeathsig(sig: int) -> None:

@@ -121,7 +121,7 @@ def op_text(op: dict[str, Any] | None) -> str:
         return ""
     head = f"{op['kind']} pg{op['page']}: "
     if "signal" in op:
-        return head + op["signal"]
+        return head + str(op["signal"])
     val = f"val={op['value']} " if op["kind"] == "read" and "value" in op else ""
     return head + f"{val}faults={op['faults']}"
 

@@ -51,7 +51,7 @@ class IoUringPin:
         self._iov = iovec(addr, length)
         try:
             syscall(SYS_IO_URING_REGISTER, self.fd, IORING_REGISTER_BUFFERS,
-                    ctypes.byref(self._iov), 1)
+                    ctypes.pointer(self._iov), 1)
         except OSError:
             os.close(self.fd)
             raise

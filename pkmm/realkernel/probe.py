@@ -249,7 +249,8 @@ def write_all(fd: int, data: bytes) -> None:
 
 
 def read_all(fd: int, timeout: float, what: str) -> bytes:
-    chunks, deadline = [], time.monotonic() + timeout
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
     while True:
         left = deadline - time.monotonic()
         if left <= 0 or not select.select([fd], [], [], left)[0]:

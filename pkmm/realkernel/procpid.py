@@ -189,7 +189,7 @@ class Pagemap:
                        return_mask=anyof)
         while arg.start < end:
             try:
-                n = fcntl.ioctl(self.fd, PAGEMAP_SCAN, arg)  # type: ignore[call-overload]
+                n = fcntl.ioctl(self.fd, PAGEMAP_SCAN, arg)
             except OSError as e:
                 if e.errno in (errno.ENOTTY, errno.EINVAL) and self.scan_ok is None:
                     self.scan_ok = False

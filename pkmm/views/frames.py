@@ -34,6 +34,7 @@ class Snapshot:
     pages: dict[tuple[str, int], tuple[int, bool]]   # (folio, page) -> (mapcount, AE)
     refcount: dict[str, int]
     rss: dict[str, int]
+    kinds: dict[str, str]      # folio -> "anon", "file", "shmem", ... (only anon has AE)
 
 
 class _Pages:
@@ -110,6 +111,7 @@ class ForkFrames:
         counters = {(self.names[pfn], i): pg for pfn, f in named.items()
                     for i, pg in enumerate(f.pages)}
         refcount = {self.names[pfn]: f.refcount for pfn, f in named.items()}
+        kinds = {self.names[pfn]: f.kind for pfn, f in named.items()}
         rss = {c: fr.child.rss[c] + fr.pending_rss[c] for c in NR_MM_COUNTERS}
         changed: set[int] = set()
         if k:
@@ -126,4 +128,4 @@ class ForkFrames:
         cur = range(0)
         if ev is not None and ev.addr is not None:
             cur = range(ev.addr, ev.addr + max(ev.nr, 1) * PAGE_SIZE, PAGE_SIZE)
-        return Snapshot(k, ev, parent, child, cur, changed, counters, refcount, rss)
+        return Snapshot(k, ev, parent, child, cur, changed, counters, refcount, rss, kinds)

@@ -28,6 +28,7 @@ class FolioRow:
     refcount: int
     mapcounts: tuple[int, ...]
     exclusive: int          # pages with AnonExclusive
+    anon: bool = True       # AnonExclusive exists only for anonymous folios
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,8 @@ class StepFrames:
             pages = sorted((i, mc, ae) for (n, i), (mc, ae) in snap.pages.items()
                            if n == name)
             rows.append(FolioRow(name, ref, tuple(mc for _, mc, _ in pages),
-                                 sum(1 for *_, ae in pages if ae)))
+                                 sum(1 for *_, ae in pages if ae),
+                                 snap.kinds.get(name, "anon") == "anon"))
         return Frame(snap.index, len(self) - 1, snap.event, tuple(snap.parent),
                      tuple(snap.child), frozenset(snap.current), frozenset(snap.changed),
                      tuple(rows), tuple(sorted((k_, v) for k_, v in snap.rss.items() if v)),

@@ -126,8 +126,11 @@ def draw_frame(c: Canvas, f: Frame, kernel: str, y: float, *, clickable: bool = 
     for row in f.folios:
         mc = " ".join(map(str, row.mapcounts[:16])) + (" ..." if len(row.mapcounts) > 16
                                                        else "")
-        c.text(LEFT, y, f"{row.name}: refcount {row.refcount}, mapcount per page {mc}, "
-               f"AnonExclusive {row.exclusive}/{len(row.mapcounts)}", "pk-t2")
+        # AnonExclusive is a flag of anonymous pages only: a page-cache page never has it
+        ae = (f"AnonExclusive {row.exclusive}/{len(row.mapcounts)}" if row.anon
+              else "a page-cache folio (no AnonExclusive)")
+        c.text(LEFT, y, f"{row.name}: refcount {row.refcount}, mapcount per page {mc}, {ae}",
+               "pk-t2")
         y += 11
     rss = ", ".join(f"{k[3:].lower()} {v}" for k, v in f.rss) or "0"
     c.text(LEFT, y, f"child rss so far: {rss}" + ("" if e is None else ""), "pk-t2")
