@@ -19,7 +19,7 @@ import json
 import sys
 import time
 import tracemalloc
-from typing import Any
+from typing import Any, NoReturn
 
 from .costmodel import predict_seconds, stored_fork_seconds
 from .errors import PkmmError
@@ -66,7 +66,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--progress", action="store_true", default=None,
                     help="draw a progress bar even when stderr is not a terminal")
 
-    def fail(message: str) -> None:
+    def fail(message: str) -> NoReturn:
         raise BenchError(message)
     ap.error = fail  # type: ignore[method-assign]
     a = ap.parse_args(argv)

@@ -85,7 +85,7 @@ def otter_notebook(name: str, course: str) -> dict[str, Any]:
     config = (f"# ASSIGNMENT CONFIG\nname: {stem}\nrequirements: requirements.txt\n"
               "export_cell: false\ninit_cell: true\ncheck_all_cell: false\n"
               "generate:\n  pdf: false\n  filtering: false\n  show_stdout: true\n")
-    tests = []
+    tests: list[tuple[str, str, dict[str, Any], list[Any]]] = []
     for t in THRESHOLDS:
         line = f"pkmm.exercises.grade({name!r}, ANSWER, course={course!r}).score >= {t}"
         tests.append(("code", f"# HIDDEN\n{line}", {}, [_true()]))

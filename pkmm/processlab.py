@@ -105,7 +105,7 @@ def kind(v: dict[str, Any]) -> str:
         return "raw PFN map"
     if v.get("backing") == "shmem":
         return "shmem"
-    return ("shared " if v.get("shared") else "private ") + v.get("backing", "anon")
+    return ("shared " if v.get("shared") else "private ") + str(v.get("backing", "anon"))
 
 
 _COPIED: dict[int, tuple[Any, list[bool]]] = {}     # id -> (weak reference, answer)

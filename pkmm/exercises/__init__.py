@@ -17,7 +17,8 @@ Taught in: notebooks/exercises/README.md
 from __future__ import annotations
 
 from ..errors import LayoutError
-from .base import COW_KERNELS, Exercise, KeyRefused, Result, seed_for
+from ..kernels import COW_KERNELS
+from .base import Exercise, KeyRefused, Result, seed_for
 from .batches import BatchSizes
 from .bits import ChildBits
 from .cost import ForkCost

@@ -144,9 +144,9 @@ class Exercise:
         # None with "no answer yet", without each subclass repeating it.
         super().__init_subclass__(**kwargs)
         if "solve" in cls.__dict__:
-            cls.solve = _refusing(cls.__dict__["solve"])  # type: ignore[method-assign]
+            cls.solve = _refusing(cls.__dict__["solve"])  # type: ignore[method-assign,assignment]
         if "check" in cls.__dict__:
-            cls.check = _checking(cls.__dict__["check"])  # type: ignore[method-assign]
+            cls.check = _checking(cls.__dict__["check"])  # type: ignore[method-assign,assignment]
 
     def __init__(self, seed: int, kernel: str | None = None) -> None:
         if not isinstance(seed, int) or isinstance(seed, bool):

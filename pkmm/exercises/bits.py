@@ -12,8 +12,9 @@ import random
 from typing import Any
 
 from ..fork import ForkResult, fork
+from ..kernels import COW_KERNELS
 from ..scenario import Scenario
-from .base import COW_KERNELS, Exercise, Result, as_bits, fmt_list, index_of, ptes_of
+from .base import Exercise, Result, as_bits, fmt_list, index_of, ptes_of
 from .layout import DEFAULTS, LETTERS, random_ptes, scenario
 from .rules import bit_events, child_pattern
 
