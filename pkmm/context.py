@@ -183,6 +183,36 @@ class ForkContext:
 
 
 @dataclass
+class ForkCounts:
+    """The counters every fork reports, traced (:class:`pkmm.ForkResult`) or bulk
+    (:class:`pkmm.fast.FastForkResult`), so the two are compared field by field.
+
+    ``eagain``: -EAGAIN lock-drop/preallocate/retry rounds; ``copies``: pages copied for
+    the child; ``wasted``: preallocated pages freed unused; ``passes``: copy_pte_range
+    passes (a pass ends at a lock break, an -EAGAIN or the end of the range);
+    ``lock_breaks``: times the copy loop dropped its locks to reschedule; ``ops``:
+    operation counts for the cost model; ``step_counts``: (action, stop) -> steps;
+    ``batch_sizes``: how many share, copy and raw steps copied each number of PTEs.
+    """
+
+    eagain: int = 0
+    copies: int = 0
+    wasted: int = 0
+    passes: int = 0
+    lock_breaks: int = 0
+    ops: Counter[str] = field(default_factory=Counter)
+    step_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    batch_sizes: Counter[int] = field(default_factory=Counter)
+
+    def actions(self) -> Counter[str]:
+        """Step counts per action (exact even when a trace is summarised)."""
+        c: Counter[str] = Counter()
+        for (action, _), n in self.step_counts.items():
+            c[action] += n
+        return c
+
+
+@dataclass
 class FaultResult:
     """What one read/write did: ``kind`` names the path, ``events`` the decisions.
 

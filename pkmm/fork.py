@@ -9,12 +9,11 @@ Taught in: notebooks/00-start-here.ipynb, notebooks/02-fork-one-pte-at-a-time.ip
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 
-from .context import ABLATIONS, ForkContext, check_ablations
+from .context import ABLATIONS, ForkContext, ForkCounts, check_ablations
 from .errors import ForkError, LayoutError
 from .kernels import DEFAULT_KERNEL, get_kernel
 from .memory import ENOMEM, copy_page_range
@@ -29,16 +28,11 @@ __all__ = ["ForkObserver", "ForkResult", "dup_mmap", "fork"]
 ForkObserver = Callable[[Process, Process, ForkContext, "Event | Step"], None]
 
 
-@dataclass
-class ForkResult:
-    """Everything one fork did.
-
-    ``steps``: one record per return of the present/non-present copy function;
-    ``eagain``: -EAGAIN lock-drop/preallocate/retry rounds; ``copies``: pages copied for
-    the child; ``wasted``: preallocated pages freed unused; ``passes``: copy_pte_range
-    passes (a pass ends at a lock break, an -EAGAIN or the end of the range);
-    ``ops``: operation counts for the cost model; ``batch_sizes``: how many share,
-    copy and raw steps copied each number of PTEs (exact even when the trace is summarised).
+@dataclass(kw_only=True)
+class ForkResult(ForkCounts):
+    """Everything one fork did: the counters of :class:`pkmm.context.ForkCounts` (exact
+    even when the trace is summarised), and ``steps``: one record per return of the
+    present/non-present copy function.
     """
 
     parent: Process
@@ -47,14 +41,6 @@ class ForkResult:
     without: frozenset[str]
     trace: Trace
     steps: list[Step]
-    eagain: int
-    copies: int
-    wasted: int
-    passes: int
-    lock_breaks: int
-    ops: Counter[str] = field(default_factory=Counter)
-    step_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
-    batch_sizes: Counter[int] = field(default_factory=Counter)
 
     @property
     def batches(self) -> list[int | str]:
@@ -68,13 +54,6 @@ class ForkResult:
         """
         return ["E" if s.action == "eagain" else s.nr for s in self.steps
                 if s.action != "nonpresent"]
-
-    def actions(self) -> Counter[str]:
-        """Step counts per action (exact even when the trace is summarised)."""
-        c: Counter[str] = Counter()
-        for (action, _), n in self.step_counts.items():
-            c[action] += n
-        return c
 
     def __repr__(self) -> str:
         return (f"ForkResult(kernel={self.kernel}, steps={sum(self.step_counts.values())}, "
@@ -156,6 +135,7 @@ def fork(p: Process, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = froz
         child.exit()
         raise ForkError(f"fork with {version.name} failed with ENOMEM; the partial child was "
                         "torn down (see .trace)", fc.trace)
-    return ForkResult(p, child, version.name, w, fc.trace, fc.steps, fc.eagain, fc.copies,
-                      fc.wasted, fc.passes, fc.lock_breaks, fc.ops, fc.step_counts,
-                      fc.batch_sizes)
+    return ForkResult(parent=p, child=child, kernel=version.name, without=w, trace=fc.trace,
+                      steps=fc.steps, eagain=fc.eagain, copies=fc.copies, wasted=fc.wasted,
+                      passes=fc.passes, lock_breaks=fc.lock_breaks, ops=fc.ops,
+                      step_counts=fc.step_counts, batch_sizes=fc.batch_sizes)

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from ..context import KernelVersion, check_ablations
+from ..context import ForkCounts, KernelVersion, check_ablations
 from ..errors import ForkError, LayoutError
 from ..kernels import DEFAULT_KERNEL, get_kernel
 from ..pgtable import Pmd, PteTable
@@ -30,32 +30,17 @@ from .layout import Bulk, BulkMachine, BulkMM, BulkVma, pmd_code
 from .probe import Context
 
 
-@dataclass
-class FastForkResult:
-    """What a bulk fork did: the counters of :class:`pkmm.ForkResult` (no event list),
-    and how many slices each engine took.  ``batch_sizes``: PTEs per share / copy / raw
-    step -> steps, as :attr:`pkmm.ForkResult.batch_sizes` counts them."""
+@dataclass(kw_only=True)
+class FastForkResult(ForkCounts):
+    """What a bulk fork did: the counters of :class:`pkmm.context.ForkCounts`, the same
+    fields :class:`pkmm.ForkResult` has (no event list), and how many slices each engine
+    took."""
 
     parent: Bulk
     child: Bulk
     kernel: str
-    eagain: int
-    copies: int
-    wasted: int
-    passes: int
-    lock_breaks: int
-    ops: Counter[str] = field(default_factory=Counter)
-    step_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     vectorised_slices: int = 0
     hard_slices: int = 0
-    batch_sizes: Counter[int] = field(default_factory=Counter)
-
-    def actions(self) -> Counter[str]:
-        """Step counts per action."""
-        c: Counter[str] = Counter()
-        for (action, _), n in self.step_counts.items():
-            c[action] += n
-        return c
 
 
 def slices_of(mm: BulkMM, copied: list[bool]) -> list[Slice]:
@@ -148,9 +133,12 @@ def fork_bulk(b: Bulk, kernel: str = DEFAULT_KERNEL, without: Iterable[str] = fr
     child.mm_id = b.machine.next_mm_id          # the id pkmm.fork's child mm gets
     _child_mm_ids(b, mapped0, run.model.mapped_after if run.model else {}, child.mm_id)
     b.machine.next_mm_id += 1
-    return FastForkResult(b, Bulk(child, b.machine, version.name), version.name, eagain,
-                          copies + counts.copies, wasted, passes + counts.passes, breaks,
-                          +ops, +steps, int(keep.sum()) + len(lp.slices), len(hard), +sizes)
+    return FastForkResult(parent=b, child=Bulk(child, b.machine, version.name),
+                          kernel=version.name, eagain=eagain, copies=copies + counts.copies,
+                          wasted=wasted, passes=passes + counts.passes, lock_breaks=breaks,
+                          ops=+ops, step_counts=+steps,
+                          vectorised_slices=int(keep.sum()) + len(lp.slices),
+                          hard_slices=len(hard), batch_sizes=+sizes)
 
 
 def _alloc_bases(run: _Run, at: np.ndarray, per: np.ndarray, hard: list[tuple[int, Slice]],
