@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import html
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +23,8 @@ from .calibrate import fit_batch_cost, pooled, records
 from .calibrate import load as load_timing
 from .calibrate import render as render_timing
 from .model import model_kernel
-from .report import HEAD, Row, load_stored, render, report, stored_kernel, table
-from .scenarios import BY_ID
+from .report import COLUMNS, HEAD, Row, load_stored, render, report, stored_kernel, table
+from .scenarios import BY_ID, TOPICS, WHY
 from .support import detect
 from .timing import FOLIOS, folio_pages
 
@@ -88,6 +89,10 @@ class Table:
     text: str                       # the same rows as the text report prints them
     notes: tuple[str, ...] = ()
     shade: Callable[[str], str] | None = None
+    marks: frozenset[tuple[int, int]] = frozenset()    # (row, column): cells to outline
+    sections: tuple[tuple[int, str], ...] = ()          # (first row, heading) of a group
+    subrows: tuple[tuple[int, str], ...] = ()           # (row, text): a line under the row
+    legend: str = ""                                    # last line inside the table
 
     def __str__(self) -> str:
         return self.text
@@ -96,17 +101,37 @@ class Table:
         return f"<table {self.caption!r}: {len(self.rows)} rows>"
 
     def _repr_html_(self) -> str:
-        def td(v: str) -> str:
+        span = len(self.head)
+
+        def td(i: int, j: int, v: str) -> str:
             bg = self.shade(v) if self.shade else ""
             style = "text-align:left" + (f";background:{bg}" if bg else "")
+            if (i, j) in self.marks:
+                style += ";outline:2px solid #c0392b;outline-offset:-2px;font-weight:bold"
             return f'<td style="{style}">{html.escape(v)}</td>'
+
+        def line(text: str, style: str) -> str:
+            return (f'<tr><td colspan="{span}" style="text-align:left;{style}">'
+                    f"{html.escape(text)}</td></tr>")
+
+        heads, subs = dict(self.sections), dict(self.subrows)
+        rows = []
+        for i, r in enumerate(self.rows):
+            if i in heads:
+                rows.append(line(heads[i], "font-weight:bold;background:#eef0f3;"
+                                           "padding-top:0.5em"))
+            rows.append("<tr>" + "".join(td(i, j, v) for j, v in enumerate(r)) + "</tr>")
+            if i in subs:
+                rows.append(line(subs[i], "padding-left:2em;font-style:italic;"
+                                          "color:#7a2418"))
+        body = "".join(rows)
         head = "".join(f'<th style="text-align:left">{html.escape(h)}</th>' for h in self.head)
-        body = "".join("<tr>" + "".join(td(v) for v in r) + "</tr>" for r in self.rows)
+        foot = f"<tfoot>{line(self.legend, 'font-size:0.95em')}</tfoot>" if self.legend else ""
         notes = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
         return ('<table class="pkmm-table" style="font-size:0.82em;border-collapse:collapse">'
                 f"<caption style=\"caption-side:top;text-align:left\">"
                 f"{html.escape(self.caption)}</caption><thead><tr>{head}</tr></thead>"
-                f"<tbody>{body}</tbody></table>{notes}")
+                f"<tbody>{body}</tbody>{foot}</table>{notes}")
 
 
 def report_table(ids: tuple[str, ...] | None = None) -> Table:
@@ -117,20 +142,29 @@ def report_table(ids: tuple[str, ...] | None = None) -> Table:
                  render(rows, _stored_header()), (*notes, total), _shade_result)
 
 
-def _step_rows(sid: str, pages: tuple[int, ...] | None) -> tuple[str, tuple[int, ...],
-                                                                  list[tuple[str, ...]]]:
-    """(title, the pages shown, one row per stored step: name, who, tokens, access)."""
+def _step_rows(sid: str, pages: tuple[int, ...] | None) -> tuple[
+        str, tuple[int, ...], list[tuple[str, ...]], frozenset[tuple[int, int]]]:
+    """(title, the pages shown, one row per stored step: name, who, tokens, access, and
+    the (row, column) of each shown cell a step read or wrote)."""
     from .observe import op_text, unrle
     sc = BY_ID[sid]
     show = pages or sc.show
+    steps = load_stored()["scenarios"][sid]["steps"]
     rows = [(s["name"], s["who"], *(unrle(s["cells"])[i] for i in show), op_text(s["op"]))
-            for s in load_stored()["scenarios"][sid]["steps"]]
-    return f"{sid}: {sc.title}", show, rows
+            for s in steps]
+    touched = frozenset((i, 2 + show.index(s["op"]["page"])) for i, s in enumerate(steps)
+                        if s["op"] and s["op"].get("page") in show)
+    return f"{sid}: {sc.title}", show, rows, touched
+
+
+STEPS_LEGEND = ("yellow: a new physical page (n1, n2, …) · blue: a page mapped by both "
+                "processes (x0) · outlined: the page this step read or wrote · the access: "
+                "which page, and how many faults it took")
 
 
 def scenario_steps(sid: str, pages: tuple[int, ...] | None = None) -> str:
     """One scenario's steps from the stored kernel results (pages of interest only)."""
-    title, show, rows = _step_rows(sid, pages)
+    title, show, rows, _ = _step_rows(sid, pages)
     lines = [f"{title}   pages " + ", ".join(f"pg{i}" for i in show)]
     for name, who, *rest in rows:
         *cells, op = rest
@@ -140,9 +174,74 @@ def scenario_steps(sid: str, pages: tuple[int, ...] | None = None) -> str:
 
 def steps_table(sid: str, pages: tuple[int, ...] | None = None) -> Table:
     """:func:`scenario_steps` as a :class:`Table`: a column per page, a row per step."""
-    title, show, rows = _step_rows(sid, pages)
+    title, show, rows, touched = _step_rows(sid, pages)
     return Table(title, ("step", "process", *(f"pg{i}" for i in show), "the access"),
-                 tuple(rows), scenario_steps(sid, pages), shade=_shade_token)
+                 tuple(rows), scenario_steps(sid, pages), shade=_shade_token, marks=touched,
+                 legend=STEPS_LEGEND)
+
+
+def _plain_row(sid: str) -> str:
+    """The plain private-memory row a scenario is compared with: ``a`` (4K pages) or ``c``
+    (large folios), the rows that notebook 07's copy-on-write rules predict."""
+    return "a" if BY_ID[sid].folio == "4K" else "c"
+
+
+def _kind(cell: str) -> str:
+    """A report cell without its counts: "shared 48, copied 16" -> "shared #, copied #"."""
+    return re.sub(r"\d+", "#", cell).replace(" (PMD)", "")
+
+
+def unexpected(row: Row, plain: Row) -> tuple[str, ...]:
+    """The columns in which ``row`` differs from the plain private-memory row ``plain``
+    (a write the script does not make, ``-``, is never a difference)."""
+    return tuple(c for c in COLUMNS if "-" not in (row.outcome[c], plain.outcome[c])
+                 and _kind(row.outcome[c]) != _kind(plain.outcome[c]))
+
+
+def _pages(sid: str) -> str:
+    sc = BY_ID[sid]
+    return " ".join("-" if w is None else str(w) for w in (sc.w1, sc.w2, sc.w3))
+
+
+TOPIC_HEAD = ("#", "scenario", "pages w1 w2 w3", *COLUMNS, "result")
+
+
+def report_by_topic() -> Table:
+    """The stored report grouped by what the rows test (:data:`TOPICS`).  In each group the
+    rows the plain copy-on-write rules do not predict come first: their unexpected cells
+    are outlined and a line under the row says why (:data:`WHY`)."""
+    rows = {r.id: r for r in stored_rows()}
+    body: list[tuple[str, ...]] = []
+    marks: set[tuple[int, int]] = set()
+    sections: list[tuple[int, str]] = []
+    subrows: list[tuple[int, str]] = []
+    text = [_stored_header()]
+    first = len(TOPIC_HEAD) - len(COLUMNS) - 1          # index of the first outcome column
+    for title, taught, ids in TOPICS:
+        many = "s" if "," in taught else ""
+        heading = f"{title} — " + (f"taught in notebook{many} {taught}" if taught else
+                                    "new in this notebook (the glossary has every term)")
+        sections.append((len(body), heading))
+        text.append(f"\n== {heading}")
+        odd = {i: unexpected(rows[i], rows[_plain_row(i)]) for i in ids}
+        for i in sorted(ids, key=lambda i: not odd[i]):
+            r = rows[i]
+            cells = (i, r.title, _pages(i), *(r.outcome[c] for c in COLUMNS),
+                     "agree" if r.agrees else "DIFFER")
+            cols = {first + COLUMNS.index(c) for c in odd[i]}
+            marks.update((len(body), j) for j in cols)
+            text.append("  ".join(("*" if j in cols else "") + v for j, v in enumerate(cells)))
+            if odd[i]:
+                why = f"unlike row {_plain_row(i)}: {WHY[i]}"
+                subrows.append((len(body), why))
+                text.append(f"      {why}")
+            body.append(cells)
+    done = [r for r in rows.values() if not r.skipped]
+    total = f"agree: {sum(r.agrees for r in done)}/{len(done)}"
+    caption = (f"{_stored_header()}: {len(subrows)} of {len(body)} rows differ from plain "
+               "private memory (outlined cells; the reason under the row)")
+    return Table(caption, TOPIC_HEAD, tuple(body), "\n".join([*text, total]), (total,),
+                 _shade_result, frozenset(marks), tuple(sections), tuple(subrows))
 
 
 def quick_check(ids: tuple[str, ...] = ("a", "c")) -> str:
@@ -152,7 +251,7 @@ def quick_check(ids: tuple[str, ...] = ("a", "c")) -> str:
         return f"live check skipped: {reason}"
     from .run import probe_all
     rows = report(probe_all(ids), model_kernel(detect().kernel))
-    return f"live, on the machine running this (Linux {detect().kernel}):\n" + "\n".join(
+    return f"live, on the machine that ran this cell (Linux {detect().kernel}):\n" + "\n".join(
         f"{r.id}: " + (f"skipped: {r.skipped}" if r.skipped else
                        "kernel and model agree" if r.agrees else
                        f"DIFFER ({len(r.diffs)} observables)") for r in rows)
@@ -175,10 +274,11 @@ def stored_timing() -> str:
     runs = pooled(d)
     rows = records(runs)
     fits = {m: fit_batch_cost(rows, m) for m in ("fresh", "repeat")}
+    sessions = max(r["sessions"] for r in runs)
     return (f"fork() of a private anon region, Linux {d['machine']['kernel']}, "
             f"{d['machine']['cpus']} CPUs: minimum of up to "
-            f"{max(r['rounds'] for r in runs)} interleaved rounds in "
-            f"{max(r['sessions'] for r in runs)} sessions (a 4K sample before every other "
+            f"{max(r['rounds'] for r in runs)} interleaved rounds in {sessions} "
+            f"session{'' if sessions == 1 else 's'} (a 4K sample before every other "
             "layout), minus the minimum of the same Python worker forked without the "
             "region\n" + render_timing(rows) +
             "\nbatched copy path, 1 GiB: " + "; ".join(
@@ -204,13 +304,23 @@ def plot_timing(size_bytes: int = 1 << 30) -> Any:
     import matplotlib.pyplot as plt
     d = load_timing()
     rows = records(pooled(d))
-    fig, ax = plt.subplots(figsize=(7.4, 3.2))
+    fig, ax = plt.subplots(figsize=(7.4, 3.4))
     for mode, style in (("fresh", "o-"), ("repeat", "s--")):
         rs = {r["folio"]: r for r in rows
               if r["size_bytes"] == size_bytes and r["mode"] == mode}
         xs = [f for f in FOLIOS if f in rs]
         ax.plot(range(len(xs)), [rs[f]["ns_per_page"] for f in xs], style, label=mode)
         ax.set_xticks(range(len(xs)), xs)
+        if mode == "fresh":
+            # the fitted batch cost, per 4K page: per_pte + per_batch / n, drawn over the
+            # layouts calibrate.fit_batch_cost() fits (the batched path: not 4K pages, not
+            # PMD mappings), so the reader sees which points the line does not describe
+            fit = fit_batch_cost(rows, mode)
+            on = [(k, folio_pages(f)) for k, f in enumerate(xs) if f not in ("4K", "2M-pmd")]
+            ax.plot([k for k, _ in on], [fit["per_pte_ns"] + fit["per_batch_ns"] / n
+                                         for _, n in on], ":", color="black", lw=1.4,
+                    label=f"fresh fit: {fit['per_pte_ns']:.1f} + {fit['per_batch_ns']:.0f}"
+                          " / n ns (n = pages per folio)")
     # A linear axis: the levelling-off from 4K to 2M-pte is the point, and the
     # PMD-mapped point near zero still reads as "a different regime".
     ax.set_ylim(bottom=0)
@@ -228,6 +338,7 @@ def batch_fit(mode: str = "fresh") -> dict[str, float]:
     return fit_batch_cost(records(pooled(load_timing())), mode)
 
 
-__all__ = ["LIVE_ENV", "batch_fit", "folio_pages", "live_report", "live_requested",
-           "live_timing", "plot_timing", "quick_check", "report_table", "scenario_steps",
-           "steps_table", "stored_report", "stored_rows", "stored_timing", "Table"]
+__all__ = ["LIVE_ENV", "STEPS_LEGEND", "TOPIC_HEAD", "Table", "batch_fit", "folio_pages",
+           "live_report", "live_requested", "live_timing", "plot_timing", "quick_check",
+           "report_by_topic", "report_table", "scenario_steps", "steps_table", "stored_report",
+           "stored_rows", "stored_timing", "unexpected"]

@@ -121,7 +121,9 @@ def _op(op: dict[str, Any] | None) -> str:
     return op_text(op) or "-"
 
 
-COLUMNS = ("fork", "w1 child", "w1 parent", "w2 parent", "w2 child", "w3 parent")
+# "child after fork": what the child has present right after fork -- not what fork did
+# (s1/s2: fork copied swap entries, which map no page until a fault reads them back).
+COLUMNS = ("child after fork", "w1 child", "w1 parent", "w2 parent", "w2 child", "w3 parent")
 _WRITE_COLUMN = {"child writes w1 (first writer)": "w1 child",
                  "parent writes w1 (second writer)": "w1 parent",
                  "parent writes w2 (first writer)": "w2 parent",
@@ -136,7 +138,7 @@ def outcome(sc: Scenario, steps: list[dict[str, Any]]) -> dict[str, str]:
     for s in steps:
         cells = _cells(s)
         if s["name"] == "after fork" and s["who"] == "child":
-            out["fork"] = _fork_text(cells, s["ahp_kb"])
+            out[COLUMNS[0]] = _fork_text(cells, s["ahp_kb"])
         col = _WRITE_COLUMN.get(s["name"])
         if col and s["op"] is not None:
             out[col] = _write_text(s["op"], last.get(s["who"], cells)[s["op"]["page"]],
@@ -146,13 +148,25 @@ def outcome(sc: Scenario, steps: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def _fork_text(cells: list[str], ahp_kb: int) -> str:
+    """``shared N[, copied M][ (PMD)]`` or ``not copied``, from the child's cells.
+
+    ``(PMD)``: the child maps 2 MiB with one PMD-level entry.  smaps' AnonHugePages counts
+    only anonymous THPs, so the huge zero page (``hzero``: PMD-mapped only; a split maps
+    the small zero page) and hugetlb pages (``HT``; the lab's are 2 MiB, one PMD-level
+    entry each) are recognised from the page tokens instead.
+
+    >>> _fork_text(["hzero x0 m0 ae0 H·thp·Z·F"] * 2, 0), _fork_text(["n1 x1 m1 ae1 A"], 0)
+    ('shared 2 (PMD)', 'shared 0, copied 1')
+    """
     labels = [c.split()[0] for c in cells]
     if all(lb == "—" for lb in labels):
         return "not copied"
     new = sum(lb.startswith("n") for lb in labels)
     shared = sum(lb in ("orig", "zero", "hzero") for lb in labels)
     text = f"shared {shared}" + (f", copied {new}" if new else "")
-    return text + (" (PMD)" if ahp_kb else "")
+    pmd = ahp_kb > 0 or any(c.split()[0] == "hzero" or "HT" in c.split()[-1].split("·")
+                            for c in cells)
+    return text + (" (PMD)" if pmd else "")
 
 
 def _write_text(op: dict[str, Any], before: str, after: str) -> str:
