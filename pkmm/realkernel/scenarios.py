@@ -204,8 +204,9 @@ WHY: dict[str, str] = {
     "g1": "read-only private file pages, no anon_vma: fork skips the VMA; every write copies, "
           "because the page cache keeps its own reference to the file page",
     "g2": "as g1, on tmpfs",
-    "g3": "writing page 1 before fork gave the VMA an anon_vma, so fork copies the page "
-          "table; page-cache pages still copy, the anonymous page 1 is reused by its last user",
+    "g3": "writing page w2 before fork gave the VMA an anon_vma, so fork copies the page "
+          "table; page-cache pages still copy, the anonymous page w2 is reused by its last "
+          "user",
     "g4": "as g3, on tmpfs",
     "h1": "the pinned page (w2) is copied at fork, so neither process's write to it faults",
     "h2": "one pin makes the whole folio maybe pinned: fork copies its AnonExclusive pages, "

@@ -1,0 +1,96 @@
+"""What notebook 09 shows from the stored run: the report grouped by lesson, the rows that
+plain copy-on-write does not predict, the steps table's marks, the (PMD) tag."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from pkmm.realkernel import lab
+from pkmm.realkernel.report import COLUMNS, _fork_text
+from pkmm.realkernel.scenarios import BY_ID, SCENARIOS, TOPICS, WHY
+
+ROWS = {r.id: r for r in lab.stored_rows()}
+
+
+def _plain(sid: str) -> str:
+    return "a" if BY_ID[sid].folio == "4K" else "c"
+
+
+def test_topics_group_every_scenario_exactly_once() -> None:
+    grouped = [i for _, _, ids in TOPICS for i in ids]
+    assert sorted(grouped) == sorted(s.id for s in SCENARIOS)
+    assert len(grouped) == len(set(grouped))
+
+
+def test_every_row_that_differs_from_plain_memory_has_a_reason_and_no_other_does() -> None:
+    odd = {i for i, r in ROWS.items() if lab.unexpected(r, ROWS[_plain(i)])}
+    assert odd == set(WHY)
+    # the reasons are words (names like g1 or w2 aside): the report's numbers come from
+    # the run, never from the labels
+    assert not [why for why in WHY.values() if re.search(r"(?<![\w])\d", why)]
+
+
+def test_unexpected_compares_kinds_not_counts_and_skips_absent_writes() -> None:
+    a = ROWS["a"]
+    assert lab.unexpected(a, a) == ()
+    more = dataclasses.replace(a, outcome={**a.outcome, COLUMNS[0]: "shared 99"})
+    assert lab.unexpected(more, a) == ()
+    pinned = dataclasses.replace(a, outcome={**a.outcome, COLUMNS[0]: "shared 15, copied 1",
+                                             "w2 child": "no fault"})
+    assert lab.unexpected(pinned, a) == (COLUMNS[0], "w2 child")
+    absent = dataclasses.replace(a, outcome={**a.outcome, "w3 parent": "-"})
+    assert lab.unexpected(absent, a) == ()
+
+
+def test_grouped_report_puts_unexpected_rows_first_outlined_with_their_reason() -> None:
+    t = lab.report_by_topic()
+    assert len(t.rows) == len(SCENARIOS) and len(t.sections) == len(TOPICS)
+    starts = [i for i, _ in t.sections] + [len(t.rows)]
+    reasons = dict(t.subrows)
+    for lo, hi in zip(starts, starts[1:]):
+        flagged = [i in reasons for i in range(lo, hi)]
+        assert flagged == sorted(flagged, reverse=True)      # all flagged rows first
+    for i, row in enumerate(t.rows):
+        sid = row[0]
+        cols = {j for (r, j) in t.marks if r == i}
+        assert (i in reasons) == bool(cols) == (sid in WHY)
+        if sid in WHY:
+            assert WHY[sid] in reasons[i]
+            assert {t.head[j] for j in cols} == set(lab.unexpected(ROWS[sid],
+                                                                   ROWS[_plain(sid)]))
+    html = t._repr_html_()
+    assert html.count("outline:2px") == len(t.marks)
+    assert all(h in html for _, h in t.sections)
+    assert str(len(WHY)) in t.caption and t.notes[-1] == "agree: 49/49"
+
+
+def test_steps_table_outlines_the_page_each_step_touched_and_has_its_legend() -> None:
+    t = lab.steps_table("c")
+    sc = BY_ID["c"]
+    pages = [int(h[2:]) for h in t.head if h.startswith("pg")]
+    want = {(i, t.head.index(f"pg{p}")) for i, r in enumerate(t.rows)
+            for p in pages if r[-1].startswith(("write pg", "read pg"))
+            and r[-1].split(":")[0].split("pg")[1] == str(p)}
+    assert t.marks == frozenset(want)
+    written = {t.head[j] for _, j in t.marks}
+    assert written == {f"pg{w}" for w in (sc.w1, sc.w2, sc.w3)}
+    html = t._repr_html_()
+    assert "<tfoot>" in html and lab.STEPS_LEGEND.split(" · ")[0] in html
+    assert html.index("<tfoot>") < html.index("</table>")
+
+
+def test_pmd_tag_follows_what_the_child_maps_with_one_pmd_entry() -> None:
+    fork = {i: r.outcome[COLUMNS[0]] for i, r in ROWS.items()}
+    for sid in ("e", "e2", "t1", "t2", "x1"):           # THP PMD, huge zero, hugetlb
+        assert fork[sid].endswith("(PMD)"), sid
+    for sid in ("c", "d2", "h3", "r2"):                 # PTE-mapped; h3's child: 4K copies
+        assert "(PMD)" not in fork[sid], sid
+    assert _fork_text(["zero x0 m0 ae0 Z"], 0) == "shared 1"
+    assert _fork_text(["orig x0 m2 ae0 A·H·thp"], 2048) == "shared 1 (PMD)"
+    assert _fork_text(["—", "— swp"], 0) == "not copied"
+
+
+def test_timing_header_counts_sessions_in_words() -> None:
+    head = lab.stored_timing().splitlines()[0]
+    assert " 1 sessions" not in head and "session" in head
