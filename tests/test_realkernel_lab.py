@@ -48,7 +48,7 @@ def test_grouped_report_puts_unexpected_rows_first_outlined_with_their_reason() 
     assert len(t.rows) == len(SCENARIOS) and len(t.sections) == len(TOPICS)
     starts = [i for i, _ in t.sections] + [len(t.rows)]
     reasons = dict(t.subrows)
-    for lo, hi in zip(starts, starts[1:]):
+    for lo, hi in zip(starts, starts[1:], strict=False):
         flagged = [i in reasons for i in range(lo, hi)]
         assert flagged == sorted(flagged, reverse=True)      # all flagged rows first
     for i, row in enumerate(t.rows):

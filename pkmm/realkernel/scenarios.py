@@ -214,7 +214,7 @@ WHY: dict[str, str] = {
     "h3": "a pin in a PMD-mapped THP: fork splits the parent's PMD and copies every page "
           "for the child (copy_huge_pmd); nothing is shared, so no write faults",
     "h5a": "the pipe's references make the page look pinned, but nothing is pinned: fork "
-           "shares it, and its refcount (not 1) makes the child's write copy, not reuse",
+           "shares it, and the extra references make the child's write copy, not reuse",
     "h5b": "another page is pinned, so the vmsplice'd page counts as maybe pinned too: fork "
            "copies both, and the writes to them do not fault",
     "h6": "the whole folio is pinned: fork copies it, and the writes inside it do not fault",
