@@ -76,8 +76,12 @@ def test_steps_table_outlines_the_page_each_step_touched_and_has_its_legend() ->
     written = {t.head[j] for _, j in t.marks}
     assert written == {f"pg{w}" for w in (sc.w1, sc.w2, sc.w3)}
     html = t._repr_html_()
-    assert "<tfoot>" in html and lab.STEPS_LEGEND.split(" · ")[0] in html
-    assert html.index("<tfoot>") < html.index("</table>")
+    # the legend sits above the rows, and every colour a cell can get is in it
+    assert html.index("white: an original page") < html.index("<thead>")
+    colours = {lab._shade_token(c) for r in t.rows for c in r[2:-1]}
+    names = {"#fff1b8": "yellow", "#dbe9ff": "blue", "": "white"}
+    assert colours <= set(names) and all(f"{names[c]}: " in lab.STEPS_LEGEND for c in colours)
+    assert "" in colours and lab._shade_token("orig x1 m1 ae0 A") == ""
 
 
 def test_pmd_tag_follows_what_the_child_maps_with_one_pmd_entry() -> None:
@@ -88,9 +92,67 @@ def test_pmd_tag_follows_what_the_child_maps_with_one_pmd_entry() -> None:
         assert "(PMD)" not in fork[sid], sid
     assert _fork_text(["zero x0 m0 ae0 Z"], 0) == "shared 1"
     assert _fork_text(["orig x0 m2 ae0 A·H·thp"], 2048) == "shared 1 (PMD)"
-    assert _fork_text(["—", "— swp"], 0) == "not copied"
+    assert _fork_text(["—", "— swp"], 0) == "swap entries 1"
+    assert _fork_text(["—", "—"], 0) == "nothing present"
+    assert _fork_text(["orig x0 m2 ae0 A", "— swp"], 0) == "shared 1, swap entries 1"
+
+
+def test_child_after_fork_says_what_the_child_holds_not_what_fork_skipped() -> None:
+    fork = {i: r.outcome[COLUMNS[0]] for i, r in ROWS.items()}
+    assert fork["s1"] == "swap entries 16" and fork["s2"].startswith("swap entries")
+    assert fork["i1"] == fork["i2"] == fork["b1"] == fork["k4"] == "nothing present"
+
+
+def test_script_text_is_the_script_each_scenario_ran() -> None:
+    for sc in SCENARIOS:
+        words = lab.script_text(sc.id).split(" · ")
+        assert words[0 if sc.pre_write is None else 1] == "fork", sc.id
+        assert ("child reads " + str(sc.w1) in words) == sc.child_reads, sc.id
+        writes = [w for w in words if "writes" in w and "before fork" not in w]
+        want = 2 * (sc.w1 is not None) + 2 * (sc.w2 is not None) + (sc.w3 is not None)
+        assert len(writes) == want and "child exits" in words, sc.id
+        if sc.w3 is not None:
+            assert words[-1].endswith(f"writes {sc.w3}"), sc.id
+    assert lab.script_text("j1").count("mprotect(RW)") == 2
+
+
+def test_every_scenario_has_its_setup_in_words_under_its_row() -> None:
+    from pkmm.realkernel.scenarios import ABOUT
+    assert set(ABOUT) == set(BY_ID)
+    t = lab.report_by_topic()
+    about = dict(t.about)
+    assert all(ABOUT[r[0]] in about[i] and lab.script_text(r[0]) in about[i]
+               for i, r in enumerate(t.rows))
+
+
+def test_report_group_and_overview_follow_the_topics() -> None:
+    import pytest
+
+    from pkmm.errors import ScenarioError
+    over = lab.report_overview()
+    assert len(over.rows) == len(TOPICS)
+    for n, (title, _, ids) in enumerate(TOPICS, 1):
+        g = lab.report_group(n)
+        assert sorted(r[0] for r in g.rows) == sorted(ids)
+        assert len(g.sections) == 1 and g.sections[0][1].startswith(title)
+        line = over.rows[n - 1]
+        assert line[2] == str(len(ids)) and line[4] == str(len(g.subrows))
+        assert line[3] == f"{sum(ROWS[i].agrees for i in ids)}/{len(ids)}"
+    for bad in (0, len(TOPICS) + 1, "1"):
+        with pytest.raises(ScenarioError, match="report_group"):
+            lab.report_group(bad)  # type: ignore[arg-type]
+
+
+def test_fork_tokens_show_the_uwp_bits_the_k_rows_are_about() -> None:
+    t = lab.fork_tokens(("k1", "k2", "k4"))
+    k1, k2, k4 = t.rows
+    assert all("uwp" in c for c in (k1[2], k1[3], k2[2], k2[3], k2[4]))
+    assert "uwp" not in k1[4] and k4[4] == "—"
 
 
 def test_timing_header_counts_sessions_in_words() -> None:
-    head = lab.stored_timing().splitlines()[0]
+    lines = lab.stored_timing().splitlines()
+    head = " ".join(lines[:3])
     assert " 1 sessions" not in head and "session" in head
+    # the header is wrapped by the lab itself, never mid-word by the page
+    assert max(len(x) for x in lines[:3]) <= 100

@@ -19,12 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import ScenarioError
 from .calibrate import fit_batch_cost, pooled, records
 from .calibrate import load as load_timing
 from .calibrate import render as render_timing
 from .model import model_kernel
 from .report import COLUMNS, HEAD, Row, load_stored, render, report, stored_kernel, table
-from .scenarios import BY_ID, TOPICS, WHY
+from .scenarios import ABOUT, BY_ID, TOPICS, WHY
 from .support import detect
 from .timing import FOLIOS, folio_pages
 
@@ -64,7 +65,8 @@ def _stored_header() -> str:
 
 
 def _shade_token(cell: str) -> str:
-    """A page token's colour: a new page yellow, a page mapped twice blue."""
+    """A page token's colour: a new page yellow, a page mapped twice blue, any other page
+    (an original page only this process maps, or nothing mapped) white."""
     if cell[:1] == "n" and cell[1:2].isdigit():
         return "#fff1b8"
     return "#dbe9ff" if " x0 " in cell else ""
@@ -92,7 +94,8 @@ class Table:
     marks: frozenset[tuple[int, int]] = frozenset()    # (row, column): cells to outline
     sections: tuple[tuple[int, str], ...] = ()          # (first row, heading) of a group
     subrows: tuple[tuple[int, str], ...] = ()           # (row, text): a line under the row
-    legend: str = ""                                    # last line inside the table
+    legend: str = ""                                    # under the caption, above the rows
+    about: tuple[tuple[int, str], ...] = ()             # (row, text): a grey line under it
 
     def __str__(self) -> str:
         return self.text
@@ -114,24 +117,27 @@ class Table:
             return (f'<tr><td colspan="{span}" style="text-align:left;{style}">'
                     f"{html.escape(text)}</td></tr>")
 
-        heads, subs = dict(self.sections), dict(self.subrows)
+        heads, subs, about = dict(self.sections), dict(self.subrows), dict(self.about)
         rows = []
         for i, r in enumerate(self.rows):
             if i in heads:
                 rows.append(line(heads[i], "font-weight:bold;background:#eef0f3;"
                                            "padding-top:0.5em"))
             rows.append("<tr>" + "".join(td(i, j, v) for j, v in enumerate(r)) + "</tr>")
+            if i in about:
+                rows.append(line(about[i], "padding-left:2em;color:#555"))
             if i in subs:
                 rows.append(line(subs[i], "padding-left:2em;font-style:italic;"
                                           "color:#7a2418"))
         body = "".join(rows)
         head = "".join(f'<th style="text-align:left">{html.escape(h)}</th>' for h in self.head)
-        foot = f"<tfoot>{line(self.legend, 'font-size:0.95em')}</tfoot>" if self.legend else ""
+        key = (f'<br><span style="font-weight:normal">{html.escape(self.legend)}</span>'
+               if self.legend else "")
         notes = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
         return ('<table class="pkmm-table" style="font-size:0.82em;border-collapse:collapse">'
                 f"<caption style=\"caption-side:top;text-align:left\">"
-                f"{html.escape(self.caption)}</caption><thead><tr>{head}</tr></thead>"
-                f"<tbody>{body}</tbody>{foot}</table>{notes}")
+                f"{html.escape(self.caption)}{key}</caption><thead><tr>{head}</tr></thead>"
+                f"<tbody>{body}</tbody></table>{notes}")
 
 
 def report_table(ids: tuple[str, ...] | None = None) -> Table:
@@ -157,9 +163,11 @@ def _step_rows(sid: str, pages: tuple[int, ...] | None) -> tuple[
     return f"{sid}: {sc.title}", show, rows, touched
 
 
-STEPS_LEGEND = ("yellow: a new physical page (n1, n2, …) · blue: a page mapped by both "
-                "processes (x0) · outlined: the page this step read or wrote · the access: "
-                "which page, and how many faults it took")
+STEPS_LEGEND = ("each row: the pages as the process named in it sees them · yellow: a new "
+                "physical page (n1, n2, …) · blue: a page mapped by both processes (x0) · "
+                "white: an original page only this process maps (x1), or nothing mapped · "
+                "outlined: the page this step read or wrote · the access: which page, and "
+                "how many faults it took")
 
 
 def scenario_steps(sid: str, pages: tuple[int, ...] | None = None) -> str:
@@ -198,26 +206,39 @@ def unexpected(row: Row, plain: Row) -> tuple[str, ...]:
                  and _kind(row.outcome[c]) != _kind(plain.outcome[c]))
 
 
-def _pages(sid: str) -> str:
-    sc = BY_ID[sid]
-    return " ".join("-" if w is None else str(w) for w in (sc.w1, sc.w2, sc.w3))
+def script_text(sid: str) -> str:
+    """The script scenario ``sid`` really ran, read from its stored steps (so a scenario
+    that reads first, or has fewer writes, shows it): "child reads 0 · child writes 0 ·
+    parent writes 0 · ... · child exits · parent writes 2"."""
+    words, unprotected = [], set()
+    for s in load_stored()["scenarios"][sid]["steps"]:
+        if s["name"] == "parent after child exit":
+            words.append("child exits")
+        elif s["op"]:
+            verb = "reads" if s["op"]["kind"] == "read" else "writes"
+            if verb == "writes" and BY_ID[sid].writer_mprotect and s["who"] not in unprotected:
+                unprotected.add(s["who"])       # j1: mprotect(RW) before its first write
+                verb = "mprotect(RW)s, writes"
+            when = " before fork" if s["name"] == "parent writes before fork" else ""
+            words.append(f"{s['who']} {verb} {s['op']['page']}{when}")
+        elif s["name"] == "after fork" and s["who"] == "child":
+            words.append("fork")
+    return " · ".join(words)
 
 
-TOPIC_HEAD = ("#", "scenario", "pages w1 w2 w3", *COLUMNS, "result")
+TOPIC_HEAD = ("#", "scenario", *COLUMNS, "result")
 
 
-def report_by_topic() -> Table:
-    """The stored report grouped by what the rows test (:data:`TOPICS`).  In each group the
-    rows the plain copy-on-write rules do not predict come first: their unexpected cells
-    are outlined and a line under the row says why (:data:`WHY`)."""
+def _topic_rows(groups: list[tuple[str, str, tuple[str, ...]]]) -> Table:
     rows = {r.id: r for r in stored_rows()}
     body: list[tuple[str, ...]] = []
     marks: set[tuple[int, int]] = set()
     sections: list[tuple[int, str]] = []
     subrows: list[tuple[int, str]] = []
+    about: list[tuple[int, str]] = []
     text = [_stored_header()]
     first = len(TOPIC_HEAD) - len(COLUMNS) - 1          # index of the first outcome column
-    for title, taught, ids in TOPICS:
+    for title, taught, ids in groups:
         many = "s" if "," in taught else ""
         heading = f"{title} — " + (f"taught in notebook{many} {taught}" if taught else
                                     "new in this notebook (the glossary has every term)")
@@ -226,22 +247,79 @@ def report_by_topic() -> Table:
         odd = {i: unexpected(rows[i], rows[_plain_row(i)]) for i in ids}
         for i in sorted(ids, key=lambda i: not odd[i]):
             r = rows[i]
-            cells = (i, r.title, _pages(i), *(r.outcome[c] for c in COLUMNS),
+            cells = (i, r.title, *(r.outcome[c] for c in COLUMNS),
                      "agree" if r.agrees else "DIFFER")
             cols = {first + COLUMNS.index(c) for c in odd[i]}
             marks.update((len(body), j) for j in cols)
             text.append("  ".join(("*" if j in cols else "") + v for j, v in enumerate(cells)))
+            setup = f"set-up: {ABOUT[i]} — script: {script_text(i)}"
+            about.append((len(body), setup))
+            text.append(f"      {setup}")
             if odd[i]:
                 why = f"unlike row {_plain_row(i)}: {WHY[i]}"
                 subrows.append((len(body), why))
                 text.append(f"      {why}")
             body.append(cells)
-    done = [r for r in rows.values() if not r.skipped]
+    done = [r for i, r in rows.items() if not r.skipped and any(i in g[2] for g in groups)]
     total = f"agree: {sum(r.agrees for r in done)}/{len(done)}"
     caption = (f"{_stored_header()}: {len(subrows)} of {len(body)} rows differ from plain "
                "private memory (outlined cells; the reason under the row)")
     return Table(caption, TOPIC_HEAD, tuple(body), "\n".join([*text, total]), (total,),
-                 _shade_result, frozenset(marks), tuple(sections), tuple(subrows))
+                 _shade_result, frozenset(marks), tuple(sections), tuple(subrows),
+                 about=tuple(about))
+
+
+def report_by_topic() -> Table:
+    """The stored report grouped by what the rows test (:data:`TOPICS`).  In each group the
+    rows the plain copy-on-write rules do not predict come first: their unexpected cells
+    are outlined and a line under the row says why (:data:`WHY`); every row has a grey
+    line with its set-up (:data:`ABOUT`) and the script it ran."""
+    return _topic_rows(list(TOPICS))
+
+
+def report_group(n: int) -> Table:
+    """Group ``n`` of :data:`TOPICS` (1 = the first), as :func:`report_by_topic` shows it."""
+    if not isinstance(n, int) or not 1 <= n <= len(TOPICS):
+        raise ScenarioError(f"report_group(n): n={n!r} is not a group number; use 1 to "
+                         f"{len(TOPICS)} (the groups of scenarios.TOPICS)")
+    return _topic_rows([TOPICS[n - 1]])
+
+
+OVERVIEW_HEAD = ("group", "taught in", "rows", "agree with the kernel",
+                 "differ from plain copy-on-write")
+
+
+def report_overview() -> Table:
+    """One line per group of :data:`TOPICS`: its rows, how many agree with the kernel, and
+    how many behave differently from plain private memory (rows ``a`` / ``c``)."""
+    rows = {r.id: r for r in stored_rows()}
+    body = []
+    for n, (title, taught, ids) in enumerate(TOPICS, 1):
+        odd = sum(bool(unexpected(rows[i], rows[_plain_row(i)])) for i in ids)
+        body.append((f"{n}. {title}", f"notebook {taught}" if taught else "this notebook",
+                     str(len(ids)), f"{sum(rows[i].agrees for i in ids)}/{len(ids)}",
+                     str(odd)))
+    w = [max(len(r[k]) for r in [OVERVIEW_HEAD, *body]) for k in range(len(OVERVIEW_HEAD))]
+    text = "\n".join("  ".join(v.ljust(x) for v, x in zip(r, w, strict=True)).rstrip()
+                     for r in [OVERVIEW_HEAD, *body])
+    return Table(_stored_header(), OVERVIEW_HEAD, tuple(body), text)
+
+
+def fork_tokens(ids: tuple[str, ...], page: int = 0) -> Table:
+    """One page's token before fork (parent) and right after it (parent, child), from the
+    stored steps: what a row's "child after fork" summary is made of (e.g. the uffd-wp
+    ``uwp`` part, which the summary does not show)."""
+    from .observe import unrle
+    data = load_stored()["scenarios"]
+    body = []
+    for sid in ids:
+        got = {(s["name"], s["who"]): unrle(s["cells"])[page] for s in data[sid]["steps"]
+               if s["name"] in ("before fork", "after fork")}
+        body.append((sid, BY_ID[sid].title, got["before fork", "parent"],
+                     got["after fork", "parent"], got["after fork", "child"]))
+    head = ("#", "scenario", f"pg{page} before fork", "parent after fork", "child after fork")
+    text = "\n".join("  ".join(r) for r in [head, *body])
+    return Table(f"{_stored_header()}: page {page}", head, tuple(body), text)
 
 
 def quick_check(ids: tuple[str, ...] = ("a", "c")) -> str:
@@ -251,7 +329,11 @@ def quick_check(ids: tuple[str, ...] = ("a", "c")) -> str:
         return f"live check skipped: {reason}"
     from .run import probe_all
     rows = report(probe_all(ids), model_kernel(detect().kernel))
-    return f"live, on the machine that ran this cell (Linux {detect().kernel}):\n" + "\n".join(
+    same = detect().kernel == load_stored()["machine"]["kernel"]
+    where = (" -- the same kernel as the stored run: a repeat of it, not a second kernel"
+             if same else "")
+    head = f"live, on the machine that ran this cell (Linux {detect().kernel}){where}:\n"
+    return head + "\n".join(
         f"{r.id}: " + (f"skipped: {r.skipped}" if r.skipped else
                        "kernel and model agree" if r.agrees else
                        f"DIFFER ({len(r.diffs)} observables)") for r in rows)
@@ -276,10 +358,10 @@ def stored_timing() -> str:
     fits = {m: fit_batch_cost(rows, m) for m in ("fresh", "repeat")}
     sessions = max(r["sessions"] for r in runs)
     return (f"fork() of a private anon region, Linux {d['machine']['kernel']}, "
-            f"{d['machine']['cpus']} CPUs: minimum of up to "
+            f"{d['machine']['cpus']} CPUs:\nminimum of up to "
             f"{max(r['rounds'] for r in runs)} interleaved rounds in {sessions} "
             f"session{'' if sessions == 1 else 's'} (a 4K sample before every other "
-            "layout), minus the minimum of the same Python worker forked without the "
+            "layout),\nminus the minimum of the same Python worker forked without the "
             "region\n" + render_timing(rows) +
             "\nbatched copy path, 1 GiB: " + "; ".join(
                 f"{m}: {f['per_batch_ns']:.0f} ns per folio + {f['per_pte_ns']:.1f} ns per "
@@ -309,8 +391,17 @@ def plot_timing(size_bytes: int = 1 << 30) -> Any:
         rs = {r["folio"]: r for r in rows
               if r["size_bytes"] == size_bytes and r["mode"] == mode}
         xs = [f for f in FOLIOS if f in rs]
-        ax.plot(range(len(xs)), [rs[f]["ns_per_page"] for f in xs], style, label=mode)
+        # PTE-mapped layouts joined; a PMD mapping is another regime (no PTEs at all), so
+        # its point stands apart, unjoined, beyond a dividing line
+        pte = [k for k, f in enumerate(xs) if f != "2M-pmd"]
+        line, = ax.plot(pte, [rs[xs[k]]["ns_per_page"] for k in pte], style,
+                        label=f"{mode} (PTE-mapped)")
+        pmd = [k for k, f in enumerate(xs) if f == "2M-pmd"]
+        ax.plot(pmd, [rs[xs[k]]["ns_per_page"] for k in pmd], style[0], color=line.get_color(),
+                mfc="none", ms=9, label=f"{mode}, PMD-mapped (another regime)")
         ax.set_xticks(range(len(xs)), xs)
+        if mode == "fresh" and pmd:
+            ax.axvline(pmd[0] - 0.5, color="grey", lw=0.8, ls="-.")
         if mode == "fresh":
             # the fitted batch cost, per 4K page: per_pte + per_batch / n, drawn over the
             # layouts calibrate.fit_batch_cost() fits (the batched path: not 4K pages, not
@@ -338,7 +429,8 @@ def batch_fit(mode: str = "fresh") -> dict[str, float]:
     return fit_batch_cost(records(pooled(load_timing())), mode)
 
 
-__all__ = ["LIVE_ENV", "STEPS_LEGEND", "TOPIC_HEAD", "Table", "batch_fit", "folio_pages",
-           "live_report", "live_requested", "live_timing", "plot_timing", "quick_check",
-           "report_by_topic", "report_table", "scenario_steps", "steps_table", "stored_report",
+__all__ = ["LIVE_ENV", "OVERVIEW_HEAD", "STEPS_LEGEND", "TOPIC_HEAD", "Table", "batch_fit",
+           "folio_pages", "fork_tokens", "live_report", "live_requested", "live_timing",
+           "plot_timing", "quick_check", "report_by_topic", "report_group", "report_overview",
+           "report_table", "scenario_steps", "script_text", "steps_table", "stored_report",
            "stored_rows", "stored_timing", "unexpected"]

@@ -121,8 +121,8 @@ def _op(op: dict[str, Any] | None) -> str:
     return op_text(op) or "-"
 
 
-# "child after fork": what the child has present right after fork -- not what fork did
-# (s1/s2: fork copied swap entries, which map no page until a fault reads them back).
+# "child after fork": what the child's page table holds right after fork -- not what fork
+# did (s1/s2: fork copied swap entries, which map no page until a fault reads them back).
 COLUMNS = ("child after fork", "w1 child", "w1 parent", "w2 parent", "w2 child", "w3 parent")
 _WRITE_COLUMN = {"child writes w1 (first writer)": "w1 child",
                  "parent writes w1 (second writer)": "w1 parent",
@@ -148,7 +148,9 @@ def outcome(sc: Scenario, steps: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def _fork_text(cells: list[str], ahp_kb: int) -> str:
-    """``shared N[, copied M][ (PMD)]`` or ``not copied``, from the child's cells.
+    """``shared N[, copied M][, swap entries K][ (PMD)]``, ``swap entries K`` or ``nothing
+    present``, from the child's cells: what the child's page table holds, not what fork did
+    (a swap entry is an entry fork copied, yet it maps no page until a fault reads it back).
 
     ``(PMD)``: the child maps 2 MiB with one PMD-level entry.  smaps' AnonHugePages counts
     only anonymous THPs, so the huge zero page (``hzero``: PMD-mapped only; a split maps
@@ -157,13 +159,17 @@ def _fork_text(cells: list[str], ahp_kb: int) -> str:
 
     >>> _fork_text(["hzero x0 m0 ae0 H·thp·Z·F"] * 2, 0), _fork_text(["n1 x1 m1 ae1 A"], 0)
     ('shared 2 (PMD)', 'shared 0, copied 1')
+    >>> _fork_text(["— swp", "— swp"], 0), _fork_text(["—", "—"], 0)
+    ('swap entries 2', 'nothing present')
     """
     labels = [c.split()[0] for c in cells]
+    swapped = sum(c.split()[:2] == ["—", "swp"] for c in cells)
     if all(lb == "—" for lb in labels):
-        return "not copied"
+        return f"swap entries {swapped}" if swapped else "nothing present"
     new = sum(lb.startswith("n") for lb in labels)
     shared = sum(lb in ("orig", "zero", "hzero") for lb in labels)
-    text = f"shared {shared}" + (f", copied {new}" if new else "")
+    text = f"shared {shared}" + (f", copied {new}" if new else "") + \
+        (f", swap entries {swapped}" if swapped else "")
     pmd = ahp_kb > 0 or any(c.split()[0] == "hzero" or "HT" in c.split()[-1].split("·")
                             for c in cells)
     return text + (" (PMD)" if pmd else "")

@@ -188,6 +188,72 @@ TOPICS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("hugetlb pages", "", ("t1", "t2", "t3")),
 )
 
+# What each scenario sets up before fork, in one clause (the probe's layout builder does
+# it; the report prints this under the row, with the script the row really ran).  Words
+# for the set-up only: what happened after fork is the report's, from the run.
+ABOUT: dict[str, str] = {
+    "a": "4K pages, every page written: the plain copy-on-write row for small pages",
+    "b1": "every page only read, so each maps the zero page; nothing written, so no anon_vma",
+    "b2": "pages 0-14 only read (zero page), page 15 written (the VMA's anon_vma)",
+    "b3": "the upper half of a 32-page VMA whose page below the region was written, then "
+          "split off by MADV_NOHUGEPAGE; the region itself is only read (zero pages)",
+    "c": "four 64K folios, every page written: the plain row for large folios",
+    "c2": "as c, but only the parent writes, after the child exited: page 16, a head page",
+    "d1": "a 2M THP split to PTEs by mprotect(PROT_READ) of page 100, which also cuts the "
+          "VMA in 3 (below page 100, page 100, above): one folio in three VMAs",
+    "d2": "as d1, then page 100 made read-write again: the three VMAs merge back into one, "
+          "the folio stays PTE-mapped",
+    "e": "a 2M THP mapped by one PMD entry, every page written",
+    "e2": "THP enabled and every page only read: one PMD entry maps the huge zero page",
+    "f": "MAP_SHARED|MAP_ANONYMOUS (shmem), every page written",
+    "g1": "a MAP_PRIVATE mapping of an ext4 file, every page only read: page-cache pages",
+    "g2": "as g1, a tmpfs file",
+    "g3": "as g1, then page 1 written before fork: that write copied it into an anonymous page",
+    "g4": "as g3, a tmpfs file",
+    "h1": "4K pages written, page 2 pinned by io_uring (a registered buffer)",
+    "h2": "four 64K folios written, page 3 pinned by io_uring: a pin in the first folio",
+    "h3": "a PMD-mapped 2M THP written, page 3 pinned by io_uring",
+    "h4": "as h1, but the pin is released before fork",
+    "h5a": "4K pages written, page 2 held 1280 times by a pipe (vmsplice); nothing pinned",
+    "h5b": "as h5a, and page 8 pinned by io_uring: the process has pinned a page",
+    "h6": "four 64K folios written, the whole first folio (pages 0-15) pinned",
+    "h7": "four 64K folios, forked once and that child gone (no page AnonExclusive), then "
+          "page 5 written (reused: AnonExclusive again) and pinned",
+    "i1": "4K pages written, then MADV_DONTFORK: fork does not give the child the VMA",
+    "i2": "4K pages written, then MADV_WIPEONFORK: the child gets the VMA, empty",
+    "i3": "MADV_DONTFORK undone by MADV_DOFORK before fork: plain 4K pages again",
+    "i4": "MADV_WIPEONFORK undone by MADV_KEEPONFORK before fork: plain 4K pages again",
+    "j1": "4K pages written, then the region mprotect(PROT_READ); each process makes it "
+          "read-write again (mprotect) before its first write",
+    "j2": "four 64K folios, page 5 made read-only: the first folio spans three VMAs",
+    "j3": "four 64K folios, forked once and that child gone, then pages 0, 2 and 16 "
+          "written again: only those PTEs are writable and AnonExclusive",
+    "k1": "4K pages written, write-protected through userfaultfd (uffd-wp), no fork events",
+    "k2": "as k1, with fork events (UFFD_FEATURE_EVENT_FORK)",
+    "k3": "shmem pages written, uffd-wp, with fork events",
+    "k4": "shmem pages written, uffd-wp, no fork events",
+    "m1": "4K pages written, mprotect(PROT_READ), then read-write again: still "
+          "AnonExclusive, so the PTEs become writable at once (the parent's write to page "
+          "0 before fork does not fault)",
+    "m2": "as m1, but forked once first (that child gone): no page is AnonExclusive, so "
+          "mprotect() leaves the PTEs read-only and the write before fork faults",
+    "u1": "one 64K folio with its pages 4-7 unmapped (munmap): the folio spans two VMAs",
+    "u2": "one 64K folio with all its pages but page 0 dropped by MADV_DONTNEED: one PTE "
+          "left",
+    "r1": "a 64K folio whose upper half mremap() moved to page 24: one folio, two places",
+    "r2": "a PMD-mapped 2M THP whose upper half mremap() moved to page 768: moving half of "
+          "a PMD splits it, so both halves are mapped by PTEs",
+    "s1": "4K pages written, then all swapped out by MADV_PAGEOUT",
+    "s2": "one 64K folio written, then swapped out by MADV_PAGEOUT",
+    "p1": "every page only read (zero page), then pages 2-3 pinned for writing by io_uring",
+    "p2": "a private ext4 file mapping only read, then pages 2-3 pinned for writing",
+    "p3": "shmem pages written, then pages 2-3 pinned for writing",
+    "t1": "one private 2 MiB hugetlb page (MAP_HUGETLB), every page written",
+    "t2": "as t1, page 3 pinned by io_uring",
+    "t3": "one shared 2 MiB hugetlb page (a hugetlb memfd), every page written",
+    "x1": "as d2, then MADV_COLLAPSE: the THP is mapped by one PMD entry again",
+}
+
 # Why a row's outcome differs from plain private memory (row a for 4K pages, row c for
 # large folios): one line per row that the basic copy-on-write rules do not predict.
 # Words only: the numbers are the report's own.  A test keeps this list equal to the
@@ -196,8 +262,8 @@ WHY: dict[str, str] = {
     "b1": "only zero pages and no anon_vma: fork skips the VMA; a write to the zero page "
           "always gets a new page (it is never copied from, never reused)",
     "b2": "the zero-page PTEs are shared, but a write to the zero page always gets a new page",
-    "b3": "a VMA split gave it an anon_vma, so fork copies its zero-page PTEs; every write "
-          "still gets a new page",
+    "b3": "the VMA it was split from had an anon_vma, and a split gives both halves the "
+          "same one, so fork copies its zero-page PTEs; every write still gets a new page",
     "e2": "the huge zero page: fork shares its PMD; each process's first write gets a whole "
           "new THP, and its later writes land in that THP, already writable",
     "f": "MAP_SHARED: one copy for both processes, so fork copies no PTE and no write copies",
