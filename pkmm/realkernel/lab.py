@@ -363,8 +363,8 @@ def stored_timing() -> str:
             f"session{'' if sessions == 1 else 's'} (a 4K sample before every other "
             "layout),\nminus the minimum of the same Python worker forked without the "
             "region\n" + render_timing(rows) +
-            "\nbatched copy path, 1 GiB: " + "; ".join(
-                f"{m}: {f['per_batch_ns']:.0f} ns per folio + {f['per_pte_ns']:.1f} ns per "
+            "\nbatched copy path, 1 GiB:" + "".join(
+                f"\n  {m}: {f['per_batch_ns']:.0f} ns per folio + {f['per_pte_ns']:.1f} ns per "
                 f"PTE (max error {f['max_rel_err']:.0%})" for m, f in fits.items()))
 
 
