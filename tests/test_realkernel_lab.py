@@ -117,11 +117,12 @@ def test_script_text_is_the_script_each_scenario_ran() -> None:
 
 
 def test_every_scenario_has_its_setup_in_words_under_its_row() -> None:
-    from pkmm.realkernel.scenarios import ABOUT
+    from pkmm.realkernel.scenarios import ABOUT, LABELS
     assert set(ABOUT) == set(BY_ID)
     t = lab.report_by_topic()
     about = dict(t.about)
-    assert all(ABOUT[r[0]] in about[i] and lab.script_text(r[0]) in about[i]
+    ids = {LABELS.get(i, i): i for i in BY_ID}
+    assert all(ABOUT[ids[r[0]]] in about[i] and lab.script_text(ids[r[0]]) in about[i]
                for i, r in enumerate(t.rows))
 
 
@@ -129,11 +130,12 @@ def test_report_group_and_overview_follow_the_topics() -> None:
     import pytest
 
     from pkmm.errors import ScenarioError
+    from pkmm.realkernel.scenarios import label
     over = lab.report_overview()
     assert len(over.rows) == len(TOPICS)
     for n, (title, _, ids) in enumerate(TOPICS, 1):
         g = lab.report_group(n)
-        assert sorted(r[0] for r in g.rows) == sorted(ids)
+        assert sorted(r[0] for r in g.rows) == sorted(label(i) for i in ids)
         assert len(g.sections) == 1 and g.sections[0][1].startswith(title)
         line = over.rows[n - 1]
         assert line[2] == str(len(ids)) and line[4] == str(len(g.subrows))
@@ -156,3 +158,42 @@ def test_timing_header_counts_sessions_in_words() -> None:
     assert " 1 sessions" not in head and "session" in head
     # the header is wrapped by the lab itself, never mid-word by the page
     assert max(len(x) for x in lines[:3]) <= 100
+
+
+def test_a_displayed_label_never_reads_as_a_token_part() -> None:
+    """A scenario's printed label is not the token part "exclusively mapped" (x1/x0) or
+    AnonExclusive (ae0/ae1): the MADV_COLLAPSE row, stored as x1, prints as its label in
+    the grouped report and in the text report."""
+    import re
+
+    from pkmm.realkernel.scenarios import label
+    token_part = re.compile(r"^(x[01]|ae[01])$")
+    shown = [r[0] for r in lab.report_by_topic().rows]
+    assert not any(token_part.match(s) for s in shown)
+    assert label("x1") in shown and "x1" not in shown
+    assert not any(line.split()[:1] == ["x1"] for line in lab.stored_report().splitlines())
+
+
+def test_group_without_rows_and_the_folded_answer_hold_them() -> None:
+    """A predicted row leaves its group's table and comes back, folded, as the answer;
+    the caption says all rows agree and how many are not plain copy-on-write."""
+    import pytest
+
+    from pkmm.errors import ScenarioError
+    rest = lab.report_group(5, ("h5a", "h7"))
+    assert {r[0] for r in rest.rows} == set(TOPICS[4][2]) - {"h5a", "h7"}
+    ans = lab.report_answer(("h5a",))
+    assert [r[0] for r in ans.rows] == ["h5a"] and ans.subrows
+    html = ans._repr_html_()
+    assert html.startswith("<details><summary>") and html.endswith("</details>")
+    assert not rest._repr_html_().startswith("<details")
+    assert "the row agrees with the kernel; it is not what plain" in ans.caption
+    whole = lab.report_by_topic()
+    assert f"all {len(whole.rows)} rows agree with the kernel; {len(whole.subrows)} of them" \
+        in whole.caption and "differ" not in whole.caption
+    for bad in (("a",), ["h5a"], ("nope",)):
+        with pytest.raises(ScenarioError, match="without"):
+            lab.report_group(5, bad)  # type: ignore[arg-type]
+    for bad in ((), ("nope",), "h5a"):
+        with pytest.raises(ScenarioError, match="report_answer"):
+            lab.report_answer(bad)  # type: ignore[arg-type]

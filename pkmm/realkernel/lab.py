@@ -25,7 +25,7 @@ from .calibrate import load as load_timing
 from .calibrate import render as render_timing
 from .model import model_kernel
 from .report import COLUMNS, HEAD, Row, load_stored, render, report, stored_kernel, table
-from .scenarios import ABOUT, BY_ID, TOPICS, WHY
+from .scenarios import ABOUT, BY_ID, TOPICS, WHY, label
 from .support import detect
 from .timing import FOLIOS, folio_pages
 
@@ -96,6 +96,7 @@ class Table:
     subrows: tuple[tuple[int, str], ...] = ()           # (row, text): a line under the row
     legend: str = ""                                    # under the caption, above the rows
     about: tuple[tuple[int, str], ...] = ()             # (row, text): a grey line under it
+    fold: str = ""          # a prediction's answer: shown folded under this summary line
 
     def __str__(self) -> str:
         return self.text
@@ -134,10 +135,16 @@ class Table:
         key = (f'<br><span style="font-weight:normal">{html.escape(self.legend)}</span>'
                if self.legend else "")
         notes = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
+        if self.fold:       # closed until the reader opens it, as a markdown answer is
+            return (f"<details><summary><b>{html.escape(self.fold)}</b></summary>"
+                    f"{self._table_html(key, head, body)}{notes}</details>")
+        return self._table_html(key, head, body) + notes
+
+    def _table_html(self, key: str, head: str, body: str) -> str:
         return ('<table class="pkmm-table" style="font-size:0.82em;border-collapse:collapse">'
                 f"<caption style=\"caption-side:top;text-align:left\">"
                 f"{html.escape(self.caption)}{key}</caption><thead><tr>{head}</tr></thead>"
-                f"<tbody>{body}</tbody></table>{notes}")
+                f"<tbody>{body}</tbody></table>")
 
 
 def report_table(ids: tuple[str, ...] | None = None) -> Table:
@@ -229,7 +236,7 @@ def script_text(sid: str) -> str:
 TOPIC_HEAD = ("#", "scenario", *COLUMNS, "result")
 
 
-def _topic_rows(groups: list[tuple[str, str, tuple[str, ...]]]) -> Table:
+def _topic_rows(groups: list[tuple[str, str, tuple[str, ...]]], fold: str = "") -> Table:
     rows = {r.id: r for r in stored_rows()}
     body: list[tuple[str, ...]] = []
     marks: set[tuple[int, int]] = set()
@@ -247,7 +254,7 @@ def _topic_rows(groups: list[tuple[str, str, tuple[str, ...]]]) -> Table:
         odd = {i: unexpected(rows[i], rows[_plain_row(i)]) for i in ids}
         for i in sorted(ids, key=lambda i: not odd[i]):
             r = rows[i]
-            cells = (i, r.title, *(r.outcome[c] for c in COLUMNS),
+            cells = (label(i), r.title, *(r.outcome[c] for c in COLUMNS),
                      "agree" if r.agrees else "DIFFER")
             cols = {first + COLUMNS.index(c) for c in odd[i]}
             marks.update((len(body), j) for j in cols)
@@ -256,17 +263,26 @@ def _topic_rows(groups: list[tuple[str, str, tuple[str, ...]]]) -> Table:
             about.append((len(body), setup))
             text.append(f"      {setup}")
             if odd[i]:
-                why = f"unlike row {_plain_row(i)}: {WHY[i]}"
+                why = f"not as in row {_plain_row(i)}: {WHY[i]}"
                 subrows.append((len(body), why))
                 text.append(f"      {why}")
             body.append(cells)
     done = [r for i, r in rows.items() if not r.skipped and any(i in g[2] for g in groups)]
     total = f"agree: {sum(r.agrees for r in done)}/{len(done)}"
-    caption = (f"{_stored_header()}: {len(subrows)} of {len(body)} rows differ from plain "
-               "private memory (outlined cells; the reason under the row)")
+    agree = sum(r.agrees for r in done)
+    if len(body) == 1:
+        said = ("the row agrees with the kernel" if agree else "the row DIFFERS from the kernel")
+        said += ("; it is not what plain copy-on-write predicts (outlined cells; the reason "
+                 "under the row)" if subrows else "; it is what plain copy-on-write predicts")
+    else:
+        said = (f"all {agree} rows agree with the kernel" if agree == len(body) else
+                f"{agree} of {len(body)} rows agree with the kernel")
+        said += (f"; {len(subrows)} of them are not what plain copy-on-write predicts "
+                 "(outlined cells; the reason under the row)")
+    caption = f"{_stored_header()}: {said}"
     return Table(caption, TOPIC_HEAD, tuple(body), "\n".join([*text, total]), (total,),
                  _shade_result, frozenset(marks), tuple(sections), tuple(subrows),
-                 about=tuple(about))
+                 about=tuple(about), fold=fold)
 
 
 def report_by_topic() -> Table:
@@ -277,16 +293,34 @@ def report_by_topic() -> Table:
     return _topic_rows(list(TOPICS))
 
 
-def report_group(n: int) -> Table:
-    """Group ``n`` of :data:`TOPICS` (1 = the first), as :func:`report_by_topic` shows it."""
+def report_group(n: int, without: tuple[str, ...] = ()) -> Table:
+    """Group ``n`` of :data:`TOPICS` (1 = the first), as :func:`report_by_topic` shows it,
+    less the rows ``without`` (the ones a page asks the reader to predict first and shows
+    with :func:`report_answer`)."""
     if not isinstance(n, int) or not 1 <= n <= len(TOPICS):
         raise ScenarioError(f"report_group(n): n={n!r} is not a group number; use 1 to "
                          f"{len(TOPICS)} (the groups of scenarios.TOPICS)")
-    return _topic_rows([TOPICS[n - 1]])
+    title, taught, ids = TOPICS[n - 1]
+    if not isinstance(without, tuple) or any(i not in ids for i in without):
+        raise ScenarioError(f"report_group(n, without): without={without!r} must be a tuple "
+                            f"of ids of group {n}: {', '.join(ids)}")
+    return _topic_rows([(title, taught, tuple(i for i in ids if i not in without))])
+
+
+def report_answer(ids: tuple[str, ...]) -> Table:
+    """The report rows ``ids`` (one group's or several), folded: a notebook shows the
+    answer to its prediction closed, under "Answer", until the reader opens it."""
+    if not isinstance(ids, tuple) or not ids or any(i not in BY_ID for i in ids):
+        raise ScenarioError(f"report_answer(ids): ids={ids!r} must be a non-empty tuple of "
+                            "scenario ids (scenarios.BY_ID)")
+    groups = [(t, k, tuple(i for i in g if i in ids)) for t, k, g in TOPICS]
+    return _topic_rows([g for g in groups if g[2]],
+                       fold=f"Answer: the kernel's row{'s' if len(ids) > 1 else ''} "
+                            f"{', '.join(label(i) for i in ids)} (open it after you predicted)")
 
 
 OVERVIEW_HEAD = ("group", "taught in", "rows", "agree with the kernel",
-                 "differ from plain copy-on-write")
+                 "not what plain copy-on-write predicts")
 
 
 def report_overview() -> Table:
@@ -315,7 +349,7 @@ def fork_tokens(ids: tuple[str, ...], page: int = 0) -> Table:
     for sid in ids:
         got = {(s["name"], s["who"]): unrle(s["cells"])[page] for s in data[sid]["steps"]
                if s["name"] in ("before fork", "after fork")}
-        body.append((sid, BY_ID[sid].title, got["before fork", "parent"],
+        body.append((label(sid), BY_ID[sid].title, got["before fork", "parent"],
                      got["after fork", "parent"], got["after fork", "child"]))
     head = ("#", "scenario", f"pg{page} before fork", "parent after fork", "child after fork")
     text = "\n".join("  ".join(r) for r in [head, *body])
@@ -397,8 +431,16 @@ def plot_timing(size_bytes: int = 1 << 30) -> Any:
         line, = ax.plot(pte, [rs[xs[k]]["ns_per_page"] for k in pte], style,
                         label=f"{mode} (PTE-mapped)")
         pmd = [k for k, f in enumerate(xs) if f == "2M-pmd"]
-        ax.plot(pmd, [rs[xs[k]]["ns_per_page"] for k in pmd], style[0], color=line.get_color(),
-                mfc="none", ms=9, label=f"{mode}, PMD-mapped (another regime)")
+        # the two PMD points sit near zero on this scale: set apart sideways (so one does
+        # not hide the other) and labelled with their value, which the eye cannot read
+        dx = -0.15 if mode == "fresh" else 0.15
+        for k in pmd:
+            v = rs[xs[k]]["ns_per_page"]
+            ax.plot([k + dx], [v], style[0], color=line.get_color(), mfc="none", ms=9,
+                    label=f"{mode}, PMD-mapped (another regime)")
+            ax.annotate(f"{v:.2f} ns", (k + dx, v), xytext=(-8 if mode == "fresh" else 0, 10),
+                        textcoords="offset points", ha="right" if mode == "fresh" else "center",
+                        fontsize=8, color=line.get_color())
         ax.set_xticks(range(len(xs)), xs)
         if mode == "fresh" and pmd:
             ax.axvline(pmd[0] - 0.5, color="grey", lw=0.8, ls="-.")
@@ -431,6 +473,6 @@ def batch_fit(mode: str = "fresh") -> dict[str, float]:
 
 __all__ = ["LIVE_ENV", "OVERVIEW_HEAD", "STEPS_LEGEND", "TOPIC_HEAD", "Table", "batch_fit",
            "folio_pages", "fork_tokens", "live_report", "live_requested", "live_timing",
-           "plot_timing", "quick_check", "report_by_topic", "report_group", "report_overview",
-           "report_table", "scenario_steps", "script_text", "steps_table", "stored_report",
-           "stored_rows", "stored_timing", "unexpected"]
+           "plot_timing", "quick_check", "report_answer", "report_by_topic", "report_group",
+           "report_overview", "report_table", "scenario_steps", "script_text", "steps_table",
+           "stored_report", "stored_rows", "stored_timing", "unexpected"]

@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import StoredDataError
 from .model import model_kernel, run_model
 from .observe import Step, rle, unrle
-from .scenarios import BY_ID, RULES, SCENARIOS, Scenario, phase
+from .scenarios import BY_ID, RULES, SCENARIOS, Scenario, label, phase
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 STORED = DATA_DIR / "realkernel-6.18.json"
@@ -212,7 +212,7 @@ def table(rows: list[Row]) -> tuple[list[list[str]], list[str], str]:
         vals = [r.outcome.get(c, "-") for c in COLUMNS] if not r.skipped else \
             ["skipped"] + [""] * (len(COLUMNS) - 1)
         res = "skipped" if r.skipped else ("agree" if r.agrees else "DIFFER")
-        body.append([r.id, r.title, *vals, res])
+        body.append([label(r.id), r.title, *vals, res])
     for r in rows:
         if r.skipped:
             notes.append(f"skipped {r.id}: {r.skipped}")
