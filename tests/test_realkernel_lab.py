@@ -29,6 +29,9 @@ def test_every_row_that_differs_from_plain_memory_has_a_reason_and_no_other_does
     # the reasons are words (names like g1 or w2 aside): the report's numbers come from
     # the run, never from the labels
     assert not [why for why in WHY.values() if re.search(r"(?<![\w])\d", why)]
+    # a script page named in a reason is the scenario's own: g3 wrote w2 before fork
+    assert f"page {BY_ID['g3'].w2} (the script's w2)" in lab.why_text("g3")
+    assert all("{" not in lab.why_text(i) for i in WHY)
 
 
 def test_unexpected_compares_kinds_not_counts_and_skips_absent_writes() -> None:
@@ -56,7 +59,7 @@ def test_grouped_report_puts_unexpected_rows_first_outlined_with_their_reason() 
         cols = {j for (r, j) in t.marks if r == i}
         assert (i in reasons) == bool(cols) == (sid in WHY)
         if sid in WHY:
-            assert WHY[sid] in reasons[i]
+            assert lab.why_text(sid) in reasons[i]
             assert {t.head[j] for j in cols} == set(lab.unexpected(ROWS[sid],
                                                                    ROWS[_plain(sid)]))
     html = t._repr_html_()

@@ -233,6 +233,13 @@ def script_text(sid: str) -> str:
     return " · ".join(words)
 
 
+def why_text(sid: str) -> str:
+    """Why row ``sid`` is not plain copy-on-write (:data:`WHY`), with the scenario's own
+    page numbers put in where the reason names a script page ({w1}, {w2}, {w3})."""
+    sc = BY_ID[sid]
+    return WHY[sid].format(w1=sc.w1, w2=sc.w2, w3=sc.w3)
+
+
 TOPIC_HEAD = ("#", "scenario", *COLUMNS, "result")
 
 
@@ -263,7 +270,7 @@ def _topic_rows(groups: list[tuple[str, str, tuple[str, ...]]], fold: str = "") 
             about.append((len(body), setup))
             text.append(f"      {setup}")
             if odd[i]:
-                why = f"not as in row {_plain_row(i)}: {WHY[i]}"
+                why = f"not as in row {_plain_row(i)}: {why_text(i)}"
                 subrows.append((len(body), why))
                 text.append(f"      {why}")
             body.append(cells)
@@ -438,9 +445,10 @@ def plot_timing(size_bytes: int = 1 << 30) -> Any:
             v = rs[xs[k]]["ns_per_page"]
             ax.plot([k + dx], [v], style[0], color=line.get_color(), mfc="none", ms=9,
                     label=f"{mode}, PMD-mapped (another regime)")
-            ax.annotate(f"{v:.2f} ns", (k + dx, v), xytext=(-8 if mode == "fresh" else 0, 10),
-                        textcoords="offset points", ha="right" if mode == "fresh" else "center",
-                        fontsize=8, color=line.get_color())
+            up = mode == "fresh"
+            ax.annotate(f"{v:.2f} ns", (k + dx, v), xytext=(8 if up else 0, 26 if up else 12),
+                        textcoords="offset points", ha="center", fontsize=8,
+                        color=line.get_color())
         ax.set_xticks(range(len(xs)), xs)
         if mode == "fresh" and pmd:
             ax.axvline(pmd[0] - 0.5, color="grey", lw=0.8, ls="-.")
@@ -475,4 +483,4 @@ __all__ = ["LIVE_ENV", "OVERVIEW_HEAD", "STEPS_LEGEND", "TOPIC_HEAD", "Table", "
            "folio_pages", "fork_tokens", "live_report", "live_requested", "live_timing",
            "plot_timing", "quick_check", "report_answer", "report_by_topic", "report_group",
            "report_overview", "report_table", "scenario_steps", "script_text", "steps_table",
-           "stored_report", "stored_rows", "stored_timing", "unexpected"]
+           "stored_report", "stored_rows", "stored_timing", "unexpected", "why_text"]

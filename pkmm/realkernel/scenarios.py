@@ -265,10 +265,10 @@ ABOUT: dict[str, str] = {
     "x1": "as d2, then MADV_COLLAPSE: the THP is mapped by one PMD entry again",
 }
 
-# Why a row's outcome differs from plain private memory (row a for 4K pages, row c for
-# large folios): one line per row that the basic copy-on-write rules do not predict.
-# Words only: the numbers are the report's own.  A test keeps this list equal to the
-# rows that really differ in the stored run.
+# Why a row's outcome is not plain copy-on-write (row a for 4K pages, row c for large
+# folios): one line per row that the basic copy-on-write rules do not predict.  Words
+# only: the numbers are the report's own ({w1}, {w2}, {w3}: the scenario's own page).
+# A test keeps this list equal to the rows that really differ in the stored run.
 WHY: dict[str, str] = {
     "b1": "only zero pages and no anon_vma: fork skips the VMA; a write to the zero page "
           "always gets a new page (it is never copied from, never reused)",
@@ -281,9 +281,9 @@ WHY: dict[str, str] = {
     "g1": "read-only private file pages, no anon_vma: fork skips the VMA; every write copies, "
           "because the page cache keeps its own reference to the file page",
     "g2": "as g1, on tmpfs",
-    "g3": "writing page w2 before fork gave the VMA an anon_vma, so fork copies the page "
-          "table; page-cache pages still copy, the anonymous page w2 is reused by its last "
-          "user",
+    "g3": "writing page {w2} (the script's w2) before fork gave the VMA an anon_vma, so fork "
+          "copies the page table; page-cache pages still copy, the anonymous page {w2} is "
+          "reused by its last user",
     "g4": "as g3, on tmpfs",
     "h1": "the pinned page (w2) is copied at fork, so neither process's write to it faults",
     "h2": "one pin makes the whole folio maybe pinned: fork copies its AnonExclusive pages, "
