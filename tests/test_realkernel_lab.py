@@ -14,7 +14,8 @@ ROWS = {r.id: r for r in lab.stored_rows()}
 
 
 def _plain(sid: str) -> str:
-    return "a" if BY_ID[sid].folio == "4K" else "c"
+    sc = BY_ID[sid]
+    return "f" if sc.shared else "a" if sc.folio == "4K" else "c"
 
 
 def test_topics_group_every_scenario_exactly_once() -> None:
@@ -200,3 +201,28 @@ def test_group_without_rows_and_the_folded_answer_hold_them() -> None:
     for bad in ((), ("nope",), "h5a"):
         with pytest.raises(ScenarioError, match="report_answer"):
             lab.report_answer(bad)  # type: ignore[arg-type]
+
+
+def test_uffd_rows_show_whether_the_child_kept_the_mark_and_lost_is_unexpected() -> None:
+    # the group-7 table carries the uwp state it tests, from the stored tokens
+    fork = {i: ROWS[i].outcome[COLUMNS[0]] for i in ("k1", "k2", "k3", "k4")}
+    assert fork == {"k1": "shared 16, uwp cleared", "k2": "shared 16, uwp kept",
+                    "k3": "shared 16, uwp kept", "k4": "nothing present"}
+    # keeping the bit is what copying an entry does; losing it is not
+    assert lab.unexpected(ROWS["k2"], ROWS["a"]) == ()
+    assert lab.unexpected(ROWS["k1"], ROWS["a"]) == (COLUMNS[0],)
+    assert "uwp" not in ROWS["a"].outcome[COLUMNS[0]]
+
+
+def test_shared_mappings_are_judged_against_row_f_not_private_memory() -> None:
+    shared = {s.id for s in SCENARIOS if s.shared}
+    assert {"f", "k3", "k4", "p3", "t3"} <= shared and not shared & {"a", "c", "g1", "k1"}
+    # k3 copies a shared mapping's entries (to carry uwp): unexpected against f
+    assert lab.unexpected(ROWS["k3"], ROWS["f"]) == (COLUMNS[0],)
+    # k4, p3, t3 do what f does: nothing copied at fork, no write copies
+    assert all(lab.unexpected(ROWS[i], ROWS["f"]) == () for i in ("k4", "p3", "t3"))
+    t = lab.report_group(7)
+    reasons = dict(t.subrows)
+    assert sorted(t.rows[i][0] for i in reasons) == ["k1", "k3"]
+    assert all(reasons[i].startswith(f"not as in row {_plain(t.rows[i][0])}:")
+               for i in reasons)

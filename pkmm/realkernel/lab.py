@@ -196,14 +196,18 @@ def steps_table(sid: str, pages: tuple[int, ...] | None = None) -> Table:
 
 
 def _plain_row(sid: str) -> str:
-    """The plain private-memory row a scenario is compared with: ``a`` (4K pages) or ``c``
-    (large folios), the rows that notebook 07's copy-on-write rules predict."""
-    return "a" if BY_ID[sid].folio == "4K" else "c"
+    """The plain row a scenario is compared with: ``f`` for a shared mapping (one copy for
+    both processes: fork copies no entry, no write copies), else ``a`` (4K pages) or ``c``
+    (large folios), the private rows that notebook 07's copy-on-write rules predict."""
+    sc = BY_ID[sid]
+    return "f" if sc.shared else "a" if sc.folio == "4K" else "c"
 
 
 def _kind(cell: str) -> str:
-    """A report cell without its counts: "shared 48, copied 16" -> "shared #, copied #"."""
-    return re.sub(r"\d+", "#", cell).replace(" (PMD)", "")
+    """A report cell without its counts: "shared 48, copied 16" -> "shared #, copied #".
+    ", uwp kept" is dropped too: fork copying an entry with its uffd-wp bit is what plain
+    copying does, so only a child that lost the bit ("uwp cleared") differs."""
+    return re.sub(r"\d+", "#", cell).replace(" (PMD)", "").replace(", uwp kept", "")
 
 
 def unexpected(row: Row, plain: Row) -> tuple[str, ...]:
@@ -427,7 +431,7 @@ def plot_timing(size_bytes: int = 1 << 30) -> Any:
     import matplotlib.pyplot as plt
     d = load_timing()
     rows = records(pooled(d))
-    fig, ax = plt.subplots(figsize=(7.4, 3.4))
+    fig, ax = plt.subplots(figsize=(9.6, 3.4))
     for mode, style in (("fresh", "o-"), ("repeat", "s--")):
         rs = {r["folio"]: r for r in rows
               if r["size_bytes"] == size_bytes and r["mode"] == mode}
@@ -446,7 +450,7 @@ def plot_timing(size_bytes: int = 1 << 30) -> Any:
             ax.plot([k + dx], [v], style[0], color=line.get_color(), mfc="none", ms=9,
                     label=f"{mode}, PMD-mapped (another regime)")
             up = mode == "fresh"
-            ax.annotate(f"{v:.2f} ns", (k + dx, v), xytext=(8 if up else 0, 26 if up else 12),
+            ax.annotate(f"{v:.1f} ns", (k + dx, v), xytext=(8 if up else 0, 26 if up else 12),
                         textcoords="offset points", ha="center", fontsize=8,
                         color=line.get_color())
         ax.set_xticks(range(len(xs)), xs)
@@ -464,12 +468,14 @@ def plot_timing(size_bytes: int = 1 << 30) -> Any:
                           " / n ns (n = pages per folio)")
     # A linear axis: the levelling-off from 4K to 2M-pte is the point, and the
     # PMD-mapped point near zero still reads as "a different regime".
-    ax.set_ylim(bottom=0)
+    # a little room below zero, so the PMD markers at ~1 ns are not cut by the axis
+    ax.set_ylim(bottom=-0.04 * ax.get_ylim()[1])
     ax.set_ylabel("ns per 4K page")
     ax.set_xlabel("folio layout")
     ax.set_title(f"fork() cost per page, {size_bytes >> 30} GiB region, "
                  f"Linux {d['machine']['kernel'].split('-')[0]}")
-    ax.legend()
+    # beside the plot, not over it: the top right holds the 4K points
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -139,6 +139,8 @@ def outcome(sc: Scenario, steps: list[dict[str, Any]]) -> dict[str, str]:
         cells = _cells(s)
         if s["name"] == "after fork" and s["who"] == "child":
             out[COLUMNS[0]] = _fork_text(cells, s["ahp_kb"])
+        if s["name"] == "after fork" and s["who"] == "parent":
+            out[COLUMNS[0]] += _uwp_text(last["child"], cells)
         col = _WRITE_COLUMN.get(s["name"])
         if col and s["op"] is not None:
             out[col] = _write_text(s["op"], last.get(s["who"], cells)[s["op"]["page"]],
@@ -173,6 +175,23 @@ def _fork_text(cells: list[str], ahp_kb: int) -> str:
     pmd = ahp_kb > 0 or any(c.split()[0] == "hzero" or "HT" in c.split()[-1].split("·")
                             for c in cells)
     return text + (" (PMD)" if pmd else "")
+
+
+def _uwp_text(child: list[str], parent: list[str]) -> str:
+    """", uwp kept" / ", uwp cleared" when the parent's entries carry the uffd-wp bit and
+    the child has entries of its own: whether fork's copies kept the bit (the thing the
+    uffd-wp rows test); "" otherwise.
+
+    >>> _uwp_text(["orig x0 m2 ae0 A"], ["orig x0 m2 ae0 uwp A"])
+    ', uwp cleared'
+    >>> _uwp_text(["—"], ["orig x1 m1 ae0 uwp F"]), _uwp_text(["orig x0 m2 ae0 A"] , ["orig"])
+    ('', '')
+    """
+    marked = [c for c, p in zip(child, parent, strict=True)
+              if "uwp" in p.split() and c.split()[0] != "—"]
+    if not marked:
+        return ""
+    return ", uwp kept" if all("uwp" in c.split() for c in marked) else ", uwp cleared"
 
 
 def _write_text(op: dict[str, Any], before: str, after: str) -> str:

@@ -53,6 +53,7 @@ class Scenario:
                                        # swap, hugetlb
     writer_mprotect: bool = False      # j1: each writer mprotect(RW)s the region first
     pre_write: int | None = None       # the parent writes this page before fork (observed)
+    shared: bool = False               # a MAP_SHARED mapping (shmem, hugetlb memfd): row f's kind
     rules: dict[str, str] = field(default_factory=dict)
 
     def rule(self, phase: str) -> str:
@@ -90,7 +91,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     _s("e2", "huge zero page (PMD)", 512, (3, 5, 7), (0, 1, 3, 5, 7), folio="2M",
        needs=("hzero",), rules={"fork": "4", "first": "4", "second": "4", "exit": "4"}),
     _s("f", "MAP_SHARED|MAP_ANONYMOUS", 16, (0, 1, 2), (0, 1, 2, 3), child_reads=True,
-       rules=dict(_NO_COPY, first="1", second="1", exit="1")),
+       rules=dict(_NO_COPY, first="1", second="1", exit="1"), shared=True),
     _s("g1", "private file (ext4), read only", 16, (0, 1, 2), (0, 1, 2, 3), child_reads=True,
        needs=("ext4",), rules=_NO_COPY),
     _s("g2", "private file (tmpfs), read only", 16, (0, 1, 2), (0, 1, 2, 3), child_reads=True,
@@ -129,9 +130,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     _s("k2", "anon uffd-wp, EVENT_FORK", 16, (None, None, None), (0, 1, 2),
        needs=("uffd",), rules={"fork": "8"}),
     _s("k3", "shmem uffd-wp, EVENT_FORK", 16, (None, None, None), (0, 1, 2),
-       needs=("uffd",), rules={"fork": "8"}),
+       needs=("uffd",), rules={"fork": "8"}, shared=True),
     _s("k4", "shmem uffd-wp, no EVENT_FORK", 16, (None, None, None), (0, 1, 2),
-       needs=("uffd",), rules={"fork": "8"}),
+       needs=("uffd",), rules={"fork": "8"}, shared=True),
     # mprotect, munmap, madvise, mremap, swap, R/W pins on non-anon pages, hugetlb
     _s("m1", "mprotect RO->RW of AE pages (write upgrade)", 16, (1, 2, 3), (0, 1, 2, 3),
        pre_write=0),
@@ -155,13 +156,13 @@ SCENARIOS: tuple[Scenario, ...] = (
        needs=("io_uring", "ext4"), rules=_RW_PIN),
     _s("p3", "R/W pin (io_uring) on shared shmem", 16, (1, 2, 3), (0, 1, 2, 3),
        child_reads=True, needs=("io_uring",), rules=dict(_NO_COPY, first="1", second="1",
-                                                       exit="1")),
+                                                       exit="1"), shared=True),
     _s("t1", "private hugetlb 2M, written", 512, (3, 5, 7), (0, 3, 5, 7, 511),
        needs=("hugetlb",), rules=_HUGETLB),
     _s("t2", "private hugetlb 2M, pinned (io_uring)", 512, (3, 5, 7), (0, 3, 5, 7, 511),
        needs=("hugetlb", "io_uring"), rules=dict(_HUGETLB, fork="7")),
     _s("t3", "shared hugetlb 2M (memfd)", 512, (3, 5, 7), (0, 3, 5, 7, 511),
-       child_reads=True, needs=("hugetlb",), rules=dict(_HUGETLB, fork="1")),
+       child_reads=True, needs=("hugetlb",), rules=dict(_HUGETLB, fork="1"), shared=True),
     _s("i3", "MADV_DONTFORK then MADV_DOFORK", 16, (0, 1, 2), (0, 1, 2)),
     _s("i4", "MADV_WIPEONFORK then MADV_KEEPONFORK", 16, (0, 1, 2), (0, 1, 2)),
     _s("x1", "PTE-mapped 2M THP, MADV_COLLAPSE", 512, (3, 5, 7), (0, 1, 3, 5, 7, 511),
@@ -275,9 +276,9 @@ WHY: dict[str, str] = {
     "b2": "the zero-page PTEs are shared, but a write to the zero page always gets a new page",
     "b3": "the VMA it was split from had an anon_vma, and a split gives both halves the "
           "same one, so fork copies its zero-page PTEs; every write still gets a new page",
-    "e2": "the huge zero page: fork shares its PMD; each process's first write gets a whole "
-          "new THP, and its later writes land in that THP, already writable",
-    "f": "MAP_SHARED: one copy for both processes, so fork copies no PTE and no write copies",
+    "e2": "the huge zero page: fork shares its PMD; a write gets a whole new THP, because a "
+          "page of zeros has nothing to copy: the new THP is only zero-filled, as a first write "
+          "to an empty region would get",
     "g1": "read-only private file pages, no anon_vma: fork skips the VMA; every write copies, "
           "because the page cache keeps its own reference to the file page",
     "g2": "as g1, on tmpfs",
@@ -289,7 +290,7 @@ WHY: dict[str, str] = {
     "h2": "one pin makes the whole folio maybe pinned: fork copies its AnonExclusive pages, "
           "so the writes inside that folio do not fault",
     "h3": "a pin in a PMD-mapped THP: fork splits the parent's PMD and copies every page "
-          "for the child (copy_huge_pmd); nothing is shared, so no write faults",
+          "for the child; nothing is shared, so no write faults",
     "h5a": "the pipe's references make the page look pinned, but nothing is pinned: fork "
            "shares it, and the extra references make the child's write copy, not reuse",
     "h5b": "another page is pinned, so the vmsplice'd page counts as maybe pinned too: fork "
@@ -301,21 +302,22 @@ WHY: dict[str, str] = {
           "never write-protected",
     "i2": "MADV_WIPEONFORK: the child gets an empty region (new pages); the parent's pages "
           "were never write-protected",
-    "k4": "without fork events the child's shmem mapping is not uffd-wp, so fork skips the "
-          "shared mapping",
+    "k1": "without fork events the child's copies lose the uffd-wp mark (uwp cleared): "
+          "nobody monitors the child, so fork clears the bit",
+    "k3": "shared memory, yet fork copies its entries: with fork events the child's mapping "
+          "is monitored too, and only its own entries can carry the uwp marks",
     "s1": "swapped out: the child has only swap entries; its read swaps the page in "
           "read-only, so its write copies; every other first access faults a page in",
     "s2": "swapped out: every first access faults the page in from swap (new page)",
     "p1": "the R/W pin first replaced the zero pages by exclusive anonymous pages, which fork "
           "copies because they are pinned; the pinned pages then never fault",
     "p2": "the R/W pin first replaced the file page by an exclusive anonymous page, which "
-          "fork copies because it is pinned",
-    "p3": "shared shmem: fork copies no PTE, pinned or not; no write copies",
+          "fork copies because it is pinned; the other pages are still the file's page-cache "
+          "pages, so every write to them copies, even the last user's (w1 parent)",
     "t1": "a hugetlb page is copied or reused whole: the parent's reuse makes all of it "
           "writable, so its next writes inside it do not fault, nor the child's, on its copy",
     "t2": "a pinned hugetlb page cannot be split: fork gives the child a copy of the whole "
-          "huge page (copy_hugetlb_page_range), so no write faults",
-    "t3": "shared hugetlb: fork copies no entry; the child faults the file's huge page in",
+          "huge page, so no write faults",
 }
 
 
