@@ -191,7 +191,7 @@ def test_group_without_rows_and_the_folded_answer_hold_them() -> None:
     html = ans._repr_html_()
     assert html.startswith("<details><summary>") and html.endswith("</details>")
     assert not rest._repr_html_().startswith("<details")
-    assert "the row agrees with the kernel; it is not what plain" in ans.caption
+    assert "the row agrees with the kernel; it is not as its plain row" in ans.caption
     whole = lab.report_by_topic()
     assert f"all {len(whole.rows)} rows agree with the kernel; {len(whole.subrows)} of them" \
         in whole.caption and "differ" not in whole.caption

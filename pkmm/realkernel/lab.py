@@ -283,13 +283,13 @@ def _topic_rows(groups: list[tuple[str, str, tuple[str, ...]]], fold: str = "") 
     agree = sum(r.agrees for r in done)
     if len(body) == 1:
         said = ("the row agrees with the kernel" if agree else "the row DIFFERS from the kernel")
-        said += ("; it is not what plain copy-on-write predicts (outlined cells; the reason "
-                 "under the row)" if subrows else "; it is what plain copy-on-write predicts")
+        said += ("; it is not as its plain row (a, c or f) predicts (outlined cells; the "
+                 "reason under the row)" if subrows else "; it is as its plain row (a, c or f)")
     else:
         said = (f"all {agree} rows agree with the kernel" if agree == len(body) else
                 f"{agree} of {len(body)} rows agree with the kernel")
-        said += (f"; {len(subrows)} of them are not what plain copy-on-write predicts "
-                 "(outlined cells; the reason under the row)")
+        said += (f"; {len(subrows)} of them are not as their plain row (a, c or f) "
+                 "predicts (outlined cells; the reason under the row)")
     caption = f"{_stored_header()}: {said}"
     return Table(caption, TOPIC_HEAD, tuple(body), "\n".join([*text, total]), (total,),
                  _shade_result, frozenset(marks), tuple(sections), tuple(subrows),
@@ -331,7 +331,7 @@ def report_answer(ids: tuple[str, ...]) -> Table:
 
 
 OVERVIEW_HEAD = ("group", "taught in", "rows", "agree with the kernel",
-                 "not what plain copy-on-write predicts")
+                 "not as their plain row (a, c or f)")
 
 
 def report_overview() -> Table:
