@@ -14,16 +14,18 @@ from __future__ import annotations
 import functools
 import html
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import ScenarioError
 from .calibrate import fit_batch_cost, pooled, records
 from .calibrate import load as load_timing
 from .calibrate import render as render_timing
 from .model import model_kernel
-from .report import HEAD, Row, load_stored, render, report, stored_kernel, table
-from .scenarios import BY_ID
+from .report import COLUMNS, HEAD, Row, load_stored, render, report, stored_kernel, table
+from .scenarios import ABOUT, BY_ID, TOPICS, WHY, label
 from .support import detect
 from .timing import FOLIOS, folio_pages
 
@@ -63,7 +65,8 @@ def _stored_header() -> str:
 
 
 def _shade_token(cell: str) -> str:
-    """A page token's colour: a new page yellow, a page mapped twice blue."""
+    """A page token's colour: a new page yellow, a page mapped twice blue, any other page
+    (an original page only this process maps, or nothing mapped) white."""
     if cell[:1] == "n" and cell[1:2].isdigit():
         return "#fff1b8"
     return "#dbe9ff" if " x0 " in cell else ""
@@ -88,6 +91,12 @@ class Table:
     text: str                       # the same rows as the text report prints them
     notes: tuple[str, ...] = ()
     shade: Callable[[str], str] | None = None
+    marks: frozenset[tuple[int, int]] = frozenset()    # (row, column): cells to outline
+    sections: tuple[tuple[int, str], ...] = ()          # (first row, heading) of a group
+    subrows: tuple[tuple[int, str], ...] = ()           # (row, text): a line under the row
+    legend: str = ""                                    # under the caption, above the rows
+    about: tuple[tuple[int, str], ...] = ()             # (row, text): a grey line under it
+    fold: str = ""          # a prediction's answer: shown folded under this summary line
 
     def __str__(self) -> str:
         return self.text
@@ -96,17 +105,46 @@ class Table:
         return f"<table {self.caption!r}: {len(self.rows)} rows>"
 
     def _repr_html_(self) -> str:
-        def td(v: str) -> str:
+        span = len(self.head)
+
+        def td(i: int, j: int, v: str) -> str:
             bg = self.shade(v) if self.shade else ""
             style = "text-align:left" + (f";background:{bg}" if bg else "")
+            if (i, j) in self.marks:
+                style += ";outline:2px solid #c0392b;outline-offset:-2px;font-weight:bold"
             return f'<td style="{style}">{html.escape(v)}</td>'
+
+        def line(text: str, style: str) -> str:
+            return (f'<tr><td colspan="{span}" style="text-align:left;{style}">'
+                    f"{html.escape(text)}</td></tr>")
+
+        heads, subs, about = dict(self.sections), dict(self.subrows), dict(self.about)
+        rows = []
+        for i, r in enumerate(self.rows):
+            if i in heads:
+                rows.append(line(heads[i], "font-weight:bold;background:#eef0f3;"
+                                           "padding-top:0.5em"))
+            rows.append("<tr>" + "".join(td(i, j, v) for j, v in enumerate(r)) + "</tr>")
+            if i in about:
+                rows.append(line(about[i], "padding-left:2em;color:#555"))
+            if i in subs:
+                rows.append(line(subs[i], "padding-left:2em;font-style:italic;"
+                                          "color:#7a2418"))
+        body = "".join(rows)
         head = "".join(f'<th style="text-align:left">{html.escape(h)}</th>' for h in self.head)
-        body = "".join("<tr>" + "".join(td(v) for v in r) + "</tr>" for r in self.rows)
+        key = (f'<br><span style="font-weight:normal">{html.escape(self.legend)}</span>'
+               if self.legend else "")
         notes = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
+        if self.fold:       # closed until the reader opens it, as a markdown answer is
+            return (f"<details><summary><b>{html.escape(self.fold)}</b></summary>"
+                    f"{self._table_html(key, head, body)}{notes}</details>")
+        return self._table_html(key, head, body) + notes
+
+    def _table_html(self, key: str, head: str, body: str) -> str:
         return ('<table class="pkmm-table" style="font-size:0.82em;border-collapse:collapse">'
                 f"<caption style=\"caption-side:top;text-align:left\">"
-                f"{html.escape(self.caption)}</caption><thead><tr>{head}</tr></thead>"
-                f"<tbody>{body}</tbody></table>{notes}")
+                f"{html.escape(self.caption)}{key}</caption><thead><tr>{head}</tr></thead>"
+                f"<tbody>{body}</tbody></table>")
 
 
 def report_table(ids: tuple[str, ...] | None = None) -> Table:
@@ -117,20 +155,31 @@ def report_table(ids: tuple[str, ...] | None = None) -> Table:
                  render(rows, _stored_header()), (*notes, total), _shade_result)
 
 
-def _step_rows(sid: str, pages: tuple[int, ...] | None) -> tuple[str, tuple[int, ...],
-                                                                  list[tuple[str, ...]]]:
-    """(title, the pages shown, one row per stored step: name, who, tokens, access)."""
+def _step_rows(sid: str, pages: tuple[int, ...] | None) -> tuple[
+        str, tuple[int, ...], list[tuple[str, ...]], frozenset[tuple[int, int]]]:
+    """(title, the pages shown, one row per stored step: name, who, tokens, access, and
+    the (row, column) of each shown cell a step read or wrote)."""
     from .observe import op_text, unrle
     sc = BY_ID[sid]
     show = pages or sc.show
+    steps = load_stored()["scenarios"][sid]["steps"]
     rows = [(s["name"], s["who"], *(unrle(s["cells"])[i] for i in show), op_text(s["op"]))
-            for s in load_stored()["scenarios"][sid]["steps"]]
-    return f"{sid}: {sc.title}", show, rows
+            for s in steps]
+    touched = frozenset((i, 2 + show.index(s["op"]["page"])) for i, s in enumerate(steps)
+                        if s["op"] and s["op"].get("page") in show)
+    return f"{sid}: {sc.title}", show, rows, touched
+
+
+STEPS_LEGEND = ("each row: the pages as the process named in it sees them · yellow: a new "
+                "physical page (n1, n2, …) · blue: a page mapped by both processes (x0) · "
+                "white: an original page only this process maps (x1), or nothing mapped · "
+                "outlined: the page this step read or wrote · the access: which page, and "
+                "how many faults it took")
 
 
 def scenario_steps(sid: str, pages: tuple[int, ...] | None = None) -> str:
     """One scenario's steps from the stored kernel results (pages of interest only)."""
-    title, show, rows = _step_rows(sid, pages)
+    title, show, rows, _ = _step_rows(sid, pages)
     lines = [f"{title}   pages " + ", ".join(f"pg{i}" for i in show)]
     for name, who, *rest in rows:
         *cells, op = rest
@@ -140,9 +189,182 @@ def scenario_steps(sid: str, pages: tuple[int, ...] | None = None) -> str:
 
 def steps_table(sid: str, pages: tuple[int, ...] | None = None) -> Table:
     """:func:`scenario_steps` as a :class:`Table`: a column per page, a row per step."""
-    title, show, rows = _step_rows(sid, pages)
+    title, show, rows, touched = _step_rows(sid, pages)
     return Table(title, ("step", "process", *(f"pg{i}" for i in show), "the access"),
-                 tuple(rows), scenario_steps(sid, pages), shade=_shade_token)
+                 tuple(rows), scenario_steps(sid, pages), shade=_shade_token, marks=touched,
+                 legend=STEPS_LEGEND)
+
+
+def _plain_row(sid: str) -> str:
+    """The plain row a scenario is compared with: ``f`` for a shared mapping (one copy for
+    both processes: fork copies no entry, no write copies), else ``a`` (4K pages) or ``c``
+    (large folios), the private rows that notebook 07's copy-on-write rules predict."""
+    sc = BY_ID[sid]
+    return "f" if sc.shared else "a" if sc.folio == "4K" else "c"
+
+
+def _kind(cell: str) -> str:
+    """A report cell without its counts: "shared 48, copied 16" -> "shared #, copied #".
+    ", uwp kept" is dropped too: fork copying an entry with its uffd-wp bit is what plain
+    copying does, so only a child that lost the bit ("uwp cleared") differs."""
+    return re.sub(r"\d+", "#", cell).replace(" (PMD)", "").replace(", uwp kept", "")
+
+
+def unexpected(row: Row, plain: Row) -> tuple[str, ...]:
+    """The columns in which ``row`` differs from the plain private-memory row ``plain``
+    (a write the script does not make, ``-``, is never a difference)."""
+    return tuple(c for c in COLUMNS if "-" not in (row.outcome[c], plain.outcome[c])
+                 and _kind(row.outcome[c]) != _kind(plain.outcome[c]))
+
+
+def script_text(sid: str) -> str:
+    """The script scenario ``sid`` really ran, read from its stored steps (so a scenario
+    that reads first, or has fewer writes, shows it): "child reads 0 · child writes 0 ·
+    parent writes 0 · ... · child exits · parent writes 2"."""
+    words, unprotected = [], set()
+    for s in load_stored()["scenarios"][sid]["steps"]:
+        if s["name"] == "parent after child exit":
+            words.append("child exits")
+        elif s["op"]:
+            verb = "reads" if s["op"]["kind"] == "read" else "writes"
+            if verb == "writes" and BY_ID[sid].writer_mprotect and s["who"] not in unprotected:
+                unprotected.add(s["who"])       # j1: mprotect(RW) before its first write
+                verb = "mprotect(RW)s, writes"
+            when = " before fork" if s["name"] == "parent writes before fork" else ""
+            words.append(f"{s['who']} {verb} {s['op']['page']}{when}")
+        elif s["name"] == "after fork" and s["who"] == "child":
+            words.append("fork")
+    return " · ".join(words)
+
+
+def why_text(sid: str) -> str:
+    """Why row ``sid`` is not plain copy-on-write (:data:`WHY`), with the scenario's own
+    page numbers put in where the reason names a script page ({w1}, {w2}, {w3})."""
+    sc = BY_ID[sid]
+    return WHY[sid].format(w1=sc.w1, w2=sc.w2, w3=sc.w3)
+
+
+TOPIC_HEAD = ("#", "scenario", *COLUMNS, "result")
+
+
+def _topic_rows(groups: list[tuple[str, str, tuple[str, ...]]], fold: str = "") -> Table:
+    rows = {r.id: r for r in stored_rows()}
+    body: list[tuple[str, ...]] = []
+    marks: set[tuple[int, int]] = set()
+    sections: list[tuple[int, str]] = []
+    subrows: list[tuple[int, str]] = []
+    about: list[tuple[int, str]] = []
+    text = [_stored_header()]
+    first = len(TOPIC_HEAD) - len(COLUMNS) - 1          # index of the first outcome column
+    for title, taught, ids in groups:
+        many = "s" if "," in taught else ""
+        heading = f"{title} — " + (f"taught in notebook{many} {taught}" if taught else
+                                    "new in this notebook (the glossary has every term)")
+        sections.append((len(body), heading))
+        text.append(f"\n== {heading}")
+        odd = {i: unexpected(rows[i], rows[_plain_row(i)]) for i in ids}
+        for i in sorted(ids, key=lambda i: not odd[i]):
+            r = rows[i]
+            cells = (label(i), r.title, *(r.outcome[c] for c in COLUMNS),
+                     "agree" if r.agrees else "DIFFER")
+            cols = {first + COLUMNS.index(c) for c in odd[i]}
+            marks.update((len(body), j) for j in cols)
+            text.append("  ".join(("*" if j in cols else "") + v for j, v in enumerate(cells)))
+            setup = f"set-up: {ABOUT[i]} — script: {script_text(i)}"
+            about.append((len(body), setup))
+            text.append(f"      {setup}")
+            if odd[i]:
+                why = f"not as in row {_plain_row(i)}: {why_text(i)}"
+                subrows.append((len(body), why))
+                text.append(f"      {why}")
+            body.append(cells)
+    done = [r for i, r in rows.items() if not r.skipped and any(i in g[2] for g in groups)]
+    total = f"agree: {sum(r.agrees for r in done)}/{len(done)}"
+    agree = sum(r.agrees for r in done)
+    if len(body) == 1:
+        said = ("the row agrees with the kernel" if agree else "the row DIFFERS from the kernel")
+        said += ("; it is not as its plain row (a, c or f) predicts (outlined cells; the "
+                 "reason under the row)" if subrows else "; it is as its plain row (a, c or f)")
+    else:
+        said = (f"all {agree} rows agree with the kernel" if agree == len(body) else
+                f"{agree} of {len(body)} rows agree with the kernel")
+        said += (f"; {len(subrows)} of them are not as their plain row (a, c or f) "
+                 "predicts (outlined cells; the reason under the row)")
+    caption = f"{_stored_header()}: {said}"
+    return Table(caption, TOPIC_HEAD, tuple(body), "\n".join([*text, total]), (total,),
+                 _shade_result, frozenset(marks), tuple(sections), tuple(subrows),
+                 about=tuple(about), fold=fold)
+
+
+def report_by_topic() -> Table:
+    """The stored report grouped by what the rows test (:data:`TOPICS`).  In each group the
+    rows the plain copy-on-write rules do not predict come first: their unexpected cells
+    are outlined and a line under the row says why (:data:`WHY`); every row has a grey
+    line with its set-up (:data:`ABOUT`) and the script it ran."""
+    return _topic_rows(list(TOPICS))
+
+
+def report_group(n: int, without: tuple[str, ...] = ()) -> Table:
+    """Group ``n`` of :data:`TOPICS` (1 = the first), as :func:`report_by_topic` shows it,
+    less the rows ``without`` (the ones a page asks the reader to predict first and shows
+    with :func:`report_answer`)."""
+    if not isinstance(n, int) or not 1 <= n <= len(TOPICS):
+        raise ScenarioError(f"report_group(n): n={n!r} is not a group number; use 1 to "
+                         f"{len(TOPICS)} (the groups of scenarios.TOPICS)")
+    title, taught, ids = TOPICS[n - 1]
+    if not isinstance(without, tuple) or any(i not in ids for i in without):
+        raise ScenarioError(f"report_group(n, without): without={without!r} must be a tuple "
+                            f"of ids of group {n}: {', '.join(ids)}")
+    return _topic_rows([(title, taught, tuple(i for i in ids if i not in without))])
+
+
+def report_answer(ids: tuple[str, ...]) -> Table:
+    """The report rows ``ids`` (one group's or several), folded: a notebook shows the
+    answer to its prediction closed, under "Answer", until the reader opens it."""
+    if not isinstance(ids, tuple) or not ids or any(i not in BY_ID for i in ids):
+        raise ScenarioError(f"report_answer(ids): ids={ids!r} must be a non-empty tuple of "
+                            "scenario ids (scenarios.BY_ID)")
+    groups = [(t, k, tuple(i for i in g if i in ids)) for t, k, g in TOPICS]
+    return _topic_rows([g for g in groups if g[2]],
+                       fold=f"Answer: the kernel's row{'s' if len(ids) > 1 else ''} "
+                            f"{', '.join(label(i) for i in ids)} (open it after you predicted)")
+
+
+OVERVIEW_HEAD = ("group", "taught in", "rows", "agree with the kernel",
+                 "not as their plain row (a, c or f)")
+
+
+def report_overview() -> Table:
+    """One line per group of :data:`TOPICS`: its rows, how many agree with the kernel, and
+    how many behave differently from plain private memory (rows ``a`` / ``c``)."""
+    rows = {r.id: r for r in stored_rows()}
+    body = []
+    for n, (title, taught, ids) in enumerate(TOPICS, 1):
+        odd = sum(bool(unexpected(rows[i], rows[_plain_row(i)])) for i in ids)
+        body.append((f"{n}. {title}", f"notebook {taught}" if taught else "this notebook",
+                     str(len(ids)), f"{sum(rows[i].agrees for i in ids)}/{len(ids)}",
+                     str(odd)))
+    w = [max(len(r[k]) for r in [OVERVIEW_HEAD, *body]) for k in range(len(OVERVIEW_HEAD))]
+    text = "\n".join("  ".join(v.ljust(x) for v, x in zip(r, w, strict=True)).rstrip()
+                     for r in [OVERVIEW_HEAD, *body])
+    return Table(_stored_header(), OVERVIEW_HEAD, tuple(body), text)
+
+
+def fork_tokens(ids: tuple[str, ...], page: int = 0) -> Table:
+    """One page's token before fork (parent) and right after it (parent, child), from the
+    stored steps: what a row's "child after fork" summary is made of (e.g. the uffd-wp
+    ``uwp`` part, which the summary does not show)."""
+    from .observe import unrle
+    data = load_stored()["scenarios"]
+    body = []
+    for sid in ids:
+        got = {(s["name"], s["who"]): unrle(s["cells"])[page] for s in data[sid]["steps"]
+               if s["name"] in ("before fork", "after fork")}
+        body.append((label(sid), BY_ID[sid].title, got["before fork", "parent"],
+                     got["after fork", "parent"], got["after fork", "child"]))
+    head = ("#", "scenario", f"pg{page} before fork", "parent after fork", "child after fork")
+    text = "\n".join("  ".join(r) for r in [head, *body])
+    return Table(f"{_stored_header()}: page {page}", head, tuple(body), text)
 
 
 def quick_check(ids: tuple[str, ...] = ("a", "c")) -> str:
@@ -152,7 +374,11 @@ def quick_check(ids: tuple[str, ...] = ("a", "c")) -> str:
         return f"live check skipped: {reason}"
     from .run import probe_all
     rows = report(probe_all(ids), model_kernel(detect().kernel))
-    return f"live, on the machine running this (Linux {detect().kernel}):\n" + "\n".join(
+    same = detect().kernel == load_stored()["machine"]["kernel"]
+    where = (" -- the same kernel as the stored run: a repeat of it, not a second kernel"
+             if same else "")
+    head = f"live, on the machine that ran this cell (Linux {detect().kernel}){where}:\n"
+    return head + "\n".join(
         f"{r.id}: " + (f"skipped: {r.skipped}" if r.skipped else
                        "kernel and model agree" if r.agrees else
                        f"DIFFER ({len(r.diffs)} observables)") for r in rows)
@@ -175,14 +401,15 @@ def stored_timing() -> str:
     runs = pooled(d)
     rows = records(runs)
     fits = {m: fit_batch_cost(rows, m) for m in ("fresh", "repeat")}
+    sessions = max(r["sessions"] for r in runs)
     return (f"fork() of a private anon region, Linux {d['machine']['kernel']}, "
-            f"{d['machine']['cpus']} CPUs: minimum of up to "
-            f"{max(r['rounds'] for r in runs)} interleaved rounds in "
-            f"{max(r['sessions'] for r in runs)} sessions (a 4K sample before every other "
-            "layout), minus the minimum of the same Python worker forked without the "
+            f"{d['machine']['cpus']} CPUs:\nminimum of up to "
+            f"{max(r['rounds'] for r in runs)} interleaved rounds in {sessions} "
+            f"session{'' if sessions == 1 else 's'} (a 4K sample before every other "
+            "layout),\nminus the minimum of the same Python worker forked without the "
             "region\n" + render_timing(rows) +
-            "\nbatched copy path, 1 GiB: " + "; ".join(
-                f"{m}: {f['per_batch_ns']:.0f} ns per folio + {f['per_pte_ns']:.1f} ns per "
+            "\nbatched copy path, 1 GiB:" + "".join(
+                f"\n  {m}: {f['per_batch_ns']:.0f} ns per folio + {f['per_pte_ns']:.1f} ns per "
                 f"PTE (max error {f['max_rel_err']:.0%})" for m, f in fits.items()))
 
 
@@ -204,21 +431,51 @@ def plot_timing(size_bytes: int = 1 << 30) -> Any:
     import matplotlib.pyplot as plt
     d = load_timing()
     rows = records(pooled(d))
-    fig, ax = plt.subplots(figsize=(7.4, 3.2))
+    fig, ax = plt.subplots(figsize=(9.6, 3.4))
     for mode, style in (("fresh", "o-"), ("repeat", "s--")):
         rs = {r["folio"]: r for r in rows
               if r["size_bytes"] == size_bytes and r["mode"] == mode}
         xs = [f for f in FOLIOS if f in rs]
-        ax.plot(range(len(xs)), [rs[f]["ns_per_page"] for f in xs], style, label=mode)
+        # PTE-mapped layouts joined; a PMD mapping is another regime (no PTEs at all), so
+        # its point stands apart, unjoined, beyond a dividing line
+        pte = [k for k, f in enumerate(xs) if f != "2M-pmd"]
+        line, = ax.plot(pte, [rs[xs[k]]["ns_per_page"] for k in pte], style,
+                        label=f"{mode} (PTE-mapped)")
+        pmd = [k for k, f in enumerate(xs) if f == "2M-pmd"]
+        # the two PMD points sit near zero on this scale: set apart sideways (so one does
+        # not hide the other) and labelled with their value, which the eye cannot read
+        dx = -0.15 if mode == "fresh" else 0.15
+        for k in pmd:
+            v = rs[xs[k]]["ns_per_page"]
+            ax.plot([k + dx], [v], style[0], color=line.get_color(), mfc="none", ms=9,
+                    label=f"{mode}, PMD-mapped (another regime)")
+            up = mode == "fresh"
+            ax.annotate(f"{v:.1f} ns", (k + dx, v), xytext=(8 if up else 0, 26 if up else 12),
+                        textcoords="offset points", ha="center", fontsize=8,
+                        color=line.get_color())
         ax.set_xticks(range(len(xs)), xs)
+        if mode == "fresh" and pmd:
+            ax.axvline(pmd[0] - 0.5, color="grey", lw=0.8, ls="-.")
+        if mode == "fresh":
+            # the fitted batch cost, per 4K page: per_pte + per_batch / n, drawn over the
+            # layouts calibrate.fit_batch_cost() fits (the batched path: not 4K pages, not
+            # PMD mappings), so the reader sees which points the line does not describe
+            fit = fit_batch_cost(rows, mode)
+            on = [(k, folio_pages(f)) for k, f in enumerate(xs) if f not in ("4K", "2M-pmd")]
+            ax.plot([k for k, _ in on], [fit["per_pte_ns"] + fit["per_batch_ns"] / n
+                                         for _, n in on], ":", color="black", lw=1.4,
+                    label=f"fresh fit: {fit['per_pte_ns']:.1f} + {fit['per_batch_ns']:.0f}"
+                          " / n ns (n = pages per folio)")
     # A linear axis: the levelling-off from 4K to 2M-pte is the point, and the
     # PMD-mapped point near zero still reads as "a different regime".
-    ax.set_ylim(bottom=0)
+    # a little room below zero, so the PMD markers at ~1 ns are not cut by the axis
+    ax.set_ylim(bottom=-0.04 * ax.get_ylim()[1])
     ax.set_ylabel("ns per 4K page")
     ax.set_xlabel("folio layout")
     ax.set_title(f"fork() cost per page, {size_bytes >> 30} GiB region, "
                  f"Linux {d['machine']['kernel'].split('-')[0]}")
-    ax.legend()
+    # beside the plot, not over it: the top right holds the 4K points
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -228,6 +485,8 @@ def batch_fit(mode: str = "fresh") -> dict[str, float]:
     return fit_batch_cost(records(pooled(load_timing())), mode)
 
 
-__all__ = ["LIVE_ENV", "batch_fit", "folio_pages", "live_report", "live_requested",
-           "live_timing", "plot_timing", "quick_check", "report_table", "scenario_steps",
-           "steps_table", "stored_report", "stored_rows", "stored_timing", "Table"]
+__all__ = ["LIVE_ENV", "OVERVIEW_HEAD", "STEPS_LEGEND", "TOPIC_HEAD", "Table", "batch_fit",
+           "folio_pages", "fork_tokens", "live_report", "live_requested", "live_timing",
+           "plot_timing", "quick_check", "report_answer", "report_by_topic", "report_group",
+           "report_overview", "report_table", "scenario_steps", "script_text", "steps_table",
+           "stored_report", "stored_rows", "stored_timing", "unexpected", "why_text"]

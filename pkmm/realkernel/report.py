@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import StoredDataError
 from .model import model_kernel, run_model
 from .observe import Step, rle, unrle
-from .scenarios import BY_ID, RULES, SCENARIOS, Scenario, phase
+from .scenarios import BY_ID, RULES, SCENARIOS, Scenario, label, phase
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 STORED = DATA_DIR / "realkernel-6.18.json"
@@ -121,7 +121,9 @@ def _op(op: dict[str, Any] | None) -> str:
     return op_text(op) or "-"
 
 
-COLUMNS = ("fork", "w1 child", "w1 parent", "w2 parent", "w2 child", "w3 parent")
+# "child after fork": what the child's page table holds right after fork -- not what fork
+# did (s1/s2: fork copied swap entries, which map no page until a fault reads them back).
+COLUMNS = ("child after fork", "w1 child", "w1 parent", "w2 parent", "w2 child", "w3 parent")
 _WRITE_COLUMN = {"child writes w1 (first writer)": "w1 child",
                  "parent writes w1 (second writer)": "w1 parent",
                  "parent writes w2 (first writer)": "w2 parent",
@@ -136,7 +138,9 @@ def outcome(sc: Scenario, steps: list[dict[str, Any]]) -> dict[str, str]:
     for s in steps:
         cells = _cells(s)
         if s["name"] == "after fork" and s["who"] == "child":
-            out["fork"] = _fork_text(cells, s["ahp_kb"])
+            out[COLUMNS[0]] = _fork_text(cells, s["ahp_kb"])
+        if s["name"] == "after fork" and s["who"] == "parent":
+            out[COLUMNS[0]] += _uwp_text(last["child"], cells)
         col = _WRITE_COLUMN.get(s["name"])
         if col and s["op"] is not None:
             out[col] = _write_text(s["op"], last.get(s["who"], cells)[s["op"]["page"]],
@@ -146,13 +150,48 @@ def outcome(sc: Scenario, steps: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def _fork_text(cells: list[str], ahp_kb: int) -> str:
+    """``shared N[, copied M][, swap entries K][ (PMD)]``, ``swap entries K`` or ``nothing
+    present``, from the child's cells: what the child's page table holds, not what fork did
+    (a swap entry is an entry fork copied, yet it maps no page until a fault reads it back).
+
+    ``(PMD)``: the child maps 2 MiB with one PMD-level entry.  smaps' AnonHugePages counts
+    only anonymous THPs, so the huge zero page (``hzero``: PMD-mapped only; a split maps
+    the small zero page) and hugetlb pages (``HT``; the lab's are 2 MiB, one PMD-level
+    entry each) are recognised from the page tokens instead.
+
+    >>> _fork_text(["hzero x0 m0 ae0 H·thp·Z·F"] * 2, 0), _fork_text(["n1 x1 m1 ae1 A"], 0)
+    ('shared 2 (PMD)', 'shared 0, copied 1')
+    >>> _fork_text(["— swp", "— swp"], 0), _fork_text(["—", "—"], 0)
+    ('swap entries 2', 'nothing present')
+    """
     labels = [c.split()[0] for c in cells]
+    swapped = sum(c.split()[:2] == ["—", "swp"] for c in cells)
     if all(lb == "—" for lb in labels):
-        return "not copied"
+        return f"swap entries {swapped}" if swapped else "nothing present"
     new = sum(lb.startswith("n") for lb in labels)
     shared = sum(lb in ("orig", "zero", "hzero") for lb in labels)
-    text = f"shared {shared}" + (f", copied {new}" if new else "")
-    return text + (" (PMD)" if ahp_kb else "")
+    text = f"shared {shared}" + (f", copied {new}" if new else "") + \
+        (f", swap entries {swapped}" if swapped else "")
+    pmd = ahp_kb > 0 or any(c.split()[0] == "hzero" or "HT" in c.split()[-1].split("·")
+                            for c in cells)
+    return text + (" (PMD)" if pmd else "")
+
+
+def _uwp_text(child: list[str], parent: list[str]) -> str:
+    """", uwp kept" / ", uwp cleared" when the parent's entries carry the uffd-wp bit and
+    the child has entries of its own: whether fork's copies kept the bit (the thing the
+    uffd-wp rows test); "" otherwise.
+
+    >>> _uwp_text(["orig x0 m2 ae0 A"], ["orig x0 m2 ae0 uwp A"])
+    ', uwp cleared'
+    >>> _uwp_text(["—"], ["orig x1 m1 ae0 uwp F"]), _uwp_text(["orig x0 m2 ae0 A"] , ["orig"])
+    ('', '')
+    """
+    marked = [c for c, p in zip(child, parent, strict=True)
+              if "uwp" in p.split() and c.split()[0] != "—"]
+    if not marked:
+        return ""
+    return ", uwp kept" if all("uwp" in c.split() for c in marked) else ", uwp cleared"
 
 
 def _write_text(op: dict[str, Any], before: str, after: str) -> str:
@@ -192,7 +231,7 @@ def table(rows: list[Row]) -> tuple[list[list[str]], list[str], str]:
         vals = [r.outcome.get(c, "-") for c in COLUMNS] if not r.skipped else \
             ["skipped"] + [""] * (len(COLUMNS) - 1)
         res = "skipped" if r.skipped else ("agree" if r.agrees else "DIFFER")
-        body.append([r.id, r.title, *vals, res])
+        body.append([label(r.id), r.title, *vals, res])
     for r in rows:
         if r.skipped:
             notes.append(f"skipped {r.id}: {r.skipped}")

@@ -53,6 +53,7 @@ class Scenario:
                                        # swap, hugetlb
     writer_mprotect: bool = False      # j1: each writer mprotect(RW)s the region first
     pre_write: int | None = None       # the parent writes this page before fork (observed)
+    shared: bool = False               # a MAP_SHARED mapping (shmem, hugetlb memfd): row f's kind
     rules: dict[str, str] = field(default_factory=dict)
 
     def rule(self, phase: str) -> str:
@@ -78,7 +79,7 @@ SCENARIOS: tuple[Scenario, ...] = (
        rules={"fork": "4", "first": "4", "second": "4", "exit": "4"}),
     _s("b3", "zero pages, anon_vma from a VMA split", 16, (0, 1, 2), (0, 1, 2, 3),
        child_reads=True, rules={"fork": "1", "first": "4", "second": "4", "exit": "4"}),
-    _s("c", "64K mTHP, PTE-mapped", 64, (3, 5, 7), (0, 1, 3, 5, 7, 15, 16), folio="64K"),
+    _s("c", "64K mTHP, PTE-mapped", 64, (3, 5, 7), (0, 1, 3, 5, 7, 16), folio="64K"),
     _s("c2", "64K mTHP, head write after child exit", 64, (None, None, 16), (16, 17, 18),
        folio="64K"),
     _s("d1", "2M THP PTE-mapped, 3 VMAs", 512, (3, 5, 7), (0, 1, 3, 5, 7, 100, 511),
@@ -90,7 +91,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     _s("e2", "huge zero page (PMD)", 512, (3, 5, 7), (0, 1, 3, 5, 7), folio="2M",
        needs=("hzero",), rules={"fork": "4", "first": "4", "second": "4", "exit": "4"}),
     _s("f", "MAP_SHARED|MAP_ANONYMOUS", 16, (0, 1, 2), (0, 1, 2, 3), child_reads=True,
-       rules=dict(_NO_COPY, first="1", second="1", exit="1")),
+       rules=dict(_NO_COPY, first="1", second="1", exit="1"), shared=True),
     _s("g1", "private file (ext4), read only", 16, (0, 1, 2), (0, 1, 2, 3), child_reads=True,
        needs=("ext4",), rules=_NO_COPY),
     _s("g2", "private file (tmpfs), read only", 16, (0, 1, 2), (0, 1, 2, 3), child_reads=True,
@@ -129,9 +130,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     _s("k2", "anon uffd-wp, EVENT_FORK", 16, (None, None, None), (0, 1, 2),
        needs=("uffd",), rules={"fork": "8"}),
     _s("k3", "shmem uffd-wp, EVENT_FORK", 16, (None, None, None), (0, 1, 2),
-       needs=("uffd",), rules={"fork": "8"}),
+       needs=("uffd",), rules={"fork": "8"}, shared=True),
     _s("k4", "shmem uffd-wp, no EVENT_FORK", 16, (None, None, None), (0, 1, 2),
-       needs=("uffd",), rules={"fork": "8"}),
+       needs=("uffd",), rules={"fork": "8"}, shared=True),
     # mprotect, munmap, madvise, mremap, swap, R/W pins on non-anon pages, hugetlb
     _s("m1", "mprotect RO->RW of AE pages (write upgrade)", 16, (1, 2, 3), (0, 1, 2, 3),
        pre_write=0),
@@ -155,13 +156,13 @@ SCENARIOS: tuple[Scenario, ...] = (
        needs=("io_uring", "ext4"), rules=_RW_PIN),
     _s("p3", "R/W pin (io_uring) on shared shmem", 16, (1, 2, 3), (0, 1, 2, 3),
        child_reads=True, needs=("io_uring",), rules=dict(_NO_COPY, first="1", second="1",
-                                                       exit="1")),
+                                                       exit="1"), shared=True),
     _s("t1", "private hugetlb 2M, written", 512, (3, 5, 7), (0, 3, 5, 7, 511),
        needs=("hugetlb",), rules=_HUGETLB),
     _s("t2", "private hugetlb 2M, pinned (io_uring)", 512, (3, 5, 7), (0, 3, 5, 7, 511),
        needs=("hugetlb", "io_uring"), rules=dict(_HUGETLB, fork="7")),
     _s("t3", "shared hugetlb 2M (memfd)", 512, (3, 5, 7), (0, 3, 5, 7, 511),
-       child_reads=True, needs=("hugetlb",), rules=dict(_HUGETLB, fork="1")),
+       child_reads=True, needs=("hugetlb",), rules=dict(_HUGETLB, fork="1"), shared=True),
     _s("i3", "MADV_DONTFORK then MADV_DOFORK", 16, (0, 1, 2), (0, 1, 2)),
     _s("i4", "MADV_WIPEONFORK then MADV_KEEPONFORK", 16, (0, 1, 2), (0, 1, 2)),
     _s("x1", "PTE-mapped 2M THP, MADV_COLLAPSE", 512, (3, 5, 7), (0, 1, 3, 5, 7, 511),
@@ -169,6 +170,155 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 BY_ID = {s.id: s for s in SCENARIOS}
+
+# The label a report prints for a scenario, where its stored id would read as something
+# else: "x1" is also the token part "exclusively mapped", so the MADV_COLLAPSE row shows
+# as "col".  The stored results keep the id.
+LABELS: dict[str, str] = {"x1": "col"}
+
+
+def label(sid: str) -> str:
+    """The label the reports print for scenario ``sid`` (its id unless :data:`LABELS`
+    renames it)."""
+    return LABELS.get(sid, sid)
+
+# What the scenarios test, one group per lesson, with the notebooks that teach the rule
+# ("" = new in notebook 09; the glossary has the term).  The report shows the rows in
+# these groups, in this order.
+TOPICS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("private memory: the basic copy-on-write rows", "02, 06, 07",
+     ("a", "c", "c2", "d1", "d2", "e", "x1")),
+    ("large folios cut up, and mprotect()", "06, 07",
+     ("j1", "j2", "j3", "m1", "m2", "u1", "u2", "r1", "r2")),
+    ("the zero page and the huge zero page", "02, 07", ("b1", "b2", "b3", "e2")),
+    ("shared and file mappings", "05", ("f", "g1", "g2", "g3", "g4")),
+    ("pinned pages, and references that look like pins", "04",
+     ("h1", "h2", "h3", "h4", "h5a", "h5b", "h6", "h7", "p1", "p2", "p3")),
+    ("MADV_DONTFORK and MADV_WIPEONFORK", "", ("i1", "i2", "i3", "i4")),
+    ("uffd-wp (userfaultfd write-protect)", "05", ("k1", "k2", "k3", "k4")),
+    ("swapped-out pages", "01, 06", ("s1", "s2")),
+    ("hugetlb pages", "", ("t1", "t2", "t3")),
+)
+
+# What each scenario sets up before fork, in one clause (the probe's layout builder does
+# it; the report prints this under the row, with the script the row really ran).  Words
+# for the set-up only: what happened after fork is the report's, from the run.
+ABOUT: dict[str, str] = {
+    "a": "4K pages, every page written: the plain copy-on-write row for small pages",
+    "b1": "every page only read, so each maps the zero page; nothing written, so no anon_vma",
+    "b2": "pages 0-14 only read (zero page), page 15 written (the VMA's anon_vma)",
+    "b3": "the upper half of a 32-page VMA whose page below the region was written, then "
+          "split off by MADV_NOHUGEPAGE; the region itself is only read (zero pages)",
+    "c": "four 64K folios, every page written: the plain row for large folios",
+    "c2": "as c, but only the parent writes, after the child exited: page 16, a head page",
+    "d1": "a 2M THP split to PTEs by mprotect(PROT_READ) of page 100, which also cuts the "
+          "VMA in 3 (below page 100, page 100, above): one folio in three VMAs",
+    "d2": "as d1, then page 100 made read-write again: the three VMAs merge back into one, "
+          "the folio stays PTE-mapped",
+    "e": "a 2M THP mapped by one PMD entry, every page written",
+    "e2": "THP enabled and every page only read: one PMD entry maps the huge zero page",
+    "f": "MAP_SHARED|MAP_ANONYMOUS (shmem), every page written",
+    "g1": "a MAP_PRIVATE mapping of an ext4 file, every page only read: page-cache pages",
+    "g2": "as g1, a tmpfs file",
+    "g3": "as g1, then page 1 written before fork: that write copied it into an anonymous page",
+    "g4": "as g3, a tmpfs file",
+    "h1": "4K pages written, page 2 pinned by io_uring (a registered buffer)",
+    "h2": "four 64K folios written, page 3 pinned by io_uring: a pin in the first folio",
+    "h3": "a PMD-mapped 2M THP written, page 3 pinned by io_uring",
+    "h4": "as h1, but the pin is released before fork",
+    "h5a": "4K pages written, page 2 held 1280 times by a pipe (vmsplice); nothing pinned",
+    "h5b": "as h5a, and page 8 pinned by io_uring: the process has pinned a page",
+    "h6": "four 64K folios written, the whole first folio (pages 0-15) pinned",
+    "h7": "four 64K folios, forked once and that child gone (no page AnonExclusive), then "
+          "page 5 written (reused: AnonExclusive again) and pinned",
+    "i1": "4K pages written, then MADV_DONTFORK: fork does not give the child the VMA",
+    "i2": "4K pages written, then MADV_WIPEONFORK: the child gets the VMA, empty",
+    "i3": "MADV_DONTFORK undone by MADV_DOFORK before fork: plain 4K pages again",
+    "i4": "MADV_WIPEONFORK undone by MADV_KEEPONFORK before fork: plain 4K pages again",
+    "j1": "4K pages written, then the region mprotect(PROT_READ); each process makes it "
+          "read-write again (mprotect) before its first write",
+    "j2": "four 64K folios, page 5 made read-only: the first folio spans three VMAs",
+    "j3": "four 64K folios, forked once and that child gone, then pages 0, 2 and 16 "
+          "written again: only those PTEs are writable and AnonExclusive",
+    "k1": "4K pages written, write-protected through userfaultfd (uffd-wp), no fork events",
+    "k2": "as k1, with fork events (UFFD_FEATURE_EVENT_FORK)",
+    "k3": "shmem pages written, uffd-wp, with fork events",
+    "k4": "shmem pages written, uffd-wp, no fork events",
+    "m1": "4K pages written, mprotect(PROT_READ), then read-write again: still "
+          "AnonExclusive, so the PTEs become writable at once (the parent's write to page "
+          "0 before fork does not fault)",
+    "m2": "as m1, but forked once first (that child gone): no page is AnonExclusive, so "
+          "mprotect() leaves the PTEs read-only and the write before fork faults",
+    "u1": "one 64K folio with its pages 4-7 unmapped (munmap): the folio spans two VMAs",
+    "u2": "one 64K folio with all its pages but page 0 dropped by MADV_DONTNEED: one PTE "
+          "left",
+    "r1": "a 64K folio whose upper half mremap() moved to page 24: one folio, two places",
+    "r2": "a PMD-mapped 2M THP whose upper half mremap() moved to page 768: moving half of "
+          "a PMD splits it, so both halves are mapped by PTEs",
+    "s1": "4K pages written, then all swapped out by MADV_PAGEOUT",
+    "s2": "one 64K folio written, then swapped out by MADV_PAGEOUT",
+    "p1": "every page only read (zero page), then pages 2-3 pinned for writing by io_uring",
+    "p2": "a private ext4 file mapping only read, then pages 2-3 pinned for writing",
+    "p3": "shmem pages written, then pages 2-3 pinned for writing",
+    "t1": "one private 2 MiB hugetlb page (MAP_HUGETLB), every page written",
+    "t2": "as t1, page 3 pinned by io_uring",
+    "t3": "one shared 2 MiB hugetlb page (a hugetlb memfd), every page written",
+    "x1": "as d2, then MADV_COLLAPSE: the THP is mapped by one PMD entry again",
+}
+
+# Why a row's outcome is not plain copy-on-write (row a for 4K pages, row c for large
+# folios): one line per row that the basic copy-on-write rules do not predict.  Words
+# only: the numbers are the report's own ({w1}, {w2}, {w3}: the scenario's own page).
+# A test keeps this list equal to the rows that really differ in the stored run.
+WHY: dict[str, str] = {
+    "b1": "only zero pages and no anon_vma: fork skips the VMA; a write to the zero page "
+          "always gets a new page (it is never copied from, never reused)",
+    "b2": "the zero-page PTEs are shared, but a write to the zero page always gets a new page",
+    "b3": "the VMA it was split from had an anon_vma, and a split gives both halves the "
+          "same one, so fork copies its zero-page PTEs; every write still gets a new page",
+    "e2": "the huge zero page: fork shares its PMD; a write gets a whole new THP, because a "
+          "page of zeros has nothing to copy: the new THP is only zero-filled, as a first write "
+          "to an empty region would get",
+    "g1": "read-only private file pages, no anon_vma: fork skips the VMA; every write copies, "
+          "because the page cache keeps its own reference to the file page",
+    "g2": "as g1, on tmpfs",
+    "g3": "writing page {w2} (the script's w2) before fork gave the VMA an anon_vma, so fork "
+          "copies the page table; page-cache pages still copy, the anonymous page {w2} is "
+          "reused by its last user",
+    "g4": "as g3, on tmpfs",
+    "h1": "the pinned page (w2) is copied at fork, so neither process's write to it faults",
+    "h2": "one pin makes the whole folio maybe pinned: fork copies its AnonExclusive pages, "
+          "so the writes inside that folio do not fault",
+    "h3": "a pin in a PMD-mapped THP: fork splits the parent's PMD and copies every page "
+          "for the child; nothing is shared, so no write faults",
+    "h5a": "the pipe's references make the page look pinned, but nothing is pinned: fork "
+           "shares it, and the extra references make the child's write copy, not reuse",
+    "h5b": "another page is pinned, so the vmsplice'd page counts as maybe pinned too: fork "
+           "copies both, and the writes to them do not fault",
+    "h6": "the whole folio is pinned: fork copies it, and the writes inside it do not fault",
+    "h7": "only the pinned page is AnonExclusive, so fork copies only it; the pin's reference "
+          "then stops the parent from reusing the rest of the folio",
+    "i1": "MADV_DONTFORK: the child has no such region (SIGSEGV); the parent's pages were "
+          "never write-protected",
+    "i2": "MADV_WIPEONFORK: the child gets an empty region (new pages); the parent's pages "
+          "were never write-protected",
+    "k1": "without fork events the child's copies lose the uffd-wp mark (uwp cleared): "
+          "nobody monitors the child, so fork clears the bit",
+    "k3": "shared memory, yet fork copies its entries: with fork events the child's mapping "
+          "is monitored too, and only its own entries can carry the uwp marks",
+    "s1": "swapped out: the child has only swap entries; its read swaps the page in "
+          "read-only, so its write copies; every other first access faults a page in",
+    "s2": "swapped out: every first access faults the page in from swap (new page)",
+    "p1": "the R/W pin first replaced the zero pages by exclusive anonymous pages, which fork "
+          "copies because they are pinned; the pinned pages then never fault",
+    "p2": "the R/W pin first replaced the file page by an exclusive anonymous page, which "
+          "fork copies because it is pinned; the other pages are still the file's page-cache "
+          "pages, so every write to them copies, even the last user's (w1 parent)",
+    "t1": "a hugetlb page is copied or reused whole: the parent's reuse makes all of it "
+          "writable, so its next writes inside it do not fault, nor the child's, on its copy",
+    "t2": "a pinned hugetlb page cannot be split: fork gives the child a copy of the whole "
+          "huge page, so no write faults",
+}
 
 
 class Backend(Protocol):

@@ -1,0 +1,228 @@
+"""What notebook 09 shows from the stored run: the report grouped by lesson, the rows that
+plain copy-on-write does not predict, the steps table's marks, the (PMD) tag."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from pkmm.realkernel import lab
+from pkmm.realkernel.report import COLUMNS, _fork_text
+from pkmm.realkernel.scenarios import BY_ID, SCENARIOS, TOPICS, WHY
+
+ROWS = {r.id: r for r in lab.stored_rows()}
+
+
+def _plain(sid: str) -> str:
+    sc = BY_ID[sid]
+    return "f" if sc.shared else "a" if sc.folio == "4K" else "c"
+
+
+def test_topics_group_every_scenario_exactly_once() -> None:
+    grouped = [i for _, _, ids in TOPICS for i in ids]
+    assert sorted(grouped) == sorted(s.id for s in SCENARIOS)
+    assert len(grouped) == len(set(grouped))
+
+
+def test_every_row_that_differs_from_plain_memory_has_a_reason_and_no_other_does() -> None:
+    odd = {i for i, r in ROWS.items() if lab.unexpected(r, ROWS[_plain(i)])}
+    assert odd == set(WHY)
+    # the reasons are words (names like g1 or w2 aside): the report's numbers come from
+    # the run, never from the labels
+    assert not [why for why in WHY.values() if re.search(r"(?<![\w])\d", why)]
+    # a script page named in a reason is the scenario's own: g3 wrote w2 before fork
+    assert f"page {BY_ID['g3'].w2} (the script's w2)" in lab.why_text("g3")
+    assert all("{" not in lab.why_text(i) for i in WHY)
+
+
+def test_unexpected_compares_kinds_not_counts_and_skips_absent_writes() -> None:
+    a = ROWS["a"]
+    assert lab.unexpected(a, a) == ()
+    more = dataclasses.replace(a, outcome={**a.outcome, COLUMNS[0]: "shared 99"})
+    assert lab.unexpected(more, a) == ()
+    pinned = dataclasses.replace(a, outcome={**a.outcome, COLUMNS[0]: "shared 15, copied 1",
+                                             "w2 child": "no fault"})
+    assert lab.unexpected(pinned, a) == (COLUMNS[0], "w2 child")
+    absent = dataclasses.replace(a, outcome={**a.outcome, "w3 parent": "-"})
+    assert lab.unexpected(absent, a) == ()
+
+
+def test_grouped_report_puts_unexpected_rows_first_outlined_with_their_reason() -> None:
+    t = lab.report_by_topic()
+    assert len(t.rows) == len(SCENARIOS) and len(t.sections) == len(TOPICS)
+    starts = [i for i, _ in t.sections] + [len(t.rows)]
+    reasons = dict(t.subrows)
+    for lo, hi in zip(starts, starts[1:], strict=False):
+        flagged = [i in reasons for i in range(lo, hi)]
+        assert flagged == sorted(flagged, reverse=True)      # all flagged rows first
+    for i, row in enumerate(t.rows):
+        sid = row[0]
+        cols = {j for (r, j) in t.marks if r == i}
+        assert (i in reasons) == bool(cols) == (sid in WHY)
+        if sid in WHY:
+            assert lab.why_text(sid) in reasons[i]
+            assert {t.head[j] for j in cols} == set(lab.unexpected(ROWS[sid],
+                                                                   ROWS[_plain(sid)]))
+    html = t._repr_html_()
+    assert html.count("outline:2px") == len(t.marks)
+    assert all(h in html for _, h in t.sections)
+    assert str(len(WHY)) in t.caption and t.notes[-1] == "agree: 49/49"
+
+
+def test_steps_table_outlines_the_page_each_step_touched_and_has_its_legend() -> None:
+    t = lab.steps_table("c")
+    sc = BY_ID["c"]
+    pages = [int(h[2:]) for h in t.head if h.startswith("pg")]
+    want = {(i, t.head.index(f"pg{p}")) for i, r in enumerate(t.rows)
+            for p in pages if r[-1].startswith(("write pg", "read pg"))
+            and r[-1].split(":")[0].split("pg")[1] == str(p)}
+    assert t.marks == frozenset(want)
+    written = {t.head[j] for _, j in t.marks}
+    assert written == {f"pg{w}" for w in (sc.w1, sc.w2, sc.w3)}
+    html = t._repr_html_()
+    # the legend sits above the rows, and every colour a cell can get is in it
+    assert html.index("white: an original page") < html.index("<thead>")
+    colours = {lab._shade_token(c) for r in t.rows for c in r[2:-1]}
+    names = {"#fff1b8": "yellow", "#dbe9ff": "blue", "": "white"}
+    assert colours <= set(names) and all(f"{names[c]}: " in lab.STEPS_LEGEND for c in colours)
+    assert "" in colours and lab._shade_token("orig x1 m1 ae0 A") == ""
+
+
+def test_pmd_tag_follows_what_the_child_maps_with_one_pmd_entry() -> None:
+    fork = {i: r.outcome[COLUMNS[0]] for i, r in ROWS.items()}
+    for sid in ("e", "e2", "t1", "t2", "x1"):           # THP PMD, huge zero, hugetlb
+        assert fork[sid].endswith("(PMD)"), sid
+    for sid in ("c", "d2", "h3", "r2"):                 # PTE-mapped; h3's child: 4K copies
+        assert "(PMD)" not in fork[sid], sid
+    assert _fork_text(["zero x0 m0 ae0 Z"], 0) == "shared 1"
+    assert _fork_text(["orig x0 m2 ae0 A·H·thp"], 2048) == "shared 1 (PMD)"
+    assert _fork_text(["—", "— swp"], 0) == "swap entries 1"
+    assert _fork_text(["—", "—"], 0) == "nothing present"
+    assert _fork_text(["orig x0 m2 ae0 A", "— swp"], 0) == "shared 1, swap entries 1"
+
+
+def test_child_after_fork_says_what_the_child_holds_not_what_fork_skipped() -> None:
+    fork = {i: r.outcome[COLUMNS[0]] for i, r in ROWS.items()}
+    assert fork["s1"] == "swap entries 16" and fork["s2"].startswith("swap entries")
+    assert fork["i1"] == fork["i2"] == fork["b1"] == fork["k4"] == "nothing present"
+
+
+def test_script_text_is_the_script_each_scenario_ran() -> None:
+    for sc in SCENARIOS:
+        words = lab.script_text(sc.id).split(" · ")
+        assert words[0 if sc.pre_write is None else 1] == "fork", sc.id
+        assert ("child reads " + str(sc.w1) in words) == sc.child_reads, sc.id
+        writes = [w for w in words if "writes" in w and "before fork" not in w]
+        want = 2 * (sc.w1 is not None) + 2 * (sc.w2 is not None) + (sc.w3 is not None)
+        assert len(writes) == want and "child exits" in words, sc.id
+        if sc.w3 is not None:
+            assert words[-1].endswith(f"writes {sc.w3}"), sc.id
+    assert lab.script_text("j1").count("mprotect(RW)") == 2
+
+
+def test_every_scenario_has_its_setup_in_words_under_its_row() -> None:
+    from pkmm.realkernel.scenarios import ABOUT, LABELS
+    assert set(ABOUT) == set(BY_ID)
+    t = lab.report_by_topic()
+    about = dict(t.about)
+    ids = {LABELS.get(i, i): i for i in BY_ID}
+    assert all(ABOUT[ids[r[0]]] in about[i] and lab.script_text(ids[r[0]]) in about[i]
+               for i, r in enumerate(t.rows))
+
+
+def test_report_group_and_overview_follow_the_topics() -> None:
+    import pytest
+
+    from pkmm.errors import ScenarioError
+    from pkmm.realkernel.scenarios import label
+    over = lab.report_overview()
+    assert len(over.rows) == len(TOPICS)
+    for n, (title, _, ids) in enumerate(TOPICS, 1):
+        g = lab.report_group(n)
+        assert sorted(r[0] for r in g.rows) == sorted(label(i) for i in ids)
+        assert len(g.sections) == 1 and g.sections[0][1].startswith(title)
+        line = over.rows[n - 1]
+        assert line[2] == str(len(ids)) and line[4] == str(len(g.subrows))
+        assert line[3] == f"{sum(ROWS[i].agrees for i in ids)}/{len(ids)}"
+    for bad in (0, len(TOPICS) + 1, "1"):
+        with pytest.raises(ScenarioError, match="report_group"):
+            lab.report_group(bad)  # type: ignore[arg-type]
+
+
+def test_fork_tokens_show_the_uwp_bits_the_k_rows_are_about() -> None:
+    t = lab.fork_tokens(("k1", "k2", "k4"))
+    k1, k2, k4 = t.rows
+    assert all("uwp" in c for c in (k1[2], k1[3], k2[2], k2[3], k2[4]))
+    assert "uwp" not in k1[4] and k4[4] == "—"
+
+
+def test_timing_header_counts_sessions_in_words() -> None:
+    lines = lab.stored_timing().splitlines()
+    head = " ".join(lines[:3])
+    assert " 1 sessions" not in head and "session" in head
+    # the header is wrapped by the lab itself, never mid-word by the page
+    assert max(len(x) for x in lines[:3]) <= 100
+
+
+def test_a_displayed_label_never_reads_as_a_token_part() -> None:
+    """A scenario's printed label is not the token part "exclusively mapped" (x1/x0) or
+    AnonExclusive (ae0/ae1): the MADV_COLLAPSE row, stored as x1, prints as its label in
+    the grouped report and in the text report."""
+    import re
+
+    from pkmm.realkernel.scenarios import label
+    token_part = re.compile(r"^(x[01]|ae[01])$")
+    shown = [r[0] for r in lab.report_by_topic().rows]
+    assert not any(token_part.match(s) for s in shown)
+    assert label("x1") in shown and "x1" not in shown
+    assert not any(line.split()[:1] == ["x1"] for line in lab.stored_report().splitlines())
+
+
+def test_group_without_rows_and_the_folded_answer_hold_them() -> None:
+    """A predicted row leaves its group's table and comes back, folded, as the answer;
+    the caption says all rows agree and how many are not plain copy-on-write."""
+    import pytest
+
+    from pkmm.errors import ScenarioError
+    rest = lab.report_group(5, ("h5a", "h7"))
+    assert {r[0] for r in rest.rows} == set(TOPICS[4][2]) - {"h5a", "h7"}
+    ans = lab.report_answer(("h5a",))
+    assert [r[0] for r in ans.rows] == ["h5a"] and ans.subrows
+    html = ans._repr_html_()
+    assert html.startswith("<details><summary>") and html.endswith("</details>")
+    assert not rest._repr_html_().startswith("<details")
+    assert "the row agrees with the kernel; it is not as its plain row" in ans.caption
+    whole = lab.report_by_topic()
+    assert f"all {len(whole.rows)} rows agree with the kernel; {len(whole.subrows)} of them" \
+        in whole.caption and "differ" not in whole.caption
+    for bad in (("a",), ["h5a"], ("nope",)):
+        with pytest.raises(ScenarioError, match="without"):
+            lab.report_group(5, bad)  # type: ignore[arg-type]
+    for bad in ((), ("nope",), "h5a"):
+        with pytest.raises(ScenarioError, match="report_answer"):
+            lab.report_answer(bad)  # type: ignore[arg-type]
+
+
+def test_uffd_rows_show_whether_the_child_kept_the_mark_and_lost_is_unexpected() -> None:
+    # the group-7 table carries the uwp state it tests, from the stored tokens
+    fork = {i: ROWS[i].outcome[COLUMNS[0]] for i in ("k1", "k2", "k3", "k4")}
+    assert fork == {"k1": "shared 16, uwp cleared", "k2": "shared 16, uwp kept",
+                    "k3": "shared 16, uwp kept", "k4": "nothing present"}
+    # keeping the bit is what copying an entry does; losing it is not
+    assert lab.unexpected(ROWS["k2"], ROWS["a"]) == ()
+    assert lab.unexpected(ROWS["k1"], ROWS["a"]) == (COLUMNS[0],)
+    assert "uwp" not in ROWS["a"].outcome[COLUMNS[0]]
+
+
+def test_shared_mappings_are_judged_against_row_f_not_private_memory() -> None:
+    shared = {s.id for s in SCENARIOS if s.shared}
+    assert {"f", "k3", "k4", "p3", "t3"} <= shared and not shared & {"a", "c", "g1", "k1"}
+    # k3 copies a shared mapping's entries (to carry uwp): unexpected against f
+    assert lab.unexpected(ROWS["k3"], ROWS["f"]) == (COLUMNS[0],)
+    # k4, p3, t3 do what f does: nothing copied at fork, no write copies
+    assert all(lab.unexpected(ROWS[i], ROWS["f"]) == () for i in ("k4", "p3", "t3"))
+    t = lab.report_group(7)
+    reasons = dict(t.subrows)
+    assert sorted(t.rows[i][0] for i in reasons) == ["k1", "k3"]
+    assert all(reasons[i].startswith(f"not as in row {_plain(t.rows[i][0])}:")
+               for i in reasons)
