@@ -113,7 +113,7 @@ def _premapped(op: dict[str, Any] | None, before: tuple[list[str], list[str]] | 
     if not op or "page" not in op or before is None:
         return False
     k, m = before[0][op["page"]], before[1][op["page"]]
-    return m == "—" and k != "—"
+    return bool(m == "—" and k != "—")
 
 
 def _op(op: dict[str, Any] | None) -> str:
@@ -196,7 +196,7 @@ def _uwp_text(child: list[str], parent: list[str]) -> str:
 
 def _write_text(op: dict[str, Any], before: str, after: str) -> str:
     if "signal" in op:
-        return op["signal"]
+        return str(op["signal"])
     b, a = before.split()[0], after.split()[0]
     if not op["faults"]:
         return "no fault"
