@@ -226,3 +226,27 @@ def test_shared_mappings_are_judged_against_row_f_not_private_memory() -> None:
     assert sorted(t.rows[i][0] for i in reasons) == ["k1", "k3"]
     assert all(reasons[i].startswith(f"not as in row {_plain(t.rows[i][0])}:")
                for i in reasons)
+
+
+def test_a_write_before_fork_shows_its_fault_count_from_the_stored_run() -> None:
+    from pkmm.realkernel.report import load_stored
+    for sc in SCENARIOS:
+        if sc.pre_write is None:
+            continue
+        pre = [s["op"]["faults"] for s in load_stored()["scenarios"][sc.id]["steps"]
+               if s["name"] == "parent writes before fork"]
+        n = pre[0]
+        assert f"before fork ({n} fault{'' if n == 1 else 's'})" in lab.script_text(sc.id)
+    assert "(0 faults)" in lab.script_text("m1") and "(1 fault)" in lab.script_text("m2")
+
+
+def test_a_group_of_only_plain_rows_is_folded_and_no_other() -> None:
+    from pkmm.realkernel.scenarios import TOPICS
+    for n, (_, _, ids) in enumerate(TOPICS, 1):
+        t = lab.report_group(n)
+        plain = (not t.subrows and all(r.agrees for r in lab.stored_rows(ids))
+                 and not {"a", "c", "f"} & set(ids))
+        assert bool(t.fold) == plain, n
+        assert (f"{len(ids)} rows" in t.fold) == plain
+        assert ("<details>" in t._repr_html_()) == plain
+    assert lab.report_group(2).fold and not lab.report_group(1).fold

@@ -16,7 +16,7 @@ import html
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import ScenarioError
@@ -230,7 +230,11 @@ def script_text(sid: str) -> str:
             if verb == "writes" and BY_ID[sid].writer_mprotect and s["who"] not in unprotected:
                 unprotected.add(s["who"])       # j1: mprotect(RW) before its first write
                 verb = "mprotect(RW)s, writes"
-            when = " before fork" if s["name"] == "parent writes before fork" else ""
+            when = ""
+            if s["name"] == "parent writes before fork":
+                # no later column shows this write, so its fault count is said here (m1/m2)
+                n = s["op"]["faults"]
+                when = f" before fork ({n} fault{'' if n == 1 else 's'})"
             words.append(f"{s['who']} {verb} {s['op']['page']}{when}")
         elif s["name"] == "after fork" and s["who"] == "child":
             words.append("fork")
@@ -315,7 +319,16 @@ def report_group(n: int, without: tuple[str, ...] = ()) -> Table:
     if not isinstance(without, tuple) or any(i not in ids for i in without):
         raise ScenarioError(f"report_group(n, without): without={without!r} must be a tuple "
                             f"of ids of group {n}: {', '.join(ids)}")
-    return _topic_rows([(title, taught, tuple(i for i in ids if i not in without))])
+    shown = tuple(i for i in ids if i not in without)
+    table = _topic_rows([(title, taught, shown)])
+    rows = {r.id: r for r in stored_rows(shown)}
+    if table.subrows or any(_plain_row(i) == i for i in shown) or not all(
+            rows[i].agrees for i in shown):
+        return table
+    # every row behaves as its plain row, which is not itself in the group: the rows are
+    # reference, shown folded under the one line that sums them up
+    return replace(table, fold=f"{len(shown)} rows, all agree with the kernel and all are as "
+                               "their plain row (a, c or f) — open for the rows")
 
 
 def report_answer(ids: tuple[str, ...]) -> Table:
