@@ -187,12 +187,13 @@ def scenario_steps(sid: str, pages: tuple[int, ...] | None = None) -> str:
     return "\n".join(lines)
 
 
-def steps_table(sid: str, pages: tuple[int, ...] | None = None) -> Table:
-    """:func:`scenario_steps` as a :class:`Table`: a column per page, a row per step."""
+def steps_table(sid: str, pages: tuple[int, ...] | None = None, fold: str = "") -> Table:
+    """:func:`scenario_steps` as a :class:`Table`: a column per page, a row per step;
+    with ``fold``, shown folded under that summary line (a prediction's answer)."""
     title, show, rows, touched = _step_rows(sid, pages)
     return Table(title, ("step", "process", *(f"pg{i}" for i in show), "the access"),
                  tuple(rows), scenario_steps(sid, pages), shade=_shade_token, marks=touched,
-                 legend=STEPS_LEGEND)
+                 legend=STEPS_LEGEND, fold=fold)
 
 
 def _plain_row(sid: str) -> str:
@@ -449,11 +450,14 @@ def plot_timing(size_bytes: int = 1 << 30) -> Any:
         rs = {r["folio"]: r for r in rows
               if r["size_bytes"] == size_bytes and r["mode"] == mode}
         xs = [f for f in FOLIOS if f in rs]
-        # PTE-mapped layouts joined; a PMD mapping is another regime (no PTEs at all), so
-        # its point stands apart, unjoined, beyond a dividing line
-        pte = [k for k, f in enumerate(xs) if f != "2M-pmd"]
+        # the batched PTE-mapped layouts joined; 4K pages take fork's unbatched path and a
+        # PMD mapping is another regime (no PTEs at all), so neither point is joined to them
+        pte = [k for k, f in enumerate(xs) if f not in ("4K", "2M-pmd")]
         line, = ax.plot(pte, [rs[xs[k]]["ns_per_page"] for k in pte], style,
-                        label=f"{mode} (PTE-mapped)")
+                        label=f"{mode} (batched, PTE-mapped)")
+        for k in (k for k, f in enumerate(xs) if f == "4K"):
+            ax.plot([k], [rs["4K"]["ns_per_page"]], style[0], color=line.get_color(),
+                    label=f"{mode}, 4K (unbatched: not joined)")
         pmd = [k for k, f in enumerate(xs) if f == "2M-pmd"]
         # the two PMD points sit near zero on this scale: set apart sideways (so one does
         # not hide the other) and labelled with their value, which the eye cannot read

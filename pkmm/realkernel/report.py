@@ -200,6 +200,10 @@ def _write_text(op: dict[str, Any], before: str, after: str) -> str:
     b, a = before.split()[0], after.split()[0]
     if not op["faults"]:
         return "no fault"
+    if b == "—" and "swp" in before:
+        # the entry held a swap entry: the page it maps now was read back from swap (it may
+        # be one another process's fault already brought into the swap cache), not a new one
+        return "swap-in"
     if b in ("—", "zero", "hzero"):
         return "new THP" if "thp" in after else "new page"
     return "reuse" if a == b else "copy"

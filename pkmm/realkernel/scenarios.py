@@ -211,8 +211,9 @@ ABOUT: dict[str, str] = {
           "split off by MADV_NOHUGEPAGE; the region itself is only read (zero pages)",
     "c": "four 64K folios, every page written: the plain row for large folios",
     "c2": "as c, but only the parent writes, after the child exited: page 16, a head page",
-    "d1": "a 2M THP split to PTEs by mprotect(PROT_READ) of page 100, which also cuts the "
-          "VMA in 3 (below page 100, page 100, above): one folio in three VMAs",
+    "d1": "a 2M THP's PMD mapping split to PTEs (the folio stays whole) by mprotect(PROT_READ) "
+          "of page 100, which also cuts the VMA in 3 (below page 100, page 100, above): one "
+          "folio in three VMAs",
     "d2": "as d1, then page 100 made read-write again: the three VMAs merge back into one, "
           "the folio stays PTE-mapped",
     "e": "a 2M THP mapped by one PMD entry, every page written",
@@ -254,7 +255,7 @@ ABOUT: dict[str, str] = {
           "left",
     "r1": "a 64K folio whose upper half mremap() moved to page 24: one folio, two places",
     "r2": "a PMD-mapped 2M THP whose upper half mremap() moved to page 768: moving half of "
-          "a PMD splits it, so both halves are mapped by PTEs",
+          "a PMD splits the PMD mapping, so both halves are mapped by PTEs",
     "s1": "4K pages written, then all swapped out by MADV_PAGEOUT",
     "s2": "one 64K folio written, then swapped out by MADV_PAGEOUT",
     "p1": "every page only read (zero page), then pages 2-3 pinned for writing by io_uring",
@@ -308,7 +309,7 @@ WHY: dict[str, str] = {
           "is monitored too, and only its own entries can carry the uwp marks",
     "s1": "swapped out: the child has only swap entries; its read swaps the page in "
           "read-only, so its write copies; every other first access faults a page in",
-    "s2": "swapped out: every first access faults the page in from swap (new page)",
+    "s2": "swapped out: every first access faults the page in from swap (swap-in)",
     "p1": "the R/W pin first replaced the zero pages by exclusive anonymous pages, which fork "
           "copies because they are pinned; the pinned pages then never fault",
     "p2": "the R/W pin first replaced the file page by an exclusive anonymous page, which "
