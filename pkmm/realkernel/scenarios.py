@@ -309,7 +309,8 @@ WHY: dict[str, str] = {
           "is monitored too, and only its own entries can carry the uwp marks",
     "s1": "swapped out: the child has only swap entries; its read swaps the page in "
           "read-only, so its write copies; every other first access faults a page in",
-    "s2": "swapped out: every first access faults the page in from swap (swap-in)",
+    "s2": "swapped out: every first access faults the page in from swap; the first writer "
+          "copies it (the other still holds the slot), the second keeps the page read back",
     "p1": "the R/W pin first replaced the zero pages by exclusive anonymous pages, which fork "
           "copies because they are pinned; the pinned pages then never fault",
     "p2": "the R/W pin first replaced the file page by an exclusive anonymous page, which "
