@@ -287,7 +287,8 @@ WHY: dict[str, str] = {
           "copies the page table; page-cache pages still copy, the anonymous page {w2} is "
           "reused by its last user",
     "g4": "as g3, on tmpfs",
-    "h1": "the pinned page (w2) is copied at fork, so neither process's write to it faults",
+    "h1": "the pinned page (w2) is copied at fork, and fork write-protects only what it "
+          "shares, so neither process's write to it faults",
     "h2": "one pin makes the whole folio maybe pinned: fork copies its AnonExclusive pages, "
           "so the writes inside that folio do not fault",
     "h3": "a pin in a PMD-mapped THP: fork splits the parent's PMD and copies every page "
