@@ -250,3 +250,35 @@ def test_a_group_of_only_plain_rows_is_folded_and_no_other() -> None:
         assert (f"{len(ids)} rows" in t.fold) == plain
         assert ("<details>" in t._repr_html_()) == plain
     assert lab.report_group(2).fold and not lab.report_group(1).fold
+
+
+def test_swap_in_label_says_copied_while_the_other_process_still_holds_the_slot() -> None:
+    """A write on a swap entry is 'copied' exactly when the other (live) process's entry
+    for that page is still a swap entry after it, else 'reused'; and a 'reused' page is
+    never one the other process maps at that step (it would be shared, not the writer's)."""
+    from pkmm.realkernel.report import _cells, load_stored, outcome
+    data = load_stored()["scenarios"]
+    seen = 0
+    for sid in ("s1", "s2"):
+        steps = data[sid]["steps"]
+        out = outcome(BY_ID[sid], steps)
+        last: dict[str, list[str]] = {}
+        for s in steps:
+            cells = _cells(s)
+            if "after child exit" in s["name"]:
+                last.pop("child", None)
+            col = {"child writes w1 (first writer)": "w1 child",
+                   "parent writes w1 (second writer)": "w1 parent",
+                   "parent writes w2 (first writer)": "w2 parent",
+                   "child writes w2 (second writer)": "w2 child",
+                   "parent writes w3 after child exit": "w3 parent"}.get(s["name"])
+            if col and s["op"] and last.get(s["who"], cells)[s["op"]["page"]] == "— swp":
+                other = last.get("child" if s["who"] == "parent" else "parent")
+                mine = cells[s["op"]["page"]].split()[0]
+                held = other is not None and other[s["op"]["page"]] == "— swp"
+                assert out[col] == ("swap-in, copied" if held else "swap-in, reused"), (sid, col)
+                if other is not None and not held:
+                    assert other[s["op"]["page"]].split()[0] != mine
+                seen += 1
+            last[s["who"]] = cells
+    assert seen == 9      # s1: 4 writes on swap entries, s2: 5

@@ -141,10 +141,14 @@ def outcome(sc: Scenario, steps: list[dict[str, Any]]) -> dict[str, str]:
             out[COLUMNS[0]] = _fork_text(cells, s["ahp_kb"])
         if s["name"] == "after fork" and s["who"] == "parent":
             out[COLUMNS[0]] += _uwp_text(last["child"], cells)
+        if "after child exit" in s["name"]:
+            last.pop("child", None)     # an exited child holds no entry, no swap slot
         col = _WRITE_COLUMN.get(s["name"])
         if col and s["op"] is not None:
-            out[col] = _write_text(s["op"], last.get(s["who"], cells)[s["op"]["page"]],
-                                   cells[s["op"]["page"]])
+            page = s["op"]["page"]
+            other = last.get("child" if s["who"] == "parent" else "parent")
+            out[col] = _write_text(s["op"], last.get(s["who"], cells)[page], cells[page],
+                                   other[page] if other else None)
         last[s["who"]] = cells
     return out
 
@@ -194,16 +198,31 @@ def _uwp_text(child: list[str], parent: list[str]) -> str:
     return ", uwp kept" if all("uwp" in c.split() for c in marked) else ", uwp cleared"
 
 
-def _write_text(op: dict[str, Any], before: str, after: str) -> str:
+def _write_text(op: dict[str, Any], before: str, after: str, other: str | None = None) -> str:
+    """What one write did, from the writer's cell before and after it and the other
+    process's cell at that page after it (``None``: no other process any more).
+
+    A write on a swap entry reads the page back from swap into the swap cache.  While the
+    other process still holds a swap entry for that page, the slot still holds its data, so
+    the page read back must stay unchanged for it: the writer's writable page is a copy.
+    Otherwise the writer's entry was the last one on the slot, and it keeps the page read
+    back (the one the other process's own fault may already have mapped).
+
+    >>> _write_text({"faults": 1}, "— swp", "n2 x1 m1 ae1 A", "— swp")
+    'swap-in, copied'
+    >>> _write_text({"faults": 1}, "— swp", "n1 x1 m1 ae1 A", "n2 x1 m1 ae1 A")
+    'swap-in, reused'
+    >>> _write_text({"faults": 1}, "— swp", "n5 x1 m1 ae1 A", None)
+    'swap-in, reused'
+    """
     if "signal" in op:
         return str(op["signal"])
     b, a = before.split()[0], after.split()[0]
     if not op["faults"]:
         return "no fault"
     if b == "—" and "swp" in before:
-        # the entry held a swap entry: the page it maps now was read back from swap (it may
-        # be one another process's fault already brought into the swap cache), not a new one
-        return "swap-in"
+        held = other is not None and other.split()[:2] == ["—", "swp"]
+        return "swap-in, copied" if held else "swap-in, reused"
     if b in ("—", "zero", "hzero"):
         return "new THP" if "thp" in after else "new page"
     return "reuse" if a == b else "copy"

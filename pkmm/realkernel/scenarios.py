@@ -287,7 +287,8 @@ WHY: dict[str, str] = {
           "copies the page table; page-cache pages still copy, the anonymous page {w2} is "
           "reused by its last user",
     "g4": "as g3, on tmpfs",
-    "h1": "the pinned page (w2) is copied at fork, so neither process's write to it faults",
+    "h1": "the pinned page (w2) is copied at fork, and fork write-protects only what it "
+          "shares, so neither process's write to it faults",
     "h2": "one pin makes the whole folio maybe pinned: fork copies its AnonExclusive pages, "
           "so the writes inside that folio do not fault",
     "h3": "a pin in a PMD-mapped THP: fork splits the parent's PMD and copies every page "
@@ -309,7 +310,8 @@ WHY: dict[str, str] = {
           "is monitored too, and only its own entries can carry the uwp marks",
     "s1": "swapped out: the child has only swap entries; its read swaps the page in "
           "read-only, so its write copies; every other first access faults a page in",
-    "s2": "swapped out: every first access faults the page in from swap (swap-in)",
+    "s2": "swapped out: every first access faults the page in from swap; the first writer "
+          "copies it (the other still holds the slot), the second keeps the page read back",
     "p1": "the R/W pin first replaced the zero pages by exclusive anonymous pages, which fork "
           "copies because they are pinned; the pinned pages then never fault",
     "p2": "the R/W pin first replaced the file page by an exclusive anonymous page, which "
