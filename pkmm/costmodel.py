@@ -17,6 +17,15 @@ the file-backed ones to link into their file), pages copied at fork.
 The prices are fitted by least squares on this machine's stored interleaved timings
 (:mod:`pkmm.realkernel.calibrate`): on some folio sizes (:data:`TRAIN`) and rebuilt
 layouts, and checked on those left out (:func:`held_out`).
+
+Limits, measured on the machine the stored data come from: a price is a property of the
+machine *and its state*, not of the kernel.  Where the allocator put the folios (next to
+each other or far apart), how busy memory is, and the cost of allocating a PMD's deposited
+page table all move the per-folio prices between sessions; the REPEAT curve is not even
+smooth in the folio size.  Prices fitted in the same run as the check predict FRESH held-out
+sizes within about a tenth of a speed-up; REPEAT and stored prices applied on another day
+miss by more.  ``scripts/costmodel_bench.py`` measures this machine now and fits it;
+``python -m pkmm.realkernel.calibrate --save`` re-takes the stored data.
 Taught in: notebooks/08-cost.ipynb, notebooks/10-real-process.ipynb
 (:mod:`pkmm.costlab` holds the notebook's questions, tables and figures)
 """
