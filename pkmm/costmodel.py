@@ -106,13 +106,11 @@ def cold_struct_pages(b: Any, ramp: int = MEMMAP_RAMP) -> int:
     import numpy as np
 
     from .fast.layout import P
-    mm, mach = b.mm, b.machine
-    pfn = mm.pfn.reshape(-1, 512)
-    idx = pfn - mach.base
-    ok = ((mm.bits.reshape(-1, 512) & P) != 0) & (idx >= 0) & (idx < len(mach.page_folio))
-    folio = np.where(ok, mach.page_folio[np.clip(idx, 0, max(len(mach.page_folio) - 1, 0))],
-                     -1) if len(mach.page_folio) else np.full(pfn.shape, -1)
-    ok &= folio >= 0
+    from .fast.vector import slot_pages
+    mm = b.mm
+    _, fol = slot_pages(b.machine, mm.pfn, (mm.bits & P) != 0)
+    pfn, folio = mm.pfn.reshape(-1, 512), fol.reshape(-1, 512)
+    ok = folio >= 0
     # a slot continues the run of the slot before it in its table: same folio, next page
     cont = np.zeros_like(ok)
     cont[:, 1:] = ok[:, 1:] & ok[:, :-1] & (folio[:, 1:] == folio[:, :-1]) & \

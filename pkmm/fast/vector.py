@@ -133,7 +133,7 @@ def plan(b: Bulk, slices: list[Slice], ctxs: list[Context],
         span = slice(int(at[0]), int(at[-1]) + 1)       # pkmm: one run, no fancy indexing
     code, pfn = mm.bits[span], mm.pfn[span]
     present = (code & P) != 0
-    page, fol = _pages(m, pfn, present)
+    page, fol = slot_pages(m, pfn, present)
     real = fol >= 0
     cp = _compact(m, code, page, fol, real)
     vctx = _contexts(ctxs)
@@ -152,7 +152,7 @@ def plan(b: Bulk, slices: list[Slice], ctxs: list[Context],
     return p
 
 
-def _pages(m: BulkMachine, pfn: np.ndarray, present: np.ndarray
+def slot_pages(m: BulkMachine, pfn: np.ndarray, present: np.ndarray
            ) -> tuple[np.ndarray, np.ndarray]:
     """Per slot: the page index (pfn - base) and the folio row (-1: no folio, or not a
     present PTE)."""
