@@ -47,7 +47,7 @@ HOW = ("Python worker forked from the caller; each sample maps a fresh 2 MiB-ali
        "min(forks) - min(probe forks before the build and after the teardown). Everything "
        "stored was measured in one session.")
 
-__all__ = ["DATA", "HOW", "fit_batch_cost", "load", "measure", "pooled", "print_timing",
+__all__ = ["DATA", "HOW", "batched", "fit_batch_cost", "load", "measure", "pooled", "print_timing",
            "records", "render"]
 
 
@@ -164,6 +164,18 @@ def records(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def batched(folio: str) -> bool:
+    """Whether fork copies the ``folio`` layout on the batched path: a large folio mapped
+    by PTEs.  4K pages take the small-folio path (copy_present_ptes() asks
+    folio_test_large() first) and 2M-pmd copies PMD entries (copy_huge_pmd()), so
+    neither lies on the line :func:`fit_batch_cost` fits.
+
+    >>> [f for f in ("4K", "16K", "2M-pte", "2M-pmd") if batched(f)]
+    ['16K', '2M-pte']
+    """
+    return folio_pages(folio) > 1 and folio != "2M-pmd"
+
+
 def fit_batch_cost(rows: list[dict[str, Any]], mode: str,
                    size_bytes: int = 1 << 30) -> dict[str, float]:
     """Fit ``ns per folio = per_batch + per_pte * n`` over the PTE-mapped large folios
@@ -174,7 +186,7 @@ def fit_batch_cost(rows: list[dict[str, Any]], mode: str,
     """
     pts = [(folio_pages(r["folio"]), r["ns_per_page"]) for r in rows
            if r["mode"] == mode and r["size_bytes"] == size_bytes
-           and r["folio"] not in ("4K", "2M-pmd")]
+           and batched(r["folio"])]
     if len(pts) < 2:
         raise ValueError(f"fit_batch_cost: need two large-folio results for mode={mode!r}")
     xs, ys = [1 / n for n, _ in pts], [y for _, y in pts]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import ScenarioError
-from .calibrate import fit_batch_cost, pooled, records
+from .calibrate import batched, fit_batch_cost, pooled, records
 from .calibrate import load as load_timing
 from .calibrate import render as render_timing
 from .model import model_kernel
@@ -452,7 +452,7 @@ def plot_timing(size_bytes: int = 1 << 30) -> Any:
         xs = [f for f in FOLIOS if f in rs]
         # the batched PTE-mapped layouts joined; 4K pages take fork's unbatched path and a
         # PMD mapping is another regime (no PTEs at all), so neither point is joined to them
-        pte = [k for k, f in enumerate(xs) if f not in ("4K", "2M-pmd")]
+        pte = [k for k, f in enumerate(xs) if batched(f)]
         line, = ax.plot(pte, [rs[xs[k]]["ns_per_page"] for k in pte], style,
                         label=f"{mode} (batched, PTE-mapped)")
         for k in (k for k, f in enumerate(xs) if f == "4K"):
@@ -475,10 +475,9 @@ def plot_timing(size_bytes: int = 1 << 30) -> Any:
             ax.axvline(pmd[0] - 0.5, color="grey", lw=0.8, ls="-.")
         if mode == "fresh":
             # the fitted batch cost, per 4K page: per_pte + per_batch / n, drawn over the
-            # layouts calibrate.fit_batch_cost() fits (the batched path: not 4K pages, not
-            # PMD mappings), so the reader sees which points the line does not describe
+            # layouts fit_batch_cost() fits, so the reader sees which points it does not
             fit = fit_batch_cost(rows, mode)
-            on = [(k, folio_pages(f)) for k, f in enumerate(xs) if f not in ("4K", "2M-pmd")]
+            on = [(k, folio_pages(f)) for k, f in enumerate(xs) if batched(f)]
             ax.plot([k for k, _ in on], [fit["per_pte_ns"] + fit["per_batch_ns"] / n
                                          for _, n in on], ":", color="black", lw=1.4,
                     label=f"fresh fit: {fit['per_pte_ns']:.1f} + {fit['per_batch_ns']:.0f}"
