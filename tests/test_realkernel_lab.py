@@ -282,3 +282,76 @@ def test_swap_in_label_says_copied_while_the_other_process_still_holds_the_slot(
                 seen += 1
             last[s["who"]] = cells
     assert seen == 9      # s1: 4 writes on swap entries, s2: 5
+
+
+def test_swap_steps_put_the_models_slot_between_the_kernels_tokens() -> None:
+    t = lab.swap_steps("s1")
+    rows = {r[0]: r for r in t.rows}
+    # one row per step name: the two "after fork" records are one row
+    assert [r[0] for r in t.rows].count("after fork") == 1
+    assert rows["before fork"][3] == "(no child yet)"
+    assert rows["after fork"][1] == rows["after fork"][3] == "— swp"
+    assert rows["after fork"][2].startswith("slot named by: parent and child")
+    # the child's read drops its own entry: only the parent still names the slot, and the
+    # cache keeps the page the child now maps (the same label, from the model's own run)
+    assert rows["child reads w1"][2] == "slot named by: parent · swap cache: holds n1"
+    assert rows["child reads w1"][3].split()[0] == "n1"
+    # the parent's write ends the slot: its entry was the last one
+    assert rows["parent writes w1 (second writer)"][2] == "slot freed · swap cache: nothing"
+    assert rows["parent after child exit"][3] == "(exited)"
+    # the outline is on the writer's column, only for steps that touch the page shown
+    k = [r[0] for r in t.rows].index("parent writes w1 (second writer)")
+    assert (k, 1) in t.marks and (k, 3) not in t.marks
+    assert not any(r == [r[0] for r in t.rows].index("parent writes w2 (first writer)")
+                   for r, _ in t.marks)
+    # s2: the cache keeps a page nobody maps until the parent's write takes it (n2)
+    s2 = {r[0]: r for r in lab.swap_steps("s2").rows}
+    assert s2["child writes w1 (first writer)"][2].endswith("holds n2")
+    assert s2["parent writes w1 (second writer)"][1].split()[0] == "n2"
+
+
+def test_swap_steps_refuse_a_page_that_was_not_swapped_out() -> None:
+    import pytest
+
+    from pkmm.errors import ScenarioError
+    for bad, word in ((("a",), "not swapped out"), (("nope",), "sid="),
+                      (("s1", 99), "page_no=99")):
+        with pytest.raises(ScenarioError, match=word):
+            lab.swap_steps(*bad)
+
+
+def test_uffd_grid_axes_come_from_the_setups_and_cells_from_the_stored_tokens() -> None:
+    g = lab.uffd_grid()
+    assert g.head == ("memory", "no fork events", "fork events")
+    cells = {(r[0], g.head[j]): v for r in g.rows for j, v in enumerate(r) if j}
+    ids = {k: v.split(":")[0] for k, v in cells.items()}
+    assert ids == {("private anonymous", "no fork events"): "k1",
+                   ("private anonymous", "fork events"): "k2",
+                   ("shmem", "no fork events"): "k4", ("shmem", "fork events"): "k3"}
+    # a cell says what the stored child tokens hold, row by row
+    from pkmm.realkernel.observe import unrle
+    for (_, _), v in cells.items():
+        sid = v.split(":")[0]
+        child = [unrle(s["cells"]) for s in lab.load_stored()["scenarios"][sid]["steps"]
+                 if s["name"] == "after fork" and s["who"] == "child"][0]
+        present = [c for c in child if not c.startswith("—")]
+        if not present:
+            assert v.endswith("no entries (fork copied none)")
+        else:
+            assert v.endswith("uwp kept" if all("uwp" in c for c in present) else "uwp cleared")
+
+
+def test_steps_legend_defines_every_word_of_the_access_column() -> None:
+    accesses = {r[-1] for sid in ("s1", "c") for r in lab.steps_table(sid).rows if r[-1]}
+    words = {w.split("=")[0] + "=" for a in accesses for w in a.split() if "=" in w}
+    assert words == {"val=", "faults="}
+    assert all(w in lab.STEPS_LEGEND for w in words)
+
+
+def test_timing_plot_labels_the_2m_layouts_on_two_lines() -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    fig = lab.plot_timing()
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert "2M\npte" in labels and "2M\npmd" in labels and "4K" in labels
+    assert not any("-" in x for x in labels)

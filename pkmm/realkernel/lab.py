@@ -3,7 +3,7 @@ the opt-in full live run (``PKMM_LAB_LIVE=1``), as text and one figure.
 
 Kernel interfaces: those of :mod:`pkmm.realkernel.run` and :mod:`pkmm.realkernel.timing`,
 and only when live probing is allowed and asked for.
-Taught in: notebooks/09-real-kernel-lab.ipynb
+Taught in: notebooks/09-real-kernel-lab.ipynb, notebooks/real-kernel-report.ipynb
 
 The default path reads only the stored Linux 6.18 data and runs the model, so the notebook
 gives the same output on every machine and finishes in seconds.
@@ -20,12 +20,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import ScenarioError
+from ..vma import userfaultfd_wp
 from .calibrate import batched, fit_batch_cost, pooled, records
 from .calibrate import load as load_timing
 from .calibrate import render as render_timing
-from .model import model_kernel
+from .layouts_model import page
+from .model import ModelBackend, model_kernel
+from .observe import Step
 from .report import COLUMNS, HEAD, Row, load_stored, render, report, stored_kernel, table
-from .scenarios import ABOUT, BY_ID, TOPICS, WHY, label
+from .scenarios import ABOUT, BY_ID, TOPICS, WHY, Scenario, label, run_script
 from .support import detect
 from .timing import FOLIOS, folio_pages
 
@@ -173,8 +176,9 @@ def _step_rows(sid: str, pages: tuple[int, ...] | None) -> tuple[
 STEPS_LEGEND = ("each row: the pages as the process named in it sees them · yellow: a new "
                 "physical page (n1, n2, …) · blue: a page mapped by both processes (x0) · "
                 "white: an original page only this process maps (x1), or nothing mapped · "
-                "outlined: the page this step read or wrote · the access: which page, and "
-                "how many faults it took")
+                "outlined: the page this step read or wrote · the access: which page, "
+                "val= the value a read returned (the probe wrote 1 into every page), and "
+                "faults= how many faults it took")
 
 
 def scenario_steps(sid: str, pages: tuple[int, ...] | None = None) -> str:
@@ -389,9 +393,10 @@ def quick_check(ids: tuple[str, ...] = ("a", "c")) -> str:
     from .run import probe_all
     rows = report(probe_all(ids), model_kernel(detect().kernel))
     same = detect().kernel == load_stored()["machine"]["kernel"]
-    where = (" -- the same kernel as the stored run: a repeat of it, not a second kernel"
+    # short lines: a static page shows this text unwrapped only up to its width
+    where = ("\n(the same kernel as the stored run: a repeat of it,\n not a second kernel)"
              if same else "")
-    head = f"live, on the machine that ran this cell (Linux {detect().kernel}){where}:\n"
+    head = f"live, on the machine that ran this cell\n(Linux {detect().kernel}){where}:\n"
     return head + "\n".join(
         f"{r.id}: " + (f"skipped: {r.skipped}" if r.skipped else
                        "kernel and model agree" if r.agrees else
@@ -470,7 +475,8 @@ def plot_timing(size_bytes: int = 1 << 30) -> Any:
             ax.annotate(f"{v:.1f} ns", (k + dx, v), xytext=(8 if up else 0, 26 if up else 12),
                         textcoords="offset points", ha="center", fontsize=8,
                         color=line.get_color())
-        ax.set_xticks(range(len(xs)), xs)
+        # two lines for the 2M layouts: side by side, "2M-pte" and "2M-pmd" touch
+        ax.set_xticks(range(len(xs)), [f.replace("-", "\n") for f in xs])
         if mode == "fresh" and pmd:
             ax.axvline(pmd[0] - 0.5, color="grey", lw=0.8, ls="-.")
         if mode == "fresh":
@@ -496,6 +502,133 @@ def plot_timing(size_bytes: int = 1 << 30) -> Any:
     return fig
 
 
+SWAP_HEAD = ("step", "parent's PTE (kernel)", "swap slot and swap cache (model)",
+             "child's PTE (kernel)", "the access")
+
+
+class _SwapWatch(ModelBackend):
+    """The model run of a swapped-out scenario, noting after each step who still holds a
+    swap entry for one page's slot and what the swap cache keeps for it."""
+
+    def __init__(self, sc: Scenario, page_no: int) -> None:
+        super().__init__(sc, stored_kernel(load_stored()))
+        pte = self.procs["parent"].pte(page(page_no))
+        if pte is None or pte.swp is None or pte.swp.kind != "swap":
+            raise ScenarioError(f"swap_steps(sid, page): page {page_no} of {sc.id} is not "
+                                "swapped out before fork; use a swapped-out row (s1, s2)")
+        self.page_no, self.slot = page_no, pte.swp.offset
+        self.seen: list[tuple[int, tuple[str, ...], int | None]] = []
+
+    def _note(self) -> None:
+        slot = self.procs["parent"].machine.swap.get(self.slot)
+        holders = tuple(w for w, p in self.procs.items() if not getattr(p, "exited", False) and
+                        (e := p.pte(page(self.page_no))) is not None and e.swp is not None
+                        and e.swp.offset == self.slot)
+        cached = slot.cache.pages[0].pfn if slot is not None and slot.cache else None
+        self.seen.append((slot.count if slot is not None else -1, holders, cached))
+
+    def observe(self, name: str, who: str) -> Step:
+        step = super().observe(name, who)
+        self._note()
+        return step
+
+    def access(self, name: str, who: str, i: int, *, write: bool) -> Step:
+        step = super().access(name, who, i, write=write)
+        self.seen[-1:] = []          # access() observes once inside: keep one note per step
+        self._note()
+        return step
+
+
+def _slot_text(count: int, holders: tuple[str, ...], cached: str | None) -> str:
+    if count < 0:
+        return "slot freed · swap cache: nothing"
+    who = " and ".join(holders) if holders else "no entry"
+    cache = f"holds {cached}" if cached else "nothing"
+    return f"slot named by: {who} · swap cache: {cache}"
+
+
+def swap_steps(sid: str = "s1", page_no: int | None = None) -> Table:
+    """A swapped-out page through scenario ``sid``: the parent's and the child's PTE (the
+    kernel's tokens, each process's latest record) with the swap slot between them (who
+    still holds an entry for it, and the page the swap cache keeps: the model's state,
+    which the kernel does not export, from a run that agrees with it token for token)."""
+    if sid not in BY_ID:
+        raise ScenarioError(f"swap_steps(sid): sid={sid!r} is not a scenario id; use a "
+                            "swapped-out row such as 's1' or 's2'")
+    from .observe import label_steps, op_text, unrle
+    sc = BY_ID[sid]
+    i = sc.w1 if page_no is None else page_no
+    if i is None or not 0 <= i < sc.npages:
+        raise ScenarioError(f"swap_steps(sid, page_no): page_no={page_no!r} is not a page "
+                            f"of {sid} (0 to {sc.npages - 1})")
+    watch = _SwapWatch(sc, i)
+    steps = run_script(sc, watch)
+    label_steps(steps)
+    names = {p.pfn: c.split()[0] for s in steps for p, c in zip(s.pages, s.cells, strict=True)
+             if p.pfn is not None}
+    stored = load_stored()["scenarios"][sid]["steps"]
+    if [s["name"] for s in stored] != [s.name for s in steps]:
+        raise ScenarioError(f"swap_steps(sid): the stored steps of {sid} do not match the "
+                            "model's script; re-run the stored probe")
+    last = {"parent": "", "child": "(no child yet)"}
+    rows: list[tuple[str, ...]] = []
+    marks: set[tuple[int, int]] = set()
+    for s, (count, holders, pfn) in zip(stored, watch.seen, strict=True):
+        last[s["who"]] = unrle(s["cells"])[i]
+        if rows and rows[-1][0] == s["name"]:       # "after fork": child, then parent
+            rows[-1] = (s["name"], last["parent"], *rows[-1][2:])
+            continue
+        k = len(rows)
+        if s["name"] == "parent after child exit":
+            last["child"] = "(exited)"
+        cached = None if pfn is None else names.get(pfn, "a page read back, mapped by nobody")
+        rows.append((s["name"], last["parent"], _slot_text(count, holders, cached),
+                     last["child"], op_text(s["op"])))
+        if s["op"] and s["op"].get("page") == i:
+            marks.add((k, 1 if s["who"] == "parent" else 3))
+    text = "\n".join("  ".join(r) for r in [SWAP_HEAD, *rows])
+    return Table(f"{sid}: {sc.title}, page {i}: who holds which page", SWAP_HEAD,
+                 tuple(rows), text, shade=_shade_token, marks=frozenset(marks),
+                 legend="each step records the process it names; the other process's column "
+                        "repeats its last record · colours and outline as in the steps tables")
+
+
+UFFD_HEAD = ("memory", "no fork events", "fork events")
+
+
+def _child_marks(sid: str) -> str:
+    """What the child's entries hold right after fork, from the stored tokens."""
+    from .observe import unrle
+    child = [unrle(s["cells"]) for s in load_stored()["scenarios"][sid]["steps"]
+             if s["name"] == "after fork" and s["who"] == "child"][0]
+    present = [c for c in child if not c.startswith("—")]
+    if not present:
+        return f"{sid}: no entries (fork copied none)"
+    kept = all("uwp" in c.split() for c in present)
+    return f"{sid}: entries copied, uwp {'kept' if kept else 'cleared'}"
+
+
+def uffd_grid() -> Table:
+    """The uffd-wp rows as a 2x2 grid: private or shmem memory against whether the monitor
+    asked for fork events, each cell what the child's entries hold after fork.  The axes
+    are the set-ups' own declarations (the model VMA's ``uffd_fork``, the scenario's
+    ``shared``); the cells are the stored kernel tokens."""
+    from .layouts_model import build
+    cells: dict[tuple[bool, bool], str] = {}
+    for sid, sc in BY_ID.items():
+        vma = build(sc, stored_kernel(load_stored())).vmas[0]
+        if userfaultfd_wp(vma):
+            cells[sc.shared, vma.uffd_fork] = _child_marks(sid)
+    if len(cells) != 4:
+        raise ScenarioError(f"uffd_grid(): the stored run has {len(cells)} of the 4 uffd-wp "
+                            "set-ups (private/shmem x fork events); re-run the stored probe")
+    rows = tuple((kind, cells[shared, False], cells[shared, True])
+                 for kind, shared in (("private anonymous", False), ("shmem", True)))
+    text = "\n".join("  ".join(r) for r in [UFFD_HEAD, *rows])
+    return Table(f"{_stored_header()}: the child's entries right after fork", UFFD_HEAD,
+                 rows, text)
+
+
 def batch_fit(mode: str = "fresh") -> dict[str, float]:
     """The stored fit of ns per folio = per_batch + per_pte * n (1 GiB region)."""
     return fit_batch_cost(records(pooled(load_timing())), mode)
@@ -505,4 +638,5 @@ __all__ = ["LIVE_ENV", "OVERVIEW_HEAD", "STEPS_LEGEND", "TOPIC_HEAD", "Table", "
            "folio_pages", "fork_tokens", "live_report", "live_requested", "live_timing",
            "plot_timing", "quick_check", "report_answer", "report_by_topic", "report_group",
            "report_overview", "report_table", "scenario_steps", "script_text", "steps_table",
-           "stored_report", "stored_rows", "stored_timing", "unexpected", "why_text"]
+           "stored_report", "stored_rows", "stored_timing",
+           "swap_steps", "uffd_grid", "unexpected", "why_text"]
