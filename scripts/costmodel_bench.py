@@ -7,7 +7,8 @@ the cost model on this run's training sizes (pkmm.costmodel.TRAIN) and prints, p
 the measured speed-up, the speed-up this run's fit predicts (held-out sizes are predicted,
 not fitted) and the one the stored calibration predicts.  ``--replay`` also rebuilds the
 layout of a real Python process (pkmm.realkernel.layouts_cost.real_process) and compares
-its fork time with the stored calibration's prediction.
+its fork time with the prediction of this run's fit (the model calibrated on this machine
+as it is now) and with the stored calibration's.
 
 ``--save FILE`` writes the run's measurements (the stored dataset's format, so
 ``pkmm.costmodel.fit(data=json.load(open(FILE)))`` refits them).
@@ -51,13 +52,18 @@ def table(live: cm.Fit, stored: cm.Fit) -> list[dict]:
     return out
 
 
-def replay_check() -> dict:
+def replay_check(live: cm.Fit) -> dict:
     from pkmm.realkernel.layouts_cost import real_process
     from pkmm.realkernel.replay import replay_fork
     r = replay_fork(real_process(), rounds=15, progress=True)
-    pred = cm.predict_seconds(cm.scenario_counts(r["obtained"]), baseline=False) * 1e3
+    counts = cm.scenario_counts(r["obtained"])
     meas = r["net_min_ns"] / 1e6
+    # the prices of this run (what the machine charges now) and the stored ones (another
+    # session's): the goal is the first; the second shows how far the machine has moved
+    pred = cm.predict_seconds(counts, live, baseline=False) * 1e3
+    stored = cm.predict_seconds(counts, baseline=False) * 1e3
     return {"measured_ms": meas, "predicted_ms": pred, "rel_err": (pred - meas) / meas,
+            "stored_predicted_ms": stored, "stored_rel_err": (stored - meas) / meas,
             "pages": r["obtained"].source.get("pages", {})}
 
 
@@ -79,7 +85,7 @@ def main() -> int:
             json.dump(data, f)
     live = cm.fit(data=data)
     rows = table(live, cm.fit(data=load()))
-    extra = replay_check() if a.replay else None
+    extra = replay_check(live) if a.replay else None
     if a.json:
         print(json.dumps({"rows": rows, "replay": extra, "seconds": time.time() - t0},
                          indent=1))
@@ -99,7 +105,9 @@ def main() -> int:
     print(f"largest error at {', '.join(cm.REQUIRED)}: {worst:.2f}")
     if extra:
         print(f"real layout rebuilt ({extra['pages']}): measured {extra['measured_ms']:.2f} "
-              f"ms, predicted {extra['predicted_ms']:.2f} ms ({extra['rel_err']:+.0%})")
+              f"ms, predicted {extra['predicted_ms']:.2f} ms ({extra['rel_err']:+.0%}) by this "
+              f"run's fit, {extra['stored_predicted_ms']:.2f} ms "
+              f"({extra['stored_rel_err']:+.0%}) by the stored one")
     return 0
 
 
