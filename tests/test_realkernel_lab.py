@@ -187,11 +187,15 @@ def test_group_without_rows_and_the_folded_answer_hold_them() -> None:
     rest = lab.report_group(5, ("h5a", "h7"))
     assert {r[0] for r in rest.rows} == set(TOPICS[4][2]) - {"h5a", "h7"}
     ans = lab.report_answer(("h5a",))
-    assert [r[0] for r in ans.rows] == ["h5a"] and ans.subrows
+    # the answer row, then the plain row it is judged against (a: 4K pages), not counted
+    assert [r[0] for r in ans.rows] == ["h5a", "a"] and ans.subrows
+    assert ans.sections[-1] == (1, "the plain row a, which the rows above are judged against")
+    assert [r[0] for r in lab.report_answer(("s1", "s2")).rows] == ["s1", "s2", "a", "c"]
+    assert [r[0] for r in lab.report_answer(("a", "h5a")).rows] == ["a", "h5a"]
     html = ans._repr_html_()
     assert html.startswith("<details><summary>") and html.endswith("</details>")
     assert not rest._repr_html_().startswith("<details")
-    assert "the row agrees with the kernel; it is not as its plain row" in ans.caption
+    assert "the row agrees with the kernel; it is not as its plain row a predicts" in ans.caption
     whole = lab.report_by_topic()
     assert f"all {len(whole.rows)} rows agree with the kernel; {len(whole.subrows)} of them" \
         in whole.caption and "differ" not in whole.caption
@@ -355,3 +359,22 @@ def test_timing_plot_labels_the_2m_layouts_on_two_lines() -> None:
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert "2M\npte" in labels and "2M\npmd" in labels and "4K" in labels
     assert not any("-" in x for x in labels)
+
+
+def test_steps_table_stops_at_a_step_and_outlines_the_cell_the_text_is_about() -> None:
+    """upto= cuts the steps (a picture must not show later steps); about= outlines one page
+    of the last row; the colour follows the mapcount: x0 m1 (a PMD entry's head mapcount)
+    is a page one process maps, white, as the key says."""
+    import pytest
+
+    from pkmm.errors import ScenarioError
+    e = lab.steps_table("e", upto="parent view after child wrote w1", about=3)
+    assert [r[0] for r in e.rows][-1] == "parent view after child wrote w1" and len(e.rows) == 5
+    assert e.rows[-1][4].startswith("orig x0 m1") and (4, 4) in e.marks
+    html = e._repr_html_()
+    cell = html.split("parent view after child wrote w1")[1].split("</tr>")[0]
+    assert "#dbe9ff\">orig x0 m2" in cell and "outline:2px" in cell
+    assert '<td style="text-align:left;outline' in cell    # the x0 m1 cell: no fill
+    for bad in ({"upto": "nope"}, {"about": 2}, {"pages": (999,)}):
+        with pytest.raises(ScenarioError, match=next(iter(bad))):
+            lab.steps_table("e", **bad)  # type: ignore[arg-type]
