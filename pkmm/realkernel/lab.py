@@ -600,11 +600,16 @@ def _slot_text(count: int, holders: tuple[str, ...], cached: str | None) -> str:
     return f"slot named by: {who} · swap cache: {cache}"
 
 
-def swap_steps(sid: str = "s1", page_no: int | None = None) -> Table:
+def swap_steps(sid: str = "s1", page_no: int | None = None, upto: str = "",
+               fold: str = "") -> Table:
     """A swapped-out page through scenario ``sid``: the parent's and the child's PTE (the
     kernel's tokens, each process's latest record) with the swap slot between them (who
     still holds an entry for it, and the page the swap cache keeps: the model's state,
-    which the kernel does not export, from a run that agrees with it token for token)."""
+    which the kernel does not export, from a run that agrees with it token for token).
+    The swap cache's page is named only once a PTE has mapped it (before that it is "the
+    page written out": a label is never used before its page appears).  With ``upto``, the
+    rows end at the first step of that name (the set-up, without the answer); with
+    ``fold``, the table is folded under that line."""
     if sid not in BY_ID:
         raise ScenarioError(f"swap_steps(sid): sid={sid!r} is not a scenario id; use a "
                             "swapped-out row such as 's1' or 's2'")
@@ -623,11 +628,16 @@ def swap_steps(sid: str = "s1", page_no: int | None = None) -> Table:
     if [s["name"] for s in stored] != [s.name for s in steps]:
         raise ScenarioError(f"swap_steps(sid): the stored steps of {sid} do not match the "
                             "model's script; re-run the stored probe")
+    if upto and upto not in [s["name"] for s in stored]:
+        raise ScenarioError(f"swap_steps(sid, upto): upto={upto!r} is not a step of {sid}; "
+                            f"use one of: {', '.join(dict.fromkeys(s['name'] for s in stored))}")
     last = {"parent": "", "child": "(no child yet)"}
     rows: list[tuple[str, ...]] = []
     marks: set[tuple[int, int]] = set()
+    shown: set[str] = set()         # the page names a token has shown so far
     for s, (count, holders, pfn) in zip(stored, watch.seen, strict=True):
         last[s["who"]] = unrle(s["cells"])[i]
+        shown.update(c.split()[0] for c in unrle(s["cells"]))
         if rows and rows[-1][0] == s["name"]:       # "after fork": child, then parent
             rows[-1] = (s["name"], last["parent"], *rows[-1][2:])
             continue
@@ -635,6 +645,10 @@ def swap_steps(sid: str = "s1", page_no: int | None = None) -> Table:
         if s["name"] == "parent after child exit":
             last["child"] = "(exited)"
         cached = None if pfn is None else names.get(pfn, "a page read back, mapped by nobody")
+        if cached in names.values() and cached not in shown:
+            cached = "the page written out, mapped by nobody"
+        if upto and rows and rows[-1][0] == upto:
+            break
         rows.append((s["name"], last["parent"], _slot_text(count, holders, cached),
                      last["child"], op_text(s["op"])))
         if s["op"] and s["op"].get("page") == i:
@@ -643,7 +657,11 @@ def swap_steps(sid: str = "s1", page_no: int | None = None) -> Table:
     return Table(f"{sid}: {sc.title}, page {i}: who holds which page", SWAP_HEAD,
                  tuple(rows), text, shade=_shade_token, marks=frozenset(marks),
                  legend="each step records the process it names; the other process's column "
-                        "repeats its last record · colours and outline as in the steps tables")
+                        "repeats its last record · rows for steps on other pages repeat this "
+                        "page's state: those steps do not touch it · yellow: a page that was "
+                        "not mapped before fork (n1, n2 … in order of first appearance; every "
+                        "page read back from swap is one) · outlined: this page, read or "
+                        "written by the step", fold=fold)
 
 
 UFFD_HEAD = ("memory", "no fork events", "fork events")
