@@ -308,9 +308,11 @@ def test_swap_steps_put_the_models_slot_between_the_kernels_tokens() -> None:
     assert (k, 1) in t.marks and (k, 3) not in t.marks
     assert not any(r == [r[0] for r in t.rows].index("parent writes w2 (first writer)")
                    for r, _ in t.marks)
-    # s2: the cache keeps a page nobody maps until the parent's write takes it (n2)
+    # s2: the cache keeps a page nobody maps until the parent's write takes it; it gets its
+    # name n2 only there, as no name appears before its page
     s2 = {r[0]: r for r in lab.swap_steps("s2").rows}
-    assert s2["child writes w1 (first writer)"][2].endswith("holds n2")
+    assert s2["child writes w1 (first writer)"][2].endswith("mapped by nobody")
+    assert "n2" not in s2["child writes w1 (first writer)"][2]
     assert s2["parent writes w1 (second writer)"][1].split()[0] == "n2"
 
 
@@ -378,3 +380,26 @@ def test_steps_table_stops_at_a_step_and_outlines_the_cell_the_text_is_about() -
     for bad in ({"upto": "nope"}, {"about": 2}, {"pages": (999,)}):
         with pytest.raises(ScenarioError, match=next(iter(bad))):
             lab.steps_table("e", **bad)  # type: ignore[arg-type]
+
+
+def test_pin_decisions_run_the_models_dup_rule_for_each_fact() -> None:
+    t = lab.pin_decisions()
+    # only the row with all three facts copies; a process never marked shares even a
+    # pinned AnonExclusive page (fact 2), and a page that is not AnonExclusive is shared
+    assert [r[-1] for r in t.rows] == ["shares"] * 3 + ["copies it for the child"]
+    assert t.rows[0][:3] == ("no", "", "") and t.rows[1][:3] == ("yes", "no", "")
+    assert t.rows[3][:3] == ("yes", "yes", "yes") and "<table" in t._repr_html_()
+
+
+def test_swap_picture_is_titled_with_the_page_it_follows() -> None:
+    t = lab.swap_steps("s1")
+    assert t.caption.endswith(f"page {BY_ID['s1'].w1} (w1) at each step")
+
+
+def test_a_speed_up_within_the_noise_of_its_own_difference_is_not_printed() -> None:
+    from pkmm.realkernel.calibrate import render
+    row = {"folio": "2M-pmd", "size_bytes": 1 << 28, "mode": "repeat", "net_ns": 60_000,
+           "median_ns": -210_000, "ns_per_page": 0.9, "ns_per_folio": 481, "speedup": 72.05,
+           "layout": "ok"}
+    assert "noise" in render([row]) and "72.05x" not in render([row])
+    assert "72.05x" in render([{**row, "median_ns": 70_000}])

@@ -654,7 +654,8 @@ def swap_steps(sid: str = "s1", page_no: int | None = None, upto: str = "",
         if s["op"] and s["op"].get("page") == i:
             marks.add((k, 1 if s["who"] == "parent" else 3))
     text = "\n".join("  ".join(r) for r in [SWAP_HEAD, *rows])
-    return Table(f"{sid}: {sc.title}, page {i}: who holds which page", SWAP_HEAD,
+    which = next((f" ({w})" for w in ("w1", "w2", "w3") if getattr(sc, w, None) == i), "")
+    return Table(f"{sid}: {sc.title}: page {i}{which} at each step", SWAP_HEAD,
                  tuple(rows), text, shade=_shade_token, marks=frozenset(marks),
                  legend="each step records the process it names; the other process's column "
                         "repeats its last record · rows for steps on other pages repeat this "
@@ -677,6 +678,45 @@ def _child_marks(sid: str) -> str:
         return f"{sid}: no entries (fork copied none)"
     kept = all("uwp" in c.split() for c in present)
     return f"{sid}: entries copied, uwp {'kept' if kept else 'cleared'}"
+
+
+PIN_HEAD = ("process marked (fact 2)?", "page AnonExclusive (fact 3)?",
+            "maybe pinned (fact 1)?", "fork")
+
+
+def pin_decisions() -> Table:
+    """fork's decision for one private anonymous 4K page, from the three facts of the
+    pin rule: each row runs the model's ``folio_try_dup_anon_rmap_pte()`` (include/linux/
+    rmap.h, v6.17) on a page set up as the row says, so the table is the model's rule, not a
+    copy of it.  A blank input is one the decision does not look at."""
+    from ..folio import GUP_PIN_COUNTING_BIAS
+    from ..machine import Machine
+    from ..mm import MmStruct
+    from ..rmap import folio_try_dup_anon_rmap_pte
+    from ..vma import Vma
+
+    def fork_does(marked: bool, exclusive: bool, pinned: bool) -> str:
+        m = Machine()
+        parent, child = MmStruct(m, "parent"), MmStruct(m, "child")
+        parent.has_pinned = marked
+        src = Vma(parent, 0x200000, 0x201000, 0, "anon")
+        dst = Vma(child, 0x200000, 0x201000, 0, "anon")
+        folio = m.alloc_folio(0, "anon")
+        folio.refcount = 1 + (GUP_PIN_COUNTING_BIAS if pinned else 0)
+        folio.pages[0].anon_exclusive = exclusive
+        ret = folio_try_dup_anon_rmap_pte(folio, folio.pages[0], dst, src)
+        return "copies it for the child" if ret else "shares"
+
+    cases = ((False, True, True), (True, False, True), (True, True, False), (True, True, True))
+    rows = []
+    for marked, exclusive, pinned in cases:
+        shown = ["yes" if marked else "no",
+                 ("yes" if exclusive else "no") if marked else "",
+                 ("yes" if pinned else "no") if marked and exclusive else ""]
+        rows.append((*shown, fork_does(marked, exclusive, pinned)))
+    text = "\n".join("  ".join(c or "-" for c in r) for r in [PIN_HEAD, *rows])
+    return Table("fork's decision for each page (the model's v6.17 rule)", PIN_HEAD,
+                 tuple(rows), text)
 
 
 def uffd_grid() -> Table:
