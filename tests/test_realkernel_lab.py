@@ -187,11 +187,15 @@ def test_group_without_rows_and_the_folded_answer_hold_them() -> None:
     rest = lab.report_group(5, ("h5a", "h7"))
     assert {r[0] for r in rest.rows} == set(TOPICS[4][2]) - {"h5a", "h7"}
     ans = lab.report_answer(("h5a",))
-    assert [r[0] for r in ans.rows] == ["h5a"] and ans.subrows
+    # the answer row, then the plain row it is judged against (a: 4K pages), not counted
+    assert [r[0] for r in ans.rows] == ["h5a", "a"] and ans.subrows
+    assert ans.sections[-1] == (1, "the plain row a, which the rows above are judged against")
+    assert [r[0] for r in lab.report_answer(("s1", "s2")).rows] == ["s1", "s2", "a", "c"]
+    assert [r[0] for r in lab.report_answer(("a", "h5a")).rows] == ["a", "h5a"]
     html = ans._repr_html_()
     assert html.startswith("<details><summary>") and html.endswith("</details>")
     assert not rest._repr_html_().startswith("<details")
-    assert "the row agrees with the kernel; it is not as its plain row" in ans.caption
+    assert "the row agrees with the kernel; it is not as its plain row a predicts" in ans.caption
     whole = lab.report_by_topic()
     assert f"all {len(whole.rows)} rows agree with the kernel; {len(whole.subrows)} of them" \
         in whole.caption and "differ" not in whole.caption
@@ -304,9 +308,11 @@ def test_swap_steps_put_the_models_slot_between_the_kernels_tokens() -> None:
     assert (k, 1) in t.marks and (k, 3) not in t.marks
     assert not any(r == [r[0] for r in t.rows].index("parent writes w2 (first writer)")
                    for r, _ in t.marks)
-    # s2: the cache keeps a page nobody maps until the parent's write takes it (n2)
+    # s2: the cache keeps a page nobody maps until the parent's write takes it; it gets its
+    # name n2 only there, as no name appears before its page
     s2 = {r[0]: r for r in lab.swap_steps("s2").rows}
-    assert s2["child writes w1 (first writer)"][2].endswith("holds n2")
+    assert s2["child writes w1 (first writer)"][2].endswith("mapped by nobody")
+    assert "n2" not in s2["child writes w1 (first writer)"][2]
     assert s2["parent writes w1 (second writer)"][1].split()[0] == "n2"
 
 
@@ -355,3 +361,45 @@ def test_timing_plot_labels_the_2m_layouts_on_two_lines() -> None:
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert "2M\npte" in labels and "2M\npmd" in labels and "4K" in labels
     assert not any("-" in x for x in labels)
+
+
+def test_steps_table_stops_at_a_step_and_outlines_the_cell_the_text_is_about() -> None:
+    """upto= cuts the steps (a picture must not show later steps); about= outlines one page
+    of the last row; the colour follows the mapcount: x0 m1 (a PMD entry's head mapcount)
+    is a page one process maps, white, as the key says."""
+    import pytest
+
+    from pkmm.errors import ScenarioError
+    e = lab.steps_table("e", upto="parent view after child wrote w1", about=3)
+    assert [r[0] for r in e.rows][-1] == "parent view after child wrote w1" and len(e.rows) == 5
+    assert e.rows[-1][4].startswith("orig x0 m1") and (4, 4) in e.marks
+    html = e._repr_html_()
+    cell = html.split("parent view after child wrote w1")[1].split("</tr>")[0]
+    assert "#dbe9ff\">orig x0 m2" in cell and "outline:2px" in cell
+    assert '<td style="text-align:left;outline' in cell    # the x0 m1 cell: no fill
+    for bad in ({"upto": "nope"}, {"about": 2}, {"pages": (999,)}):
+        with pytest.raises(ScenarioError, match=next(iter(bad))):
+            lab.steps_table("e", **bad)  # type: ignore[arg-type]
+
+
+def test_pin_decisions_run_the_models_dup_rule_for_each_fact() -> None:
+    t = lab.pin_decisions()
+    # only the row with all three facts copies; a process never marked shares even a
+    # pinned AnonExclusive page (fact 2), and a page that is not AnonExclusive is shared
+    assert [r[-1] for r in t.rows] == ["shares"] * 3 + ["copies it for the child"]
+    assert t.rows[0][:3] == ("no", "", "") and t.rows[1][:3] == ("yes", "no", "")
+    assert t.rows[3][:3] == ("yes", "yes", "yes") and "<table" in t._repr_html_()
+
+
+def test_swap_picture_is_titled_with_the_page_it_follows() -> None:
+    t = lab.swap_steps("s1")
+    assert t.caption.endswith(f"page {BY_ID['s1'].w1} (w1) at each step")
+
+
+def test_a_speed_up_within_the_noise_of_its_own_difference_is_not_printed() -> None:
+    from pkmm.realkernel.calibrate import render
+    row = {"folio": "2M-pmd", "size_bytes": 1 << 28, "mode": "repeat", "net_ns": 60_000,
+           "median_ns": -210_000, "ns_per_page": 0.9, "ns_per_folio": 481, "speedup": 72.05,
+           "layout": "ok"}
+    assert "noise" in render([row]) and "72.05x" not in render([row])
+    assert "72.05x" in render([{**row, "median_ns": 70_000}])

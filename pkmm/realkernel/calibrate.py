@@ -199,11 +199,16 @@ def fit_batch_cost(rows: list[dict[str, Any]], mode: str,
 
 
 def render(rows: list[dict[str, Any]]) -> str:
-    """One line per layout: net minimum and median ms, ns per page and folio, speed-up."""
+    """One line per layout: net minimum and median ms, ns per page and folio, speed-up
+    (``noise`` where min and median differ by at least the min itself)."""
     lines = [f"{'layout':8s} {'size':>6s} {'mode':6s} {'min ms':>8s} {'median ms':>10s} "
              f"{'ns/4K page':>10s} {'ns/folio':>9s} {'vs 4K':>7s}  layout check"]
     for r in rows:
         speed = f"{r['speedup']:.2f}x" if r["speedup"] else "-"
+        # min and median are two estimates of one difference; when they differ by as much
+        # as the difference itself, a ratio built on it would only measure noise
+        if r["median_ns"] is not None and abs(r["median_ns"] - r["net_ns"]) >= r["net_ns"]:
+            speed = "noise"
         med = f"{r['median_ns'] / 1e6:10.2f}" if r["median_ns"] is not None else f"{'-':>10s}"
         lines.append(f"{r['folio']:8s} {_size(r['size_bytes']):>6s} {r['mode']:6s} "
                      f"{r['net_ns'] / 1e6:8.2f} {med} {r['ns_per_page']:10.1f} "

@@ -68,11 +68,18 @@ def _stored_header() -> str:
 
 
 def _shade_token(cell: str) -> str:
-    """A page token's colour: a new page yellow, a page mapped twice blue, any other page
-    (an original page only this process maps, or nothing mapped) white."""
+    """A page token's colour: a new page yellow, a page mapped by both processes (mapcount
+    2 or more) blue, any other (a page one process maps, or nothing mapped) white.  The
+    colour follows the mapcount, not ``x0``: pagemap's bit can read ``x0`` for a page only
+    one process maps (``x0 m1`` under a PMD entry), and the key promises "mapped by both".
+
+    >>> _shade_token("orig x0 m2 ae0 A"), _shade_token("orig x0 m1 ae0 A·T·thp")
+    ('#dbe9ff', '')
+    """
     if cell[:1] == "n" and cell[1:2].isdigit():
         return "#fff1b8"
-    return "#dbe9ff" if " x0 " in cell else ""
+    m = re.search(r" m(\d+) ", cell)
+    return "#dbe9ff" if m and int(m.group(1)) >= 2 else ""
 
 
 def _shade_result(cell: str) -> str:
@@ -158,14 +165,27 @@ def report_table(ids: tuple[str, ...] | None = None) -> Table:
                  render(rows, _stored_header()), (*notes, total), _shade_result)
 
 
-def _step_rows(sid: str, pages: tuple[int, ...] | None) -> tuple[
+def _step_rows(sid: str, pages: tuple[int, ...] | None, upto: str = "") -> tuple[
         str, tuple[int, ...], list[tuple[str, ...]], frozenset[tuple[int, int]]]:
     """(title, the pages shown, one row per stored step: name, who, tokens, access, and
-    the (row, column) of each shown cell a step read or wrote)."""
+    the (row, column) of each shown cell a step read or wrote); with ``upto``, the steps
+    end at the first step of that name (a picture that must not show later steps)."""
     from .observe import op_text, unrle
+    if sid not in BY_ID:
+        raise ScenarioError(f"steps_table(sid): sid={sid!r} is not a scenario id "
+                            "(scenarios.BY_ID)")
     sc = BY_ID[sid]
     show = pages or sc.show
+    if any(not isinstance(i, int) or not 0 <= i < sc.npages for i in show):
+        raise ScenarioError(f"steps_table(sid, pages): pages={pages!r} must be page numbers "
+                            f"of {sid} (0 to {sc.npages - 1})")
     steps = load_stored()["scenarios"][sid]["steps"]
+    if upto:
+        names = [s["name"] for s in steps]
+        if upto not in names:
+            raise ScenarioError(f"steps_table(sid, upto): upto={upto!r} is not a step of "
+                                f"{sid}; use one of: {', '.join(dict.fromkeys(names))}")
+        steps = steps[:names.index(upto) + 1]
     rows = [(s["name"], s["who"], *(unrle(s["cells"])[i] for i in show), op_text(s["op"]))
             for s in steps]
     touched = frozenset((i, 2 + show.index(s["op"]["page"])) for i, s in enumerate(steps)
@@ -174,16 +194,17 @@ def _step_rows(sid: str, pages: tuple[int, ...] | None) -> tuple[
 
 
 STEPS_LEGEND = ("each row: the pages as the process named in it sees them · yellow: a new "
-                "physical page (n1, n2, …) · blue: a page mapped by both processes (x0) · "
-                "white: an original page only this process maps (x1), or nothing mapped · "
+                "physical page (n1, n2, …) · blue: an original page mapped by both processes "
+                "(m2) · white: an original page one process maps (m1), or nothing mapped · "
                 "outlined: the page this step read or wrote · the access: which page, "
                 "val= the value a read returned (the probe wrote 1 into every page), and "
                 "faults= how many faults it took")
 
 
-def scenario_steps(sid: str, pages: tuple[int, ...] | None = None) -> str:
-    """One scenario's steps from the stored kernel results (pages of interest only)."""
-    title, show, rows, _ = _step_rows(sid, pages)
+def scenario_steps(sid: str, pages: tuple[int, ...] | None = None, upto: str = "") -> str:
+    """One scenario's steps from the stored kernel results (pages of interest only; with
+    ``upto``, up to the first step of that name)."""
+    title, show, rows, _ = _step_rows(sid, pages, upto)
     lines = [f"{title}   pages " + ", ".join(f"pg{i}" for i in show)]
     for name, who, *rest in rows:
         *cells, op = rest
@@ -191,13 +212,23 @@ def scenario_steps(sid: str, pages: tuple[int, ...] | None = None) -> str:
     return "\n".join(lines)
 
 
-def steps_table(sid: str, pages: tuple[int, ...] | None = None, fold: str = "") -> Table:
+def steps_table(sid: str, pages: tuple[int, ...] | None = None, fold: str = "",
+                upto: str = "", about: int | None = None) -> Table:
     """:func:`scenario_steps` as a :class:`Table`: a column per page, a row per step;
-    with ``fold``, shown folded under that summary line (a prediction's answer)."""
-    title, show, rows, touched = _step_rows(sid, pages)
+    with ``fold``, shown folded under that summary line (a prediction's answer); with
+    ``upto``, only the steps up to the first of that name; with ``about``, that page's cell
+    in the last row shown is outlined too: the cell the text around the table is about."""
+    title, show, rows, touched = _step_rows(sid, pages, upto)
+    legend = STEPS_LEGEND
+    if about is not None:
+        if about not in show:
+            raise ScenarioError(f"steps_table(sid, about): about={about!r} is not one of the "
+                                f"pages shown ({', '.join(map(str, show))})")
+        touched |= {(len(rows) - 1, 2 + show.index(about))}
+        legend += f" · also outlined: pg{about} in the last row, the cell the text is about"
     return Table(title, ("step", "process", *(f"pg{i}" for i in show), "the access"),
-                 tuple(rows), scenario_steps(sid, pages), shade=_shade_token, marks=touched,
-                 legend=STEPS_LEGEND, fold=fold)
+                 tuple(rows), scenario_steps(sid, pages, upto), shade=_shade_token,
+                 marks=touched, legend=legend, fold=fold)
 
 
 def _plain_row(sid: str) -> str:
@@ -256,7 +287,10 @@ def why_text(sid: str) -> str:
 TOPIC_HEAD = ("#", "scenario", *COLUMNS, "result")
 
 
-def _topic_rows(groups: list[tuple[str, str, tuple[str, ...]]], fold: str = "") -> Table:
+def _topic_rows(groups: list[tuple[str, str, tuple[str, ...]]], fold: str = "",
+                reference: tuple[str, ...] = ()) -> Table:
+    """The rows of ``groups`` under their headings; ``reference``: plain rows shown after
+    them under their own heading, for the reader to compare with (not counted)."""
     rows = {r.id: r for r in stored_rows()}
     body: list[tuple[str, ...]] = []
     marks: set[tuple[int, int]] = set()
@@ -287,17 +321,33 @@ def _topic_rows(groups: list[tuple[str, str, tuple[str, ...]]], fold: str = "") 
                 subrows.append((len(body), why))
                 text.append(f"      {why}")
             body.append(cells)
+    counted = len(body)
+    plains = " or ".join(dict.fromkeys(_plain_row(i) for g in groups for i in g[2]))
+    if reference:
+        heading = (f"the plain row{'s' if len(reference) > 1 else ''} "
+                   f"{' and '.join(reference)}, which the rows above are judged against")
+        sections.append((len(body), heading))
+        text.append(f"\n== {heading}")
+        for i in reference:
+            r = rows[i]
+            cells = (label(i), r.title, *(r.outcome[c] for c in COLUMNS),
+                     "agree" if r.agrees else "DIFFER")
+            text.append("  ".join(cells))
+            setup = f"set-up: {ABOUT[i]} — script: {script_text(i)}"
+            about.append((len(body), setup))
+            text.append(f"      {setup}")
+            body.append(cells)
     done = [r for i, r in rows.items() if not r.skipped and any(i in g[2] for g in groups)]
     total = f"agree: {sum(r.agrees for r in done)}/{len(done)}"
     agree = sum(r.agrees for r in done)
-    if len(body) == 1:
+    if counted == 1:
         said = ("the row agrees with the kernel" if agree else "the row DIFFERS from the kernel")
-        said += ("; it is not as its plain row (a, c or f) predicts (outlined cells; the "
-                 "reason under the row)" if subrows else "; it is as its plain row (a, c or f)")
+        said += (f"; it is not as its plain row {plains} predicts (outlined cells; the "
+                 "reason under the row)" if subrows else f"; it is as its plain row {plains}")
     else:
-        said = (f"all {agree} rows agree with the kernel" if agree == len(body) else
-                f"{agree} of {len(body)} rows agree with the kernel")
-        said += (f"; {len(subrows)} of them are not as their plain row (a, c or f) "
+        said = (f"all {agree} rows agree with the kernel" if agree == counted else
+                f"{agree} of {counted} rows agree with the kernel")
+        said += (f"; {len(subrows)} of them are not as their plain row ({plains}) "
                  "predicts (outlined cells; the reason under the row)")
     caption = f"{_stored_header()}: {said}"
     return Table(caption, TOPIC_HEAD, tuple(body), "\n".join([*text, total]), (total,),
@@ -343,7 +393,10 @@ def report_answer(ids: tuple[str, ...]) -> Table:
         raise ScenarioError(f"report_answer(ids): ids={ids!r} must be a non-empty tuple of "
                             "scenario ids (scenarios.BY_ID)")
     groups = [(t, k, tuple(i for i in g if i in ids)) for t, k, g in TOPICS]
-    return _topic_rows([g for g in groups if g[2]],
+    # the plain rows the answer is judged against, shown with it: a page that asks for
+    # one prediction need not show the whole private-memory group for its baseline
+    plain = tuple(dict.fromkeys(p for i in ids if (p := _plain_row(i)) not in ids))
+    return _topic_rows([g for g in groups if g[2]], reference=plain,
                        fold=f"Answer: the kernel's row{'s' if len(ids) > 1 else ''} "
                             f"{', '.join(label(i) for i in ids)} (open it after you predicted)")
 
@@ -547,11 +600,16 @@ def _slot_text(count: int, holders: tuple[str, ...], cached: str | None) -> str:
     return f"slot named by: {who} · swap cache: {cache}"
 
 
-def swap_steps(sid: str = "s1", page_no: int | None = None) -> Table:
+def swap_steps(sid: str = "s1", page_no: int | None = None, upto: str = "",
+               fold: str = "") -> Table:
     """A swapped-out page through scenario ``sid``: the parent's and the child's PTE (the
     kernel's tokens, each process's latest record) with the swap slot between them (who
     still holds an entry for it, and the page the swap cache keeps: the model's state,
-    which the kernel does not export, from a run that agrees with it token for token)."""
+    which the kernel does not export, from a run that agrees with it token for token).
+    The swap cache's page is named only once a PTE has mapped it (before that it is "the
+    page written out": a label is never used before its page appears).  With ``upto``, the
+    rows end at the first step of that name (the set-up, without the answer); with
+    ``fold``, the table is folded under that line."""
     if sid not in BY_ID:
         raise ScenarioError(f"swap_steps(sid): sid={sid!r} is not a scenario id; use a "
                             "swapped-out row such as 's1' or 's2'")
@@ -570,11 +628,16 @@ def swap_steps(sid: str = "s1", page_no: int | None = None) -> Table:
     if [s["name"] for s in stored] != [s.name for s in steps]:
         raise ScenarioError(f"swap_steps(sid): the stored steps of {sid} do not match the "
                             "model's script; re-run the stored probe")
+    if upto and upto not in [s["name"] for s in stored]:
+        raise ScenarioError(f"swap_steps(sid, upto): upto={upto!r} is not a step of {sid}; "
+                            f"use one of: {', '.join(dict.fromkeys(s['name'] for s in stored))}")
     last = {"parent": "", "child": "(no child yet)"}
     rows: list[tuple[str, ...]] = []
     marks: set[tuple[int, int]] = set()
+    shown: set[str] = set()         # the page names a token has shown so far
     for s, (count, holders, pfn) in zip(stored, watch.seen, strict=True):
         last[s["who"]] = unrle(s["cells"])[i]
+        shown.update(c.split()[0] for c in unrle(s["cells"]))
         if rows and rows[-1][0] == s["name"]:       # "after fork": child, then parent
             rows[-1] = (s["name"], last["parent"], *rows[-1][2:])
             continue
@@ -582,15 +645,24 @@ def swap_steps(sid: str = "s1", page_no: int | None = None) -> Table:
         if s["name"] == "parent after child exit":
             last["child"] = "(exited)"
         cached = None if pfn is None else names.get(pfn, "a page read back, mapped by nobody")
+        if cached in names.values() and cached not in shown:
+            cached = "the page written out, mapped by nobody"
+        if upto and rows and rows[-1][0] == upto:
+            break
         rows.append((s["name"], last["parent"], _slot_text(count, holders, cached),
                      last["child"], op_text(s["op"])))
         if s["op"] and s["op"].get("page") == i:
             marks.add((k, 1 if s["who"] == "parent" else 3))
     text = "\n".join("  ".join(r) for r in [SWAP_HEAD, *rows])
-    return Table(f"{sid}: {sc.title}, page {i}: who holds which page", SWAP_HEAD,
+    which = next((f" ({w})" for w in ("w1", "w2", "w3") if getattr(sc, w, None) == i), "")
+    return Table(f"{sid}: {sc.title}: page {i}{which} at each step", SWAP_HEAD,
                  tuple(rows), text, shade=_shade_token, marks=frozenset(marks),
                  legend="each step records the process it names; the other process's column "
-                        "repeats its last record · colours and outline as in the steps tables")
+                        "repeats its last record · rows for steps on other pages repeat this "
+                        "page's state: those steps do not touch it · yellow: a page that was "
+                        "not mapped before fork (n1, n2 … in order of first appearance; every "
+                        "page read back from swap is one) · outlined: this page, read or "
+                        "written by the step", fold=fold)
 
 
 UFFD_HEAD = ("memory", "no fork events", "fork events")
@@ -606,6 +678,45 @@ def _child_marks(sid: str) -> str:
         return f"{sid}: no entries (fork copied none)"
     kept = all("uwp" in c.split() for c in present)
     return f"{sid}: entries copied, uwp {'kept' if kept else 'cleared'}"
+
+
+PIN_HEAD = ("process marked (fact 2)?", "page AnonExclusive (fact 3)?",
+            "maybe pinned (fact 1)?", "fork")
+
+
+def pin_decisions() -> Table:
+    """fork's decision for one private anonymous 4K page, from the three facts of the
+    pin rule: each row runs the model's ``folio_try_dup_anon_rmap_pte()`` (include/linux/
+    rmap.h, v6.17) on a page set up as the row says, so the table is the model's rule, not a
+    copy of it.  A blank input is one the decision does not look at."""
+    from ..folio import GUP_PIN_COUNTING_BIAS
+    from ..machine import Machine
+    from ..mm import MmStruct
+    from ..rmap import folio_try_dup_anon_rmap_pte
+    from ..vma import Vma
+
+    def fork_does(marked: bool, exclusive: bool, pinned: bool) -> str:
+        m = Machine()
+        parent, child = MmStruct(m, "parent"), MmStruct(m, "child")
+        parent.has_pinned = marked
+        src = Vma(parent, 0x200000, 0x201000, 0, "anon")
+        dst = Vma(child, 0x200000, 0x201000, 0, "anon")
+        folio = m.alloc_folio(0, "anon")
+        folio.refcount = 1 + (GUP_PIN_COUNTING_BIAS if pinned else 0)
+        folio.pages[0].anon_exclusive = exclusive
+        ret = folio_try_dup_anon_rmap_pte(folio, folio.pages[0], dst, src)
+        return "copies it for the child" if ret else "shares"
+
+    cases = ((False, True, True), (True, False, True), (True, True, False), (True, True, True))
+    rows = []
+    for marked, exclusive, pinned in cases:
+        shown = ["yes" if marked else "no",
+                 ("yes" if exclusive else "no") if marked else "",
+                 ("yes" if pinned else "no") if marked and exclusive else ""]
+        rows.append((*shown, fork_does(marked, exclusive, pinned)))
+    text = "\n".join("  ".join(c or "-" for c in r) for r in [PIN_HEAD, *rows])
+    return Table("fork's decision for each page (the model's v6.17 rule)", PIN_HEAD,
+                 tuple(rows), text)
 
 
 def uffd_grid() -> Table:
