@@ -28,8 +28,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .vma import Vma
 
 __all__ = ["ABLATIONS", "CopyHuge", "CopyPresent", "FaultResult", "FolioEnd", "ForkContext",
-           "KernelVersion", "Observer", "Prealloc", "Release", "AnonDup", "WpLargeFolio",
-           "check_ablations"]
+           "KernelVersion", "OP_MEANINGS", "Observer", "Prealloc", "Release", "AnonDup",
+           "WpLargeFolio", "check_ablations"]
 
 #: Ablations a learner can switch off with ``pkmm.fork(p, without={...})``.
 ABLATIONS = {
@@ -210,6 +210,37 @@ class ForkCounts:
         for (action, _), n in self.step_counts.items():
             c[action] += n
         return c
+
+
+#: What each counter of :attr:`ForkCounts.ops` counts, in a learner's words: the one place
+#: they are defined, printed under every table that shows them (``pkmm forksim``).
+OP_MEANINGS = {
+    "pte_reads": "parent PTE slots read: every slot the copy loop visits, empty ones "
+                 "included, plus the next PTEs a batch scan compares",
+    "pte_writes": "PTEs written into the child",
+    "set_ptes_calls": "set_ptes() calls writing a run of shared PTEs into the child (one "
+                      "per batch); a PTE of a page copied for the child is written by "
+                      "set_pte_at() and is not counted here",
+    "batch_scans": "scans of the next PTEs for where a batch of one large folio ends",
+    "refcount_ops": "folio refcount updates (folio_ref_add()/folio_get()), one per batch or "
+                    "PMD of counted pages",
+    "mapcount_ops": "page mapcount increments by the rmap dup, one per page shared",
+    "anon_dup_checks": "anon rmap dup calls (folio_try_dup_anon_rmap_*()), each of which "
+                       "refuses to share a page that may be DMA-pinned",
+    "wrprotect_calls": "write-protects: writable PTEs of a private mapping made read-only "
+                       "in parent and child (copy-on-write)",
+    "rss_updates": "updates of the child's RSS counters: one per batch of counted pages, "
+                   "plus one add_mm_rss_vec() per copy_pte_range() pass",
+    "lockbreak_checks": "times the copy loop reached 32 units of progress and checked "
+                        "need_resched() (whether to drop its locks)",
+    "lock_breaks": "times it did drop its locks to reschedule",
+    "passes": "copy_pte_range() passes (one ends at a lock break, an -EAGAIN or the end)",
+    "page_copies": "pages copied for the child at fork (every private page under "
+                   "eager-copy; a maybe-pinned page otherwise)",
+    "pmd_copies": "PMD entries copied (copy_huge_pmd()): a whole 2 MiB THP each",
+    "eagain_rounds": "-EAGAIN rounds: the loop stopped, preallocated a page for a pinned "
+                     "page's copy, and retried",
+}
 
 
 @dataclass

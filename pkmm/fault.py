@@ -495,15 +495,15 @@ def __wp_can_reuse_large_anon_folio(folio: Folio, fr: FaultResult) -> bool:
     """Mirrors: mm/memory.c __wp_can_reuse_large_anon_folio(), v6.17 (CONFIG_MM_ID)."""
     f = "__wp_can_reuse_large_anon_folio"
     if folio.large_mapcount <= 1:
-        fr.note(f, "no:single-page", "only one page of the large folio is mapped: better "
-                "to copy and let the folio be freed")
+        fr.note(f, "no:single-page", "only one page of the large folio is mapped: copy "
+                "it, so that the folio's last mapping goes and the whole folio can be freed")
         return False
     if folio.mm_ids_shared:
         # folio_test_large_maybe_mapped_shared(): the MM-id tracking bit, which stays set
         # while mms it never had a slot for still map the folio
-        fr.note(f, "no:mapped-shared", "the folio is \"maybe mapped shared\" (another mm "
-                "maps, or mapped, part of it and its MM-id slots cannot prove otherwise); "
-                "copy")
+        fr.note(f, "no:mapped-shared", "the folio is \"maybe mapped shared\": another "
+                "process maps part of it, or a third process the folio could not record "
+                "(it records two) still does; copy")
         return False
     if folio.large_mapcount != folio.refcount:
         fr.note(f, "no:extra-refs", f"refcount {folio.refcount} != large mapcount "

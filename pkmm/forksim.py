@@ -19,13 +19,27 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .context import OP_MEANINGS
 from .errors import PkmmError
 from .kernels import KERNELS
 from .scenario import Scenario, load_scenario
 
 RSS_KEYS = ("MM_ANONPAGES", "MM_FILEPAGES", "MM_SHMEMPAGES", "MM_SWAPENTS")
 
-__all__ = ["VariantFork", "forksim", "histogram", "main", "render"]
+__all__ = ["COLUMNS", "VariantFork", "forksim", "histogram", "main", "render"]
+
+#: The table's columns and what each counts: printed as the key under every table.
+COLUMNS = {
+    "PTEs": "PTEs written into the child",
+    "PMDs": "PMD entries copied (one per PMD-mapped 2 MiB THP)",
+    "batches": "present-copy steps: runs of PTEs copied together (share, copy or by value)",
+    "copied": "pages copied for the child at fork",
+    "EAGAIN": "-EAGAIN rounds: the copy loop stopped because a page that may be DMA-pinned "
+              "needs a copy, dropped its locks, allocated that page and retried",
+    "pred ms": "the cost model's fork() time for the priced counts ('>': some counts have "
+               "no price, so this is a lower bound)",
+    "child rss": "the child's RSS counters at birth, MiB of anon / file / shmem pages",
+}
 
 
 @dataclass(frozen=True)
@@ -44,6 +58,7 @@ class VariantFork:
     child_rss: dict[str, int] = field(default_factory=dict)
     child_vmas: int = 0
     unpriced: tuple[str, ...] = ()   # counts the prediction leaves out: no fitted price
+    unpriced_counts: dict[str, int] = field(default_factory=dict)   # ... and their numbers
 
 
 def histogram(sizes: dict[int, int], width: int = 60) -> str:
@@ -81,7 +96,7 @@ def forksim(layout: Scenario | str | int, kernels: tuple[str, ...] = KERNELS, *,
             sum(r.batch_sizes.values()), dict(sorted(r.batch_sizes.items())), r.copies,
             r.eagain, dict(sorted(r.ops.items())), costmodel.predict_seconds(f) * 1e3,
             {key: child.rss.get(key, 0) for key in RSS_KEYS}, len(child.vmas),
-            tuple(costmodel.unpriced(f))))
+            tuple(costmodel.unpriced(f)), {k: f[k] for k in costmodel.unpriced(f)}))
     return sc, out
 
 
@@ -110,16 +125,26 @@ def render(sc: Scenario, rows: list[VariantFork]) -> str:
     lines.append("operations:")
     lines += [f"  {r.kernel:11s}" + " ".join(f"{k}={r.ops.get(k, 0)}" for k in keys
                                              if r.ops.get(k)) for r in rows]
+    lines.append("key:")
+    lines += [f"  {name:10s}{meaning}" for name, meaning in COLUMNS.items()]
+    lines += [f"  {k:17s}{OP_MEANINGS.get(k, 'a count the model keeps (pkmm.context)')}"
+              for k in keys if any(r.ops.get(k) for r in rows)]
     lines.append("pred ms: the cost model (pkmm.costmodel), calibrated on this machine's "
                  "stored fork() timings")
     names = list(dict.fromkeys(k for r in rows for k in r.unpriced))
     if names:
-        parts = []
-        for k in names:
-            who = [r.kernel for r in rows if k in r.unpriced]
-            parts.append(k if len(who) == len(rows) else f"{k} ({', '.join(who)})")
-        lines.append("  '>': a lower bound; no stored timing prices " + ", ".join(parts)
-                     + ", so the prediction leaves them out")
+        common = [k for k in names if all(k in r.unpriced for r in rows)]
+        if common:
+            lines.append("  '>': a lower bound; no stored timing prices " + ", ".join(common)
+                         + ", so every prediction leaves them out")
+        # A count only some variants make is often their main cost (eager-copy's page
+        # copies): print it beside the priced part, so '>0.27' cannot read as cheaper.
+        for r in rows:
+            own = [k for k in r.unpriced if k not in common]
+            if own:
+                lines.append(f"  {r.kernel}: {r.predicted_ms:.2f} ms priced + "
+                             + ", ".join(f"{r.unpriced_counts.get(k, 0):,} {k}" for k in own)
+                             + " not priced -- not comparable with the other rows")
     if sc.approximations:
         lines.append(f"the layout approximates {len(sc.approximations)} thing(s) the kernel "
                      "does not export:")

@@ -25,7 +25,7 @@ STORED = Path(__file__).resolve().parent / "data" / "snapshot-python-6.18.json"
 KINDS = ("private anon", "private file", "shared file", "shmem", "raw PFN map")
 
 __all__ = ["QUESTIONS", "check", "close_up", "copied_vmas", "fork_time", "kind",
-           "plot_map", "this_process", "vma_table"]
+           "plot_map", "this_process", "versions_line", "vma_table"]
 
 PAGE = 4096
 #: close_up()'s regions stay mapped while the notebook runs (address -> length)
@@ -191,6 +191,26 @@ def plot_map(sc: Scenario, top: int = 12) -> Any:
     ax.set_title(f"{sc.name}: {len(sc.vmas)} VMAs, {sum(pages)} mapped pages")
     fig.tight_layout()
     return fig
+
+
+def versions_line(rows: list[Any]) -> str:
+    """What differs between the copy-on-write versions' forks of one layout (forksim
+    rows): the PTEs written, the calls and the predicted time, each as a range and the
+    largest relative difference, so a reader sees whether batching mattered here."""
+    from .kernels import COW_KERNELS
+    cow = [r for r in rows if r.kernel in COW_KERNELS]
+    if len(cow) < 2:
+        return "fewer than two copy-on-write versions forked: nothing to compare"
+
+    def span(vals: list[float], fmt: str, unit: str = "") -> str:
+        lo, hi = min(vals), max(vals)
+        rel = (hi - lo) / hi if hi else 0.0
+        return f"{format(lo, fmt)}..{format(hi, fmt)}{unit} ({rel:.1%} apart)"
+
+    return (f"the {len(cow)} copy-on-write versions: PTEs written "
+            f"{span([r.ptes_copied for r in cow], ',')}, batches "
+            f"{span([r.batches for r in cow], ',')}, predicted "
+            f"{span([r.predicted_ms for r in cow], '.2f', ' ms')}")
 
 
 # --- predict, then check ------------------------------------------------------------

@@ -138,3 +138,33 @@ def test_checker_explains_wrong_answers() -> None:
     assert costlab.check("pmd-speedup", want).startswith("Right")
     assert costlab.check("pmd-speedup", want * 3).startswith("Not quite")
     assert "unknown question" in costlab.check("nope", 1)
+
+
+def test_the_note_on_m_follows_the_fit_not_the_prose(stored: cm.Fit) -> None:
+    # notebook 08 prints this line instead of stating m in markdown: it must say "0" only
+    # when the fit gave 0, and the other case when a machine's cold struct pages cost
+    truth = {"fresh": {"ns_per_pte": 31, "ns_per_copy_call": 20, "ns_per_batch_scan": 10,
+                       "ns_per_cold_struct_page": 30, "ns_per_pmd": 1100},
+             "repeat": {"ns_per_pte": 27, "ns_per_copy_call": 25, "ns_per_batch_scan": 15,
+                        "ns_per_cold_struct_page": 20, "ns_per_pmd": 600}}
+    cold = costlab.cold_price_note(cm.fit(data=_synthetic(truth)))
+    assert "non-zero" in cold and "FRESH 30.0 ns, REPEAT 20.0 ns" in cold
+    zero = all(stored.prices[m]["ns_per_cold_struct_page"] < 0.05 for m in cm.MODES)
+    assert ("m came out 0" in costlab.cold_price_note(stored)) == zero
+
+
+def test_the_fit_plot_draws_each_error_and_marks_the_held_out(stored: cm.Fit) -> None:
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    matplotlib.use("Agg")
+    fig = costlab.plot_fit(stored)
+    left, right = fig.axes
+    points = [ln for ln in left.get_lines() if len(ln.get_xdata()) == 1]
+    gib = [r for r in stored.rows if r["kind"] == "folio" and r["size_bytes"] == cm.GIB]
+    assert sorted(100 * r["rel_err"] for r in gib) == pytest.approx(
+        sorted(float(ln.get_ydata()[0]) for ln in points))
+    hollow = sum(ln.get_markerfacecolor() == "none" for ln in points)
+    assert hollow == sum(not r["trained"] for r in gib) > 0
+    other = [r for r in stored.rows if r["kind"] == "folio" and r["size_bytes"] != cm.GIB]
+    assert len([ln for ln in right.get_lines() if len(ln.get_xdata()) == 1]) == len(other)
+    matplotlib.pyplot.close(fig)

@@ -117,3 +117,32 @@ def test_forksim_of_a_process_seen_without_root() -> None:
     # without kpageflags every PTE-mapped page is its own 4K folio: no batch above 1
     assert set(out[1].batch_sizes) == {1} and out[0].batches == out[1].batches
     assert "folio sizes unknown" in fs.render(sc, out)
+
+
+def test_every_printed_counter_is_defined_under_the_table(rows) -> None:
+    from pkmm.context import OP_MEANINGS
+    text = fs.render(Scenario.from_dict(LAYOUT), list(rows.values()))
+    key = text.split("\nkey:\n")[1]
+    shown = {k for r in rows.values() for k, v in r.ops.items() if v}
+    assert shown <= set(OP_MEANINGS), shown - set(OP_MEANINGS)
+    for k in shown:
+        assert f"  {k:17s}{OP_MEANINGS[k]}" in key, k
+    for col in fs.COLUMNS:
+        assert col in text.split("\n")[1] and f"  {col:10s}{fs.COLUMNS[col]}" in key, col
+
+
+def test_a_count_only_one_variant_leaves_unpriced_is_printed_beside_it(rows) -> None:
+    # eager-copy's page copies are its main cost: when no timing prices them, the table
+    # must print how many, so its small lower bound cannot read as a cheaper fork
+    text = fs.render(Scenario.from_dict(LAYOUT), list(rows.values()))
+    eager = rows["eager-copy"]
+    own = [k for k in eager.unpriced if k not in rows["v6.17"].unpriced]
+    line = [ln for ln in text.splitlines() if ln.startswith("  eager-copy: ")]
+    if not own:
+        assert not line
+        return
+    assert own == ["page_copies"] and eager.unpriced_counts["page_copies"] == eager.pages_copied
+    assert line == [f"  eager-copy: {eager.predicted_ms:.2f} ms priced + "
+                    f"{eager.pages_copied:,} page_copies not priced -- not comparable with "
+                    "the other rows"]
+    assert not any(ln.startswith("  v6.17: ") for ln in text.splitlines())

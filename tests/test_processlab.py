@@ -77,3 +77,19 @@ def test_check_asks_first_and_never_shows_the_answer_unasked() -> None:
     assert "answer is" not in asked and "1" not in asked
     assert lab.check("copied", 1, sc).startswith("Right")
     assert "the answer is 1" in lab.check("copied", 2, sc)
+
+
+def test_versions_line_reports_what_differs_between_the_cow_versions() -> None:
+    from pkmm.forksim import forksim
+    from pkmm.scenario import Scenario
+    base = 0x40000000
+    # 64 pages as four 64K folios: batching takes 4 calls where v6.8 takes 64
+    sc = Scenario.from_dict({"name": "t", "vmas": [{"start": base, "npages": 64,
+                                                     "anon_vma": True}],
+                             "runs": [{"addr": base, "npages": 64, "order": 4}]})
+    _, rows = forksim(sc)
+    line = lab.versions_line(rows)
+    assert line.startswith("the 4 copy-on-write versions: PTEs written 64..64 (0.0% apart)")
+    assert f"batches 4..64 ({60 / 64:.1%} apart)" in line
+    assert "eager" not in line
+    assert "nothing to compare" in lab.versions_line(rows[:1])

@@ -449,3 +449,40 @@ def test_step_frames_give_page_cache_folios_no_anon_exclusive_count() -> None:
     c_line = next(t for t in _texts(frame_picture(last, "v6.17")) if t.startswith("C: "))
     a_line = next(t for t in _texts(frame_picture(last, "v6.17")) if t.startswith("A: "))
     assert "AnonExclusive" in a_line and "page-cache folio (no AnonExclusive)" in c_line
+
+
+def test_page_states_name_pages_as_the_boxes_do_with_a_key() -> None:
+    import re
+    one = {"vmas": [{"start": 0, "npages": 1}], "folios": {"A": {"order": 0}},
+           "ptes": [{"addr": 0, "folio": "A"}]}
+    pic = P.page_state_machine(one, "v6.17")
+    import html
+    texts = [html.unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", pic.svg)]
+    body = " ".join(texts)
+    # the copy is the first page allocated after the layout: new1, in box and sentence
+    assert "new1:0 (new copy)" in texts and "new1:0;" in body and "A:0" in body
+    assert not re.search(r"\bpage 0x[0-9a-f]+", body) and not re.search(r"\bf\d+:", body)
+    assert " / " not in body                      # one sentence per decision, not glued
+    assert any(t.startswith("Copy page A:0 into new exclusive") for t in texts)
+    from pkmm.views.svg.states import STATE_LEGEND
+    for _, role, words in STATE_LEGEND:
+        assert words in texts and f"pk-{role}" in pic.svg
+    assert "Thick border: the process that acted in that step." in texts
+    assert any("refcount counts the whole folio" in t for t in texts)
+
+
+def test_memory_map_of_processes_names_new_pages_like_a_layout() -> None:
+    import pkmm
+    from pkmm.scenario import Scenario
+    p, fs = Scenario.from_dict({"vmas": [{"start": 0, "npages": 2}],
+                                "folios": {"A": {"order": 0}, "B": {"order": 0}},
+                                "ptes": [{"addr": 0, "folio": "A"},
+                                         {"addr": 4096, "folio": "B"}]}).build()
+    kid = pkmm.fork(p, kernel="v6.17").child
+    kid.write(4096, 1)          # the first page allocated after the layout
+    kid.write(0, 2)             # the second
+    svg = P.memory_map((p, kid), names={fs["A"].pfn: "A", fs["B"].pfn: "B"}).svg
+    assert ">new1:0<" in svg and ">new2:0<" in svg
+    assert not __import__("re").search(r">f\d+:\d+<", svg)
+    first = kid.page_at(4096)[0]
+    assert "new1 page 0" in svg and first.uid < kid.page_at(0)[0].uid

@@ -110,7 +110,8 @@ def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str]
     ``source``: a layout (Scenario, scenario dict or LayoutBuilder) -- with ``kernel``
     it is forked and both processes are drawn, without it the parent before fork; a
     :class:`pkmm.ForkResult`; one :class:`pkmm.Process`; or a (parent, child) pair.
-    ``names`` maps folio head pfns to names (a layout supplies its own).
+    ``names`` maps folio head pfns to names (a layout supplies its own); a mapped folio
+    without one is ``new1``, ``new2``, ... in allocation order.
     ``folios``: also draw these (allocated but maybe unmapped) folios.
     ``width``: the width to lay out for, in px (a live widget passes what it has; rows
     of PTEs wrap, the text keeps its size).
@@ -163,16 +164,19 @@ def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str]
 
 def _procs(source: Any, kernel: str | None, without: Iterable[str],
            names: Mapping[int, str] | None) -> tuple[list[Process], Mapping[int, str]]:
+    # Processes come without a layout: the pages ``names`` leaves out get new1, new2, ...
+    # as in every other picture, not the model's allocation numbers.
     if isinstance(source, ForkResult):
-        return [source.parent, source.child], names or {}
+        procs = [source.parent, source.child]
+        return procs, layout_names({}, procs, names)
     if isinstance(source, Process):
-        return [source], names or {}
+        return [source], layout_names({}, [source], names)
     if isinstance(source, (tuple, list)) and source and all(
             isinstance(p, Process) for p in source):
         if len(source) > 2:
             raise LayoutError(f"source: {len(source)} processes; memory_map draws one or "
                               "two (parent, child)")
-        return list(source), names or {}
+        return list(source), layout_names({}, list(source), names)
     if kernel is not None:
         need_kernel(kernel, "memory_map")
     _, procs, folios, _ = build_fork(source, kernel, without)

@@ -62,7 +62,8 @@ def folio_name(names: Mapping[int, str], folio: Folio) -> str:
     return names.get(folio.pfn, f"f{folio.uid}")
 
 
-def layout_names(folios: Mapping[str, Folio], procs: Iterable[Process]) -> dict[int, str]:
+def layout_names(folios: Mapping[str, Folio], procs: Iterable[Process],
+                 named: Mapping[int, str] | None = None) -> dict[int, str]:
     """Head pfn -> name: the layout's names, then ``new1``, ``new2``, ... (allocation
     order) for folios these processes map that the layout did not name -- the pages fork
     (or a fault) copied.  A learner reads "new1", where an allocation number ("f3") looked
@@ -77,6 +78,7 @@ def layout_names(folios: Mapping[str, Folio], procs: Iterable[Process]) -> dict[
     ['P', 'new1']
     """
     names = {f.pfn: n for n, f in folios.items()}
+    names.update(named or {})       # head pfn -> name, given by a caller that has no layout
     new: dict[int, Folio] = {}
     for proc in procs:
         for _, pte in proc.ptes():

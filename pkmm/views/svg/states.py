@@ -9,6 +9,7 @@ Taught in: notebooks/07-after-fork.ipynb
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,41 @@ def page_state(p: Process, addr: int, original: int, names: dict[int, str]) -> P
     return PageState(state, f"{folio_name(names, folio)}:{i} ({which})",
                      f"mapcount {pg.mapcount}, refcount {folio.refcount}"
                      + (", AnonExclusive" if pg.anon_exclusive else ""))
+
+
+#: The key under every picture: what a box's colour says, and the thick border.
+STATE_LEGEND = (("box", "ok", "exclusive, writable: this process's alone"),
+                ("box", "special", "shared, read-only: both map it"),
+                ("box", "anon", "any other state, named in the box"),
+                ("box", "none", "no page"))
+NOTES = ("Thick border: the process that acted in that step.",
+         "mapcount counts this page's mappings; refcount counts the whole folio's references.")
+
+_PFN = re.compile(r"\bpage (0x[0-9a-f]+)\b")
+
+
+def _name_new(names: dict[int, str], procs: Iterable[Process], addr: int) -> None:
+    """Name a folio mapped at ``addr`` that has no name yet ``new1``, ``new2``, ... in the
+    order they appear: the scheme of memory_map() and the after-fork playground (a page
+    allocated after the layout was built, never an allocation counter)."""
+    for p in procs:
+        hit = None if p.exited else p.page_at(addr)
+        if hit is not None and hit[0].pfn not in names and hit[0].kind not in (
+                "zero", "huge_zero"):
+            names[hit[0].pfn] = f"new{sum(n.startswith('new') for n in names.values()) + 1}"
+
+
+def _sentences(reasons: Iterable[str], machine: Any, names: dict[int, str]) -> list[str]:
+    """One sentence per decision of the fault path, pages named as the boxes name them
+    ("A:0" for pfn 0x1000) -- the trace's reasons are written for pfns."""
+    def name(m: re.Match[str]) -> str:
+        hit = machine.pfn_folio(int(m.group(1), 16))
+        return m.group(0) if hit is None else f"page {folio_name(names, hit[0])}:{hit[1]}"
+    out = []
+    for r in reasons:
+        r = _PFN.sub(name, r.strip())
+        out.append(r[0].upper() + r[1:] + ("" if r.endswith(".") else "."))
+    return out
 
 
 def page_state_machine(layout: Any, kernel: str = DEFAULT_KERNEL, slot: int = 0,
@@ -113,9 +149,11 @@ def page_state_machine(layout: Any, kernel: str = DEFAULT_KERNEL, slot: int = 0,
             raise LayoutError(f"actions[{n - 1}]: {who} {what} failed: {e}") from None
         fr = p.last_fault
         kind = fr.kind if fr is not None and fr.faulted else "no fault"
-        why = " / ".join(reason for _, _, reason in fr.events) if fr is not None else ""
+        _name_new(names, procs.values(), addr)
+        why = _sentences((r for _, _, r in fr.events), parent.machine, names) \
+            if fr is not None else []
         faults.append(f"{who} {what}: {kind}")
-        cols.append((f"{who} {what}s", states(), who, f"{kind}: {why}" if why else kind))
+        cols.append((f"{who} {what}s", states(), who, "\n".join([f"{kind}:"] + why)))
     return _draw(kernel, cols, faults)
 
 
@@ -125,6 +163,7 @@ def _draw(kernel: str, cols: list[tuple[str, dict[str, PageState], str, str]],
     w, h, x0 = 214, 58, 64
     c = Canvas(x0 + w * len(cols) + 8)
     c.text(8, 14, f"{kernel}: the page's state in each process", "pk-h")
+    bottom: float = 40 + 2 * h + 48
     for i, who in enumerate(("parent", "child")):
         c.text(8, 64 + i * (h + 48), who, "pk-h")
     for j, (label, st, actor, why) in enumerate(cols):
@@ -148,10 +187,21 @@ def _draw(kernel: str, cols: list[tuple[str, dict[str, PageState], str, str]],
                 c.path(f"M{x - 24:g},{y + h / 2:g} L{x + 2:g},{y + h / 2:g}",
                        "lit" if on else "", width=2 if on else 1, arrow=True)
         if why:
-            # The whole fault path, however many lines: the canvas grows to fit.
-            for k, line in enumerate(wrap(why, 37)):
-                c.text(x + 4, 40 + 2 * h + 48 + 14 + 11 * k, line, "pk-t2",
-                       extra=' font-weight="bold"' if k == 0 else "")
+            # The whole fault path, one sentence per decision, each starting on its own
+            # line; the canvas grows to fit.
+            y = 40 + 2 * h + 48 + 14
+            for k, sentence in enumerate(why.split("\n")):
+                for line in wrap(sentence, 32):
+                    c.text(x + 4, y, line, "pk-t",
+                           extra=' font-weight="bold"' if k == 0 else "")
+                    y += 13
+                y += 4
+            bottom = max(bottom, y)
+    key_y = c.legend(bottom + 14, STATE_LEGEND)
+    for note in NOTES:
+        for line in wrap(note, int((c.width - 16) / 5.4)):
+            key_y += 12
+            c.text(8, key_y, line, "pk-t2")
     desc = f"{kernel}: " + "; ".join(faults)
     return c.picture("page-states", "page states after fork", desc,
                      data={"faults": faults,
