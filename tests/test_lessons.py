@@ -125,6 +125,33 @@ def test_terms_are_linked_to_the_glossary_at_first_use(path: Path) -> None:
     assert not bad, f"{path.name}: first use not linked to the glossary: {bad}"
 
 
+ALL_PAGES = sorted(NB.glob("*.ipynb")) + sorted(NB.glob("exercises/*.ipynb"))
+
+
+@pytest.mark.parametrize("path", ALL_PAGES, ids=lambda p: p.stem)
+def test_no_unfilled_placeholder_in_prose(path: Path) -> None:
+    """Markdown cannot compute: a ``{name}`` left in prose (a format string that was never
+    formatted) reaches the reader as it is; numbers in prose come from a code cell."""
+    for cell in _nb(path)["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        text = re.sub(r"`[^`]*`", "", re.sub(r"```.*?```", "", "".join(cell["source"]), flags=re.S))
+        # ^{...}, _{...}, \frac{...} and $...$ are LaTeX, not placeholders
+        hits = re.findall(r"(?<![\^_\\$])\{[A-Za-z_][A-Za-z0-9_.]*\}", text)
+        assert not hits, f"{path.name}: unfilled placeholder(s) {hits} in {text[:60]!r}"
+
+
+@pytest.mark.parametrize("path", ALL_PAGES, ids=lambda p: p.stem)
+def test_assert_cells_are_removed_from_the_site(path: Path) -> None:
+    """The site drops only ``remove-cell`` cells: an assert cell tagged otherwise would show
+    the notebook's pinned answers to a student."""
+    for cell in _nb(path)["cells"]:
+        src = "".join(cell["source"])
+        if cell["cell_type"] == "code" and re.search(r"^assert ", src, re.M):
+            assert "remove-cell" in cell["metadata"].get("tags", []), \
+                f"{path.name}: assert cell not tagged remove-cell: {src[:60]!r}"
+
+
 @pytest.mark.parametrize("path", PAGES, ids=lambda p: p.stem)
 def test_self_contained(path: Path) -> None:
     text = "\n".join("".join(c["source"]) for c in _nb(path)["cells"])
