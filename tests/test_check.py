@@ -206,6 +206,16 @@ def test_cost_checkers_read_the_bulk_fork_and_the_stored_timings() -> None:
         check.fork_ops("2G", "4K", "v6.9", "batch_scans", 0)
 
 
+def test_copy_is_the_same_answer_as_cow_copy_and_names_no_other_fault() -> None:
+    # notebook 09's kernel tables say "copy"; the checker takes it for a cow-copy only
+    write = [("parent", "write=1", 0)]
+    assert check.fault_kind(ONE, "v6.17", write, "copy").correct
+    assert check.fault_kind(ONE, "v6.17", write, "cow-copy").correct
+    reuse = [("child", "exit", 0), ("parent", "write", 0)]
+    assert not check.fault_kind(ONE, "v6.17", reuse, "copy").correct
+    assert check.fault_kind(ONE, "v6.17", reuse, "reuse").correct
+
+
 def test_a_write_to_the_zero_page_accepts_the_name_the_lab_teaches() -> None:
     # explain.FAULT_WORDS calls it "cow-zero"; the kernel runs wp_page_copy() for it, which
     # the model reports as "cow-copy": either name is right, a wrong one is still wrong.

@@ -387,8 +387,33 @@ def test_pin_decisions_run_the_models_dup_rule_for_each_fact() -> None:
     # only the row with all three facts copies; a process never marked shares even a
     # pinned AnonExclusive page (fact 2), and a page that is not AnonExclusive is shared
     assert [r[-1] for r in t.rows] == ["shares"] * 3 + ["copies it for the child"]
-    assert t.rows[0][:3] == ("no", "", "") and t.rows[1][:3] == ("yes", "no", "")
+    assert t.rows[0][:3] == ("no", "not asked", "not asked")
+    assert t.rows[1][:3] == ("yes", "no", "not asked") and "not asked" in str(t)
     assert t.rows[3][:3] == ("yes", "yes", "yes") and "<table" in t._repr_html_()
+
+
+def test_token_key_names_only_the_parts_the_given_scenarios_show() -> None:
+    import pytest
+
+    from pkmm.errors import ScenarioError
+    from pkmm.realkernel.observe import unrle
+    data = lab.load_stored()["scenarios"]
+    parts = {p for p, *_ in lab.TOKEN_KEY}
+    full = {r[0] for r in lab.token_key().rows}
+    assert full == parts        # the stored run shows every part the key knows
+    c = {r[0] for r in lab.token_key(("c",)).rows}
+    # c is private anonymous 64K folios: no zero page, swap, uffd-wp, hugetlb or file page
+    assert not c & {"zero", "hzero", "— swp", "uwp", "HT", "Z", "F", "x0 m0", "x0 m1"}
+    assert {"orig, n1, n2, …", "x1 / x0", "ae1 / ae0", "A", "H", "T", "thp"} <= c
+    assert "HT" in {r[0] for r in lab.token_key(("c", "t1")).rows}
+    # a part is kept exactly when some token of the scenario has it
+    words = {lab._words(t) for st in data["k1"]["steps"] for t in unrle(st["cells"])}
+    assert ("uwp" in {r[0] for r in lab.token_key(("k1",)).rows}) == any("uwp" in w
+                                                                          for w in words)
+    assert lab._words("orig x0 m2 ae0 uwp A·T·thp") == (
+        "orig", "x0", "m2", "ae0", "uwp", "A", "T", "thp")
+    with pytest.raises(ScenarioError, match="token_key"):
+        lab.token_key(("nope",))
 
 
 def test_swap_picture_is_titled_with_the_page_it_follows() -> None:

@@ -231,6 +231,79 @@ def steps_table(sid: str, pages: tuple[int, ...] | None = None, fold: str = "",
                  marks=touched, legend=legend, fold=fold)
 
 
+def _words(token: str) -> tuple[str, ...]:
+    """One page token (observe.cell) as its parts: the label, then x/m/ae/uwp, then each
+    kpageflags flag on its own (``A·T·thp`` -> ``A``, ``T``, ``thp``)."""
+    head, *rest = token.split() or [""]
+    if rest and set(rest[-1].split("·")) <= _FLAGS:
+        return (head, *rest[:-1], *rest[-1].split("·"))
+    return (head, *rest)
+
+
+_FLAGS = frozenset({"A", "H", "T", "thp", "HT", "Z", "F"})     # observe.PageObs.flags()
+
+
+def _has(*parts: str) -> Callable[[tuple[str, ...]], bool]:
+    return lambda w: all(p in w[1:] for p in parts)
+
+
+# The key of the lab's page token (observe.cell), one entry per part: what it means, and
+# which tokens show it.  token_key() keeps the entries some shown token has, so a page's key
+# names only what its tables show.
+TOKEN_KEY: tuple[tuple[str, str, Callable[[tuple[str, ...]], bool]], ...] = (
+    ("orig, n1, n2, …", "which physical page: the one mapped before fork, or the 1st, 2nd … "
+     "new page, in the order pages first appear in a table",
+     lambda w: w[0] == "orig" or re.fullmatch(r"n\d+", w[0]) is not None),
+    ("zero", "the zero page", lambda w: w[0] == "zero"),
+    ("hzero", "the huge zero page", lambda w: w[0] == "hzero"),
+    ("—", "nothing mapped", lambda w: w == ("—",) or w == ("—", "uwp")),
+    ("— swp", "not present: swapped out (the entry is a swap entry)", _has("swp")),
+    ("x1 / x0", "pagemap's \"exclusively mapped\" (bit 56), read through this process's "
+     "page table; pagemap computes it from a mapcount: x1 when the page's mapcount is 1 "
+     "(for a page mapped by a PMD entry, the head page's mapcount)",
+     lambda w: "x1" in w or "x0" in w),
+    ("m1, m2", "the page's mapcount (kpagecount): how many page-table entries map it — "
+     "despite the file's name, not its refcount", lambda w: any(re.fullmatch(r"m\d+", x)
+                                                                for x in w[1:])),
+    ("x0 m0", "the zero page: never counted, so never exclusively mapped", _has("x0", "m0")),
+    ("x0 m1", "a page of a PMD-mapped THP the other process copied away from: only this "
+     "process maps it, but pagemap answers for the PMD entry with the head page's mapcount, "
+     "2 while the other process still maps the head", _has("x0", "m1")),
+    ("ae1 / ae0", "AnonExclusive (the kernel's flag PG_anon_exclusive, kpageflags bit 34): "
+     "set when the kernel gives a process the page as its own, cleared when fork shares it. "
+     "kpageflags reads it from the page's folio, so every page of a large folio shows its "
+     "head page's mark, not its own", lambda w: "ae1" in w or "ae0" in w),
+    ("uwp", "the entry is uffd-wp (pagemap bit 57)", _has("uwp")),
+    ("A", "anonymous", _has("A")),
+    ("H", "the head page of a large folio", _has("H")),
+    ("T", "a tail page of a large folio", _has("T")),
+    ("thp", "part of a transparent huge page (kpageflags' THP bit: a 2 MiB THP or an mTHP "
+     "folio)", _has("thp")),
+    ("HT", "a hugetlb page", _has("HT")),
+    ("Z", "the zero page (or huge zero page)", _has("Z")),
+    ("F", "a file page (pagemap bit 61, file or shared; shmem too). Always ae0: "
+     "AnonExclusive marks anonymous pages only", _has("F")),
+)
+
+
+def token_key(ids: tuple[str, ...] | None = None) -> Table:
+    """The key of the page token, only the parts that some stored token of the scenarios
+    ``ids`` shows (every scenario when None): a page keys what its own tables show."""
+    from .observe import unrle
+    data = load_stored()["scenarios"]
+    bad = [i for i in ids or () if i not in data]
+    if bad:
+        raise ScenarioError(f"token_key(ids): {', '.join(map(repr, bad))} is not a stored "
+                            "scenario id (scenarios.BY_ID)")
+    seen = {_words(t) for sid in (ids or tuple(data)) for st in data[sid]["steps"]
+            for t in unrle(st["cells"])}
+    rows = tuple((part, meaning) for part, meaning, shows in TOKEN_KEY
+                 if any(shows(w) for w in seen))
+    text = "\n".join(f"{p:16s} {m}" for p, m in rows)
+    return Table("the page token, e.g. orig x1 m1 ae1 A·H·thp: its parts", ("part", "meaning"),
+                 rows, text)
+
+
 def _plain_row(sid: str) -> str:
     """The plain row a scenario is compared with: ``f`` for a shared mapping (one copy for
     both processes: fork copies no entry, no write copies), else ``a`` (4K pages) or ``c``
@@ -680,6 +753,7 @@ def _child_marks(sid: str) -> str:
     return f"{sid}: entries copied, uwp {'kept' if kept else 'cleared'}"
 
 
+NOT_ASKED = "not asked"
 PIN_HEAD = ("process marked (fact 2)?", "page AnonExclusive (fact 3)?",
             "maybe pinned (fact 1)?", "fork")
 
@@ -688,7 +762,8 @@ def pin_decisions() -> Table:
     """fork's decision for one private anonymous 4K page, from the three facts of the
     pin rule: each row runs the model's ``folio_try_dup_anon_rmap_pte()`` (include/linux/
     rmap.h, v6.17) on a page set up as the row says, so the table is the model's rule, not a
-    copy of it.  A blank input is one the decision does not look at."""
+    copy of it.  "not asked": an input the decision does not look at, as an earlier one
+    already decided."""
     from ..folio import GUP_PIN_COUNTING_BIAS
     from ..machine import Machine
     from ..mm import MmStruct
@@ -711,10 +786,10 @@ def pin_decisions() -> Table:
     rows = []
     for marked, exclusive, pinned in cases:
         shown = ["yes" if marked else "no",
-                 ("yes" if exclusive else "no") if marked else "",
-                 ("yes" if pinned else "no") if marked and exclusive else ""]
+                 ("yes" if exclusive else "no") if marked else NOT_ASKED,
+                 ("yes" if pinned else "no") if marked and exclusive else NOT_ASKED]
         rows.append((*shown, fork_does(marked, exclusive, pinned)))
-    text = "\n".join("  ".join(c or "-" for c in r) for r in [PIN_HEAD, *rows])
+    text = "\n".join("  ".join(r) for r in [PIN_HEAD, *rows])
     return Table("fork's decision for each page (the model's v6.17 rule)", PIN_HEAD,
                  tuple(rows), text)
 

@@ -318,8 +318,8 @@ WHY: dict[str, str] = {
           "fork copies because it is pinned; the other pages are still the file's page-cache "
           "pages, so every write to them copies, even the last user's (w1 parent)",
     "t1": "a hugetlb page is copied or reused whole. The label copy cannot show how much: in "
-          "the tokens every watched page, first to last, is new in the child. The parent's "
-          "reuse makes all of it writable, so no later write inside it faults, nor the "
+          "t1's steps every page shown, pg0 to pg511 (its last), is new in the child. The "
+          "parent's reuse makes all of it writable, so no later write inside it faults, nor the "
           "child's, on its copy",
     "t2": "a pinned hugetlb page cannot be split: fork gives the child a copy of the whole "
           "huge page, so no write faults",
