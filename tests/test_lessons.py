@@ -15,7 +15,7 @@ from pkmm import pte
 NB = Path(__file__).resolve().parent.parent / "notebooks"
 LESSONS = sorted(NB.glob("0[0-9]-*.ipynb"))
 MAIN = [p for p in LESSONS if p.name[:2] <= "08"]
-PAGES = LESSONS + [NB / "glossary.ipynb", NB / "history.ipynb", NB / "real-kernel-report.ipynb"]
+PAGES = LESSONS + [NB / "glossary.ipynb", NB / "history.ipynb"]
 
 #: The issue's vocabulary plus the words every lesson leans on: term -> glossary anchor.
 TERMS = {

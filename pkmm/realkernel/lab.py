@@ -3,7 +3,7 @@ the opt-in full live run (``PKMM_LAB_LIVE=1``), as text and one figure.
 
 Kernel interfaces: those of :mod:`pkmm.realkernel.run` and :mod:`pkmm.realkernel.timing`,
 and only when live probing is allowed and asked for.
-Taught in: notebooks/09-real-kernel-lab.ipynb, notebooks/real-kernel-report.ipynb
+Taught in: notebooks/09-real-kernel-lab.ipynb, notebooks/09-real-kernel-report.ipynb
 
 The default path reads only the stored Linux 6.18 data and runs the model, so the notebook
 gives the same output on every machine and finishes in seconds.
