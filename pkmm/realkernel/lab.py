@@ -754,8 +754,10 @@ def _child_marks(sid: str) -> str:
 
 
 NOT_ASKED = "not asked"
-PIN_HEAD = ("process marked (fact 2)?", "page AnonExclusive (fact 3)?",
-            "maybe pinned (fact 1)?", "fork")
+# the kernel's order: folio_needs_cow_for_dma() tests the process's mark, then
+# folio_maybe_dma_pinned(); __folio_try_dup_anon_rmap() then tests each page's AnonExclusive
+PIN_HEAD = ("process marked (fact 1)?", "maybe pinned (fact 2)?",
+            "page AnonExclusive (fact 3)?", "fork")
 
 
 def pin_decisions() -> Table:
@@ -784,10 +786,10 @@ def pin_decisions() -> Table:
 
     cases = ((False, True, True), (True, False, True), (True, True, False), (True, True, True))
     rows = []
-    for marked, exclusive, pinned in cases:
+    for marked, pinned, exclusive in cases:
         shown = ["yes" if marked else "no",
-                 ("yes" if exclusive else "no") if marked else NOT_ASKED,
-                 ("yes" if pinned else "no") if marked and exclusive else NOT_ASKED]
+                 ("yes" if pinned else "no") if marked else NOT_ASKED,
+                 ("yes" if exclusive else "no") if marked and pinned else NOT_ASKED]
         rows.append((*shown, fork_does(marked, exclusive, pinned)))
     text = "\n".join("  ".join(r) for r in [PIN_HEAD, *rows])
     return Table("fork's decision for each page (the model's v6.17 rule)", PIN_HEAD,
