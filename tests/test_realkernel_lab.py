@@ -385,10 +385,13 @@ def test_steps_table_stops_at_a_step_and_outlines_the_cell_the_text_is_about() -
 def test_pin_decisions_run_the_models_dup_rule_for_each_fact() -> None:
     t = lab.pin_decisions()
     # only the row with all three facts copies; a process never marked shares even a
-    # pinned AnonExclusive page (fact 2), and a page that is not AnonExclusive is shared
+    # pinned AnonExclusive page (fact 1), and a pinned page that is not AnonExclusive is
+    # shared (fact 3); the columns run in the kernel's order, facts 1, 2, 3
+    assert [h.split("(fact ")[1][0] for h in t.head[:3]] == ["1", "2", "3"]
     assert [r[-1] for r in t.rows] == ["shares"] * 3 + ["copies it for the child"]
     assert t.rows[0][:3] == ("no", "not asked", "not asked")
     assert t.rows[1][:3] == ("yes", "no", "not asked") and "not asked" in str(t)
+    assert t.rows[2][:3] == ("yes", "yes", "no")
     assert t.rows[3][:3] == ("yes", "yes", "yes") and "<table" in t._repr_html_()
 
 

@@ -361,9 +361,11 @@ TOPIC_HEAD = ("#", "scenario", *COLUMNS, "result")
 
 
 def _topic_rows(groups: list[tuple[str, str, tuple[str, ...]]], fold: str = "",
-                reference: tuple[str, ...] = ()) -> Table:
+                reference: tuple[str, ...] = (), here: str = "this page") -> Table:
     """The rows of ``groups`` under their headings; ``reference``: plain rows shown after
-    them under their own heading, for the reader to compare with (not counted)."""
+    them under their own heading, for the reader to compare with (not counted); ``here``:
+    what a group taught in no earlier notebook is "new in" (the reference page, or the
+    notebook that asks for a prediction)."""
     rows = {r.id: r for r in stored_rows()}
     body: list[tuple[str, ...]] = []
     marks: set[tuple[int, int]] = set()
@@ -375,7 +377,7 @@ def _topic_rows(groups: list[tuple[str, str, tuple[str, ...]]], fold: str = "",
     for title, taught, ids in groups:
         many = "s" if "," in taught else ""
         heading = f"{title} — " + (f"taught in notebook{many} {taught}" if taught else
-                                    "new in this notebook (the glossary has every term)")
+                                    f"new in {here} (the glossary has every term)")
         sections.append((len(body), heading))
         text.append(f"\n== {heading}")
         odd = {i: unexpected(rows[i], rows[_plain_row(i)]) for i in ids}
@@ -469,7 +471,7 @@ def report_answer(ids: tuple[str, ...]) -> Table:
     # the plain rows the answer is judged against, shown with it: a page that asks for
     # one prediction need not show the whole private-memory group for its baseline
     plain = tuple(dict.fromkeys(p for i in ids if (p := _plain_row(i)) not in ids))
-    return _topic_rows([g for g in groups if g[2]], reference=plain,
+    return _topic_rows([g for g in groups if g[2]], reference=plain, here="this notebook",
                        fold=f"Answer: the kernel's row{'s' if len(ids) > 1 else ''} "
                             f"{', '.join(label(i) for i in ids)} (open it after you predicted)")
 
@@ -485,7 +487,7 @@ def report_overview() -> Table:
     body = []
     for n, (title, taught, ids) in enumerate(TOPICS, 1):
         odd = sum(bool(unexpected(rows[i], rows[_plain_row(i)])) for i in ids)
-        body.append((f"{n}. {title}", f"notebook {taught}" if taught else "this notebook",
+        body.append((f"{n}. {title}", f"notebook {taught}" if taught else "this page",
                      str(len(ids)), f"{sum(rows[i].agrees for i in ids)}/{len(ids)}",
                      str(odd)))
     w = [max(len(r[k]) for r in [OVERVIEW_HEAD, *body]) for k in range(len(OVERVIEW_HEAD))]
@@ -612,8 +614,8 @@ def plot_timing(size_bytes: int = 1 << 30) -> Any:
             on = [(k, folio_pages(f)) for k, f in enumerate(xs) if batched(f)]
             ax.plot([k for k, _ in on], [fit["per_pte_ns"] + fit["per_batch_ns"] / n
                                          for _, n in on], ":", color="black", lw=1.4,
-                    label=f"fresh fit: {fit['per_pte_ns']:.1f} + {fit['per_batch_ns']:.0f}"
-                          " / n ns (n = pages per folio)")
+                    label=f"fresh fit: {fit['per_batch_ns']:.0f} ns per folio + "
+                          f"{fit['per_pte_ns']:.1f} ns per PTE")
     # A linear axis: the levelling-off from 4K to 2M-pte is the point, and the
     # PMD-mapped point near zero still reads as "a different regime".
     # a little room below zero, so the PMD markers at ~1 ns are not cut by the axis
@@ -754,8 +756,10 @@ def _child_marks(sid: str) -> str:
 
 
 NOT_ASKED = "not asked"
-PIN_HEAD = ("process marked (fact 2)?", "page AnonExclusive (fact 3)?",
-            "maybe pinned (fact 1)?", "fork")
+# the kernel's order: folio_needs_cow_for_dma() tests the process's mark, then
+# folio_maybe_dma_pinned(); __folio_try_dup_anon_rmap() then tests each page's AnonExclusive
+PIN_HEAD = ("process marked (fact 1)?", "maybe pinned (fact 2)?",
+            "page AnonExclusive (fact 3)?", "fork")
 
 
 def pin_decisions() -> Table:
@@ -784,10 +788,10 @@ def pin_decisions() -> Table:
 
     cases = ((False, True, True), (True, False, True), (True, True, False), (True, True, True))
     rows = []
-    for marked, exclusive, pinned in cases:
+    for marked, pinned, exclusive in cases:
         shown = ["yes" if marked else "no",
-                 ("yes" if exclusive else "no") if marked else NOT_ASKED,
-                 ("yes" if pinned else "no") if marked and exclusive else NOT_ASKED]
+                 ("yes" if pinned else "no") if marked else NOT_ASKED,
+                 ("yes" if exclusive else "no") if marked and pinned else NOT_ASKED]
         rows.append((*shown, fork_does(marked, exclusive, pinned)))
     text = "\n".join("  ".join(r) for r in [PIN_HEAD, *rows])
     return Table("fork's decision for each page (the model's v6.17 rule)", PIN_HEAD,

@@ -317,10 +317,10 @@ WHY: dict[str, str] = {
     "p2": "the R/W pin first replaced the file page by an exclusive anonymous page, which "
           "fork copies because it is pinned; the other pages are still the file's page-cache "
           "pages, so every write to them copies, even the last user's (w1 parent)",
-    "t1": "a hugetlb page is copied or reused whole. The label copy cannot show how much: in "
-          "t1's steps every page shown, pg0 to pg511 (its last), is new in the child. The "
-          "parent's reuse makes all of it writable, so no later write inside it faults, nor the "
-          "child's, on its copy",
+    "t1": "a hugetlb page is copied or reused whole: the child's first write copies the "
+          "whole page (every page of it, pg0 to pg511, is new in the child), and the parent, then "
+          "its only mapping, reuses the original; each process now writes its own huge "
+          "page, so no later write faults",
     "t2": "a pinned hugetlb page cannot be split: fork gives the child a copy of the whole "
           "huge page, so no write faults",
 }
