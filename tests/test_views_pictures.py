@@ -486,3 +486,19 @@ def test_memory_map_of_processes_names_new_pages_like_a_layout() -> None:
     assert not __import__("re").search(r">f\d+:\d+<", svg)
     first = kid.page_at(4096)[0]
     assert "new1 page 0" in svg and first.uid < kid.page_at(0)[0].uid
+
+
+def test_a_layout_without_names_calls_its_own_pages_page_n_and_fork_copies_new_n() -> None:
+    # a process snapshot names no folio: its own pages were there before fork, so they
+    # must not read as "new" (pages fork allocated); eager-copy's copies still do
+    from pkmm.scenario import Scenario
+    base = 0x40000000
+    sc = Scenario.from_dict({"name": "snap", "vmas": [{"start": base, "npages": 4,
+                                                       "anon_vma": True}],
+                             "runs": [{"addr": base, "npages": 2, "order": 0}]})
+    before = " ".join(_texts(P.memory_map(sc)))
+    assert "page1:0" in before and "page2:0" in before and "new1" not in before
+    shared = " ".join(_texts(P.memory_map(sc, "v6.17")))
+    assert "page2:0" in shared and "new1" not in shared
+    copied = " ".join(_texts(P.memory_map(sc, "eager-copy")))
+    assert "page1:0" in copied and "new1:0" in copied and "new2:0" in copied
