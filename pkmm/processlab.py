@@ -219,10 +219,11 @@ def versions_line(rows: list[Any]) -> str:
         rel = (hi - lo) / hi if hi else 0.0
         return f"{format(lo, fmt)}..{format(hi, fmt)}{unit} ({rel:.1%} apart)"
 
-    return (f"the {len(cow)} copy-on-write versions: PTEs written "
-            f"{span([r.ptes_copied for r in cow], ',')}, batches "
-            f"{span([r.batches for r in cow], ',')}, predicted "
-            f"{span([r.predicted_ms for r in cow], '.2f', ' ms')}")
+    # one figure a line: a static page wraps a long line anywhere, also inside a number
+    return (f"the {len(cow)} copy-on-write versions:\n"
+            f"  PTEs written {span([r.ptes_copied for r in cow], ',')}\n"
+            f"  batches      {span([r.batches for r in cow], ',')}\n"
+            f"  predicted    {span([r.predicted_ms for r in cow], '.2f', ' ms')}")
 
 
 # --- predict, then check ------------------------------------------------------------
@@ -278,8 +279,8 @@ def batches_lines(rows: list[Any]) -> list[str]:
     for r in rows:
         if r.kernel in COW_KERNELS and r.batches:
             one = r.batch_sizes.get(1, 0)
-            out.append(f"{r.kernel}: {one:,} of {r.batches:,} copy calls copy one PTE "
-                       f"({one / r.batches:.1%}); longest batch {max(r.batch_sizes)} PTEs; "
+            out.append(f"{r.kernel}: {one:,} of {r.batches:,} calls copy 1 PTE "
+                       f"({one / r.batches:.1%}); longest {max(r.batch_sizes)}; "
                        f"batch scans {r.ops.get('batch_scans', 0):,}")
     return out
 
