@@ -99,27 +99,35 @@ def render_ops(rows: list[dict[str, Any]], keys: tuple[str, ...] = (
         "pte_reads", "set_ptes_calls", "batch_scans", "refcount_ops", "wrprotect_calls",
         "pmd_copies")) -> str:
     """A fixed-width text table of :func:`ops_table` rows."""
-    out = [f"{'kernel':9s}{'folio':8s}" + "".join(f"{k:>16s}" for k in keys)]
+    # columns as wide as their names: a static page wraps a wider table mid-row
+    kw = max([len("kernel")] + [len(r["kernel"]) for r in rows]) + 1
+    fw = max([len("folio")] + [len(r["folio"]) for r in rows]) + 1
+    out = [f"{'kernel':{kw}s}{'folio':{fw}s}" + "".join(f"{k:>{len(k) + 1}s}" for k in keys)]
     for r in rows:
-        out.append(f"{r['kernel']:9s}{r['folio']:8s}"
-                   + "".join(f"{r.get(k, 0):16d}" for k in keys))
+        out.append(f"{r['kernel']:{kw}s}{r['folio']:{fw}s}"
+                   + "".join(f"{r.get(k, 0):{len(k) + 1}d}" for k in keys))
     return "\n".join(out)
 
 
 def cold_price_note(f: Fit) -> str:
-    """One line on the fitted price m of a cold struct page, FRESH and REPEAT, and what it
-    does to the speed-up curve: m depends on where this session's allocator put the
-    folios, so the sentence is chosen from the fit, never written into a notebook."""
+    """A few lines on the fitted price m of a cold struct page, FRESH and REPEAT, and what
+    it does to the speed-up curve: m depends on where the allocator of the machine the
+    timings come from put the folios, so the sentence is chosen from the fit, never
+    written into a notebook.  No line is wider than a static page shows unwrapped."""
     key = "ns_per_cold_struct_page"
     ms = {mode: f.prices[mode].get(key, 0.0) for mode in MODES}
     shown = ", ".join(f"{mode.upper()} {v:.1f} ns" for mode, v in ms.items())
+    # the fit keeps every price >= 0 (_nonnegative_lstsq): a 0 is "not measurable", and
+    # a price held at 0 leaves the fitted sizes one free price short of an exact fit
+    bound = ("The fit keeps every price >= 0 (an operation cannot save time), so a 0 means\n"
+             "the stored timings show no measurable cost there.")
     if all(v < 0.05 for v in ms.values()):
-        return (f"m came out 0 in this session ({shown}): its folios' struct pages cost no "
-                f"measurable extra to reach, so the curve here is a + (b + c) / n, flat from "
-                f"256K on")
-    return (f"m came out non-zero in this session ({shown}): each folio's first "
-            f"{MEMMAP_RAMP} struct pages cost extra, which small folios pay on every page, "
-            f"so the curve keeps rising past 256K, up to the largest folios")
+        return (f"m came out 0 on the stored timings ({shown}).\n{bound}\n"
+                "Their machine's folios' struct pages cost no measurable extra to reach, so\n"
+                "the curve there is a + (b + c) / n, flat from 256K on.")
+    return (f"m came out non-zero on the stored timings ({shown}):\n"
+            f"each folio's first {MEMMAP_RAMP} struct pages cost extra, which small folios pay "
+            "on\nevery page, so the curve keeps rising past 256K, up to the largest folios.")
 
 
 def render_fit(f: Fit) -> str:
@@ -127,9 +135,12 @@ def render_fit(f: Fit) -> str:
     rebuilt = [r for r in f.rows if r["kind"] == "layout"]
     lines = [f"fitted on {', '.join(f.train)} (1 GiB, FRESH and REPEAT)"
              + (" and the rebuilt layouts" if rebuilt else "") + "; prices in ns:"]
+    import textwrap
     for mode in MODES:
-        lines.append(f"  {mode:7s}" + ", ".join(f"{k}={v:.1f}" for k, v in
-                                                f.prices[mode].items()))
+        # wrapped between prices, never inside one: a static page breaks a long line anywhere
+        lines += textwrap.wrap(f"  {mode:7s}" + ", ".join(f"{k}={v:.1f}" for k, v in
+                                                         f.prices[mode].items()),
+                               88, subsequent_indent=" " * 9, break_long_words=False)
     lines.append(f"{'layout':8s}{'mode':7s}{'measured ms':>12s}{'predicted ms':>13s}"
                  f"{'error':>8s}{'speed-up measured':>19s}{'predicted':>10s}")
     for r in f.rows:
@@ -141,7 +152,7 @@ def render_fit(f: Fit) -> str:
                      + ("  (fitted)" if r["trained"] else ""))
     worst = max((abs(v) for v in f.speedup_errors().values()), default=0.0)
     lines.append(f"max time error at 1 GiB: fitted {f.max_err(True):.0%}, held out "
-                 f"{f.max_err(False):.0%}; speed-up error at {', '.join(REQUIRED)}: "
+                 f"{f.max_err(False):.0%};\n  speed-up error at {', '.join(REQUIRED)}: "
                  f"at most {worst:.2f}")
     other = [r for r in f.rows if r["kind"] == "folio" and r["size_bytes"] != GIB]
     if other:
@@ -155,8 +166,8 @@ def render_fit(f: Fit) -> str:
     # The folio timings are net of forking the worker without the region, so they hold no
     # fixed cost; only rebuilt layouts (whole probe processes) can measure one.
     lines.append(f"fixed cost of a fork: {f.fixed_ns / 1e3:.0f} us" if rebuilt else
-                 "fixed cost of a fork: none in these timings (each is net of forking the "
-                 "same process without the region)")
+                 "fixed cost of a fork: none in these timings\n  (each is net of forking "
+                 "the same process without the region)")
     return "\n".join(lines)
 
 

@@ -501,9 +501,15 @@ def __wp_can_reuse_large_anon_folio(folio: Folio, fr: FaultResult) -> bool:
     if folio.mm_ids_shared:
         # folio_test_large_maybe_mapped_shared(): the MM-id tracking bit, which stays set
         # while mms it never had a slot for still map the folio
-        fr.note(f, "no:mapped-shared", "the folio is \"maybe mapped shared\": another "
-                "process maps part of it, or a third process the folio could not record "
-                "(it records two) still does; copy")
+        # say which of the two ways set it holds here: mappings the two MM-id slots do
+        # not account for belong to a process the folio could not record
+        recorded = sum(n for mm, n in zip(folio.mm_ids, folio.mm_id_mapcount, strict=True)
+                       if mm is not None)
+        who = ("a process the folio could not record (it records two) still maps "
+               f"{folio.large_mapcount - recorded} of its {folio.large_mapcount} mappings"
+               if recorded < folio.large_mapcount else
+               "another process maps part of it")
+        fr.note(f, "no:mapped-shared", f"the folio is \"maybe mapped shared\": {who}; copy")
         return False
     if folio.large_mapcount != folio.refcount:
         fr.note(f, "no:extra-refs", f"refcount {folio.refcount} != large mapcount "

@@ -38,7 +38,8 @@ COLUMNS = {
               "needs a copy, dropped its locks, allocated that page and retried",
     "pred ms": "the cost model's fork() time for the priced counts ('>': some counts have "
                "no price, so this is a lower bound)",
-    "child rss": "the child's RSS counters at birth, MiB of anon / file / shmem pages",
+    "child rss": "the child's RSS counters at birth, in pages: anon / file / shmem (a page "
+                 "eager-copy copied out of a file is the child's anonymous page)",
 }
 
 
@@ -109,46 +110,70 @@ def _scenario(layout: Scenario | str | int, progress: bool | None) -> Scenario:
     return load_scenario(layout)
 
 
+#: The widest line :func:`render` prints: a static notebook page shows about 90
+#: characters of a code cell's output before it wraps, and a wrap inside a number
+#: (``refcount_ops=100`` / ``89``) reads as a different number.
+WIDTH = 88
+
+
+def _wrapped(first: str, text: str, indent: int) -> list[str]:
+    """``first`` + ``text`` wrapped at word boundaries to :data:`WIDTH`, continuation
+    lines indented by ``indent`` so they read as part of the same entry."""
+    import textwrap
+    return textwrap.wrap(first + text, WIDTH, subsequent_indent=" " * indent,
+                         break_long_words=False, break_on_hyphens=False)
+
+
 def render(sc: Scenario, rows: list[VariantFork]) -> str:
-    """The per-variant table, the operation counts, and what the layout approximated."""
+    """The per-variant table, the operation counts (one counter per line, one column
+    per variant), the key, and what the layout approximated; no line is wider than
+    :data:`WIDTH`."""
     head = (f"{'kernel':11s}{'PTEs':>9s}{'PMDs':>6s}{'batches':>9s}{'copied':>8s}"
-            f"{'EAGAIN':>7s}{'pred ms':>9s}{'child rss MiB (anon/file/shmem)':>33s}")
+            f"{'EAGAIN':>7s}{'pred ms':>9s}{'child rss (anon/file/shmem)':>29s}")
     lines = [f"forksim: {sc.name}", head, "-" * len(head)]
     for r in rows:
-        rss = "/".join(f"{r.child_rss.get(k, 0) * 4 / 1024:.1f}" for k in RSS_KEYS[:3])
+        # pages, not MiB: eager-copy's child holds the copied .data pages as anon pages,
+        # a difference of a few pages that one decimal of MiB would round away
+        rss = "/".join(str(r.child_rss.get(k, 0)) for k in RSS_KEYS[:3])
         pred = f"{'>' if r.unpriced else ''}{r.predicted_ms:.2f}"
         lines.append(f"{r.kernel:11s}{r.ptes_copied:9d}{r.pmds_copied:6d}{r.batches:9d}"
-                     f"{r.pages_copied:8d}{r.eagain:7d}{pred:>9s}{rss:>33s}")
+                     f"{r.pages_copied:8d}{r.eagain:7d}{pred:>9s}{rss:>29s}")
     lines.append("batch sizes (PTEs per copy call x calls):")
     lines += [f"  {r.kernel:11s}{histogram(r.batch_sizes)}" for r in rows]
-    keys = sorted({k for r in rows for k in r.ops})
-    lines.append("operations:")
-    lines += [f"  {r.kernel:11s}" + " ".join(f"{k}={r.ops.get(k, 0)}" for k in keys
-                                             if r.ops.get(k)) for r in rows]
+    keys = [k for k in sorted({k for r in rows for k in r.ops})
+            if any(r.ops.get(k) for r in rows)]
+    lines.append("operations (a counter no variant made is left out):")
+    lines.append(f"  {'':17s}" + "".join(f"{r.kernel:>11s}" for r in rows))
+    lines += [f"  {k:17s}" + "".join(f"{r.ops.get(k, 0):11d}" for r in rows) for k in keys]
     lines.append("key:")
-    lines += [f"  {name:10s}{meaning}" for name, meaning in COLUMNS.items()]
-    lines += [f"  {k:17s}{OP_MEANINGS.get(k, 'a count the model keeps (pkmm.context)')}"
-              for k in keys if any(r.ops.get(k) for r in rows)]
-    lines.append("pred ms: the cost model (pkmm.costmodel), calibrated on this machine's "
-                 "stored fork() timings")
+    for name, meaning in COLUMNS.items():
+        lines += _wrapped(f"  {name:10s}", meaning, 12)
+    for k in keys:
+        lines += _wrapped(f"  {k:17s}", OP_MEANINGS.get(k, "a count the model keeps "
+                                                          "(pkmm.context)"), 19)
+    lines += _wrapped("pred ms: ", "the cost model (pkmm.costmodel), calibrated on this "
+                      "machine's stored fork() timings", 2)
     names = list(dict.fromkeys(k for r in rows for k in r.unpriced))
     if names:
         common = [k for k in names if all(k in r.unpriced for r in rows)]
         if common:
-            lines.append("  '>': a lower bound; no stored timing prices " + ", ".join(common)
-                         + ", so every prediction leaves them out")
+            lines += _wrapped("  '>': ", "a lower bound; no stored timing prices "
+                              + ", ".join(common) + ", so every prediction leaves them out",
+                              4)
         # A count only some variants make is often their main cost (eager-copy's page
         # copies): print it beside the priced part, so '>0.27' cannot read as cheaper.
         for r in rows:
             own = [k for k in r.unpriced if k not in common]
             if own:
-                lines.append(f"  {r.kernel}: {r.predicted_ms:.2f} ms priced + "
-                             + ", ".join(f"{r.unpriced_counts.get(k, 0):,} {k}" for k in own)
-                             + " not priced -- not comparable with the other rows")
+                lines += _wrapped(f"  {r.kernel}: ", f"{r.predicted_ms:.2f} ms priced + "
+                                  + ", ".join(f"{r.unpriced_counts.get(k, 0):,} {k}"
+                                              for k in own)
+                                  + " not priced -- not comparable with the other rows", 4)
     if sc.approximations:
         lines.append(f"the layout approximates {len(sc.approximations)} thing(s) the kernel "
                      "does not export:")
-        lines += [f"  - {a}" for a in sc.approximations]
+        for a in sc.approximations:
+            lines += _wrapped("  - ", a, 4)
     return "\n".join(lines)
 
 

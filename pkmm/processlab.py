@@ -162,7 +162,8 @@ def vma_table(sc: Scenario) -> str:
 
 def plot_map(sc: Scenario, top: int = 12) -> Any:
     """The memory map as a picture: every VMA in address order, its width the pages it
-    maps (log scale), its colour its kind; hatched when fork copies its page tables."""
+    maps (log scale), its colour its kind; a marker above it when fork copies its page
+    tables."""
     import matplotlib.pyplot as plt
     copied = copied_vmas(sc)
     pages = _pages(sc)
@@ -171,22 +172,33 @@ def plot_map(sc: Scenario, top: int = 12) -> Any:
     fig, ax = plt.subplots(figsize=(10, 3.4))
     xs = range(len(sc.vmas))
     ax.bar(xs, [max(n, 0.8) for n in pages], width=1.0,
-           color=[colours[kind(v)] for v in sc.vmas],
-           hatch=None, edgecolor=["black" if c else "none" for c in copied], linewidth=0.4)
+           color=[colours[kind(v)] for v in sc.vmas])
+    # the marker, not an outline, says "copied": an outline is invisible on a bar one
+    # pixel wide; a copied VMA without pages (a stub) gets its marker at the bottom
     for i, c in enumerate(copied):
-        if c and pages[i]:
-            ax.plot(i, pages[i] * 1.25, marker="v", color="black", markersize=3)
+        if c:
+            ax.plot(i, max(pages[i], 0.8) * 1.25, marker="v", color="black", markersize=3)
     ax.set_yscale("log")
     ax.set_xlim(-1, len(sc.vmas))
     ax.set_ylabel("mapped pages")
-    ax.set_xlabel("VMAs in address order (black outline and marker: fork copies its PTEs)")
-    biggest = sorted(range(len(pages)), key=lambda i: -pages[i])[:top]
-    for i in biggest:
+    ax.set_xlabel("VMAs in address order (black marker: fork copies its page tables)")
+    # label the biggest VMAs, but never two within a few bars of each other: rotated
+    # labels of neighbours overprint each other
+    gap = max(len(sc.vmas) // 40, 3)
+    labelled: list[int] = []
+    for i in sorted(range(len(pages)), key=lambda i: -pages[i]):
+        if len(labelled) == top:
+            break
+        if any(abs(i - j) < gap for j in labelled):
+            continue
+        labelled.append(i)
         label = Path(sc.vmas[i].get("label", "")).name or "[anon]"
         ax.annotate(label[:18], (i, max(pages[i], 1)), fontsize=6, rotation=60,
                     xytext=(0, 6), textcoords="offset points")
+    present = {kind(v) for v in sc.vmas}       # the legend lists only kinds this process has
     for k, col in colours.items():
-        ax.bar([0], [0], color=col, label=k)
+        if k in present:
+            ax.bar([0], [0], color=col, label=k)
     ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.22))
     ax.set_title(f"{sc.name}: {len(sc.vmas)} VMAs, {sum(pages)} mapped pages")
     fig.tight_layout()
@@ -207,10 +219,11 @@ def versions_line(rows: list[Any]) -> str:
         rel = (hi - lo) / hi if hi else 0.0
         return f"{format(lo, fmt)}..{format(hi, fmt)}{unit} ({rel:.1%} apart)"
 
-    return (f"the {len(cow)} copy-on-write versions: PTEs written "
-            f"{span([r.ptes_copied for r in cow], ',')}, batches "
-            f"{span([r.batches for r in cow], ',')}, predicted "
-            f"{span([r.predicted_ms for r in cow], '.2f', ' ms')}")
+    # one figure a line: a static page wraps a long line anywhere, also inside a number
+    return (f"the {len(cow)} copy-on-write versions:\n"
+            f"  PTEs written {span([r.ptes_copied for r in cow], ',')}\n"
+            f"  batches      {span([r.batches for r in cow], ',')}\n"
+            f"  predicted    {span([r.predicted_ms for r in cow], '.2f', ' ms')}")
 
 
 # --- predict, then check ------------------------------------------------------------
@@ -256,6 +269,20 @@ def check(question: str, answer: object, sc: Scenario) -> str:
         return f"Right ({want}): {why}."
     off = "more" if got < want else "fewer"
     return f"Not quite: you said {got}, the answer is {want} ({off}). Why: {why}."
+
+
+def batches_lines(rows: list[Any]) -> list[str]:
+    """Per copy-on-write version: how many of its copy calls copy a single PTE, and the
+    longest batch -- the numbers the histogram holds, said in words for any process."""
+    from .kernels import COW_KERNELS
+    out = []
+    for r in rows:
+        if r.kernel in COW_KERNELS and r.batches:
+            one = r.batch_sizes.get(1, 0)
+            out.append(f"{r.kernel}: {one:,} of {r.batches:,} calls copy 1 PTE "
+                       f"({one / r.batches:.1%}); longest {max(r.batch_sizes)}; "
+                       f"batch scans {r.ops.get('batch_scans', 0):,}")
+    return out
 
 
 def fork_time(n: int = 7) -> float | None:

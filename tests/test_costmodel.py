@@ -151,6 +151,9 @@ def test_the_note_on_m_follows_the_fit_not_the_prose(stored: cm.Fit) -> None:
     assert "non-zero" in cold and "FRESH 30.0 ns, REPEAT 20.0 ns" in cold
     zero = all(stored.prices[m]["ns_per_cold_struct_page"] < 0.05 for m in cm.MODES)
     assert ("m came out 0" in costlab.cold_price_note(stored)) == zero
+    # printed in a notebook: no line wraps on a static page (nor the fit's price lines)
+    for text in (cold, costlab.cold_price_note(stored), costlab.render_fit(stored)):
+        assert max(len(ln) for ln in text.splitlines()) <= 88
 
 
 def test_the_fit_plot_draws_each_error_and_marks_the_held_out(stored: cm.Fit) -> None:

@@ -200,3 +200,43 @@ def test_start_here_lists_every_notebook() -> None:
     text = _markdown(NB / "00-start-here.ipynb")
     for p in sorted(NB.glob("*.ipynb")):
         assert f"]({p.name})" in text, f"00 does not list {p.name}"
+
+
+def _names(src: str) -> tuple[set[str], set[str]]:
+    """The top-level names a code cell binds, and the names it reads (IPython magics and
+    shell lines dropped, since they are not Python)."""
+    import ast
+    code = "\n".join(ln for ln in src.splitlines() if not ln.lstrip().startswith(("%", "!")))
+    tree = ast.parse(code)
+    bound: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        else:
+            bound |= {n.id for n in ast.walk(node)
+                      if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    return bound, read
+
+
+@pytest.mark.parametrize("path", ALL_PAGES, ids=lambda p: p.name)
+def test_no_visible_cell_reads_a_name_only_a_hidden_cell_defines(path: Path) -> None:
+    # a reader of the static page (and nbgrader's student copy) never sees a remove-cell
+    # cell: a visible cell that reads a name bound only there looks like a broken notebook
+    visible: set[str] = set()
+    hidden_only: dict[str, int] = {}
+    for i, cell in enumerate(_nb(path)["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        bound, read = _names("".join(cell["source"]))
+        if "remove-cell" in cell.get("metadata", {}).get("tags", []):
+            hidden_only.update({n: i for n in bound - visible})
+            continue
+        leaked = {n: hidden_only[n] for n in read - bound if n in hidden_only}
+        assert not leaked, (f"{path.name} cell {i} reads {sorted(leaked)}, bound only in "
+                            f"the hidden cell(s) {sorted(set(leaked.values()))}")
+        visible |= bound
+        for n in bound:
+            hidden_only.pop(n, None)

@@ -89,7 +89,12 @@ def test_versions_line_reports_what_differs_between_the_cow_versions() -> None:
                              "runs": [{"addr": base, "npages": 64, "order": 4}]})
     _, rows = forksim(sc)
     line = lab.versions_line(rows)
-    assert line.startswith("the 4 copy-on-write versions: PTEs written 64..64 (0.0% apart)")
-    assert f"batches 4..64 ({60 / 64:.1%} apart)" in line
+    assert line.startswith("the 4 copy-on-write versions:\n  PTEs written 64..64 (0.0% apart)")
+    assert f"batches      4..64 ({60 / 64:.1%} apart)" in line
     assert "eager" not in line
     assert "nothing to compare" in lab.versions_line(rows[:1])
+    # the batch sizes in words: v6.8 copies every PTE alone, batching takes 16 at a time
+    said = {ln.split(":")[0]: ln for ln in lab.batches_lines(rows)}
+    assert set(said) == {"v6.8", "batch-v3", "v6.9", "v6.17"}
+    assert said["v6.8"] == "v6.8: 64 of 64 calls copy 1 PTE (100.0%); longest 1; batch scans 0"
+    assert said["v6.17"] == "v6.17: 0 of 4 calls copy 1 PTE (0.0%); longest 16; batch scans 4"

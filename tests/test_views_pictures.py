@@ -468,7 +468,23 @@ def test_page_states_name_pages_as_the_boxes_do_with_a_key() -> None:
     for _, role, words in STATE_LEGEND:
         assert words in texts and f"pk-{role}" in pic.svg
     assert "Thick border: the process that acted in that step." in texts
-    assert any("refcount counts the whole folio" in t for t in texts)
+    assert any("refcount: the whole folio's references" in t for t in texts)
+    assert not re.search(r"\(folio \d+\)", body)        # a small page has no folio count
+
+
+def test_page_states_of_a_large_folio_show_the_mapcount_its_reuse_test_reads() -> None:
+    # __wp_can_reuse_large_anon_folio() compares the folio's large mapcount with its
+    # refcount: the boxes print it, so "mapcount 1, refcount 16" cannot read as "no reuse"
+    import html
+    import re
+    big = {"vmas": [{"start": 0, "npages": 16}], "folios": {"F": {"order": 4}},
+           "ptes": [{"addr": 0, "folio": "F"}]}
+    pic = P.page_state_machine(big, "v6.17", 5, (("child", "exit"), ("parent", "write")))
+    body = " ".join(html.unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>",
+                                                         pic.svg))
+    assert "mapcount 2 (folio 32), refcount 32" in body       # after fork, both map it
+    assert "mapcount 1 (folio 16), refcount 16" in body       # the child gone: 16 == 16
+    assert "which its reuse test compares with the refcount" in body
 
 
 def test_memory_map_of_processes_names_new_pages_like_a_layout() -> None:
@@ -486,3 +502,19 @@ def test_memory_map_of_processes_names_new_pages_like_a_layout() -> None:
     assert not __import__("re").search(r">f\d+:\d+<", svg)
     first = kid.page_at(4096)[0]
     assert "new1 page 0" in svg and first.uid < kid.page_at(0)[0].uid
+
+
+def test_a_layout_without_names_calls_its_own_pages_page_n_and_fork_copies_new_n() -> None:
+    # a process snapshot names no folio: its own pages were there before fork, so they
+    # must not read as "new" (pages fork allocated); eager-copy's copies still do
+    from pkmm.scenario import Scenario
+    base = 0x40000000
+    sc = Scenario.from_dict({"name": "snap", "vmas": [{"start": base, "npages": 4,
+                                                       "anon_vma": True}],
+                             "runs": [{"addr": base, "npages": 2, "order": 0}]})
+    before = " ".join(_texts(P.memory_map(sc)))
+    assert "page1:0" in before and "page2:0" in before and "new1" not in before
+    shared = " ".join(_texts(P.memory_map(sc, "v6.17")))
+    assert "page2:0" in shared and "new1" not in shared
+    copied = " ".join(_texts(P.memory_map(sc, "eager-copy")))
+    assert "page1:0" in copied and "new1:0" in copied and "new2:0" in copied

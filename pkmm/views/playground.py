@@ -128,7 +128,8 @@ class AfterForkPlayground(LiveWidget):
         # copies made at fork or by a fault get readable names (new1, ...), as elsewhere
         pic = memory_map((m.parent, m.child), names=layout_names(m.folios, (m.parent, m.child)),
                          clickable=True,
-                         title=f"after fork ({m.kernel}): click a PTE to act on it",
+                         # the static page shows this picture too: no "click" in its title
+                         title=f"after fork ({m.kernel}): both page tables now",
                          selected=None, width=self.width)
         return pic, panel, rows
 

@@ -111,7 +111,9 @@ def per_page_cost(kernel: str = DEFAULT_KERNEL, sizes: Sequence[int] = (1, 4, 16
     x0, span = 150, 520
     for i, (n, pte, batch, writes, calls, scans, miss, cold_n) in enumerate(rows):
         y = 30 + i * 40
-        c.text(8, y + 18, f"n = {n}", "pk-t")
+        kib = n * 4      # the folio's size, so a reader can tie n to notebook 08's sizes
+        c.text(8, y + 18, f"n = {n} ({kib}K)" if kib < 1024 else f"n = {n} ({kib // 1024}M)",
+               "pk-t")
         w1 = span * pte / top
         w2 = span * batch / top
         c.rect(x0, y, w1, 26, "anon", rx=0, tip=f"per-PTE part: {a:.1f} ns x "
@@ -122,7 +124,8 @@ def per_page_cost(kernel: str = DEFAULT_KERNEL, sizes: Sequence[int] = (1, 4, 16
             f"{scans:.3g}) per page = {batch:.1f} ns"))
         c.hatch(x0 + w1, y, max(w2, 0.5), 26, "per-batch part")
         if w2 > 50:
-            c.text(x0 + w1 + 4, y + 17, "per batch / n", "pk-t2")
+            # on the hatching: a background box keeps the label legible
+            c.text(x0 + w1 + 4, y + 17, "per batch / n", "pk-t2", halo=True)
         w3 = span * miss / top
         if miss:
             c.rect(x0 + w1 + w2, y, w3, 26, "lit", rx=0, tip=(

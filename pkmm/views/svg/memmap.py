@@ -180,7 +180,7 @@ def _procs(source: Any, kernel: str | None, without: Iterable[str],
     if kernel is not None:
         need_kernel(kernel, "memory_map")
     _, procs, folios, _ = build_fork(source, kernel, without)
-    return procs, names or layout_names(folios, procs)
+    return procs, names or layout_names(folios, procs, unnamed_layout=True)
 
 
 #: the key to the box colours (each box also says its kind in words: folio name, "zero",

@@ -63,11 +63,15 @@ def folio_name(names: Mapping[int, str], folio: Folio) -> str:
 
 
 def layout_names(folios: Mapping[str, Folio], procs: Iterable[Process],
-                 named: Mapping[int, str] | None = None) -> dict[int, str]:
+                 named: Mapping[int, str] | None = None,
+                 unnamed_layout: bool = False) -> dict[int, str]:
     """Head pfn -> name: the layout's names, then ``new1``, ``new2``, ... (allocation
     order) for folios these processes map that the layout did not name -- the pages fork
     (or a fault) copied.  A learner reads "new1", where an allocation number ("f3") looked
-    like an internal counter.
+    like an internal counter.  With ``unnamed_layout`` the first process is the layout's
+    parent, whose folios were all there before fork: a layout that names none (a process
+    snapshot) gets ``page1``, ``page2``, ... for them, so its own pages do not read as
+    pages fork allocated.
 
     >>> from pkmm.scenario import Scenario
     >>> from pkmm.fork import fork
@@ -79,6 +83,16 @@ def layout_names(folios: Mapping[str, Folio], procs: Iterable[Process],
     """
     names = {f.pfn: n for n, f in folios.items()}
     names.update(named or {})       # head pfn -> name, given by a caller that has no layout
+    procs = list(procs)
+    if unnamed_layout and procs and not names:
+        own = {}
+        for _, pte in procs[0].ptes():
+            hit = procs[0].machine.pfn_folio(pte.pfn) if pte is not None and pte.present \
+                else None
+            if hit is not None and hit[0].kind not in ("zero", "huge_zero"):
+                own[hit[0].pfn] = hit[0]
+        for k, f in enumerate(sorted(own.values(), key=lambda f: f.uid), 1):
+            names[f.pfn] = f"page{k}"
     new: dict[int, Folio] = {}
     for proc in procs:
         for _, pte in proc.ptes():

@@ -53,7 +53,11 @@ def page_state(p: Process, addr: int, original: int, names: dict[int, str]) -> P
              + (", writable" if pte.write else ", read-only"))
     which = "original" if pte.pfn == original else "new copy"
     return PageState(state, f"{folio_name(names, folio)}:{i} ({which})",
-                     f"mapcount {pg.mapcount}, refcount {folio.refcount}"
+                     # a large folio's reuse test compares the folio's mappings, not the
+                     # page's, with the refcount: the box carries the number the rule reads
+                     f"mapcount {pg.mapcount}"
+                     + (f" (folio {folio.large_mapcount})" if folio.order else "")
+                     + f", refcount {folio.refcount}"
                      + (", AnonExclusive" if pg.anon_exclusive else ""))
 
 
@@ -63,7 +67,10 @@ STATE_LEGEND = (("box", "ok", "exclusive, writable: this process's alone"),
                 ("box", "anon", "any other state, named in the box"),
                 ("box", "none", "no page"))
 NOTES = ("Thick border: the process that acted in that step.",
-         "mapcount counts this page's mappings; refcount counts the whole folio's references.")
+         "mapcount: this page's mappings (PTEs mapping it + PMD entries mapping its folio).",
+         "(folio N): all mappings of a large folio's pages, which its reuse test compares "
+         "with the refcount.",
+         "refcount: the whole folio's references.")
 
 _PFN = re.compile(r"\bpage (0x[0-9a-f]+)\b")
 

@@ -1,0 +1,49 @@
+"""07's table of large-folio reuse cases: each row is the model's own fault path."""
+
+from __future__ import annotations
+
+import pytest
+
+from pkmm import LayoutError
+from pkmm.views.reuse import CASES, reuse_cases, reuse_table
+
+
+def test_every_row_follows_the_v6_15_rule_and_covers_each_way_to_copy() -> None:
+    rows = reuse_cases("v6.17")
+    assert [r.name for r in rows] == list(CASES)
+    for r in rows:
+        # __wp_can_reuse_large_anon_folio(): more than one page mapped, not maybe mapped
+        # shared, every reference a mapping
+        rule = r.pages_mapped > 1 and not r.maybe_shared and r.large_mapcount == r.refcount
+        assert r.kind == ("reuse" if rule else "cow-copy"), r
+    copies = [r for r in rows if r.kind == "cow-copy"]
+    assert any(r.maybe_shared for r in copies)
+    assert any(not r.maybe_shared and r.refcount > r.large_mapcount for r in copies)
+    assert any(not r.maybe_shared and r.pages_mapped == 1 for r in copies)
+    assert any(r.kind == "reuse" for r in rows)
+
+
+def test_a_third_process_the_folio_cannot_record_keeps_it_shared_until_it_unmaps() -> None:
+    by = {r.name: r for r in reuse_cases("v6.17")}
+    alive = by["grandchild alive, child exited"]
+    assert alive.maybe_shared and alive.kind == "cow-copy"
+    assert "could not record" in alive.reason and "16 of its 32" in alive.reason
+    assert "could not record" not in by["both alive"].reason     # only the reason that holds
+    gone = by["child and grandchild exited"]
+    assert not gone.maybe_shared and gone.kind == "reuse"
+
+
+def test_before_v6_15_no_large_folio_page_is_reused() -> None:
+    assert {r.kind for r in reuse_cases("v6.9")} == {"cow-copy"}
+
+
+def test_table_prints_the_rows_and_fits_a_static_page() -> None:
+    text = reuse_table("v6.17")
+    assert max(len(ln) for ln in text.splitlines()) <= 88
+    for r in reuse_cases("v6.17"):
+        line = next(ln for ln in text.splitlines() if ln.startswith(r.name + " "))
+        assert line.split()[-5:] == [str(r.pages_mapped), str(r.large_mapcount),
+                                     str(r.refcount), "yes" if r.maybe_shared else "no",
+                                     r.kind]
+    with pytest.raises(LayoutError, match="kernel='v9'"):
+        reuse_cases("v9")
