@@ -431,3 +431,36 @@ def test_a_speed_up_within_the_noise_of_its_own_difference_is_not_printed() -> N
            "layout": "ok"}
     assert "noise" in render([row]) and "72.05x" not in render([row])
     assert "72.05x" in render([{**row, "median_ns": 70_000}])
+
+
+def test_step_roles_are_kept_only_where_the_page_is_shared() -> None:
+    """'first writer' only on a write to a page both processes still map (or hold a swap
+    entry for); 'second writer' only after the other process's first write to that page."""
+    from pkmm.realkernel.observe import unrle
+    t1 = [r[0] for r in lab.steps_table("t1").rows]
+    assert "child writes w1 (first writer)" in t1 and "parent writes w1 (second writer)" in t1
+    # the child's copy of the whole hugetlb page leaves nobody sharing w2
+    assert "parent writes w2" in t1 and "child writes w2" in t1
+    c = [r[0] for r in lab.steps_table("c").rows]
+    assert "parent writes w2 (first writer)" in c and "child writes w2 (second writer)" in c
+    for sid in ("a", "c", "t1", "s1", "h7", "b1"):
+        steps = lab.load_stored()["scenarios"][sid]["steps"]
+        seen: dict[str, list[str]] = {}
+        firsts: dict[int, str] = {}
+        for s, row in zip(steps, lab.steps_table(sid).rows):
+            page = s["op"]["page"] if s["op"] else None
+            if row[0].endswith("(first writer)"):
+                views = [seen[w][page] for w in ("parent", "child")]
+                assert len({v.split()[0] for v in views}) == 1 or "swp" in "".join(views)
+                firsts[page] = s["who"]
+            if row[0].endswith("(second writer)"):
+                assert firsts[page] not in (s["who"], None)
+            seen[s["who"]] = unrle(s["cells"])
+
+
+def test_steps_legend_says_new_pages_are_counted_shown_or_not() -> None:
+    # t1 shows n1, n4, n6, n8, n512: the numbers count the pages no column shows
+    row = [r for r in lab.steps_table("t1").rows if r[0].startswith("child writes w1")][0]
+    assert [c.split()[0] for c in row[2:7]] == ["n1", "n4", "n6", "n8", "n512"]
+    assert "shown or not" in lab.STEPS_LEGEND
+    assert "shown in a table or not" in dict(lab.token_key(("t1",)).rows)["orig, n1, n2, …"]

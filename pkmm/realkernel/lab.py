@@ -186,15 +186,51 @@ def _step_rows(sid: str, pages: tuple[int, ...] | None, upto: str = "") -> tuple
             raise ScenarioError(f"steps_table(sid, upto): upto={upto!r} is not a step of "
                                 f"{sid}; use one of: {', '.join(dict.fromkeys(names))}")
         steps = steps[:names.index(upto) + 1]
-    rows = [(s["name"], s["who"], *(unrle(s["cells"])[i] for i in show), op_text(s["op"]))
-            for s in steps]
+    names = _role_names(steps)
+    rows = [(name, s["who"], *(unrle(s["cells"])[i] for i in show), op_text(s["op"]))
+            for name, s in zip(names, steps)]
     touched = frozenset((i, 2 + show.index(s["op"]["page"])) for i, s in enumerate(steps)
                         if s["op"] and s["op"].get("page") in show)
     return f"{sid}: {sc.title}", show, rows, touched
 
 
+_ROLE = re.compile(r" \((first|second) writer\)$")
+
+
+def _role_names(steps: list[dict[str, Any]]) -> list[str]:
+    """The steps' names with the probe script's role ("first writer", "second writer") kept
+    only where it is true of this run: a first writer writes a page both processes still
+    share (the same page in each one's latest view, or a swap entry from before fork); a
+    second writer writes the page the other process wrote first.  In t1, for one, the
+    child's first write copied the whole hugetlb page, so nobody shares w2 by then."""
+    from .observe import unrle
+    seen: dict[str, list[str]] = {}          # each process's latest view of the region
+    first: dict[int, str] = {}               # page -> the process that wrote it first
+    names = []
+    for s in steps:
+        name, role = s["name"], _ROLE.search(s["name"])
+        if role and s["op"]:
+            page, who = s["op"]["page"], s["who"]
+            other = "parent" if who == "child" else "child"
+            mine, theirs = (seen.get(w, [""] * (page + 1))[page] for w in (who, other))
+            if role[1] == "first":
+                label = mine.split(" ")[0]
+                true = label == theirs.split(" ")[0] not in ("", "—") or "swp" in mine + theirs
+                if true:
+                    first[page] = who
+            else:
+                true = first.get(page) == other
+            if not true:
+                name = name[:role.start()]
+        seen[s["who"]] = unrle(s["cells"])
+        names.append(name)
+    return names
+
+
 STEPS_LEGEND = ("each row: the pages as the process named in it sees them · yellow: a new "
-                "physical page (n1, n2, …) · blue: an original page mapped by both processes "
+                "physical page (n1, n2, … count every new page of the region in the order they "
+                "appear, shown or not: a gap in the numbers is new pages in columns not shown) "
+                "· blue: an original page mapped by both processes "
                 "(m2) · white: an original page one process maps (m1), or nothing mapped · "
                 "outlined: the page this step read or wrote · the access: which page, "
                 "val= the value a read returned (the probe wrote 1 into every page), and "
@@ -252,7 +288,8 @@ def _has(*parts: str) -> Callable[[tuple[str, ...]], bool]:
 # names only what its tables show.
 TOKEN_KEY: tuple[tuple[str, str, Callable[[tuple[str, ...]], bool]], ...] = (
     ("orig, n1, n2, …", "which physical page: the one mapped before fork, or the 1st, 2nd … "
-     "new page, in the order pages first appear in a table",
+     "new page, counting every new page of the region in the order they appear, "
+     "shown in a table or not (so a table may skip numbers)",
      lambda w: w[0] == "orig" or re.fullmatch(r"n\d+", w[0]) is not None),
     ("zero", "the zero page", lambda w: w[0] == "zero"),
     ("hzero", "the huge zero page", lambda w: w[0] == "hzero"),
