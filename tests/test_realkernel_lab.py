@@ -447,7 +447,7 @@ def test_step_roles_are_kept_only_where_the_page_is_shared() -> None:
         steps = lab.load_stored()["scenarios"][sid]["steps"]
         seen: dict[str, list[str]] = {}
         firsts: dict[int, str] = {}
-        for s, row in zip(steps, lab.steps_table(sid).rows):
+        for s, row in zip(steps, lab.steps_table(sid).rows, strict=True):
             page = s["op"]["page"] if s["op"] else None
             if row[0].endswith("(first writer)"):
                 views = [seen[w][page] for w in ("parent", "child")]

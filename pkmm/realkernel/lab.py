@@ -188,7 +188,7 @@ def _step_rows(sid: str, pages: tuple[int, ...] | None, upto: str = "") -> tuple
         steps = steps[:names.index(upto) + 1]
     names = _role_names(steps)
     rows = [(name, s["who"], *(unrle(s["cells"])[i] for i in show), op_text(s["op"]))
-            for name, s in zip(names, steps)]
+            for name, s in zip(names, steps, strict=True)]
     touched = frozenset((i, 2 + show.index(s["op"]["page"])) for i, s in enumerate(steps)
                         if s["op"] and s["op"].get("page") in show)
     return f"{sid}: {sc.title}", show, rows, touched
