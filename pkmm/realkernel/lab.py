@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import ScenarioError
+from ..folio import Folio
 from ..vma import userfaultfd_wp
 from .calibrate import batched, fit_batch_cost, pooled, records
 from .calibrate import load as load_timing
@@ -867,3 +868,148 @@ __all__ = ["LIVE_ENV", "OVERVIEW_HEAD", "STEPS_LEGEND", "TOPIC_HEAD", "Table", "
            "report_overview", "report_table", "scenario_steps", "script_text", "steps_table",
            "stored_report", "stored_rows", "stored_timing",
            "swap_steps", "uffd_grid", "unexpected", "why_text"]
+
+
+# The picture's colours are set in pairs (text and background) so a box reads the same in a
+# light or a dark theme; arrows and frames use currentColor, the theme's own text colour.
+_BOX = "border:1px solid currentColor;border-radius:6px;padding:0.35em 0.6em;"
+_END = {"shares": "background:#dbeafe;color:#1e3a5f",
+        "copies it for the child": "background:#fde2cf;color:#6b2a0a"}
+
+
+def _arrow(label: str) -> str:
+    """A short right arrow labelled ``label`` (inline SVG, no external asset)."""
+    return ('<span style="display:inline-flex;flex-direction:column;align-items:center;'
+            f'font-size:0.8em;padding:0 0.3em">{html.escape(label)}'
+            '<svg width="44" height="10" viewBox="0 0 44 10" aria-hidden="true">'
+            '<line x1="0" y1="5" x2="36" y2="5" stroke="currentColor" stroke-width="1.5"/>'
+            '<polygon points="36,1 44,5 36,9" fill="currentColor"/></svg></span>')
+
+
+@dataclass(frozen=True)
+class PinFlow:
+    """:func:`pin_decisions` drawn as its decision path: ``questions`` in the kernel's order,
+    each with what fork does when the answer is "no" (``on_no``), and ``on_yes``, what fork
+    does when the last answer is "yes".  Read from the table's rows, so it cannot disagree."""
+
+    questions: tuple[str, ...]
+    on_no: tuple[str, ...]
+    on_yes: str
+    table: Table
+
+    def __str__(self) -> str:
+        lines = [f"{i}. {q} no -> fork {o}" for i, (q, o) in
+                 enumerate(zip(self.questions, self.on_no, strict=True), 1)]
+        return "\n".join([*lines, f"   yes to all three -> fork {self.on_yes}"])
+
+    def __repr__(self) -> str:
+        return f"<pin decision picture: {len(self.questions)} questions>"
+
+    def _repr_html_(self) -> str:
+        def end(outcome: str) -> str:
+            return (f'<div style="{_BOX}{_END[outcome]};font-weight:bold">'
+                    f"fork {html.escape(outcome)}</div>")
+
+        cols = []
+        for q, no in zip(self.questions, self.on_no, strict=True):
+            down = ('<svg width="10" height="22" viewBox="0 0 10 22" aria-hidden="true">'
+                    '<line x1="5" y1="0" x2="5" y2="15" stroke="currentColor" '
+                    'stroke-width="1.5"/><polygon points="1,15 5,22 9,15" '
+                    'fill="currentColor"/></svg>')
+            cols.append('<div style="display:flex;flex-direction:column;align-items:center">'
+                        f'<div style="{_BOX}max-width:11em;text-align:center">'
+                        f"{html.escape(q)}</div>"
+                        f'<div style="font-size:0.8em">no</div>{down}{end(no)}</div>')
+        flow = _arrow("yes").join(cols) + _arrow("yes") + end(self.on_yes)
+        return ('<div class="pkmm-flow" role="figure" aria-label="fork\'s pin decision" '
+                'style="display:flex;align-items:flex-start;flex-wrap:wrap;gap:0.2em 0;'
+                f'font-size:0.85em;margin:0.5em 0">{flow}</div>')
+
+
+def pin_flow() -> PinFlow:
+    """fork's pin decision for one page as a picture: the questions of
+    :func:`pin_decisions`'s columns in the kernel's order, each "no" ending where the table's
+    row with that "no" ends, the last "yes" where the all-"yes" row ends.  Raises
+    ScenarioError if the rows do not form such a path (one "no" per question, the later
+    questions "not asked")."""
+    t = pin_decisions()
+    questions = t.head[:-1]
+    on_no = []
+    for k in range(len(questions)):
+        ends = [r[-1] for r in t.rows
+                if r[:k] == ("yes",) * k and r[k] == "no"
+                and all(c == NOT_ASKED for c in r[k + 1:-1])]
+        if len(ends) != 1:
+            raise ScenarioError(f"pin_decisions(): question {k + 1} needs exactly one 'no' "
+                                f"row, found {len(ends)}; fix the table's cases")
+        on_no.append(ends[0])
+    yes = [r[-1] for r in t.rows if r[:-1] == ("yes",) * len(questions)]
+    if len(yes) != 1:
+        raise ScenarioError("pin_decisions(): needs exactly one all-'yes' row; fix its cases")
+    return PinFlow(questions, tuple(on_no), yes[0], t)
+
+
+@dataclass(frozen=True)
+class FolioStrip:
+    """One folio's pages just before fork, read from the model's state after a scenario's
+    set-up: ``exclusive[i]`` is page i's AnonExclusive mark, ``pinned`` the pages a pin of
+    this process holds, ``pincount`` the folio's pin count."""
+
+    caption: str
+    exclusive: tuple[bool, ...]
+    pinned: frozenset[int]
+    pincount: int
+    first: int = 0                  # the region's page number of the folio's first page
+
+    def cells(self) -> tuple[str, ...]:
+        return tuple(("ae1" if ae else "ae0") + (" pin" if i in self.pinned else "")
+                     for i, ae in enumerate(self.exclusive))
+
+    def __str__(self) -> str:
+        cells = " ".join(f"pg{self.first + i}:{c}" for i, c in enumerate(self.cells()))
+        return f"{self.caption}\n{cells}\nfolio pin count {self.pincount}"
+
+    def __repr__(self) -> str:
+        return f"<folio strip {self.caption!r}: {len(self.exclusive)} pages>"
+
+    def _repr_html_(self) -> str:
+        def cell(i: int, c: str) -> str:
+            ae = self.exclusive[i]
+            style = (_BOX + "min-width:2.6em;text-align:center;padding:0.2em 0.1em;"
+                     + ("background:#fde2cf;color:#6b2a0a;font-weight:bold" if ae else ""))
+            if i in self.pinned:
+                style += ";outline:3px solid #c0392b;outline-offset:1px"
+            return (f'<div style="{style}"><div style="font-size:0.75em">pg{self.first + i}</div>'
+                    f"{html.escape(c)}</div>")
+
+        cells = "".join(cell(i, c) for i, c in enumerate(self.cells()))
+        return (f'<div class="pkmm-strip" role="figure" aria-label="{html.escape(self.caption)}"'
+                f' style="font-size:0.82em;margin:0.5em 0"><div>{html.escape(self.caption)}'
+                f'</div><div style="display:flex;flex-wrap:wrap;gap:3px;margin-top:0.3em">'
+                f"{cells}</div><div>folio pin count {self.pincount}</div></div>")
+
+
+def folio_strip(sid: str = "h7", folio: int = 0) -> FolioStrip:
+    """Folio ``folio`` of scenario ``sid``'s region just before fork: the model builds the
+    set-up the real probe builds (:data:`~pkmm.realkernel.layouts_model.SETUPS`) on the
+    stored run's model kernel, and each page's AnonExclusive mark and the folio's pins are
+    read from its state, not typed in."""
+    from .layouts_model import build
+    if sid not in BY_ID:
+        raise ScenarioError(f"folio_strip(sid={sid!r}): no such scenario; use one of "
+                            f"{', '.join(sorted(BY_ID))}")
+    p = build(BY_ID[sid], stored_kernel(load_stored()))
+    heads: list[tuple[int, Folio]] = []
+    addr = 0
+    while (found := p.page_at(page(addr))) is not None:
+        f, _ = found
+        heads.append((addr, f))
+        addr += f.nr_pages
+    if not 0 <= folio < len(heads):
+        raise ScenarioError(f"folio_strip(folio={folio}): {sid}'s region has "
+                            f"{len(heads)} folios from its first page; use 0..{len(heads) - 1}")
+    first, f = heads[folio]
+    pinned = frozenset(i for pf, i in p.pins if pf is f)
+    return FolioStrip(f"{sid}: folio {folio} (pages {first}-{first + f.nr_pages - 1}) "
+                      "just before fork, from the model's set-up",
+                      tuple(pg.anon_exclusive for pg in f.pages), pinned, f.pincount, first)
