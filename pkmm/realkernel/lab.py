@@ -870,8 +870,10 @@ __all__ = ["LIVE_ENV", "OVERVIEW_HEAD", "STEPS_LEGEND", "TOPIC_HEAD", "Table", "
            "swap_steps", "uffd_grid", "unexpected", "why_text"]
 
 
-# The picture's colours are set in pairs (text and background) so a box reads the same in a
-# light or a dark theme; arrows and frames use currentColor, the theme's own text colour.
+# A picture is a card with its own text and background colour, so it reads the same in a light
+# or a dark theme (JupyterLab's, a static page's); inside it, arrows and frames use currentColor.
+_CARD = ("background:#fafafa;color:#222;border:1px solid #ccc;border-radius:8px;"
+         "padding:0.5em 0.7em;margin:0.5em 0;display:inline-block;max-width:100%;")
 _BOX = "border:1px solid currentColor;border-radius:6px;padding:0.35em 0.6em;"
 _END = {"shares": "background:#dbeafe;color:#1e3a5f",
         "copies it for the child": "background:#fde2cf;color:#6b2a0a"}
@@ -906,24 +908,26 @@ class PinFlow:
         return f"<pin decision picture: {len(self.questions)} questions>"
 
     def _repr_html_(self) -> str:
+        # one question per line, top to bottom in the kernel's order: its "no" points right to
+        # what fork does, its "yes" down to the next question; a grid keeps that shape at any
+        # width (a wrapping row of boxes would break an arrow from its target)
         def end(outcome: str) -> str:
-            return (f'<div style="{_BOX}{_END[outcome]};font-weight:bold">'
+            return (f'<div style="{_BOX}{_END[outcome]};font-weight:bold;justify-self:start">'
                     f"fork {html.escape(outcome)}</div>")
 
-        cols = []
+        down = ('<div style="display:flex;align-items:center;gap:0.3em;padding-left:1.5em">'
+                '<svg width="10" height="22" viewBox="0 0 10 22" aria-hidden="true">'
+                '<line x1="5" y1="0" x2="5" y2="15" stroke="currentColor" stroke-width="1.5"/>'
+                '<polygon points="1,15 5,22 9,15" fill="currentColor"/></svg>'
+                '<span style="font-size:0.8em">yes</span></div><div></div><div></div>')
+        cells = []
         for q, no in zip(self.questions, self.on_no, strict=True):
-            down = ('<svg width="10" height="22" viewBox="0 0 10 22" aria-hidden="true">'
-                    '<line x1="5" y1="0" x2="5" y2="15" stroke="currentColor" '
-                    'stroke-width="1.5"/><polygon points="1,15 5,22 9,15" '
-                    'fill="currentColor"/></svg>')
-            cols.append('<div style="display:flex;flex-direction:column;align-items:center">'
-                        f'<div style="{_BOX}max-width:11em;text-align:center">'
-                        f"{html.escape(q)}</div>"
-                        f'<div style="font-size:0.8em">no</div>{down}{end(no)}</div>')
-        flow = _arrow("yes").join(cols) + _arrow("yes") + end(self.on_yes)
+            cells.append(f'<div style="{_BOX}">{html.escape(q)}</div>{_arrow("no")}{end(no)}')
+        grid = down.join(cells) + down + end(self.on_yes) + "<div></div><div></div>"
         return ('<div class="pkmm-flow" role="figure" aria-label="fork\'s pin decision" '
-                'style="display:flex;align-items:flex-start;flex-wrap:wrap;gap:0.2em 0;'
-                f'font-size:0.85em;margin:0.5em 0">{flow}</div>')
+                f'style="{_CARD}font-size:0.85em"><div style="display:grid;'
+                'grid-template-columns:auto auto auto;align-items:center;row-gap:0.1em">'
+                f"{grid}</div></div>")
 
 
 def pin_flow() -> PinFlow:
@@ -984,7 +988,7 @@ class FolioStrip:
 
         cells = "".join(cell(i, c) for i, c in enumerate(self.cells()))
         return (f'<div class="pkmm-strip" role="figure" aria-label="{html.escape(self.caption)}"'
-                f' style="font-size:0.82em;margin:0.5em 0"><div>{html.escape(self.caption)}'
+                f' style="{_CARD}font-size:0.82em"><div>{html.escape(self.caption)}'
                 f'</div><div style="display:flex;flex-wrap:wrap;gap:3px;margin-top:0.3em">'
                 f"{cells}</div><div>folio pin count {self.pincount}</div></div>")
 
