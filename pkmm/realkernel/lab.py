@@ -862,12 +862,12 @@ def batch_fit(mode: str = "fresh") -> dict[str, float]:
     return fit_batch_cost(records(pooled(load_timing())), mode)
 
 
-__all__ = ["LIVE_ENV", "OVERVIEW_HEAD", "STEPS_LEGEND", "TOPIC_HEAD", "Table", "batch_fit",
-           "folio_pages", "fork_tokens", "live_report", "live_requested", "live_timing",
-           "plot_timing", "quick_check", "report_answer", "report_by_topic", "report_group",
-           "report_overview", "report_table", "scenario_steps", "script_text", "steps_table",
-           "stored_report", "stored_rows", "stored_timing",
-           "swap_steps", "uffd_grid", "unexpected", "why_text"]
+__all__ = ["LIVE_ENV", "OVERVIEW_HEAD", "STEPS_LEGEND", "TOPIC_HEAD", "FolioStrip", "PinFlow",
+           "Table", "batch_fit", "folio_pages", "folio_strip", "fork_tokens", "live_report",
+           "live_requested", "live_timing", "pin_decisions", "pin_flow", "plot_timing",
+           "quick_check", "report_answer", "report_by_topic", "report_group", "report_overview",
+           "report_table", "scenario_steps", "script_text", "steps_table", "stored_report",
+           "stored_rows", "stored_timing", "swap_steps", "uffd_grid", "unexpected", "why_text"]
 
 
 # A picture is a card with its own text and background colour, so it reads the same in a light
