@@ -431,3 +431,101 @@ def test_a_speed_up_within_the_noise_of_its_own_difference_is_not_printed() -> N
            "layout": "ok"}
     assert "noise" in render([row]) and "72.05x" not in render([row])
     assert "72.05x" in render([{**row, "median_ns": 70_000}])
+
+
+def test_step_roles_are_kept_only_where_the_page_is_shared() -> None:
+    """'first writer' only on a write to a page both processes still map (or hold a swap
+    entry for); 'second writer' only after the other process's first write to that page."""
+    from pkmm.realkernel.observe import unrle
+    t1 = [r[0] for r in lab.steps_table("t1").rows]
+    assert "child writes w1 (first writer)" in t1 and "parent writes w1 (second writer)" in t1
+    # the child's copy of the whole hugetlb page leaves nobody sharing w2
+    assert "parent writes w2" in t1 and "child writes w2" in t1
+    c = [r[0] for r in lab.steps_table("c").rows]
+    assert "parent writes w2 (first writer)" in c and "child writes w2 (second writer)" in c
+    for sid in ("a", "c", "t1", "s1", "h7", "b1"):
+        steps = lab.load_stored()["scenarios"][sid]["steps"]
+        seen: dict[str, list[str]] = {}
+        firsts: dict[int, str] = {}
+        for s, row in zip(steps, lab.steps_table(sid).rows, strict=True):
+            page = s["op"]["page"] if s["op"] else None
+            if row[0].endswith("(first writer)"):
+                views = [seen[w][page] for w in ("parent", "child")]
+                assert len({v.split()[0] for v in views}) == 1 or "swp" in "".join(views)
+                firsts[page] = s["who"]
+            if row[0].endswith("(second writer)"):
+                assert firsts[page] not in (s["who"], None)
+            seen[s["who"]] = unrle(s["cells"])
+
+
+def test_steps_legend_says_new_pages_are_counted_shown_or_not() -> None:
+    # t1 shows n1, n4, n6, n8, n512: the numbers count the pages no column shows
+    row = [r for r in lab.steps_table("t1").rows if r[0].startswith("child writes w1")][0]
+    assert [c.split()[0] for c in row[2:7]] == ["n1", "n4", "n6", "n8", "n512"]
+    assert "shown or not" in lab.STEPS_LEGEND
+    assert "shown in a table or not" in dict(lab.token_key(("t1",)).rows)["orig, n1, n2, …"]
+
+
+def _walk(flow: lab.PinFlow, answers: tuple[str, ...]) -> str:
+    """Follow the picture with one row's answers: the first "no" ends it."""
+    for q, a in enumerate(answers):
+        if a == "no":
+            return flow.on_no[q]
+    return flow.on_yes
+
+
+def test_pin_flow_ends_where_each_row_of_pin_decisions_ends() -> None:
+    flow = lab.pin_flow()
+    t = lab.pin_decisions()
+    assert flow.questions == t.head[:3]            # the kernel's order: facts 1, 2, 3
+    for row in t.rows:
+        answers = tuple(a for a in row[:3] if a != lab.NOT_ASKED)
+        assert _walk(flow, answers) == row[-1]
+    html = flow._repr_html_()
+    # drawn in order: each question before the next, the copy after the last question
+    at = [html.index(q.replace("'", "&#x27;")) for q in flow.questions]
+    assert at == sorted(at) and html.rindex("copies it for the child") > at[-1]
+    assert html.count("fork shares") == 3 and "<svg" in html and "http" not in html
+    assert str(flow).splitlines()[-1].endswith("fork copies it for the child")
+
+
+def test_pin_flow_reads_the_rows_so_a_changed_rule_changes_the_picture(monkeypatch) -> None:
+    import pytest
+
+    from pkmm.errors import ScenarioError
+    t = lab.pin_decisions()
+    flipped = tuple((*r[:-1], "copies it for the child" if r[-1] == "shares" else "shares")
+                    for r in t.rows)
+    monkeypatch.setattr(lab, "pin_decisions", lambda: dataclasses.replace(t, rows=flipped))
+    flow = lab.pin_flow()
+    assert flow.on_no == ("copies it for the child",) * 3 and flow.on_yes == "shares"
+    monkeypatch.setattr(lab, "pin_decisions", lambda: dataclasses.replace(t, rows=t.rows[1:]))
+    with pytest.raises(ScenarioError, match="question 1"):
+        lab.pin_flow()
+
+
+def test_folio_strip_reads_h7s_set_up_from_the_model() -> None:
+    strip = lab.folio_strip("h7")
+    # the throwaway fork cleared every mark; the parent's rewrite of page 5 reused it and
+    # marked it alone; the io_uring pin is on page 5, and the folio counts one pin
+    assert strip.cells() == tuple("ae1 pin" if i == 5 else "ae0" for i in range(16))
+    assert strip.pinned == {5} and strip.pincount == 1 and strip.first == 0
+    html = strip._repr_html_()
+    assert html.count("pg") == 16 and html.count("outline:3px") == 1 and "http" not in html
+    assert "pg5:ae1 pin" in str(strip)
+    # the next folio of h7 holds no pin; a set-up without a throwaway fork keeps every mark
+    # (c), and h2's pin sits on its page 3 of folio 0
+    nxt = lab.folio_strip("h7", 1)
+    assert nxt.first == 16 and not nxt.pinned and nxt.pincount == 0 and not any(nxt.exclusive)
+    assert all(lab.folio_strip("c").exclusive) and not lab.folio_strip("c").pinned
+    assert lab.folio_strip("h2").pinned == {3}
+
+
+def test_folio_strip_refuses_an_unknown_scenario_or_folio() -> None:
+    import pytest
+
+    from pkmm.errors import ScenarioError
+    with pytest.raises(ScenarioError, match="sid='zz'.*use one of"):
+        lab.folio_strip("zz")
+    with pytest.raises(ScenarioError, match="folio=9.*use 0..3"):
+        lab.folio_strip("h7", 9)

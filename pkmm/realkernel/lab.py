@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import ScenarioError
+from ..folio import Folio
 from ..vma import userfaultfd_wp
 from .calibrate import batched, fit_batch_cost, pooled, records
 from .calibrate import load as load_timing
@@ -186,15 +187,51 @@ def _step_rows(sid: str, pages: tuple[int, ...] | None, upto: str = "") -> tuple
             raise ScenarioError(f"steps_table(sid, upto): upto={upto!r} is not a step of "
                                 f"{sid}; use one of: {', '.join(dict.fromkeys(names))}")
         steps = steps[:names.index(upto) + 1]
-    rows = [(s["name"], s["who"], *(unrle(s["cells"])[i] for i in show), op_text(s["op"]))
-            for s in steps]
+    names = _role_names(steps)
+    rows = [(name, s["who"], *(unrle(s["cells"])[i] for i in show), op_text(s["op"]))
+            for name, s in zip(names, steps, strict=True)]
     touched = frozenset((i, 2 + show.index(s["op"]["page"])) for i, s in enumerate(steps)
                         if s["op"] and s["op"].get("page") in show)
     return f"{sid}: {sc.title}", show, rows, touched
 
 
+_ROLE = re.compile(r" \((first|second) writer\)$")
+
+
+def _role_names(steps: list[dict[str, Any]]) -> list[str]:
+    """The steps' names with the probe script's role ("first writer", "second writer") kept
+    only where it is true of this run: a first writer writes a page both processes still
+    share (the same page in each one's latest view, or a swap entry from before fork); a
+    second writer writes the page the other process wrote first.  In t1, for one, the
+    child's first write copied the whole hugetlb page, so nobody shares w2 by then."""
+    from .observe import unrle
+    seen: dict[str, list[str]] = {}          # each process's latest view of the region
+    first: dict[int, str] = {}               # page -> the process that wrote it first
+    names = []
+    for s in steps:
+        name, role = s["name"], _ROLE.search(s["name"])
+        if role and s["op"]:
+            page, who = s["op"]["page"], s["who"]
+            other = "parent" if who == "child" else "child"
+            mine, theirs = (seen.get(w, [""] * (page + 1))[page] for w in (who, other))
+            if role[1] == "first":
+                label = mine.split(" ")[0]
+                true = label == theirs.split(" ")[0] not in ("", "—") or "swp" in mine + theirs
+                if true:
+                    first[page] = who
+            else:
+                true = first.get(page) == other
+            if not true:
+                name = name[:role.start()]
+        seen[s["who"]] = unrle(s["cells"])
+        names.append(name)
+    return names
+
+
 STEPS_LEGEND = ("each row: the pages as the process named in it sees them · yellow: a new "
-                "physical page (n1, n2, …) · blue: an original page mapped by both processes "
+                "physical page (n1, n2, … count every new page of the region in the order they "
+                "appear, shown or not: a gap in the numbers is new pages in columns not shown) "
+                "· blue: an original page mapped by both processes "
                 "(m2) · white: an original page one process maps (m1), or nothing mapped · "
                 "outlined: the page this step read or wrote · the access: which page, "
                 "val= the value a read returned (the probe wrote 1 into every page), and "
@@ -252,7 +289,8 @@ def _has(*parts: str) -> Callable[[tuple[str, ...]], bool]:
 # names only what its tables show.
 TOKEN_KEY: tuple[tuple[str, str, Callable[[tuple[str, ...]], bool]], ...] = (
     ("orig, n1, n2, …", "which physical page: the one mapped before fork, or the 1st, 2nd … "
-     "new page, in the order pages first appear in a table",
+     "new page, counting every new page of the region in the order they appear, "
+     "shown in a table or not (so a table may skip numbers)",
      lambda w: w[0] == "orig" or re.fullmatch(r"n\d+", w[0]) is not None),
     ("zero", "the zero page", lambda w: w[0] == "zero"),
     ("hzero", "the huge zero page", lambda w: w[0] == "hzero"),
@@ -824,9 +862,158 @@ def batch_fit(mode: str = "fresh") -> dict[str, float]:
     return fit_batch_cost(records(pooled(load_timing())), mode)
 
 
-__all__ = ["LIVE_ENV", "OVERVIEW_HEAD", "STEPS_LEGEND", "TOPIC_HEAD", "Table", "batch_fit",
-           "folio_pages", "fork_tokens", "live_report", "live_requested", "live_timing",
-           "plot_timing", "quick_check", "report_answer", "report_by_topic", "report_group",
-           "report_overview", "report_table", "scenario_steps", "script_text", "steps_table",
-           "stored_report", "stored_rows", "stored_timing",
-           "swap_steps", "uffd_grid", "unexpected", "why_text"]
+__all__ = ["LIVE_ENV", "OVERVIEW_HEAD", "STEPS_LEGEND", "TOPIC_HEAD", "FolioStrip", "PinFlow",
+           "Table", "batch_fit", "folio_pages", "folio_strip", "fork_tokens", "live_report",
+           "live_requested", "live_timing", "pin_decisions", "pin_flow", "plot_timing",
+           "quick_check", "report_answer", "report_by_topic", "report_group", "report_overview",
+           "report_table", "scenario_steps", "script_text", "steps_table", "stored_report",
+           "stored_rows", "stored_timing", "swap_steps", "uffd_grid", "unexpected", "why_text"]
+
+
+# A picture is a card with its own text and background colour, so it reads the same in a light
+# or a dark theme (JupyterLab's, a static page's); inside it, arrows and frames use currentColor.
+_CARD = ("background:#fafafa;color:#222;border:1px solid #ccc;border-radius:8px;"
+         "padding:0.5em 0.7em;margin:0.5em 0;display:inline-block;max-width:100%;")
+_BOX = "border:1px solid currentColor;border-radius:6px;padding:0.35em 0.6em;"
+_END = {"shares": "background:#dbeafe;color:#1e3a5f",
+        "copies it for the child": "background:#fde2cf;color:#6b2a0a"}
+
+
+def _arrow(label: str) -> str:
+    """A short right arrow labelled ``label`` (inline SVG, no external asset)."""
+    return ('<span style="display:inline-flex;flex-direction:column;align-items:center;'
+            f'font-size:0.8em;padding:0 0.3em">{html.escape(label)}'
+            '<svg width="44" height="10" viewBox="0 0 44 10" aria-hidden="true">'
+            '<line x1="0" y1="5" x2="36" y2="5" stroke="currentColor" stroke-width="1.5"/>'
+            '<polygon points="36,1 44,5 36,9" fill="currentColor"/></svg></span>')
+
+
+@dataclass(frozen=True)
+class PinFlow:
+    """:func:`pin_decisions` drawn as its decision path: ``questions`` in the kernel's order,
+    each with what fork does when the answer is "no" (``on_no``), and ``on_yes``, what fork
+    does when the last answer is "yes".  Read from the table's rows, so it cannot disagree."""
+
+    questions: tuple[str, ...]
+    on_no: tuple[str, ...]
+    on_yes: str
+    table: Table
+
+    def __str__(self) -> str:
+        lines = [f"{i}. {q} no -> fork {o}" for i, (q, o) in
+                 enumerate(zip(self.questions, self.on_no, strict=True), 1)]
+        return "\n".join([*lines, f"   yes to all three -> fork {self.on_yes}"])
+
+    def __repr__(self) -> str:
+        return f"<pin decision picture: {len(self.questions)} questions>"
+
+    def _repr_html_(self) -> str:
+        # one question per line, top to bottom in the kernel's order: its "no" points right to
+        # what fork does, its "yes" down to the next question; a grid keeps that shape at any
+        # width (a wrapping row of boxes would break an arrow from its target)
+        def end(outcome: str) -> str:
+            return (f'<div style="{_BOX}{_END[outcome]};font-weight:bold;justify-self:start">'
+                    f"fork {html.escape(outcome)}</div>")
+
+        down = ('<div style="display:flex;align-items:center;gap:0.3em;padding-left:1.5em">'
+                '<svg width="10" height="22" viewBox="0 0 10 22" aria-hidden="true">'
+                '<line x1="5" y1="0" x2="5" y2="15" stroke="currentColor" stroke-width="1.5"/>'
+                '<polygon points="1,15 5,22 9,15" fill="currentColor"/></svg>'
+                '<span style="font-size:0.8em">yes</span></div><div></div><div></div>')
+        cells = []
+        for q, no in zip(self.questions, self.on_no, strict=True):
+            cells.append(f'<div style="{_BOX}">{html.escape(q)}</div>{_arrow("no")}{end(no)}')
+        grid = down.join(cells) + down + end(self.on_yes) + "<div></div><div></div>"
+        return ('<div class="pkmm-flow" role="figure" aria-label="fork\'s pin decision" '
+                f'style="{_CARD}font-size:0.85em"><div style="display:grid;'
+                'grid-template-columns:auto auto auto;align-items:center;row-gap:0.1em">'
+                f"{grid}</div></div>")
+
+
+def pin_flow() -> PinFlow:
+    """fork's pin decision for one page as a picture: the questions of
+    :func:`pin_decisions`'s columns in the kernel's order, each "no" ending where the table's
+    row with that "no" ends, the last "yes" where the all-"yes" row ends.  Raises
+    ScenarioError if the rows do not form such a path (one "no" per question, the later
+    questions "not asked")."""
+    t = pin_decisions()
+    questions = t.head[:-1]
+    on_no = []
+    for k in range(len(questions)):
+        ends = [r[-1] for r in t.rows
+                if r[:k] == ("yes",) * k and r[k] == "no"
+                and all(c == NOT_ASKED for c in r[k + 1:-1])]
+        if len(ends) != 1:
+            raise ScenarioError(f"pin_decisions(): question {k + 1} needs exactly one 'no' "
+                                f"row, found {len(ends)}; fix the table's cases")
+        on_no.append(ends[0])
+    yes = [r[-1] for r in t.rows if r[:-1] == ("yes",) * len(questions)]
+    if len(yes) != 1:
+        raise ScenarioError("pin_decisions(): needs exactly one all-'yes' row; fix its cases")
+    return PinFlow(questions, tuple(on_no), yes[0], t)
+
+
+@dataclass(frozen=True)
+class FolioStrip:
+    """One folio's pages just before fork, read from the model's state after a scenario's
+    set-up: ``exclusive[i]`` is page i's AnonExclusive mark, ``pinned`` the pages a pin of
+    this process holds, ``pincount`` the folio's pin count."""
+
+    caption: str
+    exclusive: tuple[bool, ...]
+    pinned: frozenset[int]
+    pincount: int
+    first: int = 0                  # the region's page number of the folio's first page
+
+    def cells(self) -> tuple[str, ...]:
+        return tuple(("ae1" if ae else "ae0") + (" pin" if i in self.pinned else "")
+                     for i, ae in enumerate(self.exclusive))
+
+    def __str__(self) -> str:
+        cells = " ".join(f"pg{self.first + i}:{c}" for i, c in enumerate(self.cells()))
+        return f"{self.caption}\n{cells}\nfolio pin count {self.pincount}"
+
+    def __repr__(self) -> str:
+        return f"<folio strip {self.caption!r}: {len(self.exclusive)} pages>"
+
+    def _repr_html_(self) -> str:
+        def cell(i: int, c: str) -> str:
+            ae = self.exclusive[i]
+            style = (_BOX + "min-width:2.6em;text-align:center;padding:0.2em 0.1em;"
+                     + ("background:#fde2cf;color:#6b2a0a;font-weight:bold" if ae else ""))
+            if i in self.pinned:
+                style += ";outline:3px solid #c0392b;outline-offset:1px"
+            return (f'<div style="{style}"><div style="font-size:0.75em">pg{self.first + i}</div>'
+                    f"{html.escape(c)}</div>")
+
+        cells = "".join(cell(i, c) for i, c in enumerate(self.cells()))
+        return (f'<div class="pkmm-strip" role="figure" aria-label="{html.escape(self.caption)}"'
+                f' style="{_CARD}font-size:0.82em"><div>{html.escape(self.caption)}'
+                f'</div><div style="display:flex;flex-wrap:wrap;gap:3px;margin-top:0.3em">'
+                f"{cells}</div><div>folio pin count {self.pincount}</div></div>")
+
+
+def folio_strip(sid: str = "h7", folio: int = 0) -> FolioStrip:
+    """Folio ``folio`` of scenario ``sid``'s region just before fork: the model builds the
+    set-up the real probe builds (:data:`~pkmm.realkernel.layouts_model.SETUPS`) on the
+    stored run's model kernel, and each page's AnonExclusive mark and the folio's pins are
+    read from its state, not typed in."""
+    from .layouts_model import build
+    if sid not in BY_ID:
+        raise ScenarioError(f"folio_strip(sid={sid!r}): no such scenario; use one of "
+                            f"{', '.join(sorted(BY_ID))}")
+    p = build(BY_ID[sid], stored_kernel(load_stored()))
+    heads: list[tuple[int, Folio]] = []
+    addr = 0
+    while (found := p.page_at(page(addr))) is not None:
+        f, _ = found
+        heads.append((addr, f))
+        addr += f.nr_pages
+    if not 0 <= folio < len(heads):
+        raise ScenarioError(f"folio_strip(folio={folio}): {sid}'s region has "
+                            f"{len(heads)} folios from its first page; use 0..{len(heads) - 1}")
+    first, f = heads[folio]
+    pinned = frozenset(i for pf, i in p.pins if pf is f)
+    return FolioStrip(f"{sid}: folio {folio} (pages {first}-{first + f.nr_pages - 1}) "
+                      "just before fork, from the model's set-up",
+                      tuple(pg.anon_exclusive for pg in f.pages), pinned, f.pincount, first)
