@@ -186,3 +186,19 @@ def test_rss_updates_count_the_same_thing_in_every_variant() -> None:
     assert v68.ops["rss_updates"] == 40 + passes
     assert eager.ops["rss_updates"] == v68.ops["rss_updates"]
     assert eager.pages_copied == 40
+
+
+def test_the_short_key_defines_only_the_counters_that_tell_versions_apart(rows) -> None:
+    from pkmm.context import OP_MEANINGS
+    from pkmm.kernels import COW_KERNELS
+    rs = list(rows.values())
+    text = fs.render(Scenario.from_dict(LAYOUT), rs, key="differs")
+    key = " ".join(text.split("\nkey (")[1].split("pred ms:")[0].split())
+    cow = [r for r in rs if r.kernel in COW_KERNELS]
+    for k in fs.shown_counters(rs):
+        tells = (len({r.ops.get(k, 0) for r in cow}) > 1
+                 or not any(r.ops.get(k) for r in cow))
+        assert (" ".join(OP_MEANINGS[k].split()) in key) == tells, k
+    assert fs.differing_counters(rs)           # the layout has large folios: some differ
+    with pytest.raises(ValueError, match="key="):
+        fs.render(Scenario.from_dict(LAYOUT), rs, key="short")
