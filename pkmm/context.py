@@ -215,31 +215,39 @@ class ForkCounts:
 #: What each counter of :attr:`ForkCounts.ops` counts, in a learner's words: the one place
 #: they are defined, printed under every table that shows them (``pkmm forksim``).
 OP_MEANINGS = {
-    "pte_reads": "parent PTE slots read: every slot the copy loop visits, empty ones "
-                 "included, plus the next PTEs a batch scan compares",
-    "pte_writes": "PTEs written into the child",
-    "set_ptes_calls": "set_ptes() calls writing a run of shared PTEs into the child (one "
-                      "per batch); a PTE of a page copied for the child is written by "
-                      "set_pte_at() and is not counted here",
-    "batch_scans": "scans of the next PTEs for where a batch of one large folio ends",
-    "refcount_ops": "folio refcount updates (folio_ref_add()/folio_get()), one per batch or "
-                    "PMD of counted pages",
-    "mapcount_ops": "page mapcount increments by the rmap dup, one per page shared",
-    "anon_dup_checks": "anon rmap dup calls (folio_try_dup_anon_rmap_*()), each of which "
-                       "refuses to share a page that may be DMA-pinned",
-    "wrprotect_calls": "write-protects: writable PTEs of a private mapping made read-only "
-                       "in parent and child (copy-on-write)",
-    "rss_updates": "updates of the child's RSS counters: one per batch of counted pages, "
-                   "plus one add_mm_rss_vec() per copy_pte_range() pass",
-    "lockbreak_checks": "times the copy loop reached 32 units of progress and checked "
-                        "need_resched() (whether to drop its locks)",
-    "lock_breaks": "times it did drop its locks to reschedule",
-    "passes": "copy_pte_range() passes (one ends at a lock break, an -EAGAIN or the end)",
+    # plain words first, the kernel's name after (in parentheses): a learner reads the
+    # sentence, a kernel reader greps the name
+    "pte_reads": "page-table slots of the parent read: every slot the copy loop visits, "
+                 "empty ones included, plus the next entries a batch scan compares",
+    "pte_writes": "page-table entries written into the child",
+    "set_ptes_calls": "calls that write a run of shared entries into the child at once, "
+                      "one per batch (set_ptes()); an entry of a page copied for the child "
+                      "is written one at a time (set_pte_at()) and not counted here",
+    "batch_scans": "looks ahead at the next entries to find where the run of one large "
+                   "folio ends (folio_pte_batch())",
+    "refcount_ops": "raises of a folio's reference count, one per batch or PMD of pages "
+                    "with a struct page (folio_ref_add(), folio_get())",
+    "mapcount_ops": "raises of a page's mapcount -- how many page tables map it -- one per "
+                    "page shared with the child (folio_try_dup_anon_rmap_*(), "
+                    "folio_dup_file_rmap_*())",
+    "anon_dup_checks": "checks, before sharing an anonymous page, that nothing may have "
+                       "pinned it for DMA; one per batch (folio_try_dup_anon_rmap_*())",
+    "wrprotect_calls": "write-protects: a writable entry of a private mapping made "
+                       "read-only in parent and child, so the first write copies "
+                       "(ptep_set_wrprotect(), wrprotect_ptes())",
+    "rss_updates": "updates of the child's resident-page counters: one per PTE-mapped "
+                   "page or batch of them the child starts with (shared or, under "
+                   "eager-copy, copied), plus one flush per pass (add_mm_rss_vec())",
+    "lockbreak_checks": "times the copy loop, every 32 entries' worth of work, asked "
+                        "whether another task should run first (need_resched())",
+    "lock_breaks": "times it did drop its locks to let another task run",
+    "passes": "runs of the copy loop over one page table; a run ends at a lock break, a "
+              "retry or the table's end (copy_pte_range())",
     "page_copies": "pages copied for the child at fork (every private page under "
-                   "eager-copy; a maybe-pinned page otherwise)",
-    "pmd_copies": "PMD entries copied (copy_huge_pmd()): a whole 2 MiB THP each",
-    "eagain_rounds": "-EAGAIN rounds: the loop stopped, preallocated a page for a pinned "
-                     "page's copy, and retried",
+                   "eager-copy; a page that may be pinned otherwise)",
+    "pmd_copies": "PMD entries copied: a whole 2 MiB THP each (copy_huge_pmd())",
+    "eagain_rounds": "retries: the loop stopped, allocated a page to copy a page that may "
+                     "be pinned into, and went on (-EAGAIN)",
 }
 
 

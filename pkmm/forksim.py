@@ -124,10 +124,44 @@ def _wrapped(first: str, text: str, indent: int) -> list[str]:
                          break_long_words=False, break_on_hyphens=False)
 
 
-def render(sc: Scenario, rows: list[VariantFork]) -> str:
+def shown_counters(rows: list[VariantFork]) -> list[str]:
+    """The counters the operations table prints: every one some variant made."""
+    return [k for k in sorted({k for r in rows for k in r.ops})
+            if any(r.ops.get(k) for r in rows)]
+
+
+def differing_counters(rows: list[VariantFork]) -> list[str]:
+    """The printed counters that tell the rows apart: those not the same in every
+    copy-on-write row, and those only a variant without copy-on-write makes (its page
+    copies).  With fewer than two copy-on-write rows: those not the same in every row."""
+    from .kernels import COW_KERNELS
+    cow = [r for r in rows if r.kernel in COW_KERNELS]
+    if len(cow) < 2:
+        return [k for k in shown_counters(rows) if len({r.ops.get(k, 0) for r in rows}) > 1]
+    return [k for k in shown_counters(rows)
+            if len({r.ops.get(k, 0) for r in cow}) > 1 or not any(r.ops.get(k) for r in cow)]
+
+
+def key_lines(rows: list[VariantFork]) -> list[str]:
+    """The full key: every column of the table and every counter it prints."""
+    lines: list[str] = []
+    for name, meaning in COLUMNS.items():
+        lines += _wrapped(f"  {name:10s}", meaning, 12)
+    for k in shown_counters(rows):
+        lines += _wrapped(f"  {k:17s}", OP_MEANINGS.get(k, "a count the model keeps "
+                                                          "(pkmm.context)"), 19)
+    return lines
+
+
+def render(sc: Scenario, rows: list[VariantFork], key: str = "full") -> str:
     """The per-variant table, the operation counts (one counter per line, one column
     per variant), the key, and what the layout approximated; no line is wider than
-    :data:`WIDTH`."""
+    :data:`WIDTH`.  ``key="differs"`` keeps only the counters that differ between the
+    rows in the key (:func:`key_lines` has the full one)."""
+    if key not in ("full", "differs"):
+        from .errors import LayoutError
+        raise LayoutError(f"key={key!r}: choose 'full' (every column and counter) or "
+                         "'differs' (only the counters that differ between the rows)")
     head = (f"{'kernel':11s}{'PTEs':>9s}{'PMDs':>6s}{'batches':>9s}{'copied':>8s}"
             f"{'EAGAIN':>7s}{'pred ms':>9s}{'child rss (anon/file/shmem)':>29s}")
     lines = [f"forksim: {sc.name}", head, "-" * len(head)]
@@ -140,17 +174,22 @@ def render(sc: Scenario, rows: list[VariantFork]) -> str:
                      f"{r.pages_copied:8d}{r.eagain:7d}{pred:>9s}{rss:>29s}")
     lines.append("batch sizes (PTEs per copy call x calls):")
     lines += [f"  {r.kernel:11s}{histogram(r.batch_sizes)}" for r in rows]
-    keys = [k for k in sorted({k for r in rows for k in r.ops})
-            if any(r.ops.get(k) for r in rows)]
+    keys = shown_counters(rows)
     lines.append("operations (a counter no variant made is left out):")
     lines.append(f"  {'':17s}" + "".join(f"{r.kernel:>11s}" for r in rows))
     lines += [f"  {k:17s}" + "".join(f"{r.ops.get(k, 0):11d}" for r in rows) for k in keys]
-    lines.append("key:")
-    for name, meaning in COLUMNS.items():
-        lines += _wrapped(f"  {name:10s}", meaning, 12)
-    for k in keys:
-        lines += _wrapped(f"  {k:17s}", OP_MEANINGS.get(k, "a count the model keeps "
-                                                          "(pkmm.context)"), 19)
+    if key == "full":
+        lines.append("key:")
+        lines += key_lines(rows)
+    else:
+        # a reader compares versions: the counters equal in every row say nothing about
+        # the difference, and their meanings would bury the few that do
+        diff = differing_counters(rows)
+        lines.append("key (only the counters that tell the versions above apart):"
+                     if diff else "key: every counter is the same in every version above")
+        for k in diff:
+            lines += _wrapped(f"  {k:17s}", OP_MEANINGS.get(k, "a count the model keeps "
+                                                              "(pkmm.context)"), 19)
     lines += _wrapped("pred ms: ", "the cost model (pkmm.costmodel), calibrated on this "
                       "machine's stored fork() timings", 2)
     names = list(dict.fromkeys(k for r in rows for k in r.unpriced))

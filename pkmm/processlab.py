@@ -22,10 +22,14 @@ from typing import Any
 from .scenario import Scenario, load_scenario
 
 STORED = Path(__file__).resolve().parent / "data" / "snapshot-python-6.18.json"
+#: a Python process whose 128 MiB NumPy array sits in 64 KiB folios (how it was made: the
+#: file's ``description``)
+STORED_LARGE = Path(__file__).resolve().parent / "data" / "snapshot-numpy-64k-6.18.json"
 KINDS = ("private anon", "private file", "shared file", "shmem", "raw PFN map")
 
-__all__ = ["QUESTIONS", "check", "close_up", "copied_vmas", "fork_time", "kind",
-           "plot_map", "this_process", "versions_line", "vma_table"]
+__all__ = ["QUESTIONS", "Folded", "check", "close_up", "copied_vmas", "fork_time",
+           "full_key", "kind", "large_folio_process", "plot_map", "this_process",
+           "versions_line", "vma_table"]
 
 PAGE = 4096
 #: close_up()'s regions stay mapped while the notebook runs (address -> length)
@@ -52,6 +56,35 @@ def this_process(privileged: bool = True) -> tuple[Scenario, str]:
         why = f"no /proc here ({sys.platform})"
     sc = load_scenario(STORED)
     return sc, f"stored snapshot of a Python process ({why})"
+
+
+def large_folio_process() -> Scenario:
+    """The stored snapshot of a real Python process whose heap holds large anonymous
+    folios (a 128 MiB NumPy array in 64 KiB folios, made on the development machine): the
+    layout where the copy-on-write versions' forks differ.  The same on every machine."""
+    return load_scenario(STORED_LARGE)
+
+
+class Folded:
+    """Text shown folded on a notebook page (an HTML ``<details>``), plain in a terminal."""
+
+    def __init__(self, title: str, text: str) -> None:
+        self.title, self.text = title, text
+
+    def __repr__(self) -> str:
+        return f"{self.title}\n{self.text}"
+
+    def _repr_html_(self) -> str:
+        import html
+        return (f"<details><summary>{html.escape(self.title)}</summary>"
+                f"<pre>{html.escape(self.text)}</pre></details>")
+
+
+def full_key(rows: list[Any]) -> Folded:
+    """The full key of a forksim table, folded: every column and every counter printed."""
+    from .forksim import key_lines
+    return Folded("The full key: every column and every counter of the table",
+                  "\n".join(key_lines(rows)))
 
 
 def close_up(npages: int = 8, privileged: bool = True) -> tuple[Scenario, str]:

@@ -168,3 +168,37 @@ def test_a_count_only_one_variant_leaves_unpriced_is_printed_beside_it(rows) -> 
         f"  eager-copy: {eager.predicted_ms:.2f} ms priced + {eager.pages_copied:,} "
         "page_copies not priced -- not comparable with the other rows").split()
     assert not any(ln.startswith("  v6.17: ") for ln in text.splitlines())
+
+
+def test_rss_updates_count_the_same_thing_in_every_variant() -> None:
+    """rss_updates is one per counted page (or batch of them) plus one add_mm_rss_vec()
+    per pass, in every variant: eager-copy's copied pages count as v6.8's shared ones."""
+    from pkmm.forksim import forksim
+    from pkmm.scenario import Scenario
+    a = 0x7F0000000000
+    sc = Scenario.from_dict({"name": "rss", "vmas": [{"start": a, "npages": 64,
+                                                      "anon_vma": True}],
+                             "runs": [{"addr": a, "npages": 40}],
+                             "zero": [{"addr": a + 40 * 4096, "npages": 8}]})
+    _, rows = forksim(sc, ("eager-copy", "v6.8"))
+    eager, v68 = rows
+    passes = v68.ops.get("passes", 1)
+    assert v68.ops["rss_updates"] == 40 + passes
+    assert eager.ops["rss_updates"] == v68.ops["rss_updates"]
+    assert eager.pages_copied == 40
+
+
+def test_the_short_key_defines_only_the_counters_that_tell_versions_apart(rows) -> None:
+    from pkmm.context import OP_MEANINGS
+    from pkmm.kernels import COW_KERNELS
+    rs = list(rows.values())
+    text = fs.render(Scenario.from_dict(LAYOUT), rs, key="differs")
+    key = " ".join(text.split("\nkey (")[1].split("pred ms:")[0].split())
+    cow = [r for r in rs if r.kernel in COW_KERNELS]
+    for k in fs.shown_counters(rs):
+        tells = (len({r.ops.get(k, 0) for r in cow}) > 1
+                 or not any(r.ops.get(k) for r in cow))
+        assert (" ".join(OP_MEANINGS[k].split()) in key) == tells, k
+    assert fs.differing_counters(rs)           # the layout has large folios: some differ
+    with pytest.raises(ValueError, match="key="):
+        fs.render(Scenario.from_dict(LAYOUT), rs, key="short")

@@ -98,3 +98,30 @@ def test_versions_line_reports_what_differs_between_the_cow_versions() -> None:
     assert set(said) == {"v6.8", "batch-v3", "v6.9", "v6.17"}
     assert said["v6.8"] == "v6.8: 64 of 64 calls copy 1 PTE (100.0%); longest 1; batch scans 0"
     assert said["v6.17"] == "v6.17: 0 of 4 calls copy 1 PTE (0.0%); longest 16; batch scans 4"
+
+
+def test_large_folio_process_is_a_real_snapshot_where_batching_differs() -> None:
+    from pkmm.forksim import forksim
+    from pkmm.kernels import BATCHING_KERNELS
+    sc = lab.large_folio_process()
+    # the file says how it was made, and kpageflags saw 64 KiB (order-4) folios
+    assert "MADV_HUGEPAGE" in sc.description and "pkmm snapshot" in sc.description
+    assert sc.source["kpageflags"] and sc.source["folio_orders"].get("4", 0) >= 1024
+    _, rows = forksim(sc)
+    by = {r.kernel: r for r in rows}
+    # the same PTEs in every copy-on-write version; batching needs fewer calls
+    assert len({r.ptes_copied for r in rows}) == 1
+    for k in BATCHING_KERNELS:
+        assert by[k].batches < by["v6.8"].batches
+        assert by[k].batch_sizes.get(16, 0) >= 1024
+
+
+def test_full_key_folds_every_printed_counter() -> None:
+    from pkmm.context import OP_MEANINGS
+    from pkmm.forksim import forksim, shown_counters
+    _, rows = forksim(lab.large_folio_process(), ("v6.8", "v6.17"))
+    key = lab.full_key(rows)
+    html = key._repr_html_()
+    assert html.startswith("<details>") and html.endswith("</details>")
+    flat = " ".join(repr(key).split())
+    assert all(" ".join(OP_MEANINGS[k].split()) in flat for k in shown_counters(rows))

@@ -47,6 +47,9 @@ def uvmcopy_pte(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, addr: int
         fc.emit(f, "alloc-failed", "kalloc failed: fork fails with ENOMEM", addr)
         return -errno.ENOMEM
     rss[MM_ANONPAGES] += 1
+    # counted as v6.8 counts its per-page rss[] increment, so rss_updates means the same
+    # thing in every variant (xv6 itself keeps no RSS counters)
+    fc.ops["rss_updates"] += 1
     # xv6 keeps the parent's flags; the child's page is its own, so it may stay writable
     child = Pte(pfn=new.pfn, write=pte.write and bool(dst_vma.vm_flags & VM_WRITE),
                 dirty=pte.dirty, young=pte.young, soft_dirty=pte.soft_dirty,
