@@ -36,8 +36,8 @@ COLUMNS = {
     "copied": "pages copied for the child at fork",
     "EAGAIN": "-EAGAIN rounds: the copy loop stopped because a page that may be DMA-pinned "
               "needs a copy, dropped its locks, allocated that page and retried",
-    "pred ms": "the cost model's fork() time for the priced counts ('>': some counts have "
-               "no price, so this is a lower bound)",
+    "pred ms": "the cost model's fork() time for the priced counts ('at least': some "
+               "counts have no price, so the fork takes longer than this lower bound)",
     "child rss": "the child's RSS counters at birth, in pages: anon / file / shmem (a page "
                  "eager-copy copied out of a file is the child's anonymous page)",
 }
@@ -162,16 +162,18 @@ def render(sc: Scenario, rows: list[VariantFork], key: str = "full") -> str:
         from .errors import LayoutError
         raise LayoutError(f"key={key!r}: choose 'full' (every column and counter) or "
                          "'differs' (only the counters that differ between the rows)")
-    head = (f"{'kernel':11s}{'PTEs':>9s}{'PMDs':>6s}{'batches':>9s}{'copied':>8s}"
-            f"{'EAGAIN':>7s}{'pred ms':>9s}{'child rss (anon/file/shmem)':>29s}")
+    # pred ms is 15 wide: a lower bound prints as words ("at least 0.28"), never as a glyph
+    # a reader can miss ('>0.28' read as the smallest time in the table)
+    head = (f"{'kernel':10s}{'PTEs':>8s}{'PMDs':>5s}{'batches':>8s}{'copied':>7s}"
+            f"{'EAGAIN':>7s}{'pred ms':>15s}{'child rss (anon/file/shmem)':>28s}")
     lines = [f"forksim: {sc.name}", head, "-" * len(head)]
     for r in rows:
         # pages, not MiB: eager-copy's child holds the copied .data pages as anon pages,
         # a difference of a few pages that one decimal of MiB would round away
         rss = "/".join(str(r.child_rss.get(k, 0)) for k in RSS_KEYS[:3])
-        pred = f"{'>' if r.unpriced else ''}{r.predicted_ms:.2f}"
-        lines.append(f"{r.kernel:11s}{r.ptes_copied:9d}{r.pmds_copied:6d}{r.batches:9d}"
-                     f"{r.pages_copied:8d}{r.eagain:7d}{pred:>9s}{rss:>29s}")
+        pred = f"{'at least ' if r.unpriced else ''}{r.predicted_ms:.2f}"
+        lines.append(f"{r.kernel:10s}{r.ptes_copied:8d}{r.pmds_copied:5d}{r.batches:8d}"
+                     f"{r.pages_copied:7d}{r.eagain:7d}{pred:>15s}{rss:>28s}")
     lines.append("batch sizes (PTEs per copy call x calls):")
     lines += [f"  {r.kernel:11s}{histogram(r.batch_sizes)}" for r in rows]
     keys = shown_counters(rows)
@@ -196,11 +198,11 @@ def render(sc: Scenario, rows: list[VariantFork], key: str = "full") -> str:
     if names:
         common = [k for k in names if all(k in r.unpriced for r in rows)]
         if common:
-            lines += _wrapped("  '>': ", "a lower bound; no stored timing prices "
+            lines += _wrapped("  at least: ", "a lower bound; no stored timing prices "
                               + ", ".join(common) + ", so every prediction leaves them out",
                               4)
         # A count only some variants make is often their main cost (eager-copy's page
-        # copies): print it beside the priced part, so '>0.27' cannot read as cheaper.
+        # copies): print it beside the priced part, so 'at least 0.27' reads as incomplete.
         for r in rows:
             own = [k for k in r.unpriced if k not in common]
             if own:

@@ -27,7 +27,7 @@ STORED = Path(__file__).resolve().parent / "data" / "snapshot-python-6.18.json"
 STORED_LARGE = Path(__file__).resolve().parent / "data" / "snapshot-numpy-64k-6.18.json"
 KINDS = ("private anon", "private file", "shared file", "shmem", "raw PFN map")
 
-__all__ = ["QUESTIONS", "Folded", "check", "close_up", "copied_vmas", "fork_time",
+__all__ = ["QUESTIONS", "Folded", "check", "close_up", "copied_groups", "copied_vmas", "fork_time",
            "full_key", "kind", "large_folio_process", "plot_map", "this_process",
            "versions_line", "vma_table"]
 
@@ -193,28 +193,55 @@ def vma_table(sc: Scenario) -> str:
     return "\n".join(lines)
 
 
-def plot_map(sc: Scenario, top: int = 12) -> Any:
+def copied_groups(sc: Scenario, groups: int = 30) -> list[tuple[int, int, int]]:
+    """The VMAs in address order cut into at most ``groups`` runs of equal length:
+    ``(first, last, copied)`` per run, ``copied`` the VMAs in it whose page tables fork
+    copies.  A page a few hundred VMAs wide cannot show one readable marker per VMA; a
+    count per run can."""
+    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+        from .errors import LayoutError
+        raise LayoutError(f"groups={groups!r}: the number of runs to count in, at least 1")
+    copied = copied_vmas(sc)
+    size = max(1, -(-len(copied) // groups))
+    return [(i, min(i + size, len(copied)) - 1, sum(copied[i:i + size]))
+            for i in range(0, len(copied), size)]
+
+
+def plot_map(sc: Scenario, top: int = 12, groups: int = 30) -> Any:
     """The memory map as a picture: every VMA in address order, its width the pages it
-    maps (log scale), its colour its kind; a marker above it when fork copies its page
-    tables."""
+    maps (log scale), its colour its kind.  A strip above it says where fork copies page
+    tables: a tick over each copied VMA, and for each of at most ``groups`` runs of VMAs
+    the number of copied VMAs in it (:func:`copied_groups`)."""
     import matplotlib.pyplot as plt
     copied = copied_vmas(sc)
+    runs = copied_groups(sc, groups)
     pages = _pages(sc)
     colours = dict(zip(KINDS, ("tab:orange", "tab:blue", "tab:cyan", "tab:green",
                                "tab:gray"), strict=True))
-    fig, ax = plt.subplots(figsize=(10, 3.4))
+    fig, (strip, ax) = plt.subplots(2, 1, figsize=(10, 4.0), sharex=True,
+                                    gridspec_kw={"height_ratios": (1, 5), "hspace": 0.05})
     xs = range(len(sc.vmas))
     ax.bar(xs, [max(n, 0.8) for n in pages], width=1.0,
            color=[colours[kind(v)] for v in sc.vmas])
-    # the marker, not an outline, says "copied": an outline is invisible on a bar one
-    # pixel wide; a copied VMA without pages (a stub) gets its marker at the bottom
-    for i, c in enumerate(copied):
-        if c:
-            ax.plot(i, max(pages[i], 0.8) * 1.25, marker="v", color="black", markersize=3)
+    # the ticks sit in a strip of their own, one per copied VMA at full strip height: on
+    # the bars, markers a few pixels apart blurred into a dotted line; the counts per run
+    # are what a reader can check at the page's width
+    strip.vlines([i for i, c in enumerate(copied) if c], 0.0, 0.45, color="black",
+                 linewidth=0.8)
+    for r, (first, last, n) in enumerate(runs):
+        strip.axvspan(first - 0.5, last + 0.5, 0.5, 1.0, color="0.85" if r % 2 else "0.93",
+                      linewidth=0)
+        strip.text((first + last) / 2, 0.74, str(n), ha="center", va="center", fontsize=8)
+    strip.set_ylim(0, 1)
+    strip.set_yticks([])
+    strip.set_title(f"{sc.name}: {len(sc.vmas)} VMAs, {sum(pages)} mapped pages; fork "
+                    f"copies the page tables of {sum(copied)} (ticks; count per "
+                    f"{runs[0][1] - runs[0][0] + 1} VMAs)" if runs else sc.name, fontsize=9)
     ax.set_yscale("log")
+    ax.set_ylim(0.6, max(pages + [1]) * 40)     # head room for the rotated labels
     ax.set_xlim(-1, len(sc.vmas))
     ax.set_ylabel("mapped pages")
-    ax.set_xlabel("VMAs in address order (black marker: fork copies its page tables)")
+    ax.set_xlabel("VMAs in address order")
     # label the biggest VMAs, but never two within a few bars of each other: rotated
     # labels of neighbours overprint each other
     gap = max(len(sc.vmas) // 40, 3)
@@ -233,8 +260,7 @@ def plot_map(sc: Scenario, top: int = 12) -> Any:
         if k in present:
             ax.bar([0], [0], color=col, label=k)
     ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.22))
-    ax.set_title(f"{sc.name}: {len(sc.vmas)} VMAs, {sum(pages)} mapped pages")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.99, top=0.92, bottom=0.22)
     return fig
 
 

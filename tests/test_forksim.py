@@ -68,7 +68,7 @@ def test_eager_copy_copies_pages_and_costs_more(rows) -> None:
     assert "page_copies" not in rows["v6.17"].unpriced
     text = fs.render(fs.forksim(Scenario.from_dict(LAYOUT), ("eager-copy",))[0],
                      [rows["eager-copy"]])
-    marked = f">{rows['eager-copy'].predicted_ms:.2f}" in text
+    marked = f"at least {rows['eager-copy'].predicted_ms:.2f}" in text
     assert marked is bool(rows["eager-copy"].unpriced)
     assert priced or "page_copies" in text.split("lower bound")[1]
 

@@ -125,3 +125,24 @@ def test_full_key_folds_every_printed_counter() -> None:
     assert html.startswith("<details>") and html.endswith("</details>")
     flat = " ".join(repr(key).split())
     assert all(" ".join(OP_MEANINGS[k].split()) in flat for k in shown_counters(rows))
+
+
+def test_map_counts_the_copied_vmas_per_run_and_ticks_each_one() -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    sc = lab.large_folio_process()
+    copied = lab.copied_vmas(sc)
+    runs = lab.copied_groups(sc, 7)
+    assert len(runs) <= 7 and runs[0][0] == 0 and runs[-1][1] == len(sc.vmas) - 1
+    assert all(b[0] == a[1] + 1 for a, b in zip(runs, runs[1:], strict=False))  # none missed
+    assert [n for a, b, n in runs] == [sum(copied[a:b + 1]) for a, b, _ in runs]
+    fig = lab.plot_map(sc, groups=7)
+    strip = fig.axes[0]
+    # the strip prints each run's count, and ticks exactly the copied VMAs
+    assert [t.get_text() for t in strip.texts] == [str(n) for _, _, n in runs]
+    ticks = strip.collections[0].get_segments()
+    assert sorted(round(seg[0][0]) for seg in ticks) == [i for i, c in enumerate(copied) if c]
+    plt.close(fig)
+    with pytest.raises(LayoutError, match="groups=0"):
+        lab.copied_groups(sc, 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pkmm import LayoutError
-from pkmm.views.reuse import CASES, reuse_cases, reuse_table
+from pkmm.views.reuse import CASES, counter_table, reuse_cases, reuse_table
 
 
 def test_every_row_follows_the_v6_15_rule_and_covers_each_way_to_copy() -> None:
@@ -47,3 +47,38 @@ def test_table_prints_the_rows_and_fits_a_static_page() -> None:
                                      r.kind]
     with pytest.raises(LayoutError, match="kernel='v9'"):
         reuse_cases("v9")
+
+
+BIG = {"name": "order-4 folio", "vmas": [{"start": "0x200000", "npages": 16}],
+       "folios": {"F": {"order": 4}}, "ptes": [{"addr": "0x200000", "folio": "F"}]}
+
+
+def test_setup_is_read_from_the_layout_and_the_story() -> None:
+    by = {r.name: r for r in reuse_cases("v6.17")}
+    assert by["child exited, writer maps 2 pages"].setup == \
+        "parent maps 5-6 (0-4, 7-15 never mapped); fork; child exits"
+    assert by["child exited, pipe holds a page"].setup.startswith(
+        "parent maps 0-15; a pipe holds page 0 (vmsplice); fork")
+    assert by["child and grandchild exited"].setup.endswith(
+        "child forks grandchild; child exits; grandchild exits")
+    text = reuse_table("v6.17")
+    assert text.count("  setup: ") == len(by)
+
+
+def test_counter_table_reads_the_three_counters_from_the_model() -> None:
+    def values(text: str) -> list[int]:
+        return [int(ln.split()[-1]) for ln in text.splitlines()[3::2]]
+    # order-4 folio on 16 PTEs after fork: page 5 has one PTE per process; the folio 2 x 16
+    assert values(counter_table(BIG)) == [2, 32, 32]
+    # a PMD-mapped THP: each page counts both PMDs, the folio one mapping per PMD
+    thp = {"name": "thp", "vmas": [{"start": "0x200000", "npages": 512}],
+           "folios": {"H": {"order": 9}}, "pmds": [{"addr": "0x200000", "folio": "H"}]}
+    assert values(counter_table(thp, folio="H", page=0)) == [2, 2, 2]
+    # a pipe reference raises the refcount only
+    piped = dict(BIG, vmsplice=[{"folio": "F", "page": 0}])
+    assert values(counter_table(piped))[1:] == [32, 33]
+    assert max(len(ln) for ln in counter_table(BIG).splitlines()) <= 88
+    with pytest.raises(LayoutError, match="folio='G'"):
+        counter_table(BIG, folio="G")
+    with pytest.raises(LayoutError, match="page=16"):
+        counter_table(BIG, page=16)

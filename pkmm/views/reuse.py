@@ -19,7 +19,7 @@ from ..fork import fork
 from ..kernels import KERNELS
 from ..scenario import Scenario
 
-__all__ = ["ReuseCase", "reuse_cases", "reuse_table"]
+__all__ = ["ReuseCase", "counter_table", "reuse_cases", "reuse_table"]
 
 BASE = 0x200000
 PAGE = 4096
@@ -61,6 +61,32 @@ class ReuseCase:
     maybe_shared: bool           # folio_maybe_mapped_shared() before the write
     kind: str                    # the fault path the model took: "reuse" or "cow-copy"
     reason: str                  # the fault path's own sentence for its decision
+    setup: str                   # how the case was set up, read from its layout and story
+
+
+def _runs(pages: list[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2, 5"``."""
+    out: list[str] = []
+    for p in pages:
+        if out and int(out[-1].rsplit("-", 1)[-1]) == p - 1:
+            out[-1] = f"{out[-1].split('-')[0]}-{p}"
+        else:
+            out.append(str(p))
+    return ", ".join(out)
+
+
+def _setup(parent_pages: list[int], layout: dict[str, Any], story: tuple[str, ...]) -> str:
+    """The case's setup in words, from the built layout and the story it plays."""
+    nr = 16
+    never = [i for i in range(nr) if i not in parent_pages]
+    steps = [f"parent maps {_runs(parent_pages)}"
+             + (f" ({_runs(never)} never mapped)" if never else "")]
+    steps += [f"a pipe holds page {v['page']} (vmsplice)" for v in layout.get("vmsplice", ())]
+    steps.append("fork")
+    for step in story:
+        verb, who = step.split()
+        steps.append("child forks grandchild" if verb == "fork" else f"{who} exits")
+    return "; ".join(steps)
 
 
 def reuse_cases(kernel: str = "v6.17") -> list[ReuseCase]:
@@ -74,6 +100,7 @@ def reuse_cases(kernel: str = "v6.17") -> list[ReuseCase]:
                   "folios": {"F": {"order": 4}},
                   "ptes": [{"addr": BASE, "folio": "F"}], **extra}
         parent, folios = Scenario.from_dict(layout).build()
+        mapped = [i for i in range(16) if parent.pte(BASE + i * PAGE) is not None]
         procs = {"parent": parent, "child": fork(parent, kernel=kernel).child}
         for step in story:
             verb, who = step.split()
@@ -89,7 +116,7 @@ def reuse_cases(kernel: str = "v6.17") -> list[ReuseCase]:
         assert fr is not None
         decided = [reason for fn, _, reason in fr.events if "reuse" in fn]
         out.append(ReuseCase(name, mappers, *before, str(fr.kind),
-                             decided[-1] if decided else ""))
+                             decided[-1] if decided else "", _setup(mapped, layout, story)))
     return out
 
 
@@ -102,8 +129,40 @@ def reuse_table(kernel: str = "v6.17") -> str:
     for c in reuse_cases(kernel):
         lines.append(f"{c.name:34s}{c.mappers:19s}{c.pages_mapped:6d}{c.large_mapcount:7d}"
                      f"{c.refcount:4d}{'yes' if c.maybe_shared else 'no':>8s}  {c.kind}")
-    lines += ["who maps it: the processes mapping pages of the folio at the write (and any",
+        lines.append(f"  setup: {c.setup}")
+    lines += ["setup: the pages of the folio (by index) the parent maps, then the story",
+              "  played before the write;",
+              "who maps it: the processes mapping pages of the folio at the write (and any",
               "  other holder); writer: pages of the folio the writer maps; mapcnt: the",
               "  folio's large mapcount (all its mappings); ref: its refcount; shared?: the",
               "  folio is maybe mapped shared"]
+    return "\n".join(lines)
+
+
+def counter_table(layout: dict[str, Any], kernel: str = "v6.17", folio: str = "F",
+                  page: int = WRITTEN) -> str:
+    """The three counters side by side, each with what it counts and its value for page
+    ``page`` of folio ``folio`` after ``layout`` forks under ``kernel`` (read from the model)."""
+    if kernel not in KERNELS:
+        raise LayoutError(f"kernel={kernel!r}: not a pkmm kernel; choose one of "
+                          f"{', '.join(KERNELS)}")
+    parent, folios = Scenario.from_dict(layout).build()
+    if folio not in folios:
+        raise LayoutError(f"folio={folio!r}: the layout names {', '.join(folios)}")
+    f = folios[folio]
+    pg = f.page(page)          # raises LayoutError naming page= for a bad index
+    fork(parent, kernel=kernel)
+    rows = [("page mapcount", "PTEs mapping this page + PMDs mapping its folio",
+             "page_mapcount()", pg.mapcount),
+            ("folio (large) mapcount", "all PTE and PMD mappings of any of its pages",
+             "folio_large_mapcount()", f.mapcount),
+            ("refcount", "mappings, plus pins, pipes, the swap cache",
+             "folio_ref_count()", f.refcount)]
+    col = f"page {page} after fork"
+    head = f"{'counter':24s}{'what it counts (kernel function)':47s}{col:>17s}"
+    lines = [f"{layout.get('name', 'the layout')}, forked under {kernel}:", head,
+             "-" * len(head)]
+    for name, what, fn, value in rows:
+        lines.append(f"{name:24s}{what:47s}{value:>17d}")
+        lines.append(f"{'':24s}({fn})")
     return "\n".join(lines)
