@@ -241,7 +241,7 @@ def test_a_write_before_fork_shows_its_fault_count_from_the_stored_run() -> None
                if s["name"] == "parent writes before fork"]
         n = pre[0]
         assert f"before fork ({n} fault{'' if n == 1 else 's'})" in lab.script_text(sc.id)
-    assert "(0 faults)" in lab.script_text("m1") and "(1 fault)" in lab.script_text("m2")
+    assert "(0 faults)" in lab.script_text("mp1") and "(1 fault)" in lab.script_text("mp2")
 
 
 def test_a_group_of_only_plain_rows_is_folded_and_no_other() -> None:
@@ -556,3 +556,19 @@ def test_a_differing_row_names_each_observable_that_differs() -> None:
     text = lab.differ_text(r)
     assert text.startswith("DIFFER in 2 observables: ")
     assert "pg3 at 'after fork' [child]" in text and "the access (value, faults) at" in text
+
+
+def test_rows_mp1_mp2_are_not_named_like_mapcounts_and_old_ids_still_load() -> None:
+    """m1/m2 read like the token's mapcounts: the rows are mp1/mp2, and a results file saved
+    with the old ids (the stored run is one) loads under the new ones."""
+    import json
+
+    from pkmm.realkernel.report import RENAMED, STORED
+    raw = json.loads(STORED.read_text())["scenarios"]
+    data = lab.load_stored()["scenarios"]
+    assert {"mp1", "mp2"} <= set(data) and not {"m1", "m2"} & set(data)
+    for old, new in RENAMED.items():
+        assert new in lab.BY_ID and old not in lab.BY_ID
+        if old in raw:
+            assert data[new] == raw[old]
+    assert {r.id for r in lab.stored_rows()} == set(lab.BY_ID)

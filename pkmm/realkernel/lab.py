@@ -394,7 +394,7 @@ def script_text(sid: str) -> str:
                 verb = "mprotect(RW)s, writes"
             when = ""
             if s["name"] == "parent writes before fork":
-                # no later column shows this write, so its fault count is said here (m1/m2)
+                # no later column shows this write, so its fault count is said here (mp1/mp2)
                 n = s["op"]["faults"]
                 when = f" before fork ({n} fault{'' if n == 1 else 's'})"
             words.append(f"{s['who']} {verb} {s['op']['page']}{when}")
