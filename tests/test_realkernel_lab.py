@@ -572,3 +572,13 @@ def test_rows_mp1_mp2_are_not_named_like_mapcounts_and_old_ids_still_load() -> N
         if old in raw:
             assert data[new] == raw[old]
     assert {r.id for r in lab.stored_rows()} == set(lab.BY_ID)
+
+
+def test_hugetlb_is_taught_in_notebook_09_and_new_there() -> None:
+    """Group 9 (hugetlb) is taught in notebook 09 (t1): the reference page's overview says
+    so, and notebook 09's own answer table calls it new in that notebook."""
+    over = {r[0]: r[1] for r in lab.report_overview().rows}
+    assert over["9. hugetlb pages"] == "notebook 09"
+    assert over["6. MADV_DONTFORK and MADV_WIPEONFORK"] == "this page"
+    assert "new in this notebook" in str(lab.report_answer(("t1",)))
+    assert "taught in notebook 09" in str(lab.report_group(9))

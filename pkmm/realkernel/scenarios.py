@@ -183,8 +183,8 @@ def label(sid: str) -> str:
     return LABELS.get(sid, sid)
 
 # What the scenarios test, one group per lesson, with the notebooks that teach the rule
-# ("" = new in notebook 09; the glossary has the term).  The report shows the rows in
-# these groups, in this order.
+# ("" = taught on the reference page only; the glossary has the term).  The report shows
+# the rows in these groups, in this order.
 TOPICS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("private memory: the basic copy-on-write rows", "02, 06, 07",
      ("a", "c", "c2", "d1", "d2", "e", "x1")),
@@ -197,7 +197,7 @@ TOPICS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("MADV_DONTFORK and MADV_WIPEONFORK", "", ("i1", "i2", "i3", "i4")),
     ("uffd-wp (userfaultfd write-protect)", "05", ("k1", "k2", "k3", "k4")),
     ("swapped-out pages", "01, 06", ("s1", "s2")),
-    ("hugetlb pages", "", ("t1", "t2", "t3")),
+    ("hugetlb pages", "09", ("t1", "t2", "t3")),
 )
 
 # What each scenario sets up before fork, in one clause (the probe's layout builder does
