@@ -582,3 +582,10 @@ def test_hugetlb_is_taught_in_notebook_09_and_new_there() -> None:
     assert over["6. MADV_DONTFORK and MADV_WIPEONFORK"] == "this page"
     assert "new in this notebook" in str(lab.report_answer(("t1",)))
     assert "taught in notebook 09" in str(lab.report_group(9))
+
+
+def test_upto_takes_the_name_the_table_shows() -> None:
+    shown = lab.steps_table("e", upto="parent writes pg3 (second writer)")
+    stored = lab.steps_table("e", upto="parent writes w1 (second writer)")
+    assert shown.rows == stored.rows and shown.rows[-1][0] == "parent writes pg3 (second writer)"
+    assert len(shown.rows) < len(lab.steps_table("e").rows)

@@ -182,11 +182,13 @@ def _step_rows(sid: str, pages: tuple[int, ...] | None, upto: str = "") -> tuple
                             f"of {sid} (0 to {sc.npages - 1})")
     steps = load_stored()["scenarios"][sid]["steps"]
     if upto:
+        # the name a table shows (pg3) or the probe's stored one (w1) both name a step
         names = [s["name"] for s in steps]
-        if upto not in names:
+        said = [script_name(sc, n) for n in names]
+        if upto not in names + said:
             raise ScenarioError(f"steps_table(sid, upto): upto={upto!r} is not a step of "
-                                f"{sid}; use one of: {', '.join(dict.fromkeys(names))}")
-        steps = steps[:names.index(upto) + 1]
+                                f"{sid}; use one of: {', '.join(dict.fromkeys(said))}")
+        steps = steps[:(names.index(upto) if upto in names else said.index(upto)) + 1]
     names = [script_name(sc, n) for n in _role_names(steps)]
     rows = [(name, s["who"], *(unrle(s["cells"])[i] for i in show), op_text(s["op"]))
             for name, s in zip(names, steps, strict=True)]
