@@ -241,7 +241,7 @@ def test_a_write_before_fork_shows_its_fault_count_from_the_stored_run() -> None
                if s["name"] == "parent writes before fork"]
         n = pre[0]
         assert f"before fork ({n} fault{'' if n == 1 else 's'})" in lab.script_text(sc.id)
-    assert "(0 faults)" in lab.script_text("m1") and "(1 fault)" in lab.script_text("m2")
+    assert "(0 faults)" in lab.script_text("mp1") and "(1 fault)" in lab.script_text("mp2")
 
 
 def test_a_group_of_only_plain_rows_is_folded_and_no_other() -> None:
@@ -298,22 +298,22 @@ def test_swap_steps_put_the_models_slot_between_the_kernels_tokens() -> None:
     assert rows["after fork"][2].startswith("slot named by: parent and child")
     # the child's read drops its own entry: only the parent still names the slot, and the
     # cache keeps the page the child now maps (the same label, from the model's own run)
-    assert rows["child reads w1"][2] == "slot named by: parent · swap cache: holds n1"
-    assert rows["child reads w1"][3].split()[0] == "n1"
+    assert rows["child reads pg0"][2] == "slot named by: parent · swap cache: holds n1"
+    assert rows["child reads pg0"][3].split()[0] == "n1"
     # the parent's write ends the slot: its entry was the last one
-    assert rows["parent writes w1 (second writer)"][2] == "slot freed · swap cache: nothing"
+    assert rows["parent writes pg0 (second writer)"][2] == "slot freed · swap cache: nothing"
     assert rows["parent after child exit"][3] == "(exited)"
     # the outline is on the writer's column, only for steps that touch the page shown
-    k = [r[0] for r in t.rows].index("parent writes w1 (second writer)")
+    k = [r[0] for r in t.rows].index("parent writes pg0 (second writer)")
     assert (k, 1) in t.marks and (k, 3) not in t.marks
-    assert not any(r == [r[0] for r in t.rows].index("parent writes w2 (first writer)")
+    assert not any(r == [r[0] for r in t.rows].index("parent writes pg1 (first writer)")
                    for r, _ in t.marks)
     # s2: the cache keeps a page nobody maps until the parent's write takes it; it gets its
     # name n2 only there, as no name appears before its page
     s2 = {r[0]: r for r in lab.swap_steps("s2").rows}
-    assert s2["child writes w1 (first writer)"][2].endswith("mapped by nobody")
-    assert "n2" not in s2["child writes w1 (first writer)"][2]
-    assert s2["parent writes w1 (second writer)"][1].split()[0] == "n2"
+    assert s2["child writes pg3 (first writer)"][2].endswith("mapped by nobody")
+    assert "n2" not in s2["child writes pg3 (first writer)"][2]
+    assert s2["parent writes pg3 (second writer)"][1].split()[0] == "n2"
 
 
 def test_swap_steps_refuse_a_page_that_was_not_swapped_out() -> None:
@@ -371,10 +371,10 @@ def test_steps_table_stops_at_a_step_and_outlines_the_cell_the_text_is_about() -
 
     from pkmm.errors import ScenarioError
     e = lab.steps_table("e", upto="parent view after child wrote w1", about=3)
-    assert [r[0] for r in e.rows][-1] == "parent view after child wrote w1" and len(e.rows) == 5
+    assert [r[0] for r in e.rows][-1] == "parent view after child wrote pg3" and len(e.rows) == 5
     assert e.rows[-1][4].startswith("orig x0 m1") and (4, 4) in e.marks
     html = e._repr_html_()
-    cell = html.split("parent view after child wrote w1")[1].split("</tr>")[0]
+    cell = html.split("parent view after child wrote pg3")[1].split("</tr>")[0]
     assert "#dbe9ff\">orig x0 m2" in cell and "outline:2px" in cell
     assert '<td style="text-align:left;outline' in cell    # the x0 m1 cell: no fill
     for bad in ({"upto": "nope"}, {"about": 2}, {"pages": (999,)}):
@@ -438,11 +438,11 @@ def test_step_roles_are_kept_only_where_the_page_is_shared() -> None:
     entry for); 'second writer' only after the other process's first write to that page."""
     from pkmm.realkernel.observe import unrle
     t1 = [r[0] for r in lab.steps_table("t1").rows]
-    assert "child writes w1 (first writer)" in t1 and "parent writes w1 (second writer)" in t1
+    assert "child writes pg3 (first writer)" in t1 and "parent writes pg3 (second writer)" in t1
     # the child's copy of the whole hugetlb page leaves nobody sharing w2
-    assert "parent writes w2" in t1 and "child writes w2" in t1
+    assert "parent writes pg5" in t1 and "child writes pg5" in t1
     c = [r[0] for r in lab.steps_table("c").rows]
-    assert "parent writes w2 (first writer)" in c and "child writes w2 (second writer)" in c
+    assert "parent writes pg5 (first writer)" in c and "child writes pg5 (second writer)" in c
     for sid in ("a", "c", "t1", "s1", "h7", "b1"):
         steps = lab.load_stored()["scenarios"][sid]["steps"]
         seen: dict[str, list[str]] = {}
@@ -460,7 +460,7 @@ def test_step_roles_are_kept_only_where_the_page_is_shared() -> None:
 
 def test_steps_legend_says_new_pages_are_counted_shown_or_not() -> None:
     # t1 shows n1, n4, n6, n8, n512: the numbers count the pages no column shows
-    row = [r for r in lab.steps_table("t1").rows if r[0].startswith("child writes w1")][0]
+    row = [r for r in lab.steps_table("t1").rows if r[0].startswith("child writes pg3")][0]
     assert [c.split()[0] for c in row[2:7]] == ["n1", "n4", "n6", "n8", "n512"]
     assert "shown or not" in lab.STEPS_LEGEND
     assert "shown in a table or not" in dict(lab.token_key(("t1",)).rows)["orig, n1, n2, …"]
@@ -529,3 +529,63 @@ def test_folio_strip_refuses_an_unknown_scenario_or_folio() -> None:
         lab.folio_strip("zz")
     with pytest.raises(ScenarioError, match="folio=9.*use 0..3"):
         lab.folio_strip("h7", 9)
+
+
+def test_step_names_follow_each_scenarios_own_script() -> None:
+    """The probe names its steps after the generic script (w1, w2, w3); a table names the
+    scenario's own pages, and the parent's view names a child's write only if there was
+    one: c2's child writes nothing, and its one write is the parent's, to pg16."""
+    c2 = [r[0] for r in lab.steps_table("c2").rows]
+    assert c2[3] == "parent view, child still running"
+    assert c2[-1] == "parent writes pg16 after child exit"
+    assert not any("w1" in n or "w3" in n or "wrote" in n for n in c2)
+    for sid in lab.BY_ID:
+        for (name, who, *_cells), s in zip(lab.steps_table(sid).rows,
+                                          lab.load_stored()["scenarios"][sid]["steps"],
+                                          strict=True):
+            if s["op"]:
+                assert f"pg{s['op']['page']}" in name and who == s["who"]
+            assert not any(f"w{k}" in name.split() for k in (1, 2, 3))
+
+
+def test_a_differing_row_names_each_observable_that_differs() -> None:
+    from pkmm.realkernel.report import Diff, Row
+    r = Row("a", "t", diffs=[Diff("after fork", "child", "pg3", "n1", "orig", ""),
+                             Diff("parent writes w1 (second writer)", "parent", "op", "1", "0",
+                                  "")])
+    text = lab.differ_text(r)
+    assert text.startswith("DIFFER in 2 observables: ")
+    assert "pg3 at 'after fork' [child]" in text and "the access (value, faults) at" in text
+
+
+def test_rows_mp1_mp2_are_not_named_like_mapcounts_and_old_ids_still_load() -> None:
+    """m1/m2 read like the token's mapcounts: the rows are mp1/mp2, and a results file saved
+    with the old ids (the stored run is one) loads under the new ones."""
+    import json
+
+    from pkmm.realkernel.report import RENAMED, STORED
+    raw = json.loads(STORED.read_text())["scenarios"]
+    data = lab.load_stored()["scenarios"]
+    assert {"mp1", "mp2"} <= set(data) and not {"m1", "m2"} & set(data)
+    for old, new in RENAMED.items():
+        assert new in lab.BY_ID and old not in lab.BY_ID
+        if old in raw:
+            assert data[new] == raw[old]
+    assert {r.id for r in lab.stored_rows()} == set(lab.BY_ID)
+
+
+def test_hugetlb_is_taught_in_notebook_09_and_new_there() -> None:
+    """Group 9 (hugetlb) is taught in notebook 09 (t1): the reference page's overview says
+    so, and notebook 09's own answer table calls it new in that notebook."""
+    over = {r[0]: r[1] for r in lab.report_overview().rows}
+    assert over["9. hugetlb pages"] == "notebook 09"
+    assert over["6. MADV_DONTFORK and MADV_WIPEONFORK"] == "this page"
+    assert "new in this notebook" in str(lab.report_answer(("t1",)))
+    assert "taught in notebook 09" in str(lab.report_group(9))
+
+
+def test_upto_takes_the_name_the_table_shows() -> None:
+    shown = lab.steps_table("e", upto="parent writes pg3 (second writer)")
+    stored = lab.steps_table("e", upto="parent writes w1 (second writer)")
+    assert shown.rows == stored.rows and shown.rows[-1][0] == "parent writes pg3 (second writer)"
+    assert len(shown.rows) < len(lab.steps_table("e").rows)

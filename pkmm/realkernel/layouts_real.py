@@ -246,13 +246,13 @@ def _k(shmem: bool, event_fork: bool) -> Callable[[Region], None]:
     return setup
 
 
-def _m1(r: Region) -> None:
+def _mp1(r: Region) -> None:
     _4K(r)
     lc.mprotect(r.addr, r.npages * PAGE_SIZE, PROT_READ)
     lc.mprotect(r.addr, r.npages * PAGE_SIZE, PROT_RW)   # AE pages: writable again at once
 
 
-def _m2(r: Region) -> None:
+def _mp2(r: Region) -> None:
     _4K(r)
     throwaway_fork()                                      # no page is AE any more
     lc.mprotect(r.addr, r.npages * PAGE_SIZE, PROT_READ)
@@ -389,7 +389,7 @@ SETUPS: dict[str, Callable[[Region], None]] = {
     "i1": _with_advice(lc.MADV_DONTFORK), "i2": _with_advice(lc.MADV_WIPEONFORK),
     "j1": _j1, "j2": _j2, "j3": _j3,
     "k1": _k(False, False), "k2": _k(False, True), "k3": _k(True, True), "k4": _k(True, False),
-    "m1": _m1, "m2": _m2, "u1": _u1, "u2": _u2, "r1": _r1, "r2": _r2, "s1": _s1, "s2": _s2,
+    "mp1": _mp1, "mp2": _mp2, "u1": _u1, "u2": _u2, "r1": _r1, "r2": _r2, "s1": _s1, "s2": _s2,
     "p1": _p1, "p2": _p2, "p3": _p3, "t1": lambda r: _hugetlb(r, shared=False), "t2": _t2,
     "t3": lambda r: _hugetlb(r, shared=True), "i3": _i3, "i4": _i4, "x1": _x1,
 }

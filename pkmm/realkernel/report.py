@@ -275,6 +275,11 @@ def render(rows: list[Row], header: str = "") -> str:
     return "\n".join(lines + notes + [total])
 
 
+# Scenario ids renamed since a results file may have been saved: old id -> new id.  m1/m2
+# became mp1/mp2 ("mprotect"), as m1 and m2 are also the page token's mapcounts.
+RENAMED = {"m1": "mp1", "m2": "mp2"}
+
+
 def load_stored(path: Path = STORED) -> dict[str, Any]:
     """The stored results of a probe run (machine description + labelled steps).
 
@@ -292,7 +297,9 @@ def load_stored(path: Path = STORED) -> dict[str, Any]:
         raise StoredDataError(f"{where} is not a JSON results file ({type(e).__name__}: "
                               f"{str(e)[:80]}); pass a file written by --save") from None
     _check_stored(data, where)
-    return dict(data)
+    data = dict(data)
+    data["scenarios"] = {RENAMED.get(k, k): v for k, v in data["scenarios"].items()}
+    return data
 
 
 def _check_stored(data: Any, where: str) -> None:

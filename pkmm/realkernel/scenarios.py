@@ -134,9 +134,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     _s("k4", "shmem uffd-wp, no EVENT_FORK", 16, (None, None, None), (0, 1, 2),
        needs=("uffd",), rules={"fork": "8"}, shared=True),
     # mprotect, munmap, madvise, mremap, swap, R/W pins on non-anon pages, hugetlb
-    _s("m1", "mprotect RO->RW of AE pages (write upgrade)", 16, (1, 2, 3), (0, 1, 2, 3),
+    _s("mp1", "mprotect RO->RW of AE pages (write upgrade)", 16, (1, 2, 3), (0, 1, 2, 3),
        pre_write=0),
-    _s("m2", "mprotect RO->RW after a throwaway fork", 16, (1, 2, 3), (0, 1, 2, 3),
+    _s("mp2", "mprotect RO->RW after a throwaway fork", 16, (1, 2, 3), (0, 1, 2, 3),
        pre_write=0, rules={"pre": "6"}),
     _s("u1", "munmap 4 middle pages of a 64K mTHP", 16, (1, 9, 12), (0, 1, 4, 8, 9, 12),
        folio="64K"),
@@ -183,13 +183,13 @@ def label(sid: str) -> str:
     return LABELS.get(sid, sid)
 
 # What the scenarios test, one group per lesson, with the notebooks that teach the rule
-# ("" = new in notebook 09; the glossary has the term).  The report shows the rows in
-# these groups, in this order.
+# ("" = taught on the reference page only; the glossary has the term).  The report shows
+# the rows in these groups, in this order.
 TOPICS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("private memory: the basic copy-on-write rows", "02, 06, 07",
      ("a", "c", "c2", "d1", "d2", "e", "x1")),
     ("large folios cut up, and mprotect()", "06, 07",
-     ("j1", "j2", "j3", "m1", "m2", "u1", "u2", "r1", "r2")),
+     ("j1", "j2", "j3", "mp1", "mp2", "u1", "u2", "r1", "r2")),
     ("the zero page and the huge zero page", "02, 07", ("b1", "b2", "b3", "e2")),
     ("shared and file mappings", "05", ("f", "g1", "g2", "g3", "g4")),
     ("pinned pages, and references that look like pins", "04",
@@ -197,7 +197,7 @@ TOPICS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("MADV_DONTFORK and MADV_WIPEONFORK", "", ("i1", "i2", "i3", "i4")),
     ("uffd-wp (userfaultfd write-protect)", "05", ("k1", "k2", "k3", "k4")),
     ("swapped-out pages", "01, 06", ("s1", "s2")),
-    ("hugetlb pages", "", ("t1", "t2", "t3")),
+    ("hugetlb pages", "09", ("t1", "t2", "t3")),
 )
 
 # What each scenario sets up before fork, in one clause (the probe's layout builder does
@@ -245,10 +245,10 @@ ABOUT: dict[str, str] = {
     "k2": "as k1, with fork events (UFFD_FEATURE_EVENT_FORK)",
     "k3": "shmem pages written, uffd-wp, with fork events",
     "k4": "shmem pages written, uffd-wp, no fork events",
-    "m1": "4K pages written, mprotect(PROT_READ), then read-write again: still "
+    "mp1": "4K pages written, mprotect(PROT_READ), then read-write again: still "
           "AnonExclusive, so the PTEs become writable at once (the parent's write to page "
           "0 before fork does not fault)",
-    "m2": "as m1, but forked once first (that child gone): no page is AnonExclusive, so "
+    "mp2": "as mp1, but forked once first (that child gone): no page is AnonExclusive, so "
           "mprotect() leaves the PTEs read-only and the write before fork faults",
     "u1": "one 64K folio with its pages 4-7 unmapped (munmap): the folio spans two VMAs",
     "u2": "one 64K folio with all its pages but page 0 dropped by MADV_DONTNEED: one PTE "
