@@ -111,6 +111,25 @@ def test_decision_flow_lights_the_path_the_pte_took() -> None:
         P.decision_flow(PINNED, "v6.9", 7)
 
 
+
+
+def _group(svg: str, label: str) -> str:
+    return svg.split(f'aria-label="{label}"')[1].split("</g>")[0]
+
+
+def test_decision_flow_keys_every_colour_it_draws_and_no_other() -> None:
+    from pkmm.views.svg.flow import ROLES
+    for pic in (P.decision_flow(PINNED, "v6.9", 4), P.decision_flow(LARGE, "v6.8", 0)):
+        box = r'<rect[^>]*class="pk-(\w+)"'
+        drawn = set(re.findall(box, _group(pic.svg, "decisions"))) - {"bg"}
+        keyed = set(re.findall(box, _group(pic.svg, "legend")))
+        assert drawn == keyed == set(pic.data["roles"]), (drawn, keyed)
+        for role in drawn:
+            assert ROLES[role].split(":")[0].split(",")[0] in pic.svg
+    # the refused return is drawn (and keyed) wherever it is not on the lit path
+    assert "hot" in P.decision_flow(LARGE, "v6.8", 0).data["roles"]
+
+
 def test_eagain_loop_counts_the_rounds() -> None:
     two = dict(PINNED, pins=[{"folio": "P"}, {"folio": "F", "page": 1}])
     assert len(P.eagain_loop(two, "v6.9").data["rounds"]) == 5   # all of F, then P
