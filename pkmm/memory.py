@@ -84,16 +84,18 @@ def vm_normal_page(fc: ForkContext | None, vma: Vma, addr: int, pte: Pte) -> Pag
 def page_copy_prealloc(fc: ForkContext, src_vma: Vma, addr: int) -> Folio | None:
     """Mirrors: mm/memory.c page_copy_prealloc() (v6.8) / folio_prealloc() (v6.9+).
 
+    Its events carry the variant's own name for it (``KernelVersion.prealloc_func``).
+
     Allocated with the locks dropped, charged to the *parent's* memcg; may fail.
     """
     fc.prealloc_calls += 1
     fail = fc.fail_prealloc
     if fail is True or (fail and fc.prealloc_calls == fail):
-        fc.emit("page_copy_prealloc", "prealloc-failed",
+        fc.emit(fc.kernel.prealloc_func, "prealloc-failed",
                 "allocating the page for the child's copy failed: fork returns -ENOMEM", addr)
         return None
     folio = src_vma.vm_mm.machine.alloc_folio(0, "anon")
-    fc.emit("page_copy_prealloc", "prealloc",
+    fc.emit(fc.kernel.prealloc_func, "prealloc",
             "locks dropped; allocated one order-0 page (charged to the parent's memcg) "
             "for the next PTE", addr, pfn=folio.pfn)
     return folio

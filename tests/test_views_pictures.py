@@ -139,6 +139,30 @@ def test_eagain_loop_counts_the_rounds() -> None:
         P.eagain_loop(PINNED, "v6.9", round=2)
 
 
+
+
+def test_eagain_loop_names_the_allocator_the_variant_calls() -> None:
+    # v6.9's copy_pte_range() calls folio_prealloc(src_mm, src_vma, addr, false) after
+    # -EAGAIN (the rename's need_zero=false); the picture, the trace and the declaration
+    # must agree for every variant that has the loop
+    import pkmm
+    from pkmm.kernels import KERNELS, get_kernel
+    from pkmm.scenario import Scenario
+    assert get_kernel("v6.9").prealloc_func == get_kernel("v6.17").prealloc_func \
+        == "folio_prealloc"
+    for name in KERNELS:
+        k = get_kernel(name)
+        r = pkmm.fork(Scenario.from_dict(PINNED).build()[0], name)
+        funcs = {e.func for e in r.trace if e.rule.startswith("prealloc")}
+        if not funcs:
+            continue                       # no -EAGAIN loop in this variant
+        assert funcs == {k.prealloc_func}, (name, funcs)
+        svg = P.eagain_loop(PINNED, name).svg
+        assert f"{k.prealloc_func}()" in svg
+        other = {"page_copy_prealloc", "folio_prealloc"} - {k.prealloc_func}
+        assert not any(f"{o}()" in svg for o in other), name
+
+
 def test_dma_timeline_loses_the_write_only_without_the_pinned_copy() -> None:
     for k in ("v6.8", "v6.9", "v6.17"):
         assert P.dma_timeline(kernel=k).data["lost"] is False
