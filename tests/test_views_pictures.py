@@ -163,6 +163,38 @@ def test_eagain_loop_names_the_allocator_the_variant_calls() -> None:
         assert not any(f"{o}()" in svg for o in other), name
 
 
+
+
+def test_masked_compare_says_counted_for_the_bits_the_seed_patch_counts() -> None:
+    import pkmm
+    from pkmm.kernels import BATCHING_KERNELS, get_kernel
+    from pkmm.views.svg.rules import ignored_bits
+    for name in BATCHING_KERNELS:
+        k, mask = get_kernel(name), ignored_bits(name)
+        for bit in k.counted_bits:
+            assert mask[bit] == "counted", (name, bit)
+        assert not any(v == "counted" for b, v in mask.items() if b not in k.counted_bits)
+    assert get_kernel("batch-v3").counted_bits == {"dirty", "write"}
+    # the declaration against the function: PTE #0 clean and read-only, PTE #1 dirty and
+    # writable, one batch of 2 -- counting makes the child's batch dirty and write-protects
+    # the parent's #1; deciding from the first PTE alone would do neither
+    p = pkmm.Process()
+    p.mmap(0x200000, 2)
+    f = p.alloc_folio(1)
+    p.map(0x200000, f, 0, 1, write=False, dirty=False)
+    p.map(0x201000, f, 1, 1, write=True, dirty=True)
+    r = pkmm.fork(p, "batch-v3")
+    assert r.batches == [2]
+    assert r.child.pte(0x200000).dirty and not p.pte(0x201000).write
+    pic = P.masked_compare({"vmas": [{"start": 0, "npages": 2}], "folios": {"F": {"order": 1}},
+                            "ptes": [{"addr": 0, "folio": "F", "nr": 1},
+                                     {"addr": 4096, "folio": "F", "page": 1, "dirty": False}]},
+                           ("batch-v3", "v6.9"))
+    v3 = pic.svg.split(">v6.9<")[0]
+    assert "<title>D: counted" in v3 and "<title>W: counted" in v3
+    assert "<title>D: ignored" not in v3 and "<title>D: differs" in pic.svg.split(">v6.9<")[1]
+
+
 def test_dma_timeline_loses_the_write_only_without_the_pinned_copy() -> None:
     for k in ("v6.8", "v6.9", "v6.17"):
         assert P.dma_timeline(kernel=k).data["lost"] is False
