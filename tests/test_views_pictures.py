@@ -66,6 +66,16 @@ def test_pictures_import_without_widget_libraries() -> None:
     assert out.stdout.strip() == "memory-map"
 
 
+def test_memory_map_draws_a_pin_on_the_page_never_in_a_pte() -> None:
+    # FOLL_PIN counts on the folio: the mark belongs to the page box, one per pinned page
+    svg = P.memory_map(PINNED, "v6.9").svg
+    parent = svg.split("parent's page table")[1].split('aria-label="physical memory"')[0]
+    memory = svg.split('aria-label="physical memory"')[1].split("child's page table")[0]
+    child = svg.split("child's page table")[1].split('aria-label="legend"')[0]
+    assert "PIN" not in parent and "PIN" not in child
+    assert memory.count(">PIN<") == len(PINNED["pins"])     # each pin: one order-0 page
+
+
 def test_memory_map_draws_the_pinned_copy_and_the_counters() -> None:
     svg = P.memory_map(PINNED, "v6.9").svg
     # the child's PTE #4 maps a new page (allocated during fork), not P:0
