@@ -76,6 +76,20 @@ def test_memory_map_draws_a_pin_on_the_page_never_in_a_pte() -> None:
     assert memory.count(">PIN<") == len(PINNED["pins"])     # each pin: one order-0 page
 
 
+def test_memory_map_outlines_each_folio_and_parts_adjacent_ones() -> None:
+    from pkmm.views.svg.physmem import FOLIO_GAP, GAP
+    two = {"vmas": [{"start": 0, "npages": 5}], "folios": {"F1": {"order": 2},
+                                                          "F2": {"order": 0}},
+           "ptes": [{"addr": 0, "folio": "F1"}, {"addr": 16384, "folio": "F2"}]}
+    svg = P.memory_map(two, "v6.9").svg
+    outline = r'<rect x="([\d.]+)" y="[\d.]+" width="([\d.]+)"[^>]*><title>folio {}: '
+    f1 = re.search(outline.format("F1") + "4 pages", svg)
+    f2 = re.search(outline.format("F2") + "1 page ", svg)
+    assert f1 and f2
+    # the outlines do not touch, and folios stand further apart than pages of one folio
+    assert float(f2[1]) - (float(f1[1]) + float(f1[2])) > 0 and FOLIO_GAP > 2 * GAP
+
+
 def test_memory_map_draws_the_pinned_copy_and_the_counters() -> None:
     svg = P.memory_map(PINNED, "v6.9").svg
     # the child's PTE #4 maps a new page (allocated during fork), not P:0
