@@ -82,8 +82,8 @@ OUTCOMES = {
 ROLES = {
     "lit": "bold, orange: the path PTE #{slot} took",
     "none": "grey, dashed arrows: decisions other PTEs take",
-    "hot": "refused: the call returns -EAGAIN, copy_pte_range() allocates a page for "
-           "the copy and calls it again (notebook 04)",
+    "hot": "refused: returns -EAGAIN; copy_pte_range() allocates a page and retries "
+           "(notebook 04)",
 }
 
 
@@ -224,7 +224,7 @@ def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[No
     y = 28 + (max(by_rank) + 1) * RANK_H
     if detail:   # the legend a static page needs (there is no hover there)
         y = c.legend(y, [("box", r, ROLES[r].format(slot=slot)) for r in ROLES
-                         if r in roles]) + 4
+                         if r in roles]) + 12     # legend() returns its last row + 6
     c.group("what the kernel did for this PTE")
     for k_, call in enumerate(calls, 1):
         s = call.step
