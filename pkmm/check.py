@@ -454,7 +454,8 @@ def _pin_story(p: Any, folios: dict[str, Any], r: ForkResult) -> tuple[str, str]
     detail = [f"{', '.join(f + '()' for f in funcs)} refused {ex.n_of(len(busy), 'time')}: "
               f"{busy[0].reason}", f"copy_present_page() copied {ex.n_of(r.copies, 'page')}"]
     if r.eagain:
-        detail.append(f"{ex.n_of(r.eagain, '-EAGAIN round')} with page_copy_prealloc()")
+        detail.append(f"{ex.n_of(r.eagain, '-EAGAIN round')} with "
+                      f"{get_kernel(r.kernel).prealloc_func}()")
     if r.wasted:
         detail.append(f"{ex.n_of(r.wasted, 'preallocated page')} freed unused "
                       "(prealloc-wasted)")

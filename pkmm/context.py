@@ -115,6 +115,14 @@ class KernelVersion:
     copy_on_write: bool = True          # False: private pages are copied at fork (no CoW)
     folio_end: FolioEnd = "none"
     anon_dup: AnonDup = "per-pte"
+    #: the allocator copy_pte_range() calls after -EAGAIN: Kefeng Wang's rename
+    #: ("mm: memory: rename page_copy_prealloc() to folio_prealloc()", need_zero=false
+    #: for fork) is in the v6.9 copy_pte_range() the batching patch applies to
+    prealloc_func: str = "page_copy_prealloc"
+    #: bits (Pte field names) the batch scan lets differ and *counts*: the child's value
+    #: for the whole batch is decided from how many PTEs had the bit, not from the first
+    #: PTE (the seed patch's dirty and writable counts)
+    counted_bits: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
         return f"KernelVersion({self.name})"

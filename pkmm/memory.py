@@ -48,7 +48,8 @@ from .vma import VM_MIXEDMAP, VM_PFNMAP, VM_SHARED, VM_WRITE, Vma, is_cow_mappin
 
 __all__ = ["EAGAIN", "EHWPOISON", "ENOMEM", "copy_nonpresent_pte",
            "copy_page_range", "copy_pmd_range", "copy_present_page", "copy_pte_marker",
-           "copy_pte_range", "page_copy_prealloc", "vm_normal_page", "vma_needs_copy"]
+           "copy_pte_range", "folio_prealloc", "page_copy_prealloc", "vm_normal_page",
+           "vma_needs_copy"]
 
 EAGAIN = errno.EAGAIN
 ENOMEM = errno.ENOMEM
@@ -81,22 +82,40 @@ def vm_normal_page(fc: ForkContext | None, vma: Vma, addr: int, pte: Pte) -> Pag
 
 # --- preallocation and the pinned-page copy ---------------------------------------------
 
-def page_copy_prealloc(fc: ForkContext, src_vma: Vma, addr: int) -> Folio | None:
-    """Mirrors: mm/memory.c page_copy_prealloc() (v6.8) / folio_prealloc() (v6.9+).
+def _prealloc(fc: ForkContext, src_vma: Vma, addr: int, func: str) -> Folio | None:
+    """The allocation both names below perform, its events named ``func``.
 
     Allocated with the locks dropped, charged to the *parent's* memcg; may fail.
     """
     fc.prealloc_calls += 1
     fail = fc.fail_prealloc
     if fail is True or (fail and fc.prealloc_calls == fail):
-        fc.emit("page_copy_prealloc", "prealloc-failed",
+        fc.emit(func, "prealloc-failed",
                 "allocating the page for the child's copy failed: fork returns -ENOMEM", addr)
         return None
     folio = src_vma.vm_mm.machine.alloc_folio(0, "anon")
-    fc.emit("page_copy_prealloc", "prealloc",
+    fc.emit(func, "prealloc",
             "locks dropped; allocated one order-0 page (charged to the parent's memcg) "
             "for the next PTE", addr, pfn=folio.pfn)
     return folio
+
+
+def page_copy_prealloc(fc: ForkContext, src_vma: Vma, addr: int) -> Folio | None:
+    """Mirrors: mm/memory.c page_copy_prealloc(), v6.8 (and the seed patch's tree)."""
+    return _prealloc(fc, src_vma, addr, "page_copy_prealloc")
+
+
+def folio_prealloc(fc: ForkContext, src_vma: Vma, addr: int) -> Folio | None:
+    """Mirrors: mm/memory.c folio_prealloc(src_mm, vma, addr, need_zero=false), v6.9+.
+
+    The same allocation under its new name: Kefeng Wang's "mm: memory: rename
+    page_copy_prealloc() to folio_prealloc()" added ``need_zero`` for other callers.
+    """
+    return _prealloc(fc, src_vma, addr, "folio_prealloc")
+
+
+#: the allocator each variant's copy_pte_range() calls, by ``KernelVersion.prealloc_func``
+PREALLOC = {"page_copy_prealloc": page_copy_prealloc, "folio_prealloc": folio_prealloc}
 
 
 def copy_present_page(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, addr: int,
@@ -274,7 +293,7 @@ def copy_pte_range(fc: ForkContext, dst_vma: Vma, src_vma: Vma, addr: int, end: 
         if ret == -EAGAIN:
             fc.eagain += 1
             fc.ops["eagain_rounds"] += 1
-            prealloc.folio = page_copy_prealloc(fc, src_vma, addr)
+            prealloc.folio = PREALLOC[fc.kernel.prealloc_func](fc, src_vma, addr)
             if prealloc.folio is None:
                 return -ENOMEM
         elif ret < 0:

@@ -97,7 +97,7 @@ def trace_lines(r: ForkResult) -> list[str]:
     """One line per copy call (what it did and why), then the trace events that decide
     the answers: where batches end, refused anon dups, preallocations and copies."""
     k = get_kernel(r.kernel)
-    keep = {k.batch_func, "copy_present_page", "page_copy_prealloc"}
+    keep = {k.batch_func, "copy_present_page", k.prealloc_func}
     lines = ["  " + str(st) for st in r.steps]
     lines.append("Trace events:")
     for e in r.trace:

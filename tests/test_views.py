@@ -173,6 +173,36 @@ def test_frames_counters_follow_the_model() -> None:
     assert [c.bits for c in s1.parent] == ["D A", "D A", "A", "A"]
 
 
+
+
+def test_frames_mark_exactly_the_ptes_each_event_wrote() -> None:
+    # The green bar marks a PTE write on one side, never the other side's slot and
+    # never a page-counter change: the set-pte events write only the child's table,
+    # cow-wrprotect only the parent's, an rmap dup no PTE at all.
+    tour = {"vmas": [{"start": "0x200000", "npages": 4}],
+            "folios": {"F1": {"order": 0}, "F2": {"order": 1}},
+            "ptes": [{"addr": "0x200000", "folio": "F1"}, {"addr": "0x202000", "folio": "F2"}],
+            "zero": ["0x201000"]}
+    ff = ForkFrames(Scenario.from_dict(tour), "v6.8")
+    seen = set()
+    for k in range(1, len(ff)):
+        before, now = ff.snapshot(k - 1), ff.snapshot(k)
+        wrote = {(side, b.addr) for side, old, new in (("parent", before.parent, now.parent),
+                                                       ("child", before.child, now.child))
+                 for a, b in zip(old, new, strict=True) if (a.label, a.bits) != (b.label, b.bits)}
+        assert now.changed == wrote, (k, now.event)
+        sides = {side for side, _ in now.changed}
+        assert now.event is not None
+        seen.add(now.event.rule)
+        if now.event.rule == "set-pte":
+            assert sides == {"child"}
+        elif now.event.rule == "cow-wrprotect":
+            assert sides == {"parent"}
+        elif now.event.rule.startswith("anon-dup"):
+            assert not now.changed       # AnonExclusive moved: a page fact, not a PTE write
+    assert {"set-pte", "cow-wrprotect", "anon-dup:ok"} <= seen
+
+
 def test_compare_marks_only_the_side_that_differs() -> None:
     c = compare_forks(T06, "batch-v3", "v6.9")
     assert c.differing == {("child", 2), ("child", 3)}

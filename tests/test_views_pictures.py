@@ -66,6 +66,30 @@ def test_pictures_import_without_widget_libraries() -> None:
     assert out.stdout.strip() == "memory-map"
 
 
+def test_memory_map_draws_a_pin_on_the_page_never_in_a_pte() -> None:
+    # FOLL_PIN counts on the folio: the mark belongs to the page box, one per pinned page
+    svg = P.memory_map(PINNED, "v6.9").svg
+    parent = svg.split("parent's page table")[1].split('aria-label="physical memory"')[0]
+    memory = svg.split('aria-label="physical memory"')[1].split("child's page table")[0]
+    child = svg.split("child's page table")[1].split('aria-label="legend"')[0]
+    assert "PIN" not in parent and "PIN" not in child
+    assert memory.count(">PIN<") == len(PINNED["pins"])     # each pin: one order-0 page
+
+
+def test_memory_map_outlines_each_folio_and_parts_adjacent_ones() -> None:
+    from pkmm.views.svg.physmem import FOLIO_GAP, GAP
+    two = {"vmas": [{"start": 0, "npages": 5}], "folios": {"F1": {"order": 2},
+                                                          "F2": {"order": 0}},
+           "ptes": [{"addr": 0, "folio": "F1"}, {"addr": 16384, "folio": "F2"}]}
+    svg = P.memory_map(two, "v6.9").svg
+    outline = r'<rect x="([\d.]+)" y="[\d.]+" width="([\d.]+)"[^>]*><title>folio {}: '
+    f1 = re.search(outline.format("F1") + "4 pages", svg)
+    f2 = re.search(outline.format("F2") + "1 page ", svg)
+    assert f1 and f2
+    # the outlines do not touch, and folios stand further apart than pages of one folio
+    assert float(f2[1]) - (float(f1[1]) + float(f1[2])) > 0 and FOLIO_GAP > 2 * GAP
+
+
 def test_memory_map_draws_the_pinned_copy_and_the_counters() -> None:
     svg = P.memory_map(PINNED, "v6.9").svg
     # the child's PTE #4 maps a new page (allocated during fork), not P:0
@@ -111,6 +135,25 @@ def test_decision_flow_lights_the_path_the_pte_took() -> None:
         P.decision_flow(PINNED, "v6.9", 7)
 
 
+
+
+def _group(svg: str, label: str) -> str:
+    return svg.split(f'aria-label="{label}"')[1].split("</g>")[0]
+
+
+def test_decision_flow_keys_every_colour_it_draws_and_no_other() -> None:
+    from pkmm.views.svg.flow import ROLES
+    for pic in (P.decision_flow(PINNED, "v6.9", 4), P.decision_flow(LARGE, "v6.8", 0)):
+        box = r'<rect[^>]*class="pk-(\w+)"'
+        drawn = set(re.findall(box, _group(pic.svg, "decisions"))) - {"bg"}
+        keyed = set(re.findall(box, _group(pic.svg, "legend")))
+        assert drawn == keyed == set(pic.data["roles"]), (drawn, keyed)
+        for role in drawn:
+            assert ROLES[role].split(":")[0].split(",")[0] in pic.svg
+    # the refused return is drawn (and keyed) wherever it is not on the lit path
+    assert "hot" in P.decision_flow(LARGE, "v6.8", 0).data["roles"]
+
+
 def test_eagain_loop_counts_the_rounds() -> None:
     two = dict(PINNED, pins=[{"folio": "P"}, {"folio": "F", "page": 1}])
     assert len(P.eagain_loop(two, "v6.9").data["rounds"]) == 5   # all of F, then P
@@ -118,6 +161,62 @@ def test_eagain_loop_counts_the_rounds() -> None:
     assert P.eagain_loop(LARGE, "v6.9").data["rounds"] == []
     with pytest.raises(LayoutError, match="round=2"):
         P.eagain_loop(PINNED, "v6.9", round=2)
+
+
+
+
+def test_eagain_loop_names_the_allocator_the_variant_calls() -> None:
+    # v6.9's copy_pte_range() calls folio_prealloc(src_mm, src_vma, addr, false) after
+    # -EAGAIN (the rename's need_zero=false); the picture, the trace and the declaration
+    # must agree for every variant that has the loop
+    import pkmm
+    from pkmm.kernels import KERNELS, get_kernel
+    from pkmm.scenario import Scenario
+    assert get_kernel("v6.9").prealloc_func == get_kernel("v6.17").prealloc_func \
+        == "folio_prealloc"
+    for name in KERNELS:
+        k = get_kernel(name)
+        r = pkmm.fork(Scenario.from_dict(PINNED).build()[0], name)
+        funcs = {e.func for e in r.trace if e.rule.startswith("prealloc")}
+        if not funcs:
+            continue                       # no -EAGAIN loop in this variant
+        assert funcs == {k.prealloc_func}, (name, funcs)
+        svg = P.eagain_loop(PINNED, name).svg
+        assert f"{k.prealloc_func}()" in svg
+        other = {"page_copy_prealloc", "folio_prealloc"} - {k.prealloc_func}
+        assert not any(f"{o}()" in svg for o in other), name
+
+
+
+
+def test_masked_compare_says_counted_for_the_bits_the_seed_patch_counts() -> None:
+    import pkmm
+    from pkmm.kernels import BATCHING_KERNELS, get_kernel
+    from pkmm.views.svg.rules import ignored_bits
+    for name in BATCHING_KERNELS:
+        k, mask = get_kernel(name), ignored_bits(name)
+        for bit in k.counted_bits:
+            assert mask[bit] == "counted", (name, bit)
+        assert not any(v == "counted" for b, v in mask.items() if b not in k.counted_bits)
+    assert get_kernel("batch-v3").counted_bits == {"dirty", "write"}
+    # the declaration against the function: PTE #0 clean and read-only, PTE #1 dirty and
+    # writable, one batch of 2 -- counting makes the child's batch dirty and write-protects
+    # the parent's #1; deciding from the first PTE alone would do neither
+    p = pkmm.Process()
+    p.mmap(0x200000, 2)
+    f = p.alloc_folio(1)
+    p.map(0x200000, f, 0, 1, write=False, dirty=False)
+    p.map(0x201000, f, 1, 1, write=True, dirty=True)
+    r = pkmm.fork(p, "batch-v3")
+    assert r.batches == [2]
+    assert r.child.pte(0x200000).dirty and not p.pte(0x201000).write
+    pic = P.masked_compare({"vmas": [{"start": 0, "npages": 2}], "folios": {"F": {"order": 1}},
+                            "ptes": [{"addr": 0, "folio": "F", "nr": 1},
+                                     {"addr": 4096, "folio": "F", "page": 1, "dirty": False}]},
+                           ("batch-v3", "v6.9"))
+    v3 = pic.svg.split(">v6.9<")[0]
+    assert "<title>D: counted" in v3 and "<title>W: counted" in v3
+    assert "<title>D: ignored" not in v3 and "<title>D: differs" in pic.svg.split(">v6.9<")[1]
 
 
 def test_dma_timeline_loses_the_write_only_without_the_pinned_copy() -> None:

@@ -176,4 +176,5 @@ KERNEL = KernelVersion(
     name=NAME, spec="B", title="seed patch v3: folio_nr_pages_cont_mapped",
     present_func="copy_present_ptes", batch_func="folio_nr_pages_cont_mapped",
     copy_present=copy_present_ptes, guard_markers=False, wp_large_folio="as-small",
-    huge_zero_wp_thp=False, hwpoison_copy=False, folio_end="clamp", anon_dup="truncate")
+    huge_zero_wp_thp=False, hwpoison_copy=False, folio_end="clamp", anon_dup="truncate",
+    counted_bits=frozenset({"dirty", "write"}))

@@ -30,7 +30,7 @@ class Snapshot:
     parent: list[Cell]
     child: list[Cell]
     current: range
-    changed: set[int]
+    changed: set[tuple[str, int]]   # ("parent"|"child", slot address) of each PTE written
     pages: dict[tuple[str, int], tuple[int, bool]]   # (folio, page) -> (mapcount, AE)
     refcount: dict[str, int]
     rss: dict[str, int]
@@ -113,18 +113,16 @@ class ForkFrames:
         refcount = {self.names[pfn]: f.refcount for pfn, f in named.items()}
         kinds = {self.names[pfn]: f.kind for pfn, f in named.items()}
         rss = {c: fr.child.rss[c] + fr.pending_rss[c] for c in NR_MM_COUNTERS}
-        changed: set[int] = set()
+        # The PTEs this event wrote, per side: compared with the frame of the previous
+        # *event* (the replay's own diff is against its last step frame, which this
+        # event list leaves out), and by PTE value alone -- a page counter that moved
+        # (mapcount, AnonExclusive) is shown in the folio rows, it is not a PTE write.
+        changed: set[tuple[str, int]] = set()
         if k:
             prev = self.frames[k - 1]
-            changed = {a for side, a in fr.changed if side in ("parent", "child")}
-            moved = {pfn for side, pfn in fr.changed if side == "folio"}
-            for a, pte in zip(self.addrs, (fr.parent.pte(a) for a in self.addrs),
-                              strict=True):
-                hit = None if pte is None or not pte.present else pages.find(pte.pfn)
-                if hit is not None and hit[0].pfn in moved:
-                    before = prev.folios.get(hit[0].pfn)
-                    if before is None or before.pages[hit[1]] != hit[0].pages[hit[1]]:
-                        changed.add(a)
+            for side, now, before in (("parent", fr.parent, prev.parent),
+                                      ("child", fr.child, prev.child)):
+                changed |= {(side, a) for a in self.addrs if now.pte(a) != before.pte(a)}
         cur = range(0)
         if ev is not None and ev.addr is not None:
             cur = range(ev.addr, ev.addr + max(ev.nr, 1) * PAGE_SIZE, PAGE_SIZE)

@@ -41,7 +41,8 @@ class Frame:
     parent: tuple[Cell, ...]
     child: tuple[Cell, ...]
     current: frozenset[int]     # slot addresses the event acted on (the scan cursor)
-    changed: frozenset[int]     # slot addresses whose PTE or page changed at this event
+    changed: frozenset[tuple[str, int]]   # ("parent"|"child", slot address) of each
+                                          # PTE this event wrote
     folios: tuple[FolioRow, ...]
     rss: tuple[tuple[str, int], ...]
     base: int                   # address of slot 0

@@ -22,7 +22,8 @@ from ...trace import Event, Step
 #: Functions of the shared walk around the present-PTE copy (mm/memory.c, kernel/fork.c):
 #: their events are not part of one copy_present_pte(s) call.
 WALK = frozenset({"fork", "dup_mmap", "vma_needs_copy", "copy_page_range", "copy_pmd_range",
-                  "copy_pte_range", "page_copy_prealloc", "copy_nonpresent_pte",
+                  "copy_pte_range", "page_copy_prealloc", "folio_prealloc",
+                  "copy_nonpresent_pte",
                   "copy_huge_pmd"})
 
 

@@ -21,8 +21,8 @@ from .core import Canvas, Picture, wrap
 from .scene import folio_name, layout_names, need_kernel
 
 DEFAULT = {"name": "one pinned page", "vmas": [{"start": "0x200000", "npages": 1}],
-           "folios": {"X": {"order": 0}}, "ptes": [{"addr": "0x200000", "folio": "X"}],
-           "pins": [{"folio": "X"}]}
+           "folios": {"P": {"order": 0}}, "ptes": [{"addr": "0x200000", "folio": "P"}],
+           "pins": [{"folio": "P"}]}
 LANE_H, COL_W, LEFT = 40, 142, 96
 HEAD = 56        # the lanes start below a column's three caption lines
 

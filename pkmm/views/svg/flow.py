@@ -76,6 +76,22 @@ OUTCOMES = {
 }
 
 
+#: The colour of a box -> what it means; the drawing picks a box's colour with
+#: :func:`_role` and the key lists the entries of this table the picture used, so every
+#: colour drawn is keyed and no key names a colour that is not drawn.
+ROLES = {
+    "lit": "bold, orange: the path PTE #{slot} took",
+    "none": "grey, dashed arrows: decisions other PTEs take",
+    "hot": "refused: returns -EAGAIN; copy_pte_range() allocates a page and retries "
+           "(notebook 04)",
+}
+
+
+def _role(n: Node, on: bool) -> str:
+    """The box colour of node ``n`` (``on``: on the lit path); keyed by :data:`ROLES`."""
+    return "lit" if on else ("hot" if n == ("return", "-EAGAIN") else "none")
+
+
 def _outcome(n: Node, words: Mapping[tuple[str, str], str] = OUTCOMES) -> str:
     func, outcome = n
     kind = ("anon" if "anon_rmap" in func else "file" if "file_rmap" in func
@@ -186,10 +202,14 @@ def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[No
         c.path(d, "lit" if on else "", width=2.6 if on else 0.8, arrow=True, under=True,
                dash="" if on else "3 3")
     c.group("decisions")
+    roles: list[str] = []
+    labels: list[str] = []
     for n, (x, y) in pos.items():
         on = n in lit_nodes
-        role = "lit" if on else ("hot" if n == ("return", "-EAGAIN") else "none")
+        role = _role(n, on)
+        roles.append(role)
         t1, t2 = _label(n, returns, words)
+        labels.append(f"{t1} {t2}".strip())
         # an opaque backing: the dashed edges run beneath a box, never through its words
         c.rect(x, y, width[n], NODE_H, "bg", rx=6 if n[0] != "return" else 14)
         c.rect(x, y, width[n], NODE_H, role, rx=6 if n[0] != "return" else 14,
@@ -203,9 +223,8 @@ def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[No
     c.end()
     y = 28 + (max(by_rank) + 1) * RANK_H
     if detail:   # the legend a static page needs (there is no hover there)
-        c.text(8, y, f"bold, orange: the path PTE #{slot} took; dashed grey: paths other "
-                     "PTEs take", "pk-t2")
-        y += 16
+        y = c.legend(y, [("box", r, ROLES[r].format(slot=slot)) for r in ROLES
+                         if r in roles]) + 12     # legend() returns its last row + 6
     c.group("what the kernel did for this PTE")
     for k_, call in enumerate(calls, 1):
         s = call.step
@@ -224,7 +243,8 @@ def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[No
     desc = (f"decision flow of {kernel}'s present-PTE copy; PTE #{slot} took "
             + "; then ".join(" > ".join(p) for p in lit_text))
     return c.picture("decision-flow", f"{kernel} decision flow", desc,
-                     data={"lit": lit_text, "nodes": [f"{a}:{b}" for a, b in pos]})
+                     data={"lit": lit_text, "nodes": [f"{a}:{b}" for a, b in pos],
+                           "labels": labels, "roles": sorted(set(roles))})
 
 
 def _repeats(c: Call) -> set[Node]:

@@ -1,9 +1,10 @@
 """The -EAGAIN loop of copy_pte_range(): -EAGAIN -> drop locks -> preallocate -> retry.
 
 Simulator concept (views layer).  The rounds come from the fork's trace: each -EAGAIN
-return, the page_copy_prealloc() that followed, and what the retry at the same PTE did
-with the page (copied into it, or freed it unused).  The loop's four stations are the
-control flow of mm/memory.c copy_pte_range(); the current round is lit.
+return, the preallocation that followed (by the allocator the variant declares), and what
+the retry at the same PTE did with the page (copied into it, or freed it unused).  The
+loop's four stations are the control flow of mm/memory.c copy_pte_range(); the current
+round is lit.
 Taught in: notebooks/04-pinned-pages.ipynb
 """
 
@@ -41,6 +42,7 @@ def eagain_rounds(r: ForkResult) -> list[Round]:
     >>> [x.retry for x in eagain_rounds(pkmm.fork(p, "v6.9"))]
     ['copy 1: maybe-pinned AnonExclusive page copied']
     """
+    alloc = get_kernel(r.kernel).prealloc_func     # page_copy_prealloc, folio_prealloc
     calls = present_calls(r)
     events = list(r.trace)
     out = []
@@ -50,12 +52,11 @@ def eagain_rounds(r: ForkResult) -> list[Round]:
         busy = [e for e in c.events if e.rule.endswith(":busy") or e.rule == "need-prealloc"]
         why = busy[0].reason if busy else c.step.reason
         after = c.events[-1].seq if c.events else 0
-        pre = next((e for e in events if e.seq > after and e.func == "page_copy_prealloc"),
-                   None)
+        pre = next((e for e in events if e.seq > after and e.func == alloc), None)
         nxt = calls[i + 1] if i + 1 < len(calls) else None
         retry = (f"{nxt.step.action} {nxt.step.nr}: {nxt.step.reason}"
                  if nxt is not None and nxt.step.addr == c.step.addr else "fork failed")
-        out.append(Round(c.step.addr, why, pre.func if pre else "page_copy_prealloc",
+        out.append(Round(c.step.addr, why, pre.func if pre else alloc,
                          pre.reason if pre else "no page allocated", retry))
     return out
 
@@ -89,7 +90,7 @@ def eagain_loop(layout: Any, kernel: str = DEFAULT_KERNEL, round: int = 1, *,
          f"{r.passes} pass(es) over the range in this fork"),
         (f"{k.present_func}()", f"returns -EAGAIN at {slot}",
          cur.why if cur else "no PTE needed a copy in this fork"),
-        (f"{cur.func if cur else 'page_copy_prealloc'}()",
+        (f"{cur.func if cur else k.prealloc_func}()",
          "locks dropped: allocate one page (may sleep)",
          cur.prealloc if cur else ""),
         ("again:", f"retake the locks, retry {slot} with the page",

@@ -40,8 +40,7 @@ def _slot_tip(who: str, s: Slot) -> str:
     return f"{who} PTE #{s.index} at {s.addr:#x}: " + (repr(s.pte) if s.pte else "empty")
 
 
-def _draw_cell(c: Canvas, who: str, run: Run, slots: Sequence[Slot], b: Box,
-               pins: Mapping[tuple[int, int], int]) -> None:
+def _draw_cell(c: Canvas, who: str, run: Run, slots: Sequence[Slot], b: Box) -> None:
     s = run.head
     role = s.kind if s.kind != "none" else "none"
     pmd = s.pte is not None and s.pte.pmd
@@ -70,33 +69,26 @@ def _draw_cell(c: Canvas, who: str, run: Run, slots: Sequence[Slot], b: Box,
     c.text(b.x + 2.5, b.y + 21, label, "", extra=squeeze)
     if run.n > 1 and not one_pmd:
         c.text(b.x + b.w - 3, b.y + 10, f"×{run.n}", "", anchor="end")
-    for k, line in enumerate(_cell_lines(run, b.w, _pinned(s, run, pins))):
+    for k, line in enumerate(_cell_lines(run, b.w)):
         bold = ' font-weight="bold"'
         c.text(b.x + 3, b.y + 32 + 10 * k, line, "", extra=bold)
     c.end()
 
 
-def _pinned(s: Slot, run: Run, pins: Mapping[tuple[int, int], int]) -> int:
-    """How often the pages behind this cell are pinned (FOLL_PIN)."""
-    return 0 if s.folio is None else sum(
-        pins.get((s.folio.pfn, i), 0) for i in range(s.page, s.page + run.n))
-
-
-def _cell_lines(run: Run, w: float, pinned: int) -> list[str]:
+def _cell_lines(run: Run, w: float) -> list[str]:
     """The bit letters of a cell, as many to a line as fit its width (9 px monospace
-    glyphs are 5.4 px wide), then PIN and its count when the page is pinned: "D A UW" on
-    one line ran into the next cell, a PIN beside the letters ran over them."""
+    glyphs are 5.4 px wide): "D A UW" on one line ran into the next cell.  Only PTE bits:
+    a pin belongs to the page (FOLL_PIN counts on the folio), so PIN is drawn on the
+    page box in physical memory, never in a PTE -- and never on the child's PTE, which
+    maps the same pinned page only when fork did not copy it."""
     per_line = max(1, int((w - 5) / 5.4))
     letters = run.head.letters if run.parts == 1 else ""
-    pin = ("PIN" if pinned == 1 else f"PIN×{pinned}") if pinned else ""
-    tail = [] if not pinned else [pin] if len(pin) <= per_line else ["PIN", f"×{pinned}"]
-    return wrap(letters, per_line) + tail
+    return wrap(letters, per_line)
 
 
-def _cell_h(cells: Sequence[Run], widths: Sequence[float],
-            pins: Mapping[tuple[int, int], int]) -> float:
+def _cell_h(cells: Sequence[Run], widths: Sequence[float]) -> float:
     """The height every cell of a table gets: room for its longest list of lines."""
-    n = max((len(_cell_lines(r, w, _pinned(r.head, r, pins)))
+    n = max((len(_cell_lines(r, w))
              for r, w in zip(cells, widths, strict=True)), default=0)
     return max(CH, 24.0 + 10 * n + 3)
 
@@ -137,7 +129,7 @@ def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str]
                               if len(procs) == 2 else f"{procs[0].name}'s page table"),
            "pk-h")
     tables: list[list[tuple[Slot, Run, Box, Sequence[Slot]]]] = []
-    opts: dict[str, Any] = {"clickable": clickable, "selected": selected, "pins": mem.pins}
+    opts: dict[str, Any] = {"clickable": clickable, "selected": selected}
     y, top = _table(c, procs[0], who[0], names, y + 8, 0, **opts)
     tables.append(top)
     y, pages = draw_memory(c, mem, y + 50)     # room for the lines to bend above the band
@@ -155,7 +147,8 @@ def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str]
     if any(pg.anon_exclusive for f in mem.order for pg in f.pages):
         marks.append(("word", "AE", "AnonExclusive: only this process may map it"))
     if mem.pins:
-        marks.append(("hatch", "anon", "PIN: pinned (FOLL_PIN), e.g. by a device's DMA"))
+        marks.append(("hatch", "anon", "PIN (on a page): pinned (FOLL_PIN), e.g. by a "
+                      "device's DMA"))
     c.legend(y + 18, marks)
     desc = (f"{' and '.join(who)}: {len(procs)} page table"
             f"{'s' if len(procs) > 1 else ''}, {len(mem.order)} folio(s) in physical memory")
@@ -192,8 +185,7 @@ VMA_GAP = 14                     # between VMAs placed side by side
 
 
 def _table(c: Canvas, p: Process, who: str, names: Mapping[int, str], y: float,
-           k: int, clickable: bool = False, selected: int | None = None,
-           pins: Mapping[tuple[int, int], int] | None = None
+           k: int, clickable: bool = False, selected: int | None = None
            ) -> tuple[float, list[tuple[Slot, Run, Box, Sequence[Slot]]]]:
     out: list[tuple[Slot, Run, Box, Sequence[Slot]]] = []
     c.raw(f'<g role="group" class="pkmm-pte-grid" aria-label="{who}\'s page table">')
@@ -217,7 +209,7 @@ def _table(c: Canvas, p: Process, who: str, names: Mapping[int, str], y: float,
                 ty += step
                 c.text(x, ty, line, cls)
         widths = [CW if r.n == 1 else WIDE * CW + (WIDE - 1) * GAP for r in cells]
-        h = _cell_h(cells, widths, pins or {})
+        h = _cell_h(cells, widths)
         boxes = [Box(b.x + x - LEFT, b.y, b.w, b.h)
                  for b in flow(widths, ty + 6, h, w + 2 * LEFT)]
         if k == 1:
@@ -230,7 +222,7 @@ def _table(c: Canvas, p: Process, who: str, names: Mapping[int, str], y: float,
                 c.raw(f'<g data-pk-click="pte:{k}:{vi}:{r.head.index}" '
                       f'aria-label="{who} PTE #{r.head.index}: {r.head.label} '
                       f'{r.head.letters}">')
-            _draw_cell(c, who, r, slots, b, pins or {})
+            _draw_cell(c, who, r, slots, b)
             if vi == 0 and selected is not None and r.first <= selected <= r.last:
                 c.path(f"M{b.x - 2:g},{b.y - 2:g} h{b.w + 4:g} v{b.h + 4:g} h{-b.w - 4:g} z",
                        "lit", width=3, tip=f"selected: PTE #{selected}")

@@ -21,6 +21,7 @@ CW, GAP, LEFT = 36, 3, 8
 ROW = 24
 MAX_W = LEFT * 2 + ROW * (CW + GAP)
 PAGE_H = 30
+FOLIO_GAP = 12                   # between folios (GAP between the pages of one)
 BIG = 16                         # folios with more pages draw page runs
 
 
@@ -34,15 +35,16 @@ class Box:
     h: float
 
 
-def flow(widths: Sequence[float], y0: float, h: float, max_w: float = MAX_W) -> list[Box]:
-    """Place boxes left to right, wrapping at ``max_w``."""
+def flow(widths: Sequence[float], y0: float, h: float, max_w: float = MAX_W,
+         gap: float = GAP) -> list[Box]:
+    """Place boxes left to right, ``gap`` apart, wrapping at ``max_w``."""
     out: list[Box] = []
     x, y = float(LEFT), y0
     for w in widths:
         if x + w > max_w - LEFT and x > LEFT:
             x, y = LEFT, y + h + GAP + 4
         out.append(Box(x, y, w, h))
-        x += w + GAP
+        x += w + gap
     return out
 
 
@@ -111,7 +113,9 @@ def draw_memory(c: Canvas, mem: Memory, y: float) -> tuple[float, Pages]:
         else:
             widths.append(CW * 3)
     widths = [min(w, c.width - 2 * LEFT) for w in widths]
-    boxes = flow(widths, y + 8, PAGE_H + 24, c.width)
+    # folios further apart than the pages inside one, each outlined: two adjacent folios
+    # read as two (a reader saw one run of five pages where folios A and B met)
+    boxes = flow(widths, y + 8, PAGE_H + 24, c.width, FOLIO_GAP)
     if boxes:
         bottom = boxes[-1].y + PAGE_H + 28
         c.rect(2, y - 12, c.width - 4, bottom - y + 12, rx=4)
@@ -130,6 +134,12 @@ def _folio_block(c: Canvas, mem: Memory, f: Folio, b: Box, pages: Pages) -> None
         c.text(b.x, b.y + 9 + 10 * k, line, "pk-t2", halo=True)
     prs = mem.page_runs(f)
     total = sum(last - first + 1 for first, last in prs)
+    if not special:     # the folio's outline: its pages are one allocation
+        used = len(prs) * CW + GAP * (len(prs) - 1) if f.nr_pages <= BIG else b.w
+        pages_ = f"{f.nr_pages} page" + ("s" if f.nr_pages != 1 else "")
+        c.rect(b.x - 2.5, b.y + 20.5, used + 5, PAGE_H + 5, "", rx=3,
+               extra=' stroke-width="1.5"',
+               tip=f"folio {folio_name(mem.names, f)}: {pages_} (order {f.order})")
     x = b.x
     for first, last in prs:
         n = last - first + 1

@@ -15,7 +15,7 @@ from typing import Any
 
 from ...errors import LayoutError
 from ...fork import fork
-from ...kernels import BATCHING_KERNELS, DEFAULT_KERNEL
+from ...kernels import BATCHING_KERNELS, DEFAULT_KERNEL, get_kernel
 from ...process import Process
 from ...pte import Pte
 from ...vma import Backing
@@ -128,7 +128,9 @@ LETTER = dict(BIT_LETTERS)
 @lru_cache(maxsize=64)
 def ignored_bits(kernel: str, vma_kw: tuple[tuple[str, Any], ...] = ()) -> dict[str, str]:
     """For each bit: "ignored" if a batch went on over a PTE differing only there,
-    "compared" if the batch stopped there, "n/a" if such a PTE cannot exist in this VMA.
+    "counted" if it went on and the variant declares it decides that bit by counting
+    (``KernelVersion.counted_bits``), "compared" if the batch stopped there, "n/a" if such
+    a PTE cannot exist in this VMA.
     Found by forking two-PTE probes (one order-1 folio) under ``kernel``."""
     kw = dict(vma_kw)
     backing: Backing = "shmem" if kw.get("shared") else kw.get("backing", "anon")
@@ -151,10 +153,12 @@ def ignored_bits(kernel: str, vma_kw: tuple[tuple[str, Any], ...] = ()) -> dict[
         return steps[0].nr if steps and steps[0].action == "share" else None
     if first_call(None) != 2:          # two equal PTEs of one folio: no batch at all
         return dict.fromkeys(CMP_BITS, "no batching")
+    counted = get_kernel(kernel).counted_bits
     out = {}
     for bit in CMP_BITS:
         nr = first_call(bit)
-        out[bit] = "n/a" if nr is None else "ignored" if nr == 2 else "compared"
+        went_on = "counted" if bit in counted else "ignored"
+        out[bit] = "n/a" if nr is None else went_on if nr == 2 else "compared"
     return out
 
 
@@ -221,11 +225,12 @@ def _pair(c: Canvas, kernel: str, a: Pte, b: Pte, mask: dict[str, str], words: s
     for bit in CMP_BITS:
         va, vb = int(getattr(a, bit)), int(getattr(b, bit))
         m = mask.get(bit, "n/a")
-        rel = m if m in ("ignored", "no batching", "n/a") else ("=" if va == vb else "differs")
+        rel = m if m in ("ignored", "counted", "no batching", "n/a") else \
+            ("=" if va == vb else "differs")
         fields.append((LETTER[bit], str(va), str(vb), rel))
     for j, (name, text_a, text_b, rel) in enumerate(fields):
         x = x0 + j * w
-        dim = rel in ("ignored", "no batching", "n/a")
+        dim = rel in ("ignored", "counted", "no batching", "n/a")
         role = "none" if dim else ("hot" if rel in ("differs", "gap") else "ok")
         extra = ' class="pk-dim" opacity=".35"' if dim else ""
         c.text(x + w / 2, y + 12, name, "pk-t", anchor="middle")

@@ -18,15 +18,16 @@ from ...kernels.common import stop_words
 from ...pte import PAGE_SIZE
 from ..render import Cell
 from ..stepframes import Frame, StepFrames
-from .core import Canvas, Picture, wrap
+from .core import PALETTE, Canvas, Picture, wrap
 from .scene import need_kernel
 
 W_MAX, LEFT, CH = 952, 8, 46
 _LABEL = re.compile(r"^(.*):(\d+)( PMD)?$")
 
 
-def _tag(f: Frame, a: int) -> str:
-    return ("cur" if a in f.current else "") + ("chg" if a in f.changed else "")
+def _tag(f: Frame, who: str, a: int) -> str:
+    """"cur": the event's code is at slot ``a``; "chg": it wrote ``who``'s PTE there."""
+    return ("cur" if a in f.current else "") + ("chg" if (who, a) in f.changed else "")
 
 
 def _continues(a: Cell, b: Cell, ta: str, tb: str) -> bool:
@@ -39,14 +40,15 @@ def _continues(a: Cell, b: Cell, ta: str, tb: str) -> bool:
                 and ma[3] == mb[3])
 
 
-def _groups(f: Frame, cells: Sequence[Cell]) -> list[tuple[int, int]]:
+def _groups(f: Frame, who: str, cells: Sequence[Cell]) -> list[tuple[int, int]]:
     """(first, last) index groups: one per cell when few, runs when many."""
     if len(cells) <= 24:
         return [(i, i) for i in range(len(cells))]
     out, start = [], 0
     for i in range(1, len(cells) + 1):
         if i == len(cells) or not _continues(cells[i - 1], cells[i],
-                                             _tag(f, cells[i - 1].addr), _tag(f, cells[i].addr)):
+                                             _tag(f, who, cells[i - 1].addr),
+                                             _tag(f, who, cells[i].addr)):
             out.append((start, i - 1))
             start = i
     if len(out) > 48:   # a fragmented table: bins of 16 slots keep the frame small
@@ -58,7 +60,7 @@ def _strip(c: Canvas, f: Frame, who: str, cells: Sequence[Cell], y: float,
            clickable: bool) -> float:
     c.text(LEFT, y + 10, who, "pk-h")
     y += 20
-    groups = _groups(f, cells)
+    groups = _groups(f, who, cells)
     unit = min(60.0, (c.width - 2 * LEFT) / max(len(cells), 1))
     if len(cells) > 24:   # widths proportional to the run, at least one unit... scaled
         total = sum(min(4, 1 + (last - first)) for first, last in groups)
@@ -69,9 +71,10 @@ def _strip(c: Canvas, f: Frame, who: str, cells: Sequence[Cell], y: float,
         n = last - first + 1
         w = unit * (min(4, n) if len(cells) > 24 else 1)
         span = cells[first:last + 1]
-        mixed = any(not _continues(a, b, _tag(f, a.addr), _tag(f, b.addr))
+        mixed = any(not _continues(a, b, _tag(f, who, a.addr), _tag(f, who, b.addr))
                     for a, b in zip(span, span[1:], strict=False))
-        tag = "".join(sorted({_tag(f, x.addr) for x in span})) if mixed else _tag(f, cell.addr)
+        tag = "".join(sorted({_tag(f, who, x.addr) for x in span})) if mixed \
+            else _tag(f, who, cell.addr)
         lo = (cell.addr - f.base) // PAGE_SIZE
         slot = f"#{lo}" if n == 1 else f"#{lo}-{lo + n - 1}"
         tip = f"{who} PTE {slot}: {cell.label} {cell.bits} {cell.extra}".strip()
@@ -79,10 +82,14 @@ def _strip(c: Canvas, f: Frame, who: str, cells: Sequence[Cell], y: float,
             tip += f" -- {f.event.func}: {f.event.reason}"
         if clickable:
             c.raw(f'<g data-pk-click="slot:{lo}" aria-label="{who} PTE {slot}">')
-        c.rect(x + 1, y, w - 2, CH, cell.kind if cell.kind != "none" else "none", tip=tip,
-               extra=' stroke-width="3"' if "cur" in tag else "")
+        c.rect(x + 1, y, w - 2, CH, cell.kind if cell.kind != "none" else "none", tip=tip)
+        if "cur" in tag:    # the cursor's outline in the cursor's colour, as the key says
+            c.raw(f'<rect x="{x + 2:g}" y="{y + 1:g}" width="{w - 4:g}" height="{CH - 2:g}" '
+                  f'rx="2" class="pk-lit" fill="none" stroke="{PALETTE["lit"][1]}" '
+                  'stroke-width="3"/>')
         if "chg" in tag:
-            c.rect(x + 3, y + CH - 5, w - 6, 3, "ok", rx=0, tip="changed by this event")
+            c.rect(x + 3, y + CH - 5, w - 6, 3, "ok", rx=0,
+                   tip="this PTE was written by this event")
         if w >= 26:
             c.text(x + 3, y + 10, slot, "pk-t2")
             c.text(x + 3, y + 21, "mixed" if mixed else
@@ -116,10 +123,12 @@ def draw_frame(c: Canvas, f: Frame, kernel: str, y: float, *, clickable: bool = 
             y += 12
     y = _strip(c, f, "parent", f.parent, y + 2, clickable)
     y = _strip(c, f, "child", f.child, y + 4, clickable)
-    tags = "".join(_tag(f, cell.addr) for cell in (*f.parent, *f.child))
-    marks = ([("bar", "lit", "orange bar above, thick outline: the PTE(s) this step's "
-               "code is at")] if "cur" in tags else [])
-    marks += [("bar", "ok", "green bar below: changed by this step")] if "chg" in tags else []
+    tags = "".join(_tag(f, who, cell.addr) for who, cells in (("parent", f.parent),
+                                                              ("child", f.child))
+                   for cell in cells)
+    marks = ([("bar", "lit", "orange bar above, thick orange outline: the PTE(s) "
+               "this step's code is at")] if "cur" in tags else [])
+    marks += [("bar", "ok", "green bar below: PTE written by this step")] if "chg" in tags else []
     if marks:    # say what the bars mean where they appear
         y = c.legend(y + 14, marks)
     y += 14
