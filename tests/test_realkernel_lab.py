@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 
 from pkmm.realkernel import lab
 from pkmm.realkernel.report import COLUMNS, _fork_text
@@ -406,9 +407,9 @@ def test_token_key_names_only_the_parts_the_given_scenarios_show() -> None:
     assert full == parts        # the stored run shows every part the key knows
     c = {r[0] for r in lab.token_key(("c",)).rows}
     # c is private anonymous 64K folios: no zero page, swap, uffd-wp, hugetlb or file page
-    assert not c & {"zero", "hzero", "— swp", "uwp", "HT", "Z", "F", "x0 m0", "x0 m1"}
+    assert not c & {"zero", "hzero", "— swp", "uwp", "huge", "Z", "F", "x0 m0", "x0 m1"}
     assert {"orig, n1, n2, …", "x1 / x0", "ae1 / ae0", "A", "H", "T", "thp"} <= c
-    assert "HT" in {r[0] for r in lab.token_key(("c", "t1")).rows}
+    assert "huge" in {r[0] for r in lab.token_key(("c", "t1")).rows}
     # a part is kept exactly when some token of the scenario has it
     words = {lab._words(t) for st in data["k1"]["steps"] for t in unrle(st["cells"])}
     assert ("uwp" in {r[0] for r in lab.token_key(("k1",)).rows}) == any("uwp" in w
@@ -589,3 +590,49 @@ def test_upto_takes_the_name_the_table_shows() -> None:
     stored = lab.steps_table("e", upto="parent writes w1 (second writer)")
     assert shown.rows == stored.rows and shown.rows[-1][0] == "parent writes pg3 (second writer)"
     assert len(shown.rows) < len(lab.steps_table("e").rows)
+
+
+def test_hugetlb_flag_is_huge_not_ht_and_old_files_still_load(tmp_path: Path) -> None:
+    """`HT` read like `H` (head) + `T` (tail): the hugetlb flag is `huge` (KPF_HUGE) in the
+    key and every token, and a results file saved with `HT` loads with `huge`."""
+    import json
+
+    from pkmm.realkernel.observe import PageObs, unrle
+    from pkmm.realkernel.report import STORED, load_stored
+    assert PageObs(anon=True, head=True, hugetlb=True).flags() == "A·H·huge"
+    t1 = {t for s in lab.load_stored()["scenarios"]["t1"]["steps"] for t in unrle(s["cells"])}
+    assert all(t.split()[-1].split("·")[-1] == "huge" for t in t1)
+    assert "huge" in {r[0] for r in lab.token_key(("t1",)).rows}
+    raw = json.loads(STORED.read_text())
+    old = json.loads(json.dumps(raw, ensure_ascii=False).replace("·huge\"", "·HT\""))
+    assert old != raw
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    assert load_stored(path)["scenarios"]["t1"] == load_stored()["scenarios"]["t1"]
+
+
+def test_folio_mappers_follows_both_processes_from_the_stored_tokens() -> None:
+    """Scenario c's folio 0, step by step: each write by a process takes that page away
+    from it (the other keeps the original), the child's exit takes all of its pages, and a
+    row names the page its step wrote (outlined)."""
+    import pytest
+
+    from pkmm.errors import ScenarioError
+    t = lab.folio_mappers("c")
+    rows = {r[0]: r for r in t.rows}
+    assert t.head[2:] == tuple(f"pg{i}" for i in range(16))
+    assert rows["after fork"][2:] == ("P C",) * 16 and rows["after fork"][1] == "16 of 16"
+    w1 = rows["child writes pg3 (first writer)"]
+    assert w1[1] == "15 of 16" and w1[5] == "P" and w1[2:5] == ("P C",) * 3
+    assert rows["parent writes pg3 (second writer)"][5] == "—"
+    assert rows["parent writes pg5 (first writer)"][7] == "C"
+    assert rows["child writes pg5 (second writer)"][1] == "14 of 16"
+    gone = rows["parent after child exit"]
+    assert gone[1] == "0 of 16" and set(gone[2:]) == {"P", "—"} and gone[5] == gone[7] == "—"
+    assert len(t.rows) == len(rows)       # a view that changed nothing is not repeated
+    last = len(t.rows) - 1
+    assert (last, 2 + 7) in t.marks and (1, 2 + 3) in t.marks
+    with pytest.raises(ScenarioError, match="no large folio"):
+        lab.folio_mappers("a")
+    with pytest.raises(ScenarioError, match="folio=9"):
+        lab.folio_mappers("c", folio=9)

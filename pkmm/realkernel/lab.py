@@ -294,7 +294,7 @@ def _words(token: str) -> tuple[str, ...]:
     return (head, *rest)
 
 
-_FLAGS = frozenset({"A", "H", "T", "thp", "HT", "Z", "F"})     # observe.PageObs.flags()
+_FLAGS = frozenset({"A", "H", "T", "thp", "huge", "Z", "F"})     # observe.PageObs.flags()
 
 
 def _has(*parts: str) -> Callable[[tuple[str, ...]], bool]:
@@ -334,7 +334,7 @@ TOKEN_KEY: tuple[tuple[str, str, Callable[[tuple[str, ...]], bool]], ...] = (
     ("T", "a tail page of a large folio", _has("T")),
     ("thp", "part of a transparent huge page (kpageflags' THP bit: a 2 MiB THP or an mTHP "
      "folio)", _has("thp")),
-    ("HT", "a hugetlb page", _has("HT")),
+    ("huge", "a hugetlb page (kpageflags KPF_HUGE)", _has("huge")),
     ("Z", "the zero page (or huge zero page)", _has("Z")),
     ("F", "a file page (pagemap bit 61, file or shared; shmem too). Always ae0: "
      "AnonExclusive marks anonymous pages only", _has("F")),
@@ -1050,3 +1050,67 @@ def folio_strip(sid: str = "h7", folio: int = 0) -> FolioStrip:
     return FolioStrip(f"{sid}: folio {folio} (pages {first}-{first + f.nr_pages - 1}) "
                       "just before fork, from the model's set-up",
                       tuple(pg.anon_exclusive for pg in f.pages), pinned, f.pincount, first)
+
+
+_EXIT_STEP = "parent after child exit"      # the probe's name (observe.py reads it too)
+# blue as in the steps table (mapped by both processes); grey: both have a copy instead
+_MAPS_SHADE = {"P C": "#dbe9ff", "—": "#e4e4e4"}
+
+
+def folio_mappers(sid: str = "c", folio: int = 0) -> Table:
+    """Who maps each page of one folio from the original (pre-fork) folio, after each step
+    of scenario ``sid``: ``P C`` both processes, ``P`` the parent only, ``C`` the child only
+    (the other one has a copy, or has exited).  Read from the stored run's tokens: a stored
+    step shows one process's page table, and a process's table changes only at its own
+    steps, so each row pairs that step's view with the other process's latest one; a page
+    whose token is ``orig`` maps the original folio, ``n…`` is a copy."""
+    from .observe import unrle
+    if sid not in BY_ID:
+        raise ScenarioError(f"folio_mappers(sid={sid!r}): no such scenario; use one of "
+                            f"{', '.join(sorted(BY_ID))}")
+    data = load_stored()["scenarios"][sid]
+    if "steps" not in data:
+        raise ScenarioError(f"folio_mappers(sid={sid!r}): the stored run skipped it "
+                            f"({data['skipped']}); pick a scenario that ran")
+    steps = data["steps"]
+    first = [unrle(s["cells"]) for s in steps][0]
+    heads = [i for i, t in enumerate(first) if "H" in t.split()[-1].split("·")]
+    if not heads:
+        raise ScenarioError(f"folio_mappers(sid={sid!r}): its region has no large folio "
+                            "(no head page H); pick one that has, such as c or h7")
+    if not 0 <= folio < len(heads):
+        raise ScenarioError(f"folio_mappers(folio={folio}): {sid}'s region has {len(heads)} "
+                            f"large folios; use 0..{len(heads) - 1}")
+    lo = heads[folio]
+    hi = heads[folio + 1] if folio + 1 < len(heads) else len(first)
+    pages = range(lo, hi)
+    view: dict[str, list[str]] = {}
+    rows: list[tuple[str, ...]] = []
+    marks: set[tuple[int, int]] = set()
+    names = [script_name(BY_ID[sid], n) for n in _role_names(steps)]
+    for name, s in zip(names, steps, strict=True):
+        view[s["who"]] = unrle(s["cells"])
+        if s["name"] == _EXIT_STEP:
+            view.pop("child", None)
+        if s["name"] == "before fork":
+            continue                    # no child yet
+        cells = []
+        for i in pages:
+            who = [w[0].upper() for w in ("parent", "child")
+                   if w in view and view[w][i].split()[0] == "orig"]
+            cells.append(" ".join(who) or "—")
+        if not s["op"] and rows and tuple(cells) == rows[-1][2:]:
+            continue                    # the other process's view of the same state
+        n_child = sum("C" in c for c in cells)
+        op = s["op"]
+        if op and op.get("page") in pages:
+            marks.add((len(rows), 2 + op["page"] - lo))
+        rows.append((name, f"{n_child} of {len(cells)}", *cells))
+    head = ("after step", "child maps", *(f"pg{i}" for i in pages))
+    text = "\n".join(" | ".join(r) for r in (head, *rows))
+    return Table(f"{sid}: who maps each page of folio {folio} (pages {lo}-{hi - 1}) from the "
+                 "original folio", head, tuple(rows), text,
+                 shade=lambda v: _MAPS_SHADE.get(v, ""), marks=frozenset(marks),
+                 legend="P C (blue): both processes · P: the parent only · C: the child "
+                        "only · — (grey): neither maps the original page · outlined: the page "
+                        "the step wrote")

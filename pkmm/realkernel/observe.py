@@ -36,7 +36,7 @@ class PageObs:
     def flags(self) -> str:
         names = [n for n, on in (("A", self.anon), ("H", self.head), ("T", self.tail),
                                  ("thp", self.thp), ("Z", self.zero), ("F", self.file),
-                                 ("HT", self.hugetlb)) if on]
+                                 ("huge", self.hugetlb)) if on]
         return "·".join(names)
 
 

@@ -160,7 +160,7 @@ def _fork_text(cells: list[str], ahp_kb: int) -> str:
 
     ``(PMD)``: the child maps 2 MiB with one PMD-level entry.  smaps' AnonHugePages counts
     only anonymous THPs, so the huge zero page (``hzero``: PMD-mapped only; a split maps
-    the small zero page) and hugetlb pages (``HT``; the lab's are 2 MiB, one PMD-level
+    the small zero page) and hugetlb pages (``huge``; the lab's are 2 MiB, one PMD-level
     entry each) are recognised from the page tokens instead.
 
     >>> _fork_text(["hzero x0 m0 ae0 H·thp·Z·F"] * 2, 0), _fork_text(["n1 x1 m1 ae1 A"], 0)
@@ -176,7 +176,7 @@ def _fork_text(cells: list[str], ahp_kb: int) -> str:
     shared = sum(lb in ("orig", "zero", "hzero") for lb in labels)
     text = f"shared {shared}" + (f", copied {new}" if new else "") + \
         (f", swap entries {swapped}" if swapped else "")
-    pmd = ahp_kb > 0 or any(c.split()[0] == "hzero" or "HT" in c.split()[-1].split("·")
+    pmd = ahp_kb > 0 or any(c.split()[0] == "hzero" or "huge" in c.split()[-1].split("·")
                             for c in cells)
     return text + (" (PMD)" if pmd else "")
 
@@ -278,6 +278,30 @@ def render(rows: list[Row], header: str = "") -> str:
 # Scenario ids renamed since a results file may have been saved: old id -> new id.  m1/m2
 # became mp1/mp2 ("mprotect"), as m1 and m2 are also the page token's mapcounts.
 RENAMED = {"m1": "mp1", "m2": "mp2"}
+# Token parts renamed since: the hugetlb flag was ``HT`` (read next to ``H``, head page, as
+# "head + tail"); it is ``huge``, after kpageflags' KPF_HUGE.
+RENAMED_FLAGS = {"HT": "huge"}
+
+
+def _renamed_token(token: str) -> str:
+    head, sep, flags = token.rpartition(" ")
+    if not sep:
+        return token
+    return head + sep + "·".join(RENAMED_FLAGS.get(f, f) for f in flags.split("·"))
+
+
+def _renamed_steps(res: Any) -> Any:
+    if not isinstance(res, dict) or not isinstance(res.get("steps"), list):
+        return res
+    def cell(c: Any) -> Any:        # a run [token, count] or a plain token
+        if isinstance(c, str):
+            return _renamed_token(c)
+        if isinstance(c, list) and c and isinstance(c[0], str):
+            return [_renamed_token(c[0]), *c[1:]]
+        return c
+    steps = [{**s, "cells": [cell(c) for c in s["cells"]]} if isinstance(s.get("cells"), list)
+             else s for s in res["steps"]]
+    return {**res, "steps": steps}
 
 
 def load_stored(path: Path = STORED) -> dict[str, Any]:
@@ -298,7 +322,7 @@ def load_stored(path: Path = STORED) -> dict[str, Any]:
                               f"{str(e)[:80]}); pass a file written by --save") from None
     _check_stored(data, where)
     data = dict(data)
-    data["scenarios"] = {RENAMED.get(k, k): v for k, v in data["scenarios"].items()}
+    data["scenarios"] = {RENAMED.get(k, k): _renamed_steps(v) for k, v in data["scenarios"].items()}
     return data
 
 
