@@ -28,8 +28,8 @@ STORED_LARGE = Path(__file__).resolve().parent / "data" / "snapshot-numpy-64k-6.
 KINDS = ("private anon", "private file", "shared file", "shmem", "raw PFN map")
 
 __all__ = ["QUESTIONS", "Folded", "check", "close_up", "copied_vmas", "fork_time",
-           "full_key", "kind", "large_folio_process", "map_groups", "plot_map", "this_process",
-           "versions_line", "vma_table"]
+           "full_key", "kind", "large_folio_process", "lockbreak_lines", "map_groups",
+           "plot_map", "this_process", "versions_line", "vma_table"]
 
 PAGE = 4096
 #: close_up()'s regions stay mapped while the notebook runs (address -> length)
@@ -356,6 +356,25 @@ def batches_lines(rows: list[Any]) -> list[str]:
             out.append(f"{r.kernel}: {one:,} of {r.batches:,} calls copy 1 PTE "
                        f"({one / r.batches:.1%}); longest {max(r.batch_sizes)}; "
                        f"batch scans {r.ops.get('batch_scans', 0):,}")
+    return out
+
+
+def lockbreak_lines(rows: list[Any]) -> list[str]:
+    """copy_pte_range's ``progress`` rule applied to the totals of each row: entries copied
+    one per step add :data:`~pkmm.memory.PROGRESS_ENTRY` each, empty slots
+    :data:`~pkmm.memory.PROGRESS_NONE`, and a check comes once per
+    :data:`~pkmm.memory.PROGRESS_BREAK`.  From totals this is an upper bound: each page
+    table's loop restarts at 0 and drops what it had, and a batch adds 8 per PTE in one
+    step, so it passes at most one check however long it is."""
+    from .memory import PROGRESS_BREAK, PROGRESS_ENTRY, PROGRESS_NONE
+    out = []
+    for r in rows:
+        writes, reads = r.ops.get("pte_writes", 0), r.ops.get("pte_reads", 0)
+        empty = max(reads - writes, 0)
+        bound = (PROGRESS_ENTRY * writes + PROGRESS_NONE * empty) // PROGRESS_BREAK
+        out.append(f"{r.kernel:11s}({PROGRESS_ENTRY} x {writes} PTEs + {PROGRESS_NONE} x "
+                   f"{empty} other reads) / {PROGRESS_BREAK} = {bound:6d}   "
+                   f"lockbreak_checks {r.ops.get('lockbreak_checks', 0):6d}")
     return out
 
 

@@ -168,3 +168,23 @@ def test_map_bars_join_like_neighbours_colour_copied_and_hollow_empty() -> None:
     plt.close(fig)
     with pytest.raises(LayoutError, match="top=-1"):
         lab.plot_map(sc, top=-1)
+
+
+def test_lockbreak_lines_apply_the_progress_rule_to_the_totals() -> None:
+    from pkmm.forksim import forksim
+    from pkmm.memory import PROGRESS_BREAK, PROGRESS_ENTRY, PROGRESS_NONE
+    sc, rows = forksim(lab.large_folio_process())
+    copied = lab.copied_vmas(sc)
+    # every page table's loop restarts progress at 0: at most one slice per 512 pages of a
+    # copied VMA, plus one for a VMA that does not start on a table boundary
+    slices = sum(-(-v["npages"] // 512) + 1 for v, c in zip(sc.vmas, copied, strict=True) if c)
+    for r, line in zip(rows, lab.lockbreak_lines(rows), strict=True):
+        writes, reads = r.ops["pte_writes"], r.ops["pte_reads"]
+        bound = (PROGRESS_ENTRY * writes + PROGRESS_NONE * (reads - writes)) // PROGRESS_BREAK
+        checks = r.ops["lockbreak_checks"]
+        assert line.split()[0] == r.kernel and line.split("=")[1].split()[0] == str(bound)
+        assert line.split()[-1] == str(checks) and checks <= bound
+        if r.batches == r.ptes_copied:          # one PTE per step: the bound is nearly met
+            assert bound - checks <= slices
+        else:                                   # a batch passes one check, however long
+            assert checks < bound - slices
