@@ -167,11 +167,16 @@ def render(sc: Scenario, rows: list[VariantFork], key: str = "full") -> str:
     head = (f"{'kernel':10s}{'PTEs':>8s}{'PMDs':>5s}{'batches':>8s}{'copied':>7s}"
             f"{'EAGAIN':>7s}{'pred ms':>15s}{'child rss (anon/file/shmem)':>28s}")
     lines = [f"forksim: {sc.name}", head, "-" * len(head)]
+    # a count only some rows make and no timing prices is their main work (eager-copy's
+    # page copies): such a row prints no time, since its priced part alone reads as the
+    # cheapest fork in the table
+    shared_unpriced = set.intersection(*(set(r.unpriced) for r in rows)) if rows else set()
     for r in rows:
         # pages, not MiB: eager-copy's child holds the copied .data pages as anon pages,
         # a difference of a few pages that one decimal of MiB would round away
         rss = "/".join(str(r.child_rss.get(k, 0)) for k in RSS_KEYS[:3])
-        pred = f"{'at least ' if r.unpriced else ''}{r.predicted_ms:.2f}"
+        pred = ("not priced" if set(r.unpriced) - shared_unpriced else
+                f"{'at least ' if r.unpriced else ''}{r.predicted_ms:.2f}")
         lines.append(f"{r.kernel:10s}{r.ptes_copied:8d}{r.pmds_copied:5d}{r.batches:8d}"
                      f"{r.pages_copied:7d}{r.eagain:7d}{pred:>15s}{rss:>28s}")
     lines.append("batch sizes (PTEs per copy call x calls):")
@@ -201,15 +206,15 @@ def render(sc: Scenario, rows: list[VariantFork], key: str = "full") -> str:
             lines += _wrapped("  at least: ", "a lower bound; no stored timing prices "
                               + ", ".join(common) + ", so every prediction leaves them out",
                               4)
-        # A count only some variants make is often their main cost (eager-copy's page
-        # copies): print it beside the priced part, so 'at least 0.27' reads as incomplete.
+        # the count a "not priced" row's time would leave out, by number
         for r in rows:
             own = [k for k in r.unpriced if k not in common]
             if own:
-                lines += _wrapped(f"  {r.kernel}: ", f"{r.predicted_ms:.2f} ms priced + "
+                lines += _wrapped(f"  {r.kernel}: ", "not priced: "
                                   + ", ".join(f"{r.unpriced_counts.get(k, 0):,} {k}"
                                               for k in own)
-                                  + " not priced -- not comparable with the other rows", 4)
+                                  + ", its main work; no time is printed, since the priced "
+                                  "rest alone would read as the cheapest fork", 4)
     if sc.approximations:
         lines.append(f"the layout approximates {len(sc.approximations)} thing(s) the kernel "
                      "does not export:")

@@ -27,9 +27,9 @@ STORED = Path(__file__).resolve().parent / "data" / "snapshot-python-6.18.json"
 STORED_LARGE = Path(__file__).resolve().parent / "data" / "snapshot-numpy-64k-6.18.json"
 KINDS = ("private anon", "private file", "shared file", "shmem", "raw PFN map")
 
-__all__ = ["QUESTIONS", "Folded", "check", "close_up", "copied_groups", "copied_vmas", "fork_time",
-           "full_key", "kind", "large_folio_process", "plot_map", "this_process",
-           "versions_line", "vma_table"]
+__all__ = ["QUESTIONS", "Folded", "check", "close_up", "copied_vmas", "fork_time",
+           "full_key", "kind", "large_folio_process", "lockbreak_lines", "map_groups",
+           "plot_map", "this_process", "versions_line", "vma_table"]
 
 PAGE = 4096
 #: close_up()'s regions stay mapped while the notebook runs (address -> length)
@@ -193,74 +193,89 @@ def vma_table(sc: Scenario) -> str:
     return "\n".join(lines)
 
 
-def copied_groups(sc: Scenario, groups: int = 30) -> list[tuple[int, int, int]]:
-    """The VMAs in address order cut into at most ``groups`` runs of equal length:
-    ``(first, last, copied)`` per run, ``copied`` the VMAs in it whose page tables fork
-    copies.  A page a few hundred VMAs wide cannot show one readable marker per VMA; a
-    count per run can."""
-    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
-        from .errors import LayoutError
-        raise LayoutError(f"groups={groups!r}: the number of runs to count in, at least 1")
+def map_groups(sc: Scenario) -> list[tuple[int, int, str, bool, int]]:
+    """Neighbouring VMAs of one kind, one copy decision and one emptiness joined into one
+    bar: ``(first, last, kind, copied, mapped pages)`` per group, in address order.  A few
+    hundred VMAs one bar each leave a bar a few pixels wide; a run of like neighbours
+    (a library's text, data and RELRO pieces, a heap's arenas) says the same as one bar."""
     copied = copied_vmas(sc)
-    size = max(1, -(-len(copied) // groups))
-    return [(i, min(i + size, len(copied)) - 1, sum(copied[i:i + size]))
-            for i in range(0, len(copied), size)]
-
-
-def plot_map(sc: Scenario, top: int = 12, groups: int = 30) -> Any:
-    """The memory map as a picture: every VMA in address order, its width the pages it
-    maps (log scale), its colour its kind.  A strip above it says where fork copies page
-    tables: a tick over each copied VMA, and for each of at most ``groups`` runs of VMAs
-    the number of copied VMAs in it (:func:`copied_groups`)."""
-    import matplotlib.pyplot as plt
-    copied = copied_vmas(sc)
-    runs = copied_groups(sc, groups)
     pages = _pages(sc)
-    colours = dict(zip(KINDS, ("tab:orange", "tab:blue", "tab:cyan", "tab:green",
-                               "tab:gray"), strict=True))
-    fig, (strip, ax) = plt.subplots(2, 1, figsize=(10, 4.0), sharex=True,
-                                    gridspec_kw={"height_ratios": (1, 5), "hspace": 0.05})
-    xs = range(len(sc.vmas))
-    ax.bar(xs, [max(n, 0.8) for n in pages], width=1.0,
-           color=[colours[kind(v)] for v in sc.vmas])
-    # the ticks sit in a strip of their own, one per copied VMA at full strip height: on
-    # the bars, markers a few pixels apart blurred into a dotted line; the counts per run
-    # are what a reader can check at the page's width
-    strip.vlines([i for i, c in enumerate(copied) if c], 0.0, 0.45, color="black",
-                 linewidth=0.8)
-    for r, (first, last, n) in enumerate(runs):
-        strip.axvspan(first - 0.5, last + 0.5, 0.5, 1.0, color="0.85" if r % 2 else "0.93",
-                      linewidth=0)
-        strip.text((first + last) / 2, 0.74, str(n), ha="center", va="center", fontsize=8)
+    out: list[tuple[int, int, str, bool, int]] = []
+    for i, (v, c, n) in enumerate(zip(sc.vmas, copied, pages, strict=True)):
+        k = kind(v)
+        if out and out[-1][2] == k and out[-1][3] == c and (out[-1][4] == 0) == (n == 0):
+            first, _, _, _, m = out[-1]
+            out[-1] = (first, i, k, c, m + n)
+        else:
+            out.append((i, i, k, c, n))
+    return out
+
+
+def plot_map(sc: Scenario, top: int = 10) -> Any:
+    """The memory map as a picture: one bar per group of neighbouring VMAs of one kind
+    and one copy decision (:func:`map_groups`), in address order.  Its height is the pages
+    the group maps (log scale), its colour says whether fork copies its page tables, a
+    hollow box at the bottom marks a group that maps no page, the strip under the bars
+    gives the kind, and a number over a bar the VMAs it joins when more than one."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+    if not isinstance(top, int) or isinstance(top, bool) or top < 0:
+        from .errors import LayoutError
+        raise LayoutError(f"top={top!r}: the number of biggest bars to label, 0 or more")
+    groups = map_groups(sc)
+    fill = {True: "tab:orange", False: "tab:blue"}
+    kinds = dict(zip(KINDS, ("0.15", "0.45", "0.65", "tab:green", "tab:purple"),
+                     strict=True))
+    fig, (ax, strip) = plt.subplots(2, 1, figsize=(10, 4.2), sharex=True,
+                                    gridspec_kw={"height_ratios": (12, 1), "hspace": 0.04})
+    xs = list(range(len(groups)))
+    full = [(x, g) for x, g in zip(xs, groups, strict=True) if g[4]]
+    empty = [(x, g) for x, g in zip(xs, groups, strict=True) if not g[4]]
+    # a bar from 0.5 up to its page count: a one-page group reaches 1, an empty group is a
+    # hollow box that stops at 0.8, so "no page" never reads as "one page"
+    ax.bar([x for x, _ in full], [g[4] - 0.5 for _, g in full], bottom=0.5, width=0.85,
+           color=[fill[g[3]] for _, g in full])
+    ax.bar([x for x, _ in empty], [0.3] * len(empty), bottom=0.5, width=0.85,
+           facecolor="white", edgecolor=[fill[g[3]] for _, g in empty], linewidth=0.8)
+    ax.set_yscale("log")
+    most = max([g[4] for g in groups] + [1])
+    ax.set_ylim(0.5, most * 60)                 # head room for the labels
+    ax.set_xlim(-1, len(groups))
+    ax.set_ylabel("mapped pages")
+    for x, g in zip(xs, groups, strict=True):
+        if g[1] > g[0]:
+            ax.text(x, max(g[4], 0.8) * 1.15, str(g[1] - g[0] + 1), ha="center",
+                    va="bottom", fontsize=4.5, color="0.3")
+    # name the biggest bars, never two within a few bars of each other: rotated labels
+    # of neighbours overprint each other
+    gap = max(len(groups) // 30, 2)
+    labelled: list[int] = []
+    for x in sorted(xs, key=lambda x: -groups[x][4]):
+        if len(labelled) == top or not groups[x][4]:
+            break
+        if any(abs(x - j) < gap for j in labelled):
+            continue
+        labelled.append(x)
+        label = Path(sc.vmas[groups[x][0]].get("label", "")).name or "[anon]"
+        ax.annotate(label[:18], (x, groups[x][4]), fontsize=6, rotation=60,
+                    xytext=(0, 9), textcoords="offset points")
+    strip.bar(xs, [1] * len(groups), width=1.0, color=[kinds[g[2]] for g in groups])
     strip.set_ylim(0, 1)
     strip.set_yticks([])
-    strip.set_title(f"{sc.name}: {len(sc.vmas)} VMAs, {sum(pages)} mapped pages; fork "
-                    f"copies the page tables of {sum(copied)} (ticks; count per "
-                    f"{runs[0][1] - runs[0][0] + 1} VMAs)" if runs else sc.name, fontsize=9)
-    ax.set_yscale("log")
-    ax.set_ylim(0.6, max(pages + [1]) * 40)     # head room for the rotated labels
-    ax.set_xlim(-1, len(sc.vmas))
-    ax.set_ylabel("mapped pages")
-    ax.set_xlabel("VMAs in address order")
-    # label the biggest VMAs, but never two within a few bars of each other: rotated
-    # labels of neighbours overprint each other
-    gap = max(len(sc.vmas) // 40, 3)
-    labelled: list[int] = []
-    for i in sorted(range(len(pages)), key=lambda i: -pages[i]):
-        if len(labelled) == top:
-            break
-        if any(abs(i - j) < gap for j in labelled):
-            continue
-        labelled.append(i)
-        label = Path(sc.vmas[i].get("label", "")).name or "[anon]"
-        ax.annotate(label[:18], (i, max(pages[i], 1)), fontsize=6, rotation=60,
-                    xytext=(0, 6), textcoords="offset points")
-    present = {kind(v) for v in sc.vmas}       # the legend lists only kinds this process has
-    for k, col in colours.items():
-        if k in present:
-            ax.bar([0], [0], color=col, label=k)
-    ax.legend(fontsize=7, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.22))
-    fig.subplots_adjust(left=0.07, right=0.99, top=0.92, bottom=0.22)
+    strip.set_xlabel("groups of neighbouring VMAs in address order")
+    ncopied = sum(c for c in copied_vmas(sc))
+    ax.set_title(f"{sc.name}\n{len(sc.vmas)} VMAs in {len(groups)} bars, "
+                 f"{sum(g[4] for g in groups)} mapped pages; fork copies the page tables "
+                 f"of {ncopied} VMAs (orange)", fontsize=9)
+    handles = [Patch(color=fill[True], label="page tables copied"),
+               Patch(color=fill[False], label="not copied"),
+               Patch(facecolor="white", edgecolor="0.3",
+                             label="maps no page")]
+    present = {g[2] for g in groups}           # the key lists only kinds this process has
+    handles += [Patch(color=col, label=f"strip: {k}")
+                for k, col in kinds.items() if k in present]
+    fig.legend(handles=handles, fontsize=7, ncol=4, loc="lower center")
+    fig.subplots_adjust(left=0.07, right=0.99, top=0.89, bottom=0.2)
     return fig
 
 
@@ -341,6 +356,25 @@ def batches_lines(rows: list[Any]) -> list[str]:
             out.append(f"{r.kernel}: {one:,} of {r.batches:,} calls copy 1 PTE "
                        f"({one / r.batches:.1%}); longest {max(r.batch_sizes)}; "
                        f"batch scans {r.ops.get('batch_scans', 0):,}")
+    return out
+
+
+def lockbreak_lines(rows: list[Any]) -> list[str]:
+    """copy_pte_range's ``progress`` rule applied to the totals of each row: entries copied
+    one per step add :data:`~pkmm.memory.PROGRESS_ENTRY` each, empty slots
+    :data:`~pkmm.memory.PROGRESS_NONE`, and a check comes once per
+    :data:`~pkmm.memory.PROGRESS_BREAK`.  From totals this is an upper bound: each page
+    table's loop restarts at 0 and drops what it had, and a batch adds 8 per PTE in one
+    step, so it passes at most one check however long it is."""
+    from .memory import PROGRESS_BREAK, PROGRESS_ENTRY, PROGRESS_NONE
+    out = []
+    for r in rows:
+        writes, reads = r.ops.get("pte_writes", 0), r.ops.get("pte_reads", 0)
+        empty = max(reads - writes, 0)
+        bound = (PROGRESS_ENTRY * writes + PROGRESS_NONE * empty) // PROGRESS_BREAK
+        out.append(f"{r.kernel:11s}({PROGRESS_ENTRY} x {writes} PTEs + {PROGRESS_NONE} x "
+                   f"{empty} other reads) / {PROGRESS_BREAK} = {bound:6d}   "
+                   f"lockbreak_checks {r.ops.get('lockbreak_checks', 0):6d}")
     return out
 
 

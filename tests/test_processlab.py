@@ -127,22 +127,64 @@ def test_full_key_folds_every_printed_counter() -> None:
     assert all(" ".join(OP_MEANINGS[k].split()) in flat for k in shown_counters(rows))
 
 
-def test_map_counts_the_copied_vmas_per_run_and_ticks_each_one() -> None:
+def test_map_bars_join_like_neighbours_colour_copied_and_hollow_empty() -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     sc = lab.large_folio_process()
     copied = lab.copied_vmas(sc)
-    runs = lab.copied_groups(sc, 7)
-    assert len(runs) <= 7 and runs[0][0] == 0 and runs[-1][1] == len(sc.vmas) - 1
-    assert all(b[0] == a[1] + 1 for a, b in zip(runs, runs[1:], strict=False))  # none missed
-    assert [n for a, b, n in runs] == [sum(copied[a:b + 1]) for a, b, _ in runs]
-    fig = lab.plot_map(sc, groups=7)
-    strip = fig.axes[0]
-    # the strip prints each run's count, and ticks exactly the copied VMAs
-    assert [t.get_text() for t in strip.texts] == [str(n) for _, _, n in runs]
-    ticks = strip.collections[0].get_segments()
-    assert sorted(round(seg[0][0]) for seg in ticks) == [i for i, c in enumerate(copied) if c]
+    pages = lab._pages(sc)
+    groups = lab.map_groups(sc)
+    # every VMA in exactly one group, in order; a group never mixes kinds, copy
+    # decisions, or empty with non-empty VMAs; neighbours that could join did
+    assert groups[0][0] == 0 and groups[-1][1] == len(sc.vmas) - 1
+    assert all(b[0] == a[1] + 1 for a, b in zip(groups, groups[1:], strict=False))
+    for first, last, k, c, n in groups:
+        span = range(first, last + 1)
+        assert {lab.kind(sc.vmas[i]) for i in span} == {k}
+        assert {copied[i] for i in span} == {c}
+        assert n == sum(pages[i] for i in span)
+        assert len({pages[i] == 0 for i in span}) == 1
+    assert all((a[2], a[3], a[4] == 0) != (b[2], b[3], b[4] == 0)
+               for a, b in zip(groups, groups[1:], strict=False))
+    assert len(groups) < len(sc.vmas)
+    fig = lab.plot_map(sc)
+    ax = fig.axes[0]
+    bars = [p for p in ax.patches if p.get_height() > 0]
+    filled = [p for p in bars if p.get_facecolor()[:3] != (1.0, 1.0, 1.0)]
+    hollow = [p for p in bars if p.get_facecolor()[:3] == (1.0, 1.0, 1.0)]
+    orange = matplotlib.colors.to_rgba("tab:orange")
+    # one bar per group; orange exactly for the copied ones; hollow exactly the empty ones
+    assert len(bars) == len(groups)
+    assert len(hollow) == sum(1 for g in groups if not g[4])
+    assert sorted(round(p.get_x() + p.get_width() / 2) for p in filled if
+                  p.get_facecolor() == orange) == [x for x, g in enumerate(groups)
+                                                   if g[3] and g[4]]
+    assert all(p.get_y() + p.get_height() < 1 for p in hollow)      # below "one page"
+    # the count over a bar is the VMAs it joins
+    counts = {round(t.get_position()[0]): t.get_text() for t in ax.texts
+              if not t.get_rotation()}            # the rotated ones name the biggest bars
+    assert counts == {x: str(g[1] - g[0] + 1) for x, g in enumerate(groups) if g[1] > g[0]}
     plt.close(fig)
-    with pytest.raises(LayoutError, match="groups=0"):
-        lab.copied_groups(sc, 0)
+    with pytest.raises(LayoutError, match="top=-1"):
+        lab.plot_map(sc, top=-1)
+
+
+def test_lockbreak_lines_apply_the_progress_rule_to_the_totals() -> None:
+    from pkmm.forksim import forksim
+    from pkmm.memory import PROGRESS_BREAK, PROGRESS_ENTRY, PROGRESS_NONE
+    sc, rows = forksim(lab.large_folio_process())
+    copied = lab.copied_vmas(sc)
+    # every page table's loop restarts progress at 0: at most one slice per 512 pages of a
+    # copied VMA, plus one for a VMA that does not start on a table boundary
+    slices = sum(-(-v["npages"] // 512) + 1 for v, c in zip(sc.vmas, copied, strict=True) if c)
+    for r, line in zip(rows, lab.lockbreak_lines(rows), strict=True):
+        writes, reads = r.ops["pte_writes"], r.ops["pte_reads"]
+        bound = (PROGRESS_ENTRY * writes + PROGRESS_NONE * (reads - writes)) // PROGRESS_BREAK
+        checks = r.ops["lockbreak_checks"]
+        assert line.split()[0] == r.kernel and line.split("=")[1].split()[0] == str(bound)
+        assert line.split()[-1] == str(checks) and checks <= bound
+        if r.batches == r.ptes_copied:          # one PTE per step: the bound is nearly met
+            assert bound - checks <= slices
+        else:                                   # a batch passes one check, however long
+            assert checks < bound - slices
