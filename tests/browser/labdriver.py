@@ -6,8 +6,9 @@ attributes that hold misleading defaults (a cell's prompt and a widget's placeho
 look finished before they are).
 
 The checks are generic: they know nothing about a notebook except the CSS contract the
-pkmm widgets promise (`pkmm-widget`, `pkmm-layout-builder` + `pkmm-toggle-bit` +
-`pkmm-pte-grid`, `pkmm-fork-stepper` + `pkmm-step-next` + `pkmm-stepper-panel`).
+pkmm widgets promise (`pkmm-widget`, `pkmm-layout-builder` + `pkmm-toggle-bit` ->
+`pkmm-pte-grid` and `pkmm-pin` -> `pkmm-physmem`, `pkmm-fork-stepper` + `pkmm-step-next` +
+`pkmm-stepper-panel`).
 Problems are collected, not raised, so one run reports everything that is wrong.
 """
 
@@ -40,7 +41,8 @@ BAD_WIDGET_TEXTS = ("Error displaying widget", "Loading widget...")
 # (root class, clickable class, class whose text must change): the interaction contract.
 INTERACTIONS: tuple[tuple[str, str, str], ...] = (
     ("pkmm-layout-builder", "pkmm-toggle-bit", "pkmm-pte-grid"),
-    ("pkmm-layout-builder", "pkmm-pin", "pkmm-pte-grid"),
+    # a pin belongs to the page, so it shows in physical memory, not in the page table
+    ("pkmm-layout-builder", "pkmm-pin", "pkmm-physmem"),
     ("pkmm-fork-stepper", "pkmm-step-next", "pkmm-stepper-panel"),
 )
 

@@ -70,7 +70,7 @@ def test_harness_accepts_working_widgets(check_notebook: Any, tmp_path: Path) ->
     assert report.widget_outputs == 2
     assert report.interactions == [
         "pkmm-layout-builder[0]: .pkmm-toggle-bit -> .pkmm-pte-grid",
-        "pkmm-layout-builder[0]: .pkmm-pin -> .pkmm-pte-grid",
+        "pkmm-layout-builder[0]: .pkmm-pin -> .pkmm-physmem",
         "pkmm-fork-stepper[0]: .pkmm-step-next -> .pkmm-stepper-panel",
     ]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -211,9 +211,11 @@ class Canvas:
         keeps a live redraw's message small."""
         self.parts.append(f'<g class="{cls}"{_FALLBACK.get(cls, "")}>')
 
-    def group(self, label: str, items: Iterable[str] = ()) -> None:
-        """Open a labelled group (close with :meth:`end`); screen readers announce it."""
-        self.parts.append(f'<g role="group" aria-label="{esc(label)}">')
+    def group(self, label: str, items: Iterable[str] = (), css: str = "") -> None:
+        """Open a labelled group (close with :meth:`end`); screen readers announce it.
+        ``css`` names it for the front end and the browser tests (e.g. ``pkmm-physmem``)."""
+        cls = f' class="{esc(css)}"' if css else ""
+        self.parts.append(f'<g role="group"{cls} aria-label="{esc(label)}">')
         self.parts.extend(items)
 
     def end(self) -> None:

@@ -95,7 +95,8 @@ Pages = dict[tuple[int, int], Box]   # (folio pfn or -raw pfn / -swap, page) -> 
 
 
 def draw_memory(c: Canvas, mem: Memory, y: float) -> tuple[float, Pages]:
-    c.group("physical memory")
+    # named so that a control whose effect shows on a page (a pin) can be checked there
+    c.group("physical memory", css="pkmm-physmem")
     # page_mapcount() counts a folio's PMD mappings on every page: say so when it matters.
     pmd = any(f.entire_mapcount for f in mem.order)
     c.text(LEFT, y, "physical memory: folios in pfn order (number = mapcount of the page"
