@@ -108,7 +108,7 @@ def test_memory_map_marks_pmd_swap_zero() -> None:
          "zero": ["0x400000"], "swap": [{"addr": "0x401000", "value": 3}]}
     svg = P.memory_map(s, "v6.17").svg
     assert "one PMD entry #0-511" in svg and "T:0-511<" in svg and 'stroke-width="2.5"' in svg
-    assert "zero page" in svg and "slot 1 count 2" in svg     # swap count: parent + child
+    assert "zero page" in svg and "swap count 2" in svg     # swap count: parent + child
     assert "2 ×512" in svg                                    # PMD-shared: mapcount 2
 
 
@@ -617,3 +617,32 @@ def test_a_layout_without_names_calls_its_own_pages_page_n_and_fork_copies_new_n
     assert "page2:0" in shared and "new1" not in shared
     copied = " ".join(_texts(P.memory_map(sc, "eager-copy")))
     assert "page1:0" in copied and "new1:0" in copied and "new2:0" in copied
+
+
+def test_memory_map_swap_holders_and_captions() -> None:
+    """Swap is its own box outside physical memory; references that are not mappings
+    are named from what the model records (vmsplice refs per page, the page cache);
+    folio captions are the 11 px text class, drawn below the pages."""
+    s = {"vmas": [{"start": "0x200000", "npages": 4},
+                  {"start": "0x400000", "npages": 2, "backing": "file"}],
+         "folios": {"F": {"order": 1}, "T": {"order": 1, "backing": "file"}},
+         "ptes": [{"addr": "0x200000", "folio": "F"}, {"addr": "0x400000", "folio": "T"}],
+         "swap": [{"addr": "0x203000", "value": 3}],
+         "vmsplice": [{"folio": "F", "page": 1, "refs": 3}]}
+    svg = P.memory_map(s).svg
+    phys = svg[svg.index('class="pkmm-physmem"'):svg.index('class="pkmm-swap"')]
+    assert "swap space (on disk)" not in phys and "slot 1" not in phys
+    assert "swap space (on disk)" in svg[svg.index('class="pkmm-swap"'):]
+    assert "+ vmsplice (pipe) refs: 3 on page 1" in phys
+    assert "+ page cache: 2 page(s)" in phys and phys.count("+ page cache") == 1
+    assert 'class="pk-t pk-halo">refcount 5<' in phys      # 2 mappings + 3 pipe refs
+    # each caption below its folio's pages: baseline under the page boxes' bottom edge
+    import re
+    page_bottom = max(float(y) + float(h) for y, h in re.findall(
+        r'<rect x="[\d.]+" y="([\d.]+)" width="36" height="([\d.]+)" rx="2" class="pk-anon"',
+        phys))
+    cap_y = float(re.search(r'<text x="[\d.]+" y="([\d.]+)" class="pk-t pk-halo">F anon',
+                            phys).group(1))
+    assert cap_y > page_bottom
+    plain = P.memory_map({k: v for k, v in s.items() if k != "vmsplice"}).svg
+    assert "vmsplice" not in plain and "refcount 2<" in plain

@@ -50,7 +50,7 @@ def _style() -> str:
              f".pk-frame{{stroke:{BORDER};fill:none}}",
              ".pk-dim{opacity:.35}",
              # a label that lines may cross: a background-coloured outline keeps it legible
-             f".pk-halo{{paint-order:stroke;stroke:{BG};stroke-width:3px;"
+             f".pk-halo{{paint-order:stroke;stroke:{BG};stroke-width:4px;"
              "stroke-linejoin:round}"]
     for role, (fill, stroke) in PALETTE.items():
         rules.append(f".pk-{role}{{fill:{fill};fill-opacity:{TINT};stroke:{stroke}}}")
@@ -145,9 +145,9 @@ class Canvas:
             # the outline alone leaves a line visible between the glyphs and across the
             # spaces: a background-coloured box under the label (above the lines) hides it
             size = {"pk-t": 11.0, "pk-t2": 9.0, "pk-h": 12.0}.get(cls, 9.0)
-            self.parts.append(f'<rect x="{x - 1:g}" y="{y - size * 0.85:g}" '
-                              f'width="{len(str(s)) * size * 0.6 + 2:g}" '
-                              f'height="{size * 1.1:g}" class="pk-bg"/>')
+            self.parts.append(f'<rect x="{x - 2:g}" y="{y - size * 0.95:g}" '
+                              f'width="{len(str(s)) * size * 0.6 + 4:g}" '
+                              f'height="{size * 1.25:g}" class="pk-bg" fill="#ffffff"/>')
         head = f' class="{klass}"{_FALLBACK.get(cls, "")}' if klass else ""
         self.parts.append(f'<text x="{x:g}" y="{y:g}"{head}{anchor_attr}'
                           f"{extra}>{body}</text>")

@@ -26,7 +26,7 @@ ROW = 24                         # cells per row
 WIDE = 3                         # a run cell is this many cells wide
 LEFT = 8
 MIN_BEND = 40                    # height a line needs to move sideways without a tangle
-LABEL_H = 54                     # the band's frame, heading and folio labels above a page
+LABEL_H = 16                     # the band's frame above a page
 
 
 def _cells(slots: Sequence[Slot]) -> list[Run]:
@@ -115,7 +115,7 @@ def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str]
     >>> pic.svg.startswith("<svg") and "refcount 8" in pic.svg
     True
     >>> pic
-    <memory-map: parent and child: 2 page tables, 1 folio(s) in physical memory>
+    <memory-map: parent and child: 1 VMA each, 1 folio(s) in physical memory>
     """
     procs, names = _procs(source, kernel, without, names)
     mem = Memory(procs, names, folios)
@@ -132,7 +132,7 @@ def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str]
     opts: dict[str, Any] = {"clickable": clickable, "selected": selected}
     y, top = _table(c, procs[0], who[0], names, y + 8, 0, **opts)
     tables.append(top)
-    y, pages = draw_memory(c, mem, y + 50)     # room for the lines to bend above the band
+    y, pages = draw_memory(c, mem, y + 40)     # room for the lines to bend above the band
     if len(procs) == 2:
         y, bottom = _table(c, procs[1], who[1], names, y + 22, 1, **opts)
         tables.append(bottom)
@@ -150,8 +150,10 @@ def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str]
         marks.append(("hatch", "anon", "PIN (on a page): pinned (FOLL_PIN), e.g. by a "
                       "device's DMA"))
     c.legend(y + 18, marks)
-    desc = (f"{' and '.join(who)}: {len(procs)} page table"
-            f"{'s' if len(procs) > 1 else ''}, {len(mem.order)} folio(s) in physical memory")
+    nvmas = len(procs[0].vmas)
+    desc = (f"{' and '.join(who)}: {nvmas} VMA{'s' if nvmas != 1 else ''} each, "
+            f"{len(mem.order)} folio(s) in physical memory"
+            + (f", {len(mem.swaps)} swap slot(s) on disk" if mem.swaps else ""))
     return c.picture("memory-map", title or "memory map", desc, interactive=clickable)
 
 
@@ -233,8 +235,11 @@ def _table(c: Canvas, p: Process, who: str, names: Mapping[int, str], y: float,
         row_h = max(row_h, end - row_y)
         bottom = max(bottom, end)
     if heading and k == 1:
+        # below the child's cells (a heading above them would sit where its lines pass),
+        # under the VMAs' own names, so it says where its boxes are
         bottom += 14
-        c.text(LEFT, bottom, heading + " (above)", "pk-t")
+        c.text(LEFT, bottom, f"^ the child's page table: its {len(tables)} VMAs, each "
+               "named below its PTEs", "pk-t")
     if not p.vmas:
         bottom += 14
         c.text(LEFT, bottom, f"{who}: no VMAs", "pk-t")

@@ -65,6 +65,19 @@ class Memory:
                 for s in slots:
                     self._note(s)
         self.order = sorted(self.folios.values(), key=lambda f: f.pfn)
+        # references that are not mappings, where the model records their holder: a
+        # process's vmsplice() references per page, and the page cache of mapped files
+        self.gup: dict[int, dict[int, int]] = {}
+        for p in procs:
+            for f, i in p.gup_refs:
+                held = self.gup.setdefault(f.pfn, {})
+                held[i] = held.get(i, 0) + 1
+        self.cached: dict[int, int] = {}
+        files = {id(v.vm_file): v.vm_file for p in procs for v in p.mm.vmas
+                 if v.vm_file is not None}
+        for file in files.values():
+            for page in file.cache.values():
+                self.cached[page.folio.pfn] = self.cached.get(page.folio.pfn, 0) + 1
 
     def _note(self, s: Slot) -> None:
         if s.folio is not None:
@@ -94,51 +107,68 @@ class Memory:
 Pages = dict[tuple[int, int], Box]   # (folio pfn or -raw pfn / -swap, page) -> box
 
 
+SWAP_W = CW * 3                  # one swap slot's box
+CAP = 14                         # one caption line below a folio's pages (11 px text)
+
+
 def draw_memory(c: Canvas, mem: Memory, y: float) -> tuple[float, Pages]:
-    # named so that a control whose effect shows on a page (a pin) can be checked there
-    c.group("physical memory", css="pkmm-physmem")
-    # page_mapcount() counts a folio's PMD mappings on every page: say so when it matters.
+    """Physical memory (and, beside it, swap space) from baseline ``y`` of the heading.
+
+    The lines from the parent's PTEs arrive at the top edge of a page, the child's at
+    the bottom edge.  So each folio's caption (name, kind, order, refcount, who else
+    holds a reference) goes below its pages, where a picture of one process has no
+    line at all, and the caption texts get a background halo for the child's lines
+    that do pass there."""
     pmd = any(f.entire_mapcount for f in mem.order)
-    c.text(LEFT, y, "physical memory: folios in pfn order (number = mapcount of the page"
-           + (": its PTE mappings + its folio's PMD mappings)" if pmd else ")"),
-           "pk-t", halo=True)
     pages: Pages = {}
     blocks: list[tuple[str, Any]] = [("folio", f) for f in mem.order]
-    blocks += [("raw", pfn) for pfn in mem.raw] + [("swap", off) for off in mem.swaps]
+    blocks += [("raw", pfn) for pfn in mem.raw]
     widths = []
     for kind, obj in blocks:
         if kind == "folio":
             n = len(mem.page_runs(obj))
-            text = max(len(t) for t in _folio_head(mem, obj)) * 5.6 + 6
+            text = max(len(t) for t in _folio_head(mem, obj)) * 6.6 + 6
             widths.append(max(n * (CW + GAP) - GAP, 170 if obj.nr_pages > BIG else 0, text))
         else:
             widths.append(CW * 3)
-    widths = [min(w, c.width - 2 * LEFT) for w in widths]
+    # swap is a disk, not memory: its own box to the right of physical memory
+    swap_w = (SWAP_W + 16) * len(mem.swaps) + 12 if mem.swaps else 0
+    mem_w = c.width - 4 - (swap_w + 8 if swap_w else 0)
+    widths = [min(w, mem_w - 2 * LEFT) for w in widths]
+    lines = max((len(_folio_head(mem, obj)) if kind == "folio" else 1
+                 for kind, obj in blocks), default=1)
+    row_h = PAGE_H + CAP * lines + 4
     # folios further apart than the pages inside one, each outlined: two adjacent folios
     # read as two (a reader saw one run of five pages where folios A and B met)
-    boxes = flow(widths, y + 8, PAGE_H + 24, c.width, FOLIO_GAP)
-    if boxes:
-        bottom = boxes[-1].y + PAGE_H + 28
-        c.rect(2, y - 12, c.width - 4, bottom - y + 12, rx=4)
+    # the heading goes at the foot of the box: the parent's lines all arrive from above,
+    # and a heading over the pages had every one of them run through it
+    boxes = flow(widths, y - 2, row_h, mem_w + 4, FOLIO_GAP)
+    foot = (boxes[-1].y + row_h if boxes else y + row_h) + 12
+    bottom = foot + 6
+    c.group("physical memory", css="pkmm-physmem")
+    c.rect(2, y - 10, mem_w, bottom - y + 10, rx=4)
+    # page_mapcount() counts a folio's PMD mappings on every page: say so when it matters.
+    c.text(LEFT, foot, "physical memory: folios in pfn order (number in a page = its "
+           "mapcount" + (": PTE + PMD mappings)" if pmd else ")"), "pk-t", halo=True)
     for (kind, obj), b in zip(blocks, boxes, strict=True):
         if kind == "folio":
             _folio_block(c, mem, obj, b, pages)
         else:
-            _other_block(c, mem, kind, obj, b, pages)
+            _raw_block(c, obj, b, pages)
     c.end()
-    return (boxes[-1].y + PAGE_H + 28 if boxes else y + 8), pages
+    if mem.swaps:
+        _swap_space(c, mem, 2 + mem_w + 8, y, swap_w, bottom, pages)
+    return bottom, pages
 
 
 def _folio_block(c: Canvas, mem: Memory, f: Folio, b: Box, pages: Pages) -> None:
     special = f.kind in ("zero", "huge_zero")
-    for k, line in enumerate(_folio_head(mem, f)):
-        c.text(b.x, b.y + 9 + 10 * k, line, "pk-t2", halo=True)
     prs = mem.page_runs(f)
     total = sum(last - first + 1 for first, last in prs)
     if not special:     # the folio's outline: its pages are one allocation
         used = len(prs) * CW + GAP * (len(prs) - 1) if f.nr_pages <= BIG else b.w
         pages_ = f"{f.nr_pages} page" + ("s" if f.nr_pages != 1 else "")
-        c.rect(b.x - 2.5, b.y + 20.5, used + 5, PAGE_H + 5, "", rx=3,
+        c.rect(b.x - 2.5, b.y - 2.5, used + 5, PAGE_H + 5, "", rx=3,
                extra=' stroke-width="1.5"',
                tip=f"folio {folio_name(mem.names, f)}: {pages_} (order {f.order})")
     x = b.x
@@ -146,7 +176,7 @@ def _folio_block(c: Canvas, mem: Memory, f: Folio, b: Box, pages: Pages) -> None
         n = last - first + 1
         w = CW if f.nr_pages <= BIG or special else max(
             CW, (b.w - GAP * (len(prs) - 1)) * n / total)
-        box = Box(x, b.y + 23, w, PAGE_H)
+        box = Box(x, b.y, w, PAGE_H)
         _page_box(c, mem, f, first, last, box, special)
         for i in range(first, last + 1):
             pages[(f.pfn, i)] = Box(box.x + (i - first + 0.5) * w / n - 0.5, box.y, 1,
@@ -155,16 +185,31 @@ def _folio_block(c: Canvas, mem: Memory, f: Folio, b: Box, pages: Pages) -> None
             for i in range(f.nr_pages):
                 pages[(f.pfn, i)] = Box(box.x + w / 2, box.y, 1, box.h)
         x += w + GAP
+    for k, line in enumerate(_folio_head(mem, f)):
+        c.text(b.x, b.y + PAGE_H + 13 + CAP * k, line, "pk-t", halo=True)
 
 
 def _folio_head(mem: Memory, f: Folio) -> list[str]:
-    """The folio's header lines: name, kind and order; its counters."""
+    """The folio's caption lines: name, kind and order; its counters; then the holders
+    of references that are not mappings, as far as the model records them (a pipe's
+    vmsplice() references per page, the page cache of a mapped file)."""
     name = folio_name(mem.names, f)
     if f.kind in ("zero", "huge_zero"):
         return [f"{name} page", "(no refcounting)"]
     pin = f", pincount {f.pincount}" if f.order and f.pincount else ""
-    return [f"{name} {f.kind} order {f.order}" + (" FREED" if f.freed else ""),
-            f"refcount {f.refcount}{pin}"]
+    out = [f"{name} {f.kind} order {f.order}" + (" FREED" if f.freed else ""),
+           f"refcount {f.refcount}{pin}"]
+    held = mem.gup.get(f.pfn, {})
+    if held:
+        where = ", ".join(f"{n} on page {i}" for i, n in sorted(held.items()))
+        out.append(f"+ vmsplice (pipe) refs: {where}")
+    rest = f.gup_refs - sum(held.values())     # held by a pipe whose process is gone
+    if rest > 0:
+        out.append(f"+ {rest} other FOLL_GET reference(s)")
+    cached = mem.cached.get(f.pfn, 0)
+    if cached:
+        out.append(f"+ page cache: {cached} page(s)")
+    return out
 
 
 def _page_box(c: Canvas, mem: Memory, f: Folio, first: int, last: int, b: Box,
@@ -196,20 +241,31 @@ def _page_box(c: Canvas, mem: Memory, f: Folio, first: int, last: int, b: Box,
         c.text(b.x + 2, b.y + 9, "AE", "pk-t2")
 
 
-def _other_block(c: Canvas, mem: Memory, kind: str, key: int, b: Box,
-                 pages: Pages) -> None:
-    box = Box(b.x, b.y + 23, b.w, PAGE_H)
-    if kind == "raw":
-        c.text(b.x, b.y + 9, "device memory", "pk-t2")
-        c.rect(box.x, box.y, box.w, box.h, "special", tip=f"raw pfn {key:#x}: no struct "
-               "page, nothing is refcounted")
-        c.text(box.x + 3, box.y + 19, f"pfn {key:#x}", "pk-t2")
-        pages[(-1, key)] = Box(box.x + box.w / 2, box.y, 1, box.h)
-        return
-    slot = mem.procs[0].machine.swap.get(key)
-    count = slot.count if slot is not None else 0
-    c.text(b.x, b.y + 9, "swap space", "pk-t2")
-    c.rect(box.x, box.y, box.w, box.h, "nonpresent", tip=f"swap slot {key}: swap count "
-           f"{count} (one per PTE that refers to it)")
-    c.text(box.x + 3, box.y + 19, f"slot {key} count {count}", "pk-t2")
-    pages[(-2, key)] = Box(box.x + box.w / 2, box.y, 1, box.h)
+def _raw_block(c: Canvas, key: int, b: Box, pages: Pages) -> None:
+    box = Box(b.x, b.y, b.w, PAGE_H)
+    c.rect(box.x, box.y, box.w, box.h, "special", tip=f"raw pfn {key:#x}: no struct "
+           "page, nothing is refcounted")
+    c.text(box.x + 3, box.y + 19, f"pfn {key:#x}", "pk-t2")
+    c.text(b.x, b.y + PAGE_H + 13, "device memory", "pk-t", halo=True)
+    pages[(-1, key)] = Box(box.x + box.w / 2, box.y, 1, box.h)
+
+
+def _swap_space(c: Canvas, mem: Memory, x: float, y: float, w: float, bottom: float,
+                pages: Pages) -> None:
+    """Swap space: a box of its own beside physical memory -- a swap entry names a slot
+    on the swap device, not a page in RAM."""
+    c.group("swap space", css="pkmm-swap")
+    c.rect(x, y - 10, w, bottom - y + 10, rx=4)
+    c.text(x + 6, bottom - 6, "swap space (on disk)", "pk-t", halo=True)
+    sx = x + 8
+    for key in mem.swaps:
+        slot = mem.procs[0].machine.swap.get(key)
+        count = slot.count if slot is not None else 0
+        box = Box(sx, y - 2, SWAP_W, PAGE_H)
+        c.rect(box.x, box.y, box.w, box.h, "nonpresent", tip=f"swap slot {key}: swap "
+               f"count {count} (one per PTE that refers to it)")
+        c.text(box.x + box.w / 2, box.y + 19, f"slot {key}", "pk-t", anchor="middle")
+        c.text(box.x, box.y + PAGE_H + 13, f"swap count {count}", "pk-t", halo=True)
+        pages[(-2, key)] = Box(box.x + box.w / 2, box.y, 1, box.h)
+        sx += SWAP_W + 16
+    c.end()
