@@ -358,7 +358,8 @@ def check(question: str, answer: object, sc: Scenario) -> str:
     if answer is Ellipsis:
         from textwrap import fill
         return "\n".join([f"? {QUESTIONS[question]}", *(f"  {c}" for c in offered), fill(
-            "Your prediction first: on a page you only read, choose and then open the "
+            "Your prediction first: on a page you only read, "
+            + ("choose" if offered else "predict") + " and then open the "
             "answer below; running the notebook, replace the ... in this cell with "
             + ("a letter" if offered else "a number") + " and run the cell again.", 86,
             initial_indent="  ", subsequent_indent="  ")])
