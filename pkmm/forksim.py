@@ -34,8 +34,10 @@ COLUMNS = {
     "PMDs": "PMD entries copied (one per PMD-mapped 2 MiB THP)",
     "batches": "present-copy steps: runs of PTEs copied together (share, copy or by value)",
     "copied": "pages copied for the child at fork",
-    "EAGAIN": "-EAGAIN rounds: the copy loop stopped because a page that may be DMA-pinned "
-              "needs a copy, dropped its locks, allocated that page and retried",
+    "EAGAIN": "times the copy loop stopped and tried again (the kernel's error code -EAGAIN, "
+              "'try again'): a page a device may be reading or writing directly (pinned "
+              "for DMA, direct memory access) must be copied, not shared, so the loop "
+              "dropped its locks, allocated the copy and retried",
     "pred ms": "the cost model's fork() time for the priced counts ('at least': some "
                "counts have no price, so the fork takes longer than this lower bound)",
     "child rss": "the child's RSS counters at birth, in pages: anon / file / shmem (a page "
@@ -153,11 +155,24 @@ def key_lines(rows: list[VariantFork]) -> list[str]:
     return lines
 
 
-def render(sc: Scenario, rows: list[VariantFork], key: str = "full") -> str:
+def pred_column(rows: list[VariantFork]) -> list[str]:
+    """The *pred ms* entry of each row: the time, "at least" the time where some count has
+    no price, or "not priced" for a row whose own main work has none."""
+    # a count only some rows make and no timing prices is their main work (eager-copy's
+    # page copies): such a row prints no time, since its priced part alone reads as the
+    # cheapest fork in the table
+    shared_unpriced = set.intersection(*(set(r.unpriced) for r in rows)) if rows else set()
+    return ["not priced" if set(r.unpriced) - shared_unpriced else
+            f"{'at least ' if r.unpriced else ''}{r.predicted_ms:.2f}" for r in rows]
+
+
+def render(sc: Scenario, rows: list[VariantFork], key: str = "full", *,
+           approximations: bool = True) -> str:
     """The per-variant table, the operation counts (one counter per line, one column
     per variant), the key, and what the layout approximated; no line is wider than
     :data:`WIDTH`.  ``key="differs"`` keeps only the counters that differ between the
-    rows in the key (:func:`key_lines` has the full one)."""
+    rows in the key (:func:`key_lines` has the full one).  ``approximations=False`` leaves
+    out the layout's guesses, for a page that has printed them already."""
     if key not in ("full", "differs"):
         from .errors import LayoutError
         raise LayoutError(f"key={key!r}: choose 'full' (every column and counter) or "
@@ -167,16 +182,10 @@ def render(sc: Scenario, rows: list[VariantFork], key: str = "full") -> str:
     head = (f"{'kernel':10s}{'PTEs':>8s}{'PMDs':>5s}{'batches':>8s}{'copied':>7s}"
             f"{'EAGAIN':>7s}{'pred ms':>15s}{'child rss (anon/file/shmem)':>28s}")
     lines = [f"forksim: {sc.name}", head, "-" * len(head)]
-    # a count only some rows make and no timing prices is their main work (eager-copy's
-    # page copies): such a row prints no time, since its priced part alone reads as the
-    # cheapest fork in the table
-    shared_unpriced = set.intersection(*(set(r.unpriced) for r in rows)) if rows else set()
-    for r in rows:
+    for r, pred in zip(rows, pred_column(rows), strict=True):
         # pages, not MiB: eager-copy's child holds the copied .data pages as anon pages,
         # a difference of a few pages that one decimal of MiB would round away
         rss = "/".join(str(r.child_rss.get(k, 0)) for k in RSS_KEYS[:3])
-        pred = ("not priced" if set(r.unpriced) - shared_unpriced else
-                f"{'at least ' if r.unpriced else ''}{r.predicted_ms:.2f}")
         lines.append(f"{r.kernel:10s}{r.ptes_copied:8d}{r.pmds_copied:5d}{r.batches:8d}"
                      f"{r.pages_copied:7d}{r.eagain:7d}{pred:>15s}{rss:>28s}")
     lines.append("batch sizes (PTEs per copy call x calls):")
@@ -215,7 +224,7 @@ def render(sc: Scenario, rows: list[VariantFork], key: str = "full") -> str:
                                               for k in own)
                                   + ", its main work; no time is printed, since the priced "
                                   "rest alone would read as the cheapest fork", 4)
-    if sc.approximations:
+    if sc.approximations and approximations:
         lines.append(f"the layout approximates {len(sc.approximations)} thing(s) the kernel "
                      "does not export:")
         for a in sc.approximations:

@@ -13,9 +13,11 @@ and every function says which one it shows.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import weakref
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +29,11 @@ STORED = Path(__file__).resolve().parent / "data" / "snapshot-python-6.18.json"
 STORED_LARGE = Path(__file__).resolve().parent / "data" / "snapshot-numpy-64k-6.18.json"
 KINDS = ("private anon", "private file", "shared file", "shmem", "raw PFN map")
 
-__all__ = ["QUESTIONS", "Folded", "check", "close_up", "copied_vmas", "fork_time",
-           "full_key", "kind", "large_folio_process", "lockbreak_lines", "map_groups",
-           "plot_map", "this_process", "versions_line", "vma_table"]
+__all__ = ["QUESTIONS", "REGIONS", "SHARES", "Folded", "batch_stops", "batches_lines",
+           "check", "choices", "close_up", "copied_vmas", "details", "fork_time", "full_key",
+           "guesses_changed", "kind", "large_folio_notes", "large_folio_process", "lockbreak_lines",
+           "map_kinds", "plot_map", "region", "short_table", "this_process", "versions_line",
+           "vma_table"]
 
 PAGE = 4096
 #: close_up()'s regions stay mapped while the notebook runs (address -> length)
@@ -193,89 +197,73 @@ def vma_table(sc: Scenario) -> str:
     return "\n".join(lines)
 
 
-def map_groups(sc: Scenario) -> list[tuple[int, int, str, bool, int]]:
-    """Neighbouring VMAs of one kind, one copy decision and one emptiness joined into one
-    bar: ``(first, last, kind, copied, mapped pages)`` per group, in address order.  A few
-    hundred VMAs one bar each leave a bar a few pixels wide; a run of like neighbours
-    (a library's text, data and RELRO pieces, a heap's arenas) says the same as one bar."""
-    copied = copied_vmas(sc)
-    pages = _pages(sc)
-    out: list[tuple[int, int, str, bool, int]] = []
-    for i, (v, c, n) in enumerate(zip(sc.vmas, copied, pages, strict=True)):
-        k = kind(v)
-        if out and out[-1][2] == k and out[-1][3] == c and (out[-1][4] == 0) == (n == 0):
-            first, _, _, _, m = out[-1]
-            out[-1] = (first, i, k, c, m + n)
-        else:
-            out.append((i, i, k, c, n))
-    return out
+#: the parts of a process the memory map draws, in the order it draws them
+REGIONS = ("heap and anonymous", "stack", "file, read-only (code, constants)",
+           "file, writable (.data, .bss)", "shared file or memory",
+           "kernel-provided ([vdso], [vvar])")
 
 
-def plot_map(sc: Scenario, top: int = 10) -> Any:
-    """The memory map as a picture: one bar per group of neighbouring VMAs of one kind
-    and one copy decision (:func:`map_groups`), in address order.  Its height is the pages
-    the group maps (log scale), its colour says whether fork copies its page tables, a
-    hollow box at the bottom marks a group that maps no page, the strip under the bars
-    gives the kind, and a number over a bar the VMAs it joins when more than one."""
+def region(v: dict[str, Any]) -> str:
+    """Which part of a process a VMA is, as a learner names it (see :data:`REGIONS`):
+    the VMA's label and flags as the snapshot read them from smaps."""
+    label = str(v.get("label", ""))
+    if v.get("pfnmap") or label.startswith("[v"):
+        return REGIONS[5]
+    if v.get("shared") or v.get("backing") == "shmem":
+        return REGIONS[4]
+    if label == "[stack]":
+        return REGIONS[1]
+    if v.get("backing", "anon") == "anon":
+        return REGIONS[0]
+    return REGIONS[3] if v.get("write", True) else REGIONS[2]
+
+
+def map_kinds(sc: Scenario) -> list[tuple[str, int, int, int, int]]:
+    """Per part of the process (:func:`region`) that it has: ``(region, copied VMAs, their
+    mapped pages, VMAs not copied, their mapped pages)``, in :data:`REGIONS` order."""
+    sums = {r: [0, 0, 0, 0] for r in REGIONS}
+    for v, c, n in zip(sc.vmas, copied_vmas(sc), _pages(sc), strict=True):
+        s = sums[region(v)]
+        s[0 if c else 2] += 1
+        s[1 if c else 3] += n
+    return [(r, *s) for r, s in sums.items() if s[0] or s[2]]  # type: ignore[misc]
+
+
+def _n(n: int, what: str) -> str:
+    return f"{n:,} {what}{'' if n == 1 else 's'}"
+
+
+def plot_map(sc: Scenario) -> Any:
+    """The memory map as a picture: one horizontal bar per part of the process
+    (:func:`map_kinds`), as long as its VMAs, split into the VMAs whose page tables fork
+    copies (orange) and those it leaves for the child to fault in (blue); the VMA and
+    page counts of both halves are written beside the bar."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
-    if not isinstance(top, int) or isinstance(top, bool) or top < 0:
-        from .errors import LayoutError
-        raise LayoutError(f"top={top!r}: the number of biggest bars to label, 0 or more")
-    groups = map_groups(sc)
-    fill = {True: "tab:orange", False: "tab:blue"}
-    kinds = dict(zip(KINDS, ("0.15", "0.45", "0.65", "tab:green", "tab:purple"),
-                     strict=True))
-    fig, (ax, strip) = plt.subplots(2, 1, figsize=(10, 4.2), sharex=True,
-                                    gridspec_kw={"height_ratios": (12, 1), "hspace": 0.04})
-    xs = list(range(len(groups)))
-    full = [(x, g) for x, g in zip(xs, groups, strict=True) if g[4]]
-    empty = [(x, g) for x, g in zip(xs, groups, strict=True) if not g[4]]
-    # a bar from 0.5 up to its page count: a one-page group reaches 1, an empty group is a
-    # hollow box that stops at 0.8, so "no page" never reads as "one page"
-    ax.bar([x for x, _ in full], [g[4] - 0.5 for _, g in full], bottom=0.5, width=0.85,
-           color=[fill[g[3]] for _, g in full])
-    ax.bar([x for x, _ in empty], [0.3] * len(empty), bottom=0.5, width=0.85,
-           facecolor="white", edgecolor=[fill[g[3]] for _, g in empty], linewidth=0.8)
-    ax.set_yscale("log")
-    most = max([g[4] for g in groups] + [1])
-    ax.set_ylim(0.5, most * 60)                 # head room for the labels
-    ax.set_xlim(-1, len(groups))
-    ax.set_ylabel("mapped pages")
-    for x, g in zip(xs, groups, strict=True):
-        if g[1] > g[0]:
-            ax.text(x, max(g[4], 0.8) * 1.15, str(g[1] - g[0] + 1), ha="center",
-                    va="bottom", fontsize=4.5, color="0.3")
-    # name the biggest bars, never two within a few bars of each other: rotated labels
-    # of neighbours overprint each other
-    gap = max(len(groups) // 30, 2)
-    labelled: list[int] = []
-    for x in sorted(xs, key=lambda x: -groups[x][4]):
-        if len(labelled) == top or not groups[x][4]:
-            break
-        if any(abs(x - j) < gap for j in labelled):
-            continue
-        labelled.append(x)
-        label = Path(sc.vmas[groups[x][0]].get("label", "")).name or "[anon]"
-        ax.annotate(label[:18], (x, groups[x][4]), fontsize=6, rotation=60,
-                    xytext=(0, 9), textcoords="offset points")
-    strip.bar(xs, [1] * len(groups), width=1.0, color=[kinds[g[2]] for g in groups])
-    strip.set_ylim(0, 1)
-    strip.set_yticks([])
-    strip.set_xlabel("groups of neighbouring VMAs in address order")
-    ncopied = sum(c for c in copied_vmas(sc))
-    ax.set_title(f"{sc.name}\n{len(sc.vmas)} VMAs in {len(groups)} bars, "
-                 f"{sum(g[4] for g in groups)} mapped pages; fork copies the page tables "
-                 f"of {ncopied} VMAs (orange)", fontsize=9)
-    handles = [Patch(color=fill[True], label="page tables copied"),
-               Patch(color=fill[False], label="not copied"),
-               Patch(facecolor="white", edgecolor="0.3",
-                             label="maps no page")]
-    present = {g[2] for g in groups}           # the key lists only kinds this process has
-    handles += [Patch(color=col, label=f"strip: {k}")
-                for k, col in kinds.items() if k in present]
-    fig.legend(handles=handles, fontsize=7, ncol=4, loc="lower center")
-    fig.subplots_adjust(left=0.07, right=0.99, top=0.89, bottom=0.2)
+    rows = map_kinds(sc)
+    colour = {True: "tab:orange", False: "tab:blue"}
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(rows) + 1.9))
+    ys = list(range(len(rows)))[::-1]          # the first region on top
+    most = max(r[1] + r[3] for r in rows)
+    for y, (_, cv, cp, nv, np_) in zip(ys, rows, strict=True):
+        ax.barh(y, cv, color=colour[True], height=0.6)
+        ax.barh(y, nv, left=cv, color=colour[False], height=0.6)
+        ax.text(cv + nv + most * 0.015, y,
+                f"{cv} copied ({_n(cp, 'page')}), {nv} not ({_n(np_, 'page')})",
+                va="center", fontsize=11)
+    ax.set_yticks(ys, [r[0] for r in rows], fontsize=11)
+    ax.set_xlim(0, most * 2.3)                 # room for the counts right of the bars
+    ax.set_xlabel("VMAs", fontsize=11)
+    ax.tick_params(axis="x", labelsize=11)
+    ncopied = sum(r[1] for r in rows)
+    ax.set_title(f"{sc.name}\nfork copies the page tables of {ncopied} of "
+                 f"{len(sc.vmas)} VMAs", fontsize=12)
+    ax.legend(handles=[Patch(color=colour[True], label="page tables copied at fork"),
+                       Patch(color=colour[False], label="not copied: the child faults "
+                                                        "them in")],
+              fontsize=11, loc="lower right")
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
     return fig
 
 
@@ -304,13 +292,48 @@ def versions_line(rows: list[Any]) -> str:
 
 QUESTIONS = {
     "copied": "How many of this process's VMAs will fork copy page tables for?",
+    "copied-share": "What share of this process's VMAs will fork copy page tables for?",
     "eager": "How many pages does eager-copy copy at fork for this process?",
     "calls-v68": "How many present-copy calls does v6.8 make for this process?",
 }
 
 
-def _answer(question: str, sc: Scenario) -> tuple[int, str]:
+#: the answers "copied-share" offers: a letter, its words, and the share of the VMAs it
+#: covers, [low, high)
+SHARES = (("A", "under a sixth", Fraction(0), Fraction(1, 6)),
+          ("B", "a sixth to a third", Fraction(1, 6), Fraction(1, 3)),
+          ("C", "a third to two thirds", Fraction(1, 3), Fraction(2, 3)),
+          ("D", "two thirds or more, but not all", Fraction(2, 3), Fraction(1)),
+          ("E", "all of them", Fraction(1), Fraction(2)))
+
+
+def choices(question: str, sc: Scenario) -> list[str]:
+    """The answers a multiple-choice question offers for ``sc`` (empty for a question
+    answered with a number), each with the VMA counts it covers."""
+    if question != "copied-share":
+        return []
+    n = len(sc.vmas)
+    out = []
+    for letter, words, lo, hi in SHARES:
+        # the counts k with lo <= k/n < hi
+        first, last = math.ceil(lo * n), min(math.ceil(hi * n) - 1, n)
+        span = f"{n}" if first == last == n else f"{first} to {last}"
+        out.append(f"{letter}: {words} ({span} of {n} VMAs)")
+    return out
+
+
+def _share(n: int, total: int) -> str:
+    return next(letter for letter, _, lo, hi in SHARES if lo <= Fraction(n, total) < hi)
+
+
+def _answer(question: str, sc: Scenario) -> tuple[int | str, str]:
     from .forksim import forksim
+    if question == "copied-share":
+        n = sum(copied_vmas(sc))
+        return _share(n, len(sc.vmas)), (
+            f"fork copies {n} of {len(sc.vmas)} VMAs: the private anonymous ones that ever "
+            "held a page, and of each library the parts written once (.data, .bss, "
+            "RELRO), not its code and constants")
     if question == "copied":
         n = sum(copied_vmas(sc))
         return n, ("only VMAs with an anon_vma (private memory that ever had an anonymous "
@@ -331,17 +354,30 @@ def check(question: str, answer: object, sc: Scenario) -> str:
     prediction yet) only asks: the answer is never printed before a prediction."""
     if question not in QUESTIONS:
         return f"unknown question {question!r}; choose one of {', '.join(QUESTIONS)}"
+    offered = choices(question, sc)
     if answer is Ellipsis:
-        return (f"? {QUESTIONS[question]}\n  Your prediction first: replace the ... in this "
-                f"cell with a number, then run the cell again.")
+        from textwrap import fill
+        return "\n".join([f"? {QUESTIONS[question]}", *(f"  {c}" for c in offered), fill(
+            "Your prediction first: on a page you only read, "
+            + ("choose" if offered else "predict") + " and then open the "
+            "answer below; running the notebook, replace the ... in this cell with "
+            + ("a letter" if offered else "a number") + " and run the cell again.", 86,
+            initial_indent="  ", subsequent_indent="  ")])
     want, why = _answer(question, sc)
+    if offered:
+        got_letter = str(answer).strip().upper()[:1]
+        if got_letter not in {c[0] for c in offered}:
+            return f"Please answer with one of {', '.join(c[0] for c in offered)}."
+        if got_letter == want:
+            return f"Right ({want}): {why}."
+        return f"Not quite: you said {got_letter}, the answer is {want}. Why: {why}."
     try:
         got = int(str(answer).replace(",", "").replace("_", "").strip())
     except ValueError:
         return f"Please answer with a number. The answer is {want}: {why}."
     if got == want:
         return f"Right ({want}): {why}."
-    off = "more" if got < want else "fewer"
+    off = "more" if got < int(want) else "fewer"
     return f"Not quite: you said {got}, the answer is {want} ({off}). Why: {why}."
 
 
@@ -376,6 +412,92 @@ def lockbreak_lines(rows: list[Any]) -> list[str]:
                    f"{empty} other reads) / {PROGRESS_BREAK} = {bound:6d}   "
                    f"lockbreak_checks {r.ops.get('lockbreak_checks', 0):6d}")
     return out
+
+
+def short_table(rows: list[Any]) -> str:
+    """The few numbers of a forksim run a reader compares: per variant the PTEs written
+    into the child, the present-copy calls, the pages copied, and the predicted time."""
+    from .forksim import pred_column
+    lines = [f"{'variant':12s}{'PTEs written':>13s}{'copy calls':>12s}{'pages copied':>14s}"
+             f"{'pred ms':>16s}"]
+    lines += [f"{r.kernel:12s}{r.ptes_copied:13,d}{r.batches:12,d}{r.pages_copied:14,d}"
+              f"{pred:>16s}" for r, pred in zip(rows, pred_column(rows), strict=True)]
+    return "\n".join(lines)
+
+
+def details(sc: Scenario, rows: list[Any]) -> Folded:
+    """Everything forksim counted for ``rows``, folded: the full table without the
+    layout's guesses (the page printed them once), the batch sizes in words, the
+    lock-break arithmetic and the full key."""
+    from .forksim import key_lines, render
+    return Folded("Everything the forks counted, and the full key (for the engineer)",
+                  "\n".join([render(sc, rows, key="differs", approximations=False),
+                             *batches_lines(rows),
+                             "lock-break checks from the totals:", *lockbreak_lines(rows),
+                             "full key:", *key_lines(rows)]))
+
+
+def guesses_changed(before: Scenario, after: Scenario) -> list[str]:
+    """The guesses ``after`` makes that ``before`` did not, and the ones it no longer
+    makes, each with the new guess about the same thing (the same first word) that took
+    its place."""
+    from textwrap import fill
+    new = [a for a in after.approximations if a not in before.approximations]
+    gone = [a for a in before.approximations if a not in after.approximations]
+    out = [fill(a, 86, initial_indent="  - ", subsequent_indent="    ") for a in new]
+    for a in gone:
+        instead = [b for b in new if b.split()[0] == a.split()[0]]
+        out.append(fill(f"no longer needed: \"{a}\"" + (
+            f" -- the guess \"{instead[0].split(':')[0]}\" above replaces it" if instead
+            else ""), 86, initial_indent="  - ", subsequent_indent="    "))
+    return out
+
+
+def batch_stops(sc: Scenario, kernel: str) -> tuple[dict[str, int], dict[str, int]]:
+    """From the step-by-step model's trace of ``kernel``'s fork of ``sc``: why each batch
+    scan stopped (its ``stop:...`` rules, e.g. ``folio-end``, ``range-end``: no entry
+    left in the page table or VMA), and the copy calls by what they shared: ``anon`` (an
+    anonymous folio: the pin check ran), ``file`` (a page-cache folio: no pin check) and
+    ``by value`` (no page behind the entry: the zero page, raw PFNs)."""
+    from collections import Counter
+
+    from .fork import fork
+    res = fork(sc.build()[0], kernel)
+    stops = Counter(e.rule.removeprefix("stop:") for e in res.trace
+                    if e.rule.startswith("stop:"))
+    # the rmap calls are named as in the kernel: folio_try_dup_anon_rmap_ptes(),
+    # page_try_dup_anon_rmap(), folio_dup_file_rmap_pte() ...
+    anon = sum(1 for e in res.trace if "dup_anon_rmap" in e.func)
+    file = sum(1 for e in res.trace if "dup_file_rmap" in e.func)
+    return dict(stops), {"anon": anon, "file": file,
+                         "by value": len(res.batches) - anon - file}
+
+
+def large_folio_notes(sc: Scenario, rows: list[Any], lookahead: str,
+                      limited: str) -> list[str]:
+    """Two differences of the large-folio fork said from the model's own trace: why
+    ``lookahead`` reads more PTEs than ``limited`` (batches that ran into their folio's
+    end, against ones that met the page table's end or a differing entry), and why the
+    pin checks are fewer than the copy calls."""
+    from textwrap import fill
+
+    from .kernels.common import stop_words
+    by = {r.kernel: r for r in rows}
+    stops, kinds = batch_stops(sc, lookahead)
+    more = by[lookahead].ops["pte_reads"] - by[limited].ops["pte_reads"]
+    scans, ends = by[lookahead].ops["batch_scans"], stops.get("folio-end", 0)
+    rest = "; ".join(f"{n:,}: {stop_words(why)}" for why, n in sorted(stops.items())
+                     if why != "folio-end")
+    return [fill(
+        f"{lookahead} reads {more:,} more PTEs than {limited}: of its {scans:,} batch "
+        f"scans, {ends:,} ran to the end of their folio and read one entry past it to see "
+        f"that, where {limited} knows the folio's size and stops without reading on; the "
+        f"other {scans - ends:,} stopped where both read the same ({rest}).", 88),
+        fill(f"pin checks: {by[lookahead].ops['anon_dup_checks']:,} of "
+             f"{by[lookahead].batches:,} copy calls -- the {kinds['anon']:,} that shared an "
+             f"anonymous folio; of the rest, {kinds['file']:,} shared page-cache folios and "
+             f"{kinds['by value']:,} copied an entry by value (zero page, raw PFNs): "
+             "neither needs the check.", 88)]
 
 
 def fork_time(n: int = 7) -> float | None:

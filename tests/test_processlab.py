@@ -73,7 +73,7 @@ def test_check_asks_first_and_never_shows_the_answer_unasked() -> None:
                                       {"start": 0x400000, "npages": 1, "backing": "file"}],
                              "runs": [{"addr": 0x200000, "npages": 2}]})
     asked = lab.check("copied", ..., sc)
-    assert asked.startswith("? ") and "replace the ..." in asked
+    assert asked.startswith("? ") and "replace the ..." in " ".join(asked.split())
     assert "answer is" not in asked and "1" not in asked
     assert lab.check("copied", 1, sc).startswith("Right")
     assert "the answer is 1" in lab.check("copied", 2, sc)
@@ -127,47 +127,40 @@ def test_full_key_folds_every_printed_counter() -> None:
     assert all(" ".join(OP_MEANINGS[k].split()) in flat for k in shown_counters(rows))
 
 
-def test_map_bars_join_like_neighbours_colour_copied_and_hollow_empty() -> None:
+def test_map_has_one_bar_per_region_split_by_fork_s_decision() -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     sc = lab.large_folio_process()
     copied = lab.copied_vmas(sc)
     pages = lab._pages(sc)
-    groups = lab.map_groups(sc)
-    # every VMA in exactly one group, in order; a group never mixes kinds, copy
-    # decisions, or empty with non-empty VMAs; neighbours that could join did
-    assert groups[0][0] == 0 and groups[-1][1] == len(sc.vmas) - 1
-    assert all(b[0] == a[1] + 1 for a, b in zip(groups, groups[1:], strict=False))
-    for first, last, k, c, n in groups:
-        span = range(first, last + 1)
-        assert {lab.kind(sc.vmas[i]) for i in span} == {k}
-        assert {copied[i] for i in span} == {c}
-        assert n == sum(pages[i] for i in span)
-        assert len({pages[i] == 0 for i in span}) == 1
-    assert all((a[2], a[3], a[4] == 0) != (b[2], b[3], b[4] == 0)
-               for a, b in zip(groups, groups[1:], strict=False))
-    assert len(groups) < len(sc.vmas)
+    rows = lab.map_kinds(sc)
+    # every VMA in exactly one region; the halves count the copy decision of each VMA
+    assert sum(r[1] + r[3] for r in rows) == len(sc.vmas)
+    for name, cv, cp, nv, np_ in rows:
+        mine = [i for i, v in enumerate(sc.vmas) if lab.region(v) == name]
+        assert cv == sum(copied[i] for i in mine) and nv == len(mine) - cv
+        assert cp == sum(pages[i] for i in mine if copied[i])
+        assert np_ == sum(pages[i] for i in mine if not copied[i])
+    by = {r[0]: r for r in rows}
+    # fork never copies shared memory; a library's writable .data always has an anon_vma
+    assert by["shared file or memory"][1] == 0
+    assert by["file, writable (.data, .bss)"][3] == 0
     fig = lab.plot_map(sc)
     ax = fig.axes[0]
-    bars = [p for p in ax.patches if p.get_height() > 0]
-    filled = [p for p in bars if p.get_facecolor()[:3] != (1.0, 1.0, 1.0)]
-    hollow = [p for p in bars if p.get_facecolor()[:3] == (1.0, 1.0, 1.0)]
-    orange = matplotlib.colors.to_rgba("tab:orange")
-    # one bar per group; orange exactly for the copied ones; hollow exactly the empty ones
-    assert len(bars) == len(groups)
-    assert len(hollow) == sum(1 for g in groups if not g[4])
-    assert sorted(round(p.get_x() + p.get_width() / 2) for p in filled if
-                  p.get_facecolor() == orange) == [x for x, g in enumerate(groups)
-                                                   if g[3] and g[4]]
-    assert all(p.get_y() + p.get_height() < 1 for p in hollow)      # below "one page"
-    # the count over a bar is the VMAs it joins
-    counts = {round(t.get_position()[0]): t.get_text() for t in ax.texts
-              if not t.get_rotation()}            # the rotated ones name the biggest bars
-    assert counts == {x: str(g[1] - g[0] + 1) for x, g in enumerate(groups) if g[1] > g[0]}
+    orange, blue = (matplotlib.colors.to_rgba(c) for c in ("tab:orange", "tab:blue"))
+    bars = [p for p in ax.patches if p.get_facecolor() in (orange, blue)]
+    # two segments per region, as long as its copied and its other VMAs
+    assert sorted(round(p.get_width()) for p in bars if p.get_facecolor() == orange) == \
+        sorted(r[1] for r in rows)
+    assert sorted(round(p.get_width()) for p in bars if p.get_facecolor() == blue) == \
+        sorted(r[3] for r in rows)
+    # the first region on top
+    ticks = sorted(ax.get_yticklabels(), key=lambda t: -t.get_position()[1])
+    assert [t.get_text() for t in ticks] == [r[0] for r in rows]
+    # every text readable at native size
+    assert min(t.get_fontsize() for t in ax.texts + ax.get_yticklabels()) >= 11
     plt.close(fig)
-    with pytest.raises(LayoutError, match="top=-1"):
-        lab.plot_map(sc, top=-1)
 
 
 def test_lockbreak_lines_apply_the_progress_rule_to_the_totals() -> None:
@@ -188,3 +181,70 @@ def test_lockbreak_lines_apply_the_progress_rule_to_the_totals() -> None:
             assert bound - checks <= slices
         else:                                   # a batch passes one check, however long
             assert checks < bound - slices
+
+
+def test_copied_share_is_multiple_choice_over_the_process_s_own_counts() -> None:
+    from pkmm.scenario import Scenario
+    # three VMAs, one copied: a third -> C ("a third to two thirds")
+    sc = Scenario.from_dict({"vmas": [{"start": 0x200000, "npages": 2, "anon_vma": True},
+                                      {"start": 0x400000, "npages": 1, "backing": "file"},
+                                      {"start": 0x600000, "npages": 1, "backing": "file"}],
+                             "runs": [{"addr": 0x200000, "npages": 2}]})
+    offered = lab.choices("copied-share", sc)
+    assert [c[0] for c in offered] == list("ABCDE")
+    assert offered[2] == "C: a third to two thirds (1 to 1 of 3 VMAs)"
+    assert offered[4] == "E: all of them (3 of 3 VMAs)"
+    asked = lab.check("copied-share", ..., sc)
+    assert all(c in asked for c in offered) and "a letter" in asked and "Right" not in asked
+    assert lab.check("copied-share", "c", sc).startswith("Right (C)")
+    assert "the answer is C" in lab.check("copied-share", "E", sc)
+    assert "one of A, B" in lab.check("copied-share", "7", sc)
+    # the choices cover every count exactly once
+    big = lab.large_folio_process()
+    spans = [c.split("(")[1].split(" of")[0].split(" to ")
+             for c in lab.choices("copied-share", big)]
+    edges = [(int(s[0]), int(s[-1])) for s in spans]
+    assert edges[0][0] == 0 and edges[-1] == (len(big.vmas), len(big.vmas))
+    assert all(b[0] == a[1] + 1 for a, b in zip(edges, edges[1:], strict=False))
+
+
+def test_short_table_and_details_carry_the_rows_numbers() -> None:
+    from pkmm.forksim import forksim
+    sc, rows = forksim(lab.large_folio_process())
+    table = lab.short_table(rows).splitlines()
+    assert len(table) == len(rows) + 1
+    for line, r in zip(table[1:], rows, strict=True):
+        assert line.split()[:4] == [r.kernel, f"{r.ptes_copied:,}", f"{r.batches:,}",
+                                    f"{r.pages_copied:,}"]
+    folded = lab.details(sc, rows)
+    assert folded._repr_html_().startswith("<details>")
+    # the layout's guesses are not repeated there: the page prints them once
+    assert not any(a.split(":")[0] in folded.text for a in sc.approximations)
+
+
+def test_large_folio_notes_explain_the_differences_from_the_trace() -> None:
+    from pkmm.forksim import forksim
+    sc, rows = forksim(lab.large_folio_process())
+    by = {r.kernel: r for r in rows}
+    stops, kinds = lab.batch_stops(sc, "v6.9")
+    # v6.9's extra reads are exactly its batches that ran into their folio's end
+    assert stops["folio-end"] == by["v6.9"].ops["pte_reads"] - by["v6.17"].ops["pte_reads"]
+    assert sum(stops.values()) == by["v6.9"].ops["batch_scans"]
+    # the pin check runs once per call that shares an anonymous folio, never for the rest
+    assert kinds["anon"] == by["v6.9"].ops["anon_dup_checks"]
+    assert sum(kinds.values()) == by["v6.9"].batches and kinds["file"] and kinds["by value"]
+    flat = " ".join(" ".join(lab.large_folio_notes(sc, rows, "v6.9", "v6.17")).split())
+    assert f"reads {stops['folio-end']:,} more PTEs" in flat
+    assert f"{kinds['file']:,} shared page-cache folios" in flat
+
+
+def test_guesses_changed_names_what_replaces_a_dropped_guess() -> None:
+    from pkmm.scenario import Scenario
+    root = Scenario.from_dict({"vmas": [], "approximations": [
+        "AnonExclusive of tail pages: the head's flag", "pins: none"]})
+    user = Scenario.from_dict({"vmas": [], "approximations": [
+        "AnonExclusive not visible: from bit 56", "pins: none", "folio sizes unknown"]})
+    lines = lab.guesses_changed(root, user)
+    assert lines[:2] == ["  - AnonExclusive not visible: from bit 56",
+                         "  - folio sizes unknown"]
+    assert "no longer needed" in lines[2] and "AnonExclusive not visible\" above" in lines[2]

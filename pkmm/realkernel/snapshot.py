@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import platform
+import textwrap
 from collections import Counter
 from typing import Any
 
@@ -298,7 +299,9 @@ def summary(sc: Scenario) -> str:
                                                src.get("folio_orders", {}).items()) or "-")]
     if sc.approximations:
         lines.append("  approximated (not exported by the kernel):")
-        lines += [f"   - {a}" for a in sc.approximations]
+        # wrapped at words: a notebook's output box would break a long line mid-word
+        lines += [textwrap.fill(a, 88, initial_indent="   - ", subsequent_indent="     ")
+                  for a in sc.approximations]
     return "\n".join(lines)
 
 
