@@ -636,3 +636,34 @@ def test_folio_mappers_follows_both_processes_from_the_stored_tokens() -> None:
         lab.folio_mappers("a")
     with pytest.raises(ScenarioError, match="folio=9"):
         lab.folio_mappers("c", folio=9)
+
+
+def test_folio_moments_draws_both_page_tables_from_the_stored_tokens() -> None:
+    """The picture of section 2 of notebook 09: at each moment, each process's PTE maps the
+    original page or its own copy, as the stored tokens say; the folio row is folio_mappers'
+    row of that step; after the exit the child has no page table."""
+    import pytest
+
+    from pkmm.errors import ScenarioError
+    from pkmm.realkernel.observe import unrle
+    pic = lab.folio_moments("c")
+    assert [m.step for m in pic.moments] == ["after fork", "child writes pg5 (second writer)",
+                                            "parent after child exit"]
+    fork, second, gone = pic.moments
+    assert fork.parent == fork.child == ("orig",) * 16
+    steps = lab.load_stored()["scenarios"]["c"]["steps"]
+    child = [unrle(s["cells"]) for s in steps if s["who"] == "child"][-1]
+    parent = [unrle(s["cells"]) for s in steps if s["name"] == "parent writes w2 (first writer)"][0]
+    assert second.child == tuple(t.split()[0] for t in child[:16])
+    assert second.parent == tuple(t.split()[0] for t in parent[:16])
+    assert second.parent[3] != second.child[3] and second.parent[3].startswith("n")
+    assert gone.child is None and gone.parent == second.parent
+    rows = {r[0]: r[2:] for r in lab.folio_mappers("c").rows}
+    assert all(m.folio == rows[m.step] for m in pic.moments)
+    assert [i for i, w in enumerate(second.folio) if w == "—"] == [3, 5]
+    html_ = pic._repr_html_()
+    assert html_.count("exited") == 1 and "after fork" in str(pic) and ">n4<" in html_
+    with pytest.raises(ScenarioError, match="'w9' names no step of c"):
+        lab.folio_moments("c", ("w9",))
+    with pytest.raises(ScenarioError, match="no large folio"):
+        lab.folio_moments("a")
