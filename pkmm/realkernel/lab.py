@@ -246,7 +246,8 @@ def _role_names(steps: list[dict[str, Any]]) -> list[str]:
 
 
 STEPS_LEGEND = ("each row: the pages as the process named in it sees them · yellow: a new "
-                "physical page (n1, n2, …: numbered as the token key says) · blue: an original page mapped by both processes "
+                "physical page (n1, n2, …: numbered as the token key says) · blue: an "
+                "original page mapped by both processes "
                 "(m2) · white: an original page one process maps (m1), or nothing mapped · "
                 "outlined: the page this step read or wrote · the access: which page, "
                 "val= the value a read returned (the probe wrote 1 into every page), and "
