@@ -459,11 +459,12 @@ def test_step_roles_are_kept_only_where_the_page_is_shared() -> None:
             seen[s["who"]] = unrle(s["cells"])
 
 
-def test_steps_legend_says_new_pages_are_counted_shown_or_not() -> None:
+def test_token_key_says_new_pages_are_counted_shown_or_not() -> None:
     # t1 shows n1, n4, n6, n8, n512: the numbers count the pages no column shows
     row = [r for r in lab.steps_table("t1").rows if r[0].startswith("child writes pg3")][0]
     assert [c.split()[0] for c in row[2:7]] == ["n1", "n4", "n6", "n8", "n512"]
-    assert "shown or not" in lab.STEPS_LEGEND
+    # said once, in the token key; each steps table's legend points to it
+    assert "shown or not" not in lab.STEPS_LEGEND and "token key" in lab.STEPS_LEGEND
     assert "shown in a table or not" in dict(lab.token_key(("t1",)).rows)["orig, n1, n2, …"]
 
 
@@ -636,3 +637,34 @@ def test_folio_mappers_follows_both_processes_from_the_stored_tokens() -> None:
         lab.folio_mappers("a")
     with pytest.raises(ScenarioError, match="folio=9"):
         lab.folio_mappers("c", folio=9)
+
+
+def test_folio_moments_draws_both_page_tables_from_the_stored_tokens() -> None:
+    """The picture of section 2 of notebook 09: at each moment, each process's PTE maps the
+    original page or its own copy, as the stored tokens say; the folio row is folio_mappers'
+    row of that step; after the exit the child has no page table."""
+    import pytest
+
+    from pkmm.errors import ScenarioError
+    from pkmm.realkernel.observe import unrle
+    pic = lab.folio_moments("c")
+    assert [m.step for m in pic.moments] == ["after fork", "child writes pg5 (second writer)",
+                                            "parent after child exit"]
+    fork, second, gone = pic.moments
+    assert fork.parent == fork.child == ("orig",) * 16
+    steps = lab.load_stored()["scenarios"]["c"]["steps"]
+    child = [unrle(s["cells"]) for s in steps if s["who"] == "child"][-1]
+    parent = [unrle(s["cells"]) for s in steps if s["name"] == "parent writes w2 (first writer)"][0]
+    assert second.child == tuple(t.split()[0] for t in child[:16])
+    assert second.parent == tuple(t.split()[0] for t in parent[:16])
+    assert second.parent[3] != second.child[3] and second.parent[3].startswith("n")
+    assert gone.child is None and gone.parent == second.parent
+    rows = {r[0]: r[2:] for r in lab.folio_mappers("c").rows}
+    assert all(m.folio == rows[m.step] for m in pic.moments)
+    assert [i for i, w in enumerate(second.folio) if w == "—"] == [3, 5]
+    html_ = pic._repr_html_()
+    assert html_.count("exited") == 1 and "after fork" in str(pic) and ">n4<" in html_
+    with pytest.raises(ScenarioError, match="'w9' names no step of c"):
+        lab.folio_moments("c", ("w9",))
+    with pytest.raises(ScenarioError, match="no large folio"):
+        lab.folio_moments("a")

@@ -246,9 +246,8 @@ def _role_names(steps: list[dict[str, Any]]) -> list[str]:
 
 
 STEPS_LEGEND = ("each row: the pages as the process named in it sees them · yellow: a new "
-                "physical page (n1, n2, … count every new page of the region in the order they "
-                "appear, shown or not: a gap in the numbers is new pages in columns not shown) "
-                "· blue: an original page mapped by both processes "
+                "physical page (n1, n2, …: numbered as the token key says) · blue: an "
+                "original page mapped by both processes "
                 "(m2) · white: an original page one process maps (m1), or nothing mapped · "
                 "outlined: the page this step read or wrote · the access: which page, "
                 "val= the value a read returned (the probe wrote 1 into every page), and "
@@ -895,8 +894,9 @@ def batch_fit(mode: str = "fresh") -> dict[str, float]:
     return fit_batch_cost(records(pooled(load_timing())), mode)
 
 
-__all__ = ["LIVE_ENV", "OVERVIEW_HEAD", "STEPS_LEGEND", "TOPIC_HEAD", "FolioStrip", "PinFlow",
-           "Table", "batch_fit", "folio_pages", "folio_strip", "fork_tokens", "live_report",
+__all__ = ["LIVE_ENV", "OVERVIEW_HEAD", "STEPS_LEGEND", "TOPIC_HEAD", "FolioMoment",
+           "FolioMoments", "FolioStrip", "PinFlow", "Table", "batch_fit", "folio_moments",
+           "folio_pages", "folio_strip", "fork_tokens", "live_report",
            "live_requested", "live_timing", "pin_decisions", "pin_flow", "plot_timing",
            "quick_check", "report_answer", "report_by_topic", "report_group", "report_overview",
            "report_table", "scenario_steps", "script_text", "steps_table", "stored_report",
@@ -1057,36 +1057,33 @@ _EXIT_STEP = "parent after child exit"      # the probe's name (observe.py reads
 _MAPS_SHADE = {"P C": "#dbe9ff", "—": "#e4e4e4"}
 
 
-def folio_mappers(sid: str = "c", folio: int = 0) -> Table:
-    """Who maps each page of one folio from the original (pre-fork) folio, after each step
-    of scenario ``sid``: ``P C`` both processes, ``P`` the parent only, ``C`` the child only
-    (the other one has a copy, or has exited).  Read from the stored run's tokens: a stored
-    step shows one process's page table, and a process's table changes only at its own
-    steps, so each row pairs that step's view with the other process's latest one; a page
-    whose token is ``orig`` maps the original folio, ``n…`` is a copy."""
+def _folio_views(sid: str, folio: int, who_asks: str) -> tuple[
+        range, list[tuple[str, dict[str, Any], dict[str, list[str]]]]]:
+    """Folio ``folio`` of scenario ``sid``'s region in the stored run: its pages, and after
+    each step since fork (name, the step, each live process's latest view of the region).  A
+    stored step shows one process's page table, and a process's table changes only at its own
+    steps, so each step pairs its view with the other process's latest one."""
     from .observe import unrle
     if sid not in BY_ID:
-        raise ScenarioError(f"folio_mappers(sid={sid!r}): no such scenario; use one of "
+        raise ScenarioError(f"{who_asks}(sid={sid!r}): no such scenario; use one of "
                             f"{', '.join(sorted(BY_ID))}")
     data = load_stored()["scenarios"][sid]
     if "steps" not in data:
-        raise ScenarioError(f"folio_mappers(sid={sid!r}): the stored run skipped it "
+        raise ScenarioError(f"{who_asks}(sid={sid!r}): the stored run skipped it "
                             f"({data['skipped']}); pick a scenario that ran")
     steps = data["steps"]
     first = [unrle(s["cells"]) for s in steps][0]
     heads = [i for i, t in enumerate(first) if "H" in t.split()[-1].split("·")]
     if not heads:
-        raise ScenarioError(f"folio_mappers(sid={sid!r}): its region has no large folio "
+        raise ScenarioError(f"{who_asks}(sid={sid!r}): its region has no large folio "
                             "(no head page H); pick one that has, such as c or h7")
     if not 0 <= folio < len(heads):
-        raise ScenarioError(f"folio_mappers(folio={folio}): {sid}'s region has {len(heads)} "
+        raise ScenarioError(f"{who_asks}(folio={folio}): {sid}'s region has {len(heads)} "
                             f"large folios; use 0..{len(heads) - 1}")
     lo = heads[folio]
     hi = heads[folio + 1] if folio + 1 < len(heads) else len(first)
-    pages = range(lo, hi)
     view: dict[str, list[str]] = {}
-    rows: list[tuple[str, ...]] = []
-    marks: set[tuple[int, int]] = set()
+    out = []
     names = [script_name(BY_ID[sid], n) for n in _role_names(steps)]
     for name, s in zip(names, steps, strict=True):
         view[s["who"]] = unrle(s["cells"])
@@ -1094,11 +1091,29 @@ def folio_mappers(sid: str = "c", folio: int = 0) -> Table:
             view.pop("child", None)
         if s["name"] == "before fork":
             continue                    # no child yet
-        cells = []
-        for i in pages:
-            who = [w[0].upper() for w in ("parent", "child")
-                   if w in view and view[w][i].split()[0] == "orig"]
-            cells.append(" ".join(who) or "—")
+        out.append((name, s, dict(view)))
+    return range(lo, hi), out
+
+
+def _mappers(view: dict[str, list[str]], i: int) -> str:
+    """Who maps page ``i`` from the original folio: "P C", "P", "C" or "—"."""
+    who = [w[0].upper() for w in ("parent", "child")
+           if w in view and view[w][i].split()[0] == "orig"]
+    return " ".join(who) or "—"
+
+
+def folio_mappers(sid: str = "c", folio: int = 0) -> Table:
+    """Who maps each page of one folio from the original (pre-fork) folio, after each step
+    of scenario ``sid``: ``P C`` both processes, ``P`` the parent only, ``C`` the child only
+    (the other one has a copy, or has exited).  Read from the stored run's tokens (see
+    :func:`_folio_views`): a page whose token is ``orig`` maps the original folio, ``n…`` is
+    a copy."""
+    pages, views = _folio_views(sid, folio, "folio_mappers")
+    lo, hi = pages.start, pages.stop
+    rows: list[tuple[str, ...]] = []
+    marks: set[tuple[int, int]] = set()
+    for name, s, view in views:
+        cells = [_mappers(view, i) for i in pages]
         if not s["op"] and rows and tuple(cells) == rows[-1][2:]:
             continue                    # the other process's view of the same state
         n_child = sum("C" in c for c in cells)
@@ -1114,3 +1129,116 @@ def folio_mappers(sid: str = "c", folio: int = 0) -> Table:
                  legend="P C (blue): both processes · P: the parent only · C: the child "
                         "only · — (grey): neither maps the original page · outlined: the page "
                         "the step wrote")
+
+
+@dataclass(frozen=True)
+class FolioMoment:
+    """One moment of :class:`FolioMoments`: each process's PTE for every page of the folio
+    (``"orig"``: it maps the original page; ``"n2"``: its own copy; ``None`` for a process
+    that has exited), and who maps each original page (as :func:`folio_mappers`)."""
+
+    step: str
+    parent: tuple[str, ...]
+    child: tuple[str, ...] | None
+    folio: tuple[str, ...]
+
+
+def _moment_title(step: str) -> str:
+    return step if "after" in step.split()[:2] else f"after \u201c{step}\u201d"
+
+
+@dataclass(frozen=True)
+class FolioMoments:
+    """Parent's and child's PTE rows over one folio's pages at a few moments of a stored
+    scenario: the picture of :func:`folio_mappers`' table at the steps a story needs."""
+
+    caption: str
+    first: int                      # the region's page number of the folio's first page
+    moments: tuple[FolioMoment, ...]
+
+    def __str__(self) -> str:
+        lines = [self.caption]
+        for m in self.moments:
+            lines.append(f"{_moment_title(m.step)}:")
+            lines.append("  parent PTEs " + " ".join(f"{c:>4s}" for c in m.parent))
+            lines.append("  child PTEs  " + (" ".join(f"{c:>4s}" for c in m.child)
+                                             if m.child is not None else "(exited)"))
+            lines.append("  folio page  " + " ".join(f"{c:>4s}" for c in m.folio))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<folio picture {self.caption!r}: {len(self.moments)} moments>"
+
+    def _repr_html_(self) -> str:
+        def pte(c: str) -> str:
+            if c == "orig":             # an arrow down to the original page under it
+                return (f'<div style="{_BOX}text-align:center;padding:0.1em 0">'
+                        '<svg width="10" height="16" viewBox="0 0 10 16" aria-hidden="true">'
+                        '<line x1="5" y1="0" x2="5" y2="10" stroke="currentColor" '
+                        'stroke-width="1.5"/><polygon points="1,10 5,16 9,10" '
+                        'fill="currentColor"/></svg></div>')
+            return (f'<div style="{_BOX}text-align:center;padding:0.1em 0;'
+                    f'background:#fff3b0" title="its own copy">{html.escape(c)}</div>')
+
+        def page_box(i: int, who: str) -> str:
+            bg = {"P C": "background:#dbe9ff", "—": "background:#e4e4e4;color:#555"}.get(
+                who, "")
+            return (f'<div style="{_BOX}{bg};text-align:center;padding:0.1em 0">'
+                    f'<div style="font-size:0.75em">pg{self.first + i}</div>'
+                    f"{html.escape(who)}</div>")
+
+        def label(t: str) -> str:
+            return f'<div style="padding-right:0.4em;white-space:nowrap">{t}</div>'
+
+        n = len(self.moments[0].folio)
+        parts = []
+        for m in self.moments:
+            child = ("".join(pte(c) for c in m.child) if m.child is not None else
+                     f'<div style="grid-column:span {n};color:#555;font-style:italic">'
+                     "exited: its page table is gone</div>")
+            title = html.escape(_moment_title(m.step))
+            parts.append(
+                f'<div style="font-weight:bold;margin-top:0.5em">{title}'
+                f'</div><div style="display:grid;grid-template-columns:auto repeat({n},'
+                ' minmax(2.3em,1fr));gap:2px;align-items:center">'
+                + label("parent PTEs") + "".join(pte(c) for c in m.parent)
+                + label("child PTEs") + child
+                + label("folio page") + "".join(page_box(i, w) for i, w in enumerate(m.folio))
+                + "</div>")
+        key = ('<div style="margin-top:0.5em;font-size:0.9em">arrow: the PTE maps the '
+               "original page below it · yellow n1, n2 …: the process's own 4K copy · a folio "
+               "page says who maps it: P C (blue) both, P or C one, — (grey) nobody, yet "
+               "still part of the folio</div>")
+        return (f'<div class="pkmm-moments" role="figure" aria-label="{html.escape(self.caption)}"'
+                f' style="{_CARD}font-size:0.8em"><div>{html.escape(self.caption)}</div>'
+                f"{''.join(parts)}{key}</div>")
+
+
+def folio_moments(sid: str = "c", steps: tuple[str, ...] = (
+        "after fork", "child writes pg5 (second writer)", _EXIT_STEP), folio: int = 0
+        ) -> FolioMoments:
+    """The parent's and the child's PTEs over folio ``folio``'s pages after each of
+    ``steps`` (names as :func:`folio_mappers` and :func:`steps_table` show them), read
+    from the stored run's tokens: a PTE maps the original page (``orig``) or the process's
+    own copy (``n…``)."""
+    pages, views = _folio_views(sid, folio, "folio_moments")
+    by_name = {name: view for name, _, view in views}     # a name's last view: both sides
+    bad = [s for s in steps if s not in by_name]
+    if bad or not steps:
+        raise ScenarioError(f"folio_moments(steps): {', '.join(map(repr, bad)) or '()'} "
+                            f"names no step of {sid}; use some of: "
+                            f"{', '.join(dict.fromkeys(by_name))}")
+
+    def row(view: dict[str, list[str]], who: str) -> tuple[str, ...] | None:
+        return tuple(view[who][i].split()[0] for i in pages) if who in view else None
+
+    moments = []
+    for s in steps:
+        view = by_name[s]
+        parent = row(view, "parent")
+        assert parent is not None       # the parent outlives every step
+        moments.append(FolioMoment(s, parent, row(view, "child"),
+                                   tuple(_mappers(view, i) for i in pages)))
+    return FolioMoments(f"{sid}: the two page tables over folio {folio} (pages "
+                        f"{pages.start}-{pages.stop - 1}), from the stored run's tokens",
+                        pages.start, tuple(moments))
