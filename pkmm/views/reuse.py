@@ -5,7 +5,8 @@ rule (``__wp_can_reuse_large_anon_folio()``, v6.15+) reads three things: whether
 is maybe mapped shared, whether its large mapcount equals its refcount, and how many pages
 the writer maps.  :func:`reuse_cases` builds a tiny layout for each case -- an order-4
 folio on 16 PTEs -- forks it, plays the story, and records what the writer's (the parent's,
-unless the case names another process) write to page 5 found and did.  Nothing in a row is typed: change the fault path and the table changes.
+unless the case names another process) write to page 5 found and did.  Nothing in a row
+is typed: change the fault path and the table changes.
 Taught in: notebooks/07-after-fork.ipynb
 """
 
