@@ -515,7 +515,7 @@ def __wp_can_reuse_large_anon_folio(folio: Folio, fr: FaultResult) -> bool:
         fr.note(f, "no:extra-refs", f"refcount {folio.refcount} != large mapcount "
                 f"{folio.large_mapcount}: extra references (a pin?); copy")
         return False
-    fr.note(f, "yes", "every reference is a mapping of this mm: the folio is exclusive; "
+    fr.note(f, "yes", "every reference is a mapping by this process: the folio is exclusive; "
             "reuse")
     return True
 
