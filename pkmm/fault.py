@@ -515,7 +515,7 @@ def __wp_can_reuse_large_anon_folio(folio: Folio, fr: FaultResult) -> bool:
         fr.note(f, "no:extra-refs", f"refcount {folio.refcount} != large mapcount "
                 f"{folio.large_mapcount}: extra references (a pin?); copy")
         return False
-    fr.note(f, "yes", "every reference is a mapping of this mm: the folio is exclusive; "
+    fr.note(f, "yes", "every reference is a mapping by this process: the folio is exclusive; "
             "reuse")
     return True
 
@@ -592,8 +592,11 @@ def wp_page_copy(vma: Vma, addr: int, pte: Pte, page: Page | None,
         folio_remove_rmap_ptes(old, page.index, 1, mm)
         mm.add_mm_counter(mm_counter(old), -1)
         folio_put(old)
-    src = ("the zero page" if pte.special else f"page {pte.pfn:#x}")
     fr.kind = "unshare-copy" if unshare else "cow-copy"
-    fr.note("wp_page_copy", "copy", f"copy {src} into new exclusive order-0 page "
-            f"{new.pfn:#x}; the old page loses this mapping"
+    # kernel: folio_prealloc(..., pfn_is_zero) allocates a zeroed folio for the zero pfn
+    # and skips __wp_page_copy_user(): nothing is copied from the zero page
+    what = (f"write to the zero page: new zero-filled exclusive order-0 page {new.pfn:#x} "
+            "(nothing copied)" if pte.special else
+            f"copy page {pte.pfn:#x} into new exclusive order-0 page {new.pfn:#x}")
+    fr.note("wp_page_copy", "copy", f"{what}; the old page loses this mapping"
             + ("; mapped read-only (FAULT_FLAG_UNSHARE)" if unshare else ""))

@@ -31,6 +31,14 @@ def test_a_third_process_the_folio_cannot_record_keeps_it_shared_until_it_unmaps
     assert "could not record" not in by["both alive"].reason     # only the reason that holds
     gone = by["child and grandchild exited"]
     assert not gone.maybe_shared and gone.kind == "reuse"
+    # the false "maybe": the grandchild alone maps the folio, every reference is its
+    # mapping, yet it had no slot, so the bit set at the child's fork never cleared
+    alone = by["parent and child exited"]
+    assert alone.writer == "grandchild" and alone.mappers == "grandchild"
+    assert alone.maybe_shared and alone.large_mapcount == alone.refcount == 16
+    assert alone.kind == "cow-copy" and "could not record" in alone.reason
+    assert alone.setup.endswith("parent exits; the grandchild writes")
+    assert all(r.writer == "parent" for r in by.values() if r is not alone)
 
 
 def test_before_v6_15_no_large_folio_page_is_reused() -> None:

@@ -4,13 +4,15 @@ A write to a page of a PTE-mapped large folio after fork reuses the page or copi
 rule (``__wp_can_reuse_large_anon_folio()``, v6.15+) reads three things: whether the folio
 is maybe mapped shared, whether its large mapcount equals its refcount, and how many pages
 the writer maps.  :func:`reuse_cases` builds a tiny layout for each case -- an order-4
-folio on 16 PTEs -- forks it, plays the story, and records what the parent's write to page
-5 found and did.  Nothing in a row is typed: change the fault path and the table changes.
+folio on 16 PTEs -- forks it, plays the story, and records what the writer's (the parent's,
+unless the case names another process) write to page 5 found and did.  Nothing in a row
+is typed: change the fault path and the table changes.
 Taught in: notebooks/07-after-fork.ipynb
 """
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +25,11 @@ __all__ = ["ReuseCase", "counter_table", "reuse_cases", "reuse_table"]
 
 BASE = 0x200000
 PAGE = 4096
-WRITTEN = 5          # the page the parent writes
+WRITTEN = 5          # the page the writer writes
 
-#: name -> (who maps pages of the folio, the story before the parent's write, layout extras)
-#: The stories: "exit child" / "exit grandchild"; "fork grandchild" (the child forks).
+#: name -> (who maps pages of the folio, the story before the write, layout extras);
+#: the writer is the parent unless the extras name another (``"writer"``).
+#: The stories: "exit <who>"; "fork grandchild" (the child forks).
 CASES: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
     "both alive": ("parent, child", (), {}),
     "child exited": ("parent", ("exit child",), {}),
@@ -46,14 +49,19 @@ CASES: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
                                        ("fork grandchild", "exit child"), {}),
     "child and grandchild exited": ("parent", ("fork grandchild", "exit child",
                                                "exit grandchild"), {}),
+    # the false "maybe": the grandchild, third to map the folio, never got one of its two
+    # MM-id slots, so no unmap can see that it holds every remaining mapping
+    "parent and child exited": ("grandchild", ("fork grandchild", "exit child",
+                                               "exit parent"), {"writer": "grandchild"}),
 }
 
 
 @dataclass(frozen=True)
 class ReuseCase:
-    """What the parent's write to page 5 found, and what the fault path did."""
+    """What the writer's write to page 5 found, and what the fault path did."""
 
     name: str
+    writer: str                  # the process that writes page 5
     mappers: str                 # who maps pages of the folio when the parent writes
     pages_mapped: int            # pages of the folio the writer maps
     large_mapcount: int          # folio_large_mapcount() before the write
@@ -95,7 +103,9 @@ def reuse_cases(kernel: str = "v6.17") -> list[ReuseCase]:
         raise LayoutError(f"kernel={kernel!r}: not a pkmm kernel; choose one of "
                           f"{', '.join(KERNELS)}")
     out = []
-    for name, (mappers, story, extra) in CASES.items():
+    for name, (mappers, story, case_extra) in CASES.items():
+        extra = dict(case_extra)
+        writer = str(extra.pop("writer", "parent"))
         layout = {"name": name, "vmas": [{"start": BASE, "npages": 16}],
                   "folios": {"F": {"order": 4}},
                   "ptes": [{"addr": BASE, "folio": "F"}], **extra}
@@ -109,14 +119,17 @@ def reuse_cases(kernel: str = "v6.17") -> list[ReuseCase]:
             else:
                 procs[who].exit()
         f = folios["F"]
-        # the story's forks and exits never change the parent's own PTEs: mapped still holds
+        # fork copies every PTE and the story's forks and exits never change a living
+        # process's PTEs: the writer maps the pages the parent mapped
         before = (len(mapped), f.large_mapcount, f.refcount, f.maybe_mapped_shared)
-        parent.write(BASE + WRITTEN * PAGE, 1)
-        fr = parent.last_fault
+        procs[writer].write(BASE + WRITTEN * PAGE, 1)
+        fr = procs[writer].last_fault
         assert fr is not None   # every case writes a page fork write-protected
         decided = [reason for fn, _, reason in fr.events if "reuse" in fn]
-        out.append(ReuseCase(name, mappers, *before, str(fr.kind),
-                             decided[-1] if decided else "", _setup(mapped, layout, story)))
+        out.append(ReuseCase(name, writer, mappers, *before, str(fr.kind),
+                             decided[-1] if decided else "",
+                             _setup(mapped, layout, story)
+                             + ("" if writer == "parent" else f"; the {writer} writes")))
     return out
 
 
@@ -124,12 +137,15 @@ def reuse_table(kernel: str = "v6.17") -> str:
     """:func:`reuse_cases` as a text table a static page shows without wrapping."""
     head = (f"{'case':34s}{'who maps it':19s}{'writer':>6s}{'mapcnt':>7s}{'ref':>4s}"
             f"{'shared?':>8s}  result")
-    lines = [f"the parent writes page {WRITTEN} of an order-4 folio (16 pages) under {kernel}:",
+    lines = [f"a write to page {WRITTEN} of an order-4 folio (16 pages) under {kernel}, by the "
+             "parent",
+             "unless the setup ends with another writer:",
              head, "-" * len(head)]
     for c in reuse_cases(kernel):
         lines.append(f"{c.name:34s}{c.mappers:19s}{c.pages_mapped:6d}{c.large_mapcount:7d}"
                      f"{c.refcount:4d}{'yes' if c.maybe_shared else 'no':>8s}  {c.kind}")
-        lines.append(f"  setup: {c.setup}")
+        lines += textwrap.wrap(c.setup, 86, initial_indent="  setup: ",
+                               subsequent_indent="    ")
     lines += ["setup: the pages of the folio (by index) the parent maps, then the story",
               "  played before the write;",
               "who maps it: the processes mapping pages of the folio at the write (and any",
