@@ -7,7 +7,7 @@ refcount = mappings + pins + page-cache references; per-page mapcount = mappings
 rss = mapped pages by type; an AnonExclusive page is mapped by one process at most, and
 only anon pages are AE; a writable PTE in a COW mapping maps an AE page (so no private anon
 page is writable in two processes); MMF_HAS_PINNED is set on every mm holding a pin; a
-long-term pinned page that its pinner maps in a COW mapping is an AnonExclusive anon page
+pinned page that its pinner maps in a COW mapping is an AnonExclusive anon page
 (gup_must_unshare()).
 Taught in: notebooks/04-pinned-pages.ipynb
 """
@@ -83,14 +83,15 @@ def _violations(processes: tuple[Process, ...]) -> list[str]:
                 pfn = f.pfn + i
                 if f.kind == "anon" and mappers[pfn] != {mm.mm_id}:
                     bad.append(f"{mm.owner}: pinned page {pfn:#x} is mapped by "
-                               f"{len(mappers[pfn])} process(es) other than just its pinner: "
+                               f"{len(mappers[pfn])} process"
+                               f"{'' if len(mappers[pfn]) == 1 else 'es'}, not only by its pinner: "
                                "device writes are lost to the pinning process")
-                # mm/internal.h gup_must_unshare(): a long-term pin in a COW mapping is
+                # mm/internal.h gup_must_unshare(): a FOLL_PIN pin in a COW mapping is
                 # only ever taken on an exclusive anon page (GUP unshares first)
                 exclusive = f.kind == "anon" and (f.pages[i].anon_exclusive or (
                     f.entire_mapcount > 0 and f.pages[0].anon_exclusive))
                 if (mm.mm_id, pfn) in cow_maps and not exclusive:
-                    bad.append(f"{mm.owner}: long-term pinned page {pfn:#x} in a COW "
+                    bad.append(f"{mm.owner}: pinned page {pfn:#x} in a COW "
                                f"mapping is not an AnonExclusive anon page ({f.kind}): a "
                                "later write would CoW away from the pinned page")
     return bad
