@@ -646,3 +646,37 @@ def test_memory_map_swap_holders_and_captions() -> None:
     assert cap_y > page_bottom
     plain = P.memory_map({k: v for k, v in s.items() if k != "vmsplice"}).svg
     assert "vmsplice" not in plain and "refcount 2<" in plain
+
+
+def _bezier(q: list[list[float]] | tuple, t: float) -> tuple[float, float]:
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = q
+    u = 1 - t
+    return (u ** 3 * x0 + 3 * u * u * t * x1 + 3 * u * t * t * x2 + t ** 3 * x3,
+            u ** 3 * y0 + 3 * u * u * t * y1 + 3 * u * t * t * y2 + t ** 3 * y3)
+
+
+@pytest.mark.parametrize("kernel", ["v6.8", "v6.9", "v6.17"])
+@pytest.mark.parametrize("where", [{"slot": 0}, {"slot": 1}, {"slot": 2}, {"slot": 0, "vma": 1}])
+def test_decision_flow_edges_never_run_through_a_box(kernel: str, where: dict) -> None:
+    # An edge that skips a rank (the zero page's "no struct page" straight to "write the
+    # child's PTE") once ran under the boxes between, so the lit path looked as if it had
+    # been through the pin check.  Every edge, lit or not, may touch only its own two ends.
+    pic = P.decision_flow(TOUR, kernel, **where)
+    boxes = pic.data["boxes"]
+    lit_edges = set()
+    for route in pic.data["edges"]:
+        a, b = route["edge"]
+        for q in route["curves"]:
+            for i in range(1, 40):
+                x, y = _bezier(q, i / 40)
+                for name, (bx, by, bw, bh) in boxes.items():
+                    if name in (a, b):
+                        continue
+                    assert not (bx < x < bx + bw and by < y < by + bh), (route["edge"], name)
+        if route["lit"]:
+            lit_edges.add((a, b))
+    # lit: exactly the edges between consecutive decisions of the PTE's own path
+    taken = {(p[i], p[i + 1]) for p in pic.data["lit"] for i in range(len(p) - 1)}
+    assert taken <= lit_edges
+    inner = {e for e in lit_edges if not (e[0].startswith("entry:") or e[1].startswith("return:"))}
+    assert inner == taken
