@@ -264,7 +264,7 @@ def test_page_states_follow_the_reuse_rule_of_each_version() -> None:
     assert P.page_state_machine(LARGE, "v6.9", actions=gone).data["faults"][-1] == \
         "parent write: cow-copy"
     states = P.page_state_machine(LARGE, "v6.17").data["states"]
-    assert states[1] == {"parent": "shared, read-only", "child": "shared, read-only"}
+    assert states[1] == {"parent": "CoW-shared, read-only", "child": "CoW-shared, read-only"}
     with pytest.raises(LayoutError, match="actions"):
         P.page_state_machine(LARGE, actions=[("kid", "write")])
 
@@ -323,8 +323,8 @@ def test_decision_flow_only_lit_draws_the_taken_path_alone() -> None:
 
 def test_decision_flow_return_label_follows_the_variant_batching() -> None:
     # v6.8 has no batch function: one PTE per call, so its shared return is 1
-    assert "returns 1: shared" in _texts(P.decision_flow(LARGE, "v6.8", 0))
-    assert "returns nr: shared" in _texts(P.decision_flow(LARGE, "v6.9", 0))
+    assert "returns 1: mapped, no copy" in _texts(P.decision_flow(LARGE, "v6.8", 0))
+    assert "returns nr: mapped, no copy" in _texts(P.decision_flow(LARGE, "v6.9", 0))
 
 
 def test_pages_fork_copied_are_named_in_allocation_order() -> None:
@@ -386,7 +386,7 @@ def test_decision_flow_asks_vm_normal_page_first_and_keeps_its_layout(kernel: st
     assert q1 < min(y for name, y in rank.items() if "file_rmap" in name)
     if kernel != "v6.8":     # the path alone names the batch's size (PTEs #2-#5: one call)
         alone = P.decision_flow(TOUR, kernel, 2, only_lit=True).svg
-        assert "a batch of 4 PTEs" in alone and "returns 4: shared" in alone
+        assert "a batch of 4 PTEs" in alone and "returns 4: mapped, no copy" in alone
     anon = pics[0].svg.index("2 anon: rmap dup")
     assert pics[0].svg.index("1 struct page? yes") < anon < pics[0].svg.index("3 CoW")
 

@@ -14,18 +14,20 @@ from typing import Any
 
 from ...errors import LayoutError
 from ...kernels import DEFAULT_KERNEL, get_kernel
+from ...kernels.common import stop_words
 from ...pte import PAGE_SIZE
 from .calls import Call, Node, call_path, observed_paths, present_calls
-from .core import Canvas, Picture, wrap
+from .core import Canvas, Picture, action_word, wrap
 from .scene import build_fork, need_kernel
 
 NODE_H, RANK_H, PAD = 34, 58, 14
 LANE_W = 8          # the width an edge's own lane takes in a rank it passes through
-RETURNS = {"share": "returns nr: shared", "copy": "returns 1: copied",
+RETURNS = {"share": "returns nr: mapped, no copy", "copy": "returns 1: copied",
            "raw": "returns 1: by value", "-EAGAIN": "returns -EAGAIN"}
-# A variant without a batch function copies one PTE per call, so its "shared" return is
-# 1, not a batch size nr (a reader of v6.8's flow asked what nr was).
-RETURNS_UNBATCHED = {**RETURNS, "share": "returns 1: shared"}
+# A variant without a batch function copies one PTE per call, so its "mapped" return is
+# 1, not a batch size nr (a reader of v6.8's flow asked what nr was).  "mapped", not
+# "shared": that word is kept for a shared mapping (MAP_SHARED).
+RETURNS_UNBATCHED = {**RETURNS, "share": "returns 1: mapped, no copy"}
 
 
 def _collapse(path: Sequence[Node]) -> tuple[Node, ...]:
@@ -160,7 +162,7 @@ def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[No
         # the path alone: say the batch's size, where the full flow (drawn for any PTE)
         # can only say nr
         nr = calls[0].step.nr
-        returns = {**returns, "share": f"returns {nr}: shared"}
+        returns = {**returns, "share": f"returns {nr}: mapped, no copy"}
         words = {**OUTCOMES, ("", "stop"): f"a batch of {nr} PTE{'s' if nr != 1 else ''}"}
     else:
         words = OUTCOMES
@@ -250,8 +252,9 @@ def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[No
     for k_, call in enumerate(calls, 1):
         s = call.step
         head = f"call {k_}" if len(calls) > 1 else "the call"
-        for line in wrap(f"{head}: {s.func}() at {s.addr:#x} -> {s.action} {s.nr}: "
-                          f"{s.reason}", int((c.width - 16) / 6.6)):
+        why = stop_words(s.stop) if s.stop else s.reason
+        for line in wrap(f"{head}: {s.func}() at {s.addr:#x} -> {action_word(s.action)} "
+                         f"{s.nr}: {why}", int((c.width - 16) / 6.6)):
             c.text(8, y, line, "pk-t")
             y += 14
         for e in call.events if detail else ():
