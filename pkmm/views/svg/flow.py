@@ -194,7 +194,8 @@ def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[No
     total = max(sum(width[n] + PAD for n in row) for row in by_rank.values()) + PAD
     c = Canvas(max(total, 640))
     k = get_kernel(kernel)
-    c.text(8, 14, f"{kernel}: how {k.present_func}() decides (lit: PTE #{slot})", "pk-h")
+    c.text(8, 14, f"{kernel}: how {k.present_func}() decides "
+           f"(in orange: the path of PTE #{slot})", "pk-h")
     pos: dict[Node, tuple[float, float]] = {}
     for r_, row in sorted(by_rank.items()):
         # fewer crossings: order a rank by where its predecessors sit (barycentre)

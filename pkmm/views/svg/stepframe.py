@@ -151,7 +151,7 @@ def frame_words(f: Frame) -> list[tuple[str, str]]:
     e = f.event
     if e is None:
         return [("head", "Before fork: the parent's page table, and the child's, still "
-                         "empty."), ("muted", "Step forward to run the first decision.")]
+                         "empty."), ("muted", "The next step runs the first decision.")]
     where = "" if e.addr is None else f" at {e.addr:#x}" + (f" ({e.nr} PTEs)" if e.nr > 1
                                                              else "")
     out = [("head", f"{e.func}(){where}: {e.rule}"), ("", e.reason)]
