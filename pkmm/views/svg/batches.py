@@ -21,6 +21,10 @@ from .core import Canvas, Picture, action_word, wrap
 from .scene import Slot, build_fork, need_kernel, runs, slot_of
 
 LEFT, MAX_W, CH = 8, 952, 44
+#: What a bracket's word means, said under the notes for the words the strip used.
+BRACKET_WORDS = {"map": "the child's N PTEs map the parent's own N pages, nothing copied",
+                 "copy": "the child gets a new copy of the page",
+                 "raw": "no counted page (zero page, raw PFN): the PTE copied by value"}
 
 
 def step_groups(steps: Sequence[Step]) -> list[tuple[int, int, str]]:
@@ -84,15 +88,14 @@ def batch_strip(layout: Any, kernel: str = DEFAULT_KERNEL, *, without: Iterable[
     k = get_kernel(kernel)
     c = Canvas(MAX_W)
     calls = f"{k.present_func}()" + (f" with {k.batch_func}()" if k.batch_func else "")
-    c.text(LEFT, 14, f"{kernel}: {calls}, one bracket per call (map N: the child's PTEs "
-           "map the same N pages, nothing copied)", "pk-h")
+    c.text(LEFT, 14, f"{kernel}: {calls}, one bracket per call", "pk-h")
     c.text(LEFT, 28, f"before fork: {v.describe()}", "pk-t")
     w = min(36.0, (MAX_W - 2 * LEFT) / max(len(slots), 1))
     top = 48                        # room above the strip for the -EAGAIN marks
     h = _strip(c, slots, w, top)
     groups = step_groups(steps)
     _brackets(c, slots, steps, groups, w, v.vm_start, top + h + 6, h)
-    y = top + h + 56                # below the markers' line (they overprinted note (1))
+    y = top + h + 66                # below the markers' two lines (they overprinted note 1)
     c.group("why each call ended")
     for n, (first, last, words) in enumerate(groups, 1):
         a, b = steps[first], steps[last]
@@ -101,6 +104,10 @@ def batch_strip(layout: Any, kernel: str = DEFAULT_KERNEL, *, without: Iterable[
         times = f" (x{ncalls})" if ncalls > 1 else ""
         c.text(LEFT, y, f"note {n}, {span}: {words}{times}", "pk-t")
         y += 14
+    used = sorted({action_word(s.action) for s in steps} - {"-EAGAIN", "non-present"})
+    if used:
+        c.text(LEFT, y, "; ".join(f"{a} N: {BRACKET_WORDS[a]}" for a in used
+                                  if a in BRACKET_WORDS), "pk-t2")
     c.end()
     batches = ["E" if s.action == "eagain" else s.nr for s in steps if s.action != "nonpresent"]
     desc = (f"{kernel} fork of {len(slots)} PTEs: {len(steps)} call(s), batches "
@@ -182,6 +189,8 @@ def _brackets(c: Canvas, slots: Sequence[Slot], steps: Sequence[Step],
                    "pk-t2", anchor="middle")
         mark = end_of.get(i)
         if mark is not None and (len(groups) <= 40):
-            c.text(x1, y + 32, f"note {mark}", "pk-t2", anchor="end",
+            # narrow brackets take turns on two lines, so "note 1 note 1" never runs on
+            low = (x1 - x0) < 5.4 * len(f"note {mark}") + 8 and i % 2 == 1
+            c.text(x1, y + (42 if low else 32), f"note {mark}", "pk-t2", anchor="end",
                    tip=groups[mark - 1][2])
     c.end()
