@@ -264,7 +264,7 @@ def test_page_states_follow_the_reuse_rule_of_each_version() -> None:
     assert P.page_state_machine(LARGE, "v6.9", actions=gone).data["faults"][-1] == \
         "parent write: cow-copy"
     states = P.page_state_machine(LARGE, "v6.17").data["states"]
-    assert states[1] == {"parent": "shared, read-only", "child": "shared, read-only"}
+    assert states[1] == {"parent": "CoW-shared, read-only", "child": "CoW-shared, read-only"}
     with pytest.raises(LayoutError, match="actions"):
         P.page_state_machine(LARGE, actions=[("kid", "write")])
 
@@ -323,8 +323,8 @@ def test_decision_flow_only_lit_draws_the_taken_path_alone() -> None:
 
 def test_decision_flow_return_label_follows_the_variant_batching() -> None:
     # v6.8 has no batch function: one PTE per call, so its shared return is 1
-    assert "returns 1: shared" in _texts(P.decision_flow(LARGE, "v6.8", 0))
-    assert "returns nr: shared" in _texts(P.decision_flow(LARGE, "v6.9", 0))
+    assert "returns 1: mapped, no copy" in _texts(P.decision_flow(LARGE, "v6.8", 0))
+    assert "returns nr: mapped, no copy" in _texts(P.decision_flow(LARGE, "v6.9", 0))
 
 
 def test_pages_fork_copied_are_named_in_allocation_order() -> None:
@@ -386,7 +386,7 @@ def test_decision_flow_asks_vm_normal_page_first_and_keeps_its_layout(kernel: st
     assert q1 < min(y for name, y in rank.items() if "file_rmap" in name)
     if kernel != "v6.8":     # the path alone names the batch's size (PTEs #2-#5: one call)
         alone = P.decision_flow(TOUR, kernel, 2, only_lit=True).svg
-        assert "a batch of 4 PTEs" in alone and "returns 4: shared" in alone
+        assert "a batch of 4 PTEs" in alone and "returns 4: mapped, no copy" in alone
     anon = pics[0].svg.index("2 anon: rmap dup")
     assert pics[0].svg.index("1 struct page? yes") < anon < pics[0].svg.index("3 CoW")
 
@@ -646,3 +646,56 @@ def test_memory_map_swap_holders_and_captions() -> None:
     assert cap_y > page_bottom
     plain = P.memory_map({k: v for k, v in s.items() if k != "vmsplice"}).svg
     assert "vmsplice" not in plain and "refcount 2<" in plain
+
+
+def _bezier(q: list[list[float]] | tuple, t: float) -> tuple[float, float]:
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = q
+    u = 1 - t
+    return (u ** 3 * x0 + 3 * u * u * t * x1 + 3 * u * t * t * x2 + t ** 3 * x3,
+            u ** 3 * y0 + 3 * u * u * t * y1 + 3 * u * t * t * y2 + t ** 3 * y3)
+
+
+@pytest.mark.parametrize("kernel", ["v6.8", "v6.9", "v6.17"])
+@pytest.mark.parametrize("where", [{"slot": 0}, {"slot": 1}, {"slot": 2}, {"slot": 0, "vma": 1}])
+def test_decision_flow_edges_never_run_through_a_box(kernel: str, where: dict) -> None:
+    # An edge that skips a rank (the zero page's "no struct page" straight to "write the
+    # child's PTE") once ran under the boxes between, so the lit path looked as if it had
+    # been through the pin check.  Every edge, lit or not, may touch only its own two ends.
+    pic = P.decision_flow(TOUR, kernel, **where)
+    boxes = pic.data["boxes"]
+    lit_edges = set()
+    for route in pic.data["edges"]:
+        a, b = route["edge"]
+        for q in route["curves"]:
+            for i in range(1, 40):
+                x, y = _bezier(q, i / 40)
+                for name, (bx, by, bw, bh) in boxes.items():
+                    if name in (a, b):
+                        continue
+                    assert not (bx < x < bx + bw and by < y < by + bh), (route["edge"], name)
+        if route["lit"]:
+            lit_edges.add((a, b))
+    # lit: exactly the edges between consecutive decisions of the PTE's own path
+    taken = {(p[i], p[i + 1]) for p in pic.data["lit"] for i in range(len(p) - 1)}
+    assert taken <= lit_edges
+    inner = {e for e in lit_edges if not (e[0].startswith("entry:") or e[1].startswith("return:"))}
+    assert inner == taken
+
+
+def test_batch_strip_note_markers_never_run_into_each_other() -> None:
+    # sixteen one-PTE calls of v6.8: each bracket's "note 1" is as wide as its bracket, so
+    # on one line they ran together ("note 1 note 1 ..."); two markers on one line keep at
+    # least two characters (9 px monospace: 5.4 px each) of space between them
+    whole = {"vmas": [{"start": 0, "npages": 16}], "folios": {"F": {"order": 4}},
+             "ptes": [{"addr": 0, "folio": "F"}]}
+    pic = P.batch_strip(whole, "v6.8")
+    marks = [(float(t.get("y", 0)), float(t.get("x", 0)), t.text or "")
+             for t in ET.fromstring(pic.svg).iter(f"{NS}text")
+             if re.fullmatch(r"note \d+", t.text or "")]
+    assert len(marks) == 16
+    for y in {m[0] for m in marks}:
+        ends = sorted(x for yy, x, _ in marks if yy == y)      # anchored at their end
+        gaps = [b - a for a, b in zip(ends, ends[1:], strict=False)]
+        assert all(g >= 5.4 * (len("note 1") + 2) for g in gaps), (y, gaps)
+    assert "map N: the child's N PTEs map the parent's own N pages" in " ".join(_texts(pic))
+    assert "map" in _texts(pic) and not any(t.startswith("share") for t in _texts(pic))

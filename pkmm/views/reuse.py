@@ -151,7 +151,7 @@ def reuse_table(kernel: str = "v6.17") -> str:
               "who maps it: the processes mapping pages of the folio at the write (and any",
               "  other holder); writer: pages of the folio the writer maps; mapcnt: the",
               "  folio's large mapcount (all its mappings); ref: its refcount; shared?: the",
-              "  folio is maybe mapped shared"]
+              "  kernel's \"maybe mapped shared\" (another process may map the folio)"]
     return "\n".join(lines)
 
 

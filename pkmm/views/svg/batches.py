@@ -17,10 +17,14 @@ from ...kernels import DEFAULT_KERNEL, get_kernel
 from ...kernels.common import stop_words
 from ...pte import PAGE_SIZE
 from ...trace import Step
-from .core import Canvas, Picture, wrap
+from .core import Canvas, Picture, action_word, wrap
 from .scene import Slot, build_fork, need_kernel, runs, slot_of
 
 LEFT, MAX_W, CH = 8, 952, 44
+#: What a bracket's word means, said under the notes for the words the strip used.
+BRACKET_WORDS = {"map": "the child's N PTEs map the parent's own N pages, nothing copied",
+                 "copy": "the child gets a new copy of the page",
+                 "raw": "no counted page (zero page, raw PFN): the PTE copied by value"}
 
 
 def step_groups(steps: Sequence[Step]) -> list[tuple[int, int, str]]:
@@ -33,11 +37,11 @@ def step_groups(steps: Sequence[Step]) -> list[tuple[int, int, str]]:
     ...      Step(4096, 1, "share", "r", "f", "small-folio"),
     ...      Step(8192, 0, "eagain", "needs a page", "f"), Step(8192, 1, "copy", "copied", "f")]
     >>> for g in step_groups(s): print(g)
-    (0, 1, 'share 1: order-0 folio: nothing to batch')
+    (0, 1, 'map 1: order-0 folio: nothing to batch')
     (2, 3, '-EAGAIN (needs a page), then copy 1: copied')
     """
     def words(s: Step) -> str:
-        return f"{s.action} {s.nr}: {stop_words(s.stop) if s.stop else s.reason}"
+        return f"{action_word(s.action)} {s.nr}: {stop_words(s.stop) if s.stop else s.reason}"
     calls: list[tuple[int, int, str]] = []
     i = 0
     while i < len(steps):
@@ -91,15 +95,19 @@ def batch_strip(layout: Any, kernel: str = DEFAULT_KERNEL, *, without: Iterable[
     h = _strip(c, slots, w, top)
     groups = step_groups(steps)
     _brackets(c, slots, steps, groups, w, v.vm_start, top + h + 6, h)
-    y = top + h + 56                # below the markers' line (they overprinted note (1))
+    y = top + h + 66                # below the markers' two lines (they overprinted note 1)
     c.group("why each call ended")
     for n, (first, last, words) in enumerate(groups, 1):
         a, b = steps[first], steps[last]
         span = _span(a, b, v.vm_start)
         ncalls = sum(1 for st in steps[first:last + 1] if st.action != "eagain") or 1
         times = f" (x{ncalls})" if ncalls > 1 else ""
-        c.text(LEFT, y, f"({n}) {span}: {words}{times}", "pk-t")
+        c.text(LEFT, y, f"note {n}, {span}: {words}{times}", "pk-t")
         y += 14
+    used = sorted({action_word(s.action) for s in steps} - {"-EAGAIN", "non-present"})
+    if used:
+        c.text(LEFT, y, "; ".join(f"{a} N: {BRACKET_WORDS[a]}" for a in used
+                                  if a in BRACKET_WORDS), "pk-t2")
     c.end()
     batches = ["E" if s.action == "eagain" else s.nr for s in steps if s.action != "nonpresent"]
     desc = (f"{kernel} fork of {len(slots)} PTEs: {len(steps)} call(s), batches "
@@ -150,7 +158,8 @@ def _brackets(c: Canvas, slots: Sequence[Slot], steps: Sequence[Step],
               h: float = CH) -> None:
     c.group("copy calls")
     # every call carries its note's number: calls that ended for the same reason share one
-    # note ("(x2)"), and a bracket without a number read as a call without a reason
+    # note ("(x2)"), and a bracket without a number read as a call without a reason; "note
+    # 1", not "(1)", which a reader took for the batch size
     end_of = {i: n for n, (first, last, _) in enumerate(groups, 1)
               for i in range(first, last + 1)}
     if w < 20:       # too narrow for one bracket per call: one per group of calls
@@ -160,7 +169,7 @@ def _brackets(c: Canvas, slots: Sequence[Slot], steps: Sequence[Step],
             x1 = LEFT + ((b.addr - base) // PAGE_SIZE + max(b.nr, 1)) * w - 1
             d = f"M{x0:g},{y:g} L{x0:g},{y + 8:g} L{x1:g},{y + 8:g} L{x1:g},{y:g}"
             c.path(d, "anon", width=2, tip=words)
-            c.text(x1, y + 20, f"({n})", "pk-t2", anchor="end", tip=words)
+            c.text(x1, y + 20, f"note {n}", "pk-t2", anchor="end", tip=words)
         c.end()
         return
     for i, s in enumerate(steps):
@@ -175,10 +184,13 @@ def _brackets(c: Canvas, slots: Sequence[Slot], steps: Sequence[Step],
         d = f"M{x0:g},{y:g} L{x0:g},{y + 8:g} L{x1:g},{y + 8:g} L{x1:g},{y:g}"
         c.path(d, role, width=2, tip=f"{s.func}() returned {s.nr}: {s.reason}")
         if (x1 - x0) > 24:
-            c.text((x0 + x1) / 2, y + 20, s.action if s.nr == 1 else f"{s.action} {s.nr}",
+            word = action_word(s.action)
+            c.text((x0 + x1) / 2, y + 20, word if s.nr == 1 else f"{word} {s.nr}",
                    "pk-t2", anchor="middle")
         mark = end_of.get(i)
         if mark is not None and (len(groups) <= 40):
-            c.text(x1, y + 32, f"({mark})", "pk-t2", anchor="end",
+            # narrow brackets take turns on two lines, so "note 1 note 1" never runs on
+            low = (x1 - x0) < 5.4 * len(f"note {mark}") + 8 and i % 2 == 1
+            c.text(x1, y + (42 if low else 32), f"note {mark}", "pk-t2", anchor="end",
                    tip=groups[mark - 1][2])
     c.end()

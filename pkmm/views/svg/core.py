@@ -252,6 +252,19 @@ class Canvas:
         return Picture(kind, head + body.replace(UID, uid) + "</g></svg>", desc, data or {})
 
 
+#: A copy call's action (:data:`pkmm.trace.ACTIONS`) in a picture's words.  The model's
+#: "share" means the child's PTEs map the parent's own pages; a picture says "map", since
+#: "shared" is kept for a shared mapping (MAP_SHARED), and in a private mapping those pages
+#: are CoW-shared with the child, in a shared one simply shared.
+ACTION_WORDS = {"share": "map", "copy": "copy", "raw": "raw", "eagain": "-EAGAIN",
+                "nonpresent": "non-present"}
+
+
+def action_word(action: str) -> str:
+    """The picture's word for a copy call's ``action`` (see :data:`ACTION_WORDS`)."""
+    return ACTION_WORDS.get(action, action)
+
+
 def wrap(s: str, n: int) -> list[str]:
     """Split ``s`` into lines of at most ``n`` characters at spaces.
 

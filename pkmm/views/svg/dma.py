@@ -78,7 +78,7 @@ def dma_timeline(layout: Any = None, kernel: str = DEFAULT_KERNEL, *,
     child = r.child
     copied = _mapped(child, addr) != x_pfn
     snap("fork()", "parent", "child gets its own copy at fork" if copied else
-         "child shares the page (write-protected)", child)
+         "the child maps the same page (CoW-shared, write-protected)", child)
     parent.write(addr, write)
     kind = parent.last_fault.kind if parent.last_fault else "none"
     snap(f"parent writes {write}", "parent",

@@ -14,17 +14,20 @@ from typing import Any
 
 from ...errors import LayoutError
 from ...kernels import DEFAULT_KERNEL, get_kernel
+from ...kernels.common import stop_words
 from ...pte import PAGE_SIZE
 from .calls import Call, Node, call_path, observed_paths, present_calls
-from .core import Canvas, Picture, wrap
+from .core import Canvas, Picture, action_word, wrap
 from .scene import build_fork, need_kernel
 
 NODE_H, RANK_H, PAD = 34, 58, 14
-RETURNS = {"share": "returns nr: shared", "copy": "returns 1: copied",
+LANE_W = 8          # the width an edge's own lane takes in a rank it passes through
+RETURNS = {"share": "returns nr: mapped, no copy", "copy": "returns 1: copied",
            "raw": "returns 1: by value", "-EAGAIN": "returns -EAGAIN"}
-# A variant without a batch function copies one PTE per call, so its "shared" return is
-# 1, not a batch size nr (a reader of v6.8's flow asked what nr was).
-RETURNS_UNBATCHED = {**RETURNS, "share": "returns 1: shared"}
+# A variant without a batch function copies one PTE per call, so its "mapped" return is
+# 1, not a batch size nr (a reader of v6.8's flow asked what nr was).  "mapped", not
+# "shared": that word is kept for a shared mapping (MAP_SHARED).
+RETURNS_UNBATCHED = {**RETURNS, "share": "returns 1: mapped, no copy"}
 
 
 def _collapse(path: Sequence[Node]) -> tuple[Node, ...]:
@@ -159,27 +162,41 @@ def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[No
         # the path alone: say the batch's size, where the full flow (drawn for any PTE)
         # can only say nr
         nr = calls[0].step.nr
-        returns = {**returns, "share": f"returns {nr}: shared"}
+        returns = {**returns, "share": f"returns {nr}: mapped, no copy"}
         words = {**OUTCOMES, ("", "stop"): f"a batch of {nr} PTE{'s' if nr != 1 else ''}"}
     else:
         words = OUTCOMES
     paths = list(base) + [p for p in lit if p not in base]
     rank = _ranks(paths)
+    edges = sorted({(p[i], p[i + 1]) for p in paths for i in range(len(p) - 1)})
+    # An edge that skips ranks gets a narrow lane of its own in every rank between its ends
+    # (a dummy node): drawn straight down, it would pass beneath the boxes of those ranks,
+    # and a lit path would look as if it ran through decisions its PTE never took.
+    lanes: dict[tuple[Node, Node], list[Node]] = {}
+    for a, b in edges:
+        lanes[(a, b)] = [("lane", f"{a[0]}:{a[1]}>{b[0]}:{b[1]}@{r_}")
+                         for r_ in range(rank[a] + 1, rank[b])]
     by_rank: dict[int, list[Node]] = {}
     for p in paths:
         for n in p:
             if n not in by_rank.setdefault(rank[n], []):
                 by_rank[rank[n]].append(n)
     width = {n: max(len(t) for t in _label(n, returns, words)) * 6.4 + 14 for n in rank}
+    preds: dict[Node, list[Node]] = {}
+    for (a, b), lane in lanes.items():
+        chain = [a, *lane, b]
+        for i, d in enumerate(lane, 1):
+            rank[d], width[d] = rank[a] + i, LANE_W
+            by_rank[rank[d]].append(d)
+            preds[d] = [chain[i - 1]]
+        if (a, b) in {(p[i], p[i + 1]) for p in base for i in range(len(p) - 1)}:
+            preds.setdefault(b, []).append(chain[-2])
     total = max(sum(width[n] + PAD for n in row) for row in by_rank.values()) + PAD
     c = Canvas(max(total, 640))
     k = get_kernel(kernel)
-    c.text(8, 14, f"{kernel}: how {k.present_func}() decides (lit: PTE #{slot})", "pk-h")
+    c.text(8, 14, f"{kernel}: how {k.present_func}() decides "
+           f"(in orange: the path of PTE #{slot})", "pk-h")
     pos: dict[Node, tuple[float, float]] = {}
-    preds: dict[Node, list[Node]] = {}
-    for p in base:
-        for i in range(1, len(p)):
-            preds.setdefault(p[i], []).append(p[i - 1])
     for r_, row in sorted(by_rank.items()):
         # fewer crossings: order a rank by where its predecessors sit (barycentre)
         def centre(n: Node) -> float:
@@ -191,20 +208,27 @@ def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[No
             pos[n] = (x, 28 + r_ * RANK_H)
             x += width[n] + PAD
     lit_nodes = {n for p in lit for n in p}
-    lit_edges = {(p[i], p[i + 1]): k_ for k_, p in enumerate(lit, 1) for i in range(len(p) - 1)}
-    edges = {(p[i], p[i + 1]) for p in paths for i in range(len(p) - 1)}
+    lit_edges = {(p[i], p[i + 1]) for p in lit for i in range(len(p) - 1)}
     loops = {n for c_ in calls for n in _repeats(c_)}
-    for a, b in sorted(edges):
-        (xa, ya), (xb, yb) = pos[a], pos[b]
-        x1, y1, x2, y2 = xa + width[a] / 2, ya + NODE_H, xb + width[b] / 2, yb
-        d = f"M{x1:g},{y1:g} C{x1:g},{y1 + 24:g} {x2:g},{y2 - 24:g} {x2:g},{y2 - 2:g}"
+    routes: list[dict[str, Any]] = []
+    for a, b in edges:
+        curves = _route(pos, width, [a, *lanes[(a, b)], b])
         on = (a, b) in lit_edges
-        c.path(d, "lit" if on else "", width=2.6 if on else 0.8, arrow=True, under=True,
+        dpath = "M{:g},{:g} ".format(*curves[0][0]) + " ".join(
+            "C{:g},{:g} {:g},{:g} {:g},{:g}".format(*q1, *q2, *q3) if q1 != q0 or q2 != q3
+            else "L{:g},{:g}".format(*q3) for q0, q1, q2, q3 in curves)
+        c.path(dpath, "lit" if on else "", width=2.6 if on else 0.8, arrow=True, under=True,
                dash="" if on else "3 3")
+        routes.append({"edge": (f"{a[0]}:{a[1]}", f"{b[0]}:{b[1]}"), "lit": on,
+                       "curves": curves})
     c.group("decisions")
     roles: list[str] = []
     labels: list[str] = []
+    boxes: dict[str, tuple[float, float, float, float]] = {}
     for n, (x, y) in pos.items():
+        if n[0] == "lane":
+            continue
+        boxes[f"{n[0]}:{n[1]}"] = (x, y, width[n], NODE_H)
         on = n in lit_nodes
         role = _role(n, on)
         roles.append(role)
@@ -229,8 +253,9 @@ def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[No
     for k_, call in enumerate(calls, 1):
         s = call.step
         head = f"call {k_}" if len(calls) > 1 else "the call"
-        for line in wrap(f"{head}: {s.func}() at {s.addr:#x} -> {s.action} {s.nr}: "
-                          f"{s.reason}", int((c.width - 16) / 6.6)):
+        why = stop_words(s.stop) if s.stop else s.reason
+        for line in wrap(f"{head}: {s.func}() at {s.addr:#x} -> {action_word(s.action)} "
+                         f"{s.nr}: {why}", int((c.width - 16) / 6.6)):
             c.text(8, y, line, "pk-t")
             y += 14
         for e in call.events if detail else ():
@@ -243,8 +268,34 @@ def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[No
     desc = (f"decision flow of {kernel}'s present-PTE copy; PTE #{slot} took "
             + "; then ".join(" > ".join(p) for p in lit_text))
     return c.picture("decision-flow", f"{kernel} decision flow", desc,
-                     data={"lit": lit_text, "nodes": [f"{a}:{b}" for a, b in pos],
+                     data={"lit": lit_text, "nodes": list(boxes), "boxes": boxes,
+                           "edges": routes,
                            "labels": labels, "roles": sorted(set(roles))})
+
+
+Point = tuple[float, float]
+
+
+def _route(pos: Mapping[Node, tuple[float, float]], width: Mapping[Node, float],
+           chain: Sequence[Node]) -> list[tuple[Point, Point, Point, Point]]:
+    """The cubic segments of an edge along ``chain`` (its ends and the lanes between).
+
+    From the foot of one box it curves to the top of the next rank's box or lane, and
+    through a lane it runs straight down, so it only ever crosses the empty band between
+    two ranks and the lane kept free for it.
+    """
+    out: list[tuple[Point, Point, Point, Point]] = []
+    x0 = pos[chain[0]][0] + width[chain[0]] / 2
+    y0 = pos[chain[0]][1] + NODE_H
+    for i, n in enumerate(chain[1:], 1):
+        x, y = pos[n][0] + width[n] / 2, pos[n][1]
+        last = i == len(chain) - 1
+        ty = y - 2 if last else y            # the arrow head stops short of the box
+        out.append(((x0, y0), (x0, y0 + 24), (x, ty - 24), (x, ty)))
+        if not last:                          # straight down through the lane
+            out.append(((x, y), (x, y), (x, y + NODE_H), (x, y + NODE_H)))
+        x0, y0 = x, y + NODE_H
+    return out
 
 
 def _repeats(c: Call) -> set[Node]:

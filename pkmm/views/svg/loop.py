@@ -122,8 +122,8 @@ def eagain_loop(layout: Any, kernel: str = DEFAULT_KERNEL, round: int = 1, *,
         c.text(8, y, line, "pk-t", extra=' font-weight="bold"' if rd is cur else "")
         y += 14
     if not rounds:
-        c.text(8, y, "no round: every PTE was shared (or copied by value) on the first "
-               "try", "pk-t")
+        c.text(8, y, "no round: every PTE was mapped (the same page in the child) or "
+               "copied by value on the first try", "pk-t")
     c.end()
     desc = (f"{kernel} fork: {len(rounds)} -EAGAIN round(s)"
             + (f"; round {round} at {slot} lit" if cur else ""))

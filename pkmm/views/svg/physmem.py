@@ -218,7 +218,8 @@ def _page_box(c: Canvas, mem: Memory, f: Folio, first: int, last: int, b: Box,
     pins = mem.pins.get((f.pfn, first), 0)
     role = "special" if special else f.kind
     if special:
-        tip = f"{folio_name(mem.names, f)} page: shared read-only, no per-page mapcount"
+        tip = (f"{folio_name(mem.names, f)} page: mapped read-only by every process, "
+               "no per-page mapcount")
         c.rect(b.x, b.y, b.w, b.h, role, tip=tip)
         c.text(b.x + b.w / 2, b.y + 19, "zero", "pk-t2", anchor="middle")
         return

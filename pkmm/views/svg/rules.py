@@ -213,7 +213,7 @@ def _verdict(layout: Any, kernel: str, addr: int) -> str:
             if addr + 4096 < s.addr + s.nr * 4096:
                 return f"same batch ({s.nr} PTEs)"
             return "batch stops here: " + (stop_words(s.stop) if s.stop else s.reason)
-    return "not shared by a batch (copied, or copied by value)"
+    return "not mapped by a batch (copied, or copied by value)"
 
 
 def _pair(c: Canvas, kernel: str, a: Pte, b: Pte, mask: dict[str, str], words: str,

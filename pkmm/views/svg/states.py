@@ -1,4 +1,4 @@
-"""One page's states after fork: shared read-only -> copy or reuse -> exclusive writable.
+"""One page's states after fork: CoW-shared read-only -> copy or reuse -> exclusive writable.
 
 Simulator concept (views layer).  The layout is built, forked, then each process does
 what ``actions`` says; after every step the picture reads, for each process, the page it
@@ -27,14 +27,14 @@ from .scene import folio_name, need_kernel
 class PageState:
     """What one process has at the slot."""
 
-    state: str        # "exclusive, writable", "shared, read-only", ...
+    state: str        # "exclusive, writable", "CoW-shared, read-only", ...
     page: str         # "F0:0 (original)" / "f7:0 (new copy)" / "none"
     detail: str       # counters
 
     @property
     def role(self) -> str:
         """Palette role for this state."""
-        return {"exclusive, writable": "ok", "shared, read-only": "special",
+        return {"exclusive, writable": "ok", "CoW-shared, read-only": "special",
                 "no page": "none"}.get(self.state, "anon")
 
 
@@ -49,7 +49,7 @@ def page_state(p: Process, addr: int, original: int, names: dict[int, str]) -> P
     folio, i = hit
     pg = folio.pages[i]
     excl = pg.anon_exclusive or (folio.entire_mapcount and folio.pages[0].anon_exclusive)
-    state = (("exclusive" if excl else "shared" if pg.mapcount > 1 else "not exclusive")
+    state = (("exclusive" if excl else "CoW-shared" if pg.mapcount > 1 else "not exclusive")
              + (", writable" if pte.write else ", read-only"))
     which = "original" if pte.pfn == original else "new copy"
     return PageState(state, f"{folio_name(names, folio)}:{i} ({which})",
@@ -63,7 +63,7 @@ def page_state(p: Process, addr: int, original: int, names: dict[int, str]) -> P
 
 #: The key under every picture: what a box's colour says, and the thick border.
 STATE_LEGEND = (("box", "ok", "exclusive, writable: this process's alone"),
-                ("box", "special", "shared, read-only: both map it"),
+                ("box", "special", "CoW-shared, read-only: both map it"),
                 ("box", "anon", "any other state, named in the box"),
                 ("box", "none", "no page"))
 NOTES = ("Thick border: the process that acted in that step.",
@@ -138,7 +138,7 @@ def page_state_machine(layout: Any, kernel: str = DEFAULT_KERNEL, slot: int = 0,
 
     def states() -> dict[str, PageState]:
         return {w: page_state(p, addr, original, names) for w, p in procs.items()}
-    cols.append(("fork()", states(), "", "copied at fork" if r.copies else "shared at fork"))
+    cols.append(("fork()", states(), "", "copied at fork" if r.copies else "CoW-shared at fork"))
     faults = []
     for n, (who, what) in enumerate(actions, 1):
         p = procs[who]

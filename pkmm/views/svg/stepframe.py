@@ -87,8 +87,8 @@ def _strip(c: Canvas, f: Frame, who: str, cells: Sequence[Cell], y: float,
             c.raw(f'<rect x="{x + 2:g}" y="{y + 1:g}" width="{w - 4:g}" height="{CH - 2:g}" '
                   f'rx="2" class="pk-lit" fill="none" stroke="{PALETTE["lit"][1]}" '
                   'stroke-width="3"/>')
-        if "chg" in tag:
-            c.rect(x + 3, y + CH - 5, w - 6, 3, "ok", rx=0,
+        if "chg" in tag:     # below the box, clear of the cursor's thick outline
+            c.rect(x + 1, y + CH + 2, w - 2, 4, "ok", rx=0,
                    tip="this PTE was written by this event")
         if w >= 26:
             c.text(x + 3, y + 10, slot, "pk-t2")
@@ -105,7 +105,7 @@ def _strip(c: Canvas, f: Frame, who: str, cells: Sequence[Cell], y: float,
         if "cur" in tag:
             c.rect(x + 1, y - 5, w - 2, 3, "lit", rx=0, tip="the scan cursor")
         x += w
-    return y + CH
+    return y + CH + 6        # the green bars below the boxes
 
 
 def draw_frame(c: Canvas, f: Frame, kernel: str, y: float, *, clickable: bool = False,
@@ -136,7 +136,8 @@ def draw_frame(c: Canvas, f: Frame, kernel: str, y: float, *, clickable: bool = 
         mc = " ".join(map(str, row.mapcounts[:16])) + (" ..." if len(row.mapcounts) > 16
                                                        else "")
         # AnonExclusive is a flag of anonymous pages only: a page-cache page never has it
-        ae = (f"AnonExclusive {row.exclusive}/{len(row.mapcounts)}" if row.anon
+        ae = (f"AnonExclusive on {row.exclusive} of its {len(row.mapcounts)} page(s)"
+              if row.anon
               else "a page-cache folio (no AnonExclusive)")
         c.text(LEFT, y, f"{row.name}: refcount {row.refcount}, mapcount per page {mc}, {ae}",
                "pk-t2")
@@ -151,7 +152,7 @@ def frame_words(f: Frame) -> list[tuple[str, str]]:
     e = f.event
     if e is None:
         return [("head", "Before fork: the parent's page table, and the child's, still "
-                         "empty."), ("muted", "Step forward to run the first decision.")]
+                         "empty."), ("muted", "The next step runs the first decision.")]
     where = "" if e.addr is None else f" at {e.addr:#x}" + (f" ({e.nr} PTEs)" if e.nr > 1
                                                              else "")
     out = [("head", f"{e.func}(){where}: {e.rule}"), ("", e.reason)]
