@@ -125,7 +125,9 @@ def per_page_cost(kernel: str = DEFAULT_KERNEL, sizes: Sequence[int] = (1, 4, 16
         c.hatch(x0 + w1, y, max(w2, 0.5), 26, "per-batch part")
         if w2 > 50:
             # on the hatching: a background box keeps the label legible
-            c.text(x0 + w1 + 4, y + 17, "per batch / n", "pk-t2", halo=True)
+            # a 4K page is its own batch of one: no sharing to divide
+            c.text(x0 + w1 + 4, y + 17, "per copy call" if n == 1 else f"per batch / {n}",
+                   "pk-t2", halo=True)
         w3 = span * miss / top
         if miss:
             c.rect(x0 + w1 + w2, y, w3, 26, "lit", rx=0, tip=(

@@ -145,7 +145,8 @@ def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str]
     kinds |= {"nonpresent"} if mem.swaps else set()
     marks = [("box", role, words) for role, words in KEY if role in kinds]
     if any(pg.anon_exclusive for f in mem.order for pg in f.pages):
-        marks.append(("word", "AE", "AnonExclusive: no other process maps this page, so a write may reuse it"))
+        marks.append(("word", "AE", "AnonExclusive: no other process maps this page, "
+                      "so a write may reuse it"))
     if mem.pins:
         marks.append(("hatch", "anon", "PIN (on a page): pinned (FOLL_PIN), e.g. by a "
                       "device's DMA"))
