@@ -696,3 +696,14 @@ def test_a_group_with_an_example_keeps_that_row_open_and_folds_every_row() -> No
     for bad in ("zz", "a", 3):
         with pytest.raises(ScenarioError, match="example"):
             lab.report_group(5, example=bad)  # type: ignore[arg-type]
+
+
+def test_headline_counts_what_the_overview_counts() -> None:
+    """The reference page's headline is the overview's columns summed, not typed in."""
+    ov = lab.report_overview().rows
+    rows = lab.stored_rows()
+    agree = sum(int(r[3].split("/")[0]) for r in ov)
+    odd = sum(int(r[4]) for r in ov)
+    text = lab.headline()
+    assert f"{agree} of {len(rows)} scenarios agree" in text and f"in {len(ov)} groups" in text
+    assert f"\n{odd} of the {len(rows)} are not as their plain row" in text

@@ -447,7 +447,7 @@ def _topic_rows(groups: list[tuple[str, str, tuple[str, ...]]], fold: str = "",
     for title, taught, ids in groups:
         many = "s" if "," in taught else ""
         heading = f"{title} — " + (f"taught in notebook{many} {taught}" if taught else
-                                    f"new in {here} (the glossary has every term)")
+                                    f"new in {here}, which defines its terms")
         sections.append((len(body), heading))
         text.append(f"\n== {heading}")
         odd = {i: unexpected(rows[i], rows[_plain_row(i)]) for i in ids}
@@ -557,6 +557,19 @@ def report_answer(ids: tuple[str, ...]) -> Table:
     return _topic_rows([g for g in groups if g[2]], reference=plain, here="this notebook",
                        fold=f"Answer: the kernel's row{'s' if len(ids) > 1 else ''} "
                             f"{', '.join(label(i) for i in ids)} (open it after you predicted)")
+
+
+def headline() -> str:
+    """The stored run in one sentence, counted from the stored rows: how many scenarios
+    agree with the model, in how many groups, and how many behave differently from their
+    plain row (a, c or f)."""
+    rows = {r.id: r for r in stored_rows()}
+    agree = sum(r.agrees for r in rows.values())
+    odd = sum(bool(unexpected(r, rows[_plain_row(i)])) for i, r in rows.items())
+    return (f"{_stored_header()}\n{agree} of {len(rows)} scenarios agree with the model, in "
+            f"{len(TOPICS)} groups: every watched page's token at every step, and every "
+            f"write's fault count.\n{odd} of the {len(rows)} are not as their plain row "
+            "(a, c or f) predicts: the outlined rows, each with its reason.")
 
 
 OVERVIEW_HEAD = ("group", "taught in", "rows", "agree with the kernel",
