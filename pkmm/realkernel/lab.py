@@ -529,9 +529,10 @@ def report_group(n: int, without: tuple[str, ...] = (), example: str = "") -> Ta
     if example:
         at = [r[0] for r in table.rows].index(label(example))
         odd = len(table.subrows)
+        which = (f"{odd} of them not as their plain row (outlined)" if odd else
+                 "each as its plain row (a, c or f)")
         return replace(table, preview=(at,), fold=(
-            f"all {len(table.rows)} rows of group {n}, {odd} of them not as their plain row "
-            "(outlined) — open for the full table"))
+            f"all {len(table.rows)} rows of group {n}, {which} — open for the full table"))
     rows = {r.id: r for r in stored_rows(shown)}
     if table.subrows or any(_plain_row(i) == i for i in shown) or not all(
             rows[i].agrees for i in shown):
