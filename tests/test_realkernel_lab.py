@@ -668,3 +668,42 @@ def test_folio_moments_draws_both_page_tables_from_the_stored_tokens() -> None:
         lab.folio_moments("c", ("w9",))
     with pytest.raises(ScenarioError, match="no large folio"):
         lab.folio_moments("a")
+
+
+def test_a_group_with_an_example_keeps_that_row_open_and_folds_every_row() -> None:
+    """report_group(n, example=...): the example row (with its outlines and its reason)
+    shows before the <details>; every row of the group is inside it; a bad example is an
+    error that names the argument."""
+    import pytest
+
+    from pkmm.errors import ScenarioError
+    from pkmm.realkernel.scenarios import label
+    for n, (_, _, ids) in enumerate(TOPICS, 1):
+        ex = ids[-1]
+        t = lab.report_group(n, example=ex)
+        page = t._repr_html_()
+        before, _, inside = page.partition("<details>")
+        assert inside, n
+        # exactly the example row open: its cells, its grey set-up line, its reason if any
+        assert f">{label(ex)}<" in before and before.count("<tr>") == 1 + 1 + 1 + any(
+            i == t.preview[0] for i, _ in t.subrows), n
+        assert all(f">{label(i)}<" in inside for i in ids), n
+        assert str(t) == str(lab.report_group(n)) and f"all {len(ids)} rows" in t.fold
+    h2 = lab.report_group(5, example="h2")
+    before = h2._repr_html_().partition("<details>")[0]
+    assert "outline:2px" in before and "not as in row" in before       # its outline and reason
+    assert ">h1<" not in before
+    for bad in ("zz", "a", 3):
+        with pytest.raises(ScenarioError, match="example"):
+            lab.report_group(5, example=bad)  # type: ignore[arg-type]
+
+
+def test_headline_counts_what_the_overview_counts() -> None:
+    """The reference page's headline is the overview's columns summed, not typed in."""
+    ov = lab.report_overview().rows
+    rows = lab.stored_rows()
+    agree = sum(int(r[3].split("/")[0]) for r in ov)
+    odd = sum(int(r[4]) for r in ov)
+    text = lab.headline()
+    assert f"{agree} of {len(rows)} scenarios agree" in text and f"in {len(ov)} groups" in text
+    assert f"\n{odd} of the {len(rows)} are not as their plain row" in text

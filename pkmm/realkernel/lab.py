@@ -108,6 +108,7 @@ class Table:
     legend: str = ""                                    # under the caption, above the rows
     about: tuple[tuple[int, str], ...] = ()             # (row, text): a grey line under it
     fold: str = ""          # a prediction's answer: shown folded under this summary line
+    preview: tuple[int, ...] = ()   # with fold: these rows stay open above the folded table
 
     def __str__(self) -> str:
         return self.text
@@ -130,25 +131,40 @@ class Table:
                     f"{html.escape(text)}</td></tr>")
 
         heads, subs, about = dict(self.sections), dict(self.subrows), dict(self.about)
-        rows = []
-        for i, r in enumerate(self.rows):
-            if i in heads:
-                rows.append(line(heads[i], "font-weight:bold;background:#eef0f3;"
-                                           "padding-top:0.5em"))
-            rows.append("<tr>" + "".join(td(i, j, v) for j, v in enumerate(r)) + "</tr>")
-            if i in about:
-                rows.append(line(about[i], "padding-left:2em;color:#555"))
-            if i in subs:
-                rows.append(line(subs[i], "padding-left:2em;font-style:italic;"
-                                          "color:#7a2418"))
-        body = "".join(rows)
+
+        def body_of(which: range | tuple[int, ...], headings: bool) -> str:
+            rows = []
+            for i in which:
+                if headings and i in heads:
+                    rows.append(line(heads[i], "font-weight:bold;background:#eef0f3;"
+                                               "padding-top:0.5em"))
+                rows.append("<tr>" + "".join(td(i, j, v) for j, v in enumerate(self.rows[i]))
+                            + "</tr>")
+                if i in about:
+                    rows.append(line(about[i], "padding-left:2em;color:#555"))
+                if i in subs:
+                    rows.append(line(subs[i], "padding-left:2em;font-style:italic;"
+                                              "color:#7a2418"))
+            return "".join(rows)
+
+        body = body_of(range(len(self.rows)), True)
         head = "".join(f'<th style="text-align:left">{html.escape(h)}</th>' for h in self.head)
         key = (f'<br><span style="font-weight:normal">{html.escape(self.legend)}</span>'
                if self.legend else "")
         notes = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
         if self.fold:       # closed until the reader opens it, as a markdown answer is
-            return (f"<details><summary><b>{html.escape(self.fold)}</b></summary>"
-                    f"{self._table_html(key, head, body)}{notes}</details>")
+            folded = (f"<details><summary><b>{html.escape(self.fold)}</b></summary>"
+                      f"{self._table_html(key, head, body)}{notes}</details>")
+            if not self.preview:
+                return folded
+            # a reference page: the example rows stay open, every row one click away
+            n = len(self.preview)
+            example = ('<table class="pkmm-table" style="font-size:0.82em;'
+                       'border-collapse:collapse"><caption style="caption-side:top;'
+                       f'text-align:left">{"an example row" if n == 1 else f"{n} example rows"}'
+                       f" of the {len(self.rows)} (all of them below)</caption><thead><tr>"
+                       f"{head}</tr></thead><tbody>{body_of(self.preview, False)}</tbody></table>")
+            return example + folded
         return self._table_html(key, head, body) + notes
 
     def _table_html(self, key: str, head: str, body: str) -> str:
@@ -431,7 +447,7 @@ def _topic_rows(groups: list[tuple[str, str, tuple[str, ...]]], fold: str = "",
     for title, taught, ids in groups:
         many = "s" if "," in taught else ""
         heading = f"{title} — " + (f"taught in notebook{many} {taught}" if taught else
-                                    f"new in {here} (the glossary has every term)")
+                                    f"new in {here}, which defines its terms")
         sections.append((len(body), heading))
         text.append(f"\n== {heading}")
         odd = {i: unexpected(rows[i], rows[_plain_row(i)]) for i in ids}
@@ -492,10 +508,12 @@ def report_by_topic() -> Table:
     return _topic_rows(list(TOPICS))
 
 
-def report_group(n: int, without: tuple[str, ...] = ()) -> Table:
+def report_group(n: int, without: tuple[str, ...] = (), example: str = "") -> Table:
     """Group ``n`` of :data:`TOPICS` (1 = the first), as :func:`report_by_topic` shows it,
     less the rows ``without`` (the ones a page asks the reader to predict first and shows
-    with :func:`report_answer`)."""
+    with :func:`report_answer`).  With ``example`` (a row id of the group), the row
+    ``example`` stays open and the whole table is folded under a line that counts its
+    rows: a reference page keeps its evidence one click away."""
     if not isinstance(n, int) or not 1 <= n <= len(TOPICS):
         raise ScenarioError(f"report_group(n): n={n!r} is not a group number; use 1 to "
                          f"{len(TOPICS)} (the groups of scenarios.TOPICS)")
@@ -504,7 +522,17 @@ def report_group(n: int, without: tuple[str, ...] = ()) -> Table:
         raise ScenarioError(f"report_group(n, without): without={without!r} must be a tuple "
                             f"of ids of group {n}: {', '.join(ids)}")
     shown = tuple(i for i in ids if i not in without)
+    if not isinstance(example, str) or (example and example not in shown):
+        raise ScenarioError(f"report_group(n, example): example={example!r} is not a row "
+                            f"shown in group {n}; use one of {', '.join(shown)}")
     table = _topic_rows([(title, taught, shown)])
+    if example:
+        at = [r[0] for r in table.rows].index(label(example))
+        odd = len(table.subrows)
+        which = (f"{odd} of them not as their plain row (outlined)" if odd else
+                 "each as its plain row (a, c or f)")
+        return replace(table, preview=(at,), fold=(
+            f"all {len(table.rows)} rows of group {n}, {which} — open for the full table"))
     rows = {r.id: r for r in stored_rows(shown)}
     if table.subrows or any(_plain_row(i) == i for i in shown) or not all(
             rows[i].agrees for i in shown):
@@ -530,6 +558,19 @@ def report_answer(ids: tuple[str, ...]) -> Table:
     return _topic_rows([g for g in groups if g[2]], reference=plain, here="this notebook",
                        fold=f"Answer: the kernel's row{'s' if len(ids) > 1 else ''} "
                             f"{', '.join(label(i) for i in ids)} (open it after you predicted)")
+
+
+def headline() -> str:
+    """The stored run in one sentence, counted from the stored rows: how many scenarios
+    agree with the model, in how many groups, and how many behave differently from their
+    plain row (a, c or f)."""
+    rows = {r.id: r for r in stored_rows()}
+    agree = sum(r.agrees for r in rows.values())
+    odd = sum(bool(unexpected(r, rows[_plain_row(i)])) for i, r in rows.items())
+    return (f"{_stored_header()}\n{agree} of {len(rows)} scenarios agree with the model, in "
+            f"{len(TOPICS)} groups: every watched page's token at every step, and every "
+            f"write's fault count.\n{odd} of the {len(rows)} are not as their plain row "
+            "(a, c or f) predicts: the outlined rows, each with its reason.")
 
 
 OVERVIEW_HEAD = ("group", "taught in", "rows", "agree with the kernel",
