@@ -64,7 +64,7 @@ BIG = {"name": "order-4 folio", "vmas": [{"start": "0x200000", "npages": 16}],
 def test_setup_is_read_from_the_layout_and_the_story() -> None:
     by = {r.name: r for r in reuse_cases("v6.17")}
     assert by["child exited, writer maps 2 pages"].setup == \
-        "parent maps 5-6 (0-4, 7-15 never mapped); fork; child exits"
+        "parent maps 5-6 (0-4, 7-15 unmapped, as after a partial munmap()); fork; child exits"
     assert by["child exited, pipe holds a page"].setup.startswith(
         "parent maps 0-15; a pipe holds page 0 (vmsplice); fork")
     assert by["child and grandchild exited"].setup.endswith(

@@ -88,7 +88,7 @@ def _setup(parent_pages: list[int], layout: dict[str, Any], story: tuple[str, ..
     nr = 16
     never = [i for i in range(nr) if i not in parent_pages]
     steps = [f"parent maps {_runs(parent_pages)}"
-             + (f" ({_runs(never)} never mapped)" if never else "")]
+             + (f" ({_runs(never)} unmapped, as after a partial munmap())" if never else "")]
     steps += [f"a pipe holds page {v['page']} (vmsplice)" for v in layout.get("vmsplice", ())]
     steps.append("fork")
     for step in story:
