@@ -94,7 +94,8 @@ class Verdict:
     def __str__(self) -> str:
         if self.asked:
             return (f"? {self.question}\n  Your prediction first: replace the ... in this "
-                    f"cell with {self.hint}, then run the cell again.")
+                    f"cell with {self.hint}, then run the cell again.\n  Reading without "
+                    "running (a static page)? Predict, then open the answer below.")
         head = "correct" if self.correct else "not quite"
         return (f"{head}: {self.question}\n  your answer: {_show(self.answer)}\n"
                 f"  the model:   {_show(self.expected)}\n  In plain words: {self.summary}\n"
@@ -108,7 +109,8 @@ class Verdict:
             return (f'<div class="pkmm-verdict asked" style="border-left:4px solid #1c7ed6;'
                     f'padding:2px 8px"><b>? {e(self.question)}</b><br>Your prediction first: '
                     f"replace the <code>...</code> in this cell with {e(self.hint)}, then run "
-                    "the cell again.</div>")
+                    "the cell again.<br><small>Reading without running (a static page)? Predict, "
+                    "then open the answer below.</small></div>")
         color, head = ("#2b8a3e", "&#10004; correct") if self.correct else \
             ("#c92a2a", "&#10008; not quite")
         return (f'<div class="pkmm-verdict" style="border-left:4px solid {color};'

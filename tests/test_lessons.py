@@ -182,6 +182,20 @@ def test_claims_are_pinned_in_hidden_cells_and_no_answer_shows_first(path: Path)
             assert "Your prediction first" in shown, f"{path.name}: {src[:60]!r} not executed"
 
 
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_every_question_has_a_folded_answer_next(path: Path) -> None:
+    """A prediction cell tells a reader of the static page to open the answer below
+    (pkmm.check): the next text cell after it must be that fold."""
+    cells = _nb(path)["cells"]
+    for i, cell in enumerate(cells):
+        if cell["cell_type"] == "code" and \
+                "Your prediction first" in json.dumps(cell.get("outputs", [])):
+            text = next(("".join(c["source"]) for c in cells[i + 1:]
+                         if c["cell_type"] == "markdown"), "")
+            assert "<details" in text, \
+                f"{path.name}: no folded answer after {''.join(cell['source'])[:60]!r}"
+
+
 @pytest.mark.parametrize("path", MAIN, ids=lambda p: p.stem)
 def test_each_lesson_has_prose_and_pictures(path: Path) -> None:
     text = _prose(_markdown(path))
