@@ -32,8 +32,8 @@ KINDS = ("private anon", "private file", "shared file", "shmem", "raw PFN map")
 __all__ = ["QUESTIONS", "REGIONS", "SHARES", "Folded", "batch_stops", "batches_lines",
            "check", "choices", "close_up", "copied_vmas", "details", "fork_time", "full_key",
            "guesses_changed", "kind", "large_folio_notes", "large_folio_process", "lockbreak_lines",
-           "map_kinds", "plot_map", "price_lines", "region", "short_table", "this_process",
-           "versions_line", "vma_table"]
+           "map_kinds", "plot_map", "price_lines", "raw_view", "region", "short_table",
+           "this_process", "versions_line", "vma_table"]
 
 PAGE = 4096
 #: close_up()'s regions stay mapped while the notebook runs (address -> length)
@@ -457,6 +457,51 @@ def price_lines(sc: Scenario, kernel: str, *, sums: bool = True) -> list[str]:
     if sums:
         out.append(f"  sum: {total / 1e6:.2f} ms (no price for "
                    f"{', '.join(costmodel.unpriced(f)) or 'nothing'})")
+    return out
+
+
+def raw_view(library: str = "libc.so") -> list[str]:
+    """What the snapshot reads, unprocessed: this process's ``/proc/self/smaps`` lines for
+    the VMAs of one shared ``library`` (address range, permissions, file; how much of it
+    is anonymous -- copied-on-write pages, so the VMA has an anon_vma; its flags), and the
+    64-bit pagemap entry of the first page of the first VMA, bit by bit.  Where /proc
+    cannot be read, one line says so."""
+    from .realkernel.procpid import (
+        PM_FILE,
+        PM_MMAP_EXCLUSIVE,
+        PM_PFN_MASK,
+        PM_PRESENT,
+        PM_SWAP,
+        PM_UFFD_WP,
+    )
+    try:
+        text = Path("/proc/self/smaps").read_text()
+    except OSError as why:
+        return [f"/proc/self/smaps cannot be read here ({why.strerror or why}): nothing to show"]
+    out: list[str] = []
+    first: int | None = None
+    for block in text.split("\n"):
+        head = block.split()
+        if head and "-" in head[0] and len(head) >= 6 and library in head[-1]:
+            out.append(f"{head[0]} {head[1]} {Path(head[-1]).name}")
+            first = int(head[0].split("-")[0], 16) if first is None else first
+        elif out and not out[-1].startswith("  VmFlags") and head and \
+                head[0] in ("Anonymous:", "VmFlags:"):
+            out.append("  " + " ".join(head))
+    if first is None:
+        return [f"no VMA of {library!r} in this process: nothing to show"]
+    try:
+        with open("/proc/self/pagemap", "rb") as f:
+            f.seek(first // PAGE * 8)
+            e = int.from_bytes(f.read(8), sys.byteorder)
+    except OSError as err:
+        return [*out, f"/proc/self/pagemap cannot be read here ({err.strerror or err})"]
+    bits = [("present", PM_PRESENT), ("swapped", PM_SWAP), ("file page", PM_FILE),
+            ("uffd-wp", PM_UFFD_WP), ("mapped exclusively", PM_MMAP_EXCLUSIVE)]
+    out.append(f"pagemap entry of page {first:#x}: {e:#018x}")
+    out += [f"  bit {b.bit_length() - 1:2d} {name:19s} {int(bool(e & b))}" for name, b in bits]
+    out.append(f"  bits 0-54 PFN {e & PM_PFN_MASK:#x}" +
+               (" (0: PFNs need CAP_SYS_ADMIN)" if not e & PM_PFN_MASK else ""))
     return out
 
 

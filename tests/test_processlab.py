@@ -287,3 +287,17 @@ def test_vma_table_counts_the_zero_page_entries_of_the_copied_vmas() -> None:
     # eager-copy copies every counted page of the copied VMAs but the zero-page entries
     _, frows = forksim(sc)
     assert next(r for r in frows if r.kernel == "eager-copy").pages_copied == their - zero
+
+
+@LINUX
+def test_raw_view_prints_smaps_lines_and_decodes_one_pagemap_entry() -> None:
+    lines = lab.raw_view("libc.so")
+    heads = [ln for ln in lines if not ln.startswith(" ") and "libc.so" in ln]
+    assert heads and all(ln.split()[1][-1] == "p" for ln in heads)      # private mappings
+    assert sum(ln.startswith("  VmFlags:") for ln in lines) == len(heads)
+    entry = int(next(ln for ln in lines if ln.startswith("pagemap entry")).split()[-1], 16)
+    bit = {ln.split()[2]: int(ln.split()[-1]) for ln in lines if ln.startswith("  bit ")}
+    # each printed bit is the entry's own: a library's first page is a present file page
+    assert bit["present"] == entry >> 63 == 1 and bit["file"] == entry >> 61 & 1 == 1
+    assert bit["mapped"] == entry >> 56 & 1 and bit["uffd-wp"] == entry >> 57 & 1
+    assert "nothing to show" in lab.raw_view("no-such-library.so")[0]
