@@ -32,8 +32,8 @@ KINDS = ("private anon", "private file", "shared file", "shmem", "raw PFN map")
 __all__ = ["QUESTIONS", "REGIONS", "SHARES", "Folded", "batch_stops", "batches_lines",
            "check", "choices", "close_up", "copied_vmas", "details", "fork_time", "full_key",
            "guesses_changed", "kind", "large_folio_notes", "large_folio_process", "lockbreak_lines",
-           "map_kinds", "plot_map", "region", "short_table", "this_process", "versions_line",
-           "vma_table"]
+           "map_kinds", "plot_map", "price_lines", "raw_view", "region", "short_table",
+           "this_process", "versions_line", "vma_table"]
 
 PAGE = 4096
 #: close_up()'s regions stay mapped while the notebook runs (address -> length)
@@ -160,16 +160,24 @@ def copied_vmas(sc: Scenario) -> list[bool]:
     return copied
 
 
-def _pages(sc: Scenario) -> list[int]:
-    """Present or non-present entries per VMA of the scenario."""
+def _entries(sc: Scenario, *, zero_only: bool = False) -> list[tuple[int, int]]:
+    """``(address, pages)`` of the scenario's entries: all of them, or only the zero-page
+    ones (the entries fork copies by value)."""
+    entries = [] if zero_only else [
+        (e["addr"], e["npages"]) for e in sc.runs + sc.swap + sc.markers + sc.pfnmaps
+        if isinstance(e, dict)]
+    entries += [(z, 1) if isinstance(z, int) else (z["addr"], z["npages"]) for z in sc.zero]
+    entries += [(a, 512) for a in sc.huge_zero]
+    return entries
+
+
+def _pages(sc: Scenario, *, zero_only: bool = False) -> list[int]:
+    """Present or non-present entries per VMA of the scenario (``zero_only``: the
+    zero-page entries only)."""
     starts = [v["start"] for v in sc.vmas]
     ends = [v["start"] + v["npages"] * 4096 for v in sc.vmas]
     out = [0] * len(sc.vmas)
-    entries = [(e["addr"], e["npages"]) for e in sc.runs + sc.swap + sc.markers + sc.pfnmaps
-               if isinstance(e, dict)]
-    entries += [(z, 1) if isinstance(z, int) else (z["addr"], z["npages"]) for z in sc.zero]
-    entries += [(a, 512) for a in sc.huge_zero]
-    for addr, n in entries:
+    for addr, n in _entries(sc, zero_only=zero_only):
         for k, (lo, hi) in enumerate(zip(starts, ends, strict=True)):
             if lo <= addr < hi:
                 out[k] += n
@@ -178,27 +186,30 @@ def _pages(sc: Scenario) -> list[int]:
 
 
 def vma_table(sc: Scenario) -> str:
-    """VMAs by kind: how many, their size, their mapped pages, and how many fork copies."""
+    """VMAs by kind: how many, their size, their mapped pages, how many fork copies, the
+    pages of those, and how many of those are zero-page entries (copied by value)."""
     copied = copied_vmas(sc)
-    pages = _pages(sc)
-    rows: dict[str, list[int]] = {k: [0, 0, 0, 0, 0] for k in KINDS}
-    for v, c, n in zip(sc.vmas, copied, pages, strict=True):
+    rows: dict[str, list[int]] = {k: [0, 0, 0, 0, 0, 0] for k in KINDS}
+    for v, c, n, z in zip(sc.vmas, copied, _pages(sc), _pages(sc, zero_only=True),
+                          strict=True):
         r = rows[kind(v)]
         r[0] += 1
         r[1] += v["npages"]
         r[2] += n
         r[3] += c
         r[4] += n if c else 0
-    lines = [f"{'VMA kind':14s}{'VMAs':>6s}{'MiB':>9s}{'mapped pages':>14s}"
-             f"{'copied VMAs':>13s}{'their pages':>13s}"]
-    for k, (nv, npg, mapped, nc, cp) in rows.items():
+        r[5] += z if c else 0
+    lines = [f"{'':14s}{'':6s}{'':9s}{'mapped':>9s}{'copied':>8s}{'their':>7s}{'of them':>9s}",
+             f"{'VMA kind':14s}{'VMAs':>6s}{'MiB':>9s}{'pages':>9s}{'VMAs':>8s}{'pages':>7s}"
+             f"{'zero':>9s}"]
+    for k, (nv, npg, mapped, nc, cp, z) in rows.items():
         if nv:
-            lines.append(f"{k:14s}{nv:6d}{npg * 4 / 1024:9.1f}{mapped:14d}{nc:13d}{cp:13d}")
+            lines.append(f"{k:14s}{nv:6d}{npg * 4 / 1024:9.1f}{mapped:9d}{nc:8d}{cp:7d}{z:9d}")
     return "\n".join(lines)
 
 
 #: the parts of a process the memory map draws, in the order it draws them
-REGIONS = ("heap and anonymous", "stack", "file, read-only (code, constants)",
+REGIONS = ("heap and anonymous", "stack", "file, read-only (code, constants, RELRO)",
            "file, writable (.data, .bss)", "shared file or memory",
            "kernel-provided ([vdso], [vvar])")
 
@@ -282,7 +293,8 @@ def versions_line(rows: list[Any]) -> str:
         return f"{format(lo, fmt)}..{format(hi, fmt)}{unit} ({rel:.1%} apart)"
 
     # one figure a line: a static page wraps a long line anywhere, also inside a number
-    return (f"the {len(cow)} copy-on-write versions:\n"
+    return (f"the {len(cow)} copy-on-write versions (apart: (largest - smallest) / "
+            "largest):\n"
             f"  PTEs written {span([r.ptes_copied for r in cow], ',')}\n"
             f"  batches      {span([r.batches for r in cow], ',')}\n"
             f"  predicted    {span([r.predicted_ms for r in cow], '.2f', ' ms')}")
@@ -414,6 +426,85 @@ def lockbreak_lines(rows: list[Any]) -> list[str]:
     return out
 
 
+#: the priced counts as the tables above name them (costmodel.PRICED's keys)
+_PRICE_NAMES = {"pte_writes": "PTEs written", "set_ptes_calls": "copy calls (set_ptes)",
+                "batch_scans": "batch scans", "pmd_copies": "PMDs copied"}
+
+
+def price_lines(sc: Scenario, kernel: str, *, sums: bool = True) -> list[str]:
+    """The cost model's sum for forking ``sc`` under ``kernel``, spelled out so that a
+    reader can predict *pred ms* by hand: each priced count times its price, where a price
+    mixes the FRESH and REPEAT fits by the share of copied entries that were writable
+    (:func:`pkmm.costmodel.predict_seconds` does exactly this sum).  ``sums=False``
+    prints the prices only, for a page that asks the reader to do the sum first."""
+    from . import costmodel
+    f = costmodel.scenario_counts(sc, kernel)
+    fitted = costmodel._stored_fit()
+    w = costmodel.writable_share(f)
+    out = [f"{kernel}: {w:.0%} of the copied PTEs were writable (FRESH), the rest read-only "
+           "(REPEAT);", "  each price mixes the two fits in that share"]
+    total = fitted.fixed_ns
+    for k, p in costmodel.PRICED.items():
+        ns = w * fitted.prices["fresh"][p] + (1 - w) * fitted.prices["repeat"][p]
+        if not f.get(k, 0) or not ns:           # a zero price adds nothing to the sum
+            continue
+        total += ns * f[k]
+        what = f"{f[k]:,} x {ns:.1f} ns = {ns * f[k] / 1e6:.2f} ms" if sums else \
+            f"{ns:.1f} ns each"
+        out.append(f"  {_PRICE_NAMES.get(k, k):24s} {what}")
+    if fitted.fixed_ns:
+        out.append(f"  plus {fitted.fixed_ns / 1e6:.2f} ms for forking a process at all")
+    if sums:
+        out.append(f"  sum: {total / 1e6:.2f} ms (no price for "
+                   f"{', '.join(costmodel.unpriced(f)) or 'nothing'})")
+    return out
+
+
+def raw_view(library: str = "libc.so") -> list[str]:
+    """What the snapshot reads, unprocessed: this process's ``/proc/self/smaps`` lines for
+    the VMAs of one shared ``library`` (address range, permissions, file; how much of it
+    is anonymous -- copied-on-write pages, so the VMA has an anon_vma; its flags), and the
+    64-bit pagemap entry of the first page of the first VMA, bit by bit.  Where /proc
+    cannot be read, one line says so."""
+    from .realkernel.procpid import (
+        PM_FILE,
+        PM_MMAP_EXCLUSIVE,
+        PM_PFN_MASK,
+        PM_PRESENT,
+        PM_SWAP,
+        PM_UFFD_WP,
+    )
+    try:
+        text = Path("/proc/self/smaps").read_text()
+    except OSError as why:
+        return [f"/proc/self/smaps cannot be read here ({why.strerror or why}): nothing to show"]
+    out: list[str] = []
+    first: int | None = None
+    for block in text.split("\n"):
+        head = block.split()
+        if head and "-" in head[0] and len(head) >= 6 and library in head[-1]:
+            out.append(f"{head[0]} {head[1]} {Path(head[-1]).name}")
+            first = int(head[0].split("-")[0], 16) if first is None else first
+        elif out and not out[-1].startswith("  VmFlags") and head and \
+                head[0] in ("Anonymous:", "VmFlags:"):
+            out.append("  " + " ".join(head))
+    if first is None:
+        return [f"no VMA of {library!r} in this process: nothing to show"]
+    try:
+        with open("/proc/self/pagemap", "rb") as f:
+            f.seek(first // PAGE * 8)
+            e = int.from_bytes(f.read(8), sys.byteorder)
+    except OSError as err:
+        return [*out, f"/proc/self/pagemap cannot be read here ({err.strerror or err})"]
+    bits = [("present", PM_PRESENT), ("swapped", PM_SWAP), ("file page", PM_FILE),
+            ("uffd-wp", PM_UFFD_WP), ("mapped exclusively", PM_MMAP_EXCLUSIVE)]
+    out.append(f"pagemap entry of page {first:#x}: {e:#018x}")
+    out += [f"  bit {b.bit_length() - 1:2d} {name:19s} {int(bool(e & b))}" for name, b in bits]
+    out.append(f"  bits 0-54 PFN {e & PM_PFN_MASK:#x}" +
+               (" (0: PFNs need CAP_SYS_ADMIN)" if not e & PM_PFN_MASK else ""))
+    return out
+
+
 def short_table(rows: list[Any]) -> str:
     """The few numbers of a forksim run a reader compares: per variant the PTEs written
     into the child, the present-copy calls, the pages copied, and the predicted time."""
@@ -433,7 +524,9 @@ def details(sc: Scenario, rows: list[Any]) -> Folded:
     return Folded("Everything the forks counted, and the full key (for the engineer)",
                   "\n".join([render(sc, rows, key="differs", approximations=False),
                              *batches_lines(rows),
-                             "lock-break checks from the totals:", *lockbreak_lines(rows),
+                             "lock-break checks from the totals (an upper bound: each page "
+                             "table restarts the count,", "  and a batch passes at most one "
+                             "check):", *lockbreak_lines(rows),
                              "full key:", *key_lines(rows)]))
 
 

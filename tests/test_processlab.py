@@ -89,7 +89,8 @@ def test_versions_line_reports_what_differs_between_the_cow_versions() -> None:
                              "runs": [{"addr": base, "npages": 64, "order": 4}]})
     _, rows = forksim(sc)
     line = lab.versions_line(rows)
-    assert line.startswith("the 4 copy-on-write versions:\n  PTEs written 64..64 (0.0% apart)")
+    assert line.startswith("the 4 copy-on-write versions (apart: (largest - smallest) / "
+                           "largest):\n  PTEs written 64..64 (0.0% apart)")
     assert f"batches      4..64 ({60 / 64:.1%} apart)" in line
     assert "eager" not in line
     assert "nothing to compare" in lab.versions_line(rows[:1])
@@ -248,3 +249,55 @@ def test_guesses_changed_names_what_replaces_a_dropped_guess() -> None:
     assert lines[:2] == ["  - AnonExclusive not visible: from bit 56",
                          "  - folio sizes unknown"]
     assert "no longer needed" in lines[2] and "AnonExclusive not visible\" above" in lines[2]
+
+
+def test_price_lines_spell_out_the_sum_the_cost_model_predicts() -> None:
+    from pkmm import costmodel
+    from pkmm.forksim import forksim
+    sc, rows = forksim(lab.large_folio_process())
+    for r in rows:
+        lines = lab.price_lines(sc, r.kernel)
+        assert lines[-1].startswith(f"  sum: {r.predicted_ms:.2f} ms")
+        terms = [ln for ln in lines if " x " in ln]
+        # the printed terms add up to the sum (to the rounding of each term)
+        total = sum(float(ln.split("=")[1].split()[0]) for ln in terms)
+        assert abs(total - r.predicted_ms) <= 0.005 * len(terms) + 1e-9
+        f = costmodel.scenario_counts(sc, r.kernel)
+        assert f"{f['pte_writes']:,} x " in "\n".join(terms)
+        prices = lab.price_lines(sc, r.kernel, sums=False)
+        assert not any(" x " in ln or "sum:" in ln for ln in prices)
+        assert len(prices) == len(lines) - 1        # the same prices, without the sum
+    v68, v617 = (next(r for r in rows if r.kernel == k) for k in ("v6.8", "v6.17"))
+    # batching prices its batch scans; v6.8 never scans
+    assert "batch scans" in "\n".join(lab.price_lines(sc, v617.kernel))
+    assert "batch scans" not in "\n".join(lab.price_lines(sc, v68.kernel))
+
+
+def test_vma_table_counts_the_zero_page_entries_of_the_copied_vmas() -> None:
+    from pkmm.forksim import forksim
+    sc = lab.large_folio_process()
+    rows = [ln.split() for ln in lab.vma_table(sc).splitlines()[2:]]
+    their, zero = sum(int(r[-2]) for r in rows), sum(int(r[-1]) for r in rows)
+    copied = lab.copied_vmas(sc)
+    in_copied = sum(z["npages"] if isinstance(z, dict) else 1 for z in sc.zero
+                    if any(c and v["start"] <= (z["addr"] if isinstance(z, dict) else z)
+                           < v["start"] + v["npages"] * 4096
+                           for v, c in zip(sc.vmas, copied, strict=True)))
+    assert zero == in_copied > 0
+    # eager-copy copies every counted page of the copied VMAs but the zero-page entries
+    _, frows = forksim(sc)
+    assert next(r for r in frows if r.kernel == "eager-copy").pages_copied == their - zero
+
+
+@LINUX
+def test_raw_view_prints_smaps_lines_and_decodes_one_pagemap_entry() -> None:
+    lines = lab.raw_view("libc.so")
+    heads = [ln for ln in lines if not ln.startswith(" ") and "libc.so" in ln]
+    assert heads and all(ln.split()[1][-1] == "p" for ln in heads)      # private mappings
+    assert sum(ln.startswith("  VmFlags:") for ln in lines) == len(heads)
+    entry = int(next(ln for ln in lines if ln.startswith("pagemap entry")).split()[-1], 16)
+    bit = {ln.split()[2]: int(ln.split()[-1]) for ln in lines if ln.startswith("  bit ")}
+    # each printed bit is the entry's own: a library's first page is a present file page
+    assert bit["present"] == entry >> 63 == 1 and bit["file"] == entry >> 61 & 1 == 1
+    assert bit["mapped"] == entry >> 56 & 1 and bit["uffd-wp"] == entry >> 57 & 1
+    assert "nothing to show" in lab.raw_view("no-such-library.so")[0]
