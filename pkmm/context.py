@@ -247,8 +247,8 @@ OP_MEANINGS = {
                    "page or batch of them the child starts with (shared or, under "
                    "eager-copy, copied), plus one flush per pass (add_mm_rss_vec())",
     "lockbreak_checks": "times the copy loop asked whether another task should run "
-                        "first (need_resched()): its progress counter adds 8 per copy "
-                        "step (8 x the PTEs a batch covers) and 1 per empty slot, is asked "
+                        "first (need_resched()): its progress counter adds 8 for every "
+                        "PTE a copy step covers and 1 per empty slot, is asked "
                         "at the top of a step once it reaches 32, then restarts at 0, and "
                         "restarts at 0 for each page table (copy_pte_range())",
     "lock_breaks": "times it did drop its locks to let another task run",
