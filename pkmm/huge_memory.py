@@ -331,7 +331,8 @@ def do_huge_pmd_wp_page(vma: Vma, addr: int, pmd: Pmd, kernel: KernelVersion,
         fr.kind = "thp-reuse"
         fr.note(f, "reuse", "head page AnonExclusive (or refcount 1): reuse the whole PMD")
         return True
+    found = folio.refcount          # what the reuse test saw, before the split adds refs
     __split_huge_pmd(mm, vma, haddr)
-    fr.note(f, "split", f"THP shared (refcount {folio.refcount}): split this process's PMD "
-            "into PTEs; the PTE path copies one 4 KiB page")
+    fr.note(f, "split", f"THP shared (refcount {found}): split this process's PMD into "
+            f"PTEs (refcount now {folio.refcount}); the PTE path copies one 4 KiB page")
     return False
