@@ -699,3 +699,56 @@ def test_batch_strip_note_markers_never_run_into_each_other() -> None:
         assert all(g >= 5.4 * (len("note 1") + 2) for g in gaps), (y, gaps)
     assert "map N: the child's N PTEs map the parent's own N pages" in " ".join(_texts(pic))
     assert "map" in _texts(pic) and not any(t.startswith("share") for t in _texts(pic))
+
+
+def _curve_points(d: str) -> list[tuple[float, float]]:
+    """Sample points along a path of M, C and L commands (the memory map's lines)."""
+    nums = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", d)]
+    cmds = re.findall(r"[MCL]", d)
+    pts: list[tuple[float, float]] = []
+    k, cur = 0, (0.0, 0.0)
+    for cmd in cmds:
+        if cmd == "M":
+            cur = (nums[k], nums[k + 1])
+            k += 2
+        elif cmd == "L":
+            nxt = (nums[k], nums[k + 1])
+            k += 2
+            pts += [(cur[0] + (nxt[0] - cur[0]) * t / 20, cur[1] + (nxt[1] - cur[1]) * t / 20)
+                    for t in range(21)]
+            cur = nxt
+        else:
+            p1, p2, p3 = ((nums[k + i], nums[k + i + 1]) for i in (0, 2, 4))
+            k += 6
+            for i in range(41):
+                t = i / 40
+                a, b, c_, e = (1 - t) ** 3, 3 * t * (1 - t) ** 2, 3 * t * t * (1 - t), t ** 3
+                pts.append((a * cur[0] + b * p1[0] + c_ * p2[0] + e * p3[0],
+                            a * cur[1] + b * p1[1] + c_ * p2[1] + e * p3[1]))
+            cur = p3
+    return pts
+
+
+def test_after_fork_lines_cross_no_folio_caption() -> None:
+    """Readers checked "refcount 8" through the child's lines: in a picture after fork
+    every line from a PTE (parent's or child's) keeps clear of every folio caption."""
+    tour = {"vmas": [{"start": "0x200000", "npages": 8},
+                     {"start": "0x400000", "npages": 2, "backing": "file",
+                      "anon_vma": True}],
+            "folios": {"S": {"order": 0}, "F": {"order": 2},
+                       "C": {"order": 0, "backing": "file"}, "N": {"order": 0}},
+            "ptes": [{"addr": "0x200000", "folio": "S"}, {"addr": "0x202000", "folio": "F"},
+                     {"addr": "0x400000", "folio": "C"}, {"addr": "0x401000", "folio": "N"}],
+            "zero": ["0x201000"]}
+    svg = P.memory_map(tour, "v6.8").svg
+    caps = [(float(x), float(y), len(t)) for x, y, t in re.findall(
+        r'<text x="([\d.]+)" y="([\d.]+)" class="pk-t pk-halo">([^<]*(?:order|refcount'
+        r'|page cache|refcounting)[^<]*)</text>', svg) if not t.startswith("physical")]
+    assert len(caps) >= 8
+    lines = re.findall(r'<path d="(M[^"]*C[^"]*)" class="pk-s-', svg)
+    assert len(lines) >= 2 * 8, "a line from every present PTE of parent and child"
+    for d in lines:
+        for px, py in _curve_points(d):
+            for x, y, n in caps:
+                assert not (x - 1 <= px <= x + n * 6.6 + 1 and y - 10 <= py <= y + 3), (
+                    f"line {d} crosses the caption at ({x}, {y})")
