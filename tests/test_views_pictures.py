@@ -752,3 +752,19 @@ def test_after_fork_lines_cross_no_folio_caption() -> None:
             for x, y, n in caps:
                 assert not (x - 1 <= px <= x + n * 6.6 + 1 and y - 10 <= py <= y + 3), (
                     f"line {d} crosses the caption at ({x}, {y})")
+
+
+def test_decision_flow_spells_out_every_path_under_the_picture() -> None:
+    """The grey dashed arrows share routes; each path the code can take is also written
+    out box by box, the lit one marked, so a static reader can trace every branch."""
+    layout = {"vmas": [{"start": 0, "npages": 4}], "folios": {"F": {"order": 2}},
+              "ptes": [{"addr": 0, "folio": "F"}]}
+    pic = P.decision_flow(layout, "v6.8", 0)
+    words = _group(pic.svg, "every path, in words")
+    lines = re.findall(r">([*-] [^<]*)</text>", words)
+    returns = {e["edge"][1] for e in pic.data["edges"] if e["edge"][1].startswith("return:")}
+    assert len(lines) >= len(returns) and sum(t.startswith("*") for t in lines) == 1
+    for ret in ("returns -EAGAIN", "returns 1: copied", "returns 1: by value"):
+        assert any(t.rstrip().endswith(ret) for t in lines), ret
+    eagain = [t for t in lines if t.rstrip().endswith("returns -EAGAIN")]
+    assert eagain and all("refused" in t for t in eagain)
