@@ -682,20 +682,89 @@ def test_decision_flow_edges_never_run_through_a_box(kernel: str, where: dict) -
     assert inner == taken
 
 
-def test_batch_strip_note_markers_never_run_into_each_other() -> None:
-    # sixteen one-PTE calls of v6.8: each bracket's "note 1" is as wide as its bracket, so
-    # on one line they ran together ("note 1 note 1 ..."); two markers on one line keep at
-    # least two characters (9 px monospace: 5.4 px each) of space between them
+def test_batch_strip_notes_once_for_calls_that_ended_alike() -> None:
+    # sixteen one-PTE calls of v6.8 end for one reason: one note under the whole row
+    # (sixteen staggered "note 1" marks were noise), each bracket says "map 1" (the intro
+    # says "map N"), and the note says why a v6.8 call ends: it has no batching
     whole = {"vmas": [{"start": 0, "npages": 16}], "folios": {"F": {"order": 4}},
              "ptes": [{"addr": 0, "folio": "F"}]}
     pic = P.batch_strip(whole, "v6.8")
-    marks = [(float(t.get("y", 0)), float(t.get("x", 0)), t.text or "")
-             for t in ET.fromstring(pic.svg).iter(f"{NS}text")
-             if re.fullmatch(r"note \d+", t.text or "")]
-    assert len(marks) == 16
-    for y in {m[0] for m in marks}:
-        ends = sorted(x for yy, x, _ in marks if yy == y)      # anchored at their end
-        gaps = [b - a for a, b in zip(ends, ends[1:], strict=False)]
-        assert all(g >= 5.4 * (len("note 1") + 2) for g in gaps), (y, gaps)
-    assert "map N: the child's N PTEs map the parent's own N pages" in " ".join(_texts(pic))
-    assert "map" in _texts(pic) and not any(t.startswith("share") for t in _texts(pic))
+    texts = _texts(pic)
+    marks = [t for t in texts if t.startswith("note 1") and not t.startswith("note 1,")]
+    assert marks == ["note 1: each of these 16 calls"]
+    assert texts.count("map 1") == 16 and "map" not in texts
+    assert any(t.startswith("note 1, PTEs #0-#15:") and "no batching" in t for t in texts)
+    assert "map N: the child's N PTEs map the parent's own N pages" in " ".join(texts)
+    assert not any(t.startswith("share") for t in texts)
+    # a batching version's note gives its stop reason, not the no-batching words
+    v3 = _texts(P.batch_strip(whole, "batch-v3"))
+    assert not any("no batching" in t for t in v3) and "map 16" in v3
+
+
+def _curve_points(d: str) -> list[tuple[float, float]]:
+    """Sample points along a path of M, C and L commands (the memory map's lines)."""
+    nums = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", d)]
+    cmds = re.findall(r"[MCL]", d)
+    pts: list[tuple[float, float]] = []
+    k, cur = 0, (0.0, 0.0)
+    for cmd in cmds:
+        if cmd == "M":
+            cur = (nums[k], nums[k + 1])
+            k += 2
+        elif cmd == "L":
+            nxt = (nums[k], nums[k + 1])
+            k += 2
+            pts += [(cur[0] + (nxt[0] - cur[0]) * t / 20, cur[1] + (nxt[1] - cur[1]) * t / 20)
+                    for t in range(21)]
+            cur = nxt
+        else:
+            p1, p2, p3 = ((nums[k + i], nums[k + i + 1]) for i in (0, 2, 4))
+            k += 6
+            for i in range(41):
+                t = i / 40
+                a, b, c_, e = (1 - t) ** 3, 3 * t * (1 - t) ** 2, 3 * t * t * (1 - t), t ** 3
+                pts.append((a * cur[0] + b * p1[0] + c_ * p2[0] + e * p3[0],
+                            a * cur[1] + b * p1[1] + c_ * p2[1] + e * p3[1]))
+            cur = p3
+    return pts
+
+
+def test_after_fork_lines_cross_no_folio_caption() -> None:
+    """Readers checked "refcount 8" through the child's lines: in a picture after fork
+    every line from a PTE (parent's or child's) keeps clear of every folio caption."""
+    tour = {"vmas": [{"start": "0x200000", "npages": 8},
+                     {"start": "0x400000", "npages": 2, "backing": "file",
+                      "anon_vma": True}],
+            "folios": {"S": {"order": 0}, "F": {"order": 2},
+                       "C": {"order": 0, "backing": "file"}, "N": {"order": 0}},
+            "ptes": [{"addr": "0x200000", "folio": "S"}, {"addr": "0x202000", "folio": "F"},
+                     {"addr": "0x400000", "folio": "C"}, {"addr": "0x401000", "folio": "N"}],
+            "zero": ["0x201000"]}
+    svg = P.memory_map(tour, "v6.8").svg
+    caps = [(float(x), float(y), len(t)) for x, y, t in re.findall(
+        r'<text x="([\d.]+)" y="([\d.]+)" class="pk-t pk-halo">([^<]*(?:order|refcount'
+        r'|page cache|refcounting)[^<]*)</text>', svg) if not t.startswith("physical")]
+    assert len(caps) >= 8
+    lines = re.findall(r'<path d="(M[^"]*C[^"]*)" class="pk-s-', svg)
+    assert len(lines) >= 2 * 8, "a line from every present PTE of parent and child"
+    for d in lines:
+        for px, py in _curve_points(d):
+            for x, y, n in caps:
+                assert not (x - 1 <= px <= x + n * 6.6 + 1 and y - 10 <= py <= y + 3), (
+                    f"line {d} crosses the caption at ({x}, {y})")
+
+
+def test_decision_flow_spells_out_every_path_under_the_picture() -> None:
+    """The grey dashed arrows share routes; each path the code can take is also written
+    out box by box, the lit one marked, so a static reader can trace every branch."""
+    layout = {"vmas": [{"start": 0, "npages": 4}], "folios": {"F": {"order": 2}},
+              "ptes": [{"addr": 0, "folio": "F"}]}
+    pic = P.decision_flow(layout, "v6.8", 0)
+    words = _group(pic.svg, "every path, in words")
+    lines = re.findall(r">([*-] [^<]*)</text>", words)
+    returns = {e["edge"][1] for e in pic.data["edges"] if e["edge"][1].startswith("return:")}
+    assert len(lines) >= len(returns) and sum(t.startswith("*") for t in lines) == 1
+    for ret in ("returns -EAGAIN", "returns 1: copied", "returns 1: by value"):
+        assert any(t.rstrip().endswith(ret) for t in lines), ret
+    eagain = [t for t in lines if t.rstrip().endswith("returns -EAGAIN")]
+    assert eagain and all("refused" in t for t in eagain)

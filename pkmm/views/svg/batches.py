@@ -102,7 +102,11 @@ def batch_strip(layout: Any, kernel: str = DEFAULT_KERNEL, *, without: Iterable[
         span = _span(a, b, v.vm_start)
         ncalls = sum(1 for st in steps[first:last + 1] if st.action != "eagain") or 1
         times = f" (x{ncalls})" if ncalls > 1 else ""
-        c.text(LEFT, y, f"note {n}, {span}: {words}{times}", "pk-t")
+        # a version without a batch function ends every call after one PTE: that is the
+        # reason the call ended, the words only say what it did
+        why = ("" if k.batch_func or "eagain" in {st.action for st in steps[first:last + 1]}
+               else f"; each call ends after 1 PTE ({kernel} has no batching)")
+        c.text(LEFT, y, f"note {n}, {span}: {words}{times}{why}", "pk-t")
         y += 14
     used = sorted({action_word(s.action) for s in steps} - {"-EAGAIN", "non-present"})
     if used:
@@ -185,9 +189,24 @@ def _brackets(c: Canvas, slots: Sequence[Slot], steps: Sequence[Step],
         c.path(d, role, width=2, tip=f"{s.func}() returned {s.nr}: {s.reason}")
         if (x1 - x0) > 24:
             word = action_word(s.action)
-            c.text((x0 + x1) / 2, y + 20, word if s.nr == 1 else f"{word} {s.nr}",
-                   "pk-t2", anchor="middle")
+            # "map 1", not "map": the intro says each bracket reads "map N"
+            c.text((x0 + x1) / 2, y + 20, f"{word} {s.nr}", "pk-t2", anchor="middle")
         mark = end_of.get(i)
+        g = groups[mark - 1] if mark is not None else None
+        ncalls = 0 if g is None else sum(
+            1 for st in steps[g[0]:g[1] + 1] if st.action != "eagain")
+        if g is not None and ncalls > 1 and len(groups) <= 40:
+            # several calls that ended alike: one note under the group's whole span (a
+            # note under each of 16 brackets, staggered on two lines, was noise)
+            if i == g[1]:
+                start = (steps[g[0]].addr - base) // PAGE_SIZE
+                gx0, gx1 = LEFT + start * w + 2, x1
+                c.path(f"M{gx0:g},{y + 24:g} L{gx1:g},{y + 24:g}", "", width=0.8)
+                label = f"note {mark}: each of these {ncalls} calls"
+                if len(label) * 5.4 > gx1 - gx0:
+                    label = f"note {mark} (x{ncalls})"
+                c.text((gx0 + gx1) / 2, y + 33, label, "pk-t2", anchor="middle", tip=g[2])
+            continue
         if mark is not None and (len(groups) <= 40):
             # narrow brackets take turns on two lines, so "note 1 note 1" never runs on
             low = (x1 - x0) < 5.4 * len(f"note {mark}") + 8 and i % 2 == 1

@@ -249,6 +249,7 @@ def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[No
     if detail:   # the legend a static page needs (there is no hover there)
         y = c.legend(y, [("box", r, ROLES[r].format(slot=slot)) for r in ROLES
                          if r in roles]) + 12     # legend() returns its last row + 6
+        y = _paths_in_words(c, base, lit, returns, words, y)
     c.group("what the kernel did for this PTE")
     for k_, call in enumerate(calls, 1):
         s = call.step
@@ -271,6 +272,32 @@ def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[No
                      data={"lit": lit_text, "nodes": list(boxes), "boxes": boxes,
                            "edges": routes,
                            "labels": labels, "roles": sorted(set(roles))})
+
+
+def _paths_in_words(c: Canvas, base: Sequence[Sequence[Node]],
+                    lit: Sequence[Sequence[Node]], returns: Mapping[str, str],
+                    words: Mapping[tuple[str, str], str], y: float) -> float:
+    """Every path of the flow as one line of words, under the picture: where several
+    grey dashed arrows share a route, a reader could not trace which box leads to which
+    return, so each route the code can take is also spelt out, box by box."""
+    c.group("every path, in words")
+    c.text(8, y, "every path through the flow, box by box:", "pk-t")
+    y += 14
+    seen: list[Sequence[Node]] = []
+    for p in [*lit, *base]:
+        if p in seen:
+            continue
+        seen.append(p)
+        steps = [_label(n, returns, words) for n in p[1:]]
+        text = " > ".join(t2 or t1 for t1, t2 in steps)
+        mark = "* " if p in lit else "- "
+        for k, line in enumerate(wrap(text, int((c.width - 30) / 5.5))):
+            c.text(14, y, (mark if k == 0 else "  ") + line, "pk-t2",
+                   extra=' font-weight="bold"' if p in lit else "")
+            y += 11
+    c.text(14, y, "(* the path of this PTE)", "pk-t2")
+    c.end()
+    return y + 18
 
 
 Point = tuple[float, float]

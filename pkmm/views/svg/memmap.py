@@ -132,13 +132,16 @@ def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str]
     opts: dict[str, Any] = {"clickable": clickable, "selected": selected}
     y, top = _table(c, procs[0], who[0], names, y + 8, 0, **opts)
     tables.append(top)
-    y, pages = draw_memory(c, mem, y + 40)     # room for the lines to bend above the band
+    # room for the lines to bend above the band
+    y, pages = draw_memory(c, mem, y + 40, beside=len(procs) == 2)
+    band_foot = y
     if len(procs) == 2:
-        y, bottom = _table(c, procs[1], who[1], names, y + 22, 1, **opts)
+        # as much room below the band: the child's lines move sideways there, not inside
+        y, bottom = _table(c, procs[1], who[1], names, y + MIN_BEND, 1, **opts)
         tables.append(bottom)
     for k, cells in enumerate(tables):
         for s, run, b, _ in cells:
-            _link(c, s, run, b, pages, below=k == 1)
+            _link(c, s, run, b, pages, below=k == 1, band_foot=band_foot)
     kinds = {s.kind for cells in tables for s, _, _, _ in cells}
     kinds |= {"special" if f.kind in ("zero", "huge_zero") else f.kind for f in mem.order}
     kinds |= {"special"} if mem.raw else set()
@@ -299,7 +302,8 @@ def _target(s: Slot, pages: Pages, run: Run) -> Box | None:
     return None
 
 
-def _link(c: Canvas, s: Slot, run: Run, b: Box, pages: Pages, below: bool) -> None:
+def _link(c: Canvas, s: Slot, run: Run, b: Box, pages: Pages, below: bool,
+          band_foot: float = 0.0) -> None:
     t = _target(s, pages, run)
     if t is None:
         return
@@ -307,8 +311,13 @@ def _link(c: Canvas, s: Slot, run: Run, b: Box, pages: Pages, below: bool) -> No
     y1 = b.y if below else b.y + b.h
     y2 = t.y + t.h if below else t.y
     if below:
-        bend = (y2 - y1) / 2
-        d = f"M{x1:g},{y1:g} C{x1:g},{y1 + bend:g} {t.x:g},{y2 - bend:g} {t.x:g},{y2:g}"
+        # the mirror image: reach the page's x below physical memory's frame, then rise
+        # straight up to the page, so the line passes no folio's caption (a diagonal
+        # line ran through the "refcount" words the text asks a reader to check)
+        knee = max(y2, min(band_foot, y1))
+        bend = (y1 - knee) / 2
+        d = (f"M{x1:g},{y1:g} C{x1:g},{y1 - bend:g} {t.x:g},{knee + bend:g} {t.x:g},{knee:g}"
+             f" L{t.x:g},{y2:g}")
     else:
         # reach the page's x above the folio labels, then drop straight down: a curve still
         # travelling sideways there ran diagonally through the "refcount" lines

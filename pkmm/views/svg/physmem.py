@@ -109,16 +109,20 @@ Pages = dict[tuple[int, int], Box]   # (folio pfn or -raw pfn / -swap, page) -> 
 
 SWAP_W = CW * 3                  # one swap slot's box
 CAP = 14                         # one caption line below a folio's pages (11 px text)
+CAP_GAP = 6                      # between a folio's pages and a caption beside them
 
 
-def draw_memory(c: Canvas, mem: Memory, y: float) -> tuple[float, Pages]:
+def draw_memory(c: Canvas, mem: Memory, y: float, beside: bool = False
+                ) -> tuple[float, Pages]:
     """Physical memory (and, beside it, swap space) from baseline ``y`` of the heading.
 
     The lines from the parent's PTEs arrive at the top edge of a page, the child's at
-    the bottom edge.  So each folio's caption (name, kind, order, refcount, who else
-    holds a reference) goes below its pages, where a picture of one process has no
-    line at all, and the caption texts get a background halo for the child's lines
-    that do pass there."""
+    the bottom edge.  With one process each folio's caption (name, kind, order,
+    refcount, who else holds a reference) goes below its pages, where no line passes.
+    ``beside`` (a picture after fork, with lines from below too) puts the caption to
+    the right of the folio's pages instead: every line reaches its page straight up or
+    straight down at the page's own x, so no line crosses the refcount a reader is
+    asked to check (below the pages, every child line ran through it)."""
     pmd = any(f.entire_mapcount for f in mem.order)
     pages: Pages = {}
     blocks: list[tuple[str, Any]] = [("folio", f) for f in mem.order]
@@ -127,17 +131,18 @@ def draw_memory(c: Canvas, mem: Memory, y: float) -> tuple[float, Pages]:
     for kind, obj in blocks:
         if kind == "folio":
             n = len(mem.page_runs(obj))
-            text = max(len(t) for t in _folio_head(mem, obj)) * 6.6 + 6
-            widths.append(max(n * (CW + GAP) - GAP, 170 if obj.nr_pages > BIG else 0, text))
+            text = max(len(t) for t in _folio_head(mem, obj, beside)) * 6.6 + 6
+            pages_w = max(n * (CW + GAP) - GAP, 170 if obj.nr_pages > BIG else 0)
+            widths.append(pages_w + CAP_GAP + text if beside else max(pages_w, text))
         else:
-            widths.append(CW * 3)
+            widths.append(CW * 3 + (CAP_GAP + 14 * 6.6 if beside else 0))
     # swap is a disk, not memory: its own box to the right of physical memory
     swap_w = (SWAP_W + 16) * len(mem.swaps) + 12 if mem.swaps else 0
     mem_w = c.width - 4 - (swap_w + 8 if swap_w else 0)
     widths = [min(w, mem_w - 2 * LEFT) for w in widths]
-    lines = max((len(_folio_head(mem, obj)) if kind == "folio" else 1
+    lines = max((len(_folio_head(mem, obj, beside)) if kind == "folio" else 1
                  for kind, obj in blocks), default=1)
-    row_h = PAGE_H + CAP * lines + 4
+    row_h = (max(PAGE_H, CAP * lines) + 8 if beside else PAGE_H + CAP * lines + 4)
     # folios further apart than the pages inside one, each outlined: two adjacent folios
     # read as two (a reader saw one run of five pages where folios A and B met)
     # the heading goes at the foot of the box: the parent's lines all arrive from above,
@@ -152,17 +157,21 @@ def draw_memory(c: Canvas, mem: Memory, y: float) -> tuple[float, Pages]:
            "mapcount" + (": PTE + PMD mappings)" if pmd else ")"), "pk-t", halo=True)
     for (kind, obj), b in zip(blocks, boxes, strict=True):
         if kind == "folio":
-            _folio_block(c, mem, obj, b, pages)
+            _folio_block(c, mem, obj, b, pages, beside)
         else:
-            _raw_block(c, obj, b, pages)
+            _raw_block(c, obj, b, pages, beside)
     c.end()
     if mem.swaps:
         _swap_space(c, mem, 2 + mem_w + 8, y, swap_w, bottom, pages)
     return bottom, pages
 
 
-def _folio_block(c: Canvas, mem: Memory, f: Folio, b: Box, pages: Pages) -> None:
+def _folio_block(c: Canvas, mem: Memory, f: Folio, b: Box, pages: Pages,
+                 beside: bool = False) -> None:
     special = f.kind in ("zero", "huge_zero")
+    if beside:          # the pages' share of the block: the caption takes the rest
+        text = max(len(t) for t in _folio_head(mem, f, True)) * 6.6 + 6
+        b = Box(b.x, b.y, max(CW, b.w - CAP_GAP - text), b.h)
     prs = mem.page_runs(f)
     total = sum(last - first + 1 for first, last in prs)
     if not special:     # the folio's outline: its pages are one allocation
@@ -185,14 +194,18 @@ def _folio_block(c: Canvas, mem: Memory, f: Folio, b: Box, pages: Pages) -> None
             for i in range(f.nr_pages):
                 pages[(f.pfn, i)] = Box(box.x + w / 2, box.y, 1, box.h)
         x += w + GAP
-    for k, line in enumerate(_folio_head(mem, f)):
-        c.text(b.x, b.y + PAGE_H + 13 + CAP * k, line, "pk-t", halo=True)
+    # beside: the caption starts right of the pages, its first line level with their top
+    cx, cy = (x - GAP + CAP_GAP, b.y + 10) if beside else (b.x, b.y + PAGE_H + 13)
+    for k, line in enumerate(_folio_head(mem, f, beside)):
+        c.text(cx, cy + CAP * k, line, "pk-t", halo=True)
 
 
-def _folio_head(mem: Memory, f: Folio) -> list[str]:
+def _folio_head(mem: Memory, f: Folio, narrow: bool = False) -> list[str]:
     """The folio's caption lines: name, kind and order; its counters; then the holders
     of references that are not mappings, as far as the model records them (a pipe's
-    vmsplice() references per page, the page cache of a mapped file)."""
+    vmsplice() references per page, the page cache of a mapped file).  ``narrow``
+    (a caption beside the pages) breaks the page-cache line in two, so one row of
+    physical memory holds a folio more before it wraps."""
     name = folio_name(mem.names, f)
     if f.kind in ("zero", "huge_zero"):
         return [f"{name} page", "(no refcounting)"]
@@ -208,7 +221,8 @@ def _folio_head(mem: Memory, f: Folio) -> list[str]:
         out.append(f"+ {rest} other FOLL_GET reference(s)")
     cached = mem.cached.get(f.pfn, 0)
     if cached:
-        out.append(f"+ page cache: {cached} page(s)")
+        out += (["+ page cache:", f"  {cached} page(s)"] if narrow
+                else [f"+ page cache: {cached} page(s)"])
     return out
 
 
@@ -242,12 +256,13 @@ def _page_box(c: Canvas, mem: Memory, f: Folio, first: int, last: int, b: Box,
         c.text(b.x + 2, b.y + 9, "AE", "pk-t2")
 
 
-def _raw_block(c: Canvas, key: int, b: Box, pages: Pages) -> None:
-    box = Box(b.x, b.y, b.w, PAGE_H)
+def _raw_block(c: Canvas, key: int, b: Box, pages: Pages, beside: bool = False) -> None:
+    box = Box(b.x, b.y, CW * 3, PAGE_H)
     c.rect(box.x, box.y, box.w, box.h, "special", tip=f"raw pfn {key:#x}: no struct "
            "page, nothing is refcounted")
     c.text(box.x + 3, box.y + 19, f"pfn {key:#x}", "pk-t2")
-    c.text(b.x, b.y + PAGE_H + 13, "device memory", "pk-t", halo=True)
+    cx, cy = (b.x + CW * 3 + CAP_GAP, b.y + 10) if beside else (b.x, b.y + PAGE_H + 13)
+    c.text(cx, cy, "device memory", "pk-t", halo=True)
     pages[(-1, key)] = Box(box.x + box.w / 2, box.y, 1, box.h)
 
 

@@ -18,7 +18,7 @@ from ...kernels.common import stop_words
 from ...pte import PAGE_SIZE
 from ..render import Cell
 from ..stepframes import Frame, StepFrames
-from .core import PALETTE, Canvas, Picture, wrap
+from .core import FG, PALETTE, Canvas, Picture, wrap
 from .scene import need_kernel
 
 W_MAX, LEFT, CH = 952, 8, 46
@@ -96,8 +96,11 @@ def _strip(c: Canvas, f: Frame, who: str, cells: Sequence[Cell], y: float,
                    cell.label if n == 1 else f"{cell.label} ×{n}", "pk-t2")
             # "no bits" in words: a lone "-" read like the empty slot's "--"
             bits = "no bits" if cell.bits == "-" else cell.bits
+            # the outlined cell is the one the frame is about: its bits in the full text
+            # colour (grey on the tinted fill had the lowest contrast on the page)
+            ink = f' style="fill:{FG}"' if "cur" in tag else ""
             c.text(x + 3, y + 32, "" if mixed or cell.kind == "none" else bits, "pk-t2",
-                   extra=' font-weight="bold"')
+                   extra=' font-weight="bold"' + ink)
             if cell.extra and not mixed:   # a fact about the page, not a PTE bit: say so
                 c.text(x + 3, y + 42, f"page {cell.extra}", "pk-t2")
         if clickable:
@@ -139,12 +142,14 @@ def draw_frame(c: Canvas, f: Frame, kernel: str, y: float, *, clickable: bool = 
         ae = (f"AnonExclusive on {row.exclusive} of its {len(row.mapcounts)} page(s)"
               if row.anon
               else "a page-cache folio (no AnonExclusive)")
-        c.text(LEFT, y, f"{row.name}: refcount {row.refcount}, mapcount per page {mc}, {ae}",
-               "pk-t2")
-        y += 11
+        # the counters are what a frame is read for: the main text size and colour, not
+        # the small grey of the notes (a reader found them the hardest part to read)
+        c.text(LEFT, y + 2, f"{row.name}: refcount {row.refcount}, mapcount per page {mc}, "
+               f"{ae}", "pk-t")
+        y += 14
     rss = ", ".join(f"{k[3:].lower()} {v}" for k, v in f.rss) or "0"
-    c.text(LEFT, y, f"child rss so far: {rss}" + ("" if e is None else ""), "pk-t2")
-    return y + 6
+    c.text(LEFT, y + 2, f"child rss so far: {rss}" + ("" if e is None else ""), "pk-t")
+    return y + 9
 
 
 def frame_words(f: Frame) -> list[tuple[str, str]]:
