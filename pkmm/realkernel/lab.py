@@ -422,11 +422,11 @@ def script_text(sid: str) -> str:
     return " · ".join(words)
 
 
-def script_departures() -> Table:
+def script_departures(fold: str = "") -> Table:
     """The stored rows whose script departs from the usual order (fork, the child and the
     parent write w1, the parent and the child write w2, the child exits, the parent writes
     w3), read from their stored steps: the writes they skip (``-`` in their columns) and the
-    steps they add.
+    steps they add.  ``fold``: show the table folded under this summary line.
 
     >>> dict(script_departures().rows)["j1"]
     'each process mprotect(RW)s before its first write'
@@ -446,7 +446,7 @@ def script_departures() -> Table:
     rows = tuple(out)
     return Table(f"the {len(rows)} of {len(load_stored()['scenarios'])} scripts that depart "
                  "from the usual order", ("row", "how its script departs"), rows,
-                 "\n".join(f"{r:4s} {w}" for r, w in rows))
+                 "\n".join(f"{r:4s} {w}" for r, w in rows), fold=fold)
 
 
 def why_text(sid: str) -> str:
