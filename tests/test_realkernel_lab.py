@@ -707,3 +707,18 @@ def test_headline_counts_what_the_overview_counts() -> None:
     text = lab.headline()
     assert f"{agree} of {len(rows)} scenarios agree" in text and f"in {len(ov)} groups" in text
     assert f"\n{odd} of the {len(rows)} are not as their plain row" in text
+
+
+def test_script_departures_are_the_scenarios_that_leave_the_usual_order() -> None:
+    # expected from the scenario definitions, the table from the stored steps
+    dep = dict(lab.script_departures().rows)
+    for sc in SCENARIOS:
+        odd = (None in (sc.w1, sc.w2, sc.w3) or sc.child_reads or sc.pre_write is not None
+               or sc.writer_mprotect)
+        assert (sc.id in dep) == bool(odd), sc.id
+        if sc.id in dep:
+            assert ("no w2 parent" in dep[sc.id]) == (sc.w2 is None), sc.id
+            assert ("no w3 parent" in dep[sc.id]) == (sc.w3 is None), sc.id
+            assert (f"adds: child reads {sc.w1}" in dep[sc.id]) == sc.child_reads, sc.id
+            assert ("before fork" in dep[sc.id]) == (sc.pre_write is not None), sc.id
+    assert lab.script_departures().caption.startswith(f"the {len(dep)} of {len(SCENARIOS)} ")

@@ -320,9 +320,11 @@ def _has(*parts: str) -> Callable[[tuple[str, ...]], bool]:
 # which tokens show it.  token_key() keeps the entries some shown token has, so a page's key
 # names only what its tables show.
 TOKEN_KEY: tuple[tuple[str, str, Callable[[tuple[str, ...]], bool]], ...] = (
-    ("orig, n1, n2, …", "which physical page: the one mapped before fork, or the 1st, 2nd … "
-     "new page, counting every new page of the region in the order they appear, "
-     "shown in a table or not (so a table may skip numbers)",
+    ("orig, n1, n2, …", "which physical page, as a label (never its pfn): orig, the page "
+     "mapped there before fork, or n1, n2 …, a new page, numbered as the probe first finds "
+     "it mapped: step by step, and within a step page by page over the whole region, shown "
+     "in a table or not (so a table may skip numbers); a page held only by the swap cache is "
+     "mapped by no entry, so it gets its number when a process first maps it",
      lambda w: w[0] == "orig" or re.fullmatch(r"n\d+", w[0]) is not None),
     ("zero", "the zero page", lambda w: w[0] == "zero"),
     ("hzero", "the huge zero page", lambda w: w[0] == "hzero"),
@@ -418,6 +420,33 @@ def script_text(sid: str) -> str:
         elif s["name"] == "after fork" and s["who"] == "child":
             words.append("fork")
     return " · ".join(words)
+
+
+def script_departures(fold: str = "") -> Table:
+    """The stored rows whose script departs from the usual order (fork, the child and the
+    parent write w1, the parent and the child write w2, the child exits, the parent writes
+    w3), read from their stored steps: the writes they skip (``-`` in their columns) and the
+    steps they add.  ``fold``: show the table folded under this summary line.
+
+    >>> dict(script_departures().rows)["j1"]
+    'each process mprotect(RW)s before its first write'
+    """
+    from .report import _WRITE_COLUMN
+    out = []
+    for sid, sc in load_stored()["scenarios"].items():
+        names = {s["name"] for s in sc["steps"]}
+        what = [f"no {col}" for step, col in _WRITE_COLUMN.items() if step not in names]
+        what += [f"adds: {s['who']} {'reads' if s['op']['kind'] == 'read' else 'writes'} "
+                 f"{s['op']['page']}{' before fork' if 'before fork' in s['name'] else ''}"
+                 for s in sc["steps"] if s["op"] and s["name"] not in _WRITE_COLUMN]
+        if BY_ID[sid].writer_mprotect:
+            what.append("each process mprotect(RW)s before its first write")
+        if what:
+            out.append((sid, "; ".join(what)))
+    rows = tuple(out)
+    return Table(f"the {len(rows)} of {len(load_stored()['scenarios'])} scripts that depart "
+                 "from the usual order", ("row", "how its script departs"), rows,
+                 "\n".join(f"{r:4s} {w}" for r, w in rows), fold=fold)
 
 
 def why_text(sid: str) -> str:
@@ -568,8 +597,8 @@ def headline() -> str:
     agree = sum(r.agrees for r in rows.values())
     odd = sum(bool(unexpected(r, rows[_plain_row(i)])) for i, r in rows.items())
     return (f"{_stored_header()}\n{agree} of {len(rows)} scenarios agree with the model, in "
-            f"{len(TOPICS)} groups: every watched page's token at every step, and every "
-            f"write's fault count.\n{odd} of the {len(rows)} are not as their plain row "
+            f"{len(TOPICS)} groups: every token of every page of the region at every step, "
+            f"and every write's fault count.\n{odd} of the {len(rows)} are not as their plain row "
             "(a, c or f) predicts: the outlined rows, each with its reason.")
 
 
@@ -846,7 +875,7 @@ def swap_steps(sid: str = "s1", page_no: int | None = None, upto: str = "",
                  legend="each step records the process it names; the other process's column "
                         "repeats its last record · rows for steps on other pages repeat this "
                         "page's state: those steps do not touch it · yellow: a page that was "
-                        "not mapped before fork (n1, n2 … in order of first appearance; every "
+                        "not mapped before fork (n1, n2 … numbered as the token key says; every "
                         "page read back from swap is one) · outlined: this page, read or "
                         "written by the step", fold=fold)
 
@@ -940,8 +969,9 @@ __all__ = ["LIVE_ENV", "OVERVIEW_HEAD", "STEPS_LEGEND", "TOPIC_HEAD", "FolioMome
            "folio_pages", "folio_strip", "fork_tokens", "live_report",
            "live_requested", "live_timing", "pin_decisions", "pin_flow", "plot_timing",
            "quick_check", "report_answer", "report_by_topic", "report_group", "report_overview",
-           "report_table", "scenario_steps", "script_text", "steps_table", "stored_report",
-           "stored_rows", "stored_timing", "swap_steps", "uffd_grid", "unexpected", "why_text"]
+           "report_table", "scenario_steps", "script_departures", "script_text", "steps_table",
+           "stored_report", "stored_rows", "stored_timing", "swap_steps", "uffd_grid", "unexpected",
+           "why_text"]
 
 
 # A picture is a card with its own text and background colour, so it reads the same in a light
