@@ -493,7 +493,7 @@ def large_folio_lines(sc: Scenario) -> list[str]:
     if not tally:
         return ["large folios (order 1 and up): none in this snapshot"]
     return ["large folios (order 1 and up): in VMAs fork copies | in VMAs it skips"] + [
-        f"  order {o} ({4 << o}K): {a:>8,} | {b:,}" for o, (a, b) in sorted(tally.items())]
+        f"  {f'order {o} ({4 << o}K):':20s}{a:>8,} | {b:,}" for o, (a, b) in sorted(tally.items())]
 
 
 def growth_lines(first: Scenario, now: Scenario, kernel: str) -> list[str]:
