@@ -17,6 +17,7 @@ import math
 import os
 import sys
 import weakref
+from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -441,16 +442,20 @@ def price_lines(sc: Scenario, kernel: str, *, sums: bool = True) -> list[str]:
     f = costmodel.scenario_counts(sc, kernel)
     fitted = costmodel._stored_fit()
     w = costmodel.writable_share(f)
-    out = [f"{kernel}: {w:.0%} of the copied PTEs were writable (FRESH), the rest read-only "
-           "(REPEAT);", "  each price mixes the two fits in that share"]
+    # the share with one decimal more than a percent: the mixed price is computed from the
+    # unrounded share, and a reader redoing the mix from a rounded one would be off by 0.1 ns
+    out = [f"{kernel}: {w:.1%} of the copied PTEs were writable (FRESH), the rest read-only "
+           "(REPEAT);",
+           f"  each price is {w:.3f} times its FRESH fit plus {1 - w:.3f} times its REPEAT fit"]
     total = fitted.fixed_ns
     for k, p in costmodel.PRICED.items():
-        ns = w * fitted.prices["fresh"][p] + (1 - w) * fitted.prices["repeat"][p]
+        fresh, repeat = fitted.prices["fresh"][p], fitted.prices["repeat"][p]
+        ns = w * fresh + (1 - w) * repeat
         if not f.get(k, 0) or not ns:           # a zero price adds nothing to the sum
             continue
         total += ns * f[k]
         what = f"{f[k]:,} x {ns:.1f} ns = {ns * f[k] / 1e6:.2f} ms" if sums else \
-            f"{ns:.1f} ns each"
+            f"{ns:.1f} ns each (FRESH {fresh:.2f}, REPEAT {repeat:.2f})"
         out.append(f"  {_PRICE_NAMES.get(k, k):24s} {what}")
     if fitted.fixed_ns:
         out.append(f"  plus {fitted.fixed_ns / 1e6:.2f} ms for forking a process at all")
@@ -458,6 +463,74 @@ def price_lines(sc: Scenario, kernel: str, *, sums: bool = True) -> list[str]:
         out.append(f"  sum: {total / 1e6:.2f} ms (no price for "
                    f"{', '.join(costmodel.unpriced(f)) or 'nothing'})")
     return out
+
+
+def large_folio_lines(sc: Scenario) -> list[str]:
+    """Where the snapshot's large folios (order 1 and up) lie: how many of each order sit
+    in VMAs whose page tables fork copies (only those can make a batch longer than one
+    PTE) and how many in VMAs it skips (library code and data the child refills from the
+    page cache)."""
+    copied = copied_vmas(sc)
+    spans = [(v["start"], v["start"] + v["npages"] * 4096, c)
+             for v, c in zip(sc.vmas, copied, strict=True)]
+    tally: dict[int, list[int]] = {}
+    for e in sc.runs:
+        order = e.get("order", 0)
+        if not order:
+            continue
+        # a run maps consecutive pages from its "page" within its first folio on; a folio
+        # is counted once, at its first page the run maps, and a run marked "continue"
+        # goes on with the previous run's folio
+        size, done, first = 1 << order, 0, not e.get("continue")
+        offset = e.get("page", 0)
+        while done < e["npages"]:
+            addr = e["addr"] + done * 4096
+            if first:
+                inside = any(lo <= addr < hi and c for lo, hi, c in spans)
+                tally.setdefault(order, [0, 0])[0 if inside else 1] += 1
+            done += size - offset
+            offset, first = 0, True
+    if not tally:
+        return ["large folios (order 1 and up): none in this snapshot"]
+    return ["large folios (order 1 and up): in VMAs fork copies | in VMAs it skips"] + [
+        f"  {f'order {o} ({4 << o}K):':20s}{a:>8,} | {b:,}" for o, (a, b) in sorted(tally.items())]
+
+
+def growth_lines(first: Scenario, now: Scenario, kernel: str) -> list[str]:
+    """Two snapshots of one process side by side: the counts the cost model prices (and
+    its VMA counts), so that a reader sees why the second prediction differs from the
+    first.  Each number is :func:`pkmm.costmodel.scenario_counts` of that snapshot."""
+    from . import costmodel
+    a, b = (costmodel.scenario_counts(s, kernel) for s in (first, now))
+    ms = [costmodel.predict_seconds(f) * 1e3 for f in (a, b)]
+    rows = [("VMAs", "vmas"), ("PTEs written", "pte_writes"),
+            ("copy calls (set_ptes)", "set_ptes_calls"), ("batch scans", "batch_scans")]
+    out = [f"  {'':24s} {'first snapshot':>15s} {'this one':>10s}"]
+    out += [f"  {name:24s} {a.get(k, 0):>15,} {b.get(k, 0):>10,}" for name, k in rows
+            if a.get(k, 0) or b.get(k, 0)]
+    out.append(f"  {'writable share (FRESH)':24s} {costmodel.writable_share(a):>15.1%} "
+               f"{costmodel.writable_share(b):>10.1%}")
+    out.append(f"  {'model (ms)':24s} {ms[0]:>15.2f} {ms[1]:>10.2f}")
+    return out
+
+
+def vma_count_key(sc: Scenario, counts: Mapping[str, int]) -> list[str]:
+    """What the cost model's three VMA counts of forking ``sc`` are, with their numbers:
+    ``anon_vmas`` and ``file_vmas`` overlap (a private file VMA with pages copied on write
+    has an anon_vma *and* a file), so they do not add up to ``vmas``; the key says by how
+    many.  The overlap and the VMAs in neither count come from the snapshot's VMAs."""
+    both = sum(1 for v in sc.vmas if v.get("anon_vma") and v.get("backing") != "anon")
+    neither = sum(1 for v in sc.vmas if not v.get("anon_vma") and v.get("backing") == "anon")
+    n, an, fi = counts["vmas"], counts["anon_vmas"], counts["file_vmas"]
+    return [f"  vmas      {n:>5,}  every VMA the child gets",
+            f"  anon_vmas {an:>5,}  the VMAs with an anon_vma: the private anon ones that hold "
+            "pages, and", f"                   the {both:,} private file VMAs with pages copied "
+            "on write",
+            f"  file_vmas {fi:>5,}  the VMAs backed by a file or a raw PFN map, private or shared,"
+            " with", "                   or without an anon_vma",
+            f"  so the {both:,} count twice, and the {neither:,} never-written private anon VMAs "
+            "not at all:",
+            f"  {an:,} + {fi:,} - {both:,} + {neither:,} = {an + fi - both + neither:,} = vmas"]
 
 
 def raw_view(library: str = "libc.so") -> list[str]:

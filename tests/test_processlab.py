@@ -301,3 +301,57 @@ def test_raw_view_prints_smaps_lines_and_decodes_one_pagemap_entry() -> None:
     assert bit["present"] == entry >> 63 == 1 and bit["file"] == entry >> 61 & 1 == 1
     assert bit["mapped"] == entry >> 56 & 1 and bit["uffd-wp"] == entry >> 57 & 1
     assert "nothing to show" in lab.raw_view("no-such-library.so")[0]
+
+
+def test_price_lines_print_both_fits_and_the_share_that_mixes_them() -> None:
+    from pkmm import costmodel
+    sc = lab.large_folio_process()
+    f = costmodel.scenario_counts(sc, "v6.17")
+    w = costmodel.writable_share(f)
+    lines = lab.price_lines(sc, "v6.17", sums=False)
+    assert f"{w:.1%} of the copied PTEs" in lines[0] and f"{w:.3f} times its FRESH" in lines[1]
+    pte = next(ln for ln in lines if "PTEs written" in ln)
+    mixed = float(pte.split()[2])
+    fresh = float(pte.split("FRESH ")[1].split(",")[0])
+    repeat = float(pte.split("REPEAT ")[1].rstrip(")"))
+    # a reader redoing the mix from the printed share and fits gets the printed price
+    assert abs(round(w, 3) * fresh + (1 - round(w, 3)) * repeat - mixed) < 0.06
+    assert fresh != repeat
+
+
+def test_vma_count_key_reconciles_the_overlapping_vma_counts() -> None:
+    from pkmm import costmodel
+    sc = lab.large_folio_process()
+    c = costmodel.scenario_counts(sc, "v6.17")
+    key = lab.vma_count_key(sc, c)
+    both = sum(1 for v in sc.vmas if v.get("anon_vma") and v.get("backing") != "anon")
+    neither = sum(1 for v in sc.vmas if not v.get("anon_vma") and v.get("backing") == "anon")
+    # the counts overlap: anon_vmas + file_vmas is not vmas, and the key says by how much
+    assert both > 0 and c["anon_vmas"] + c["file_vmas"] != c["vmas"]
+    assert c["anon_vmas"] + c["file_vmas"] - both + neither == c["vmas"]
+    assert key[-1].endswith(f"= {c['vmas']:,} = vmas") and f"the {both:,} private file" in key[2]
+
+
+def test_large_folio_lines_count_each_folio_once_by_where_fork_meets_it() -> None:
+    sc = lab.large_folio_process()
+    lines = lab.large_folio_lines(sc)
+    counts = {int(ln.split()[1]): [int(x.replace(",", "")) for x in
+                                   ln.split(":")[1].split("|")] for ln in lines[1:]}
+    # every large folio of the snapshot's summary is counted, once
+    assert {str(o): a + b for o, (a, b) in counts.items()} == {
+        k: v for k, v in sc.source["folio_orders"].items() if k != "0"}
+    # the 64K folios of the array are in a VMA fork copies; the 16K ones never are
+    assert counts[4] == [2047, 0] and counts[2][0] == 0
+
+
+def test_growth_lines_print_each_snapshot_own_counts_and_prediction() -> None:
+    from pkmm import costmodel
+    from pkmm.scenario import load_scenario
+    a, b = lab.large_folio_process(), load_scenario(lab.STORED)
+    lines = lab.growth_lines(a, b, "v6.17")
+    fa, fb = (costmodel.scenario_counts(s, "v6.17") for s in (a, b))
+    pte = next(ln for ln in lines if "PTEs written" in ln).split()
+    assert pte[-2:] == [f"{fa['pte_writes']:,}", f"{fb['pte_writes']:,}"]
+    ms = lines[-1].split()
+    assert ms[-2:] == [f"{costmodel.predict_seconds(fa) * 1e3:.2f}",
+                       f"{costmodel.predict_seconds(fb) * 1e3:.2f}"]
