@@ -330,3 +330,17 @@ def test_links_between_notebooks_open_pages(tmp_path: Path) -> None:
     assert "glossary.html#folio" in hrefs and "https://example.org/x.ipynb" in hrefs
     assert "../glossary.html" in _tags((out / "exercises/e.html").read_text()).hrefs
     assert 'id="folio"' in (out / "glossary.html").read_text()
+
+
+def test_cells_left_are_numbered_in_a_row() -> None:
+    """Removed cells leave no gap in the In [n] numbers a reader sees."""
+    nb = new_notebook(cells=[new_code_cell("a", execution_count=1),
+                             new_code_cell("assert x", execution_count=2,
+                                           metadata={"tags": ["remove-cell"]}),
+                             new_markdown_cell("text"),
+                             new_code_cell("b", execution_count=3, outputs=[new_output(
+                                 "execute_result", {"text/plain": "1"}, execution_count=3)])])
+    site.prepare(nb, "student")
+    codes = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in codes] == [1, 2]
+    assert codes[1].outputs[0]["execution_count"] == 2

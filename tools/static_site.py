@@ -119,12 +119,28 @@ def prepare(nb: Any, audience: str) -> bool:
     if audience == "student":
         keep = [c for c in keep if not _is_hidden_test(c)]
     nb.cells = keep
+    _renumber(nb)
     if audience == "instructor" and is_exercise(nb):
         import nbformat
 
         nb.cells.append(nbformat.v4.new_code_cell(KEY_CELL))
         return True
     return False
+
+
+def _renumber(nb: Any) -> None:
+    """Number the executed cells that are left 1, 2, 3, ...: with the removed cells' numbers
+    gone, a page would jump from In [4] to In [7] and a reader would look for the cells
+    between."""
+    n = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code" or cell.get("execution_count") is None:
+            continue
+        n += 1
+        cell["execution_count"] = n
+        for out in cell.get("outputs", []):
+            if "execution_count" in out:
+                out["execution_count"] = n
 
 
 def needs_execution(nb: Any) -> bool:
