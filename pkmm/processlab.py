@@ -85,6 +85,49 @@ class Folded:
                 f"<pre>{html.escape(self.text)}</pre></details>")
 
 
+class FoldedView:
+    """Printed text and pictures shown together under one fold (an HTML ``<details>``), so
+    that a static page shows no answer before the reader opens it; plain in a terminal.
+    A part is a string (shown as printed text), a :class:`Folded`, a picture with
+    ``_repr_html_`` or ``_repr_svg_``, or a matplotlib figure (drawn as SVG and closed, so
+    that the notebook does not show it a second time, unfolded)."""
+
+    def __init__(self, title: str, *parts: Any) -> None:
+        from .errors import LayoutError
+        if not parts:
+            raise LayoutError("FoldedView(title, *parts): give at least one part to fold")
+        self.title, self.parts = title, parts
+
+    def __repr__(self) -> str:
+        return "\n".join([self.title, *(p if isinstance(p, str) else repr(p)
+                                          for p in self.parts)])
+
+    @staticmethod
+    def _html(part: Any) -> str:
+        import html
+        if isinstance(part, str):
+            return f"<pre>{html.escape(part)}</pre>"
+        if hasattr(part, "savefig"):            # a matplotlib figure (its own HTML is None)
+            import io
+
+            import matplotlib.pyplot as plt
+            buf = io.StringIO()
+            part.savefig(buf, format="svg", bbox_inches="tight")
+            plt.close(part)
+            svg = buf.getvalue()
+            return svg[svg.find("<svg"):]
+        for method in ("_repr_html_", "_repr_svg_"):
+            shown = getattr(part, method, lambda: None)()
+            if shown is not None:
+                return str(shown)
+        return f"<pre>{html.escape(repr(part))}</pre>"
+
+    def _repr_html_(self) -> str:
+        import html
+        return (f"<details><summary>{html.escape(self.title)}</summary>"
+                + "".join(self._html(p) for p in self.parts) + "</details>")
+
+
 def full_key(rows: list[Any]) -> Folded:
     """The full key of a forksim table, folded: every column and every counter printed."""
     from .forksim import key_lines
@@ -524,8 +567,8 @@ def vma_count_key(sc: Scenario, counts: Mapping[str, int]) -> list[str]:
     n, an, fi = counts["vmas"], counts["anon_vmas"], counts["file_vmas"]
     return [f"  vmas      {n:>5,}  every VMA the child gets",
             f"  anon_vmas {an:>5,}  the VMAs with an anon_vma: the private anon ones that hold "
-            "pages, and", f"                   the {both:,} private file VMAs with pages copied "
-            "on write",
+            "pages, and", f"                   the {both:,} private file VMAs of this snapshot "
+            "with pages copied on write",
             f"  file_vmas {fi:>5,}  the VMAs backed by a file or a raw PFN map, private or shared,"
             " with", "                   or without an anon_vma",
             f"  so the {both:,} count twice, and the {neither:,} never-written private anon VMAs "

@@ -355,3 +355,22 @@ def test_growth_lines_print_each_snapshot_own_counts_and_prediction() -> None:
     ms = lines[-1].split()
     assert ms[-2:] == [f"{costmodel.predict_seconds(fa) * 1e3:.2f}",
                        f"{costmodel.predict_seconds(fb) * 1e3:.2f}"]
+
+
+def test_folded_view_hides_text_and_pictures_and_closes_the_figure() -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pkmm.errors import LayoutError
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    view = lab.FoldedView("open me", "10 of 20 VMAs", fig)
+    html = view._repr_html_()
+    # everything sits inside the fold: nothing of the answer comes before <details>
+    assert html.startswith("<details><summary>open me</summary>") and html.endswith("</details>")
+    assert "10 of 20 VMAs" in html and "<svg" in html
+    assert not plt.fignum_exists(fig.number)         # not drawn a second time, unfolded
+    assert repr(view).startswith("open me\n10 of 20 VMAs")
+    with pytest.raises(LayoutError, match="at least one part"):
+        lab.FoldedView("empty")
