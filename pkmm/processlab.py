@@ -70,6 +70,12 @@ def large_folio_process() -> Scenario:
     return load_scenario(STORED_LARGE)
 
 
+#: JupyterLab's output CSS gives a ``<pre>`` inside an HTML output the page's proportional
+#: font (``.jp-OutputArea-output pre {font-family: inherit}``), so a folded table's columns
+#: would not line up: the folds ask for the code font themselves
+PRE = '<pre style="font-family: var(--jp-code-font-family, monospace)">'
+
+
 class Folded:
     """Text shown folded on a notebook page (an HTML ``<details>``), plain in a terminal."""
 
@@ -82,7 +88,7 @@ class Folded:
     def _repr_html_(self) -> str:
         import html
         return (f"<details><summary>{html.escape(self.title)}</summary>"
-                f"<pre>{html.escape(self.text)}</pre></details>")
+                f"{PRE}{html.escape(self.text)}</pre></details>")
 
 
 class FoldedView:
@@ -106,7 +112,7 @@ class FoldedView:
     def _html(part: Any) -> str:
         import html
         if isinstance(part, str):
-            return f"<pre>{html.escape(part)}</pre>"
+            return f"{PRE}{html.escape(part)}</pre>"
         if hasattr(part, "savefig"):            # a matplotlib figure (its own HTML is None)
             import io
 
@@ -120,7 +126,7 @@ class FoldedView:
             shown = getattr(part, method, lambda: None)()
             if shown is not None:
                 return str(shown)
-        return f"<pre>{html.escape(repr(part))}</pre>"
+        return f"{PRE}{html.escape(repr(part))}</pre>"
 
     def _repr_html_(self) -> str:
         import html

@@ -374,3 +374,13 @@ def test_folded_view_hides_text_and_pictures_and_closes_the_figure() -> None:
     assert repr(view).startswith("open me\n10 of 20 VMAs")
     with pytest.raises(LayoutError, match="at least one part"):
         lab.FoldedView("empty")
+
+
+def test_folded_text_asks_for_the_code_font() -> None:
+    """JupyterLab's output CSS would give a folded <pre> the proportional page font and
+    misalign its columns; every fold's <pre> names the code font itself."""
+    from pkmm import processlab as pl
+    for html in (pl.Folded("t", "a  b\n1  2")._repr_html_(),
+                 pl.FoldedView("t", "a  b")._repr_html_()):
+        pres = html.count("<pre")
+        assert pres and html.count("font-family: var(--jp-code-font-family") == pres
