@@ -69,7 +69,7 @@ NOISE_NS = 2e5     # the baseline's spread: small measurements weigh less in the
 
 __all__ = ["FEATURES", "MEMMAP_RAMP", "PARAMS", "PRICED", "SHARED", "Fit", "features", "fit",
            "fixed_cost", "fork_counts", "fork_features", "held_out", "predict_seconds",
-           "scenario_counts", "stored_fork_seconds", "unpriced", "writable_share"]
+           "price_terms", "scenario_counts", "stored_fork_seconds", "unpriced", "writable_share"]
 
 
 def features(r: Any, wrprotected: int = 0) -> dict[str, int]:
@@ -335,14 +335,28 @@ def predict_seconds(f: Mapping[str, int], prices: Fit | None = None, *,
     """Predicted fork() time (s) for the :func:`features` ``f`` (default: the stored fit);
     ``baseline`` adds the fixed cost of forking a process at all (:func:`fixed_cost`)."""
     fitted = prices or _stored_fit()
-    w = writable_share(f)
-    ns = 0.0
-    for mode, share in (("fresh", w), ("repeat", 1 - w)):
-        ns += share * sum(fitted.prices[mode][p] * f.get(k, 0) for k, p in PRICED.items())
-    ns += sum(fitted.prices["fresh"].get(p, 0.0) * f.get(k, 0) for k, p in SHARED.items())
+    ns = sum(n * each for _, n, each, _, _ in price_terms(f, fitted))
     if baseline:
         ns += fitted.fixed_ns
     return ns / 1e9
+
+
+def price_terms(f: Mapping[str, int], prices: Fit | None = None
+                ) -> list[tuple[str, int, float, float, float]]:
+    """The terms of :func:`predict_seconds`' sum, one per count of ``f`` that occurs:
+    ``(count, n, ns each, FRESH price, REPEAT price)``.  A state-priced count pays the
+    FRESH price for the writable share of the copied entries (:func:`writable_share`) and
+    the REPEAT price for the rest; a shared count has one price for both states."""
+    fitted = prices or _stored_fit()
+    w = writable_share(f)
+    out = []
+    for k, p in {**PRICED, **SHARED}.items():
+        if not f.get(k, 0):
+            continue
+        fresh = fitted.prices["fresh"].get(p, 0.0)
+        repeat = fitted.prices["repeat"].get(p, 0.0) if k in PRICED else fresh
+        out.append((k, f[k], w * fresh + (1 - w) * repeat, fresh, repeat))
+    return out
 
 
 def unpriced(f: Mapping[str, int], prices: Fit | None = None) -> list[str]:

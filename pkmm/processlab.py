@@ -496,16 +496,13 @@ def price_lines(sc: Scenario, kernel: str, *, sums: bool = True) -> list[str]:
     out = [f"{kernel}: {w:.1%} of the copied PTEs were writable (FRESH), the rest read-only "
            "(REPEAT);",
            f"  each price is {w:.3f} times its FRESH fit plus {1 - w:.3f} times its REPEAT fit"]
-    total = fitted.fixed_ns
-    for k, p in costmodel.PRICED.items():
-        fresh, repeat = fitted.prices["fresh"][p], fitted.prices["repeat"][p]
-        ns = w * fresh + (1 - w) * repeat
-        if not f.get(k, 0) or not ns:           # a zero price adds nothing to the sum
+    for k, n, ns, fresh, repeat in costmodel.price_terms(f, fitted):
+        if not ns:                               # a zero price adds nothing to the sum
             continue
-        total += ns * f[k]
-        what = f"{f[k]:,} x {ns:.1f} ns = {ns * f[k] / 1e6:.2f} ms" if sums else \
+        what = f"{n:,} x {ns:.1f} ns = {ns * n / 1e6:.2f} ms" if sums else \
             f"{ns:.1f} ns each (FRESH {fresh:.2f}, REPEAT {repeat:.2f})"
         out.append(f"  {_PRICE_NAMES.get(k, k):24s} {what}")
+    total = costmodel.predict_seconds(f, fitted) * 1e9
     if fitted.fixed_ns:
         out.append(f"  plus {fitted.fixed_ns / 1e6:.2f} ms for forking a process at all")
     if sums:
