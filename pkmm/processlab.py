@@ -555,13 +555,13 @@ def fork_gap_lines(sc: Scenario, kernel: str, measured_ms: float | None) -> list
     f = costmodel.scenario_counts(sc, kernel)
     priced = costmodel.predict_seconds(f) * 1e3
     repeat = costmodel.predict_seconds({**f, "wrprotected": 0}) * 1e3
-    out = [f"  model, {costmodel.writable_share(f):.1%} of entries writable (as snapshotted)"
-           f" {priced:6.2f} ms",
-           f"  model, every entry read-only (REPEAT: the later forks)     {repeat:6.2f} ms"]
+    fresh = f"model, {costmodel.writable_share(f):.1%} of entries writable (as snapshotted)"
+    out = [f"  {fresh:58s} {priced:6.2f} ms",
+           f"  {'model, every entry read-only (REPEAT: the later forks)':58s} {repeat:6.2f} ms"]
     if measured_ms is None:
         return [*out, "  fork() cannot be timed here: nothing to compare"]
     return [*out,
-            f"  measured fork(), fastest of the timed forks                {measured_ms:6.2f} ms",
+            f"  {'measured fork(), fastest of the timed forks':58s} {measured_ms:6.2f} ms",
             f"  the priced part is {priced / measured_ms:.0%} of the measured fork(); "
             f"{measured_ms - priced:.2f} ms have no price,",
             f"  of which the writable entries' FRESH cost explains at most "
