@@ -30,11 +30,12 @@ STORED = Path(__file__).resolve().parent / "data" / "snapshot-python-6.18.json"
 STORED_LARGE = Path(__file__).resolve().parent / "data" / "snapshot-numpy-64k-6.18.json"
 KINDS = ("private anon", "private file", "shared file", "shmem", "raw PFN map")
 
-__all__ = ["QUESTIONS", "REGIONS", "SHARES", "Folded", "batch_stops", "batches_lines",
-           "check", "choices", "close_up", "copied_vmas", "details", "fork_time", "full_key",
-           "guesses_changed", "kind", "large_folio_notes", "large_folio_process", "lockbreak_lines",
-           "map_kinds", "plot_map", "price_lines", "raw_view", "region", "short_table",
-           "this_process", "versions_line", "vma_table"]
+__all__ = ["QUESTIONS", "REGIONS", "SHARES", "batch_stops", "batches_lines", "check",
+           "choices", "close_up", "copied_vmas", "details", "Folded", "fork_gap_lines",
+           "fork_time", "full_key", "guesses_changed", "kind", "large_folio_notes",
+           "large_folio_process", "lockbreak_lines", "map_kinds", "plot_map",
+           "price_lines", "raw_view", "region", "short_table", "this_process",
+           "versions_line", "vma_table"]
 
 PAGE = 4096
 #: close_up()'s regions stay mapped while the notebook runs (address -> length)
@@ -477,7 +478,7 @@ def lockbreak_lines(rows: list[Any]) -> list[str]:
 
 
 #: the priced counts as the tables above name them (costmodel.PRICED's keys)
-_PRICE_NAMES = {"pte_writes": "PTEs written", "set_ptes_calls": "copy calls (set_ptes)",
+_PRICE_NAMES = {"pte_writes": "PTEs written", "set_ptes_calls": "copy calls",
                 "batch_scans": "batch scans", "pmd_copies": "PMDs copied"}
 
 
@@ -542,22 +543,29 @@ def large_folio_lines(sc: Scenario) -> list[str]:
         f"  {f'order {o} ({4 << o}K):':20s}{a:>8,} | {b:,}" for o, (a, b) in sorted(tally.items())]
 
 
-def growth_lines(first: Scenario, now: Scenario, kernel: str) -> list[str]:
-    """Two snapshots of one process side by side: the counts the cost model prices (and
-    its VMA counts), so that a reader sees why the second prediction differs from the
-    first.  Each number is :func:`pkmm.costmodel.scenario_counts` of that snapshot."""
+def fork_gap_lines(sc: Scenario, kernel: str, measured_ms: float | None) -> list[str]:
+    """The cost model's price of forking ``sc`` under ``kernel`` beside a measured
+    ``fork()`` of the same process (``measured_ms``; None where fork cannot be timed).
+
+    The measured figure is the fastest of several forks: after the first, the parent's
+    entries are read-only, so the line "every entry read-only" prices the same counts at
+    the REPEAT fits alone -- how much of the gap the state of the entries can explain --
+    and the rest of the gap is work the model has no price for."""
     from . import costmodel
-    a, b = (costmodel.scenario_counts(s, kernel) for s in (first, now))
-    ms = [costmodel.predict_seconds(f) * 1e3 for f in (a, b)]
-    rows = [("VMAs", "vmas"), ("PTEs written", "pte_writes"),
-            ("copy calls (set_ptes)", "set_ptes_calls"), ("batch scans", "batch_scans")]
-    out = [f"  {'':24s} {'first snapshot':>15s} {'this one':>10s}"]
-    out += [f"  {name:24s} {a.get(k, 0):>15,} {b.get(k, 0):>10,}" for name, k in rows
-            if a.get(k, 0) or b.get(k, 0)]
-    out.append(f"  {'writable share (FRESH)':24s} {costmodel.writable_share(a):>15.1%} "
-               f"{costmodel.writable_share(b):>10.1%}")
-    out.append(f"  {'model (ms)':24s} {ms[0]:>15.2f} {ms[1]:>10.2f}")
-    return out
+    f = costmodel.scenario_counts(sc, kernel)
+    priced = costmodel.predict_seconds(f) * 1e3
+    repeat = costmodel.predict_seconds({**f, "wrprotected": 0}) * 1e3
+    fresh = f"model, {costmodel.writable_share(f):.1%} of entries writable (as snapshotted)"
+    out = [f"  {fresh:58s} {priced:6.2f} ms",
+           f"  {'model, every entry read-only (REPEAT: the later forks)':58s} {repeat:6.2f} ms"]
+    if measured_ms is None:
+        return [*out, "  fork() cannot be timed here: nothing to compare"]
+    return [*out,
+            f"  {'measured fork(), fastest of the timed forks':58s} {measured_ms:6.2f} ms",
+            f"  the priced part is {priced / measured_ms:.0%} of the measured fork(); "
+            f"{measured_ms - priced:.2f} ms have no price,",
+            f"  of which the writable entries' FRESH cost explains at most "
+            f"{priced - repeat:.2f} ms"]
 
 
 def vma_count_key(sc: Scenario, counts: Mapping[str, int]) -> list[str]:
@@ -666,21 +674,27 @@ def guesses_changed(before: Scenario, after: Scenario) -> list[str]:
 
 
 def batch_stops(sc: Scenario, kernel: str) -> tuple[dict[str, int], dict[str, int]]:
-    """From the step-by-step model's trace of ``kernel``'s fork of ``sc``: why each batch
-    scan stopped (its ``stop:...`` rules, e.g. ``folio-end``, ``range-end``: no entry
+    """From the step-by-step model's fork of ``sc`` under ``kernel``: why each batch scan
+    stopped (the trace's ``stop:...`` rules, e.g. ``folio-end``, ``range-end``: no entry
     left in the page table or VMA), and the copy calls by what they shared: ``anon`` (an
     anonymous folio: the pin check ran), ``file`` (a page-cache folio: no pin check) and
-    ``by value`` (no page behind the entry: the zero page, raw PFNs)."""
+    ``by value`` (no page behind the entry: the zero page, raw PFNs).
+
+    The kinds come from the fork's counters, so they hold for a ``kernel`` that checks
+    pins once per copy call (v6.9 and later; batch-v3 checks page by page):
+    ``anon_dup_checks`` is one per call that shared an anonymous folio, ``refcount_ops``
+    one per call with a page behind it and one per PMD that maps a folio (a PMD copy is
+    no copy call; the huge zero PMD takes no refcount)."""
     from collections import Counter
 
     from .fork import fork
     res = fork(sc.build()[0], kernel)
     stops = Counter(e.rule.removeprefix("stop:") for e in res.trace
                     if e.rule.startswith("stop:"))
-    # the rmap calls are named as in the kernel: folio_try_dup_anon_rmap_ptes(),
-    # page_try_dup_anon_rmap(), folio_dup_file_rmap_pte() ...
-    anon = sum(1 for e in res.trace if "dup_anon_rmap" in e.func)
-    file = sum(1 for e in res.trace if "dup_file_rmap" in e.func)
+    huge_zero = sum(1 for e in res.trace if e.rule == "huge-zero")
+    folio_pmds = res.ops.get("pmd_copies", 0) - huge_zero
+    anon = res.ops.get("anon_dup_checks", 0)
+    file = res.ops.get("refcount_ops", 0) - folio_pmds - anon
     return dict(stops), {"anon": anon, "file": file,
                          "by value": len(res.batches) - anon - file}
 
