@@ -206,8 +206,9 @@ def render(sc: Scenario, rows: list[VariantFork], key: str = "full", *,
         for k in diff:
             lines += _wrapped(f"  {k:17s}", OP_MEANINGS.get(k, "a count the model keeps "
                                                               "(pkmm.context)"), 19)
-    lines += _wrapped("pred ms: ", "the cost model (pkmm.costmodel), calibrated on this "
-                      "machine's stored fork() timings", 2)
+    lines += _wrapped("pred ms: ", "the cost model (pkmm.costmodel), calibrated on the "
+                      "fork() timings stored with pkmm (taken on the development machine; "
+                      "scripts/costmodel_bench.py measures yours)", 2)
     names = list(dict.fromkeys(k for r in rows for k in r.unpriced))
     if names:
         common = [k for k in names if all(k in r.unpriced for r in rows)]
