@@ -768,3 +768,50 @@ def test_decision_flow_spells_out_every_path_under_the_picture() -> None:
         assert any(t.rstrip().endswith(ret) for t in lines), ret
     eagain = [t for t in lines if t.rstrip().endswith("returns -EAGAIN")]
     assert eagain and all("refused" in t for t in eagain)
+
+
+def test_memory_map_numbers_several_vmas_and_names_fork_events() -> None:
+    """Questions ask about "VMA 2": the labels number the VMAs when there are several,
+    and a uffd-wp VMA whose handler follows forks says EVENT_FORK (it decides the copy)."""
+    from pkmm.views.pictures import memory_map
+    two = {"vmas": [{"start": 0, "npages": 1},
+                    {"start": 0x200000, "npages": 1, "backing": "shmem", "shared": True,
+                     "uffd_wp": True, "uffd_fork": True}],
+           "folios": {"A": {"order": 0}, "U": {"order": 0, "backing": "shmem"}},
+           "ptes": [{"addr": 0, "folio": "A"}, {"addr": 0x200000, "folio": "U"}]}
+    svg = memory_map(two).svg
+    assert "VMA 0: private anon" in svg and "VMA 1: shared shmem" in svg
+    assert "uffd-wp + EVENT_FORK" in svg
+    two["vmas"][1]["uffd_fork"] = False
+    assert "EVENT_FORK" not in memory_map(two).svg
+    one = memory_map({"vmas": [{"start": 0, "npages": 1}], "folios": {"A": {"order": 0}},
+                      "ptes": [{"addr": 0, "folio": "A"}]}).svg
+    assert "VMA 0:" not in one
+
+
+def test_decision_flow_says_in_words_what_the_call_returned() -> None:
+    from pkmm.views.pictures import decision_flow
+    four = {"vmas": [{"start": 0x200000, "npages": 4}], "folios": {"F": {"order": 2}},
+            "ptes": [{"addr": 0x200000, "folio": "F"}]}
+    svg = decision_flow(four, "v6.17", 0, only_lit=True).svg
+    assert "returned 4 (PTEs mapped, no page copied)" in svg and "-&gt; map 4" not in svg
+
+
+def test_vma_verdicts_reads_the_copy_decision_and_the_refcounts() -> None:
+    from pkmm.errors import LayoutError
+    from pkmm.views.pictures import vma_verdicts
+    lay = {"vmas": [{"start": 0, "npages": 1},
+                    {"start": 0x200000, "npages": 1, "backing": "file"},
+                    {"start": 0x400000, "npages": 1, "backing": "shmem", "shared": True,
+                     "uffd_wp": True, "uffd_fork": True}],
+           "folios": {"A": {"order": 0}, "T": {"order": 0, "backing": "file"},
+                      "U": {"order": 0, "backing": "shmem"}},
+           "ptes": [{"addr": 0, "folio": "A"}, {"addr": 0x200000, "folio": "T"},
+                    {"addr": 0x400000, "folio": "U"}]}
+    v = vma_verdicts(lay, "v6.9", kinds=["anon", "file", "uffd"], summary="<b>after</b>")
+    assert [r.copied for r in v.rows] == [True, False, True]
+    assert [r.after[0][1] - r.before[0][1] for r in v.rows] == [1, 0, 1]
+    html = v._repr_html_()
+    assert html.startswith("<details><summary><b>after</b></summary>") and "<svg" in html
+    with pytest.raises(LayoutError, match="one name per VMA"):
+        vma_verdicts(lay, "v6.9", kinds=["anon"])

@@ -28,7 +28,10 @@ The pictures (each docstring has a runnable example):
   plus per-batch part / n;
 * ``fork_step(layout, kernel=DEFAULT_KERNEL, step=0, *, without=())`` -- one frame of a fork;
 * ``version_compare(layout, a, b = COMPARE_PAIR, *, without=())`` -- two kernels, the
-  differing PTEs marked in the table where they differ.
+  differing PTEs marked in the table where they differ;
+* ``vma_verdicts(layout, kernel, *, kinds=None, title="", summary="", width=None)`` -- the
+  memory map after fork and, per VMA, whether its page table was copied and its folios'
+  refcounts before and after.
 
 A ``layout`` is a :class:`pkmm.scenario.Scenario`, a scenario dict or a LayoutBuilder;
 the default kernels come from the registry (:mod:`pkmm.kernels`: ``DEFAULT_KERNEL``,
@@ -51,8 +54,9 @@ from .svg import (
     per_page_cost,
     rule_grid,
     version_compare,
+    vma_verdicts,
 )
 
 __all__ = ["Picture", "batch_strip", "decision_flow", "dma_timeline", "eagain_loop",
            "fork_step", "masked_compare", "memory_map", "page_state_machine",
-           "per_page_cost", "rule_grid", "version_compare"]
+           "per_page_cost", "rule_grid", "version_compare", "vma_verdicts"]

@@ -25,7 +25,8 @@ from .memmap import memory_map
 from .rules import masked_compare, rule_grid
 from .states import page_state_machine
 from .stepframe import fork_step
+from .vmacopy import vma_verdicts
 
 __all__ = ["Picture", "batch_strip", "decision_flow", "dma_timeline", "eagain_loop",
            "fork_step", "masked_compare", "memory_map", "page_state_machine",
-           "per_page_cost", "rule_grid", "version_compare"]
+           "per_page_cost", "rule_grid", "version_compare", "vma_verdicts"]

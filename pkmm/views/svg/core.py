@@ -32,7 +32,7 @@ PALETTE: dict[str, tuple[str, str]] = {
     "lit": ("#f59e0b", "#b45309"),
 }
 FG = "var(--jp-ui-font-color1, #1a1a1a)"
-FG2 = "var(--jp-ui-font-color2, #4d4d4d)"
+FG2 = "var(--jp-ui-font-color1, #333333)"   # not color2: a 54% grey, too faint at 9 px
 BG = "var(--jp-layout-color0, #ffffff)"
 BORDER = "var(--jp-border-color1, #8a8a8a)"
 FONT = "var(--jp-code-font-family, ui-monospace, Menlo, Consolas, monospace)"

@@ -28,6 +28,10 @@ RETURNS = {"share": "returns nr: mapped, no copy", "copy": "returns 1: copied",
 # 1, not a batch size nr (a reader of v6.8's flow asked what nr was).  "mapped", not
 # "shared": that word is kept for a shared mapping (MAP_SHARED).
 RETURNS_UNBATCHED = {**RETURNS, "share": "returns 1: mapped, no copy"}
+#: What a call's return means, for the line under the flow that says what the call did.
+CALL_WORDS = {"share": "PTEs mapped, no page copied",
+              "copy": "the page copied for the child", "raw": "PTE copied by value",
+              "eagain": "nothing done: retry after a page is ready"}
 
 
 def _collapse(path: Sequence[Node]) -> tuple[Node, ...]:
@@ -255,8 +259,10 @@ def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[No
         s = call.step
         head = f"call {k_}" if len(calls) > 1 else "the call"
         why = stop_words(s.stop) if s.stop else s.reason
-        for line in wrap(f"{head}: {s.func}() at {s.addr:#x} -> {action_word(s.action)} "
-                         f"{s.nr}: {why}", int((c.width - 16) / 6.6)):
+        # in words, not the trace's short "map 4": a reader did not know what "map" meant
+        for line in wrap(f"{head}: {s.func}() at {s.addr:#x} returned {s.nr} "
+                         f"({CALL_WORDS.get(s.action, action_word(s.action))}): {why}",
+                         int((c.width - 16) / 6.6)):
             c.text(8, y, line, "pk-t")
             y += 14
         for e in call.events if detail else ():

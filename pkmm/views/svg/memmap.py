@@ -17,6 +17,7 @@ from ...errors import LayoutError
 from ...folio import Folio
 from ...fork import ForkResult
 from ...process import Process
+from ...vma import VM_UFFD_WP, Vma
 from .core import Canvas, Picture, wrap
 from .physmem import MAX_W, Box, Memory, Pages, draw_memory, flow
 from .scene import Run, Slot, bounded, build_fork, layout_names, need_kernel, runs, vma_slots
@@ -196,7 +197,8 @@ def _table(c: Canvas, p: Process, who: str, names: Mapping[int, str], y: float,
     out: list[tuple[Slot, Run, Box, Sequence[Slot]]] = []
     c.raw(f'<g role="group" class="pkmm-pte-grid" aria-label="{who}\'s page table">')
     tables = vma_slots(p, names)
-    blocks = _vma_blocks(c, [(v.describe(), _cells(slots)) for v, slots in tables], who)
+    blocks = _vma_blocks(c, [(_vma_words(v, i, len(tables)), _cells(slots))
+                             for i, (v, slots) in enumerate(tables)], who)
     heading = f"{who}'s page table, {len(tables)} VMAs" if len(tables) > 1 else ""
     if heading and k == 0:
         y += 14
@@ -249,6 +251,15 @@ def _table(c: Canvas, p: Process, who: str, names: Mapping[int, str], y: float,
         c.text(LEFT, bottom, f"{who}: no VMAs", "pk-t")
     c.end()
     return bottom, out
+
+
+def _vma_words(v: Vma, i: int, n: int) -> str:
+    """A VMA's label: its number when there are several (questions ask about "VMA 2"),
+    and whether its uffd-wp handler follows forks (that decides whether fork copies it)."""
+    words = v.describe()
+    if v.uffd_fork and v.vm_flags & VM_UFFD_WP:
+        words = words.replace("uffd-wp", "uffd-wp + EVENT_FORK", 1)
+    return f"VMA {i}: {words}" if n > 1 else words
 
 
 def _vma_blocks(c: Canvas, vmas: Sequence[tuple[str, Sequence[Run]]], who: str
