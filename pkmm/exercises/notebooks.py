@@ -423,7 +423,7 @@ def intro(name: str, up: str) -> str:
         text = re.sub(r"\[([^]]+)\]\(\.\./glossary\.ipynb#[^)]*\)", r"\1", text)
     legend = ", ".join(f"{b.letter} {b.name.replace('_', '-')}" for b in SETTABLE_BITS)
     legend = (f"[the PTE legend]({up}glossary.ipynb#the-PTE-legend)" if up else
-              "the PTE legend") + f": {legend}, AE AnonExclusive, pins: FOLL_PIN pins"
+              "the PTE legend") + f": {legend}, AE AnonExclusive, pins: FOLL_PIN pins, blank for 0"
     return (f"# Exercise ({stem[0]}): {cls.title}\n\n{text}\n\n"
             f"Answer format: {cls.answer_format}.\n\nLearn it in: {learn}.\n\n"
             f"Table columns ({legend}). The `#` column numbers the *present PTEs* in address "
@@ -438,8 +438,7 @@ def intro(name: str, up: str) -> str:
 KERNEL_DEFAULT = "None: the seed picks the version"
 #: The problem cell's comment on KERNEL, where "the seed picks the version" is not all.
 KERNEL_COMMENT = {
-    "child-bits": "None: the seed picks both versions; a version here sets ARG kernel and "
-                  "the seed still picks ARG other kernel",
+    "child-bits": "None: the seed picks both versions (a version here sets ARG kernel)",
 }
 
 CHECK_MD = ("## Check\n\nPrints your score (0 to 1) and, for each mistake, the kernel rule "
