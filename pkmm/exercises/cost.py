@@ -23,7 +23,7 @@ COUNTS = {
     "calls": "present-PTE copy calls (one per batch)",
     "set_ptes_calls": "set_ptes() calls that write child PTEs",
     "pte_writes": "child PTEs written",
-    "anon_dup_checks": "anon rmap duplication calls (each may refuse for a pinned page)",
+    "anon_dup_checks": "anon rmap duplication calls (each checks whether the page may be shared)",
 }
 
 
@@ -40,7 +40,7 @@ def _rule(kernel: str, key: str, n: int, per: int) -> str:
     if key == "anon_dup_checks" and k.anon_dup != "all-or-nothing" and per > 1:
         return (f"{kernel} still duplicates the anon rmap page by page (a loop over the "
                 f"batch): one per PTE ({n})")
-    what = {"calls": "copy_present_pte(s) calls", "set_ptes_calls": "set_ptes calls",
+    what = {"calls": f"{k.present_func}() calls", "set_ptes_calls": "set_ptes calls",
             "anon_dup_checks": "anon rmap dup calls"}[key]
     if not k.batch_func:
         return f"{kernel} {k.present_func} has no batching: {what} are {unit}"

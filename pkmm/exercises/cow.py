@@ -22,6 +22,17 @@ from .layout import BASE, folio_name, scenario
 KINDS = {"cow-copy": "copy", "reuse": "reuse", "none": "none"}
 
 
+#: Why a write copied, in plain words, by the reuse test's trace code (pkmm/fault.py):
+#: the generic "someone else may still use it" is wrong where the version refused a
+#: large folio outright or to free it.
+COPY_WHY = {
+    "no:large": "this version never reuses a page of a large folio, even when the writer "
+                "is alone",
+    "no:single-page": "this is the writer's last mapped page of the large folio, so the "
+                      "kernel copies it to let the whole folio be freed",
+}
+
+
 class CowAfterFork(Exercise):
     """Predict copy / reuse / none for a sequence of writes (and a child exit) after fork."""
 
@@ -102,8 +113,12 @@ class CowAfterFork(Exercise):
         notes = []
         for i in wrong:
             kind, events = run[i]
+            codes = {code for _, code, _ in events}
+            copy_why = next((w for c, w in COPY_WHY.items() if c in codes), None)
             detail = "; ".join(f"{f}: {reason}" for f, _, reason in events)
-            notes.append(f"Write {i} {plain.get(kind, kind)}; you said {answer[i]!r}."
+            said = (f"copies the page (a copy-on-write fault): {copy_why}"
+                    if kind == "copy" and copy_why else plain.get(kind, kind))
+            notes.append(f"Write {i} {said}; you said {answer[i]!r}."
                          + (f" Kernel ({self.kernel}): {detail}." if detail else ""))
         if not wrong:
             return Result(1.0, 1.0, f"Correct: {fmt_list([k for k, _ in run])}.")

@@ -16,109 +16,229 @@ import json
 import re
 from typing import Any
 
+from ..fork import fork
+from ..kernels.common import stop_words
 from ..pte import SETTABLE_BITS
 from . import EXERCISES, Exercise
+from .base import index_of
 from .layout import DEFAULTS
+
+#: What fork does to each bit of a child PTE, per version (exercise (b)'s table; the
+#: rules are the variant modules' copy_present_ptes(), pkmm/kernels/).
+BIT_TABLE = "\n".join([
+    "| " + " | ".join([
+        'bit',
+        'v6.8 (one PTE per call)',
+        'batch-v3',
+        'v6.9, v6.17',
+    ]) + " |",
+    "| " + " | ".join([
+        '---',
+        '---',
+        '---',
+        '---',
+    ]) + " |",
+    "| " + " | ".join([
+        '[A](../glossary.ipynb#A)',
+        'cleared',
+        'cleared',
+        'cleared',
+    ]) + " |",
+    "| " + " | ".join([
+        '[W](../glossary.ipynb#W), [private](../glossary.ipynb#private-mapping)',
+        "cleared (parent's too)",
+        'cleared',
+        'cleared',
+    ]) + " |",
+    "| " + " | ".join([
+        'W, [shared](../glossary.ipynb#shared-mapping)',
+        'kept',
+        '1 only if *every* PTE of the batch was writable, else 0',
+        '1 if *any* PTE of the batch was writable ([any_writable](../glossary.ipynb#any_writable))',
+    ]) + " |",
+    "| " + " | ".join([
+        '[D](../glossary.ipynb#D), private',
+        'kept',
+        '1 if *any* PTE of the batch was dirty',
+        'kept (a change of D ends the batch)',
+    ]) + " |",
+    "| " + " | ".join([
+        'D, shared',
+        'cleared',
+        'cleared',
+        'cleared',
+    ]) + " |",
+    "| " + " | ".join([
+        '[SD](../glossary.ipynb#SD)',
+        'kept',
+        '**cleared in every child PTE**',
+        "tracking on: kept (a change ends the batch); off: the batch's first PTE's",
+    ]) + " |",
+    "| " + " | ".join([
+        '[UW](../glossary.ipynb#UW)',
+        'cleared unless the child VMA is uffd-wp',
+        'same',
+        'same',
+    ]) + " |",
+])
 
 #: Exercise name -> (notebook stem, the introduction students read first).
 INTROS: dict[str, tuple[str, str]] = {
     "batches": ("a-batch-sizes", """\
 When the parent maps a [large folio](../glossary.ipynb#large-folio) with many PTEs, modern
 kernels copy those PTEs in **[batches](../glossary.ipynb#batch)**: one call of the
-present-PTE copy function handles a run of PTEs and returns how many it took. Every version
-agrees on three things: a batch never leaves its folio; a small (order-0) folio is always a
-call of 1; an empty slot is no call at all (the copy loop skips it) and ends the run. What
-else ends a batch depends on the version:
+present-PTE copy function handles a run of PTEs and returns how many it took. Every
+batching version agrees on three stops: a batch never leaves its folio; a small (order-0)
+folio is always a call of 1; an empty slot is no call at all (the copy loop skips it) and
+ends the run. What else ends a batch depends on the version:
 
 - **v6.8** does not batch: one call per PTE.
-- **batch-v3** (the [seed patch](../glossary.ipynb#seed-patch)) takes consecutive pages of
-  one folio; besides the stops every version shares (a pfn gap, an empty or non-present
-  slot, the folio's or the range's end) it compares only two bits: a batch ends where
+- **batch-v3** (the [seed patch](../glossary.ipynb#seed-patch)) also stops at a pfn gap and
+  at the end of the range being copied (the VMA's end or the end of the 512-PTE
+  [PMD slice](../glossary.ipynb#PMD-slice); in these 64-page VMAs only the folio's end
+  matters). Of the bits it compares only two: a batch ends where
   [PN](../glossary.ipynb#PN) changes, or [UW](../glossary.ipynb#UW) when the child VMA is
-  uffd-wp. D and W are counted, not compared.
+  uffd-wp. D and W never end a batch: the patch counts how many PTEs have them and sets
+  the child's batch from the counts (exercise (b)).
 - **v6.9 and v6.17** compare the PTE bits ([folio_pte_batch](../glossary.ipynb#folio_pte_batch)),
   ignoring A and W always, D only in a shared mapping (so in a private mapping a change of
   D ends the batch), and SD unless soft-dirty tracking is on; UW and PN are compared.
+
+No problem of this exercise has a pin (`MMF_HAS_PINNED: no`), so no call returns -EAGAIN
+and every answer is a list of ints. AE and pins are facts about the page a row maps, not
+PTE bits: they never end a batch here.
 
 A generated layout may carry details that do not matter for its question; telling which do
 is part of the exercise. Look at the table and predict what each call returns."""),
     "child-bits": ("b-child-pte-bits", """\
 fork() writes one child PTE per parent PTE, and the child's bits are not a plain copy.
+A [batch](../glossary.ipynb#batch) writes all its child PTEs from one value: its first
+PTE's bits, with the changes below. So first split the rows into each version's batches
+(exercise (a)), then apply this table to each batch.
 
-**What you need from 05.** The child's PTE is old ([A](../glossary.ipynb#A) cleared) and, in
-a [private mapping](../glossary.ipynb#private-mapping), write-protected like the parent's. A
-[batch](../glossary.ipynb#batch) writes all its child PTEs from its first PTE's bits, so a bit
-that differs inside a batch is either a reason to end the batch (each batch then gets exact
-bits) or *merged*: batch-v3 marks a private batch dirty ([D](../glossary.ipynb#D)) if any
-PTE was dirty, and makes a shared batch read-only ([W](../glossary.ipynb#W) 0) unless every
-PTE was writable, while v6.9 and v6.17 make a shared batch writable if any PTE was
-([any_writable](../glossary.ipynb#any_writable)). v6.8 copies one PTE per call, so nothing is
-merged. A [shared mapping](../glossary.ipynb#shared-mapping) is normally not copied at fork at
-all (the child faults its pages in later, [vma_needs_copy](../glossary.ipynb#vma_needs_copy));
-a child VMA that is [uffd-wp](../glossary.ipynb#uffd-wp) (registered with EVENT_FORK) forces the
-copy, which is why the shared problems carry it. A shmem folio's refcount also holds the
-[page cache](../glossary.ipynb#page-cache)'s reference, one per page.
+""" + BIT_TABLE + """
+Why W may be merged in a shared mapping: a read-only shared PTE without a UW mark is only
+waiting for its first write fault, which would make it writable anyway.
+
+A shared mapping is normally not copied at fork at all: the child's faults can rebuild
+every PTE from the [page cache](../glossary.ipynb#page-cache)
+([vma_needs_copy](../glossary.ipynb#vma_needs_copy)). A child VMA that is
+[uffd-wp](../glossary.ipynb#uffd-wp) (registered with EVENT_FORK) forces the copy: its
+write-protect marks live only in the PTEs, and a fault could not rebuild them. That is why
+the shared problems carry it. (A [shmem](../glossary.ipynb#shmem) folio's refcount also
+holds the page cache's references, one per page: it does not change any bit.)
 
 The problem names two versions: `ARG kernel` and `ARG other kernel`. Predict one bit of every
 child PTE under each."""),
     "pin-copies": ("c-pin-copies", """\
 A page pinned for [DMA](../glossary.ipynb#DMA) ([io_uring](../glossary.ipynb#io_uring), RDMA)
 must stay with the parent: if fork shared it, the parent's next write would copy it away
-from the device.
+from the device. So fork gives the child a copy of such a page at once.
 
-**What you need from 04.** A [FOLL_PIN](../glossary.ipynb#FOLL_PIN) pin adds
-[GUP_PIN_COUNTING_BIAS](../glossary.ipynb#GUP_PIN_COUNTING_BIAS) = 1024 to a *small* folio's
-refcount, but only 1 to a large folio's refcount and 1 to its
-[pincount](../glossary.ipynb#pincount). So a small folio [may be
-pinned](../glossary.ipynb#maybe-pinned) when its refcount is at least 1024, a large one when
-its pincount is above 0. Fork asks only if the process has ever pinned a page
-([MMF_HAS_PINNED](../glossary.ipynb#MMF_HAS_PINNED)), and then gives the child a private copy
-of every [AnonExclusive](../glossary.ipynb#AnonExclusive) page of a folio that may be pinned:
-the kernel does not know *which* page of a large folio is pinned. Each copy needs a
-[preallocated page](../glossary.ipynb#preallocated-page): fork drops its locks, allocates and
-retries (an [-EAGAIN](../glossary.ipynb#-EAGAIN) round). v6.8 and batch-v3 check page by
-page. v6.9 and v6.17 check a batch's anonymous pages in one call, all or nothing: if any page
-of the batch must be copied, the whole batch is refused, fork allocates a page, and the retry
-takes that one PTE alone — sharing it if it is not AnonExclusive (the allocated page is then
-wasted, but the round was spent), copying it if it is.
+**Which pages are copied** (notebook 04 §3). A page is copied, not shared, when all three hold:
+
+1. the process has ever pinned a page ([MMF_HAS_PINNED](../glossary.ipynb#MMF_HAS_PINNED): yes);
+2. its folio [may be pinned](../glossary.ipynb#maybe-pinned): a
+   [FOLL_PIN](../glossary.ipynb#FOLL_PIN) pin adds
+   [GUP_PIN_COUNTING_BIAS](../glossary.ipynb#GUP_PIN_COUNTING_BIAS) = 1024 to a *small*
+   folio's refcount (test: refcount ≥ 1024; 1024 [vmsplice](../glossary.ipynb#vmsplice)
+   references also pass it), but 1 to a large folio's refcount and 1 to its
+   [pincount](../glossary.ipynb#pincount) (test: pincount > 0; the folio line shows it as
+   `(1 FOLL_PIN)`);
+3. the page is [AnonExclusive](../glossary.ipynb#AnonExclusive) (AE 1). A page that is not
+   AE is already shared by an earlier fork, and GUP pins only AE pages, so it cannot be
+   pinned: it is shared again.
+
+The pin is counted per folio, not per page, so the kernel cannot tell *which* page of a
+large folio is pinned: it copies every AE page of that folio.
+
+**How many rounds.** Each copy needs a
+[preallocated page](../glossary.ipynb#preallocated-page): fork drops its locks, allocates
+and retries (one [-EAGAIN](../glossary.ipynb#-EAGAIN) round). Write the calls as in
+notebook 04: a number per call, `E` for a call that returned -EAGAIN.
+
+- **v6.8**: one PTE per call; each copied page costs `E, 1`.
+- **batch-v3**: a batch is cut at the first page that needs a copy (the pages before it
+  are shared in that call); that page then costs `E, 1` (copied alone), and batching starts
+  again at the next PTE.
+- **v6.9, v6.17**: a batch's pages are checked in one call, all or nothing. A batch that
+  contains a page needing a copy is refused as a whole (`E`); the retry takes its first
+  PTE alone, copying it if it is AE, sharing it if not (the allocated page is then freed
+  unused, but the round was spent). So the rounds depend on where the batches end: in a
+  private mapping a change of D ends one (exercise (a)).
 
 Predict which rows are copied, and how many rounds fork takes."""),
     "refcounts": ("d-refcount-mapcount", """\
-Sharing a page with the child costs one folio reference and one mapping per PTE
-([refcount](../glossary.ipynb#refcount), [mapcount](../glossary.ipynb#mapcount)). Pins
-([FOLL_PIN](../glossary.ipynb#FOLL_PIN): 1024 on a small folio, 1 on a large one) and
-[vmsplice](../glossary.ipynb#vmsplice) references also count in the refcount but in no
-mapcount; a page copied for the child leaves the original folio untouched. The PTE bits (D,
-W, ...) change no counter. Predict the counters of every folio in the table after fork (the
-child's new copies are new folios, not asked about)."""),
+Every problem of this exercise is a private anonymous mapping, which fork always copies.
+For each row, fork either *shares* the page with the child or gives the child a *copy*:
+
+- **shared**: one more folio reference ([refcount](../glossary.ipynb#refcount) + 1) and one
+  more mapping of that page (its per-page [mapcount](../glossary.ipynb#mapcount) + 1);
+- **copied**: the original folio's counters do not change (the copy is a new folio, not
+  asked about). A page is copied when `MMF_HAS_PINNED` is yes, its folio may be pinned,
+  and the page is AE: for a large folio that is *every* AE page of it, not only the
+  pinned one (exercise (c) gives the rule and its reasons). The non-AE pages of such a
+  folio are shared as usual.
+
+Pins ([FOLL_PIN](../glossary.ipynb#FOLL_PIN): 1024 on a small folio, 1 on a large one) and
+[vmsplice](../glossary.ipynb#vmsplice) references count in the refcount but in no mapcount:
+they are not page-table entries. The PTE bits (D, W, ...) and the version change no
+counter. Predict the counters of every folio in the table after fork. "mapcount" means the
+per-page mapcount, one number per page of the folio."""),
     "cow-after-fork": ("e-cow-or-reuse", """\
-After fork, both processes map shared pages read-only. A write then either faults and
-**copies** the page ("copy", a [CoW fault](../glossary.ipynb#CoW-fault)), faults and
-**reuses** it in place ("reuse", [reuse](../glossary.ipynb#reuse)) when the kernel can prove
-nobody else uses it, or does not fault at all ("none", notebook 07's `no fault`) because an
-earlier write fault of the same process already made its PTE writable. A small page is reused
-when its refcount is 1. A page of a large folio is never reused by v6.8 and v6.9; v6.17
-reuses it once the folio is mapped by one process only and every reference is one of that
-process's mappings (no pin, no pipe). "the child exits" is a step, not a write: it gets no
-answer. Predict what each write in the sequence does."""),
+After fork, both processes map shared pages read-only. A write then does one of three
+things (notebook 07's names in brackets):
+
+- **"copy"** (07's `cow-copy`, a [CoW fault](../glossary.ipynb#CoW-fault)): it faults and
+  the writer gets a new page of its own;
+- **"reuse"** (07's `reuse`, [reuse](../glossary.ipynb#reuse)): it faults and the kernel
+  makes the writer's PTE writable in place, because it can prove nobody else uses the page;
+- **"none"** (07's `no fault`): an earlier write fault of the same process already made the
+  PTE writable.
+
+When is a page reused?
+
+- A small page: when its refcount is 1 (nobody else at all: no other mapping, pin or pipe).
+- A page of a large folio, **v6.8 and batch-v3** (the seed patch changed fork, not the
+  fault): the same test on the folio's refcount, so only once every other page of the folio
+  is unmapped and nobody else holds it.
+- **v6.9**: never; it copies even when the writer is alone.
+- **v6.17**: when the writer's process alone maps the folio, every reference is one of its
+  mappings (no pin, no pipe), *and* it maps more than one page of it. If the written page
+  is its last mapped page of the folio, v6.17 copies it, so that the whole large folio can
+  be freed.
+
+"the child exits" is a step, not a write: it gets no answer, and it drops all the child's
+mappings and references. Predict what each write in the sequence does."""),
     "fork-cost": ("f-fork-cost", """\
-Batching is about cost: fewer calls, fewer [set_ptes](../glossary.ipynb#set_ptes)() and
-fewer rmap updates per PTE. Count, for this layout and version: the calls of the present-PTE
-copy function (one per batch), the set_ptes() calls, the child PTEs written, and the anon
-[rmap dup](../glossary.ipynb#rmap-dup) calls (`anon_dup_checks`: the calls that add the
-child's mappings, and may refuse for a pinned page). Batching does not shorten all of them
-alike: v6.8 makes one call per PTE; **batch-v3** takes one call, one reference addition and
-one set_ptes() per batch, but still duplicates the anon rmap page by page
-(`page_try_dup_anon_rmap()` in a loop over the batch: one per PTE); v6.9 and v6.17 duplicate a
-whole batch's rmap in one call (`folio_try_dup_anon_rmap_ptes()`). Notebook 08 counts more
-operations (refcount updates, PTE reads); this exercise asks for these four. Every PTE has
-the same bits except A, which no batching version compares."""),
+Batching is about cost. Count, for this layout and version:
+
+- `calls`: the calls of the present-PTE copy function (one per batch);
+- `set_ptes_calls`: the [set_ptes](../glossary.ipynb#set_ptes)() calls that write child PTEs;
+- `pte_writes`: the child PTEs written;
+- `anon_dup_checks`: the anon [rmap dup](../glossary.ipynb#rmap-dup) calls. The lab names
+  them "checks" because each call also checks whether the child may share the page(s) and
+  refuses for a maybe-pinned AE page; it is one count per call.
+
+No problem of this exercise has a pin, so no call is refused and there are no retries.
+Batching does not shorten all four alike:
+
+- **v6.8**: one of everything per PTE.
+- **batch-v3**: one call and one set_ptes() per batch, but it still duplicates the anon rmap
+  page by page (`page_try_dup_anon_rmap()` in a loop over the batch): one per PTE.
+- **v6.9, v6.17**: one of each per batch; a whole batch's rmap is duplicated in one call
+  (`folio_try_dup_anon_rmap_ptes()`).
+- every version writes every child PTE once: batching cannot remove per-PTE work, so
+  `pte_writes` is the number of rows.
+
+Every PTE has the same bits except A, which no batching version compares. Notebook 08
+counts more operations (refcount updates, PTE reads); this exercise asks for these four."""),
 }
 
 #: The lesson notebooks each exercise follows (paths relative to notebooks/).
 LEARN: dict[str, list[str]] = {
     "batches": ["03-seed-patch-batching", "06-upstream-batching"],
-    "child-bits": ["05-shared-vs-private", "06-upstream-batching"],
+    "child-bits": ["03-seed-patch-batching", "05-shared-vs-private", "06-upstream-batching"],
     "pin-copies": ["04-pinned-pages"],
     "refcounts": ["02-fork-one-pte-at-a-time", "04-pinned-pages"],
     "cow-after-fork": ["07-after-fork"],
@@ -152,27 +272,32 @@ METHOD: dict[str, str] = {
     "batches": ("Walk the table from row 0. A call starts at a row and takes the next row "
                 "while that row maps the next page of the same folio and nothing this "
                 "version compares has changed; an empty slot or a new folio ends the call. "
-                "Write down each call's length; the lengths add up to the number of rows."),
+                "Write down each call's length; the lengths add up to the number of rows. "
+                "The usual distractors: refcounts, AE, A and W; D, SD and the child VMA's "
+                "uffd-wp only where the version compares them (uffd-wp matters only to "
+                "batch-v3, and only where UW changes)."),
     "child-bits": ("Split the rows into the batches each version makes (exercise (a)'s "
                    "method). Within one batch every child PTE gets the same bit: the first "
                    "PTE's, or the merged value if the version merges this bit. Then apply "
                    "what the version does to that bit in every child PTE (A is always "
-                   "cleared, W removed in a private mapping, SD cleared by the seed "
-                   "patch)."),
+                   "cleared; W cleared in a private mapping; D cleared in a shared one; "
+                   "SD cleared by batch-v3; UW cleared unless the child VMA is uffd-wp: the "
+                   "table above)."),
     "pin-copies": ("First look at MMF_HAS_PINNED: if no, nothing is copied. Otherwise decide "
                    "for each folio whether it may be pinned (refcount or pincount, see "
                    "above); copy every AE row of such a folio, none of the others. Then "
-                   "count the rounds call by call, as the version batches."),
+                   "write the calls down one by one, as the version batches (a number per "
+                   "call, E for -EAGAIN), and count the E's."),
     "refcounts": ("For each folio: start from its refcount and mapcounts before fork; for "
                   "every row the child *shares*, add one reference and one mapping to that "
-                  "page; for a row the child gets a *copy* of (a pinned AE page), change "
-                  "nothing."),
+                  "page; for a row the child gets a *copy* of (an AE page of a folio that "
+                  "may be pinned: for a large folio every AE page), change nothing."),
     "cow-after-fork": ("Keep a small table of who maps what. For each write: is the "
                        "writer's PTE already writable (an earlier write of its own)? Then "
                        "\"none\". Otherwise it faults: reuse if nobody else uses the page "
-                       "(small page: refcount 1; large folio: only under v6.17, and only "
-                       "when this process alone maps the folio), else copy, after which the "
-                       "writer maps a new page of its own."),
+                       "(the rules above, per version), else copy, after which the writer "
+                       "maps a new page of its own. An exit drops every mapping and "
+                       "reference of the exiting process."),
     "fork-cost": ("Find the batches (exercise (a)'s method): with only A differing, a "
                   "batching version makes one batch per folio, v6.8 one per PTE. Then count "
                   "per batch: one call, one set_ptes(), as many PTE writes as PTEs, and the "
@@ -194,9 +319,38 @@ def worked_example(name: str) -> str:
     verdict = ex.check(wrong).explanation
     return ("<details><summary><b>Answer and explanation of the example</b> (work it "
             "first, then open)</summary>\n\n"
-            f"**Answer:** `{json.dumps(key)}`\n\n**Method.** {METHOD[name]}\n\n"
+            f"**Answer:** `{json.dumps(key)}`\n\n{calls_behind(ex)}"
+            f"**Method.** {METHOD[name]}\n\n"
             f"**A wrong answer** ({label}): `{json.dumps(wrong)}`. "
             "What the checker says about it, rule by rule:\n\n" + verdict + "\n\n</details>")
+
+
+def calls_behind(ex: Exercise) -> str:
+    """The fork calls behind a worked example's answer, from the model's own steps: what
+    each present-PTE copy call returned (``E`` for -EAGAIN) and the rows it covered.
+    Empty for the write-sequence exercise, whose answer is not about fork's calls."""
+    if ex.name == "cow-after-fork":
+        return ""
+    versions = ex.versions if ex.name == "child-bits" else (ex.kernel,)  # type: ignore[attr-defined]
+    lines = []
+    for kernel in versions:
+        p, _ = ex.build()
+        r = fork(p, kernel)
+        spans = []
+        for st in r.steps:
+            if st.action == "nonpresent":
+                continue
+            first = index_of(ex.scenario, st.addr)
+            if st.action == "eagain":
+                spans.append(f"E (row {first} needs a copy)")
+                continue
+            rows = f"row {first}" if st.nr == 1 else f"rows {first}-{first + st.nr - 1}"
+            why = f" (ends: {stop_words(st.stop)})" if st.stop.startswith("bit:") else ""
+            spans.append(rows + (" copied" if st.action == "copy" else "") + why)
+        calls = "[" + ", ".join(str(b) for b in r.batches) + "]"
+        lines.append(f"- {kernel}: `{calls}`: " + "; ".join(spans) + ".")
+    return ("**The calls behind it** (what each present-PTE copy call returned, `E` for "
+            "-EAGAIN, and the rows it took):\n\n" + "\n".join(lines) + "\n\n")
 
 
 def _example(name: str) -> Exercise:
@@ -269,7 +423,7 @@ def intro(name: str, up: str) -> str:
         text = re.sub(r"\[([^]]+)\]\(\.\./glossary\.ipynb#[^)]*\)", r"\1", text)
     legend = ", ".join(f"{b.letter} {b.name.replace('_', '-')}" for b in SETTABLE_BITS)
     legend = (f"[the PTE legend]({up}glossary.ipynb#the-PTE-legend)" if up else
-              "the PTE legend") + f": {legend}, AE AnonExclusive, pins: FOLL_PIN pins"
+              "the PTE legend") + f": {legend}, AE AnonExclusive, pins: FOLL_PIN pins, blank for 0"
     return (f"# Exercise ({stem[0]}): {cls.title}\n\n{text}\n\n"
             f"Answer format: {cls.answer_format}.\n\nLearn it in: {learn}.\n\n"
             f"Table columns ({legend}). The `#` column numbers the *present PTEs* in address "
@@ -281,13 +435,20 @@ def intro(name: str, up: str) -> str:
             "*Predict first; use the model only to check yourself afterwards.*")
 
 
+KERNEL_DEFAULT = "None: the seed picks the version"
+#: The problem cell's comment on KERNEL, where "the seed picks the version" is not all.
+KERNEL_COMMENT = {
+    "child-bits": "None: the seed picks both versions (a version here sets ARG kernel)",
+}
+
 CHECK_MD = ("## Check\n\nPrints your score (0 to 1) and, for each mistake, the kernel rule "
             "that decides it. It never fails, so you can iterate.")
 
-STATIC_MD = ("On a static page nothing can be graded: open the notebook in a running "
-             "Jupyter (Binder, JupyterLite or your own) to set `ANSWER` and check it, or "
-             "change `SEED` for another problem. The answer of this seed is printed nowhere a "
-             "student reads; the worked example above shows the method on another seed.")
+STATIC_MD = ("By design this page never shows the answer of your problem: in a graded "
+             "course every student gets their own seed. To check yours, run this notebook in "
+             "Jupyter (your course's Binder or JupyterLite link, or Jupyter on your own "
+             "machine), set `ANSWER` and run the Check cell: it prints your score and the "
+             "rule behind each mistake.")
 
 
 def lab_notebook(name: str, seed: int | None = None) -> dict[str, Any]:
@@ -310,7 +471,8 @@ def lab_notebook(name: str, seed: int | None = None) -> dict[str, Any]:
         ("markdown", worked_example(name), {}),
         ("markdown", "## Your problem", {}),
         ("code", f"SEED = {seed}          # any int: every seed is another problem\n"
-                 f"KERNEL = None     # None: the seed picks the version; or one of {kernels}\n"
+                 f"KERNEL = None     # {KERNEL_COMMENT.get(name, KERNEL_DEFAULT)}; "
+                 f"or one of {kernels}\n"
                  f"ex = pkmm.exercises.make({name!r}, SEED, kernel=KERNEL)\nprint(ex)", {}),
         ("markdown", "## Your answer\n\nReplace `None` with your prediction, in the answer "
                      "format printed above.", {}),

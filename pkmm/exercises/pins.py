@@ -28,9 +28,9 @@ ROUNDS = {
     "truncate": "{k} truncates a batch at the first page that needs copying and copies "
                 "that page on its own call: one -EAGAIN round per copied page",
     "all-or-nothing": "{k} folio_try_dup_anon_rmap_ptes is all-or-nothing: a whole batch "
-                      "that contains a page needing a copy fails with -EAGAIN, even when its "
-                      "first page could be shared; the retry handles one PTE per-PTE "
-                      "(prealloc held), then batching starts again at the next PTE",
+                      "that contains a page needing a copy fails with -EAGAIN; the retry "
+                      "handles one PTE per-PTE (prealloc held), then batching starts again "
+                      "at the next PTE",
 }
 
 
@@ -99,7 +99,7 @@ class PinCopies(Exercise):
         return {"copied": copied, "eagain": r.eagain}
 
     def _why(self, rows: list[int], f: Folio, name: str, copied: bool, has_pinned: bool,
-             exclusive: bool) -> str:
+             exclusive: bool, also: bool = False) -> str:
         """Why these rows of folio ``name`` are copied (or shared): plain first."""
         which = f"Row {rows[0]}" if len(rows) == 1 else f"Rows {fmt_list(rows)[1:-1]}"
         are = "is" if len(rows) == 1 else "are"
@@ -109,7 +109,8 @@ class PinCopies(Exercise):
                 ) if pinned else ("pincount 0" if f.order else
                                   f"refcount {f.refcount} < {GUP_PIN_COUNTING_BIAS}")
         if copied:
-            text = (f"{which} (folio {name}) {are} copied for the child, not shared: fork "
+            text = (f"{which} (folio {name}) {are} {'also ' if also else ''}copied for the "
+                    "child, not shared: fork "
                     "must not share a page that may be pinned for DMA. Kernel: the page is "
                     f"AnonExclusive, the parent mm has MMF_HAS_PINNED and "
                     f"folio_maybe_dma_pinned({name}) holds ({test}), so the anon rmap dup "
@@ -151,7 +152,10 @@ class PinCopies(Exercise):
             excl = folios[e["folio"]].page(e["page"]).anon_exclusive
             groups.setdefault((e["folio"], row in want["copied"], excl), []).append(row)
         for (name, copied, excl), rows in groups.items():
-            notes.append(self._why(rows, folios[name], name, copied, p.has_pinned, excl))
+            # "also": the answer already has other copied rows of this folio, so these
+            # are the ones it missed, not the only ones
+            also = copied and any(entries[r]["folio"] == name for r in got & set(want["copied"]))
+            notes.append(self._why(rows, folios[name], name, copied, p.has_pinned, excl, also))
         if answer["eagain"] == want["eagain"]:
             score += 0.25
         else:
