@@ -44,16 +44,15 @@ from .kernels import DEFAULT_KERNEL
 PRICED = {"pte_writes": "ns_per_pte", "set_ptes_calls": "ns_per_copy_call",
           "batch_scans": "ns_per_batch_scan", "cold_struct_pages": "ns_per_cold_struct_page",
           "pmd_copies": "ns_per_pmd"}
-#: How many struct pages of one folio fork touches before the CPU's prefetcher has caught
-#: up with it.  Fork reads and updates every mapped page's struct page (refcount,
-#: _mapcount, PageAnonExclusive: CONFIG_PAGE_MAPCOUNT keeps a per-page mapcount); the
-#: struct pages of one folio lie side by side in the memmap (64 bytes, one cache line,
-#: each), but separate folios lie far apart, so the first pages of every folio miss the
-#: cache until the prefetcher has seen the stream.  Without this term the per-page cost
-#: of n-page folios is a + b/n and flattens by 64K; the machine's does not (it keeps
-#: falling to 2M).  12 is the ramp that fitted the stored sessions of this machine (AMD
-#: EPYC) best, each on its own (9 to 17); scripts/costmodel_bench.py checks it on sizes
-#: no fit has seen.
+#: How many struct pages of one stream fork touches before the CPU's prefetcher has caught
+#: up with it.  Fork reads and updates every mapped page's struct page, in PTE order; the
+#: struct pages of consecutive frames lie side by side in the memmap (64 bytes, one cache
+#: line, each), so a run of consecutive frames is a stream the prefetcher follows, and the
+#: first pages of every stream miss the cache (:func:`pkmm.machine.struct_page_streams`).
+#: Without this term the per-page cost of n-page folios is a + b/n and flattens by 64K; the
+#: machine's does not (it keeps falling to 2M).  12 is the ramp that fitted the stored
+#: sessions of this machine (AMD EPYC) best, each on its own (9 to 17);
+#: scripts/costmodel_bench.py checks it on sizes no fit has seen.
 MEMMAP_RAMP = 12
 #: Counts priced the same in both states -> price name (fitted on rebuilt layouts).
 SHARED = {"empty_reads": "ns_per_empty_slot", "page_tables": "ns_per_page_table",
@@ -70,8 +69,8 @@ NOISE_NS = 2e5     # the baseline's spread: small measurements weigh less in the
 
 __all__ = ["FEATURES", "MEMMAP_RAMP", "PARAMS", "PRICED", "SHARED", "Fit", "features", "fit",
            "cold_pages", "fixed_cost", "fork_counts", "fork_features", "held_out", "placed",
-           "predict_seconds", "price_terms", "scenario_counts", "stored_fork_seconds",
-           "struct_page_streams", "unpriced", "writable_share"]
+           "predict_seconds", "price_terms", "scenario_counts", "stored_fork_seconds", "unpriced",
+           "writable_share"]
 
 
 def features(r: Any, wrprotected: int = 0) -> dict[str, int]:
@@ -96,13 +95,13 @@ def features(r: Any, wrprotected: int = 0) -> dict[str, int]:
 def cold_struct_pages(b: Any, ramp: int = MEMMAP_RAMP) -> int:
     """The struct pages fork touches cold in the bulk process ``b`` (the child: every
     page it maps, fork touched): the first ``ramp`` pages of every stream
-    (:func:`struct_page_streams`).  A model layout does not say where the allocator put
-    its folios, so the model takes every folio to lie apart from the one before it (the
-    case of a memory that has been in use a while); a layout whose pages were read from a
-    live kernel says where they really are (:func:`placed`).  So here a 4K page is a
-    stream of one and a PTE-mapped 2M folio one stream of 512 per page table.  The streams
-    are a property of the layout, not of a kernel's batching: v6.8 copies a 64K folio PTE
-    by PTE, but its struct pages still stream.
+    (:func:`pkmm.machine.struct_page_streams`).  A model layout does not say where the
+    allocator put its folios, so the model takes every folio to lie apart from the one
+    before it (the case of a memory that has been in use a while); a layout whose pages
+    were read from a live kernel says where they really are (:func:`placed`).  So here a
+    4K page is a stream of one and a PTE-mapped 2M folio one stream of 512 per page
+    table.  The streams are a property of the layout, not of a kernel's batching: v6.8
+    copies a 64K folio PTE by PTE, but its struct pages still stream.
 
     >>> from pkmm.fast import build_region
     >>> [cold_struct_pages(build_region(4 << 20, f)) for f in ("4K", "16K", "64K", "2M-pte")]
@@ -112,6 +111,7 @@ def cold_struct_pages(b: Any, ramp: int = MEMMAP_RAMP) -> int:
 
     from .fast.layout import P
     from .fast.vector import slot_pages
+    from .machine import struct_page_streams
     mm = b.mm
     _, fol = slot_pages(b.machine, mm.pfn, (mm.bits & P) != 0)
     ok = fol >= 0
@@ -121,38 +121,10 @@ def cold_struct_pages(b: Any, ramp: int = MEMMAP_RAMP) -> int:
     return cold_pages(struct_page_streams(slots, apart), ramp)
 
 
-def struct_page_streams(vpage: Any, pfn: Any) -> dict[int, int]:
-    """How many streams of each length the struct pages of these pages form, in the order
-    fork walks them: ``vpage`` (the virtual page numbers, ascending) and ``pfn`` (their
-    frames) list the pages whose struct page fork touches.
-
-    Fork reads and updates every mapped page's struct page (refcount, _mapcount,
-    PageAnonExclusive: CONFIG_PAGE_MAPCOUNT keeps a per-page mapcount), in PTE order.  A
-    struct page is one 64-byte cache line of the memmap, at the place of its frame number,
-    so the next PTE's struct page is the next line when its frame is the next frame: the
-    CPU's prefetcher follows that stream.  A stream ends where the next page is not the
-    next frame, at a gap in the virtual pages, and at the end of a page table (fork copies
-    a table at a time).
-
-    >>> struct_page_streams([0, 1, 2, 3, 4, 600], [10, 11, 12, 40, 41, 42])
-    {3: 1, 2: 1, 1: 1}
-    """
-    import numpy as np
-    v, f = np.asarray(vpage, np.int64), np.asarray(pfn, np.int64)
-    if v.size == 0:
-        return {}
-    cont = np.zeros(v.size, bool)
-    cont[1:] = (v[1:] == v[:-1] + 1) & (f[1:] == f[:-1] + 1) & ((v[1:] >> 9) == (v[:-1] >> 9))
-    starts = np.flatnonzero(~cont)
-    lengths = np.diff(np.append(starts, v.size))
-    got = np.unique(lengths, return_counts=True)
-    return {int(n): int(c) for n, c in sorted(zip(*got, strict=True), key=lambda t: -t[0])}
-
-
 def cold_pages(streams: Mapping[int | str, int], ramp: int = MEMMAP_RAMP) -> int:
     """The struct pages touched cold in ``streams`` (length -> how many, as
-    :func:`struct_page_streams` counts them): the first ``ramp`` of every stream, before
-    the prefetcher has caught up with it (:data:`MEMMAP_RAMP`).
+    :func:`pkmm.machine.struct_page_streams` counts them): the first ``ramp`` of every
+    stream, before the prefetcher has caught up with it (:data:`MEMMAP_RAMP`).
 
     >>> cold_pages({3: 1, 2: 1, 1: 1}, ramp=2)
     5
@@ -162,8 +134,8 @@ def cold_pages(streams: Mapping[int | str, int], ramp: int = MEMMAP_RAMP) -> int
 
 def placed(f: Mapping[str, int], streams: Mapping[int | str, int] | None) -> dict[str, int]:
     """The counts ``f`` with the cold struct pages of a layout whose pages a live kernel
-    placed: ``streams`` read from its pagemap (:func:`struct_page_streams`); unchanged
-    where the placement was not read (None: no root, no pagemap)."""
+    placed: ``streams`` read from its pagemap (:func:`pkmm.machine.struct_page_streams`);
+    unchanged where the placement was not read (None: no root, no pagemap)."""
     if streams is None:
         return dict(f)
     return {**f, "cold_struct_pages": cold_pages(streams)}

@@ -14,7 +14,7 @@ freed pfn is never reused (labels in traces stay unambiguous).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import LayoutError
 from .folio import Folio, FolioKind
@@ -24,8 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .mm import MmStruct
 
 __all__ = ["FIRST_PFN", "HUGETLB_ORDERS", "HUGE_ZERO_PFN", "THP_ORDERS", "Machine", "SwapSlot",
-           "ThpSettings",
-           "ZERO_PFN"]
+           "ThpSettings", "ZERO_PFN", "struct_page_streams"]
 
 #: hugetlb page sizes of x86-64: 2 MiB and 1 GiB
 HUGETLB_ORDERS = (9, 18)
@@ -260,3 +259,37 @@ class Machine:
         slot.count -= 1
         if slot.count == 0 and slot.cache is None:
             del self.swap[offset]
+
+
+def struct_page_streams(vpage: Any, pfn: Any) -> dict[int, int]:
+    """How many streams of each length the struct pages of these pages form, in the order
+    fork walks them: ``vpage`` (the virtual page numbers, ascending) and ``pfn`` (their
+    frames) list the pages whose struct page fork touches (sequences, or numpy arrays).
+
+    Fork reads and updates every mapped page's struct page (refcount, _mapcount,
+    PageAnonExclusive: CONFIG_PAGE_MAPCOUNT keeps a per-page mapcount), in PTE order.  A
+    struct page is one 64-byte cache line of the memmap, at the place of its frame number,
+    so the next PTE's struct page is the next line when its frame is the next frame: the
+    CPU's prefetcher follows that stream.  A stream ends where the next page is not the
+    next frame, at a gap in the virtual pages, and at the end of a page table (fork copies
+    a table at a time).
+
+    >>> struct_page_streams([0, 1, 2, 3, 4, 600], [10, 11, 12, 40, 41, 42])
+    {3: 1, 2: 1, 1: 1}
+    """
+    v = vpage.tolist() if hasattr(vpage, "tolist") else list(vpage)
+    f = pfn.tolist() if hasattr(pfn, "tolist") else list(pfn)
+    if len(v) != len(f):
+        raise ValueError(f"vpage and pfn: {len(v)} and {len(f)} pages; give one frame per page")
+    out: dict[int, int] = {}
+    run = 0
+    for i in range(len(v)):
+        if run and v[i] == v[i - 1] + 1 and f[i] == f[i - 1] + 1 and v[i] >> 9 == v[i - 1] >> 9:
+            run += 1
+            continue
+        if run:
+            out[run] = out.get(run, 0) + 1
+        run = 1
+    if run:
+        out[run] = out.get(run, 0) + 1
+    return dict(sorted(out.items(), reverse=True))
