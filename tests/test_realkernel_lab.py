@@ -748,3 +748,9 @@ def test_a_group_can_show_the_plain_rows_its_red_lines_cite() -> None:
     assert [r[0] for r in lab.report_group(4).rows] == ["g1", "g2", "g3", "g4", "f"]
     with pytest.raises(ScenarioError, match="cited"):
         lab.report_group(1, cited="yes")  # type: ignore[arg-type]
+
+
+def test_plain_rows_are_the_rows_every_other_row_is_judged_against() -> None:
+    t = lab.plain_rows()
+    assert [r[0] for r in t.rows] == sorted({_plain(s.id) for s in SCENARIOS})
+    assert not t.subrows and not t.fold

@@ -596,6 +596,14 @@ def report_group(n: int, without: tuple[str, ...] = (), example: str = "",
                                "their plain row (a, c or f) — open for the rows")
 
 
+def plain_rows() -> Table:
+    """The plain rows ``a``, ``c`` and ``f`` (private 4K pages, private large folios, a shared
+    mapping), open in one table: every other row is judged against one of them."""
+    return _topic_rows([("the plain rows: copy-on-write of private 4K pages (a) and large "
+                         "folios (c), and a shared mapping (f)", "02, 05, 06, 07",
+                         ("a", "c", "f"))])
+
+
 def report_answer(ids: tuple[str, ...]) -> Table:
     """The report rows ``ids`` (one group's or several), folded: a notebook shows the
     answer to its prediction closed, under "Answer", until the reader opens it."""
@@ -622,7 +630,8 @@ def headline() -> str:
     odd = sum(bool(unexpected(r, rows[_plain_row(i)])) for i, r in rows.items())
     return (f"{_stored_header()}\n{agree} of {len(rows)} scenarios agree with the model, in "
             f"{len(TOPICS)} groups: every token of every page of the region at every step, "
-            f"and every write's fault count.\n{odd} of the {len(rows)} are not as their plain row "
+            "every access's fault count (and the value a read returned), and the region's "
+            f"AnonHugePages (smaps).\n{odd} of the {len(rows)} are not as their plain row "
             "(a, c or f) predicts: the outlined rows, each with its reason.")
 
 
