@@ -753,4 +753,4 @@ def test_a_group_can_show_the_plain_rows_its_red_lines_cite() -> None:
 def test_plain_rows_are_the_rows_every_other_row_is_judged_against() -> None:
     t = lab.plain_rows()
     assert [r[0] for r in t.rows] == sorted({_plain(s.id) for s in SCENARIOS})
-    assert not t.subrows and not t.fold
+    assert not t.subrows and not t.fold and t.caption.endswith("all 3 agree with the kernel")
