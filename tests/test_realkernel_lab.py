@@ -722,3 +722,35 @@ def test_script_departures_are_the_scenarios_that_leave_the_usual_order() -> Non
             assert (f"adds: child reads {sc.w1}" in dep[sc.id]) == sc.child_reads, sc.id
             assert ("before fork" in dep[sc.id]) == (sc.pre_write is not None), sc.id
     assert lab.script_departures().caption.startswith(f"the {len(dep)} of {len(SCENARIOS)} ")
+
+
+def test_a_group_can_show_the_plain_rows_its_red_lines_cite() -> None:
+    """cited=True: every plain row a group's rows are judged against is in the table, and
+    with an example it is open beside it (a red "not as in row a" line has row a in
+    sight); the fold still counts only the group's own rows."""
+    import pytest
+
+    from pkmm.errors import ScenarioError
+    from pkmm.realkernel.scenarios import label
+    for n, (_, _, ids) in enumerate(TOPICS, 1):
+        plain = {_plain(i) for i in ids}
+        t = lab.report_group(n, cited=True)
+        shown = [r[0] for r in t.rows]
+        assert plain <= set(shown) and len(shown) == len(ids) + len(plain - set(ids))
+        assert not plain - set(ids) or t.sections[-1][1].startswith("the plain row")
+        ex = lab.report_group(n, example=ids[-1], cited=True)
+        open_rows = {ex.rows[i][0] for i in ex.preview}
+        assert open_rows == plain | {label(ids[-1])}
+        assert f"all {len(ids)} rows of group {n}" in ex.fold
+        html = ex._repr_html_()
+        assert html.index("judged against") < html.index("<details>")
+    # without cited the group holds its own rows only
+    assert [r[0] for r in lab.report_group(4).rows] == ["g1", "g2", "g3", "g4", "f"]
+    with pytest.raises(ScenarioError, match="cited"):
+        lab.report_group(1, cited="yes")  # type: ignore[arg-type]
+
+
+def test_plain_rows_are_the_rows_every_other_row_is_judged_against() -> None:
+    t = lab.plain_rows()
+    assert [r[0] for r in t.rows] == sorted({_plain(s.id) for s in SCENARIOS})
+    assert not t.subrows and not t.fold and t.caption.endswith("all 3 agree with the kernel")

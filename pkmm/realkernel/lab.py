@@ -109,6 +109,7 @@ class Table:
     about: tuple[tuple[int, str], ...] = ()             # (row, text): a grey line under it
     fold: str = ""          # a prediction's answer: shown folded under this summary line
     preview: tuple[int, ...] = ()   # with fold: these rows stay open above the folded table
+    preview_caption: str = ""       # the open rows' caption (else "an example row of the N")
 
     def __str__(self) -> str:
         return self.text
@@ -159,10 +160,12 @@ class Table:
                 return folded
             # a reference page: the example rows stay open, every row one click away
             n = len(self.preview)
+            said = self.preview_caption or (
+                f'{"an example row" if n == 1 else f"{n} example rows"}'
+                f" of the {len(self.rows)} (all of them below)")
             example = ('<table class="pkmm-table" style="font-size:0.82em;'
                        'border-collapse:collapse"><caption style="caption-side:top;'
-                       f'text-align:left">{"an example row" if n == 1 else f"{n} example rows"}'
-                       f" of the {len(self.rows)} (all of them below)</caption><thead><tr>"
+                       f'text-align:left">{html.escape(said)}</caption><thead><tr>'
                        f"{head}</tr></thead><tbody>{body_of(self.preview, False)}</tbody></table>")
             return example + folded
         return self._table_html(key, head, body) + notes
@@ -456,6 +459,11 @@ def why_text(sid: str) -> str:
     return WHY[sid].format(w1=sc.w1, w2=sc.w2, w3=sc.w3)
 
 
+def _and(words: tuple[str, ...] | list[str]) -> str:
+    """``("a", "c", "f")`` -> ``"a, c and f"``."""
+    return " and ".join(filter(None, (", ".join(words[:-1]), words[-1])))
+
+
 TOPIC_HEAD = ("#", "scenario", *COLUMNS, "result")
 
 
@@ -499,7 +507,7 @@ def _topic_rows(groups: list[tuple[str, str, tuple[str, ...]]], fold: str = "",
     plains = " or ".join(dict.fromkeys(_plain_row(i) for g in groups for i in g[2]))
     if reference:
         heading = (f"the plain row{'s' if len(reference) > 1 else ''} "
-                   f"{' and '.join(reference)}, which the rows above are judged against")
+                   f"{_and(reference)}, which the rows above are judged against")
         sections.append((len(body), heading))
         text.append(f"\n== {heading}")
         for i in reference:
@@ -537,12 +545,16 @@ def report_by_topic() -> Table:
     return _topic_rows(list(TOPICS))
 
 
-def report_group(n: int, without: tuple[str, ...] = (), example: str = "") -> Table:
+def report_group(n: int, without: tuple[str, ...] = (), example: str = "",
+                 cited: bool = False) -> Table:
     """Group ``n`` of :data:`TOPICS` (1 = the first), as :func:`report_by_topic` shows it,
     less the rows ``without`` (the ones a page asks the reader to predict first and shows
     with :func:`report_answer`).  With ``example`` (a row id of the group), the row
     ``example`` stays open and the whole table is folded under a line that counts its
-    rows: a reference page keeps its evidence one click away."""
+    rows: a reference page keeps its evidence one click away.  With ``cited``, the plain
+    rows (a, c or f) the group's rows are judged against come too: those of another group
+    after the rows, under their own heading, and, with ``example``, open beside it, so a
+    red "not as in row a" line has row a in sight."""
     if not isinstance(n, int) or not 1 <= n <= len(TOPICS):
         raise ScenarioError(f"report_group(n): n={n!r} is not a group number; use 1 to "
                          f"{len(TOPICS)} (the groups of scenarios.TOPICS)")
@@ -554,14 +566,26 @@ def report_group(n: int, without: tuple[str, ...] = (), example: str = "") -> Ta
     if not isinstance(example, str) or (example and example not in shown):
         raise ScenarioError(f"report_group(n, example): example={example!r} is not a row "
                             f"shown in group {n}; use one of {', '.join(shown)}")
-    table = _topic_rows([(title, taught, shown)])
+    if not isinstance(cited, bool):
+        raise ScenarioError(f"report_group(n, cited): cited={cited!r} must be True or False "
+                            "(show the plain rows the group is judged against, or not)")
+    cite = tuple(sorted({_plain_row(i) for i in shown})) if cited else ()
+    table = _topic_rows([(title, taught, shown)],
+                        reference=tuple(p for p in cite if p not in shown))
     if example:
-        at = [r[0] for r in table.rows].index(label(example))
-        odd = len(table.subrows)
+        labels = [r[0] for r in table.rows]
+        at = labels.index(label(example))
+        odd = sum(i < len(shown) for i, _ in table.subrows)
         which = (f"{odd} of them not as their plain row (outlined)" if odd else
                  "each as its plain row (a, c or f)")
-        return replace(table, preview=(at,), fold=(
-            f"all {len(table.rows)} rows of group {n}, {which} — open for the full table"))
+        keep = tuple(sorted({at, *(labels.index(label(p)) for p in cite)}))
+        plains = [p for p in cite if p != example]
+        said = "" if not plains else (
+            f"row {label(example)}, and the plain row{'s' if len(plains) > 1 else ''} "
+            f"{_and(plains)} the group's rows are judged against "
+            f"(all {len(shown)} rows of group {n} below)")
+        return replace(table, preview=keep, preview_caption=said, fold=(
+            f"all {len(shown)} rows of group {n}, {which} — open for the full table"))
     rows = {r.id: r for r in stored_rows(shown)}
     if table.subrows or any(_plain_row(i) == i for i in shown) or not all(
             rows[i].agrees for i in shown):
@@ -570,6 +594,20 @@ def report_group(n: int, without: tuple[str, ...] = (), example: str = "") -> Ta
     # reference, shown folded under the one line that sums them up
     return replace(table, fold=f"{len(shown)} rows, all agree with the kernel and all are as "
                                "their plain row (a, c or f) — open for the rows")
+
+
+def plain_rows() -> Table:
+    """The plain rows ``a``, ``c`` and ``f`` (private 4K pages, private large folios, a shared
+    mapping), open in one table: every other row is judged against one of them."""
+    ids = ("a", "c", "f")
+    table = _topic_rows([("the plain rows: copy-on-write of private 4K pages (a) and large "
+                          "folios (c), and a shared mapping (f)", "02, 05, 06, 07", ids)])
+    agree = sum(r.agrees for r in stored_rows(ids))
+    # the caption _topic_rows writes ("0 of them are not as their plain row") reads oddly
+    # for the plain rows themselves
+    said = (f"all {agree} agree with the kernel" if agree == len(ids) else
+            f"{agree} of {len(ids)} agree with the kernel")
+    return replace(table, caption=f"{_stored_header()}: the {len(ids)} plain rows; {said}")
 
 
 def report_answer(ids: tuple[str, ...]) -> Table:
@@ -598,7 +636,8 @@ def headline() -> str:
     odd = sum(bool(unexpected(r, rows[_plain_row(i)])) for i, r in rows.items())
     return (f"{_stored_header()}\n{agree} of {len(rows)} scenarios agree with the model, in "
             f"{len(TOPICS)} groups: every token of every page of the region at every step, "
-            f"and every write's fault count.\n{odd} of the {len(rows)} are not as their plain row "
+            "every access's fault count (and the value a read returned), and the region's "
+            f"AnonHugePages (smaps).\n{odd} of the {len(rows)} are not as their plain row "
             "(a, c or f) predicts: the outlined rows, each with its reason.")
 
 
