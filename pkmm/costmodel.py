@@ -121,7 +121,7 @@ def cold_struct_pages(b: Any, ramp: int = MEMMAP_RAMP) -> int:
     return cold_pages(struct_page_streams(slots, apart), ramp)
 
 
-def cold_pages(streams: Mapping[int | str, int], ramp: int = MEMMAP_RAMP) -> int:
+def cold_pages(streams: Mapping[Any, int], ramp: int = MEMMAP_RAMP) -> int:
     """The struct pages touched cold in ``streams`` (length -> how many, as
     :func:`pkmm.machine.struct_page_streams` counts them): the first ``ramp`` of every
     stream, before the prefetcher has caught up with it (:data:`MEMMAP_RAMP`).
@@ -132,7 +132,7 @@ def cold_pages(streams: Mapping[int | str, int], ramp: int = MEMMAP_RAMP) -> int
     return sum(min(int(n), ramp) * c for n, c in streams.items())
 
 
-def placed(f: Mapping[str, int], streams: Mapping[int | str, int] | None) -> dict[str, int]:
+def placed(f: Mapping[str, int], streams: Mapping[Any, int] | None) -> dict[str, int]:
     """The counts ``f`` with the cold struct pages of a layout whose pages a live kernel
     placed: ``streams`` read from its pagemap (:func:`pkmm.machine.struct_page_streams`);
     unchanged where the placement was not read (None: no root, no pagemap)."""
@@ -217,10 +217,12 @@ def observations(data: dict[str, Any] | None = None) -> list[Obs]:
     from .realkernel.calibrate import load, pooled
     from .scenario import Scenario
     d = data or load()
-    # pkmm.realkernel.timing maps each region between two PROT_NONE guard VMAs
+    # pkmm.realkernel.timing maps each region between two PROT_NONE guard VMAs; the
+    # cold struct pages are those of where the kernel put the fastest sample's pages
     out = [Obs(lay, run["mode"], run["size_bytes"],
-               {**(c := fork_counts(run["size_bytes"], lay, DEFAULT_KERNEL, run["mode"])),
-                "vmas": c["vmas"] + 2}, float(net), "folio")
+               placed({**(c := fork_counts(run["size_bytes"], lay, DEFAULT_KERNEL,
+                                           run["mode"])), "vmas": c["vmas"] + 2},
+                      run.get("streams_min", {}).get(lay)), float(net), "folio")
            for run in pooled(d) for lay, net in run["net_min_ns"].items()]
     for lay in d.get("layouts", []):
         out.append(Obs(lay["name"], "replay", 0, scenario_counts(
@@ -228,10 +230,55 @@ def observations(data: dict[str, Any] | None = None) -> list[Obs]:
     return out
 
 
-def scenario_counts(sc: Any, kernel: str = DEFAULT_KERNEL) -> dict[str, int]:
-    """The :func:`features` of forking scenario ``sc`` under ``kernel``."""
+def _streams_of(raw: Any) -> dict[str, dict[int, int]] | None:
+    """A scenario's ``source.streams`` (where a live kernel put each VMA's pages), checked:
+    an object of VMA start (hex) -> {stream length: how many}."""
+    from .errors import ScenarioError
+    if raw is None:
+        return None
+    how = ("source.streams: expected an object of VMA start (hex, e.g. \"0x7f00\") -> "
+           "{stream length: count}, as a snapshot writes it; or leave it out")
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{how}; got {type(raw).__name__}")
+    out: dict[str, dict[int, int]] = {}
+    for k, v in raw.items():
+        try:
+            int(k, 16)
+            out[k] = {int(n): int(c) for n, c in v.items()}
+        except (TypeError, ValueError, AttributeError):
+            raise ScenarioError(f"{how}; got {k!r}: {v!r}") from None
+        if any(n < 1 or c < 0 for n, c in out[k].items()):
+            raise ScenarioError(f"{how}; got {k!r}: {v!r} (lengths >= 1, counts >= 0)")
+    return out
+
+
+def scenario_counts(sc: Any, kernel: str = DEFAULT_KERNEL, *,
+                    streams: Mapping[str, Mapping[Any, int]] | None = None
+                    ) -> dict[str, int]:
+    """The :func:`features` of forking scenario ``sc`` under ``kernel``.  ``streams``:
+    where a live kernel put each VMA's pages (keyed by the VMA's start in hex, as
+    :func:`pkmm.realkernel.placement.vma_streams` reads them); the cold struct pages are
+    then those of the VMAs whose pages the child maps after the fork.  Only for a kernel
+    that shares every page (no page copied at fork): a copy is a new page, placed where
+    the model cannot know."""
     from .scenario_bulk import bulk_of
-    return fork_features(bulk_of(sc), kernel)[1]
+    if streams is None:
+        streams = _streams_of(getattr(sc, "source", {}).get("streams"))
+    r, f = fork_features(bulk_of(sc), kernel)
+    if streams is None or f.get("page_copies", 0):
+        return f
+    import numpy as np
+
+    from .fast.layout import P
+    mm = r.child.mm
+    addrs = mm.slot_addrs()[(mm.bits.ravel() & P) != 0] if mm.bits.size else np.zeros(0)
+    copied: dict[int | str, int] = {}
+    for v in mm.vmas:
+        start = v.start
+        if hex(start) in streams and np.any((addrs >= start) & (addrs < v.end)):
+            for n, c in streams[hex(start)].items():
+                copied[int(n)] = copied.get(int(n), 0) + c
+    return placed(f, copied)
 
 
 # --- the fit ---------------------------------------------------------------------------

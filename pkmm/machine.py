@@ -269,23 +269,26 @@ def struct_page_streams(vpage: Any, pfn: Any) -> dict[int, int]:
     Fork reads and updates every mapped page's struct page (refcount, _mapcount,
     PageAnonExclusive: CONFIG_PAGE_MAPCOUNT keeps a per-page mapcount), in PTE order.  A
     struct page is one 64-byte cache line of the memmap, at the place of its frame number,
-    so the next PTE's struct page is the next line when its frame is the next frame: the
-    CPU's prefetcher follows that stream.  A stream ends where the next page is not the
-    next frame, at a gap in the virtual pages, and at the end of a page table (fork copies
-    a table at a time).
+    so the next PTE's struct page is the next line when its frame is the next frame (or
+    the one before: the allocator often hands out a block's pages downwards, and the
+    prefetcher follows a falling stream as well as a rising one).  A stream ends where the
+    next page's frame is neither, or turns the other way, at a gap in the virtual pages,
+    and at the end of a page table (fork copies a table at a time).
 
-    >>> struct_page_streams([0, 1, 2, 3, 4, 600], [10, 11, 12, 40, 41, 42])
-    {3: 1, 2: 1, 1: 1}
+    >>> struct_page_streams([0, 1, 2, 3, 4, 5, 600], [10, 11, 12, 40, 39, 40, 42])
+    {3: 1, 2: 1, 1: 2}
     """
     v = vpage.tolist() if hasattr(vpage, "tolist") else list(vpage)
     f = pfn.tolist() if hasattr(pfn, "tolist") else list(pfn)
     if len(v) != len(f):
         raise ValueError(f"vpage and pfn: {len(v)} and {len(f)} pages; give one frame per page")
     out: dict[int, int] = {}
-    run = 0
+    run = step = 0
     for i in range(len(v)):
-        if run and v[i] == v[i - 1] + 1 and f[i] == f[i - 1] + 1 and v[i] >> 9 == v[i - 1] >> 9:
-            run += 1
+        d = f[i] - f[i - 1] if i else 0
+        if run and v[i] == v[i - 1] + 1 and v[i] >> 9 == v[i - 1] >> 9 and \
+                d in (1, -1) and (run == 1 or d == step):
+            run, step = run + 1, d
             continue
         if run:
             out[run] = out.get(run, 0) + 1

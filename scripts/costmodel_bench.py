@@ -70,7 +70,7 @@ def replay_check(live: cm.Fit, builds: int) -> dict:
     # over builds, as over interleaved rounds, is the run least disturbed
     tries = [replay_fork(sc, rounds=15, progress=True) for _ in range(builds)]
     r = min(tries, key=lambda t: t["net_min_ns"])
-    counts = cm.scenario_counts(r["obtained"])
+    counts = cm.scenario_counts(r["obtained"])     # with where its pages were placed
     meas = r["net_min_ns"] / 1e6
     # the prices of this run (what the machine charges now) and the stored ones (another
     # session's): the goal is the first; the second shows how far the machine has moved

@@ -208,3 +208,38 @@ def test_the_fit_plot_draws_each_error_and_marks_the_held_out(stored: cm.Fit) ->
     other = [r for r in stored.rows if r["kind"] == "folio" and r["size_bytes"] != cm.GIB]
     assert len([ln for ln in right.get_lines() if len(ln.get_xdata()) == 1]) == len(other)
     matplotlib.pyplot.close(fig)
+
+
+def test_placed_pages_set_the_cold_struct_pages() -> None:
+    # a 64-page anon VMA of 4K pages: the model puts every page apart (64 cold); placed
+    # by a live kernel in two runs of consecutive frames, fork touches 2 x ramp cold
+    from pkmm.errors import ScenarioError
+    from pkmm.scenario import Scenario
+    base = 0x10_0000_0000
+    d = {"name": "placed", "vmas": [{"start": base, "npages": 64, "anon_vma": True}],
+         "runs": [{"addr": base, "npages": 64}]}
+    assert cm.scenario_counts(Scenario.from_dict(d))["cold_struct_pages"] == 64
+    d["source"] = {"streams": {hex(base): {"32": 2}}}
+    assert cm.scenario_counts(Scenario.from_dict(d))["cold_struct_pages"] == 2 * cm.MEMMAP_RAMP
+    # eager-copy gives the child new pages: where those lie the kernel did not say
+    assert cm.scenario_counts(Scenario.from_dict(d), "eager-copy")["cold_struct_pages"] == 64
+    # a VMA fork does not copy (no anon_vma) adds nothing, whatever its placement
+    d["vmas"].append({"start": base + (1 << 21), "npages": 8})
+    d["source"]["streams"][hex(base + (1 << 21))] = {"1": 8}
+    assert cm.scenario_counts(Scenario.from_dict(d))["cold_struct_pages"] == 2 * cm.MEMMAP_RAMP
+    for bad in ([1, 2], {"base": {"1": 2}}, {hex(base): {"0": 2}}, {hex(base): 5}):
+        d["source"]["streams"] = bad
+        with pytest.raises(ScenarioError, match="source.streams"):
+            cm.scenario_counts(Scenario.from_dict(d))
+
+
+def test_struct_page_streams_follow_frames_not_folios() -> None:
+    from pkmm.machine import struct_page_streams
+    # rising, falling, a turn, a jump, a virtual gap, a page-table end (slot 511 -> 512)
+    assert struct_page_streams(range(4), [7, 8, 9, 10]) == {4: 1}
+    assert struct_page_streams(range(4), [10, 9, 8, 7]) == {4: 1}
+    assert struct_page_streams(range(3), [5, 6, 5]) == {2: 1, 1: 1}
+    assert struct_page_streams([0, 2], [5, 6]) == {1: 2}
+    assert struct_page_streams([510, 511, 512, 513], [1, 2, 3, 4]) == {2: 2}
+    with pytest.raises(ValueError, match="one frame per page"):
+        struct_page_streams([0, 1], [3])

@@ -82,6 +82,10 @@ def pooled(data: dict[str, Any]) -> list[dict[str, Any]]:
         out.append({"size_bytes": size, "mode": mode, "ref": ref, "sessions": len(rs),
                     "rounds": sum(r["rounds"] for r in rs), "net_min_ns": net,
                     "net_median_ns": {lay: best[lay]["net_median_ns"].get(lay) for lay in lays},
+                    # where the kernel put the pages of the sample behind each minimum
+                    # (None: not read; sessions before 2026-12-02 did not read it)
+                    "streams_min": {lay: best[lay].get("streams_min", {}).get(lay)
+                                    for lay in lays},
                     "samples": {lay: sum(len(r["samples_ns"].get(lay, [])) for r in rs)
                                 for lay in lays},
                     "speedup": {lay: net[ref] / net[lay] for lay in lays

@@ -136,8 +136,9 @@ def replay_fork(sc: Scenario, *, rounds: int = 15,
 
     Returns ``obtained`` (the snapshot scenario, REPEAT state), the samples, the probe's
     baseline (fork before anything was built, and after the teardown), ``bare`` (the
-    probe's own layout when its baseline was taken) and ``net_min_ns`` = min(samples) -
-    min(baseline), plus what was ``left_out``.
+    probe's own layout when its baseline was taken), ``streams`` (where the kernel put
+    each VMA's pages, as the snapshot read them: None if hidden) and
+    ``net_min_ns`` = min(samples) - min(baseline), plus what was ``left_out``.
     """
     live = LiveLayout(sc).start(progress)
     try:
@@ -148,6 +149,7 @@ def replay_fork(sc: Scenario, *, rounds: int = 15,
     finally:
         live.close()
     return {"obtained": got, "bare": live.bare, "samples_ns": samples, "baseline_ns": base,
+            "streams": got.source.get("streams"),
             "net_min_ns": min(samples) - min(base),
             "net_median_ns": statistics.median(samples) - statistics.median(base),
             "left_out": live.left_out}

@@ -90,6 +90,11 @@ def snapshot(pid: int | None = None, *, within: list[tuple[int, int]] | None = N
         raise SnapshotError(f"pid={pid}: the process exited while it was read (the PID now "
                             "names another process); snapshot a process that keeps running")
     out["source"] = ctx.source(ident, kp_why)
+    if ctx.pfns_seen:
+        # where the kernel put the pages: the cost model prices the struct pages fork
+        # touches cold from it (pkmm.realkernel.placement)
+        from .placement import vma_streams
+        out["source"]["streams"] = vma_streams(pid, Scenario.from_dict(out))
     out["approximations"] = ctx.approximations(kp_why)
     out["description"] = (f"snapshot of {out['name']} on Linux {platform.release()}: "
                           f"{len(out['vmas'])} VMAs")

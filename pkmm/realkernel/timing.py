@@ -193,14 +193,22 @@ class _Region:
         lc.munmap(self.base, self.total)
 
 
-def _sample(size: int, layout: str, mode: str) -> tuple[int, str | None]:
-    """One timed fork of a freshly built ``layout`` region (REPEAT: after one warm-up fork)."""
+def _sample(size: int, layout: str, mode: str
+            ) -> tuple[int, str | None, dict[int, int] | None]:
+    """One timed fork of a freshly built ``layout`` region (REPEAT: after one warm-up
+    fork), the layout check, and where the kernel put the region's pages (its struct-page
+    streams, :mod:`pkmm.realkernel.placement`; None for a PMD-mapped region, whose fork
+    touches no per-page struct page, or where the frames are hidden)."""
+    from .placement import region_streams
     region = _Region(size, layout)
     try:
         if mode == "repeat":
             fork_ns()          # PTEs read-only, no longer AnonExclusive
         ns = fork_ns()
-        return ns, region.check()
+        # read after the timed fork: fork moves no page, and the read must not disturb it
+        streams = None if layout == "2M-pmd" else region_streams(
+            "self", [(region.addr, size >> 12)])
+        return ns, region.check(), streams
     finally:
         region.close()
 
@@ -212,9 +220,10 @@ def _sample_server(out: int, cmds: int, size: int, mode: str) -> None:
     with os.fdopen(cmds, "r") as f:
         for line in f:
             lay = json.loads(line)["layout"]
-            ns, check = (fork_ns(), None) if lay == "baseline" else _sample(size, lay, mode)
-            write_all(out, (json.dumps({"layout": lay, "ns": ns, "layout_check": check})
-                             + "\n").encode())
+            ns, check, streams = (fork_ns(), None, None) if lay == "baseline" else \
+                _sample(size, lay, mode)
+            write_all(out, (json.dumps({"layout": lay, "ns": ns, "layout_check": check,
+                                        "streams": streams}) + "\n").encode())
 
 
 def interleaving(folios: list[str], ref: str, rounds: int) -> list[str]:
@@ -255,6 +264,7 @@ def measure_interleaved(size_bytes: int, folios: list[str], *, ref: str = "4K",
         return None
     order = interleaving(folios, ref, rounds)
     samples: dict[str, list[int]] = {lay: [] for lay in ["baseline", ref, *folios]}
+    placed: dict[str, list[Any]] = {lay: [] for lay in samples}
     bad: dict[str, str] = {}
     cmd_r, cmd_w = os.pipe()
 
@@ -274,13 +284,18 @@ def measure_interleaved(size_bytes: int, folios: list[str], *, ref: str = "4K",
                     bad.setdefault(lay, msg["layout_check"])
                 else:
                     samples[lay].append(msg["ns"])
+                    placed[lay].append(msg.get("streams"))
                 b.update(1)
     finally:
         os.close(cmd_w)
         replies.close()
     return {"size_bytes": size_bytes, "mode": mode, "rounds": rounds, "ref": ref,
             "folios": folios, "samples_ns": samples, "layout_failures": bad,
-            **summarise(samples, folios, ref)}
+            **summarise(samples, folios, ref),
+            # where the kernel put the pages of each layout's fastest sample: the cost
+            # model prices that sample's cold struct pages (pkmm.costmodel.placed)
+            "streams_min": {lay: placed[lay][samples[lay].index(min(samples[lay]))]
+                            for lay in [ref, *folios] if samples[lay]}}
 
 
 def measure_pair(size_bytes: int, folio: str, *, ref: str = "4K", mode: str = "fresh",
