@@ -80,6 +80,16 @@ GALLERY["soft-dirty differs, tracking on"]["ptes"][0]["soft_dirty"] = True
 
 
 @dataclass(frozen=True)
+class _Html:
+    """Markup a notebook shows as HTML."""
+
+    markup: str
+
+    def _repr_html_(self) -> str:
+        return self.markup
+
+
+@dataclass(frozen=True)
 class StopTable:
     """Per situation and kernel: the batch sizes and why the first batch ended."""
 
@@ -89,6 +99,27 @@ class StopTable:
     def cell(self, situation: str, kernel: str) -> tuple[list[int | str], str]:
         """(batches, words) for one situation under one kernel."""
         return self.rows[situation][kernel]
+
+    def differing(self) -> list[str]:
+        """The situations where the kernels make different batches, in gallery order."""
+        return [s for s, cells in self.rows.items()
+                if len({str(cells[k][0]) for k in self.kernels}) > 1]
+
+    def differing_first(self) -> _Html:
+        """The differing rows as a table, then every row folded in a ``<details>``."""
+        e, left = html.escape, ' style="text-align:left"'   # notebook CSS right-aligns cells
+        head = "<tr>" + "".join(f"<th{left}>{e(h)}</th>"
+                                for h in ("at PTE 2 …", *self.kernels)) + "</tr>"
+        row = {s: f"<tr><td{left}>{e(s)}</td>" + "".join(
+            f"<td{left}><code>{e(str(c[0]))}</code> {e(c[1])}</td>"
+            for c in (cells[k] for k in self.kernels)) + "</tr>"
+            for s, cells in self.rows.items()}
+        differ = self.differing()
+        return _Html(f"<p><b>The {len(differ)} layouts where the versions make different "
+                     f"batches</b></p><table>{head}" + "".join(row[s] for s in differ)
+                     + "</table><details><summary><b>All "
+                     f"{len(self.rows)} layouts</b> (batches, and why the first batch ended)"
+                     f"</summary><table>{head}" + "".join(row.values()) + "</table></details>")
 
     def __str__(self) -> str:
         w = max(len(s) for s in self.rows) + 2

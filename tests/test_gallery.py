@@ -60,3 +60,14 @@ def test_layout_table_reads_the_built_process() -> None:
     assert "no EVENT_FORK" in rows["uffd-wp differs, child VMA not uffd-wp"][1]
     html = gallery.layout_table()._repr_html_()
     assert html.count("<tr>") == len(gallery.GALLERY) + 1 and "<code>F:3 old</code>" in html
+
+
+def test_differing_rows_come_first_then_all_folded() -> None:
+    t = gallery.stop_table(("batch-v3", "v6.9"))
+    assert "dirty differs (private)" in t.differing()
+    assert "nothing differs" not in t.differing()
+    markup = t.differing_first()._repr_html_()
+    top, folded = markup.split("<details>")
+    assert top.count("<tr>") == len(t.differing()) + 1
+    assert folded.count("<tr>") == len(gallery.GALLERY) + 1
+    assert f"The {len(t.differing())} layouts" in top
