@@ -25,8 +25,9 @@ from typing import Any
 from .fork import fork
 from .kernels.common import stop_words
 from .scenario import as_scenario
+from .vma import userfaultfd_wp, vma_soft_dirty_enabled
 
-__all__ = ["GALLERY", "StopTable", "stop_reasons", "stop_table"]
+__all__ = ["GALLERY", "LayoutTable", "StopTable", "layout_table", "stop_reasons", "stop_table"]
 
 _VMA = {"start": "0x200000", "npages": 4}
 _BASE = {"addr": "0x200000", "folio": "F"}
@@ -62,7 +63,10 @@ GALLERY: dict[str, dict[str, Any]] = {
     "soft-dirty differs, tracking on": _layout(
         _rest(), vma={**_VMA, "soft_dirty_tracking": True}),
     "soft-dirty differs, tracking off": _layout(_rest(soft_dirty=True)),
-    "uffd-wp differs, child VMA not uffd-wp": _layout(_rest(uffd_wp=True, write=False)),
+    # the parent's VMA is registered (unregistering clears every UW mark: mm/userfaultfd.c
+    # userfaultfd_clear_vma()), but without fork events, so the child's VMA is not
+    "uffd-wp differs, child VMA not uffd-wp": _layout(
+        _rest(uffd_wp=True, write=False), vma={**_VMA, "uffd_wp": True}),
     "uffd-wp differs, child VMA uffd-wp": _layout(
         _rest(uffd_wp=True, write=False), vma={**_VMA, "uffd_wp": True, "uffd_fork": True}),
     "protnone differs": _layout(_rest(protnone=True, write=False)),
@@ -76,6 +80,16 @@ GALLERY["soft-dirty differs, tracking on"]["ptes"][0]["soft_dirty"] = True
 
 
 @dataclass(frozen=True)
+class _Html:
+    """Markup a notebook shows as HTML."""
+
+    markup: str
+
+    def _repr_html_(self) -> str:
+        return self.markup
+
+
+@dataclass(frozen=True)
 class StopTable:
     """Per situation and kernel: the batch sizes and why the first batch ended."""
 
@@ -85,6 +99,27 @@ class StopTable:
     def cell(self, situation: str, kernel: str) -> tuple[list[int | str], str]:
         """(batches, words) for one situation under one kernel."""
         return self.rows[situation][kernel]
+
+    def differing(self) -> list[str]:
+        """The situations where the kernels make different batches, in gallery order."""
+        return [s for s, cells in self.rows.items()
+                if len({str(cells[k][0]) for k in self.kernels}) > 1]
+
+    def differing_first(self) -> _Html:
+        """The differing rows as a table, then every row folded in a ``<details>``."""
+        e, left = html.escape, ' style="text-align:left"'   # notebook CSS right-aligns cells
+        head = "<tr>" + "".join(f"<th{left}>{e(h)}</th>"
+                                for h in ("at PTE 2 …", *self.kernels)) + "</tr>"
+        row = {s: f"<tr><td{left}>{e(s)}</td>" + "".join(
+            f"<td{left}><code>{e(str(c[0]))}</code> {e(c[1])}</td>"
+            for c in (cells[k] for k in self.kernels)) + "</tr>"
+            for s, cells in self.rows.items()}
+        differ = self.differing()
+        return _Html(f"<p><b>The {len(differ)} layouts where the versions make different "
+                     f"batches</b></p><table>{head}" + "".join(row[s] for s in differ)
+                     + "</table><details><summary><b>All "
+                     f"{len(self.rows)} layouts</b> (batches, and why the first batch ended)"
+                     f"</summary><table>{head}" + "".join(row.values()) + "</table></details>")
 
     def __str__(self) -> str:
         w = max(len(s) for s in self.rows) + 2
@@ -109,6 +144,67 @@ class StopTable:
                 "kernels make different batches.</caption>" if len(self.kernels) > 1 else "")
         return (f'<table class="pkmm-stop-table">{note}<tr><th>at PTE 2 …</th>{head}</tr>'
                 + "".join(body) + "</table>")
+
+
+#: how a slot's word marks a bit that is not at its usual value (writable, dirty, young;
+#: no SD, UW or PN)
+_MARKS = (("write", False, "read-only"), ("dirty", False, "clean"), ("young", False, "old"),
+          ("soft_dirty", True, "SD"), ("uffd_wp", True, "UW"), ("protnone", True, "PN"))
+
+
+@dataclass(frozen=True)
+class LayoutTable:
+    """Per situation: its VMA's slots in words (``F:2`` = page 2 of folio F, ``--`` empty)
+    and a note on the VMA (soft-dirty tracking; uffd-wp registration and fork events)."""
+
+    rows: dict[str, tuple[tuple[str, ...], str]]
+
+    def __str__(self) -> str:
+        w = max(len(s) for s in self.rows) + 2
+        return "\n".join((f"{sit:{w}s}" + " | ".join(slots) + (f"   ({note})" if note else ""))
+                         for sit, (slots, note) in self.rows.items())
+
+    def _repr_html_(self) -> str:
+        e = html.escape
+        n = max(len(slots) for slots, _ in self.rows.values())
+        left = ' style="text-align:left"'   # notebook CSS right-aligns table cells
+        head = "".join(f"<th{left}>{h}</th>" for h in
+                       ("layout", *(f"PTE {i}" for i in range(n)), "the VMA"))
+        body = "".join(
+            f"<tr><td{left}>{e(sit)}</td>"
+            + "".join(f"<td{left}><code>{e(w)}</code></td>" for w in slots)
+            + f"<td{left}></td>" * (n - len(slots)) + f"<td{left}>{e(note)}</td></tr>"
+            for sit, (slots, note) in self.rows.items())
+        return f'<table class="pkmm-layout-table"><tr>{head}</tr>{body}</table>'
+
+
+def _describe(layout: dict[str, Any]) -> tuple[tuple[str, ...], str]:
+    """One layout's slots and VMA note, read from the process the model builds from it."""
+    proc, folios = as_scenario(layout).build()
+    vma, words = proc.vmas[0], []
+    for addr in range(vma.vm_start, vma.vm_end, 4096):
+        p = proc.pte(addr)
+        if p is None or not p.present:
+            words.append("--" if p is None else "swap entry")
+            continue
+        name, f = next((n, f) for n, f in folios.items()
+                       if f.pfn <= p.pfn < f.pfn + f.nr_pages)
+        words.append(f"{name}:{p.pfn - f.pfn}" + "".join(
+            " " + w for bit, v, w in _MARKS if bool(getattr(p, bit)) == v))
+    notes = ["soft-dirty tracking on"] * vma_soft_dirty_enabled(vma)
+    if userfaultfd_wp(vma):
+        notes.append("uffd-wp registered, EVENT_FORK: child uffd-wp" if vma.uffd_fork
+                     else "uffd-wp registered, no EVENT_FORK: child not uffd-wp")
+    return tuple(words), ", ".join(notes)
+
+
+def layout_table() -> LayoutTable:
+    """Every :data:`GALLERY` layout, slot by slot, as the model builds it.
+
+    >>> layout_table().rows["an empty slot"]
+    (('F:0', 'F:1', '--', '--'), '')
+    """
+    return LayoutTable({sit: _describe(lay) for sit, lay in GALLERY.items()})
 
 
 def _first_stop(layout: dict[str, Any], kernel: str) -> tuple[list[int | str], str]:

@@ -35,3 +35,39 @@ def test_the_table_follows_each_variants_rules() -> None:
     html = t._repr_html_()
     assert "<table" in html and "<tr style=\"font-weight:bold\"><td>dirty differs" in html
     assert "dirty differs (private)" in str(t)
+
+
+def test_uffd_wp_rows_have_a_registered_parent() -> None:
+    # a UW bit exists only in a registered VMA (unregistering clears the marks); what the
+    # two uffd-wp rows differ in is whether the handler follows forks
+    from pkmm.scenario import as_scenario
+    from pkmm.vma import userfaultfd_wp
+    for row, fork_events in (("uffd-wp differs, child VMA not uffd-wp", False),
+                             ("uffd-wp differs, child VMA uffd-wp", True)):
+        proc, _ = as_scenario(gallery.GALLERY[row]).build()
+        vma = proc.vmas[0]
+        assert userfaultfd_wp(vma) and bool(vma.uffd_fork) is fork_events
+
+
+def test_layout_table_reads_the_built_process() -> None:
+    rows = gallery.layout_table().rows
+    assert rows["the VMA ends"] == (("F:0", "F:1"), "")
+    assert rows["write differs (private)"][0][2:] == ("F:2 read-only", "F:3 read-only")
+    assert rows["soft-dirty differs, tracking on"] == (
+        ("F:0 SD", "F:1 SD", "F:2", "F:3"), "soft-dirty tracking on")
+    assert rows["a swap entry"][0][2] == "swap entry"
+    assert rows["uffd-wp differs, child VMA uffd-wp"][1].endswith("EVENT_FORK: child uffd-wp")
+    assert "no EVENT_FORK" in rows["uffd-wp differs, child VMA not uffd-wp"][1]
+    html = gallery.layout_table()._repr_html_()
+    assert html.count("<tr>") == len(gallery.GALLERY) + 1 and "<code>F:3 old</code>" in html
+
+
+def test_differing_rows_come_first_then_all_folded() -> None:
+    t = gallery.stop_table(("batch-v3", "v6.9"))
+    assert "dirty differs (private)" in t.differing()
+    assert "nothing differs" not in t.differing()
+    markup = t.differing_first()._repr_html_()
+    top, folded = markup.split("<details>")
+    assert top.count("<tr>") == len(t.differing()) + 1
+    assert folded.count("<tr>") == len(gallery.GALLERY) + 1
+    assert f"The {len(t.differing())} layouts" in top
