@@ -68,8 +68,8 @@ STATE_LEGEND = (("box", "ok", "exclusive, writable: this process's alone"),
                 ("box", "none", "no page"))
 NOTES = ("Thick border: the process that acted in that step.",
          "mapcount: this page's mappings (PTEs mapping it + PMD entries mapping its folio).",
-         "(large N): the large mapcount, all mappings of a large folio's pages, which its reuse test compares "
-         "with the refcount.",
+         "(large N): the large mapcount, all mappings of a large folio's pages, which its "
+         "reuse test compares with the refcount.",
          "refcount: the whole folio's references.")
 
 _PFN = re.compile(r"\bpage (0x[0-9a-f]+)\b")
