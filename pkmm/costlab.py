@@ -122,8 +122,8 @@ def cold_price_note(f: Fit) -> str:
              "the stored timings show no measurable cost there.")
     if all(v < 0.05 for v in ms.values()):
         return (f"m came out 0 on the stored timings ({shown}).\n{bound}\n"
-                "Their machine's folios' struct pages cost no measurable extra to reach, so\n"
-                "the curve there is a + (b + c) / n, flat from 256K on.")
+                "On the machine that recorded them, a struct page missing from the CPU's cache\n"
+                "cost nothing measurable, so m drops out: the cost per page is a + (b + c) / n.")
     return (f"m came out non-zero on the stored timings ({shown}):\n"
             f"each folio's first {MEMMAP_RAMP} struct pages cost extra, which small folios pay "
             "on\nevery page, so the curve keeps rising past 256K, up to the largest folios.")

@@ -56,7 +56,7 @@ def page_state(p: Process, addr: int, original: int, names: dict[int, str]) -> P
                      # a large folio's reuse test compares the folio's mappings, not the
                      # page's, with the refcount: the box carries the number the rule reads
                      f"mapcount {pg.mapcount}"
-                     + (f" (folio {folio.large_mapcount})" if folio.order else "")
+                     + (f" (large {folio.large_mapcount})" if folio.order else "")
                      + f", refcount {folio.refcount}"
                      + (", AnonExclusive" if pg.anon_exclusive else ""))
 
@@ -68,8 +68,8 @@ STATE_LEGEND = (("box", "ok", "exclusive, writable: this process's alone"),
                 ("box", "none", "no page"))
 NOTES = ("Thick border: the process that acted in that step.",
          "mapcount: this page's mappings (PTEs mapping it + PMD entries mapping its folio).",
-         "(folio N): all mappings of a large folio's pages, which its reuse test compares "
-         "with the refcount.",
+         "(large N): the large mapcount, all mappings of a large folio's pages, which its "
+         "reuse test compares with the refcount.",
          "refcount: the whole folio's references.")
 
 _PFN = re.compile(r"\bpage (0x[0-9a-f]+)\b")
@@ -160,7 +160,9 @@ def page_state_machine(layout: Any, kernel: str = DEFAULT_KERNEL, slot: int = 0,
         why = _sentences((r for _, _, r in fr.events), parent.machine, names) \
             if fr is not None else []
         faults.append(f"{who} {what}: {kind}")
-        cols.append((f"{who} {what}s", states(), who, "\n".join([f"{kind}:"] + why)))
+        # The note names the actor: it sits under the child row whoever acted.
+        cols.append((f"{who} {what}s", states(), who,
+                     "\n".join([f"{who}'s {what}: {kind}"] + why)))
     return _draw(kernel, cols, faults)
 
 
@@ -187,7 +189,8 @@ def _draw(kernel: str, cols: list[tuple[str, dict[str, PageState], str, str]],
                    f"{s.detail}", extra=' stroke-width="2.5"' if on else "")
             c.text(x + 10, y + 15, s.state, "pk-t", extra=' font-weight="bold"')
             c.text(x + 10, y + 29, s.page, "pk-t2")
-            for k, line in enumerate(wrap(s.detail, 33)[:2]):   # counters: two lines
+            # counters: two lines, short enough to clear the box's right border
+            for k, line in enumerate(wrap(s.detail, 30)[:2]):
                 c.text(x + 10, y + 41 + 10 * k, line, "pk-t2")
             prev = cols[j - 1][1].get(who) if j else None
             if prev is not None:
@@ -198,7 +201,7 @@ def _draw(kernel: str, cols: list[tuple[str, dict[str, PageState], str, str]],
             # line; the canvas grows to fit.
             y = 40 + 2 * h + 48 + 14
             for k, sentence in enumerate(why.split("\n")):
-                for line in wrap(sentence, 32):
+                for line in wrap(sentence, 29):   # 29: clear of the next column
                     c.text(x + 4, y, line, "pk-t",
                            extra=' font-weight="bold"' if k == 0 else "")
                     y += 13
