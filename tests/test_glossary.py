@@ -54,3 +54,53 @@ def test_each_topic_list_links_its_own_entries() -> None:
     for topic, anchors in _entries().items():
         para = next(p for p in intro.split("\n\n") if p.startswith(f"**{topic}**"))
         assert sorted(re.findall(r"\]\(#([^)]+)\)", para)) == sorted(anchors), topic
+
+
+def _bodies() -> dict[str, str]:
+    """heading -> the entry's text."""
+    out = {}
+    for text in _cells()[1:]:
+        for m in re.finditer(r"^### (.*)\n((?:(?!^### ).*\n?)*)", text, re.M):
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+WHERE = re.compile(r"\*(?:Taught in|Used in|In the \[agreement report\])")
+
+
+def test_every_entry_says_where_the_lab_teaches_or_uses_it() -> None:
+    # the intro promises it; a term no notebook teaches names the pages that use it
+    missing = [h for h, body in _bodies().items() if not WHERE.search(body)]
+    assert not missing, f"add a 'Taught in' / 'Used in' line to: {missing}"
+
+
+def _notebook_text(number: str) -> str:
+    nb = next(GLOSSARY.parent.glob(f"{number}-*.ipynb"))
+    cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
+    # what the reader sees: the cells and their outputs (a term may live in a printed trace)
+    outs = ["".join(o.get("text", "")) + "".join("".join(v) for k, v in o.get("data", {}).items()
+                                                 if k.startswith(("text/", "image/svg")))
+            for c in cells for o in c.get("outputs", [])]
+    return re.sub(r"\s+", " ", "\n".join(["".join(c["source"]) for c in cells] + outs)).lower()
+
+
+def test_each_notebook_an_entry_names_mentions_the_term() -> None:
+    # "Taught in 09" on a term 09 never says is a dead end for the reader who goes there
+    wrong = []
+    for heading, body in _bodies().items():
+        m = re.search(r"\*(?:Taught|Used) in ([0-9, and;]+)", body)
+        term = re.sub(r"[`*]|\(.*\)", "", heading).strip().lower()
+        for number in re.findall(r"\b\d\d\b", m.group(1) if m else ""):
+            text = _notebook_text(number)
+            # the term as the notebook may say it: plural or not, CoW spelt out
+            said = {term, term.removesuffix("s"), term.replace("cow", "copy-on-write")}
+            if not any(t in text for t in said) and \
+                    f"glossary.ipynb#{_anchor(heading).lower()})" not in text:
+                wrong.append((heading, number))
+    assert not wrong
+
+
+def test_the_terms_a_fresh_reader_looked_up_have_entries() -> None:
+    anchors = {_anchor(h) for h in _bodies()}
+    assert {"pkmm", "pin", "tail-page", "kpagecount", "minor-fault", "break-COW",
+            "GUP-fast"} <= anchors

@@ -190,13 +190,16 @@ def test_group_without_rows_and_the_folded_answer_hold_them() -> None:
     ans = lab.report_answer(("h5a",))
     # the answer row, then the plain row it is judged against (a: 4K pages), not counted
     assert [r[0] for r in ans.rows] == ["h5a", "a"] and ans.subrows
-    assert ans.sections[-1] == (1, "the plain row a, which the rows above are judged against")
+    assert ans.sections[-1] == (1, "the plain row a, which the row above is judged against")
+    two = lab.report_answer(("s1", "s2"))
+    assert two.sections[-1][1].endswith("which the rows above are judged against")
     assert [r[0] for r in lab.report_answer(("s1", "s2")).rows] == ["s1", "s2", "a", "c"]
     assert [r[0] for r in lab.report_answer(("a", "h5a")).rows] == ["a", "h5a"]
     html = ans._repr_html_()
     assert html.startswith("<details><summary>") and html.endswith("</details>")
     assert not rest._repr_html_().startswith("<details")
-    assert "the row agrees with the kernel; it is not as its plain row a predicts" in ans.caption
+    assert ("the model's row agrees with the kernel's; it is not as its plain row a predicts"
+            in ans.caption)
     whole = lab.report_by_topic()
     assert f"all {len(whole.rows)} rows agree with the kernel; {len(whole.subrows)} of them" \
         in whole.caption and "differ" not in whole.caption
@@ -355,6 +358,16 @@ def test_steps_legend_defines_every_word_of_the_access_column() -> None:
     assert all(w in lab.STEPS_LEGEND for w in words)
 
 
+def test_steps_legend_speaks_of_reads_only_where_a_step_reads() -> None:
+    # s1's child reads a page: its key says what val= is; c only writes: its key does not
+    assert any(r[-1].startswith("read") for r in lab.steps_table("s1").rows)
+    s1 = lab.steps_table("s1").legend
+    assert "val=" in s1 and "read or wrote" in s1
+    c = lab.steps_table("c")
+    assert not any(r[-1].startswith("read") for r in c.rows)
+    assert "val=" not in c.legend and "read" not in c.legend and "faults=" in c.legend
+
+
 def test_timing_plot_labels_the_2m_layouts_on_two_lines() -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -466,6 +479,17 @@ def test_token_key_says_new_pages_are_counted_shown_or_not() -> None:
     # said once, in the token key; each steps table's legend points to it
     assert "shown or not" not in lab.STEPS_LEGEND and "token key" in lab.STEPS_LEGEND
     assert "shown in a table or not" in dict(lab.token_key(("t1",)).rows)["orig, n1, n2, …"]
+
+
+def test_token_key_speaks_of_the_swap_cache_only_where_a_token_is_swapped() -> None:
+    from pkmm.realkernel.observe import unrle
+    data = lab.load_stored()["scenarios"]
+    swapped = [i for i in data if any("swp" in t for st in data[i]["steps"]
+                                      for t in unrle(st["cells"]))]
+    assert swapped and "c" not in swapped and "t1" not in swapped
+    label = "orig, n1, n2, …"
+    assert "swap cache" in dict(lab.token_key((swapped[0],)).rows)[label]
+    assert "swap cache" not in dict(lab.token_key(("c", "t1")).rows)[label]
 
 
 def _walk(flow: lab.PinFlow, answers: tuple[str, ...]) -> str:

@@ -264,13 +264,21 @@ def _role_names(steps: list[dict[str, Any]]) -> list[str]:
     return names
 
 
+_READ_VALUE = "val= the value a read returned (the probe wrote 1 into every page), and "
 STEPS_LEGEND = ("each row: the pages as the process named in it sees them · yellow: a new "
                 "physical page (n1, n2, …: numbered as the token key says) · blue: an "
                 "original page mapped by both processes "
                 "(m2) · white: an original page one process maps (m1), or nothing mapped · "
                 "outlined: the page this step read or wrote · the access: which page, "
-                "val= the value a read returned (the probe wrote 1 into every page), and "
-                "faults= how many faults it took")
+                f"{_READ_VALUE}faults= how many faults it took")
+
+
+def _steps_legend(rows: list[tuple[str, ...]]) -> str:
+    """:data:`STEPS_LEGEND` for these rows: a table whose steps only write says nothing
+    about reads (a key must not explain what the table never shows)."""
+    if any(r[-1].startswith("read") for r in rows):
+        return STEPS_LEGEND
+    return (STEPS_LEGEND.replace(_READ_VALUE, "and ").replace("read or wrote", "wrote"))
 
 
 def scenario_steps(sid: str, pages: tuple[int, ...] | None = None, upto: str = "") -> str:
@@ -291,7 +299,7 @@ def steps_table(sid: str, pages: tuple[int, ...] | None = None, fold: str = "",
     ``upto``, only the steps up to the first of that name; with ``about``, that page's cell
     in the last row shown is outlined too: the cell the text around the table is about."""
     title, show, rows, touched = _step_rows(sid, pages, upto)
-    legend = STEPS_LEGEND
+    legend = _steps_legend(rows)
     if about is not None:
         if about not in show:
             raise ScenarioError(f"steps_table(sid, about): about={about!r} is not one of the "
@@ -326,8 +334,7 @@ TOKEN_KEY: tuple[tuple[str, str, Callable[[tuple[str, ...]], bool]], ...] = (
     ("orig, n1, n2, …", "which physical page, as a label (never its pfn): orig, the page "
      "mapped there before fork, or n1, n2 …, a new page, numbered as the probe first finds "
      "it mapped: step by step, and within a step page by page over the whole region, shown "
-     "in a table or not (so a table may skip numbers); a page held only by the swap cache is "
-     "mapped by no entry, so it gets its number when a process first maps it",
+     "in a table or not (so a table may skip numbers)",
      lambda w: w[0] == "orig" or re.fullmatch(r"n\d+", w[0]) is not None),
     ("zero", "the zero page", lambda w: w[0] == "zero"),
     ("hzero", "the huge zero page", lambda w: w[0] == "hzero"),
@@ -361,6 +368,10 @@ TOKEN_KEY: tuple[tuple[str, str, Callable[[tuple[str, ...]], bool]], ...] = (
 )
 
 
+_SWAP_NUMBERING = ("; a page held only by the swap cache is mapped by no entry, so it gets "
+                   "its number when a process first maps it")
+
+
 def token_key(ids: tuple[str, ...] | None = None) -> Table:
     """The key of the page token, only the parts that some stored token of the scenarios
     ``ids`` shows (every scenario when None): a page keys what its own tables show."""
@@ -374,6 +385,8 @@ def token_key(ids: tuple[str, ...] | None = None) -> Table:
             for t in unrle(st["cells"])}
     rows = tuple((part, meaning) for part, meaning, shows in TOKEN_KEY
                  if any(shows(w) for w in seen))
+    if any(_has("swp")(w) for w in seen):       # only a key whose tables show swap entries
+        rows = tuple((p, m + _SWAP_NUMBERING if p == TOKEN_KEY[0][0] else m) for p, m in rows)
     text = "\n".join(f"{p:16s} {m}" for p, m in rows)
     return Table("the page token, e.g. orig x1 m1 ae1 A·H·thp: its parts", ("part", "meaning"),
                  rows, text)
@@ -507,7 +520,8 @@ def _topic_rows(groups: list[tuple[str, str, tuple[str, ...]]], fold: str = "",
     plains = " or ".join(dict.fromkeys(_plain_row(i) for g in groups for i in g[2]))
     if reference:
         heading = (f"the plain row{'s' if len(reference) > 1 else ''} "
-                   f"{_and(reference)}, which the rows above are judged against")
+                   f"{_and(reference)}, which the "
+                   f"{'row above is' if len(body) == 1 else 'rows above are'} judged against")
         sections.append((len(body), heading))
         text.append(f"\n== {heading}")
         for i in reference:
@@ -523,7 +537,8 @@ def _topic_rows(groups: list[tuple[str, str, tuple[str, ...]]], fold: str = "",
     total = f"agree: {sum(r.agrees for r in done)}/{len(done)}"
     agree = sum(r.agrees for r in done)
     if counted == 1:
-        said = ("the row agrees with the kernel" if agree else "the row DIFFERS from the kernel")
+        said = ("the model's row agrees with the kernel's" if agree else
+                "the model's row DIFFERS from the kernel's")
         said += (f"; it is not as its plain row {plains} predicts (outlined cells; the "
                  "reason under the row)" if subrows else f"; it is as its plain row {plains}")
     else:
@@ -685,11 +700,8 @@ def quick_check(ids: tuple[str, ...] = ("a", "c")) -> str:
         return f"live check skipped: {reason}"
     from .run import probe_all
     rows = report(probe_all(ids), model_kernel(detect().kernel))
-    same = detect().kernel == load_stored()["machine"]["kernel"]
     # short lines: a static page shows this text unwrapped only up to its width
-    where = ("\n(the same kernel as the stored run: a repeat of it,\n not a second kernel)"
-             if same else "")
-    head = f"live, on the machine that ran this cell\n(Linux {detect().kernel}){where}:\n"
+    head = f"live, on the machine that ran this cell\n(Linux {detect().kernel}):\n"
     return head + "\n".join(
         f"{r.id}: " + (f"skipped: {r.skipped}" if r.skipped else
                        "kernel and model agree" if r.agrees else
