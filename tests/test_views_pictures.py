@@ -768,3 +768,26 @@ def test_decision_flow_spells_out_every_path_under_the_picture() -> None:
         assert any(t.rstrip().endswith(ret) for t in lines), ret
     eagain = [t for t in lines if t.rstrip().endswith("returns -EAGAIN")]
     assert eagain and all("refused" in t for t in eagain)
+
+
+def test_scan_frame_outlines_only_the_parent_and_says_why_in_main_text() -> None:
+    """The batch scan reads the parent's PTEs only; its reason is the frame's lesson."""
+    from pkmm.scenario import Scenario
+    from pkmm.views.stepframes import StepFrames
+    from pkmm.views.svg.stepframe import frame_picture
+    sf = StepFrames(Scenario.from_dict(LARGE), "batch-v3")
+    k = next(i for i in range(len(sf)) if sf.frame(i).event
+             and sf.frame(i).event.rule.startswith("stop:"))
+    f = sf.frame(k)
+    svg = frame_picture(f, "batch-v3").svg
+    # the scan is at all four slots, and both tables have them, yet only the parent's
+    # four are outlined
+    outline = 'class="pk-lit" fill="none"'
+    assert len(f.current) == 4 and svg.count(outline) == 4
+    # the wrprotect step acts on both tables: there the child is outlined too
+    w = next(i for i in range(len(sf)) if sf.frame(i).event
+             and sf.frame(i).event.rule == "cow-wrprotect")
+    assert frame_picture(sf.frame(w), "batch-v3").svg.count(outline) == 8
+    reason = f.event.reason.split(";")[0]
+    line = next(ln for ln in svg.splitlines() if reason[:30] in ln)
+    assert 'class="pk-t"' in line, line
