@@ -136,8 +136,10 @@ class StopTable:
         body = []
         for sit, cells in self.rows.items():
             differ = len({str(cells[k][0]) for k in self.kernels}) > 1
-            tds = "".join(f"<td><code>{e(str(cells[k][0]))}</code> {e(cells[k][1])}</td>"
-                          for k in self.kernels)
+            # left-aligned: right-aligned (the notebook default) stuck each batch list
+            # to its reason at the far edge of a wide column
+            tds = "".join(f'<td style="text-align:left"><code>{e(str(cells[k][0]))}</code> '
+                          f"{e(cells[k][1])}</td>" for k in self.kernels)
             style = ' style="font-weight:bold"' if differ else ""
             body.append(f"<tr{style}><td>{e(sit)}</td>{tds}</tr>")
         note = ("<caption style='caption-side:bottom;text-align:left'>Rows in bold: the "

@@ -34,6 +34,7 @@ def test_the_table_follows_each_variants_rules() -> None:
     assert t.cell("an empty slot", "v6.8")[0] == [1, 1]
     html = t._repr_html_()
     assert "<table" in html and "<tr style=\"font-weight:bold\"><td>dirty differs" in html
+    assert "<td style=\"text-align:left\"><code>" in html     # batch lists left-aligned
     assert "dirty differs (private)" in str(t)
 
 

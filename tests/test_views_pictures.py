@@ -820,3 +820,26 @@ def test_vma_verdicts_reads_the_copy_decision_and_the_refcounts() -> None:
     assert html.startswith("<details><summary><b>after</b></summary>") and "<svg" in html
     with pytest.raises(LayoutError, match="one name per VMA"):
         vma_verdicts(lay, "v6.9", kinds=["anon"])
+
+
+def test_scan_frame_outlines_only_the_parent_and_says_why_in_main_text() -> None:
+    """The batch scan reads the parent's PTEs only; its reason is the frame's lesson."""
+    from pkmm.scenario import Scenario
+    from pkmm.views.stepframes import StepFrames
+    from pkmm.views.svg.stepframe import frame_picture
+    sf = StepFrames(Scenario.from_dict(LARGE), "batch-v3")
+    k = next(i for i in range(len(sf)) if sf.frame(i).event
+             and sf.frame(i).event.rule.startswith("stop:"))
+    f = sf.frame(k)
+    svg = frame_picture(f, "batch-v3").svg
+    # the scan is at all four slots, and both tables have them, yet only the parent's
+    # four are outlined
+    outline = 'class="pk-lit" fill="none"'
+    assert len(f.current) == 4 and svg.count(outline) == 4
+    # the wrprotect step acts on both tables: there the child is outlined too
+    w = next(i for i in range(len(sf)) if sf.frame(i).event
+             and sf.frame(i).event.rule == "cow-wrprotect")
+    assert frame_picture(sf.frame(w), "batch-v3").svg.count(outline) == 8
+    reason = f.event.reason.split(";")[0]
+    line = next(ln for ln in svg.splitlines() if reason[:30] in ln)
+    assert 'class="pk-t"' in line, line

@@ -145,13 +145,14 @@ def copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, add
         if nr_dirty:
             pte = pte_mkdirty(pte)
             fc.emit(f, "private-dirty-merge", f"{nr_dirty} scanned PTE(s) dirty: the whole "
-                    "child batch is marked dirty", addr, nr)
+                    "child batch is marked dirty (in the value set_ptes() will write)", addr, nr)
         if nr_writable and not fc.ablated("cow-wrprotect"):
             wrprotect_ptes(src_mm, addr, nr)
             pte = pte_wrprotect(pte)
             fc.ops["wrprotect_calls"] += 1
             fc.emit(f, "cow-wrprotect", f"{nr_writable} scanned PTE(s) writable: write-protect "
-                    f"all {nr} parent PTEs and the child batch (ptep_set_wrprotects)", addr, nr)
+                    f"all {nr} parent PTEs (ptep_set_wrprotects) and the value the child's batch "
+                    "will be written from", addr, nr)
     pte = pte_mkold(pte)
     # Name a cleared bit only when the parent's first PTE had it.
     cleared = [name for name, on in (("soft-dirty", parent_sd),

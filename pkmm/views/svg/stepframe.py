@@ -26,8 +26,13 @@ _LABEL = re.compile(r"^(.*):(\d+)( PMD)?$")
 
 
 def _tag(f: Frame, who: str, a: int) -> str:
-    """"cur": the event's code is at slot ``a``; "chg": it wrote ``who``'s PTE there."""
-    return ("cur" if a in f.current else "") + ("chg" if (who, a) in f.changed else "")
+    """"cur": the event's code is at slot ``a``; "chg": it wrote ``who``'s PTE there.
+
+    A batch scan (a ``stop:`` rule) reads only the parent's PTEs: outlining the child's
+    empty slots too made a reader ask whether the scan looks at the child's table."""
+    scan_only = f.event is not None and f.event.rule.startswith("stop:")
+    cur = a in f.current and not (who == "child" and scan_only)
+    return ("cur" if cur else "") + ("chg" if (who, a) in f.changed else "")
 
 
 def _continues(a: Cell, b: Cell, ta: str, tb: str) -> bool:
@@ -120,10 +125,13 @@ def draw_frame(c: Canvas, f: Frame, kernel: str, y: float, *, clickable: bool = 
     y += 18
     lines = frame_words(f) if explain else []
     for cls, line in lines:
+        # the reason line carries the frame's lesson: the main text size and colour (in
+        # the small grey of the notes a reader found it hard to read); only the muted
+        # hint stays small
         for part in wrap(line, words):
-            c.text(LEFT, y + 10, part, "pk-t" if cls == "head" else "pk-t2",
+            c.text(LEFT, y + 10, part, "pk-t2" if cls == "muted" else "pk-t",
                    extra=' font-weight="bold"' if cls == "head" else "")
-            y += 12
+            y += 13
     y = _strip(c, f, "parent", f.parent, y + 2, clickable)
     y = _strip(c, f, "child", f.child, y + 4, clickable)
     tags = "".join(_tag(f, who, cell.addr) for who, cells in (("parent", f.parent),
