@@ -123,6 +123,10 @@ class KernelVersion:
     #: for the whole batch is decided from how many PTEs had the bit, not from the first
     #: PTE (the seed patch's dirty and writable counts)
     counted_bits: frozenset[str] = frozenset()
+    #: bits the batch scan lets differ and *merges* into the first PTE: if any later PTE
+    #: of the batch has the bit, the whole batch gets it (v6.9's any_writable,
+    #: v6.17's FPB_MERGE_WRITE: "pte = pte_mkwrite(pte, src_vma)")
+    merged_bits: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
         return f"KernelVersion({self.name})"

@@ -175,4 +175,5 @@ KERNEL = KernelVersion(
     present_func="copy_present_ptes", batch_func="folio_pte_batch_flags",
     copy_present=copy_present_ptes, guard_markers=True, wp_large_folio="exclusive",
     huge_zero_wp_thp=True, hwpoison_copy=True, since=(6, 17), checked=(6, 18),
-    folio_end="clamp", anon_dup="all-or-nothing", prealloc_func="folio_prealloc")
+    folio_end="clamp", anon_dup="all-or-nothing", prealloc_func="folio_prealloc",
+    merged_bits=frozenset({"write"}))

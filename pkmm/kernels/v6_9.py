@@ -175,4 +175,5 @@ KERNEL = KernelVersion(
     present_func="copy_present_ptes", batch_func="folio_pte_batch",
     copy_present=copy_present_ptes, guard_markers=False, wp_large_folio="never",
     huge_zero_wp_thp=False, hwpoison_copy=False, since=(6, 9), folio_end="after-compare",
-    anon_dup="all-or-nothing", prealloc_func="folio_prealloc")
+    anon_dup="all-or-nothing", prealloc_func="folio_prealloc",
+    merged_bits=frozenset({"write"}))

@@ -170,7 +170,7 @@ def counter_table(layout: dict[str, Any], kernel: str = "v6.17", folio: str = "F
     fork(parent, kernel=kernel)
     rows = [("page mapcount", "PTEs mapping this page + PMDs mapping its folio",
              "page_mapcount()", pg.mapcount),
-            ("folio (large) mapcount", "all PTE and PMD mappings of any of its pages",
+            ("large mapcount", "all PTE and PMD mappings of any of its pages",
              "folio_large_mapcount()", f.mapcount),
             ("refcount", "mappings, plus pins, pipes, the swap cache",
              "folio_ref_count()", f.refcount)]

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ...context import FolioEnd
 from ...errors import LayoutError
 from ...kernels import DEFAULT_KERNEL, get_kernel
 from ...kernels.common import stop_words
 from ...pte import PAGE_SIZE
-from ...trace import Step
-from .core import Canvas, Picture, action_word, wrap
+from ...trace import Event, Step
+from .core import CHAR_W, Canvas, Picture, action_word, wrap
 from .scene import Slot, build_fork, need_kernel, runs, slot_of
 
 LEFT, MAX_W, CH = 8, 952, 44
@@ -95,6 +96,12 @@ def batch_strip(layout: Any, kernel: str = DEFAULT_KERNEL, *, without: Iterable[
     h = _strip(c, slots, w, top)
     groups = step_groups(steps)
     _brackets(c, slots, steps, groups, w, v.vm_start, top + h + 6, h)
+    rejected = _rejected(r.trace, k.folio_end, v.vm_start, len(slots))
+    for i in rejected:
+        x = LEFT + i * w
+        c.path(f"M{x + 1:g},{top - 3:g} h{w - 2:g} v{h + 6:g} h{2 - w:g} z", "hot", width=2,
+               dash="4 2", tip=f"PTE #{i}: read by the batch scan, then rejected: it maps "
+               "a page past the end of the batch's folio (stop:folio-end)")
     y = top + h + 66                # below the markers' two lines (they overprinted note 1)
     c.group("why each call ended")
     for n, (first, last, words) in enumerate(groups, 1):
@@ -108,6 +115,10 @@ def batch_strip(layout: Any, kernel: str = DEFAULT_KERNEL, *, without: Iterable[
                else f"; each call ends after 1 PTE ({kernel} has no batching)")
         c.text(LEFT, y, f"note {n}, {span}: {words}{times}{why}", "pk-t")
         y += 14
+    if rejected:
+        c.text(LEFT, y, "red dashed outline: " + ", ".join(f"PTE #{i}" for i in rejected)
+               + " read by the scan and rejected (past the end of the folio)", "pk-t")
+        y += 14
     used = sorted({action_word(s.action) for s in steps} - {"-EAGAIN", "non-present"})
     if used:
         c.text(LEFT, y, "; ".join(f"{a} N: {BRACKET_WORDS[a]}" for a in used
@@ -117,7 +128,25 @@ def batch_strip(layout: Any, kernel: str = DEFAULT_KERNEL, *, without: Iterable[
     desc = (f"{kernel} fork of {len(slots)} PTEs: {len(steps)} call(s), batches "
             f"{_short(batches)}")
     return c.picture("batch-strip", f"batches under {kernel}", desc,
-                     data={"batches": batches, "groups": [g[2] for g in groups]})
+                     data={"batches": batches, "groups": [g[2] for g in groups],
+                           "rejected": rejected})
+
+
+def _rejected(trace: Iterable[Event], folio_end: FolioEnd, base: int, n: int) -> list[int]:
+    """Slots the batch scan read and rejected because they lie past the folio's end.
+
+    A ``stop:folio-end`` event at ``addr`` with ``nr`` names the slot ``addr + nr``; the
+    scan read it only where the variant tests the folio end after the compare (v6.9's
+    ``folio_end="after-compare"``); a variant that clamps ``max_nr`` never reads it."""
+    if folio_end != "after-compare":
+        return []
+    out = []
+    for e in trace:
+        if e.rule == "stop:folio-end" and e.addr is not None:
+            i = (e.addr - base) // PAGE_SIZE + e.nr
+            if 0 <= i < n and i not in out:
+                out.append(i)
+    return out
 
 
 def _short(batches: list[Any]) -> str:
@@ -173,7 +202,7 @@ def _brackets(c: Canvas, slots: Sequence[Slot], steps: Sequence[Step],
             x1 = LEFT + ((b.addr - base) // PAGE_SIZE + max(b.nr, 1)) * w - 1
             d = f"M{x0:g},{y:g} L{x0:g},{y + 8:g} L{x1:g},{y + 8:g} L{x1:g},{y:g}"
             c.path(d, "anon", width=2, tip=words)
-            c.text(x1, y + 20, f"note {n}", "pk-t2", anchor="end", tip=words)
+            c.text(x1, y + 20, f"note {n}", "pk-t", anchor="end", tip=words)
         c.end()
         return
     for i, s in enumerate(steps):
@@ -187,10 +216,14 @@ def _brackets(c: Canvas, slots: Sequence[Slot], steps: Sequence[Step],
         x1 = LEFT + (first + s.nr) * w - 2
         d = f"M{x0:g},{y:g} L{x0:g},{y + 8:g} L{x1:g},{y + 8:g} L{x1:g},{y:g}"
         c.path(d, role, width=2, tip=f"{s.func}() returned {s.nr}: {s.reason}")
-        if (x1 - x0) > 24:
-            word = action_word(s.action)
-            # "map 1", not "map": the intro says each bracket reads "map N"
-            c.text((x0 + x1) / 2, y + 20, f"{word} {s.nr}", "pk-t2", anchor="middle")
+        word = action_word(s.action)
+        # "map 1", not "map": the intro says each bracket reads "map N"; a one-PTE
+        # bracket too narrow for "copy 1" in 11 px glyphs says its word alone
+        label = next((t for t in (f"{word} {s.nr}", word) if len(t) * CHAR_W <= x1 - x0 + 2),
+                     "")
+        if label:
+            c.text((x0 + x1) / 2, y + 20, label, "pk-t", anchor="middle",
+                   tip=f"{word} {s.nr}")
         mark = end_of.get(i)
         g = groups[mark - 1] if mark is not None else None
         ncalls = 0 if g is None else sum(
@@ -203,13 +236,14 @@ def _brackets(c: Canvas, slots: Sequence[Slot], steps: Sequence[Step],
                 gx0, gx1 = LEFT + start * w + 2, x1
                 c.path(f"M{gx0:g},{y + 24:g} L{gx1:g},{y + 24:g}", "", width=0.8)
                 label = f"note {mark}: each of these {ncalls} calls"
-                if len(label) * 5.4 > gx1 - gx0:
+                if len(label) * CHAR_W > gx1 - gx0:
                     label = f"note {mark} (x{ncalls})"
-                c.text((gx0 + gx1) / 2, y + 33, label, "pk-t2", anchor="middle", tip=g[2])
+                c.text((gx0 + gx1) / 2, y + 33, label, "pk-t", anchor="middle", tip=g[2])
             continue
         if mark is not None and (len(groups) <= 40):
             # narrow brackets take turns on two lines, so "note 1 note 1" never runs on
-            low = (x1 - x0) < 5.4 * len(f"note {mark}") + 8 and i % 2 == 1
-            c.text(x1, y + (42 if low else 32), f"note {mark}", "pk-t2", anchor="end",
+            # (by slot, not by step: an -EAGAIN step between two calls broke the turns)
+            low = (x1 - x0) < CHAR_W * len(f"note {mark}") + 8 and first % 2 == 1
+            c.text(x1, y + (42 if low else 32), f"note {mark}", "pk-t", anchor="end",
                    tip=groups[mark - 1][2])
     c.end()

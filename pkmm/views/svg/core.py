@@ -37,6 +37,9 @@ BG = "var(--jp-layout-color0, #ffffff)"
 BORDER = "var(--jp-border-color1, #8a8a8a)"
 FONT = "var(--jp-code-font-family, ui-monospace, Menlo, Consolas, monospace)"
 TINT = 0.2
+#: the width of one glyph of the 11 px monospace text every label uses (0.6 em): the
+#: pictures' layouts reserve room with it
+CHAR_W = 6.6
 UID = "@@pkid@@"   # replaced by the picture's unique id (ids must be unique per page)
 _SERIAL = itertools.count(1)
 

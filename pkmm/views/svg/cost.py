@@ -108,7 +108,7 @@ def per_page_cost(kernel: str = DEFAULT_KERNEL, sizes: Sequence[int] = (1, 4, 16
     c = Canvas(760)
     c.text(8, 14, f"{kernel}: fork cost per page, folios of n pages (ns, fitted costs)",
            "pk-h")
-    x0, span = 150, 520
+    x0, span = 150, 480       # room right of the longest bar for its parts in words
     for i, (n, pte, batch, writes, calls, scans, miss, cold_n) in enumerate(rows):
         y = 30 + i * 40
         kib = n * 4      # the folio's size, so a reader can tie n to notebook 08's sizes
@@ -118,23 +118,35 @@ def per_page_cost(kernel: str = DEFAULT_KERNEL, sizes: Sequence[int] = (1, 4, 16
         w2 = span * batch / top
         c.rect(x0, y, w1, 26, "anon", rx=0, tip=f"per-PTE part: {a:.1f} ns x "
                f"{writes:g} PTE write(s) per page = {pte:.1f} ns")
-        c.text(x0 + 4, y + 17, "per PTE", "pk-t2")
+        # each part says its value: the reader compares the parts, not only the totals
+        beside = []
+        label = f"per PTE {pte:.1f}"
+        if len(label) * 6.6 + 8 <= w1:
+            c.text(x0 + 4, y + 17, label, "pk-t2")
+        else:
+            beside.append(f"per PTE {pte:.1f}")
         c.rect(x0 + w1, y, max(w2, 0.5), 26, "hot", rx=0, tip=(
             f"per-batch part: ({b:.1f} ns per copy call x {calls:.3g} + {cc:.1f} ns scan x "
             f"{scans:.3g}) per page = {batch:.1f} ns"))
         c.hatch(x0 + w1, y, max(w2, 0.5), 26, "per-batch part")
-        if w2 > 50:
+        # a 4K page is its own call: no batch scan (see the formula below the bars)
+        label = f"{'per call' if n == 1 else 'per call + scan'} {batch:.1f}"
+        if len(label) * 6.6 + 8 <= w2:
             # on the hatching: a background box keeps the label legible
-            # a 4K page is its own batch of one: no sharing to divide
-            c.text(x0 + w1 + 4, y + 17, "per copy call" if n == 1 else f"per batch / {n}",
-                   "pk-t2", halo=True)
+            c.text(x0 + w1 + 4, y + 17, label, "pk-t2", halo=True)
+        else:
+            beside.append(label)
         w3 = span * miss / top
         if miss:
             c.rect(x0 + w1 + w2, y, w3, 26, "lit", rx=0, tip=(
                 f"cold struct pages: {m:.1f} ns x {cold_n:.3g} per page = {miss:.1f} ns"))
-            if w3 > 60:
-                c.text(x0 + w1 + w2 + 4, y + 17, "cold struct pages", "pk-t2")
-        c.text(x0 + w1 + w2 + w3 + 6, y + 17, f"{pte + batch + miss:.1f} ns", "pk-t")
+            label = f"cold struct pages {miss:.1f}"
+            if len(label) * 6.6 + 8 <= w3:
+                c.text(x0 + w1 + w2 + 4, y + 17, label, "pk-t2")
+            else:
+                beside.append(label)
+        total = f"{pte + batch + miss:.1f} ns" + (f" ({' + '.join(beside)})" if beside else "")
+        c.text(x0 + w1 + w2 + w3 + 6, y + 17, total, "pk-t")
     y = 30 + len(rows) * 40 + 8
     c.text(8, y, f"a = {a:.1f} ns per PTE written; per batch: b = {b:.1f} ns copy "
            f"call + c = {cc:.1f} ns batch scan", "pk-t2")

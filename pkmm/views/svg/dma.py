@@ -125,7 +125,8 @@ def _draw(kernel: str, without: frozenset[str], cols: list[dict[str, Any]],
             y = top + HEAD + i * LANE_H
             if who == "device":
                 on = col["actor"] == "device"
-                c.rect(x + 2, y, COL_W - 6, LANE_H - 8, "hot" if on else "none",
+                # "lit" (acting), as for the processes: red is kept for "contents changed"
+                c.rect(x + 2, y, COL_W - 6, LANE_H - 8, "lit" if on else "none",
                        tip="device: holds a FOLL_PIN on page "
                        + _page_name(parent, names, x_pfn))
                 c.text(x + 6, y + 19, f"pin on {_page_name(parent, names, x_pfn)}", "pk-t2")
@@ -140,7 +141,7 @@ def _draw(kernel: str, without: frozenset[str], cols: list[dict[str, Any]],
             val = col["data"].get(pfn)
             prev = cols[j - 1]["data"].get(pfn) if j else None
             changed = j > 0 and val is not None and val != prev
-            c.rect(x + 2, y, COL_W - 6, LANE_H - 8, "hot" if changed else "special",
+            c.rect(x + 2, y, COL_W - 6, LANE_H - 8, "hot" if changed else "none",
                    tip=f"page {_page_name(parent, names, pfn)} "
                    + ("does not exist yet" if val is None else f"holds {val}"))
             if pfn == x_pfn:
@@ -156,7 +157,7 @@ def _draw(kernel: str, without: frozenset[str], cols: list[dict[str, Any]],
                f"device's write; the child reads {got_child} from its own copy.")
     c.text(8, y, verdict, "pk-t", extra=' font-weight="bold"')
     # the legend a static page needs: colours and hatching are otherwise unexplained
-    c.text(8, y + 16, "orange: the process that acts in this step (red: the device); red page: "
-           "its contents just changed; hatched: the pinned page", "pk-t2")
+    c.text(8, y + 16, "orange: who acts in this step (a process or the device); red page: "
+           "its contents just changed (grey: unchanged); hatched: the pinned page", "pk-t2")
     return c.picture("dma-timeline", "the lost DMA write", verdict,
                      data={"parent_reads": got, "child_reads": got_child, "lost": lost})

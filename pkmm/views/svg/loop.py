@@ -104,8 +104,8 @@ def eagain_loop(layout: Any, kernel: str = DEFAULT_KERNEL, round: int = 1, *,
                extra=' stroke-width="2"' if cur else "")
         c.text(x + 10, y + 18, f"{i + 1}. {func}", "pk-h")
         c.text(x + 10, y + 34, what, "pk-t")
-        for j, line in enumerate(wrap(detail, 66)[:5]):
-            c.text(x + 10, y + 50 + 12 * j, line, "pk-t2")
+        for j, line in enumerate(wrap(detail, 54)[:5]):
+            c.text(x + 10, y + 50 + 12 * j, line, "pk-t")
     role = "lit" if cur else ""
     c.path("M420,96 L478,96", role, width=2, arrow=True)
     c.path("M620,152 L620,188", role, width=2, arrow=True)
@@ -119,8 +119,12 @@ def eagain_loop(layout: Any, kernel: str = DEFAULT_KERNEL, round: int = 1, *,
         mark = ">" if rd is cur else " "
         line = (f"{mark} round {n}: -EAGAIN at PTE #{(rd.addr - base) // PAGE_SIZE}, "
                 f"then {rd.retry}")
+        if rd is cur:    # the lit round in the stations' colour, so the eye finds it
+            c.rect(4, y - 11, min(c.width - 8, len(line) * 6.6 + 10), 15, "lit", rx=3,
+                   tip=f"round {n}: the round lit in the loop above",
+                   extra=' stroke-width="2"')
         c.text(8, y, line, "pk-t", extra=' font-weight="bold"' if rd is cur else "")
-        y += 14
+        y += 16
     if not rounds:
         c.text(8, y, "no round: every PTE was mapped (the same page in the child) or "
                "copied by value on the first try", "pk-t")

@@ -48,7 +48,11 @@ def _draw_cell(c: Canvas, who: str, run: Run, slots: Sequence[Slot], b: Box) -> 
     tip = _slot_tip(who, s) if run.n == 1 else (
         f"{who} PTEs #{s.index}-#{slots[run.last].index}: {run.n} x {s.label} "
         f"{s.letters or 'no bits'}")
-    if run.parts > 1:
+    if pmd and run.n > 1 and run.parts == 1:
+        # kernel: a PMD leaf maps the folio directly; there is no PTE table below it
+        tip = (f"{who} PMD entry -> {s.label}-{slots[run.last].page} (no PTEs)"
+               if s.folio is not None else f"{who} PMD entry (no PTEs)")
+    elif run.parts > 1:
         tip = f"{who} PTEs #{s.index}-#{slots[run.last].index}: " + "; ".join(
             f"#{r.head.index}: {r.head.label} {r.head.letters}"
             for r in runs(slots[run.first:run.last + 1])[:8])
@@ -116,7 +120,7 @@ def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str]
     >>> pic.svg.startswith("<svg") and "refcount 8" in pic.svg
     True
     >>> pic
-    <memory-map: parent and child: 1 VMA each, 1 folio(s) in physical memory>
+    <memory-map: parent and child: 1 VMA each, 1 folio in physical memory>
     """
     procs, names = _procs(source, kernel, without, names)
     mem = Memory(procs, names, folios)
@@ -157,9 +161,20 @@ def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str]
     c.legend(y + 18, marks)
     nvmas = len(procs[0].vmas)
     desc = (f"{' and '.join(who)}: {nvmas} VMA{'s' if nvmas != 1 else ''} each, "
-            f"{len(mem.order)} folio(s) in physical memory"
+            f"{_frames_words(mem.order)} in physical memory"
             + (f", {len(mem.swaps)} swap slot(s) on disk" if mem.swaps else ""))
     return c.picture("memory-map", title or "memory map", desc, interactive=clickable)
+
+
+def _frames_words(order: Sequence[Folio]) -> str:
+    """"4 folios + the zero page": the zero page is one shared frame, not a folio a
+    process allocated, so it is counted apart."""
+    zero = [f for f in order if f.kind in ("zero", "huge_zero")]
+    n = len(order) - len(zero)
+    words = f"{n} folio{'s' if n != 1 else ''}"
+    for f in zero:
+        words += " + the huge zero page" if f.kind == "huge_zero" else " + the zero page"
+    return words
 
 
 def _procs(source: Any, kernel: str | None, without: Iterable[str],

@@ -123,13 +123,17 @@ def rule_grid(kernel: str = DEFAULT_KERNEL, *, uffd_fork: bool = True) -> Pictur
 
 CMP_BITS = tuple(n for n, _ in BIT_LETTERS)
 LETTER = dict(BIT_LETTERS)
+#: what ignored_bits() says of a bit the scan did not compare
+NOT_COMPARED = ("ignored", "counted", "merged", "no batching", "n/a")
 
 
 @lru_cache(maxsize=64)
 def ignored_bits(kernel: str, vma_kw: tuple[tuple[str, Any], ...] = ()) -> dict[str, str]:
     """For each bit: "ignored" if a batch went on over a PTE differing only there,
     "counted" if it went on and the variant declares it decides that bit by counting
-    (``KernelVersion.counted_bits``), "compared" if the batch stopped there, "n/a" if such
+    (``KernelVersion.counted_bits``), "merged" if it went on and the variant declares the
+    batch takes the bit when any of its PTEs has it (``KernelVersion.merged_bits``),
+    "compared" if the batch stopped there, "n/a" if such
     a PTE cannot exist in this VMA.
     Found by forking two-PTE probes (one order-1 folio) under ``kernel``."""
     kw = dict(vma_kw)
@@ -153,11 +157,13 @@ def ignored_bits(kernel: str, vma_kw: tuple[tuple[str, Any], ...] = ()) -> dict[
         return steps[0].nr if steps and steps[0].action == "share" else None
     if first_call(None) != 2:          # two equal PTEs of one folio: no batch at all
         return dict.fromkeys(CMP_BITS, "no batching")
-    counted = get_kernel(kernel).counted_bits
+    k = get_kernel(kernel)
     out = {}
     for bit in CMP_BITS:
         nr = first_call(bit)
-        went_on = "counted" if bit in counted else "ignored"
+        # the scan went on: the variant's declaration says what became of the bit
+        went_on = ("counted" if bit in k.counted_bits else
+                   "merged" if bit in k.merged_bits else "ignored")
         out[bit] = "n/a" if nr is None else went_on if nr == 2 else "compared"
     return out
 
@@ -225,12 +231,12 @@ def _pair(c: Canvas, kernel: str, a: Pte, b: Pte, mask: dict[str, str], words: s
     for bit in CMP_BITS:
         va, vb = int(getattr(a, bit)), int(getattr(b, bit))
         m = mask.get(bit, "n/a")
-        rel = m if m in ("ignored", "counted", "no batching", "n/a") else \
+        rel = m if m in NOT_COMPARED else \
             ("=" if va == vb else "differs")
         fields.append((LETTER[bit], str(va), str(vb), rel))
     for j, (name, text_a, text_b, rel) in enumerate(fields):
         x = x0 + j * w
-        dim = rel in ("ignored", "counted", "no batching", "n/a")
+        dim = rel in NOT_COMPARED
         role = "none" if dim else ("hot" if rel in ("differs", "gap") else "ok")
         extra = ' class="pk-dim" opacity=".35"' if dim else ""
         c.text(x + w / 2, y + 12, name, "pk-t", anchor="middle")
