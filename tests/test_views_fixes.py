@@ -132,3 +132,94 @@ def test_eagain_loop_lights_the_current_round() -> None:
         assert len(lit) == 1
         line = re.search(rf'<text x="8" y="([\d.]+)"[^>]*>&gt; round {rnd}:', rounds)
         assert line and float(lit[0]) < float(line.group(1)) < float(lit[0]) + 15
+
+
+CLOSE_UP = {"vmas": [{"start": 0x7f0000000000, "npages": 8}],
+            "folios": {"page1": {"order": 0}, "page2": {"order": 0}, "page3": {"order": 0},
+                       "page4": {"order": 0}},
+            "ptes": [{"addr": 0x7f0000000000 + i * 4096, "folio": f"page{i + 1}"}
+                     for i in range(4)],
+            "zero": [0x7f0000004000, 0x7f0000005000]}
+
+
+def _physical_row(svg: str) -> list[tuple[str, str, str]]:
+    band = svg.split('class="pkmm-physmem"', 1)[1].split("</g>", 1)[0]
+    return [(m.group(1), m.group(2), m.group(3)) for m in re.finditer(
+        r'<rect x="([\d.]+)" y="[\d.]+" width="([\d.]+)"[^>]*><title>([^:<]+)', band)]
+
+
+def test_close_up_lays_out_the_physical_row_alike_before_and_after_fork() -> None:
+    before = _physical_row(P.memory_map(CLOSE_UP).svg)
+    after = _physical_row(P.memory_map(CLOSE_UP, "v6.17").svg)
+    assert [t for _, _, t in before][:3] == ["zero page", "folio page1", "page1 page 0"]
+    assert before == after
+
+
+def test_cell_and_band_text_is_11_px_main_colour() -> None:
+    from pkmm.views.svg.core import STYLE
+    rules = dict(re.findall(r"\.(pk-t2?)\{([^}]*)\}", STYLE))
+    assert "font-size:11px" in rules["pk-t2"] and rules["pk-t2"].split(";")[0] == \
+        rules["pk-t"].split(";")[0]
+    svg = P.memory_map(CLOSE_UP, "v6.17").svg
+    # no text anywhere smaller than 11 px or in another colour where <style> is stripped
+    assert not re.search(r'font-size="(\d|10)"', svg)
+    assert not re.search(r'<(text|g)[^>]*fill="#(4d4d4d|333333)"', svg)
+
+
+def _luminance(rgb: tuple[float, float, float]) -> float:
+    def lin(c: float) -> float:
+        c /= 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = map(lin, rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _contrast(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
+    la, lb = sorted((_luminance(a), _luminance(b)))
+    return (lb + 0.05) / (la + 0.05)
+
+
+def _hex(h: str) -> tuple[float, float, float]:
+    return (int(h[1:3], 16), int(h[3:5], 16), int(h[5:7], 16))
+
+
+def _over(fill: str, alpha: float, page: str) -> tuple[float, float, float]:
+    f, p = _hex(fill), _hex(page)
+    return (alpha * f[0] + (1 - alpha) * p[0], alpha * f[1] + (1 - alpha) * p[1],
+            alpha * f[2] + (1 - alpha) * p[2])
+
+
+def test_stepper_bars_are_solid_4px_and_the_cursor_tint_stands_out() -> None:
+    from pkmm.views.stepframes import StepFrames
+    from pkmm.views.svg.core import CUR_TINT, CUR_TINT_DARK, STYLE
+    from pkmm.views.svg.stepframe import frame_picture
+    sf = StepFrames(Scenario.from_dict(ADJACENT), "v6.9")
+    k = next(i for i in range(len(sf)) if sf.frame(i).changed and sf.frame(i).current)
+    svg = frame_picture(sf.frame(k), "v6.9").svg
+    bars = re.findall(r'<rect [^>]*height="([\d.]+)"[^>]*class="pk-(lit|ok)"([^>]*)>'
+                      r'<title>(the scan cursor|this PTE was written)', svg)
+    assert {b[1] for b in bars} == {"lit", "ok"}
+    assert all(float(h) >= 4 and "fill-opacity:1" in rest for h, _, rest, _ in bars)
+    cur = re.findall(r'<rect [^>]*class="pk-cur" fill="(#\w+)" fill-opacity="([\d.]+)"', svg)
+    assert cur and set(cur) == {(CUR_TINT[0], f"{CUR_TINT[1]:g}")}
+    # light page (white, dark text) and JupyterLab's dark theme (#111111, light text)
+    for (fill, alpha), page, ink in ((CUR_TINT, "#ffffff", "#1a1a1a"),
+                                     (CUR_TINT_DARK, "#111111", "#dedede")):
+        tint = _over(fill, alpha, page)
+        assert _contrast(tint, _hex(page)) >= 3, (fill, page)
+        assert _contrast(tint, _hex(ink)) >= 4.5, (fill, ink)
+    assert f"[data-jp-theme-light=false] .pk-cur{{fill:{CUR_TINT_DARK[0]}" in STYLE
+    legend = svg.split('aria-label="legend"', 1)[1]
+    assert re.search(r'height="5"[^>]*class="pk-lit"[^>]*fill-opacity:1', legend)
+
+
+def test_version_compare_text_is_11_px_in_the_main_colour() -> None:
+    from pkmm.views.svg.core import FG, STYLE
+    svg = P.version_compare(ADJACENT, "v6.9", "batch-v3").svg
+    assert "pk-t2" in svg                    # the cells' words use the secondary class...
+    rule = re.search(r"\.pk-t2\{([^}]*)\}", STYLE).group(1)
+    assert f"fill:{FG}" in rule and "font-size:11px" in rule    # ...now main text
+    assert not re.search(r'font-size="9"|fill="#4d4d4d"', svg)
+    # FG's fallback on white, and the theme's own text colour on a dark page
+    assert _contrast(_hex(FG.rsplit(" ", 1)[1].rstrip(")")), _hex("#ffffff")) >= 4.5
+    assert "--jp-ui-font-color1" in FG

@@ -410,8 +410,7 @@ def _text_boxes(pic: P.Picture) -> list[tuple[float, float, float, float, str]]:
     for m in re.finditer(r'<text x="([-\d.]+)" y="([-\d.]+)"([^>]*)>([^<]*)', pic.svg):
         x, y, attrs, body = float(m.group(1)), float(m.group(2)), m.group(3), m.group(4)
         # a text without a class sits in a group of small labels (Canvas.text_group)
-        size = (9.0 if "pk-t2" in attrs or "class=" not in attrs
-                else 12.0 if "pk-h" in attrs else 11.0)
+        size = 12.0 if "pk-h" in attrs else 11.0
         n = len(body.replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">")
                 .replace("&quot;", '"').replace("&#x27;", "'"))
         fit = re.search(r'textLength="([\d.]+)"', attrs)   # squeezed to this width
@@ -627,7 +626,8 @@ def test_a_layout_without_names_calls_its_own_pages_page_n_and_fork_copies_new_n
 def test_memory_map_swap_holders_and_captions() -> None:
     """Swap is its own box outside physical memory; references that are not mappings
     are named from what the model records (vmsplice refs per page, the page cache);
-    folio captions are the 11 px text class, drawn below the pages."""
+    folio captions are the 11 px text class, drawn beside the pages (before fork as
+    after it: one layout of the physical row)."""
     s = {"vmas": [{"start": "0x200000", "npages": 4},
                   {"start": "0x400000", "npages": 2, "backing": "file"}],
          "folios": {"F": {"order": 1}, "T": {"order": 1, "backing": "file"}},
@@ -639,18 +639,29 @@ def test_memory_map_swap_holders_and_captions() -> None:
     assert "swap space (on disk)" not in phys and "slot 1" not in phys
     assert "swap space (on disk)" in svg[svg.index('class="pkmm-swap"'):]
     assert "+ vmsplice (pipe) refs: 3 on page 1" in phys
-    assert "+ page cache: 2 page(s)" in phys and phys.count("+ page cache") == 1
+    # beside the pages the page-cache line breaks in two (one row holds a folio more)
+    assert "+ page cache:<" in phys and "  2 page(s)<" in phys and phys.count("+ page cache") == 1
     assert 'class="pk-t pk-halo">refcount 5<' in phys      # 2 mappings + 3 pipe refs
-    # each caption below its folio's pages: baseline under the page boxes' bottom edge
+    # each caption beside its folio's pages: right of the page boxes, level with them
     import re
-    page_bottom = max(float(y) + float(h) for y, h in re.findall(
-        r'<rect x="[\d.]+" y="([\d.]+)" width="36" height="([\d.]+)" rx="2" class="pk-anon"',
-        phys))
-    cap_y = float(re.search(r'<text x="[\d.]+" y="([\d.]+)" class="pk-t pk-halo">F anon',
-                            phys).group(1))
-    assert cap_y > page_bottom
+    pages = [(float(x), float(y), float(h)) for x, y, h in re.findall(
+        r'<rect x="([\d.]+)" y="([\d.]+)" width="36" height="([\d.]+)" rx="2" class="pk-anon"',
+        phys)]
+    cap = re.search(r'<text x="([\d.]+)" y="([\d.]+)" class="pk-t pk-halo">F anon', phys)
+    cap_x, cap_y = float(cap.group(1)), float(cap.group(2))
+    assert cap_x > max(x for x, _, _ in pages) + 36
+    assert min(y for _, y, _ in pages) < cap_y < max(y + h for _, y, h in pages)
+    assert _physical_row_texts(svg) == _physical_row_texts(P.memory_map(s, "v6.9").svg)
     plain = P.memory_map({k: v for k, v in s.items() if k != "vmsplice"}).svg
     assert "vmsplice" not in plain and "refcount 2<" in plain
+
+
+def _physical_row_texts(svg: str) -> list[tuple[str, str]]:
+    """(x, words) of every caption in physical memory: the row's layout."""
+    phys = svg[svg.index('class="pkmm-physmem"'):]
+    phys = phys[:phys.index("</g>")]
+    return [(m.group(1), m.group(2)) for m in re.finditer(
+        r'<text x="([\d.]+)" y="[\d.]+" class="pk-t pk-halo">([^<0-9]+)', phys)]
 
 
 def _bezier(q: list[list[float]] | tuple, t: float) -> tuple[float, float]:
@@ -834,7 +845,7 @@ def test_scan_frame_outlines_only_the_parent_and_says_why_in_main_text() -> None
     svg = frame_picture(f, "batch-v3").svg
     # the scan is at all four slots, and both tables have them, yet only the parent's
     # four are outlined
-    outline = 'class="pk-lit" fill="none"'
+    outline = 'class="pk-cur"'
     assert len(f.current) == 4 and svg.count(outline) == 4
     # the wrprotect step acts on both tables: there the child is outlined too
     w = next(i for i in range(len(sf)) if sf.frame(i).event

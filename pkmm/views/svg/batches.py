@@ -163,18 +163,20 @@ def _strip(c: Canvas, slots: Sequence[Slot], w: float, y: float) -> float:
     """The PTE cells; returns their height (taller when a cell's letters need more lines:
     three letters to a line ran "D A UW" into the next cell)."""
     c.group("PTEs before fork")
-    per_line = max(1, int((w - 7) / 5.4))      # 9 px monospace glyphs are 5.4 px wide
+    per_line = max(1, int((w - 7) / CHAR_W))   # 11 px monospace glyphs are 6.6 px wide
     lines = [wrap(s.letters, per_line) for s in slots] if w >= 20 else []
-    h = max([float(CH)] + [24.0 + 10 * len(ls) + 2 for ls in lines])
+    h = max([float(CH)] + [26.0 + 12 * len(ls) + 3 for ls in lines])
     if w >= 20:
         for i, (s, ls) in enumerate(zip(slots, lines, strict=True)):
             x = LEFT + i * w
             c.rect(x + 1, y, w - 2, h, s.kind, tip=f"PTE #{i} at {s.addr:#x}: "
                    + (repr(s.pte) if s.pte else "empty"))
-            c.text(x + 3, y + 10, f"#{i}", "pk-t2")
-            c.text(x + 3, y + 21, s.label, "pk-t2")
+            c.text(x + 3, y + 11, f"#{i}", "pk-t2")
+            fit = (f' textLength="{w - 6:g}" lengthAdjust="spacingAndGlyphs"'
+                   if len(s.label) * CHAR_W > w - 6 else "")
+            c.text(x + 3, y + 23, s.label, "pk-t2", extra=fit)
             for k, line in enumerate(ls):
-                c.text(x + 3, y + 32 + 10 * k, line, "pk-t2", extra=' font-weight="bold"')
+                c.text(x + 3, y + 35 + 12 * k, line, "pk-t2", extra=' font-weight="bold"')
     else:   # too narrow for words: one box per run of equal PTEs, words in the tooltip
         for r in runs(slots):
             s = r.head

@@ -14,7 +14,7 @@ from typing import Any
 from ...kernels import COMPARE_PAIR
 from ..compare_model import Comparison, compare_forks
 from ..render import Cell
-from .core import Canvas, Picture
+from .core import CHAR_W, Canvas, Picture
 from .scene import need_kernel
 
 LEFT, W_MAX, CH = 8, 952, 40
@@ -33,15 +33,21 @@ def _row(c: Canvas, cells: Sequence[Cell], marks: set[int], y: float, who: str,
         c.rect(x + 1, y, w - 2, CH, cell.kind if cell.kind != "none" else "none", tip=tip,
                extra=' stroke-width="3"' if diff else "")
         if w >= 30:
-            c.text(x + 3, y + 10, f"#{i}" + (" ≠" if diff else ""), "pk-t2",
+            c.text(x + 3, y + 11, f"#{i}" + (" ≠" if diff else ""), "pk-t2",
                    extra=' font-weight="bold"' if diff else "")
-            c.text(x + 3, y + 21, cell.label, "pk-t2")
+            c.text(x + 3, y + 22, cell.label, "pk-t2", extra=_fit(cell.label, w))
             # "no bits" in words: a lone "-" read like the empty slot's "--"
-            c.text(x + 3, y + 32, "no bits" if cell.bits == "-" else cell.bits, "pk-t2",
-                   extra=' font-weight="bold"')
+            bits = "no bits" if cell.bits == "-" else cell.bits
+            c.text(x + 3, y + 34, bits, "pk-t2", extra=' font-weight="bold"' + _fit(bits, w))
         elif diff:
             c.text(x + w / 2, y + CH + 9, "≠", "pk-t2", anchor="middle")
     return y + CH + (12 if w < 30 else 4)
+
+
+def _fit(text: str, w: float) -> str:
+    """Squeeze a cell's words longer than the cell ("W D A SD"), not spill them."""
+    return (f' textLength="{w - 7:g}" lengthAdjust="spacingAndGlyphs"'
+            if len(text) * CHAR_W > w - 7 else "")
 
 
 def _words(value: str) -> str:

@@ -32,7 +32,10 @@ PALETTE: dict[str, tuple[str, str]] = {
     "lit": ("#f59e0b", "#b45309"),
 }
 FG = "var(--jp-ui-font-color1, #1a1a1a)"
-FG2 = "var(--jp-ui-font-color1, #333333)"   # not color2: a 54% grey, too faint at 9 px
+# The secondary text was 9 px in a grey: readers could not read it.  It is now the main
+# text's size and colour (contrast 17:1 on white, and the theme's own text colour on a
+# dark theme); the class stays, so the pictures still say which words are secondary.
+FG2 = FG
 BG = "var(--jp-layout-color0, #ffffff)"
 BORDER = "var(--jp-border-color1, #8a8a8a)"
 FONT = "var(--jp-code-font-family, ui-monospace, Menlo, Consolas, monospace)"
@@ -40,6 +43,14 @@ TINT = 0.2
 #: the width of one glyph of the 11 px monospace text every label uses (0.6 em): the
 #: pictures' layouts reserve room with it
 CHAR_W = 6.6
+#: the stepper's cursor cell: (fill, opacity) on a light page and on JupyterLab's dark
+#: theme (body[data-jp-theme-light=false]).  Each stands out 3:1 from its page (the 20%
+#: amber tint read as a faint beige) and keeps its text at 4.5:1 or more.
+CUR_TINT = ("#c2410c", 0.7)
+CUR_TINT_DARK = ("#dd6b20", 0.66)
+#: a mark drawn in full colour, not tinted (the class's fill-opacity would win over an
+#: attribute): the stepper's bars read at a glance
+SOLID = ' style="fill-opacity:1"'
 UID = "@@pkid@@"   # replaced by the picture's unique id (ids must be unique per page)
 _SERIAL = itertools.count(1)
 
@@ -47,7 +58,7 @@ _SERIAL = itertools.count(1)
 def _style() -> str:
     rules = [f".pk-bg{{fill:{BG}}}",
              f".pk-t{{fill:{FG};font-family:{FONT};font-size:11px}}",
-             f".pk-t2{{fill:{FG2};font-family:{FONT};font-size:9px}}",
+             f".pk-t2{{fill:{FG2};font-family:{FONT};font-size:11px}}",
              f".pk-h{{fill:{FG};font-family:{FONT};font-size:12px;font-weight:bold}}",
              f".pk-line{{stroke:{FG2};fill:none}}",
              f".pk-frame{{stroke:{BORDER};fill:none}}",
@@ -55,6 +66,9 @@ def _style() -> str:
              # a label that lines may cross: a background-coloured outline keeps it legible
              f".pk-halo{{paint-order:stroke;stroke:{BG};stroke-width:4px;"
              "stroke-linejoin:round}"]
+    rules.append(f".pk-cur{{fill:{CUR_TINT[0]};fill-opacity:{CUR_TINT[1]}}}")
+    rules.append(f"[data-jp-theme-light=false] .pk-cur{{fill:{CUR_TINT_DARK[0]};"
+                 f"fill-opacity:{CUR_TINT_DARK[1]}}}")
     for role, (fill, stroke) in PALETTE.items():
         rules.append(f".pk-{role}{{fill:{fill};fill-opacity:{TINT};stroke:{stroke}}}")
         rules.append(f".pk-s-{role}{{stroke:{stroke};fill:none}}")
@@ -64,8 +78,7 @@ def _style() -> str:
 STYLE = _style()
 # Plain presentation attributes for renderers that strip <style> (only where they differ
 # from the root group's defaults).
-_FALLBACK = {"pk-t2": ' fill="#4d4d4d" font-size="9"',
-             "pk-h": ' font-size="12" font-weight="bold"'}
+_FALLBACK = {"pk-h": ' font-size="12" font-weight="bold"'}
 
 
 def esc(s: object) -> str:
@@ -147,7 +160,7 @@ class Canvas:
         if halo and anchor == "start":
             # the outline alone leaves a line visible between the glyphs and across the
             # spaces: a background-coloured box under the label (above the lines) hides it
-            size = {"pk-t": 11.0, "pk-t2": 9.0, "pk-h": 12.0}.get(cls, 9.0)
+            size = 12.0 if cls == "pk-h" else 11.0
             self.parts.append(f'<rect x="{x - 2:g}" y="{y - size * 0.95:g}" '
                               f'width="{len(str(s)) * size * 0.6 + 4:g}" '
                               f'height="{size * 1.25:g}" class="pk-bg" fill="#ffffff"/>')
@@ -183,19 +196,19 @@ class Canvas:
         self.group("legend")
         x = x0
         for shape, role, words in items:
-            w = 22 + len(words) * 5.4 + 14
+            w = 22 + len(words) * CHAR_W + 14
             if x > x0 and x + w > self.width - x0:
                 x, y = x0, y + 15
-            if shape == "bar":
-                self.rect(x, y - 5, 16, 3, role, rx=0)
+            if shape == "bar":       # solid, as the filmstrips draw their bars
+                self.rect(x, y - 7, 16, 5, role, rx=0, extra=SOLID)
             elif shape == "hatch":
                 self.rect(x, y - 9, 16, 11, role)
                 self.hatch(x, y - 9, 16, 11)
             elif shape == "word":           # a word the picture writes in its boxes
                 self.text(x + 8, y, role, "pk-t2", anchor="middle",
                           extra=' font-weight="bold"')
-                w += len(role) * 5.4 - 10
-                x += len(role) * 5.4 - 10
+                w += len(role) * CHAR_W - 10
+                x += len(role) * CHAR_W - 10
             else:
                 self.rect(x, y - 9, 16, 11, role)
             self.text(x + 20, y, words, "pk-t2")

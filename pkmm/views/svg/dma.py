@@ -17,14 +17,14 @@ from ...errors import LayoutError
 from ...fork import fork
 from ...kernels import DEFAULT_KERNEL
 from ...process import Process, dma_write
-from .core import Canvas, Picture, wrap
+from .core import CHAR_W, Canvas, Picture, wrap
 from .scene import folio_name, layout_names, need_kernel
 
 DEFAULT = {"name": "one pinned page", "vmas": [{"start": "0x200000", "npages": 1}],
            "folios": {"P": {"order": 0}}, "ptes": [{"addr": "0x200000", "folio": "P"}],
            "pins": [{"folio": "P"}]}
 LANE_H, COL_W, LEFT = 40, 142, 96
-HEAD = 56        # the lanes start below a column's three caption lines
+HEAD = 62        # the lanes start below a column's three caption lines
 
 
 def _mapped(p: Process, addr: int) -> int | None:
@@ -118,9 +118,9 @@ def _draw(kernel: str, without: frozenset[str], cols: list[dict[str, Any]],
     for j, col in enumerate(cols):
         x = LEFT + j * COL_W
         c.text(x + 4, top + 12, f"{j}. {col['label']}", "pk-t", extra=' font-weight="bold"')
-        # three short lines: at 26 characters neighbouring captions ran into each other
-        for k, line in enumerate(wrap(col["what"], 23)[:3]):
-            c.text(x + 4, top + 24 + 10 * k, line, "pk-t2")
+        # three short lines of 11 px glyphs: longer ones ran into the next caption
+        for k, line in enumerate(wrap(col["what"], int((COL_W - 10) / CHAR_W))[:3]):
+            c.text(x + 4, top + 25 + 12 * k, line, "pk-t2")
         for i, who in enumerate(("device", "parent", "child")):
             y = top + HEAD + i * LANE_H
             if who == "device":

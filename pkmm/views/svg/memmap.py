@@ -18,7 +18,7 @@ from ...folio import Folio
 from ...fork import ForkResult
 from ...process import Process
 from ...vma import VM_UFFD_WP, Vma
-from .core import Canvas, Picture, wrap
+from .core import CHAR_W, Canvas, Picture, wrap
 from .physmem import MAX_W, Box, Memory, Pages, draw_memory, flow
 from .scene import Run, Slot, bounded, build_fork, layout_names, need_kernel, runs, vma_slots
 
@@ -28,6 +28,7 @@ WIDE = 3                         # a run cell is this many cells wide
 LEFT = 8
 MIN_BEND = 40                    # height a line needs to move sideways without a tangle
 LABEL_H = 16                     # the band's frame above a page
+LINE = 12                        # between the lines of 11 px text in a cell
 
 
 def _cells(slots: Sequence[Slot]) -> list[Run]:
@@ -62,31 +63,34 @@ def _draw_cell(c: Canvas, who: str, run: Run, slots: Sequence[Slot], b: Box) -> 
     # one PMD entry maps the whole run: say "one entry", not "×512" (read as 512 PTEs)
     one_pmd = pmd and run.n > 1 and run.parts == 1
     idx = f"one PMD entry {idx}" if one_pmd else idx
-    c.text(b.x + 3, b.y + 10, idx, "")
+    c.text(b.x + 3, b.y + 11, idx, "", extra=_fit(idx, b.w))
     label = s.label if run.n == 1 else (
         f"{s.label}-{slots[run.last].page}" if s.folio is not None else s.label)
     if run.parts > 1:
         label = f"mixed: {run.parts} runs"
     label += " PMD" if pmd and run.n > 1 and not one_pmd else ""
-    # a name longer than the cell ("new12:0") is squeezed to fit, not run into the next
-    squeeze = (f' textLength="{b.w - 4:g}" lengthAdjust="spacingAndGlyphs"'
-               if len(label) * 5.4 > b.w - 3.5 else "")
-    c.text(b.x + 2.5, b.y + 21, label, "", extra=squeeze)
+    c.text(b.x + 2.5, b.y + 23, label, "", extra=_fit(label, b.w))
     if run.n > 1 and not one_pmd:
-        c.text(b.x + b.w - 3, b.y + 10, f"×{run.n}", "", anchor="end")
+        c.text(b.x + b.w - 3, b.y + 11, f"×{run.n}", "", anchor="end")
     for k, line in enumerate(_cell_lines(run, b.w)):
         bold = ' font-weight="bold"'
-        c.text(b.x + 3, b.y + 32 + 10 * k, line, "", extra=bold)
+        c.text(b.x + 3, b.y + 35 + LINE * k, line, "", extra=bold)
     c.end()
 
 
+def _fit(text: str, w: float) -> str:
+    """A name longer than its cell ("new12:0") is squeezed to fit, not run into the next."""
+    return (f' textLength="{w - 5:g}" lengthAdjust="spacingAndGlyphs"'
+            if len(text) * CHAR_W > w - 5 else "")
+
+
 def _cell_lines(run: Run, w: float) -> list[str]:
-    """The bit letters of a cell, as many to a line as fit its width (9 px monospace
-    glyphs are 5.4 px wide): "D A UW" on one line ran into the next cell.  Only PTE bits:
+    """The bit letters of a cell, as many to a line as fit its width (11 px monospace
+    glyphs are 6.6 px wide): "D A UW" on one line ran into the next cell.  Only PTE bits:
     a pin belongs to the page (FOLL_PIN counts on the folio), so PIN is drawn on the
     page box in physical memory, never in a PTE -- and never on the child's PTE, which
     maps the same pinned page only when fork did not copy it."""
-    per_line = max(1, int((w - 5) / 5.4))
+    per_line = max(1, int((w - 5) / CHAR_W))
     letters = run.head.letters if run.parts == 1 else ""
     return wrap(letters, per_line)
 
@@ -95,7 +99,7 @@ def _cell_h(cells: Sequence[Run], widths: Sequence[float]) -> float:
     """The height every cell of a table gets: room for its longest list of lines."""
     n = max((len(_cell_lines(r, w))
              for r, w in zip(cells, widths, strict=True)), default=0)
-    return max(CH, 24.0 + 10 * n + 3)
+    return max(CH, 26.0 + LINE * n + 3)
 
 
 def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str] = (),
@@ -137,8 +141,10 @@ def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str]
     opts: dict[str, Any] = {"clickable": clickable, "selected": selected}
     y, top = _table(c, procs[0], who[0], names, y + 8, 0, **opts)
     tables.append(top)
-    # room for the lines to bend above the band
-    y, pages = draw_memory(c, mem, y + 40, beside=len(procs) == 2)
+    # room for the lines to bend above the band; the captions beside the pages before
+    # fork too, so the physical row is laid out the same before and after fork (a
+    # reader compares the two pictures frame by frame)
+    y, pages = draw_memory(c, mem, y + 40, beside=True)
     band_foot = y
     if len(procs) == 2:
         # as much room below the band: the child's lines move sideways there, not inside
@@ -283,8 +289,8 @@ def _vma_blocks(c: Canvas, vmas: Sequence[tuple[str, Sequence[Run]]], who: str
     row).  One VMA takes the whole width; several sit side by side, each its label
     wrapped above its own cells, so a line from a PTE drops to physical memory without
     crossing another VMA's boxes or words (a stacked column had every upper VMA's lines
-    run through the lower ones).  The label shrinks to the small font before the VMAs
-    wrap to a second row, and the gap between them narrows."""
+    run through the lower ones).  Before the VMAs wrap to a second row, the labels wrap
+    to narrower lines (an address range splits at its comma) and the gap narrows."""
     avail = c.width - 2 * LEFT
     def cells_w(cells: Sequence[Run]) -> float:
         ws = [CW if r.n == 1 else WIDE * CW + (WIDE - 1) * GAP for r in cells]
@@ -292,16 +298,18 @@ def _vma_blocks(c: Canvas, vmas: Sequence[tuple[str, Sequence[Run]]], who: str
     if len(vmas) <= 1:
         return [(float(LEFT), avail, [f"{who}: {d}"], "pk-t", cells, True)
                 for d, cells in vmas]
-    def plan(char_w: float) -> list[tuple[float, list[str], Sequence[Run]]]:
-        # the longest word-wrapped line a block needs: the address range, 20 characters
+    def plan(least: int) -> list[tuple[float, list[str], Sequence[Run]]]:
+        # the longest word-wrapped line a block needs: ``least`` characters (20 holds an
+        # address range, 10 its half "[0xa00000,")
+        char_w = CHAR_W
         out = []
         for d, cells in vmas:
             cw = cells_w(cells)
-            lines = wrap(d, max(20, int(cw / char_w)))
+            lines = wrap(d, max(least, int(cw / char_w)))
             out.append((max(cw, max(len(t) for t in lines) * char_w), lines, cells))
         return out
-    options = [("pk-t", plan(6.6), float(VMA_GAP)), ("pk-t2", plan(5.4), float(VMA_GAP)),
-               ("pk-t2", plan(5.4), VMA_GAP / 2)]
+    options = [("pk-t", plan(20), float(VMA_GAP)), ("pk-t", plan(10), float(VMA_GAP)),
+               ("pk-t", plan(10), VMA_GAP / 2)]
     fits = [o for o in options
             if sum(w for w, _, _ in o[1]) + o[2] * (len(vmas) - 1) <= avail]
     cls, blocks, gap = (fits or options[-1:])[0]

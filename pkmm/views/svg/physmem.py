@@ -14,7 +14,7 @@ from typing import Any
 
 from ...folio import Folio
 from ...process import Process
-from .core import Canvas
+from .core import CHAR_W, Canvas
 from .scene import Slot, folio_name, page_pins, vma_slots
 
 CW, GAP, LEFT = 36, 3, 8
@@ -247,8 +247,11 @@ def _page_box(c: Canvas, mem: Memory, f: Folio, first: int, last: int, b: Box,
         # three marks in one box, each in its own band: AE top left, the mapcount top
         # right, PIN centred in the hatched lower band (PIN over the digit hid it)
         c.hatch(b.x, b.y + b.h - 12, b.w, 12, tip)
-        c.text(b.x + b.w / 2, b.y + b.h - 3, "PIN" if pins == 1 else f"PIN×{pins}",
-               "pk-t2", anchor="middle", halo=True, extra=' font-weight="bold"')
+        pin = "PIN" if pins == 1 else f"PIN×{pins}"
+        fit = (f' textLength="{b.w - 4:g}" lengthAdjust="spacingAndGlyphs"'
+               if len(pin) * CHAR_W > b.w - 4 else "")
+        c.text(b.x + b.w / 2, b.y + b.h - 3, pin, "pk-t2", anchor="middle", halo=True,
+               extra=' font-weight="bold"' + fit)
         c.text(b.x + b.w - 3, b.y + 13, count, "pk-t", anchor="end", tip=tip)
     else:
         c.text(b.x + b.w / 2, b.y + 21, count, "pk-t", anchor="middle", tip=tip)

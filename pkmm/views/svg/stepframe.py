@@ -18,10 +18,11 @@ from ...kernels.common import stop_words
 from ...pte import PAGE_SIZE
 from ..render import Cell
 from ..stepframes import Frame, StepFrames
-from .core import FG, PALETTE, Canvas, Picture, wrap
+from .core import CHAR_W, CUR_TINT, FG, PALETTE, SOLID, Canvas, Picture, wrap
 from .scene import need_kernel
 
-W_MAX, LEFT, CH = 952, 8, 46
+W_MAX, LEFT, CH = 952, 8, 50
+BAR = 5                          # the orange (cursor) and green (written) bars, solid
 _LABEL = re.compile(r"^(.*):(\d+)( PMD)?$")
 
 
@@ -64,7 +65,7 @@ def _groups(f: Frame, who: str, cells: Sequence[Cell]) -> list[tuple[int, int]]:
 def _strip(c: Canvas, f: Frame, who: str, cells: Sequence[Cell], y: float,
            clickable: bool) -> float:
     c.text(LEFT, y + 10, who, "pk-h")
-    y += 20
+    y += 22                  # the heading's descenders clear the cursor's bar
     groups = _groups(f, who, cells)
     unit = min(60.0, (c.width - 2 * LEFT) / max(len(cells), 1))
     if len(cells) > 24:   # widths proportional to the run, at least one unit... scaled
@@ -89,31 +90,42 @@ def _strip(c: Canvas, f: Frame, who: str, cells: Sequence[Cell], y: float,
             c.raw(f'<g data-pk-click="slot:{lo}" aria-label="{who} PTE {slot}">')
         c.rect(x + 1, y, w - 2, CH, cell.kind if cell.kind != "none" else "none", tip=tip)
         if "cur" in tag:    # the cursor's outline in the cursor's colour, as the key says
+            # and a tint that stands out from the page (3:1; the class's 20% amber read
+            # as a faint beige), under the words
             c.raw(f'<rect x="{x + 2:g}" y="{y + 1:g}" width="{w - 4:g}" height="{CH - 2:g}" '
-                  f'rx="2" class="pk-lit" fill="none" stroke="{PALETTE["lit"][1]}" '
-                  'stroke-width="3"/>')
+                  f'rx="2" class="pk-cur" fill="{CUR_TINT[0]}" fill-opacity="{CUR_TINT[1]}" '
+                  f'stroke="{PALETTE["lit"][1]}" stroke-width="3"/>')
         if "chg" in tag:     # below the box, clear of the cursor's thick outline
-            c.rect(x + 1, y + CH + 2, w - 2, 4, "ok", rx=0,
+            c.rect(x + 1, y + CH + 2, w - 2, BAR, "ok", rx=0, extra=SOLID,
                    tip="this PTE was written by this event")
         if w >= 26:
-            c.text(x + 3, y + 10, slot, "pk-t2")
-            c.text(x + 3, y + 21, "mixed" if mixed else
-                   cell.label if n == 1 else f"{cell.label} ×{n}", "pk-t2")
+            c.text(x + 3, y + 11, slot, "pk-t2", extra=_fit(slot, w))
+            label = "mixed" if mixed else cell.label if n == 1 else f"{cell.label} ×{n}"
+            c.text(x + 3, y + 23, label, "pk-t2", extra=_fit(label, w))
             # "no bits" in words: a lone "-" read like the empty slot's "--"
             bits = "no bits" if cell.bits == "-" else cell.bits
             # the outlined cell is the one the frame is about: its bits in the full text
             # colour (grey on the tinted fill had the lowest contrast on the page)
             ink = f' style="fill:{FG}"' if "cur" in tag else ""
-            c.text(x + 3, y + 32, "" if mixed or cell.kind == "none" else bits, "pk-t2",
-                   extra=' font-weight="bold"' + ink)
+            bits = "" if mixed or cell.kind == "none" else bits
+            c.text(x + 3, y + 35, bits, "pk-t2", extra=' font-weight="bold"' + ink
+                   + _fit(bits, w))
             if cell.extra and not mixed:   # a fact about the page, not a PTE bit: say so
-                c.text(x + 3, y + 42, f"page {cell.extra}", "pk-t2")
+                c.text(x + 3, y + 47, f"page {cell.extra}", "pk-t2",
+                       extra=_fit(f"page {cell.extra}", w))
         if clickable:
             c.raw("</g>")
         if "cur" in tag:
-            c.rect(x + 1, y - 5, w - 2, 3, "lit", rx=0, tip="the scan cursor")
+            c.rect(x + 1, y - BAR - 2, w - 2, BAR, "lit", rx=0, extra=SOLID,
+                   tip="the scan cursor")
         x += w
-    return y + CH + 6        # the green bars below the boxes
+    return y + CH + BAR + 4      # the green bars below the boxes
+
+
+def _fit(text: str, w: float) -> str:
+    """Squeeze words longer than their cell, not spill them into the next."""
+    return (f' textLength="{w - 6:g}" lengthAdjust="spacingAndGlyphs"'
+            if len(text) * CHAR_W > w - 6 else "")
 
 
 def draw_frame(c: Canvas, f: Frame, kernel: str, y: float, *, clickable: bool = False,
