@@ -17,7 +17,7 @@ from ...kernels import DEFAULT_KERNEL, get_kernel
 from ...kernels.common import stop_words
 from ...pte import PAGE_SIZE
 from .calls import Call, Node, call_path, observed_paths, present_calls
-from .core import Canvas, Picture, action_word, wrap
+from .core import CHAR_W, Canvas, Picture, action_word, wrap
 from .scene import build_fork, need_kernel
 
 NODE_H, RANK_H, PAD = 34, 58, 14
@@ -266,9 +266,9 @@ def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[No
             c.text(8, y, line, "pk-t")
             y += 14
         for e in call.events if detail else ():
-            for line in wrap(f"{e.func}: {e.rule} -- {e.reason}", int((c.width - 30) / 5.5)):
+            for line in wrap(f"{e.func}: {e.rule} -- {e.reason}", int((c.width - 30) / CHAR_W)):
                 c.text(20, y, line, "pk-t2")
-                y += 11
+                y += 13
         y += 4
     c.end()
     lit_text = [[f"{a}:{b}" for a, b in p[1:-1]] for p in lit]
@@ -297,10 +297,10 @@ def _paths_in_words(c: Canvas, base: Sequence[Sequence[Node]],
         steps = [_label(n, returns, words) for n in p[1:]]
         text = " > ".join(t2 or t1 for t1, t2 in steps)
         mark = "* " if p in lit else "- "
-        for k, line in enumerate(wrap(text, int((c.width - 30) / 5.5))):
+        for k, line in enumerate(wrap(text, int((c.width - 30) / CHAR_W))):
             c.text(14, y, (mark if k == 0 else "  ") + line, "pk-t2",
                    extra=' font-weight="bold"' if p in lit else "")
-            y += 11
+            y += 13
     c.text(14, y, "(* the path of this PTE)", "pk-t2")
     c.end()
     return y + 18

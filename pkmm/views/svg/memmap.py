@@ -78,6 +78,14 @@ def _draw_cell(c: Canvas, who: str, run: Run, slots: Sequence[Slot], b: Box) -> 
     c.end()
 
 
+def _cell_w(run: Run) -> float:
+    """A cell's width: one slot is CW wide, or as wide as its page's name in 11 px
+    glyphs ("page1:0") up to two slots; a run of slots is WIDE slots wide."""
+    if run.n > 1:
+        return WIDE * CW + (WIDE - 1) * GAP
+    return min(max(CW, len(run.head.label) * CHAR_W + 6), 2 * CW + GAP)
+
+
 def _fit(text: str, w: float) -> str:
     """A name longer than its cell ("new12:0") is squeezed to fit, not run into the next."""
     return (f' textLength="{w - 5:g}" lengthAdjust="spacingAndGlyphs"'
@@ -237,7 +245,7 @@ def _table(c: Canvas, p: Process, who: str, names: Mapping[int, str], y: float,
             for line in lines:
                 ty += step
                 c.text(x, ty, line, cls)
-        widths = [CW if r.n == 1 else WIDE * CW + (WIDE - 1) * GAP for r in cells]
+        widths = [_cell_w(r) for r in cells]
         h = _cell_h(cells, widths)
         boxes = [Box(b.x + x - LEFT, b.y, b.w, b.h)
                  for b in flow(widths, ty + 6, h, w + 2 * LEFT)]
@@ -293,7 +301,7 @@ def _vma_blocks(c: Canvas, vmas: Sequence[tuple[str, Sequence[Run]]], who: str
     to narrower lines (an address range splits at its comma) and the gap narrows."""
     avail = c.width - 2 * LEFT
     def cells_w(cells: Sequence[Run]) -> float:
-        ws = [CW if r.n == 1 else WIDE * CW + (WIDE - 1) * GAP for r in cells]
+        ws = [_cell_w(r) for r in cells]
         return min(avail, sum(ws) + GAP * max(len(ws) - 1, 0))
     if len(vmas) <= 1:
         return [(float(LEFT), avail, [f"{who}: {d}"], "pk-t", cells, True)

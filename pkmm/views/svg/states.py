@@ -19,7 +19,7 @@ from ...fork import fork
 from ...kernels import DEFAULT_KERNEL
 from ...process import Process
 from ...pte import PAGE_SIZE
-from .core import Canvas, Picture, wrap
+from .core import CHAR_W, Canvas, Picture, wrap
 from .scene import folio_name, need_kernel
 
 
@@ -169,7 +169,7 @@ def page_state_machine(layout: Any, kernel: str = DEFAULT_KERNEL, slot: int = 0,
 def _draw(kernel: str, cols: list[tuple[str, dict[str, PageState], str, str]],
           faults: list[str]) -> Picture:
     # A column fits the longest state ("not exclusive, read-only", bold) in its box.
-    w, h, x0 = 214, 58, 64
+    w, h, x0 = 214, 62, 64
     c = Canvas(x0 + w * len(cols) + 8)
     c.text(8, 14, f"{kernel}: the page's state in each process", "pk-h")
     bottom: float = 40 + 2 * h + 48
@@ -190,8 +190,8 @@ def _draw(kernel: str, cols: list[tuple[str, dict[str, PageState], str, str]],
             c.text(x + 10, y + 15, s.state, "pk-t", extra=' font-weight="bold"')
             c.text(x + 10, y + 29, s.page, "pk-t2")
             # counters: two lines, short enough to clear the box's right border
-            for k, line in enumerate(wrap(s.detail, 30)[:2]):
-                c.text(x + 10, y + 41 + 10 * k, line, "pk-t2")
+            for k, line in enumerate(wrap(s.detail, 26)[:2]):   # 11 px glyphs
+                c.text(x + 10, y + 42 + 12 * k, line, "pk-t2")
             prev = cols[j - 1][1].get(who) if j else None
             if prev is not None:
                 c.path(f"M{x - 24:g},{y + h / 2:g} L{x + 2:g},{y + h / 2:g}",
@@ -209,8 +209,8 @@ def _draw(kernel: str, cols: list[tuple[str, dict[str, PageState], str, str]],
             bottom = max(bottom, y)
     key_y = c.legend(bottom + 14, STATE_LEGEND)
     for note in NOTES:
-        for line in wrap(note, int((c.width - 16) / 5.4)):
-            key_y += 12
+        for line in wrap(note, int((c.width - 16) / CHAR_W)):
+            key_y += 13
             c.text(8, key_y, line, "pk-t2")
     desc = f"{kernel}: " + "; ".join(faults)
     return c.picture("page-states", "page states after fork", desc,
