@@ -9,7 +9,9 @@ Taught in: notebooks/02-fork-one-pte-at-a-time.ipynb
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from ...errors import LayoutError
@@ -20,7 +22,7 @@ from .calls import Call, Node, call_path, observed_paths, present_calls
 from .core import CHAR_W, Canvas, Picture, action_word, wrap
 from .scene import build_fork, need_kernel
 
-NODE_H, RANK_H, PAD = 34, 58, 14
+NODE_H, RANK_H, PAD = 34, 70, 14     # 36 px between ranks: steeper curves
 LANE_W = 8          # the width an edge's own lane takes in a rank it passes through
 RETURNS = {"share": "returns nr: mapped, no copy", "copy": "returns 1: copied",
            "raw": "returns 1: by value", "-EAGAIN": "returns -EAGAIN"}
@@ -202,15 +204,19 @@ def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[No
            f"(in orange: the path of PTE #{slot})", "pk-h")
     pos: dict[Node, tuple[float, float]] = {}
     for r_, row in sorted(by_rank.items()):
-        # fewer crossings: order a rank by where its predecessors sit (barycentre)
+        # a first order: each rank by where its predecessors sit (barycentre)
         def centre(n: Node) -> float:
             xs = [pos[m][0] + width[m] / 2 for m in preds.get(n, []) if m in pos]
             return sum(xs) / len(xs) if xs else 0.0
         row.sort(key=centre)
-        x = (c.width - sum(width[n] + PAD for n in row) + PAD) / 2
-        for n in row:
-            pos[n] = (x, 28 + r_ * RANK_H)
-            x += width[n] + PAD
+        _place(pos, width, row, r_, c.width)
+    # then fewer crossings of the dashed arrows (readers lost them where they crossed):
+    # the order is improved on the probes' edges only, so the boxes keep their places
+    # whichever PTE is lit
+    start = tuple((r_, tuple(row)) for r_, row in sorted(by_rank.items()))
+    for r_, ordered in _uncross_cached(start, tuple((p_, n) for n, ps in preds.items()
+                                                    for p_ in ps)):
+        _place(pos, width, ordered, r_, c.width)
     lit_nodes = {n for p in lit for n in p}
     lit_edges = {(p[i], p[i + 1]) for p in lit for i in range(len(p) - 1)}
     loops = {n for c_ in calls for n in _repeats(c_)}
@@ -309,6 +315,123 @@ def _paths_in_words(c: Canvas, base: Sequence[Sequence[Node]],
 Point = tuple[float, float]
 
 
+def _place(pos: dict[Node, tuple[float, float]], width: Mapping[Node, float],
+           row: Sequence[Node], rank: int, canvas_w: float) -> None:
+    """Lay one rank's boxes out left to right in ``row``'s order, centred."""
+    x = (canvas_w - sum(width[n] + PAD for n in row) + PAD) / 2
+    for n in row:
+        pos[n] = (x, 28 + rank * RANK_H)
+        x += width[n] + PAD
+
+
+def crossings(by_rank: Mapping[int, Sequence[Node]],
+              segs: Sequence[tuple[Node, Node]], bands: Iterable[int] | None = None) -> int:
+    """How many pairs of edge segments cross: a segment joins a node to one of the next
+    rank, and two cross when their ends come in opposite orders on the two ranks.
+    ``bands``: count only the segments leaving these ranks.
+
+    >>> crossings({0: ["a", "b"], 1: ["c", "d"]}, [("a", "d"), ("b", "c")])
+    1
+    """
+    idx = {n: i for row in by_rank.values() for i, n in enumerate(row)}
+    rank = {n: r for r, row in by_rank.items() for n in row}
+    keep = None if bands is None else set(bands)
+    per_band: dict[int, list[tuple[int, int]]] = {}
+    for u, v in segs:
+        if u in idx and v in idx and (keep is None or rank[u] in keep):
+            per_band.setdefault(rank[u], []).append((idx[u], idx[v]))
+    total = 0
+    for ends in per_band.values():
+        for i, (a0, a1) in enumerate(ends):
+            total += sum(1 for b0, b1 in ends[i + 1:] if (a0 - b0) * (a1 - b1) < 0)
+    return total
+
+
+RESTARTS = 16       # shuffled starting orders tried besides the barycentre one
+
+
+@lru_cache(maxsize=64)
+def _uncross_cached(start: tuple[tuple[int, tuple[Node, ...]], ...],
+                    segs: tuple[tuple[Node, Node], ...]
+                    ) -> tuple[tuple[int, tuple[Node, ...]], ...]:
+    """:func:`_uncross` once per flow: every PTE of a kernel's flow has the same boxes."""
+    best = _uncross(dict(start), segs)
+    return tuple((r, tuple(row)) for r, row in sorted(best.items()))
+
+
+def _uncross(by_rank: Mapping[int, Sequence[Node]], segs: Sequence[tuple[Node, Node]]
+             ) -> dict[int, list[Node]]:
+    """A rank order with fewer crossings: from the given order and RESTARTS shuffles of
+    it, barycentre sweeps down and up, then swaps of neighbours while a swap removes a
+    crossing (the layered-graph heuristics of Sugiyama et al. and Gansner et al.'s dot).
+    The shuffles are fixed (a checksum of each node's name), so the layout is the same
+    on every run.  Returns the order with the fewest crossings met (the first on ties)."""
+    best = _improve(by_rank, segs)
+    best_n = crossings(best, segs)
+    for t in range(1, RESTARTS + 1):
+        if best_n == 0:
+            break
+        shuffled = {r: sorted(row, key=lambda n: zlib.crc32(f"{t}:{n}".encode()))
+                    for r, row in by_rank.items()}
+        order = _improve(shuffled, segs)
+        n = crossings(order, segs)
+        if n < best_n:
+            best, best_n = order, n
+    return best
+
+
+def _improve(by_rank: Mapping[int, Sequence[Node]], segs: Sequence[tuple[Node, Node]]
+             ) -> dict[int, list[Node]]:
+    """Barycentre sweeps and neighbour swaps from one starting order (see _uncross)."""
+    order = {r: list(row) for r, row in by_rank.items()}
+    up: dict[Node, list[Node]] = {}
+    down: dict[Node, list[Node]] = {}
+    for u, v in segs:
+        up.setdefault(v, []).append(u)
+        down.setdefault(u, []).append(v)
+    best, best_n = {r: list(row) for r, row in order.items()}, crossings(order, segs)
+
+    def sweep(ranks: Sequence[int], near: Mapping[Node, list[Node]], step: int) -> None:
+        for r in ranks:
+            if r - step not in order:
+                continue
+            at = {n: i for i, n in enumerate(order[r - step])}
+            keyed = [(_bary(near.get(n, []), at, i), i, n) for i, n in enumerate(order[r])]
+            order[r] = [n for _, _, n in sorted(keyed, key=lambda t: (t[0], t[1]))]
+    ranks = sorted(order)
+    for _ in range(4):
+        sweep(ranks, up, 1)
+        sweep(ranks[::-1], down, -1)
+        _swaps(order, segs)
+        n = crossings(order, segs)
+        if n < best_n:
+            best, best_n = {r: list(row) for r, row in order.items()}, n
+    return best
+
+
+def _bary(near: Sequence[Node], at: Mapping[Node, int], i: int) -> float:
+    """The mean place of a node's neighbours in the next rank (its own ``i`` if none)."""
+    xs = [at[m] for m in near if m in at]
+    return sum(xs) / len(xs) if xs else float(i)
+
+
+def _swaps(order: dict[int, list[Node]], segs: Sequence[tuple[Node, Node]]) -> None:
+    """Swap neighbours in a rank while that lowers the crossings (a swap in rank r
+    changes only the bands above and below it)."""
+    better = True
+    while better:
+        better = False
+        for r, row in order.items():
+            near = (r - 1, r)
+            for i in range(len(row) - 1):
+                before = crossings(order, segs, near)
+                row[i], row[i + 1] = row[i + 1], row[i]
+                if crossings(order, segs, near) < before:
+                    better = True
+                else:
+                    row[i], row[i + 1] = row[i + 1], row[i]
+
+
 def _route(pos: Mapping[Node, tuple[float, float]], width: Mapping[Node, float],
            chain: Sequence[Node]) -> list[tuple[Point, Point, Point, Point]]:
     """The cubic segments of an edge along ``chain`` (its ends and the lanes between).
@@ -323,10 +446,14 @@ def _route(pos: Mapping[Node, tuple[float, float]], width: Mapping[Node, float],
     for i, n in enumerate(chain[1:], 1):
         x, y = pos[n][0] + width[n] / 2, pos[n][1]
         last = i == len(chain) - 1
-        ty = y - 2 if last else y            # the arrow head stops short of the box
-        out.append(((x0, y0), (x0, y0 + 24), (x, ty - 24), (x, ty)))
+        # every curve of a band ends at the same height (the arrow head stops short of
+        # a box; a lane starts there too): two edges whose ends keep their order then
+        # never cross (a lane that began 2 px lower crossed its neighbour's curve)
+        ty = y - 2
+        bend = (ty - y0) / 2
+        out.append(((x0, y0), (x0, y0 + bend), (x, ty - bend), (x, ty)))
         if not last:                          # straight down through the lane
-            out.append(((x, y), (x, y), (x, y + NODE_H), (x, y + NODE_H)))
+            out.append(((x, ty), (x, ty), (x, y + NODE_H), (x, y + NODE_H)))
         x0, y0 = x, y + NODE_H
     return out
 
