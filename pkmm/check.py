@@ -41,9 +41,9 @@ from .pte import PAGE_SIZE, PTE_BITS
 from .scenario import as_scenario
 from .vma import VM_SHARED, vma_soft_dirty_enabled
 
-__all__ = ["FAULT_KINDS_ASKED", "STATIC_LINE", "Verdict", "batches", "child_bits", "copies", "eagain", "fault_kind",
-           "fork_ops", "mapcount", "ops", "parent_bits", "predicted", "read_after", "refcount",
-           "rss", "speedup", "vma_copied"]
+__all__ = ["FAULT_KINDS_ASKED", "STATIC_LINE", "Verdict", "batches", "child_bits", "copies",
+           "eagain", "fault_kind", "fork_ops", "mapcount", "ops", "parent_bits", "predicted",
+           "read_after", "refcount", "rss", "speedup", "vma_copied"]
 
 #: What an unanswered verdict says first: a static page (the site, a notebook opened before
 #: running it) shows the saved output, where running a cell is not possible -- so the way to
