@@ -17,7 +17,8 @@ Taught in: notebooks/00-start-here.ipynb (and every later notebook)
 >>> v = batches(layout, "v6.9")          # no prediction yet: it only asks
 >>> print(v)  # doctest: +ELLIPSIS
 ? batches under v6.9
-  Your prediction first: replace the ... in this cell with the list of batch sizes, ...
+  On the static page: predict, then open the Answer box.
+  Running the notebook: replace the ... in this cell with the list of batch sizes, ...
 >>> batches(layout, "v6.9", [4]).correct
 True
 """
@@ -40,9 +41,17 @@ from .pte import PAGE_SIZE, PTE_BITS
 from .scenario import as_scenario
 from .vma import VM_SHARED, vma_soft_dirty_enabled
 
-__all__ = ["Verdict", "batches", "child_bits", "copies", "eagain", "fault_kind",
-           "fork_ops", "mapcount", "ops", "parent_bits", "predicted", "read_after", "refcount",
-           "rss", "speedup", "vma_copied"]
+__all__ = ["FAULT_KINDS_ASKED", "STATIC_LINE", "Verdict", "batches", "child_bits", "copies",
+           "eagain", "fault_kind", "fork_ops", "mapcount", "ops", "parent_bits", "predicted",
+           "read_after", "refcount", "rss", "speedup", "vma_copied"]
+
+#: What an unanswered verdict says first: a static page (the site, a notebook opened before
+#: running it) shows the saved output, where running a cell is not possible -- so the way to
+#: predict and check there leads, and the replace-and-run line follows.
+STATIC_LINE = "On the static page: predict, then open the Answer box."
+#: The fault kinds fault_kind()'s prompt names (keys of explain.FAULT_WORDS): the ones the
+#: notebooks ask about after fork.
+FAULT_KINDS_ASKED = ("cow-copy", "reuse", "thp-reuse", "no fault")
 
 #: The bits a learner may predict: the PTE bit table's, except "special" (not copied apart).
 BITS: tuple[str, ...] = tuple(b.name for b in PTE_BITS if b.name != "special")
@@ -93,9 +102,8 @@ class Verdict:
 
     def __str__(self) -> str:
         if self.asked:
-            return (f"? {self.question}\n  Your prediction first: replace the ... in this "
-                    f"cell with {self.hint}, then run the cell again.\n  Reading without "
-                    "running (a static page)? Predict, then open the answer below.")
+            return (f"? {self.question}\n  {STATIC_LINE}\n  Running the notebook: "
+                    f"replace the ... in this cell with {self.hint}, and run again.")
         head = "correct" if self.correct else "not quite"
         return (f"{head}: {self.question}\n  your answer: {_show(self.answer)}\n"
                 f"  the model:   {_show(self.expected)}\n  In plain words: {self.summary}\n"
@@ -107,10 +115,9 @@ class Verdict:
         e = html.escape
         if self.asked:
             return (f'<div class="pkmm-verdict asked" style="border-left:4px solid #1c7ed6;'
-                    f'padding:2px 8px"><b>? {e(self.question)}</b><br>Your prediction first: '
-                    f"replace the <code>...</code> in this cell with {e(self.hint)}, then run "
-                    "the cell again.<br><small>Reading without running (a static page)? Predict, "
-                    "then open the answer below.</small></div>")
+                    f'padding:2px 8px"><b>? {e(self.question)}</b><br>{e(STATIC_LINE)}<br>'
+                    "<b>Running the notebook: replace the <code>...</code> in this cell with "
+                    f"{e(self.hint)}, and run again.</b></div>")
         color, head = ("#2b8a3e", "&#10004; correct") if self.correct else \
             ("#c92a2a", "&#10008; not quite")
         return (f'<div class="pkmm-verdict" style="border-left:4px solid {color};'
@@ -753,8 +760,8 @@ def fault_kind(layout: Any, kernel: str, ops: Sequence[tuple[str, str, int]],
               ex.join([f"{f}(): {reason}" for f, _, reason in fr.events[:4]]))
     w, o, s = ops[-1]
     return _verdict(f"what the last access ({w} {o} PTE {s}) did under {kernel}", answer, kind,
-                    summary, detail, "one of 'cow-copy', 'reuse', 'no fault' (or another "
-                    "fault kind, as a string)")
+                    summary, detail, "one of " + ", ".join(repr(k) for k in FAULT_KINDS_ASKED)
+                    + " (or another fault kind, as a string)")
 
 
 def read_after(layout: Any, kernel: str, ops: Sequence[tuple[str, str, int]], who: str,

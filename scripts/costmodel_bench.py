@@ -13,7 +13,8 @@ its fork time with the prediction of this run's fit (the model calibrated on thi
 as it is now) and with the stored calibration's.
 
 ``--save FILE`` writes the run's measurements (the stored dataset's format, so
-``pkmm.costmodel.fit(data=json.load(open(FILE)))`` refits them).
+``pkmm.costmodel.fit(data=json.load(open(FILE)))`` refits them; with ``--replay`` also the
+replayed layout and its time, under ``"replay"``).
 
 Usage: .venv/bin/python scripts/costmodel_bench.py [--rounds 11] [--replay [--builds 3]]
        [--no-layouts] [--json] [--save FILE]
@@ -79,7 +80,9 @@ def replay_check(live: cm.Fit, builds: int) -> dict:
     return {"measured_ms": meas, "predicted_ms": pred, "rel_err": (pred - meas) / meas,
             "stored_predicted_ms": stored, "stored_rel_err": (stored - meas) / meas,
             "pages": r["obtained"].source.get("pages", {}),
-            "builds_ms": [t["net_min_ns"] / 1e6 for t in tries]}
+            "builds_ms": [t["net_min_ns"] / 1e6 for t in tries],
+            # what was forked, for a later refit (--save): the fastest build's layout
+            "obtained": r["obtained"].to_dict(), "net_min_ns": r["net_min_ns"]}
 
 
 def main() -> int:
@@ -102,14 +105,15 @@ def main() -> int:
         return 2
     t0 = time.time()
     data = live_runs(a.rounds, layouts=not a.no_layouts)
-    if a.save:
-        with open(a.save, "w") as f:
-            json.dump(data, f)
     live = cm.fit(data=data)
     rows = table(live, cm.fit(data=load()))
     extra = replay_check(live, a.builds) if a.replay else None
+    if a.save:
+        with open(a.save, "w") as f:
+            json.dump({**data, "replay": extra}, f)
     if a.json:
-        print(json.dumps({"rows": rows, "replay": extra, "seconds": time.time() - t0},
+        brief = {k: v for k, v in (extra or {}).items() if k != "obtained"} or None
+        print(json.dumps({"rows": rows, "replay": brief, "seconds": time.time() - t0},
                          indent=1))
         return 0
     print(f"fork() speed-up over 4K, 1 GiB, minimum of {a.rounds} interleaved rounds, "

@@ -52,7 +52,11 @@ def test_no_answer_before_a_prediction(call, answer) -> None:
         assert v.asked and not v and not v.correct
         shown = str(v) + v._repr_html_()
         assert "the model" not in shown and "In plain words" not in shown
-        assert "replace the ..." in str(v)
+        # the static page's way leads, then the replace-and-run line (text and HTML)
+        text, page = str(v), v._repr_html_()
+        assert text.index(check.STATIC_LINE) < text.index("replace the ... in this cell")
+        assert page.index(check.STATIC_LINE) < page.index("replace the <code>...</code>")
+        assert "run again" in text and "run again" in page
     right = call(answer)
     assert right.correct and not right.asked and right.expected == answer
     assert "correct" in str(right) and "&#10004;" in right._repr_html_()
@@ -225,3 +229,13 @@ def test_a_write_to_the_zero_page_accepts_the_name_the_lab_teaches() -> None:
     assert check.fault_kind(zero, "v6.17", ops, "cow-copy").correct
     assert not check.fault_kind(zero, "v6.17", ops, "reuse").correct
     assert not check.fault_kind(ONE, "v6.17", [("parent", "write=1", 0)], "cow-zero").correct
+
+
+def test_fault_kind_prompt_lists_the_kinds_the_notebooks_ask() -> None:
+    # every kind the prompt names is one the model can answer (explain.FAULT_WORDS), and
+    # thp-reuse (07's PMD-mapped THP) is among them
+    from pkmm.explain import FAULT_WORDS
+    hint = check.fault_kind(ONE, "v6.8", [("parent", "write=1", 0)]).hint
+    assert "'thp-reuse'" in hint
+    for kind in check.FAULT_KINDS_ASKED:
+        assert kind in FAULT_WORDS and repr(kind) in hint

@@ -344,3 +344,22 @@ def test_cells_left_are_numbered_in_a_row() -> None:
     codes = [c for c in nb.cells if c.cell_type == "code"]
     assert [c.execution_count for c in codes] == [1, 2]
     assert codes[1].outputs[0]["execution_count"] == 2
+
+
+def test_student_index_guides_the_reading_order() -> None:
+    sources = site.find_notebooks(REPO / "notebooks")
+    pages = [site.Page(src, src.relative_to(REPO / "notebooks").with_suffix(".html").as_posix(),
+                       src.stem, 0) for src in sources]
+    student = site.render_index(pages, "student")
+    guide = re.search(r'<p class="pkmm-guide">(.*?)</p>', student)
+    assert guide and student.index(guide.group(0)) < student.index("<h2>")   # it leads
+    text = guide.group(1)
+    # every notebook number the order names is a lesson the lab has
+    lessons = {src.name[:2] for src in sources if src.name[:2].isdigit()}
+    named = set(re.findall(r"\b\d\d\b", text))
+    assert named and named <= lessons and {min(lessons), max(lessons)} <= named
+    assert text.index("00") < text.index("08") < text.index("09") < text.index("10")
+    assert "exercise" in text
+    # a student has the pages only: no file or folder names
+    assert not re.search(r"\.(ipynb|py|md)\b|/", text)
+    assert "pkmm-guide" not in site.render_index(pages, "instructor")

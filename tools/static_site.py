@@ -283,6 +283,16 @@ def render_page(nb: Any, title: str, source: Path) -> str:
     return str(body)
 
 
+#: The student index's guidance: what the lab is and the order to read it in.  A student has
+#: the pages, not the repository, so it names no file.
+GUIDE = ("This lab shows, with a model of the kernel you can run, how Linux copies a process's "
+         "page tables at fork(): which pages the child shares, which it gets its own copy of, "
+         "and what each kernel version does differently. Read the notebooks in order, 00 to "
+         "08; then 09 and 10 compare the model with a real kernel and a real process. Each "
+         "exercise names the notebook it practises: do it after that one. The glossary "
+         "explains every term the pages use.")
+
+
 def render_index(pages: Sequence[Page], audience: str = "student") -> str:
     """The landing page: every notebook by title, lessons first, then exercises."""
     title = "pkmm lab: how Linux copies page tables at fork()" + (
@@ -300,7 +310,8 @@ def render_index(pages: Sequence[Page], audience: str = "student") -> str:
             "<style>body{font-family:sans-serif;max-width:50em;margin:2em auto;"
             "line-height:1.5}</style></head><body>"
             f"<h1>{html.escape(title)}</h1>"
-            f"{body}</body></html>\n")
+            + (f'<p class="pkmm-guide">{html.escape(GUIDE)}</p>' if audience == "student" else "")
+            + f"{body}</body></html>\n")
 
 
 # A relative link to another notebook (`glossary.ipynb#folio`, `../04-pinned-pages.ipynb`);
