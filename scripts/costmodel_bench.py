@@ -5,7 +5,8 @@ Measures every folio layout at 1 GiB interleaved with 4K samples (the minimum of
 ``--rounds`` rounds, FRESH and REPEAT: pkmm.realkernel.timing.measure_interleaved), fits
 the cost model on this run's training sizes (pkmm.costmodel.TRAIN) and prints, per size,
 the measured speed-up, the speed-up this run's fit predicts (held-out sizes are predicted,
-not fitted) and the one the stored calibration predicts.  Unless ``--no-layouts``, it also
+not fitted) and the one the stored calibration predicts, and how well the run measured
+them: the speed-ups of its even and of its odd rounds, compared.  Unless ``--no-layouts``, it also
 times the rebuilt layouts of pkmm.realkernel.layouts_cost (all but the real process), so the
 fit prices VMAs, page tables and empty slots too.  ``--replay`` also rebuilds the
 layout of a real Python process (pkmm.realkernel.layouts_cost.real_process) and compares
@@ -30,7 +31,7 @@ import time
 from pkmm import costmodel as cm
 from pkmm.realkernel.calibrate import HOW, load
 from pkmm.realkernel.support import detect
-from pkmm.realkernel.timing import MODES, available_folios, measure_interleaved
+from pkmm.realkernel.timing import MODES, available_folios, measure_interleaved, split_half
 
 
 def live_runs(rounds: int, layouts: bool) -> dict:
@@ -60,6 +61,20 @@ def table(live: cm.Fit, stored: cm.Fit) -> list[dict]:
         out.append({"folio": r["label"], "mode": r["mode"], "fitted": r["trained"],
                     "measured": r["speedup_measured"], "predicted": r["speedup_predicted"],
                     "stored_model": s["speedup_predicted"] if s else None})
+    return out
+
+
+def repeatability(data: dict) -> dict[str, float]:
+    """Per state, the largest difference at the required sizes between the speed-ups of
+    the run's even rounds and of its odd rounds (timing.split_half): a prediction error
+    smaller than this is inside the measurement's own noise on this machine now."""
+    out = {}
+    for run in data["runs"]:
+        halves = split_half(run)
+        if halves:
+            a, b = halves
+            out[run["mode"]] = max((abs(a[f] - b[f]) for f in cm.REQUIRED
+                                    if f in a and f in b), default=0.0)
     return out
 
 
@@ -113,8 +128,8 @@ def main() -> int:
             json.dump({**data, "replay": extra}, f)
     if a.json:
         brief = {k: v for k, v in (extra or {}).items() if k != "obtained"} or None
-        print(json.dumps({"rows": rows, "replay": brief, "seconds": time.time() - t0},
-                         indent=1))
+        print(json.dumps({"rows": rows, "replay": brief, "repeatability": repeatability(data),
+                          "seconds": time.time() - t0}, indent=1))
         return 0
     print(f"fork() speed-up over 4K, 1 GiB, minimum of {a.rounds} interleaved rounds, "
           f"Linux {data['machine']['kernel']}; model fitted on "
@@ -129,6 +144,11 @@ def main() -> int:
     worst = max(abs(r["predicted"] - r["measured"]) for r in rows
                 if r["folio"] in cm.REQUIRED)
     print(f"largest error at {', '.join(cm.REQUIRED)}: {worst:.2f}")
+    noise = repeatability(data)
+    if noise:
+        print("repeatability: the speed-ups of this run's even and odd rounds differ by up "
+              "to " + ", ".join(f"{v:.2f} ({m.upper()})" for m, v in noise.items())
+              + f" at {', '.join(cm.REQUIRED)}")
     if extra:
         print(f"real layout rebuilt ({extra['pages']}): measured {extra['measured_ms']:.2f} "
               f"ms, predicted {extra['predicted_ms']:.2f} ms ({extra['rel_err']:+.0%}) by this "

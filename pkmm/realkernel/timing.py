@@ -265,6 +265,8 @@ def measure_interleaved(size_bytes: int, folios: list[str], *, ref: str = "4K",
     order = interleaving(folios, ref, rounds)
     samples: dict[str, list[int]] = {lay: [] for lay in ["baseline", ref, *folios]}
     placed: dict[str, list[Any]] = {lay: [] for lay in samples}
+    rounds_of: dict[str, list[int]] = {lay: [] for lay in samples}
+    k = -1
     bad: dict[str, str] = {}
     cmd_r, cmd_w = os.pipe()
 
@@ -275,6 +277,7 @@ def measure_interleaved(size_bytes: int, folios: list[str], *, ref: str = "4K",
     try:
         with bar(total=len(order), desc=f"fork timing {mode}", enabled=progress) as b:
             for lay in order:
+                k += lay == "baseline"          # each round opens with its baseline
                 with thp.thp_settings(_knobs(lay) if lay != "baseline" else {}):
                     write_all(cmd_w, (json.dumps({"layout": lay}) + "\n").encode())
                     msg = next(replies, None)
@@ -285,6 +288,7 @@ def measure_interleaved(size_bytes: int, folios: list[str], *, ref: str = "4K",
                 else:
                     samples[lay].append(msg["ns"])
                     placed[lay].append(msg.get("streams"))
+                    rounds_of[lay].append(k)
                 b.update(1)
     finally:
         os.close(cmd_w)
@@ -295,7 +299,34 @@ def measure_interleaved(size_bytes: int, folios: list[str], *, ref: str = "4K",
             # where the kernel put the pages of each layout's fastest sample: the cost
             # model prices that sample's cold struct pages (pkmm.costmodel.placed)
             "streams_min": {lay: placed[lay][samples[lay].index(min(samples[lay]))]
-                            for lay in [ref, *folios] if samples[lay]}}
+                            for lay in [ref, *folios] if samples[lay]},
+            "sample_rounds": rounds_of}
+
+
+def split_half(run: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]] | None:
+    """The speed-ups of one :func:`measure_interleaved` run from its even rounds and from
+    its odd rounds, each as :func:`summarise` computes them: how far two halves of the
+    same run disagree is how well the run measured a speed-up at all.  None for a run
+    without the round of every sample (stored before 2026-12-02) or with under 2 rounds.
+
+    >>> run = {"folios": ["64K"], "ref": "4K",
+    ...        "samples_ns": {"baseline": [1, 1], "4K": [21, 25], "64K": [11, 9]},
+    ...        "sample_rounds": {"baseline": [0, 1], "4K": [0, 1], "64K": [0, 1]}}
+    >>> split_half(run)
+    ({'64K': 2.0}, {'64K': 3.0})
+    """
+    rounds = run.get("sample_rounds")
+    if not rounds:
+        return None
+    halves = []
+    for parity in (0, 1):
+        part = {lay: [ns for ns, k in zip(run["samples_ns"][lay], rounds[lay], strict=True)
+                      if k % 2 == parity] for lay in run["samples_ns"]}
+        if not part["baseline"] or not part[run["ref"]]:
+            return None
+        halves.append(summarise(part, [f for f in run["folios"] if part.get(f)],
+                                run["ref"])["speedup"])
+    return halves[0], halves[1]
 
 
 def measure_pair(size_bytes: int, folio: str, *, ref: str = "4K", mode: str = "fresh",
