@@ -22,6 +22,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from .errors import StoredDataError
 from .scenario import Scenario, load_scenario
 
 STORED = Path(__file__).resolve().parent / "data" / "snapshot-python-6.18.json"
@@ -635,10 +636,10 @@ def raw_view(library: str = "libc.so") -> list[str]:
     out.append(f"pagemap entry of page {first:#x}: {e:#018x}")
     # bit 56 is set only for a page exactly one page-table entry maps; a shared library's
     # page is mapped by every process that loaded it, so 0 is the usual value there
-    why = {PM_MMAP_EXCLUSIVE: " (0: another page-table entry, e.g. another process's, maps "
+    note = {PM_MMAP_EXCLUSIVE: " (0: another page-table entry, e.g. another process's, maps "
            "this page too)"}
     out += [f"  bit {b.bit_length() - 1:2d} {name:19s} {int(bool(e & b))}"
-            + ("" if e & b or not e & PM_PRESENT else why.get(b, "")) for name, b in bits]
+            + ("" if e & b or not e & PM_PRESENT else note.get(b, "")) for name, b in bits]
     out.append(f"  bits 0-54 PFN {e & PM_PFN_MASK:#x}" +
                (" (0: PFNs need CAP_SYS_ADMIN)" if not e & PM_PFN_MASK else ""))
     return out
@@ -684,8 +685,11 @@ def large_folio_report(sc: Scenario, rows: list[Any]) -> Folded:
     by = {r.kernel: r for r in rows}
     ptes = rows[0].ptes_copied
     in_64k = sc.source["folio_orders"].get("4", 0) * 16     # the PTEs in 64 KiB folios
-    gain = (costmodel.stored_fork_seconds(1 << 30, "4K")
-            / costmodel.stored_fork_seconds(1 << 30, "64K"))
+    small, large = (costmodel.stored_fork_seconds(1 << 30, size) for size in ("4K", "64K"))
+    if small is None or large is None:
+        raise StoredDataError("large_folio_report: the stored timings lack the 1 GiB 4K or 64K "
+                         "region; re-take them with python -m pkmm.realkernel.calibrate --save")
+    gain = small / large
     return Folded("The stored process and its five forks (open it after you predicted)",
                   "\n".join([
                       fill(sc.description, 88),
