@@ -571,7 +571,7 @@ def fork_gap_lines(sc: Scenario, kernel: str, measured_ms: float | None) -> list
             f"  {'measured fork(), fastest of the timed forks':58s} {measured_ms:6.2f} ms",
             f"  the model's price for the page-table copy is {priced / measured_ms:.0%} of "
             "the measured fork();",
-            f"  {measured_ms - priced:.2f} ms have no price in the model,"
+            f"  {measured_ms - priced:.2f} ms have no price in the model,",
             f"  of which the writable entries' FRESH cost explains at most "
             f"{priced - repeat:.2f} ms"]
 
@@ -636,8 +636,7 @@ def raw_view(library: str = "libc.so") -> list[str]:
     out.append(f"pagemap entry of page {first:#x}: {e:#018x}")
     # bit 56 is set only for a page exactly one page-table entry maps; a shared library's
     # page is mapped by every process that loaded it, so 0 is the usual value there
-    note = {PM_MMAP_EXCLUSIVE: " (0: another page-table entry, e.g. another process's, maps "
-           "this page too)"}
+    note = {PM_MMAP_EXCLUSIVE: " (0: another page-table entry maps it too)"}
     out += [f"  bit {b.bit_length() - 1:2d} {name:19s} {int(bool(e & b))}"
             + ("" if e & b or not e & PM_PRESENT else note.get(b, "")) for name, b in bits]
     out.append(f"  bits 0-54 PFN {e & PM_PFN_MASK:#x}" +
