@@ -22,6 +22,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from .errors import StoredDataError
 from .scenario import Scenario, load_scenario
 
 STORED = Path(__file__).resolve().parent / "data" / "snapshot-python-6.18.json"
@@ -33,8 +34,8 @@ KINDS = ("private anon", "private file", "shared file", "shmem", "raw PFN map")
 __all__ = ["QUESTIONS", "REGIONS", "SHARES", "batch_stops", "batches_lines", "check",
            "choices", "close_up", "copied_vmas", "details", "Folded", "fork_gap_lines",
            "fork_time", "full_key", "guesses_changed", "kind", "large_folio_notes",
-           "large_folio_process", "lockbreak_lines", "map_kinds", "plot_map",
-           "price_lines", "raw_view", "region", "short_table", "this_process",
+           "large_folio_process", "large_folio_report", "lockbreak_lines", "map_kinds",
+           "plot_map", "price_lines", "raw_view", "region", "short_table", "this_process",
            "versions_line", "vma_table"]
 
 PAGE = 4096
@@ -261,7 +262,7 @@ def vma_table(sc: Scenario) -> str:
 
 #: the parts of a process the memory map draws, in the order it draws them
 REGIONS = ("heap and anonymous", "stack", "file, read-only (code, constants, RELRO)",
-           "file, writable (.data, .bss)", "shared file or memory",
+           "file, writable (.data, start of .bss)", "shared file or memory",
            "kernel-provided ([vdso], [vvar])")
 
 
@@ -464,16 +465,22 @@ def lockbreak_lines(rows: list[Any]) -> list[str]:
     :data:`~pkmm.memory.PROGRESS_NONE`, and a check comes once per
     :data:`~pkmm.memory.PROGRESS_BREAK`.  From totals this is an upper bound: each page
     table's loop restarts at 0 and drops what it had, and a batch adds 8 per PTE in one
-    step, so it passes at most one check however long it is."""
+    step, so it passes at most one check however long it is.  Variants with equal totals
+    share one line, named in order."""
     from .memory import PROGRESS_BREAK, PROGRESS_ENTRY, PROGRESS_NONE
-    out = []
+    # variants with the same totals and checks share one line: five equal lines would only
+    # say five times that the versions agree
+    lines: dict[tuple[int, int, int], list[str]] = {}
     for r in rows:
         writes, reads = r.ops.get("pte_writes", 0), r.ops.get("pte_reads", 0)
-        empty = max(reads - writes, 0)
+        lines.setdefault((writes, max(reads - writes, 0), r.ops.get("lockbreak_checks", 0)),
+                         []).append(r.kernel)
+    out = []
+    for (writes, empty, checks), names in lines.items():
         bound = (PROGRESS_ENTRY * writes + PROGRESS_NONE * empty) // PROGRESS_BREAK
-        out.append(f"{r.kernel:11s}({PROGRESS_ENTRY} x {writes} PTEs + {PROGRESS_NONE} x "
-                   f"{empty} other reads) / {PROGRESS_BREAK} = {bound:6d}   "
-                   f"lockbreak_checks {r.ops.get('lockbreak_checks', 0):6d}")
+        out.append(f"{', '.join(names)}: ({PROGRESS_ENTRY} x {writes} PTEs + "
+                   f"{PROGRESS_NONE} x {empty} other reads) / {PROGRESS_BREAK} = {bound}; "
+                   f"lockbreak_checks {checks}")
     return out
 
 
@@ -562,8 +569,9 @@ def fork_gap_lines(sc: Scenario, kernel: str, measured_ms: float | None) -> list
         return [*out, "  fork() cannot be timed here: nothing to compare"]
     return [*out,
             f"  {'measured fork(), fastest of the timed forks':58s} {measured_ms:6.2f} ms",
-            f"  the priced part is {priced / measured_ms:.0%} of the measured fork(); "
-            f"{measured_ms - priced:.2f} ms have no price,",
+            f"  the model's price for the page-table copy is {priced / measured_ms:.0%} of "
+            "the measured fork();",
+            f"  {measured_ms - priced:.2f} ms have no price in the model,",
             f"  of which the writable entries' FRESH cost explains at most "
             f"{priced - repeat:.2f} ms"]
 
@@ -626,7 +634,11 @@ def raw_view(library: str = "libc.so") -> list[str]:
     bits = [("present", PM_PRESENT), ("swapped", PM_SWAP), ("file page", PM_FILE),
             ("uffd-wp", PM_UFFD_WP), ("mapped exclusively", PM_MMAP_EXCLUSIVE)]
     out.append(f"pagemap entry of page {first:#x}: {e:#018x}")
-    out += [f"  bit {b.bit_length() - 1:2d} {name:19s} {int(bool(e & b))}" for name, b in bits]
+    # bit 56 is set only for a page exactly one page-table entry maps; a shared library's
+    # page is mapped by every process that loaded it, so 0 is the usual value there
+    note = {PM_MMAP_EXCLUSIVE: " (0: another page-table entry maps it too)"}
+    out += [f"  bit {b.bit_length() - 1:2d} {name:19s} {int(bool(e & b))}"
+            + ("" if e & b or not e & PM_PRESENT else note.get(b, "")) for name, b in bits]
     out.append(f"  bits 0-54 PFN {e & PM_PFN_MASK:#x}" +
                (" (0: PFNs need CAP_SYS_ADMIN)" if not e & PM_PFN_MASK else ""))
     return out
@@ -655,6 +667,50 @@ def details(sc: Scenario, rows: list[Any]) -> Folded:
                              "table restarts the count,", "  and a batch passes at most one "
                              "check):", *lockbreak_lines(rows),
                              "full key:", *key_lines(rows)]))
+
+
+def large_folio_report(sc: Scenario, rows: list[Any]) -> Folded:
+    """The stored large-folio process ``sc`` and its forks ``rows``, folded: how it was
+    made, its summary, the short and the full table, the prices of v6.8 and v6.17, the
+    gain against notebook 08's 1 GiB region all in 64 KiB folios, the batch sizes, where
+    its large folios lie, the lock-break arithmetic, and two differences said from the
+    step-by-step model's trace.  One function, so that the cell a reader sees before
+    predicting shows no part of the answer."""
+    from textwrap import fill
+
+    from . import costmodel
+    from .forksim import render
+    from .realkernel.snapshot import summary
+    by = {r.kernel: r for r in rows}
+    ptes = rows[0].ptes_copied
+    in_64k = sc.source["folio_orders"].get("4", 0) * 16     # the PTEs in 64 KiB folios
+    small, large = (costmodel.stored_fork_seconds(1 << 30, size) for size in ("4K", "64K"))
+    if small is None or large is None:
+        raise StoredDataError("large_folio_report: the stored timings lack the 1 GiB 4K or 64K "
+                         "region; re-take them with python -m pkmm.realkernel.calibrate --save")
+    gain = small / large
+    return Folded("The stored process and its five forks (open it after you predicted)",
+                  "\n".join([
+                      fill(sc.description, 88),
+                      summary(sc).split("\n  approximated")[0],
+                      short_table(rows),
+                      render(sc, rows, key="differs").split("\nkey")[0],
+                      "(the counters' key: the engineer's printout of section 3)",
+                      *price_lines(sc, "v6.8"), *price_lines(sc, "v6.17"),
+                      f"gain v6.8 -> v6.17: "
+                      f"{by['v6.8'].predicted_ms / by['v6.17'].predicted_ms:.2f}x; notebook "
+                      f"08's 1 GiB region, all of it in 64 KiB folios: {gain:.1f}x "
+                      "(measured, FRESH)",
+                      f"  here {ptes - in_64k:,} of the {ptes:,} PTEs written "
+                      f"({1 - in_64k / ptes:.1%}) are not in 64 KiB folios",
+                      versions_line(rows),
+                      *batches_lines(rows),
+                      *large_folio_lines(sc),
+                      "lock-break checks from the totals (an upper bound: each page table "
+                      "restarts the count,", "  and a batch passes at most one check):",
+                      *lockbreak_lines(rows),
+                      "two differences, counted from the step-by-step model's trace:",
+                      *large_folio_notes(sc, rows, "v6.9", "v6.17")]))
 
 
 def guesses_changed(before: Scenario, after: Scenario) -> list[str]:
