@@ -91,7 +91,8 @@ def batch_strip(layout: Any, kernel: str = DEFAULT_KERNEL, *, without: Iterable[
     calls = f"{k.present_func}()" + (f" with {k.batch_func}()" if k.batch_func else "")
     c.text(LEFT, 14, f"{kernel}: {calls}, one bracket per call", "pk-h")
     c.text(LEFT, 28, f"before fork: {v.describe()}", "pk-t")
-    w = min(36.0, (MAX_W - 2 * LEFT) / max(len(slots), 1))
+    # 44 px a slot: at 36, sixteen "map 1" labels (33 px each) touched and read "map 1map 1"
+    w = min(44.0, (MAX_W - 2 * LEFT) / max(len(slots), 1))
     top = 48                        # room above the strip for the -EAGAIN marks
     h = _strip(c, slots, w, top)
     groups = step_groups(steps)
@@ -221,7 +222,8 @@ def _brackets(c: Canvas, slots: Sequence[Slot], steps: Sequence[Step],
         word = action_word(s.action)
         # "map 1", not "map": the intro says each bracket reads "map N"; a one-PTE
         # bracket too narrow for "copy 1" in 11 px glyphs says its word alone
-        label = next((t for t in (f"{word} {s.nr}", word) if len(t) * CHAR_W <= x1 - x0 + 2),
+        # (a 4 px gap at least, so neighbours' labels never run together)
+        label = next((t for t in (f"{word} {s.nr}", word) if len(t) * CHAR_W <= x1 - x0 - 4),
                      "")
         if label:
             c.text((x0 + x1) / 2, y + 20, label, "pk-t", anchor="middle",
@@ -237,9 +239,11 @@ def _brackets(c: Canvas, slots: Sequence[Slot], steps: Sequence[Step],
                 start = (steps[g[0]].addr - base) // PAGE_SIZE
                 gx0, gx1 = LEFT + start * w + 2, x1
                 c.path(f"M{gx0:g},{y + 24:g} L{gx1:g},{y + 24:g}", "", width=0.8)
-                label = f"note {mark}: each of these {ncalls} calls"
-                if len(label) * CHAR_W > gx1 - gx0:
-                    label = f"note {mark} (x{ncalls})"
+                # the longest label that fits the group's span: one wider than it ran
+                # over the next call's "note 2" ("note 1 (x2note 2"); its line says "(xN)"
+                label = next((t for t in (f"note {mark}: each of these {ncalls} calls",
+                                          f"note {mark} (x{ncalls})", f"note {mark}")
+                              if len(t) * CHAR_W <= gx1 - gx0), f"note {mark}")
                 c.text((gx0 + gx1) / 2, y + 33, label, "pk-t", anchor="middle", tip=g[2])
             continue
         if mark is not None and (len(groups) <= 40):

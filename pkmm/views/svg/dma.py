@@ -71,14 +71,14 @@ def dma_timeline(layout: Any = None, kernel: str = DEFAULT_KERNEL, *,
         pages[x_pfn] = (x_folio, x_page)
         data = {pfn: hit[0].pages[hit[1]].data for pfn, hit in pages.items() if hit}
         cols.append({"label": label, "actor": actor, "what": what, "maps": maps,
-                     "data": data})
+                     "data": data, "alive": {k: p is not None for k, p in procs.items()}})
 
     snap("before fork", "", "the device holds a FOLL_PIN on the page", None)
     r = fork(parent, kernel=kernel, without=frozenset(without))
     child = r.child
     copied = _mapped(child, addr) != x_pfn
     snap("fork()", "parent", "child gets its own copy at fork" if copied else
-         "the child maps the same page (CoW-shared, write-protected)", child)
+         "child maps the same page, CoW-shared", child)
     parent.write(addr, write)
     kind = parent.last_fault.kind if parent.last_fault else "none"
     snap(f"parent writes {write}", "parent",
@@ -94,6 +94,19 @@ def dma_timeline(layout: Any = None, kernel: str = DEFAULT_KERNEL, *,
     names = layout_names(folios, [parent, child])
     return _draw(kernel, frozenset(without), cols, names, x_pfn, parent, got_parent, dma,
                  got_child)
+
+
+def caption_lines(what: str) -> list[str]:
+    """A column's caption in lines that fit the column (at most three).
+
+    >>> caption_lines("child maps the same page, CoW-shared")
+    ['child maps the same', 'page, CoW-shared']
+    """
+    lines = wrap(what, int((COL_W - 10) / CHAR_W))
+    if len(lines) > 3:
+        raise LayoutError(f"dma_timeline caption {what!r} needs {len(lines)} lines; "
+                          "shorten it to three lines of the column")
+    return lines
 
 
 def _page_name(parent: Process, names: dict[int, str], pfn: int) -> str:
@@ -118,8 +131,9 @@ def _draw(kernel: str, without: frozenset[str], cols: list[dict[str, Any]],
     for j, col in enumerate(cols):
         x = LEFT + j * COL_W
         c.text(x + 4, top + 12, f"{j}. {col['label']}", "pk-t", extra=' font-weight="bold"')
-        # three short lines of 11 px glyphs: longer ones ran into the next caption
-        for k, line in enumerate(wrap(col["what"], int((COL_W - 10) / CHAR_W))[:3]):
+        # three short lines of 11 px glyphs: longer ones ran into the next caption, so a
+        # caption is written to fit (a fourth line was cut off: "(CoW-shared," and no more)
+        for k, line in enumerate(caption_lines(col["what"])):
             c.text(x + 4, top + 25 + 12 * k, line, "pk-t2")
         for i, who in enumerate(("device", "parent", "child")):
             y = top + HEAD + i * LANE_H
@@ -133,7 +147,8 @@ def _draw(kernel: str, without: frozenset[str], cols: list[dict[str, Any]],
                 continue
             pfn = col["maps"].get(who)
             on = col["actor"] == who or col["label"].startswith(who)
-            text = f"maps {_page_name(parent, names, pfn)}" if pfn else "no page here"
+            text = (f"maps {_page_name(parent, names, pfn)}" if pfn else
+                    "no page here" if col["alive"][who] else f"(no {who} yet)")
             c.rect(x + 2, y, COL_W - 6, LANE_H - 8, "lit" if on else "anon", tip=text)
             c.text(x + 6, y + 19, text, "pk-t2")
         for i, pfn in enumerate(pfns):

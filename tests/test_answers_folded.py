@@ -1,0 +1,54 @@
+"""Notebooks 03 and 04 on a static page: the output of a cell right under a folded answer
+(a strip, a picture, a table of results) is folded too, since it shows the answer on the
+same screen as the question."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+NB = Path(__file__).resolve().parent.parent / "notebooks"
+PAGES = [NB / "03-seed-patch-batching.ipynb", NB / "04-pinned-pages.ipynb"]
+
+
+def _shown(cell: dict) -> list[str]:
+    """What a code cell shows: each output's HTML (or, without it, its text)."""
+    out = []
+    for o in cell.get("outputs", []):
+        data = o.get("data", {})
+        shown = data.get("text/html") or data.get("image/svg+xml") or data.get("text/plain") \
+            or o.get("text")
+        if shown:
+            out.append("".join(shown) if isinstance(shown, list) else shown)
+    return out
+
+
+@pytest.mark.parametrize("path", PAGES, ids=lambda p: p.stem)
+def test_what_follows_an_answer_is_folded(path: Path) -> None:
+    cells = json.loads(path.read_text())["cells"]
+    checked = 0
+    for i, cell in enumerate(cells):
+        if cell["cell_type"] != "markdown" or "<details><summary><b>Answer" not in \
+                "".join(cell["source"]):
+            continue
+        for nxt in cells[i + 1:]:
+            if nxt["cell_type"] == "markdown":
+                break
+            if "remove-cell" in nxt.get("metadata", {}).get("tags", []):
+                continue
+            for shown in _shown(nxt):
+                checked += 1
+                assert shown.lstrip().startswith("<details"), \
+                    f"{path.name}: {''.join(nxt['source'])[:60]!r} shows its output unfolded"
+    assert checked, f"{path.name}: no output under an answer was checked"
+
+
+def test_the_folded_strip_keeps_its_answer_inside() -> None:
+    # the fold holds the picture itself, not a reference to it: the holes strip says [5, 2]
+    cells = json.loads(PAGES[0].read_text())["cells"]
+    fold = next(c for c in cells if c["cell_type"] == "code"
+                and "batch_strip(holes" in "".join(c["source"]))
+    html = _shown(fold)[0]
+    assert html.startswith("<details") and "map 5" in html and "map 2" in html
