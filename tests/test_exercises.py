@@ -411,3 +411,12 @@ def test_second_worked_examples_use_seeds_no_student_draws() -> None:
     for name, (seed, kernel, _) in EXTRA.items():
         assert seed >= OUTSIDE_STUDENT_SEEDS
         assert make(name, seed, kernel=kernel).kernel == kernel
+
+
+def test_refcount_problems_always_share_a_row() -> None:
+    """Every refcount problem has a row fork shares (some page's mapcount reaches 2), so no
+    problem's answer is just its before-values."""
+    from pkmm.exercises import make
+    for seed in range(40):
+        key = make("refcounts", seed).solve()
+        assert any(m >= 2 for v in key.values() for m in v["mapcount"]), seed

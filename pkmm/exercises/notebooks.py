@@ -103,8 +103,8 @@ What else ends a batch depends on the version:
 - **v6.8** does not batch: one call per PTE.
 - **batch-v3** (the [seed patch](../glossary.ipynb#seed-patch)) also stops at the end of
   the range being copied (the VMA's end or the end of the 512-PTE
-  [PMD slice](../glossary.ipynb#PMD-slice); in these 64-page VMAs only the folio's end
-  matters). Of the bits it compares only two: a batch ends where
+  [PMD slice](../glossary.ipynb#PMD-slice); every layout here lies inside one slice, so
+  only the folio's end matters). Of the bits it compares only two: a batch ends where
   [PN](../glossary.ipynb#PN) changes, or [UW](../glossary.ipynb#UW) when the child VMA is
   uffd-wp. D and W never end a batch: the patch counts how many PTEs have them and sets
   the child's batch from the counts (exercise (b)).
@@ -494,12 +494,13 @@ def intro(name: str, up: str) -> str:
               "the PTE legend") + f": {legend}, AE AnonExclusive"
     return (f"# Exercise ({stem[0]}): {cls.title}\n\n{text}\n\n"
             f"Answer format: {cls.answer_format}.\n\nLearn it in: {learn}.\n\n"
-            f"Table columns ({legend}). The `#` column numbers the *present PTEs* in address "
-            "order, and answers refer to those numbers; an empty slot between two PTEs is "
-            "shown as an unnumbered `(none)` line, so row 4 is not always slot 4 of the VMA "
-            "(the lessons' pictures number slots, empty ones included). The `ARG` lines at "
-            "the top of a problem echo its arguments: the same seed and version give the "
-            "same problem again.\n\n"
+            "**How to read the table**\n\n"
+            f"- Columns: {legend}.\n"
+            "- `#` numbers the *present PTEs* in address order; answers use these numbers.\n"
+            "- An empty slot is an unnumbered `(none)` line, so row 4 is not always slot 4 "
+            "(the lessons' pictures number slots, empty ones included).\n"
+            "- The `ARG` lines echo the problem's arguments: the same seed and version give "
+            "the same problem again.\n\n"
             "*Predict first; use the model only to check yourself afterwards.*")
 
 
@@ -525,7 +526,7 @@ def lab_notebook(name: str, seed: int | None = None) -> dict[str, Any]:
     stem, _ = INTROS[name]
     seed = LAB_SEEDS[name][0] if seed is None else seed
     example, extra = _example(name), _extra(name)
-    extra_seed = EXTRA[name][0]
+    extra_seed, _, what = EXTRA[name]
     if seed in (example.seed, extra.seed):
         raise ValueError(f"lab_notebook: seed={seed} is a worked example's seed; pick "
                          "another")
@@ -538,7 +539,7 @@ def lab_notebook(name: str, seed: int | None = None) -> dict[str, Any]:
         ("code", "import pkmm.exercises\n\n"
                  f"example = pkmm.exercises.make({name!r}, {example.seed})\nprint(example)", {}),
         ("markdown", worked_example(name), {}),
-        ("markdown", f"## A second worked example\n\n{EXTRA[name][2].capitalize()}: seed "
+        ("markdown", f"## A second worked example\n\n{what[0].upper() + what[1:]}: seed "
                      f"{extra_seed} (2**32 + {extra_seed - OUTSIDE_STUDENT_SEEDS}, a seed no "
                      f"student is given) under {extra.kernel}.", {}),
         ("code", f"example2 = pkmm.exercises.make({name!r}, {extra.seed}, "
