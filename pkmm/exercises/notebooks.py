@@ -311,7 +311,7 @@ EXTRA: dict[str, tuple[int, str, str]] = {
                   "a pinned folio only partly mapped, and vmsplice references on a shared "
                   "folio"),
     "cow-after-fork": (OUTSIDE_STUDENT_SEEDS, "v6.17",
-                       "v6.17's reuse of a page of a large folio"),
+                       "the reuse rule of v6.17 for a page of a large folio"),
     "fork-cost": (OUTSIDE_STUDENT_SEEDS, "batch-v3",
                   "batch-v3, whose rmap dup stays per page"),
 }
