@@ -372,3 +372,51 @@ def test_no_answer_shows_no_score_line() -> None:
     r = make("batches", 7).check(None)
     assert r.score == 0 and not r.answered and not str(r).startswith("score")
     assert str(make("batches", 7).check([1])).startswith("score")
+
+
+def test_shared_write_layouts_have_no_read_only_dirty_pte() -> None:
+    """In a write-notifying shared VMA a PTE without UW turns writable and dirty in the
+    same fault, so the generator never shows one read-only but dirty."""
+    from pkmm.exercises import make
+    seen = 0
+    for seed in range(60):
+        ex = make("child-bits", seed)
+        if ex.variant != "shared-write":  # type: ignore[attr-defined]
+            continue
+        seen += 1
+        for e in ex.scenario.ptes:
+            if not e["uffd_wp"]:
+                assert e["dirty"] == e["write"], (seed, e)
+    assert seen
+
+
+def test_table_has_no_per_row_pins_column() -> None:
+    """fork sees a pin only as the folio's count, so the table shows it on the folio line
+    alone, never on the row of the page the driver pinned."""
+    from pkmm.exercises import make
+    ex = make("pin-copies", 2)
+    text = ex.show()
+    assert "FOLL_PIN)" in text
+    header = next(line for line in text.splitlines() if line.lstrip().startswith("#  addr"))
+    assert header.split()[-1] == "AE"
+
+
+def test_second_worked_examples_use_seeds_no_student_draws() -> None:
+    """Every page's second example comes from a seed outside the 32-bit student range and
+    runs the version it names."""
+    from pkmm.exercises import make
+    from pkmm.exercises.base import seed_for
+    from pkmm.exercises.notebooks import EXTRA, OUTSIDE_STUDENT_SEEDS
+    assert seed_for("alice", "x") < OUTSIDE_STUDENT_SEEDS
+    for name, (seed, kernel, _) in EXTRA.items():
+        assert seed >= OUTSIDE_STUDENT_SEEDS
+        assert make(name, seed, kernel=kernel).kernel == kernel
+
+
+def test_refcount_problems_always_share_a_row() -> None:
+    """Every refcount problem has a row fork shares (some page's mapcount reaches 2), so no
+    problem's answer is just its before-values."""
+    from pkmm.exercises import make
+    for seed in range(40):
+        key = make("refcounts", seed).solve()
+        assert any(m >= 2 for v in key.values() for m in v["mapcount"]), seed

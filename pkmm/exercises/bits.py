@@ -44,6 +44,14 @@ class ChildBits(Exercise):
                                        twists=(twist,), gap=0.0)
             for fd in folios.values():
                 fd["backing"] = backing
+            if vma.get("shared"):
+                # In a shared VMA that write-notifies (uffd-wp), a PTE without UW is
+                # read-only only until its first write fault, which sets W and D
+                # together (mm/memory.c set_pte_range(): maybe_mkwrite(pte_mkdirty())):
+                # a read-only PTE here is clean.
+                for e in ptes:
+                    if not e["uffd_wp"]:
+                        e["dirty"] = e["write"]
             s = scenario(f"child-bits-{self.seed}", folios, ptes, vma=vma)
             others = [k for k in COW_KERNELS if k != self.kernel
                       and self._bits(s, k) != self._bits(s, self.kernel)]

@@ -132,9 +132,6 @@ def describe(s: Scenario) -> str:
     """The layout as text: VMAs, folios, and a PTE table (row numbers are the PTE
     indices answers refer to; empty slots between PTEs are shown without a number)."""
     p, folios = s.build()
-    pins = {(e["folio"], e.get("page", 0)): 0 for e in s.pins}
-    for e in s.pins:
-        pins[(e["folio"], e.get("page", 0))] += 1
     lines = [vma_words(v) for v in s.vmas]
     lines.append(f"MMF_HAS_PINNED: {'yes' if p.has_pinned else 'no'}")
     for name, f in folios.items():
@@ -146,7 +143,7 @@ def describe(s: Scenario) -> str:
         lines.append(f"folio {name}: order {f.order} {f.kind}, pfn {f.pfn:#x}-"
                      f"{f.pfn + f.nr_pages - 1:#x}, refcount {f.refcount}"
                      + (f" ({', '.join(extra)})" if extra else ""))
-    lines += ["", "  #  addr      folio.page  pfn     W D A SD UW PN  AE  pins"]
+    lines += ["", "  #  addr      folio.page  pfn     W D A SD UW PN  AE"]
     entries = sorted(s.ptes, key=lambda e: e["addr"])
     prev = None
     for i, e in enumerate(entries):
@@ -159,9 +156,10 @@ def describe(s: Scenario) -> str:
         page = e.get("page", 0)
         bits = " ".join(f"{int(getattr(pte, b)):>{len(LETTERS[b])}}" for b in BITS)
         ae = int(f.page(page).anon_exclusive)
-        npin = pins.get((e["folio"], page), 0)
+        # No per-row pins column: a pin is counted per folio (the folio line), and fork
+        # cannot tell which page of a large folio the driver pinned.
         lines.append(f"{i:>3}  {e['addr']:#x}  {e['folio']}.{page:<9} {pte.pfn:#x}  {bits}"
-                     f"   {ae}   {npin or ''}")
+                     f"   {ae}")
         prev = e["addr"]
     p.exit()
     return "\n".join(lines)

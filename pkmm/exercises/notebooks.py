@@ -45,10 +45,10 @@ BIT_TABLE = "\n".join([
         'cleared',
     ]) + " |",
     "| " + " | ".join([
-        '[W](../glossary.ipynb#W), [private](../glossary.ipynb#private-mapping)',
-        "cleared (parent's too)",
-        'cleared',
-        'cleared',
+        "[W](../glossary.ipynb#W), [private](../glossary.ipynb#private-mapping)",
+        "cleared (the parent's too)",
+        "cleared (the parent's too)",
+        "cleared (the parent's too)",
     ]) + " |",
     "| " + " | ".join([
         'W, [shared](../glossary.ipynb#shared-mapping)',
@@ -72,7 +72,8 @@ BIT_TABLE = "\n".join([
         '[SD](../glossary.ipynb#SD)',
         'kept',
         '**cleared in every child PTE**',
-        "tracking on: kept (a change ends the batch); off: the batch's first PTE's",
+        "tracking on: kept (a change ends the batch); off: the batch's first PTE's "
+        "(SD does not end the batch)",
     ]) + " |",
     "| " + " | ".join([
         '[UW](../glossary.ipynb#UW)',
@@ -87,22 +88,31 @@ INTROS: dict[str, tuple[str, str]] = {
     "batches": ("a-batch-sizes", """\
 When the parent maps a [large folio](../glossary.ipynb#large-folio) with many PTEs, modern
 kernels copy those PTEs in **[batches](../glossary.ipynb#batch)**: one call of the
-present-PTE copy function handles a run of PTEs and returns how many it took. Every
-batching version agrees on three stops: a batch never leaves its folio; a small (order-0)
-folio is always a call of 1; an empty slot is no call at all (the copy loop skips it) and
-ends the run. What else ends a batch depends on the version:
+present-PTE copy function handles a run of PTEs and returns how many it took.
+
+Every batching version agrees on four stops:
+
+- a batch never leaves its folio;
+- a small (order-0) folio is always a call of 1;
+- a pfn gap ends it (the next PTE must map the next page of the folio);
+- an empty slot is no call at all (the copy loop skips it) and ends the run. The layouts
+  here have no swap or migration entries (those would end a run too).
+
+What else ends a batch depends on the version:
 
 - **v6.8** does not batch: one call per PTE.
-- **batch-v3** (the [seed patch](../glossary.ipynb#seed-patch)) also stops at a pfn gap and
-  at the end of the range being copied (the VMA's end or the end of the 512-PTE
-  [PMD slice](../glossary.ipynb#PMD-slice); in these 64-page VMAs only the folio's end
-  matters). Of the bits it compares only two: a batch ends where
+- **batch-v3** (the [seed patch](../glossary.ipynb#seed-patch)) also stops at the end of
+  the range being copied (the VMA's end or the end of the 512-PTE
+  [PMD slice](../glossary.ipynb#PMD-slice); every layout here lies inside one slice, so
+  only the folio's end matters). Of the bits it compares only two: a batch ends where
   [PN](../glossary.ipynb#PN) changes, or [UW](../glossary.ipynb#UW) when the child VMA is
   uffd-wp. D and W never end a batch: the patch counts how many PTEs have them and sets
   the child's batch from the counts (exercise (b)).
 - **v6.9 and v6.17** compare the PTE bits ([folio_pte_batch](../glossary.ipynb#folio_pte_batch)),
   ignoring A and W always, D only in a shared mapping (so in a private mapping a change of
-  D ends the batch), and SD unless soft-dirty tracking is on; UW and PN are compared.
+  D ends the batch), and SD unless soft-dirty tracking is on; UW and PN are always
+  compared. The two make the same batches (they differ in how they read the PTEs, which
+  this exercise does not ask).
 
 No problem of this exercise has a pin (`MMF_HAS_PINNED: no`), so no call returns -EAGAIN
 and every answer is a list of ints. AE and pins are facts about the page a row maps, not
@@ -113,12 +123,15 @@ is part of the exercise. Look at the table and predict what each call returns.""
     "child-bits": ("b-child-pte-bits", """\
 fork() writes one child PTE per parent PTE, and the child's bits are not a plain copy.
 A [batch](../glossary.ipynb#batch) writes all its child PTEs from one value: its first
-PTE's bits, with the changes below. So first split the rows into each version's batches
+PTE's bits, with the changes below (where a cell says *any* or *every*, the value comes
+from the whole batch instead). So first split the rows into each version's batches
 (exercise (a)), then apply this table to each batch.
 
 """ + BIT_TABLE + """
 Why W may be merged in a shared mapping: a read-only shared PTE without a UW mark is only
-waiting for its first write fault, which would make it writable anyway.
+waiting for its first write fault, which would make it writable anyway. For the same
+reason such a PTE is clean (the write fault sets W and D together), so in the shared
+problems every read-only PTE shows D 0.
 
 A shared mapping is normally not copied at fork at all: the child's faults can rebuild
 every PTE from the [page cache](../glossary.ipynb#page-cache)
@@ -142,15 +155,21 @@ from the device. So fork gives the child a copy of such a page at once.
    [FOLL_PIN](../glossary.ipynb#FOLL_PIN) pin adds
    [GUP_PIN_COUNTING_BIAS](../glossary.ipynb#GUP_PIN_COUNTING_BIAS) = 1024 to a *small*
    folio's refcount (test: refcount ≥ 1024; 1024 [vmsplice](../glossary.ipynb#vmsplice)
-   references also pass it), but 1 to a large folio's refcount and 1 to its
-   [pincount](../glossary.ipynb#pincount) (test: pincount > 0; the folio line shows it as
-   `(1 FOLL_PIN)`);
+   references also pass it: a small folio with refcount ≥ 1024 and no `FOLL_PIN` on its
+   line is such a case), but 1 to a large folio's refcount and 1 to its
+   [pincount](../glossary.ipynb#pincount) (test: pincount > 0). On either size the folio
+   line shows the number of pins as `(N FOLL_PIN)`;
 3. the page is [AnonExclusive](../glossary.ipynb#AnonExclusive) (AE 1). A page that is not
    AE is already shared by an earlier fork, and GUP pins only AE pages, so it cannot be
    pinned: it is shared again.
 
 The pin is counted per folio, not per page, so the kernel cannot tell *which* page of a
-large folio is pinned: it copies every AE page of that folio.
+large folio is pinned: it copies every AE page of that folio. That is why the table has no
+per-row pins column: fork sees only the folio line's count.
+
+Why one page per round: fork copies under the page-table lock, where it must not sleep,
+so it cannot allocate there; it backs out, allocates one page with the lock dropped, and
+retries. The kernel keeps this simple: one spare page at a time.
 
 **How many rounds.** Each copy needs a
 [preallocated page](../glossary.ipynb#preallocated-page): fork drops its locks, allocates
@@ -161,29 +180,37 @@ notebook 04: a number per call, `E` for a call that returned -EAGAIN.
 - **batch-v3**: a batch is cut at the first page that needs a copy (the pages before it
   are shared in that call); that page then costs `E, 1` (copied alone), and batching starts
   again at the next PTE.
-- **v6.9, v6.17**: a batch's pages are checked in one call, all or nothing. A batch that
-  contains a page needing a copy is refused as a whole (`E`); the retry takes its first
-  PTE alone, copying it if it is AE, sharing it if not (the allocated page is then freed
-  unused, but the round was spent). So the rounds depend on where the batches end: in a
-  private mapping a change of D ends one (exercise (a)).
+- **v6.9, v6.17**: a batch's pages are checked in one call, all or nothing.
+  1. A batch that holds a page needing a copy is refused as a whole (`E`).
+  2. The retry takes its first PTE alone: copied if the three tests hold for it, else
+     shared (the preallocated page is then freed unused, but the round was spent).
+  3. Batching resumes at the next PTE.
+
+  So the rounds depend on where the batches end: in a private mapping a change of D ends
+  one (exercise (a)).
 
 Predict which rows are copied, and how many rounds fork takes."""),
     "refcounts": ("d-refcount-mapcount", """\
-Every problem of this exercise is a private anonymous mapping, which fork always copies.
+Every problem of this exercise is a private anonymous mapping, whose page table fork
+always copies.
 For each row, fork either *shares* the page with the child or gives the child a *copy*:
 
 - **shared**: one more folio reference ([refcount](../glossary.ipynb#refcount) + 1) and one
   more mapping of that page (its per-page [mapcount](../glossary.ipynb#mapcount) + 1);
 - **copied**: the original folio's counters do not change (the copy is a new folio, not
-  asked about). A page is copied when `MMF_HAS_PINNED` is yes, its folio may be pinned,
+  asked about), and the parent keeps its page as it was: AE, PTE still writable.
+  A page is copied when `MMF_HAS_PINNED` is yes, its folio may be pinned,
   and the page is AE: for a large folio that is *every* AE page of it, not only the
   pinned one (exercise (c) gives the rule and its reasons). The non-AE pages of such a
   folio are shared as usual.
 
 Pins ([FOLL_PIN](../glossary.ipynb#FOLL_PIN): 1024 on a small folio, 1 on a large one) and
 [vmsplice](../glossary.ipynb#vmsplice) references count in the refcount but in no mapcount:
-they are not page-table entries. The PTE bits (D, W, ...) and the version change no
-counter. Predict the counters of every folio in the table after fork. "mapcount" means the
+they are not page-table entries. The PTE bits (D, W, ...) and the version (of the four
+offered, which all share or copy the same rows) change no counter. The refcount before fork
+is one reference per mapped PTE plus the pins and vmsplice references; a page no PTE maps
+has mapcount 0 and, in these layouts, holds no reference.
+Predict the counters of every folio in the table after fork. "mapcount" means the
 per-page mapcount, one number per page of the folio."""),
     "cow-after-fork": ("e-cow-or-reuse", """\
 After fork, both processes map shared pages read-only. A write then does one of three
@@ -191,19 +218,22 @@ things (notebook 07's names in brackets):
 
 - **"copy"** (07's `cow-copy`, a [CoW fault](../glossary.ipynb#CoW-fault)): it faults and
   the writer gets a new page of its own;
-- **"reuse"** (07's `reuse`, [reuse](../glossary.ipynb#reuse)): it faults and the kernel
+- **"reuse"** (07's `reuse`; see [reuse](../glossary.ipynb#reuse)): it faults and the kernel
   makes the writer's PTE writable in place, because it can prove nobody else uses the page;
 - **"none"** (07's `no fault`): an earlier write fault of the same process already made the
   PTE writable.
 
-When is a page reused?
+When is a page reused? (07's first rule, "reuse a page that is still AnonExclusive",
+never fires here: fork left no shared page AE.)
 
 - A small page: when its refcount is 1 (nobody else at all: no other mapping, pin or pipe).
 - A page of a large folio, **v6.8 and batch-v3** (the seed patch changed fork, not the
   fault): the same test on the folio's refcount, so only once every other page of the folio
   is unmapped and nobody else holds it.
 - **v6.9**: never; it copies even when the writer is alone.
-- **v6.17**: when the writer's process alone maps the folio, every reference is one of its
+- **v6.17**: when the writer's process alone maps the folio (the kernel reads a "maybe
+  mapped shared" flag; with only a parent and a child, it says "alone" exactly when the
+  other process maps none of the folio), every reference is one of its
   mappings (no pin, no pipe), *and* it maps more than one page of it. If the written page
   is its last mapped page of the folio, v6.17 copies it, so that the whole large folio can
   be freed.
@@ -211,7 +241,11 @@ When is a page reused?
 "the child exits" is a step, not a write: it gets no answer, and it drops all the child's
 mappings and references. Predict what each write in the sequence does."""),
     "fork-cost": ("f-fork-cost", """\
-Batching is about cost. Count, for this layout and version:
+Batching is about cost. Notebook 08's model prices fork per PTE written (`pte_writes`)
+and per copy call (`set_ptes_calls`: the call, its set_ptes() and its refcount update),
+among a few other terms; this exercise counts what those two prices are multiplied by.
+The rmap dup calls have no price of their own in 08: its fitted prices absorb them. Count,
+for this layout and version:
 
 - `calls`: the calls of the present-PTE copy function (one per batch);
 - `set_ptes_calls`: the [set_ptes](../glossary.ipynb#set_ptes)() calls that write child PTEs;
@@ -220,10 +254,14 @@ Batching is about cost. Count, for this layout and version:
   them "checks" because each call also checks whether the child may share the page(s) and
   refuses for a maybe-pinned AE page; it is one count per call.
 
-No problem of this exercise has a pin, so no call is refused and there are no retries.
+No problem of this exercise has a pin, so no call is refused and there are no retries:
+`calls` and `set_ptes_calls` are always equal here (a refused call would write no PTE).
+The checker asks both so that you see that set_ptes() is per batch. An order-0 folio is
+one call, one set_ptes() and one rmap dup in every version.
 Batching does not shorten all four alike:
 
-- **v6.8**: one of everything per PTE.
+- **v6.8**: one of everything per PTE (it writes with set_pte_at(), which is set_ptes()
+  for one PTE).
 - **batch-v3**: one call and one set_ptes() per batch, but it still duplicates the anon rmap
   page by page (`page_try_dup_anon_rmap()` in a loop over the batch): one per PTE.
 - **v6.9, v6.17**: one of each per batch; a whole batch's rmap is duplicated in one call
@@ -242,7 +280,7 @@ LEARN: dict[str, list[str]] = {
     "pin-copies": ["04-pinned-pages"],
     "refcounts": ["02-fork-one-pte-at-a-time", "04-pinned-pages"],
     "cow-after-fork": ["07-after-fork"],
-    "fork-cost": ["06-upstream-batching", "08-cost"],
+    "fork-cost": ["03-seed-patch-batching", "06-upstream-batching", "08-cost"],
 }
 
 #: Exercise name -> (the seed of the self-study problem, the seed of its worked example).
@@ -255,6 +293,27 @@ LAB_SEEDS: dict[str, tuple[int, int]] = {
     "refcounts": (7, 2),          # v6.9; example v6.8
     "cow-after-fork": (19, 7),    # v6.17 (a large folio reused); example v6.9
     "fork-cost": (4, 0),          # batch-v3; example v6.17
+}
+
+#: Student seeds are 32-bit (base.seed_for), so seeds from 2**32 on are no student's.
+OUTSIDE_STUDENT_SEEDS = 2 ** 32
+#: Exercise name -> (seed, version, what it shows) of a page's second worked example: the
+#: hardest version or case of the exercise, from a seed no student can draw.
+EXTRA: dict[str, tuple[int, str, str]] = {
+    "batches": (OUTSIDE_STUDENT_SEEDS + 29, "batch-v3",
+                "batch-v3, where W and D never end a batch but a UW change does "
+                "(the child VMA is uffd-wp)"),
+    "child-bits": (OUTSIDE_STUDENT_SEEDS + 4, "batch-v3",
+                   "a shared mapping with mixed W, where batch-v3 and v6.9 disagree most"),
+    "pin-copies": (OUTSIDE_STUDENT_SEEDS + 3, "batch-v3",
+                   "batch-v3's cut at the first page that needs a copy"),
+    "refcounts": (OUTSIDE_STUDENT_SEEDS + 43, "v6.9",
+                  "a pinned folio only partly mapped, and vmsplice references on a shared "
+                  "folio"),
+    "cow-after-fork": (OUTSIDE_STUDENT_SEEDS, "v6.17",
+                       "the reuse rule of v6.17 for a page of a large folio"),
+    "fork-cost": (OUTSIDE_STUDENT_SEEDS, "batch-v3",
+                  "batch-v3, whose rmap dup stays per page"),
 }
 
 #: The typical wrong answer :func:`misconception` builds, in words.
@@ -273,9 +332,11 @@ METHOD: dict[str, str] = {
                 "while that row maps the next page of the same folio and nothing this "
                 "version compares has changed; an empty slot or a new folio ends the call. "
                 "Write down each call's length; the lengths add up to the number of rows. "
-                "The usual distractors: refcounts, AE, A and W; D, SD and the child VMA's "
-                "uffd-wp only where the version compares them (uffd-wp matters only to "
-                "batch-v3, and only where UW changes)."),
+                "The usual distractors: refcounts, AE, A and W; D and SD only where the "
+                "version compares them. Whether the child VMA is uffd-wp matters only to "
+                "batch-v3: a change of UW ends a batch in v6.9 and v6.17 always, in "
+                "batch-v3 only when the child VMA is uffd-wp. Where no UW bit changes, "
+                "the child VMA's uffd-wp decides nothing."),
     "child-bits": ("Split the rows into the batches each version makes (exercise (a)'s "
                    "method). Within one batch every child PTE gets the same bit: the first "
                    "PTE's, or the merged value if the version merges this bit. Then apply "
@@ -305,10 +366,11 @@ METHOD: dict[str, str] = {
 }
 
 
-def worked_example(name: str) -> str:
-    """The folded answer of a page's worked example, computed from the model: the key, the
-    method, and what the checker says about the typical wrong answer."""
-    ex = _example(name)
+def worked_example(name: str, ex: Exercise | None = None) -> str:
+    """The folded answer of a page's worked example (``ex``; default: the first one),
+    computed from the model: the key, the method, and what the checker says about the
+    typical wrong answer."""
+    ex = _example(name) if ex is None else ex
     key = ex.solve()
     if name == "cow-after-fork":
         # Every write gets the other outcome, so the checker explains each one of them.
@@ -356,6 +418,12 @@ def calls_behind(ex: Exercise) -> str:
 def _example(name: str) -> Exercise:
     from . import make
     return make(name, LAB_SEEDS[name][1])
+
+
+def _extra(name: str) -> Exercise:
+    from . import make
+    seed, kernel, _ = EXTRA[name]
+    return make(name, seed, kernel=kernel)
 
 
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -423,15 +491,16 @@ def intro(name: str, up: str) -> str:
         text = re.sub(r"\[([^]]+)\]\(\.\./glossary\.ipynb#[^)]*\)", r"\1", text)
     legend = ", ".join(f"{b.letter} {b.name.replace('_', '-')}" for b in SETTABLE_BITS)
     legend = (f"[the PTE legend]({up}glossary.ipynb#the-PTE-legend)" if up else
-              "the PTE legend") + f": {legend}, AE AnonExclusive, pins: FOLL_PIN pins, blank for 0"
+              "the PTE legend") + f": {legend}, AE AnonExclusive"
     return (f"# Exercise ({stem[0]}): {cls.title}\n\n{text}\n\n"
             f"Answer format: {cls.answer_format}.\n\nLearn it in: {learn}.\n\n"
-            f"Table columns ({legend}). The `#` column numbers the *present PTEs* in address "
-            "order, and answers refer to those numbers; an empty slot between two PTEs is "
-            "shown as an unnumbered `(none)` line, so row 4 is not always slot 4 of the VMA "
-            "(the lessons' pictures number slots, empty ones included). The `ARG` lines at "
-            "the top of a problem echo its arguments: the same seed and version give the "
-            "same problem again.\n\n"
+            "**How to read the table**\n\n"
+            f"- Columns: {legend}.\n"
+            "- `#` numbers the *present PTEs* in address order; answers use these numbers.\n"
+            "- An empty slot is an unnumbered `(none)` line, so row 4 is not always slot 4 "
+            "(the lessons' pictures number slots, empty ones included).\n"
+            "- The `ARG` lines echo the problem's arguments: the same seed and version give "
+            "the same problem again.\n\n"
             "*Predict first; use the model only to check yourself afterwards.*")
 
 
@@ -456,9 +525,10 @@ def lab_notebook(name: str, seed: int | None = None) -> dict[str, Any]:
     a student reads; the worked example's key, for another seed, is folded)."""
     stem, _ = INTROS[name]
     seed = LAB_SEEDS[name][0] if seed is None else seed
-    example = _example(name)
-    if example.seed == seed:
-        raise ValueError(f"lab_notebook: seed={seed} is the worked example's seed; pick "
+    example, extra = _example(name), _extra(name)
+    extra_seed, _, what = EXTRA[name]
+    if seed in (example.seed, extra.seed):
+        raise ValueError(f"lab_notebook: seed={seed} is a worked example's seed; pick "
                          "another")
     kernels = ", ".join(repr(k) for k in EXERCISES[name].kernels)
     src = [
@@ -469,6 +539,13 @@ def lab_notebook(name: str, seed: int | None = None) -> dict[str, Any]:
         ("code", "import pkmm.exercises\n\n"
                  f"example = pkmm.exercises.make({name!r}, {example.seed})\nprint(example)", {}),
         ("markdown", worked_example(name), {}),
+        ("markdown", f"## A second worked example\n\n{what[0].upper() + what[1:]}: seed "
+                     f"{extra_seed} (2**32 + {extra_seed - OUTSIDE_STUDENT_SEEDS}, a seed no "
+                     f"student is given) under {extra.kernel}.", {}),
+        ("code", f"example2 = pkmm.exercises.make({name!r}, {extra.seed}, "
+                 f"kernel={extra.kernel!r})\nprint(example2)", {}),
+        ("markdown", worked_example(name, extra).replace(
+            "of the example</b>", "of the second example</b>"), {}),
         ("markdown", "## Your problem", {}),
         ("code", f"SEED = {seed}          # any int: every seed is another problem\n"
                  f"KERNEL = None     # {KERNEL_COMMENT.get(name, KERNEL_DEFAULT)}; "
