@@ -102,7 +102,7 @@ def rule_grid(kernel: str = DEFAULT_KERNEL, *, uffd_fork: bool = True) -> Pictur
     # say which VMA is registered for uffd-wp: the private probe is, for its UW row only
     # each header must fit the two columns under it: the long form ran into its neighbour
     # ("...EVENT_FORK)shmem") at 11 px
-    for x, words in zip((x0 + w, x0 + 3 * w), grid_headers(uffd_fork)):
+    for x, words in zip((x0 + w, x0 + 3 * w), grid_headers(uffd_fork), strict=True):
         c.text(x, 50, words, "pk-t2", anchor="middle")
     for i, (bit, letter) in enumerate(GRID_BITS):
         y = 58 + i * (h + 4)
