@@ -105,6 +105,17 @@ class StopTable:
         return [s for s, cells in self.rows.items()
                 if len({str(cells[k][0]) for k in self.kernels}) > 1]
 
+    def differing_title(self) -> str:
+        """Name who differs: when every kernel but the first agrees in each differing row
+        (v6.9 and v6.17), "the versions" sent readers looking for a difference between those."""
+        differ, first, rest = self.differing(), self.kernels[0], self.kernels[1:]
+        alike = len(rest) > 1 and all(
+            len({str(self.rows[s][k][0]) for k in rest}) == 1 for s in differ)
+        if alike:
+            return (f"The {len(differ)} layouts where {first} batches differently from "
+                    + " and ".join(rest) + " (which agree in every row)")
+        return f"The {len(differ)} layouts where the versions make different batches"
+
     def differing_first(self) -> _Html:
         """The differing rows as a table, then every row folded in a ``<details>``."""
         e, left = html.escape, ' style="text-align:left"'   # notebook CSS right-aligns cells
@@ -115,8 +126,8 @@ class StopTable:
             for c in (cells[k] for k in self.kernels)) + "</tr>"
             for s, cells in self.rows.items()}
         differ = self.differing()
-        return _Html(f"<p><b>The {len(differ)} layouts where the versions make different "
-                     f"batches</b></p><table>{head}" + "".join(row[s] for s in differ)
+        return _Html(f"<p><b>{e(self.differing_title())}</b></p><table>{head}"
+                     + "".join(row[s] for s in differ)
                      + "</table><details><summary><b>All "
                      f"{len(self.rows)} layouts</b> (batches, and why the first batch ended)"
                      f"</summary><table>{head}" + "".join(row.values()) + "</table></details>")

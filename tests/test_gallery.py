@@ -72,3 +72,18 @@ def test_differing_rows_come_first_then_all_folded() -> None:
     assert top.count("<tr>") == len(t.differing()) + 1
     assert folded.count("<tr>") == len(gallery.GALLERY) + 1
     assert f"The {len(t.differing())} layouts" in top
+
+
+def test_differing_title_names_who_differs() -> None:
+    """v6.9 and v6.17 agree in every row, so the title says the seed patch is the odd one;
+    with two kernels, or when the later ones disagree among themselves, it stays generic."""
+    three = gallery.stop_table(("batch-v3", "v6.9", "v6.17"))
+    assert three.differing_title() == (f"The {len(three.differing())} layouts where batch-v3 "
+                                       "batches differently from v6.9 and v6.17 (which agree "
+                                       "in every row)")
+    assert three.differing_title() in three.differing_first()._repr_html_()
+    # with v6.17 first, the other two (v6.9, batch-v3) disagree in some row
+    mixed = gallery.stop_table(("v6.17", "v6.9", "batch-v3"))
+    assert mixed.differing_title().endswith("where the versions make different batches")
+    two = gallery.stop_table(("batch-v3", "v6.9"))
+    assert "where the versions make different batches" in two.differing_title()

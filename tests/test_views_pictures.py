@@ -854,3 +854,16 @@ def test_scan_frame_outlines_only_the_parent_and_says_why_in_main_text() -> None
     reason = f.event.reason.split(";")[0]
     line = next(ln for ln in svg.splitlines() if reason[:30] in ln)
     assert 'class="pk-t"' in line, line
+
+
+def test_rule_grid_headers_fit_their_columns() -> None:
+    """Each small header spans two 144 px columns; at 11 px monospace the long private
+    header used to run into the shared one ("EVENT_FORK)shmem")."""
+    from pkmm.views.svg.core import CHAR_W
+    from pkmm.views.svg.rules import grid_headers
+    for uffd_fork in (True, False):
+        private, shared = grid_headers(uffd_fork)
+        half_p, half_s = len(private) * CHAR_W / 2, len(shared) * CHAR_W / 2
+        assert 254 + half_p + 8 <= 542 - half_s          # a gap between the two headers
+        assert private in P.rule_grid("v6.17", uffd_fork=uffd_fork).svg
+        assert ("no EVENT_FORK" in private) is (not uffd_fork)

@@ -68,6 +68,14 @@ def bit_outcomes(kernel: str, uffd_fork: bool = True) -> tuple[tuple[str, str, s
     return tuple(out)
 
 
+def grid_headers(uffd_fork: bool) -> tuple[str, str]:
+    """The small headers over the private and the shared columns: which VMA each probe
+    forks, and for the UW row whether its uffd-wp handler follows forks (EVENT_FORK)."""
+    ev = "EVENT_FORK" if uffd_fork else "no EVENT_FORK"
+    return (f"private anon (UW: uffd-wp, {ev})",
+            "shmem, uffd-wp (EVENT_FORK)" if uffd_fork else f"shmem, uffd-wp, {ev}: not copied")
+
+
 def rule_grid(kernel: str = DEFAULT_KERNEL, *, uffd_fork: bool = True) -> Picture:
     """What fork does to each bit of a PTE that had it: private/shared x parent/child.
 
@@ -92,12 +100,10 @@ def rule_grid(kernel: str = DEFAULT_KERNEL, *, uffd_fork: bool = True) -> Pictur
         c.text(x0 + j * w + w / 2, 36, f"{m} {s}", "pk-t", anchor="middle",
                extra=' font-weight="bold"')
     # say which VMA is registered for uffd-wp: the private probe is, for its UW row only
-    fork_ev = "EVENT_FORK" if uffd_fork else "no EVENT_FORK"
-    c.text(x0 + w, 50, f"private anon VMA (UW row: uffd-wp, {fork_ev})", "pk-t2",
-           anchor="middle")
-    c.text(x0 + 3 * w, 50, "shmem, uffd-wp" + (" (EVENT_FORK)" if uffd_fork else
-                                                ", no EVENT_FORK: not copied"),
-           "pk-t2", anchor="middle")
+    # each header must fit the two columns under it: the long form ran into its neighbour
+    # ("...EVENT_FORK)shmem") at 11 px
+    for x, words in zip((x0 + w, x0 + 3 * w), grid_headers(uffd_fork), strict=True):
+        c.text(x, 50, words, "pk-t2", anchor="middle")
     for i, (bit, letter) in enumerate(GRID_BITS):
         y = 58 + i * (h + 4)
         c.text(8, y + 21, f"{letter} ({bit})", "pk-t")
