@@ -832,11 +832,12 @@ def test_vma_verdicts_reads_the_copy_decision_and_the_refcounts() -> None:
                       "U": {"order": 0, "backing": "shmem"}},
            "ptes": [{"addr": 0, "folio": "A"}, {"addr": 0x200000, "folio": "T"},
                     {"addr": 0x400000, "folio": "U"}]}
-    v = vma_verdicts(lay, "v6.9", kinds=["anon", "file", "uffd"], summary="<b>after</b>")
+    v = vma_verdicts(lay, "v6.9", kinds=["anon", "file", "uffd"], summary="after <fork>")
     assert [r.copied for r in v.rows] == [True, False, True]
     assert [r.after[0][1] - r.before[0][1] for r in v.rows] == [1, 0, 1]
     html = v._repr_html_()
-    assert html.startswith("<details><summary><b>after</b></summary>") and "<svg" in html
+    assert html.startswith("<details><summary><b>after &lt;fork&gt;</b></summary>")
+    assert "<svg" in html
     with pytest.raises(LayoutError, match="one name per VMA"):
         vma_verdicts(lay, "v6.9", kinds=["anon"])
 
