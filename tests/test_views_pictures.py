@@ -634,16 +634,24 @@ def test_memory_map_swap_holders_and_captions() -> None:
          "ptes": [{"addr": "0x200000", "folio": "F"}, {"addr": "0x400000", "folio": "T"}],
          "swap": [{"addr": "0x203000", "value": 3}],
          "vmsplice": [{"folio": "F", "page": 1, "refs": 3}]}
+    import re
     svg = P.memory_map(s).svg
     phys = svg[svg.index('class="pkmm-physmem"'):svg.index('class="pkmm-swap"')]
     assert "swap space (on disk)" not in phys and "slot 1" not in phys
     assert "swap space (on disk)" in svg[svg.index('class="pkmm-swap"'):]
-    assert "+ vmsplice (pipe) refs: 3 on page 1" in phys
-    # beside the pages the page-cache line breaks in two (one row holds a folio more)
-    assert "+ page cache:<" in phys and "  2 page(s)<" in phys and phys.count("+ page cache") == 1
-    assert 'class="pk-t pk-halo">refcount 5<' in phys      # 2 mappings + 3 pipe refs
+    # the holders are named as parts of the refcount: a "+" before them read as a sum
+    assert ">vmsplice (pipe): 3 on page 1<" in phys and "+" not in phys
+    assert 'class="pk-t pk-halo">refcount 5, of which<' in phys   # 2 mappings + 3 pipe refs
+    # beside the pages the page-cache line is short (one row holds a folio more)
+    assert ">page cache: 2<" in phys and phys.count("page cache") == 1
+    assert 'class="pk-t pk-halo">refcount 4, of which<' in phys   # 2 mappings + 2 cached
+    # the swap count sits inside its slot's box, clear of the band's heading at the foot
+    swap = svg[svg.index('class="pkmm-swap"'):]
+    box_y = float(re.search(r'<rect x="[\d.]+" y="([\d.]+)" width="108" height="30"',
+                            swap).group(1))
+    count_y = float(re.search(r'y="([\d.]+)"[^>]*>swap count 1<', swap).group(1))
+    assert box_y < count_y < box_y + 30
     # each caption beside its folio's pages: right of the page boxes, level with them
-    import re
     pages = [(float(x), float(y), float(h)) for x, y, h in re.findall(
         r'<rect x="([\d.]+)" y="([\d.]+)" width="36" height="([\d.]+)" rx="2" class="pk-anon"',
         phys)]
@@ -824,11 +832,12 @@ def test_vma_verdicts_reads_the_copy_decision_and_the_refcounts() -> None:
                       "U": {"order": 0, "backing": "shmem"}},
            "ptes": [{"addr": 0, "folio": "A"}, {"addr": 0x200000, "folio": "T"},
                     {"addr": 0x400000, "folio": "U"}]}
-    v = vma_verdicts(lay, "v6.9", kinds=["anon", "file", "uffd"], summary="<b>after</b>")
+    v = vma_verdicts(lay, "v6.9", kinds=["anon", "file", "uffd"], summary="after <fork>")
     assert [r.copied for r in v.rows] == [True, False, True]
     assert [r.after[0][1] - r.before[0][1] for r in v.rows] == [1, 0, 1]
     html = v._repr_html_()
-    assert html.startswith("<details><summary><b>after</b></summary>") and "<svg" in html
+    assert html.startswith("<details><summary><b>after &lt;fork&gt;</b></summary>")
+    assert "<svg" in html
     with pytest.raises(LayoutError, match="one name per VMA"):
         vma_verdicts(lay, "v6.9", kinds=["anon"])
 

@@ -203,27 +203,28 @@ def _folio_block(c: Canvas, mem: Memory, f: Folio, b: Box, pages: Pages,
 def _folio_head(mem: Memory, f: Folio, narrow: bool = False) -> list[str]:
     """The folio's caption lines: name, kind and order; its counters; then the holders
     of references that are not mappings, as far as the model records them (a pipe's
-    vmsplice() references per page, the page cache of a mapped file).  ``narrow``
-    (a caption beside the pages) breaks the page-cache line in two, so one row of
-    physical memory holds a folio more before it wraps."""
+    vmsplice() references per page, the page cache of a mapped file), each a part of
+    the refcount.  ``narrow`` (a caption beside the pages) drops the "(1 per page)",
+    so one row of physical memory holds a folio more before it wraps."""
     name = folio_name(mem.names, f)
     if f.kind in ("zero", "huge_zero"):
         return [f"{name} page", "(no refcounting)"]
     pin = f", pincount {f.pincount}" if f.order and f.pincount else ""
-    out = [f"{name} {f.kind} order {f.order}" + (" FREED" if f.freed else ""),
-           f"refcount {f.refcount}{pin}"]
+    # the holders are parts of the refcount, never added to it: "refcount 19, of which
+    # vmsplice (pipe): 3" (a "+" before them read as 19 + 3)
     held = mem.gup.get(f.pfn, {})
+    holders = []
     if held:
         where = ", ".join(f"{n} on page {i}" for i, n in sorted(held.items()))
-        out.append(f"+ vmsplice (pipe) refs: {where}")
+        holders.append(f"vmsplice (pipe): {where}")
     rest = f.gup_refs - sum(held.values())     # held by a pipe whose process is gone
     if rest > 0:
-        out.append(f"+ {rest} other FOLL_GET reference(s)")
+        holders.append(f"other FOLL_GET: {rest}")
     cached = mem.cached.get(f.pfn, 0)
     if cached:
-        out += (["+ page cache:", f"  {cached} page(s)"] if narrow
-                else [f"+ page cache: {cached} page(s)"])
-    return out
+        holders.append(f"page cache: {cached}" + ("" if narrow else " (1 per page)"))
+    return [f"{name} {f.kind} order {f.order}" + (" FREED" if f.freed else ""),
+            f"refcount {f.refcount}{pin}" + (", of which" if holders else "")] + holders
 
 
 def _page_box(c: Canvas, mem: Memory, f: Folio, first: int, last: int, b: Box,
@@ -283,8 +284,11 @@ def _swap_space(c: Canvas, mem: Memory, x: float, y: float, w: float, bottom: fl
         box = Box(sx, y - 2, SWAP_W, PAGE_H)
         c.rect(box.x, box.y, box.w, box.h, "nonpresent", tip=f"swap slot {key}: swap "
                f"count {count} (one per PTE that refers to it)")
-        c.text(box.x + box.w / 2, box.y + 19, f"slot {key}", "pk-t", anchor="middle")
-        c.text(box.x, box.y + PAGE_H + 13, f"swap count {count}", "pk-t", halo=True)
+        # the count goes inside the slot's box: under it, it ran into the "swap space"
+        # heading at the foot of the band (a reader could read neither)
+        c.text(box.x + box.w / 2, box.y + 12, f"slot {key}", "pk-t", anchor="middle")
+        c.text(box.x + box.w / 2, box.y + 25, f"swap count {count}", "pk-t",
+               anchor="middle")
         pages[(-2, key)] = Box(box.x + box.w / 2, box.y, 1, box.h)
         sx += SWAP_W + 16
     c.end()
