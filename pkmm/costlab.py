@@ -23,6 +23,7 @@ from .costmodel import (
     predict_seconds,
     stored_fork_seconds,
 )
+from .errors import LayoutError
 from .kernels import COW_KERNELS
 
 __all__ = ["MEMMAP_RAMP", "PRICED", "QUESTIONS", "check", "cold_price_note", "fit",
@@ -88,9 +89,13 @@ def check(question: str, answer: object) -> str:
 # --- tables and figures for notebooks/08-cost.ipynb ------------------------------------
 
 def ops_table(size_bytes: int, kernels: tuple[str, ...] = COW_KERNELS,
-              folios: tuple[str, ...] = FOLIOS) -> list[dict[str, Any]]:
-    """Operation counts of one FRESH fork per kernel and folio layout."""
-    return [{"kernel": k, "folio": f, **fork_counts(size_bytes, f, k)}
+              folios: tuple[str, ...] = FOLIOS, mode: str = "fresh") -> list[dict[str, Any]]:
+    """Operation counts of one fork per kernel and folio layout, of a FRESH region (just
+    written) or a REPEAT one (forked before, that child gone: its PTEs already read-only)."""
+    if mode not in MODES:
+        raise LayoutError(f"ops_table(mode={mode!r}): mode must be one of "
+                          f"{', '.join(repr(m) for m in MODES)}")
+    return [{"kernel": k, "folio": f, **fork_counts(size_bytes, f, k, mode)}
             for k in kernels for f in folios]
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from pkmm import costlab, costmodel
+from pkmm.errors import LayoutError
 
 
 def test_speed_up_error_covers_every_row_and_names_the_worst() -> None:
@@ -27,3 +30,22 @@ def test_speed_up_error_covers_every_row_and_names_the_worst() -> None:
         assert f"at most {bound:.2f} ({worst['label']} {worst['mode']})" in line
         # the bound really bounds every row of the group, as printed
         assert all(abs(r["speedup_predicted"] - r["speedup_measured"]) <= bound for r in group)
+
+
+def test_repeat_fork_write_protects_no_pte_but_every_pmd() -> None:
+    # copy_present_ptes() write-protects only a writable batch (is_cow_mapping() &&
+    # pte_write()); copy_huge_pmd() calls pmdp_set_wrprotect() whatever the PMD was
+    for folio in ("4K", "64K", "2M-pte", "2M-pmd"):
+        fresh, repeat = (costlab.ops_table(16 << 20, ("v6.17",), (folio,), mode)[0]
+                         for mode in ("fresh", "repeat"))
+        pmds = fresh.get("pmd_copies", 0)
+        assert fresh["wrprotect_calls"] == (pmds or fresh["set_ptes_calls"]) > 0
+        assert repeat.get("wrprotect_calls", 0) == pmds
+        # everything the cost model prices is counted alike in both modes
+        for key in ("pte_writes", "set_ptes_calls", "batch_scans", "pmd_copies"):
+            assert fresh.get(key, 0) == repeat.get(key, 0), (folio, key)
+
+
+def test_ops_table_rejects_an_unknown_mode() -> None:
+    with pytest.raises(LayoutError, match="mode must be one of"):
+        costlab.ops_table(2 << 20, mode="warm")
