@@ -49,3 +49,24 @@ def test_repeat_fork_write_protects_no_pte_but_every_pmd() -> None:
 def test_ops_table_rejects_an_unknown_mode() -> None:
     with pytest.raises(LayoutError, match="mode must be one of"):
         costlab.ops_table(2 << 20, mode="warm")
+
+
+def test_pictures_carry_an_alt_text_made_from_their_data() -> None:
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    matplotlib.use("Agg")
+    rows = costlab.ops_table(16 << 20, ("v6.8", "v6.17"), ("4K", "64K"))
+    pic = costlab.ops_picture(rows)
+    html = pic._repr_html_()
+    assert html.startswith('<img alt="Bar chart') and "base64," in html
+    # every bar's value is in the text, and the figure is closed (no second, alt-less copy)
+    assert "4K: v6.8 4,096, v6.17 4,096; 64K: v6.8 4,096, v6.17 256." in pic.alt
+    assert not matplotlib.pyplot.get_fignums()
+    f = costmodel.fit()
+    worst = max((r for r in f.rows if r["kind"] == "folio" and r["size_bytes"] == costmodel.GIB),
+                key=lambda r: abs(r["rel_err"]))
+    alt = costlab.fit_picture(f).alt
+    assert f"Largest error at 1 GiB: {worst['label']} {worst['mode'].upper()} 1024 MiB" in alt
+    # the text is escaped into the attribute: a quote cannot end it
+    fig = matplotlib.pyplot.figure()
+    assert 'alt="a &quot;b&quot; &lt;c&gt;"' in costlab.Picture(fig, 'a "b" <c>')._repr_html_()
