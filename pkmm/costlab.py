@@ -203,7 +203,7 @@ class Picture:
 
         import matplotlib.pyplot as plt
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=fig.dpi)
+        fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight")   # as inline does
         plt.close(fig)      # else the inline backend shows it a second time, without alt
         self.alt, self.png = alt, buf.getvalue()
 
@@ -212,6 +212,10 @@ class Picture:
         import html
         data = base64.b64encode(self.png).decode("ascii")
         return f'<img alt="{html.escape(self.alt, quote=True)}" src="data:image/png;base64,{data}">'
+
+    def _repr_png_(self) -> bytes:
+        # the same figure for front ends that take no HTML; a page renders the HTML first
+        return self.png
 
     def __repr__(self) -> str:
         return self.alt
