@@ -23,10 +23,11 @@ from .costmodel import (
     predict_seconds,
     stored_fork_seconds,
 )
+from .errors import LayoutError
 from .kernels import COW_KERNELS
 
-__all__ = ["MEMMAP_RAMP", "PRICED", "QUESTIONS", "check", "cold_price_note", "fit",
-           "fork_counts", "held_out", "ops_table",
+__all__ = ["MEMMAP_RAMP", "PRICED", "QUESTIONS", "Picture", "check", "cold_price_note", "fit",
+           "fit_picture", "fork_counts", "held_out", "ops_picture", "ops_table",
            "plot_fit", "plot_ops", "predict_seconds", "render_fit", "render_ops",
            "stored_fork_seconds"]
 
@@ -88,9 +89,13 @@ def check(question: str, answer: object) -> str:
 # --- tables and figures for notebooks/08-cost.ipynb ------------------------------------
 
 def ops_table(size_bytes: int, kernels: tuple[str, ...] = COW_KERNELS,
-              folios: tuple[str, ...] = FOLIOS) -> list[dict[str, Any]]:
-    """Operation counts of one FRESH fork per kernel and folio layout."""
-    return [{"kernel": k, "folio": f, **fork_counts(size_bytes, f, k)}
+              folios: tuple[str, ...] = FOLIOS, mode: str = "fresh") -> list[dict[str, Any]]:
+    """Operation counts of one fork per kernel and folio layout, of a FRESH region (just
+    written) or a REPEAT one (forked before, that child gone: its PTEs already read-only)."""
+    if mode not in MODES:
+        raise LayoutError(f"ops_table(mode={mode!r}): mode must be one of "
+                          f"{', '.join(repr(m) for m in MODES)}")
+    return [{"kernel": k, "folio": f, **fork_counts(size_bytes, f, k, mode)}
             for k in kernels for f in folios]
 
 
@@ -186,6 +191,61 @@ def render_fit(f: Fit) -> str:
                  "fixed cost of a fork: none in these timings\n  (each is net of forking "
                  "the same process without the region)")
     return "\n".join(lines)
+
+
+class Picture:
+    """A finished matplotlib figure as a PNG with alternative text: shown by Jupyter and
+    on the static pages as ``<img alt=...>``, so a screen reader (or a reader whose image
+    did not load) gets the figure's description rather than nbconvert's placeholder."""
+
+    def __init__(self, fig: Any, alt: str) -> None:
+        import io
+
+        import matplotlib.pyplot as plt
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight")   # as inline does
+        plt.close(fig)      # else the inline backend shows it a second time, without alt
+        self.alt, self.png = alt, buf.getvalue()
+
+    def _repr_html_(self) -> str:
+        import base64
+        import html
+        data = base64.b64encode(self.png).decode("ascii")
+        return f'<img alt="{html.escape(self.alt, quote=True)}" src="data:image/png;base64,{data}">'
+
+    def _repr_png_(self) -> bytes:
+        # the same figure for front ends that take no HTML; a page renders the HTML first
+        return self.png
+
+    def __repr__(self) -> str:
+        return self.alt
+
+
+def ops_picture(rows: list[dict[str, Any]], key: str = "set_ptes_calls") -> Picture:
+    """:func:`plot_ops` with an alternative text that lists every bar's value."""
+    kernels = list(dict.fromkeys(r["kernel"] for r in rows))
+    groups = "; ".join(
+        f"{f}: " + ", ".join(f"{r['kernel']} {r.get(key, 0):,}" for r in rows if r["folio"] == f)
+        for f in dict.fromkeys(r["folio"] for r in rows))
+    return Picture(plot_ops(rows, key), f"Bar chart, log scale: {key} per fork for each folio "
+                   f"layout, one bar per kernel ({', '.join(kernels)}). {groups}.")
+
+
+def fit_picture(f: Fit) -> Picture:
+    """:func:`plot_fit` with an alternative text naming the largest error of each panel."""
+    rows = [r for r in f.rows if r["kind"] == "folio"]
+
+    def worst(rs: list[dict[str, Any]]) -> str:
+        r = max(rs, key=lambda r: abs(r["rel_err"]))
+        return (f"{r['label']} {r['mode'].upper()} {r['size_bytes'] >> 20} MiB, "
+                f"{100 * r['rel_err']:+.1f} %")
+    gib = worst([r for r in rows if r["size_bytes"] == GIB])
+    rest = worst([r for r in rows if r["size_bytes"] != GIB])
+    return Picture(plot_fit(f), "Two panels of markers: the cost model's error in fork time "
+                   "(predicted minus measured, as a percentage of the measured time), left for "
+                   "each folio size at 1 GiB, right for other region sizes. Red circles FRESH, "
+                   "blue squares REPEAT; filled: sizes the prices were fitted on, hollow: held "
+                   f"out. Largest error at 1 GiB: {gib}; elsewhere: {rest}.")
 
 
 def plot_ops(rows: list[dict[str, Any]], key: str = "set_ptes_calls") -> Any:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from pkmm import costlab, costmodel
+from pkmm.errors import LayoutError
 
 
 def test_speed_up_error_covers_every_row_and_names_the_worst() -> None:
@@ -27,3 +30,43 @@ def test_speed_up_error_covers_every_row_and_names_the_worst() -> None:
         assert f"at most {bound:.2f} ({worst['label']} {worst['mode']})" in line
         # the bound really bounds every row of the group, as printed
         assert all(abs(r["speedup_predicted"] - r["speedup_measured"]) <= bound for r in group)
+
+
+def test_repeat_fork_write_protects_no_pte_but_every_pmd() -> None:
+    # copy_present_ptes() write-protects only a writable batch (is_cow_mapping() &&
+    # pte_write()); copy_huge_pmd() calls pmdp_set_wrprotect() whatever the PMD was
+    for folio in ("4K", "64K", "2M-pte", "2M-pmd"):
+        fresh, repeat = (costlab.ops_table(16 << 20, ("v6.17",), (folio,), mode)[0]
+                         for mode in ("fresh", "repeat"))
+        pmds = fresh.get("pmd_copies", 0)
+        assert fresh["wrprotect_calls"] == (pmds or fresh["set_ptes_calls"]) > 0
+        assert repeat.get("wrprotect_calls", 0) == pmds
+        # everything the cost model prices is counted alike in both modes
+        for key in ("pte_writes", "set_ptes_calls", "batch_scans", "pmd_copies"):
+            assert fresh.get(key, 0) == repeat.get(key, 0), (folio, key)
+
+
+def test_ops_table_rejects_an_unknown_mode() -> None:
+    with pytest.raises(LayoutError, match="mode must be one of"):
+        costlab.ops_table(2 << 20, mode="warm")
+
+
+def test_pictures_carry_an_alt_text_made_from_their_data() -> None:
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    matplotlib.use("Agg")
+    rows = costlab.ops_table(16 << 20, ("v6.8", "v6.17"), ("4K", "64K"))
+    pic = costlab.ops_picture(rows)
+    html = pic._repr_html_()
+    assert html.startswith('<img alt="Bar chart') and "base64," in html
+    # every bar's value is in the text, and the figure is closed (no second, alt-less copy)
+    assert "4K: v6.8 4,096, v6.17 4,096; 64K: v6.8 4,096, v6.17 256." in pic.alt
+    assert not matplotlib.pyplot.get_fignums()
+    f = costmodel.fit()
+    worst = max((r for r in f.rows if r["kind"] == "folio" and r["size_bytes"] == costmodel.GIB),
+                key=lambda r: abs(r["rel_err"]))
+    alt = costlab.fit_picture(f).alt
+    assert f"Largest error at 1 GiB: {worst['label']} {worst['mode'].upper()} 1024 MiB" in alt
+    # the text is escaped into the attribute: a quote cannot end it
+    fig = matplotlib.pyplot.figure()
+    assert 'alt="a &quot;b&quot; &lt;c&gt;"' in costlab.Picture(fig, 'a "b" <c>')._repr_html_()
