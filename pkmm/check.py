@@ -761,7 +761,7 @@ def fault_kind(layout: Any, kernel: str, ops: Sequence[tuple[str, str, int]],
     w, o, s = ops[-1]
     return _verdict(f"what the last access ({w} {o} PTE {s}) did under {kernel}", answer, kind,
                     summary, detail, "one of " + ", ".join(repr(k) for k in FAULT_KINDS_ASKED)
-                    + " (or another fault kind, as a string)")
+                    + ", as a string")
 
 
 def read_after(layout: Any, kernel: str, ops: Sequence[tuple[str, str, int]], who: str,

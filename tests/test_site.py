@@ -363,3 +363,5 @@ def test_student_index_guides_the_reading_order() -> None:
     # a student has the pages only: no file or folder names
     assert not re.search(r"\.(ipynb|py|md)\b|/", text)
     assert "pkmm-guide" not in site.render_index(pages, "instructor")
+    # nor after the links: the file names are for the instructor, who has the files
+    assert ".ipynb" not in student and ".ipynb" in site.render_index(pages, "instructor")

@@ -300,9 +300,12 @@ def render_index(pages: Sequence[Page], audience: str = "student") -> str:
     sections: dict[str, list[str]] = {"Notebooks": [], "Exercises": []}
     for page in pages:
         key = "Exercises" if page.href.startswith("exercises/") else "Notebooks"
+        # the notebook's file name helps an instructor find it; a student on the site has
+        # only the pages, where a file name is noise
+        name = "" if audience == "student" else \
+            f' <small>({html.escape(page.source.name)})</small>'
         sections[key].append(f'<li><a href="{html.escape(page.href)}">'
-                             f'{html.escape(page.title)}</a> '
-                             f'<small>({html.escape(page.source.name)})</small></li>')
+                             f'{html.escape(page.title)}</a>{name}</li>')
     body = "".join(f"<h2>{name}</h2><ul>{''.join(items)}</ul>"
                    for name, items in sections.items() if items)
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"

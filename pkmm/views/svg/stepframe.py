@@ -149,8 +149,8 @@ def draw_frame(c: Canvas, f: Frame, kernel: str, y: float, *, clickable: bool = 
     tags = "".join(_tag(f, who, cell.addr) for who, cells in (("parent", f.parent),
                                                               ("child", f.child))
                    for cell in cells)
-    marks = ([("bar", "lit", "orange bar above, thick orange outline: the PTE(s) "
-               "this step's code is at")] if "cur" in tags else [])
+    marks = ([("bar", "lit", "orange bar above, orange box: the PTE(s) this step's "
+               "code is at")] if "cur" in tags else [])
     marks += [("bar", "ok", "green bar below: PTE written by this step")] if "chg" in tags else []
     if marks:    # say what the bars mean where they appear
         y = c.legend(y + 14, marks)
