@@ -7,6 +7,9 @@ import dataclasses
 import re
 from pathlib import Path
 
+import pytest
+
+from pkmm.errors import StoredDataError
 from pkmm.realkernel import lab
 from pkmm.realkernel.report import COLUMNS, _fork_text
 from pkmm.realkernel.scenarios import BY_ID, SCENARIOS, TOPICS, WHY
@@ -778,3 +781,19 @@ def test_plain_rows_are_the_rows_every_other_row_is_judged_against() -> None:
     t = lab.plain_rows()
     assert [r[0] for r in t.rows] == sorted({_plain(s.id) for s in SCENARIOS})
     assert not t.subrows and not t.fold and t.caption.endswith("all 3 agree with the kernel")
+
+
+def test_headline_names_the_build_where_the_reader_first_meets_it() -> None:
+    first, note = lab.headline().splitlines()[:2]
+    build = first.split("Linux ", 1)[1].split(",", 1)[0]
+    assert note == f'("{build}" only names the kernel build the run used.)'
+
+
+def test_batch_fit_text_prints_the_fit_and_a_measured_4k_page() -> None:
+    fit = lab.batch_fit("fresh")
+    rule, one = lab.batch_fit_text().splitlines()
+    assert rule.startswith(f"{fit['per_batch_ns']:.0f} ns per folio + {fit['per_pte_ns']:.1f} ns")
+    assert one.startswith(f"a batch of one: {fit['per_batch_ns'] + fit['per_pte_ns']:.0f} ns;")
+    assert "(1 GiB, FRESH)" in one
+    with pytest.raises(StoredDataError, match="size_bytes=12345"):
+        lab.batch_fit_text(size_bytes=12345)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..errors import ScenarioError
+from ..errors import ScenarioError, StoredDataError
 from ..folio import Folio
 from ..vma import userfaultfd_wp
 from .calibrate import batched, fit_batch_cost, pooled, records
@@ -649,10 +649,15 @@ def headline() -> str:
     rows = {r.id: r for r in stored_rows()}
     agree = sum(r.agrees for r in rows.values())
     odd = sum(bool(unexpected(r, rows[_plain_row(i)])) for i, r in rows.items())
-    return (f"{_stored_header()}\n{agree} of {len(rows)} scenarios agree with the model, in "
-            f"{len(TOPICS)} groups: every token of every page of the region at every step, "
-            "every access's fault count (and the value a read returned), and the region's "
-            f"AnonHugePages (smaps).\n{odd} of the {len(rows)} are not as their plain row "
+    # the header's build name (e.g. "6.18.44-fc-v857") names one kernel build, nothing more:
+    # said here, where the reader first meets it, not only under the timing table
+    build = _stored_header().split("Linux ", 1)[-1].split(",", 1)[0]
+    return (f"{_stored_header()}\n(\"{build}\" only names the kernel build the run used.)\n"
+            f"{agree} of {len(rows)} scenarios agree with the model, in "
+            f"{len(TOPICS)} groups: at every step, what the kernel reports about every page of "
+            "the region (its token, explained below), every access's fault count (and the value "
+            "a read returned), and the region's AnonHugePages (smaps: how much of it is mapped "
+            f"as whole 2 MiB THPs).\n{odd} of the {len(rows)} are not as their plain row "
             "(a, c or f) predicts: the outlined rows, each with its reason.")
 
 
@@ -1015,8 +1020,29 @@ def batch_fit(mode: str = "fresh") -> dict[str, float]:
     return fit_batch_cost(records(pooled(load_timing())), mode)
 
 
+def batch_fit_text(mode: str = "fresh", size_bytes: int = 1 << 30) -> str:
+    """:func:`batch_fit` in two lines: the fitted rule and its largest error, then a batch of
+    one beside a measured 4K page (which takes the unbatched path) at ``size_bytes``.
+
+    >>> batch_fit_text().splitlines()[1].startswith("a batch of one: ")
+    True
+    """
+    fit = batch_fit(mode)
+    one_4k = [r["ns_per_page"] for r in records(pooled(load_timing()))
+              if r["folio"] == "4K" and r["mode"] == mode and r["size_bytes"] == size_bytes]
+    if not one_4k:
+        raise StoredDataError(f"batch_fit_text: no stored 4K run for mode={mode!r} at "
+                         f"size_bytes={size_bytes}; use 1 << 30 (1 GiB)")
+    size = f"{size_bytes >> 30} GiB" if size_bytes % (1 << 30) == 0 else f"{size_bytes >> 20} MiB"
+    return (f"{fit['per_batch_ns']:.0f} ns per folio + {fit['per_pte_ns']:.1f} ns per PTE; "
+            f"largest error {fit['max_rel_err']:.0%}\n"
+            f"a batch of one: {fit['per_batch_ns'] + fit['per_pte_ns']:.0f} ns; a 4K page, "
+            f"unbatched ({size}, {mode.upper()}): {one_4k[0]:.1f} ns")
+
+
 __all__ = ["LIVE_ENV", "OVERVIEW_HEAD", "STEPS_LEGEND", "TOPIC_HEAD", "FolioMoment",
-           "FolioMoments", "FolioStrip", "PinFlow", "Table", "batch_fit", "folio_moments",
+           "FolioMoments", "FolioStrip", "PinFlow", "Table", "batch_fit", "batch_fit_text",
+           "folio_moments",
            "folio_pages", "folio_strip", "fork_tokens", "live_report",
            "live_requested", "live_timing", "pin_decisions", "pin_flow", "plot_timing",
            "quick_check", "report_answer", "report_by_topic", "report_group", "report_overview",
