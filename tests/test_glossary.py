@@ -103,4 +103,18 @@ def test_each_notebook_an_entry_names_mentions_the_term() -> None:
 def test_the_terms_a_fresh_reader_looked_up_have_entries() -> None:
     anchors = {_anchor(h) for h in _bodies()}
     assert {"pkmm", "pin", "tail-page", "kpagecount", "minor-fault", "break-COW",
-            "GUP-fast"} <= anchors
+            "GUP-fast", "probe", "row", "shrinker", "exclusively-mapped"} <= anchors
+
+
+def test_related_terms_share_one_topic() -> None:
+    # a reader browsing by topic finds all the swap words together, and every file or tool
+    # notebook 09 reads a real kernel through under one heading
+    where = {a: topic for topic, anchors in _entries().items() for a in anchors}
+    assert len({where[a] for a in anchors_of("swap")}) == 1
+    observe = {"pagemap", "kpageflags", "kpagecount", "page-token", "smaps", "PAGEMAP_SCAN",
+               "minor-fault", "probe", "row", "exclusively-mapped", "agreement-report"}
+    assert {where[a] for a in observe} == {"Observing a real kernel"}
+
+
+def anchors_of(word: str) -> list[str]:
+    return [a for anchors in _entries().values() for a in anchors if a.startswith(word)]
