@@ -356,7 +356,7 @@ TOKEN_KEY: tuple[tuple[str, str, Callable[[tuple[str, ...]], bool]], ...] = (
      "kpageflags reads it from the page's folio, so every page of a large folio shows its "
      "head page's mark, not its own", lambda w: "ae1" in w or "ae0" in w),
     ("uwp", "the entry is uffd-wp (pagemap bit 57)", _has("uwp")),
-    ("A", "anonymous", _has("A")),
+    ("A", "anonymous (from kpageflags; not the PTE's accessed bit A)", _has("A")),
     ("H", "the head page of a large folio", _has("H")),
     ("T", "a tail page of a large folio", _has("T")),
     ("thp", "part of a transparent huge page (kpageflags' THP bit: a 2 MiB THP or an mTHP "
@@ -706,7 +706,8 @@ def quick_check(ids: tuple[str, ...] = ("a", "c")) -> str:
     from .run import probe_all
     rows = report(probe_all(ids), model_kernel(detect().kernel))
     # short lines: a static page shows this text unwrapped only up to its width
-    head = f"live, on the machine that ran this cell\n(Linux {detect().kernel}):\n"
+    head = (f"live, on the machine that ran this cell (on a static page: the site "
+            f"builder's)\n(Linux {detect().kernel}):\n")
     return head + "\n".join(
         f"{r.id}: " + (f"skipped: {r.skipped}" if r.skipped else
                        "kernel and model agree" if r.agrees else
@@ -954,7 +955,7 @@ def _child_marks(sid: str) -> str:
 NOT_ASKED = "not asked"
 # the kernel's order: folio_needs_cow_for_dma() tests the process's mark, then
 # folio_maybe_dma_pinned(); __folio_try_dup_anon_rmap() then tests each page's AnonExclusive
-PIN_HEAD = ("process marked (fact 1)?", "maybe pinned (fact 2)?",
+PIN_HEAD = ("process marked MMF_HAS_PINNED (fact 1)?", "maybe pinned (fact 2)?",
             "page AnonExclusive (fact 3)?", "fork")
 
 
