@@ -203,11 +203,15 @@ def test_stepper_bars_are_solid_4px_and_the_cursor_tint_stands_out() -> None:
     cur = re.findall(r'<rect [^>]*class="pk-cur" fill="(#\w+)" fill-opacity="([\d.]+)"', svg)
     assert cur and set(cur) == {(CUR_TINT[0], f"{CUR_TINT[1]:g}")}
     # light page (white, dark text) and JupyterLab's dark theme (#111111, light text)
-    for (fill, alpha), page, ink in ((CUR_TINT, "#ffffff", "#1a1a1a"),
-                                     (CUR_TINT_DARK, "#111111", "#dedede")):
-        tint = _over(fill, alpha, page)
-        assert _contrast(tint, _hex(page)) >= 3, (fill, page)
-        assert _contrast(tint, _hex(ink)) >= 4.5, (fill, ink)
+    # light page (white, dark text): the outline stands out 3:1, the text on the tint 7:1
+    from pkmm.views.svg.core import PALETTE
+    outline = re.findall(r'class="pk-cur"[^>]*stroke="(#\w+)" stroke-width="3"', svg)
+    assert outline and _contrast(_hex(outline[0]), _hex("#ffffff")) >= 3
+    assert outline[0] == PALETTE["lit"][1]
+    assert _contrast(_over(*CUR_TINT, "#ffffff"), _hex("#1a1a1a")) >= 7
+    # JupyterLab's dark theme (#111111, light text): the tint itself stands out
+    tint = _over(*CUR_TINT_DARK, "#111111")
+    assert _contrast(tint, _hex("#111111")) >= 3 and _contrast(tint, _hex("#dedede")) >= 4.5
     assert f"[data-jp-theme-light=false] .pk-cur{{fill:{CUR_TINT_DARK[0]}" in STYLE
     legend = svg.split('aria-label="legend"', 1)[1]
     assert re.search(r'height="5"[^>]*class="pk-lit"[^>]*fill-opacity:1', legend)

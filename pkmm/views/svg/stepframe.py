@@ -90,8 +90,8 @@ def _strip(c: Canvas, f: Frame, who: str, cells: Sequence[Cell], y: float,
             c.raw(f'<g data-pk-click="slot:{lo}" aria-label="{who} PTE {slot}">')
         c.rect(x + 1, y, w - 2, CH, cell.kind if cell.kind != "none" else "none", tip=tip)
         if "cur" in tag:    # the cursor's outline in the cursor's colour, as the key says
-            # and a tint that stands out from the page (3:1; the class's 20% amber read
-            # as a faint beige), under the words
+            # (it stands out 3:1 from the page), and a light tint under the words (see
+            # core.CUR_TINT: dark enough to find, light enough to read the text on)
             c.raw(f'<rect x="{x + 2:g}" y="{y + 1:g}" width="{w - 4:g}" height="{CH - 2:g}" '
                   f'rx="2" class="pk-cur" fill="{CUR_TINT[0]}" fill-opacity="{CUR_TINT[1]}" '
                   f'stroke="{PALETTE["lit"][1]}" stroke-width="3"/>')
