@@ -29,5 +29,5 @@ def test_a_timed_sample_says_where_its_pages_are() -> None:
 
 
 def test_nothing_mapped_reads_as_no_streams() -> None:
-    assert region_streams("self", []) == {}
+    assert region_streams(os.getpid(), []) == {}
     assert region_streams(2 ** 22 + 7, [(0, 1)]) is None      # no such process

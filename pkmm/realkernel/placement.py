@@ -15,47 +15,43 @@ were 12-19 % consecutive forked at 120-128 ns per PTE, a 1 GiB one at 50-71 % at
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from typing import Any
 
 from ..machine import struct_page_streams
-from .procpid import PM_PFN_MASK, PM_PRESENT
+from .procpid import PM_PFN_MASK, PM_PRESENT, Pagemap, SnapshotError
 
 PAGE_SHIFT = 12
 
 __all__ = ["region_streams", "vma_streams"]
 
 
-def _frames(fd: int, start: int, npages: int) -> tuple[Any, Any]:
-    """The virtual page numbers and frames of the present pages of one range."""
-    import numpy as np
-    raw = np.frombuffer(os.pread(fd, 8 * npages, 8 * (start >> PAGE_SHIFT)), dtype="<u8")
-    vpn = (start >> PAGE_SHIFT) + np.arange(raw.size, dtype=np.int64)
-    here = (raw & np.uint64(PM_PRESENT)) != 0
-    return vpn[here], (raw[here] & np.uint64(PM_PFN_MASK)).astype(np.int64)
-
-
-def region_streams(pid: int | str, ranges: Iterable[tuple[int, int]]
-                   ) -> dict[int, int] | None:
+def region_streams(pid: int, ranges: Iterable[tuple[int, int]]) -> dict[int, int] | None:
     """The struct-page streams of the present pages of ``ranges`` ((start address,
-    pages), ascending, not overlapping) of process ``pid`` (``"self"``: the caller);
+    pages), ascending, not overlapping) of process ``pid``, read through
+    :class:`pkmm.realkernel.procpid.Pagemap`;
     None where pagemap cannot be read or hides the frames (not root)."""
     import numpy as np
     try:
-        fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
-    except OSError:
+        pm = Pagemap(pid)
+    except SnapshotError:
         return None
+    vpns, pfns = [], []
     try:
-        got = [_frames(fd, start, n) for start, n in ranges if n > 0]
-    except OSError:
+        for start, n in ranges:
+            if n <= 0:
+                continue
+            raw = pm.entries(start, n)
+            here = (raw & np.uint64(PM_PRESENT)) != 0
+            vpns.append(((start >> PAGE_SHIFT) + np.arange(raw.size, dtype=np.int64))[here])
+            pfns.append((raw[here] & np.uint64(PM_PFN_MASK)).astype(np.int64))
+    except (SnapshotError, OSError):
         return None
     finally:
-        os.close(fd)
-    if not got:
+        pm.close()
+    if not vpns:
         return {}
-    vpn = np.concatenate([v for v, _ in got])
-    pfn = np.concatenate([f for _, f in got])
+    vpn, pfn = np.concatenate(vpns), np.concatenate(pfns)
     if vpn.size and not pfn.any():
         return None                     # frames hidden: no placement to read
     return struct_page_streams(vpn, pfn)

@@ -207,7 +207,7 @@ def _sample(size: int, layout: str, mode: str
         ns = fork_ns()
         # read after the timed fork: fork moves no page, and the read must not disturb it
         streams = None if layout == "2M-pmd" else region_streams(
-            "self", [(region.addr, size >> 12)])
+            os.getpid(), [(region.addr, size >> 12)])
         return ns, region.check(), streams
     finally:
         region.close()
