@@ -752,7 +752,7 @@ def large_folio_report(sc: Scenario, rows: list[Any]) -> Folded:
                       summary(sc).split("\n  approximated")[0],
                       short_table(rows),
                       render(sc, rows, key="differs").split("\nkey")[0],
-                      "(the counters' key: the engineer's printout of section 3)",
+                      "(the counters' key: the appendix at the end of the page)",
                       *price_lines(sc, "v6.8"), *price_lines(sc, "v6.17"),
                       f"gain v6.8 -> v6.17: "
                       f"{by['v6.8'].predicted_ms / by['v6.17'].predicted_ms:.2f}x; notebook "
