@@ -31,12 +31,12 @@ STORED = Path(__file__).resolve().parent / "data" / "snapshot-python-6.18.json"
 STORED_LARGE = Path(__file__).resolve().parent / "data" / "snapshot-numpy-64k-6.18.json"
 KINDS = ("private anon", "private file", "shared file", "shmem", "raw PFN map")
 
-__all__ = ["QUESTIONS", "REGIONS", "SHARES", "batch_stops", "batches_lines", "check",
-           "choices", "close_up", "copied_vmas", "details", "Folded", "fork_gap_lines",
+__all__ = ["QUESTIONS", "REGIONS", "SHARES", "anon_pages_line", "batch_stops", "batches_lines",
+           "check", "choices", "close_up", "copied_vmas", "details", "Folded", "fork_gap_lines",
            "fork_time", "full_key", "guesses_changed", "kind", "large_folio_notes",
            "large_folio_process", "large_folio_report", "lockbreak_lines", "map_kinds",
            "plot_map", "price_lines", "raw_view", "region", "short_table", "this_process",
-           "versions_line", "vma_table"]
+           "unpriced_split_lines", "versions_line", "vma_table"]
 
 PAGE = 4096
 #: close_up()'s regions stay mapped while the notebook runs (address -> length)
@@ -260,29 +260,48 @@ def vma_table(sc: Scenario) -> str:
     return "\n".join(lines)
 
 
-#: the parts of a process the memory map draws, in the order it draws them
-REGIONS = ("heap and anonymous", "stack", "file, read-only (code, constants, RELRO)",
-           "file, writable (.data, start of .bss)", "shared file or memory",
-           "kernel-provided ([vdso], [vvar])")
+def anon_pages_line(sc: Scenario) -> str:
+    """One sentence joining the summary's ``anon`` page count to :func:`vma_table`'s
+    *mapped pages* of the private anon VMAs: those count the zero-page entries (and any
+    swap entries) too, and private file VMAs hold anonymous pages as well (the ones the
+    process wrote, copied on write).  Every number is counted from the snapshot."""
+    from textwrap import fill
+    starts = [v["start"] for v in sc.vmas]
+    ends = [v["start"] + v["npages"] * PAGE for v in sc.vmas]
+    anon: dict[str, int] = {}
+    for e in sc.runs:
+        if e.get("backing", "anon") != "anon":
+            continue
+        k = next(kind(sc.vmas[i]) for i, (lo, hi) in enumerate(zip(starts, ends, strict=True))
+                 if lo <= e["addr"] < hi)
+        anon[k] = anon.get(k, 0) + e["npages"]
+    mapped = zero = 0
+    for v, n, z in zip(sc.vmas, _pages(sc), _pages(sc, zero_only=True), strict=True):
+        if kind(v) == "private anon":
+            mapped, zero = mapped + n, zero + z
+    in_anon = anon.get("private anon", 0)
+    other = mapped - zero - in_anon
+    rest = ", ".join(f"{n:,} in the {k} VMAs" for k, n in anon.items() if k != "private anon")
+    return fill(f"The summary's {sum(anon.values()):,} anon pages: {in_anon:,} in the private "
+                f"anon VMAs (the table's {mapped:,} mapped pages there also count {zero:,} "
+                f"zero-page entries" + (f" and {other:,} swap entries" if other else "") + ")"
+                + (f", and {rest} (library pages the process wrote, copied on write)"
+                   if rest else "") + ".", 88)
+
+
+#: the parts of a process the memory map draws, in the order it draws them: the VMA kinds
+#: of :func:`vma_table` and the snapshot's summary, so that the page groups its VMAs one way
+REGIONS = KINDS
 
 
 def region(v: dict[str, Any]) -> str:
-    """Which part of a process a VMA is, as a learner names it (see :data:`REGIONS`):
-    the VMA's label and flags as the snapshot read them from smaps."""
-    label = str(v.get("label", ""))
-    if v.get("pfnmap") or label.startswith("[v"):
-        return REGIONS[5]
-    if v.get("shared") or v.get("backing") == "shmem":
-        return REGIONS[4]
-    if label == "[stack]":
-        return REGIONS[1]
-    if v.get("backing", "anon") == "anon":
-        return REGIONS[0]
-    return REGIONS[3] if v.get("write", True) else REGIONS[2]
+    """Which bar of the memory map a VMA is drawn in (see :data:`REGIONS`): its
+    :func:`kind`, the same grouping as the table's lines."""
+    return kind(v)
 
 
 def map_kinds(sc: Scenario) -> list[tuple[str, int, int, int, int]]:
-    """Per part of the process (:func:`region`) that it has: ``(region, copied VMAs, their
+    """Per VMA kind (:func:`region`) that it has: ``(region, copied VMAs, their
     mapped pages, VMAs not copied, their mapped pages)``, in :data:`REGIONS` order."""
     sums = {r: [0, 0, 0, 0] for r in REGIONS}
     for v, c, n in zip(sc.vmas, copied_vmas(sc), _pages(sc), strict=True):
@@ -297,7 +316,7 @@ def _n(n: int, what: str) -> str:
 
 
 def plot_map(sc: Scenario) -> Any:
-    """The memory map as a picture: one horizontal bar per part of the process
+    """The memory map as a picture: one horizontal bar per VMA kind (the table's lines)
     (:func:`map_kinds`), as long as its VMAs, split into the VMAs whose page tables fork
     copies (orange) and those it leaves for the child to fault in (blue); the VMA and
     page counts of both halves are written beside the bar."""
@@ -480,7 +499,7 @@ def lockbreak_lines(rows: list[Any]) -> list[str]:
         bound = (PROGRESS_ENTRY * writes + PROGRESS_NONE * empty) // PROGRESS_BREAK
         out.append(f"{', '.join(names)}: ({PROGRESS_ENTRY} x {writes} PTEs + "
                    f"{PROGRESS_NONE} x {empty} other reads) / {PROGRESS_BREAK} = {bound}; "
-                   f"lockbreak_checks {checks}")
+                   f"lockbreak_checks {checks}, within that upper bound")
     return out
 
 
@@ -576,6 +595,40 @@ def fork_gap_lines(sc: Scenario, kernel: str, measured_ms: float | None) -> list
             f"{priced - repeat:.2f} ms"]
 
 
+def unpriced_split_lines(sc: Scenario, kernel: str, measured_ms: float | None) -> list[str]:
+    """A rough split of the part of a measured ``fork()`` of ``sc`` that the cost model
+    leaves unpriced, from data pkmm stores: the benchmarks' baseline fork (their small
+    Python worker, forked with no region: the new task, Python's own fork bookkeeping and
+    that worker's few VMAs) bounds what forking *at all* costs; the rest of the gap comes
+    with this process's size, and dividing it by the VMAs bounds the price of one VMA
+    (with its share of the page tables and empty slots).  Empty where fork cannot be
+    timed or the stored timings hold no baseline."""
+    from . import costmodel
+    from .realkernel.calibrate import load
+    if measured_ms is None:
+        return []
+    base_ns = [r["baseline_min_ns"] for r in load().get("runs", []) if r.get("baseline_min_ns")]
+    if not base_ns:
+        return []
+    f = costmodel.scenario_counts(sc, kernel)
+    gap = measured_ms - costmodel.predict_seconds(f) * 1e3
+    base = min(base_ns) / 1e6
+    rest = gap - base
+    out = [f"  {'the part with no price, split roughly:':58s} {gap:6.2f} ms",
+           f"  {'  forking a small Python process at all (stored baseline)':58s} "
+           f"{base:6.2f} ms",
+           "    (the benchmarks' worker forked with no region, on the development machine:",
+           "    the new task, Python's fork bookkeeping, and that worker's own VMAs)"]
+    if rest <= 0:
+        return [*out, "  the whole gap fits within what forking any small process costs"]
+    return [*out,
+            f"  {'  the rest, which grows with the process':58s} {rest:6.2f} ms",
+            f"    over its {f['vmas']:,} VMAs ({f['anon_vmas']:,} with an anon_vma), "
+            f"{f['page_tables']:,} page tables, {f['empty_reads']:,} empty slots:",
+            f"    at most {rest / f['vmas'] * 1e3:.1f} µs per VMA, if the VMAs carried all of "
+            "it"]
+
+
 def vma_count_key(sc: Scenario, counts: Mapping[str, int]) -> list[str]:
     """What the cost model's three VMA counts of forking ``sc`` are, with their numbers:
     ``anon_vmas`` and ``file_vmas`` overlap (a private file VMA with pages copied on write
@@ -584,6 +637,9 @@ def vma_count_key(sc: Scenario, counts: Mapping[str, int]) -> list[str]:
     both = sum(1 for v in sc.vmas if v.get("anon_vma") and v.get("backing") != "anon")
     neither = sum(1 for v in sc.vmas if not v.get("anon_vma") and v.get("backing") == "anon")
     n, an, fi = counts["vmas"], counts["anon_vmas"], counts["file_vmas"]
+    anon = sum(1 for v in sc.vmas if kind(v) == "private anon")
+    copied = sum(1 for v, c in zip(sc.vmas, copied_vmas(sc), strict=True)
+                 if c and kind(v) == "private anon")
     return [f"  vmas      {n:>5,}  every VMA the child gets",
             f"  anon_vmas {an:>5,}  the VMAs with an anon_vma: the private anon ones that hold "
             "pages, and", f"                   the {both:,} private file VMAs of this snapshot "
@@ -591,7 +647,8 @@ def vma_count_key(sc: Scenario, counts: Mapping[str, int]) -> list[str]:
             f"  file_vmas {fi:>5,}  the VMAs backed by a file or a raw PFN map, private or shared,"
             " with", "                   or without an anon_vma",
             f"  so the {both:,} count twice, and the {neither:,} never-written private anon VMAs "
-            "not at all:",
+            "not at all", f"  (section 2's table: {anon:,} private anon VMAs, {copied:,} of "
+            f"them copied; {anon:,} - {copied:,} = {anon - copied:,}):",
             f"  {an:,} + {fi:,} - {both:,} + {neither:,} = {an + fi - both + neither:,} = vmas"]
 
 
@@ -695,7 +752,7 @@ def large_folio_report(sc: Scenario, rows: list[Any]) -> Folded:
                       summary(sc).split("\n  approximated")[0],
                       short_table(rows),
                       render(sc, rows, key="differs").split("\nkey")[0],
-                      "(the counters' key: the engineer's printout of section 3)",
+                      "(the counters' key: the appendix at the end of the page)",
                       *price_lines(sc, "v6.8"), *price_lines(sc, "v6.17"),
                       f"gain v6.8 -> v6.17: "
                       f"{by['v6.8'].predicted_ms / by['v6.17'].predicted_ms:.2f}x; notebook "

@@ -144,9 +144,12 @@ def test_map_has_one_bar_per_region_split_by_fork_s_decision() -> None:
         assert cp == sum(pages[i] for i in mine if copied[i])
         assert np_ == sum(pages[i] for i in mine if not copied[i])
     by = {r[0]: r for r in rows}
-    # fork never copies shared memory; a library's writable .data always has an anon_vma
-    assert by["shared file or memory"][1] == 0
-    assert by["file, writable (.data, start of .bss)"][3] == 0
+    # fork never copies shared memory; raw PFN maps it always copies
+    assert by["shared file"][1] == 0 and by["raw PFN map"][3] == 0
+    # one grouping on the page: the bars are the table's lines, with its VMA counts
+    table = {ln[:14].strip(): (int(ln[14:].split()[0]), int(ln[14:].split()[3]))
+             for ln in lab.vma_table(sc).splitlines()[2:]}
+    assert {name: (cv + nv, cv) for name, cv, _, nv, _ in rows} == table
     fig = lab.plot_map(sc)
     ax = fig.axes[0]
     orange, blue = (matplotlib.colors.to_rgba(c) for c in ("tab:orange", "tab:blue"))
@@ -184,7 +187,8 @@ def test_lockbreak_lines_apply_the_progress_rule_to_the_totals() -> None:
         bound = (PROGRESS_ENTRY * writes + PROGRESS_NONE * (reads - writes)) // PROGRESS_BREAK
         checks = r.ops["lockbreak_checks"]
         assert line.split("=")[1].split(";")[0].strip() == str(bound)
-        assert line.split()[-1] == str(checks) and checks <= bound
+        assert line.split("lockbreak_checks ")[1] == f"{checks}, within that upper bound"
+        assert checks <= bound
         if r.batches == r.ptes_copied:          # one PTE per step: the bound is nearly met
             assert bound - checks <= slices
         else:                                   # a batch passes one check, however long
@@ -344,6 +348,21 @@ def test_price_lines_print_both_fits_and_the_share_that_mixes_them() -> None:
     assert fresh != repeat
 
 
+def test_anon_pages_line_joins_the_summary_s_count_to_the_table_s() -> None:
+    sc = lab.large_folio_process()
+    line = " ".join(lab.anon_pages_line(sc).split())
+    nums = [int(w.replace(",", "")) for w in line.replace("(", " ").split()
+            if w.replace(",", "").isdigit()]
+    total, in_anon, mapped, zero, in_file = nums
+    # the summary's count, the table's private anon mapped pages and zero-page entries
+    assert total == sc.source["pages"]["anon"]
+    tab = {ln[:14].strip(): ln[14:].split() for ln in lab.vma_table(sc).splitlines()[2:]}
+    assert mapped == int(tab["private anon"][2]) and zero == int(tab["private anon"][-1])
+    # the parts add up: no swap here, so the private anon VMAs' other entries are zero pages
+    assert in_anon == mapped - zero and in_anon + in_file == total and in_file > 0
+    assert "private file VMAs" in line
+
+
 def test_vma_count_key_reconciles_the_overlapping_vma_counts() -> None:
     from pkmm import costmodel
     sc = lab.large_folio_process()
@@ -355,6 +374,10 @@ def test_vma_count_key_reconciles_the_overlapping_vma_counts() -> None:
     assert both > 0 and c["anon_vmas"] + c["file_vmas"] != c["vmas"]
     assert c["anon_vmas"] + c["file_vmas"] - both + neither == c["vmas"]
     assert key[-1].endswith(f"= {c['vmas']:,} = vmas") and f"the {both:,} private file" in key[2]
+    # the never-written ones are the table's private anon VMAs that fork does not copy
+    anon = [c for v, c in zip(sc.vmas, lab.copied_vmas(sc), strict=True)
+            if lab.kind(v) == "private anon"]
+    assert f"= {len(anon) - sum(anon):,}):" in key[-2] and len(anon) - sum(anon) == neither
 
 
 def test_large_folio_lines_count_each_folio_once_by_where_fork_meets_it() -> None:
@@ -386,6 +409,26 @@ def test_fork_gap_lines_price_the_snapshot_both_ways_and_split_the_gap() -> None
     assert f"explains at most {priced - repeat:.2f} ms" in flat
     # where fork cannot be timed the lines say so and compare nothing
     assert "cannot be timed" in lab.fork_gap_lines(sc, "v6.17", None)[-1]
+
+
+def test_unpriced_split_lines_bound_the_fixed_part_by_the_stored_baseline_fork() -> None:
+    from pkmm import costmodel
+    from pkmm.realkernel.calibrate import load
+    sc = lab.large_folio_process()
+    f = costmodel.scenario_counts(sc, "v6.17")
+    priced = costmodel.predict_seconds(f) * 1e3
+    base = min(r["baseline_min_ns"] for r in load()["runs"]) / 1e6
+    lines = lab.unpriced_split_lines(sc, "v6.17", 10.0)
+    # the gap is fork_gap_lines' unpriced part; the stored baseline fork is taken out of it
+    assert lines[0].split()[-2] == f"{10 - priced:.2f}" and lines[1].split()[-2] == f"{base:.2f}"
+    assert lines[4].split()[-2] == f"{10 - priced - base:.2f}"
+    flat = " ".join(" ".join(lines).split())
+    assert f"{f['vmas']:,} VMAs" in flat and f"{f['page_tables']:,} page tables" in flat
+    assert f"at most {(10 - priced - base) / f['vmas'] * 1e3:.1f} µs per VMA" in flat
+    # a measured fork no dearer than the priced part and the baseline: nothing left to spread
+    small = lab.unpriced_split_lines(sc, "v6.17", priced + base / 2)
+    assert "fits within" in small[-1] and not any("per VMA" in ln for ln in small)
+    assert lab.unpriced_split_lines(sc, "v6.17", None) == []
 
 
 def test_folded_view_hides_text_and_pictures_and_closes_the_figure() -> None:

@@ -294,7 +294,10 @@ def summary(sc: Scenario) -> str:
     seen = ", ".join(k for k, on in (("PFNs", src.get("pfns_visible")),
                                      ("kpageflags", src.get("kpageflags")),
                                      ("PAGEMAP_SCAN", src.get("pagemap_scan"))) if on)
-    kinds = Counter(("shared " if v.get("shared") else "private ") + v.get("backing", "anon")
+    # raw PFN maps apart, as fork treats them apart (always copied, no page behind them):
+    # the same kinds as notebook 10's table, so that the page groups its VMAs one way
+    kinds = Counter("raw PFN map" if v.get("pfnmap") else
+                    ("shared " if v.get("shared") else "private ") + v.get("backing", "anon")
                     for v in sc.vmas)
     lines = [f"{sc.name}: Linux {src.get('kernel_release', '?')}, read as uid "
              f"{src.get('uid', '?')} (seen: {seen or 'pagemap bits only'})",
