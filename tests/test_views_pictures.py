@@ -253,6 +253,19 @@ def test_masked_compare_greys_what_the_scan_ignores() -> None:
     assert P.masked_compare(shared, "v6.9").data["v6.9"] == "same batch (2 PTEs)"
 
 
+def test_masked_compare_keys_every_word_a_grey_bit_can_carry() -> None:
+    """Grey stands for three outcomes; a reader met "merged" on W with no key for it.  The
+    key names each word ignored_bits() can give a compared-out bit, and fits the picture."""
+    from pkmm.views.svg.core import CHAR_W
+    from pkmm.views.svg.rules import MASK_KEY
+    svg = P.masked_compare(T06, ("batch-v3", "v6.9"), slot=1).svg
+    key = " ".join(MASK_KEY)
+    for word in ("counted", "merged", "ignored", "not compared"):
+        assert word + ":" in key or word + "," in key, word
+    for line in MASK_KEY:
+        assert line in svg and 8 + len(line) * CHAR_W <= 760, line
+
+
 def test_page_states_follow_the_reuse_rule_of_each_version() -> None:
     assert P.page_state_machine(LARGE, "v6.9").data["faults"] == [
         "child write: cow-copy", "parent write: cow-copy"]          # never reuses large
@@ -867,12 +880,22 @@ def test_scan_frame_outlines_only_the_parent_and_says_why_in_main_text() -> None
 
 def test_rule_grid_headers_fit_their_columns() -> None:
     """Each small header spans two 144 px columns; at 11 px monospace the long private
-    header used to run into the shared one ("EVENT_FORK)shmem")."""
+    header used to run into the shared one ("EVENT_FORK)shmem").  The private probe is
+    registered for uffd-wp in the UW row only, so that note sits on the UW row, not over
+    the column; and the key's lines fit the 700 px picture (one line ran off its edge)."""
     from pkmm.views.svg.core import CHAR_W
-    from pkmm.views.svg.rules import grid_headers
+    from pkmm.views.svg.rules import GRID_KEY, grid_headers, uw_row_note
     for uffd_fork in (True, False):
         private, shared = grid_headers(uffd_fork)
         half_p, half_s = len(private) * CHAR_W / 2, len(shared) * CHAR_W / 2
         assert 254 + half_p + 8 <= 542 - half_s          # a gap between the two headers
-        assert private in P.rule_grid("v6.17", uffd_fork=uffd_fork).svg
-        assert ("no EVENT_FORK" in private) is (not uffd_fork)
+        svg = P.rule_grid("v6.17", uffd_fork=uffd_fork).svg
+        assert private in svg and "uffd" not in private
+        note = uw_row_note(uffd_fork)
+        assert note in svg and len(note) * CHAR_W <= 2 * 144     # under the private cells
+        assert ("no EVENT_FORK" in note) is (not uffd_fork)
+        # the note comes after the UW row's cells, not in the header
+        assert svg.index(note) > svg.index("UW (uffd_wp)") > svg.index(private)
+    for line in GRID_KEY:
+        assert 8 + len(line) * CHAR_W <= 700, line
+        assert line in P.rule_grid("v6.17").svg

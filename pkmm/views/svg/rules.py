@@ -70,10 +70,23 @@ def bit_outcomes(kernel: str, uffd_fork: bool = True) -> tuple[tuple[str, str, s
 
 def grid_headers(uffd_fork: bool) -> tuple[str, str]:
     """The small headers over the private and the shared columns: which VMA each probe
-    forks, and for the UW row whether its uffd-wp handler follows forks (EVENT_FORK)."""
-    ev = "EVENT_FORK" if uffd_fork else "no EVENT_FORK"
-    return (f"private anon (UW: uffd-wp, {ev})",
-            "shmem, uffd-wp (EVENT_FORK)" if uffd_fork else f"shmem, uffd-wp, {ev}: not copied")
+    forks.  The shared probe is registered for uffd-wp in every row (else fork would not
+    copy its page table); the private one only in the UW row, so its note sits on that
+    row (:func:`uw_row_note`), not over the whole column."""
+    return ("private anon",
+            "shmem, uffd-wp (EVENT_FORK)" if uffd_fork
+            else "shmem, uffd-wp, no EVENT_FORK: not copied")
+
+
+def uw_row_note(uffd_fork: bool) -> str:
+    """The note under the UW row's private cells: only that row's private probe is
+    registered for uffd-wp, with or without fork events (EVENT_FORK)."""
+    return "UW row: private VMA uffd-wp, " + ("EVENT_FORK" if uffd_fork else "no EVENT_FORK")
+
+
+#: The grid's key, one line each: as one line it ran past the picture's right edge.
+GRID_KEY = ("+ kept: the PTE still has the bit after fork;  x cleared: fork removed it;",
+            "no PTE: fork did not copy this page table")
 
 
 def rule_grid(kernel: str = DEFAULT_KERNEL, *, uffd_fork: bool = True) -> Picture:
@@ -99,7 +112,6 @@ def rule_grid(kernel: str = DEFAULT_KERNEL, *, uffd_fork: bool = True) -> Pictur
     for j, (m, s) in enumerate(cols):
         c.text(x0 + j * w + w / 2, 36, f"{m} {s}", "pk-t", anchor="middle",
                extra=' font-weight="bold"')
-    # say which VMA is registered for uffd-wp: the private probe is, for its UW row only
     # each header must fit the two columns under it: the long form ran into its neighbour
     # ("...EVENT_FORK)shmem") at 11 px
     for x, words in zip((x0 + w, x0 + 3 * w), grid_headers(uffd_fork), strict=True):
@@ -115,10 +127,13 @@ def rule_grid(kernel: str = DEFAULT_KERNEL, *, uffd_fork: bool = True) -> Pictur
             mark = {"kept": "+", "cleared": "x"}.get(outcome, "")
             c.text(x + w / 2, y + 21, f"{mark} {letter} {outcome}".strip(), "pk-t",
                    anchor="middle")
-    y = 58 + len(GRID_BITS) * (h + 4) + 14
+    y = 58 + len(GRID_BITS) * (h + 4)
+    # the private probe is registered for uffd-wp in the UW row only (the last row): the
+    # note sits right under that row's private cells
+    c.text(x0 + w, y + 10, uw_row_note(uffd_fork), "pk-t2", anchor="middle")
     # no "hover" here: a static page or a print has none (the reasons stay as tooltips)
-    c.text(8, y, "+ kept: the PTE still has the bit after fork; x cleared: fork removed it; "
-                 "no PTE: fork did not copy this page table", "pk-t2")
+    for k, line in enumerate(GRID_KEY):
+        c.text(8, y + 30 + 14 * k, line, "pk-t2")
     desc = "; ".join(f"{m} {s} {b}: {cells[(m, b, s)][0]}" for m, s in cols
                      for b, _ in GRID_BITS)
     return c.picture("rule-grid", f"{kernel} bit rules at fork", desc,
@@ -131,6 +146,11 @@ CMP_BITS = tuple(n for n, _ in BIT_LETTERS)
 LETTER = dict(BIT_LETTERS)
 #: what ignored_bits() says of a bit the scan did not compare
 NOT_COMPARED = ("ignored", "counted", "merged", "no batching", "n/a")
+#: The masked compare's key: grey (faded) means "not compared", with three words for what
+#: became of the bit instead.
+MASK_KEY = ("faded (grey): not compared, so it cannot stop the batch --",
+            "counted: decided by counting; merged: the batch gets it if any PTE has it; "
+            "ignored: masked")
 
 
 @lru_cache(maxsize=64)
@@ -211,6 +231,10 @@ def masked_compare(layout: Any, kernels: str | Sequence[str] = BATCHING_KERNELS,
         words = _verdict(layout, k, a)
         verdicts[k] = words
         y = _pair(c, k, first, second, mask, words, y, slot)
+    # grey stands for three outcomes: the key says which word means what
+    for line in MASK_KEY:
+        c.text(8, y, line, "pk-t2")
+        y += 14
     return c.picture("masked-compare", "masked compare", "; ".join(
         f"{k}: {w}" for k, w in verdicts.items()), data=verdicts)
 
