@@ -118,3 +118,16 @@ def test_related_terms_share_one_topic() -> None:
 
 def anchors_of(word: str) -> list[str]:
     return [a for anchors in _entries().values() for a in anchors if a.startswith(word)]
+
+
+def test_the_list_for_notebook_09_names_only_terms_09_uses() -> None:
+    # the short list a newcomer to 09 starts from: entries that exist, each one 09 says or links
+    intro = _cells()[0]
+    para = next(p for p in intro.split("\n\n") if p.startswith("**Reading notebook 09?**"))
+    linked = re.findall(r"\]\(#([^)]+)\)", para)
+    anchors = {_anchor(h): h for h in _bodies()}
+    assert linked and len(linked) == len(set(linked)) and set(linked) <= set(anchors)
+    text = _notebook_text("09")
+    unused = [a for a in linked if f"glossary.ipynb#{a.lower()})" not in text
+              and anchors[a].lower() not in text]
+    assert not unused, f"notebook 09 never says or links: {unused}"
