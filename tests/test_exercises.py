@@ -18,6 +18,7 @@ from pkmm.exercises import (
     BatchSizes,
     ChildBits,
     CowAfterFork,
+    Exercise,
     ForkCost,
     PinCopies,
     Refcounts,
@@ -351,7 +352,13 @@ def test_lab_notebooks_are_the_generator_output_and_vary_the_version() -> None:
     import json
     from pathlib import Path
 
-    from pkmm.exercises.notebooks import INTROS, LAB_SEEDS, lab_notebook, worked_example
+    from pkmm.exercises.notebooks import (
+        INTROS,
+        LAB_SEEDS,
+        _example,
+        lab_notebook,
+        worked_example,
+    )
     here = Path(__file__).resolve().parent.parent / "notebooks" / "exercises"
     kernels = set()
     for name, (seed, ex_seed) in LAB_SEEDS.items():
@@ -359,7 +366,8 @@ def test_lab_notebooks_are_the_generator_output_and_vary_the_version() -> None:
         want = lab_notebook(name)
         assert [c["source"] if isinstance(c["source"], str) else "".join(c["source"])
                 for c in stored["cells"]] == [c["source"] for c in want["cells"]], name
-        problem, example = make(name, seed), make(name, ex_seed)
+        problem, example = make(name, seed), _example(name)
+        assert example.seed == ex_seed
         assert problem.kernel != example.kernel, name
         kernels.add(problem.kernel)
         md = worked_example(name)
@@ -420,3 +428,71 @@ def test_refcount_problems_always_share_a_row() -> None:
     for seed in range(40):
         key = make("refcounts", seed).solve()
         assert any(m >= 2 for v in key.values() for m in v["mapcount"]), seed
+
+
+def _problem_kind(e: Exercise) -> tuple[object, ...]:
+    """(problem type, versions, layout family) of a problem: what a worked example must not
+    share with any student's problem."""
+    kind = getattr(e, "variant", e.name)
+    versions = frozenset(getattr(e, "versions", (e.kernel,)))
+    return (kind, versions, e.family())
+
+
+@pytest.mark.parametrize("name", ["child-bits", "fork-cost"])
+def test_no_student_problem_is_a_worked_example_again(name: str) -> None:
+    """The worked examples of (b) and (f) come from a layout family no student's seed
+    draws, so over many student seeds (small ones and 32-bit ones as seed_for gives) no
+    problem shares a worked example's (type, versions, family); and the families differ in
+    the layout itself, not only in their label."""
+    import random
+
+    from pkmm.exercises.notebooks import _example, _extra
+    worked = [_example(name), _extra(name)]
+    kinds = {_problem_kind(w) for w in worked}
+    rng = random.Random(12)
+    seeds = list(range(300)) + [rng.randrange(2 ** 32) for _ in range(300)]
+    for seed in seeds:
+        e = make(name, seed)
+        assert _problem_kind(e) not in kinds, (seed, _problem_kind(e))
+    for e in [make(name, s) for s in range(60)] + worked:
+        rows = sorted(e.scenario.ptes, key=lambda x: x["addr"])
+        orders = {e.scenario.folios[r["folio"]]["order"] for r in rows}
+        gap = any(b["addr"] - a["addr"] > 4096 for a, b in zip(rows, rows[1:], strict=False))
+        if name == "child-bits":
+            # a student's layout: contiguous large folios; a worked one: a small folio
+            # and an empty slot among them
+            assert (0 in orders and gap) == e.example, (e.seed, orders, gap)
+        else:
+            # a student's layout: one order, uniform bits but A; a worked one: several
+            # orders and one clean PTE
+            mixed = len(orders) > 1 and len({r.get("dirty", True) for r in rows}) == 2
+            assert mixed == e.example, (e.seed, orders)
+
+
+def test_worked_example_flag_is_checked() -> None:
+    with pytest.raises(pkmm.LayoutError, match="example="):
+        make("fork-cost", 1, example="yes")  # type: ignore[arg-type]
+    assert make("fork-cost", 1, example=True).show() != make("fork-cost", 1).show()
+    assert "ARG example True" in make("fork-cost", 1, example=True).show()
+
+
+@pytest.mark.parametrize("name", list(EXERCISES))
+def test_worked_wrong_answers_are_wrong(name: str) -> None:
+    """The typical wrong answer each page's worked examples discuss is wrong for both (a
+    misconception that happens to give the key would teach nothing)."""
+    from pkmm.exercises.notebooks import _example, _extra, misconception
+    for e in (_example(name), _extra(name)):
+        assert not e.check(misconception(e)).full, (name, e.seed)
+
+
+def test_pin_distractor_names_no_pinned_row() -> None:
+    """(c)'s wrong answer copies whole folios (AE or not) in one round each: it needs no
+    knowledge of which page is pinned, which the table does not show."""
+    from pkmm.exercises.notebooks import _example, misconception
+    e = _example("pin-copies")
+    key, wrong = e.solve(), misconception(e)
+    rows = sorted(e.scenario.ptes, key=lambda x: x["addr"])
+    folios = {rows[i]["folio"] for i in key["copied"]}
+    assert set(key["copied"]) <= set(wrong["copied"])
+    assert {rows[i]["folio"] for i in wrong["copied"]} == folios
+    assert wrong["eagain"] == len(folios)

@@ -234,7 +234,9 @@ def test_site_for_project_notebooks(tmp_path: Path) -> None:
     sources = site.find_notebooks(REPO / "notebooks")
     assert [p.source for p in pages] == sources
     index = (tmp_path / "index.html").read_text()
-    assert sorted(_tags(index).hrefs) == sorted(p.href for p in pages)
+    # every page is linked, and nothing else is (an exercise's line also links the lessons
+    # it follows, which are pages too)
+    assert sorted(set(_tags(index).hrefs)) == sorted(p.href for p in pages)
     for page in pages:
         text = (tmp_path / page.href).read_text()
         assert page.title in index, f"index lacks the title of {page.source.name}"
@@ -363,5 +365,13 @@ def test_student_index_guides_the_reading_order() -> None:
     # a student has the pages only: no file or folder names
     assert not re.search(r"\.(ipynb|py|md)\b|/", text)
     assert "pkmm-guide" not in site.render_index(pages, "instructor")
+    assert text.startswith("pkmm is ")         # says what pkmm is, in its first line
+    # each exercise's line says which lessons it follows, linked to their pages
+    from pkmm.exercises.notebooks import INTROS, LEARN
+    for name, (stem, _) in INTROS.items():
+        line = re.search(rf'<li><a href="exercises/{stem}.html">.*?</li>', student)
+        assert line, stem
+        follows = re.findall(r'<a href="([^"]+)\.html">(\d\d)</a>', line.group(0))
+        assert [h for h, _ in follows] == LEARN[name], (stem, follows)
     # nor after the links: the file names are for the instructor, who has the files
     assert ".ipynb" not in student and ".ipynb" in site.render_index(pages, "instructor")

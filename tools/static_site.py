@@ -285,12 +285,25 @@ def render_page(nb: Any, title: str, source: Path) -> str:
 
 #: The student index's guidance: what the lab is and the order to read it in.  A student has
 #: the pages, not the repository, so it names no file.
-GUIDE = ("This lab shows, with a model of the kernel you can run, how Linux copies a process's "
-         "page tables at fork(): which pages the child shares, which it gets its own copy of, "
+GUIDE = ("pkmm is a small Python model of the Linux kernel code that copies a process's page "
+         "tables at fork(), which these notebooks run. This lab shows with it how Linux "
+         "copies them: which pages the child shares, which it gets its own copy of, "
          "and what each kernel version does differently. Read the notebooks in order, 00 to "
          "08; then 09 and 10 compare the model with a real kernel and a real process. Each "
          "exercise names the notebook it practises: do it after that one. The glossary "
          "explains every term the pages use.")
+
+
+def follows(page: Page) -> str:
+    """For an exercise page, the lesson notebooks it follows, linked (" (after 03, 06)");
+    empty for any other page."""
+    from pkmm.exercises.notebooks import INTROS, LEARN
+    for name, (stem, _) in INTROS.items():
+        if page.href == f"exercises/{stem}.html":
+            links = ", ".join(f'<a href="{html.escape(n)}.html">{html.escape(n[:2])}</a>'
+                              for n in LEARN[name])
+            return f" (after {links})"
+    return ""
 
 
 def render_index(pages: Sequence[Page], audience: str = "student") -> str:
@@ -305,7 +318,7 @@ def render_index(pages: Sequence[Page], audience: str = "student") -> str:
         name = "" if audience == "student" else \
             f' <small>({html.escape(page.source.name)})</small>'
         sections[key].append(f'<li><a href="{html.escape(page.href)}">'
-                             f'{html.escape(page.title)}</a>{name}</li>')
+                             f'{html.escape(page.title)}</a>{name}{follows(page)}</li>')
     body = "".join(f"<h2>{name}</h2><ul>{''.join(items)}</ul>"
                    for name, items in sections.items() if items)
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -34,8 +34,10 @@ EXERCISES: dict[str, type[Exercise]] = {
 }
 
 
-def make(name: str, seed: int, kernel: str | None = None) -> Exercise:
-    """Exercise ``name`` generated from ``seed`` (``kernel``: override the drawn version).
+def make(name: str, seed: int, kernel: str | None = None, example: bool = False) -> Exercise:
+    """Exercise ``name`` generated from ``seed`` (``kernel``: override the drawn version;
+    ``example``: a worked example's layout family, which no student's problem is drawn
+    from, where the exercise has one).
 
     >>> make("fork-cost", 3).name
     'fork-cost'
@@ -43,7 +45,10 @@ def make(name: str, seed: int, kernel: str | None = None) -> Exercise:
     if name not in EXERCISES:
         raise LayoutError(f"exercise {name!r} does not exist; choose one of "
                           f"{', '.join(EXERCISES)}")
-    return EXERCISES[name](seed, kernel)
+    if not isinstance(example, bool):
+        raise LayoutError(f"example={example!r}: pass True (a worked example's layout "
+                          "family) or False (a student's)")
+    return EXERCISES[name](seed, kernel, example)
 
 
 __all__ = ["COW_KERNELS", "EXERCISES", "BatchSizes", "ChildBits", "CowAfterFork",

@@ -148,7 +148,7 @@ class Exercise:
         if "check" in cls.__dict__:
             cls.check = _checking(cls.__dict__["check"])  # type: ignore[method-assign,assignment]
 
-    def __init__(self, seed: int, kernel: str | None = None) -> None:
+    def __init__(self, seed: int, kernel: str | None = None, example: bool = False) -> None:
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise LayoutError(f"seed={seed!r}: a seed is an int (use "
                               "pkmm.exercises.seed_for(student_id) for a name)")
@@ -161,6 +161,9 @@ class Exercise:
                               f"{', '.join(self.kernels)}")
         self.seed: int | None = seed
         self.kernel = kernel if kernel is not None else drawn
+        # A worked example's layouts come from a family no student's seed draws (where the
+        # exercise has one: see family()), so a page never works the student's problem.
+        self.example = example
         self.scenario = self.generate(rng)
 
     @classmethod
@@ -179,6 +182,15 @@ class Exercise:
         for k, v in params.items():
             setattr(ex, k, v)
         return ex
+
+    #: The layout families of the exercise: (a student's, a worked example's).  Empty
+    #: where both draw from one family.
+    families: ClassVar[tuple[str, ...]] = ()
+    example = False
+
+    def family(self) -> str:
+        """The layout family this problem was drawn from ("" where there is one)."""
+        return self.families[int(self.example)] if self.families else ""
 
     # -- what subclasses provide --------------------------------------------------
     def generate(self, rng: random.Random) -> Scenario:
@@ -216,7 +228,8 @@ class Exercise:
     def args(self) -> list[tuple[str, Any]]:
         """The arguments ``show()`` echoes (``ARG name value``): enough to make the same
         problem again."""
-        return [("seed", self.seed), ("kernel", self.kernel)]
+        return [("seed", self.seed), ("kernel", self.kernel)] + (
+            [("example", True)] if self.example else [])
 
     def __str__(self) -> str:
         return self.show()

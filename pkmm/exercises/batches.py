@@ -102,8 +102,14 @@ class BatchSizes(Exercise):
             return Result(score, 1.0, "\n".join("- " + n for n in notes))
         groups: dict[str, list[int]] = {}
         for i in sorted(ws - gs):
-            groups.setdefault("start{s} a new call: " + starts_batch(self.kernel, why[i]),
-                              []).append(i)
+            text = starts_batch(self.kernel, why[i])
+            if why[i] == "folio-end" and entries[i]["folio"] == entries[i - 1]["folio"]:
+                # The model's stop is the folio's end (the PTE before mapped its last
+                # page), but what a reader sees is the pages running backwards: say both.
+                text = (starts_batch(self.kernel, "pfn-gap") + " Here the pages run "
+                        "backwards: the PTE before mapped a later page of the same folio, "
+                        "its last one, so that batch also stopped at the folio's end.")
+            groups.setdefault("start{s} a new call: " + text, []).append(i)
         for i in sorted(i for i in gs - ws if 0 < i < len(entries)):
             diff = [b for b in BITS if entries[i][b] != entries[i - 1][b]]
             groups.setdefault("do{es} not start a new call: " + continues_batch(

@@ -13,9 +13,10 @@ from typing import Any
 
 from ..fork import ForkResult, fork
 from ..kernels import COW_KERNELS
+from ..pte import PAGE_SIZE
 from ..scenario import Scenario
 from .base import Exercise, Result, as_bits, fmt_list, index_of, ptes_of
-from .layout import DEFAULTS, LETTERS, random_ptes, scenario
+from .layout import DEFAULTS, LETTERS, folio_name, random_ptes, scenario
 from .rules import bit_events, child_pattern
 
 #: variant -> (the bit asked about, mmap options, folio backing)
@@ -27,11 +28,18 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], str]] = {
 }
 
 
+def _has_gap(ptes: list[dict[str, Any]]) -> bool:
+    """Whether an empty slot lies between two of ``ptes`` (consecutive in address order)."""
+    addrs = sorted(e["addr"] for e in ptes)
+    return any(b - a > PAGE_SIZE for a, b in zip(addrs, addrs[1:], strict=False))
+
+
 class ChildBits(Exercise):
     """Predict one bit (dirty, soft-dirty or write) of each child PTE under two versions."""
 
     name = "child-bits"
     title = "child PTE bits under two versions"
+    families = ("contiguous large folios", "small and large folios with an empty slot")
     answer_format = ('a dict {version: list of 0/1 per PTE row}, e.g. '
                      '{"batch-v3": [1, 1, 1, 1], "v6.9": [1, 1, 0, 0]}')
 
@@ -40,8 +48,22 @@ class ChildBits(Exercise):
         bit, vma, backing = VARIANTS[self.variant]
         twist = "write" if bit == "write" else bit
         for _ in range(50):
-            folios, ptes = random_ptes(rng, rng.randint(4, 8), orders=(1, 2, 3),
-                                       twists=(twist,), gap=0.0)
+            if self.example:
+                # A worked example's family: small and large folios with an empty slot
+                # between runs, so its batches (and so its answer) take another shape
+                # than any student's contiguous run of large folios.
+                folios, ptes = random_ptes(rng, rng.randint(7, 10), orders=(0, 2, 3),
+                                           twists=(twist,), gap=0.3)
+                if not (_has_gap(ptes) and any(f["order"] == 0 for f in folios.values())):
+                    # end on a small folio after an empty slot (its bits from the run's)
+                    name = folio_name(len(folios))
+                    folios[name] = {"order": 0}
+                    last = max(ptes, key=lambda e: e["addr"])
+                    ptes.append({**last, "addr": last["addr"] + 2 * PAGE_SIZE,
+                                 "folio": name, "page": 0})
+            else:
+                folios, ptes = random_ptes(rng, rng.randint(4, 8), orders=(1, 2, 3),
+                                           twists=(twist,), gap=0.0)
             for fd in folios.values():
                 fd["backing"] = backing
             if vma.get("shared"):

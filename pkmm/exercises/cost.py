@@ -9,13 +9,14 @@ Taught in: notebooks/exercises/f-fork-cost.ipynb
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from typing import Any
 
 from ..fork import fork
 from ..kernels import get_kernel
 from ..pte import PAGE_SIZE
 from ..scenario import Scenario
-from .base import Exercise, Result
+from .base import Exercise, Result, fmt_list
 from .layout import BASE, folio_name, scenario
 
 #: What is counted: answer key -> (how it is measured, one-line meaning).
@@ -27,17 +28,16 @@ COUNTS = {
 }
 
 
-def _rule(kernel: str, key: str, n: int, per: int) -> str:
-    """Why ``kernel`` makes this many operations of kind ``key`` for n PTEs over folios of
-    ``per`` pages (uniform bits)."""
+def _rule(kernel: str, key: str, n: int, batches: Sequence[int | str]) -> str:
+    """Why ``kernel`` makes this many operations of kind ``key`` for ``n`` PTEs that it
+    copies in ``batches`` (the sizes of its calls)."""
     k = get_kernel(kernel)
-    one_per_pte = not k.batch_func or per == 1
+    one_per_pte = all(b == 1 for b in batches)
     unit = (f"one per PTE ({n})" if one_per_pte else
-            f"one per batch, and a batch covers a whole {per}-page folio ({n}/{per} = "
-            f"{n // per})")
+            f"one per batch, and its batches are {fmt_list(batches)} ({len(batches)})")
     if key == "pte_writes":
         return f"{kernel} writes every child PTE once, batched or not ({n})"
-    if key == "anon_dup_checks" and k.anon_dup != "all-or-nothing" and per > 1:
+    if key == "anon_dup_checks" and k.anon_dup != "all-or-nothing" and not one_per_pte:
         return (f"{kernel} still duplicates the anon rmap page by page (a loop over the "
                 f"batch): one per PTE ({n})")
     what = {"calls": f"{k.present_func}() calls", "set_ptes_calls": "set_ptes calls",
@@ -52,22 +52,49 @@ class ForkCost(Exercise):
 
     name = "fork-cost"
     title = "cost of fork for a folio size"
+    families = ("one folio order, uniform bits", "several folio orders and a change of D")
     answer_format = ('a dict {"calls": int, "set_ptes_calls": int, "pte_writes": int, '
                      '"anon_dup_checks": int}')
 
     def generate(self, rng: random.Random) -> Scenario:
         self.order = rng.choice((0, 1, 2, 3, 4))
         n = rng.choice((16, 32))
+        if self.example:
+            return self._mixed(rng, n)
         per = 1 << self.order
         folios = {folio_name(j): {"order": self.order} for j in range(n // per)}
         ptes = [{"addr": BASE + i * PAGE_SIZE, "folio": folio_name(i // per),
                  "page": i % per, "nr": 1, "young": rng.random() < 0.5} for i in range(n)]
         return scenario(f"fork-cost-{self.seed}", folios, ptes, npages=n)
 
+    def _mixed(self, rng: random.Random, n: int) -> Scenario:
+        """A worked example's family: folios of several orders, small ones included, and
+        one clean PTE inside a large folio (a change of D), which no student's layout of
+        one order and uniform bits has."""
+        orders = [rng.choice((2, 3, 4)), 0, rng.choice((1, 2)), 0]
+        folios: dict[str, dict[str, int]] = {}
+        ptes: list[dict[str, Any]] = []
+        while len(ptes) < n:
+            order = orders[len(folios) % len(orders)]
+            order = min(order, (n - len(ptes)).bit_length() - 1)
+            name = folio_name(len(folios))
+            folios[name] = {"order": order}
+            for page in range(1 << order):
+                ptes.append({"addr": BASE + len(ptes) * PAGE_SIZE, "folio": name,
+                             "page": page, "nr": 1, "young": rng.random() < 0.5})
+        big = [i for i, e in enumerate(ptes) if folios[e["folio"]]["order"] >= 2
+               and e["page"] > 0]
+        ptes[rng.choice(big)]["dirty"] = False
+        self.order = -1
+        return scenario(f"fork-cost-{self.seed}", folios, ptes, npages=n)
+
     def question(self) -> str:
         n = len(self.scenario.ptes)
-        lines = [f"fork() this process ({n} PTEs mapping order-{self.order} folios, all with "
-                 f"the same bits except young) under {self.kernel}. Count:"]
+        what = (f"order-{self.order} folios, all with the same bits except young"
+                if self.order >= 0 else
+                "folios of several orders; one PTE is clean (D 0), the others dirty, and "
+                "young varies")
+        lines = [f"fork() this process ({n} PTEs mapping {what}) under {self.kernel}. Count:"]
         lines += [f"  {k:16s} {v}" for k, v in COUNTS.items()]
         return "\n".join(lines)
 
@@ -81,12 +108,14 @@ class ForkCost(Exercise):
         if not isinstance(answer, dict) or set(answer) != set(COUNTS):
             return self._shape_error(answer)
         want = self.solve()
-        n, per = len(self.scenario.ptes), 1 << self.order
+        n = len(self.scenario.ptes)
+        p, _ = self.build()
+        batches = fork(p, self.kernel).batches
         wrong = [k for k in COUNTS if answer[k] != want[k]]
         if not wrong:
             return Result(1.0, 1.0, "Correct: " + ", ".join(f"{k} = {want[k]}"
                                                             for k in COUNTS) + ".")
-        notes = [f"{k} is {want[k]}, not {answer[k]!r}. {_rule(self.kernel, k, n, per)}."
+        notes = [f"{k} is {want[k]}, not {answer[k]!r}. {_rule(self.kernel, k, n, batches)}."
                  for k in wrong]
         return Result(1 - len(wrong) / len(COUNTS), 1.0,
                       "\n".join("- " + x for x in notes))

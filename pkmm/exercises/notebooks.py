@@ -18,10 +18,29 @@ from typing import Any
 
 from ..fork import fork
 from ..kernels.common import stop_words
-from ..pte import SETTABLE_BITS
+from ..pte import PAGE_SIZE, SETTABLE_BITS
 from . import EXERCISES, Exercise
 from .base import index_of
-from .layout import DEFAULTS
+from .counts import _counts
+from .layout import BASE, DEFAULTS, scenario
+
+
+def _sd_off_example(kernel: str = "v6.9") -> str:
+    """The table's example of a batch without soft-dirty tracking, from the model: three
+    PTEs of one folio whose SD is 1 0 0, forked under ``kernel``."""
+    folios = {"A": {"order": 2}}
+    parent = [1, 0, 0]
+    ptes: list[dict[str, Any]] = [{"addr": BASE + i * PAGE_SIZE, "folio": "A", "page": i,
+                                   "nr": 1, "soft_dirty": bool(sd)}
+                                  for i, sd in enumerate(parent)]
+    p, _ = scenario("sd-off", folios, ptes, npages=4).build()
+    child = [int(fork(p, kernel).child.pte(e["addr"]).soft_dirty)  # type: ignore[union-attr]
+             for e in ptes]
+    return (f"e.g. parent SD {' '.join(map(str, parent))} gives the child "
+            f"{' '.join(map(str, child))}")
+
+
+SD_OFF_EXAMPLE = _sd_off_example()
 
 #: What fork does to each bit of a child PTE, per version (exercise (b)'s table; the
 #: rules are the variant modules' copy_present_ptes(), pkmm/kernels/).
@@ -54,7 +73,8 @@ BIT_TABLE = "\n".join([
         'W, [shared](../glossary.ipynb#shared-mapping)',
         'kept',
         '1 only if *every* PTE of the batch was writable, else 0',
-        '1 if *any* PTE of the batch was writable ([any_writable](../glossary.ipynb#any_writable))',
+        "1 if *any* PTE of the batch was writable (the first PTE's W, or "
+        "[any_writable](../glossary.ipynb#any_writable): any PTE after the first)",
     ]) + " |",
     "| " + " | ".join([
         '[D](../glossary.ipynb#D), private',
@@ -64,16 +84,17 @@ BIT_TABLE = "\n".join([
     ]) + " |",
     "| " + " | ".join([
         'D, shared',
-        'cleared',
+        'cleared (why: below the table)',
         'cleared',
         'cleared',
     ]) + " |",
     "| " + " | ".join([
         '[SD](../glossary.ipynb#SD)',
         'kept',
-        '**cleared in every child PTE**',
+        'cleared in every child PTE (it does not compare SD, so a batch may mix 0 '
+        "and 1: clearing gives no PTE another PTE's mark)",
         "tracking on: kept (a change ends the batch); off: the batch's first PTE's "
-        "(SD does not end the batch)",
+        "(SD does not end the batch; " + SD_OFF_EXAMPLE + ")",
     ]) + " |",
     "| " + " | ".join([
         '[UW](../glossary.ipynb#UW)',
@@ -88,7 +109,13 @@ INTROS: dict[str, tuple[str, str]] = {
     "batches": ("a-batch-sizes", """\
 When the parent maps a [large folio](../glossary.ipynb#large-folio) with many PTEs, modern
 kernels copy those PTEs in **[batches](../glossary.ipynb#batch)**: one call of the
-present-PTE copy function handles a run of PTEs and returns how many it took.
+function that copies present PTEs handles a run of PTEs and returns how many it took.
+That function is `copy_present_ptes()` (in v6.8, which copies one PTE per call,
+`copy_present_pte()`); fork's loop over a page table, `copy_pte_range()`, calls it.
+
+Two terms first: a *pfn* ([page frame number](../glossary.ipynb#pfn)) says which physical
+page a PTE maps, and an *order-n* folio ([order](../glossary.ipynb#order)) has 2^n pages,
+so an order-0 folio is one page.
 
 Every batching version agrees on four stops:
 
@@ -101,22 +128,32 @@ Every batching version agrees on four stops:
 What else ends a batch depends on the version:
 
 - **v6.8** does not batch: one call per PTE.
-- **batch-v3** (the [seed patch](../glossary.ipynb#seed-patch)) also stops at the end of
-  the range being copied (the VMA's end or the end of the 512-PTE
-  [PMD slice](../glossary.ipynb#PMD-slice); every layout here lies inside one slice, so
-  only the folio's end matters). Of the bits it compares only two: a batch ends where
-  [PN](../glossary.ipynb#PN) changes, or [UW](../glossary.ipynb#UW) when the child VMA is
-  uffd-wp. D and W never end a batch: the patch counts how many PTEs have them and sets
-  the child's batch from the counts (exercise (b)).
-- **v6.9 and v6.17** compare the PTE bits ([folio_pte_batch](../glossary.ipynb#folio_pte_batch)),
-  ignoring A and W always, D only in a shared mapping (so in a private mapping a change of
-  D ends the batch), and SD unless soft-dirty tracking is on; UW and PN are always
-  compared. The two make the same batches (they differ in how they read the PTEs, which
+- **batch-v3** (the [seed patch](../glossary.ipynb#seed-patch)) measures a batch with
+  `folio_nr_pages_cont_mapped()`. It also stops at the end of the range being copied (the
+  VMA's end or the end of the 512-PTE [PMD slice](../glossary.ipynb#PMD-slice); every
+  layout here lies inside one slice, so only the folio's end matters).
+  - Of the bits it compares only two: [PN](../glossary.ipynb#PN) always, and
+    [UW](../glossary.ipynb#UW) only when the child VMA is uffd-wp. Otherwise it clears
+    UW in every child PTE (exercise (b)), so a UW change could not show in the child.
+  - D and W never end a batch: it counts how many PTEs have them and sets the child's
+    batch from the counts (exercise (b)).
+- **v6.9 and v6.17** compare the PTE bits with
+  [folio_pte_batch](../glossary.ipynb#folio_pte_batch)() (v6.17:
+  `folio_pte_batch_flags()`), minus the bits they are told to ignore:
+  - A and W always;
+  - D only in a shared mapping, where the child's PTEs are made clean anyway (exercise
+    (b)); so in a private mapping a change of D ends the batch;
+  - SD unless soft-dirty tracking is on.
+
+  UW and PN are always compared: the batch function has no switch to ignore UW (its
+  author left it in "for now"), so a UW change ends a batch even where the child drops UW.
+  v6.9 and v6.17 make the same batches (they differ in how they read the PTEs, which
   this exercise does not ask).
 
-No problem of this exercise has a pin (`MMF_HAS_PINNED: no`), so no call returns -EAGAIN
-and every answer is a list of ints. AE and pins are facts about the page a row maps, not
-PTE bits: they never end a batch here.
+No problem of this exercise has a pin (`MMF_HAS_PINNED: no`), so every call succeeds and
+every answer is a list of ints. AE and pins are facts about the page a row maps, not PTE
+bits, so they never end a batch by themselves. (When a page must be copied, they do cut
+one: exercise (c).)
 
 A generated layout may carry details that do not matter for its question; telling which do
 is part of the exercise. Look at the table and predict what each call returns."""),
@@ -128,40 +165,67 @@ from the whole batch instead). So first split the rows into each version's batch
 (exercise (a)), then apply this table to each batch.
 
 """ + BIT_TABLE + """
+
 Why W may be merged in a shared mapping: a read-only shared PTE without a UW mark is only
-waiting for its first write fault, which would make it writable anyway. For the same
-reason such a PTE is clean (the write fault sets W and D together), so in the shared
-problems every read-only PTE shows D 0.
+waiting for its first write fault, which would make it writable anyway. So either
+direction is safe:
+
+- batch-v3 is cautious: a batch with one read-only PTE gives a read-only child batch, and
+  the child's first write fault makes it writable again;
+- v6.9 and v6.17 are generous: one writable PTE makes the child's batch writable, which
+  only skips that fault.
+
+For the same reason such a PTE is clean (the write fault sets W and D together), so in
+the shared problems every read-only PTE shows D 0.
+
+Why D is cleared in a shared child: D says "written through this PTE". The child has
+written nothing, and the parent's PTE keeps its D, which is what later tells
+[writeback](../glossary.ipynb#writeback) the file page changed.
 
 A shared mapping is normally not copied at fork at all: the child's faults can rebuild
 every PTE from the [page cache](../glossary.ipynb#page-cache)
 ([vma_needs_copy](../glossary.ipynb#vma_needs_copy)). A child VMA that is
-[uffd-wp](../glossary.ipynb#uffd-wp) (registered with EVENT_FORK) forces the copy: its
-write-protect marks live only in the PTEs, and a fault could not rebuild them. That is why
-the shared problems carry it. (A [shmem](../glossary.ipynb#shmem) folio's refcount also
-holds the page cache's references, one per page: it does not change any bit.)
+[uffd-wp](../glossary.ipynb#uffd-wp) forces the copy. (The parent registered the range
+with [EVENT_FORK](../glossary.ipynb#uffd-wp), the flag that keeps the child's VMA
+uffd-wp too.) Its write-protect marks live only in the PTEs, and a fault could not
+rebuild them. That is why the shared problems carry it. (A [shmem](../glossary.ipynb#shmem)
+folio's refcount also holds the page cache's references, one per page: it does not change
+any bit.)
 
 The problem names two versions: `ARG kernel` and `ARG other kernel`. Predict one bit of every
 child PTE under each."""),
     "pin-copies": ("c-pin-copies", """\
 A page pinned for [DMA](../glossary.ipynb#DMA) ([io_uring](../glossary.ipynb#io_uring), RDMA)
 must stay with the parent: if fork shared it, the parent's next write would copy it away
-from the device. So fork gives the child a copy of such a page at once.
+from the device. So fork gives the child a copy of such a page at once (the kernel's
+`copy_present_page()`).
 
 **Which pages are copied** (notebook 04 §3). A page is copied, not shared, when all three hold:
 
 1. the process has ever pinned a page ([MMF_HAS_PINNED](../glossary.ipynb#MMF_HAS_PINNED): yes);
-2. its folio [may be pinned](../glossary.ipynb#maybe-pinned): a
-   [FOLL_PIN](../glossary.ipynb#FOLL_PIN) pin adds
-   [GUP_PIN_COUNTING_BIAS](../glossary.ipynb#GUP_PIN_COUNTING_BIAS) = 1024 to a *small*
-   folio's refcount (test: refcount ≥ 1024; 1024 [vmsplice](../glossary.ipynb#vmsplice)
-   references also pass it: a small folio with refcount ≥ 1024 and no `FOLL_PIN` on its
-   line is such a case), but 1 to a large folio's refcount and 1 to its
-   [pincount](../glossary.ipynb#pincount) (test: pincount > 0). On either size the folio
-   line shows the number of pins as `(N FOLL_PIN)`;
-3. the page is [AnonExclusive](../glossary.ipynb#AnonExclusive) (AE 1). A page that is not
-   AE is already shared by an earlier fork, and GUP pins only AE pages, so it cannot be
-   pinned: it is shared again.
+2. its folio [may be pinned](../glossary.ipynb#maybe-pinned) (the test is in the table
+   below);
+3. the page is [AnonExclusive](../glossary.ipynb#AnonExclusive) (AE 1).
+
+About test 3: a page that is not AE is already shared by an earlier fork. Pins are taken
+by [GUP](../glossary.ipynb#GUP) (the kernel's "get user pages", which drivers call), and
+GUP pins only AE pages. So a non-AE page cannot be pinned: it is shared again.
+
+Test 2 depends on the folio's size. A [FOLL_PIN](../glossary.ipynb#FOLL_PIN) pin counts
+differently in a small folio and in a large one (1024 is the kernel's
+[GUP_PIN_COUNTING_BIAS](../glossary.ipynb#GUP_PIN_COUNTING_BIAS)):
+
+| folio | one pin adds | "may be pinned" when |
+|---|---|---|
+| small (order 0) | 1024 to the refcount | refcount ≥ 1024 |
+| large | 1 to the refcount and 1 to its [pincount](../glossary.ipynb#pincount) | pincount > 0 |
+
+Why two ways: a large folio has room (in the struct page of its second page) for an exact
+pin counter; a small folio has only its own struct page, so a pin is folded into its
+refcount as a big step. The small-folio test can therefore be fooled: 1024 other
+references, such as [vmsplice](../glossary.ipynb#vmsplice) ones, pass it too. A small
+folio with refcount ≥ 1024 and no `FOLL_PIN` on its line is such a case. The folio line
+shows the pins as `(N FOLL_PIN)`.
 
 The pin is counted per folio, not per page, so the kernel cannot tell *which* page of a
 large folio is pinned: it copies every AE page of that folio. That is why the table has no
@@ -174,7 +238,8 @@ retries. The kernel keeps this simple: one spare page at a time.
 **How many rounds.** Each copy needs a
 [preallocated page](../glossary.ipynb#preallocated-page): fork drops its locks, allocates
 and retries (one [-EAGAIN](../glossary.ipynb#-EAGAIN) round). Write the calls as in
-notebook 04: a number per call, `E` for a call that returned -EAGAIN.
+notebook 04: a number per call, `E` for a call that returned -EAGAIN. The rounds are the
+E's: the call that succeeds after a retry is not another round.
 
 - **v6.8**: one PTE per call; each copied page costs `E, 1`.
 - **batch-v3**: a batch is cut at the first page that needs a copy (the pages before it
@@ -189,10 +254,15 @@ notebook 04: a number per call, `E` for a call that returned -EAGAIN.
   So the rounds depend on where the batches end: in a private mapping a change of D ends
   one (exercise (a)).
 
-Predict which rows are copied, and how many rounds fork takes."""),
+Predict which rows are copied, and how many -EAGAIN rounds fork takes (count the E's)."""),
     "refcounts": ("d-refcount-mapcount", """\
 Every problem of this exercise is a private anonymous mapping, whose page table fork
 always copies.
+
+Before fork, each page a PTE maps has mapcount 1 (one mapping: the parent's), and a page
+no PTE maps has mapcount 0. The refcount is one reference per mapped PTE plus the pins
+and vmsplice references; in these layouts an unmapped page holds no reference.
+
 For each row, fork either *shares* the page with the child or gives the child a *copy*:
 
 - **shared**: one more folio reference ([refcount](../glossary.ipynb#refcount) + 1) and one
@@ -206,53 +276,72 @@ For each row, fork either *shares* the page with the child or gives the child a 
 
 Pins ([FOLL_PIN](../glossary.ipynb#FOLL_PIN): 1024 on a small folio, 1 on a large one) and
 [vmsplice](../glossary.ipynb#vmsplice) references count in the refcount but in no mapcount:
-they are not page-table entries. The PTE bits (D, W, ...) and the version (of the four
-offered, which all share or copy the same rows) change no counter. The refcount before fork
-is one reference per mapped PTE plus the pins and vmsplice references; a page no PTE maps
-has mapcount 0 and, in these layouts, holds no reference.
+they are not page-table entries. The PTE bits (D, W, ...) change no counter.
+
+The version does not change them either: all four versions offered copy the same rows.
+The three tests of (c) look at the process, the folio and the page, never at batches;
+batching changes only how many calls and rounds fork takes.
+
 Predict the counters of every folio in the table after fork. "mapcount" means the
-per-page mapcount, one number per page of the folio."""),
+per-page mapcount, one number per page of the folio. (The glossary's mapcount entry also
+names a large folio's whole-folio counts: they are not asked here.)"""),
     "cow-after-fork": ("e-cow-or-reuse", """\
 After fork, both processes map shared pages read-only. A write then does one of three
 things (notebook 07's names in brackets):
 
 - **"copy"** (07's `cow-copy`, a [CoW fault](../glossary.ipynb#CoW-fault)): it faults and
-  the writer gets a new page of its own;
+  the writer gets a new page of its own. The old page loses the writer's mapping and its
+  reference (mapcount - 1, refcount - 1);
 - **"reuse"** (07's `reuse`; see [reuse](../glossary.ipynb#reuse)): it faults and the kernel
   makes the writer's PTE writable in place, because it can prove nobody else uses the page;
 - **"none"** (07's `no fault`): an earlier write fault of the same process already made the
   PTE writable.
 
-When is a page reused? (07's first rule, "reuse a page that is still AnonExclusive",
-never fires here: fork left no shared page AE.)
+**When is a page reused?** The kernel decides in a function named
+[wp_can_reuse_anon_folio](../glossary.ipynb#wp_can_reuse_anon_folio)(). (07's first rule,
+"reuse a page that is still AnonExclusive", never fires here: fork left no shared page
+AE. A reused page is AE again, but its PTE is then writable, so the next write does not
+fault.)
 
 - A small page: when its refcount is 1 (nobody else at all: no other mapping, pin or pipe).
 - A page of a large folio, **v6.8 and batch-v3** (the seed patch changed fork, not the
-  fault): the same test on the folio's refcount, so only once every other page of the folio
-  is unmapped and nobody else holds it.
-- **v6.9**: never; it copies even when the writer is alone.
-- **v6.17**: when the writer's process alone maps the folio (the kernel reads a "maybe
-  mapped shared" flag; with only a parent and a child, it says "alone" exactly when the
-  other process maps none of the folio), every reference is one of its
-  mappings (no pin, no pipe), *and* it maps more than one page of it. If the written page
-  is its last mapped page of the folio, v6.17 copies it, so that the whole large folio can
-  be freed.
+  fault): the same test on the folio's refcount. Refcount 1 means the written PTE is the
+  folio's only reference, so every other page of the folio must be unmapped, by both
+  processes, the writer included. For example, a parent that alone maps every page of a
+  folio still gets "copy": its other PTEs hold references too.
+- **v6.9**: never; it copies even when the writer is alone. The kernel's reason: the test
+  could succeed only once no other page of the folio is mapped, so it "consistently" copies
+  instead, which gives the large folio back sooner.
+- **v6.17** reuses a page of a large folio when all three hold:
+  1. the writer's process alone maps the folio. The kernel reads a
+     [maybe mapped shared](../glossary.ipynb#maybe-mapped-shared) flag; with only a parent
+     and a child, it says "alone" exactly when the other process maps none of the folio.
+     So once the child has exited, it says "alone";
+  2. every reference is one of the writer's mappings (no pin, no pipe);
+  3. the writer maps more than one page of the folio.
+
+  If condition 3 fails (the written page is the writer's last mapped page of the folio),
+  v6.17 copies it, so that the whole large folio can be freed.
 
 "the child exits" is a step, not a write: it gets no answer, and it drops all the child's
 mappings and references. Predict what each write in the sequence does."""),
     "fork-cost": ("f-fork-cost", """\
-Batching is about cost. Notebook 08's model prices fork per PTE written (`pte_writes`)
-and per copy call (`set_ptes_calls`: the call, its set_ptes() and its refcount update),
-among a few other terms; this exercise counts what those two prices are multiplied by.
-The rmap dup calls have no price of their own in 08: its fitted prices absorb them. Count,
-for this layout and version:
+Batching is about cost. Notebook 08's model prices fork per child PTE written and per
+copy call (one price covers the call, its set_ptes() and its refcount update), among a
+few other terms. This exercise counts what those prices are multiplied by. Count, for
+this layout and version:
 
 - `calls`: the calls of the present-PTE copy function (one per batch);
 - `set_ptes_calls`: the [set_ptes](../glossary.ipynb#set_ptes)() calls that write child PTEs;
 - `pte_writes`: the child PTEs written;
-- `anon_dup_checks`: the anon [rmap dup](../glossary.ipynb#rmap-dup) calls. The lab names
-  them "checks" because each call also checks whether the child may share the page(s) and
-  refuses for a maybe-pinned AE page; it is one count per call.
+- `anon_dup_checks`: the anon [rmap dup](../glossary.ipynb#rmap-dup) calls (the child's
+  mapping is added to the page's reverse map). The lab names them "checks" because each
+  call also checks whether the child may share the page(s) and refuses for a
+  maybe-pinned AE page; it is one count per call.
+
+The rmap dup calls have no price of their own in 08: its prices are fitted to measured
+fork() times, so their cost is already inside the per-call and per-PTE prices. They are
+counted here because they show the one thing batch-v3 did not batch.
 
 No problem of this exercise has a pin, so no call is refused and there are no retries:
 `calls` and `set_ptes_calls` are always equal here (a refused call would write no PTE).
@@ -269,8 +358,9 @@ Batching does not shorten all four alike:
 - every version writes every child PTE once: batching cannot remove per-PTE work, so
   `pte_writes` is the number of rows.
 
-Every PTE has the same bits except A, which no batching version compares. Notebook 08
-counts more operations (refcount updates, PTE reads); this exercise asks for these four."""),
+In your problem every PTE has the same bits except A, which no batching version
+compares: a batching version makes one batch per folio. Notebook 08 counts more operations (refcount
+updates, PTE reads); this exercise asks for these four."""),
 }
 
 #: The lesson notebooks each exercise follows (paths relative to notebooks/).
@@ -288,11 +378,11 @@ LEARN: dict[str, list[str]] = {
 #: each worked example runs another version than its page's problem.
 LAB_SEEDS: dict[str, tuple[int, int]] = {
     "batches": (5, 7),            # v6.17; example v6.9
-    "child-bits": (3, 0),         # batch-v3 and v6.9; example v6.17 and batch-v3
-    "pin-copies": (2, 5),         # v6.8; example v6.9
+    "child-bits": (1, 0),         # batch-v3 and v6.8, dirty; examples soft-dirty, shared W
+    "pin-copies": (2, 249),       # v6.8; example v6.9 (a retry that shares: a wasted round)
     "refcounts": (7, 2),          # v6.9; example v6.8
     "cow-after-fork": (19, 7),    # v6.17 (a large folio reused); example v6.9
-    "fork-cost": (4, 0),          # batch-v3; example v6.17
+    "fork-cost": (16, 0),         # v6.9; examples v6.17 and batch-v3
 }
 
 #: Student seeds are 32-bit (base.seed_for), so seeds from 2**32 on are no student's.
@@ -303,26 +393,27 @@ EXTRA: dict[str, tuple[int, str, str]] = {
     "batches": (OUTSIDE_STUDENT_SEEDS + 29, "batch-v3",
                 "batch-v3, where W and D never end a batch but a UW change does "
                 "(the child VMA is uffd-wp)"),
-    "child-bits": (OUTSIDE_STUDENT_SEEDS + 4, "batch-v3",
-                   "a shared mapping with mixed W, where batch-v3 and v6.9 disagree most"),
+    "child-bits": (OUTSIDE_STUDENT_SEEDS + 107, "batch-v3",
+                   "a shared mapping with mixed W over folios of several sizes, where "
+                   "batch-v3 and v6.9 disagree most"),
     "pin-copies": (OUTSIDE_STUDENT_SEEDS + 3, "batch-v3",
                    "batch-v3's cut at the first page that needs a copy"),
     "refcounts": (OUTSIDE_STUDENT_SEEDS + 43, "v6.9",
-                  "a pinned folio only partly mapped, and vmsplice references on a shared "
-                  "folio"),
+                  "a pinned folio only partly mapped, and vmsplice references on a folio "
+                  "fork shares with the child"),
     "cow-after-fork": (OUTSIDE_STUDENT_SEEDS, "v6.17",
                        "the reuse rule of v6.17 for a page of a large folio"),
     "fork-cost": (OUTSIDE_STUDENT_SEEDS, "batch-v3",
-                  "batch-v3, whose rmap dup stays per page"),
+                  "batch-v3, whose rmap dup stays per page, on folios of several sizes"),
 }
 
 #: The typical wrong answer :func:`misconception` builds, in words.
 MISCONCEPTIONS: dict[str, str] = {
     "batches": "one call per folio, the bits do not matter",
     "child-bits": "the child copies the parent's bits",
-    "pin-copies": "only the pinned page is copied, in one round",
-    "refcounts": "every page is shared, so every counter doubles",
-    "cow-after-fork": "every write after fork copies",
+    "pin-copies": "a pin copies its whole folio, AE or not, in one round",
+    "refcounts": "the pin changes nothing: every row is shared",
+    "cow-after-fork": "every write after fork faults and copies",
     "fork-cost": "no batching: one of everything per PTE",
 }
 
@@ -359,8 +450,9 @@ METHOD: dict[str, str] = {
                        "(the rules above, per version), else copy, after which the writer "
                        "maps a new page of its own. An exit drops every mapping and "
                        "reference of the exiting process."),
-    "fork-cost": ("Find the batches (exercise (a)'s method): with only A differing, a "
-                  "batching version makes one batch per folio, v6.8 one per PTE. Then count "
+    "fork-cost": ("Find the batches (exercise (a)'s method): v6.8 makes one per PTE; a "
+                  "batching version makes one per folio where only A differs, and v6.9 and "
+                  "v6.17 also end one where D changes in a private mapping. Then count "
                   "per batch: one call, one set_ptes(), as many PTE writes as PTEs, and the "
                   "rmap dup calls the version makes for it (per batch or per page)."),
 }
@@ -372,16 +464,11 @@ def worked_example(name: str, ex: Exercise | None = None) -> str:
     typical wrong answer."""
     ex = _example(name) if ex is None else ex
     key = ex.solve()
-    if name == "cow-after-fork":
-        # Every write gets the other outcome, so the checker explains each one of them.
-        wrong: Any = ["reuse" if k == "copy" else "copy" for k in key]
-        label = "each write given another outcome than its own"
-    else:
-        wrong, label = misconception(ex), MISCONCEPTIONS[name]
-    verdict = ex.check(wrong).explanation
+    wrong, label = misconception(ex), MISCONCEPTIONS[name]
+    verdict = link_terms(ex.check(wrong).explanation)
     return ("<details><summary><b>Answer and explanation of the example</b> (work it "
             "first, then open)</summary>\n\n"
-            f"**Answer:** `{json.dumps(key)}`\n\n{calls_behind(ex)}"
+            f"**Answer:** `{json.dumps(key)}`\n\n{calls_behind(ex)}{priced(ex)}"
             f"**Method.** {METHOD[name]}\n\n"
             f"**A wrong answer** ({label}): `{json.dumps(wrong)}`. "
             "What the checker says about it, rule by rule:\n\n" + verdict + "\n\n</details>")
@@ -399,31 +486,79 @@ def calls_behind(ex: Exercise) -> str:
         p, _ = ex.build()
         r = fork(p, kernel)
         spans = []
-        for st in r.steps:
-            if st.action == "nonpresent":
-                continue
+        steps = [st for st in r.steps if st.action != "nonpresent"]
+        for n, st in enumerate(steps):
             first = index_of(ex.scenario, st.addr)
+            retry = steps[n + 1] if n + 1 < len(steps) else None
             if st.action == "eagain":
-                spans.append(f"E (row {first} needs a copy)")
+                spans.append(f"E (row {first} needs a copy)" if retry is not None and
+                             retry.action == "copy" else
+                             f"E (the batch from row {first} holds a page that needs a copy)")
                 continue
             rows = f"row {first}" if st.nr == 1 else f"rows {first}-{first + st.nr - 1}"
             why = f" (ends: {stop_words(st.stop)})" if st.stop.startswith("bit:") else ""
-            spans.append(rows + (" copied" if st.action == "copy" else "") + why)
+            wasted = (" shared, the preallocated page unused" if n and st.action == "share"
+                      and steps[n - 1].action == "eagain" else "")
+            spans.append(rows + (" copied" if st.action == "copy" else wasted) + why)
         calls = "[" + ", ".join(str(b) for b in r.batches) + "]"
         lines.append(f"- {kernel}: `{calls}`: " + "; ".join(spans) + ".")
-    return ("**The calls behind it** (what each present-PTE copy call returned, `E` for "
-            "-EAGAIN, and the rows it took):\n\n" + "\n".join(lines) + "\n\n")
+    legend = ", `E` for -EAGAIN," if any(" E" in line or "[E" in line for line in lines) \
+        else ""
+    return ("**The calls behind it** (what each present-PTE copy call returned"
+            f"{legend} and the rows it took):\n\n" + "\n".join(lines) + "\n\n")
+
+
+#: Terms a checker's verdict may use, linked to the glossary at their first use in a page's
+#: folded answer (the verdict itself is plain text: the check cell prints it).
+TERM_LINKS = {"rmap dup": "rmap-dup", "GUP": "GUP", "EVENT_FORK": "uffd-wp",
+              "copy_present_page": "copy_present_page",
+              "folio_nr_pages_cont_mapped": "folio_nr_pages_cont_mapped"}
+
+
+def link_terms(text: str) -> str:
+    """``text`` with the first use of each :data:`TERM_LINKS` term linked to the glossary.
+
+    >>> link_terms("the anon rmap dup failed; rmap dup again")
+    'the anon [rmap dup](../glossary.ipynb#rmap-dup) failed; rmap dup again'
+    """
+    for term, anchor in TERM_LINKS.items():
+        def link(m: re.Match[str], a: str = anchor) -> str:
+            return f"[{m.group(0).strip('`')}](../glossary.ipynb#{a})"
+        text = re.sub(rf"(?<![\w\[`])`?{re.escape(term)}(\(\))?`?(?![\w\]])", link, text,
+                      count=1)
+    return text
+
+
+def priced(ex: Exercise) -> str:
+    """For the fork-cost exercise, what 08's stored prices make of the example's counts
+    (its version against v6.8's one-PTE-per-call copy); empty for the others."""
+    if ex.name != "fork-cost":
+        return ""
+    from .. import costmodel
+    times = {}
+    for kernel in dict.fromkeys(("v6.8", ex.kernel)):
+        counts = costmodel.scenario_counts(ex.scenario, kernel)
+        times[kernel] = costmodel.predict_seconds(counts, baseline=False) * 1e6
+    said = " and ".join(f"{t:.2f} µs under {k}" for k, t in times.items())
+    return (f"**What it costs.** With notebook 08's stored prices (fitted on one machine), "
+            f"copying these PTEs is predicted at {said} (without the fixed cost of forking "
+            "a process at all).\n\n")
+
+
+def _worked(name: str) -> bool:
+    """Whether the exercise draws its worked examples from a family of their own."""
+    return bool(EXERCISES[name].families)
 
 
 def _example(name: str) -> Exercise:
     from . import make
-    return make(name, LAB_SEEDS[name][1])
+    return make(name, LAB_SEEDS[name][1], example=_worked(name))
 
 
 def _extra(name: str) -> Exercise:
     from . import make
     seed, kernel, _ = EXTRA[name]
-    return make(name, seed, kernel=kernel)
+    return make(name, seed, kernel=kernel, example=_worked(name))
 
 
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
@@ -446,13 +581,19 @@ def misconception(ex: Exercise) -> Any:
     if ex.name == "child-bits":        # "the child copies the parent's bits"
         bit = ex.bit  # type: ignore[attr-defined]
         return {k: [int(e.get(bit, DEFAULTS[bit])) for e in rows] for k in key}
-    if ex.name == "pin-copies":        # "only the pinned page is copied, once"
-        pinned = [i for i, e in enumerate(rows)
-                  if {"folio": e["folio"], "page": e["page"]} in ex.scenario.pins]
-        return {"copied": pinned, "eagain": len(pinned)}
-    if ex.name == "refcounts":         # "every page is shared: everything doubles"
-        return {n: {"refcount": 2 * v["refcount"], "mapcount": [2] * len(v["mapcount"])}
-                for n, v in key.items()}
+    if ex.name == "pin-copies":        # "a pin copies its whole folio, in one round"
+        # the folios the key copies from are the maybe-pinned ones (the model's verdict)
+        hit = {rows[i]["folio"] for i in key["copied"]}
+        return {"copied": [i for i, e in enumerate(rows) if e["folio"] in hit],
+                "eagain": len(hit)}
+    if ex.name == "refcounts":         # "the pin changes nothing: every row is shared"
+        p, folios = ex.build()
+        before = _counts(folios)
+        p.exit()
+        for e in rows:
+            before[e["folio"]]["refcount"] += 1
+            before[e["folio"]]["mapcount"][e["page"]] += 1
+        return before
     if ex.name == "cow-after-fork":    # "every write after fork copies"
         return ["copy"] * len(key)
     n = len(rows)                      # "no batching: one of everything per PTE"
@@ -531,19 +672,25 @@ def lab_notebook(name: str, seed: int | None = None) -> dict[str, Any]:
         raise ValueError(f"lab_notebook: seed={seed} is a worked example's seed; pick "
                          "another")
     kernels = ", ".join(repr(k) for k in EXERCISES[name].kernels)
+    worked = ", example=True" if _worked(name) else ""
+    family = (f"\n\nIts layout is of another kind than any student's problem "
+              f"({EXERCISES[name].families[1]}, where a student's has "
+              f"{EXERCISES[name].families[0]}): work it for the method, not the answer."
+              if _worked(name) else "")
     src = [
         ("markdown", intro(name, "../"), {}),
         ("markdown", f"## A worked example\n\nFirst a solved problem of the same kind, seed "
                      f"{example.seed} under {example.kernel}: try it, then open the answer "
-                     "below it.", {}),
+                     f"below it.{family}", {}),
         ("code", "import pkmm.exercises\n\n"
-                 f"example = pkmm.exercises.make({name!r}, {example.seed})\nprint(example)", {}),
+                 f"example = pkmm.exercises.make({name!r}, {example.seed}{worked})\n"
+                 "print(example)", {}),
         ("markdown", worked_example(name), {}),
         ("markdown", f"## A second worked example\n\n{what[0].upper() + what[1:]}: seed "
                      f"{extra_seed} (2**32 + {extra_seed - OUTSIDE_STUDENT_SEEDS}, a seed no "
                      f"student is given) under {extra.kernel}.", {}),
         ("code", f"example2 = pkmm.exercises.make({name!r}, {extra.seed}, "
-                 f"kernel={extra.kernel!r})\nprint(example2)", {}),
+                 f"kernel={extra.kernel!r}{worked})\nprint(example2)", {}),
         ("markdown", worked_example(name, extra).replace(
             "of the example</b>", "of the second example</b>"), {}),
         ("markdown", "## Your problem", {}),
