@@ -169,7 +169,7 @@ def copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, add
         fc.step(addr, 1, "raw", "no struct page (zero page / raw PFN): copied by value", f,
                 stop)
     else:
-        fc.step(addr, nr, "share", f"batch of {nr} shared: {stop_words(stop)}", f, stop)
+        fc.step(addr, nr, "share", f"batch of {nr} mapped, not copied: {stop_words(stop)}", f, stop)
     return nr
 
 

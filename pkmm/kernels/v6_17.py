@@ -148,7 +148,7 @@ def copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, add
             rss[mm_counter_file(folio)] += nr
         fc.ops["rss_updates"] += 1
         __copy_present_ptes(fc, dst_vma, src_vma, pte, addr, nr)
-        fc.step(addr, nr, "share", f"batch of {nr} shared: {stop_words(stop)}", f, stop)
+        fc.step(addr, nr, "share", f"batch of {nr} mapped, not copied: {stop_words(stop)}", f, stop)
         return nr
     why = ("prealloc-held" if prealloc.folio is not None else
            "small-folio" if not folio_test_large(folio) else "max_nr-1")
@@ -166,7 +166,7 @@ def copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, add
         rss[mm_counter_file(folio)] += 1
     fc.ops["rss_updates"] += 1
     __copy_present_ptes(fc, dst_vma, src_vma, pte, addr, 1)
-    fc.step(addr, 1, "share", f"one PTE shared: {stop_words(why)}", f, why)
+    fc.step(addr, 1, "share", f"one PTE mapped, not copied: {stop_words(why)}", f, why)
     return 1
 
 

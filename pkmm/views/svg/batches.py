@@ -1,7 +1,7 @@
 """The batch strip: one VMA's PTEs before fork, a bracket under each copy call.
 
 Simulator concept (views layer).  The brackets are the fork's own steps (what each
-``copy_present_pte(s)`` call returned: a batch of n shared, a copy, a raw copy, or
+``copy_present_pte(s)`` call returned: a batch of n mapped (not copied), a copy, a raw copy, or
 -EAGAIN); the numbered marker at the end of each bracket says why it ended, in the words
 the variant module gives its stop reasons (``kernels.common.stop_words``).
 Taught in: notebooks/03-seed-patch-batching.ipynb, notebooks/06-upstream-batching.ipynb
