@@ -115,7 +115,8 @@ def test_script_text_is_the_script_each_scenario_ran() -> None:
     for sc in SCENARIOS:
         words = lab.script_text(sc.id).split(" · ")
         assert words[0 if sc.pre_write is None else 1] == "fork", sc.id
-        assert ("child reads " + str(sc.w1) in words) == sc.child_reads, sc.id
+        reads = [w for w in words if w.startswith(f"child reads {sc.w1} (")]
+        assert bool(reads) == sc.child_reads, sc.id
         writes = [w for w in words if "writes" in w and "before fork" not in w]
         want = 2 * (sc.w1 is not None) + 2 * (sc.w2 is not None) + (sc.w3 is not None)
         assert len(writes) == want and "child exits" in words, sc.id
@@ -249,6 +250,37 @@ def test_a_write_before_fork_shows_its_fault_count_from_the_stored_run() -> None
         n = pre[0]
         assert f"before fork ({n} fault{'' if n == 1 else 's'})" in lab.script_text(sc.id)
     assert "(0 faults)" in lab.script_text("mp1") and "(1 fault)" in lab.script_text("mp2")
+
+
+def test_a_read_shows_its_fault_count_or_signal_from_the_stored_run() -> None:
+    """No column shows a read, so the script line carries what it took: 0 faults where
+    fork copied the entry, 1 where the child mapped the page itself, or the signal."""
+    from pkmm.realkernel.report import load_stored
+    for sc in SCENARIOS:
+        for s in load_stored()["scenarios"][sc.id]["steps"]:
+            if s["op"] and s["op"]["kind"] == "read":
+                op = s["op"]
+                said = op.get("signal") or \
+                    f"{op['faults']} fault{'' if op['faults'] == 1 else 's'}"
+                assert f"{s['who']} reads {op['page']} ({said})" in lab.script_text(sc.id)
+    assert "child reads 0 (0 faults)" in lab.script_text("b3")
+    assert "child reads 0 (1 fault)" in lab.script_text("b1")
+    assert "child reads 0 (SIGSEGV)" in lab.script_text("i1")
+
+
+def test_the_two_marks_look_different_and_each_key_names_its_own() -> None:
+    """A row table's red outline (unlike the plain row) and a step table's dashed box (the
+    page this step touched) are two meanings: each has its look, and each key its word."""
+    rows = lab.report_group(4)
+    steps = lab.steps_table("s1")
+    assert rows.marks and steps.marks and rows.mark == "differs" and steps.mark == "access"
+    rh, sh = rows._repr_html_(), steps._repr_html_()
+    assert rh.count(lab.MARK_STYLE["differs"]) == len(rows.marks)
+    assert sh.count(lab.MARK_STYLE["access"]) == len(steps.marks)
+    assert lab.MARK_STYLE["access"] not in rh and lab.MARK_STYLE["differs"] not in sh
+    assert "red outline" in rows.caption and "dashed box" in steps.legend
+    assert "dashed box" in lab.swap_steps("s1").legend
+    assert lab.swap_steps("s1").mark == "access"
 
 
 def test_a_group_of_only_plain_rows_is_folded_and_no_other() -> None:
@@ -481,7 +513,8 @@ def test_token_key_says_new_pages_are_counted_shown_or_not() -> None:
     assert [c.split()[0] for c in row[2:7]] == ["n1", "n4", "n6", "n8", "n512"]
     # said once, in the token key; each steps table's legend points to it
     assert "shown or not" not in lab.STEPS_LEGEND and "token key" in lab.STEPS_LEGEND
-    assert "shown in a table or not" in dict(lab.token_key(("t1",)).rows)["orig, n1, n2, …"]
+    assert "Pages a table does not show are numbered too" in dict(
+        lab.token_key(("t1",)).rows)["orig, n1, n2, …"]
 
 
 def test_token_key_speaks_of_the_swap_cache_only_where_a_token_is_swapped() -> None:
@@ -797,3 +830,28 @@ def test_batch_fit_text_prints_the_fit_and_a_measured_4k_page() -> None:
     assert "(1 GiB, FRESH)" in one
     with pytest.raises(StoredDataError, match="size_bytes=12345"):
         lab.batch_fit_text(size_bytes=12345)
+
+
+def test_fork_batches_end_only_at_a_vma_border_or_a_folio_end() -> None:
+    """The model's copy calls in the cut-up rows: none crosses a VMA border, and each ends
+    at a VMA's end or its folio's end (j3's differing write bits end none)."""
+    import pytest
+
+    from pkmm.errors import ScenarioError
+    from pkmm.realkernel.layouts_model import BASE, P, build
+    from pkmm.realkernel.report import stored_kernel
+    for sid in ("j2", "j3", "r1"):
+        vmas = build(BY_ID[sid], stored_kernel(lab.load_stored())).vmas
+        ends = {(v.vm_end - BASE) // P for v in vmas}
+        calls = [r for r in lab.fork_batches((sid,)).rows]
+        assert calls and all(r[0] == sid for r in calls)
+        for _, span, what, why in calls:
+            lo, _, hi = span.removeprefix("pg").partition("–pg")
+            first, last = int(lo), int(hi or lo)
+            assert what == f"shares {last - first + 1} PTE" + ("s" if last > first else "")
+            inside = [v for v in vmas if v.vm_start <= BASE + first * P < v.vm_end]
+            assert BASE + (last + 1) * P <= inside[0].vm_end, (sid, span)
+            assert (last + 1) in ends or (last + 1) % 16 == 0, (sid, span, why)
+    assert len(lab.fork_batches(("j3",)).rows) == 4          # one call per 64K folio
+    with pytest.raises(ScenarioError, match="ids"):
+        lab.fork_batches(("zz",))

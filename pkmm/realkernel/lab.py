@@ -87,6 +87,13 @@ def _shade_result(cell: str) -> str:
     return {"agree": "#d9f2d9", "DIFFER": "#f8d0d0"}.get(cell, "")
 
 
+# The two marks a table cell can carry, drawn apart so that neither reads as the other: a
+# row table's red outline ("not as the plain row") and a step table's dark dashed box ("the
+# page this step read or wrote").
+MARK_STYLE = {"differs": ";outline:2px solid #c0392b;outline-offset:-2px;font-weight:bold",
+              "access": ";outline:2px dashed #222;outline-offset:-3px"}
+
+
 @dataclass(frozen=True)
 class Table:
     """Rows a notebook shows as an HTML table and a terminal prints as text.
@@ -102,7 +109,7 @@ class Table:
     text: str                       # the same rows as the text report prints them
     notes: tuple[str, ...] = ()
     shade: Callable[[str], str] | None = None
-    marks: frozenset[tuple[int, int]] = frozenset()    # (row, column): cells to outline
+    marks: frozenset[tuple[int, int]] = frozenset()    # (row, column): cells to mark
     sections: tuple[tuple[int, str], ...] = ()          # (first row, heading) of a group
     subrows: tuple[tuple[int, str], ...] = ()           # (row, text): a line under the row
     legend: str = ""                                    # under the caption, above the rows
@@ -110,6 +117,9 @@ class Table:
     fold: str = ""          # a prediction's answer: shown folded under this summary line
     preview: tuple[int, ...] = ()   # with fold: these rows stay open above the folded table
     preview_caption: str = ""       # the open rows' caption (else "an example row of the N")
+    # what a mark says, so each meaning has its own look: "differs" (a red outline: unlike
+    # the plain row's cell) or "access" (a dark dashed box: the page this step read or wrote)
+    mark: str = "differs"
 
     def __str__(self) -> str:
         return self.text
@@ -124,7 +134,7 @@ class Table:
             bg = self.shade(v) if self.shade else ""
             style = "text-align:left" + (f";background:{bg}" if bg else "")
             if (i, j) in self.marks:
-                style += ";outline:2px solid #c0392b;outline-offset:-2px;font-weight:bold"
+                style += MARK_STYLE[self.mark]
             return f'<td style="{style}">{html.escape(v)}</td>'
 
         def line(text: str, style: str) -> str:
@@ -269,7 +279,8 @@ STEPS_LEGEND = ("each row: the pages as the process named in it sees them · yel
                 "physical page (n1, n2, …: numbered as the token key says) · blue: an "
                 "original page mapped by both processes "
                 "(m2) · white: an original page one process maps (m1), or nothing mapped · "
-                "outlined: the page this step read or wrote · the access: which page, "
+                "dashed box: the page this step read or wrote (not the red outline of the "
+                "row tables, which marks a cell unlike its plain row's) · the access: which page, "
                 f"{_READ_VALUE}faults= how many faults it took")
 
 
@@ -297,7 +308,7 @@ def steps_table(sid: str, pages: tuple[int, ...] | None = None, fold: str = "",
     """:func:`scenario_steps` as a :class:`Table`: a column per page, a row per step;
     with ``fold``, shown folded under that summary line (a prediction's answer); with
     ``upto``, only the steps up to the first of that name; with ``about``, that page's cell
-    in the last row shown is outlined too: the cell the text around the table is about."""
+    in the last row shown is boxed too: the cell the text around the table is about."""
     title, show, rows, touched = _step_rows(sid, pages, upto)
     legend = _steps_legend(rows)
     if about is not None:
@@ -305,10 +316,10 @@ def steps_table(sid: str, pages: tuple[int, ...] | None = None, fold: str = "",
             raise ScenarioError(f"steps_table(sid, about): about={about!r} is not one of the "
                                 f"pages shown ({', '.join(map(str, show))})")
         touched |= {(len(rows) - 1, 2 + show.index(about))}
-        legend += f" · also outlined: pg{about} in the last row, the cell the text is about"
+        legend += f" · also boxed: pg{about} in the last row, the cell the text is about"
     return Table(title, ("step", "process", *(f"pg{i}" for i in show), "the access"),
                  tuple(rows), scenario_steps(sid, pages, upto), shade=_shade_token,
-                 marks=touched, legend=legend, fold=fold)
+                 marks=touched, legend=legend, fold=fold, mark="access")
 
 
 def _words(token: str) -> tuple[str, ...]:
@@ -331,10 +342,10 @@ def _has(*parts: str) -> Callable[[tuple[str, ...]], bool]:
 # which tokens show it.  token_key() keeps the entries some shown token has, so a page's key
 # names only what its tables show.
 TOKEN_KEY: tuple[tuple[str, str, Callable[[tuple[str, ...]], bool]], ...] = (
-    ("orig, n1, n2, …", "which physical page, as a label (never its pfn): orig, the page "
-     "mapped there before fork, or n1, n2 …, a new page, numbered as the probe first finds "
-     "it mapped: step by step, and within a step page by page over the whole region, shown "
-     "in a table or not (so a table may skip numbers)",
+    ("orig, n1, n2, …", "which physical page, as a label (never its pfn). orig: the page "
+     "mapped there before fork. n1, n2 …: new pages, numbered in the order the probe first "
+     "finds each mapped: step by step, and within a step page by page over the whole region. "
+     "Pages a table does not show are numbered too, so a table may skip numbers",
      lambda w: w[0] == "orig" or re.fullmatch(r"n\d+", w[0]) is not None),
     ("zero", "the zero page", lambda w: w[0] == "zero"),
     ("hzero", "the huge zero page", lambda w: w[0] == "hzero"),
@@ -416,8 +427,9 @@ def unexpected(row: Row, plain: Row) -> tuple[str, ...]:
 
 def script_text(sid: str) -> str:
     """The script scenario ``sid`` really ran, read from its stored steps (so a scenario
-    that reads first, or has fewer writes, shows it): "child reads 0 · child writes 0 ·
-    parent writes 0 · ... · child exits · parent writes 2"."""
+    that reads first, or has fewer writes, shows it): "fork · child reads 0 (1 fault) ·
+    child writes 0 · parent writes 0 · ... · child exits · parent writes 2".  A read and a
+    write before fork carry their fault count: no column of the row shows them."""
     words, unprotected = [], set()
     for s in load_stored()["scenarios"][sid]["steps"]:
         if s["name"] == "parent after child exit":
@@ -430,12 +442,26 @@ def script_text(sid: str) -> str:
             when = ""
             if s["name"] == "parent writes before fork":
                 # no later column shows this write, so its fault count is said here (mp1/mp2)
-                n = s["op"]["faults"]
-                when = f" before fork ({n} fault{'' if n == 1 else 's'})"
+                when = f" before fork ({_faults(s['op'])})"
+            elif verb == "reads":
+                # nor a read's: its count tells whether fork copied the entry (0 faults)
+                when = f" ({_faults(s['op'])})"
             words.append(f"{s['who']} {verb} {s['op']['page']}{when}")
         elif s["name"] == "after fork" and s["who"] == "child":
             words.append("fork")
     return " · ".join(words)
+
+
+def _faults(op: dict[str, Any]) -> str:
+    """An access's outcome as the script line says it: "1 fault", "0 faults" or the signal.
+
+    >>> _faults({"faults": 1}), _faults({"faults": 0}), _faults({"signal": "SIGSEGV"})
+    ('1 fault', '0 faults', 'SIGSEGV')
+    """
+    if "signal" in op:
+        return str(op["signal"])
+    n = op["faults"]
+    return f"{n} fault{'' if n == 1 else 's'}"
 
 
 def script_departures(fold: str = "") -> Table:
@@ -463,6 +489,41 @@ def script_departures(fold: str = "") -> Table:
     return Table(f"the {len(rows)} of {len(load_stored()['scenarios'])} scripts that depart "
                  "from the usual order", ("row", "how its script departs"), rows,
                  "\n".join(f"{r:4s} {w}" for r, w in rows), fold=fold)
+
+
+BATCH_HEAD = ("row", "pages", "one copy call", "why the call ended there")
+
+
+def fork_batches(ids: tuple[str, ...]) -> Table:
+    """Where the model's fork split its batches in rows ``ids``: one line per call of fork's
+    copy function (``copy_present_ptes()``, v6.17) on a present entry, with the pages it
+    copied and why it ended (:data:`pkmm.kernels.common.STOPS`).  The kernel exports no
+    batch borders, so this is the model's run of each row, whose tokens agree with the
+    kernel's; the rows' cells show the outcome is that of one unsplit batch.
+
+    >>> [r[1] for r in fork_batches(("r1",)).rows]
+    ['pg0–pg7', 'pg24–pg31']
+    """
+    from ..kernels.common import stop_words
+    from .layouts_model import BASE, P
+    if not isinstance(ids, tuple) or not ids or any(i not in BY_ID for i in ids):
+        raise ScenarioError(f"fork_batches(ids): ids={ids!r} must be a non-empty tuple of "
+                            "scenario ids (scenarios.BY_ID)")
+    kernel = stored_kernel(load_stored())
+    rows = []
+    for sid in ids:
+        backend = ModelBackend(BY_ID[sid], kernel)
+        backend.fork()
+        for st in backend.result.steps:
+            if st.action == "nonpresent":
+                continue
+            first = (st.addr - BASE) // P
+            span = f"pg{first}" if st.nr == 1 else f"pg{first}–pg{first + st.nr - 1}"
+            what = f"{st.action}s {st.nr} PTE{'' if st.nr == 1 else 's'}"
+            rows.append((label(sid), span, what, stop_words(st.stop) if st.stop else "-"))
+    text = "\n".join("  ".join(r) for r in [BATCH_HEAD, *rows])
+    return Table(f"the model's fork ({kernel}): one line per copy call", BATCH_HEAD,
+                 tuple(rows), text)
 
 
 def why_text(sid: str) -> str:
@@ -539,13 +600,15 @@ def _topic_rows(groups: list[tuple[str, str, tuple[str, ...]]], fold: str = "",
     if counted == 1:
         said = ("the model's row agrees with the kernel's" if agree else
                 "the model's row DIFFERS from the kernel's")
-        said += (f"; it is not as its plain row {plains} predicts (outlined cells; the "
-                 "reason under the row)" if subrows else f"; it is as its plain row {plains}")
+        said += (f"; it is not as its plain row {plains} predicts (red outlines: the cells "
+                 "unlike the plain row's; the reason under the row)" if subrows
+                 else f"; it is as its plain row {plains}")
     else:
         said = (f"all {agree} rows agree with the kernel" if agree == counted else
                 f"{agree} of {counted} rows agree with the kernel")
         said += (f"; {len(subrows)} of them are not as their plain row ({plains}) "
-                 "predicts (outlined cells; the reason under the row)")
+                 "predicts (red outlines: the cells unlike the plain row's; the reason "
+                 "under the row)")
     caption = f"{_stored_header()}: {said}"
     return Table(caption, TOPIC_HEAD, tuple(body), "\n".join([*text, total]), (total,),
                  _shade_result, frozenset(marks), tuple(sections), tuple(subrows),
@@ -555,7 +618,7 @@ def _topic_rows(groups: list[tuple[str, str, tuple[str, ...]]], fold: str = "",
 def report_by_topic() -> Table:
     """The stored report grouped by what the rows test (:data:`TOPICS`).  In each group the
     rows the plain copy-on-write rules do not predict come first: their unexpected cells
-    are outlined and a line under the row says why (:data:`WHY`); every row has a grey
+    have a red outline and a line under the row says why (:data:`WHY`); every row has a grey
     line with its set-up (:data:`ABOUT`) and the script it ran."""
     return _topic_rows(list(TOPICS))
 
@@ -591,7 +654,7 @@ def report_group(n: int, without: tuple[str, ...] = (), example: str = "",
         labels = [r[0] for r in table.rows]
         at = labels.index(label(example))
         odd = sum(i < len(shown) for i, _ in table.subrows)
-        which = (f"{odd} of them not as their plain row (outlined)" if odd else
+        which = (f"{odd} of them not as their plain row (red outlines)" if odd else
                  "each as its plain row (a, c or f)")
         keep = tuple(sorted({at, *(labels.index(label(p)) for p in cite)}))
         plains = [p for p in cite if p != example]
@@ -656,9 +719,10 @@ def headline() -> str:
             f"{agree} of {len(rows)} scenarios agree with the model, in "
             f"{len(TOPICS)} groups: at every step, what the kernel reports about every page of "
             "the region (its token, explained below), every access's fault count (and the value "
-            "a read returned), and the region's AnonHugePages (smaps: how much of it is mapped "
-            f"as whole 2 MiB THPs).\n{odd} of the {len(rows)} are not as their plain row "
-            "(a, c or f) predicts: the outlined rows, each with its reason.")
+            "a read returned), and the region's AnonHugePages (a line of the process's smaps "
+            "file in /proc: how much of the region is mapped as whole 2 MiB THPs, one entry "
+            f"for 2 MiB).\n{odd} of the {len(rows)} are not as their plain row "
+            "(a, c or f) predicts: the rows with red outlines, each with its reason.")
 
 
 OVERVIEW_HEAD = ("group", "taught in", "rows", "agree with the kernel",
@@ -933,8 +997,8 @@ def swap_steps(sid: str = "s1", page_no: int | None = None, upto: str = "",
                         "repeats its last record · rows for steps on other pages repeat this "
                         "page's state: those steps do not touch it · yellow: a page that was "
                         "not mapped before fork (n1, n2 … numbered as the token key says; every "
-                        "page read back from swap is one) · outlined: this page, read or "
-                        "written by the step", fold=fold)
+                        "page read back from swap is one) · dashed box: this page, read or "
+                        "written by the step", fold=fold, mark="access")
 
 
 UFFD_HEAD = ("memory", "no fork events", "fork events")
@@ -1041,9 +1105,10 @@ def batch_fit_text(mode: str = "fresh", size_bytes: int = 1 << 30) -> str:
             f"unbatched ({size}, {mode.upper()}): {one_4k[0]:.1f} ns")
 
 
-__all__ = ["LIVE_ENV", "OVERVIEW_HEAD", "STEPS_LEGEND", "TOPIC_HEAD", "FolioMoment",
+__all__ = ["BATCH_HEAD", "LIVE_ENV", "MARK_STYLE", "OVERVIEW_HEAD", "STEPS_LEGEND",
+           "TOPIC_HEAD", "FolioMoment",
            "FolioMoments", "FolioStrip", "PinFlow", "Table", "batch_fit", "batch_fit_text",
-           "folio_moments",
+           "folio_moments", "fork_batches",
            "folio_pages", "folio_strip", "fork_tokens", "live_report",
            "live_requested", "live_timing", "pin_decisions", "pin_flow", "plot_timing",
            "quick_check", "report_answer", "report_by_topic", "report_group", "report_overview",
@@ -1276,8 +1341,8 @@ def folio_mappers(sid: str = "c", folio: int = 0) -> Table:
                  "original folio", head, tuple(rows), text,
                  shade=lambda v: _MAPS_SHADE.get(v, ""), marks=frozenset(marks),
                  legend="P C (blue): both processes · P: the parent only · C: the child "
-                        "only · — (grey): neither maps the original page · outlined: the page "
-                        "the step wrote")
+                        "only · — (grey): neither maps the original page · dashed box: the page "
+                        "the step wrote", mark="access")
 
 
 @dataclass(frozen=True)
