@@ -807,6 +807,39 @@ def test_decision_flow_spells_out_every_path_under_the_picture() -> None:
     assert eagain and all("refused" in t for t in eagain)
 
 
+def test_decision_flow_without_the_pinned_branch_is_plainer() -> None:
+    """A first reading of the full flow (notebook 02) skips the pinned-page branch: with
+    pinned=False its five boxes and their arrows are gone, a line says what was left out,
+    and every other box keeps its words; a PTE that took the branch still has it drawn."""
+    full = P.decision_flow(TOUR, "v6.8", 0)
+    plain = P.decision_flow(TOUR, "v6.8", 0, pinned=False)
+    gone = ("maybe pinned, refused", "no page ready: ask for one", "child gets a copy",
+            "returns 1: copied", "returns -EAGAIN")
+    for w in gone:
+        assert any(w in label for label in full.data["labels"]), w
+        assert not any(w in label for label in plain.data["labels"]), w
+    assert set(plain.data["labels"]) == {t for t in full.data["labels"]
+                                         if not any(w in t for w in gone)}
+    assert len(plain.data["edges"]) < len(full.data["edges"])
+    assert "hot" not in plain.data["roles"] and plain.data["lit"] == full.data["lit"]
+    assert any("not drawn: the branch for a page a device may have pinned" in t
+               for t in _texts(plain))
+    assert not any(t.startswith("not drawn") for t in _texts(full))
+    took = P.decision_flow(PINNED, "v6.9", 4, pinned=False)
+    assert any("maybe pinned, refused" in label for label in took.data["labels"])
+    with pytest.raises(LayoutError, match="pinned="):
+        P.decision_flow(TOUR, "v6.8", 0, pinned="no")  # type: ignore[arg-type]
+
+
+def test_decision_flow_title_names_the_vma_of_the_pte() -> None:
+    """PTE #0 of the second VMA is not the first VMA's PTE #0: the title says which."""
+    head = [t for t in _texts(P.decision_flow(TOUR, "v6.8", 0, vma=1, only_lit=True))
+            if "in orange" in t]
+    assert head and head[0].endswith("(in orange: the path of PTE #0 of VMA 1)")
+    first = [t for t in _texts(P.decision_flow(TOUR, "v6.8", 0)) if "in orange" in t]
+    assert first[0].endswith("(in orange: the path of PTE #0)")
+
+
 def test_memory_map_numbers_several_vmas_and_names_fork_events() -> None:
     """Questions ask about "VMA 2": the labels number the VMAs when there are several,
     and a uffd-wp VMA whose handler follows forks says EVENT_FORK (it decides the copy)."""

@@ -89,7 +89,7 @@ OUTCOMES = {
 #: :func:`_role` and the key lists the entries of this table the picture used, so every
 #: colour drawn is keyed and no key names a colour that is not drawn.
 ROLES = {
-    "lit": "bold, orange: the path PTE #{slot} took",
+    "lit": "bold, orange: the path {slot} took",
     "none": "grey, dashed arrows: decisions other PTEs take",
     "hot": "refused: returns -EAGAIN; copy_pte_range() allocates a page and retries "
            "(notebook 04)",
@@ -118,14 +118,27 @@ def _label(n: Node, returns: Mapping[str, str] = RETURNS,
     return f"{func}()", _outcome(n, words)
 
 
+#: The outcome that opens question 2's sub-question (may a device have pinned the page?):
+#: every path through that branch starts with this refused dup.
+PINNED_BRANCH = "anon-dup:busy"
+
+
+def _pinned_branch(path: Sequence[Node]) -> bool:
+    """Whether ``path`` goes through the branch for a page that may be pinned."""
+    return any(outcome == PINNED_BRANCH for _, outcome in path)
+
+
 def decision_flow(layout: Any, kernel: str = DEFAULT_KERNEL, slot: int = 0, *,
-                  without: Iterable[str] = (), vma: int = 0, only_lit: bool = False
-                  ) -> Picture:
+                  without: Iterable[str] = (), vma: int = 0, only_lit: bool = False,
+                  pinned: bool = True) -> Picture:
     """Every decision ``kernel``'s present-PTE copy can take, the path of PTE ``slot`` lit.
 
     ``only_lit`` draws just the path PTE ``slot`` took and says in one line what each
     call did (no trace detail): a first look before the full flow, whose other branches
     (pinned pages, special PTEs) need words taught later.
+    ``pinned=False`` leaves out the branch for pages that may be pinned (five boxes and
+    their arrows a first reading skips) unless PTE ``slot`` took it, and says so under
+    the flow.
 
     >>> pic = decision_flow({"vmas": [{"start": 0, "npages": 4}],
     ...     "folios": {"F": {"order": 2}}, "ptes": [{"addr": 0, "folio": "F"}]}, "v6.9")
@@ -154,15 +167,22 @@ def decision_flow(layout: Any, kernel: str = DEFAULT_KERNEL, slot: int = 0, *,
     lit = [_collapse(call_path(entry, c)) for c in calls]
     if not isinstance(only_lit, bool):
         raise LayoutError(f"only_lit={only_lit!r}: True or False")
+    if not isinstance(pinned, bool):
+        raise LayoutError(f"pinned={pinned!r}: True (draw the pinned-page branch) or False")
     # the full flow is laid out from the probes alone, so its boxes keep their places
     # whichever PTE is lit; only a node no probe reached is added
     base = lit if only_lit else [_collapse(p) for p in observed_paths(kernel)]
-    pic = _draw(kernel, base, lit, calls, slot, detail=not only_lit)
+    left_out = not only_lit and not pinned and any(_pinned_branch(p) for p in base)
+    if left_out:
+        base = [p for p in base if not _pinned_branch(p)]
+    where = f"PTE #{slot} of VMA {vma}" if vma else f"PTE #{slot}"
+    pic = _draw(kernel, base, lit, calls, where, detail=not only_lit, left_out=left_out)
     return pic
 
 
 def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[Node]],
-          calls: Sequence[Call], slot: int, detail: bool = True) -> Picture:
+          calls: Sequence[Call], slot: str, detail: bool = True,
+          left_out: bool = False) -> Picture:
     returns = RETURNS if get_kernel(kernel).batch_func else RETURNS_UNBATCHED
     if not detail and len(calls) == 1 and get_kernel(kernel).batch_func:
         # the path alone: say the batch's size, where the full flow (drawn for any PTE)
@@ -201,7 +221,7 @@ def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[No
     c = Canvas(max(total, 640))
     k = get_kernel(kernel)
     c.text(8, 14, f"{kernel}: how {k.present_func}() decides "
-           f"(in orange: the path of PTE #{slot})", "pk-h")
+           f"(in orange: the path of {slot})", "pk-h")
     pos: dict[Node, tuple[float, float]] = {}
     for r_, row in sorted(by_rank.items()):
         # a first order: each rank by where its predecessors sit (barycentre)
@@ -247,7 +267,7 @@ def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[No
         # an opaque backing: the dashed edges run beneath a box, never through its words
         c.rect(x, y, width[n], NODE_H, "bg", rx=6 if n[0] != "return" else 14)
         c.rect(x, y, width[n], NODE_H, role, rx=6 if n[0] != "return" else 14,
-               tip=(f"taken by PTE #{slot}" if on else "not taken by this PTE"),
+               tip=(f"taken by {slot}" if on else "not taken by this PTE"),
                extra=' stroke-width="2.5"' if on else "")
         c.text(x + width[n] / 2, y + 14, t1, "pk-t", anchor="middle",
                extra=' font-weight="bold"' if on else "")
@@ -259,6 +279,10 @@ def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[No
     if detail:   # the legend a static page needs (there is no hover there)
         y = c.legend(y, [("box", r, ROLES[r].format(slot=slot)) for r in ROLES
                          if r in roles]) + 12     # legend() returns its last row + 6
+        if left_out:
+            c.text(8, y, "not drawn: the branch for a page a device may have pinned "
+                   "(notebook 04 draws it)", "pk-t")
+            y += 20
         y = _paths_in_words(c, base, lit, returns, words, y)
     c.group("what the kernel did for this PTE")
     for k_, call in enumerate(calls, 1):
@@ -278,7 +302,7 @@ def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[No
         y += 4
     c.end()
     lit_text = [[f"{a}:{b}" for a, b in p[1:-1]] for p in lit]
-    desc = (f"decision flow of {kernel}'s present-PTE copy; PTE #{slot} took "
+    desc = (f"decision flow of {kernel}'s present-PTE copy; {slot} took "
             + "; then ".join(" > ".join(p) for p in lit_text))
     return c.picture("decision-flow", f"{kernel} decision flow", desc,
                      data={"lit": lit_text, "nodes": list(boxes), "boxes": boxes,

@@ -273,8 +273,10 @@ def _table(c: Canvas, p: Process, who: str, names: Mapping[int, str], y: float,
         # below the child's cells (a heading above them would sit where its lines pass),
         # under the VMAs' own names, so it says where its boxes are
         bottom += 14
-        c.text(LEFT, bottom, f"^ the child's page table: its {len(tables)} VMAs, each "
-               "named below its PTEs", "pk-t")
+        # a reader took names below the PTEs for a quirk of the child: say it is the
+        # parent's rule (the words on the side away from the lines) seen from below
+        c.text(LEFT, bottom, f"^ the child's page table, {len(tables)} VMAs: each name "
+               "sits below its PTEs, away from the lines (the parent's sit above)", "pk-t")
     if not p.vmas:
         bottom += 14
         c.text(LEFT, bottom, f"{who}: no VMAs", "pk-t")
