@@ -103,7 +103,7 @@ def batch_strip(layout: Any, kernel: str = DEFAULT_KERNEL, *, without: Iterable[
                bold_w * (len(title) + 1)) + 2 * LEFT
     c = Canvas(int(min(MAX_W, max(MIN_W, need))))
     per_line = int((c.width - 2 * LEFT) / CHAR_W)
-    y = 14
+    y = 14.0
     for line in wrap(title, int((c.width - 2 * LEFT) / bold_w)):
         c.text(LEFT, y, line, "pk-h")
         y += 15
