@@ -1,6 +1,6 @@
-"""Notebooks 03 and 04 on a static page: the output of a cell right under a folded answer
-(a strip, a picture, a table of results) is folded too, since it shows the answer on the
-same screen as the question."""
+"""Notebooks 03 and 04 on a static page: what follows a folded answer up to the next heading
+(a strip, a picture, a table of results, a paragraph about them) is folded too, since it
+shows the answer on the same screen as the question."""
 
 from __future__ import annotations
 
@@ -35,7 +35,14 @@ def test_what_follows_an_answer_is_folded(path: Path) -> None:
             continue
         for nxt in cells[i + 1:]:
             if nxt["cell_type"] == "markdown":
-                break
+                text = "".join(nxt["source"]).lstrip()
+                if text.startswith("#"):
+                    break
+                # a paragraph between the answer and the next heading: inside a fold too
+                checked += 1
+                assert text.startswith("<details"), \
+                    f"{path.name}: {text[:60]!r} follows an answer unfolded"
+                continue
             if "remove-cell" in nxt.get("metadata", {}).get("tags", []):
                 continue
             for shown in _shown(nxt):

@@ -62,3 +62,26 @@ def test_dma_captions_are_whole_and_the_child_is_absent_before_fork() -> None:
     with pytest.raises(LayoutError, match="three lines"):
         dma.caption_lines("a caption far too long to fit into three short lines of one "
                           "column of the timeline")
+
+
+@pytest.mark.parametrize("layout,kernel", [(WHOLE, "v6.8"), (WHOLE, "batch-v3"),
+                                           (SHUFFLED, "batch-v3"), (SHUFFLED, "v6.8")])
+def test_batch_strip_is_as_wide_as_its_lines_and_every_line_fits(layout: dict,
+                                                                  kernel: str) -> None:
+    # a page scales a picture wider than its column down, its 11 px text with it: a strip
+    # of 4 PTEs drawn on the 16-PTE strip's canvas read at 9 px
+    from pkmm.views.svg.batches import MAX_W, MIN_W
+    root = ET.fromstring(P.batch_strip(layout, kernel).svg)
+    width = float(root.get("width", 0))
+    texts = [(float(t.get("x", 0)), t.get("text-anchor", ""), t.text or "",
+              "pk-h" in t.get("class", "")) for t in root.iter(f"{NS}text")]
+    for x, anchor, words, bold in texts:
+        w = len(words) * CHAR_W * (1.2 if bold else 1)   # the 12 px bold title: wider glyphs
+        right = {"middle": x + w / 2, "end": x}.get(anchor, x + w)
+        assert right <= width + 1, f"{words!r} runs past the picture's edge ({width:g} px)"
+    longest = max(len(words) * CHAR_W * (1.2 if bold else 1) for _, _, words, bold in texts)
+    strip = 44 * layout["vmas"][0]["npages"]
+    assert width == MIN_W or width <= max(longest, strip) + 2 * 8 + 3 * CHAR_W + 1, \
+        f"{width:g} px for lines of {longest:g} px and a strip of {strip} px"
+    if layout is SHUFFLED:
+        assert width < MAX_W

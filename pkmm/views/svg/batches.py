@@ -22,6 +22,8 @@ from .core import CHAR_W, Canvas, Picture, action_word, wrap
 from .scene import Slot, build_fork, need_kernel, runs, slot_of
 
 LEFT, MAX_W, CH = 8, 952, 44
+#: the narrowest strip: room for its title and notes without wrapping most of them
+MIN_W = 480
 #: What a bracket's word means, said under the notes for the words the strip used.
 BRACKET_WORDS = {"map": "the child's N PTEs map the parent's own N pages, nothing copied",
                  "copy": "the child gets a new copy of the page",
@@ -87,17 +89,30 @@ def batch_strip(layout: Any, kernel: str = DEFAULT_KERNEL, *, without: Iterable[
              for a, p in before.ptes(v.vm_start, v.vm_end)]
     steps = [s for s in r.steps if v.vm_start <= s.addr < v.vm_end]
     k = get_kernel(kernel)
-    c = Canvas(MAX_W)
     calls = f"{k.present_func}()" + (f" with {k.batch_func}()" if k.batch_func else "")
-    c.text(LEFT, 14, f"{kernel}: {calls}, one bracket per call", "pk-h")
-    c.text(LEFT, 28, f"before fork: {v.describe()}", "pk-t")
     # 44 px a slot: at 36, sixteen "map 1" labels (33 px each) touched and read "map 1map 1"
     w = min(44.0, (MAX_W - 2 * LEFT) / max(len(slots), 1))
-    top = 48                        # room above the strip for the -EAGAIN marks
-    h = _strip(c, slots, w, top)
     groups = step_groups(steps)
-    _brackets(c, slots, steps, groups, w, v.vm_start, top + h + 6, h)
     rejected = _rejected(r.trace, k.folio_end, v.vm_start, len(slots))
+    notes = _notes(kernel, k.batch_func, steps, groups, v.vm_start, rejected)
+    # only as wide as the strip or its longest line needs: a canvas of MAX_W for a strip
+    # of 4 PTEs was shrunk to the page's column with everything in it, its 11 px text too
+    title = f"{kernel}: {calls}, one bracket per call"
+    bold_w = 1.2 * CHAR_W           # the 12 px bold title's glyphs, with room to spare
+    need = max(len(slots) * w, CHAR_W * (max(len(t) for t, _ in notes) + 3),
+               bold_w * (len(title) + 1)) + 2 * LEFT
+    c = Canvas(int(min(MAX_W, max(MIN_W, need))))
+    per_line = int((c.width - 2 * LEFT) / CHAR_W)
+    y = 14.0
+    for line in wrap(title, int((c.width - 2 * LEFT) / bold_w)):
+        c.text(LEFT, y, line, "pk-h")
+        y += 15
+    for line in wrap(f"before fork: {v.describe()}", per_line):
+        c.text(LEFT, y, line, "pk-t")
+        y += 14
+    top = y + 6                     # room above the strip for the -EAGAIN marks
+    h = _strip(c, slots, w, top)
+    _brackets(c, slots, steps, groups, w, v.vm_start, top + h + 6, h)
     for i in rejected:
         x = LEFT + i * w
         c.path(f"M{x + 1:g},{top - 3:g} h{w - 2:g} v{h + 6:g} h{2 - w:g} z", "hot", width=2,
@@ -105,25 +120,10 @@ def batch_strip(layout: Any, kernel: str = DEFAULT_KERNEL, *, without: Iterable[
                "a page past the end of the batch's folio (stop:folio-end)")
     y = top + h + 66                # below the markers' two lines (they overprinted note 1)
     c.group("why each call ended")
-    for n, (first, last, words) in enumerate(groups, 1):
-        a, b = steps[first], steps[last]
-        span = _span(a, b, v.vm_start)
-        ncalls = sum(1 for st in steps[first:last + 1] if st.action != "eagain") or 1
-        times = f" (x{ncalls})" if ncalls > 1 else ""
-        # a version without a batch function ends every call after one PTE: that is the
-        # reason the call ended, the words only say what it did
-        why = ("" if k.batch_func or "eagain" in {st.action for st in steps[first:last + 1]}
-               else f"; each call ends after 1 PTE ({kernel} has no batching)")
-        c.text(LEFT, y, f"note {n}, {span}: {words}{times}{why}", "pk-t")
-        y += 14
-    if rejected:
-        c.text(LEFT, y, "red dashed outline: " + ", ".join(f"PTE #{i}" for i in rejected)
-               + " read by the scan and rejected (past the end of the folio)", "pk-t")
-        y += 14
-    used = sorted({action_word(s.action) for s in steps} - {"-EAGAIN", "non-present"})
-    if used:
-        c.text(LEFT, y, "; ".join(f"{a} N: {BRACKET_WORDS[a]}" for a in used
-                                  if a in BRACKET_WORDS), "pk-t2")
+    for text, cls in notes:
+        for j, line in enumerate(wrap(text, per_line - 2)):
+            c.text(LEFT + (12 if j else 0), y, line, cls)    # a wrapped note's next lines indent
+            y += 14
     c.end()
     batches = ["E" if s.action == "eagain" else s.nr for s in steps if s.action != "nonpresent"]
     desc = (f"{kernel} fork of {len(slots)} PTEs: {len(steps)} call(s), batches "
@@ -131,6 +131,31 @@ def batch_strip(layout: Any, kernel: str = DEFAULT_KERNEL, *, without: Iterable[
     return c.picture("batch-strip", f"batches under {kernel}", desc,
                      data={"batches": batches, "groups": [g[2] for g in groups],
                            "rejected": rejected})
+
+
+def _notes(kernel: str, batch_func: str | None, steps: Sequence[Step],
+           groups: Sequence[tuple[int, int, str]], base: int,
+           rejected: Sequence[int]) -> list[tuple[str, str]]:
+    """The lines under the strip, with their text class: one note per group of calls (why
+    they ended), the red outline's meaning, and the bracket words the strip used."""
+    out = []
+    for n, (first, last, words) in enumerate(groups, 1):
+        span = _span(steps[first], steps[last], base)
+        ncalls = sum(1 for st in steps[first:last + 1] if st.action != "eagain") or 1
+        times = f" (x{ncalls})" if ncalls > 1 else ""
+        # a version without a batch function ends every call after one PTE: that is the
+        # reason the call ended, the words only say what it did
+        why = ("" if batch_func or "eagain" in {st.action for st in steps[first:last + 1]}
+               else f"; each call ends after 1 PTE ({kernel} has no batching)")
+        out.append((f"note {n}, {span}: {words}{times}{why}", "pk-t"))
+    if rejected:
+        out.append(("red dashed outline: " + ", ".join(f"PTE #{i}" for i in rejected)
+                    + " read by the scan and rejected (past the end of the folio)", "pk-t"))
+    used = sorted({action_word(s.action) for s in steps} - {"-EAGAIN", "non-present"})
+    if used:
+        out.append(("; ".join(f"{a} N: {BRACKET_WORDS[a]}" for a in used
+                              if a in BRACKET_WORDS), "pk-t2"))
+    return out
 
 
 def _rejected(trace: Iterable[Event], folio_end: FolioEnd, base: int, n: int) -> list[int]:
