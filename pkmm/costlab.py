@@ -248,6 +248,12 @@ def fit_picture(f: Fit) -> Picture:
                    f"out. Largest error at 1 GiB: {gib}; elsewhere: {rest}.")
 
 
+#: Bar colours told apart with any colour vision (Okabe and Ito's palette), each also
+#: hatched differently, so that no bar needs its colour to be named.
+BAR_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00")
+BAR_HATCHES = ("", "//", "..", "xx", "\\\\", "--")
+
+
 def plot_ops(rows: list[dict[str, Any]], key: str = "set_ptes_calls") -> Any:
     """Bar chart: ``key`` per folio layout, one group of bars per kernel (log scale)."""
     import matplotlib.pyplot as plt
@@ -255,16 +261,23 @@ def plot_ops(rows: list[dict[str, Any]], key: str = "set_ptes_calls") -> Any:
     folios = list(dict.fromkeys(r["folio"] for r in rows))
     fig, ax = plt.subplots(figsize=(9, 3.2))
     w = 0.8 / len(kernels)
+    table = {k: [next(r.get(key, 0) for r in rows if r["kernel"] == k and r["folio"] == f)
+                 for f in folios] for k in kernels}
     for i, k in enumerate(kernels):
-        ys = [next(r.get(key, 0) for r in rows if r["kernel"] == k and r["folio"] == f)
-              for f in folios]
+        ys = table[k]
         xs = [j + i * w for j in range(len(folios))]
         # a log axis cannot draw 0: leave the bar out and write "0" where it would stand
+        # (once for the group when no kernel makes the count there)
         ax.bar([x for x, y in zip(xs, ys, strict=True) if y > 0], [y for y in ys if y > 0], w,
-               label=k, color=f"C{i}")
-        for x, y in zip(xs, ys, strict=True):
-            if y == 0:
-                ax.annotate("0", (x, 1), ha="center", va="bottom", fontsize=7, color=f"C{i}")
+               label=k, color=BAR_COLOURS[i % len(BAR_COLOURS)],
+               hatch=BAR_HATCHES[i % len(BAR_HATCHES)], edgecolor="black", linewidth=0.4)
+        for j, (x, y) in enumerate(zip(xs, ys, strict=True)):
+            if y == 0 and any(table[o][j] for o in kernels):
+                ax.annotate("0", (x, 1), ha="center", va="bottom", fontsize=8, color="black")
+    for j in range(len(folios)):
+        if not any(table[k][j] for k in kernels):
+            ax.annotate("0 for every kernel", (j + 0.4 - w / 2, 1), ha="center",
+                        va="bottom", fontsize=8, color="black")
     ax.set_xticks([j + 0.4 - w / 2 for j in range(len(folios))], folios)
     ax.set_yscale("log")
     ax.set_ylim(bottom=0.5)     # keep the "0" marks (drawn at 1) inside the axes,

@@ -92,7 +92,8 @@ def _violations(processes: tuple[Process, ...]) -> list[str]:
                     f.entire_mapcount > 0 and f.pages[0].anon_exclusive))
                 if (mm.mm_id, pfn) in cow_maps and not exclusive:
                     bad.append(f"{mm.owner}: pinned page {pfn:#x} in a COW "
-                               f"mapping is not an AnonExclusive anon page ({f.kind}): a "
+                               f"mapping is not an AnonExclusive anon page"
+                               f"{'' if f.kind == 'anon' else f' (it is {f.kind})'}: a "
                                "later write would CoW away from the pinned page")
     return bad
 

@@ -72,3 +72,19 @@ def test_pictures_carry_an_alt_text_made_from_their_data() -> None:
     # the text is escaped into the attribute: a quote cannot end it
     fig = matplotlib.pyplot.figure()
     assert 'alt="a &quot;b&quot; &lt;c&gt;"' in costlab.Picture(fig, 'a "b" <c>')._repr_html_()
+
+
+def test_ops_chart_tells_kernels_apart_without_colour_and_zeros_once_per_group() -> None:
+    # a reader could not tell the bars' colours apart: each kernel's bars get their own
+    # hatching, and a layout where no kernel makes the count says so once, not per bar
+    pytest.importorskip("matplotlib")
+    rows = [{"kernel": k, "folio": f, "set_ptes_calls": n}
+            for k, per in (("v6.8", (4096, 0)), ("v6.9", (256, 0)), ("v6.17", (0, 0)))
+            for f, n in zip(("64K", "2M-pmd"), per, strict=True)]
+    fig = costlab.plot_ops(rows)
+    ax = fig.axes[0]
+    hatches = {p.get_hatch() or "" for p in ax.patches}
+    assert len(hatches) == 2                      # the two kernels with bars, told apart
+    texts = [t.get_text() for t in ax.texts]
+    assert texts.count("0 for every kernel") == 1    # the 2M-pmd group
+    assert texts.count("0") == 1                   # v6.17 at 64K, beside bars of others

@@ -174,7 +174,7 @@ STOPS: dict[str, Stop] = {
                     "a batch needs consecutive pages (pfns) of one folio"),
     "pte-none": Stop("next slot is empty", "an empty slot comes right before it",
                      "a batch covers present PTEs only"),
-    "not-present": Stop("next entry is not present",
+    "not-present": Stop("next entry is not present (swap, migration or marker)",
                         "a non-present entry comes right before it",
                         "a batch covers present PTEs only"),
     "small-folio": Stop("order-0 folio: nothing to batch",
