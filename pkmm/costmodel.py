@@ -257,7 +257,7 @@ def scenario_counts(sc: Any, kernel: str = DEFAULT_KERNEL, *,
                     ) -> dict[str, int]:
     """The :func:`features` of forking scenario ``sc`` under ``kernel``.  ``streams``:
     where a live kernel put each VMA's pages (keyed by the VMA's start in hex, as
-    :func:`pkmm.realkernel.placement.vma_streams` reads them); the cold struct pages are
+    :func:`pkmm.realkernel.snapshot` reads them); the cold struct pages are
     then those of the VMAs whose pages the child maps after the fork.  Only for a kernel
     that shares every page (no page copied at fork): a copy is a new page, placed where
     the model cannot know."""

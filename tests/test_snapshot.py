@@ -99,6 +99,28 @@ def test_root_sees_pfns_and_folios(as_root) -> None:
     assert not any("folio sizes unknown" in a for a in sc.approximations)
 
 
+def test_the_streams_are_those_pagemap_reads_for_the_folio_pages() -> None:
+    # the snapshot records where the kernel put each VMA's folio pages from the frames it
+    # read once; read back through pagemap over the same runs, they must be the same
+    # streams, and they count every folio page (no zero page: fork touches no struct
+    # page for it)
+    if os.geteuid() != 0:
+        pytest.skip("frames are visible to root only")
+    from pkmm.realkernel.placement import region_streams
+    with target() as (pid, regions):
+        sc = snap.snapshot(pid)
+        streams = sc.source["streams"]
+        for v in sc.vmas:
+            lo, hi = v["start"], v["start"] + (v["npages"] << 12)
+            inside = sorted((r["addr"], r["npages"]) for r in sc.runs if lo <= r["addr"] < hi)
+            got = streams.get(hex(lo), {})
+            want = region_streams(pid, inside) if inside else {}
+            assert {int(n): c for n, c in got.items()} == want, v["label"]
+            assert sum(int(n) * c for n, c in got.items()) == sum(n for _, n in inside)
+    zlo, _ = regions["onlyzero"]
+    assert hex(zlo) not in streams          # a VMA of zero pages only: no struct page
+
+
 def test_snapshot_builds_and_round_trips(as_root) -> None:
     _, sc = as_root
     again = Scenario.from_dict(json.loads(json.dumps(sc.to_dict())))

@@ -16,14 +16,13 @@ were 12-19 % consecutive forked at 120-128 ns per PTE, a 1 GiB one at 50-71 % at
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from ..machine import struct_page_streams
 from .procpid import PM_PFN_MASK, PM_PRESENT, Pagemap, SnapshotError
 
 PAGE_SHIFT = 12
 
-__all__ = ["region_streams", "vma_streams"]
+__all__ = ["region_streams"]
 
 
 def region_streams(pid: int, ranges: Iterable[tuple[int, int]]) -> dict[int, int] | None:
@@ -55,22 +54,3 @@ def region_streams(pid: int, ranges: Iterable[tuple[int, int]]) -> dict[int, int
     if vpn.size and not pfn.any():
         return None                     # frames hidden: no placement to read
     return struct_page_streams(vpn, pfn)
-
-
-def vma_streams(pid: int, sc: Any) -> dict[str, dict[str, int]] | None:
-    """Per VMA of the snapshot ``sc`` of process ``pid`` (keyed by its start, in hex),
-    the struct-page streams of its present pages that map a struct page (``sc.runs``:
-    not the zero pages, which have none fork touches), as JSON keeps them (lengths as
-    strings); None where frames are hidden."""
-    out: dict[str, dict[str, int]] = {}
-    runs = sorted((r["addr"], r["npages"]) for r in sc.runs)
-    for v in sc.vmas:
-        lo, hi = v["start"], v["start"] + (v["npages"] << PAGE_SHIFT)
-        inside = [(a, n) for a, n in runs if lo <= a < hi]
-        if not inside:
-            continue
-        s = region_streams(pid, inside)
-        if s is None:
-            return None
-        out[hex(lo)] = {str(n): c for n, c in s.items()}
-    return out

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..scenario import Scenario
 from .model import model_kernel
-from .pages import ANON, HUGE_ZERO, KINDS, SWAP, ZERO, Pages, classify, scan_masks
+from .pages import ANON, HUGE_ZERO, KINDS, PAGECACHE, SWAP, ZERO, Pages, classify, scan_masks
 from .procpid import (
     PAGE_IS_HUGE,
     PAGE_IS_PFNZERO,
@@ -92,13 +92,29 @@ def snapshot(pid: int | None = None, *, within: list[tuple[int, int]] | None = N
     out["source"] = ctx.source(ident, kp_why)
     if ctx.pfns_seen:
         # where the kernel put the pages: the cost model prices the struct pages fork
-        # touches cold from it (pkmm.realkernel.placement)
-        from .placement import vma_streams
-        out["source"]["streams"] = vma_streams(pid, Scenario.from_dict(out))
+        # touches cold from it (pkmm.costmodel.placed); read from the frames this
+        # snapshot already has, so pagemap is read once
+        out["source"]["streams"] = ctx.streams
     out["approximations"] = ctx.approximations(kp_why)
     out["description"] = (f"snapshot of {out['name']} on Linux {platform.release()}: "
                           f"{len(out['vmas'])} VMAs")
     return Scenario.from_dict(out)
+
+
+def _folio_streams(segments: list[Pages]) -> dict[int, int]:
+    """The struct-page streams (:func:`pkmm.machine.struct_page_streams`) of the folio
+    pages (anon and page cache) of one VMA's ``segments`` whose frames were read."""
+    import numpy as np
+
+    from ..machine import struct_page_streams
+    vpns, pfns = [], []
+    for p in segments:
+        i = np.flatnonzero(((p.kind == ANON) | (p.kind == PAGECACHE)) & (p.head > 0))
+        vpns.append((p.start >> 12) + i)
+        pfns.append(p.head[i] + p.index[i])
+    if not vpns or not sum(len(v) for v in vpns):
+        return {}
+    return struct_page_streams(np.concatenate(vpns), np.concatenate(pfns))
 
 
 class _Context:
@@ -116,6 +132,10 @@ class _Context:
         self.next_raw_pfn = 0x400
         self.last_folio: tuple[int, int, int, int] | None = None   # addr, head, index, order
         self._uffd: list[bool] | None = None
+        #: per VMA (its start, in hex) with frames seen: the struct-page streams of the
+        #: pages whose struct page fork touches (the folio pages, not the zero pages), as
+        #: JSON keeps them (lengths as strings)
+        self.streams: dict[str, dict[str, int]] = {}
 
     def continues(self, p: Pages, i: int) -> bool:
         """Whether page ``i`` of ``p`` goes on with the folio the last run ended in."""
@@ -149,6 +169,9 @@ class _Context:
         out["vmas"].append(vma)
         for p in segments:
             encode_vma(p, vma, self, out)
+        streams = _folio_streams(segments)
+        if streams:
+            self.streams[hex(v.start)] = {str(n): c for n, c in streams.items()}
         for code, n in kinds.items():
             if code:
                 self.kinds[KINDS[code]] += n
