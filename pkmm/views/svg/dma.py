@@ -73,7 +73,7 @@ def dma_timeline(layout: Any = None, kernel: str = DEFAULT_KERNEL, *,
         cols.append({"label": label, "actor": actor, "what": what, "maps": maps,
                      "data": data, "alive": {k: p is not None for k, p in procs.items()}})
 
-    snap("before fork", "", "the device holds a FOLL_PIN on the page", None)
+    snap("before fork", "", "the device holds a pin on the page", None)
     r = fork(parent, kernel=kernel, without=frozenset(without))
     child = r.child
     copied = _mapped(child, addr) != x_pfn
