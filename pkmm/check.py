@@ -759,7 +759,11 @@ def fault_kind(layout: Any, kernel: str, ops: Sequence[tuple[str, str, int]],
     detail = ("the PTE allowed the access" if fr is None or kind == "no fault" else
               ex.join([f"{f}(): {reason}" for f, _, reason in fr.events[:4]]))
     w, o, s = ops[-1]
-    return _verdict(f"what the last access ({w} {o} PTE {s}) did under {kernel}", answer, kind,
+    # a PMD-mapped THP has no PTE at that index before the fault: name the page instead
+    at = base + s * PAGE_SIZE
+    unit = "page" if any(m["addr"] <= at < m["addr"] + PAGE_SIZE * 512 for m in sc.pmds) \
+        else "PTE"
+    return _verdict(f"what the last access ({w} {o} {unit} {s}) did under {kernel}", answer, kind,
                     summary, detail, "one of " + ", ".join(repr(k) for k in FAULT_KINDS_ASKED)
                     + ", as a string")
 

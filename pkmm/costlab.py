@@ -148,8 +148,10 @@ def _speedup_error_lines(f: Fit) -> list[str]:
         worst = max(group, key=lambda r: abs(r["speedup_predicted"] - r["speedup_measured"]))
         err = worst["speedup_predicted"] - worst["speedup_measured"]
         labels = ", ".join(dict.fromkeys(r["label"] for r in group))
+        # a difference of two speed-ups, not a share of a time: say so beside the % errors
         out.append(f"  speed-up error, {what} ({labels}; both states):\n"
-                   f"    at most {abs(err):.2f} ({worst['label']} {worst['mode']})")
+                   f"    at most {abs(err):.2f}x ({worst['label']} {worst['mode']}), "
+                   "predicted minus measured speed-up")
     return out
 
 
@@ -276,8 +278,10 @@ def plot_ops(rows: list[dict[str, Any]], key: str = "set_ptes_calls") -> Any:
                 ax.annotate("0", (x, 1), ha="center", va="bottom", fontsize=8, color="black")
     for j in range(len(folios)):
         if not any(table[k][j] for k in kernels):
+            # upright in the group's own slot: written across, it ran over the bars of
+            # the group beside it and read as their label
             ax.annotate("0 for every kernel", (j + 0.4 - w / 2, 1), ha="center",
-                        va="bottom", fontsize=8, color="black")
+                        va="bottom", rotation=90, fontsize=8, color="black")
     ax.set_xticks([j + 0.4 - w / 2 for j in range(len(folios))], folios)
     ax.set_yscale("log")
     ax.set_ylim(bottom=0.5)     # keep the "0" marks (drawn at 1) inside the axes,

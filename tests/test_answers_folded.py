@@ -1,4 +1,4 @@
-"""Notebooks 03 and 04 on a static page: what follows a folded answer up to the next heading
+"""Notebooks 03, 04 and 07 on a static page: what follows a folded answer up to the next heading
 (a strip, a picture, a table of results, a paragraph about them) is folded too, since it
 shows the answer on the same screen as the question."""
 
@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 NB = Path(__file__).resolve().parent.parent / "notebooks"
-PAGES = [NB / "03-seed-patch-batching.ipynb", NB / "04-pinned-pages.ipynb"]
+PAGES = [NB / "03-seed-patch-batching.ipynb", NB / "04-pinned-pages.ipynb",
+         NB / "07-after-fork.ipynb"]
 
 
 def _shown(cell: dict) -> list[str]:
@@ -25,6 +26,13 @@ def _shown(cell: dict) -> list[str]:
     return out
 
 
+def _heading(text: str) -> bool:
+    """A heading starts the text, maybe after an ``<a id=...></a>`` anchor line."""
+    if text.startswith("<a id="):
+        text = text.split("\n", 1)[-1].lstrip()
+    return text.startswith("#")
+
+
 @pytest.mark.parametrize("path", PAGES, ids=lambda p: p.stem)
 def test_what_follows_an_answer_is_folded(path: Path) -> None:
     cells = json.loads(path.read_text())["cells"]
@@ -33,10 +41,19 @@ def test_what_follows_an_answer_is_folded(path: Path) -> None:
         if cell["cell_type"] != "markdown" or "<details><summary><b>Answer" not in \
                 "".join(cell["source"]):
             continue
+        # text after the fold in the answer's own cell, up to a heading, counts as unfolded
+        own = "".join(cell["source"])
+        rest = own[own.rindex("</details>") + len("</details>"):].strip()
+        if rest:
+            checked += 1
+            assert _heading(rest) or rest.startswith("<details"), \
+                f"{path.name}: {rest[:60]!r} follows an answer unfolded"
+            if _heading(rest):
+                continue
         for nxt in cells[i + 1:]:
             if nxt["cell_type"] == "markdown":
                 text = "".join(nxt["source"]).lstrip()
-                if text.startswith("#"):
+                if _heading(text):
                     break
                 # a paragraph between the answer and the next heading: inside a fold too
                 checked += 1

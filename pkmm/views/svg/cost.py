@@ -112,7 +112,7 @@ def per_page_cost(kernel: str = DEFAULT_KERNEL, sizes: Sequence[int] = (1, 4, 16
     for i, (n, pte, batch, writes, calls, scans, miss, cold_n) in enumerate(rows):
         y = 30 + i * 40
         kib = n * 4      # the folio's size, so a reader can tie n to notebook 08's sizes
-        c.text(8, y + 18, f"n = {n} ({kib}K)" if kib < 1024 else f"n = {n} ({kib // 1024}M)",
+        c.text(8, y + 18, f"n = {n} ({kib}K)" if kib < 1024 else f"n = {n} ({kib // 1024}M-pte)",
                "pk-t")
         w1 = span * pte / top
         w2 = span * batch / top
