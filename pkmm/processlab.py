@@ -283,8 +283,9 @@ def anon_pages_line(sc: Scenario) -> str:
     other = mapped - zero - in_anon
     rest = ", ".join(f"{n:,} in the {k} VMAs" for k, n in anon.items() if k != "private anon")
     return fill(f"The summary's {sum(anon.values()):,} anon pages: {in_anon:,} in the private "
-                f"anon VMAs (the table's {mapped:,} mapped pages there also count {zero:,} "
-                f"zero-page entries" + (f" and {other:,} swap entries" if other else "") + ")"
+                f"anon VMAs (the table's {mapped:,} mapped pages there also count "
+                f"{_n(zero, 'zero-page entry').replace('ys', 'ies')}"
+                + (f" and {_n(other, 'swap entry').replace('ys', 'ies')}" if other else "") + ")"
                 + (f", and {rest} (library pages the process wrote, copied on write)"
                    if rest else "") + ".", 88)
 
@@ -520,26 +521,33 @@ def price_lines(sc: Scenario, kernel: str, *, sums: bool = True) -> list[str]:
     w = costmodel.writable_share(f)
     # the share with one decimal more than a percent: the mixed price is computed from the
     # unrounded share, and a reader redoing the mix from a rounded one would be off by 0.1 ns
-    out = [f"{kernel}: {w:.1%} of the copied PTEs were writable (FRESH), the rest read-only "
-           "(REPEAT);",
+    # "read-only" is not "REPEAT": the read-only entries of a never-forked process are
+    # RELRO, page-cache and zero-page ones; they are priced like a REPEAT parent's entries
+    # because fork does the same for them (no write-protect)
+    out = [f"{kernel}: {w:.1%} of the copied PTEs were writable (priced at the FRESH fit), "
+           "the rest", "  read-only already (e.g. RELRO, page-cache, zero-page entries), "
+           "at the REPEAT fit;",
            f"  each price is {w:.3f} times its FRESH fit plus {1 - w:.3f} times its REPEAT fit"]
-    # the terms print to the microsecond and the sum is the sum of the printed terms, so
-    # that a reader adding them by hand gets the printed sum (the tables round it to 0.01)
-    shown_ms = 0.0
-    for k, n, ns, fresh, repeat in costmodel.price_terms(f, fitted):
-        if not ns:                               # a zero price adds nothing to the sum
-            continue
-        term = round(ns * n / 1e6, 3)
-        shown_ms += term
-        what = f"{n:,} x {ns:.1f} ns = {term:.3f} ms" if sums else \
+    # the terms print to the microsecond and add up exactly to the printed sum: each term
+    # is rounded down, and the microseconds the rounding lost go to the terms that lost the
+    # most (largest remainder), so a reader adding them by hand gets the printed sum
+    terms = [(k, n, ns, fresh, repeat) for k, n, ns, fresh, repeat
+             in costmodel.price_terms(f, fitted) if ns]     # a zero price adds nothing
+    raw = [ns * n / 1e3 for _, n, ns, _, _ in terms] + (
+        [fitted.fixed_ns / 1e3] if fitted.fixed_ns else [])
+    total = costmodel.predict_seconds(f, fitted) * 1e9
+    us = [int(r) for r in raw]
+    for i in sorted(range(len(raw)), key=lambda i: raw[i] - us[i],
+                    reverse=True)[:max(0, round(total / 1e3) - sum(us))]:
+        us[i] += 1
+    for (k, n, ns, fresh, repeat), u in zip(terms, us, strict=False):
+        what = f"{n:,} x {ns:.1f} ns = {u / 1e3:.3f} ms" if sums else \
             f"{ns:.1f} ns each (FRESH {fresh:.2f}, REPEAT {repeat:.2f})"
         out.append(f"  {_PRICE_NAMES.get(k, k):24s} {what}")
-    total = costmodel.predict_seconds(f, fitted) * 1e9
     if fitted.fixed_ns:
-        shown_ms += round(fitted.fixed_ns / 1e6, 3)
-        out.append(f"  plus {fitted.fixed_ns / 1e6:.3f} ms for forking a process at all")
+        out.append(f"  plus {us[-1] / 1e3:.3f} ms for forking a process at all")
     if sums:
-        out += [f"  sum: {shown_ms:.3f} ms ({total / 1e6:.2f} ms in the tables)",
+        out += [f"  sum: {sum(us) / 1e3:.3f} ms ({total / 1e6:.2f} ms in the tables)",
                 f"  no price for: {', '.join(costmodel.unpriced(f)) or 'nothing'}"]
     return out
 
@@ -624,11 +632,13 @@ def unpriced_split_lines(sc: Scenario, kernel: str, measured_ms: float | None) -
            f"  {'  forking a small Python process at all (stored baseline)':58s} "
            f"{base:6.2f} ms",
            "    (the benchmarks' worker forked with no region, on the development machine:",
-           "    the new task, Python's fork bookkeeping, and that worker's own VMAs)"]
+           "    the new task, Python's fork bookkeeping, and that worker's own VMAs; a",
+           "    stand-in for this process's once-per-fork part, not a bound: this one may",
+           "    pay more, for more open files to copy and more at-fork handlers)"]
     if rest <= 0:
         return [*out, "  the whole gap fits within what forking any small process costs"]
     return [*out,
-            f"  {'  the rest, which grows with the process':58s} {rest:6.2f} ms",
+            f"  {'  the rest, mostly work that grows with the process':58s} {rest:6.2f} ms",
             f"    over its {f['vmas']:,} VMAs ({f['anon_vmas']:,} with an anon_vma), "
             f"{f['page_tables']:,} page tables, {f['empty_reads']:,} empty slots:",
             f"    at most {rest / f['vmas'] * 1e3:.1f} µs per VMA, if the VMAs carried all of "

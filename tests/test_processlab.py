@@ -351,7 +351,7 @@ def test_price_lines_print_both_fits_and_the_share_that_mixes_them() -> None:
     f = costmodel.scenario_counts(sc, "v6.17")
     w = costmodel.writable_share(f)
     lines = lab.price_lines(sc, "v6.17", sums=False)
-    assert f"{w:.1%} of the copied PTEs" in lines[0] and f"{w:.3f} times its FRESH" in lines[1]
+    assert f"{w:.1%} of the copied PTEs" in lines[0] and f"{w:.3f} times its FRESH" in lines[2]
     pte = next(ln for ln in lines if "PTEs written" in ln)
     mixed = float(pte.split()[2])
     fresh = float(pte.split("FRESH ")[1].split(",")[0])
@@ -434,7 +434,7 @@ def test_unpriced_split_lines_bound_the_fixed_part_by_the_stored_baseline_fork()
     lines = lab.unpriced_split_lines(sc, "v6.17", 10.0)
     # the gap is fork_gap_lines' unpriced part; the stored baseline fork is taken out of it
     assert lines[0].split()[-2] == f"{10 - priced:.2f}" and lines[1].split()[-2] == f"{base:.2f}"
-    assert lines[4].split()[-2] == f"{10 - priced - base:.2f}"
+    assert lines[6].split()[-2] == f"{10 - priced - base:.2f}"
     flat = " ".join(" ".join(lines).split())
     assert f"{f['vmas']:,} VMAs" in flat and f"{f['page_tables']:,} page tables" in flat
     assert f"at most {(10 - priced - base) / f['vmas'] * 1e3:.1f} µs per VMA" in flat
