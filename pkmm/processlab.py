@@ -283,8 +283,9 @@ def anon_pages_line(sc: Scenario) -> str:
     other = mapped - zero - in_anon
     rest = ", ".join(f"{n:,} in the {k} VMAs" for k, n in anon.items() if k != "private anon")
     return fill(f"The summary's {sum(anon.values()):,} anon pages: {in_anon:,} in the private "
-                f"anon VMAs (the table's {mapped:,} mapped pages there also count {zero:,} "
-                f"zero-page entries" + (f" and {other:,} swap entries" if other else "") + ")"
+                f"anon VMAs (the table's {mapped:,} mapped pages there also count "
+                f"{_n(zero, 'zero-page entry').replace('ys', 'ies')}"
+                + (f" and {_n(other, 'swap entry').replace('ys', 'ies')}" if other else "") + ")"
                 + (f", and {rest} (library pages the process wrote, copied on write)"
                    if rest else "") + ".", 88)
 
@@ -520,21 +521,34 @@ def price_lines(sc: Scenario, kernel: str, *, sums: bool = True) -> list[str]:
     w = costmodel.writable_share(f)
     # the share with one decimal more than a percent: the mixed price is computed from the
     # unrounded share, and a reader redoing the mix from a rounded one would be off by 0.1 ns
-    out = [f"{kernel}: {w:.1%} of the copied PTEs were writable (FRESH), the rest read-only "
-           "(REPEAT);",
+    # "read-only" is not "REPEAT": the read-only entries of a never-forked process are
+    # RELRO, page-cache and zero-page ones; they are priced like a REPEAT parent's entries
+    # because fork does the same for them (no write-protect)
+    out = [f"{kernel}: {w:.1%} of the copied PTEs were writable (priced at the FRESH fit), "
+           "the rest", "  read-only already (e.g. RELRO, page-cache, zero-page entries), "
+           "at the REPEAT fit;",
            f"  each price is {w:.3f} times its FRESH fit plus {1 - w:.3f} times its REPEAT fit"]
-    for k, n, ns, fresh, repeat in costmodel.price_terms(f, fitted):
-        if not ns:                               # a zero price adds nothing to the sum
-            continue
-        what = f"{n:,} x {ns:.1f} ns = {ns * n / 1e6:.2f} ms" if sums else \
+    # the terms print to the microsecond and add up exactly to the printed sum: each term
+    # is rounded down, and the microseconds the rounding lost go to the terms that lost the
+    # most (largest remainder), so a reader adding them by hand gets the printed sum
+    terms = [(k, n, ns, fresh, repeat) for k, n, ns, fresh, repeat
+             in costmodel.price_terms(f, fitted) if ns]     # a zero price adds nothing
+    raw = [ns * n / 1e3 for _, n, ns, _, _ in terms] + (
+        [fitted.fixed_ns / 1e3] if fitted.fixed_ns else [])
+    total = costmodel.predict_seconds(f, fitted) * 1e9
+    us = [int(r) for r in raw]
+    for i in sorted(range(len(raw)), key=lambda i: raw[i] - us[i],
+                    reverse=True)[:max(0, round(total / 1e3) - sum(us))]:
+        us[i] += 1
+    for (k, n, ns, fresh, repeat), u in zip(terms, us, strict=False):
+        what = f"{n:,} x {ns:.1f} ns = {u / 1e3:.3f} ms" if sums else \
             f"{ns:.1f} ns each (FRESH {fresh:.2f}, REPEAT {repeat:.2f})"
         out.append(f"  {_PRICE_NAMES.get(k, k):24s} {what}")
-    total = costmodel.predict_seconds(f, fitted) * 1e9
     if fitted.fixed_ns:
-        out.append(f"  plus {fitted.fixed_ns / 1e6:.2f} ms for forking a process at all")
+        out.append(f"  plus {us[-1] / 1e3:.3f} ms for forking a process at all")
     if sums:
-        out.append(f"  sum: {total / 1e6:.2f} ms (no price for "
-                   f"{', '.join(costmodel.unpriced(f)) or 'nothing'})")
+        out += [f"  sum: {sum(us) / 1e3:.3f} ms ({total / 1e6:.2f} ms in the tables)",
+                f"  no price for: {', '.join(costmodel.unpriced(f)) or 'nothing'}"]
     return out
 
 
@@ -618,11 +632,13 @@ def unpriced_split_lines(sc: Scenario, kernel: str, measured_ms: float | None) -
            f"  {'  forking a small Python process at all (stored baseline)':58s} "
            f"{base:6.2f} ms",
            "    (the benchmarks' worker forked with no region, on the development machine:",
-           "    the new task, Python's fork bookkeeping, and that worker's own VMAs)"]
+           "    the new task, Python's fork bookkeeping, and that worker's own VMAs; a",
+           "    stand-in for this process's once-per-fork part, not a bound: this one may",
+           "    pay more, for more open files to copy and more at-fork handlers)"]
     if rest <= 0:
         return [*out, "  the whole gap fits within what forking any small process costs"]
     return [*out,
-            f"  {'  the rest, which grows with the process':58s} {rest:6.2f} ms",
+            f"  {'  the rest, mostly work that grows with the process':58s} {rest:6.2f} ms",
             f"    over its {f['vmas']:,} VMAs ({f['anon_vmas']:,} with an anon_vma), "
             f"{f['page_tables']:,} page tables, {f['empty_reads']:,} empty slots:",
             f"    at most {rest / f['vmas'] * 1e3:.1f} µs per VMA, if the VMAs carried all of "
@@ -726,11 +742,12 @@ def details(sc: Scenario, rows: list[Any]) -> Folded:
                              "full key:", *key_lines(rows)]))
 
 
-def large_folio_report(sc: Scenario, rows: list[Any]) -> Folded:
+def large_folio_report(sc: Scenario, rows: list[Any]) -> FoldedView:
     """The stored large-folio process ``sc`` and its forks ``rows``, folded: how it was
-    made, its summary, the short and the full table, the prices of v6.8 and v6.17, the
-    gain against notebook 08's 1 GiB region all in 64 KiB folios, the batch sizes, where
-    its large folios lie, the lock-break arithmetic, and two differences said from the
+    made, its summary, the short table, v6.17's copy calls by size, the prices of v6.8 and
+    v6.17, and the gain against notebook 08's 1 GiB region all in 64 KiB folios.  A
+    second fold inside it, for the engineer, holds the full table, the batch lines, where
+    the large folios lie, the lock-break arithmetic and two differences said from the
     step-by-step model's trace.  One function, so that the cell a reader sees before
     predicting shows no part of the answer."""
     from textwrap import fill
@@ -746,28 +763,35 @@ def large_folio_report(sc: Scenario, rows: list[Any]) -> Folded:
         raise StoredDataError("large_folio_report: the stored timings lack the 1 GiB 4K or 64K "
                          "region; re-take them with python -m pkmm.realkernel.calibrate --save")
     gain = small / large
-    return Folded("The stored process and its five forks (open it after you predicted)",
-                  "\n".join([
-                      fill(sc.description, 88),
-                      summary(sc).split("\n  approximated")[0],
-                      short_table(rows),
-                      render(sc, rows, key="differs").split("\nkey")[0],
-                      "(the counters' key: the appendix at the end of the page)",
-                      *price_lines(sc, "v6.8"), *price_lines(sc, "v6.17"),
-                      f"gain v6.8 -> v6.17: "
-                      f"{by['v6.8'].predicted_ms / by['v6.17'].predicted_ms:.2f}x; notebook "
-                      f"08's 1 GiB region, all of it in 64 KiB folios: {gain:.1f}x "
-                      "(measured, FRESH)",
-                      f"  here {ptes - in_64k:,} of the {ptes:,} PTEs written "
-                      f"({1 - in_64k / ptes:.1%}) are not in 64 KiB folios",
-                      versions_line(rows),
-                      *batches_lines(rows),
-                      *large_folio_lines(sc),
-                      "lock-break checks from the totals (an upper bound: each page table "
-                      "restarts the count,", "  and a batch passes at most one check):",
-                      *lockbreak_lines(rows),
-                      "two differences, counted from the step-by-step model's trace:",
-                      *large_folio_notes(sc, rows, "v6.9", "v6.17")]))
+    last = rows[-1]
+    # the summary's long lines wrap at a word, not inside one, on an 88-column page
+    head = [fill(ln, 88, subsequent_indent="    ")
+            for ln in summary(sc).split("\n  approximated")[0].splitlines()]
+    sizes = " ".join(f"{n}x{c}" for n, c in sorted(last.batch_sizes.items()))
+    engineer = Folded("Every counter of these forks (for the engineer; the key: the "
+                      "appendix at the end of the page)", "\n".join([
+                          render(sc, rows, key="differs").split("\nkey")[0],
+                          versions_line(rows),
+                          *batches_lines(rows),
+                          *large_folio_lines(sc),
+                          "lock-break checks from the totals (an upper bound: each page table "
+                          "restarts the count,", "  and a batch passes at most one check):",
+                          *lockbreak_lines(rows),
+                          "two differences, counted from the step-by-step model's trace:",
+                          *large_folio_notes(sc, rows, "v6.9", "v6.17")]))
+    return FoldedView("The stored process and its five forks (open it after you predicted)",
+                      "\n".join([
+                          fill(sc.description, 88), *head,
+                          short_table(rows),
+                          f"{last.kernel}'s batch sizes (PTEs per call x calls): {sizes}",
+                          *price_lines(sc, "v6.8"), *price_lines(sc, "v6.17"),
+                          f"gain v6.8 -> v6.17: "
+                          f"{by['v6.8'].predicted_ms / by['v6.17'].predicted_ms:.2f}x; notebook "
+                          f"08's 1 GiB region, all of it in 64 KiB folios:",
+                          f"  {gain:.1f}x (measured, FRESH)",
+                          f"  here {ptes - in_64k:,} of the {ptes:,} PTEs written "
+                          f"({1 - in_64k / ptes:.1%}) are not in 64 KiB folios"]),
+                      engineer)
 
 
 def guesses_changed(before: Scenario, after: Scenario) -> list[str]:
@@ -832,11 +856,11 @@ def large_folio_notes(sc: Scenario, rows: list[Any], lookahead: str,
         f"scans, {ends:,} ran to the end of their folio and read one entry past it to see "
         f"that, where {limited} knows the folio's size and stops without reading on; the "
         f"other {scans - ends:,} stopped where both read the same ({rest}).", 88),
-        fill(f"pin checks: {by[lookahead].ops['anon_dup_checks']:,} of "
+        fill(f"pin checks (anon_dup_checks): {by[lookahead].ops['anon_dup_checks']:,} of "
              f"{by[lookahead].batches:,} copy calls -- the {kinds['anon']:,} that shared an "
              f"anonymous folio; of the rest, {kinds['file']:,} shared page-cache folios and "
-             f"{kinds['by value']:,} copied an entry by value (zero page, raw PFNs): "
-             "neither needs the check.", 88)]
+             f"{kinds['by value']:,} copied an entry by value (zero-page entries: pagemap shows no "
+             "raw PFN entry, so a snapshot has none): neither needs the check.", 88)]
 
 
 def fork_time(n: int = 7) -> float | None:

@@ -233,13 +233,22 @@ def test_short_table_and_details_carry_the_rows_numbers() -> None:
     # the 3b report: the same short table, both prices and the batch lines, folded
     report = lab.large_folio_report(sc, rows)
     assert report._repr_html_().startswith("<details>")
-    assert lab.short_table(rows) in report.text
+    # the student's part first: the short table and the prices; the counters a student has
+    # not met yet (lock-break arithmetic, batch lines) sit in a fold of their own inside it
+    student, engineer = report.parts
+    assert isinstance(student, str) and isinstance(engineer, lab.Folded)
+    assert lab.short_table(rows) in student
     for k in ("v6.8", "v6.17"):
-        assert all(ln in report.text for ln in lab.price_lines(sc, k))
-    assert all(ln in report.text for ln in lab.batches_lines(rows) + lab.lockbreak_lines(rows))
+        assert all(ln in student for ln in lab.price_lines(sc, k))
+    assert all(ln in engineer.text and ln not in student
+               for ln in lab.batches_lines(rows) + lab.lockbreak_lines(rows))
+    assert "lockbreak" not in student and "EAGAIN" not in student
+    assert engineer._repr_html_() in report._repr_html_()
+    # no line of the student's part is wider than the page's 88 columns
+    assert max(len(ln) for ln in student.splitlines()) <= 88
     by = {r.kernel: r for r in rows}
     assert f"gain v6.8 -> v6.17: {by['v6.8'].predicted_ms / by['v6.17'].predicted_ms:.2f}x" \
-        in report.text
+        in student
     # the layout's guesses are not repeated there: the page prints them once
     assert not any(a.split(":")[0] in folded.text for a in sc.approximations)
 
@@ -282,16 +291,20 @@ def test_price_lines_spell_out_the_sum_the_cost_model_predicts() -> None:
     sc, rows = forksim(lab.large_folio_process())
     for r in rows:
         lines = lab.price_lines(sc, r.kernel)
-        assert lines[-1].startswith(f"  sum: {r.predicted_ms:.2f} ms")
+        assert lines[-2].endswith(f"({r.predicted_ms:.2f} ms in the tables)")
+        assert lines[-1].startswith("  no price for: ")
         terms = [ln for ln in lines if " x " in ln]
-        # the printed terms add up to the sum (to the rounding of each term)
+        # the printed terms add up to the printed sum exactly, and that sum is the model's
+        # prediction to the rounding of each term
         total = sum(float(ln.split("=")[1].split()[0]) for ln in terms)
-        assert abs(total - r.predicted_ms) <= 0.005 * len(terms) + 1e-9
+        shown = float(lines[-2].split()[1])
+        assert f"{total:.3f}" == f"{shown:.3f}"
+        assert abs(shown - r.predicted_ms) <= 0.0005 * len(terms) + 1e-9
         f = costmodel.scenario_counts(sc, r.kernel)
         assert f"{f['pte_writes']:,} x " in "\n".join(terms)
         prices = lab.price_lines(sc, r.kernel, sums=False)
         assert not any(" x " in ln or "sum:" in ln for ln in prices)
-        assert len(prices) == len(lines) - 1        # the same prices, without the sum
+        assert len(prices) == len(lines) - 2        # the same prices, without the sum
     v68, v617 = (next(r for r in rows if r.kernel == k) for k in ("v6.8", "v6.17"))
     # batching prices its batch scans; v6.8 never scans
     assert "batch scans" in "\n".join(lab.price_lines(sc, v617.kernel))
@@ -338,7 +351,7 @@ def test_price_lines_print_both_fits_and_the_share_that_mixes_them() -> None:
     f = costmodel.scenario_counts(sc, "v6.17")
     w = costmodel.writable_share(f)
     lines = lab.price_lines(sc, "v6.17", sums=False)
-    assert f"{w:.1%} of the copied PTEs" in lines[0] and f"{w:.3f} times its FRESH" in lines[1]
+    assert f"{w:.1%} of the copied PTEs" in lines[0] and f"{w:.3f} times its FRESH" in lines[2]
     pte = next(ln for ln in lines if "PTEs written" in ln)
     mixed = float(pte.split()[2])
     fresh = float(pte.split("FRESH ")[1].split(",")[0])
@@ -421,7 +434,7 @@ def test_unpriced_split_lines_bound_the_fixed_part_by_the_stored_baseline_fork()
     lines = lab.unpriced_split_lines(sc, "v6.17", 10.0)
     # the gap is fork_gap_lines' unpriced part; the stored baseline fork is taken out of it
     assert lines[0].split()[-2] == f"{10 - priced:.2f}" and lines[1].split()[-2] == f"{base:.2f}"
-    assert lines[4].split()[-2] == f"{10 - priced - base:.2f}"
+    assert lines[6].split()[-2] == f"{10 - priced - base:.2f}"
     flat = " ".join(" ".join(lines).split())
     assert f"{f['vmas']:,} VMAs" in flat and f"{f['page_tables']:,} page tables" in flat
     assert f"at most {(10 - priced - base) / f['vmas'] * 1e3:.1f} µs per VMA" in flat
