@@ -223,14 +223,14 @@ def test_playground_dma_and_ablation_take_effect_at_once() -> None:
     pg.act("parent", "write", 0, 5)
     pg.act("parent", "DMA write (device)", 0, 9)
     pg.act("parent", "read", 0)
-    assert pg.model.log[-1] == "parent read slot 0 -> 9: no fault"
+    assert pg.model.log[-1] == "parent read PTE 0 -> 9: no fault"
     assert any("no page fault" in t for _, t in pg.panel)
     send(pg, type="control", id="without:pinned-copy", value=True)
     assert pg.model.without == {"pinned-copy"} and "Forked again" in pg.panel[0][1]
     pg.act("parent", "write", 0, 5)
     pg.act("parent", "DMA write (device)", 0, 9)
     pg.act("parent", "read", 0)
-    assert pg.model.log[-1] == "parent read slot 0 -> 5: no fault"   # the write is lost
+    assert pg.model.log[-1] == "parent read PTE 0 -> 5: no fault"   # the write is lost
     send(pg, type="control", id="kernel", value="v6.17")
     assert pg.model.kernel == "v6.17" and pg.model.log == []
 

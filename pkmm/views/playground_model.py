@@ -37,9 +37,9 @@ class PlaygroundModel:
     >>> m = PlaygroundModel({"vmas": [{"start": 0, "npages": 2}],
     ...     "folios": {"F": {"order": 0}}, "ptes": [{"addr": 0, "folio": "F"}]}, "v6.17")
     >>> m.act("child", "write", 0, 7)
-    'child write slot 0 = 7: cow-copy'
+    'child write PTE 0 = 7: cow-copy'
     >>> m.act("parent", "read", 0)
-    'parent read slot 0 -> 0: no fault'
+    'parent read PTE 0 -> 0: no fault'
     """
 
     def __init__(self, layout: Any, kernel: str = DEFAULT_KERNEL,
@@ -75,11 +75,11 @@ class PlaygroundModel:
         if action == "read":
             v = self.proc(who).read(addr)
             fr = self.proc(who).last_fault
-            line = f"{who} read slot {slot} -> {v}: {_kind(fr)}"
+            line = f"{who} read PTE {slot} -> {v}: {_kind(fr)}"
         elif action == "write":
             self.proc(who).write(addr, value)
             fr = self.proc(who).last_fault
-            line = f"{who} write slot {slot} = {value}: {_kind(fr)}"
+            line = f"{who} write PTE {slot} = {value}: {_kind(fr)}"
         elif action == "exit":
             self.proc(who).exit()
             line = f"{who} exited: its mappings and pins are gone"
