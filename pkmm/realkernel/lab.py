@@ -720,8 +720,8 @@ def headline() -> str:
             f"{len(TOPICS)} groups: at every step, what the kernel reports about every page of "
             "the region (its token, explained below), every access's fault count (and the value "
             "a read returned), and the region's AnonHugePages (a line of the process's smaps "
-            "file in /proc: how much of the region is mapped as whole 2 MiB THPs, one entry "
-            f"for 2 MiB).\n{odd} of the {len(rows)} are not as their plain row "
+            "file in /proc: how much of the region is mapped as whole 2 MiB THPs, each by one "
+            f"PMD entry).\n{odd} of the {len(rows)} are not as their plain row "
             "(a, c or f) predicts: the rows with red outlines, each with its reason.")
 
 
