@@ -275,12 +275,12 @@ def _role_names(steps: list[dict[str, Any]]) -> list[str]:
 
 
 _READ_VALUE = "val= the value a read returned (the probe wrote 1 into every page), and "
-STEPS_LEGEND = ("each row: the pages as the process named in it sees them · yellow: a new "
-                "physical page (n1, n2, …: numbered as the token key says) · blue: an "
-                "original page mapped by both processes "
-                "(m2) · white: an original page one process maps (m1), or nothing mapped · "
-                "dashed box: the page this step read or wrote (not the red outline of the "
-                "row tables, which marks a cell unlike its plain row's) · the access: which page, "
+# short on purpose: it sits above every step table, and a reader skips a long one; the red
+# outline of the row tables is the row tables' own key, not repeated here
+STEPS_LEGEND = ("each row: the pages as that process sees them · yellow: a new page "
+                "(n1, n2, …: see the token key) · blue: an original page both processes "
+                "map (m2) · white: an original page one process maps (m1), or nothing · "
+                "dashed box: the page this step read or wrote · the access: which page, "
                 f"{_READ_VALUE}faults= how many faults it took")
 
 
@@ -720,8 +720,8 @@ def headline() -> str:
             f"{len(TOPICS)} groups: at every step, what the kernel reports about every page of "
             "the region (its token, explained below), every access's fault count (and the value "
             "a read returned), and the region's AnonHugePages (a line of the process's smaps "
-            "file in /proc: how much of the region is mapped as whole 2 MiB THPs, one entry "
-            f"for 2 MiB).\n{odd} of the {len(rows)} are not as their plain row "
+            "file in /proc: how much of the region is mapped as whole 2 MiB THPs, each by one "
+            f"PMD entry).\n{odd} of the {len(rows)} are not as their plain row "
             "(a, c or f) predicts: the rows with red outlines, each with its reason.")
 
 
