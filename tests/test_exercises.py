@@ -128,7 +128,7 @@ def test_batches_T06_dirty_split(kernel: str, want: list[int]) -> None:
 def test_batches_wrong_answers_name_the_rule() -> None:
     r = BatchSizes.from_scenario(T06, C).check([4])
     assert 0 < r.score < 1
-    assert "PTE 2 starts a new call: its D bit differs" in r.explanation
+    assert "Row 2 starts a new call: its D bit differs" in r.explanation
     assert "folio_pte_batch() compares D" in r.explanation
     r = BatchSizes.from_scenario(T06, B).check([2, 2])
     assert 0 < r.score < 1
@@ -137,7 +137,19 @@ def test_batches_wrong_answers_name_the_rule() -> None:
     r = BatchSizes.from_scenario(T06, D).check([4])
     assert "folio_pte_batch_flags() compares D" in r.explanation
     r = BatchSizes.from_scenario(T06, C).check([1, 1, 1, 1])
-    assert r.score == 0.5 and "PTEs 1, 3 do not start a new call" in r.explanation
+    assert r.score == 0.5 and "Rows 1, 3 do not start a new call" in r.explanation
+
+
+def test_batches_backwards_folio_names_its_last_page() -> None:
+    """Pages mapped backwards (A.1 then A.0): the call holding A.1 ends at the folio's
+    end, and the checker says so with one reason, by row, not by slot."""
+    sc = layout(1)
+    sc["ptes"][0]["page"], sc["ptes"][1]["page"] = 1, 0
+    e = BatchSizes.from_scenario(sc, B)   # batch-v3 stops at the folio's end
+    assert e.solve() == [1, 1]
+    r = e.check([2])
+    assert "Row 1 starts a new call: row 0 maps A.1, the folio's last page" in r.explanation
+    assert "PTE 1" not in r.explanation
 
 
 def test_batches_T12_adjacent_folios_and_T09b_uffd_wp() -> None:
