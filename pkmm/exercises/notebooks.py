@@ -579,7 +579,8 @@ def priced(ex: Exercise) -> str:
     said = " and ".join(f"{t:.2f} µs under {k}" for k, t in times.items())
     return (f"**What it costs.** With notebook 08's stored prices (fitted on one machine), "
             f"copying these PTEs is predicted at {said} (without the fixed cost of forking "
-            "a process at all).\n\n")
+            "a process at all). 08 also prices a batch scan (one per call on a large folio, "
+            "in a batching version), a count this exercise does not ask.\n\n")
 
 
 def _worked(name: str) -> bool:
@@ -674,7 +675,8 @@ def intro(name: str, up: str) -> str:
             f"Answer format: {cls.answer_format}.\n\nLearn it in: {learn}.\n\n"
             "**How to read the table**\n\n"
             f"- Columns: {legend}.\n"
-            "- `#` numbers the *present PTEs* in address order; answers use these numbers.\n"
+            "- `#` numbers the *present PTEs* (those that map a page) in address order; "
+            "answers use these row numbers.\n"
             "- An empty slot is an unnumbered `(none)` line, so row 4 is not always slot 4 "
             "(the lessons' pictures number slots, empty ones included).\n"
             "- The `ARG` lines echo the problem's arguments: the same seed and version give "
