@@ -133,25 +133,24 @@ What else ends a batch depends on the version:
   which no layout here reaches.)
   - Of the bits it compares only two: [PN](../glossary.ipynb#PN) always, and
     [UW](../glossary.ipynb#UW) (userfaultfd write-protect: "tell a monitor before any
-    write") only when the child VMA is [uffd-wp](../glossary.ipynb#uffd-wp), that is
-    keeps those marks. Otherwise the child drops UW anyway.
+    write") only when the child VMA is [uffd-wp](../glossary.ipynb#uffd-wp) (it
+    keeps those marks). Otherwise the child drops UW anyway.
   - D and W never end a batch: it counts how many PTEs have them and sets the child's
     batch from the counts.
 - **v6.9 and v6.17** compare the PTE bits with
   [folio_pte_batch](../glossary.ipynb#folio_pte_batch)() (v6.17:
   `folio_pte_batch_flags()`). Which bit changes end a batch there:
 
-  | bit | ends a batch in v6.9, v6.17 |
-  |---|---|
-  | A, W | never |
-  | D | in a private mapping only (a shared child's PTEs are made clean anyway) |
-  | SD | only with [soft-dirty](../glossary.ipynb#soft-dirty) tracking on (a tool asked for SD) |
-  | UW, PN | always |
+| bit | ends a batch in v6.9, v6.17 |
+|---|---|
+| A, W | never |
+| D | in a private mapping only (a shared child's PTEs are made clean anyway) |
+| SD | only with [soft-dirty](../glossary.ipynb#soft-dirty) tracking on (a tool asked for SD) |
+| UW, PN | always |
 
-  The batch function has no switch to ignore UW (its author left it in "for now"), so a
-  UW change ends a batch even where the child drops UW.
-  v6.9 and v6.17 make the same batches (they differ in how they read the PTEs, which
-  this exercise does not ask).
+The batch function has no switch to ignore UW (its author left it in "for now"), so a
+UW change ends a batch even where the child drops UW. v6.9 and v6.17 make the same
+batches (they differ in how they read the PTEs, which this exercise does not ask).
 
 No problem of this exercise has a pin (`MMF_HAS_PINNED: no`), so every call succeeds and
 every answer is a list of ints. AE and refcounts are facts about the page a row maps,
