@@ -291,7 +291,9 @@ GUIDE = ("pkmm is a small Python model of the Linux kernel code that copies a pr
          "and what each kernel version does differently. Read the notebooks in order, 00 to "
          "08; then 09 and 10 compare the model with a real kernel and a real process. Each "
          "exercise names the notebook it practises: do it after that one. The glossary "
-         "explains every term the pages use.")
+         "explains every term the pages use. Nothing runs on these pages: to run a "
+         "notebook or check an exercise, get a copy of the pkmm repository and run "
+         "`./dev lab` (its README), or use your course's Binder or JupyterLite link.")
 
 
 def follows(page: Page) -> str:

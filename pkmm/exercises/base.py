@@ -57,7 +57,9 @@ def _checking(check: Callable[[Any, Any], Result]) -> Callable[[Any, Any], Resul
         if answer is None or answer is Ellipsis:
             return Result(0.0, 1.0, wrap("No answer yet: set ANSWER to your prediction "
                                          f"(expected {self.answer_format}) and run this "
-                                         "cell again."), answered=False)
+                                         "cell again. (On a static web page nothing runs: "
+                                         "open the notebook in Jupyter first.)"),
+                          answered=False)
         self._checking += 1
         try:
             return check(self, answer)

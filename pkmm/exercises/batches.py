@@ -104,11 +104,12 @@ class BatchSizes(Exercise):
         for i in sorted(ws - gs):
             text = starts_batch(self.kernel, why[i])
             if why[i] == "folio-end" and entries[i]["folio"] == entries[i - 1]["folio"]:
-                # The model's stop is the folio's end (the PTE before mapped its last
-                # page), but what a reader sees is the pages running backwards: say both.
-                text = (starts_batch(self.kernel, "pfn-gap") + " Here the pages run "
-                        "backwards: the PTE before mapped a later page of the same folio, "
-                        "its last one, so that batch also stopped at the folio's end.")
+                # The pages run backwards: the model's stop is the folio's end, because
+                # the row before mapped the folio's last page.  One reason, said plainly.
+                prev = entries[i - 1]
+                text = (f"row {i - 1} maps {prev['folio']}.{prev['page']}, the folio's last "
+                        "page, so the call holding it ends there (a batch never leaves its "
+                        "folio).")
             groups.setdefault("start{s} a new call: " + text, []).append(i)
         for i in sorted(i for i in gs - ws if 0 < i < len(entries)):
             diff = [b for b in BITS if entries[i][b] != entries[i - 1][b]]
@@ -118,5 +119,7 @@ class BatchSizes(Exercise):
             one = len(idx) == 1
             verb = text.format(s="s" if one else "", es="es" if one else "",
                                it="it" if one else "each")
-            notes.append(f"PTE{'' if one else 's'} {', '.join(map(str, idx))} {verb}")
+            # "row", never "PTE n": the glossary's PTE n counts slots, and the table's rows
+            # skip empty ones
+            notes.append(f"Row{'' if one else 's'} {', '.join(map(str, idx))} {verb}")
         return Result(score, 1.0, "\n".join("- " + n for n in notes))

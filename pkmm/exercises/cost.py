@@ -51,7 +51,7 @@ class ForkCost(Exercise):
     """Predict operation counts of fork for N PTEs over folios of one order."""
 
     name = "fork-cost"
-    title = "cost of fork for a folio size"
+    title = "the operation counts behind the cost of fork"
     families = ("one folio order, uniform bits", "several folio orders and a change of D")
     answer_format = ('a dict {"calls": int, "set_ptes_calls": int, "pte_writes": int, '
                      '"anon_dup_checks": int}')

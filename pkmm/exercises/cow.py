@@ -19,7 +19,12 @@ from ..scenario import Scenario
 from .base import Exercise, Result, fmt_list
 from .layout import BASE, folio_name, scenario
 
-KINDS = {"cow-copy": "copy", "reuse": "reuse", "none": "none"}
+#: The model's fault kinds -> the answer's words: notebook 07's names, so that a student
+#: moving between the lesson and the exercise translates nothing.
+KINDS = {"cow-copy": "cow-copy", "reuse": "reuse", "none": "no fault"}
+#: Earlier spellings of the answer words, still accepted (answers written before the
+#: names followed notebook 07).
+ALIASES = {"copy": "cow-copy", "none": "no fault"}
 
 
 #: Why a write copied, in plain words, by the reuse test's trace code (pkmm/fault.py):
@@ -39,8 +44,8 @@ class CowAfterFork(Exercise):
     name = "cow-after-fork"
     title = "CoW copy or reuse after a sequence of writes"
     draw = RELEASED_KERNELS
-    answer_format = ('a list with one of "copy", "reuse", "none" per write, e.g. '
-                     '["copy", "reuse", "none"]')
+    answer_format = ('a list with one of "cow-copy", "reuse", "no fault" per write, '
+                     'e.g. ["cow-copy", "reuse", "no fault"]')
 
     def generate(self, rng: random.Random) -> Scenario:
         folios: dict[str, dict[str, Any]] = {}
@@ -76,9 +81,9 @@ class CowAfterFork(Exercise):
             else:
                 lines.append(f"  {w}.  the {op[0]} writes to PTE row {op[2]}")
                 w += 1
-        lines.append('For each write: does the write fault COPY the page ("copy"), REUSE it '
+        lines.append('For each write: does the write fault COPY the page ("cow-copy"), REUSE it '
                      'in place ("reuse"), or not fault at all because the PTE is already '
-                     'writable ("none")?')
+                     'writable ("no fault")?')
         return "\n".join(lines)
 
     def _run(self) -> list[tuple[str, list[tuple[str, str, str]]]]:
@@ -104,11 +109,12 @@ class CowAfterFork(Exercise):
         if not isinstance(answer, (list, tuple)) or len(answer) != len(run) or \
                 not all(isinstance(a, str) for a in answer):
             return self._shape_error(answer)
-        wrong = [i for i, (kind, _) in enumerate(run) if answer[i] != kind]
-        plain = {"copy": "copies the page (a copy-on-write fault): someone else may still "
+        wrong = [i for i, (kind, _) in enumerate(run)
+                 if ALIASES.get(answer[i], answer[i]) != kind]
+        plain = {"cow-copy": "copies the page (a copy-on-write fault): someone else may still "
                          "use it",
                  "reuse": "reuses the page in place: nobody else uses it any more",
-                 "none": "does not fault: the PTE is already writable (an earlier write "
+                 "no fault": "does not fault: the PTE is already writable (an earlier write "
                          "fault in this process made it so)"}
         notes = []
         for i in wrong:
@@ -117,7 +123,7 @@ class CowAfterFork(Exercise):
             copy_why = next((w for c, w in COPY_WHY.items() if c in codes), None)
             detail = "; ".join(f"{f}: {reason}" for f, _, reason in events)
             said = (f"copies the page (a copy-on-write fault): {copy_why}"
-                    if kind == "copy" and copy_why else plain.get(kind, kind))
+                    if kind == "cow-copy" and copy_why else plain.get(kind, kind))
             notes.append(f"Write {i} {said}; you said {answer[i]!r}."
                          + (f" Kernel ({self.kernel}): {detail}." if detail else ""))
         if not wrong:

@@ -139,7 +139,7 @@ def describe(s: Scenario) -> str:
         if f.pins:
             extra.append(f"{f.pins} FOLL_PIN")
         if f.gup_refs:
-            extra.append(f"{f.gup_refs} vmsplice refs")
+            extra.append(f"{f.gup_refs} vmsplice ref{'' if f.gup_refs == 1 else 's'}")
         lines.append(f"folio {name}: order {f.order} {f.kind}, pfn {f.pfn:#x}-"
                      f"{f.pfn + f.nr_pages - 1:#x}, refcount {f.refcount}"
                      + (f" ({', '.join(extra)})" if extra else ""))

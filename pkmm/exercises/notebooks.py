@@ -73,8 +73,8 @@ BIT_TABLE = "\n".join([
         'W, [shared](../glossary.ipynb#shared-mapping)',
         'kept',
         '1 only if *every* PTE of the batch was writable, else 0',
-        "1 if *any* PTE of the batch was writable (the first PTE's W, or "
-        "[any_writable](../glossary.ipynb#any_writable): any PTE after the first)",
+        "1 if *any* PTE of the batch was writable (the kernel reads the first PTE's W "
+        "and [any_writable](../glossary.ipynb#any_writable), its flag for the rest)",
     ]) + " |",
     "| " + " | ".join([
         '[D](../glossary.ipynb#D), private',
@@ -129,31 +129,32 @@ What else ends a batch depends on the version:
 
 - **v6.8** does not batch: one call per PTE.
 - **batch-v3** (the [seed patch](../glossary.ipynb#seed-patch)) measures a batch with
-  `folio_nr_pages_cont_mapped()`. It also stops at the end of the range being copied (the
-  VMA's end or the end of the 512-PTE [PMD slice](../glossary.ipynb#PMD-slice); every
-  layout here lies inside one slice, so only the folio's end matters).
+  `folio_nr_pages_cont_mapped()`. (It also stops at the end of the range being copied,
+  which no layout here reaches.)
   - Of the bits it compares only two: [PN](../glossary.ipynb#PN) always, and
-    [UW](../glossary.ipynb#UW) only when the child VMA is uffd-wp. Otherwise it clears
-    UW in every child PTE (exercise (b)), so a UW change could not show in the child.
+    [UW](../glossary.ipynb#UW) (userfaultfd write-protect: "tell a monitor before any
+    write") only when the child VMA is [uffd-wp](../glossary.ipynb#uffd-wp) (it
+    keeps those marks). Otherwise the child drops UW anyway.
   - D and W never end a batch: it counts how many PTEs have them and sets the child's
-    batch from the counts (exercise (b)).
+    batch from the counts.
 - **v6.9 and v6.17** compare the PTE bits with
   [folio_pte_batch](../glossary.ipynb#folio_pte_batch)() (v6.17:
-  `folio_pte_batch_flags()`), minus the bits they are told to ignore:
-  - A and W always;
-  - D only in a shared mapping, where the child's PTEs are made clean anyway (exercise
-    (b)); so in a private mapping a change of D ends the batch;
-  - SD unless soft-dirty tracking is on.
+  `folio_pte_batch_flags()`). Which bit changes end a batch there:
 
-  UW and PN are always compared: the batch function has no switch to ignore UW (its
-  author left it in "for now"), so a UW change ends a batch even where the child drops UW.
-  v6.9 and v6.17 make the same batches (they differ in how they read the PTEs, which
-  this exercise does not ask).
+| bit | ends a batch in v6.9, v6.17 |
+|---|---|
+| A, W | never |
+| D | in a private mapping only (a shared child's PTEs are made clean anyway) |
+| SD | only with [soft-dirty](../glossary.ipynb#soft-dirty) tracking on (a tool asked for SD) |
+| UW, PN | always |
+
+The batch function has no switch to ignore UW (its author left it in "for now"), so a
+UW change ends a batch even where the child drops UW. v6.9 and v6.17 make the same
+batches (they differ in how they read the PTEs, which this exercise does not ask).
 
 No problem of this exercise has a pin (`MMF_HAS_PINNED: no`), so every call succeeds and
-every answer is a list of ints. AE and pins are facts about the page a row maps, not PTE
-bits, so they never end a batch by themselves. (When a page must be copied, they do cut
-one: exercise (c).)
+every answer is a list of ints. AE and refcounts are facts about the page a row maps,
+not PTE bits: they never end a batch here.
 
 A generated layout may carry details that do not matter for its question; telling which do
 is part of the exercise. Look at the table and predict what each call returns."""),
@@ -166,9 +167,10 @@ from the whole batch instead). So first split the rows into each version's batch
 
 """ + BIT_TABLE + """
 
-Why W may be merged in a shared mapping: a read-only shared PTE without a UW mark is only
-waiting for its first write fault, which would make it writable anyway. So either
-direction is safe:
+Why W may be merged in a shared mapping: a PTE of a writable shared mapping is read-only
+only so that its first write faults and tells the file system
+([write-notify](../glossary.ipynb#write-notify)). Without a UW mark, that fault would make
+it writable anyway. So either direction is safe:
 
 - batch-v3 is cautious: a batch with one read-only PTE gives a read-only child batch, and
   the child's first write fault makes it writable again;
@@ -195,23 +197,24 @@ any bit.)
 The problem names two versions: `ARG kernel` and `ARG other kernel`. Predict one bit of every
 child PTE under each."""),
     "pin-copies": ("c-pin-copies", """\
-A page pinned for [DMA](../glossary.ipynb#DMA) ([io_uring](../glossary.ipynb#io_uring), RDMA)
-must stay with the parent: if fork shared it, the parent's next write would copy it away
+A page pinned by a driver for [DMA](../glossary.ipynb#DMA) (RDMA, say) or by
+[io_uring](../glossary.ipynb#io_uring) must stay with the parent: if fork shared it, the
+parent's next write would copy it away
 from the device. So fork gives the child a copy of such a page at once (the kernel's
 `copy_present_page()`).
 
 **Which pages are copied** (notebook 04 §3). A page is copied, not shared, when all three hold:
 
-1. the process has ever pinned a page ([MMF_HAS_PINNED](../glossary.ipynb#MMF_HAS_PINNED): yes);
-2. its folio [may be pinned](../glossary.ipynb#maybe-pinned) (the test is in the table
-   below);
-3. the page is [AnonExclusive](../glossary.ipynb#AnonExclusive) (AE 1).
+1. the page is [AnonExclusive](../glossary.ipynb#AnonExclusive) (AE 1);
+2. the process has ever pinned a page ([MMF_HAS_PINNED](../glossary.ipynb#MMF_HAS_PINNED): yes);
+3. its folio [may be pinned](../glossary.ipynb#maybe-pinned) (the test is in the table
+   below).
 
-About test 3: a page that is not AE is already shared by an earlier fork. Pins are taken
+About test 1: a page that is not AE is already shared by an earlier fork. Pins are taken
 by [GUP](../glossary.ipynb#GUP) (the kernel's "get user pages", which drivers call), and
 GUP pins only AE pages. So a non-AE page cannot be pinned: it is shared again.
 
-Test 2 depends on the folio's size. A [FOLL_PIN](../glossary.ipynb#FOLL_PIN) pin counts
+Test 3 depends on the folio's size. A [FOLL_PIN](../glossary.ipynb#FOLL_PIN) pin counts
 differently in a small folio and in a large one (1024 is the kernel's
 [GUP_PIN_COUNTING_BIAS](../glossary.ipynb#GUP_PIN_COUNTING_BIAS)):
 
@@ -225,19 +228,17 @@ pin counter; a small folio has only its own struct page, so a pin is folded into
 refcount as a big step. The small-folio test can therefore be fooled: 1024 other
 references, such as [vmsplice](../glossary.ipynb#vmsplice) ones, pass it too. A small
 folio with refcount ≥ 1024 and no `FOLL_PIN` on its line is such a case. The folio line
-shows the pins as `(N FOLL_PIN)`.
+shows the pins as `(N FOLL_PIN)`; the rest of its refcount is one reference per mapped PTE.
 
 The pin is counted per folio, not per page, so the kernel cannot tell *which* page of a
 large folio is pinned: it copies every AE page of that folio. That is why the table has no
 per-row pins column: fork sees only the folio line's count.
 
-Why one page per round: fork copies under the page-table lock, where it must not sleep,
-so it cannot allocate there; it backs out, allocates one page with the lock dropped, and
-retries. The kernel keeps this simple: one spare page at a time.
-
-**How many rounds.** Each copy needs a
-[preallocated page](../glossary.ipynb#preallocated-page): fork drops its locks, allocates
-and retries (one [-EAGAIN](../glossary.ipynb#-EAGAIN) round). Write the calls as in
+**How many rounds.** Fork copies under the page-table lock, where it must not sleep, so
+it cannot allocate a page there. Each copy needs a
+[preallocated page](../glossary.ipynb#preallocated-page): the call returns
+[-EAGAIN](../glossary.ipynb#-EAGAIN), fork drops its locks, allocates one page and
+retries. That is one round; the kernel keeps one spare page at a time. Write the calls as in
 notebook 04: a number per call, `E` for a call that returned -EAGAIN. The rounds are the
 E's: the call that succeeds after a retry is not another round.
 
@@ -245,10 +246,13 @@ E's: the call that succeeds after a retry is not another round.
 - **batch-v3**: a batch is cut at the first page that needs a copy (the pages before it
   are shared in that call); that page then costs `E, 1` (copied alone), and batching starts
   again at the next PTE.
-- **v6.9, v6.17**: a batch's pages are checked in one call, all or nothing.
+- **v6.9, v6.17**: a batch's pages are checked in one call (the
+  [rmap dup](../glossary.ipynb#rmap-dup), which adds the child's mapping to the pages'
+  reverse map), all or nothing.
   1. A batch that holds a page needing a copy is refused as a whole (`E`).
   2. The retry takes its first PTE alone: copied if the three tests hold for it, else
-     shared (the preallocated page is then freed unused, but the round was spent).
+     shared (the preallocated page is then freed unused, but the round was spent: a
+     cost the kernel accepts, as pinned folios are rare, to keep the common path simple).
   3. Batching resumes at the next PTE.
 
   So the rounds depend on where the batches end: in a private mapping a change of D ends
@@ -267,6 +271,7 @@ For each row, fork either *shares* the page with the child or gives the child a 
 
 - **shared**: one more folio reference ([refcount](../glossary.ipynb#refcount) + 1) and one
   more mapping of that page (its per-page [mapcount](../glossary.ipynb#mapcount) + 1);
+  the page loses AE and both PTEs are read-only;
 - **copied**: the original folio's counters do not change (the copy is a new folio, not
   asked about), and the parent keeps its page as it was: AE, PTE still writable.
   A page is copied when `MMF_HAS_PINNED` is yes, its folio may be pinned,
@@ -286,15 +291,15 @@ Predict the counters of every folio in the table after fork. "mapcount" means th
 per-page mapcount, one number per page of the folio. (The glossary's mapcount entry also
 names a large folio's whole-folio counts: they are not asked here.)"""),
     "cow-after-fork": ("e-cow-or-reuse", """\
-After fork, both processes map shared pages read-only. A write then does one of three
-things (notebook 07's names in brackets):
+Every page here is shared at fork, so both processes then map it read-only. A write does
+one of three things (the names notebook 07 uses):
 
-- **"copy"** (07's `cow-copy`, a [CoW fault](../glossary.ipynb#CoW-fault)): it faults and
-  the writer gets a new page of its own. The old page loses the writer's mapping and its
-  reference (mapcount - 1, refcount - 1);
-- **"reuse"** (07's `reuse`; see [reuse](../glossary.ipynb#reuse)): it faults and the kernel
+- **"cow-copy"** (a [CoW fault](../glossary.ipynb#CoW-fault)): it faults and the writer
+  gets a new page of its own. The old page loses the writer's mapping (its mapcount - 1)
+  and its folio loses a reference (the folio's refcount - 1);
+- **"reuse"** (see [reuse](../glossary.ipynb#reuse)): it faults and the kernel
   makes the writer's PTE writable in place, because it can prove nobody else uses the page;
-- **"none"** (07's `no fault`): an earlier write fault of the same process already made the
+- **"no fault"**: an earlier write fault of the same process already made the
   PTE writable.
 
 **When is a page reused?** The kernel decides in a function named
@@ -304,11 +309,12 @@ AE. A reused page is AE again, but its PTE is then writable, so the next write d
 fault.)
 
 - A small page: when its refcount is 1 (nobody else at all: no other mapping, pin or pipe).
-- A page of a large folio, **v6.8 and batch-v3** (the seed patch changed fork, not the
-  fault): the same test on the folio's refcount. Refcount 1 means the written PTE is the
+- A page of a large folio, **v6.8 and batch-v3**. (batch-v3 behaves like v6.8 here: the
+  seed patch changed fork, not the fault.) The same test on the folio's refcount.
+  Refcount 1 means the written PTE is the
   folio's only reference, so every other page of the folio must be unmapped, by both
   processes, the writer included. For example, a parent that alone maps every page of a
-  folio still gets "copy": its other PTEs hold references too.
+  folio still gets "cow-copy": its other PTEs hold references too.
 - **v6.9**: never; it copies even when the writer is alone. The kernel's reason: the test
   could succeed only once no other page of the folio is mapped, so it "consistently" copies
   instead, which gives the large folio back sooner.
@@ -316,7 +322,8 @@ fault.)
   1. the writer's process alone maps the folio. The kernel reads a
      [maybe mapped shared](../glossary.ipynb#maybe-mapped-shared) flag; with only a parent
      and a child, it says "alone" exactly when the other process maps none of the folio.
-     So once the child has exited, it says "alone";
+     So once the child has exited, or has CoW-copied away every page of it, it says
+     "alone";
   2. every reference is one of the writer's mappings (no pin, no pipe);
   3. the writer maps more than one page of the folio.
 
@@ -326,10 +333,9 @@ fault.)
 "the child exits" is a step, not a write: it gets no answer, and it drops all the child's
 mappings and references. Predict what each write in the sequence does."""),
     "fork-cost": ("f-fork-cost", """\
-Batching is about cost. Notebook 08's model prices fork per child PTE written and per
-copy call (one price covers the call, its set_ptes() and its refcount update), among a
-few other terms. This exercise counts what those prices are multiplied by. Count, for
-this layout and version:
+Batching is about cost. Notebook 08 computes fork's cost from counts like these, each
+multiplied by a price it fitted to measured fork() times. This exercise asks for the
+counts, for this layout and version:
 
 - `calls`: the calls of the present-PTE copy function (one per batch);
 - `set_ptes_calls`: the [set_ptes](../glossary.ipynb#set_ptes)() calls that write child PTEs;
@@ -341,7 +347,8 @@ this layout and version:
 
 The rmap dup calls have no price of their own in 08: its prices are fitted to measured
 fork() times, so their cost is already inside the per-call and per-PTE prices. They are
-counted here because they show the one thing batch-v3 did not batch.
+counted here because they show the one thing batch-v3 did not batch: it dups page by
+page so that it can refuse one page of a batch for a pin (exercise (c)).
 
 No problem of this exercise has a pin, so no call is refused and there are no retries:
 `calls` and `set_ptes_calls` are always equal here (a refused call would write no PTE).
@@ -358,9 +365,8 @@ Batching does not shorten all four alike:
 - every version writes every child PTE once: batching cannot remove per-PTE work, so
   `pte_writes` is the number of rows.
 
-In your problem every PTE has the same bits except A, which no batching version
-compares: a batching version makes one batch per folio. Notebook 08 counts more operations (refcount
-updates, PTE reads); this exercise asks for these four."""),
+Notebook 08 counts more operations (refcount updates, PTE reads, batch scans); this
+exercise asks for these four."""),
 }
 
 #: The lesson notebooks each exercise follows (paths relative to notebooks/).
@@ -446,8 +452,9 @@ METHOD: dict[str, str] = {
                   "may be pinned: for a large folio every AE page), change nothing."),
     "cow-after-fork": ("Keep a small table of who maps what. For each write: is the "
                        "writer's PTE already writable (an earlier write of its own)? Then "
-                       "\"none\". Otherwise it faults: reuse if nobody else uses the page "
-                       "(the rules above, per version), else copy, after which the writer "
+                       "\"no fault\". Otherwise it faults: \"reuse\" if nobody else uses "
+                       "the page (the rules above, per version), else \"cow-copy\", after "
+                       "which the writer "
                        "maps a new page of its own. An exit drops every mapping and "
                        "reference of the exiting process."),
     "fork-cost": ("Find the batches (exercise (a)'s method): v6.8 makes one per PTE; a "
@@ -479,7 +486,7 @@ def calls_behind(ex: Exercise) -> str:
     each present-PTE copy call returned (``E`` for -EAGAIN) and the rows it covered.
     Empty for the write-sequence exercise, whose answer is not about fork's calls."""
     if ex.name == "cow-after-fork":
-        return ""
+        return bookkeeping(ex)
     versions = ex.versions if ex.name == "child-bits" else (ex.kernel,)  # type: ignore[attr-defined]
     lines = []
     for kernel in versions:
@@ -506,6 +513,35 @@ def calls_behind(ex: Exercise) -> str:
         else ""
     return ("**The calls behind it** (what each present-PTE copy call returned"
             f"{legend} and the rows it took):\n\n" + "\n".join(lines) + "\n\n")
+
+
+def bookkeeping(ex: Exercise) -> str:
+    """The write-sequence exercise's "who maps what" table, from the model: after fork and
+    after each step, every original folio's refcount and per-page mapcounts (a page
+    copied away is no longer the old folio's)."""
+    from .cow import KINDS
+    p, folios = ex.build()
+    child = fork(p, ex.kernel).child
+
+    def state() -> str:
+        return "; ".join(f"{n}: ref {c['refcount']}, mapcount {c['mapcount']}"
+                         for n, c in _counts(folios).items())
+    rows = [f"| after fork | | {state()} |"]
+    n = 0
+    for op in ex.ops:  # type: ignore[attr-defined]
+        proc = p if op[0] == "parent" else child
+        if op[1] == "exit":
+            proc.exit()
+            rows.append(f"| the {op[0]} exits | | {state()} |")
+            continue
+        proc.write(BASE + op[2] * PAGE_SIZE, n + 1)
+        kind = proc.last_fault.kind  # type: ignore[union-attr]
+        rows.append(f"| write {n}: {op[0]}, row {op[2]} | {KINDS.get(kind, kind)} | "
+                    f"{state()} |")
+        n += 1
+    return ("**The bookkeeping behind it** (the Method's table: each folio's refcount and "
+            "per-page mapcounts after every step):\n\n| step | outcome | counters after "
+            "it |\n|---|---|---|\n" + "\n".join(rows) + "\n\n")
 
 
 #: Terms a checker's verdict may use, linked to the glossary at their first use in a page's
@@ -542,7 +578,8 @@ def priced(ex: Exercise) -> str:
     said = " and ".join(f"{t:.2f} µs under {k}" for k, t in times.items())
     return (f"**What it costs.** With notebook 08's stored prices (fitted on one machine), "
             f"copying these PTEs is predicted at {said} (without the fixed cost of forking "
-            "a process at all).\n\n")
+            "a process at all). 08 also prices a batch scan (one per call on a large folio, "
+            "in a batching version), a count this exercise does not ask.\n\n")
 
 
 def _worked(name: str) -> bool:
@@ -595,7 +632,7 @@ def misconception(ex: Exercise) -> Any:
             before[e["folio"]]["mapcount"][e["page"]] += 1
         return before
     if ex.name == "cow-after-fork":    # "every write after fork copies"
-        return ["copy"] * len(key)
+        return ["cow-copy"] * len(key)
     n = len(rows)                      # "no batching: one of everything per PTE"
     return {"calls": n, "set_ptes_calls": n, "pte_writes": n, "anon_dup_checks": n}
 
@@ -637,12 +674,13 @@ def intro(name: str, up: str) -> str:
             f"Answer format: {cls.answer_format}.\n\nLearn it in: {learn}.\n\n"
             "**How to read the table**\n\n"
             f"- Columns: {legend}.\n"
-            "- `#` numbers the *present PTEs* in address order; answers use these numbers.\n"
+            "- `#` numbers the *present PTEs* (those that map a page) in address order; "
+            "answers use these row numbers.\n"
             "- An empty slot is an unnumbered `(none)` line, so row 4 is not always slot 4 "
             "(the lessons' pictures number slots, empty ones included).\n"
             "- The `ARG` lines echo the problem's arguments: the same seed and version give "
             "the same problem again.\n\n"
-            "*Predict first; use the model only to check yourself afterwards.*")
+            "*Predict first, then check (in Jupyter: see the end of this page).*")
 
 
 KERNEL_DEFAULT = "None: the seed picks the version"
@@ -651,14 +689,17 @@ KERNEL_COMMENT = {
     "child-bits": "None: the seed picks both versions (a version here sets ARG kernel)",
 }
 
-CHECK_MD = ("## Check\n\nPrints your score (0 to 1) and, for each mistake, the kernel rule "
-            "that decides it. It never fails, so you can iterate.")
+CHECK_MD = ("## Check\n\nIn Jupyter this prints your score (0 to 1) and the kernel rule "
+            "behind each mistake; change `ANSWER` and run it again as often as you like. "
+            "On a static web page it shows only the \"no answer yet\" message.")
 
-STATIC_MD = ("By design this page never shows the answer of your problem: in a graded "
-             "course every student gets their own seed. To check yours, run this notebook in "
-             "Jupyter (your course's Binder or JupyterLite link, or Jupyter on your own "
-             "machine), set `ANSWER` and run the Check cell: it prints your score and the "
-             "rule behind each mistake.")
+STATIC_MD = ("**On a static web page nothing runs**, and no page shows your problem's "
+             "answer. To check an answer, open this notebook in Jupyter: in a copy of the "
+             "pkmm repository run `./dev lab` (its README says how; `./dev lite` builds a "
+             "browser-only JupyterLite copy), or use your course's Binder or JupyterLite "
+             "link. If your course gives you a seed, set `SEED` to it and run the cells: "
+             "that prints your own problem. Without Jupyter, solve the problem shown "
+             "above (its seed is in the code cell).")
 
 
 def lab_notebook(name: str, seed: int | None = None) -> dict[str, Any]:
