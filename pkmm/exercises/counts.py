@@ -18,7 +18,7 @@ from .base import Exercise, Result, fmt_list
 from .layout import random_ptes, scenario
 
 
-def _counts(folios: dict[str, Folio]) -> dict[str, dict[str, Any]]:
+def folio_counts(folios: dict[str, Folio]) -> dict[str, dict[str, Any]]:
     return {n: {"refcount": f.refcount,
                 "mapcount": [f.page(i).mapcount for i in range(f.nr_pages)]}
             for n, f in folios.items()}
@@ -63,7 +63,7 @@ class Refcounts(Exercise):
     def solve(self) -> dict[str, dict[str, Any]]:
         p, folios = self.build()
         fork(p, self.kernel)
-        return _counts(folios)
+        return folio_counts(folios)
 
     def _explain(self, name: str, before: dict[str, Any], after: dict[str, Any],
                  f: Folio, copied: int) -> str:
@@ -95,7 +95,7 @@ class Refcounts(Exercise):
         if not isinstance(answer, dict) or set(answer) != set(want):
             return self._shape_error(answer)
         p, folios = self.build()
-        before = _counts(folios)
+        before = folio_counts(folios)
         r = fork(p, self.kernel)
         copied: dict[str, int] = {}
         for s in r.steps:

@@ -21,7 +21,7 @@ from ..kernels.common import stop_words
 from ..pte import PAGE_SIZE, SETTABLE_BITS
 from . import EXERCISES, Exercise
 from .base import index_of
-from .counts import _counts
+from .counts import folio_counts
 from .layout import BASE, DEFAULTS, scenario
 
 
@@ -525,7 +525,7 @@ def bookkeeping(ex: Exercise) -> str:
 
     def state() -> str:
         return "; ".join(f"{n}: ref {c['refcount']}, mapcount {c['mapcount']}"
-                         for n, c in _counts(folios).items())
+                         for n, c in folio_counts(folios).items())
     rows = [f"| after fork | | {state()} |"]
     n = 0
     for op in ex.ops:  # type: ignore[attr-defined]
@@ -625,7 +625,7 @@ def misconception(ex: Exercise) -> Any:
                 "eagain": len(hit)}
     if ex.name == "refcounts":         # "the pin changes nothing: every row is shared"
         p, folios = ex.build()
-        before = _counts(folios)
+        before = folio_counts(folios)
         p.exit()
         for e in rows:
             before[e["folio"]]["refcount"] += 1
