@@ -600,7 +600,7 @@ def fork_gap_lines(sc: Scenario, kernel: str, measured_ms: float | None) -> list
     repeat = costmodel.predict_seconds({**f, "wrprotected": 0}) * 1e3
     fresh = f"model, {costmodel.writable_share(f):.1%} of entries writable (as snapshotted)"
     out = [f"  {fresh:58s} {priced:6.2f} ms",
-           f"  {'model, every entry read-only (REPEAT, as the timed forks were)':58s} "
+           f"  {'model, every entry read-only (REPEAT: the timed forks)':58s} "
            f"{repeat:6.2f} ms"]
     if measured_ms is None:
         return [*out, "  fork() cannot be timed here: nothing to compare"]
