@@ -336,6 +336,9 @@ def plot_map(sc: Scenario) -> Any:
                 va="center", fontsize=11)
     ax.set_yticks(ys, [r[0] for r in rows], fontsize=11)
     ax.set_xlim(0, most * 2.3)                 # room for the counts right of the bars
+    # the axis itself stops at the longest bar: the space past it holds text, not VMAs
+    ax.set_xticks([t for t in ax.get_xticks() if 0 <= t <= most])
+    ax.spines["bottom"].set_bounds(0, most)
     ax.set_xlabel("VMAs", fontsize=11)
     ax.tick_params(axis="x", labelsize=11)
     ncopied = sum(r[1] for r in rows)

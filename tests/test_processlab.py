@@ -164,6 +164,9 @@ def test_map_has_one_bar_per_region_split_by_fork_s_decision() -> None:
     assert [t.get_text() for t in ticks] == [r[0] for r in rows]
     # every text readable at native size
     assert min(t.get_fontsize() for t in ax.texts + ax.get_yticklabels()) >= 11
+    # the VMA axis ends at the longest bar; the room past it is for the counts
+    most = max(r[1] + r[3] for r in rows)
+    assert max(ax.get_xticks()) <= most < ax.get_xlim()[1]
     plt.close(fig)
 
 
