@@ -934,3 +934,18 @@ def test_rule_grid_headers_fit_their_columns() -> None:
     for line in GRID_KEY:
         assert 8 + len(line) * CHAR_W <= 700, line
         assert line in P.rule_grid("v6.17").svg
+
+
+def test_memory_map_keeps_a_one_slot_ptes_w_d_a_on_one_line() -> None:
+    """A writable, dirty, young PTE in a one-slot cell reads "W D A" on one line: wrapped, the
+    lone "A" looked like a marker of its own.  Six letters ("D A UW") still wrap."""
+    one = {"name": "one", "vmas": [{"start": "0x200000", "npages": 1}],
+           "folios": {"P": {"order": 0}}, "ptes": [{"addr": "0x200000", "folio": "P"}]}
+    texts = ["".join(t.itertext()) for t in ET.fromstring(P.memory_map(one).svg).iter()
+             if t.tag.endswith("text")]
+    assert "W D A" in texts and "A" not in texts
+    uffd = {**one, "vmas": [{"start": "0x200000", "npages": 1, "uffd_wp": True}],
+            "ptes": [{"addr": "0x200000", "folio": "P", "write": False, "uffd_wp": True}]}
+    texts = ["".join(t.itertext()) for t in ET.fromstring(P.memory_map(uffd).svg).iter()
+             if t.tag.endswith("text")]
+    assert "D A UW" not in texts and "UW" in texts

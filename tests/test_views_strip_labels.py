@@ -85,3 +85,18 @@ def test_batch_strip_is_as_wide_as_its_lines_and_every_line_fits(layout: dict,
         f"{width:g} px for lines of {longest:g} px and a strip of {strip} px"
     if layout is SHUFFLED:
         assert width < MAX_W
+
+
+def test_a_groups_note_line_clears_the_map_labels_and_its_label() -> None:
+    """The line under a group of alike calls sits clear of the "map 1" labels above it (their
+    descenders) and of its own note below it: at 4 px it ran into them."""
+    import re
+
+    from pkmm.views.pictures import batch_strip
+    whole = {"name": "w", "vmas": [{"start": "0x200000", "npages": 16}],
+             "folios": {"F": {"order": 4}}, "ptes": [{"addr": "0x200000", "folio": "F"}]}
+    svg = batch_strip(whole, "v6.8").svg
+    map_y = max(float(y) for y in re.findall(r'<text x="[\d.]+" y="([\d.]+)"[^>]*>map 1<', svg))
+    line_y = float(re.search(r'<path d="M[\d.]+,([\d.]+) L[\d.]+,\1" class="pk-line"', svg)[1])
+    note_y = float(re.search(r'y="([\d.]+)"[^>]*>note 1: each of these 16 calls', svg)[1])
+    assert line_y - map_y >= 6 and note_y - line_y >= 11

@@ -263,13 +263,15 @@ def _brackets(c: Canvas, slots: Sequence[Slot], steps: Sequence[Step],
             if i == g[1]:
                 start = (steps[g[0]].addr - base) // PAGE_SIZE
                 gx0, gx1 = LEFT + start * w + 2, x1
-                c.path(f"M{gx0:g},{y + 24:g} L{gx1:g},{y + 24:g}", "", width=0.8)
+                c.path(f"M{gx0:g},{y + 27:g} L{gx1:g},{y + 27:g}", "", width=0.8)
                 # the longest label that fits the group's span: one wider than it ran
                 # over the next call's "note 2" ("note 1 (x2note 2"); its line says "(xN)"
                 label = next((t for t in (f"note {mark}: each of these {ncalls} calls",
                                           f"note {mark} (x{ncalls})", f"note {mark}")
                               if len(t) * CHAR_W <= gx1 - gx0), f"note {mark}")
-                c.text((gx0 + gx1) / 2, y + 33, label, "pk-t", anchor="middle", tip=g[2])
+                # line at y + 27, label at y + 39: at y + 24 the line ran through the
+                # descenders of the "map 1" labels above it, and the label touched it
+                c.text((gx0 + gx1) / 2, y + 39, label, "pk-t", anchor="middle", tip=g[2])
             continue
         if mark is not None and (len(groups) <= 40):
             # narrow brackets take turns on two lines, so "note 1 note 1" never runs on

@@ -74,7 +74,7 @@ def _draw_cell(c: Canvas, who: str, run: Run, slots: Sequence[Slot], b: Box) -> 
         c.text(b.x + b.w - 3, b.y + 11, f"×{run.n}", "", anchor="end")
     for k, line in enumerate(_cell_lines(run, b.w)):
         bold = ' font-weight="bold"'
-        c.text(b.x + 3, b.y + 35 + LINE * k, line, "", extra=bold)
+        c.text(b.x + 3, b.y + 35 + LINE * k, line, "", extra=bold + _fit(line, b.w))
     c.end()
 
 
@@ -97,8 +97,10 @@ def _cell_lines(run: Run, w: float) -> list[str]:
     glyphs are 6.6 px wide): "D A UW" on one line ran into the next cell.  Only PTE bits:
     a pin belongs to the page (FOLL_PIN counts on the folio), so PIN is drawn on the
     page box in physical memory, never in a PTE -- and never on the child's PTE, which
-    maps the same pinned page only when fork did not copy it."""
-    per_line = max(1, int((w - 5) / CHAR_W))
+    maps the same pinned page only when fork did not copy it.  A line may be squeezed by
+    up to a tenth (``_fit``): "W D A" wrapped as "W D" / "A" in a one-slot cell, and readers
+    took the lone A for a marker of its own."""
+    per_line = max(1, int((w - 5) / (CHAR_W * 0.9)))
     letters = run.head.letters if run.parts == 1 else ""
     return wrap(letters, per_line)
 
