@@ -240,7 +240,7 @@ OP_MEANINGS = {
     "refcount_ops": "raises of a folio's reference count, one per batch or PMD of pages "
                     "with a struct page (folio_ref_add(), folio_get())",
     "mapcount_ops": "raises of a page's mapcount -- how many page-table entries map it -- one per "
-                    "page shared with the child (folio_try_dup_anon_rmap_*(), "
+                    "page mapped by both parent and child (folio_try_dup_anon_rmap_*(), "
                     "folio_dup_file_rmap_*())",
     "anon_dup_checks": "checks, before sharing an anonymous page, that nothing may have "
                        "pinned it for DMA; one per batch (folio_try_dup_anon_rmap_*())",

@@ -45,14 +45,14 @@ def copy_present_pte(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, addr
             folio_ref_sub(folio, 1)
             return copy_for_child(fc, f, dst_vma, src_vma, pte, addr, rss, prealloc, page)
         rss[MM_ANONPAGES] += 1
-        reason = "anon page shared with the child"
+        reason = "anon page mapped by both parent and child"
     elif page is not None:
         folio = page.folio
         folio_get(folio)
         fc.ops["refcount_ops"] += 1
         dup_file(fc, "folio_dup_file_rmap_pte", folio, page, 1, dst_vma, addr)
         rss[mm_counter_file(folio)] += 1
-        reason = "page-cache page shared with the child"
+        reason = "page-cache page mapped by both parent and child"
     else:
         reason = "no struct page (zero page / raw PFN): copied by value"
     fc.ops["rss_updates"] += page is not None

@@ -129,7 +129,8 @@ class AfterForkPlayground(LiveWidget):
         pic = memory_map((m.parent, m.child), names=layout_names(m.folios, (m.parent, m.child)),
                          clickable=True,
                          # the static page shows this picture too: no "click" in its title
-                         title=f"after fork ({m.kernel}): both page tables now",
+                         title=(f"after fork ({m.kernel}) and the actions since: "
+                                "both page tables now"),
                          selected=None, width=self.width)
         return pic, panel, rows
 

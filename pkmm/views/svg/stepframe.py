@@ -224,8 +224,9 @@ def filmstrip(sf: StepFrames, most: int = 6) -> Picture:
     """
     keys = sf.key_frames(most)
     c = Canvas(W_MAX)
-    c.text(LEFT, 14, f"fork under {sf.kernel}: {len(keys)} key frames of {len(sf) - 1} "
-           f"steps; batches {sf.result.batches if len(sf.result.batches) < 20 else '...'}",
+    c.text(LEFT, 14, f"fork under {sf.kernel}: {len(keys)} key frames: step 0 before fork, "
+           f"then {len(sf) - 1} fork steps; batches "
+           f"{sf.result.batches if len(sf.result.batches) < 20 else '...'}",
            "pk-h")
     y = 24.0
     for k in keys:
