@@ -341,7 +341,8 @@ fault.)
      [maybe mapped shared](../glossary.ipynb#maybe-mapped-shared) flag; with only a parent
      and a child, it says "alone" exactly when the other process maps none of the folio.
      So once the child has exited, or has CoW-copied away every page of it, it says
-     "alone";
+     "alone". ("Maybe": once three or more processes have mapped a folio, it can wrongly
+     say "shared".)
   2. every reference is one of the writer's mappings (no pin, no pipe);
   3. the writer maps more than one page of the folio.
 
