@@ -107,9 +107,11 @@ class BatchSizes(Exercise):
                 # The pages run backwards: the model's stop is the folio's end, because
                 # the row before mapped the folio's last page.  One reason, said plainly.
                 prev = entries[i - 1]
+                cur = entries[i]
                 text = (f"row {i - 1} maps {prev['folio']}.{prev['page']}, the folio's last "
                         "page, so the call holding it ends there (a batch never leaves its "
-                        "folio).")
+                        f"folio). Row {i}'s {cur['folio']}.{cur['page']} is not the next "
+                        "page either, so the pfn step would end it too.")
             groups.setdefault("start{s} a new call: " + text, []).append(i)
         for i in sorted(i for i in gs - ws if 0 < i < len(entries)):
             diff = [b for b in BITS if entries[i][b] != entries[i - 1][b]]

@@ -59,7 +59,7 @@ BIT_TABLE = "\n".join([
     ]) + " |",
     "| " + " | ".join([
         '[A](../glossary.ipynb#A)',
-        'cleared',
+        'cleared (the child has not used the page yet)',
         'cleared',
         'cleared',
     ]) + " |",
@@ -73,13 +73,13 @@ BIT_TABLE = "\n".join([
         'W, [shared](../glossary.ipynb#shared-mapping)',
         'kept',
         '1 only if *every* PTE of the batch was writable, else 0',
-        "1 if *any* PTE of the batch was writable (the kernel reads the first PTE's W "
-        "and [any_writable](../glossary.ipynb#any_writable), its flag for the rest)",
+        "1 if *any* PTE of the batch, the first included, was writable "
+        "([any_writable](../glossary.ipynb#any_writable))",
     ]) + " |",
     "| " + " | ".join([
         '[D](../glossary.ipynb#D), private',
         'kept',
-        '1 if *any* PTE of the batch was dirty',
+        '1 if *any* PTE of the batch was dirty (harmless: below the table)',
         'kept (a change of D ends the batch)',
     ]) + " |",
     "| " + " | ".join([
@@ -114,7 +114,7 @@ That function is `copy_present_ptes()` (in v6.8, which copies one PTE per call,
 `copy_present_pte()`); fork's loop over a page table, `copy_pte_range()`, calls it.
 
 Two terms first: a *pfn* ([page frame number](../glossary.ipynb#pfn)) says which physical
-page a PTE maps, and an *order-n* folio ([order](../glossary.ipynb#order)) has 2^n pages,
+page a PTE maps, and an *order-n* folio ([order](../glossary.ipynb#order)) has 2<sup>n</sup> pages,
 so an order-0 folio is one page.
 
 Every batching version agrees on four stops:
@@ -131,12 +131,13 @@ What else ends a batch depends on the version:
 - **batch-v3** (the [seed patch](../glossary.ipynb#seed-patch)) measures a batch with
   `folio_nr_pages_cont_mapped()`. (It also stops at the end of the range being copied,
   which no layout here reaches.)
-  - Of the bits it compares only two: [PN](../glossary.ipynb#PN) always, and
+  - Of the PTE bits, it compares only two: [PN](../glossary.ipynb#PN) (protnone: made
+    inaccessible on purpose for NUMA hinting) always, and
     [UW](../glossary.ipynb#UW) (userfaultfd write-protect: "tell a monitor before any
     write") only when the child VMA is [uffd-wp](../glossary.ipynb#uffd-wp) (it
     keeps those marks). Otherwise the child drops UW anyway.
   - D and W never end a batch: it counts how many PTEs have them and sets the child's
-    batch from the counts.
+    batch from the counts. SD and A never end one either.
 - **v6.9 and v6.17** compare the PTE bits with
   [folio_pte_batch](../glossary.ipynb#folio_pte_batch)() (v6.17:
   `folio_pte_batch_flags()`). Which bit changes end a batch there:
@@ -145,11 +146,14 @@ What else ends a batch depends on the version:
 |---|---|
 | A, W | never |
 | D | in a private mapping only (a shared child's PTEs are made clean anyway) |
-| SD | only with [soft-dirty](../glossary.ipynb#soft-dirty) tracking on (a tool asked for SD) |
+| SD | only with [soft-dirty](../glossary.ipynb#soft-dirty) tracking on (below the table) |
 | UW, PN | always |
 
 The batch function has no switch to ignore UW (its author left it in "for now"), so a
-UW change ends a batch even where the child drops UW. v6.9 and v6.17 make the same
+UW change ends a batch even where the child drops UW. The kernel sets SD whenever it makes
+a PTE dirty, tracked or not; tracking on means a tool cleared the SD marks to watch for new
+writes. v6.9 and v6.17
+make the same
 batches (they differ in how they read the PTEs, which this exercise does not ask).
 
 No problem of this exercise has a pin (`MMF_HAS_PINNED: no`), so every call succeeds and
@@ -178,7 +182,13 @@ it writable anyway. So either direction is safe:
   only skips that fault.
 
 For the same reason such a PTE is clean (the write fault sets W and D together), so in
-the shared problems every read-only PTE shows D 0.
+the shared problems every read-only PTE shows D 0. A PTE with UW 1 is always read-only,
+and a UW change ends a batch here (exercise (a)), so a UW 1 batch has no W to merge: it
+stays W 0.
+
+Why batch-v3's merged D is harmless in a private mapping: for an anonymous page, D only
+tells reclaim to write the page to swap before freeing it. A D 1 the child did not earn
+costs at most one needless swap write; it never loses data.
 
 Why D is cleared in a shared child: D says "written through this PTE". The child has
 written nothing, and the parent's PTE keeps its D, which is what later tells
@@ -191,8 +201,8 @@ every PTE from the [page cache](../glossary.ipynb#page-cache)
 with [EVENT_FORK](../glossary.ipynb#uffd-wp), the flag that keeps the child's VMA
 uffd-wp too.) Its write-protect marks live only in the PTEs, and a fault could not
 rebuild them. That is why the shared problems carry it. (A [shmem](../glossary.ipynb#shmem)
-folio's refcount also holds the page cache's references, one per page: it does not change
-any bit.)
+folio's refcount also counts the page cache's references, one per page; no bit depends
+on it.)
 
 The problem names two versions: `ARG kernel` and `ARG other kernel`. Predict one bit of every
 child PTE under each."""),
@@ -227,12 +237,16 @@ Why two ways: a large folio has room (in the struct page of its second page) for
 pin counter; a small folio has only its own struct page, so a pin is folded into its
 refcount as a big step. The small-folio test can therefore be fooled: 1024 other
 references, such as [vmsplice](../glossary.ipynb#vmsplice) ones, pass it too. A small
-folio with refcount ≥ 1024 and no `FOLL_PIN` on its line is such a case. The folio line
-shows the pins as `(N FOLL_PIN)`; the rest of its refcount is one reference per mapped PTE.
+folio with refcount ≥ 1024 and no `FOLL_PIN` on its line is such a case: for
+example one mapping plus 1024 vmsplice references (refcount 1025) gets its AE page
+copied. The folio line shows the pins as `(N FOLL_PIN)`; the rest of its refcount is one
+reference per mapped PTE.
 
 The pin is counted per folio, not per page, so the kernel cannot tell *which* page of a
 large folio is pinned: it copies every AE page of that folio. That is why the table has no
-per-row pins column: fork sees only the folio line's count.
+per-row pins column: fork sees only the folio line's count. A large folio can be partly AE:
+an earlier fork cleared AE on all its pages, and later write faults reused some of them in
+place, which makes a page AE again (exercise (e)).
 
 **How many rounds.** Fork copies under the page-table lock, where it must not sleep, so
 it cannot allocate a page there. Each copy needs a
@@ -242,7 +256,7 @@ retries. That is one round; the kernel keeps one spare page at a time. Write the
 notebook 04: a number per call, `E` for a call that returned -EAGAIN. The rounds are the
 E's: the call that succeeds after a retry is not another round.
 
-- **v6.8**: one PTE per call; each copied page costs `E, 1`.
+- **v6.8**: one PTE per call; each copied page costs `E, 1`, any other page `1`.
 - **batch-v3**: a batch is cut at the first page that needs a copy (the pages before it
   are shared in that call); that page then costs `E, 1` (copied alone), and batching starts
   again at the next PTE.
@@ -255,8 +269,8 @@ E's: the call that succeeds after a retry is not another round.
      cost the kernel accepts, as pinned folios are rare, to keep the common path simple).
   3. Batching resumes at the next PTE.
 
-  So the rounds depend on where the batches end: in a private mapping a change of D ends
-  one (exercise (a)).
+  So the rounds depend on where the batches end: in v6.9 and v6.17 a change of D ends
+  one in a private mapping (exercise (a)).
 
 Predict which rows are copied, and how many -EAGAIN rounds fork takes (count the E's)."""),
     "refcounts": ("d-refcount-mapcount", """\
@@ -265,13 +279,15 @@ always copies.
 
 Before fork, each page a PTE maps has mapcount 1 (one mapping: the parent's), and a page
 no PTE maps has mapcount 0. The refcount is one reference per mapped PTE plus the pins
-and vmsplice references; in these layouts an unmapped page holds no reference.
+and vmsplice references; in these layouts an unmapped page holds no reference. A large
+folio can be partly mapped: munmap() or MADV_DONTNEED of part of it unmaps those pages,
+and the kernel does not split the folio at once.
 
 For each row, fork either *shares* the page with the child or gives the child a *copy*:
 
 - **shared**: one more folio reference ([refcount](../glossary.ipynb#refcount) + 1) and one
   more mapping of that page (its per-page [mapcount](../glossary.ipynb#mapcount) + 1);
-  the page loses AE and both PTEs are read-only;
+  the page loses AE and both PTEs are read-only (no counter changes for that);
 - **copied**: the original folio's counters do not change (the copy is a new folio, not
   asked about), and the parent keeps its page as it was: AE, PTE still writable.
   A page is copied when `MMF_HAS_PINNED` is yes, its folio may be pinned,
@@ -295,8 +311,9 @@ Every page here is shared at fork, so both processes then map it read-only. A wr
 one of three things (the names notebook 07 uses):
 
 - **"cow-copy"** (a [CoW fault](../glossary.ipynb#CoW-fault)): it faults and the writer
-  gets a new page of its own. The old page loses the writer's mapping (its mapcount - 1)
-  and its folio loses a reference (the folio's refcount - 1);
+  gets a new small (order-0) page of its own, outside the old folio. The old page loses
+  the writer's mapping (its mapcount - 1) and its folio loses a reference (the folio's
+  refcount - 1);
 - **"reuse"** (see [reuse](../glossary.ipynb#reuse)): it faults and the kernel
   makes the writer's PTE writable in place, because it can prove nobody else uses the page;
 - **"no fault"**: an earlier write fault of the same process already made the
@@ -314,16 +331,18 @@ fault.)
   Refcount 1 means the written PTE is the
   folio's only reference, so every other page of the folio must be unmapped, by both
   processes, the writer included. For example, a parent that alone maps every page of a
-  folio still gets "cow-copy": its other PTEs hold references too.
-- **v6.9**: never; it copies even when the writer is alone. The kernel's reason: the test
-  could succeed only once no other page of the folio is mapped, so it "consistently" copies
-  instead, which gives the large folio back sooner.
-- **v6.17** reuses a page of a large folio when all three hold:
+  folio still gets "cow-copy": its other PTEs hold references too (v6.17 would reuse).
+- A page of a large folio, **v6.9**: never, even when the writer is alone. (A small
+  page is still reused at refcount 1.) The kernel's reason: the test could succeed only
+  once no other page of the folio is mapped, so it "consistently" copies instead, which
+  gives the large folio back sooner.
+- A page of a large folio, **v6.17**: reused when all three hold:
   1. the writer's process alone maps the folio. The kernel reads a
      [maybe mapped shared](../glossary.ipynb#maybe-mapped-shared) flag; with only a parent
      and a child, it says "alone" exactly when the other process maps none of the folio.
      So once the child has exited, or has CoW-copied away every page of it, it says
-     "alone";
+     "alone". ("Maybe": once three or more processes have mapped a folio, it can wrongly
+     say "shared".)
   2. every reference is one of the writer's mappings (no pin, no pipe);
   3. the writer maps more than one page of the folio.
 
@@ -512,7 +531,9 @@ def calls_behind(ex: Exercise) -> str:
     legend = ", `E` for -EAGAIN," if any(" E" in line or "[E" in line for line in lines) \
         else ""
     return ("**The calls behind it** (what each present-PTE copy call returned"
-            f"{legend} and the rows it took):\n\n" + "\n".join(lines) + "\n\n")
+            f"{legend} and the rows it took"
+            + ("; shown for interest, not asked" if ex.name == "refcounts" else "")
+            + "):\n\n" + "\n".join(lines) + "\n\n")
 
 
 def bookkeeping(ex: Exercise) -> str:
@@ -576,10 +597,17 @@ def priced(ex: Exercise) -> str:
         counts = costmodel.scenario_counts(ex.scenario, kernel)
         times[kernel] = costmodel.predict_seconds(counts, baseline=False) * 1e6
     said = " and ".join(f"{t:.2f} µs under {k}" for k, t in times.items())
+    # why batching saves less than the drop in calls suggests: most of v6.8's figure is
+    # priced per PTE or per page, which batching keeps
+    terms = costmodel.price_terms(costmodel.scenario_counts(ex.scenario, "v6.8"))
+    per_call = sum(n * each for k, n, each, _, _ in terms if k == "set_ptes_calls") / 1e3
     return (f"**What it costs.** With notebook 08's stored prices (fitted on one machine), "
             f"copying these PTEs is predicted at {said} (without the fixed cost of forking "
-            "a process at all). 08 also prices a batch scan (one per call on a large folio, "
-            "in a batching version), a count this exercise does not ask.\n\n")
+            f"a process at all). Why the saving is small: {per_call:.2f} µs of v6.8's "
+            "figure is priced per call, and batching removes only part of it, as 08 "
+            "prices a batch scan (one per call on a large folio, a count this exercise does "
+            "not ask) that adds some back. The rest is priced per PTE written, which "
+            "batching keeps.\n\n")
 
 
 def _worked(name: str) -> bool:

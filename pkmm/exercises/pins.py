@@ -119,8 +119,10 @@ class PinCopies(Exercise):
                 text += " Every exclusive page of the folio is copied, not only the pinned one."
             return text
         if not exclusive:
+            one = len(rows) == 1
             return (f"{which} (folio {name}) {are} shared, not copied: an earlier fork already "
-                    "shares these pages. Kernel: they are not AnonExclusive, and fork tests "
+                    f"shares {'this page' if one else 'these pages'}. Kernel: "
+                    f"{'it is' if one else 'they are'} not AnonExclusive, and fork tests "
                     "for pins only on AnonExclusive pages.")
         if not has_pinned:
             return (f"{which} (folio {name}) {are} shared, not copied: this process never "
