@@ -855,3 +855,18 @@ def test_fork_batches_end_only_at_a_vma_border_or_a_folio_end() -> None:
     assert len(lab.fork_batches(("j3",)).rows) == 4          # one call per 64K folio
     with pytest.raises(ScenarioError, match="ids"):
         lab.fork_batches(("zz",))
+
+
+def test_swap_steps_set_the_models_column_apart_from_the_kernels() -> None:
+    t = lab.swap_steps("s1")
+    assert t.model_cols == frozenset({2}) and "(model)" in t.head[2]
+    cells = re.findall(r"<t[dh] style=\"([^\"]*)\"", t._repr_html_())
+    width = len(t.head)
+    head, body = cells[:width], cells[width:]
+    # the model's column, and only it, is italic on grey: head and every row
+    assert ["italic" in c for c in head] == [j == 2 for j in range(width)]
+    rows = [body[k:k + width] for k in range(0, len(body), width)
+            if len(body[k:k + width]) == width]
+    assert rows and all(("font-style:italic" in c) == (j == 2)
+                        for r in rows for j, c in enumerate(r))
+    assert lab.MODEL_BG in head[2] and "model's column" in t.legend
