@@ -11,6 +11,8 @@ import pytest
 
 from pkmm.errors import StoredDataError
 from pkmm.realkernel import lab
+from pkmm.realkernel.calibrate import load as load_timing
+from pkmm.realkernel.calibrate import pooled, records
 from pkmm.realkernel.report import COLUMNS, _fork_text
 from pkmm.realkernel.scenarios import BY_ID, SCENARIOS, TOPICS, WHY
 
@@ -410,6 +412,11 @@ def test_timing_plot_labels_the_2m_layouts_on_two_lines() -> None:
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert "2M\npte" in labels and "2M\npmd" in labels and "4K" in labels
     assert not any("-" in x for x in labels)
+    # every 4K point (the speed-ups' baseline) and every PMD point carries its value
+    texts = {t.get_text() for t in fig.axes[0].texts}
+    timed = [r for r in records(pooled(load_timing()))
+             if r["size_bytes"] == 1 << 30 and r["folio"] in ("4K", "2M-pmd")]
+    assert timed and {f"{r['ns_per_page']:.1f} ns" for r in timed} <= texts
 
 
 def test_steps_table_stops_at_a_step_and_outlines_the_cell_the_text_is_about() -> None:
