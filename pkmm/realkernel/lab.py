@@ -727,11 +727,9 @@ def headline() -> str:
     build = _stored_header().split("Linux ", 1)[-1].split(",", 1)[0]
     return (f"{_stored_header()}\n(\"{build}\" only names the kernel build the run used.)\n"
             f"{agree} of {len(rows)} scenarios agree with the model, in "
-            f"{len(TOPICS)} groups: at every step, what the kernel reports about every page of "
-            "the region (its token, explained below), every access's fault count (and the value "
-            "a read returned), and the region's AnonHugePages (a line of the process's smaps "
-            "file in /proc: how much of the region is mapped as whole 2 MiB THPs, each by one "
-            f"PMD entry).\n{odd} of the {len(rows)} are not as their plain row "
+            f"{len(TOPICS)} groups: every page's token, every access's fault count and the "
+            "region's AnonHugePages, at every step (section 1 says what each is).\n"
+            f"{odd} of the {len(rows)} are not as their plain row "
             "(a, c or f) predicts: the rows with red outlines, each with its reason.")
 
 
