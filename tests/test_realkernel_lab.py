@@ -11,6 +11,8 @@ import pytest
 
 from pkmm.errors import StoredDataError
 from pkmm.realkernel import lab
+from pkmm.realkernel.calibrate import load as load_timing
+from pkmm.realkernel.calibrate import pooled, records
 from pkmm.realkernel.report import COLUMNS, _fork_text
 from pkmm.realkernel.scenarios import BY_ID, SCENARIOS, TOPICS, WHY
 
@@ -410,6 +412,11 @@ def test_timing_plot_labels_the_2m_layouts_on_two_lines() -> None:
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert "2M\npte" in labels and "2M\npmd" in labels and "4K" in labels
     assert not any("-" in x for x in labels)
+    # every 4K point (the speed-ups' baseline) and every PMD point carries its value
+    texts = {t.get_text() for t in fig.axes[0].texts}
+    timed = [r for r in records(pooled(load_timing()))
+             if r["size_bytes"] == 1 << 30 and r["folio"] in ("4K", "2M-pmd")]
+    assert timed and {f"{r['ns_per_page']:.1f} ns" for r in timed} <= texts
 
 
 def test_steps_table_stops_at_a_step_and_outlines_the_cell_the_text_is_about() -> None:
@@ -855,3 +862,18 @@ def test_fork_batches_end_only_at_a_vma_border_or_a_folio_end() -> None:
     assert len(lab.fork_batches(("j3",)).rows) == 4          # one call per 64K folio
     with pytest.raises(ScenarioError, match="ids"):
         lab.fork_batches(("zz",))
+
+
+def test_swap_steps_set_the_models_column_apart_from_the_kernels() -> None:
+    t = lab.swap_steps("s1")
+    assert t.model_cols == frozenset({2}) and "(model)" in t.head[2]
+    cells = re.findall(r"<t[dh] style=\"([^\"]*)\"", t._repr_html_())
+    width = len(t.head)
+    head, body = cells[:width], cells[width:]
+    # the model's column, and only it, is italic on grey: head and every row
+    assert ["italic" in c for c in head] == [j == 2 for j in range(width)]
+    rows = [body[k:k + width] for k in range(0, len(body), width)
+            if len(body[k:k + width]) == width]
+    assert rows and all(("font-style:italic" in c) == (j == 2)
+                        for r in rows for j, c in enumerate(r))
+    assert lab.MODEL_BG in head[2] and "model's column" in t.legend

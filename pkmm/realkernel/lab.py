@@ -90,6 +90,7 @@ def _shade_result(cell: str) -> str:
 # The two marks a table cell can carry, drawn apart so that neither reads as the other: a
 # row table's red outline ("not as the plain row") and a step table's dark dashed box ("the
 # page this step read or wrote").
+MODEL_BG = "#eeeeee"     # the ground of a column that shows the model's state (Table.model_cols)
 MARK_STYLE = {"differs": ";outline:2px solid #c0392b;outline-offset:-2px;font-weight:bold",
               "access": ";outline:2px dashed #222;outline-offset:-3px"}
 
@@ -120,6 +121,9 @@ class Table:
     # what a mark says, so each meaning has its own look: "differs" (a red outline: unlike
     # the plain row's cell) or "access" (a dark dashed box: the page this step read or wrote)
     mark: str = "differs"
+    # columns that hold the model's state, not the kernel's record: drawn in italics on a
+    # grey ground, so a page about model-vs-kernel never lets the two pass for each other
+    model_cols: frozenset[int] = frozenset()
 
     def __str__(self) -> str:
         return self.text
@@ -132,7 +136,11 @@ class Table:
 
         def td(i: int, j: int, v: str) -> str:
             bg = self.shade(v) if self.shade else ""
-            style = "text-align:left" + (f";background:{bg}" if bg else "")
+            if j in self.model_cols:
+                bg, style = bg or MODEL_BG, "text-align:left;font-style:italic"
+            else:
+                style = "text-align:left"
+            style += f";background:{bg}" if bg else ""
             if (i, j) in self.marks:
                 style += MARK_STYLE[self.mark]
             return f'<td style="{style}">{html.escape(v)}</td>'
@@ -159,7 +167,9 @@ class Table:
             return "".join(rows)
 
         body = body_of(range(len(self.rows)), True)
-        head = "".join(f'<th style="text-align:left">{html.escape(h)}</th>' for h in self.head)
+        model_th = f";font-style:italic;background:{MODEL_BG}"
+        head = "".join(f'<th style="text-align:left{model_th if j in self.model_cols else ""}">'
+                       f"{html.escape(h)}</th>" for j, h in enumerate(self.head))
         key = (f'<br><span style="font-weight:normal">{html.escape(self.legend)}</span>'
                if self.legend else "")
         notes = "".join(f"<p>{html.escape(n)}</p>" for n in self.notes)
@@ -717,11 +727,9 @@ def headline() -> str:
     build = _stored_header().split("Linux ", 1)[-1].split(",", 1)[0]
     return (f"{_stored_header()}\n(\"{build}\" only names the kernel build the run used.)\n"
             f"{agree} of {len(rows)} scenarios agree with the model, in "
-            f"{len(TOPICS)} groups: at every step, what the kernel reports about every page of "
-            "the region (its token, explained below), every access's fault count (and the value "
-            "a read returned), and the region's AnonHugePages (a line of the process's smaps "
-            "file in /proc: how much of the region is mapped as whole 2 MiB THPs, each by one "
-            f"PMD entry).\n{odd} of the {len(rows)} are not as their plain row "
+            f"{len(TOPICS)} groups: every page's token, every access's fault count and the "
+            "region's AnonHugePages, at every step (section 1 says what each is).\n"
+            f"{odd} of the {len(rows)} are not as their plain row "
             "(a, c or f) predicts: the rows with red outlines, each with its reason.")
 
 
@@ -847,8 +855,13 @@ def plot_timing(size_bytes: int = 1 << 30) -> Any:
         line, = ax.plot(pte, [rs[xs[k]]["ns_per_page"] for k in pte], style,
                         label=f"{mode} (batched, PTE-mapped)")
         for k in (k for k, f in enumerate(xs) if f == "4K"):
-            ax.plot([k], [rs["4K"]["ns_per_page"]], style[0], color=line.get_color(),
+            v = rs["4K"]["ns_per_page"]
+            ax.plot([k], [v], style[0], color=line.get_color(),
                     label=f"{mode}, 4K (unbatched: not joined)")
+            # labelled too: the 4K points are the baseline every speed-up is measured against
+            ax.annotate(f"{v:.1f} ns", (k, v), xytext=(10, 4 if mode == "fresh" else -12),
+                        textcoords="offset points", ha="left", fontsize=8,
+                        color=line.get_color())
         pmd = [k for k, f in enumerate(xs) if f == "2M-pmd"]
         # the two PMD points sit near zero on this scale: set apart sideways (so one does
         # not hide the other) and labelled with their value, which the eye cannot read
@@ -993,7 +1006,10 @@ def swap_steps(sid: str = "s1", page_no: int | None = None, upto: str = "",
     which = next((f" ({w})" for w in ("w1", "w2", "w3") if getattr(sc, w, None) == i), "")
     return Table(f"{sid}: {sc.title}: page {i}{which} at each step", SWAP_HEAD,
                  tuple(rows), text, shade=_shade_token, marks=frozenset(marks),
-                 legend="each step records the process it names; the other process's column "
+                 model_cols=frozenset({2}),
+                 legend="italic on grey: the model's column, the other columns are the "
+                        "kernel's · each step records the process it names; the other "
+                        "process's column "
                         "repeats its last record · rows for steps on other pages repeat this "
                         "page's state: those steps do not touch it · yellow: a page that was "
                         "not mapped before fork (n1, n2 … numbered as the token key says; every "
@@ -1105,7 +1121,7 @@ def batch_fit_text(mode: str = "fresh", size_bytes: int = 1 << 30) -> str:
             f"unbatched ({size}, {mode.upper()}): {one_4k[0]:.1f} ns")
 
 
-__all__ = ["BATCH_HEAD", "LIVE_ENV", "MARK_STYLE", "OVERVIEW_HEAD", "STEPS_LEGEND",
+__all__ = ["BATCH_HEAD", "LIVE_ENV", "MARK_STYLE", "MODEL_BG", "OVERVIEW_HEAD", "STEPS_LEGEND",
            "TOPIC_HEAD", "FolioMoment",
            "FolioMoments", "FolioStrip", "PinFlow", "Table", "batch_fit", "batch_fit_text",
            "folio_moments", "fork_batches",
