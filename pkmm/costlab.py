@@ -151,8 +151,8 @@ def _speedup_error_lines(f: Fit) -> list[str]:
         labels = ", ".join(dict.fromkeys(r["label"] for r in group))
         # a difference of two speed-ups, not a share of a time: say so beside the % errors
         out.append(f"  speed-up error, {what} ({labels}; both states):\n"
-                   f"    largest error, in either direction: {abs(err):.2f}x "
-                   f"({worst['label']} {worst['mode']}: predicted minus measured {err:+.2f}x)")
+                   f"    largest error {abs(err):.2f}x, either sign "
+                   f"({worst['label']} {worst['mode']}: predicted - measured = {err:+.2f}x)")
     return out
 
 

@@ -29,8 +29,8 @@ def test_speed_up_error_covers_every_row_and_names_the_worst() -> None:
         bound = abs(worst["speedup_predicted"] - worst["speedup_measured"])
         # a unit beside the number: a ratio of speed-ups, not a % like the time errors
         signed = worst["speedup_predicted"] - worst["speedup_measured"]
-        assert f"largest error, in either direction: {bound:.2f}x ({worst['label']} " \
-            f"{worst['mode']}: predicted minus measured {signed:+.2f}x)" in line
+        assert f"largest error {bound:.2f}x, either sign ({worst['label']} " \
+            f"{worst['mode']}: predicted - measured = {signed:+.2f}x)" in line
         # the bound really bounds every row of the group, as printed
         assert all(abs(r["speedup_predicted"] - r["speedup_measured"]) <= bound for r in group)
 
