@@ -515,8 +515,9 @@ def __wp_can_reuse_large_anon_folio(folio: Folio, fr: FaultResult) -> bool:
         fr.note(f, "no:extra-refs", f"refcount {folio.refcount} != large mapcount "
                 f"{folio.large_mapcount}: extra references (a pin?); copy")
         return False
-    fr.note(f, "yes", "every reference is a mapping by this process: the folio is exclusive; "
-            "reuse")
+    fr.note(f, "yes", f"refcount {folio.refcount} == large mapcount {folio.large_mapcount}, "
+            "not maybe mapped shared: every reference is a mapping by this process, so the folio "
+            "is exclusive; reuse")
     return True
 
 
