@@ -116,21 +116,37 @@ class StopTable:
                     + " and ".join(rest) + " (which agree in every row)")
         return f"The {len(differ)} layouts where the versions make different batches"
 
+    def same_batches_other_words(self) -> list[str]:
+        """The situations where every kernel makes the same batches but names another reason
+        for the first stop (in the gallery: one meets its scan limit at the folio's end, another
+        the folio's end itself); a reader took those rows for a disagreement, so the folded
+        table marks them."""
+        return [s for s, cells in self.rows.items()
+                if len({str(cells[k][0]) for k in self.kernels}) == 1
+                and len({cells[k][1] for k in self.kernels}) > 1]
+
     def differing_first(self) -> _Html:
-        """The differing rows as a table, then every row folded in a ``<details>``."""
+        """The differing rows as a table, then every row folded in a ``<details>``; there a
+        dagger marks the rows of :meth:`same_batches_other_words`."""
         e, left = html.escape, ' style="text-align:left"'   # notebook CSS right-aligns cells
         head = "<tr>" + "".join(f"<th{left}>{e(h)}</th>"
                                 for h in ("at PTE 2 …", *self.kernels)) + "</tr>"
-        row = {s: f"<tr><td{left}>{e(s)}</td>" + "".join(
-            f"<td{left}><code>{e(str(c[0]))}</code> {e(c[1])}</td>"
-            for c in (cells[k] for k in self.kernels)) + "</tr>"
-            for s, cells in self.rows.items()}
-        differ = self.differing()
+        same = set(self.same_batches_other_words())
+
+        def row(s: str, mark: bool) -> str:
+            cells = self.rows[s]
+            return (f"<tr><td{left}>{e(s)}{' †' if mark and s in same else ''}</td>"
+                    + "".join(f"<td{left}><code>{e(str(c[0]))}</code> {e(c[1])}</td>"
+                              for c in (cells[k] for k in self.kernels)) + "</tr>")
+
+        key = ("<p>†: every version makes the same batches here; only the words of the "
+               "reason differ.</p>" if same else "")
         return _Html(f"<p><b>{e(self.differing_title())}</b></p><table>{head}"
-                     + "".join(row[s] for s in differ)
+                     + "".join(row(s, False) for s in self.differing())
                      + "</table><details><summary><b>All "
                      f"{len(self.rows)} layouts</b> (batches, and why the first batch ended)"
-                     f"</summary><table>{head}" + "".join(row.values()) + "</table></details>")
+                     f"</summary><table>{head}" + "".join(row(s, True) for s in self.rows)
+                     + f"</table>{key}</details>")
 
     def __str__(self) -> str:
         w = max(len(s) for s in self.rows) + 2

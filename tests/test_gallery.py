@@ -87,3 +87,22 @@ def test_differing_title_names_who_differs() -> None:
     assert mixed.differing_title().endswith("where the versions make different batches")
     two = gallery.stop_table(("batch-v3", "v6.9"))
     assert "where the versions make different batches" in two.differing_title()
+
+
+def test_same_batches_in_other_words_are_marked() -> None:
+    """A row is marked exactly when the batches agree and the reasons' words do not: the
+    marked rows read as a disagreement to a reader who did not yet know why."""
+    t = gallery.stop_table(("batch-v3", "v6.9", "v6.17"))
+    marked = t.same_batches_other_words()
+    for s in gallery.GALLERY:
+        cells = [t.cell(s, k) for k in t.kernels]
+        agree = len({str(c[0]) for c in cells}) == 1
+        same_words = len({c[1] for c in cells}) == 1
+        assert (s in marked) == (agree and not same_words), s
+    assert "nothing differs" in marked and not set(marked) & set(t.differing())
+    top, folded = t.differing_first()._repr_html_().split("<details>")
+    assert "†" not in top
+    assert folded.count(" †</td>") == len(marked) and "†: every version" in folded
+    # one kernel: nothing to compare, nothing marked, no key
+    one = gallery.stop_table(("v6.9",))
+    assert one.same_batches_other_words() == [] and "†" not in one.differing_first()._repr_html_()
