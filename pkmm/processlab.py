@@ -531,18 +531,17 @@ def price_lines(sc: Scenario, kernel: str, *, sums: bool = True) -> list[str]:
            "the rest", "  read-only already (e.g. RELRO, page-cache, zero-page entries), "
            "at the REPEAT fit;",
            f"  each price is {w:.3f} times its FRESH fit plus {1 - w:.3f} times its REPEAT fit"]
-    # the terms print to the microsecond and add up exactly to the printed sum: each term
-    # is rounded down, and the microseconds the rounding lost go to the terms that lost the
-    # most (largest remainder), so a reader adding them by hand gets the printed sum
+    # each term prints rounded to the nearest microsecond, on its own: the same count at the
+    # same price prints the same product in every kernel's lines (spreading the rounding
+    # over the terms to hit the total exactly made two equal products differ by 1 us).  The
+    # sum line adds the printed terms, so a reader's hand sum matches it; the tables'
+    # figure, rounded to 0.01 ms, is the model's unrounded total
     terms = [(k, n, ns, fresh, repeat) for k, n, ns, fresh, repeat
              in costmodel.price_terms(f, fitted) if ns]     # a zero price adds nothing
     raw = [ns * n / 1e3 for _, n, ns, _, _ in terms] + (
         [fitted.fixed_ns / 1e3] if fitted.fixed_ns else [])
     total = costmodel.predict_seconds(f, fitted) * 1e9
-    us = [int(r) for r in raw]
-    for i in sorted(range(len(raw)), key=lambda i: raw[i] - us[i],
-                    reverse=True)[:max(0, round(total / 1e3) - sum(us))]:
-        us[i] += 1
+    us = [round(r) for r in raw]
     for (k, n, ns, fresh, repeat), u in zip(terms, us, strict=False):
         # two decimals: two kernels' products can differ where one decimal looks the same
         what = f"{n:,} x {ns:.2f} ns = {u / 1e3:.3f} ms" if sums else \
@@ -615,7 +614,7 @@ def fork_gap_lines(sc: Scenario, kernel: str, measured_ms: float | None) -> list
             f"({words});",
             f"  {_unpriced_ms(repeat, measured_ms):.2f} ms have no price in the model.",
             f"  Priced FRESH it would cost {priced - repeat:.2f} ms more: that narrows the gap,"
-            " it explains none of it"]
+            " it explains none of it."]
 
 
 # the section-4 question's choices: they cover every share, so any printed share is one

@@ -309,6 +309,11 @@ def test_price_lines_spell_out_the_sum_the_cost_model_predicts() -> None:
         assert not any(" x " in ln or "sum:" in ln for ln in prices)
         assert len(prices) == len(lines) - 2        # the same prices, without the sum
     v68, v617 = (next(r for r in rows if r.kernel == k) for k in ("v6.8", "v6.17"))
+    # the same count at the same price prints the same product in both kernels' lines
+    # (v6.8 and v6.17 write the same PTEs, at the same mix of the two fits)
+    pte_line = [next(ln for ln in lab.price_lines(sc, r.kernel) if "PTEs written" in ln)
+                for r in (v68, v617)]
+    assert pte_line[0] == pte_line[1]
     # batching prices its batch scans; v6.8 never scans
     assert "batch scans" in "\n".join(lab.price_lines(sc, v617.kernel))
     assert "batch scans" not in "\n".join(lab.price_lines(sc, v68.kernel))
