@@ -35,7 +35,8 @@ __all__ = ["QUESTIONS", "REGIONS", "SHARES", "anon_pages_line", "batch_stops", "
            "check", "choices", "close_up", "copied_vmas", "details", "Folded", "fork_gap_lines",
            "fork_time", "full_key", "guesses_changed", "kind", "large_folio_notes",
            "large_folio_process", "large_folio_report", "lockbreak_lines", "map_kinds",
-           "plot_map", "price_lines", "raw_view", "region", "short_table", "this_process",
+           "plot_map", "price_lines", "raw_view", "region", "scans_past_folio_end", "short_table",
+           "this_process",
            "unpriced_split_lines", "versions_line", "vma_table"]
 
 PAGE = 4096
@@ -859,6 +860,32 @@ def batch_stops(sc: Scenario, kernel: str) -> tuple[dict[str, int], dict[str, in
                          "by value": len(res.batches) - anon - file}
 
 
+def scans_past_folio_end(sc: Scenario, kernel: str) -> dict[str, int]:
+    """The batch scans of ``kernel``'s fork of ``sc`` that ran to the last page of their
+    folio, by the stop rule the trace names.
+
+    v6.9's ``folio_pte_batch()`` is bounded by the page table and VMA only, so each of these
+    read the entry after the folio: most say ``folio-end`` (that entry maps the next folio's
+    first page and the folio check stops the batch), one whose next entry maps some other
+    page says ``pfn-gap`` -- one entry past the folio all the same.  v6.17 caps a scan at
+    its folio's end, so all of its say ``folio-end`` and none read past.  A ``range-end``
+    stop reads nothing past the page table or VMA, so it is never counted.
+    """
+    from collections import Counter
+
+    from .fork import fork
+    parent = sc.build()[0]
+    res = fork(parent, kernel)
+    out: Counter[str] = Counter()
+    for e in res.trace:
+        if not e.rule.startswith("stop:") or e.rule == "stop:range-end" or e.addr is None:
+            continue
+        last = parent.page_at(e.addr + (e.nr - 1) * 4096)
+        if last is not None and last[1] == last[0].nr_pages - 1:
+            out[e.rule.removeprefix("stop:")] += 1
+    return dict(out)
+
+
 def large_folio_notes(sc: Scenario, rows: list[Any], lookahead: str,
                       limited: str) -> list[str]:
     """Two differences of the large-folio fork said from the model's own trace: why
@@ -870,15 +897,23 @@ def large_folio_notes(sc: Scenario, rows: list[Any], lookahead: str,
     from .kernels.common import stop_words
     by = {r.kernel: r for r in rows}
     stops, kinds = batch_stops(sc, lookahead)
+    past = scans_past_folio_end(sc, lookahead)
     more = by[lookahead].ops["pte_reads"] - by[limited].ops["pte_reads"]
-    scans, ends = by[lookahead].ops["batch_scans"], stops.get("folio-end", 0)
-    rest = "; ".join(f"{n:,}: {stop_words(why)}" for why, n in sorted(stops.items())
-                     if why != "folio-end")
+    scans, ends = by[lookahead].ops["batch_scans"], sum(past.values())
+    # what stopped the scans that did not run past their folio's end
+    left = {why: n - past.get(why, 0) for why, n in stops.items()}
+    rest = "; ".join(f"{n:,}: {stop_words(why)}" for why, n in sorted(left.items())
+                     if n and why != "folio-end")
+    odd = {why: n for why, n in past.items() if why != "folio-end"}
+    which = "".join(
+        f"; in {n:,} scan{'s' * (n != 1)} it was not: {stop_words(why)}"
+        for why, n in sorted(odd.items()))
     return [fill(
         f"{lookahead} reads {more:,} more PTEs than {limited}: of its {scans:,} batch "
-        f"scans, {ends:,} ran to the end of their folio and read one entry past it to see "
-        f"that, where {limited} knows the folio's size and stops without reading on; the "
-        f"other {scans - ends:,} stopped where both read the same ({rest}).", 88),
+        f"scans, {ends:,} ran to the end of their folio and read the entry after it, where "
+        f"{limited} knows the folio's size and stops without reading on (that entry is "
+        f"{'mostly ' * bool(odd)}the next folio's first page{which}); the other "
+        f"{scans - ends:,} stopped where both read the same ({rest}).", 88),
         fill(f"pin checks (anon_dup_checks): {by[lookahead].ops['anon_dup_checks']:,} of "
              f"{by[lookahead].batches:,} copy calls -- the {kinds['anon']:,} that shared an "
              f"anonymous folio; of the rest, {kinds['file']:,} shared page-cache folios and "

@@ -37,7 +37,9 @@ _PTE_KEYS = {"addr": int, "folio": str, "page": int, "nr": int, "write": bool, "
              "anon_exclusive": bool}
 # A run: ``npages`` consecutive pages from ``addr`` mapping consecutive pages of fresh
 # folios of ``order`` (from page ``page`` of the first), each PTE with the same bits; with
-# ``continue`` it goes on with the folio the previous run ended in; ``pmd`` maps each
+# ``continue`` it goes on with the folio the previous run ended in, or, with ``page`` too,
+# with the last folio of its order and backing a run left unfinished, from that page on (a
+# real process whose folio is interrupted by one CoW-copied page); ``pmd`` maps each
 # order-9 folio with one PMD; ``pinned`` takes a FOLL_PIN on every page it maps (as an
 # io_uring fixed buffer over the run would).  Real processes are written this way (see
 # pkmm.realkernel.snapshot); hand-made layouts can too.
@@ -328,6 +330,8 @@ class _RunBuilder:
         self.p = p
         self.folio: Folio | None = None    # the last run's last folio, if not fully mapped
         self.next = 0                      # its next unmapped page
+        #: per (order, backing): the last folio a run left unfinished, and its next page
+        self.open: dict[tuple[int, str], tuple[Folio, int]] = {}
 
     def add(self, e: dict[str, Any]) -> None:
         order, npages, pmd = e.get("order", 0), e["npages"], e.get("pmd", False)
@@ -340,13 +344,21 @@ class _RunBuilder:
             raise LayoutError("pmd=True: a run of whole order-9 folios (order 9, npages a "
                               "multiple of 512, no page/continue)")
         folio, idx = None, e.get("page", 0)
-        if e.get("continue"):
-            if "page" in e:
-                raise LayoutError("continue=True goes on where the last run stopped; drop "
-                                  "'page'")
+        if e.get("continue") and "page" in e:
+            folio, nxt = self.open.get((order, backing), (None, 0))
+            if folio is None:
+                raise LayoutError(f"continue=True, page={idx}: no earlier run left a folio of "
+                                  f"order {order} ({backing}) unfinished; drop 'continue' to "
+                                  "start a new folio")
+            if not nxt <= idx < 1 << order:
+                raise LayoutError(f"continue=True, page={idx}: the unfinished folio of order "
+                                  f"{order} goes on at page {nxt} or later, up to "
+                                  f"{(1 << order) - 1}")
+        elif e.get("continue"):
             if self.folio is None or self.folio.order != order or self.folio.kind != backing:
                 raise LayoutError("continue=True but the previous run did not stop inside a "
-                                  f"folio of order {order} ({backing}); start a new folio")
+                                  f"folio of order {order} ({backing}); start a new folio, or "
+                                  "give 'page' to go on with an earlier unfinished one")
             folio, idx = self.folio, self.next
         elif not 0 <= idx < 1 << order:
             raise LayoutError(f"page={idx}: a folio of order {order} has pages "
@@ -365,8 +377,12 @@ class _RunBuilder:
                 self.p.pin(folio, k)
             addr, left, idx = addr + take * PAGE_SIZE, left - take, idx + take
             if idx == 1 << order:
+                if folio is self.open.get((order, backing), (None, 0))[0]:
+                    del self.open[(order, backing)]
                 folio, idx = None, 0
         self.folio, self.next = folio, idx
+        if folio is not None:
+            self.open[(order, backing)] = (folio, idx)
 
 
 def load_scenario(source: str | Path | dict[str, Any]) -> Scenario:

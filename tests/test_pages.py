@@ -62,6 +62,7 @@ class Ctx:
 
     def __init__(self) -> None:
         self.orders: dict[int, int] = {}
+        self.open_folios: dict = {}
         self.raw = 0x400
 
     def continues(self, p: pg.Pages, i: int) -> bool:
@@ -89,3 +90,31 @@ def test_runs_cut_where_kind_bits_or_folios_change() -> None:
         [(20, 4, False), (12, 4, True), (8, 0, False)]
     assert runs[0]["write"] and not runs[1]["write"]     # AE -> writable, else R/O
     assert ctx.orders == {4: 2, 0: 8}
+
+
+def test_a_folio_one_copied_page_interrupts_stays_one_folio() -> None:
+    """pages 0-5 of a 64K folio, the process's own 4K copy of page 6, pages 7-15: the
+    kernel has one 64K folio and one 4K page; the encoded runs build exactly that."""
+    import collections
+
+    from pkmm.scenario import Scenario
+    n = 16
+    p = classify(np.full(n, P | X, np.uint64))
+    p.order[:] = 4
+    p.index[:] = np.arange(16)
+    p.head[:] = 0x1000
+    p.order[6], p.index[6], p.head[6] = 0, 0, 0x5000     # the CoW copy of page 6
+    ctx = Ctx()
+    ctx.orders = collections.Counter()
+    out: dict = {"runs": []}
+    encode_vma(p, {"backing": "anon", "write": True}, ctx, out)
+    assert [(r["npages"], r.get("order", 0), r.get("continue", False), r.get("page"))
+            for r in out["runs"]] == [(6, 4, False, None), (1, 0, False, None),
+                                       (9, 4, True, 7)]
+    assert ctx.orders == {4: 1, 0: 1}
+    sc = Scenario.from_dict({"vmas": [{"start": p.start, "npages": n, "anon_vma": True}],
+                             "runs": out["runs"]})
+    proc, _ = sc.build()
+    f0, _ = proc.page_at(p.start)
+    f15, i15 = proc.page_at(p.start + 15 * 4096)
+    assert f15 is f0 and i15 == 15 and f0.large_mapcount == 15

@@ -37,6 +37,31 @@ def test_continue_goes_on_with_the_same_folio_with_other_bits() -> None:
     assert p.pte(A).write and not p.pte(A + 6 * 4096).write
 
 
+def test_continue_with_page_resumes_a_folio_an_other_page_interrupted() -> None:
+    # a real process: pages 0-5 of a 64K folio, one 4K page (its CoW copy of page 6), then
+    # pages 7-15 of the same folio, which a run without 'page' could not say
+    p, _ = build(runs=[{"addr": A, "npages": 6, "order": 4},
+                       {"addr": A + 6 * 4096, "npages": 1},
+                       {"addr": A + 7 * 4096, "npages": 9, "order": 4, "continue": True,
+                        "page": 7}])
+    f0, _ = p.page_at(A)
+    f7, i7 = p.page_at(A + 7 * 4096)
+    copy, _ = p.page_at(A + 6 * 4096)
+    assert f7 is f0 and i7 == 7 and copy is not f0 and copy.order == 0
+    assert f0.large_mapcount == 15 and f0.refcount == 15
+    # the folio is finished: a further 'continue' with a page has nothing to go on with
+    with pytest.raises(ScenarioError, match="runs\\[1\\].*unfinished"):
+        build(runs=[{"addr": A, "npages": 16, "order": 4},
+                    {"addr": A + 16 * 4096, "npages": 1, "order": 4, "continue": True,
+                     "page": 3}])
+    # a page already passed cannot be mapped again by going back
+    with pytest.raises(ScenarioError, match="runs\\[2\\].*page 6 or later"):
+        build(runs=[{"addr": A, "npages": 6, "order": 4},
+                    {"addr": A + 6 * 4096, "npages": 1},
+                    {"addr": A + 7 * 4096, "npages": 2, "order": 4, "continue": True,
+                     "page": 2}])
+
+
 def test_pmd_and_pinned_runs() -> None:
     p, _ = build(runs=[{"addr": A, "npages": 512, "order": 9, "pmd": True},
                        {"addr": A + 0x200000, "npages": 4, "pinned": True}])

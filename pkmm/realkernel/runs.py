@@ -3,7 +3,9 @@
 Simulator concept (no kernel file).  A *run* is a stretch of consecutive pages of one VMA
 that map consecutive pages of consecutive folios of one order with equal PTE bits; a run
 marked ``continue`` goes on with the folio the previous run ended in (a folio that spans
-two VMAs, or whose PTE bits change part-way).  See :mod:`pkmm.scenario` for the format.
+two VMAs, or whose PTE bits change part-way), or, with a ``page``, with the last folio of its
+order left unfinished (a folio one CoW-copied page interrupts).
+See :mod:`pkmm.scenario` for the format.
 Taught in: notebooks/10-real-process.ipynb
 """
 
@@ -68,23 +70,42 @@ def encode_vma(p: Pages, vma: dict[str, Any], ctx: Any, out: dict[str, Any]) -> 
     brk[1:] = (sig[1:] != sig[:-1]) | ~(same[1:] | new[1:])
     key = np.cumsum(brk)
     for lo, hi in stretches(folio, key):
-        _run(p, vma, ctx, out, lo, hi, bool(same[lo]) if lo else ctx.continues(p, lo),
+        cont = bool(same[lo]) if lo else ctx.continues(p, lo)
+        _run(p, vma, ctx, out, lo, hi, cont, not cont and _resumes(p, vma, ctx, lo),
              write, dirty, ae)
     _simple(p, out, ctx)
 
 
+def _backing(p: Pages, vma: dict[str, Any], i: int) -> str:
+    return "anon" if p.kind[i] == ANON else str(vma["backing"])
+
+
+def _resumes(p: Pages, vma: dict[str, Any], ctx: Any, lo: int) -> bool:
+    """Whether page ``lo`` goes on with the last folio of its order a run left unfinished.
+
+    A folio interrupted by another page (the process's CoW copy of one of its pages) is one
+    folio in the kernel; without this it would be counted, and built, as two.
+    """
+    order, head = int(p.order[lo]), int(p.head[lo])
+    got = ctx.open_folios.get((order, _backing(p, vma, lo)))
+    return (order > 0 and head > 0 and got is not None and got[0] == head
+            and int(p.index[lo]) >= got[1])
+
+
 def _run(p: Pages, vma: dict[str, Any], ctx: Any, out: dict[str, Any], lo: int, hi: int,
-         cont: bool, write: Any, dirty: Any, ae: Any) -> None:
+         cont: bool, resume: bool, write: Any, dirty: Any, ae: Any) -> None:
     import numpy as np
     order = int(p.order[lo])
     run: dict[str, Any] = {"addr": p.start + (lo << 12), "npages": hi - lo}
     if order:
         run["order"] = order
-    backing = "anon" if p.kind[lo] == ANON else vma["backing"]
+    backing = _backing(p, vma, lo)
     if backing != "anon":
         run["backing"] = backing
     if cont and out.get("runs"):
         run["continue"] = True
+    elif resume:
+        run["continue"], run["page"] = True, int(p.index[lo])
     elif p.index[lo]:
         run["page"] = int(p.index[lo])
     for key, arr, default in (("pmd", p.pmd, False), ("write", write, None),
@@ -101,6 +122,15 @@ def _run(p: Pages, vma: dict[str, Any], ctx: Any, out: dict[str, Any], lo: int, 
     ctx.orders[order] += starts
     ctx.last_folio = (p.start + ((hi - 1) << 12), int(p.head[hi - 1]), int(p.index[hi - 1]),
                       order)
+    # What pkmm.scenario's run builder remembers: the last unfinished folio per order and
+    # backing, forgotten once a run maps its last page.
+    last, head0 = int(p.index[hi - 1]), int(p.head[lo])
+    opened = ctx.open_folios.get((order, backing))
+    if order and opened is not None and opened[0] == head0 and (
+            int(p.head[hi - 1]) != head0 or last == (1 << order) - 1):
+        del ctx.open_folios[(order, backing)]
+    if order and last < (1 << order) - 1:
+        ctx.open_folios[(order, backing)] = (int(p.head[hi - 1]), last + 1)
 
 
 def _simple(p: Pages, out: dict[str, Any], ctx: Any) -> None:

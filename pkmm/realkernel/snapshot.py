@@ -131,6 +131,8 @@ class _Context:
         self.pfns_seen = False
         self.next_raw_pfn = 0x400
         self.last_folio: tuple[int, int, int, int] | None = None   # addr, head, index, order
+        #: (order, backing) -> (head pfn, next page) of the last folio a run left unfinished
+        self.open_folios: dict[tuple[int, str], tuple[int, int]] = {}
         self._uffd: list[bool] | None = None
         #: per VMA (its start, in hex) with frames seen: the struct-page streams of the
         #: pages whose struct page fork touches (the folio pages, not the zero pages), as
