@@ -558,3 +558,19 @@ def test_pin_prose_quotes_the_models_bias() -> None:
         big = {int(n) for n in re.findall(r"\b\d{3,}\b", _intro_of(stem))}
         assert GUP_PIN_COUNTING_BIAS in big, stem
         assert big <= {GUP_PIN_COUNTING_BIAS, GUP_PIN_COUNTING_BIAS + 1}, (stem, big)
+
+
+def test_exercise_a_batch_v3_bullets_are_what_its_batch_scan_does() -> None:
+    """(a)'s batch-v3 bullets: it compares PN always and UW only for a uffd-wp child VMA,
+    counts D and W, and never stops at SD or A; each claim against the probe."""
+    from pkmm.exercises.probes import ignored_bits
+    text = _intro_of("a-batch-sizes")
+    assert "compares only two" in text and "SD and A never end one either" in text
+    plain = ignored_bits("batch-v3")
+    uffd = ignored_bits("batch-v3", (("uffd_fork", True), ("uffd_wp", True)))
+    for mask in (plain, uffd):
+        assert mask["protnone"] == "compared"
+        assert mask["dirty"] == mask["write"] == "counted"
+        assert mask["soft_dirty"] == mask["young"] == "ignored"
+    assert (plain["uffd_wp"], uffd["uffd_wp"]) == ("ignored", "compared")
+    assert [b for b, v in uffd.items() if v == "compared"] == ["uffd_wp", "protnone"]
