@@ -19,7 +19,7 @@ from typing import Any
 from ..folio import GUP_PIN_COUNTING_BIAS
 from ..fork import fork
 from ..kernels.common import stop_words
-from ..pte import PAGE_SIZE, PTE_BIT, SETTABLE_BITS
+from ..pte import PAGE_SIZE, PMD_SIZE, PTE_BIT, SETTABLE_BITS
 from . import EXERCISES, Exercise
 from .base import index_of
 from .counts import folio_counts
@@ -45,6 +45,8 @@ def _sd_off_example(kernel: str = "v6.9") -> str:
 SD_OFF_EXAMPLE = _sd_off_example()
 #: The pin bias the (c) and (d) prose quotes, from the model (pkmm.folio).
 _BIAS, _BIAS_1 = str(GUP_PIN_COUNTING_BIAS), str(GUP_PIN_COUNTING_BIAS + 1)
+#: What one page table maps (a PMD's span), in the words (a) uses.
+_PT_SPAN = f"{PMD_SIZE >> 20} MiB"
 
 #: The probes of exercise (a)'s table: which VMA each column of the rule forks under.
 _PRIVATE: tuple[tuple[str, Any], ...] = ()
@@ -174,7 +176,8 @@ What else ends a batch depends on the version:
 - **v6.8** does not batch: one call per PTE.
 - **batch-v3** (the [seed patch](../glossary.ipynb#seed-patch)) measures a batch with
   `folio_nr_pages_cont_mapped()`. (It also stops at the end of the range being copied:
-  the VMA's end or the end of the page table, 2 MiB on x86-64. No layout here reaches it.)
+  the VMA's end or the end of the page table, """ + _PT_SPAN + """ on x86-64. No layout here
+  reaches it.)
   - Of the PTE bits, it compares only two: [PN](../glossary.ipynb#PN) (protnone: made
     inaccessible on purpose for NUMA hinting) always, and
     [UW](../glossary.ipynb#UW) (userfaultfd write-protect: "tell a monitor before any
