@@ -231,7 +231,8 @@ stays W 0.
 
 Why batch-v3's merged D is harmless in a private mapping: for an anonymous page, D only
 tells reclaim to write the page to swap before freeing it. A D 1 the child did not earn
-costs at most one needless swap write; it never loses data.
+costs at most one needless swap write; it never loses data. No program can see it either:
+/proc/pid/pagemap reports a PTE's SD and UW, not its D.
 
 Why D is cleared in a shared child: D says "written through this PTE". The child has
 written nothing, and the parent's PTE keeps its D, which is what later tells
