@@ -509,3 +509,68 @@ def test_pin_distractor_names_no_pinned_row() -> None:
     assert set(key["copied"]) <= set(wrong["copied"])
     assert {rows[i]["folio"] for i in wrong["copied"]} == folios
     assert wrong["eagain"] == len(folios)
+
+
+def _intro_of(stem: str) -> str:
+    import json
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "notebooks" / "exercises" / f"{stem}.ipynb"
+    return "".join(json.loads(path.read_text())["cells"][0]["source"])
+
+
+def test_exercise_a_table_of_batch_stops_is_what_the_batch_scan_does() -> None:
+    """Exercise (a)'s table of which bit changes end a v6.9/v6.17 batch, as the notebook
+    prints it, against the model's batch scan forked under each VMA kind it names."""
+    import re
+
+    from pkmm.exercises.probes import CMP_BITS, ignored_bits
+    from pkmm.pte import PTE_BIT
+    from pkmm.views.svg import rules as view_rules
+    assert view_rules.ignored_bits is ignored_bits     # the picture reads the same probe
+    rows = re.findall(r"^\| ([A-Z, ]+) \| (.+) \|$", _intro_of("a-batch-sizes"), re.M)
+    assert rows
+    letter = {PTE_BIT[b].letter: b for b in CMP_BITS}
+    listed = [letter[x] for bits, _ in rows for x in bits.split(", ")]
+    assert sorted(listed) == sorted(CMP_BITS)          # every bit once
+    vmas = {"private": (), "tracked": (("soft_dirty_tracking", True),),
+            "shared": (("backing", "shmem"), ("shared", True), ("uffd_fork", True),
+                       ("uffd_wp", True))}
+    for bits, when in rows:
+        want = {"never": set(), "always": set(vmas)}.get(when.split(" (")[0])
+        if want is None:
+            want = {"private", "tracked"} if "private mapping only" in when else \
+                {"tracked"} if "tracking on" in when else None
+        assert want is not None, when
+        for x in bits.split(", "):
+            for kernel in ("v6.9", "v6.17"):
+                seen = {v for v, kw in vmas.items()
+                        if ignored_bits(kernel, kw)[letter[x]] == "compared"}
+                assert seen == want, (kernel, x, when, seen)
+
+
+def test_pin_prose_quotes_the_models_bias() -> None:
+    """(c) and (d) quote the pin bias as numbers: each is the model's
+    GUP_PIN_COUNTING_BIAS (or that plus one mapping's reference)."""
+    import re
+
+    from pkmm.folio import GUP_PIN_COUNTING_BIAS
+    for stem in ("c-pin-copies", "d-refcount-mapcount"):
+        big = {int(n) for n in re.findall(r"\b\d{3,}\b", _intro_of(stem))}
+        assert GUP_PIN_COUNTING_BIAS in big, stem
+        assert big <= {GUP_PIN_COUNTING_BIAS, GUP_PIN_COUNTING_BIAS + 1}, (stem, big)
+
+
+def test_exercise_a_batch_v3_bullets_are_what_its_batch_scan_does() -> None:
+    """(a)'s batch-v3 bullets: it compares PN always and UW only for a uffd-wp child VMA,
+    counts D and W, and never stops at SD or A; each claim against the probe."""
+    from pkmm.exercises.probes import ignored_bits
+    text = _intro_of("a-batch-sizes")
+    assert "compares only two" in text and "SD and A never end one either" in text
+    plain = ignored_bits("batch-v3")
+    uffd = ignored_bits("batch-v3", (("uffd_fork", True), ("uffd_wp", True)))
+    for mask in (plain, uffd):
+        assert mask["protnone"] == "compared"
+        assert mask["dirty"] == mask["write"] == "counted"
+        assert mask["soft_dirty"] == mask["young"] == "ignored"
+    assert (plain["uffd_wp"], uffd["uffd_wp"]) == ("ignored", "compared")
+    assert [b for b, v in uffd.items() if v == "compared"] == ["uffd_wp", "protnone"]

@@ -377,3 +377,38 @@ def test_student_index_guides_the_reading_order() -> None:
         assert [h for h, _ in follows] == LEARN[name], (stem, follows)
     # nor after the links: the file names are for the instructor, who has the files
     assert ".ipynb" not in student and ".ipynb" in site.render_index(pages, "instructor")
+
+
+def test_index_marks_the_reference_page_optional_and_exercise_a_leads_back_to_it() -> None:
+    sources = site.find_notebooks(REPO / "notebooks")
+    pages = [site.Page(src, src.relative_to(REPO / "notebooks").with_suffix(".html").as_posix(),
+                       src.stem, 0) for src in sources]
+    student = site.render_index(pages, "student")
+    for stem, note in site.OPTIONAL.items():
+        line = re.search(rf'<li><a href="{stem}.html">.*?</li>', student)
+        assert line and f"({note})" in line.group(0), stem
+    # every other lesson is required reading: only the listed pages carry the note
+    assert student.count("optional reading") == len(site.OPTIONAL)
+    # the first exercise's back arrow opens the index, not the last lesson before it
+    first = next(i for i, p in enumerate(pages) if p.href.startswith("exercises/"))
+    back = re.findall(r'<a href="([^"]+)">←', site._nav(pages, first))
+    assert back == ["../index.html"], back
+    # the next exercise goes back to the one before it
+    back = re.findall(r'<a href="([^"]+)">←', site._nav(pages, first + 1))
+    assert back == [f"../{pages[first].href}"], back
+
+
+def test_inline_code_never_wraps_on_a_page(tmp_path: Path) -> None:
+    """'-EAGAIN' split after its dash reads as a minus and a word: inline code keeps to one
+    line on every page and on the index (a code block keeps its own line breaks)."""
+    nbdir = tmp_path / "nb"
+    nbdir.mkdir()
+    nb = new_notebook(cells=[new_markdown_cell("# T\n\nthe call returns `-EAGAIN` here\n\n"
+                                               "```\nline one\nline two\n```")])
+    nbformat.write(nb, nbdir / "00-t.ipynb")
+    pages = site.build_site(nbdir, tmp_path / "out", execute_mode="never")
+    page = (tmp_path / "out" / pages[0].href).read_text()
+    index = (tmp_path / "out" / "index.html").read_text()
+    for text in (page, index):
+        assert ":not(pre)>code{white-space:nowrap}" in text
+    assert "<code>-EAGAIN</code>" in page

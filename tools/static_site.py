@@ -258,10 +258,25 @@ def execute(nb: Any, cwd: Path, timeout_s: int) -> None:
         raise SiteError(f"execution failed:\n{_ANSI.sub('', str(exc))}") from exc
 
 
+#: Style every page gets: inline code (not a code block) never breaks: "-EAGAIN" split
+#: after its dash reads as a minus and a word.
+SITE_CSS = "<style>:not(pre)>code{white-space:nowrap}</style>"
+
+#: Pages the index lists as optional reading (by notebook stem): the reference report
+#: restates the real-kernel lab's findings case by case, for a reader who wants them all.
+OPTIONAL = {"09-real-kernel-report": "optional reading"}
+
+
 def _nav(pages: Sequence[Page], i: int) -> str:
     up = "../" * pages[i].href.count("/")
     links = [f'<a href="{up}index.html">pkmm lab: all notebooks</a>']
-    if i > 0:
+    # the first exercise's way back is the index, where every lesson is listed: the page
+    # before it in file order is the last notebook, which an exercise does not follow
+    first_exercise = pages[i].href.startswith("exercises/") and (
+        i == 0 or not pages[i - 1].href.startswith("exercises/"))
+    if first_exercise:
+        links.append(f'<a href="{up}index.html">← all pages</a>')
+    elif i > 0:
         links.append(f'<a href="{up}{pages[i - 1].href}">← {html.escape(pages[i - 1].title)}</a>')
     if i + 1 < len(pages):
         links.append(f'<a href="{up}{pages[i + 1].href}">{html.escape(pages[i + 1].title)} →</a>')
@@ -308,6 +323,12 @@ def follows(page: Page) -> str:
     return ""
 
 
+def optional(page: Page) -> str:
+    """" (optional reading)" for a page in :data:`OPTIONAL`, else ""."""
+    note = OPTIONAL.get(page.source.stem)
+    return f" <em>({html.escape(note)})</em>" if note else ""
+
+
 def render_index(pages: Sequence[Page], audience: str = "student") -> str:
     """The landing page: every notebook by title, lessons first, then exercises."""
     title = "pkmm lab: how Linux copies page tables at fork()" + (
@@ -320,13 +341,13 @@ def render_index(pages: Sequence[Page], audience: str = "student") -> str:
         name = "" if audience == "student" else \
             f' <small>({html.escape(page.source.name)})</small>'
         sections[key].append(f'<li><a href="{html.escape(page.href)}">'
-                             f'{html.escape(page.title)}</a>{name}{follows(page)}</li>')
+                             f'{html.escape(page.title)}</a>{name}{follows(page)}{optional(page)}</li>')
     body = "".join(f"<h2>{name}</h2><ul>{''.join(items)}</ul>"
                    for name, items in sections.items() if items)
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(title)}</title>"
             "<style>body{font-family:sans-serif;max-width:50em;margin:2em auto;"
-            "line-height:1.5}</style></head><body>"
+            "line-height:1.5}:not(pre)>code{white-space:nowrap}</style></head><body>"
             f"<h1>{html.escape(title)}</h1>"
             + (f'<p class="pkmm-guide">{html.escape(GUIDE)}</p>' if audience == "student" else "")
             + f"{body}</body></html>\n")
@@ -389,7 +410,7 @@ def build_site(notebooks: Path, out: Path, *, execute_mode: str = "auto",
         text = relink(render_page(page.notebook, page.title, page.source))
         body = re.search(r"<body[^>]*>", text)
         if body:
-            text = text[:body.end()] + nav + text[body.end():]
+            text = text[:body.end()] + SITE_CSS + nav + text[body.end():]
         target = out / page.href
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")

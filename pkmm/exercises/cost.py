@@ -24,7 +24,7 @@ COUNTS = {
     "calls": "present-PTE copy calls (one per batch)",
     "set_ptes_calls": "set_ptes() calls that write child PTEs",
     "pte_writes": "child PTEs written",
-    "anon_dup_checks": "anon rmap duplication calls (each checks whether the page may be shared)",
+    "anon_dup_checks": "anon rmap dup calls (each also checks whether the page may be shared)",
 }
 
 

@@ -16,13 +16,15 @@ import json
 import re
 from typing import Any
 
+from ..folio import GUP_PIN_COUNTING_BIAS
 from ..fork import fork
 from ..kernels.common import stop_words
-from ..pte import PAGE_SIZE, SETTABLE_BITS
+from ..pte import PAGE_SIZE, PMD_SIZE, PTE_BIT, SETTABLE_BITS
 from . import EXERCISES, Exercise
 from .base import index_of
 from .counts import folio_counts
 from .layout import BASE, DEFAULTS, scenario
+from .probes import CMP_BITS, ignored_bits
 
 
 def _sd_off_example(kernel: str = "v6.9") -> str:
@@ -41,6 +43,50 @@ def _sd_off_example(kernel: str = "v6.9") -> str:
 
 
 SD_OFF_EXAMPLE = _sd_off_example()
+#: The pin bias the (c) and (d) prose quotes, from the model (pkmm.folio).
+_BIAS, _BIAS_1 = str(GUP_PIN_COUNTING_BIAS), str(GUP_PIN_COUNTING_BIAS + 1)
+#: What one page table maps (a PMD's span), in the words (a) uses.
+_PT_SPAN = f"{PMD_SIZE >> 20} MiB"
+
+#: The probes of exercise (a)'s table: which VMA each column of the rule forks under.
+_PRIVATE: tuple[tuple[str, Any], ...] = ()
+_TRACKED = (("soft_dirty_tracking", True),)
+_SHARED = (("backing", "shmem"), ("shared", True), ("uffd_fork", True), ("uffd_wp", True))
+#: How the table words each pattern of (private, private + soft-dirty tracking, shared)
+#: "does a change of the bit end a batch?".
+_WHEN = {
+    (False, False, False): "never",
+    (True, True, True): "always",
+    (True, True, False): "in a private mapping only (a shared child's PTEs are made clean "
+                         "anyway)",
+    (False, True, False): "only with [soft-dirty](../glossary.ipynb#soft-dirty) tracking on "
+                          "(below the table)",
+}
+
+
+def batch_stop_rows(kernels: tuple[str, ...] = ("v6.9", "v6.17")) -> list[tuple[str, str]]:
+    """Exercise (a)'s table: (bit letters, when a change of them ends a batch), read from
+    the model's batch scan (:func:`pkmm.exercises.probes.ignored_bits`) under ``kernels``,
+    which must agree (the table has one column for them)."""
+    def pattern(kernel: str, bit: str) -> tuple[bool, bool, bool]:
+        private, tracked, shared = (ignored_bits(kernel, kw)[bit] == "compared"
+                                    for kw in (_PRIVATE, _TRACKED, _SHARED))
+        return private, tracked, shared
+    rows: dict[str, list[str]] = {}
+    for bit in CMP_BITS:
+        seen = {pattern(k, bit) for k in kernels}
+        if len(seen) != 1:
+            raise ValueError(f"batch_stop_rows: kernels {kernels} compare {bit} "
+                             "differently; give them one column each")
+        rows.setdefault(_WHEN[seen.pop()], []).append(PTE_BIT[bit].letter)
+    order = ["never", *(w for w in rows if w not in ("never", "always")), "always"]
+    return [(", ".join(rows[w]), w) for w in order if w in rows]
+
+
+BATCH_STOP_TABLE = "\n".join(
+    ["| bit | ends a batch in v6.9, v6.17 |", "|---|---|"]
+    + [f"| {bits} | {when} |" for bits, when in batch_stop_rows()])
+
 
 #: What fork does to each bit of a child PTE, per version (exercise (b)'s table; the
 #: rules are the variant modules' copy_present_ptes(), pkmm/kernels/).
@@ -129,25 +175,22 @@ What else ends a batch depends on the version:
 
 - **v6.8** does not batch: one call per PTE.
 - **batch-v3** (the [seed patch](../glossary.ipynb#seed-patch)) measures a batch with
-  `folio_nr_pages_cont_mapped()`. (It also stops at the end of the range being copied,
-  which no layout here reaches.)
+  `folio_nr_pages_cont_mapped()`. (It also stops at the end of the range being copied:
+  the VMA's end or the end of the page table, """ + _PT_SPAN + """ on x86-64. No layout here
+  reaches it.)
   - Of the PTE bits, it compares only two: [PN](../glossary.ipynb#PN) (protnone: made
     inaccessible on purpose for NUMA hinting) always, and
     [UW](../glossary.ipynb#UW) (userfaultfd write-protect: "tell a monitor before any
     write") only when the child VMA is [uffd-wp](../glossary.ipynb#uffd-wp) (it
     keeps those marks). Otherwise the child drops UW anyway.
-  - D and W never end a batch: it counts how many PTEs have them and sets the child's
+  - [D](../glossary.ipynb#D) (dirty) and [W](../glossary.ipynb#W) (writable) never end a
+    batch: it counts how many PTEs have them and sets the child's
     batch from the counts. SD and A never end one either.
 - **v6.9 and v6.17** compare the PTE bits with
   [folio_pte_batch](../glossary.ipynb#folio_pte_batch)() (v6.17:
   `folio_pte_batch_flags()`). Which bit changes end a batch there:
 
-| bit | ends a batch in v6.9, v6.17 |
-|---|---|
-| A, W | never |
-| D | in a private mapping only (a shared child's PTEs are made clean anyway) |
-| SD | only with [soft-dirty](../glossary.ipynb#soft-dirty) tracking on (below the table) |
-| UW, PN | always |
+""" + BATCH_STOP_TABLE + """
 
 The batch function has no switch to ignore UW (its author left it in "for now"), so a
 UW change ends a batch even where the child drops UW. The kernel sets SD whenever it makes
@@ -188,7 +231,8 @@ stays W 0.
 
 Why batch-v3's merged D is harmless in a private mapping: for an anonymous page, D only
 tells reclaim to write the page to swap before freeing it. A D 1 the child did not earn
-costs at most one needless swap write; it never loses data.
+costs at most one needless swap write; it never loses data. No program can see it either:
+/proc/pid/pagemap reports a PTE's SD and UW, not its D.
 
 Why D is cleared in a shared child: D says "written through this PTE". The child has
 written nothing, and the parent's PTE keeps its D, which is what later tells
@@ -200,9 +244,7 @@ every PTE from the [page cache](../glossary.ipynb#page-cache)
 [uffd-wp](../glossary.ipynb#uffd-wp) forces the copy. (The parent registered the range
 with [EVENT_FORK](../glossary.ipynb#uffd-wp), the flag that keeps the child's VMA
 uffd-wp too.) Its write-protect marks live only in the PTEs, and a fault could not
-rebuild them. That is why the shared problems carry it. (A [shmem](../glossary.ipynb#shmem)
-folio's refcount also counts the page cache's references, one per page; no bit depends
-on it.)
+rebuild them. That is why the shared problems carry it.
 
 The problem names two versions: `ARG kernel` and `ARG other kernel`. Predict one bit of every
 child PTE under each."""),
@@ -211,7 +253,8 @@ A page pinned by a driver for [DMA](../glossary.ipynb#DMA) (RDMA, say) or by
 [io_uring](../glossary.ipynb#io_uring) must stay with the parent: if fork shared it, the
 parent's next write would copy it away
 from the device. So fork gives the child a copy of such a page at once (the kernel's
-`copy_present_page()`).
+`copy_present_page()`). The copy holds the page's bytes at that moment: fork does not wait
+for the device, and later device writes reach the parent's page only.
 
 **Which pages are copied** (notebook 04 §3). A page is copied, not shared, when all three hold:
 
@@ -225,20 +268,21 @@ by [GUP](../glossary.ipynb#GUP) (the kernel's "get user pages", which drivers ca
 GUP pins only AE pages. So a non-AE page cannot be pinned: it is shared again.
 
 Test 3 depends on the folio's size. A [FOLL_PIN](../glossary.ipynb#FOLL_PIN) pin counts
-differently in a small folio and in a large one (1024 is the kernel's
+differently in a small folio and in a large one (""" + _BIAS + """ is the kernel's
 [GUP_PIN_COUNTING_BIAS](../glossary.ipynb#GUP_PIN_COUNTING_BIAS)):
 
 | folio | one pin adds | "may be pinned" when |
 |---|---|---|
-| small (order 0) | 1024 to the refcount | refcount ≥ 1024 |
+| small (order 0) | """ + _BIAS + """ to the refcount | refcount ≥ """ + _BIAS + """ |
 | large | 1 to the refcount and 1 to its [pincount](../glossary.ipynb#pincount) | pincount > 0 |
 
 Why two ways: a large folio has room (in the struct page of its second page) for an exact
 pin counter; a small folio has only its own struct page, so a pin is folded into its
-refcount as a big step. The small-folio test can therefore be fooled: 1024 other
+refcount as a big step. The small-folio test can therefore be fooled: """ + _BIAS + """ other
 references, such as [vmsplice](../glossary.ipynb#vmsplice) ones, pass it too. A small
-folio with refcount ≥ 1024 and no `FOLL_PIN` on its line is such a case: for
-example one mapping plus 1024 vmsplice references (refcount 1025) gets its AE page
+folio with refcount ≥ """ + _BIAS + """ and no `FOLL_PIN` on its line is such a case: for
+example one mapping plus """ + _BIAS + """ vmsplice references (refcount """ + _BIAS_1 + """)
+gets its AE page
 copied. The folio line shows the pins as `(N FOLL_PIN)`; the rest of its refcount is one
 reference per mapped PTE.
 
@@ -246,7 +290,8 @@ The pin is counted per folio, not per page, so the kernel cannot tell *which* pa
 large folio is pinned: it copies every AE page of that folio. That is why the table has no
 per-row pins column: fork sees only the folio line's count. A large folio can be partly AE:
 an earlier fork cleared AE on all its pages, and later write faults reused some of them in
-place, which makes a page AE again (exercise (e)).
+place, which makes a page AE again (v6.17 does so while other pages of the folio stay
+mapped: exercise (e)).
 
 **How many rounds.** Fork copies under the page-table lock, where it must not sleep, so
 it cannot allocate a page there. Each copy needs a
@@ -295,7 +340,8 @@ For each row, fork either *shares* the page with the child or gives the child a 
   pinned one (exercise (c) gives the rule and its reasons). The non-AE pages of such a
   folio are shared as usual.
 
-Pins ([FOLL_PIN](../glossary.ipynb#FOLL_PIN): 1024 on a small folio, 1 on a large one) and
+Pins ([FOLL_PIN](../glossary.ipynb#FOLL_PIN): """ + _BIAS + """ on a small folio, 1 on a large one)
+and
 [vmsplice](../glossary.ipynb#vmsplice) references count in the refcount but in no mapcount:
 they are not page-table entries. The PTE bits (D, W, ...) change no counter.
 
@@ -347,7 +393,9 @@ fault.)
   3. the writer maps more than one page of the folio.
 
   If condition 3 fails (the written page is the writer's last mapped page of the folio),
-  v6.17 copies it, so that the whole large folio can be freed.
+  v6.17 copies it: the writer moves to a new small page, the folio loses its last
+  mapping, and all its pages, the unmapped ones too, are freed. Reuse would keep the
+  whole folio allocated for one page in use.
 
 "the child exits" is a step, not a write: it gets no answer, and it drops all the child's
 mappings and references. Predict what each write in the sequence does."""),
@@ -430,6 +478,13 @@ EXTRA: dict[str, tuple[int, str, str]] = {
                        "the reuse rule of v6.17 for a page of a large folio"),
     "fork-cost": (OUTSIDE_STUDENT_SEEDS, "batch-v3",
                   "batch-v3, whose rmap dup stays per page, on folios of several sizes"),
+}
+
+#: What a reader needs for a second worked example's layout alone, said beside it.
+EXTRA_NOTE: dict[str, str] = {
+    "child-bits": " Its folios are [shmem](../glossary.ipynb#shmem): a shmem folio's "
+                  "refcount also counts the page cache's references, one per page, so "
+                  "it is higher than the PTEs alone give. No bit depends on it.",
 }
 
 #: The typical wrong answer :func:`misconception` builds, in words.
@@ -665,8 +720,21 @@ def misconception(ex: Exercise) -> Any:
     return {"calls": n, "set_ptes_calls": n, "pte_writes": n, "anon_dup_checks": n}
 
 
+def errno_as_code(markdown: str) -> str:
+    """``markdown`` with each bare ``-EAGAIN`` set as code, which the static pages keep on
+    one line (broken after its dash it reads as a minus and a word); link anchors
+    (``#-EAGAIN``) are left alone.
+
+    >>> errno_as_code("returns -EAGAIN; [-EAGAIN](g.ipynb#-EAGAIN), `-EAGAIN`")
+    'returns `-EAGAIN`; [`-EAGAIN`](g.ipynb#-EAGAIN), `-EAGAIN`'
+    """
+    return re.sub(r"(?<![`#\w])-EAGAIN(?![`\w])", "`-EAGAIN`", markdown)
+
+
 def new_cell(kind: str, source: str, stem: str, n: int, **metadata: Any) -> dict[str, Any]:
     """One nbformat-4.5 cell with a stable id (same notebook, same ids: clean diffs)."""
+    if kind == "markdown":
+        source = errno_as_code(source)
     cell_id = hashlib.sha256(f"{stem}:{n}".encode()).hexdigest()[:12]
     cell: dict[str, Any] = {"cell_type": kind, "id": cell_id, "metadata": metadata,
                             "source": source}
@@ -757,7 +825,8 @@ def lab_notebook(name: str, seed: int | None = None) -> dict[str, Any]:
         ("markdown", worked_example(name), {}),
         ("markdown", f"## A second worked example\n\n{what[0].upper() + what[1:]}: seed "
                      f"{extra_seed} (2**32 + {extra_seed - OUTSIDE_STUDENT_SEEDS}, a seed no "
-                     f"student is given) under {extra.kernel}.", {}),
+                     f"student is given) under {extra.kernel}.{EXTRA_NOTE.get(name, '')}",
+         {}),
         ("code", f"example2 = pkmm.exercises.make({name!r}, {extra.seed}, "
                  f"kernel={extra.kernel!r}{worked})\nprint(example2)", {}),
         ("markdown", worked_example(name, extra).replace(

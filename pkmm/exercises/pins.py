@@ -83,7 +83,8 @@ class PinCopies(Exercise):
             if pin >= 0:
                 pins.append({"folio": name, "page": pin})
             elif order == 0 and ae[0] and rng.random() < 0.5:
-                splices.append({"folio": name, "page": 0, "refs": 1024})
+                splices.append({"folio": name, "page": 0,
+                                "refs": GUP_PIN_COUNTING_BIAS})
         return scenario(f"pin-copies-{self.seed}", folios, ptes, pins=pins,
                         vmsplice=splices)
 

@@ -14,11 +14,11 @@ from functools import lru_cache
 from typing import Any
 
 from ...errors import LayoutError
+from ...exercises.probes import CMP_BITS, ignored_bits
 from ...fork import fork
-from ...kernels import BATCHING_KERNELS, DEFAULT_KERNEL, get_kernel
+from ...kernels import BATCHING_KERNELS, DEFAULT_KERNEL
 from ...process import Process
 from ...pte import Pte
-from ...vma import Backing
 from ..render import BIT_LETTERS
 from .core import Canvas, Picture
 from .scene import build_fork, need_kernel
@@ -141,8 +141,9 @@ def rule_grid(kernel: str = DEFAULT_KERNEL, *, uffd_fork: bool = True) -> Pictur
 
 
 # --- masked compare ----------------------------------------------------------------------
+# (the batch-scan probe, ignored_bits(), lives in pkmm.exercises.probes: exercise (a)
+# renders its table from it too)
 
-CMP_BITS = tuple(n for n, _ in BIT_LETTERS)
 LETTER = dict(BIT_LETTERS)
 #: what ignored_bits() says of a bit the scan did not compare
 NOT_COMPARED = ("ignored", "counted", "merged", "no batching", "n/a")
@@ -151,47 +152,6 @@ NOT_COMPARED = ("ignored", "counted", "merged", "no batching", "n/a")
 MASK_KEY = ("faded (grey): not compared, so it cannot stop the batch --",
             "counted: decided by counting; merged: the batch gets it if any PTE has it; "
             "ignored: masked")
-
-
-@lru_cache(maxsize=64)
-def ignored_bits(kernel: str, vma_kw: tuple[tuple[str, Any], ...] = ()) -> dict[str, str]:
-    """For each bit: "ignored" if a batch went on over a PTE differing only there,
-    "counted" if it went on and the variant declares it decides that bit by counting
-    (``KernelVersion.counted_bits``), "merged" if it went on and the variant declares the
-    batch takes the bit when any of its PTEs has it (``KernelVersion.merged_bits``),
-    "compared" if the batch stopped there, "n/a" if such
-    a PTE cannot exist in this VMA.
-    Found by forking two-PTE probes (one order-1 folio) under ``kernel``."""
-    kw = dict(vma_kw)
-    backing: Backing = "shmem" if kw.get("shared") else kw.get("backing", "anon")
-    if backing == "file":
-        kw["anon_vma"] = True        # else vma_needs_copy() skips the VMA: nothing to see
-
-    def first_call(bit: str | None) -> int | None:
-        """nr of the first copy call for two PTEs differing only in ``bit``."""
-        p = Process()
-        p.mmap(0x200000, 2, **kw)
-        f = p.alloc_folio(1, backing=backing)
-        base = {b: False for b in CMP_BITS}
-        try:
-            p.map(0x200000, f, 0, 1, **base)
-            other = dict(base, **({bit: True} if bit else {}))
-            p.map(0x201000, f, 1, 1, **other)
-        except LayoutError:
-            return None
-        steps = [s for s in fork(p, kernel=kernel).steps if s.addr == 0x200000]
-        return steps[0].nr if steps and steps[0].action == "share" else None
-    if first_call(None) != 2:          # two equal PTEs of one folio: no batch at all
-        return dict.fromkeys(CMP_BITS, "no batching")
-    k = get_kernel(kernel)
-    out = {}
-    for bit in CMP_BITS:
-        nr = first_call(bit)
-        # the scan went on: the variant's declaration says what became of the bit
-        went_on = ("counted" if bit in k.counted_bits else
-                   "merged" if bit in k.merged_bits else "ignored")
-        out[bit] = "n/a" if nr is None else went_on if nr == 2 else "compared"
-    return out
 
 
 def masked_compare(layout: Any, kernels: str | Sequence[str] = BATCHING_KERNELS,
