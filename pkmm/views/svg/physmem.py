@@ -240,7 +240,17 @@ def _folio_block(c: Canvas, mem: Memory, f: Folio, b: Box, pages: Pages,
 def _caption(mem: Memory, f: Folio, narrow: bool, limit: int | None) -> list[str]:
     """The folio's caption, each line wrapped to ``limit`` characters (None: whole)."""
     head = _folio_head(mem, f, narrow)
-    return head if limit is None else [part for t in head for part in wrap(t, limit)]
+    if limit is None:
+        return head
+    out: list[str] = []
+    for t in head:
+        for k, part in enumerate(wrap(t, limit)):
+            # a count stays with its word ("page cache: 2", not "page cache:" over "2")
+            if k and part.rstrip(",").isdigit():
+                out[-1] += " " + part
+            else:
+                out.append(part)
+    return out
 
 
 def _folio_head(mem: Memory, f: Folio, narrow: bool = False) -> list[str]:
