@@ -7,8 +7,11 @@ to its pages through the first row's pages and captions)."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import xml.etree.ElementTree as ET
+
+from test_views_flow_geometry import crossing_pairs
 
 import pkmm
 from pkmm.scenario import Scenario
@@ -76,3 +79,40 @@ def test_a_16_page_folio_and_two_new_pages_fit_one_row() -> None:
     assert len(_page_rows(svg)) == 1, "physical memory wrapped to a second row"
     # every caption line still whole: the refcount is one line, not split
     assert "refcount 30" in svg
+
+
+def _lines(svg: str) -> list[dict]:
+    """Each PTE's line to its page, as the curves its path draws (curve, then drop)."""
+    out = []
+    for d in re.findall(r'<path d="(M[^"]+)" class="pk-s-(?:anon|file|shmem|special|'
+                        r'nonpresent)"', svg):
+        n = [float(x) for x in re.findall(r"-?[\d.]+", d)]
+        if len(n) == 10:
+            out.append({"edge": d, "curves": [[(n[0], n[1]), (n[2], n[3]), (n[4], n[5]),
+                                                (n[6], n[7])],
+                                               [(n[6], n[7]), (n[6], n[7]), (n[8], n[9]),
+                                                (n[8], n[9])]]})
+    return out
+
+
+def _forced(lines: list[dict]) -> int:
+    """Pairs of lines of one table whose PTEs and pages come in opposite orders: with
+    pages in pfn order these must cross; any other crossing is the drawing's fault."""
+    ends = [(e["curves"][0][0], e["curves"][-1][3]) for e in lines]
+    return sum(1 for (a0, a1), (b0, b1) in itertools.combinations(ends, 2)
+               if (a0[1] < a1[1]) == (b0[1] < b1[1])          # same table (direction)
+               and (a0[0] - b0[0]) * (a1[0] - b1[0]) < 0)
+
+
+def test_lines_from_ptes_cross_only_where_the_pfn_order_forces_it() -> None:
+    parent, child, f = _after_both_wrote()
+    maps = {"five kinds": P.memory_map(KINDS, width=1240).svg,
+            "five kinds after fork": P.vma_verdicts(KINDS, "v6.9", width=1240).picture.svg,
+            "after both wrote": P.memory_map((parent, child), names={f: "F"},
+                                             width=1100).svg}
+    for name, svg in maps.items():
+        lines = _lines(svg)
+        assert lines, name
+        assert len(crossing_pairs(lines)) == _forced(lines), name
+    # in 01's maps every VMA's pages lie in the order of its PTEs: no line crosses
+    assert crossing_pairs(_lines(maps["five kinds after fork"])) == []
