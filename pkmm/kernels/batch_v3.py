@@ -145,7 +145,8 @@ def copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, add
         if nr_dirty:
             pte = pte_mkdirty(pte)
             fc.emit(f, "private-dirty-merge", f"{nr_dirty} scanned PTE(s) dirty: the whole "
-                    "child batch is marked dirty (in the value set_ptes() will write)", addr, nr)
+                    "child batch is marked dirty (in the value set_ptes() will write)", addr, nr,
+                    value=pte)
         if nr_writable and not fc.ablated("cow-wrprotect"):
             wrprotect_ptes(src_mm, addr, nr)
             pte = pte_wrprotect(pte)

@@ -194,7 +194,8 @@ class Canvas:
                ) -> float:
         """A key to the marks: one (shape, role, words) per mark, ``shape`` "box" (a
         tinted swatch), "bar" (a thin bar, as the filmstrips draw), "hatch" (the pinned
-        pattern) or "word" (``role`` is then the word, e.g. "AE"); wraps at the width.
+        pattern), "dashbar" (a thin dashed bar) or "word" (``role`` is then the word, e.g.
+        "AE"); wraps at the width.
         Returns the height below it."""
         self.group("legend")
         x = x0
@@ -207,6 +208,8 @@ class Canvas:
             elif shape == "hatch":
                 self.rect(x, y - 9, 16, 11, role)
                 self.hatch(x, y - 9, 16, 11)
+            elif shape == "dashbar":        # a thin dashed bar, as a filmstrip draws
+                self.path(f"M{x:g},{y - 4.5:g} h16", role, width=2, dash="4 3")
             elif shape == "word":           # a word the picture writes in its boxes
                 self.text(x + 8, y, role, "pk-t2", anchor="middle",
                           extra=' font-weight="bold"')

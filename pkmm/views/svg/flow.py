@@ -22,7 +22,8 @@ from .calls import Call, Node, call_path, observed_paths, present_calls
 from .core import CHAR_W, Canvas, Picture, action_word, wrap
 from .scene import build_fork, need_kernel
 
-NODE_H, RANK_H, PAD = 34, 70, 14     # 36 px between ranks: steeper curves
+# 62 px between ranks: a grey arrow crossing a band sideways stays steep enough to follow
+NODE_H, RANK_H, PAD = 34, 96, 14
 LANE_W = 8          # the width an edge's own lane takes in a rank it passes through
 RETURNS = {"share": "returns nr: mapped, no copy", "copy": "returns 1: copied",
            "raw": "returns 1: by value", "-EAGAIN": "returns -EAGAIN"}
@@ -241,8 +242,9 @@ def _draw(kernel: str, base: Sequence[Sequence[Node]], lit: Sequence[Sequence[No
     lit_edges = {(p[i], p[i + 1]) for p in lit for i in range(len(p) - 1)}
     loops = {n for c_ in calls for n in _repeats(c_)}
     routes: list[dict[str, Any]] = []
+    ports = _ports(pos, width, {(a, b): [a, *lanes[(a, b)], b] for a, b in edges})
     for a, b in edges:
-        curves = _route(pos, width, [a, *lanes[(a, b)], b])
+        curves = _route(pos, width, [a, *lanes[(a, b)], b], *ports[(a, b)])
         on = (a, b) in lit_edges
         dpath = "M{:g},{:g} ".format(*curves[0][0]) + " ".join(
             "C{:g},{:g} {:g},{:g} {:g},{:g}".format(*q1, *q2, *q3) if q1 != q0 or q2 != q3
@@ -456,20 +458,57 @@ def _swaps(order: dict[int, list[Node]], segs: Sequence[tuple[Node, Node]]) -> N
                     row[i], row[i + 1] = row[i + 1], row[i]
 
 
+PORT_GAP = 16       # between the ends of two arrows at one edge of a box
+
+
+def _ports(pos: Mapping[Node, tuple[float, float]], width: Mapping[Node, float],
+           chains: Mapping[tuple[Node, Node], Sequence[Node]]
+           ) -> dict[tuple[Node, Node], tuple[float, float]]:
+    """Where each arrow leaves its box and where it arrives (x of the foot, x of the head).
+
+    Arrows that met at the middle of a box ran together over their last stretch, and a
+    reader could not tell which grey arrow came from which box.  So each arrow gets its
+    own point on the box's edge, PORT_GAP apart, in the order of the boxes (or lanes) at
+    their other ends: leaving arrows by where they go, arriving ones by where they come
+    from, so two arrows of one box never cross each other."""
+    def centre(n: Node) -> float:
+        return pos[n][0] + width[n] / 2
+
+    def spread(n: Node, keyed: list[tuple[float, tuple[Node, Node]]]
+               ) -> dict[tuple[Node, Node], float]:
+        keyed.sort(key=lambda t: (t[0], t[1]))
+        m = len(keyed)
+        gap = min(PORT_GAP, max(0.0, width[n] - 20) / max(m - 1, 1))
+        return {e: centre(n) + (k - (m - 1) / 2) * gap for k, (_, e) in enumerate(keyed)}
+
+    leaving: dict[Node, list[tuple[float, tuple[Node, Node]]]] = {}
+    arriving: dict[Node, list[tuple[float, tuple[Node, Node]]]] = {}
+    for e, chain in chains.items():
+        leaving.setdefault(chain[0], []).append((centre(chain[1]), e))
+        arriving.setdefault(chain[-1], []).append((centre(chain[-2]), e))
+    foot = {e: x for n, es in leaving.items() for e, x in spread(n, es).items()}
+    head = {e: x for n, es in arriving.items() for e, x in spread(n, es).items()}
+    return {e: (foot[e], head[e]) for e in chains}
+
+
 def _route(pos: Mapping[Node, tuple[float, float]], width: Mapping[Node, float],
-           chain: Sequence[Node]) -> list[tuple[Point, Point, Point, Point]]:
+           chain: Sequence[Node], foot: float | None = None, head: float | None = None
+           ) -> list[tuple[Point, Point, Point, Point]]:
     """The cubic segments of an edge along ``chain`` (its ends and the lanes between).
 
     From the foot of one box it curves to the top of the next rank's box or lane, and
     through a lane it runs straight down, so it only ever crosses the empty band between
-    two ranks and the lane kept free for it.
+    two ranks and the lane kept free for it.  ``foot`` and ``head``: the x where it
+    leaves its first box and reaches its last (default: their centres; see _ports).
     """
     out: list[tuple[Point, Point, Point, Point]] = []
-    x0 = pos[chain[0]][0] + width[chain[0]] / 2
+    x0 = pos[chain[0]][0] + width[chain[0]] / 2 if foot is None else foot
     y0 = pos[chain[0]][1] + NODE_H
     for i, n in enumerate(chain[1:], 1):
         x, y = pos[n][0] + width[n] / 2, pos[n][1]
         last = i == len(chain) - 1
+        if last and head is not None:
+            x = head
         # every curve of a band ends at the same height (the arrow head stops short of
         # a box; a lane starts there too): two edges whose ends keep their order then
         # never cross (a lane that began 2 px lower crossed its neighbour's curve)

@@ -124,8 +124,9 @@ def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str]
     ``names`` maps folio head pfns to names (a layout supplies its own); a mapped folio
     without one is ``new1``, ``new2``, ... in allocation order.
     ``folios``: also draw these (allocated but maybe unmapped) folios.
-    ``width``: the width to lay out for, in px (a live widget passes what it has; rows
-    of PTEs wrap, the text keeps its size).
+    ``width``: the width to lay out for, in px, at most the column's 952 (a live
+    widget passes what it has; rows of PTEs wrap, captions narrow, the text keeps its
+    size).
     ``clickable`` (live widgets) makes every PTE cell a keyboard-operable button whose
     token is ``pte:<process>:<vma>:<slot>``; ``selected`` outlines that slot of VMA 0.
 
@@ -141,7 +142,9 @@ def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str]
     if width is not None and (isinstance(width, bool) or not isinstance(width, int)
                               or width < 1):
         raise LayoutError(f"width={width!r}: a width in pixels")
-    c = Canvas(max(320, min(width or MAX_W, 1600)))
+    # never wider than the page's column (MAX_W): a wider picture is shown scaled down,
+    # and its 11 px text came out at 8 px (the VMAs and physical memory wrap instead)
+    c = Canvas(max(320, min(width or MAX_W, MAX_W)))
     who = ["parent", "child"] if len(procs) == 2 else [procs[0].name]
     y = 14.0
     c.text(LEFT, y, title or ("fork(): the child's page table maps the parent's pages"

@@ -14,7 +14,7 @@ from typing import Any
 
 from ...folio import Folio
 from ...process import Process
-from .core import CHAR_W, Canvas
+from .core import CHAR_W, Canvas, wrap
 from .scene import Slot, folio_name, page_pins, vma_slots
 
 CW, GAP, LEFT = 36, 3, 8
@@ -65,6 +65,10 @@ class Memory:
                 for s in slots:
                     self._note(s)
         self.order = sorted(self.folios.values(), key=lambda f: f.pfn)
+        #: the characters a caption line wraps at (None: unwrapped), set by draw_memory
+        self.caption_limit: int | None = None
+        #: the width of one page's box (narrower than CW when one row would not fit)
+        self.page_w: float = float(CW)
         # references that are not mappings, where the model records their holder: a
         # process's vmsplice() references per page, and the page cache of mapped files
         self.gup: dict[int, dict[int, int]] = {}
@@ -110,6 +114,12 @@ Pages = dict[tuple[int, int], Box]   # (folio pfn or -raw pfn / -swap, page) -> 
 SWAP_W = CW * 3                  # one swap slot's box
 CAP = 14                         # one caption line below a folio's pages (11 px text)
 CAP_GAP = 6                      # between a folio's pages and a caption beside them
+#: The narrowest a caption beside a folio wraps to, in characters: "refcount 30" and
+#: "order 1" stay whole.  Wider captions come first; they narrow only until one row of
+#: physical memory fits the column (a second row would put the lines to its pages
+#: through the first row's pages and captions).
+CAP_MIN = 11
+PAGE_MIN = 28                    # the narrowest page box: "AE" and "2" side by side
 
 
 def draw_memory(c: Canvas, mem: Memory, y: float, beside: bool = False
@@ -127,20 +137,45 @@ def draw_memory(c: Canvas, mem: Memory, y: float, beside: bool = False
     pages: Pages = {}
     blocks: list[tuple[str, Any]] = [("folio", f) for f in mem.order]
     blocks += [("raw", pfn) for pfn in mem.raw]
-    widths = []
-    for kind, obj in blocks:
-        if kind == "folio":
-            n = len(mem.page_runs(obj))
-            text = max(len(t) for t in _folio_head(mem, obj, beside)) * 6.6 + 6
-            pages_w = max(n * (CW + GAP) - GAP, 170 if obj.nr_pages > BIG else 0)
-            widths.append(pages_w + CAP_GAP + text if beside else max(pages_w, text))
-        else:
-            widths.append(CW * 3 + (CAP_GAP + 14 * 6.6 if beside else 0))
     # swap is a disk, not memory: its own box to the right of physical memory
     swap_w = (SWAP_W + 16) * len(mem.swaps) + 12 if mem.swaps else 0
     mem_w = c.width - 4 - (swap_w + 8 if swap_w else 0)
+
+    def widths_at(limit: int | None, pw: float = CW) -> list[float]:
+        out = []
+        for kind, obj in blocks:
+            if kind == "folio":
+                n = len(mem.page_runs(obj))
+                head = _caption(mem, obj, beside, limit)
+                text = max(len(t) for t in head) * CHAR_W + 6
+                pages_w = max(n * (pw + GAP) - GAP, 170 if obj.nr_pages > BIG else 0)
+                out.append(pages_w + CAP_GAP + text if beside else max(pages_w, text))
+            else:
+                out.append(CW * 3 + (CAP_GAP + 14 * CHAR_W if beside else 0))
+        return out
+
+    def one_row(ws: Sequence[float]) -> bool:
+        return LEFT + sum(ws) + FOLIO_GAP * max(len(ws) - 1, 0) <= mem_w + 4 - LEFT
+
+    # captions beside the pages narrow (more, shorter lines) before the row wraps
+    limit: int | None = None
+    widths = widths_at(None)
+    if beside and not one_row(widths):
+        longest = max((len(t) for kind, obj in blocks if kind == "folio"
+                       for t in _folio_head(mem, obj, True)), default=CAP_MIN)
+        for n in range(longest - 1, CAP_MIN - 1, -1):
+            limit, widths = n, widths_at(n)
+            if one_row(widths):
+                break
+        # then the pages narrow, down to PAGE_MIN ("AE" and a mapcount still fit)
+        pw = float(CW)
+        while not one_row(widths) and pw > PAGE_MIN:
+            pw -= 2
+            widths = widths_at(limit, pw)
+        mem.page_w = pw
+    mem.caption_limit = limit
     widths = [min(w, mem_w - 2 * LEFT) for w in widths]
-    lines = max((len(_folio_head(mem, obj, beside)) if kind == "folio" else 1
+    lines = max((len(_caption(mem, obj, beside, limit)) if kind == "folio" else 1
                  for kind, obj in blocks), default=1)
     row_h = (max(PAGE_H, CAP * lines) + 8 if beside else PAGE_H + CAP * lines + 4)
     # folios further apart than the pages inside one, each outlined: two adjacent folios
@@ -169,13 +204,15 @@ def draw_memory(c: Canvas, mem: Memory, y: float, beside: bool = False
 def _folio_block(c: Canvas, mem: Memory, f: Folio, b: Box, pages: Pages,
                  beside: bool = False) -> None:
     special = f.kind in ("zero", "huge_zero")
+    head = _caption(mem, f, beside, mem.caption_limit)
     if beside:          # the pages' share of the block: the caption takes the rest
-        text = max(len(t) for t in _folio_head(mem, f, True)) * 6.6 + 6
-        b = Box(b.x, b.y, max(CW, b.w - CAP_GAP - text), b.h)
+        text = max(len(t) for t in head) * CHAR_W + 6
+        b = Box(b.x, b.y, max(mem.page_w, b.w - CAP_GAP - text), b.h)
     prs = mem.page_runs(f)
     total = sum(last - first + 1 for first, last in prs)
+    pw = mem.page_w
     if not special:     # the folio's outline: its pages are one allocation
-        used = len(prs) * CW + GAP * (len(prs) - 1) if f.nr_pages <= BIG else b.w
+        used = len(prs) * pw + GAP * (len(prs) - 1) if f.nr_pages <= BIG else b.w
         pages_ = f"{f.nr_pages} page" + ("s" if f.nr_pages != 1 else "")
         c.rect(b.x - 2.5, b.y - 2.5, used + 5, PAGE_H + 5, "", rx=3,
                extra=' stroke-width="1.5"',
@@ -183,8 +220,8 @@ def _folio_block(c: Canvas, mem: Memory, f: Folio, b: Box, pages: Pages,
     x = b.x
     for first, last in prs:
         n = last - first + 1
-        w = CW if f.nr_pages <= BIG or special else max(
-            CW, (b.w - GAP * (len(prs) - 1)) * n / total)
+        w = pw if f.nr_pages <= BIG or special else max(
+            pw, (b.w - GAP * (len(prs) - 1)) * n / total)
         box = Box(x, b.y, w, PAGE_H)
         _page_box(c, mem, f, first, last, box, special)
         for i in range(first, last + 1):
@@ -196,8 +233,24 @@ def _folio_block(c: Canvas, mem: Memory, f: Folio, b: Box, pages: Pages,
         x += w + GAP
     # beside: the caption starts right of the pages, its first line level with their top
     cx, cy = (x - GAP + CAP_GAP, b.y + 10) if beside else (b.x, b.y + PAGE_H + 13)
-    for k, line in enumerate(_folio_head(mem, f, beside)):
+    for k, line in enumerate(head):
         c.text(cx, cy + CAP * k, line, "pk-t", halo=True)
+
+
+def _caption(mem: Memory, f: Folio, narrow: bool, limit: int | None) -> list[str]:
+    """The folio's caption, each line wrapped to ``limit`` characters (None: whole)."""
+    head = _folio_head(mem, f, narrow)
+    if limit is None:
+        return head
+    out: list[str] = []
+    for t in head:
+        for k, part in enumerate(wrap(t, limit)):
+            # a count stays with its word ("page cache: 2", not "page cache:" over "2")
+            if k and part.rstrip(",").isdigit():
+                out[-1] += " " + part
+            else:
+                out.append(part)
+    return out
 
 
 def _folio_head(mem: Memory, f: Folio, narrow: bool = False) -> list[str]:

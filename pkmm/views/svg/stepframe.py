@@ -16,7 +16,7 @@ from typing import Any
 from ...kernels import DEFAULT_KERNEL
 from ...kernels.common import stop_words
 from ...pte import PAGE_SIZE
-from ..render import Cell
+from ..render import Cell, bits_text
 from ..stepframes import Frame, StepFrames
 from .core import CHAR_W, CUR_TINT, FG, PALETTE, SOLID, Canvas, Picture, wrap
 from .scene import need_kernel
@@ -62,8 +62,21 @@ def _groups(f: Frame, who: str, cells: Sequence[Cell]) -> list[tuple[int, int]]:
     return out
 
 
+def _unseen(f: Frame, since: Frame | None, who: str) -> set[int]:
+    """Slots of ``who`` whose PTE differs from frame ``since`` (the one drawn before) but
+    that this step did not write: a step the filmstrip does not draw changed them (a
+    reader saw a W vanish between two frames with no mark saying where it went)."""
+    if since is None:
+        return set()
+    old = {c.addr: c for c in (since.parent if who == "parent" else since.child)}
+    now = f.parent if who == "parent" else f.child
+    return {c.addr for c in now if c.addr in old and (who, c.addr) not in f.changed
+            and (c.kind, c.label, c.bits, c.extra) != (old[c.addr].kind, old[c.addr].label,
+                                                         old[c.addr].bits, old[c.addr].extra)}
+
+
 def _strip(c: Canvas, f: Frame, who: str, cells: Sequence[Cell], y: float,
-           clickable: bool) -> float:
+           clickable: bool, unseen: frozenset[int] = frozenset()) -> float:
     c.text(LEFT, y + 10, who, "pk-h")
     y += 22                  # the heading's descenders clear the cursor's bar
     groups = _groups(f, who, cells)
@@ -95,6 +108,11 @@ def _strip(c: Canvas, f: Frame, who: str, cells: Sequence[Cell], y: float,
             c.raw(f'<rect x="{x + 2:g}" y="{y + 1:g}" width="{w - 4:g}" height="{CH - 2:g}" '
                   f'rx="2" class="pk-cur" fill="{CUR_TINT[0]}" fill-opacity="{CUR_TINT[1]}" '
                   f'stroke="{PALETTE["lit"][1]}" stroke-width="3"/>')
+        if any(x_.addr in unseen for x_ in span):
+            # the green bar's place, dashed and thin: a change seen late, not this step's
+            # work (an outline inside the box ran through its words)
+            c.path(f"M{x + 1:g},{y + CH + 4.5:g} h{w - 2:g}", "ok", width=2, dash="4 3",
+                   tip="changed in a step this filmstrip does not draw")
         if "chg" in tag:     # below the box, clear of the cursor's thick outline
             c.rect(x + 1, y + CH + 2, w - 2, BAR, "ok", rx=0, extra=SOLID,
                    tip="this PTE was written by this event")
@@ -129,9 +147,12 @@ def _fit(text: str, w: float) -> str:
 
 
 def draw_frame(c: Canvas, f: Frame, kernel: str, y: float, *, clickable: bool = False,
-               words: int = 150, explain: bool = True) -> float:
+               words: int = 150, explain: bool = True, since: Frame | None = None
+               ) -> float:
     """Draw frame ``f`` on ``c`` from height ``y``; returns the height below it.
-    ``explain=False`` leaves the words out (a live stepper shows them in its panel)."""
+    ``explain=False`` leaves the words out (a live stepper shows them in its panel).
+    ``since``: the frame drawn before this one (a filmstrip's); PTEs changed by the
+    steps between the two, not by this one, get a dashed green line below."""
     e = f.event
     c.text(LEFT, y + 12, f"step {f.index}/{f.total} · {kernel}", "pk-h")
     y += 18
@@ -144,14 +165,26 @@ def draw_frame(c: Canvas, f: Frame, kernel: str, y: float, *, clickable: bool = 
             c.text(LEFT, y + 10, part, "pk-t2" if cls == "muted" else "pk-t",
                    extra=' font-weight="bold"' if cls == "head" else "")
             y += 13
-    y = _strip(c, f, "parent", f.parent, y + 2, clickable)
-    y = _strip(c, f, "child", f.child, y + 4, clickable)
+    unseen = {who: _unseen(f, since, who) for who in ("parent", "child")}
+    y = _strip(c, f, "parent", f.parent, y + 2, clickable, frozenset(unseen["parent"]))
+    y = _strip(c, f, "child", f.child, y + 4, clickable, frozenset(unseen["child"]))
+    value = e.get("value") if e is not None else None
+    if e is not None and value is not None:
+        # the value a batch's child PTEs will be written from, as this step left it: it
+        # lives in no table yet (a reader saw the child's slots outlined but still "--")
+        name = next((cell.label for cell in f.parent if cell.addr == e.addr), "")
+        c.text(LEFT, y + 12, f"value for the child's {e.nr} PTE(s), not written yet: "
+               f"{name} {_bits(value)}", "pk-t", extra=' font-weight="bold"')
+        y += 16
     tags = "".join(_tag(f, who, cell.addr) for who, cells in (("parent", f.parent),
                                                               ("child", f.child))
                    for cell in cells)
     marks = ([("bar", "lit", "orange bar above, orange box: the PTE(s) this step's "
                "code is at")] if "cur" in tags else [])
     marks += [("bar", "ok", "green bar below: PTE written by this step")] if "chg" in tags else []
+    if unseen["parent"] or unseen["child"]:
+        marks.append(("dashbar", "ok", f"dashed green line below: changed in a step not drawn "
+                      f"(steps {since.index + 1 if since else 1}-{f.index - 1})"))
     if marks:    # say what the bars mean where they appear
         y = c.legend(y + 14, marks)
     y += 14
@@ -170,6 +203,12 @@ def draw_frame(c: Canvas, f: Frame, kernel: str, y: float, *, clickable: bool = 
     rss = ", ".join(f"{k[3:].lower()} {v}" for k, v in f.rss) or "0"
     c.text(LEFT, y + 2, f"child rss so far: {rss}" + ("" if e is None else ""), "pk-t")
     return y + 9
+
+
+def _bits(pte: Any) -> str:
+    """A PTE value's flag letters, as the tables print them ("no bits" for none)."""
+    text = bits_text(pte)
+    return "no bits" if text == "-" else text
 
 
 def frame_words(f: Frame) -> list[tuple[str, str]]:
@@ -229,9 +268,12 @@ def filmstrip(sf: StepFrames, most: int = 6) -> Picture:
            f"{sf.result.batches if len(sf.result.batches) < 20 else '...'}",
            "pk-h")
     y = 24.0
+    since: Frame | None = None
     for k in keys:
         c.rect(2, y, W_MAX - 4, 2, "none", rx=0)
-        y = draw_frame(c, sf.frame(k), sf.kernel, y + 6) + 10
+        f = sf.frame(k)
+        y = draw_frame(c, f, sf.kernel, y + 6, since=since) + 10
+        since = f
     return c.picture("filmstrip", f"fork under {sf.kernel}, key frames",
                      f"{len(keys)} key frames of a {sf.kernel} fork (steps "
                      f"{', '.join(map(str, keys))})", data={"frames": keys})
