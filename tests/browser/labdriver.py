@@ -150,7 +150,7 @@ class NotebookReport:
         status = "ok" if not self.problems else f"{len(self.problems)} problem(s)"
         axe = ", ".join(f"{k} {v}" for k, v in sorted(self.axe.items())) or "none"
         if self.retried:
-            status += f" (on a second run; the first had: {'; '.join(self.retried)})"
+            status += f" (on a later run; the first had: {'; '.join(self.retried)})"
         return (f"[{self.front}] {self.path}: {status} in {self.seconds:.1f}s; "
                 f"{self.widget_outputs} widget output(s); axe on {self.axe_checked} "
                 f"output(s), violations: {axe}; interactions: {inter}")
