@@ -381,7 +381,9 @@ fault.)
 - A page of a large folio, **v6.9**: never, even when the writer is alone. (A small
   page is still reused at refcount 1.) The kernel's reason: the test could succeed only
   once no other page of the folio is mapped, so it "consistently" copies instead, which
-  gives the large folio back sooner.
+  gives the large folio back sooner: a reuse would keep the whole large folio allocated for
+  the one page still mapped, while a copy moves that page to a new 4K page and lets the
+  large folio be freed at once.
 - A page of a large folio, **v6.17**: reused when all three hold:
   1. the writer's process alone maps the folio. The kernel reads a
      [maybe mapped shared](../glossary.ipynb#maybe-mapped-shared) flag; with only a parent
