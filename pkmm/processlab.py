@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import StoredDataError
+from .pte import PAGE_SIZE
 from .scenario import Scenario, load_scenario
 
 STORED = Path(__file__).resolve().parent / "data" / "snapshot-python-6.18.json"
@@ -36,10 +37,10 @@ __all__ = ["QUESTIONS", "REGIONS", "SHARES", "anon_pages_line", "batch_stops", "
            "fork_time", "full_key", "guesses_changed", "kind", "large_folio_notes",
            "large_folio_process", "large_folio_report", "lockbreak_lines", "map_kinds",
            "plot_map", "price_lines", "raw_view", "region", "scans_past_folio_end", "short_table",
-           "this_process",
+           "this_process", "traced_fork",
            "unpriced_split_lines", "versions_line", "vma_table"]
 
-PAGE = 4096
+PAGE = PAGE_SIZE   # the model's page size (4 KiB, as on x86-64)
 #: close_up()'s regions stay mapped while the notebook runs (address -> length)
 _CLOSE_UPS: dict[int, int] = {}
 
@@ -213,6 +214,22 @@ def copied_vmas(sc: Scenario) -> list[bool]:
     return copied
 
 
+_TRACED: dict[tuple[int, str], tuple[Any, Any]] = {}   # (id, kernel) -> (weak ref, result)
+
+
+def traced_fork(sc: Scenario, kernel: str) -> Any:
+    """The step-by-step model's fork of ``sc`` under ``kernel`` (a :class:`pkmm.fork.ForkResult`
+    with its trace), made once per scenario and kernel: the page's notes read one fork."""
+    from .fork import fork
+    ref, res = _TRACED.get((id(sc), kernel), (None, None))
+    if ref is None or ref() is not sc:
+        res = fork(sc.build()[0], kernel)
+        if len(_TRACED) >= 4:   # a traced fork of a whole process is large: keep a few
+            _TRACED.pop(next(iter(_TRACED)))
+        _TRACED[(id(sc), kernel)] = (weakref.ref(sc), res)
+    return res
+
+
 def _entries(sc: Scenario, *, zero_only: bool = False) -> list[tuple[int, int]]:
     """``(address, pages)`` of the scenario's entries: all of them, or only the zero-page
     ones (the entries fork copies by value)."""
@@ -228,7 +245,7 @@ def _pages(sc: Scenario, *, zero_only: bool = False) -> list[int]:
     """Present or non-present entries per VMA of the scenario (``zero_only``: the
     zero-page entries only)."""
     starts = [v["start"] for v in sc.vmas]
-    ends = [v["start"] + v["npages"] * 4096 for v in sc.vmas]
+    ends = [v["start"] + v["npages"] * PAGE for v in sc.vmas]
     out = [0] * len(sc.vmas)
     for addr, n in _entries(sc, zero_only=zero_only):
         for k, (lo, hi) in enumerate(zip(starts, ends, strict=True)):
@@ -561,26 +578,17 @@ def large_folio_lines(sc: Scenario) -> list[str]:
     in VMAs whose page tables fork copies (only those can make a batch longer than one
     PTE) and how many in VMAs it skips (library code and data the child refills from the
     page cache)."""
-    copied = copied_vmas(sc)
-    spans = [(v["start"], v["start"] + v["npages"] * 4096, c)
-             for v, c in zip(sc.vmas, copied, strict=True)]
     tally: dict[int, list[int]] = {}
-    for e in sc.runs:
-        order = e.get("order", 0)
-        if not order:
-            continue
-        # a run maps consecutive pages from its "page" within its first folio on; a folio
-        # is counted once, at its first page the run maps, and a run marked "continue"
-        # goes on with the previous run's folio
-        size, done, first = 1 << order, 0, not e.get("continue")
-        offset = e.get("page", 0)
-        while done < e["npages"]:
-            addr = e["addr"] + done * 4096
-            if first:
-                inside = any(lo <= addr < hi and c for lo, hi, c in spans)
-                tally.setdefault(order, [0, 0])[0 if inside else 1] += 1
-            done += size - offset
-            offset, first = 0, True
+    seen: set[int] = set()
+    parent = sc.build()[0]
+    for vma, copied in zip(parent.vmas, copied_vmas(sc), strict=True):
+        for addr, _ in parent.ptes(vma.vm_start, vma.vm_end):
+            mapped = parent.page_at(addr)
+            if mapped is None or not mapped[0].order or id(mapped[0]) in seen:
+                continue
+            # a folio is counted once, in the VMA where the walk first meets it
+            seen.add(id(mapped[0]))
+            tally.setdefault(mapped[0].order, [0, 0])[0 if copied else 1] += 1
     if not tally:
         return ["large folios (order 1 and up): none in this snapshot"]
     return ["large folios (order 1 and up): in VMAs fork copies | in VMAs it skips"] + [
@@ -847,9 +855,7 @@ def batch_stops(sc: Scenario, kernel: str) -> tuple[dict[str, int], dict[str, in
     one per call with a page behind it and one per PMD that maps a folio (a PMD copy is
     no copy call; the huge zero PMD takes no refcount)."""
     from collections import Counter
-
-    from .fork import fork
-    res = fork(sc.build()[0], kernel)
+    res = traced_fork(sc, kernel)
     stops = Counter(e.rule.removeprefix("stop:") for e in res.trace
                     if e.rule.startswith("stop:"))
     huge_zero = sum(1 for e in res.trace if e.rule == "huge-zero")
@@ -861,29 +867,19 @@ def batch_stops(sc: Scenario, kernel: str) -> tuple[dict[str, int], dict[str, in
 
 
 def scans_past_folio_end(sc: Scenario, kernel: str) -> dict[str, int]:
-    """The batch scans of ``kernel``'s fork of ``sc`` that ran to the last page of their
+    """The batch scans of ``kernel``'s fork of ``sc`` that read the entry after their
     folio, by the stop rule the trace names.
 
-    v6.9's ``folio_pte_batch()`` is bounded by the page table and VMA only, so each of these
-    read the entry after the folio: most say ``folio-end`` (that entry maps the next folio's
-    first page and the folio check stops the batch), one whose next entry maps some other
-    page says ``pfn-gap`` -- one entry past the folio all the same.  v6.17 caps a scan at
-    its folio's end, so all of its say ``folio-end`` and none read past.  A ``range-end``
-    stop reads nothing past the page table or VMA, so it is never counted.
+    The kernel mirrors record it (``read_past`` in a stop event): v6.9's
+    ``folio_pte_batch()`` is bounded by the page table and VMA only, so a scan that reaches
+    its folio's last page reads one entry more.  Most such scans say ``folio-end`` (that
+    entry maps the next folio's first page); a scan whose next entry maps some other page
+    says ``pfn-gap`` or names the bit that differs, one entry past the folio all the same.
+    v6.17 and batch-v3 cap a scan at its folio's end, so they never read past it.
     """
     from collections import Counter
-
-    from .fork import fork
-    parent = sc.build()[0]
-    res = fork(parent, kernel)
-    out: Counter[str] = Counter()
-    for e in res.trace:
-        if not e.rule.startswith("stop:") or e.rule == "stop:range-end" or e.addr is None:
-            continue
-        last = parent.page_at(e.addr + (e.nr - 1) * 4096)
-        if last is not None and last[1] == last[0].nr_pages - 1:
-            out[e.rule.removeprefix("stop:")] += 1
-    return dict(out)
+    return dict(Counter(e.rule.removeprefix("stop:") for e in traced_fork(sc, kernel).trace
+                        if e.rule.startswith("stop:") and e.get("read_past")))
 
 
 def large_folio_notes(sc: Scenario, rows: list[Any], lookahead: str,

@@ -77,7 +77,7 @@ def folio_nr_pages_cont_mapped(fc: ForkContext, folio: Folio, page: Page, src_vm
         i += 1
     fc.emit("folio_nr_pages_cont_mapped", f"stop:{stop}",
             f"batch of {i}: {stop_words(stop)}; counted dirty={dirty_nr}, "
-            f"writable={writable_nr} over the scan", addr, i)
+            f"writable={writable_nr} over the scan", addr, i, read_past=False)  # floops clamps
     return i, dirty_nr, writable_nr, stop
 
 

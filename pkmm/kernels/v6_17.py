@@ -104,7 +104,7 @@ def folio_pte_batch_flags(fc: ForkContext, folio: Folio, src_vma: Vma, addr: int
         ptent = pte_mkwrite(ptent)
     fc.emit("folio_pte_batch_flags", f"stop:{stop}", f"batch of {nr}: {stop_words(stop)}"
             + ("; FPB_MERGE_WRITE: a later PTE is writable" if any_writable else ""),
-            addr, nr, flags=",".join(sorted(flags)))
+            addr, nr, flags=",".join(sorted(flags)), read_past=False)   # max_nr is capped
     return min(nr, max_nr), ptent, stop
 
 

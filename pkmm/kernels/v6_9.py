@@ -96,9 +96,13 @@ def folio_pte_batch(fc: ForkContext, folio: Folio, addr: int, src_vma: Vma, pte:
         any_writable |= p.write
         expected = pte_advance_pfn(expected, 1)
         nr += 1
+    # Bounded by the page table and VMA only: a scan that reached its folio's last page
+    # without meeting max_nr has read the entry after the folio (v6.17 caps max_nr there).
+    read_past = stop != "range-end" and pte.pfn + nr == folio_end_pfn
     fc.emit("folio_pte_batch", f"stop:{stop}", f"batch of {nr}: {stop_words(stop)}"
-            + ("; a later PTE is writable" if any_writable else ""), addr, nr,
-            flags=",".join(sorted(flags)) or "none")
+            + ("; a later PTE is writable" if any_writable else "")
+            + ("; read the entry after the folio" if read_past else ""), addr, nr,
+            flags=",".join(sorted(flags)) or "none", read_past=read_past)
     return min(nr, max_nr), any_writable, stop
 
 
