@@ -221,3 +221,55 @@ def test_cli_writes_the_scenario_and_prints_what_it_guessed(
     assert "privileged=False" in capsys.readouterr().out
     user = Scenario.from_dict(json.loads(out.read_text()))
     assert not user.source["kpageflags"] and not user.source["pfns_visible"]
+
+
+def _pages_of(parent, vma):
+    """The :class:`Pages` a pagemap read of ``vma`` in the built ``parent`` would classify
+    (what the encoder works from), from the model's page tables."""
+    import numpy as np
+
+    from pkmm.realkernel import pages as pg
+    n = vma.npages
+    cols = {k: np.zeros(n, t) for k, t in (
+        ("kind", np.uint8), ("order", np.int8), ("index", np.int32), ("head", np.int64),
+        ("pmd", bool), ("excl", bool), ("shared", bool), ("ae", bool), ("dirty", bool),
+        ("uffd_wp", bool), ("soft_dirty", bool), ("guard", bool))}
+    for i, (addr, pte) in enumerate(parent.ptes(vma.vm_start, vma.vm_end)):
+        if pte is None:
+            continue
+        assert pte.present, "the stored snapshot has only present entries and zero pages"
+        folio, idx = parent.page_at(addr)
+        if folio.kind == "zero":
+            cols["kind"][i] = pg.ZERO
+            continue
+        cols["kind"][i] = pg.ANON if folio.kind == "anon" else pg.PAGECACHE
+        cols["order"][i], cols["index"][i], cols["head"][i] = folio.order, idx, folio.pfn
+        cols["ae"][i] = folio.pages[idx].anon_exclusive
+        for k in ("pmd", "dirty", "uffd_wp", "soft_dirty"):
+            cols[k][i] = getattr(pte, k)
+    return pg.Pages(start=vma.vm_start, **cols)
+
+
+def test_the_stored_numpy_snapshot_is_what_the_encoder_writes() -> None:
+    """Re-encode the stored 64K snapshot from the process its runs build: the runs (their
+    ``continue``/``page`` resumes included) and the folio counts come back unchanged.  The
+    encoder and the run builder agree on the format, and the stored file is in the form the
+    encoder writes (an encoder that did not write a resume, or a file edited into a form
+    it would not write, fails here)."""
+    from collections import Counter
+
+    from pkmm import processlab
+    from pkmm.realkernel.runs import encode_vma
+    stored = json.loads(processlab.STORED_LARGE.read_text())
+    sc = Scenario.from_dict(stored)
+    parent = sc.build()[0]
+    ctx = object.__new__(snap._Context)   # only what encode_vma reads: no live process
+    ctx.kp, ctx.orders, ctx.last_folio, ctx.open_folios = object(), Counter(), None, {}
+    out: dict = {}
+    for info, vma in zip(stored["vmas"], parent.vmas, strict=True):
+        assert (vma.vm_start, vma.npages) == (info["start"], info["npages"])
+        encode_vma(_pages_of(parent, vma), info, ctx, out)
+    assert out["runs"] == stored["runs"]
+    assert out.get("zero") == stored["zero"]
+    assert {str(o): n for o, n in sorted(ctx.orders.items())} == \
+        stored["source"]["folio_orders"]
