@@ -122,7 +122,10 @@ class FoldedView:
 
             import matplotlib.pyplot as plt
             buf = io.StringIO()
-            part.savefig(buf, format="svg", bbox_inches="tight")
+            # text stays <text> (not glyph outlines): a static page's reader, a screen
+            # reader and a search find the picture's labels and counts
+            with plt.rc_context({"svg.fonttype": "none"}):
+                part.savefig(buf, format="svg", bbox_inches="tight")
             plt.close(part)
             svg = buf.getvalue()
             return svg[svg.find("<svg"):]
@@ -765,9 +768,15 @@ def details(sc: Scenario, rows: list[Any]) -> Folded:
     layout's guesses (the page printed them once), the batch sizes in words, the
     lock-break arithmetic and the full key."""
     from .forksim import key_lines, render
+    by = {r.kernel: r for r in rows}
+    # where v6.9 reads more PTEs than v6.17 here, say why, from the trace (as 3b does)
+    why = (["why v6.9 reads more PTEs than v6.17 (from the step-by-step model's trace):",
+            large_folio_notes(sc, rows, "v6.9", "v6.17")[0]]
+           if {"v6.9", "v6.17"} <= by.keys()
+           and by["v6.9"].ops["pte_reads"] != by["v6.17"].ops["pte_reads"] else [])
     return Folded("Everything the forks counted, and the full key (for the engineer)",
                   "\n".join([render(sc, rows, key="differs", approximations=False),
-                             *batches_lines(rows),
+                             *batches_lines(rows), *why,
                              "lock-break checks from the totals (an upper bound: each page "
                              "table restarts the count,", "  and a batch passes at most one "
                              "check):", *lockbreak_lines(rows),
@@ -908,8 +917,9 @@ def large_folio_notes(sc: Scenario, rows: list[Any], lookahead: str,
         f"{lookahead} reads {more:,} more PTEs than {limited}: of its {scans:,} batch "
         f"scans, {ends:,} ran to the end of their folio and read the entry after it, where "
         f"{limited} knows the folio's size and stops without reading on (that entry is "
-        f"{'mostly ' * bool(odd)}the next folio's first page{which}); the other "
-        f"{scans - ends:,} stopped where both read the same ({rest}).", 88),
+        f"{'mostly ' * bool(odd)}the next folio's first page{which})"
+        + (f"; the other {scans - ends:,} stopped where both read the same ({rest})."
+           if scans > ends else "."), 88),
         fill(f"pin checks (anon_dup_checks): {by[lookahead].ops['anon_dup_checks']:,} of "
              f"{by[lookahead].batches:,} copy calls -- the {kinds['anon']:,} that shared an "
              f"anonymous folio; of the rest, {kinds['file']:,} shared page-cache folios and "

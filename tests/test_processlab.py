@@ -4,6 +4,7 @@ without root, and the stand-ins where /proc cannot be read."""
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 import pytest
@@ -233,6 +234,13 @@ def test_short_table_and_details_carry_the_rows_numbers() -> None:
                                     f"{r.pages_copied:,}"]
     folded = lab.details(sc, rows)
     assert folded._repr_html_().startswith("<details>")
+    # where v6.9 reads more PTEs than v6.17, the appendix says why, with the trace's count
+    by = {r.kernel: r for r in rows}
+    more = by["v6.9"].ops["pte_reads"] - by["v6.17"].ops["pte_reads"]
+    flat = " ".join(repr(folded).split())
+    assert more > 0 and f"v6.9 reads {more:,} more PTEs than v6.17" in flat
+    same = [r for r in rows if r.kernel != "v6.9"]
+    assert "more PTEs than" not in repr(lab.details(sc, same))
     # the 3b report: the same short table, both prices and the batch lines, folded
     report = lab.large_folio_report(sc, rows)
     assert report._repr_html_().startswith("<details>")
@@ -484,11 +492,14 @@ def test_folded_view_hides_text_and_pictures_and_closes_the_figure() -> None:
     from pkmm.errors import LayoutError
     fig, ax = plt.subplots()
     ax.plot([0, 1])
+    ax.set_title("copied 190 of 415")
     view = lab.FoldedView("open me", "10 of 20 VMAs", fig)
     html = view._repr_html_()
     # everything sits inside the fold: nothing of the answer comes before <details>
     assert html.startswith("<details><summary>open me</summary>") and html.endswith("</details>")
     assert "10 of 20 VMAs" in html and "<svg" in html
+    # the figure's words are SVG text a static page's reader can read, not glyph outlines
+    assert re.search(r"<text[^>]*>copied 190 of 415</text>", html)
     assert not plt.fignum_exists(fig.number)         # not drawn a second time, unfolded
     assert repr(view).startswith("open me\n10 of 20 VMAs")
     with pytest.raises(LayoutError, match="at least one part"):
