@@ -879,3 +879,21 @@ def test_swap_steps_set_the_models_column_apart_from_the_kernels() -> None:
     assert rows and all(("font-style:italic" in c) == (j == 2)
                         for r in rows for j, c in enumerate(r))
     assert lab.MODEL_BG in head[2] and "model's column" in t.legend
+
+
+def test_timing_picture_draws_both_fits_and_says_so_in_its_alt_text() -> None:
+    """09-report's plot: a fit line per state (FRESH and REPEAT), and an alt text that names
+    every plotted point and both fits, so the static page does not show nbconvert's
+    placeholder."""
+    import matplotlib
+    matplotlib.use("Agg")
+    fig = lab.plot_timing()
+    fits = [t for t in fig.axes[0].get_legend_handles_labels()[1] if " fit: " in t]
+    assert [f.split()[0] for f in fits] == ["fresh", "repeat"]
+    pic = lab.timing_picture()
+    gib = [r for r in records(pooled(load_timing())) if r["size_bytes"] == 1 << 30]
+    assert all(f"{r['folio']} {r['ns_per_page']:.1f}" in pic.alt for r in gib)
+    for mode in ("fresh", "repeat"):
+        fit = lab.batch_fit(mode)
+        assert f"{fit['per_batch_ns']:.0f} ns per folio + {fit['per_pte_ns']:.1f} ns" in pic.alt
+    assert pic._repr_html_().startswith('<img alt="Line chart') and pic._repr_png_()

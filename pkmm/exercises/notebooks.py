@@ -176,8 +176,9 @@ What else ends a batch depends on the version:
 - **v6.8** does not batch: one call per PTE.
 - **batch-v3** (the [seed patch](../glossary.ipynb#seed-patch)) measures a batch with
   `folio_nr_pages_cont_mapped()`. (It also stops at the end of the range being copied:
-  the VMA's end or the end of the page table, """ + _PT_SPAN + """ on x86-64. No layout here
-  reaches it.)
+  the end of the [VMA](../glossary.ipynb#VMA), a *virtual memory area*: one mapped range
+  of the process, such as this region; or the end of the page table, """ + _PT_SPAN + """
+  on x86-64. No layout here reaches it.)
   - Of the PTE bits, it compares only two: [PN](../glossary.ipynb#PN) (protnone: made
     inaccessible on purpose for NUMA hinting) always, and
     [UW](../glossary.ipynb#UW) (userfaultfd write-protect: "tell a monitor before any
@@ -349,58 +350,60 @@ The version does not change them either: all four versions offered copy the same
 The three tests of (c) look at the process, the folio and the page, never at batches;
 batching changes only how many calls and rounds fork takes.
 
-Predict the counters of every folio in the table after fork. "mapcount" means the
-per-page mapcount, one number per page of the folio. (The glossary's mapcount entry also
-names a large folio's whole-folio counts: they are not asked here.)"""),
+Predict the counters of every folio in the table after fork: its refcount, and its
+mapcount per page, one number per page of the folio (how many PTEs map that page; 0 for a
+page no PTE maps)."""),
     "cow-after-fork": ("e-cow-or-reuse", """\
-Every page here is shared at fork, so both processes then map it read-only. A write does
-one of three things (the names notebook 07 uses):
+**What you are given.** The table shows the parent's PTEs before fork: one large folio (`A`)
+and one or two small (order-0) pages, every page written (W 1) and the parent's own (AE 1).
+The folio lines give each folio's refcount: one reference per mapped PTE. Nothing is pinned.
 
-- **"cow-copy"** (a [CoW fault](../glossary.ipynb#CoW-fault)): it faults and the writer
-  gets a new small (order-0) page of its own, outside the old folio. The old page loses
-  the writer's mapping (its mapcount - 1) and its folio loses a reference (the folio's
-  refcount - 1);
-- **"reuse"** (see [reuse](../glossary.ipynb#reuse)): it faults and the kernel
-  makes the writer's PTE writable in place, because it can prove nobody else uses the page;
-- **"no fault"**: an earlier write fault of the same process already made the
-  PTE writable.
+**What fork does.** It shares every page: the child's PTE maps the same page, both PTEs
+become read-only (W 0), the page loses AE, and each page's mapcount and its folio's refcount
+grow by one. No page is copied.
 
-**When is a page reused?** The kernel decides in a function named
-[wp_can_reuse_anon_folio](../glossary.ipynb#wp_can_reuse_anon_folio)(). (07's first rule,
-"reuse a page that is still AnonExclusive", never fires here: fork left no shared page
-AE. A reused page is AE again, but its PTE is then writable, so the next write does not
-fault.)
+**What a write can then do** (the names notebook 07 uses):
 
-- A small page: when its refcount is 1 (nobody else at all: no other mapping, pin or pipe).
-- A page of a large folio, **v6.8 and batch-v3**. (batch-v3 behaves like v6.8 here: the
-  seed patch changed fork, not the fault.) The same test on the folio's refcount.
-  Refcount 1 means the written PTE is the
-  folio's only reference, so every other page of the folio must be unmapped, by both
-  processes, the writer included. For example, a parent that alone maps every page of a
-  folio still gets "cow-copy": its other PTEs hold references too (v6.17 would reuse).
-- A page of a large folio, **v6.9**: never, even when the writer is alone. (A small
-  page is still reused at refcount 1.) The kernel's reason: the test could succeed only
-  once no other page of the folio is mapped, so it "consistently" copies instead, which
-  gives the large folio back sooner: a reuse would keep the whole large folio allocated for
-  the one page still mapped, while a copy moves that page to a new 4K page and lets the
-  large folio be freed at once.
-- A page of a large folio, **v6.17**: reused when all three hold:
-  1. the writer's process alone maps the folio. The kernel reads a
-     [maybe mapped shared](../glossary.ipynb#maybe-mapped-shared) flag; with only a parent
-     and a child, it says "alone" exactly when the other process maps none of the folio.
-     So once the child has exited, or has CoW-copied away every page of it, it says
-     "alone". ("Maybe": once three or more processes have mapped a folio, it can wrongly
-     say "shared".)
-  2. every reference is one of the writer's mappings (no pin, no pipe);
-  3. the writer maps more than one page of the folio.
-
-  If condition 3 fails (the written page is the writer's last mapped page of the folio),
-  v6.17 copies it: the writer moves to a new small page, the folio loses its last
-  mapping, and all its pages, the unmapped ones too, are freed. Reuse would keep the
-  whole folio allocated for one page in use.
+- **"no fault"**: this process already took a write fault on this PTE, which left it writable;
+- otherwise it faults, and the kernel asks
+  ([wp_can_reuse_anon_folio](../glossary.ipynb#wp_can_reuse_anon_folio)()) whether anyone
+  else may still use the page:
+  - **"reuse"** (see [reuse](../glossary.ipynb#reuse)): nobody can, so the writer's PTE is
+    made writable in place;
+  - **"cow-copy"** (a [CoW fault](../glossary.ipynb#CoW-fault)): someone may, so the writer
+    gets a new small page of its own, outside the old folio. The old page loses the writer's
+    mapping (its mapcount - 1) and its folio a reference (the folio's refcount - 1).
 
 "the child exits" is a step, not a write: it gets no answer, and it drops all the child's
-mappings and references. Predict what each write in the sequence does."""),
+mappings and references.
+
+**What to look at, write by write:**
+
+1. Has this process already faulted on this PTE since fork? Then "no fault". (A reused page
+   is AE again, but its PTE is writable too, so this question already answers for it: 07's
+   rule "reuse a page that is still AnonExclusive" never decides here.)
+2. A small page: "reuse" when its refcount is 1 (no other mapping, pin or pipe), else
+   "cow-copy".
+3. A page of the large folio: it depends on the version.
+   - **v6.8 and batch-v3** (the seed patch changed fork, not the fault): the same test on the
+     folio's refcount. Refcount 1 means the written PTE is the folio's only reference: every
+     other page of the folio is unmapped, by both processes, the writer included. So a parent
+     that alone maps every page of the folio still copies: its other PTEs are references too.
+   - **v6.9**: always "cow-copy" (a small page is still reused at refcount 1). The kernel's
+     reason: the test above passes only when no other page of the folio is mapped, and then a
+     copy moves that last page to a new 4K page and lets the whole large folio be freed at
+     once, where a reuse would keep all of it allocated for one page.
+   - **v6.17**: "reuse" when all three hold, else "cow-copy":
+     1. the other process maps no page of the folio any more (it has exited, or has copied
+        every page of it away). The kernel reads a
+        [maybe mapped shared](../glossary.ipynb#maybe-mapped-shared) flag, which is exact
+        with only a parent and a child;
+     2. every reference to the folio is one of the writer's mappings (no pin, no pipe);
+     3. the writer maps more than one page of the folio. If this is its last one, the copy
+        drops the folio's last mapping and all of the folio, unmapped pages too, is freed.
+
+Keep a small table of each folio's refcount and per-page mapcounts after every step, as the
+worked examples below do, and predict what each write in the sequence does."""),
     "fork-cost": ("f-fork-cost", """\
 Batching is about cost. Notebook 08 computes fork's cost from counts like these, each
 multiplied by a price it fitted to measured fork() times. This exercise asks for the

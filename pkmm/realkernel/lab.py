@@ -882,15 +882,15 @@ def plot_timing(size_bytes: int = 1 << 30) -> Any:
         ax.set_xticks(range(len(xs)), [f.replace("-", "-\n") for f in xs])
         if mode == "fresh" and pmd:
             ax.axvline(pmd[0] - 0.5, color="grey", lw=0.8, ls="-.")
-        if mode == "fresh":
-            # the fitted batch cost, per 4K page: per_pte + per_batch / n, drawn over the
-            # layouts fit_batch_cost() fits, so the reader sees which points it does not
-            fit = fit_batch_cost(rows, mode)
-            on = [(k, folio_pages(f)) for k, f in enumerate(xs) if batched(f)]
-            ax.plot([k for k, _ in on], [fit["per_pte_ns"] + fit["per_batch_ns"] / n
-                                         for _, n in on], ":", color="black", lw=1.4,
-                    label=f"fresh fit: {fit['per_batch_ns']:.0f} ns per folio + "
-                          f"{fit['per_pte_ns']:.1f} ns per PTE")
+        # the fitted batch cost of each state, per 4K page: per_pte + per_batch / n, drawn
+        # over the layouts fit_batch_cost() fits, so the reader sees which points it does not
+        fit = fit_batch_cost(rows, mode)
+        on = [(k, folio_pages(f)) for k, f in enumerate(xs) if batched(f)]
+        ax.plot([k for k, _ in on], [fit["per_pte_ns"] + fit["per_batch_ns"] / n
+                                     for _, n in on], ":", lw=1.4,
+                color="black" if mode == "fresh" else "dimgray",
+                label=f"{mode} fit: {fit['per_batch_ns']:.0f} ns per folio + "
+                      f"{fit['per_pte_ns']:.1f} ns per PTE")
     # A linear axis: the levelling-off from 4K to 2M-pte is the point, and the
     # PMD-mapped point near zero still reads as "a different regime".
     # a little room below zero, so the PMD markers at ~1 ns are not cut by the axis
@@ -903,6 +903,52 @@ def plot_timing(size_bytes: int = 1 << 30) -> Any:
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
     return fig
+
+
+class TimingPicture:
+    """A finished matplotlib figure as a PNG with alternative text, shown by Jupyter and on
+    the static pages as ``<img alt=...>`` rather than with nbconvert's placeholder (the same
+    as ``pkmm.costlab.Picture``, which this layer may not import)."""
+
+    def __init__(self, fig: Any, alt: str) -> None:
+        import io
+
+        import matplotlib.pyplot as plt
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight")   # as inline does
+        plt.close(fig)      # else the inline backend shows it a second time, without alt
+        self.alt, self.png = alt, buf.getvalue()
+
+    def _repr_html_(self) -> str:
+        import base64
+        data = base64.b64encode(self.png).decode("ascii")
+        return f'<img alt="{html.escape(self.alt, quote=True)}" src="data:image/png;base64,{data}">'
+
+    def _repr_png_(self) -> bytes:
+        return self.png
+
+    def __repr__(self) -> str:
+        return self.alt
+
+
+def timing_picture(size_bytes: int = 1 << 30) -> Any:
+    """:func:`plot_timing` as a PNG with an alternative text made from the same numbers."""
+    every = records(pooled(load_timing()))
+    rows = [r for r in every if r["size_bytes"] == size_bytes]
+    parts = []
+    for mode in ("fresh", "repeat"):
+        rs = {r["folio"]: r for r in rows if r["mode"] == mode}
+        fit = fit_batch_cost(every, mode)
+        pts = ", ".join(f"{f} {rs[f]['ns_per_page']:.1f}" for f in FOLIOS if f in rs)
+        parts.append(f"{mode.upper()}: {pts}; its dotted fit line, {fit['per_batch_ns']:.0f} ns "
+                     f"per folio + {fit['per_pte_ns']:.1f} ns per PTE, runs over the batched "
+                     "layouts")
+    return TimingPicture(plot_timing(size_bytes),
+                         "Line chart: fork() cost in ns per 4K page against folio layout, "
+                         f"{size_bytes >> 30} GiB region. The cost per page falls as the "
+                         "folio grows, then levels off; the 4K points stand apart (unbatched) "
+                         "and the 2M-pmd points, near zero, are another regime. "
+                         + ". ".join(parts) + ".")
 
 
 SWAP_HEAD = ("step", "parent's PTE (kernel)", "swap slot and swap cache (model)",
@@ -1131,6 +1177,7 @@ __all__ = ["BATCH_HEAD", "LIVE_ENV", "MARK_STYLE", "MODEL_BG", "OVERVIEW_HEAD", 
            "folio_moments", "fork_batches",
            "folio_pages", "folio_strip", "fork_tokens", "live_report",
            "live_requested", "live_timing", "pin_decisions", "pin_flow", "plot_timing",
+           "timing_picture", "TimingPicture",
            "quick_check", "report_answer", "report_by_topic", "report_group", "report_overview",
            "report_table", "scenario_steps", "script_departures", "script_text", "steps_table",
            "stored_report", "stored_rows", "stored_timing", "swap_steps", "uffd_grid", "unexpected",
