@@ -174,6 +174,9 @@ KERNEL = KernelVersion(
     name=NAME, spec="D", title="v6.17: folio_pte_batch_flags",
     present_func="copy_present_ptes", batch_func="folio_pte_batch_flags",
     copy_present=copy_present_ptes, guard_markers=True, wp_large_folio="exclusive",
-    huge_zero_wp_thp=True, hwpoison_copy=True, since=(6, 17), checked=(6, 18),
+    # since 6.15, not 6.17: fork behaves so from 6.15 on (the XEN PV fix caps max_nr at the
+    # folio's end, large folios are reused after fork, CONFIG_MM_ID); 6.17's flag rework
+    # changed no result.  The code mirrored is 6.17's.
+    huge_zero_wp_thp=True, hwpoison_copy=True, since=(6, 15), checked=(6, 18),
     folio_end="clamp", anon_dup="all-or-nothing", prealloc_func="folio_prealloc",
     merged_bits=frozenset({"write"}))
