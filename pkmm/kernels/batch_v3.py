@@ -131,7 +131,6 @@ def copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, add
             nr = i
             stop = "anon-dup-failed"
         fc.ops["rss_updates"] += 1
-    parent_sd = pte.soft_dirty       # (x86 pte_mkdirty below sets soft-dirty too)
     # kernel: "If it's a shared mapping, mark it clean and write protected in the child ...
     # If its a private (CoW) mapping, mark it dirty in the child if _any_ of the parent
     # mappings in the block were marked dirty ..."
@@ -155,8 +154,10 @@ def copy_present_ptes(fc: ForkContext, dst_vma: Vma, src_vma: Vma, pte: Pte, add
                     f"all {nr} parent PTEs (ptep_set_wrprotects) and the value the child's batch "
                     "will be written from", addr, nr)
     pte = pte_mkold(pte)
-    # Name a cleared bit only when the parent's first PTE had it.
-    cleared = [name for name, on in (("soft-dirty", parent_sd),
+    # Name a cleared bit only when the value about to be cleared has it: soft-dirty comes
+    # from the parent's first PTE or from pte_mkdirty() above (x86 sets dirty and
+    # soft-dirty together).
+    cleared = [name for name, on in (("soft-dirty", pte.soft_dirty),
                                      ("uffd-wp", pte.uffd_wp and not enforce_uffd_wp)) if on]
     pte = pte_clear_soft_dirty(pte)
     if not enforce_uffd_wp:
