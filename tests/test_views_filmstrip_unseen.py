@@ -69,3 +69,20 @@ def test_the_dirty_merge_frame_prints_the_value_it_made() -> None:
     texts = [t.text for t in ET.fromstring(filmstrip(sf).svg).iter(f"{NS}text")]
     assert (f"value for the child's {merge.event.nr} PTE(s), not written yet: "
             f"F:0 {bits_text(value)}") in texts
+
+
+def test_a_step_reason_sits_on_the_row_it_describes() -> None:
+    """A step that writes the child's PTE puts its reason ("child PTE written") on the
+    child's row only; the parent's row at the same slot does not carry it (a reader
+    found the child's write titled on the parent's PTE)."""
+    sf = StepFrames(Scenario.from_dict(SMALL), "v6.8")
+    svg = filmstrip(sf).svg
+    titles = [t.text or "" for t in ET.fromstring(svg).iter(f"{NS}title")]
+    written = [t for t in titles if "child PTE written" in t]
+    assert written and all(t.startswith("child PTE #") for t in written)
+    # a step that writes the parent's PTE (the write-protect) titles the parent's row
+    wp = next(i for i in range(1, len(sf)) if sf.frame(i).event.rule == "cow-wrprotect")
+    from pkmm.views.svg.stepframe import frame_picture
+    tips = [t.text or "" for t in ET.fromstring(frame_picture(sf.frame(wp), "v6.8").svg)
+            .iter(f"{NS}title") if " -- " in (t.text or "")]
+    assert tips and all(t.startswith("parent PTE #") for t in tips)

@@ -36,7 +36,24 @@ def test_memory_map_counts_the_zero_page_apart_from_the_folios() -> None:
     assert repr(P.memory_map(ZERO)).endswith("2 folios + the zero page in physical memory>")
     one = {"vmas": [{"start": 0, "npages": 1}], "folios": {"A": {"order": 0}},
            "ptes": [{"addr": 0, "folio": "A"}]}
-    assert repr(P.memory_map(one)).endswith(": 1 VMA each, 1 folio in physical memory>")
+    assert repr(P.memory_map(one)).endswith(": 1 VMA, 1 folio in physical memory>")
+
+
+def test_memory_map_header_describes_the_processes_drawn() -> None:
+    """A parent-only picture says "parent: 1 VMA", not "1 VMA each" (a reader asked
+    which "each"); "each" stays for parent and child with as many VMAs."""
+    one = {"vmas": [{"start": 0, "npages": 1}], "folios": {"A": {"order": 0}},
+           "ptes": [{"addr": 0, "folio": "A"}]}
+    assert repr(P.memory_map(one)) == "<memory-map: parent: 1 VMA, 1 folio in physical memory>"
+    assert repr(P.memory_map(one, "v6.9")) == (
+        "<memory-map: parent and child: 1 VMA each, 1 folio in physical memory>")
+    two = {"vmas": [{"start": 0, "npages": 1}, {"start": "0x200000", "npages": 1}],
+           "folios": {"A": {"order": 0}}, "ptes": [{"addr": 0, "folio": "A"}]}
+    assert "parent: 2 VMAs, " in repr(P.memory_map(two))
+    p = Scenario.from_dict(two).build()[0]
+    p.madvise(0x200000, 1, "MADV_DONTFORK")    # the child gets no copy of the second VMA
+    r = pkmm.fork(p, kernel="v6.9")
+    assert repr(P.memory_map(r)).startswith("<memory-map: parent: 2 VMAs; child: 1 VMA, ")
 
 
 def test_a_pmd_entry_says_it_maps_the_folio_with_no_ptes() -> None:

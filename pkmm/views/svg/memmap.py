@@ -178,11 +178,24 @@ def memory_map(source: Any, kernel: str | None = None, *, without: Iterable[str]
         marks.append(("hatch", "anon", "PIN (on a page): pinned (FOLL_PIN), e.g. by a "
                       "device's DMA"))
     c.legend(y + 18, marks)
-    nvmas = len(procs[0].vmas)
-    desc = (f"{' and '.join(who)}: {nvmas} VMA{'s' if nvmas != 1 else ''} each, "
-            f"{_frames_words(mem.order)} in physical memory"
+    desc = (f"{_vmas_words(who, procs)}, {_frames_words(mem.order)} in physical memory"
             + (f", {len(mem.swaps)} swap slot(s) on disk" if mem.swaps else ""))
     return c.picture("memory-map", title or "memory map", desc, interactive=clickable)
+
+
+def _vmas_words(who: Sequence[str], procs: Sequence[Process]) -> str:
+    """"parent: 1 VMA" for one process drawn, "parent and child: 2 VMAs each" for two
+    with as many: "each" only where there are two to share it (a reader of a parent-only
+    picture asked which "each" was meant)."""
+    counts = [len(p.vmas) for p in procs]
+
+    def n(k: int) -> str:
+        return f"{k} VMA{'s' if k != 1 else ''}"
+    if len(procs) == 1:
+        return f"{who[0]}: {n(counts[0])}"
+    if counts[0] == counts[1]:
+        return f"{' and '.join(who)}: {n(counts[0])} each"
+    return "; ".join(f"{w}: {n(k)}" for w, k in zip(who, counts, strict=True))
 
 
 def _frames_words(order: Sequence[Folio]) -> str:

@@ -97,7 +97,10 @@ def _strip(c: Canvas, f: Frame, who: str, cells: Sequence[Cell], y: float,
         lo = (cell.addr - f.base) // PAGE_SIZE
         slot = f"#{lo}" if n == 1 else f"#{lo}-{lo + n - 1}"
         tip = f"{who} PTE {slot}: {cell.label} {cell.bits} {cell.extra}".strip()
-        if "cur" in tag and f.event is not None:   # hover: why the kernel touched it
+        if "cur" in tag and f.event is not None and ("chg" in tag or not f.changed):
+            # hover: why the kernel touched it, on the row the reason is about: a step
+            # that wrote PTEs describes those (a reader found "child PTE written" on the
+            # parent's row); one that wrote none, the PTEs its code is at
             tip += f" -- {f.event.func}: {f.event.reason}"
         if clickable:
             c.raw(f'<g data-pk-click="slot:{lo}" aria-label="{who} PTE {slot}">')
