@@ -24,6 +24,7 @@ from .costmodel import (
     stored_fork_seconds,
 )
 from .errors import LayoutError
+from .figure import Picture
 from .kernels import COW_KERNELS
 
 __all__ = ["MEMMAP_RAMP", "PRICED", "QUESTIONS", "Picture", "check", "cold_price_note", "fit",
@@ -194,34 +195,6 @@ def render_fit(f: Fit) -> str:
                  "fixed cost of a fork: none in these timings\n  (each is net of forking "
                  "the same process without the region)")
     return "\n".join(lines)
-
-
-class Picture:
-    """A finished matplotlib figure as a PNG with alternative text: shown by Jupyter and
-    on the static pages as ``<img alt=...>``, so a screen reader (or a reader whose image
-    did not load) gets the figure's description rather than nbconvert's placeholder."""
-
-    def __init__(self, fig: Any, alt: str) -> None:
-        import io
-
-        import matplotlib.pyplot as plt
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight")   # as inline does
-        plt.close(fig)      # else the inline backend shows it a second time, without alt
-        self.alt, self.png = alt, buf.getvalue()
-
-    def _repr_html_(self) -> str:
-        import base64
-        import html
-        data = base64.b64encode(self.png).decode("ascii")
-        return f'<img alt="{html.escape(self.alt, quote=True)}" src="data:image/png;base64,{data}">'
-
-    def _repr_png_(self) -> bytes:
-        # the same figure for front ends that take no HTML; a page renders the HTML first
-        return self.png
-
-    def __repr__(self) -> str:
-        return self.alt
 
 
 def ops_picture(rows: list[dict[str, Any]], key: str = "set_ptes_calls") -> Picture:

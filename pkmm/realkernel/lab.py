@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import ScenarioError, StoredDataError
+from ..figure import Picture
 from ..folio import Folio
 from ..vma import userfaultfd_wp
 from .calibrate import batched, fit_batch_cost, pooled, records
@@ -905,32 +906,6 @@ def plot_timing(size_bytes: int = 1 << 30) -> Any:
     return fig
 
 
-class TimingPicture:
-    """A finished matplotlib figure as a PNG with alternative text, shown by Jupyter and on
-    the static pages as ``<img alt=...>`` rather than with nbconvert's placeholder (the same
-    as ``pkmm.costlab.Picture``, which this layer may not import)."""
-
-    def __init__(self, fig: Any, alt: str) -> None:
-        import io
-
-        import matplotlib.pyplot as plt
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight")   # as inline does
-        plt.close(fig)      # else the inline backend shows it a second time, without alt
-        self.alt, self.png = alt, buf.getvalue()
-
-    def _repr_html_(self) -> str:
-        import base64
-        data = base64.b64encode(self.png).decode("ascii")
-        return f'<img alt="{html.escape(self.alt, quote=True)}" src="data:image/png;base64,{data}">'
-
-    def _repr_png_(self) -> bytes:
-        return self.png
-
-    def __repr__(self) -> str:
-        return self.alt
-
-
 def timing_picture(size_bytes: int = 1 << 30) -> Any:
     """:func:`plot_timing` as a PNG with an alternative text made from the same numbers."""
     every = records(pooled(load_timing()))
@@ -943,7 +918,7 @@ def timing_picture(size_bytes: int = 1 << 30) -> Any:
         parts.append(f"{mode.upper()}: {pts}; its dotted fit line, {fit['per_batch_ns']:.0f} ns "
                      f"per folio + {fit['per_pte_ns']:.1f} ns per PTE, runs over the batched "
                      "layouts")
-    return TimingPicture(plot_timing(size_bytes),
+    return Picture(plot_timing(size_bytes),
                          "Line chart: fork() cost in ns per 4K page against folio layout, "
                          f"{size_bytes >> 30} GiB region. The cost per page falls as the "
                          "folio grows, then levels off; the 4K points stand apart (unbatched) "
@@ -1177,7 +1152,7 @@ __all__ = ["BATCH_HEAD", "LIVE_ENV", "MARK_STYLE", "MODEL_BG", "OVERVIEW_HEAD", 
            "folio_moments", "fork_batches",
            "folio_pages", "folio_strip", "fork_tokens", "live_report",
            "live_requested", "live_timing", "pin_decisions", "pin_flow", "plot_timing",
-           "timing_picture", "TimingPicture",
+           "timing_picture",
            "quick_check", "report_answer", "report_by_topic", "report_group", "report_overview",
            "report_table", "scenario_steps", "script_departures", "script_text", "steps_table",
            "stored_report", "stored_rows", "stored_timing", "swap_steps", "uffd_grid", "unexpected",
