@@ -34,10 +34,10 @@ KINDS = ("private anon", "private file", "shared file", "shmem", "raw PFN map")
 
 __all__ = ["QUESTIONS", "REGIONS", "SHARES", "anon_pages_line", "batch_stops", "batches_lines",
            "check", "choices", "close_up", "copied_vmas", "details", "Folded", "fork_gap_lines",
-           "fork_time", "full_key", "guesses_changed", "kind", "large_folio_notes",
-           "large_folio_process", "large_folio_report", "lockbreak_lines", "map_kinds",
-           "plot_map", "price_lines", "raw_view", "region", "scans_past_folio_end", "short_table",
-           "this_process", "traced_fork",
+           "fork_hint_lines", "fork_time", "full_key", "guesses_changed", "kind",
+           "large_folio_notes", "large_folio_process", "large_folio_report", "lockbreak_lines",
+           "map_kinds", "plot_map", "price_lines", "raw_view", "region", "scans_past_folio_end",
+           "short_table", "stored_baseline_ms", "this_process", "traced_fork",
            "unpriced_split_lines", "versions_line", "vma_table"]
 
 PAGE = PAGE_SIZE   # the model's page size (4 KiB, as on x86-64)
@@ -625,7 +625,8 @@ def fork_gap_lines(sc: Scenario, kernel: str, measured_ms: float | None) -> list
             f"  priced as REPEAT, the page-table copy is {share:.0%} of the measured fork() "
             f"({words});",
             f"  {_unpriced_ms(repeat, measured_ms):.2f} ms have no price in the model.",
-            f"  Priced FRESH it would cost {priced - repeat:.2f} ms more: that narrows the gap,"
+            f"  Priced as snapshotted it would cost {priced - repeat:.2f} ms more: that narrows"
+            " the gap,"
             " it explains none of it."]
 
 
@@ -640,6 +641,29 @@ def _unpriced_ms(priced_ms: float, measured_ms: float) -> float:
     return round(measured_ms, 2) - round(priced_ms, 2)
 
 
+def stored_baseline_ms() -> float | None:
+    """The stored benchmarks' fastest fork of their small Python worker with no region in
+    it (ms, to 0.01), or None when the stored timings hold none."""
+    from .realkernel.calibrate import load
+    base_ns = [r["baseline_min_ns"] for r in load().get("runs", []) if r.get("baseline_min_ns")]
+    return round(min(base_ns) / 1e6, 2) if base_ns else None
+
+
+def fork_hint_lines(sc: Scenario, kernel: str) -> list[str]:
+    """What a learner may know before predicting section 4's share: the model's REPEAT
+    price of ``sc``'s page-table copy, the stored fork of a small process, and how much
+    of ``sc`` the model leaves unpriced (its VMAs, page tables and empty slots)."""
+    from . import costmodel
+    f = costmodel.scenario_counts(sc, kernel)
+    repeat = costmodel.predict_seconds({**f, "wrprotected": 0}) * 1e3
+    base = stored_baseline_ms()
+    return [f"  {'the model: the page-table copy, priced REPEAT':58s} {repeat:6.2f} ms",
+            *([f"  {'a fork of a small Python worker, no region (stored)':58s} {base:6.2f} ms"]
+              if base is not None else []),
+            f"  not priced: {f['vmas']:,} VMAs, {f['page_tables']:,} page tables, "
+            f"{f['empty_reads']:,} empty slots read"]
+
+
 def unpriced_split_lines(sc: Scenario, kernel: str, measured_ms: float | None) -> list[str]:
     """A rough split of the part of a measured ``fork()`` of ``sc`` that the cost model
     leaves unpriced, from data pkmm stores: the benchmarks' baseline fork (their small
@@ -649,16 +673,12 @@ def unpriced_split_lines(sc: Scenario, kernel: str, measured_ms: float | None) -
     (with its share of the page tables and empty slots).  Empty where fork cannot be
     timed or the stored timings hold no baseline."""
     from . import costmodel
-    from .realkernel.calibrate import load
-    if measured_ms is None:
-        return []
-    base_ns = [r["baseline_min_ns"] for r in load().get("runs", []) if r.get("baseline_min_ns")]
-    if not base_ns:
+    base = stored_baseline_ms()
+    if measured_ms is None or base is None:
         return []
     f = costmodel.scenario_counts(sc, kernel)
     # against the REPEAT price, as fork_gap_lines: the timed forks found the entries read-only
     gap = _unpriced_ms(costmodel.predict_seconds({**f, "wrprotected": 0}) * 1e3, measured_ms)
-    base = round(min(base_ns) / 1e6, 2)
     rest = gap - base
     copied = sum(copied_vmas(sc))
     out = [f"  {'the part with no price, split roughly:':58s} {gap:6.2f} ms",

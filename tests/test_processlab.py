@@ -452,6 +452,8 @@ def test_fork_gap_lines_price_the_snapshot_both_ways_and_split_the_gap() -> None
     assert f"the page-table copy is {repeat / 10:.0%} of the measured" in flat
     assert f"{10 - round(repeat, 2):.2f} ms have no price" in flat
     assert f"{priced - repeat:.2f} ms more: that narrows the gap" in flat
+    hint = " ".join(" ".join(lab.fork_hint_lines(sc, "v6.17")).split())
+    assert f"priced REPEAT {repeat:.2f} ms" in hint and "VMAs" in hint
     # the share is named by the one choice it falls in, and the choices cover every share
     for measured, words in ((repeat * 1.2, "over two thirds"), (repeat * 2, "a third to two"),
                             (repeat * 4, "under a third")):
