@@ -116,3 +116,12 @@ def test_lines_from_ptes_cross_only_where_the_pfn_order_forces_it() -> None:
         assert len(crossing_pairs(lines)) == _forced(lines), name
     # in 01's maps every VMA's pages lie in the order of its PTEs: no line crosses
     assert crossing_pairs(_lines(maps["five kinds after fork"])) == []
+
+
+def test_the_dma_timeline_fits_the_column() -> None:
+    """04's DMA timeline (six steps side by side) is drawn within the column, for the
+    kernel that copies the pinned page and for the one that loses the write."""
+    for pic in (P.dma_timeline(), P.dma_timeline(without={"pinned-copy"})):
+        svg = pic._repr_svg_() if hasattr(pic, "_repr_svg_") else pic._repr_html_()
+        svg = svg[svg.index("<svg"):svg.rindex("</svg>") + 6]
+        assert float(ET.fromstring(svg).get("width") or 0) <= COLUMN

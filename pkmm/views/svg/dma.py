@@ -23,7 +23,7 @@ from .scene import folio_name, layout_names, need_kernel
 DEFAULT = {"name": "one pinned page", "vmas": [{"start": "0x200000", "npages": 1}],
            "folios": {"P": {"order": 0}}, "ptes": [{"addr": "0x200000", "folio": "P"}],
            "pins": [{"folio": "P"}]}
-LANE_H, COL_W, LEFT = 40, 142, 96
+LANE_H, COL_W, LEFT = 40, 141, 96   # six columns fit the 952 px column
 HEAD = 62        # the lanes start below a column's three caption lines
 
 
