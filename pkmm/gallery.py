@@ -60,8 +60,10 @@ GALLERY: dict[str, dict[str, Any]] = {
     "dirty differs (private)": _layout(_rest(dirty=False)),
     "write differs (private)": _layout(_rest(write=False)),
     "accessed differs": _layout(_rest(young=False)),
+    # after a clear (clear_refs 4: fs/proc/task_mmu.c clear_soft_dirty() write-protects
+    # and clears SD), PTEs 2-3 are read-only; PTEs 0-1 were written since (W, D, SD)
     "soft-dirty differs, tracking on": _layout(
-        _rest(), vma={**_VMA, "soft_dirty_tracking": True}),
+        _rest(write=False), vma={**_VMA, "soft_dirty_tracking": True}),
     "soft-dirty differs, tracking off": _layout(_rest(soft_dirty=True)),
     # the parent's VMA is registered (unregistering clears every UW mark: mm/userfaultfd.c
     # userfaultfd_clear_vma()), but without fork events, so the child's VMA is not

@@ -55,7 +55,7 @@ def test_layout_table_reads_the_built_process() -> None:
     assert rows["the VMA ends"] == (("F:0", "F:1"), "")
     assert rows["write differs (private)"][0][2:] == ("F:2 read-only", "F:3 read-only")
     assert rows["soft-dirty differs, tracking on"] == (
-        ("F:0 SD", "F:1 SD", "F:2", "F:3"), "soft-dirty tracking on")
+        ("F:0 SD", "F:1 SD", "F:2 read-only", "F:3 read-only"), "soft-dirty tracking on")
     assert rows["a swap entry"][0][2] == "swap entry"
     assert rows["uffd-wp differs, child VMA uffd-wp"][1].endswith("EVENT_FORK: child uffd-wp")
     assert "no EVENT_FORK" in rows["uffd-wp differs, child VMA not uffd-wp"][1]
@@ -106,3 +106,21 @@ def test_same_batches_in_other_words_are_marked() -> None:
     # one kernel: nothing to compare, nothing marked, no key
     one = gallery.stop_table(("v6.9",))
     assert one.same_batches_other_words() == [] and "†" not in one.differing_first()._repr_html_()
+
+
+def test_tracked_layouts_are_states_a_clear_can_leave() -> None:
+    """In a VMA that tracks soft-dirty, a PTE without SD has not been written since the
+    last clear (clear_refs 4 write-protects as it clears SD: clear_soft_dirty() in
+    fs/proc/task_mmu.c), so it is read-only: no gallery layout shows a state the kernel
+    cannot reach."""
+    from pkmm.gallery import GALLERY
+    from pkmm.scenario import Scenario
+    from pkmm.vma import vma_soft_dirty_enabled
+    for name, layout in GALLERY.items():
+        parent = Scenario.from_dict(layout).build()[0]
+        for vma in parent.vmas:
+            if not vma_soft_dirty_enabled(vma):
+                continue
+            for _, pte in parent.ptes(vma.vm_start, vma.vm_end):
+                if pte is not None and pte.present and not pte.soft_dirty:
+                    assert not pte.write, f"{name}: a writable PTE without SD"
