@@ -43,7 +43,7 @@ def _register_v6_19(tmp: Path) -> Path:
     shutil.copytree(REPO / "pkmm", pkg, ignore=shutil.ignore_patterns("__pycache__"))
     src = (pkg / "kernels" / "v6_17.py").read_text()
     module = src.replace('NAME = "v6.17"', 'NAME = "v6.19"').replace(
-        "since=(6, 17), checked=(6, 18)", "since=(6, 19)")
+        "since=(6, 15), checked=(6, 18)", "since=(6, 19)")
     assert module.count("v6.19") == 1 and "since=(6, 19)" in module
     (pkg / "kernels" / "v6_19.py").write_text(module)
     registry = pkg / "kernels" / "__init__.py"
