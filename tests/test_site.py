@@ -102,6 +102,9 @@ def _fixture_notebooks(root: Path) -> None:
         new_code_cell("stepper", execution_count=2, outputs=[_widget_output("stepper")]),
         new_code_cell("plot()", execution_count=3, outputs=[
             new_output("display_data", data={"image/png": PNG_1x1, "text/plain": "<Figure>"})]),
+        new_code_cell("draw_the_timeline_here()", execution_count=4,
+                      metadata={"tags": ["remove-input"]}, outputs=[
+                          new_output("display_data", data={"text/html": "<p>TIMELINE</p>"})]),
     ])
     lesson.metadata["widgets"] = {WIDGET_STATE: {"version_major": 2, "version_minor": 0,
                                                  "state": state}}
@@ -138,6 +141,8 @@ def test_site_rules_on_a_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert WIDGET_VIEW not in lesson and WIDGET_STATE not in lesson
     assert "html-manager" not in lesson  # nothing to fetch to see the widgets
     assert 'href="../index.html"' in (tmp_path / "out/exercises/ex1-batches.html").read_text()
+    # a cell tagged remove-input shows its output, not its code
+    assert "<p>TIMELINE</p>" in lesson and "draw_the_timeline_here" not in lesson
 
 
 def test_student_site_hides_keys_and_hidden_cells(tmp_path: Path) -> None:

@@ -49,6 +49,7 @@ _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 _EMPHASIS = re.compile(r"`|\*+|(?<![\w])_+(?=\w)|(?<=\w)_+(?![\w])")
 AUDIENCES = ("student", "instructor")
 REMOVE_TAG = "remove-cell"
+INPUT_TAG = "remove-input"
 HIDDEN_TESTS = "### BEGIN HIDDEN TESTS"
 KEY_CELL = ('# Answer key (instructor site only)\nkey = ex.solve()\nprint("ANSWER =", key)\n'
             "print(ex.check(key))")
@@ -292,7 +293,14 @@ def render_page(nb: Any, title: str, source: Path) -> str:
     # parser that closes what the block opens: "<details><summary>..</summary>" then became
     # an empty <details> with the answer printed openly below it.  The notebooks' figures
     # are outputs (already inline); their markdown links no image files.
-    exporter = HTMLExporter(template_name="lab", embed_images=False)
+    from traitlets.config import Config
+
+    # a cell tagged remove-input (code that only draws the picture under it) shows its
+    # output alone; JupyterLab collapses the same cell's source (source_hidden)
+    config = Config()
+    config.TagRemovePreprocessor.enabled = True
+    config.TagRemovePreprocessor.remove_input_tags = {INPUT_TAG}
+    exporter = HTMLExporter(config=config, template_name="lab", embed_images=False)
     resources = {"metadata": {"name": title, "path": str(source.parent)}}
     body, _ = exporter.from_notebook_node(nb, resources=resources)
     return str(body)
