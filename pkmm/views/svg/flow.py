@@ -81,8 +81,8 @@ OUTCOMES = {
     ("", "stop"): "a batch of nr PTEs",
     ("", "need-prealloc"): "no page ready: ask for one",
     ("", "copied"): "child gets a copy",
-    ("", "set-pte"): "write the child's PTE",
-    ("", "set-ptes"): "write the child's PTEs",
+    ("", "set-pte"): "write the child's PTE, old (no A)",
+    ("", "set-ptes"): "write the child's PTEs, old (no A)",
 }
 
 
