@@ -119,8 +119,9 @@ BIT_TABLE = "\n".join([
         'W, [shared](../glossary.ipynb#shared-mapping)',
         'kept',
         '1 only if *every* PTE of the batch was writable, else 0',
-        "1 if *any* PTE of the batch, the first included, was writable "
-        "([any_writable](../glossary.ipynb#any_writable))",
+        "1 if the first PTE or any later one of the batch was writable (the first "
+        "PTE's W, or [any_writable](../glossary.ipynb#any_writable), which records the "
+        "later ones)",
     ]) + " |",
     "| " + " | ".join([
         '[D](../glossary.ipynb#D), private',
@@ -140,7 +141,8 @@ BIT_TABLE = "\n".join([
         'cleared in every child PTE (it does not compare SD, so a batch may mix 0 '
         "and 1: clearing gives no PTE another PTE's mark)",
         "tracking on: kept (a change ends the batch); off: the batch's first PTE's "
-        "(SD does not end the batch; " + SD_OFF_EXAMPLE + ")",
+        "(SD does not end the batch; " + SD_OFF_EXAMPLE + "; harmless: below the "
+        "table)",
     ]) + " |",
     "| " + " | ".join([
         '[UW](../glossary.ipynb#UW)',
@@ -153,7 +155,8 @@ BIT_TABLE = "\n".join([
 #: Exercise name -> (notebook stem, the introduction students read first).
 INTROS: dict[str, tuple[str, str]] = {
     "batches": ("a-batch-sizes", """\
-When the parent maps a [large folio](../glossary.ipynb#large-folio) with many PTEs, modern
+When the parent maps a [large folio](../glossary.ipynb#large-folio) (a folio, the block of
+pages the kernel manages as one unit, of more than one page) with many PTEs, modern
 kernels copy those PTEs in **[batches](../glossary.ipynb#batch)**: one call of the
 function that copies present PTEs handles a run of PTEs and returns how many it took.
 That function is `copy_present_ptes()` (in v6.8, which copies one PTE per call,
@@ -163,24 +166,25 @@ Two terms first: a *pfn* ([page frame number](../glossary.ipynb#pfn)) says which
 page a PTE maps, and an *order-n* folio ([order](../glossary.ipynb#order)) has 2<sup>n</sup> pages,
 so an order-0 folio is one page.
 
-Every batching version agrees on four stops:
+Every batching version agrees on five stops:
 
 - a batch never leaves its folio;
 - a small (order-0) folio is always a call of 1;
 - a pfn gap ends it (the next PTE must map the next page of the folio);
 - an empty slot is no call at all (the copy loop skips it) and ends the run. The layouts
-  here have no swap or migration entries (those would end a run too).
+  here have no swap or migration entries (those would end a run too);
+- the end of the range being copied: the end of the [VMA](../glossary.ipynb#VMA) (a
+  *virtual memory area*: one mapped range of the process, such as this region) or of the
+  page table (""" + _PT_SPAN + """ on x86-64). No layout here reaches it.
 
 What else ends a batch depends on the version:
 
 - **v6.8** does not batch: one call per PTE.
 - **batch-v3** (the [seed patch](../glossary.ipynb#seed-patch)) measures a batch with
-  `folio_nr_pages_cont_mapped()`. (It also stops at the end of the range being copied:
-  the end of the [VMA](../glossary.ipynb#VMA), a *virtual memory area*: one mapped range
-  of the process, such as this region; or the end of the page table, """ + _PT_SPAN + """
-  on x86-64. No layout here reaches it.)
+  `folio_nr_pages_cont_mapped()`.
   - Of the PTE bits, it compares only two: [PN](../glossary.ipynb#PN) (protnone: made
-    inaccessible on purpose for NUMA hinting) always, and
+    inaccessible on purpose, so that the next access faults and tells the kernel which
+    CPU uses the page: NUMA hinting) always, and
     [UW](../glossary.ipynb#UW) (userfaultfd write-protect: "tell a monitor before any
     write") only when the child VMA is [uffd-wp](../glossary.ipynb#uffd-wp) (it
     keeps those marks). Otherwise the child drops UW anyway.
@@ -193,16 +197,18 @@ What else ends a batch depends on the version:
 
 """ + BATCH_STOP_TABLE + """
 
-The batch function has no switch to ignore UW (its author left it in "for now"), so a
-UW change ends a batch even where the child drops UW. The kernel sets SD whenever it makes
-a PTE dirty, tracked or not; tracking on means a tool cleared the SD marks to watch for new
-writes. v6.9 and v6.17
-make the same
-batches (they differ in how they read the PTEs, which this exercise does not ask).
+`folio_pte_batch()` has flags to ignore D and SD but none for UW, so a UW change ends a
+batch even where the child drops UW. The kernel sets SD whenever it makes a PTE dirty,
+tracked or not; tracking on means a tool cleared the SD marks to watch for new writes.
+With tracking off the marks mean nothing: /proc/pid/pagemap then reports every page of the
+VMA soft-dirty (its VM_SOFTDIRTY flag), whatever the PTE says, so mixing them is safe.
+v6.9 and v6.17 make the same batches (they differ in how they read the PTEs, which this
+exercise does not ask).
 
-No problem of this exercise has a pin (`MMF_HAS_PINNED: no`), so every call succeeds and
-every answer is a list of ints. AE and refcounts are facts about the page a row maps,
-not PTE bits: they never end a batch here.
+No problem of this exercise has a pin (`MMF_HAS_PINNED: no`; a pin can make a call fail
+and retry, exercise (c)), so every call succeeds and every answer is a list of ints. AE
+([AnonExclusive](../glossary.ipynb#AnonExclusive): the page is this process's alone) and
+refcounts are facts about the page a row maps, not PTE bits: they never end a batch here.
 
 A generated layout may carry details that do not matter for its question; telling which do
 is part of the exercise. Look at the table and predict what each call returns."""),
@@ -217,8 +223,9 @@ from the whole batch instead). So first split the rows into each version's batch
 
 Why W may be merged in a shared mapping: a PTE of a writable shared mapping is read-only
 only so that its first write faults and tells the file system
-([write-notify](../glossary.ipynb#write-notify)). Without a UW mark, that fault would make
-it writable anyway. So either direction is safe:
+([write-notify](../glossary.ipynb#write-notify)). When a process writes through such a PTE
+of its own (parent's or child's alike), that write fault tells the file system and makes
+the PTE writable; only a UW mark would stop it. So either direction is safe:
 
 - batch-v3 is cautious: a batch with one read-only PTE gives a read-only child batch, and
   the child's first write fault makes it writable again;
@@ -235,6 +242,10 @@ tells reclaim to write the page to swap before freeing it. A D 1 the child did n
 costs at most one needless swap write; it never loses data. No program can see it either:
 /proc/pid/pagemap reports a PTE's SD and UW, not its D.
 
+Why v6.9's SD without tracking is harmless, even where a child PTE loses a 1: with
+tracking off, /proc/pid/pagemap reports every page of the VMA soft-dirty (its VM_SOFTDIRTY
+flag), whatever the PTEs say, so no program can see the difference.
+
 Why D is cleared in a shared child: D says "written through this PTE". The child has
 written nothing, and the parent's PTE keeps its D, which is what later tells
 [writeback](../glossary.ipynb#writeback) the file page changed.
@@ -243,7 +254,7 @@ A shared mapping is normally not copied at fork at all: the child's faults can r
 every PTE from the [page cache](../glossary.ipynb#page-cache)
 ([vma_needs_copy](../glossary.ipynb#vma_needs_copy)). A child VMA that is
 [uffd-wp](../glossary.ipynb#uffd-wp) forces the copy. (The parent registered the range
-with [EVENT_FORK](../glossary.ipynb#uffd-wp), the flag that keeps the child's VMA
+with [EVENT_FORK](../glossary.ipynb#EVENT_FORK), the flag that keeps the child's VMA
 uffd-wp too.) Its write-protect marks live only in the PTEs, and a fault could not
 rebuild them. That is why the shared problems carry it.
 
@@ -627,7 +638,7 @@ def bookkeeping(ex: Exercise) -> str:
 
 #: Terms a checker's verdict may use, linked to the glossary at their first use in a page's
 #: folded answer (the verdict itself is plain text: the check cell prints it).
-TERM_LINKS = {"rmap dup": "rmap-dup", "GUP": "GUP", "EVENT_FORK": "uffd-wp",
+TERM_LINKS = {"rmap dup": "rmap-dup", "GUP": "GUP", "EVENT_FORK": "EVENT_FORK",
               "copy_present_page": "copy_present_page",
               "folio_nr_pages_cont_mapped": "folio_nr_pages_cont_mapped"}
 
