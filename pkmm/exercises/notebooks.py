@@ -263,8 +263,8 @@ child PTE under each."""),
     "pin-copies": ("c-pin-copies", """\
 A page pinned by a driver for [DMA](../glossary.ipynb#DMA) (RDMA, say) or by
 [io_uring](../glossary.ipynb#io_uring) must stay with the parent: if fork shared it, the
-parent's next write would copy it away
-from the device. So fork gives the child a copy of such a page at once (the kernel's
+parent's next write would fault and give the parent a new copy (CoW), while the device
+keeps using the old page. So fork gives the child a copy of such a page at once (the kernel's
 `copy_present_page()`). The copy holds the page's bytes at that moment: fork does not wait
 for the device, and later device writes reach the parent's page only.
 
@@ -302,15 +302,17 @@ The pin is counted per folio, not per page, so the kernel cannot tell *which* pa
 large folio is pinned: it copies every AE page of that folio. That is why the table has no
 per-row pins column: fork sees only the folio line's count. A large folio can be partly AE:
 an earlier fork cleared AE on all its pages, and later write faults reused some of them in
-place, which makes a page AE again (v6.17 does so while other pages of the folio stay
-mapped: exercise (e)).
+place, which makes a page AE again. Of the versions here only v6.17 does so while other
+pages of the folio stay mapped (exercise (e)). The layouts are generated to exercise fork's
+rules, so a problem under another version may show such a folio too; fork's three tests
+read only the state, not how it arose.
 
 **How many rounds.** Fork copies under the page-table lock, where it must not sleep, so
 it cannot allocate a page there. Each copy needs a
 [preallocated page](../glossary.ipynb#preallocated-page): the call returns
 [-EAGAIN](../glossary.ipynb#-EAGAIN), fork drops its locks, allocates one page and
-retries. That is one round; the kernel keeps one spare page at a time. Write the calls as in
-notebook 04: a number per call, `E` for a call that returned -EAGAIN. The rounds are the
+retries. That is one round; the kernel keeps one spare page at a time. Write the calls down: a
+number per call (the PTEs it took), `E` for a call that returned -EAGAIN. The rounds are the
 E's: the call that succeeds after a retry is not another round.
 
 - **v6.8**: one PTE per call; each copied page costs `E, 1`, any other page `1`.
