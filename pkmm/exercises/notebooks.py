@@ -21,7 +21,7 @@ from ..fork import fork
 from ..kernels.common import stop_words
 from ..pte import PAGE_SIZE, PMD_SIZE, PTE_BIT, SETTABLE_BITS
 from . import EXERCISES, Exercise
-from .base import index_of
+from .base import index_of, ptes_of
 from .counts import folio_counts
 from .layout import BASE, DEFAULTS, scenario
 from .probes import CMP_BITS, ignored_bits
@@ -595,7 +595,11 @@ def calls_behind(ex: Exercise) -> str:
                              f"E (the batch from row {first} holds a page that needs a copy)")
                 continue
             rows = f"row {first}" if st.nr == 1 else f"rows {first}-{first + st.nr - 1}"
-            why = f" (ends: {stop_words(st.stop)})" if st.stop.startswith("bit:") else ""
+            # a bit stop is named only where the batch could otherwise go on: the kernel
+            # compares the bits before it looks for the folio's end, so at a folio's last
+            # page the model may report a bit, where the reader sees the new folio
+            why = f" (ends: {stop_words(st.stop)})" if st.stop.startswith("bit:") and \
+                _continues(ex, first + st.nr - 1) else ""
             wasted = (" shared, the preallocated page unused" if n and st.action == "share"
                       and steps[n - 1].action == "eagain" else "")
             spans.append(rows + (" copied" if st.action == "copy" else wasted) + why)
@@ -607,6 +611,17 @@ def calls_behind(ex: Exercise) -> str:
             f"{legend} and the rows it took"
             + ("; shown for interest, not asked" if ex.name == "refcounts" else "")
             + "):\n\n" + "\n".join(lines) + "\n\n")
+
+
+def _continues(ex: Exercise, row: int) -> bool:
+    """Whether the table row after ``row`` maps the next page of the same folio in the
+    next slot (so that only a PTE bit can end a batch there)."""
+    rows = ptes_of(ex.scenario)
+    if row + 1 >= len(rows):
+        return False
+    a, b = rows[row], rows[row + 1]
+    return (b["folio"] == a["folio"] and b.get("page", 0) == a.get("page", 0) + 1
+            and b["addr"] == a["addr"] + PAGE_SIZE)
 
 
 def bookkeeping(ex: Exercise) -> str:
