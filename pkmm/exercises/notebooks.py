@@ -392,9 +392,10 @@ mappings and references.
 
 **What to look at, write by write:**
 
-1. Has this process already faulted on this PTE since fork? Then "no fault". (A reused page
-   is AE again, but its PTE is writable too, so this question already answers for it: 07's
-   rule "reuse a page that is still AnonExclusive" never decides here.)
+1. Has this process already faulted on this PTE since fork? Then "no fault". (The kernel
+   also reuses at once any page that is still AE. You need not track AE here: after fork no
+   page is AE, and a page that becomes AE again by a reuse has a writable PTE, so its next
+   write is "no fault" already.)
 2. A small page: "reuse" when its refcount is 1 (no other mapping, pin or pipe), else
    "cow-copy".
 3. A page of the large folio: it depends on the version.
@@ -411,7 +412,9 @@ mappings and references.
         every page of it away). The kernel reads a
         [maybe mapped shared](../glossary.ipynb#maybe-mapped-shared) flag, which is exact
         with only a parent and a child;
-     2. every reference to the folio is one of the writer's mappings (no pin, no pipe);
+     2. every reference to the folio is one of the writer's mappings (no pin, no pipe): the
+        kernel compares the refcount with the folio's *large mapcount*, the number of PTEs
+        mapping any of its pages;
      3. the writer maps more than one page of the folio. If this is its last one, the copy
         drops the folio's last mapping and all of the folio, unmapped pages too, is freed.
 
