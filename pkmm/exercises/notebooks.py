@@ -197,8 +197,8 @@ What else ends a batch depends on the version:
 
 """ + BATCH_STOP_TABLE + """
 
-`folio_pte_batch()` has flags to ignore D and SD but none for UW, so a UW change ends a
-batch even where the child drops UW. The kernel sets SD whenever it makes a PTE dirty,
+The batch scan of v6.9 and v6.17 can be told to ignore D and SD, but not UW, so a UW change
+ends a batch even where the child drops UW. The kernel sets SD whenever it makes a PTE dirty,
 tracked or not; tracking on means a tool cleared the SD marks to watch for new writes.
 With tracking off the marks mean nothing: /proc/pid/pagemap then reports every page of the
 VMA soft-dirty (its VM_SOFTDIRTY flag), whatever the PTE says, so mixing them is safe.
@@ -242,7 +242,8 @@ tells reclaim to write the page to swap before freeing it. A D 1 the child did n
 costs at most one needless swap write; it never loses data. No program can see it either:
 /proc/pid/pagemap reports a PTE's SD and UW, not its D.
 
-Why v6.9's SD without tracking is harmless, even where a child PTE loses a 1: with
+Why taking the first PTE's SD (v6.9, v6.17) is harmless without tracking, even where a
+child PTE loses a 1: with
 tracking off, /proc/pid/pagemap reports every page of the VMA soft-dirty (its VM_SOFTDIRTY
 flag), whatever the PTEs say, so no program can see the difference.
 
@@ -553,8 +554,8 @@ METHOD: dict[str, str] = {
                        "maps a new page of its own. An exit drops every mapping and "
                        "reference of the exiting process."),
     "fork-cost": ("Find the batches (exercise (a)'s method): v6.8 makes one per PTE; a "
-                  "batching version makes one per folio where only A differs, and v6.9 and "
-                  "v6.17 also end one where D changes in a private mapping. Then count "
+                  "batching version makes one per folio when its PTEs differ at most in A "
+                  "(v6.9 and v6.17 also end one where D changes in a private mapping). Then count "
                   "per batch: one call, one set_ptes(), as many PTE writes as PTEs, and the "
                   "rmap dup calls the version makes for it (per batch or per page)."),
 }
@@ -677,28 +678,44 @@ def link_terms(text: str) -> str:
     return text
 
 
+#: How the fork-cost example words each priced count of notebook 08.
+PRICE_WORDS = {"pte_writes": "PTE written", "set_ptes_calls": "call",
+               "batch_scans": "batch scan"}
+
+
 def priced(ex: Exercise) -> str:
     """For the fork-cost exercise, what 08's stored prices make of the example's counts
-    (its version against v6.8's one-PTE-per-call copy); empty for the others."""
+    (its version against v6.8's one-PTE-per-call copy), with the prices and the sums
+    spelled out; empty for the others."""
     if ex.name != "fork-cost":
         return ""
     from .. import costmodel
-    times = {}
+    sums, prices = [], {}
+    totals = {}
     for kernel in dict.fromkeys(("v6.8", ex.kernel)):
         counts = costmodel.scenario_counts(ex.scenario, kernel)
-        times[kernel] = costmodel.predict_seconds(counts, baseline=False) * 1e6
-    said = " and ".join(f"{t:.2f} µs under {k}" for k, t in times.items())
-    # why batching saves less than the drop in calls suggests: most of v6.8's figure is
-    # priced per PTE or per page, which batching keeps
-    terms = costmodel.price_terms(costmodel.scenario_counts(ex.scenario, "v6.8"))
-    per_call = sum(n * each for k, n, each, _, _ in terms if k == "set_ptes_calls") / 1e3
-    return (f"**What it costs.** With notebook 08's stored prices (fitted on one machine), "
-            f"copying these PTEs is predicted at {said} (without the fixed cost of forking "
-            f"a process at all). Why the saving is small: {per_call:.2f} µs of v6.8's "
-            "figure is priced per call, and batching removes only part of it, as 08 "
-            "prices a batch scan (one per call on a large folio, a count this exercise does "
-            "not ask) that adds some back. The rest is priced per PTE written, which "
-            "batching keeps.\n\n")
+        terms = [(k, n, each) for k, n, each, _, _ in costmodel.price_terms(counts) if each]
+        unknown = [k for k, _, _ in terms if k not in PRICE_WORDS]
+        if unknown:
+            raise ValueError(f"priced: no words for the priced counts {unknown}")
+        prices.update({k: each for k, _, each in terms})
+        totals[kernel] = {k: n * each for k, n, each in terms}
+        ns = costmodel.predict_seconds(counts, baseline=False) * 1e9
+        sums.append(f"{kernel}: " + " + ".join(f"{n} × {each:.2f}" for _, n, each in terms)
+                    + f" ns = {ns / 1e3:.2f} µs")
+    said = ", ".join(f"{each:.2f} ns per {PRICE_WORDS[k]}" for k, each in prices.items())
+    old, new = totals["v6.8"], totals[ex.kernel]
+    calls = (old.get("set_ptes_calls", 0) - new.get("set_ptes_calls", 0)) / 1e3
+    scans = new.get("batch_scans", 0) / 1e3
+    return ("**What it costs.** Notebook 08's stored prices, fitted on one machine, are "
+            f"{said} (a batch scan is the look along the PTEs that measures a batch: one "
+            "per call on a large folio, a count this exercise does not ask; "
+            "`pkmm.costmodel.price_terms()` returns each count with its price). Copying "
+            "these PTEs, without the fixed cost of "
+            "forking a process at all:\n\n" + "\n".join(f"- {line}" for line in sums)
+            + f"\n\nWhy the saving is small: the calls batching removes save {calls:.2f} "
+            f"µs, its batch scans add {scans:.2f} µs back, and the per-PTE writes "
+            f"({old.get('pte_writes', 0) / 1e3:.2f} µs) stay.\n\n")
 
 
 def _worked(name: str) -> bool:
