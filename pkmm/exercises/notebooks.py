@@ -832,6 +832,26 @@ def intro(name: str, up: str) -> str:
             "*Predict first, then check (in Jupyter: see the end of this page).*")
 
 
+#: Exercise name -> (imports, picture call with {var} for the example's name): a picture of
+#: the package that a worked example shows folded below its answer.
+PICTURES: dict[str, tuple[str, str]] = {
+    "batches": ("from pkmm.processlab import FoldedView\n"
+                "from pkmm.views.pictures import batch_strip\n\n",
+                'FoldedView("After the answer: its calls as a strip, one bracket per call '
+                '(open it after you predicted; the strip numbers slots, empty ones '
+                'included)",\n           batch_strip({var}.scenario, {var}.kernel))'),
+}
+
+
+def picture_cell(name: str, var: str, first: bool) -> list[tuple[str, str, dict[str, Any]]]:
+    """The code cell that shows worked example ``var``'s picture (none if the exercise has
+    no picture); the first one carries the imports."""
+    if name not in PICTURES:
+        return []
+    imports, call = PICTURES[name]
+    return [("code", (imports if first else "") + call.format(var=var), {})]
+
+
 KERNEL_DEFAULT = "None: the seed picks the version"
 #: The problem cell's comment on KERNEL, where "the seed picks the version" is not all.
 KERNEL_COMMENT = {
@@ -876,6 +896,7 @@ def lab_notebook(name: str, seed: int | None = None) -> dict[str, Any]:
                  f"example = pkmm.exercises.make({name!r}, {example.seed}{worked})\n"
                  "print(example)", {}),
         ("markdown", worked_example(name), {}),
+        *picture_cell(name, "example", True),
         ("markdown", f"## A second worked example\n\n{what[0].upper() + what[1:]}: seed "
                      f"{extra_seed} (2**32 + {extra_seed - OUTSIDE_STUDENT_SEEDS}, a seed no "
                      f"student is given) under {extra.kernel}.{EXTRA_NOTE.get(name, '')}",
@@ -884,6 +905,7 @@ def lab_notebook(name: str, seed: int | None = None) -> dict[str, Any]:
                  f"kernel={extra.kernel!r}{worked})\nprint(example2)", {}),
         ("markdown", worked_example(name, extra).replace(
             "of the example</b>", "of the second example</b>"), {}),
+        *picture_cell(name, "example2", False),
         ("markdown", "## Your problem", {}),
         ("code", f"SEED = {seed}          # any int: every seed is another problem\n"
                  f"KERNEL = None     # {KERNEL_COMMENT.get(name, KERNEL_DEFAULT)}; "
