@@ -574,3 +574,34 @@ def test_exercise_a_batch_v3_bullets_are_what_its_batch_scan_does() -> None:
         assert mask["soft_dirty"] == mask["young"] == "ignored"
     assert (plain["uffd_wp"], uffd["uffd_wp"]) == ("ignored", "compared")
     assert [b for b, v in uffd.items() if v == "compared"] == ["uffd_wp", "protnone"]
+
+
+def test_fork_cost_prices_are_the_stored_fits() -> None:
+    """(f)'s "What it costs" quotes the stored fit's prices and sums, none typed in."""
+    from pkmm import costmodel
+    from pkmm.exercises.notebooks import _example, _extra, priced
+    for ex in (_example("fork-cost"), _extra("fork-cost")):
+        text = priced(ex)
+        for kernel in ("v6.8", ex.kernel):
+            counts = costmodel.scenario_counts(ex.scenario, kernel)
+            for _, n, each, _, _ in costmodel.price_terms(counts):
+                if each:
+                    assert f"{n} × {each:.2f}" in text, (kernel, n, each)
+            us = costmodel.predict_seconds(counts, baseline=False) * 1e6
+            assert f"= {us:.2f} µs" in text, kernel
+
+
+def test_calls_lines_name_no_bit_stop_at_a_folio_end() -> None:
+    """A worked example's calls line names a bit as a batch's stop only where the next
+    row maps the next page of the same folio (reader: a folio end read as a D stop)."""
+    import re
+
+    from pkmm.exercises.base import ptes_of
+    from pkmm.exercises.notebooks import _example, _extra, calls_behind
+    for name in ("batches", "pin-copies", "refcounts", "fork-cost"):
+        for ex in (_example(name), _extra(name)):
+            rows = ptes_of(ex.scenario)
+            for last in re.findall(r"rows? (?:\d+-)?(\d+)(?: copied)? \(ends: next PTE",
+                                   calls_behind(ex)):
+                a, b = rows[int(last)], rows[int(last) + 1]
+                assert b["folio"] == a["folio"], (name, ex.seed, last)

@@ -21,7 +21,7 @@ from ..fork import fork
 from ..kernels.common import stop_words
 from ..pte import PAGE_SIZE, PMD_SIZE, PTE_BIT, SETTABLE_BITS
 from . import EXERCISES, Exercise
-from .base import index_of
+from .base import index_of, ptes_of
 from .counts import folio_counts
 from .layout import BASE, DEFAULTS, scenario
 from .probes import CMP_BITS, ignored_bits
@@ -119,8 +119,9 @@ BIT_TABLE = "\n".join([
         'W, [shared](../glossary.ipynb#shared-mapping)',
         'kept',
         '1 only if *every* PTE of the batch was writable, else 0',
-        "1 if *any* PTE of the batch, the first included, was writable "
-        "([any_writable](../glossary.ipynb#any_writable))",
+        "1 if the first PTE or any later one of the batch was writable (the first "
+        "PTE's W, or [any_writable](../glossary.ipynb#any_writable), which records the "
+        "later ones)",
     ]) + " |",
     "| " + " | ".join([
         '[D](../glossary.ipynb#D), private',
@@ -140,7 +141,8 @@ BIT_TABLE = "\n".join([
         'cleared in every child PTE (it does not compare SD, so a batch may mix 0 '
         "and 1: clearing gives no PTE another PTE's mark)",
         "tracking on: kept (a change ends the batch); off: the batch's first PTE's "
-        "(SD does not end the batch; " + SD_OFF_EXAMPLE + ")",
+        "(SD does not end the batch; " + SD_OFF_EXAMPLE + "; harmless: below the "
+        "table)",
     ]) + " |",
     "| " + " | ".join([
         '[UW](../glossary.ipynb#UW)',
@@ -153,7 +155,8 @@ BIT_TABLE = "\n".join([
 #: Exercise name -> (notebook stem, the introduction students read first).
 INTROS: dict[str, tuple[str, str]] = {
     "batches": ("a-batch-sizes", """\
-When the parent maps a [large folio](../glossary.ipynb#large-folio) with many PTEs, modern
+When the parent maps a [large folio](../glossary.ipynb#large-folio) (a folio, the block of
+pages the kernel manages as one unit, of more than one page) with many PTEs, modern
 kernels copy those PTEs in **[batches](../glossary.ipynb#batch)**: one call of the
 function that copies present PTEs handles a run of PTEs and returns how many it took.
 That function is `copy_present_ptes()` (in v6.8, which copies one PTE per call,
@@ -163,24 +166,25 @@ Two terms first: a *pfn* ([page frame number](../glossary.ipynb#pfn)) says which
 page a PTE maps, and an *order-n* folio ([order](../glossary.ipynb#order)) has 2<sup>n</sup> pages,
 so an order-0 folio is one page.
 
-Every batching version agrees on four stops:
+Every batching version agrees on five stops:
 
 - a batch never leaves its folio;
 - a small (order-0) folio is always a call of 1;
 - a pfn gap ends it (the next PTE must map the next page of the folio);
 - an empty slot is no call at all (the copy loop skips it) and ends the run. The layouts
-  here have no swap or migration entries (those would end a run too).
+  here have no swap or migration entries (those would end a run too);
+- the end of the range being copied: the end of the [VMA](../glossary.ipynb#VMA) (a
+  *virtual memory area*: one mapped range of the process, such as this region) or of the
+  page table (""" + _PT_SPAN + """ on x86-64). No layout here reaches it.
 
 What else ends a batch depends on the version:
 
 - **v6.8** does not batch: one call per PTE.
 - **batch-v3** (the [seed patch](../glossary.ipynb#seed-patch)) measures a batch with
-  `folio_nr_pages_cont_mapped()`. (It also stops at the end of the range being copied:
-  the end of the [VMA](../glossary.ipynb#VMA), a *virtual memory area*: one mapped range
-  of the process, such as this region; or the end of the page table, """ + _PT_SPAN + """
-  on x86-64. No layout here reaches it.)
+  `folio_nr_pages_cont_mapped()`.
   - Of the PTE bits, it compares only two: [PN](../glossary.ipynb#PN) (protnone: made
-    inaccessible on purpose for NUMA hinting) always, and
+    inaccessible on purpose, so that the next access faults and tells the kernel which
+    CPU uses the page: NUMA hinting) always, and
     [UW](../glossary.ipynb#UW) (userfaultfd write-protect: "tell a monitor before any
     write") only when the child VMA is [uffd-wp](../glossary.ipynb#uffd-wp) (it
     keeps those marks). Otherwise the child drops UW anyway.
@@ -193,16 +197,18 @@ What else ends a batch depends on the version:
 
 """ + BATCH_STOP_TABLE + """
 
-The batch function has no switch to ignore UW (its author left it in "for now"), so a
-UW change ends a batch even where the child drops UW. The kernel sets SD whenever it makes
-a PTE dirty, tracked or not; tracking on means a tool cleared the SD marks to watch for new
-writes. v6.9 and v6.17
-make the same
-batches (they differ in how they read the PTEs, which this exercise does not ask).
+The batch scan of v6.9 and v6.17 can be told to ignore D and SD, but not UW, so a UW change
+ends a batch even where the child drops UW. The kernel sets SD whenever it makes a PTE dirty,
+tracked or not; tracking on means a tool cleared the SD marks to watch for new writes.
+With tracking off the marks mean nothing: /proc/pid/pagemap then reports every page of the
+VMA soft-dirty (its VM_SOFTDIRTY flag), whatever the PTE says, so mixing them is safe.
+v6.9 and v6.17 make the same batches (they differ in how they read the PTEs, which this
+exercise does not ask).
 
-No problem of this exercise has a pin (`MMF_HAS_PINNED: no`), so every call succeeds and
-every answer is a list of ints. AE and refcounts are facts about the page a row maps,
-not PTE bits: they never end a batch here.
+No problem of this exercise has a pin (`MMF_HAS_PINNED: no`; a pin can make a call fail
+and retry, exercise (c)), so every call succeeds and every answer is a list of ints. AE
+([AnonExclusive](../glossary.ipynb#AnonExclusive): the page is this process's alone) and
+refcounts are facts about the page a row maps, not PTE bits: they never end a batch here.
 
 A generated layout may carry details that do not matter for its question; telling which do
 is part of the exercise. Look at the table and predict what each call returns."""),
@@ -217,8 +223,9 @@ from the whole batch instead). So first split the rows into each version's batch
 
 Why W may be merged in a shared mapping: a PTE of a writable shared mapping is read-only
 only so that its first write faults and tells the file system
-([write-notify](../glossary.ipynb#write-notify)). Without a UW mark, that fault would make
-it writable anyway. So either direction is safe:
+([write-notify](../glossary.ipynb#write-notify)). When a process writes through such a PTE
+of its own (parent's or child's alike), that write fault tells the file system and makes
+the PTE writable; only a UW mark would stop it. So either direction is safe:
 
 - batch-v3 is cautious: a batch with one read-only PTE gives a read-only child batch, and
   the child's first write fault makes it writable again;
@@ -235,6 +242,11 @@ tells reclaim to write the page to swap before freeing it. A D 1 the child did n
 costs at most one needless swap write; it never loses data. No program can see it either:
 /proc/pid/pagemap reports a PTE's SD and UW, not its D.
 
+Why taking the first PTE's SD (v6.9, v6.17) is harmless without tracking, even where a
+child PTE loses a 1: with
+tracking off, /proc/pid/pagemap reports every page of the VMA soft-dirty (its VM_SOFTDIRTY
+flag), whatever the PTEs say, so no program can see the difference.
+
 Why D is cleared in a shared child: D says "written through this PTE". The child has
 written nothing, and the parent's PTE keeps its D, which is what later tells
 [writeback](../glossary.ipynb#writeback) the file page changed.
@@ -243,7 +255,7 @@ A shared mapping is normally not copied at fork at all: the child's faults can r
 every PTE from the [page cache](../glossary.ipynb#page-cache)
 ([vma_needs_copy](../glossary.ipynb#vma_needs_copy)). A child VMA that is
 [uffd-wp](../glossary.ipynb#uffd-wp) forces the copy. (The parent registered the range
-with [EVENT_FORK](../glossary.ipynb#uffd-wp), the flag that keeps the child's VMA
+with [EVENT_FORK](../glossary.ipynb#EVENT_FORK), the flag that keeps the child's VMA
 uffd-wp too.) Its write-protect marks live only in the PTEs, and a fault could not
 rebuild them. That is why the shared problems carry it.
 
@@ -252,8 +264,8 @@ child PTE under each."""),
     "pin-copies": ("c-pin-copies", """\
 A page pinned by a driver for [DMA](../glossary.ipynb#DMA) (RDMA, say) or by
 [io_uring](../glossary.ipynb#io_uring) must stay with the parent: if fork shared it, the
-parent's next write would copy it away
-from the device. So fork gives the child a copy of such a page at once (the kernel's
+parent's next write would fault and give the parent a new copy (CoW), while the device
+keeps using the old page. So fork gives the child a copy of such a page at once (the kernel's
 `copy_present_page()`). The copy holds the page's bytes at that moment: fork does not wait
 for the device, and later device writes reach the parent's page only.
 
@@ -291,15 +303,17 @@ The pin is counted per folio, not per page, so the kernel cannot tell *which* pa
 large folio is pinned: it copies every AE page of that folio. That is why the table has no
 per-row pins column: fork sees only the folio line's count. A large folio can be partly AE:
 an earlier fork cleared AE on all its pages, and later write faults reused some of them in
-place, which makes a page AE again (v6.17 does so while other pages of the folio stay
-mapped: exercise (e)).
+place, which makes a page AE again. Of the versions here only v6.17 does so while other
+pages of the folio stay mapped (exercise (e)). The layouts are generated to exercise fork's
+rules, so a problem under another version may show such a folio too; fork's three tests
+read only the state, not how it arose.
 
 **How many rounds.** Fork copies under the page-table lock, where it must not sleep, so
 it cannot allocate a page there. Each copy needs a
 [preallocated page](../glossary.ipynb#preallocated-page): the call returns
 [-EAGAIN](../glossary.ipynb#-EAGAIN), fork drops its locks, allocates one page and
-retries. That is one round; the kernel keeps one spare page at a time. Write the calls as in
-notebook 04: a number per call, `E` for a call that returned -EAGAIN. The rounds are the
+retries. That is one round; the kernel keeps one spare page at a time. Write the calls down: a
+number per call (the PTEs it took), `E` for a call that returned -EAGAIN. The rounds are the
 E's: the call that succeeds after a retry is not another round.
 
 - **v6.8**: one PTE per call; each copied page costs `E, 1`, any other page `1`.
@@ -379,9 +393,10 @@ mappings and references.
 
 **What to look at, write by write:**
 
-1. Has this process already faulted on this PTE since fork? Then "no fault". (A reused page
-   is AE again, but its PTE is writable too, so this question already answers for it: 07's
-   rule "reuse a page that is still AnonExclusive" never decides here.)
+1. Has this process already faulted on this PTE since fork? Then "no fault". (The kernel
+   also reuses at once any page that is still AE. You need not track AE here: after fork no
+   page is AE, and a page that becomes AE again by a reuse has a writable PTE, so its next
+   write is "no fault" already.)
 2. A small page: "reuse" when its refcount is 1 (no other mapping, pin or pipe), else
    "cow-copy".
 3. A page of the large folio: it depends on the version.
@@ -398,7 +413,9 @@ mappings and references.
         every page of it away). The kernel reads a
         [maybe mapped shared](../glossary.ipynb#maybe-mapped-shared) flag, which is exact
         with only a parent and a child;
-     2. every reference to the folio is one of the writer's mappings (no pin, no pipe);
+     2. every reference to the folio is one of the writer's mappings (no pin, no pipe): the
+        kernel compares the refcount with the folio's *large mapcount*, the number of PTEs
+        mapping any of its pages;
      3. the writer maps more than one page of the folio. If this is its last one, the copy
         drops the folio's last mapping and all of the folio, unmapped pages too, is freed.
 
@@ -537,8 +554,8 @@ METHOD: dict[str, str] = {
                        "maps a new page of its own. An exit drops every mapping and "
                        "reference of the exiting process."),
     "fork-cost": ("Find the batches (exercise (a)'s method): v6.8 makes one per PTE; a "
-                  "batching version makes one per folio where only A differs, and v6.9 and "
-                  "v6.17 also end one where D changes in a private mapping. Then count "
+                  "batching version makes one per folio when its PTEs differ at most in A "
+                  "(v6.9 and v6.17 also end one where D changes in a private mapping). Then count "
                   "per batch: one call, one set_ptes(), as many PTE writes as PTEs, and the "
                   "rmap dup calls the version makes for it (per batch or per page)."),
 }
@@ -582,7 +599,11 @@ def calls_behind(ex: Exercise) -> str:
                              f"E (the batch from row {first} holds a page that needs a copy)")
                 continue
             rows = f"row {first}" if st.nr == 1 else f"rows {first}-{first + st.nr - 1}"
-            why = f" (ends: {stop_words(st.stop)})" if st.stop.startswith("bit:") else ""
+            # a bit stop is named only where the batch could otherwise go on: the kernel
+            # compares the bits before it looks for the folio's end, so at a folio's last
+            # page the model may report a bit, where the reader sees the new folio
+            why = f" (ends: {stop_words(st.stop)})" if st.stop.startswith("bit:") and \
+                _continues(ex, first + st.nr - 1) else ""
             wasted = (" shared, the preallocated page unused" if n and st.action == "share"
                       and steps[n - 1].action == "eagain" else "")
             spans.append(rows + (" copied" if st.action == "copy" else wasted) + why)
@@ -594,6 +615,17 @@ def calls_behind(ex: Exercise) -> str:
             f"{legend} and the rows it took"
             + ("; shown for interest, not asked" if ex.name == "refcounts" else "")
             + "):\n\n" + "\n".join(lines) + "\n\n")
+
+
+def _continues(ex: Exercise, row: int) -> bool:
+    """Whether the table row after ``row`` maps the next page of the same folio in the
+    next slot (so that only a PTE bit can end a batch there)."""
+    rows = ptes_of(ex.scenario)
+    if row + 1 >= len(rows):
+        return False
+    a, b = rows[row], rows[row + 1]
+    return (b["folio"] == a["folio"] and b.get("page", 0) == a.get("page", 0) + 1
+            and b["addr"] == a["addr"] + PAGE_SIZE)
 
 
 def bookkeeping(ex: Exercise) -> str:
@@ -627,7 +659,7 @@ def bookkeeping(ex: Exercise) -> str:
 
 #: Terms a checker's verdict may use, linked to the glossary at their first use in a page's
 #: folded answer (the verdict itself is plain text: the check cell prints it).
-TERM_LINKS = {"rmap dup": "rmap-dup", "GUP": "GUP", "EVENT_FORK": "uffd-wp",
+TERM_LINKS = {"rmap dup": "rmap-dup", "GUP": "GUP", "EVENT_FORK": "EVENT_FORK",
               "copy_present_page": "copy_present_page",
               "folio_nr_pages_cont_mapped": "folio_nr_pages_cont_mapped"}
 
@@ -646,28 +678,44 @@ def link_terms(text: str) -> str:
     return text
 
 
+#: How the fork-cost example words each priced count of notebook 08.
+PRICE_WORDS = {"pte_writes": "PTE written", "set_ptes_calls": "call",
+               "batch_scans": "batch scan"}
+
+
 def priced(ex: Exercise) -> str:
     """For the fork-cost exercise, what 08's stored prices make of the example's counts
-    (its version against v6.8's one-PTE-per-call copy); empty for the others."""
+    (its version against v6.8's one-PTE-per-call copy), with the prices and the sums
+    spelled out; empty for the others."""
     if ex.name != "fork-cost":
         return ""
     from .. import costmodel
-    times = {}
+    sums, prices = [], {}
+    totals = {}
     for kernel in dict.fromkeys(("v6.8", ex.kernel)):
         counts = costmodel.scenario_counts(ex.scenario, kernel)
-        times[kernel] = costmodel.predict_seconds(counts, baseline=False) * 1e6
-    said = " and ".join(f"{t:.2f} µs under {k}" for k, t in times.items())
-    # why batching saves less than the drop in calls suggests: most of v6.8's figure is
-    # priced per PTE or per page, which batching keeps
-    terms = costmodel.price_terms(costmodel.scenario_counts(ex.scenario, "v6.8"))
-    per_call = sum(n * each for k, n, each, _, _ in terms if k == "set_ptes_calls") / 1e3
-    return (f"**What it costs.** With notebook 08's stored prices (fitted on one machine), "
-            f"copying these PTEs is predicted at {said} (without the fixed cost of forking "
-            f"a process at all). Why the saving is small: {per_call:.2f} µs of v6.8's "
-            "figure is priced per call, and batching removes only part of it, as 08 "
-            "prices a batch scan (one per call on a large folio, a count this exercise does "
-            "not ask) that adds some back. The rest is priced per PTE written, which "
-            "batching keeps.\n\n")
+        terms = [(k, n, each) for k, n, each, _, _ in costmodel.price_terms(counts) if each]
+        unknown = [k for k, _, _ in terms if k not in PRICE_WORDS]
+        if unknown:
+            raise ValueError(f"priced: no words for the priced counts {unknown}")
+        prices.update({k: each for k, _, each in terms})
+        totals[kernel] = {k: n * each for k, n, each in terms}
+        ns = costmodel.predict_seconds(counts, baseline=False) * 1e9
+        sums.append(f"{kernel}: " + " + ".join(f"{n} × {each:.2f}" for _, n, each in terms)
+                    + f" ns = {ns / 1e3:.2f} µs")
+    said = ", ".join(f"{each:.2f} ns per {PRICE_WORDS[k]}" for k, each in prices.items())
+    old, new = totals["v6.8"], totals[ex.kernel]
+    calls = (old.get("set_ptes_calls", 0) - new.get("set_ptes_calls", 0)) / 1e3
+    scans = new.get("batch_scans", 0) / 1e3
+    return ("**What it costs.** Notebook 08's stored prices, fitted on one machine, are "
+            f"{said} (a batch scan is the look along the PTEs that measures a batch: one "
+            "per call on a large folio, a count this exercise does not ask; "
+            "`pkmm.costmodel.price_terms()` returns each count with its price). Copying "
+            "these PTEs, without the fixed cost of "
+            "forking a process at all:\n\n" + "\n".join(f"- {line}" for line in sums)
+            + f"\n\nWhy the saving is small: the calls batching removes save {calls:.2f} "
+            f"µs, its batch scans add {scans:.2f} µs back, and the per-PTE writes "
+            f"({old.get('pte_writes', 0) / 1e3:.2f} µs) stay.\n\n")
 
 
 def _worked(name: str) -> bool:
@@ -784,6 +832,26 @@ def intro(name: str, up: str) -> str:
             "*Predict first, then check (in Jupyter: see the end of this page).*")
 
 
+#: Exercise name -> (imports, picture call with {var} for the example's name): a picture of
+#: the package that a worked example shows folded below its answer.
+PICTURES: dict[str, tuple[str, str]] = {
+    "batches": ("from pkmm.processlab import FoldedView\n"
+                "from pkmm.views.pictures import batch_strip\n\n",
+                'FoldedView("After the answer: its calls as a strip, one bracket per call '
+                '(open it after you predicted; the strip numbers slots, empty ones '
+                'included)",\n           batch_strip({var}.scenario, {var}.kernel))'),
+}
+
+
+def picture_cell(name: str, var: str, first: bool) -> list[tuple[str, str, dict[str, Any]]]:
+    """The code cell that shows worked example ``var``'s picture (none if the exercise has
+    no picture); the first one carries the imports."""
+    if name not in PICTURES:
+        return []
+    imports, call = PICTURES[name]
+    return [("code", (imports if first else "") + call.format(var=var), {})]
+
+
 KERNEL_DEFAULT = "None: the seed picks the version"
 #: The problem cell's comment on KERNEL, where "the seed picks the version" is not all.
 KERNEL_COMMENT = {
@@ -828,6 +896,7 @@ def lab_notebook(name: str, seed: int | None = None) -> dict[str, Any]:
                  f"example = pkmm.exercises.make({name!r}, {example.seed}{worked})\n"
                  "print(example)", {}),
         ("markdown", worked_example(name), {}),
+        *picture_cell(name, "example", True),
         ("markdown", f"## A second worked example\n\n{what[0].upper() + what[1:]}: seed "
                      f"{extra_seed} (2**32 + {extra_seed - OUTSIDE_STUDENT_SEEDS}, a seed no "
                      f"student is given) under {extra.kernel}.{EXTRA_NOTE.get(name, '')}",
@@ -836,6 +905,7 @@ def lab_notebook(name: str, seed: int | None = None) -> dict[str, Any]:
                  f"kernel={extra.kernel!r}{worked})\nprint(example2)", {}),
         ("markdown", worked_example(name, extra).replace(
             "of the example</b>", "of the second example</b>"), {}),
+        *picture_cell(name, "example2", False),
         ("markdown", "## Your problem", {}),
         ("code", f"SEED = {seed}          # any int: every seed is another problem\n"
                  f"KERNEL = None     # {KERNEL_COMMENT.get(name, KERNEL_DEFAULT)}; "
