@@ -104,7 +104,8 @@ def _fixture_notebooks(root: Path) -> None:
             new_output("display_data", data={"image/png": PNG_1x1, "text/plain": "<Figure>"})]),
         new_code_cell("draw_the_timeline_here()", execution_count=4,
                       metadata={"tags": ["remove-input"]}, outputs=[
-                          new_output("display_data", data={"text/html": "<p>TIMELINE</p>"})]),
+                          new_output("execute_result", execution_count=4,
+                                     data={"text/html": "<p>TIMELINE</p>"})]),
     ])
     lesson.metadata["widgets"] = {WIDGET_STATE: {"version_major": 2, "version_minor": 0,
                                                  "state": state}}
@@ -143,6 +144,7 @@ def test_site_rules_on_a_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert 'href="../index.html"' in (tmp_path / "out/exercises/ex1-batches.html").read_text()
     # a cell tagged remove-input shows its output, not its code
     assert "<p>TIMELINE</p>" in lesson and "draw_the_timeline_here" not in lesson
+    assert "Out[4]" not in lesson and "[4]:" not in lesson
 
 
 def test_student_site_hides_keys_and_hidden_cells(tmp_path: Path) -> None:

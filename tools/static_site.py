@@ -120,6 +120,12 @@ def prepare(nb: Any, audience: str) -> bool:
     if audience == "student":
         keep = [c for c in keep if not _is_hidden_test(c)]
     nb.cells = keep
+    for cell in keep:      # a cell shown without its code shows no "Out[n]:" prompt either
+        if INPUT_TAG in cell.get("metadata", {}).get("tags", []):
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "execute_result":
+                    out["output_type"] = "display_data"
+                    out.pop("execution_count", None)
     _renumber(nb)
     if audience == "instructor" and is_exercise(nb):
         import nbformat
