@@ -943,8 +943,9 @@ def large_folio_notes(sc: Scenario, rows: list[Any], lookahead: str,
         fill(f"pin checks (anon_dup_checks): {by[lookahead].ops['anon_dup_checks']:,} of "
              f"{by[lookahead].batches:,} copy calls -- the {kinds['anon']:,} that shared an "
              f"anonymous folio; of the rest, {kinds['file']:,} shared page-cache folios and "
-             f"{kinds['by value']:,} copied an entry by value (zero-page entries: pagemap shows no "
-             "raw PFN entry, so a snapshot has none): neither needs the check.", 88)]
+             f"{kinds['by value']:,} copied an entry by value (all of them zero-page entries: "
+             "pagemap shows no raw PFN entry, so a snapshot has none): neither needs the check.",
+             88)]
 
 
 def fork_time(n: int = 7) -> float | None:
