@@ -624,8 +624,8 @@ def _continues(ex: Exercise, row: int) -> bool:
     if row + 1 >= len(rows):
         return False
     a, b = rows[row], rows[row + 1]
-    return (b["folio"] == a["folio"] and b.get("page", 0) == a.get("page", 0) + 1
-            and b["addr"] == a["addr"] + PAGE_SIZE)
+    return bool(b["folio"] == a["folio"] and b.get("page", 0) == a.get("page", 0) + 1
+                and b["addr"] == a["addr"] + PAGE_SIZE)
 
 
 def bookkeeping(ex: Exercise) -> str:
