@@ -601,7 +601,34 @@ def test_calls_lines_name_no_bit_stop_at_a_folio_end() -> None:
     for name in ("batches", "pin-copies", "refcounts", "fork-cost"):
         for ex in (_example(name), _extra(name)):
             rows = ptes_of(ex.scenario)
-            for last in re.findall(r"rows? (?:\d+-)?(\d+)(?: copied)? \(ends: next PTE",
+            for last in re.findall(r"rows? (?:\d+-)?(\d+)(?: = strip #[\d#-]+)?(?: copied)? "
+                                   r"\(ends: next PTE",
                                    calls_behind(ex)):
                 a, b = rows[int(last)], rows[int(last) + 1]
                 assert b["folio"] == a["folio"], (name, ex.seed, last)
+
+
+def test_strip_key_says_which_end_each_version_names() -> None:
+    """(a)'s strip key: where a folio's last page meets an empty slot, the strip names the
+    end the version's scan meets first (reader 93: "next slot is empty" under v6.9,
+    "reached the end of the folio" under batch-v3, for the same situation)."""
+    from pkmm.exercises.base import ptes_of
+    from pkmm.exercises.notebooks import _example, _extra, calls_behind, strip_key
+    from pkmm.kernels import get_kernel
+    from pkmm.views.pictures import batch_strip
+    ex, ex2 = _example("batches"), _extra("batches")
+    key = strip_key(ex)
+    for k in ("batch-v3", "v6.9", "v6.17"):
+        first = get_kernel(k).folio_end == "after-compare"
+        said = key.split("reads the next PTE")[0] if first else key.split("stop the scan")[0]
+        assert k in said.split(":")[-1], k
+    for e in (ex, ex2):
+        notes = batch_strip(e.scenario, e.kernel).data["groups"]
+        folio_end = any("end of the folio" in n for n in notes)
+        assert folio_end == (get_kernel(e.kernel).folio_end == "clamp"), (e.kernel, notes)
+    # the calls line gives the strip's slot numbers where an empty slot moved them
+    rows = ptes_of(ex.scenario)
+    moved = [i for i, r in enumerate(rows)
+             if (r["addr"] - ex.scenario.vmas[0]["start"]) // 4096 != i]
+    assert moved and "= strip #" in calls_behind(ex)
+    assert "= strip #" not in calls_behind(_example("pin-copies"))

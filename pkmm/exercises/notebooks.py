@@ -18,6 +18,7 @@ from typing import Any
 
 from ..folio import GUP_PIN_COUNTING_BIAS
 from ..fork import fork
+from ..kernels import get_kernel
 from ..kernels.common import stop_words
 from ..pte import PAGE_SIZE, PMD_SIZE, PTE_BIT, SETTABLE_BITS
 from . import EXERCISES, Exercise
@@ -199,9 +200,10 @@ What else ends a batch depends on the version:
 
 The batch scan of v6.9 and v6.17 can be told to ignore D and SD, but not UW, so a UW change
 ends a batch even where the child drops UW. The kernel sets SD whenever it makes a PTE dirty,
-tracked or not; tracking on means a tool cleared the SD marks to watch for new writes.
-With tracking off the marks mean nothing: /proc/pid/pagemap then reports every page of the
-VMA soft-dirty (its VM_SOFTDIRTY flag), whatever the PTE says, so mixing them is safe.
+tracked or not. The problem's VMA line says `soft-dirty tracking off` or `ON`. Off is the
+VMA's VM_SOFTDIRTY flag set, as for every new VMA: /proc/pid/pagemap then reports every
+page of the VMA soft-dirty, whatever the PTE says, so the marks mean nothing and mixing them
+is safe. On means a tool cleared that flag and the SD marks to watch for new writes.
 v6.9 and v6.17 make the same batches (they differ in how they read the PTEs, which this
 exercise does not ask).
 
@@ -565,13 +567,15 @@ def worked_example(name: str, ex: Exercise | None = None) -> str:
     """The folded answer of a page's worked example (``ex``; default: the first one),
     computed from the model: the key, the method, and what the checker says about the
     typical wrong answer."""
+    first = ex is None
     ex = _example(name) if ex is None else ex
     key = ex.solve()
     wrong, label = misconception(ex), MISCONCEPTIONS[name]
     verdict = link_terms(ex.check(wrong).explanation)
     return ("<details><summary><b>Answer and explanation of the example</b> (work it "
             "first, then open)</summary>\n\n"
-            f"**Answer:** `{json.dumps(key)}`\n\n{calls_behind(ex)}{priced(ex)}"
+            f"**Answer:** `{json.dumps(key)}`\n\n{calls_behind(ex)}"
+            f"{strip_key(ex, first)}{priced(ex)}"
             f"**Method.** {METHOD[name]}\n\n"
             f"**A wrong answer** ({label}): `{json.dumps(wrong)}`. "
             "What the checker says about it, rule by rule:\n\n" + verdict + "\n\n</details>")
@@ -599,6 +603,7 @@ def calls_behind(ex: Exercise) -> str:
                              f"E (the batch from row {first} holds a page that needs a copy)")
                 continue
             rows = f"row {first}" if st.nr == 1 else f"rows {first}-{first + st.nr - 1}"
+            rows += _strip_slots(ex, st.addr, st.nr)
             # a bit stop is named only where the batch could otherwise go on: the kernel
             # compares the bits before it looks for the folio's end, so at a folio's last
             # page the model may report a bit, where the reader sees the new folio
@@ -617,6 +622,57 @@ def calls_behind(ex: Exercise) -> str:
             + "):\n\n" + "\n".join(lines) + "\n\n")
 
 
+def _strip_slots(ex: Exercise, addr: int, nr: int) -> str:
+    """For the exercise whose worked examples show a batch strip: the strip's slot numbers
+    of a call's rows, where they differ from the row numbers (an empty slot before them)."""
+    if ex.name not in PICTURES:
+        return ""
+    slot = (addr - ex.scenario.vmas[0]["start"]) // PAGE_SIZE
+    if slot == index_of(ex.scenario, addr):
+        return ""
+    return f" = strip #{slot}" if nr == 1 else f" = strip #{slot}-#{slot + nr - 1}"
+
+
+def strip_key(ex: Exercise, first: bool = True) -> str:
+    """How to read the batch strip folded below a worked example's answer: where its text
+    is, what its first line says, and which end it names where two apply at once (from the
+    version's batch scan: ``folio_end``, pkmm/kernels/). The page's second example gets
+    only what differs from the first's."""
+    if ex.name not in PICTURES:
+        return ""
+    names: dict[str, list[str]] = {"after-compare": [], "clamp": []}
+    for k in ("batch-v3", "v6.9", "v6.17"):
+        names[get_kernel(k).folio_end].append(k)
+    reads, clamps = " and ".join(names["after-compare"]), " and ".join(names["clamp"])
+    moved = any(_strip_slots(ex, e["addr"], 1) for e in ptes_of(ex.scenario))
+    slots = ("the calls line above gives a call's strip numbers after `=`, where they "
+             "differ from its rows" if moved else
+             "no slot before a row is empty here, so the strip's numbers are the rows")
+    if not first:
+        own = ("reads the next PTE before it tests the folio's end, so at a folio's last "
+               "page its notes name what comes next" if get_kernel(ex.kernel).folio_end ==
+               "after-compare" else "stops the scan at a folio's end without reading "
+               f"further, so at a folio's last page its notes say \"{stop_words('folio-end')}\"")
+        return (f"**Reading the strip below**: as the first example's; {slots}. "
+                f"{ex.kernel} {own}.\n\n")
+    vma = ex.scenario.vmas[0]
+    uffd = ("`uffd-wp` (the VMA is registered for uffd-wp) and " if vma.get("uffd_wp")
+            else "")
+    return ("**Reading the strip below** (open it after the answer). It numbers slots, "
+            f"empty ones included; {slots}. The lines of text under the brackets "
+            "(`note 1`, `note 2`, ...) say why each call ended. A block's own label shows "
+            "only when you hover over it: the folio and page it starts at (`D:2...` is "
+            "folio D from page D.2 on) and the bits set in it. The strip's first line "
+            f"describes the VMA: {uffd}`anon_vma` (it has an "
+            "[anon_vma](../glossary.ipynb#anon_vma): it holds private pages, so fork "
+            "copies its page table). Where two ends meet, a folio's last page followed by "
+            "an empty slot or a changed bit, a note names the one the version's scan meets "
+            f"first: {reads} reads the next PTE and compares it before it tests the "
+            f"folio's end, so it names the empty slot or the bit; {clamps} stop the scan "
+            "at the folio's end without reading further, so they name that. Either way the "
+            "call ends at the same row.\n\n")
+
+
 def _continues(ex: Exercise, row: int) -> bool:
     """Whether the table row after ``row`` maps the next page of the same folio in the
     next slot (so that only a PTE bit can end a batch there)."""
@@ -624,8 +680,8 @@ def _continues(ex: Exercise, row: int) -> bool:
     if row + 1 >= len(rows):
         return False
     a, b = rows[row], rows[row + 1]
-    return (b["folio"] == a["folio"] and b.get("page", 0) == a.get("page", 0) + 1
-            and b["addr"] == a["addr"] + PAGE_SIZE)
+    return bool(b["folio"] == a["folio"] and b.get("page", 0) == a.get("page", 0) + 1
+                and b["addr"] == a["addr"] + PAGE_SIZE)
 
 
 def bookkeeping(ex: Exercise) -> str:
