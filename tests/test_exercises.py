@@ -632,3 +632,16 @@ def test_strip_key_says_which_end_each_version_names() -> None:
              if (r["addr"] - ex.scenario.vmas[0]["start"]) // 4096 != i]
     assert moved and "= strip #" in calls_behind(ex)
     assert "= strip #" not in calls_behind(_example("pin-copies"))
+
+
+def test_pin_example_shows_a_partly_exclusive_folio_under_v6_9() -> None:
+    """(c)'s prose says its v6.9 worked example shows a large folio that is partly AE."""
+    from pkmm.exercises.notebooks import INTROS, _example
+    ex = _example("pin-copies")
+    prose = " ".join(INTROS["pin-copies"][1].split())
+    assert ex.kernel == "v6.9" and "(the v6.9 example below does)" in prose
+    ae: dict[str, set[bool]] = {}
+    for e in ex.scenario.ptes:
+        ae.setdefault(e["folio"], set()).add(bool(e.get("anon_exclusive", True)))
+    assert any(len(v) == 2 and ex.scenario.folios[f].get("order", 0) > 0
+               for f, v in ae.items()), ae

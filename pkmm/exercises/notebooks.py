@@ -217,17 +217,25 @@ is part of the exercise. Look at the table and predict what each call returns.""
     "child-bits": ("b-child-pte-bits", """\
 fork() writes one child PTE per parent PTE, and the child's bits are not a plain copy.
 A [batch](../glossary.ipynb#batch) writes all its child PTEs from one value: its first
-PTE's bits, with the changes below (where a cell says *any* or *every*, the value comes
-from the whole batch instead). So first split the rows into each version's batches
-(exercise (a)), then apply this table to each batch.
+PTE's bits, with the changes below. Where a cell says *any* or *every*, the value comes
+from the whole batch; a bit that may differ inside a batch but is not merged comes from the
+first PTE for all of them (the SD cell's "first PTE's"). So first split the rows into each
+version's batches (exercise (a)), then apply this table to each batch. No problem here has
+a pin (`MMF_HAS_PINNED: no`), so fork shares every page and the private W row holds for all
+of them (a pinned page that fork copies instead keeps the parent's PTE writable: exercises
+(c), (d)).
 
 """ + BIT_TABLE + """
 
 Why W may be merged in a shared mapping: a PTE of a writable shared mapping is read-only
-only so that its first write faults and tells the file system
-([write-notify](../glossary.ipynb#write-notify)). When a process writes through such a PTE
-of its own (parent's or child's alike), that write fault tells the file system and makes
-the PTE writable; only a UW mark would stop it. So either direction is safe:
+only so that its first write faults
+([write-notify](../glossary.ipynb#write-notify)). A file system that writes pages back
+wants that fault to hear of the write. The shared problems here are
+[shmem](../glossary.ipynb#shmem), which writes nothing back: the kernel keeps their PTEs
+read-only because the VMA is registered for [uffd-wp](../glossary.ipynb#uffd-wp), which
+needs every first write to fault. When a process writes through such a PTE of its own (parent's or
+child's alike), that write fault makes the PTE writable; only a UW mark would stop it and
+report the write to the monitor instead. So either direction is safe:
 
 - batch-v3 is cautious: a batch with one read-only PTE gives a read-only child batch, and
   the child's first write fault makes it writable again;
@@ -251,15 +259,15 @@ flag), whatever the PTEs say, so no program can see the difference.
 
 Why D is cleared in a shared child: D says "written through this PTE". The child has
 written nothing, and the parent's PTE keeps its D, which is what later tells
-[writeback](../glossary.ipynb#writeback) the file page changed.
+[writeback](../glossary.ipynb#writeback) (the file system's write to disk) the page
+changed.
 
-A shared mapping is normally not copied at fork at all: the child's faults can rebuild
-every PTE from the [page cache](../glossary.ipynb#page-cache)
-([vma_needs_copy](../glossary.ipynb#vma_needs_copy)). A child VMA that is
-[uffd-wp](../glossary.ipynb#uffd-wp) forces the copy. (The parent registered the range
-with [EVENT_FORK](../glossary.ipynb#EVENT_FORK), the flag that keeps the child's VMA
-uffd-wp too.) Its write-protect marks live only in the PTEs, and a fault could not
-rebuild them. That is why the shared problems carry it.
+Why a shared problem is copied at all: fork normally skips a shared mapping, since the
+child's faults can map its pages again from the file's cache
+([vma_needs_copy](../glossary.ipynb#vma_needs_copy)). A child VMA that is uffd-wp forces
+the copy, because its write-protect marks live only in the PTEs. That is why every shared
+problem's VMA line says the child VMA is uffd-wp (registered with
+[EVENT_FORK](../glossary.ipynb#EVENT_FORK), which passes the registration on to the child).
 
 The problem names two versions: `ARG kernel` and `ARG other kernel`. Predict one bit of every
 child PTE under each."""),
@@ -278,9 +286,11 @@ for the device, and later device writes reach the parent's page only.
 3. its folio [may be pinned](../glossary.ipynb#maybe-pinned) (the test is in the table
    below).
 
-About test 1: a page that is not AE is already shared by an earlier fork. Pins are taken
-by [GUP](../glossary.ipynb#GUP) (the kernel's "get user pages", which drivers call), and
-GUP pins only AE pages. So a non-AE page cannot be pinned: it is shared again.
+About test 1: a page that is not AE was shared by an earlier fork. The process it was
+shared with may have exited since: the page stays non-AE until a write fault makes it the
+writer's own again. Pins are taken by [GUP](../glossary.ipynb#GUP) (the kernel's "get user
+pages", which drivers call), and GUP pins only AE pages. So a non-AE page cannot be
+pinned: it is shared again.
 
 Test 3 depends on the folio's size. A [FOLL_PIN](../glossary.ipynb#FOLL_PIN) pin counts
 differently in a small folio and in a large one (""" + _BIAS + """ is the kernel's
@@ -291,24 +301,27 @@ differently in a small folio and in a large one (""" + _BIAS + """ is the kernel
 | small (order 0) | """ + _BIAS + """ to the refcount | refcount ≥ """ + _BIAS + """ |
 | large | 1 to the refcount and 1 to its [pincount](../glossary.ipynb#pincount) | pincount > 0 |
 
-Why two ways: a large folio has room (in the struct page of its second page) for an exact
-pin counter; a small folio has only its own struct page, so a pin is folded into its
+Why two ways: a large folio has room for an exact pin counter (in the
+[struct page](../glossary.ipynb#struct-page), the kernel's record of one physical page, of
+its second page); a small folio has only its own struct page, so a pin is folded into its
 refcount as a big step. The small-folio test can therefore be fooled: """ + _BIAS + """ other
 references, such as [vmsplice](../glossary.ipynb#vmsplice) ones, pass it too. A small
 folio with refcount ≥ """ + _BIAS + """ and no `FOLL_PIN` on its line is such a case: for
 example one mapping plus """ + _BIAS + """ vmsplice references (refcount """ + _BIAS_1 + """)
 gets its AE page
 copied. The folio line shows the pins as `(N FOLL_PIN)`; the rest of its refcount is one
-reference per mapped PTE.
+reference per PTE of the table that maps one of its pages (the parent's PTEs: an earlier
+sharer that has exited holds none).
 
 The pin is counted per folio, not per page, so the kernel cannot tell *which* page of a
 large folio is pinned: it copies every AE page of that folio. That is why the table has no
 per-row pins column: fork sees only the folio line's count. A large folio can be partly AE:
 an earlier fork cleared AE on all its pages, and later write faults reused some of them in
-place, which makes a page AE again. Of the versions here only v6.17 does so while other
-pages of the folio stay mapped (exercise (e)). The layouts are generated to exercise fork's
-rules, so a problem under another version may show such a folio too; fork's three tests
-read only the state, not how it arose.
+place, which makes a page AE again. A real run reaches this state most easily under v6.17,
+the one version here that reuses a page of a large folio while other pages of it stay
+mapped (exercise (e)). But the layouts are generated to exercise fork's rules, not
+replayed from a run, so a problem under any version may show such a folio (the v6.9
+example below does). Fork's three tests read only the state, not how it arose.
 
 **How many rounds.** Fork copies under the page-table lock, where it must not sleep, so
 it cannot allocate a page there. Each copy needs a
@@ -343,7 +356,8 @@ Before fork, each page a PTE maps has mapcount 1 (one mapping: the parent's), an
 no PTE maps has mapcount 0. The refcount is one reference per mapped PTE plus the pins
 and vmsplice references; in these layouts an unmapped page holds no reference. A large
 folio can be partly mapped: munmap() or MADV_DONTNEED of part of it unmaps those pages,
-and the kernel does not split the folio at once.
+and the kernel does not split the folio at once (the second worked example has two such
+folios).
 
 For each row, fork either *shares* the page with the child or gives the child a *copy*:
 
