@@ -634,6 +634,16 @@ def test_strip_key_says_which_end_each_version_names() -> None:
     assert "= strip #" not in calls_behind(_example("pin-copies"))
 
 
+def test_cow_reuse_case_is_the_models() -> None:
+    """(e)'s v6.8 / batch-v3 case (three copies, then a reuse at refcount 1) is what the
+    model does under both versions."""
+    from pkmm.exercises.notebooks import INTROS, _refcount_one_example
+    text = _refcount_one_example("v6.8")
+    assert text == _refcount_one_example("batch-v3")
+    assert text in INTROS["cow-after-fork"][1]
+    assert text.count('"cow-copy"') == 3 and text.endswith('(refcount 1): "reuse".')
+
+
 def test_pin_example_shows_a_partly_exclusive_folio_under_v6_9() -> None:
     """(c)'s prose says its v6.9 worked example shows a large folio that is partly AE."""
     from pkmm.exercises.notebooks import INTROS, _example

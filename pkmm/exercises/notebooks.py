@@ -43,7 +43,30 @@ def _sd_off_example(kernel: str = "v6.9") -> str:
             f"{' '.join(map(str, child))}")
 
 
+def _refcount_one_example(kernel: str = "v6.8") -> str:
+    """Exercise (e)'s case of the v6.8 / batch-v3 reuse rule, from the model: an order-2
+    folio the parent maps whole, forked under ``kernel``; the child exits and the parent
+    writes its four pages in order."""
+    from .cow import KINDS
+    ptes = [{"addr": BASE + i * PAGE_SIZE, "folio": "A", "page": i, "nr": 1}
+            for i in range(4)]
+    p, folios = scenario("refcount-one", {"A": {"order": 2}}, ptes, npages=4).build()
+    child = fork(p, kernel).child
+    child.exit()
+    ref = folio_counts(folios)["A"]["refcount"]
+    said = []
+    for i in range(4):
+        before = folio_counts(folios)["A"]["refcount"]
+        p.write(BASE + i * PAGE_SIZE, i + 1)
+        kind = p.last_fault.kind  # type: ignore[union-attr]
+        said.append(f'row {i} (refcount {before}): "{KINDS.get(kind, kind)}"')
+    return (f"For example, an order-2 folio the parent maps whole has refcount {ref} after "
+            "the child exits; the parent then writes rows 0-3 in order, and each copy drops "
+            "one reference: " + "; ".join(said) + ".")
+
+
 SD_OFF_EXAMPLE = _sd_off_example()
+REFCOUNT_ONE_EXAMPLE = _refcount_one_example()
 #: The pin bias the (c) and (d) prose quotes, from the model (pkmm.folio).
 _BIAS, _BIAS_1 = str(GUP_PIN_COUNTING_BIAS), str(GUP_PIN_COUNTING_BIAS + 1)
 #: What one page table maps (a PMD's span), in the words (a) uses.
@@ -420,6 +443,7 @@ mappings and references.
      folio's refcount. Refcount 1 means the written PTE is the folio's only reference: every
      other page of the folio is unmapped, by both processes, the writer included. So a parent
      that alone maps every page of the folio still copies: its other PTEs are references too.
+     """ + REFCOUNT_ONE_EXAMPLE + """
    - **v6.9**: always "cow-copy" (a small page is still reused at refcount 1). The kernel's
      reason: the test above passes only when no other page of the folio is mapped, and then a
      copy moves that last page to a new 4K page and lets the whole large folio be freed at
@@ -430,8 +454,10 @@ mappings and references.
         [maybe mapped shared](../glossary.ipynb#maybe-mapped-shared) flag, which is exact
         with only a parent and a child;
      2. every reference to the folio is one of the writer's mappings (no pin, no pipe): the
-        kernel compares the refcount with the folio's *large mapcount*, the number of PTEs
-        mapping any of its pages;
+        kernel compares the refcount with the folio's *large mapcount*, one counter it keeps
+        for the whole folio: the number of PTEs mapping any of its pages, which is the sum
+        of the folio's per-page mapcounts in your table (here both processes' PTEs, until
+        condition 1 leaves only the writer's);
      3. the writer maps more than one page of the folio. If this is its last one, the copy
         drops the folio's last mapping and all of the folio, unmapped pages too, is freed.
 
@@ -570,8 +596,9 @@ METHOD: dict[str, str] = {
                        "maps a new page of its own. An exit drops every mapping and "
                        "reference of the exiting process."),
     "fork-cost": ("Find the batches (exercise (a)'s method): v6.8 makes one per PTE; a "
-                  "batching version makes one per folio when its PTEs differ at most in A "
-                  "(v6.9 and v6.17 also end one where D changes in a private mapping). Then count "
+                  "batching version makes one per folio unless a bit it compares changes "
+                  "inside the folio (W and A never end a batch; v6.9 and v6.17 end one where "
+                  "D changes in a private mapping). Then count "
                   "per batch: one call, one set_ptes(), as many PTE writes as PTEs, and the "
                   "rmap dup calls the version makes for it (per batch or per page)."),
 }
@@ -777,10 +804,12 @@ def priced(ex: Exercise) -> str:
     old, new = totals["v6.8"], totals[ex.kernel]
     calls = (old.get("set_ptes_calls", 0) - new.get("set_ptes_calls", 0)) / 1e3
     scans = new.get("batch_scans", 0) / 1e3
-    return ("**What it costs.** Notebook 08's stored prices, fitted on one machine, are "
+    return ("**What it costs.** The prices notebook 08 fitted to fork() times measured on "
+            "one machine are "
             f"{said} (a batch scan is the look along the PTEs that measures a batch: one "
-            "per call on a large folio, a count this exercise does not ask; "
-            "`pkmm.costmodel.price_terms()` returns each count with its price). Copying "
+            "per call on a large folio, even a call that takes only one PTE of it: the "
+            "scan runs before the kernel knows how far the batch goes; a count this "
+            "exercise does not ask). Copying "
             "these PTEs, without the fixed cost of "
             "forking a process at all:\n\n" + "\n".join(f"- {line}" for line in sums)
             + f"\n\nWhy the saving is small: the calls batching removes save {calls:.2f} "
