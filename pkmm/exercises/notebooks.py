@@ -454,7 +454,8 @@ mappings and references.
         [maybe mapped shared](../glossary.ipynb#maybe-mapped-shared) flag, which is exact
         with only a parent and a child;
      2. every reference to the folio is one of the writer's mappings (no pin, no pipe): the
-        kernel compares the refcount with the folio's *large mapcount*, one counter it keeps
+        kernel compares the refcount with the folio's
+        [large mapcount](../glossary.ipynb#large_mapcount), one counter it keeps
         for the whole folio: the number of PTEs mapping any of its pages, which is the sum
         of the folio's per-page mapcounts in your table (here both processes' PTEs, until
         condition 1 leaves only the writer's);
