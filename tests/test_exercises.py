@@ -601,7 +601,57 @@ def test_calls_lines_name_no_bit_stop_at_a_folio_end() -> None:
     for name in ("batches", "pin-copies", "refcounts", "fork-cost"):
         for ex in (_example(name), _extra(name)):
             rows = ptes_of(ex.scenario)
-            for last in re.findall(r"rows? (?:\d+-)?(\d+)(?: copied)? \(ends: next PTE",
+            for last in re.findall(r"rows? (?:\d+-)?(\d+)(?: = strip #[\d#-]+)?(?: copied)? "
+                                   r"\(ends: next PTE",
                                    calls_behind(ex)):
                 a, b = rows[int(last)], rows[int(last) + 1]
                 assert b["folio"] == a["folio"], (name, ex.seed, last)
+
+
+def test_strip_key_says_which_end_each_version_names() -> None:
+    """(a)'s strip key: where a folio's last page meets an empty slot, the strip names the
+    end the version's scan meets first (reader 93: "next slot is empty" under v6.9,
+    "reached the end of the folio" under batch-v3, for the same situation)."""
+    from pkmm.exercises.base import ptes_of
+    from pkmm.exercises.notebooks import _example, _extra, calls_behind, strip_key
+    from pkmm.kernels import get_kernel
+    from pkmm.views.pictures import batch_strip
+    ex, ex2 = _example("batches"), _extra("batches")
+    key = strip_key(ex)
+    for k in ("batch-v3", "v6.9", "v6.17"):
+        first = get_kernel(k).folio_end == "after-compare"
+        said = key.split("reads the next PTE")[0] if first else key.split("stop the scan")[0]
+        assert k in said.split(":")[-1], k
+    for e in (ex, ex2):
+        notes = batch_strip(e.scenario, e.kernel).data["groups"]
+        folio_end = any("end of the folio" in n for n in notes)
+        assert folio_end == (get_kernel(e.kernel).folio_end == "clamp"), (e.kernel, notes)
+    # the calls line gives the strip's slot numbers where an empty slot moved them
+    rows = ptes_of(ex.scenario)
+    moved = [i for i, r in enumerate(rows)
+             if (r["addr"] - ex.scenario.vmas[0]["start"]) // 4096 != i]
+    assert moved and "= strip #" in calls_behind(ex)
+    assert "= strip #" not in calls_behind(_example("pin-copies"))
+
+
+def test_cow_reuse_case_is_the_models() -> None:
+    """(e)'s v6.8 / batch-v3 case (three copies, then a reuse at refcount 1) is what the
+    model does under both versions."""
+    from pkmm.exercises.notebooks import INTROS, _refcount_one_example
+    text = _refcount_one_example("v6.8")
+    assert text == _refcount_one_example("batch-v3")
+    assert text in INTROS["cow-after-fork"][1]
+    assert text.count('"cow-copy"') == 3 and text.endswith('(refcount 1): "reuse".')
+
+
+def test_pin_example_shows_a_partly_exclusive_folio_under_v6_9() -> None:
+    """(c)'s prose says its v6.9 worked example shows a large folio that is partly AE."""
+    from pkmm.exercises.notebooks import INTROS, _example
+    ex = _example("pin-copies")
+    prose = " ".join(INTROS["pin-copies"][1].split())
+    assert ex.kernel == "v6.9" and "(the v6.9 example below does)" in prose
+    ae: dict[str, set[bool]] = {}
+    for e in ex.scenario.ptes:
+        ae.setdefault(e["folio"], set()).add(bool(e.get("anon_exclusive", True)))
+    assert any(len(v) == 2 and ex.scenario.folios[f].get("order", 0) > 0
+               for f, v in ae.items()), ae

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..folio import GUP_PIN_COUNTING_BIAS
 from ..fork import fork
+from ..kernels import get_kernel
 from ..kernels.common import stop_words
 from ..pte import PAGE_SIZE, PMD_SIZE, PTE_BIT, SETTABLE_BITS
 from . import EXERCISES, Exercise
@@ -42,7 +43,30 @@ def _sd_off_example(kernel: str = "v6.9") -> str:
             f"{' '.join(map(str, child))}")
 
 
+def _refcount_one_example(kernel: str = "v6.8") -> str:
+    """Exercise (e)'s case of the v6.8 / batch-v3 reuse rule, from the model: an order-2
+    folio the parent maps whole, forked under ``kernel``; the child exits and the parent
+    writes its four pages in order."""
+    from .cow import KINDS
+    ptes = [{"addr": BASE + i * PAGE_SIZE, "folio": "A", "page": i, "nr": 1}
+            for i in range(4)]
+    p, folios = scenario("refcount-one", {"A": {"order": 2}}, ptes, npages=4).build()
+    child = fork(p, kernel).child
+    child.exit()
+    ref = folio_counts(folios)["A"]["refcount"]
+    said = []
+    for i in range(4):
+        before = folio_counts(folios)["A"]["refcount"]
+        p.write(BASE + i * PAGE_SIZE, i + 1)
+        kind = p.last_fault.kind  # type: ignore[union-attr]
+        said.append(f'row {i} (refcount {before}): "{KINDS.get(kind, kind)}"')
+    return (f"For example, an order-2 folio the parent maps whole has refcount {ref} after "
+            "the child exits; the parent then writes rows 0-3 in order, and each copy drops "
+            "one reference: " + "; ".join(said) + ".")
+
+
 SD_OFF_EXAMPLE = _sd_off_example()
+REFCOUNT_ONE_EXAMPLE = _refcount_one_example()
 #: The pin bias the (c) and (d) prose quotes, from the model (pkmm.folio).
 _BIAS, _BIAS_1 = str(GUP_PIN_COUNTING_BIAS), str(GUP_PIN_COUNTING_BIAS + 1)
 #: What one page table maps (a PMD's span), in the words (a) uses.
@@ -199,9 +223,10 @@ What else ends a batch depends on the version:
 
 The batch scan of v6.9 and v6.17 can be told to ignore D and SD, but not UW, so a UW change
 ends a batch even where the child drops UW. The kernel sets SD whenever it makes a PTE dirty,
-tracked or not; tracking on means a tool cleared the SD marks to watch for new writes.
-With tracking off the marks mean nothing: /proc/pid/pagemap then reports every page of the
-VMA soft-dirty (its VM_SOFTDIRTY flag), whatever the PTE says, so mixing them is safe.
+tracked or not. The problem's VMA line says `soft-dirty tracking off` or `ON`. Off is the
+VMA's VM_SOFTDIRTY flag set, as for every new VMA: /proc/pid/pagemap then reports every
+page of the VMA soft-dirty, whatever the PTE says, so the marks mean nothing and mixing them
+is safe. On means a tool cleared that flag and the SD marks to watch for new writes.
 v6.9 and v6.17 make the same batches (they differ in how they read the PTEs, which this
 exercise does not ask).
 
@@ -215,17 +240,25 @@ is part of the exercise. Look at the table and predict what each call returns.""
     "child-bits": ("b-child-pte-bits", """\
 fork() writes one child PTE per parent PTE, and the child's bits are not a plain copy.
 A [batch](../glossary.ipynb#batch) writes all its child PTEs from one value: its first
-PTE's bits, with the changes below (where a cell says *any* or *every*, the value comes
-from the whole batch instead). So first split the rows into each version's batches
-(exercise (a)), then apply this table to each batch.
+PTE's bits, with the changes below. Where a cell says *any* or *every*, the value comes
+from the whole batch; a bit that may differ inside a batch but is not merged comes from the
+first PTE for all of them (the SD cell's "first PTE's"). So first split the rows into each
+version's batches (exercise (a)), then apply this table to each batch. No problem here has
+a pin (`MMF_HAS_PINNED: no`), so fork shares every page and the private W row holds for all
+of them (a pinned page that fork copies instead keeps the parent's PTE writable: exercises
+(c), (d)).
 
 """ + BIT_TABLE + """
 
 Why W may be merged in a shared mapping: a PTE of a writable shared mapping is read-only
-only so that its first write faults and tells the file system
-([write-notify](../glossary.ipynb#write-notify)). When a process writes through such a PTE
-of its own (parent's or child's alike), that write fault tells the file system and makes
-the PTE writable; only a UW mark would stop it. So either direction is safe:
+only so that its first write faults
+([write-notify](../glossary.ipynb#write-notify)). A file system that writes pages back
+wants that fault to hear of the write. The shared problems here are
+[shmem](../glossary.ipynb#shmem), which writes nothing back: the kernel keeps their PTEs
+read-only because the VMA is registered for [uffd-wp](../glossary.ipynb#uffd-wp), which
+needs every first write to fault. When a process writes through such a PTE of its own (parent's or
+child's alike), that write fault makes the PTE writable; only a UW mark would stop it and
+report the write to the monitor instead. So either direction is safe:
 
 - batch-v3 is cautious: a batch with one read-only PTE gives a read-only child batch, and
   the child's first write fault makes it writable again;
@@ -249,15 +282,15 @@ flag), whatever the PTEs say, so no program can see the difference.
 
 Why D is cleared in a shared child: D says "written through this PTE". The child has
 written nothing, and the parent's PTE keeps its D, which is what later tells
-[writeback](../glossary.ipynb#writeback) the file page changed.
+[writeback](../glossary.ipynb#writeback) (the file system's write to disk) the page
+changed.
 
-A shared mapping is normally not copied at fork at all: the child's faults can rebuild
-every PTE from the [page cache](../glossary.ipynb#page-cache)
-([vma_needs_copy](../glossary.ipynb#vma_needs_copy)). A child VMA that is
-[uffd-wp](../glossary.ipynb#uffd-wp) forces the copy. (The parent registered the range
-with [EVENT_FORK](../glossary.ipynb#EVENT_FORK), the flag that keeps the child's VMA
-uffd-wp too.) Its write-protect marks live only in the PTEs, and a fault could not
-rebuild them. That is why the shared problems carry it.
+Why a shared problem is copied at all: fork normally skips a shared mapping, since the
+child's faults can map its pages again from the file's cache
+([vma_needs_copy](../glossary.ipynb#vma_needs_copy)). A child VMA that is uffd-wp forces
+the copy, because its write-protect marks live only in the PTEs. That is why every shared
+problem's VMA line says the child VMA is uffd-wp (registered with
+[EVENT_FORK](../glossary.ipynb#EVENT_FORK), which passes the registration on to the child).
 
 The problem names two versions: `ARG kernel` and `ARG other kernel`. Predict one bit of every
 child PTE under each."""),
@@ -276,9 +309,11 @@ for the device, and later device writes reach the parent's page only.
 3. its folio [may be pinned](../glossary.ipynb#maybe-pinned) (the test is in the table
    below).
 
-About test 1: a page that is not AE is already shared by an earlier fork. Pins are taken
-by [GUP](../glossary.ipynb#GUP) (the kernel's "get user pages", which drivers call), and
-GUP pins only AE pages. So a non-AE page cannot be pinned: it is shared again.
+About test 1: a page that is not AE was shared by an earlier fork. The process it was
+shared with may have exited since: the page stays non-AE until a write fault makes it the
+writer's own again. Pins are taken by [GUP](../glossary.ipynb#GUP) (the kernel's "get user
+pages", which drivers call), and GUP pins only AE pages. So a non-AE page cannot be
+pinned: it is shared again.
 
 Test 3 depends on the folio's size. A [FOLL_PIN](../glossary.ipynb#FOLL_PIN) pin counts
 differently in a small folio and in a large one (""" + _BIAS + """ is the kernel's
@@ -289,24 +324,27 @@ differently in a small folio and in a large one (""" + _BIAS + """ is the kernel
 | small (order 0) | """ + _BIAS + """ to the refcount | refcount ≥ """ + _BIAS + """ |
 | large | 1 to the refcount and 1 to its [pincount](../glossary.ipynb#pincount) | pincount > 0 |
 
-Why two ways: a large folio has room (in the struct page of its second page) for an exact
-pin counter; a small folio has only its own struct page, so a pin is folded into its
+Why two ways: a large folio has room for an exact pin counter (in the
+[struct page](../glossary.ipynb#struct-page), the kernel's record of one physical page, of
+its second page); a small folio has only its own struct page, so a pin is folded into its
 refcount as a big step. The small-folio test can therefore be fooled: """ + _BIAS + """ other
 references, such as [vmsplice](../glossary.ipynb#vmsplice) ones, pass it too. A small
 folio with refcount ≥ """ + _BIAS + """ and no `FOLL_PIN` on its line is such a case: for
 example one mapping plus """ + _BIAS + """ vmsplice references (refcount """ + _BIAS_1 + """)
 gets its AE page
 copied. The folio line shows the pins as `(N FOLL_PIN)`; the rest of its refcount is one
-reference per mapped PTE.
+reference per PTE of the table that maps one of its pages (the parent's PTEs: an earlier
+sharer that has exited holds none).
 
 The pin is counted per folio, not per page, so the kernel cannot tell *which* page of a
 large folio is pinned: it copies every AE page of that folio. That is why the table has no
 per-row pins column: fork sees only the folio line's count. A large folio can be partly AE:
 an earlier fork cleared AE on all its pages, and later write faults reused some of them in
-place, which makes a page AE again. Of the versions here only v6.17 does so while other
-pages of the folio stay mapped (exercise (e)). The layouts are generated to exercise fork's
-rules, so a problem under another version may show such a folio too; fork's three tests
-read only the state, not how it arose.
+place, which makes a page AE again. A real run reaches this state most easily under v6.17,
+the one version here that reuses a page of a large folio while other pages of it stay
+mapped (exercise (e)). But the layouts are generated to exercise fork's rules, not
+replayed from a run, so a problem under any version may show such a folio (the v6.9
+example below does). Fork's three tests read only the state, not how it arose.
 
 **How many rounds.** Fork copies under the page-table lock, where it must not sleep, so
 it cannot allocate a page there. Each copy needs a
@@ -341,7 +379,8 @@ Before fork, each page a PTE maps has mapcount 1 (one mapping: the parent's), an
 no PTE maps has mapcount 0. The refcount is one reference per mapped PTE plus the pins
 and vmsplice references; in these layouts an unmapped page holds no reference. A large
 folio can be partly mapped: munmap() or MADV_DONTNEED of part of it unmaps those pages,
-and the kernel does not split the folio at once.
+and the kernel does not split the folio at once (the second worked example has two such
+folios).
 
 For each row, fork either *shares* the page with the child or gives the child a *copy*:
 
@@ -404,6 +443,7 @@ mappings and references.
      folio's refcount. Refcount 1 means the written PTE is the folio's only reference: every
      other page of the folio is unmapped, by both processes, the writer included. So a parent
      that alone maps every page of the folio still copies: its other PTEs are references too.
+     """ + REFCOUNT_ONE_EXAMPLE + """
    - **v6.9**: always "cow-copy" (a small page is still reused at refcount 1). The kernel's
      reason: the test above passes only when no other page of the folio is mapped, and then a
      copy moves that last page to a new 4K page and lets the whole large folio be freed at
@@ -414,8 +454,11 @@ mappings and references.
         [maybe mapped shared](../glossary.ipynb#maybe-mapped-shared) flag, which is exact
         with only a parent and a child;
      2. every reference to the folio is one of the writer's mappings (no pin, no pipe): the
-        kernel compares the refcount with the folio's *large mapcount*, the number of PTEs
-        mapping any of its pages;
+        kernel compares the refcount with the folio's
+        [large mapcount](../glossary.ipynb#large_mapcount), one counter it keeps
+        for the whole folio: the number of PTEs mapping any of its pages, which is the sum
+        of the folio's per-page mapcounts in your table (here both processes' PTEs, until
+        condition 1 leaves only the writer's);
      3. the writer maps more than one page of the folio. If this is its last one, the copy
         drops the folio's last mapping and all of the folio, unmapped pages too, is freed.
 
@@ -554,8 +597,9 @@ METHOD: dict[str, str] = {
                        "maps a new page of its own. An exit drops every mapping and "
                        "reference of the exiting process."),
     "fork-cost": ("Find the batches (exercise (a)'s method): v6.8 makes one per PTE; a "
-                  "batching version makes one per folio when its PTEs differ at most in A "
-                  "(v6.9 and v6.17 also end one where D changes in a private mapping). Then count "
+                  "batching version makes one per folio unless a bit it compares changes "
+                  "inside the folio (W and A never end a batch; v6.9 and v6.17 end one where "
+                  "D changes in a private mapping). Then count "
                   "per batch: one call, one set_ptes(), as many PTE writes as PTEs, and the "
                   "rmap dup calls the version makes for it (per batch or per page)."),
 }
@@ -565,13 +609,15 @@ def worked_example(name: str, ex: Exercise | None = None) -> str:
     """The folded answer of a page's worked example (``ex``; default: the first one),
     computed from the model: the key, the method, and what the checker says about the
     typical wrong answer."""
+    first = ex is None
     ex = _example(name) if ex is None else ex
     key = ex.solve()
     wrong, label = misconception(ex), MISCONCEPTIONS[name]
     verdict = link_terms(ex.check(wrong).explanation)
     return ("<details><summary><b>Answer and explanation of the example</b> (work it "
             "first, then open)</summary>\n\n"
-            f"**Answer:** `{json.dumps(key)}`\n\n{calls_behind(ex)}{priced(ex)}"
+            f"**Answer:** `{json.dumps(key)}`\n\n{calls_behind(ex)}"
+            f"{strip_key(ex, first)}{priced(ex)}"
             f"**Method.** {METHOD[name]}\n\n"
             f"**A wrong answer** ({label}): `{json.dumps(wrong)}`. "
             "What the checker says about it, rule by rule:\n\n" + verdict + "\n\n</details>")
@@ -599,6 +645,7 @@ def calls_behind(ex: Exercise) -> str:
                              f"E (the batch from row {first} holds a page that needs a copy)")
                 continue
             rows = f"row {first}" if st.nr == 1 else f"rows {first}-{first + st.nr - 1}"
+            rows += _strip_slots(ex, st.addr, st.nr)
             # a bit stop is named only where the batch could otherwise go on: the kernel
             # compares the bits before it looks for the folio's end, so at a folio's last
             # page the model may report a bit, where the reader sees the new folio
@@ -615,6 +662,57 @@ def calls_behind(ex: Exercise) -> str:
             f"{legend} and the rows it took"
             + ("; shown for interest, not asked" if ex.name == "refcounts" else "")
             + "):\n\n" + "\n".join(lines) + "\n\n")
+
+
+def _strip_slots(ex: Exercise, addr: int, nr: int) -> str:
+    """For the exercise whose worked examples show a batch strip: the strip's slot numbers
+    of a call's rows, where they differ from the row numbers (an empty slot before them)."""
+    if ex.name not in PICTURES:
+        return ""
+    slot = (addr - ex.scenario.vmas[0]["start"]) // PAGE_SIZE
+    if slot == index_of(ex.scenario, addr):
+        return ""
+    return f" = strip #{slot}" if nr == 1 else f" = strip #{slot}-#{slot + nr - 1}"
+
+
+def strip_key(ex: Exercise, first: bool = True) -> str:
+    """How to read the batch strip folded below a worked example's answer: where its text
+    is, what its first line says, and which end it names where two apply at once (from the
+    version's batch scan: ``folio_end``, pkmm/kernels/). The page's second example gets
+    only what differs from the first's."""
+    if ex.name not in PICTURES:
+        return ""
+    names: dict[str, list[str]] = {"after-compare": [], "clamp": []}
+    for k in ("batch-v3", "v6.9", "v6.17"):
+        names[get_kernel(k).folio_end].append(k)
+    reads, clamps = " and ".join(names["after-compare"]), " and ".join(names["clamp"])
+    moved = any(_strip_slots(ex, e["addr"], 1) for e in ptes_of(ex.scenario))
+    slots = ("the calls line above gives a call's strip numbers after `=`, where they "
+             "differ from its rows" if moved else
+             "no slot before a row is empty here, so the strip's numbers are the rows")
+    if not first:
+        own = ("reads the next PTE before it tests the folio's end, so at a folio's last "
+               "page its notes name what comes next" if get_kernel(ex.kernel).folio_end ==
+               "after-compare" else "stops the scan at a folio's end without reading "
+               f"further, so at a folio's last page its notes say \"{stop_words('folio-end')}\"")
+        return (f"**Reading the strip below**: as the first example's; {slots}. "
+                f"{ex.kernel} {own}.\n\n")
+    vma = ex.scenario.vmas[0]
+    uffd = ("`uffd-wp` (the VMA is registered for uffd-wp) and " if vma.get("uffd_wp")
+            else "")
+    return ("**Reading the strip below** (open it after the answer). It numbers slots, "
+            f"empty ones included; {slots}. The lines of text under the brackets "
+            "(`note 1`, `note 2`, ...) say why each call ended. A block's own label shows "
+            "only when you hover over it: the folio and page it starts at (`D:2...` is "
+            "folio D from page D.2 on) and the bits set in it. The strip's first line "
+            f"describes the VMA: {uffd}`anon_vma` (it has an "
+            "[anon_vma](../glossary.ipynb#anon_vma): it holds private pages, so fork "
+            "copies its page table). Where two ends meet, a folio's last page followed by "
+            "an empty slot or a changed bit, a note names the one the version's scan meets "
+            f"first: {reads} reads the next PTE and compares it before it tests the "
+            f"folio's end, so it names the empty slot or the bit; {clamps} stop the scan "
+            "at the folio's end without reading further, so they name that. Either way the "
+            "call ends at the same row.\n\n")
 
 
 def _continues(ex: Exercise, row: int) -> bool:
@@ -707,10 +805,12 @@ def priced(ex: Exercise) -> str:
     old, new = totals["v6.8"], totals[ex.kernel]
     calls = (old.get("set_ptes_calls", 0) - new.get("set_ptes_calls", 0)) / 1e3
     scans = new.get("batch_scans", 0) / 1e3
-    return ("**What it costs.** Notebook 08's stored prices, fitted on one machine, are "
+    return ("**What it costs.** The prices notebook 08 fitted to fork() times measured on "
+            "one machine are "
             f"{said} (a batch scan is the look along the PTEs that measures a batch: one "
-            "per call on a large folio, a count this exercise does not ask; "
-            "`pkmm.costmodel.price_terms()` returns each count with its price). Copying "
+            "per call on a large folio, even a call that takes only one PTE of it: the "
+            "scan runs before the kernel knows how far the batch goes; a count this "
+            "exercise does not ask). Copying "
             "these PTEs, without the fixed cost of "
             "forking a process at all:\n\n" + "\n".join(f"- {line}" for line in sums)
             + f"\n\nWhy the saving is small: the calls batching removes save {calls:.2f} "
