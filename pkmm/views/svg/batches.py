@@ -126,8 +126,7 @@ def batch_strip(layout: Any, kernel: str = DEFAULT_KERNEL, *, without: Iterable[
             y += 14
     c.end()
     batches = ["E" if s.action == "eagain" else s.nr for s in steps if s.action != "nonpresent"]
-    desc = (f"{kernel} fork of {len(slots)} PTEs: {len(steps)} call(s), batches "
-            f"{_short(batches)}")
+    desc = f"{kernel} fork of {len(slots)} PTEs: {_calls_text(batches, len(steps))}"
     return c.picture("batch-strip", f"batches under {kernel}", desc,
                      data={"batches": batches, "groups": [g[2] for g in groups],
                            "rejected": rejected})
@@ -175,8 +174,27 @@ def _rejected(trace: Iterable[Event], folio_end: FolioEnd, base: int, n: int) ->
     return out
 
 
-def _short(batches: list[Any]) -> str:
-    return str(batches) if len(batches) <= 12 else f"{batches[:12]}... ({len(batches)} calls)"
+def _calls_text(batches: list[Any], ncalls: int) -> str:
+    """The calls and their batches, whole: a long list that is one value, or one short
+    pattern, over and over is said in words instead of being cut.
+
+    >>> _calls_text([4, 4], 2)
+    '2 call(s), batches [4, 4]'
+    >>> _calls_text([1] * 16, 16)
+    '16 calls, each a batch of 1'
+    >>> _calls_text(["E", 1] * 512, 1024)
+    "1024 call(s), batches ['E', 1] repeated 512 times"
+    """
+    n = len(batches)
+    if n > 12 and ncalls == n:
+        for period in range(1, 5):
+            if n % period == 0 and batches == batches[:period] * (n // period):
+                if period == 1 and batches[0] != "E":
+                    return f"{n} calls, each a batch of {batches[0]}"
+                if period > 1:
+                    return (f"{ncalls} call(s), batches {batches[:period]} repeated "
+                            f"{n // period} times")
+    return f"{ncalls} call(s), batches {batches}"
 
 
 def _span(a: Step, b: Step, base: int) -> str:
