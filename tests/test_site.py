@@ -105,7 +105,8 @@ def _fixture_notebooks(root: Path) -> None:
         new_code_cell("draw_the_timeline_here()", execution_count=4,
                       metadata={"tags": ["remove-input"]}, outputs=[
                           new_output("execute_result", execution_count=4,
-                                     data={"text/html": "<p>TIMELINE</p>"})]),
+                                     data={"text/html": '<p>TIMELINE</p><svg viewBox="0 0 9 9" '
+                                           'width="9"><rect width="9" height="9"/></svg>'})]),
     ])
     lesson.metadata["widgets"] = {WIDGET_STATE: {"version_major": 2, "version_minor": 0,
                                                  "state": state}}
@@ -145,6 +146,7 @@ def test_site_rules_on_a_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     # a cell tagged remove-input shows its output, not its code
     assert "<p>TIMELINE</p>" in lesson and "draw_the_timeline_here" not in lesson
     assert "Out[4]" not in lesson and "[4]:" not in lesson
+    assert 'viewBox="0 0 9 9"' in lesson and "viewbox=" not in lesson   # SVG keeps its case
 
 
 def test_student_site_hides_keys_and_hidden_cells(tmp_path: Path) -> None:

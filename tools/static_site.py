@@ -49,6 +49,10 @@ _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 _EMPHASIS = re.compile(r"`|\*+|(?<![\w])_+(?=\w)|(?<=\w)_+(?![\w])")
 AUDIENCES = ("student", "instructor")
 REMOVE_TAG = "remove-cell"
+_SVG_ATTRS = {a.lower(): a for a in ("viewBox", "preserveAspectRatio", "textLength",
+                                      "lengthAdjust", "markerWidth", "markerHeight", "refX",
+                                      "refY", "markerUnits", "gradientUnits")}
+_SVG_CASE = re.compile(r"(\s)(" + "|".join(_SVG_ATTRS) + r")=")
 INPUT_TAG = "remove-input"
 HIDDEN_TESTS = "### BEGIN HIDDEN TESTS"
 KEY_CELL = ('# Answer key (instructor site only)\nkey = ex.solve()\nprint("ANSWER =", key)\n'
@@ -309,7 +313,9 @@ def render_page(nb: Any, title: str, source: Path) -> str:
     exporter = HTMLExporter(config=config, template_name="lab", embed_images=False)
     resources = {"metadata": {"name": title, "path": str(source.parent)}}
     body, _ = exporter.from_notebook_node(nb, resources=resources)
-    return str(body)
+    # nbconvert's HTML cleaning lower-cases attribute names; a browser fixes SVG's camelCase
+    # ones inline, but an SVG copied out of the page as a file would lose its viewBox
+    return _SVG_CASE.sub(lambda m: m.group(1) + _SVG_ATTRS[m.group(2)] + "=", str(body))
 
 
 #: The student index's guidance: what the lab is and the order to read it in.  A student has
