@@ -190,10 +190,10 @@ Two terms first: a *pfn* ([page frame number](../glossary.ipynb#pfn)) says which
 page a PTE maps, and an *order-n* folio ([order](../glossary.ipynb#order)) has 2<sup>n</sup> pages,
 so an order-0 folio is one page.
 
-Every batching version agrees on five stops:
+Every batching version (batch-v3, v6.9, v6.17) agrees on these limits of a call:
 
 - a batch never leaves its folio;
-- a small (order-0) folio is always a call of 1;
+- so a small (order-0) folio, one page, is always a call of 1;
 - a pfn gap ends it (the next PTE must map the next page of the folio);
 - an empty slot is no call at all (the copy loop skips it) and ends the run. The layouts
   here have no swap or migration entries (those would end a run too);
@@ -222,11 +222,14 @@ What else ends a batch depends on the version:
 """ + BATCH_STOP_TABLE + """
 
 The batch scan of v6.9 and v6.17 can be told to ignore D and SD, but not UW, so a UW change
-ends a batch even where the child drops UW. The kernel sets SD whenever it makes a PTE dirty,
-tracked or not. The problem's VMA line says `soft-dirty tracking off` or `ON`. Off is the
-VMA's VM_SOFTDIRTY flag set, as for every new VMA: /proc/pid/pagemap then reports every
-page of the VMA soft-dirty, whatever the PTE says, so the marks mean nothing and mixing them
-is safe. On means a tool cleared that flag and the SD marks to watch for new writes.
+ends a batch even where the child drops UW. A layout states the bits it wants. In a real
+run, x86's pte_mkdirty() sets SD with D, so a row with D 1 and SD 0 is a PTE whose SD a
+tracker cleared after the write (clearing SD leaves D). The problem's VMA line says
+`soft-dirty tracking off` or `ON`. The VMA's VM_SOFTDIRTY flag means "count the whole VMA
+as soft-dirty", so tracking *off* is that flag *set*, as in every new or grown VMA (a VMA
+can get it back after a tracker cleared it): /proc/pid/pagemap then reports every page of
+the VMA soft-dirty, whatever the PTE says, so the marks mean nothing and mixing them is
+safe. On means a tool cleared that flag and the SD marks to watch for new writes.
 v6.9 and v6.17 make the same batches (they differ in how they read the PTEs, which this
 exercise does not ask).
 
@@ -254,9 +257,11 @@ Why W may be merged in a shared mapping: a PTE of a writable shared mapping is r
 only so that its first write faults
 ([write-notify](../glossary.ipynb#write-notify)). A file system that writes pages back
 wants that fault to hear of the write. The shared problems here are
-[shmem](../glossary.ipynb#shmem), which writes nothing back: the kernel keeps their PTEs
-read-only because the VMA is registered for [uffd-wp](../glossary.ipynb#uffd-wp), which
-needs every first write to fault. When a process writes through such a PTE of its own (parent's or
+[shmem](../glossary.ipynb#shmem), which writes nothing back (and is not anonymous, so its
+rows show AE 0: AE marks anonymous pages only). Their PTEs are read-only because the VMA is
+registered for [uffd-wp](../glossary.ipynb#uffd-wp): the kernel then builds every new PTE
+of the VMA read-only, so that the only way to a writable PTE is a write fault, which first
+looks for a UW mark. When a process writes through such a PTE of its own (parent's or
 child's alike), that write fault makes the PTE writable; only a UW mark would stop it and
 report the write to the monitor instead. So either direction is safe:
 
@@ -313,7 +318,8 @@ About test 1: a page that is not AE was shared by an earlier fork. The process i
 shared with may have exited since: the page stays non-AE until a write fault makes it the
 writer's own again. Pins are taken by [GUP](../glossary.ipynb#GUP) (the kernel's "get user
 pages", which drivers call), and GUP pins only AE pages. So a non-AE page cannot be
-pinned: it is shared again.
+pinned: it is shared again, even in a folio that has a pin (the pin is on another, AE page
+of it).
 
 Test 3 depends on the folio's size. A [FOLL_PIN](../glossary.ipynb#FOLL_PIN) pin counts
 differently in a small folio and in a large one (""" + _BIAS + """ is the kernel's
@@ -350,7 +356,9 @@ example below does). Fork's three tests read only the state, not how it arose.
 it cannot allocate a page there. Each copy needs a
 [preallocated page](../glossary.ipynb#preallocated-page): the call returns
 [-EAGAIN](../glossary.ipynb#-EAGAIN), fork drops its locks, allocates one page and
-retries. That is one round; the kernel keeps one spare page at a time. Write the calls down: a
+retries. That is one round. The page serves only the call it was allocated for: if that
+call does not use it, it is freed at once, never kept for a later PTE (the kernel
+allocates each page for its address, as the memory policy asks). Write the calls down: a
 number per call (the PTEs it took), `E` for a call that returned -EAGAIN. The rounds are the
 E's: the call that succeeds after a retry is not another round.
 
@@ -360,7 +368,7 @@ E's: the call that succeeds after a retry is not another round.
   again at the next PTE.
 - **v6.9, v6.17**: a batch's pages are checked in one call (the
   [rmap dup](../glossary.ipynb#rmap-dup), which adds the child's mapping to the pages'
-  reverse map), all or nothing.
+  reverse map, the record of who maps a page that reclaim walks), all or nothing.
   1. A batch that holds a page needing a copy is refused as a whole (`E`).
   2. The retry takes its first PTE alone: copied if the three tests hold for it, else
      shared (the preallocated page is then freed unused, but the round was spent: a
@@ -399,7 +407,8 @@ and
 [vmsplice](../glossary.ipynb#vmsplice) references count in the refcount but in no mapcount:
 they are not page-table entries. The PTE bits (D, W, ...) change no counter.
 
-The version does not change them either: all four versions offered copy the same rows.
+The version does not change them either: all four versions offered copy the same rows (each
+keeps a large folio's pincount the same way).
 The three tests of (c) look at the process, the folio and the page, never at batches;
 batching changes only how many calls and rounds fork takes.
 
@@ -408,7 +417,7 @@ mapcount per page, one number per page of the folio (how many PTEs map that page
 page no PTE maps)."""),
     "cow-after-fork": ("e-cow-or-reuse", """\
 **What you are given.** The table shows the parent's PTEs before fork: one large folio (`A`)
-and one or two small (order-0) pages, every page written (W 1) and the parent's own (AE 1).
+and one or two small (order-0) pages, every page writable (W 1) and the parent's own (AE 1).
 The folio lines give each folio's refcount: one reference per mapped PTE. Nothing is pinned.
 
 **What fork does.** It shares every page: the child's PTE maps the same page, both PTEs
@@ -451,8 +460,9 @@ mappings and references.
    - **v6.17**: "reuse" when all three hold, else "cow-copy":
      1. the other process maps no page of the folio any more (it has exited, or has copied
         every page of it away). The kernel reads a
-        [maybe mapped shared](../glossary.ipynb#maybe-mapped-shared) flag, which is exact
-        with only a parent and a child;
+        [maybe mapped shared](../glossary.ipynb#maybe-mapped-shared) flag, set while two
+        processes map pages of the folio and cleared once only one does (exact with only a
+        parent and a child);
      2. every reference to the folio is one of the writer's mappings (no pin, no pipe): the
         kernel compares the refcount with the folio's
         [large mapcount](../glossary.ipynb#large_mapcount), one counter it keeps
@@ -475,7 +485,7 @@ counts, for this layout and version:
 - `anon_dup_checks`: the anon [rmap dup](../glossary.ipynb#rmap-dup) calls (the child's
   mapping is added to the page's reverse map). The lab names them "checks" because each
   call also checks whether the child may share the page(s) and refuses for a
-  maybe-pinned AE page; it is one count per call.
+  maybe-pinned AE page; it is one count per rmap dup call.
 
 The rmap dup calls have no price of their own in 08: its prices are fitted to measured
 fork() times, so their cost is already inside the per-call and per-PTE prices. They are
@@ -698,13 +708,18 @@ def strip_key(ex: Exercise, first: bool = True) -> str:
         return (f"**Reading the strip below**: as the first example's; {slots}. "
                 f"{ex.kernel} {own}.\n\n")
     vma = ex.scenario.vmas[0]
+    nslots = vma["npages"]
     uffd = ("`uffd-wp` (the VMA is registered for uffd-wp) and " if vma.get("uffd_wp")
             else "")
     return ("**Reading the strip below** (open it after the answer). It numbers slots, "
             f"empty ones included; {slots}. The lines of text under the brackets "
-            "(`note 1`, `note 2`, ...) say why each call ended. A block's own label shows "
-            "only when you hover over it: the folio and page it starts at (`D:2...` is "
-            "folio D from page D.2 on) and the bits set in it. The strip's first line "
+            "(`note 1`, `note 2`, ...) say why each call ended. A block's label, the folio "
+            "and page it starts at (`D:2...` is folio D from page D.2 on) and then the "
+            "bits set in it (in `A:0... W D A` the first A is folio A, the last the "
+            "accessed bit), is written in the block where it fits, else shown when you "
+            f"hover over the block. The picture's description (`{ex.kernel} fork of "
+            f"{nslots} PTEs: ...`) counts the VMA's {nslots} slots, empty ones included. "
+            "The strip's first line names the version's copy function, its second "
             f"describes the VMA: {uffd}`anon_vma` (it has an "
             "[anon_vma](../glossary.ipynb#anon_vma): it holds private pages, so fork "
             "copies its page table). Where two ends meet, a folio's last page followed by "
