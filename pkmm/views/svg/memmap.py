@@ -293,8 +293,8 @@ def _table(c: Canvas, p: Process, who: str, names: Mapping[int, str], y: float,
         bottom += 14
         # a reader took names below the PTEs for a quirk of the child: say it is the
         # parent's rule (the words on the side away from the lines) seen from below
-        c.text(LEFT, bottom, f"^ the child's page table, {len(tables)} VMAs: each name "
-               "sits below its PTEs, away from the lines (the parent's sit above)", "pk-t")
+        c.text(LEFT, bottom, f"^ the child's page table, {len(tables)} VMAs: here each VMA's "
+               "name is under its PTEs (the parent's are above), clear of the lines", "pk-t")
     if not p.vmas:
         bottom += 14
         c.text(LEFT, bottom, f"{who}: no VMAs", "pk-t")
