@@ -52,7 +52,8 @@ class ForkCost(Exercise):
 
     name = "fork-cost"
     title = "the operation counts behind the cost of fork"
-    families = ("one folio order, all with the same bits except young", "several folio orders and a change of D")
+    families = ("one folio order, all with the same bits except young",
+                "several folio orders and a change of D")
     answer_format = ('a dict {"calls": int, "set_ptes_calls": int, "pte_writes": int, '
                      '"anon_dup_checks": int}')
 
