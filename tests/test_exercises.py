@@ -606,6 +606,23 @@ def test_calls_lines_name_no_bit_stop_at_a_folio_end() -> None:
                                    calls_behind(ex)):
                 a, b = rows[int(last)], rows[int(last) + 1]
                 assert b["folio"] == a["folio"], (name, ex.seed, last)
+    # and the converse: every bit stop inside a folio (the next row maps the folio's next
+    # page) is named, read from the layout, not from the trace the page uses
+    from pkmm.exercises.base import index_of
+    from pkmm.fork import fork
+    for name in ("batches", "pin-copies", "refcounts", "fork-cost", "child-bits"):
+        for ex in (_example(name), _extra(name)):
+            rows = ptes_of(ex.scenario)
+            kernels = ex.versions if name == "child-bits" else (ex.kernel,)
+            inside = 0
+            for k in kernels:
+                for st in fork(ex.build()[0], k).steps:
+                    last = index_of(ex.scenario, st.addr) + st.nr - 1 if st.nr else -1
+                    if st.stop.startswith("bit:") and last + 1 < len(rows):
+                        a, b = rows[last], rows[last + 1]
+                        inside += (b["folio"] == a["folio"]
+                                   and b.get("page", 0) == a.get("page", 0) + 1)
+            assert calls_behind(ex).count("(ends: ") == inside, (name, ex.seed)
 
 
 def test_strip_key_says_which_end_each_version_names() -> None:
