@@ -186,14 +186,13 @@ def _calls_text(batches: list[Any], ncalls: int) -> str:
     "1024 call(s), batches ['E', 1] repeated 512 times"
     """
     n = len(batches)
-    if n > 12 and ncalls == n:
-        for period in range(1, 5):
-            if n % period == 0 and batches == batches[:period] * (n // period):
-                if period == 1 and batches[0] != "E":
-                    return f"{n} calls, each a batch of {batches[0]}"
-                if period > 1:
-                    return (f"{ncalls} call(s), batches {batches[:period]} repeated "
-                            f"{n // period} times")
+    # the shortest repeating pattern; an -EAGAIN is no batch, so "each a batch of E" is not said
+    period = next((p for p in range(1, 5) if n % p == 0 and batches == batches[:p] * (n // p)
+                   and (p > 1 or batches[0] != "E")), 0) if n > 12 and ncalls == n else 0
+    if period == 1:
+        return f"{n} calls, each a batch of {batches[0]}"
+    if period:
+        return f"{ncalls} call(s), batches {batches[:period]} repeated {n // period} times"
     return f"{ncalls} call(s), batches {batches}"
 
 
